@@ -1,0 +1,1 @@
+"""The Brook broker: network layer, request handlers, coordinators."""

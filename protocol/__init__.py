@@ -1,0 +1,1 @@
+"""Kafka wire protocol, sans I/O: generated message codecs, framing, record batches."""

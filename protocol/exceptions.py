@@ -1,0 +1,74 @@
+"""Typed errors of the protocol layer.
+
+Every failure to decode bytes from the wire raises a subclass of :class:`DecodeError`, so the
+network layer can catch exactly one type, log it and close that connection.
+"""
+
+from __future__ import annotations
+
+
+class ProtocolError(Exception):
+    """Base of every error raised by the protocol package."""
+
+
+class DecodeError(ProtocolError):
+    """Bytes that cannot be decoded as what they claim to be."""
+
+
+class TruncatedError(DecodeError):
+    """The buffer ended before the value being read."""
+
+
+class BadLengthError(DecodeError):
+    """A length prefix is negative where null is not allowed, or otherwise impossible."""
+
+
+class LengthExceedsRemainingError(BadLengthError):
+    """A string, bytes or array length is larger than the bytes left in the buffer."""
+
+
+class BadVarintError(DecodeError):
+    """A varint longer than its type allows."""
+
+
+class BadUtf8Error(DecodeError):
+    """A string whose bytes are not valid UTF-8."""
+
+
+class FrameTooLargeError(DecodeError):
+    """A frame's length prefix is above the configured maximum (or negative)."""
+
+    def __init__(self, size: int, maximum: int) -> None:
+        super().__init__(f"frame of {size} bytes exceeds the maximum of {maximum} bytes")
+        self.size = size
+        self.maximum = maximum
+
+
+class UnknownApiError(DecodeError):
+    """An api key that the protocol does not define."""
+
+    def __init__(self, api_key: int) -> None:
+        super().__init__(f"unknown api key {api_key}")
+        self.api_key = api_key
+
+
+class UnsupportedVersionError(DecodeError):
+    """A version outside the valid range of a known api (or message)."""
+
+    def __init__(self, name: str, version: int) -> None:
+        super().__init__(f"{name} has no version {version}")
+        self.name = name
+        self.version = version
+
+
+class TrailingBytesError(DecodeError):
+    """A message decoded completely but bytes were left over in its frame."""
+
+
+class CorruptRecordError(DecodeError):
+    """A record batch or legacy message that is malformed (bad size, CRC, varint, ...)."""
+
+
+class EncodeError(ProtocolError):
+    """A value that cannot be encoded in the requested version (e.g. a non-ignorable field
+    that the version lacks, or null where the version does not allow it)."""

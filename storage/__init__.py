@@ -1,0 +1,1 @@
+"""Partition logs on disk, byte-compatible with Apache Kafka's log directories."""
