@@ -1,0 +1,797 @@
+"""One partition's log: an ordered list of segments and the offsets that describe it.
+
+Offsets: ``log_start_offset <= high_watermark <= log_end_offset`` and
+``recovery_point <= log_end_offset``. Only the last (active) segment is written. Offsets are
+contiguous except where compaction removed records or a follower truncated mid-batch: a read at
+an offset inside a gap returns the next batch, as in Kafka.
+
+Thread-safety: every public method takes the log's re-entrant lock, so the broker may run
+:meth:`Log.flush` in a worker thread while its event loop appends and reads. ``flush`` holds the
+lock only to write index files and ``dup`` descriptors; the ``fsync`` calls themselves run
+outside it, so appends are not blocked behind a slow disk.
+
+Calls that may block on ``fsync``: ``flush``; ``append`` when ``flush.messages`` is reached, and
+(rarely) when the leader epoch changes (the epoch checkpoint is fsync'd); ``truncate_to``,
+``truncate_fully_and_start_at`` and ``delete_records_before`` (epoch checkpoint);
+``assign_topic_id``; ``close``. Everything else only touches the page cache.
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+import struct
+import threading
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import crc32c
+
+from protocol.records.batch import LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, BatchHeader
+from storage.checkpoint import PartitionMetadataFile
+from storage.clock import Clock
+from storage.config import LogConfig
+from storage.deletion import FileDeleter
+from storage.errors import (
+    CorruptBatchError,
+    InconsistentTopicIdError,
+    InvalidMagicError,
+    InvalidOffsetError,
+    InvalidRecordBatchError,
+    InvalidTimestampError,
+    LogDeletedError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+)
+from storage.fs import FileSystem
+from storage.handles import HandleCache
+from storage.leader_epoch import LeaderEpochCache
+from storage.recovery import LoadResult, jitter, load_segments
+from storage.results import AppendInfo, BatchPosition, FileSlice, OffsetAndTimestamp, ReadResult
+from storage.segment import DELETED_SUFFIX, HEADER, LogSegment, offset_of_max_timestamp
+
+_I64 = struct.Struct(">q")
+_I32 = struct.Struct(">i")
+_I16 = struct.Struct(">h")
+_U32 = struct.Struct(">I")
+_TIMESTAMP_TYPE_BIT = 0x08
+
+
+def parse_partition_dir(name: str) -> tuple[str, int] | None:
+    """``("my-topic", 3)`` for ``my-topic-3``; None for names that are not partition dirs."""
+    topic, sep, partition = name.rpartition("-")
+    if not sep or not topic or not partition.isdigit() or "." in partition:
+        return None
+    return topic, int(partition)
+
+
+class Log:
+    """A partition log. Create through :class:`storage.manager.LogManager` or :meth:`Log.open`."""
+
+    def __init__(
+        self,
+        directory: Path,
+        topic: str,
+        partition: int,
+        config: LogConfig,
+        clock: Clock,
+        fs: FileSystem,
+        handles: HandleCache,
+        deleter: FileDeleter,
+        loaded: LoadResult,
+        *,
+        log_start_offset: int,
+        high_watermark: int,
+        topic_id: uuid.UUID | None,
+    ) -> None:
+        self.directory = directory
+        self.topic = topic
+        self.partition = partition
+        self._config = config
+        self.clock = clock
+        self.fs = fs
+        self.handles = handles
+        self.deleter = deleter
+        self._lock = threading.RLock()
+        self._rng = random.Random()
+        self._segments: list[LogSegment] = loaded.segments
+        self._bases: list[int] = [s.base_offset for s in self._segments]
+        self._leo = loaded.log_end_offset
+        self._recovery_point = loaded.recovery_point
+        self._log_start = max(log_start_offset, self._bases[0])
+        self._hw = min(max(high_watermark, self._log_start), self._leo)
+        self._topic_id = topic_id
+        self._closed = False
+        self._deleted = False
+        self._last_flush_ms = clock.milliseconds()
+        self._roll_flush_offset = -1
+        self._new_segment_since_flush = False
+        #: First offset the cleaner has not cleaned yet (``cleaner-offset-checkpoint``).
+        self.cleaner_checkpoint = 0
+        #: Latest delete horizon the cleaner stamped on a batch; a log with an expired one is
+        #: worth cleaning again (tombstones to drop) even below min.cleanable.dirty.ratio.
+        self.latest_delete_horizon = -1
+        self.leader_epochs = LeaderEpochCache(fs, directory, lambda: self._leo)
+        for epoch, start in sorted(loaded.epochs_seen.items(), key=lambda kv: kv[1]):
+            latest = self.leader_epochs.latest_epoch
+            if latest is None or epoch > latest:
+                self.leader_epochs.assign(epoch, start)
+        self.leader_epochs.truncate_from_end(self._leo)
+        self.leader_epochs.truncate_from_start(self._log_start)
+        #: Load statistics (segments recovered, bytes truncated, indexes rebuilt).
+        self.load_result = loaded
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        config: LogConfig,
+        *,
+        clock: Clock,
+        fs: FileSystem | None = None,
+        handles: HandleCache | None = None,
+        deleter: FileDeleter | None = None,
+        recovery_point: int = 0,
+        log_start_offset: int = 0,
+        high_watermark: int = 0,
+        had_clean_shutdown: bool = False,
+        topic_id: uuid.UUID | None = None,
+    ) -> Log:
+        """Open (creating if needed) the log in ``directory``, named ``<topic>-<partition>``."""
+        parsed = parse_partition_dir(directory.name)
+        if parsed is None:
+            raise ValueError(f"{directory.name!r} is not a <topic>-<partition> directory name")
+        fs = fs if fs is not None else FileSystem()
+        handles = handles if handles is not None else HandleCache(fs)
+        deleter = deleter if deleter is not None else FileDeleter(fs, clock)
+        created = not directory.exists()
+        directory.mkdir(parents=True, exist_ok=True)
+        if created:
+            fs.fsync_dir(directory.parent)
+        meta = PartitionMetadataFile(fs, directory)
+        stored_id = meta.read() if meta.exists() else None
+        if topic_id is not None and stored_id is not None and stored_id != topic_id:
+            raise InconsistentTopicIdError(f"{directory} holds topic id {stored_id}, not {topic_id}")
+        loaded = load_segments(
+            fs,
+            handles,
+            directory,
+            config,
+            clock,
+            recovery_point=recovery_point,
+            log_start_offset=log_start_offset,
+            had_clean_shutdown=had_clean_shutdown and not created,
+            rng=random.Random(),
+        )
+        log = cls(
+            directory,
+            parsed[0],
+            parsed[1],
+            config,
+            clock,
+            fs,
+            handles,
+            deleter,
+            loaded,
+            log_start_offset=log_start_offset,
+            high_watermark=high_watermark,
+            topic_id=stored_id,
+        )
+        if topic_id is not None and stored_id is None:
+            log.assign_topic_id(topic_id)
+        return log
+
+    # -- properties -------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> LogConfig:
+        return self._config
+
+    @property
+    def log_start_offset(self) -> int:
+        return self._log_start
+
+    @property
+    def log_end_offset(self) -> int:
+        return self._leo
+
+    @property
+    def recovery_point(self) -> int:
+        return self._recovery_point
+
+    @property
+    def high_watermark(self) -> int:
+        return self._hw
+
+    @high_watermark.setter
+    def high_watermark(self, value: int) -> None:
+        with self._lock:
+            self._hw = min(max(value, self._log_start), self._leo)
+
+    @property
+    def topic_id(self) -> uuid.UUID | None:
+        return self._topic_id
+
+    @property
+    def segment_count(self) -> int:
+        return len(self._segments)
+
+    @property
+    def last_flush_ms(self) -> int:
+        return self._last_flush_ms
+
+    @property
+    def active_segment(self) -> LogSegment:
+        return self._segments[-1]
+
+    def segments(self) -> list[LogSegment]:
+        """A snapshot of the segment list, oldest first."""
+        with self._lock:
+            return list(self._segments)
+
+    def size_in_bytes(self) -> int:
+        with self._lock:
+            return sum(s.size for s in self._segments)
+
+    def assign_topic_id(self, topic_id: uuid.UUID) -> None:
+        with self._lock:
+            if self._topic_id is not None and self._topic_id != topic_id:
+                raise InconsistentTopicIdError(
+                    f"{self.directory} holds topic id {self._topic_id}, not {topic_id}"
+                )
+            if self._topic_id is None:
+                PartitionMetadataFile(self.fs, self.directory).write(topic_id)
+                self._topic_id = topic_id
+
+    def update_config(self, config: LogConfig) -> None:
+        """Swap the configuration; new index sizes apply from the next segment on."""
+        with self._lock:
+            self._config = config
+            for seg in self._segments:
+                seg.config = config
+
+    def _check_open(self) -> None:
+        if self._deleted:
+            raise LogDeletedError(f"log {self.directory.name} was deleted")
+        if self._closed:
+            raise LogDeletedError(f"log {self.directory.name} is closed")
+
+    # -- append -----------------------------------------------------------------------------------
+
+    def append(self, data: bytearray | memoryview, leader_epoch: int) -> AppendInfo:
+        """Validate, assign offsets in place and append one or more v2 batches as the leader.
+
+        Each batch's base offset and partition leader epoch are rewritten in ``data`` (the CRC
+        does not cover them; for LogAppendTime topics the max timestamp and timestamp-type bit
+        are set too and the CRC recomputed). The whole buffer is written with one ``pwrite``.
+        Nothing is appended if any batch is invalid.
+        """
+        mv = data if isinstance(data, memoryview) else memoryview(data)
+        if mv.readonly:
+            raise TypeError("append needs a writable buffer (bytearray or writable memoryview)")
+        with self._lock:
+            self._check_open()
+            info = self._append_locked(mv, leader_epoch, assign=True)
+            flush_needed = self._leo - self._recovery_point >= self._config.flush_messages
+        if flush_needed:
+            self.flush()
+        return info
+
+    def append_as_follower(self, data: bytearray | memoryview | bytes) -> AppendInfo:
+        """Append batches whose offsets and epochs the leader assigned (replication).
+
+        Offsets must increase and start at or above the log end offset (gaps are allowed, as
+        compaction on the leader leaves them). Leader epochs found in the batches extend the
+        epoch cache.
+        """
+        mv = memoryview(data)
+        with self._lock:
+            self._check_open()
+            info = self._append_locked(mv, -1, assign=False)
+            flush_needed = self._leo - self._recovery_point >= self._config.flush_messages
+        if flush_needed:
+            self.flush()
+        return info
+
+    def _append_locked(self, mv: memoryview, leader_epoch: int, *, assign: bool) -> AppendInfo:
+        cfg = self._config
+        n = len(mv)
+        if n == 0:
+            raise InvalidRecordBatchError("no record batch to append")
+        if mv.ndim != 1 or mv.itemsize != 1:
+            mv = mv.cast("B")
+        now = self.clock.milliseconds()
+        append_time = now if (assign and cfg.log_append_time) else -1
+        check_ts = (
+            assign
+            and not cfg.log_append_time
+            and (
+                cfg.message_timestamp_before_max_ms < (1 << 62)
+                or cfg.message_timestamp_after_max_ms < (1 << 62)
+            )
+        )
+        max_bytes = cfg.max_message_bytes
+        unpack = HEADER.unpack_from
+        crc = crc32c.crc32c
+        next_offset = self._leo
+        first_offset = -1
+        max_ts = -1
+        offset_of_max_ts = -1
+        batches: list[tuple[int, int, int, int]] = []
+        epochs: list[tuple[int, int]] = []
+        pos = 0
+        while pos < n:
+            remaining = n - pos
+            if remaining > 16 and mv[pos + 16] != 2:
+                raise InvalidMagicError(f"batch at position {pos} has magic {mv[pos + 16]}, expected 2")
+            if remaining < RECORD_BATCH_OVERHEAD:
+                raise CorruptBatchError(f"truncated record batch header at position {pos}")
+            fields = unpack(mv, pos)
+            size = fields[1] + LOG_OVERHEAD
+            if size < RECORD_BATCH_OVERHEAD or size > remaining:
+                raise CorruptBatchError(f"record batch at position {pos} declares {fields[1]} bytes")
+            if size > max_bytes:
+                raise RecordTooLargeError(size, max_bytes)
+            if crc(mv[pos + 21 : pos + size]) != fields[4]:
+                raise CorruptBatchError(f"record batch at position {pos} fails its CRC-32C check")
+            last_delta = fields[6]
+            if last_delta < 0:
+                raise InvalidRecordBatchError(
+                    f"record batch at position {pos} has last offset delta {last_delta}"
+                )
+            batch_max_ts = fields[8]
+            if assign:
+                if fields[12] != last_delta + 1:
+                    raise InvalidRecordBatchError(
+                        f"record batch at position {pos} has {fields[12]} records "
+                        f"but last offset delta {last_delta}"
+                    )
+                base = next_offset
+                _I64.pack_into(mv, pos, base)
+                _I32.pack_into(mv, pos + 12, leader_epoch)
+                if append_time >= 0:
+                    _I16.pack_into(mv, pos + 21, fields[5] | _TIMESTAMP_TYPE_BIT)
+                    _I64.pack_into(mv, pos + 35, append_time)
+                    _U32.pack_into(mv, pos + 17, crc(mv[pos + 21 : pos + size]))
+                    batch_max_ts = append_time
+                elif check_ts:
+                    self._check_timestamps(fields[7], batch_max_ts, now)
+            else:
+                base = fields[0]
+                if base < next_offset:
+                    raise InvalidOffsetError(
+                        f"follower batch at position {pos} starts at {base}, below the expected {next_offset}"
+                    )
+                epoch = fields[2]
+                if epoch >= 0 and (not epochs or epoch > epochs[-1][0]):
+                    epochs.append((epoch, base))
+            if first_offset < 0:
+                first_offset = base
+            last = base + last_delta
+            if batch_max_ts > max_ts:
+                max_ts = batch_max_ts
+                offset_of_max_ts = last
+            batches.append((pos, size, last, batch_max_ts))
+            next_offset = last + 1
+            pos += size
+
+        if assign:
+            if leader_epoch >= 0:
+                latest = self.leader_epochs.latest_epoch
+                if latest is None or leader_epoch > latest:
+                    self.leader_epochs.assign(leader_epoch, first_offset)
+        else:
+            for epoch, start in epochs:
+                latest = self.leader_epochs.latest_epoch
+                if latest is None or epoch > latest:
+                    self.leader_epochs.assign(epoch, start)
+
+        seg = self._segments[-1]
+        if seg.should_roll(n, max_ts, next_offset - 1, now):
+            seg = self._roll(first_offset)
+        seg.append(mv, batches)
+        self._leo = next_offset
+        return AppendInfo(
+            first_offset=first_offset,
+            last_offset=next_offset - 1,
+            max_timestamp=max_ts,
+            offset_of_max_timestamp=offset_of_max_ts,
+            batches=len(batches),
+            bytes=n,
+            log_append_time=append_time,
+            log_start_offset=self._log_start,
+        )
+
+    def _check_timestamps(self, base_ts: int, max_ts: int, now: int) -> None:
+        cfg = self._config
+        if base_ts >= 0 and now - base_ts > cfg.message_timestamp_before_max_ms:
+            raise InvalidTimestampError(
+                f"timestamp {base_ts} is more than message.timestamp.before.max.ms old"
+            )
+        if max_ts - now > cfg.message_timestamp_after_max_ms:
+            raise InvalidTimestampError(
+                f"timestamp {max_ts} is more than message.timestamp.after.max.ms ahead"
+            )
+
+    def roll(self) -> LogSegment:
+        """Start a new active segment at the log end offset (no-op if the active one is empty)."""
+        with self._lock:
+            self._check_open()
+            return self._roll(self._leo)
+
+    def _roll(self, base_offset: int) -> LogSegment:
+        old = self._segments[-1]
+        if old.size == 0:
+            if old.base_offset == base_offset:
+                return old
+            # An empty active segment at a lower base: replace it rather than keep an empty file.
+            self._segments.pop()
+            self._bases.pop()
+            old.delete_files()
+        else:
+            old.on_become_inactive()
+        new = LogSegment.create(
+            self.fs,
+            self.handles,
+            self.directory,
+            base_offset,
+            self._config,
+            self.clock,
+            roll_jitter_ms=jitter(self._config, self._rng),
+        )
+        self._segments.append(new)
+        self._bases.append(base_offset)
+        self._new_segment_since_flush = True
+        # Kafka flushes the rolled segment asynchronously; here flush_due() does it.
+        self._roll_flush_offset = max(self._roll_flush_offset, base_offset)
+        return new
+
+    # -- read -------------------------------------------------------------------------------------
+
+    def read(
+        self, offset: int, max_bytes: int, max_offset: int | None = None, min_one_message: bool = True
+    ) -> ReadResult:
+        """Whole batches starting with the one holding ``offset``, within one segment.
+
+        At most ``max_bytes`` unless the first batch alone is larger and ``min_one_message``;
+        only batches entirely below ``max_offset`` (exclusive; the high watermark or last stable
+        offset; default the log end offset). ``offset`` outside ``[log_start_offset,
+        log_end_offset]`` raises :class:`OffsetOutOfRangeError`. The caller owns the returned
+        slice and must close it (see :class:`storage.results.FileSlice`).
+        """
+        if max_bytes < 0:
+            raise ValueError("max_bytes must be non-negative")
+        with self._lock:
+            self._check_open()
+            leo = self._leo
+            if offset < self._log_start or offset > leo:
+                raise OffsetOutOfRangeError(offset, self._log_start, leo)
+            limit = leo if max_offset is None else min(max_offset, leo)
+            if offset >= limit:
+                return self._empty(offset, self._segments[-1].base_offset)
+            i = bisect.bisect_right(self._bases, offset) - 1
+            segments = self._segments
+            while i < len(segments):
+                seg = segments[i]
+                seg_end = self._bases[i + 1] if i + 1 < len(segments) else leo
+                found = seg.read(offset, max_bytes, limit, min_one_message, seg_end)
+                if found is None:
+                    i += 1
+                    continue
+                pos, length, first, next_offset = found
+                if length == 0:
+                    result = self._empty(offset, seg.base_offset)
+                    result.first_batch_too_large = (
+                        not min_one_message
+                        and first.batch_length + LOG_OVERHEAD > max_bytes
+                        and first.base_offset + first.last_offset_delta < limit
+                    )
+                    return result
+                return ReadResult(
+                    slice=FileSlice(seg.dup_fd(), pos, length),
+                    first_offset=first.base_offset,
+                    next_offset=next_offset,
+                    log_start_offset=self._log_start,
+                    log_end_offset=leo,
+                    high_watermark=self._hw,
+                    segment_base_offset=seg.base_offset,
+                )
+            return self._empty(offset, self._segments[-1].base_offset)
+
+    def _empty(self, offset: int, segment_base: int) -> ReadResult:
+        return ReadResult(
+            slice=None,
+            first_offset=offset,
+            next_offset=offset,
+            log_start_offset=self._log_start,
+            log_end_offset=self._leo,
+            high_watermark=self._hw,
+            segment_base_offset=segment_base,
+        )
+
+    @staticmethod
+    def fetch_bytes(file_slice: FileSlice) -> bytes:
+        """Read a slice into memory (down-conversion, tests); does not close it."""
+        return file_slice.read()
+
+    def read_bytes(self, offset: int, max_bytes: int, max_offset: int | None = None) -> bytes:
+        """Convenience: :meth:`read` then the bytes, slice closed (tests, coordinator replay)."""
+        with self.read(offset, max_bytes, max_offset) as result:
+            return result.slice.read() if result.slice is not None else b""
+
+    # -- timestamps -------------------------------------------------------------------------------
+
+    def offset_for_timestamp(self, timestamp: int) -> OffsetAndTimestamp | None:
+        """ListOffsets by timestamp: the first record with timestamp >= ``timestamp`` at or
+        after the log start offset (Kafka: the first segment whose largest timestamp reaches it,
+        its time index, then the batches and the records of the first matching batch)."""
+        with self._lock:
+            self._check_open()
+            for seg in self._segments:
+                if seg.largest_timestamp() >= timestamp:
+                    found = seg.find_offset_by_timestamp(timestamp, self._log_start)
+                    if found is None:
+                        return None
+                    return OffsetAndTimestamp(found[0], found[1], found[2])
+            return None
+
+    def max_timestamp_offset(self) -> OffsetAndTimestamp | None:
+        """ListOffsets MAX_TIMESTAMP (-3): the record with the largest timestamp (first one if
+        several), or None for a log without timestamps."""
+        with self._lock:
+            self._check_open()
+            best: LogSegment | None = None
+            for seg in self._segments:
+                if best is None or seg.max_timestamp_so_far > best.max_timestamp_so_far:
+                    best = seg
+            if best is None or best.max_timestamp_so_far < 0:
+                return None
+            ts = best.max_timestamp_so_far
+            _, pos = best.offset_index.lookup(best.offset_of_max_timestamp_so_far)
+            for position, header in best.iter_headers(pos):
+                if header.max_timestamp == ts:
+                    raw = best.pread(header.batch_length + LOG_OVERHEAD, position)
+                    return OffsetAndTimestamp(
+                        offset_of_max_timestamp(raw, header), ts, header.partition_leader_epoch
+                    )
+            return None
+
+    # -- scanning ---------------------------------------------------------------------------------
+
+    def scan_batch_headers(
+        self, start_offset: int | None = None
+    ) -> Iterator[tuple[BatchPosition, BatchHeader]]:
+        """Every batch header from the batch holding ``start_offset`` (default: the log start)
+        to the end, without decoding records: for rebuilding producer state at start.
+
+        Iterates a snapshot of the segment list; do not interleave with truncation or deletion.
+        """
+        with self._lock:
+            self._check_open()
+            segments = list(self._segments)
+            start = self._log_start if start_offset is None else max(start_offset, self._log_start)
+            ends = [s.size for s in segments]
+        i = max(0, bisect.bisect_right([s.base_offset for s in segments], start) - 1)
+        first = True
+        for seg, end in zip(segments[i:], ends[i:], strict=True):
+            pos = 0
+            if first:
+                pos = seg.offset_index.lookup(start)[1]
+                first = False
+            for position, header in seg.iter_headers(pos, end):
+                if header.base_offset + header.last_offset_delta < start:
+                    continue
+                yield BatchPosition(seg.base_offset, position), header
+
+    # -- truncation and log start ---------------------------------------------------------------
+
+    def truncate_to(self, offset: int) -> bool:
+        """Remove every batch whose last offset is >= ``offset``; the log end offset becomes
+        ``offset``. Returns False (and only trims the epoch cache) when ``offset >= LEO``."""
+        if offset < 0:
+            raise ValueError(f"cannot truncate to negative offset {offset}")
+        with self._lock:
+            self._check_open()
+            if offset >= self._leo:
+                self.leader_epochs.truncate_from_end(self._leo)
+                return False
+            if self._bases[0] > offset:
+                self._truncate_fully_locked(offset)
+                return True
+            doomed = [s for s in self._segments if s.base_offset > offset]
+            keep = len(self._segments) - len(doomed)
+            del self._segments[keep:]
+            del self._bases[keep:]
+            self._dispose(doomed)
+            active = self._segments[-1]
+            active.truncate_to(offset)
+            active.persist_indexes(active=True)
+            self._leo = offset
+            self.leader_epochs.truncate_from_end(offset)
+            self._log_start = min(self._log_start, offset)
+            self._hw = min(self._hw, offset)
+            self._recovery_point = min(self._recovery_point, offset)
+            self._roll_flush_offset = min(self._roll_flush_offset, offset)
+            self.cleaner_checkpoint = min(self.cleaner_checkpoint, offset)
+            return True
+
+    def truncate_fully_and_start_at(self, offset: int) -> None:
+        """Delete everything; the log restarts empty at ``offset`` (start = end = HW)."""
+        if offset < 0:
+            raise ValueError(f"cannot start at negative offset {offset}")
+        with self._lock:
+            self._check_open()
+            self._truncate_fully_locked(offset)
+
+    def _truncate_fully_locked(self, offset: int) -> None:
+        doomed = list(self._segments)
+        self._segments.clear()
+        self._bases.clear()
+        self._dispose(doomed)
+        seg = LogSegment.create(
+            self.fs,
+            self.handles,
+            self.directory,
+            offset,
+            self._config,
+            self.clock,
+            roll_jitter_ms=jitter(self._config, self._rng),
+        )
+        self._segments.append(seg)
+        self._bases.append(offset)
+        self._new_segment_since_flush = True
+        self._leo = offset
+        self._log_start = offset
+        self._hw = offset
+        self._recovery_point = offset
+        self._roll_flush_offset = -1
+        self.cleaner_checkpoint = offset
+        self.leader_epochs.clear()
+
+    def delete_records_before(self, offset: int) -> int:
+        """DeleteRecords: move the log start offset up to ``offset`` (at most the high
+        watermark) and delete the segments wholly below it. Returns the new log start offset."""
+        with self._lock:
+            self._check_open()
+            if offset > self._hw:
+                raise OffsetOutOfRangeError(offset, self._log_start, self._hw)
+            if offset > self._log_start:
+                self._log_start = offset
+                self.leader_epochs.truncate_from_start(offset)
+                self.cleaner_checkpoint = max(self.cleaner_checkpoint, offset)
+                self.delete_segments_below_log_start()
+            return self._log_start
+
+    def delete_segments_below_log_start(self) -> int:
+        """Delete leading segments whose next segment starts at or below the log start offset."""
+        with self._lock:
+            count = 0
+            while count + 1 < len(self._segments) and self._bases[count + 1] <= self._log_start:
+                count += 1
+            return self._delete_oldest(count)
+
+    def _delete_oldest(self, count: int) -> int:
+        """Remove the ``count`` oldest segments (never the active one); the log start offset
+        moves to the first remaining segment if it was below it."""
+        count = min(count, len(self._segments) - 1)
+        if count <= 0:
+            return 0
+        doomed = self._segments[:count]
+        del self._segments[:count]
+        del self._bases[:count]
+        if self._bases[0] > self._log_start:
+            self._log_start = self._bases[0]
+            self.leader_epochs.truncate_from_start(self._log_start)
+            self._hw = max(self._hw, self._log_start)
+            self._recovery_point = max(self._recovery_point, self._log_start)
+            self.cleaner_checkpoint = max(self.cleaner_checkpoint, self._log_start)
+        self._dispose(doomed)
+        return count
+
+    def _dispose(self, segments: list[LogSegment]) -> None:
+        """Rename segments to ``.deleted`` and hand them to the deleter."""
+        paths: list[Path] = []
+        for seg in segments:
+            seg.close_handles()
+            seg.rename_suffix("", DELETED_SUFFIX)
+            paths.extend(p for p in seg.files() if p.exists())
+        self.deleter.schedule(paths, self._config.file_delete_delay_ms)
+
+    # -- durability -------------------------------------------------------------------------------
+
+    def flush(self, up_to: int | None = None) -> None:
+        """fsync the segments holding offsets below ``up_to`` (default: everything) and their
+        indexes; the recovery point becomes ``up_to``. Blocks on fsync (outside the lock)."""
+        sync_fds: list[int] = []
+        index_paths: list[Path] = []
+        with self._lock:
+            self._check_open()
+            target = self._leo if up_to is None else min(up_to, self._leo)
+            if target <= self._recovery_point and not self._new_segment_since_flush:
+                self._last_flush_ms = self.clock.milliseconds()
+                return
+            sync_dir = self._new_segment_since_flush
+            self._new_segment_since_flush = False
+            try:
+                for i, seg in enumerate(self._segments):
+                    seg_end = self._bases[i + 1] if i + 1 < len(self._segments) else self._leo + 1
+                    if seg_end <= self._recovery_point or seg.base_offset >= target:
+                        continue
+                    seg.persist_indexes(active=i == len(self._segments) - 1)
+                    index_paths.extend(seg.index_paths())
+                    sync_fds.append(seg.dup_fd())
+            except BaseException:
+                for fd in sync_fds:
+                    self.fs.close(fd)
+                raise
+        try:
+            for fd in sync_fds:
+                self.fs.fsync(fd)
+            for path in index_paths:
+                try:
+                    fd = self.fs.open(path)
+                except FileNotFoundError:
+                    continue  # segment deleted meanwhile
+                try:
+                    self.fs.fsync(fd)
+                finally:
+                    self.fs.close(fd)
+            if sync_dir:
+                self.fs.fsync_dir(self.directory)
+        finally:
+            for fd in sync_fds:
+                self.fs.close(fd)
+        with self._lock:
+            if target > self._recovery_point:
+                self._recovery_point = min(target, self._leo)
+            if self._roll_flush_offset <= self._recovery_point:
+                self._roll_flush_offset = -1
+            self._last_flush_ms = self.clock.milliseconds()
+
+    def flush_if_due(self) -> bool:
+        """Flush if ``flush.ms`` has passed since the last flush, or a rolled segment awaits its
+        flush (the recovery point then moves to the new segment). Returns whether it flushed."""
+        now = self.clock.milliseconds()
+        with self._lock:
+            if self._closed or self._deleted:
+                return False
+            due_time = now - self._last_flush_ms >= self._config.flush_ms
+            roll_offset = self._roll_flush_offset
+        if due_time:
+            self.flush()
+            return True
+        if roll_offset > self._recovery_point:
+            self.flush(roll_offset)
+            return True
+        return False
+
+    def close(self) -> None:
+        """Flush and close cleanly: indexes trimmed, final time-index entries, descriptors closed."""
+        if self._closed or self._deleted:
+            return
+        self.flush()
+        with self._lock:
+            for i, seg in enumerate(self._segments):
+                if i == len(self._segments) - 1:
+                    seg.close()
+                else:
+                    seg.persist_indexes(active=False)
+                    seg.close_handles()
+            self._closed = True
+
+    def mark_deleted(self) -> None:
+        """Close descriptors without writing (the directory is being deleted)."""
+        with self._lock:
+            for seg in self._segments:
+                seg.close_handles()
+            self._deleted = True
+
+    def mark_reopened_directory(self, directory: Path) -> None:
+        self.directory = directory
+
+    def __repr__(self) -> str:
+        return (
+            f"Log({self.directory.name}, start={self._log_start}, end={self._leo}, hw={self._hw}, "
+            f"segments={len(self._segments)})"
+        )
