@@ -78,8 +78,9 @@ class SparseIndex:
         keys, values = self._keys, self._values
         if keys is not None and values is not None:
             return keys, values
-        data = self.fs.read_file(self.path) if self.path.exists() else b""
-        self._file_len = len(data)
+        exists = self.path.exists()
+        data = self.fs.read_file(self.path) if exists else b""
+        self._file_len = len(data) if exists else -1
         usable = len(data) - len(data) % self.ENTRY_SIZE
         # A pre-allocated file that was never trimmed (unclean stop) ends in zero entries. A real
         # entry is never all zeros (offset index: position 0 is never indexed; time index: an

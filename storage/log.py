@@ -23,7 +23,7 @@ import random
 import struct
 import threading
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import crc32c
@@ -668,6 +668,22 @@ class Log:
         with self._lock:
             count = 0
             while count + 1 < len(self._segments) and self._bases[count + 1] <= self._log_start:
+                count += 1
+            return self._delete_oldest(count)
+
+    def delete_old_segments(self, predicate: Callable[[LogSegment, LogSegment | None], bool]) -> int:
+        """Delete the longest prefix of segments for which ``predicate(segment, next)`` holds,
+        oldest first, stopping at the first segment that is not wholly below the high watermark
+        (so the log start never passes it) and never deleting the active segment. Kafka's
+        ``deletableSegments``; see :mod:`storage.retention` for the predicates."""
+        with self._lock:
+            self._check_open()
+            count = 0
+            segments = self._segments
+            while count < len(segments) - 1:
+                upper = self._bases[count + 1]
+                if self._hw < upper or not predicate(segments[count], segments[count + 1]):
+                    break
                 count += 1
             return self._delete_oldest(count)
 

@@ -1,0 +1,312 @@
+"""All partition logs of a broker, across its log directories.
+
+The manager owns what is per log dir (the four offset checkpoint files, the clean-shutdown
+marker) and what is shared by all logs (the descriptor pool, delayed deletion, the cleaner). It
+starts no thread and no task: the broker calls ``checkpoint``, ``run_retention_once``,
+``run_cleaner_once`` and ``flush_due`` from its timers (Kafka's defaults:
+``log.flush.offset.checkpoint.interval.ms`` 60 s, ``log.retention.check.interval.ms`` 5 min,
+``log.cleaner.backoff.ms`` 15 s, ``log.flush.scheduler.interval.ms``), on its event loop or in a
+worker thread. Calls that block on fsync: ``checkpoint``, ``flush_due``, ``close``,
+``get_or_create_log`` (a new directory and its metadata file), ``delete_log``.
+
+Start-up: every ``<topic>-<partition>`` directory is loaded; without the ``.kafka_cleanshutdown``
+marker in its log dir a log is recovered from its recovery point (see :mod:`storage.recovery`).
+The marker is removed once the dir is loaded and written again by :meth:`LogManager.close`. A
+log that fails to load (corruption below its recovery point) is kept out of service in
+:attr:`LogManager.offline` and ``get_or_create_log`` raises its error; the marker is then not
+written for that dir, so the problem is found again on the next start.
+
+``delete_log`` renames the directory to ``<topic>-<partition>.<32 hex>-delete`` at once (as
+Kafka) and removes it after ``file.delete.delay.ms``; leftover ``-delete`` directories are
+removed at start-up.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import threading
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from storage.checkpoint import (
+    CLEANER_OFFSET_CHECKPOINT,
+    LOG_START_OFFSET_CHECKPOINT,
+    RECOVERY_POINT_CHECKPOINT,
+    REPLICATION_OFFSET_CHECKPOINT,
+    CleanShutdownFile,
+    OffsetCheckpointFile,
+)
+from storage.cleaner import DEFAULT_MAX_MAP_ENTRIES, Cleaner, CleanerStats, cleanable_range, should_clean
+from storage.clock import Clock, SystemClock
+from storage.config import LogConfig
+from storage.deletion import FileDeleter
+from storage.errors import CheckpointFormatError, InconsistentTopicIdError, StorageError
+from storage.fs import FileSystem
+from storage.handles import HandleCache
+from storage.log import Log, parse_partition_dir
+from storage.retention import delete_old_segments
+
+_TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+
+TopicPartition = tuple[str, int]
+
+
+class LogManager:
+    def __init__(
+        self,
+        log_dirs: Sequence[Path],
+        default_config: LogConfig,
+        clock: Clock | None = None,
+        *,
+        fs: FileSystem | None = None,
+        topic_configs: Mapping[str, LogConfig] | None = None,
+        max_open_files: int = 1024,
+        cleaner_max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES,
+    ) -> None:
+        if not log_dirs:
+            raise ValueError("at least one log dir is needed")
+        self.log_dirs = [Path(d) for d in log_dirs]
+        self.default_config = default_config
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.fs = fs if fs is not None else FileSystem()
+        self.handles = HandleCache(self.fs, max_open_files)
+        self.deleter = FileDeleter(self.fs, self.clock)
+        self.cleaner = Cleaner(cleaner_max_map_entries)
+        self._topic_configs = dict(topic_configs or {})
+        self._lock = threading.RLock()
+        self._logs: dict[TopicPartition, Log] = {}
+        self._dir_of: dict[TopicPartition, Path] = {}
+        #: Logs that could not be loaded, with the reason; never served.
+        self.offline: dict[TopicPartition, Exception] = {}
+        #: Logs the cleaner gave up on (corrupt data found while compacting).
+        self.uncleanable: dict[TopicPartition, Exception] = {}
+        self._closed = False
+        for log_dir in self.log_dirs:
+            self._load_dir(log_dir)
+
+    # -- loading ----------------------------------------------------------------------------------
+
+    def _read_checkpoint(self, log_dir: Path, name: str) -> dict[TopicPartition, int]:
+        try:
+            return OffsetCheckpointFile(self.fs, log_dir / name).read()
+        except (CheckpointFormatError, UnicodeDecodeError):
+            # Kafka too falls back to "no checkpoint" (full recovery) for an unreadable file.
+            return {}
+
+    def _load_dir(self, log_dir: Path) -> None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        marker = CleanShutdownFile(self.fs, log_dir)
+        clean = marker.exists()
+        recovery = self._read_checkpoint(log_dir, RECOVERY_POINT_CHECKPOINT)
+        starts = self._read_checkpoint(log_dir, LOG_START_OFFSET_CHECKPOINT)
+        hws = self._read_checkpoint(log_dir, REPLICATION_OFFSET_CHECKPOINT)
+        cleaner = self._read_checkpoint(log_dir, CLEANER_OFFSET_CHECKPOINT)
+        for child in sorted(log_dir.iterdir()):
+            if not child.is_dir():
+                continue
+            if child.name.endswith("-delete"):
+                shutil.rmtree(child, ignore_errors=True)
+                continue
+            if child.name.endswith(("-future", "-stray")):
+                continue
+            parsed = parse_partition_dir(child.name)
+            if parsed is None:
+                continue
+            if parsed in self._logs or parsed in self.offline:
+                raise StorageError(f"duplicate log directories for {parsed[0]}-{parsed[1]}: {child}")
+            config = self._topic_configs.get(parsed[0], self.default_config)
+            try:
+                log = Log.open(
+                    child,
+                    config,
+                    clock=self.clock,
+                    fs=self.fs,
+                    handles=self.handles,
+                    deleter=self.deleter,
+                    recovery_point=recovery.get(parsed, 0),
+                    log_start_offset=starts.get(parsed, 0),
+                    high_watermark=hws.get(parsed, 0),
+                    had_clean_shutdown=clean,
+                )
+            except (StorageError, OSError, ValueError) as exc:
+                self.offline[parsed] = exc
+                self._dir_of[parsed] = log_dir
+                continue
+            log.cleaner_checkpoint = cleaner.get(parsed, 0)
+            self._logs[parsed] = log
+            self._dir_of[parsed] = log_dir
+        marker.delete()
+
+    # -- logs -------------------------------------------------------------------------------------
+
+    def get_log(self, topic: str, partition: int) -> Log | None:
+        return self._logs.get((topic, partition))
+
+    def all_logs(self) -> list[Log]:
+        with self._lock:
+            return list(self._logs.values())
+
+    def get_or_create_log(
+        self, topic: str, partition: int, topic_id: uuid.UUID | None = None, config: LogConfig | None = None
+    ) -> Log:
+        """The log for ``topic-partition``, created empty in the least loaded log dir if absent.
+
+        An existing log with a different topic id raises :class:`InconsistentTopicIdError` (the
+        topic was deleted and re-created elsewhere); one without a topic id adopts ``topic_id``.
+        A given ``config`` replaces the log's configuration if it differs.
+        """
+        key = (topic, partition)
+        with self._lock:
+            if self._closed:
+                raise StorageError("log manager is closed")
+            if key in self.offline:
+                raise self.offline[key]
+            log = self._logs.get(key)
+            if log is not None:
+                if topic_id is not None:
+                    if log.topic_id is not None and log.topic_id != topic_id:
+                        raise InconsistentTopicIdError(
+                            f"{topic}-{partition} has topic id {log.topic_id}, not {topic_id}"
+                        )
+                    log.assign_topic_id(topic_id)
+                if config is not None and config != log.config:
+                    log.update_config(config)
+                return log
+            if not _TOPIC_NAME.match(topic) or topic in (".", "..") or partition < 0:
+                raise ValueError(f"invalid topic partition {topic!r}-{partition}")
+            counts = {d: 0 for d in self.log_dirs}
+            for tp, d in self._dir_of.items():
+                if tp in self._logs:
+                    counts[d] = counts.get(d, 0) + 1
+            log_dir = min(self.log_dirs, key=lambda d: counts.get(d, 0))
+            if config is None:
+                config = self._topic_configs.get(topic, self.default_config)
+            log = Log.open(
+                log_dir / f"{topic}-{partition}",
+                config,
+                clock=self.clock,
+                fs=self.fs,
+                handles=self.handles,
+                deleter=self.deleter,
+                topic_id=topic_id,
+            )
+            self._logs[key] = log
+            self._dir_of[key] = log_dir
+            return log
+
+    def delete_log(self, topic: str, partition: int) -> bool:
+        """Take the log out of service and delete its directory (see module docstring)."""
+        key = (topic, partition)
+        with self._lock:
+            log = self._logs.pop(key, None)
+            self.offline.pop(key, None)
+            log_dir = self._dir_of.pop(key, None)
+            if log is None:
+                return False
+            log.mark_deleted()
+            target = log.directory.with_name(f"{topic}-{partition}.{uuid.uuid4().hex}-delete")
+            self.fs.replace(log.directory, target)
+            log.mark_reopened_directory(target)
+            if log_dir is not None:
+                self.fs.fsync_dir(log_dir)
+            self.deleter.schedule([target], log.config.file_delete_delay_ms)
+            return True
+
+    # -- periodic work ----------------------------------------------------------------------------
+
+    def checkpoint(self) -> None:
+        """Write the per-dir recovery point, log start offset, high watermark and cleaner offset
+        checkpoints in Kafka's format (fsync'd)."""
+        with self._lock:
+            by_dir: dict[Path, list[tuple[TopicPartition, Log]]] = {d: [] for d in self.log_dirs}
+            for key, log in self._logs.items():
+                by_dir.setdefault(self._dir_of[key], []).append((key, log))
+        for log_dir, entries in by_dir.items():
+            self._write(log_dir, RECOVERY_POINT_CHECKPOINT, {k: log.recovery_point for k, log in entries})
+            self._write(
+                log_dir,
+                LOG_START_OFFSET_CHECKPOINT,
+                {
+                    k: log.log_start_offset
+                    for k, log in entries
+                    if log.log_start_offset > log.segments()[0].base_offset
+                },
+            )
+            self._write(log_dir, REPLICATION_OFFSET_CHECKPOINT, {k: log.high_watermark for k, log in entries})
+            self._write(
+                log_dir,
+                CLEANER_OFFSET_CHECKPOINT,
+                {
+                    k: log.cleaner_checkpoint
+                    for k, log in entries
+                    if log.config.compact and log.cleaner_checkpoint > 0
+                },
+            )
+
+    def _write(self, log_dir: Path, name: str, offsets: dict[TopicPartition, int]) -> None:
+        OffsetCheckpointFile(self.fs, log_dir / name).write(dict(sorted(offsets.items())))
+
+    def run_retention_once(self) -> int:
+        """Apply retention to every log and remove files whose deletion delay has passed.
+        Returns the number of segments deleted."""
+        now = self.clock.milliseconds()
+        deleted = 0
+        for log in self.all_logs():
+            try:
+                deleted += delete_old_segments(log, now)
+            except StorageError:
+                continue  # deleted or closed meanwhile
+        self.deleter.purge()
+        return deleted
+
+    def run_cleaner_once(self, max_logs: int | None = None) -> list[CleanerStats]:
+        """Compact the logs that are due, dirtiest first (at most ``max_logs``)."""
+        now = self.clock.milliseconds()
+        due: list[tuple[bool, float, TopicPartition, Log]] = []
+        for log in self.all_logs():
+            key = (log.topic, log.partition)
+            if key in self.uncleanable:
+                continue
+            rng = cleanable_range(log, now)
+            if rng is not None and should_clean(rng, log.config.min_cleanable_dirty_ratio):
+                due.append((rng.needs_compaction_now, rng.ratio, key, log))
+        due.sort(key=lambda t: (not t[0], -t[1]))
+        results: list[CleanerStats] = []
+        for _, _, key, log in due[:max_logs] if max_logs is not None else due:
+            try:
+                stats = self.cleaner.clean(log, now)
+            except StorageError as exc:
+                self.uncleanable[key] = exc
+                continue
+            if stats is not None:
+                results.append(stats)
+        return results
+
+    def flush_due(self) -> int:
+        """fsync logs whose ``flush.ms`` elapsed or that rolled since their last flush.
+        Returns how many logs were flushed. Blocks on fsync."""
+        flushed = 0
+        for log in self.all_logs():
+            try:
+                if log.flush_if_due():
+                    flushed += 1
+            except StorageError:
+                continue
+        return flushed
+
+    def close(self) -> None:
+        """Flush and close every log, write checkpoints and the clean-shutdown markers."""
+        with self._lock:
+            if self._closed:
+                return
+            for log in self._logs.values():
+                log.close()
+            self.checkpoint()
+            offline_dirs = {self._dir_of[k] for k in self.offline if k in self._dir_of}
+            for log_dir in self.log_dirs:
+                if log_dir not in offline_dirs:
+                    CleanShutdownFile(self.fs, log_dir).write()
+            self.deleter.purge(everything=True)
+            self._closed = True
