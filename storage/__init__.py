@@ -1,1 +1,165 @@
-"""Partition logs on disk, byte-compatible with Apache Kafka's log directories."""
+"""Partition logs on disk, byte-compatible with Apache Kafka's log directories.
+
+Storage knows bytes, offsets, timestamps and record-batch headers; it knows nothing of requests
+or sockets, starts no thread or task, and never imports ``protocol.messages``.
+
+On disk (see the module docstrings for exact formats)::
+
+    <log.dir>/.kafka_cleanshutdown                 clean-shutdown marker (storage.checkpoint)
+    <log.dir>/recovery-point-offset-checkpoint     "0\\n<n>\\n<topic> <partition> <offset>\\n..."
+    <log.dir>/log-start-offset-checkpoint          same format
+    <log.dir>/replication-offset-checkpoint        same format (high watermarks)
+    <log.dir>/cleaner-offset-checkpoint            same format (first dirty offsets)
+    <log.dir>/<topic>-<partition>/<20-digit base>.log / .index / .timeindex   (storage.segment)
+    <log.dir>/<topic>-<partition>/leader-epoch-checkpoint                      (storage.leader_epoch)
+    <log.dir>/<topic>-<partition>/partition.metadata                           (topic id)
+
+How the broker uses it
+======================
+
+::
+
+    from storage import LogManager, LogConfig, SystemClock
+
+    manager = LogManager([Path("/var/lib/brook")], LogConfig(), SystemClock(),
+                         topic_configs={"__consumer_offsets": LogConfig(cleanup_policy="compact")})
+    log = manager.get_or_create_log("orders", 0, topic_id, config)   # -> Log
+
+    info = log.append(bytearray(records), leader_epoch=5)            # -> AppendInfo
+    log.high_watermark = info.last_offset + 1                        # broker owns the HW
+
+    result = log.read(fetch_offset, max_bytes, max_offset=log.high_watermark)   # -> ReadResult
+    try:
+        if result.slice is not None:
+            os.sendfile(sock_fd, result.slice.fd, result.slice.position, result.slice.length)
+    finally:
+        result.close()                    # or: with log.read(...) as result: ...
+
+    # timers (event loop, or a worker thread for the fsync-heavy ones):
+    manager.flush_due()             # flush.ms / rolled segments; blocks on fsync
+    manager.checkpoint()            # every log.flush.offset.checkpoint.interval.ms; fsyncs
+    manager.run_retention_once()    # every log.retention.check.interval.ms
+    manager.run_cleaner_once()      # every log.cleaner.backoff.ms
+    manager.close()                 # on shutdown: flush, checkpoints, clean-shutdown marker
+
+``LogManager(log_dirs, default_config, clock=None, *, fs=None, topic_configs=None,
+max_open_files=1024, cleaner_max_map_entries=1_000_000)``
+    ``get_or_create_log(topic, partition, topic_id=None, config=None) -> Log``,
+    ``get_log(topic, partition) -> Log | None``, ``delete_log(topic, partition) -> bool``
+    (renames to ``<topic>-<partition>.<hex>-delete``, removed after ``file.delete.delay.ms``),
+    ``all_logs()``, ``checkpoint()``, ``run_retention_once() -> int``,
+    ``run_cleaner_once(max_logs=None) -> list[CleanerStats]``, ``flush_due() -> int``,
+    ``close()``; ``offline`` maps partitions that failed to load to their error.
+
+``Log`` (one partition; every method takes the log's lock, so ``flush`` may run in a thread)
+    properties ``log_start_offset``, ``log_end_offset``, ``high_watermark`` (settable, clamped to
+    ``[log_start_offset, log_end_offset]``), ``recovery_point``, ``topic_id``, ``config``,
+    ``segment_count``, ``leader_epochs``;
+    ``append(data: bytearray | memoryview, leader_epoch) -> AppendInfo`` (offsets and epoch
+    written into ``data`` in place; one ``pwrite``);
+    ``append_as_follower(data) -> AppendInfo`` (offsets already assigned, must not go back);
+    ``read(offset, max_bytes, max_offset=None, min_one_message=True) -> ReadResult``;
+    ``read_bytes(...) -> bytes``; ``Log.fetch_bytes(slice) -> bytes``;
+    ``offset_for_timestamp(ts) -> OffsetAndTimestamp | None``;
+    ``max_timestamp_offset() -> OffsetAndTimestamp | None``;
+    ``truncate_to(offset) -> bool``; ``truncate_fully_and_start_at(offset)``;
+    ``delete_records_before(offset) -> int``;
+    ``scan_batch_headers(start_offset=None) -> Iterator[(BatchPosition, BatchHeader)]``;
+    ``flush(up_to=None)``; ``roll()``; ``size_in_bytes()``; ``update_config(config)``;
+    ``close()``.
+
+``log.leader_epochs`` (:class:`LeaderEpochCache`)
+    ``assign(epoch, start_offset)``, ``end_offset_for_epoch(epoch) -> (epoch, end_offset)``
+    (``(-1, -1)`` when undefined), ``latest_epoch``, ``epoch_for_offset(offset)``, ``entries()``.
+
+Reads and FileSlice
+===================
+
+A read never spans segments (as in Kafka): it returns whole batches of one segment, at least
+the first batch when one is available (even if larger than ``max_bytes``, unless
+``min_one_message=False``), and never a batch reaching ``max_offset``. An empty result has
+``slice=None``. ``offset`` outside ``[log_start_offset, log_end_offset]`` raises
+:class:`OffsetOutOfRangeError`.
+
+:class:`FileSlice` owns a ``dup()`` of the segment's descriptor: it stays valid while the broker
+sends it even if the descriptor pool closes idle files or retention deletes the segment
+meanwhile. **The broker must close every slice it receives** (``result.close()``,
+``slice.close()``, or a ``with`` block), after the ``sendfile`` completes; a truncation that
+races with the send shows up as a short read. ``__del__`` closes forgotten slices as a safety
+net only.
+
+Errors
+======
+
+All in :mod:`storage.errors`: ``CorruptBatchError`` (CRC, framing), ``InvalidMagicError``,
+``RecordTooLargeError``, ``InvalidRecordBatchError``, ``InvalidTimestampError``,
+``InvalidOffsetError`` (follower offsets going back), ``OffsetOutOfRangeError``,
+``LogDeletedError``, ``StorageCorruptionError`` (invalid data below the recovery point),
+``InconsistentTopicIdError``, ``CheckpointFormatError``; all subclass ``StorageError``.
+``OSError`` from the disk is not wrapped.
+
+Blocking
+========
+
+Calls that may block on fsync: ``Log.flush``, ``Log.close``, ``LogManager.flush_due``,
+``LogManager.checkpoint``, ``LogManager.close``, ``LogManager.get_or_create_log`` (new
+directory), ``LogManager.delete_log``; ``Log.append`` only when ``flush.messages`` is reached or
+the leader epoch changes (the epoch checkpoint is fsync'd, as in Kafka); truncation and
+``delete_records_before`` (epoch checkpoint). ``run_cleaner_once`` does real work (decoding and
+re-encoding records) and holds the cleaned log's lock while it runs.
+"""
+
+from storage.cleaner import CleanerStats
+from storage.clock import Clock, ManualClock, SystemClock
+from storage.config import LogConfig
+from storage.errors import (
+    CheckpointFormatError,
+    CorruptBatchError,
+    InconsistentTopicIdError,
+    InvalidMagicError,
+    InvalidOffsetError,
+    InvalidRecordBatchError,
+    InvalidTimestampError,
+    LogDeletedError,
+    OffsetOutOfRangeError,
+    RecordTooLargeError,
+    StorageCorruptionError,
+    StorageError,
+)
+from storage.fs import FileSystem
+from storage.leader_epoch import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, EpochEntry, LeaderEpochCache
+from storage.log import Log
+from storage.manager import LogManager
+from storage.results import AppendInfo, BatchPosition, FileSlice, OffsetAndTimestamp, ReadResult
+
+__all__ = [
+    "UNDEFINED_EPOCH",
+    "UNDEFINED_EPOCH_OFFSET",
+    "AppendInfo",
+    "BatchPosition",
+    "CheckpointFormatError",
+    "CleanerStats",
+    "Clock",
+    "CorruptBatchError",
+    "EpochEntry",
+    "FileSlice",
+    "FileSystem",
+    "InconsistentTopicIdError",
+    "InvalidMagicError",
+    "InvalidOffsetError",
+    "InvalidRecordBatchError",
+    "InvalidTimestampError",
+    "LeaderEpochCache",
+    "Log",
+    "LogConfig",
+    "LogDeletedError",
+    "LogManager",
+    "ManualClock",
+    "OffsetAndTimestamp",
+    "OffsetOutOfRangeError",
+    "ReadResult",
+    "RecordTooLargeError",
+    "StorageCorruptionError",
+    "StorageError",
+    "SystemClock",
+]
