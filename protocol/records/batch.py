@@ -9,7 +9,9 @@ Layout of a v2 batch (implementation.html, "Record Batch"); offsets are from the
     53 baseSequence int32      57 recordsCount int32     61 records...
 
 Legacy message sets (magic 0/1) share the first 12 bytes (offset int64, size int32) and keep the
-magic byte at position 16 too, so one iterator can frame both kinds. Nothing here decodes records.
+magic byte at position 16 too, so one iterator can frame both kinds. Nothing here decodes records
+(see :mod:`protocol.records.record`); the in-place setters patch the base offset and leader epoch
+(outside the CRC) or the timestamp type and max timestamp (recomputing the CRC), as Kafka's broker does.
 """
 
 from __future__ import annotations
@@ -55,6 +57,8 @@ NO_PARTITION_LEADER_EPOCH = -1
 _HEADER = struct.Struct(">qiibIhiqqqhii")
 _I64 = struct.Struct(">q")
 _I32 = struct.Struct(">i")
+_I16 = struct.Struct(">h")
+_U32 = struct.Struct(">I")
 _PREFIX = struct.Struct(">qi")
 
 
@@ -109,6 +113,11 @@ class BatchHeader(NamedTuple):
         return bool(self.attributes & DELETE_HORIZON_MASK)
 
     @property
+    def delete_horizon_ms(self) -> int | None:
+        """The delete horizon (stored as the base timestamp) when the attribute bit says so."""
+        return self.base_timestamp if self.attributes & DELETE_HORIZON_MASK else None
+
+    @property
     def last_sequence(self) -> int:
         if self.base_sequence == NO_SEQUENCE:
             return NO_SEQUENCE
@@ -118,19 +127,23 @@ class BatchHeader(NamedTuple):
 
 def read_header(buf: bytes | bytearray | memoryview, pos: int = 0) -> BatchHeader:
     """Decode the v2 header at ``pos``. The caller checks ``magic`` before trusting the rest."""
-    if len(buf) - pos < RECORD_BATCH_OVERHEAD:
+    if pos < 0 or len(buf) - pos < RECORD_BATCH_OVERHEAD:
         raise CorruptRecordError(f"record batch header truncated at position {pos}")
     return BatchHeader._make(_HEADER.unpack_from(buf, pos))
 
 
 def entry_prefix(buf: bytes | bytearray | memoryview, pos: int = 0) -> tuple[int, int]:
     """(base offset, size in bytes including the 12-byte prefix) of the entry at ``pos``."""
+    if pos < 0 or len(buf) - pos < LOG_OVERHEAD:
+        raise CorruptRecordError(f"record entry prefix truncated at position {pos}")
     offset, length = _PREFIX.unpack_from(buf, pos)
     return offset, length + LOG_OVERHEAD
 
 
 def magic_at(buf: bytes | bytearray | memoryview, pos: int = 0) -> int:
     """Magic byte of the batch or legacy entry at ``pos`` (same position in all formats)."""
+    if pos < 0 or len(buf) - pos <= MAGIC_OFFSET:
+        raise CorruptRecordError(f"record entry truncated before its magic byte at position {pos}")
     value: int = buf[pos + MAGIC_OFFSET]
     return value - 256 if value > 127 else value
 
@@ -153,6 +166,34 @@ def set_base_offset(buf: bytearray | memoryview, pos: int, base_offset: int) -> 
 def set_partition_leader_epoch(buf: bytearray | memoryview, pos: int, epoch: int) -> None:
     """Rewrite the partition leader epoch in place; the CRC does not cover it."""
     _I32.pack_into(buf, pos + PARTITION_LEADER_EPOCH_OFFSET, epoch)
+
+
+def set_max_timestamp(
+    buf: bytearray | memoryview, pos: int, timestamp: int, *, log_append_time: bool
+) -> None:
+    """Set the timestamp type bit and maxTimestamp of the v2 batch at ``pos`` and recompute its CRC,
+    as Kafka's ``DefaultRecordBatch.setMaxTimestamp`` (a no-op when both are already so)."""
+    header = read_header(buf, pos)
+    if header.magic != 2:
+        raise CorruptRecordError(f"entry at position {pos} is not a v2 record batch")
+    size = header.size
+    if size < RECORD_BATCH_OVERHEAD or len(buf) - pos < size:
+        raise CorruptRecordError(f"record batch at position {pos} is truncated or too small")
+    attributes = header.attributes & ~TIMESTAMP_TYPE_MASK
+    if log_append_time:
+        attributes |= TIMESTAMP_TYPE_MASK
+    if attributes == header.attributes and timestamp == header.max_timestamp:
+        return
+    _I16.pack_into(buf, pos + ATTRIBUTES_OFFSET, attributes)
+    _I64.pack_into(buf, pos + MAX_TIMESTAMP_OFFSET, timestamp)
+    _U32.pack_into(buf, pos + CRC_OFFSET, compute_crc(buf, pos, size))
+
+
+def set_log_append_time(buf: bytearray | memoryview, pos: int, timestamp: int) -> None:
+    """Mark the v2 batch at ``pos`` as LogAppendTime with ``timestamp`` as its max timestamp and
+    recompute the CRC: what Kafka's LogValidator does for ``message.timestamp.type=LogAppendTime``.
+    Records then all report ``timestamp`` (their deltas stay untouched)."""
+    set_max_timestamp(buf, pos, timestamp, log_append_time=True)
 
 
 def iter_entries(buf: bytes | bytearray | memoryview, start: int = 0) -> Iterator[tuple[int, int]]:
