@@ -83,18 +83,19 @@ def make_batch(
 
 
 def batch_of_size(size: int, *, base_timestamp: int = 1_700_000_000_000, records: int = 1) -> bytearray:
-    """A batch of exactly ``size`` bytes (size >= 61 + records*~10)."""
-    overhead = len(make_batch(records, base_timestamp=base_timestamp, value_size=1)) - records
-    per = (size - overhead) // records
-    extra = (size - overhead) - per * records
-    recs: list[tuple[bytes | None, bytes | None]] = [
-        (None, bytes(per + (extra if i == 0 else 0))) for i in range(records)
-    ]
-    b = make_batch(recs, base_timestamp=base_timestamp)
-    # varint lengths may shift by a byte; adjust the first value until the size matches
-    while len(b) != size:
-        delta = size - len(b)
-        first = recs[0][1] or b""
-        recs[0] = (None, bytes(max(1, len(first) + delta)))
-        b = make_batch(recs, base_timestamp=base_timestamp)
-    return b
+    """A batch of exactly ``size`` bytes (needs about 61 + 10 bytes per record at least).
+
+    A record's length varint grows at 64 bytes, so some sizes cannot be hit with one record's
+    value alone; a second knob (the key, or the second record's value) covers them."""
+    for second in (b"x", b"xx", b"xxx"):
+        rest: list[tuple[bytes | None, bytes | None]] = [(None, second) for _ in range(records - 1)]
+        base = len(make_batch([(None, b""), *rest], base_timestamp=base_timestamp))
+        if base > size:
+            raise ValueError(f"{records} records need at least {base} bytes")
+        guess = size - base
+        for key in (None, b"k", b"kk"):
+            for value_len in range(max(0, guess - 10), guess + 10):
+                b = make_batch([(key, bytes(value_len)), *rest], base_timestamp=base_timestamp)
+                if len(b) == size:
+                    return b
+    raise ValueError(f"cannot build a batch of exactly {size} bytes")
