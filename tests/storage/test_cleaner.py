@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 import pytest
@@ -84,7 +85,7 @@ def test_tombstones_survive_until_delete_retention(open_log: OpenLog, clock: Man
     assert cleaner.clean(log, clock.milliseconds()) is not None
     recs = all_records(log)
     assert (2, b"a", None) in recs and (0, b"a", b"1") not in recs
-    tomb = [h for s in log.segments() for _, h in s.iter_headers(0) if h.base_offset == 2][0]
+    tomb = next(h for s in log.segments() for _, h in s.iter_headers(0) if h.base_offset == 2)
     assert tomb.has_delete_horizon and tomb.base_timestamp == clock.now_ms + 1000
     assert log.latest_delete_horizon == clock.now_ms + 1000
     clock.advance(500)
@@ -185,18 +186,16 @@ def test_crash_during_cleaning_leaves_a_loadable_log(tmp_path: Path, clock: Manu
         calls = {"n": 0}
         original = fs.replace
 
-        def replace(src: Path, dst: Path, _orig=original, _calls=calls, _point=crash_point) -> None:  # type: ignore[no-untyped-def]
+        def replace(src: Path, dst: Path, _orig=original, _calls=calls, _point=crash_point, _fs=fs) -> None:  # type: ignore[no-untyped-def]
             if _calls["n"] == _point:
-                fs.crashed = True
+                _fs.crashed = True
                 raise SimulatedCrash()
             _calls["n"] += 1
             _orig(src, dst)
 
         fs.replace = replace  # type: ignore[method-assign]
-        try:
+        with contextlib.suppress(SimulatedCrash):
             manager.run_cleaner_once()
-        except SimulatedCrash:
-            pass
         fs.crashed = False
         fs.replace = original  # type: ignore[method-assign]
         again = LogManager([d], COMPACT, clock)

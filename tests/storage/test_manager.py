@@ -1,0 +1,165 @@
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+
+from storage.clock import ManualClock
+from storage.config import LogConfig
+from storage.errors import InconsistentTopicIdError, LogDeletedError, StorageCorruptionError
+from storage.manager import LogManager
+from tests.storage.batches import batch_of_size, make_batch
+
+
+def test_restart_after_clean_close_and_after_crash(tmp_path: Path, clock: ManualClock) -> None:
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    config = LogConfig(segment_bytes=1000)
+    manager = LogManager(dirs, config, clock)
+    tid = uuid.uuid4()
+    logs = [manager.get_or_create_log("t", p, tid) for p in range(4)]
+    assert {log.directory.parent for log in logs} == set(dirs)  # spread over the log dirs
+    for log in logs:
+        for _ in range(15):
+            log.append(batch_of_size(100), 2)
+        log.high_watermark = 12
+    manager.close()
+    assert all((d / ".kafka_cleanshutdown").exists() for d in dirs)
+
+    again = LogManager(dirs, config, clock)
+    assert not any((d / ".kafka_cleanshutdown").exists() for d in dirs)  # removed once loaded
+    for p in range(4):
+        log = again.get_log("t", p)
+        assert log is not None and log.topic_id == tid
+        assert (log.log_end_offset, log.high_watermark, log.recovery_point) == (15, 12, 15)
+        assert log.load_result.recovered_segments == 0
+    for log in again.all_logs():
+        log.append(make_batch(1), 2)
+    again.checkpoint()
+    # "crash": no close. The next start recovers from the checkpointed recovery points.
+    third = LogManager(dirs, config, clock)
+    for log in third.all_logs():
+        assert log.log_end_offset == 16
+        assert log.load_result.recovered_segments >= 1
+    third.close()
+
+
+def test_topic_id_and_config_handling(tmp_path: Path, clock: ManualClock) -> None:
+    manager = LogManager([tmp_path], LogConfig(), clock)
+    tid = uuid.uuid4()
+    log = manager.get_or_create_log("t", 0, tid)
+    with pytest.raises(InconsistentTopicIdError):
+        manager.get_or_create_log("t", 0, uuid.uuid4())
+    compact = LogConfig(cleanup_policy="compact")
+    assert manager.get_or_create_log("t", 0, tid, compact) is log and log.config.compact
+    with pytest.raises(ValueError):
+        manager.get_or_create_log("../evil", 0)
+    manager.close()
+
+
+def test_delete_log_renames_then_removes(tmp_path: Path, clock: ManualClock) -> None:
+    manager = LogManager([tmp_path], LogConfig(file_delete_delay_ms=1000), clock)
+    log = manager.get_or_create_log("gone", 1)
+    log.append(make_batch(1), 0)
+    assert manager.delete_log("gone", 1)
+    assert manager.get_log("gone", 1) is None
+    with pytest.raises(LogDeletedError):
+        log.append(make_batch(1), 0)
+    pending = [p.name for p in tmp_path.iterdir() if p.name.endswith("-delete")]
+    assert (
+        len(pending) == 1 and pending[0].startswith("gone-1.") and len(pending[0]) == len("gone-1.") + 32 + 7
+    )
+    clock.advance(1001)
+    manager.run_retention_once()
+    assert not any(p.name.endswith("-delete") for p in tmp_path.iterdir())
+    # re-created fresh
+    assert manager.get_or_create_log("gone", 1).log_end_offset == 0
+    manager.close()
+
+
+def test_corrupt_log_is_offline_and_not_marked_clean(tmp_path: Path, clock: ManualClock) -> None:
+    manager = LogManager([tmp_path], LogConfig(), clock)
+    log = manager.get_or_create_log("t", 0)
+    for _ in range(5):
+        log.append(batch_of_size(200), 0)
+    log.flush()
+    manager.checkpoint()  # recovery point 5
+    ok = manager.get_or_create_log("u", 0)
+    ok.append(make_batch(1), 0)
+    seg = tmp_path / "t-0" / "00000000000000000000.log"
+    data = bytearray(seg.read_bytes())
+    data[300] ^= 0xFF
+    seg.write_bytes(bytes(data))
+    again = LogManager([tmp_path], LogConfig(), clock)
+    assert ("t", 0) in again.offline
+    with pytest.raises(StorageCorruptionError):
+        again.get_or_create_log("t", 0)
+    assert again.get_log("u", 0) is not None
+    again.close()
+    assert not (tmp_path / ".kafka_cleanshutdown").exists()
+
+
+def test_flush_due_honours_flush_ms_and_rolls(tmp_path: Path, clock: ManualClock) -> None:
+    manager = LogManager([tmp_path], LogConfig(flush_ms=1000, segment_bytes=500), clock)
+    log = manager.get_or_create_log("t", 0)
+    log.append(batch_of_size(200), 0)
+    assert manager.flush_due() == 0
+    clock.advance(1000)
+    assert manager.flush_due() == 1 and log.recovery_point == 1
+    for _ in range(3):
+        log.append(batch_of_size(200), 0)  # rolls at offset 3
+    assert log.segment_count == 2
+    manager.default_config = LogConfig()
+    log.update_config(LogConfig(segment_bytes=500))  # flush.ms back to "never"
+    assert manager.flush_due() == 1 and log.recovery_point == log.active_segment.base_offset
+    manager.close()
+
+
+def test_many_partitions_with_few_descriptors(tmp_path: Path, clock: ManualClock) -> None:
+    manager = LogManager([tmp_path], LogConfig(segment_bytes=300), clock, max_open_files=16)
+    logs = [manager.get_or_create_log("t", p) for p in range(200)]
+    for round_ in range(3):
+        for log in logs:
+            log.append(batch_of_size(120), 0)
+            assert manager.handles.open_count() <= 17
+    for log in logs:
+        assert log.read_bytes(0, 1 << 20)
+    assert manager.handles.open_count() <= 17
+    manager.close()
+    assert manager.handles.open_count() <= 17
+
+
+def test_dump_tool(tmp_path: Path, clock: ManualClock) -> None:
+    manager = LogManager([tmp_path], LogConfig(index_interval_bytes=100), clock)
+    log = manager.get_or_create_log("t", 0, uuid.uuid4())
+    for _ in range(4):
+        log.append(batch_of_size(150, records=2), 3)
+    manager.close()
+    seg = tmp_path / "t-0" / "00000000000000000000.log"
+    with open(seg, "ab") as f:
+        f.write(b"\x00\x01garbage")
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "storage.dump",
+            str(tmp_path / "t-0"),
+            "--deep-iteration",
+            "--index-sanity-check",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+    text = out.stdout
+    assert out.returncode == 1
+    assert "baseOffset: 2 lastOffset: 3 count: 2" in text and "partitionLeaderEpoch: 3" in text
+    assert text.count("isvalid: true") == 4
+    assert "| offset: 7 " in text
+    assert "offset: 3 position: 150" in text and "offset: 7 position: 450" in text
+    assert "Found invalid data at position 600" in text
+    assert "00000000000000000000.index: ok" in text
+    assert "topic_id:" in text and "0\n1\n3 0\n" in text
