@@ -44,23 +44,44 @@ class HandleCache:
         self._lock = threading.Lock()
         #: Number of open() calls made; lets tests and the bench see the cache working.
         self.opens = 0
+        #: Active segments may keep their pin between appends (a "writer pin") so the append
+        #: path skips the pool; at most half the capacity, so idle files can still be closed.
+        self.writer_pin_budget = max(1, capacity // 2)
+        self.writer_pins = 0
 
     def acquire(self, f: ManagedFile, *, create: bool = False) -> int:
         """Return an open descriptor for ``f`` and pin it until :meth:`release`."""
         with self._lock:
+            f.pins += 1  # before any eviction, so f itself is never the victim
             if f.fd < 0:
-                f.fd = self.fs.open(f.path, create=create)
+                try:
+                    f.fd = self.fs.open(f.path, create=create)
+                except BaseException:
+                    f.pins -= 1
+                    raise
                 self.opens += 1
                 self._open[f] = None
                 self._evict_locked()
             else:
                 self._open.move_to_end(f)
-            f.pins += 1
             return f.fd
 
     def release(self, f: ManagedFile) -> None:
         with self._lock:
             f.pins -= 1
+
+    def grant_writer_pin(self) -> bool:
+        """Whether a writer may keep the pin it holds (see ``writer_pin_budget``)."""
+        with self._lock:
+            if self.writer_pins < self.writer_pin_budget:
+                self.writer_pins += 1
+                return True
+            return False
+
+    def release_writer_pin(self, f: ManagedFile) -> None:
+        with self._lock:
+            f.pins -= 1
+            self.writer_pins -= 1
 
     def close(self, f: ManagedFile) -> None:
         """Close ``f`` now (segment deleted, renamed away or log closed)."""

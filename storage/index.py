@@ -48,6 +48,7 @@ class SparseIndex:
     __slots__ = (
         "_file_len",
         "_keys",
+        "_max_entries",
         "_persisted",
         "_stale",
         "_values",
@@ -62,6 +63,7 @@ class SparseIndex:
         self.path = path
         self.base_offset = base_offset
         self.max_index_bytes = max_index_bytes
+        self._max_entries = max_index_bytes // self.ENTRY_SIZE
         self._keys: array[int] | None = None
         self._values: array[int] | None = None
         self._persisted = 0
@@ -97,6 +99,13 @@ class SparseIndex:
         self._persisted = len(keys)
         return keys, values
 
+    def arrays(self) -> tuple[array[int], array[int]]:
+        """The loaded ``(keys, values)`` arrays, for the append hot path."""
+        keys, values = self._keys, self._values
+        if keys is None or values is None:
+            return self._ensure_loaded()
+        return keys, values
+
     def unload(self) -> None:
         """Drop the in-memory copy of a fully persisted index (memory bound for idle segments)."""
         if self._keys is not None and self._persisted == len(self._keys) and not self._stale:
@@ -108,10 +117,13 @@ class SparseIndex:
 
     @property
     def max_entries(self) -> int:
-        return self.max_index_bytes // self.ENTRY_SIZE
+        return self._max_entries
 
     def is_full(self) -> bool:
-        return self.entries >= self.max_entries
+        keys = self._keys
+        if keys is None:
+            keys = self._ensure_loaded()[0]
+        return len(keys) >= self._max_entries
 
     def size_in_bytes(self) -> int:
         return self.entries * self.ENTRY_SIZE
@@ -189,7 +201,9 @@ class OffsetIndex(SparseIndex):
     __slots__ = ()
 
     def append(self, offset: int, position: int) -> None:
-        keys, values = self._ensure_loaded()
+        keys, values = self._keys, self._values
+        if keys is None or values is None:
+            keys, values = self._ensure_loaded()
         rel = offset - self.base_offset
         if keys and rel <= keys[-1]:
             raise IndexOrderError(f"offset {offset} is not above the last indexed offset in {self.path}")

@@ -56,6 +56,7 @@ _I32 = struct.Struct(">i")
 _I16 = struct.Struct(">h")
 _U32 = struct.Struct(">I")
 _TIMESTAMP_TYPE_BIT = 0x08
+_NEVER = 1 << 62  # timestamp limits at or above this are "not configured" (Kafka: Long.MAX)
 
 
 def parse_partition_dir(name: str) -> tuple[str, int] | None:
@@ -107,6 +108,7 @@ class Log:
         self._last_flush_ms = clock.milliseconds()
         self._roll_flush_offset = -1
         self._new_segment_since_flush = False
+        self._appended = False
         #: First offset the cleaner has not cleaned yet (``cleaner-offset-checkpoint``).
         self.cleaner_checkpoint = 0
         #: Latest delete horizon the cleaner stamped on a batch; a log with an expired one is
@@ -271,9 +273,12 @@ class Log:
         if mv.readonly:
             raise TypeError("append needs a writable buffer (bytearray or writable memoryview)")
         with self._lock:
-            self._check_open()
+            if self._deleted or self._closed:
+                self._check_open()
             info = self._append_locked(mv, leader_epoch, assign=True)
-            flush_needed = self._leo - self._recovery_point >= self._config.flush_messages
+            self._appended = True
+            flush_messages = self._config.flush_messages
+            flush_needed = flush_messages < _NEVER and self._leo - self._recovery_point >= flush_messages
         if flush_needed:
             self.flush()
         return info
@@ -289,12 +294,15 @@ class Log:
         with self._lock:
             self._check_open()
             info = self._append_locked(mv, -1, assign=False)
+            self._appended = True
             flush_needed = self._leo - self._recovery_point >= self._config.flush_messages
         if flush_needed:
             self.flush()
         return info
 
     def _append_locked(self, mv: memoryview, leader_epoch: int, *, assign: bool) -> AppendInfo:
+        # The hot path: per call and per batch constant work, no per-record work. Written for
+        # CPython speed (locals, one unpack per header), since it is paid on every produce.
         cfg = self._config
         n = len(mv)
         if n == 0:
@@ -305,15 +313,14 @@ class Log:
         append_time = now if (assign and cfg.log_append_time) else -1
         check_ts = (
             assign
-            and not cfg.log_append_time
-            and (
-                cfg.message_timestamp_before_max_ms < (1 << 62)
-                or cfg.message_timestamp_after_max_ms < (1 << 62)
-            )
+            and append_time < 0
+            and (cfg.message_timestamp_before_max_ms < _NEVER or cfg.message_timestamp_after_max_ms < _NEVER)
         )
         max_bytes = cfg.max_message_bytes
         unpack = HEADER.unpack_from
         crc = crc32c.crc32c
+        pack64 = _I64.pack_into
+        pack32 = _I32.pack_into
         next_offset = self._leo
         first_offset = -1
         max_ts = -1
@@ -322,14 +329,15 @@ class Log:
         epochs: list[tuple[int, int]] = []
         pos = 0
         while pos < n:
-            remaining = n - pos
-            if remaining > 16 and mv[pos + 16] != 2:
-                raise InvalidMagicError(f"batch at position {pos} has magic {mv[pos + 16]}, expected 2")
-            if remaining < RECORD_BATCH_OVERHEAD:
+            if n - pos < RECORD_BATCH_OVERHEAD:
+                if n - pos > 16 and mv[pos + 16] != 2:
+                    raise InvalidMagicError(f"batch at position {pos} has magic {mv[pos + 16]}, expected 2")
                 raise CorruptBatchError(f"truncated record batch header at position {pos}")
             fields = unpack(mv, pos)
+            if fields[3] != 2:
+                raise InvalidMagicError(f"batch at position {pos} has magic {fields[3]}, expected 2")
             size = fields[1] + LOG_OVERHEAD
-            if size < RECORD_BATCH_OVERHEAD or size > remaining:
+            if size < RECORD_BATCH_OVERHEAD or size > n - pos:
                 raise CorruptBatchError(f"record batch at position {pos} declares {fields[1]} bytes")
             if size > max_bytes:
                 raise RecordTooLargeError(size, max_bytes)
@@ -348,11 +356,11 @@ class Log:
                         f"but last offset delta {last_delta}"
                     )
                 base = next_offset
-                _I64.pack_into(mv, pos, base)
-                _I32.pack_into(mv, pos + 12, leader_epoch)
+                pack64(mv, pos, base)
+                pack32(mv, pos + 12, leader_epoch)
                 if append_time >= 0:
                     _I16.pack_into(mv, pos + 21, fields[5] | _TIMESTAMP_TYPE_BIT)
-                    _I64.pack_into(mv, pos + 35, append_time)
+                    pack64(mv, pos + 35, append_time)
                     _U32.pack_into(mv, pos + 17, crc(mv[pos + 21 : pos + size]))
                     batch_max_ts = append_time
                 elif check_ts:
@@ -376,11 +384,10 @@ class Log:
             next_offset = last + 1
             pos += size
 
+        latest = self.leader_epochs.latest_epoch
         if assign:
-            if leader_epoch >= 0:
-                latest = self.leader_epochs.latest_epoch
-                if latest is None or leader_epoch > latest:
-                    self.leader_epochs.assign(leader_epoch, first_offset)
+            if leader_epoch >= 0 and (latest is None or leader_epoch > latest):
+                self.leader_epochs.assign(leader_epoch, first_offset)
         else:
             for epoch, start in epochs:
                 latest = self.leader_epochs.latest_epoch
@@ -393,14 +400,14 @@ class Log:
         seg.append(mv, batches)
         self._leo = next_offset
         return AppendInfo(
-            first_offset=first_offset,
-            last_offset=next_offset - 1,
-            max_timestamp=max_ts,
-            offset_of_max_timestamp=offset_of_max_ts,
-            batches=len(batches),
-            bytes=n,
-            log_append_time=append_time,
-            log_start_offset=self._log_start,
+            first_offset,
+            next_offset - 1,
+            max_ts,
+            offset_of_max_ts,
+            len(batches),
+            n,
+            append_time,
+            self._log_start,
         )
 
     def _check_timestamps(self, base_ts: int, max_ts: int, now: int) -> None:
@@ -587,8 +594,14 @@ class Log:
     # -- truncation and log start ---------------------------------------------------------------
 
     def truncate_to(self, offset: int) -> bool:
-        """Remove every batch whose last offset is >= ``offset``; the log end offset becomes
-        ``offset``. Returns False (and only trims the epoch cache) when ``offset >= LEO``."""
+        """Remove every batch whose last offset is >= ``offset``. Returns False (and only trims
+        the epoch cache) when ``offset >= LEO``.
+
+        The log end offset becomes ``offset`` when that is a batch boundary (always the case for
+        a follower truncating to an OffsetForLeaderEpoch answer). Truncating into the middle of a
+        batch removes the whole batch and the log end offset becomes that batch's base offset,
+        not ``offset`` as in Kafka: Kafka's value would not survive a restart (it is recomputed
+        from the data), and a follower simply re-fetches the batch."""
         if offset < 0:
             raise ValueError(f"cannot truncate to negative offset {offset}")
         with self._lock:
@@ -607,13 +620,13 @@ class Log:
             active = self._segments[-1]
             active.truncate_to(offset)
             active.persist_indexes(active=True)
-            self._leo = offset
-            self.leader_epochs.truncate_from_end(offset)
-            self._log_start = min(self._log_start, offset)
-            self._hw = min(self._hw, offset)
-            self._recovery_point = min(self._recovery_point, offset)
-            self._roll_flush_offset = min(self._roll_flush_offset, offset)
-            self.cleaner_checkpoint = min(self.cleaner_checkpoint, offset)
+            self._leo = min(offset, active.read_next_offset())
+            self.leader_epochs.truncate_from_end(self._leo)
+            self._log_start = min(self._log_start, self._leo)
+            self._hw = min(self._hw, self._leo)
+            self._recovery_point = min(self._recovery_point, self._leo)
+            self._roll_flush_offset = min(self._roll_flush_offset, self._leo)
+            self.cleaner_checkpoint = min(self.cleaner_checkpoint, self._leo)
             return True
 
     def truncate_fully_and_start_at(self, offset: int) -> None:
@@ -764,6 +777,17 @@ class Log:
             if self._roll_flush_offset <= self._recovery_point:
                 self._roll_flush_offset = -1
             self._last_flush_ms = self.clock.milliseconds()
+
+    def release_idle_handles(self) -> bool:
+        """Unpin the active segment's descriptor if nothing was appended since the last call,
+        so the pool may close it; the manager calls this from ``flush_due``."""
+        with self._lock:
+            if self._appended:
+                self._appended = False
+                return False
+            if self._segments:
+                self._segments[-1].release_write_pin()
+            return True
 
     def flush_if_due(self) -> bool:
         """Flush if ``flush.ms`` has passed since the last flush, or a rolled segment awaits its

@@ -285,13 +285,15 @@ class LogManager:
         return results
 
     def flush_due(self) -> int:
-        """fsync logs whose ``flush.ms`` elapsed or that rolled since their last flush.
+        """fsync logs whose ``flush.ms`` elapsed or that rolled since their last flush, and let
+        the descriptor pool close the files of logs that saw no append since the previous call.
         Returns how many logs were flushed. Blocks on fsync."""
         flushed = 0
         for log in self.all_logs():
             try:
                 if log.flush_if_due():
                     flushed += 1
+                log.release_idle_handles()
             except StorageError:
                 continue
         return flushed

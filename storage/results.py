@@ -104,9 +104,9 @@ class ReadResult:
         self.close()
 
 
-@dataclass(frozen=True, slots=True)
-class AppendInfo:
-    """What an append did; offsets are inclusive."""
+class AppendInfo(NamedTuple):
+    """What an append did; offsets are inclusive. (A NamedTuple: built once per append, and
+    a frozen dataclass costs microseconds to construct.)"""
 
     first_offset: int
     last_offset: int

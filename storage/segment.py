@@ -52,7 +52,8 @@ _PREFIX = struct.Struct(">qi")
 _CRC = struct.Struct(">I")
 _ATTRIBUTES_OFFSET = 21
 
-#: Bytes read per ``pread`` when scanning batch headers.
+#: Bytes read per ``pread`` when scanning batch headers (first read, then at most).
+FIRST_SCAN_CHUNK = 8 * 1024
 SCAN_CHUNK = 64 * 1024
 #: Bytes read per ``pread`` when validating whole batches (recovery).
 RECOVERY_CHUNK = 4 * 1024 * 1024
@@ -78,6 +79,7 @@ class LogSegment:
         "_max_ts",
         "_offset_of_max_ts",
         "_rolling_ts",
+        "_write_pinned",
         "base_offset",
         "clock",
         "config",
@@ -131,6 +133,7 @@ class LogSegment:
         self._max_ts: int | None = None
         self._offset_of_max_ts = base_offset
         self._bytes_since_last_index_entry = -1  # computed lazily from the index
+        self._write_pinned = False
 
     # -- creation ---------------------------------------------------------------------------------
 
@@ -237,23 +240,30 @@ class LogSegment:
         return self._rolling_ts
 
     def time_waited_for_roll(self, now_ms: int, message_timestamp: int) -> int:
-        ts = self.first_batch_timestamp()
+        ts = self._rolling_ts
+        if ts is None:
+            ts = self.first_batch_timestamp()
         if ts is not None and ts >= 0:
             return message_timestamp - ts
         return now_ms - self.created_ms
 
     def should_roll(self, messages_size: int, max_timestamp: int, last_offset: int, now_ms: int) -> bool:
-        cfg = self.config
+        """Kafka's ``LogSegment.shouldRoll``: size, age (by the first batch's timestamp, or the
+        creation time without one), a full index, or offsets the index cannot express."""
         size = self.size
-        reached_roll_ms = size > 0 and (
-            self.time_waited_for_roll(now_ms, max_timestamp) > cfg.segment_ms - self.roll_jitter_ms
-        )
+        if size == 0:
+            return (
+                self.offset_index.is_full()
+                or self.time_index.is_full()
+                or not (0 <= last_offset - self.base_offset <= INT32_MAX)
+            )
+        cfg = self.config
         return (
-            (size > 0 and size > cfg.segment_bytes - messages_size)
-            or reached_roll_ms
+            size > cfg.segment_bytes - messages_size
+            or self.time_waited_for_roll(now_ms, max_timestamp) > cfg.segment_ms - self.roll_jitter_ms
             or self.offset_index.is_full()
             or self.time_index.is_full()
-            or not self.offset_index.can_append_offset(last_offset)
+            or not (0 <= last_offset - self.base_offset <= INT32_MAX)
         )
 
     # -- append -----------------------------------------------------------------------------------
@@ -271,35 +281,59 @@ class LogSegment:
         On a failed write the file is cut back to its previous size and the error re-raised.
         """
         start = self.size
-        fd = self.handles.acquire(self.log_file)
+        transient = False
+        if self._write_pinned:
+            fd = self.log_file.fd
+        else:
+            # A busy writer keeps its descriptor pinned (not evictable) until the log goes idle
+            # (release_write_pin): two lock round trips less per append. Beyond the pool's
+            # writer-pin budget the pin is taken per append instead.
+            fd = self.handles.acquire(self.log_file)
+            if self.handles.grant_writer_pin():
+                self._write_pinned = True
+            else:
+                transient = True
         try:
-            try:
+            if self.fs.pwrite(fd, data, start) != len(data):
+                self.fs.ftruncate(fd, start)
                 self.fs.write_all(fd, data, start)
-            except BaseException:
-                with contextlib.suppress(OSError):
-                    self.fs.ftruncate(fd, start)
-                raise
+        except BaseException:
+            with contextlib.suppress(OSError):
+                self.fs.ftruncate(fd, start)
+            raise
         finally:
-            self.handles.release(self.log_file)
+            if transient:
+                self.handles.release(self.log_file)
         self.size = start + len(data)
         if start == 0 and batches:
             self._rolling_ts = batches[0][3]
         self._index_batches(start, batches)
 
     def _index_batches(self, start: int, batches: list[tuple[int, int, int, int]]) -> None:
+        # Hot path (every append): the index arrays are appended to directly. Offsets and
+        # positions only grow here, which is what OffsetIndex.append / TimeIndex.maybe_append
+        # would check.
         interval = self.config.index_interval_bytes
-        since = self._bytes_since_index()
-        max_ts = self.max_timestamp_so_far
+        since = self._bytes_since_last_index_entry
+        if since < 0:
+            since = self._bytes_since_index()
+        max_ts = self._max_ts
+        if max_ts is None:
+            max_ts = self.max_timestamp_so_far
         max_off = self._offset_of_max_ts
-        offset_index = self.offset_index
-        time_index = self.time_index
+        base = self.base_offset
+        off_keys, off_values = self.offset_index.arrays()
+        ts_keys, ts_values = self.time_index.arrays()
         for rel, size, last_offset, batch_max_ts in batches:
             if batch_max_ts > max_ts:
                 max_ts = batch_max_ts
                 max_off = last_offset
             if since > interval:
-                offset_index.append(last_offset, start + rel)
-                time_index.maybe_append(max_ts, max_off)
+                off_keys.append(last_offset - base)
+                off_values.append(start + rel)
+                if max_ts > (ts_keys[-1] if ts_keys else NO_TIMESTAMP):
+                    ts_keys.append(max_ts)
+                    ts_values.append(max_off - base)
                 since = 0
             since += size
         self._bytes_since_last_index_entry = since
@@ -319,8 +353,10 @@ class LogSegment:
         pos = start
         unpack = HEADER.unpack_from
         make = BatchHeader._make
+        chunk = FIRST_SCAN_CHUNK  # most scans stop within an index interval: start small
         while pos < limit:
-            buf = self.pread(min(SCAN_CHUNK, limit - pos), pos)
+            buf = self.pread(min(chunk, limit - pos), pos)
+            chunk = min(chunk * 4, SCAN_CHUNK)
             n = len(buf)
             off = 0
             while n - off >= RECORD_BATCH_OVERHEAD:
@@ -557,8 +593,15 @@ class LogSegment:
 
     # -- lifecycle --------------------------------------------------------------------------------
 
+    def release_write_pin(self) -> None:
+        """Let the descriptor pool close this segment's file again (log idle, rolled, closed)."""
+        if self._write_pinned:
+            self._write_pinned = False
+            self.handles.release_writer_pin(self.log_file)
+
     def on_become_inactive(self) -> None:
         """Final time-index entry and trimmed index files (segment rolled)."""
+        self.release_write_pin()
         self.time_index.maybe_append(
             self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far, skip_full_check=True
         )
@@ -580,10 +623,12 @@ class LogSegment:
             )
         self.offset_index.persist(preallocate=False)
         self.time_index.persist(preallocate=False)
+        self.release_write_pin()
         self.handles.close(self.log_file)
 
     def close_handles(self) -> None:
         """Close the descriptor without writing anything (log deleted or dir failed)."""
+        self.release_write_pin()
         self.handles.close(self.log_file)
 
     def files(self) -> list[Path]:
@@ -600,6 +645,7 @@ class LogSegment:
             index.rename(_with_suffix(index.path, old, new))
 
     def delete_files(self) -> None:
+        self.release_write_pin()
         self.handles.close(self.log_file)
         for path in self.files():
             if path.exists():

@@ -26,7 +26,10 @@ class TimeIndex(SparseIndex):
     __slots__ = ()
 
     def is_full(self) -> bool:
-        return self.entries >= self.max_entries - 1
+        keys = self._keys
+        if keys is None:
+            keys = self._ensure_loaded()[0]
+        return len(keys) >= self._max_entries - 1
 
     def last_entry(self) -> tuple[int, int]:
         """``(timestamp, offset)`` of the last entry, or ``(-1, base_offset)`` if empty."""
@@ -37,8 +40,10 @@ class TimeIndex(SparseIndex):
 
     def maybe_append(self, timestamp: int, offset: int, *, skip_full_check: bool = False) -> None:
         """Append ``(timestamp, offset)`` if ``timestamp`` is larger than the last entry's."""
-        keys, values = self._ensure_loaded()
-        if not skip_full_check and self.is_full():
+        keys, values = self._keys, self._values
+        if keys is None or values is None:
+            keys, values = self._ensure_loaded()
+        if not skip_full_check and len(keys) >= self._max_entries - 1:
             raise IndexOrderError(f"time index {self.path} is full")
         rel = offset - self.base_offset
         if keys and rel < values[-1]:

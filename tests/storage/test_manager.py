@@ -120,7 +120,7 @@ def test_flush_due_honours_flush_ms_and_rolls(tmp_path: Path, clock: ManualClock
 def test_many_partitions_with_few_descriptors(tmp_path: Path, clock: ManualClock) -> None:
     manager = LogManager([tmp_path], LogConfig(segment_bytes=300), clock, max_open_files=16)
     logs = [manager.get_or_create_log("t", p) for p in range(200)]
-    for round_ in range(3):
+    for _ in range(3):
         for log in logs:
             log.append(batch_of_size(120), 0)
             assert manager.handles.open_count() <= 17
