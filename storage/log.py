@@ -309,13 +309,14 @@ class Log:
             raise InvalidRecordBatchError("no record batch to append")
         if mv.ndim != 1 or mv.itemsize != 1:
             mv = mv.cast("B")
-        now = self.clock.milliseconds()
-        append_time = now if (assign and cfg.log_append_time) else -1
+        # The clock is read only when something needs it (LogAppendTime, timestamp limits).
+        append_time = self.clock.milliseconds() if (assign and cfg.log_append_time) else -1
         check_ts = (
             assign
             and append_time < 0
             and (cfg.message_timestamp_before_max_ms < _NEVER or cfg.message_timestamp_after_max_ms < _NEVER)
         )
+        now = append_time if append_time >= 0 else (self.clock.milliseconds() if check_ts else -1)
         max_bytes = cfg.max_message_bytes
         unpack = HEADER.unpack_from
         crc = crc32c.crc32c
@@ -395,7 +396,7 @@ class Log:
                     self.leader_epochs.assign(epoch, start)
 
         seg = self._segments[-1]
-        if seg.should_roll(n, max_ts, next_offset - 1, now):
+        if seg.should_roll(n, max_ts, next_offset - 1, self.clock):
             seg = self._roll(first_offset)
         seg.append(mv, batches)
         self._leo = next_offset

@@ -247,24 +247,25 @@ class LogSegment:
             return message_timestamp - ts
         return now_ms - self.created_ms
 
-    def should_roll(self, messages_size: int, max_timestamp: int, last_offset: int, now_ms: int) -> bool:
+    def should_roll(self, messages_size: int, max_timestamp: int, last_offset: int, clock: Clock) -> bool:
         """Kafka's ``LogSegment.shouldRoll``: size, age (by the first batch's timestamp, or the
         creation time without one), a full index, or offsets the index cannot express."""
         size = self.size
+        if not 0 <= last_offset - self.base_offset <= INT32_MAX:
+            return True
+        if self.offset_index.is_full() or self.time_index.is_full():
+            return True
         if size == 0:
-            return (
-                self.offset_index.is_full()
-                or self.time_index.is_full()
-                or not (0 <= last_offset - self.base_offset <= INT32_MAX)
-            )
+            return False
         cfg = self.config
-        return (
-            size > cfg.segment_bytes - messages_size
-            or self.time_waited_for_roll(now_ms, max_timestamp) > cfg.segment_ms - self.roll_jitter_ms
-            or self.offset_index.is_full()
-            or self.time_index.is_full()
-            or not (0 <= last_offset - self.base_offset <= INT32_MAX)
-        )
+        if size > cfg.segment_bytes - messages_size:
+            return True
+        ts = self._rolling_ts
+        if ts is None:
+            ts = self.first_batch_timestamp()
+        # By record time when the first batch has a timestamp, else by wall clock since creation.
+        waited = max_timestamp - ts if ts is not None and ts >= 0 else clock.milliseconds() - self.created_ms
+        return waited > cfg.segment_ms - self.roll_jitter_ms
 
     # -- append -----------------------------------------------------------------------------------
 
