@@ -205,3 +205,21 @@ def test_crash_during_cleaning_leaves_a_loadable_log(tmp_path: Path, clock: Manu
         names = [p.name for p in (d / "c-0").iterdir()]
         assert not any(n.endswith((".swap", ".cleaned")) for n in names)
         again.close()
+
+
+def test_min_and_max_compaction_lag(open_log: OpenLog, clock: ManualClock) -> None:
+    config = COMPACT.replace(min_cleanable_dirty_ratio=0.99, min_compaction_lag_ms=10_000)
+    log = open_log(config)
+    for i in range(30):
+        log.append(batch([(b"k", b"%d" % i)], ts=clock.now_ms), 0)
+    log.high_watermark = log.log_end_offset
+    r = cleanable_range(log, clock.milliseconds())
+    assert r is not None and r.first_uncleanable == 0  # everything younger than the lag
+    clock.advance(20_000)
+    r = cleanable_range(log, clock.milliseconds())
+    assert r is not None and r.first_uncleanable == log.active_segment.base_offset
+    assert r.dirty_bytes > 0 and not r.needs_compaction_now
+    log.update_config(config.replace(max_compaction_lag_ms=15_000))
+    r = cleanable_range(log, clock.milliseconds())
+    assert r is not None and r.needs_compaction_now  # ratio 1.0 is not > 0.99, but overdue
+    assert Cleaner().clean(log, clock.milliseconds()) is not None

@@ -270,3 +270,15 @@ def test_header_struct_matches_protocol() -> None:
 
     assert HEADER.format == batch._HEADER.format
     assert struct.calcsize(HEADER.format) == batch.RECORD_BATCH_OVERHEAD
+
+
+def test_config_update_applies_to_rolling(open_log: OpenLog) -> None:
+    log = open_log(LogConfig(segment_bytes=10_000))
+    for _ in range(5):
+        log.append(batch_of_size(100), 0)
+    assert log.segment_count == 1
+    log.update_config(LogConfig(segment_bytes=300))
+    for _ in range(5):
+        log.append(batch_of_size(100), 0)
+    assert log.segment_count > 1
+    assert log.config.segment_bytes == 300
