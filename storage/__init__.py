@@ -60,13 +60,22 @@ max_open_files=1024, cleaner_max_map_entries=1_000_000)``
     ``append_as_follower(data) -> AppendInfo`` (offsets already assigned, must not go back);
     ``read(offset, max_bytes, max_offset=None, min_one_message=True) -> ReadResult``;
     ``read_bytes(...) -> bytes``; ``Log.fetch_bytes(slice) -> bytes``;
-    ``offset_for_timestamp(ts) -> OffsetAndTimestamp | None``;
-    ``max_timestamp_offset() -> OffsetAndTimestamp | None``;
-    ``truncate_to(offset) -> bool``; ``truncate_fully_and_start_at(offset)``;
+    ``offset_for_timestamp(ts) -> OffsetAndTimestamp | None`` (a NamedTuple ``(offset,
+    timestamp, leader_epoch)``: the first *record* with timestamp >= ts, as Kafka's ListOffsets;
+    the one batch holding it is decoded);
+    ``max_timestamp_offset() -> OffsetAndTimestamp | None`` (ListOffsets -3);
+    ``truncate_to(offset) -> bool`` (a cut inside a batch removes the batch and ends the log at
+    its base offset); ``truncate_fully_and_start_at(offset)``;
     ``delete_records_before(offset) -> int``;
     ``scan_batch_headers(start_offset=None) -> Iterator[(BatchPosition, BatchHeader)]``;
     ``flush(up_to=None)``; ``roll()``; ``size_in_bytes()``; ``update_config(config)``;
-    ``close()``.
+    ``close()``. ``AppendInfo`` is a NamedTuple ``(first_offset, last_offset, max_timestamp,
+    offset_of_max_timestamp, batches, bytes, log_append_time, log_start_offset)``.
+
+Descriptors: at most ``max_open_files`` segment files are open (plus one ``dup`` per
+outstanding FileSlice); idle ones are closed least-recently-used first. The active segment of a
+log that is being appended to keeps its descriptor (up to half the pool) until a
+``flush_due()`` call finds the log idle. Index files hold no descriptor.
 
 ``log.leader_epochs`` (:class:`LeaderEpochCache`)
     ``assign(epoch, start_offset)``, ``end_offset_for_epoch(epoch) -> (epoch, end_offset)``

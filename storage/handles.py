@@ -6,6 +6,10 @@ if every ``.log`` file stayed open (Kafka keeps them all open and asks operators
 used ones beyond ``capacity``. Index files hold no descriptor at all: they are read whole on first
 use and written on flush/roll/close (see :mod:`storage.index`).
 
+A busy log's active segment keeps a "writer pin" between appends (at most half the pool), so
+the append path skips two lock round trips; ``LogManager.flush_due`` drops the pins of logs
+that saw no append since its previous call.
+
 A descriptor is *pinned* while a caller uses it (an append's ``pwrite``, a flush's ``dup``), so a
 flush running in a worker thread never sees its descriptor closed by eviction on the event-loop
 thread. The pool has its own lock; callers never hold it while doing I/O.
