@@ -1,0 +1,1 @@
+"""Generator of protocol/messages from Kafka's message schemas (run: python -m protocol.codegen)."""

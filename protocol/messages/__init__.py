@@ -1,0 +1,1 @@
+"""Generated message modules (python -m protocol.codegen). Do not edit."""

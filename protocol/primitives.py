@@ -1,0 +1,400 @@
+"""Wire primitives used by the generated message codecs.
+
+Decoders take ``(buf, pos)`` and return ``(value, new_pos)``; ``buf`` is a memoryview so that
+slices (records, zero-copy bytes) cost nothing. Bounds are checked explicitly wherever a length
+comes from the wire, so a hostile length can never make us allocate more than the frame holds.
+Fixed-width reads rely on ``struct`` raising ``struct.error`` (or ``IndexError``) on short input;
+:func:`protocol.message.decode_message` turns those into :class:`TruncatedError`.
+
+Encoders return ``bytes``; the generated code appends them to a list that is joined once.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Callable, Sequence
+from typing import Any, TypeAlias
+
+from protocol.exceptions import (
+    BadLengthError,
+    BadVarintError,
+    LengthExceedsRemainingError,
+)
+
+Buf: TypeAlias = memoryview
+#: Appends one encoded piece; pieces are bytes-like, or opaque record regions (see message.py).
+Append: TypeAlias = Callable[[Any], None]
+
+I8 = struct.Struct(">b")
+I16 = struct.Struct(">h")
+I32 = struct.Struct(">i")
+I64 = struct.Struct(">q")
+U16 = struct.Struct(">H")
+U32 = struct.Struct(">I")
+F64 = struct.Struct(">d")
+BOOL = struct.Struct(">?")
+UUID_STRUCT = struct.Struct(">16s")
+
+ZERO_UUID = uuid.UUID(int=0)
+
+#: One-byte unsigned varints 0..127, so short lengths encode without any arithmetic.
+UV: tuple[bytes, ...] = tuple(bytes((i,)) for i in range(128))
+
+NULL_I16 = I16.pack(-1)
+NULL_I32 = I32.pack(-1)
+ZERO_BYTE = b"\x00"
+NULL_STRUCT = I8.pack(-1)
+PRESENT_STRUCT = I8.pack(1)
+
+_i16_from = I16.unpack_from
+_i32_from = I32.unpack_from
+_pack_i16 = I16.pack
+_pack_i32 = I32.pack
+
+
+# ---------------------------------------------------------------------------------------------
+# varints
+
+
+def read_uvarint(buf: Buf, pos: int) -> tuple[int, int]:
+    """Unsigned varint of at most 5 bytes (an int32), as Kafka's readUnsignedVarint."""
+    b = buf[pos]
+    if b < 0x80:
+        return b, pos + 1
+    value = b & 0x7F
+    shift = 7
+    pos += 1
+    while True:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            if value > 0xFFFFFFFF:
+                raise BadVarintError("unsigned varint does not fit 32 bits")
+            return value, pos
+        shift += 7
+        if shift > 28:
+            raise BadVarintError("unsigned varint longer than 5 bytes")
+
+
+def read_uvarlong(buf: Buf, pos: int) -> tuple[int, int]:
+    """Unsigned varint of at most 10 bytes (an int64)."""
+    value = 0
+    shift = 0
+    while True:
+        b = buf[pos]
+        pos += 1
+        value |= (b & 0x7F) << shift
+        if b < 0x80:
+            return value, pos
+        shift += 7
+        if shift > 63:
+            raise BadVarintError("unsigned varlong longer than 10 bytes")
+
+
+def read_varint(buf: Buf, pos: int) -> tuple[int, int]:
+    """Zig-zag signed varint (int32)."""
+    raw, pos = read_uvarint(buf, pos)
+    return (raw >> 1) ^ -(raw & 1), pos
+
+
+def read_varlong(buf: Buf, pos: int) -> tuple[int, int]:
+    """Zig-zag signed varlong (int64)."""
+    raw, pos = read_uvarlong(buf, pos)
+    return (raw >> 1) ^ -(raw & 1), pos
+
+
+def uvarint(value: int) -> bytes:
+    if value < 0x80:
+        return UV[value]
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def varint(value: int) -> bytes:
+    """Zig-zag signed varint (int32 or int64)."""
+    return uvarint((value << 1) ^ (value >> 63))
+
+
+# ---------------------------------------------------------------------------------------------
+# lengths
+
+
+def _check_remaining(buf: Buf, pos: int, n: int) -> int:
+    end = pos + n
+    if end > len(buf):
+        raise LengthExceedsRemainingError(f"length {n} at position {pos} exceeds the {len(buf) - pos} bytes left")
+    return end
+
+
+def read_array_len(buf: Buf, pos: int) -> tuple[int, int]:
+    """int32 array length; -1 is null. Every element takes at least one byte, so a length
+    larger than the bytes left is rejected before anything is allocated."""
+    (n,) = _i32_from(buf, pos)
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise BadLengthError(f"negative array length {n}")
+        return -1, pos
+    if n > len(buf) - pos:
+        raise LengthExceedsRemainingError(f"array of {n} elements but {len(buf) - pos} bytes left")
+    return n, pos
+
+
+def read_compact_array_len(buf: Buf, pos: int) -> tuple[int, int]:
+    """Compact array length: uvarint(n + 1), 0 is null."""
+    n, pos = read_uvarint(buf, pos)
+    n -= 1
+    if n > len(buf) - pos:
+        raise LengthExceedsRemainingError(f"array of {n} elements but {len(buf) - pos} bytes left")
+    return n, pos
+
+
+# ---------------------------------------------------------------------------------------------
+# strings
+
+
+def read_string(buf: Buf, pos: int) -> tuple[str, int]:
+    (n,) = _i16_from(buf, pos)
+    pos += 2
+    if n < 0:
+        raise BadLengthError(f"null or negative length {n} for a non-nullable string")
+    end = _check_remaining(buf, pos, n)
+    return str(buf[pos:end], "utf-8"), end
+
+
+def read_nullable_string(buf: Buf, pos: int) -> tuple[str | None, int]:
+    (n,) = _i16_from(buf, pos)
+    pos += 2
+    if n < 0:
+        if n != -1:
+            raise BadLengthError(f"negative string length {n}")
+        return None, pos
+    end = _check_remaining(buf, pos, n)
+    return str(buf[pos:end], "utf-8"), end
+
+
+def read_compact_string(buf: Buf, pos: int) -> tuple[str, int]:
+    n, pos = read_uvarint(buf, pos)
+    if n == 0:
+        raise BadLengthError("null compact string where the field is not nullable")
+    end = _check_remaining(buf, pos, n - 1)
+    return str(buf[pos:end], "utf-8"), end
+
+
+def read_compact_nullable_string(buf: Buf, pos: int) -> tuple[str | None, int]:
+    n, pos = read_uvarint(buf, pos)
+    if n == 0:
+        return None, pos
+    end = _check_remaining(buf, pos, n - 1)
+    return str(buf[pos:end], "utf-8"), end
+
+
+def enc_string(value: str) -> bytes:
+    b = value.encode()
+    return _pack_i16(len(b)) + b
+
+
+def enc_nullable_string(value: str | None) -> bytes:
+    if value is None:
+        return NULL_I16
+    b = value.encode()
+    return _pack_i16(len(b)) + b
+
+
+def enc_compact_string(value: str) -> bytes:
+    b = value.encode()
+    n = len(b) + 1
+    return (UV[n] if n < 0x80 else uvarint(n)) + b
+
+
+def enc_compact_nullable_string(value: str | None) -> bytes:
+    if value is None:
+        return ZERO_BYTE
+    b = value.encode()
+    n = len(b) + 1
+    return (UV[n] if n < 0x80 else uvarint(n)) + b
+
+
+# ---------------------------------------------------------------------------------------------
+# bytes (copied) and byte views (records, zero-copy fields)
+
+
+def read_bytes(buf: Buf, pos: int) -> tuple[bytes, int]:
+    (n,) = _i32_from(buf, pos)
+    pos += 4
+    if n < 0:
+        raise BadLengthError(f"null or negative length {n} for non-nullable bytes")
+    end = _check_remaining(buf, pos, n)
+    return bytes(buf[pos:end]), end
+
+
+def read_nullable_bytes(buf: Buf, pos: int) -> tuple[bytes | None, int]:
+    (n,) = _i32_from(buf, pos)
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise BadLengthError(f"negative bytes length {n}")
+        return None, pos
+    end = _check_remaining(buf, pos, n)
+    return bytes(buf[pos:end]), end
+
+
+def read_compact_bytes(buf: Buf, pos: int) -> tuple[bytes, int]:
+    n, pos = read_uvarint(buf, pos)
+    if n == 0:
+        raise BadLengthError("null compact bytes where the field is not nullable")
+    end = _check_remaining(buf, pos, n - 1)
+    return bytes(buf[pos:end]), end
+
+
+def read_compact_nullable_bytes(buf: Buf, pos: int) -> tuple[bytes | None, int]:
+    n, pos = read_uvarint(buf, pos)
+    if n == 0:
+        return None, pos
+    end = _check_remaining(buf, pos, n - 1)
+    return bytes(buf[pos:end]), end
+
+
+def read_view(buf: Buf, pos: int) -> tuple[memoryview, int]:
+    (n,) = _i32_from(buf, pos)
+    pos += 4
+    if n < 0:
+        raise BadLengthError(f"null or negative length {n} for non-nullable bytes")
+    end = _check_remaining(buf, pos, n)
+    return buf[pos:end], end
+
+
+def read_nullable_view(buf: Buf, pos: int) -> tuple[memoryview | None, int]:
+    (n,) = _i32_from(buf, pos)
+    pos += 4
+    if n < 0:
+        if n != -1:
+            raise BadLengthError(f"negative bytes length {n}")
+        return None, pos
+    end = _check_remaining(buf, pos, n)
+    return buf[pos:end], end
+
+
+def read_compact_view(buf: Buf, pos: int) -> tuple[memoryview, int]:
+    n, pos = read_uvarint(buf, pos)
+    if n == 0:
+        raise BadLengthError("null compact bytes where the field is not nullable")
+    end = _check_remaining(buf, pos, n - 1)
+    return buf[pos:end], end
+
+
+def read_compact_nullable_view(buf: Buf, pos: int) -> tuple[memoryview | None, int]:
+    n, pos = read_uvarint(buf, pos)
+    if n == 0:
+        return None, pos
+    end = _check_remaining(buf, pos, n - 1)
+    return buf[pos:end], end
+
+
+def bytes_len(value: Any) -> int:
+    """Length in bytes of a bytes-like value or of an opaque record region."""
+    if isinstance(value, memoryview):
+        return value.nbytes
+    return len(value)
+
+
+def enc_bytes_len(value: Any) -> bytes:
+    return _pack_i32(bytes_len(value))
+
+
+def enc_compact_bytes_len(value: Any) -> bytes:
+    n = bytes_len(value) + 1
+    return UV[n] if n < 0x80 else uvarint(n)
+
+
+# ---------------------------------------------------------------------------------------------
+# arrays of primitives
+
+_i32_array_structs: dict[int, struct.Struct] = {}
+_i64_array_structs: dict[int, struct.Struct] = {}
+
+
+def _array_struct(cache: dict[int, struct.Struct], code: str, n: int) -> struct.Struct:
+    s = cache.get(n)
+    if s is None:
+        s = struct.Struct(f">{n}{code}")
+        if n < 1024:
+            cache[n] = s
+    return s
+
+
+def read_i32_items(buf: Buf, pos: int, n: int) -> tuple[list[int], int]:
+    s = _array_struct(_i32_array_structs, "i", n)
+    return list(s.unpack_from(buf, pos)), pos + s.size
+
+
+def read_i64_items(buf: Buf, pos: int, n: int) -> tuple[list[int], int]:
+    s = _array_struct(_i64_array_structs, "q", n)
+    return list(s.unpack_from(buf, pos)), pos + s.size
+
+
+def enc_i32_items(values: Sequence[int]) -> bytes:
+    return _array_struct(_i32_array_structs, "i", len(values)).pack(*values)
+
+
+def enc_i64_items(values: Sequence[int]) -> bytes:
+    return _array_struct(_i64_array_structs, "q", len(values)).pack(*values)
+
+
+def enc_array_len(values: Sequence[Any] | None) -> bytes:
+    return NULL_I32 if values is None else _pack_i32(len(values))
+
+
+def enc_compact_array_len(values: Sequence[Any] | None) -> bytes:
+    if values is None:
+        return ZERO_BYTE
+    n = len(values) + 1
+    return UV[n] if n < 0x80 else uvarint(n)
+
+
+def enc_i32_array(values: Sequence[int]) -> bytes:
+    n = len(values)
+    return _pack_i32(n) + _array_struct(_i32_array_structs, "i", n).pack(*values)
+
+
+def enc_compact_i32_array(values: Sequence[int]) -> bytes:
+    n = len(values)
+    return (UV[n + 1] if n < 0x7F else uvarint(n + 1)) + _array_struct(_i32_array_structs, "i", n).pack(*values)
+
+
+# ---------------------------------------------------------------------------------------------
+# tagged fields
+
+
+def skip_tagged_fields(buf: Buf, pos: int) -> int:
+    """Skip a tagged-field section whose fields are all unknown."""
+    count, pos = read_uvarint(buf, pos)
+    for _ in range(count):
+        _, pos = read_uvarint(buf, pos)
+        size, pos = read_uvarint(buf, pos)
+        pos = _check_remaining(buf, pos, size)
+    return pos
+
+
+def read_tag_header(buf: Buf, pos: int) -> tuple[int, int, int]:
+    """(tag, end position of its value, start position of its value)."""
+    tag, pos = read_uvarint(buf, pos)
+    size, pos = read_uvarint(buf, pos)
+    return tag, _check_remaining(buf, pos, size), pos
+
+
+def read_uuid(buf: Buf, pos: int) -> tuple[uuid.UUID, int]:
+    end = pos + 16
+    if end > len(buf):
+        raise LengthExceedsRemainingError("uuid truncated")
+    return uuid.UUID(bytes=bytes(buf[pos:end])), end
+
+
+def uuid_from_bytes(raw: bytes) -> uuid.UUID:
+    return uuid.UUID(bytes=raw)
