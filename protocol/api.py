@@ -14,15 +14,18 @@ from typing import Any
 
 from protocol.apispec import ApiSpec, DataSpec
 from protocol.exceptions import (
+    BadUtf8Error,
+    EncodeError,
     TrailingBytesError,
     TruncatedError,
     UnknownApiError,
     UnsupportedVersionError,
 )
-from protocol.message import Message
+from protocol.message import Decoder, Message, join_pieces
 from protocol.messages._index import APIS, DATA
 from protocol.messages.request_header import RequestHeader
 from protocol.messages.response_header import ResponseHeader
+from protocol.primitives import bytes_len
 
 API_VERSIONS_KEY = 18
 CONTROLLED_SHUTDOWN_KEY = 7
@@ -97,27 +100,58 @@ def decode_header(frame: memoryview) -> tuple[RequestHeader, int]:
     return RequestHeader.decode_from(frame, version, 0)
 
 
+#: (api key << 16 | version) -> (api, header decoder, body decoder) of every route seen so far.
+_ROUTES: dict[int, tuple[ApiSpec, Decoder, Decoder]] = {}
+_KEY_VERSION = struct.Struct(">hh")
+
+
+def _route(api_key: int, version: int, frame: memoryview) -> tuple[ApiSpec, Decoder, Decoder]:
+    spec = api(api_key)
+    if not spec.min_version <= version <= spec.max_version:
+        # As Kafka's RequestHeader.parse: the header still decodes, its version following the
+        # api's flexible versions, so that the broker can answer ApiVersions with v0.
+        header, _ = decode_header(frame)
+        raise UnsupportedVersionError(spec.name, version, header)
+    route = (
+        spec,
+        RequestHeader._decoders[request_header_version(api_key, version)],
+        spec.request_type()._decoders[version],
+    )
+    _ROUTES[api_key << 16 | version] = route
+    return route
+
+
 def decode_request(frame: bytes | bytearray | memoryview) -> Request:
     """Decode a whole request frame (without its size prefix).
 
     Raises :class:`UnknownApiError` for an api key Kafka does not define and
-    :class:`UnsupportedVersionError` for a version outside the api's valid range; the caller
-    may answer ApiVersions in that case (see module docstring).
+    :class:`UnsupportedVersionError` (with the decoded header) for a version outside the api's
+    valid range; the caller may answer ApiVersions in that case (see module docstring). Every
+    other failure is a :class:`DecodeError` too.
     """
     view = frame if isinstance(frame, memoryview) else memoryview(frame)
-    first = peek(view)
-    spec = api(first.api_key)
-    if not spec.min_version <= first.api_version <= spec.max_version:
-        raise UnsupportedVersionError(spec.name, first.api_version)
-    header, pos = decode_header(view)
-    request_type = spec.request_type()
-    body, end = request_type.decode_from(view, first.api_version, pos)
+    if len(view) < _PEEK.size:
+        raise TruncatedError(f"request of {len(view)} bytes is shorter than a request header")
+    api_key, version = _KEY_VERSION.unpack_from(view, 0)
+    route = _ROUTES.get(api_key << 16 | (version & 0xFFFF))
+    if route is None:
+        route = _route(api_key, version, view)
+    spec, read_header, read_body = route
+    try:
+        header, pos = read_header(view, 0)
+        body, end = read_body(view, pos)
+    except (struct.error, IndexError) as exc:
+        raise TruncatedError(f"{spec.name} v{version} request truncated: {exc}") from exc
+    except UnicodeDecodeError as exc:
+        raise BadUtf8Error(f"{spec.name} v{version} request has a string that is not UTF-8") from exc
     if end != len(view):
-        raise TrailingBytesError(f"{spec.name} v{first.api_version}: {len(view) - end} bytes after the body")
+        raise TrailingBytesError(f"{spec.name} v{version}: {len(view) - end} bytes after the body")
     return Request(header, body, spec)
 
 
-def encode_request(body: Message, version: int, correlation_id: int, client_id: str | None = "brook") -> bytes:
+def encode_request(
+    body: Message, version: int, correlation_id: int, client_id: str | None = "brook"
+) -> bytes:
     """A whole request frame, size prefix included (clients, tests, replication)."""
     api_key = body.API_KEY
     header = RequestHeader(api_key, version, correlation_id, client_id)
@@ -129,21 +163,31 @@ def encode_request(body: Message, version: int, correlation_id: int, client_id: 
 
 
 def encode_response_parts(api_key: int, version: int, correlation_id: int, body: Message) -> list[Any]:
-    """Pieces of a response frame, size prefix first. Record regions stay separate pieces so
-    the network layer can ``sendfile`` them; everything else is bytes."""
-    parts: list[Any] = [b""]
+    """Pieces of a response frame, size prefix first, then the header and body.
+
+    Bytes-like pieces are joined into as few pieces as possible; a record region (any
+    non-bytes-like value of a ``records`` field with a ``__len__``, such as a file slice) stays a
+    piece of its own so the network layer can ``sendfile`` it, and the size prefix counts it.
+    """
+    parts: list[Any] = []
     ResponseHeader(correlation_id).encode_into(parts.append, response_header_version(api_key, version))
     body.encode_into(parts.append, version)
-    size = 0
-    for piece in parts:
-        size += piece.nbytes if isinstance(piece, memoryview) else len(piece)
-    parts[0] = _SIZE.pack(size)
-    return parts
+    try:
+        payload = b"".join(parts)
+    except TypeError:  # a record region among the pieces
+        pieces = join_pieces(parts)
+        size = sum(bytes_len(piece) for piece in pieces)
+        return [_SIZE.pack(size), *pieces]
+    return [_SIZE.pack(len(payload)), payload]
 
 
 def encode_response(api_key: int, version: int, correlation_id: int, body: Message) -> bytes:
     """A whole response frame, size prefix included, when it holds no record regions."""
-    return b"".join(encode_response_parts(api_key, version, correlation_id, body))
+    parts = encode_response_parts(api_key, version, correlation_id, body)
+    if len(parts) != 2:
+        raise EncodeError(f"{body.NAME} holds a record region; use encode_response_parts")
+    frame: bytes = parts[0] + parts[1]
+    return frame
 
 
 def decode_response(frame: bytes | bytearray | memoryview, api_key: int, version: int) -> tuple[int, Any]:

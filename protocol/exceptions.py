@@ -6,6 +6,8 @@ network layer can catch exactly one type, log it and close that connection.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class ProtocolError(Exception):
     """Base of every error raised by the protocol package."""
@@ -53,12 +55,20 @@ class UnknownApiError(DecodeError):
 
 
 class UnsupportedVersionError(DecodeError):
-    """A version outside the valid range of a known api (or message)."""
+    """A version outside the valid range of a known api (or message).
 
-    def __init__(self, name: str, version: int) -> None:
+    When raised by :func:`protocol.api.decode_request`, ``header`` holds the request header, which
+    still decodes (its version follows from the api's flexible versions, as in Kafka), so that
+    the broker can answer an ApiVersions request of a version it does not know with an
+    ApiVersions v0 response carrying UNSUPPORTED_VERSION and the request's correlation id.
+    """
+
+    def __init__(self, name: str, version: int, header: Any = None) -> None:
         super().__init__(f"{name} has no version {version}")
         self.name = name
         self.version = version
+        #: The decoded :class:`~protocol.messages.request_header.RequestHeader`, or None.
+        self.header = header
 
 
 class TrailingBytesError(DecodeError):

@@ -100,12 +100,24 @@ class Message(Struct):
         return message
 
 
+def is_bytes_like(piece: Any) -> bool:
+    """Whether a piece exposes its bytes through the buffer protocol (bytes, bytearray,
+    memoryview, ...) rather than being an opaque record region."""
+    if isinstance(piece, (bytes, bytearray, memoryview)):
+        return True
+    try:
+        memoryview(piece)
+    except TypeError:
+        return False
+    return True
+
+
 def join_pieces(pieces: list[Any]) -> list[Any]:
     """Merge runs of bytes-like pieces; opaque regions (anything else) stay as they are."""
     out: list[Any] = []
     run: list[Any] = []
     for piece in pieces:
-        if isinstance(piece, (bytes, bytearray, memoryview)):
+        if is_bytes_like(piece):
             run.append(piece)
         else:
             if run:

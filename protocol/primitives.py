@@ -14,7 +14,7 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Callable, Sequence
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 from protocol.exceptions import (
     BadLengthError,
@@ -58,24 +58,32 @@ _pack_i32 = I32.pack
 
 
 def read_uvarint(buf: Buf, pos: int) -> tuple[int, int]:
-    """Unsigned varint of at most 5 bytes (an int32), as Kafka's readUnsignedVarint."""
+    """Unsigned varint of at most 5 bytes holding at most 32 bits, as Kafka's readUnsignedVarint.
+
+    Unrolled: lengths of records and strings up to 2 MiB take at most three bytes."""
     b = buf[pos]
     if b < 0x80:
         return b, pos + 1
     value = b & 0x7F
-    shift = 7
-    pos += 1
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            if value > 0xFFFFFFFF:
-                raise BadVarintError("unsigned varint does not fit 32 bits")
-            return value, pos
-        shift += 7
-        if shift > 28:
-            raise BadVarintError("unsigned varint longer than 5 bytes")
+    b = buf[pos + 1]
+    if b < 0x80:
+        return value | b << 7, pos + 2
+    value |= (b & 0x7F) << 7
+    b = buf[pos + 2]
+    if b < 0x80:
+        return value | b << 14, pos + 3
+    value |= (b & 0x7F) << 14
+    b = buf[pos + 3]
+    if b < 0x80:
+        return value | b << 21, pos + 4
+    value |= (b & 0x7F) << 21
+    b = buf[pos + 4]
+    if b >= 0x80:
+        raise BadVarintError("unsigned varint longer than 5 bytes")
+    value |= b << 28
+    if value > 0xFFFFFFFF:
+        raise BadVarintError("unsigned varint does not fit 32 bits")
+    return value, pos + 5
 
 
 def read_uvarlong(buf: Buf, pos: int) -> tuple[int, int]:
@@ -125,10 +133,14 @@ def varint(value: int) -> bytes:
 # lengths
 
 
+def _exceeds(buf: Buf, pos: int, n: int) -> NoReturn:
+    raise LengthExceedsRemainingError(f"length {n} at position {pos} exceeds the {len(buf) - pos} bytes left")
+
+
 def _check_remaining(buf: Buf, pos: int, n: int) -> int:
     end = pos + n
     if end > len(buf):
-        raise LengthExceedsRemainingError(f"length {n} at position {pos} exceeds the {len(buf) - pos} bytes left")
+        _exceeds(buf, pos, n)
     return end
 
 
@@ -147,8 +159,17 @@ def read_array_len(buf: Buf, pos: int) -> tuple[int, int]:
 
 
 def read_compact_array_len(buf: Buf, pos: int) -> tuple[int, int]:
-    """Compact array length: uvarint(n + 1), 0 is null."""
-    n, pos = read_uvarint(buf, pos)
+    """Compact array length: uvarint(n + 1), 0 is null (-1 returned)."""
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        b = buf[pos + 1]
+        if b < 0x80:
+            n = n & 0x7F | b << 7
+            pos += 2
+        else:
+            n, pos = read_uvarint(buf, pos)
     n -= 1
     if n > len(buf) - pos:
         raise LengthExceedsRemainingError(f"array of {n} elements but {len(buf) - pos} bytes left")
@@ -164,7 +185,9 @@ def read_string(buf: Buf, pos: int) -> tuple[str, int]:
     pos += 2
     if n < 0:
         raise BadLengthError(f"null or negative length {n} for a non-nullable string")
-    end = _check_remaining(buf, pos, n)
+    end = pos + n
+    if end > len(buf):
+        _exceeds(buf, pos, n)
     return str(buf[pos:end], "utf-8"), end
 
 
@@ -175,23 +198,47 @@ def read_nullable_string(buf: Buf, pos: int) -> tuple[str | None, int]:
         if n != -1:
             raise BadLengthError(f"negative string length {n}")
         return None, pos
-    end = _check_remaining(buf, pos, n)
+    end = pos + n
+    if end > len(buf):
+        _exceeds(buf, pos, n)
     return str(buf[pos:end], "utf-8"), end
 
 
 def read_compact_string(buf: Buf, pos: int) -> tuple[str, int]:
-    n, pos = read_uvarint(buf, pos)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        b = buf[pos + 1]
+        if b < 0x80:
+            n = n & 0x7F | b << 7
+            pos += 2
+        else:
+            n, pos = read_uvarint(buf, pos)
     if n == 0:
         raise BadLengthError("null compact string where the field is not nullable")
-    end = _check_remaining(buf, pos, n - 1)
+    end = pos + n - 1
+    if end > len(buf):
+        _exceeds(buf, pos, n - 1)
     return str(buf[pos:end], "utf-8"), end
 
 
 def read_compact_nullable_string(buf: Buf, pos: int) -> tuple[str | None, int]:
-    n, pos = read_uvarint(buf, pos)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        b = buf[pos + 1]
+        if b < 0x80:
+            n = n & 0x7F | b << 7
+            pos += 2
+        else:
+            n, pos = read_uvarint(buf, pos)
     if n == 0:
         return None, pos
-    end = _check_remaining(buf, pos, n - 1)
+    end = pos + n - 1
+    if end > len(buf):
+        _exceeds(buf, pos, n - 1)
     return str(buf[pos:end], "utf-8"), end
 
 
@@ -230,7 +277,9 @@ def read_bytes(buf: Buf, pos: int) -> tuple[bytes, int]:
     pos += 4
     if n < 0:
         raise BadLengthError(f"null or negative length {n} for non-nullable bytes")
-    end = _check_remaining(buf, pos, n)
+    end = pos + n
+    if end > len(buf):
+        _exceeds(buf, pos, n)
     return bytes(buf[pos:end]), end
 
 
@@ -241,7 +290,9 @@ def read_nullable_bytes(buf: Buf, pos: int) -> tuple[bytes | None, int]:
         if n != -1:
             raise BadLengthError(f"negative bytes length {n}")
         return None, pos
-    end = _check_remaining(buf, pos, n)
+    end = pos + n
+    if end > len(buf):
+        _exceeds(buf, pos, n)
     return bytes(buf[pos:end]), end
 
 
@@ -266,7 +317,9 @@ def read_view(buf: Buf, pos: int) -> tuple[memoryview, int]:
     pos += 4
     if n < 0:
         raise BadLengthError(f"null or negative length {n} for non-nullable bytes")
-    end = _check_remaining(buf, pos, n)
+    end = pos + n
+    if end > len(buf):
+        _exceeds(buf, pos, n)
     return buf[pos:end], end
 
 
@@ -277,23 +330,47 @@ def read_nullable_view(buf: Buf, pos: int) -> tuple[memoryview | None, int]:
         if n != -1:
             raise BadLengthError(f"negative bytes length {n}")
         return None, pos
-    end = _check_remaining(buf, pos, n)
+    end = pos + n
+    if end > len(buf):
+        _exceeds(buf, pos, n)
     return buf[pos:end], end
 
 
 def read_compact_view(buf: Buf, pos: int) -> tuple[memoryview, int]:
-    n, pos = read_uvarint(buf, pos)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        b = buf[pos + 1]
+        if b < 0x80:
+            n = n & 0x7F | b << 7
+            pos += 2
+        else:
+            n, pos = read_uvarint(buf, pos)
     if n == 0:
         raise BadLengthError("null compact bytes where the field is not nullable")
-    end = _check_remaining(buf, pos, n - 1)
+    end = pos + n - 1
+    if end > len(buf):
+        _exceeds(buf, pos, n - 1)
     return buf[pos:end], end
 
 
 def read_compact_nullable_view(buf: Buf, pos: int) -> tuple[memoryview | None, int]:
-    n, pos = read_uvarint(buf, pos)
+    n = buf[pos]
+    if n < 0x80:
+        pos += 1
+    else:
+        b = buf[pos + 1]
+        if b < 0x80:
+            n = n & 0x7F | b << 7
+            pos += 2
+        else:
+            n, pos = read_uvarint(buf, pos)
     if n == 0:
         return None, pos
-    end = _check_remaining(buf, pos, n - 1)
+    end = pos + n - 1
+    if end > len(buf):
+        _exceeds(buf, pos, n - 1)
     return buf[pos:end], end
 
 
@@ -358,14 +435,24 @@ def enc_compact_array_len(values: Sequence[Any] | None) -> bytes:
     return UV[n] if n < 0x80 else uvarint(n)
 
 
+#: Short int32 arrays, length prefix included, packed by one precompiled struct each.
+_SHORT = 64
+_I32_ARRAYS = tuple(struct.Struct(f">i{n}i") for n in range(_SHORT))
+_COMPACT_I32_ARRAYS = tuple(struct.Struct(f">B{n}i") for n in range(_SHORT))
+
+
 def enc_i32_array(values: Sequence[int]) -> bytes:
     n = len(values)
+    if n < _SHORT:
+        return _I32_ARRAYS[n].pack(n, *values)
     return _pack_i32(n) + _array_struct(_i32_array_structs, "i", n).pack(*values)
 
 
 def enc_compact_i32_array(values: Sequence[int]) -> bytes:
     n = len(values)
-    return (UV[n + 1] if n < 0x7F else uvarint(n + 1)) + _array_struct(_i32_array_structs, "i", n).pack(*values)
+    if n < _SHORT:
+        return _COMPACT_I32_ARRAYS[n].pack(n + 1, *values)
+    return uvarint(n + 1) + _array_struct(_i32_array_structs, "i", n).pack(*values)
 
 
 # ---------------------------------------------------------------------------------------------

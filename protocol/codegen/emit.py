@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 
 from protocol.codegen.model import (
     FIXED_CODES,
+    FieldDef,
     MessageDef,
     StructDef,
-    FieldDef,
-    Versions,
     snake_case,
 )
 
@@ -197,7 +196,9 @@ def _flexible(ctx: _Ctx, f: FieldDef | None, version: int) -> bool:
     return version in ctx.message.flexible
 
 
-def _encode_value(ctx: _Ctx, f: FieldDef, version: int, expr: str, flex: bool, ind: str, out: list[str]) -> None:
+def _encode_value(
+    ctx: _Ctx, f: FieldDef, version: int, expr: str, flex: bool, ind: str, out: list[str]
+) -> None:
     """Lines that append the encoding of ``expr`` (a local name) for one non-grouped field."""
     t = f.type
     nullable = f.nullable_in(version)
@@ -205,7 +206,8 @@ def _encode_value(ctx: _Ctx, f: FieldDef, version: int, expr: str, flex: bool, i
     n = "nullable_" if nullable else ""
     if not nullable and py_type(f).endswith("| None"):
         out.append(f"{ind}if {expr} is None:")
-        out.append(f"{ind}    raise _EncodeError({f'{f.py_name} is null but version {version} does not allow null'!r})")
+        message = f"{f.py_name} is null but version {version} does not allow null"
+        out.append(f"{ind}    raise _EncodeError({message!r})")
     if t == "string":
         out.append(f"{ind}a(_enc_{c}{n}string({expr}))")
     elif t in ("bytes", "records"):
@@ -304,14 +306,15 @@ def emit_encoder(ctx: _Ctx, struct: StructDef, version: int) -> None:
             continue
         if not f.ignorable:
             body.append(f"{ind}if {absent_check(f, 'o.' + f.py_name)}:")
-            body.append(
-                f"{ind}    raise _EncodeError({f'{struct.name}.{f.py_name} is not default and version {version} lacks it'!r})"
-            )
+            message = f"{struct.name}.{f.py_name} is not default and version {version} lacks it"
+            body.append(f"{ind}    raise _EncodeError({message!r})")
     for group in _groups(struct.fields, version):
         if len(group) > 1 or group[0].type in FIXED_CODES:
             fmt = ">" + "".join(FIXED_CODES[f.type] for f in group)
             const = ctx.struct_const(fmt)
-            values = ", ".join(f"o.{f.py_name}.bytes" if f.type == "uuid" else f"o.{f.py_name}" for f in group)
+            values = ", ".join(
+                f"o.{f.py_name}.bytes" if f.type == "uuid" else f"o.{f.py_name}" for f in group
+            )
             body.append(f"{ind}a({const}.pack({values}))")
         else:
             f = group[0]
@@ -358,7 +361,9 @@ def _rebind(lines: list[str]) -> list[str]:
 # decoders
 
 
-def _decode_value(ctx: _Ctx, f: FieldDef, version: int, target: str, flex: bool, ind: str, out: list[str]) -> None:
+def _decode_value(
+    ctx: _Ctx, f: FieldDef, version: int, target: str, flex: bool, ind: str, out: list[str]
+) -> None:
     """Lines that read one non-grouped field into the local ``target``."""
     t = f.type
     nullable = f.nullable_in(version)

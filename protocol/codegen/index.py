@@ -19,7 +19,9 @@ def emit_index(messages: list[MessageDef]) -> str:
             raise ValueError(f"{req.name} and {resp.name} disagree on versions")
         name = req.name.removesuffix("Request")
         flexible = None if req.flexible.empty else req.flexible.lo
-        deprecated = None if req.deprecated.empty else (req.deprecated.lo, min(req.deprecated.hi, req.valid.hi))
+        deprecated = (
+            None if req.deprecated.empty else (req.deprecated.lo, min(req.deprecated.hi, req.valid.hi))
+        )
         out.append(
             f"    {key}: ApiSpec({key}, {name!r}, {module_name(req)!r}, {req.name!r}, {module_name(resp)!r}, "
             f"{resp.name!r}, {req.valid.lo}, {req.valid.hi}, {flexible}, {tuple(req.listeners)!r}, "

@@ -17,7 +17,10 @@ from pathlib import Path
 MAX_VERSION = 0x7FFF
 
 PRIMITIVES = frozenset(
-    {"bool", "int8", "int16", "uint16", "int32", "uint32", "int64", "float64", "string", "bytes", "uuid", "records"}
+    {
+        "bool", "int8", "int16", "uint16", "int32", "uint32", "int64", "float64",
+        "string", "bytes", "uuid", "records",
+    }
 )
 #: Primitive types of fixed width, with their struct codes.
 FIXED_CODES = {

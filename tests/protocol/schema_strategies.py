@@ -74,8 +74,8 @@ def _primitive(type_name: str, *, tame: bool = False, name: str = "") -> st.Sear
     raise AssertionError(type_name)
 
 
-def struct_strategy(module: Any, structs: dict[str, StructDef], name: str, fields: list[FieldDef], version: int,
-                    flexible: bool, tame: bool = False) -> st.SearchStrategy[Any]:
+def struct_strategy(module: Any, structs: dict[str, StructDef], name: str, fields: list[FieldDef],
+                    version: int, flexible: bool, tame: bool = False) -> st.SearchStrategy[Any]:
     cls = getattr(module, name)
     kwargs: dict[str, st.SearchStrategy[Any]] = {}
     for f in fields:
