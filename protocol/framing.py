@@ -64,9 +64,9 @@ class FrameDecoder:
 
     @property
     def buffered(self) -> int:
-        """Bytes received that belong to no complete frame yet."""
+        """Bytes received that belong to no complete frame yet (a size prefix included)."""
         if self._large is not None:
-            return self._large_filled
+            return 4 + self._large_filled
         return self._end - self._start
 
     def _compact(self) -> None:
