@@ -51,6 +51,10 @@ class FileSlice:
     def closed(self) -> bool:
         return self.fd < 0
 
+    def __len__(self) -> int:
+        """Byte length, so a slice can stand where a response's ``records`` bytes would."""
+        return self.length
+
     def __enter__(self) -> FileSlice:
         return self
 

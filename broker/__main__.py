@@ -1,0 +1,82 @@
+"""Start a broker: ``python -m broker [server.properties] [--override key=value ...]``.
+
+Like ``kafka-server-start.sh``: with no file it runs the embedded default (PLAINTEXT on
+localhost:9092, data in ./data). SIGTERM or SIGINT stops it gracefully.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from broker.config import ConfigError, load_config
+
+
+def _setup_logging() -> None:
+    level = os.environ.get("BROOK_LOG_LEVEL", "INFO").upper()
+    logging.basicConfig(
+        level=getattr(logging, level, logging.INFO),
+        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m broker", description="Brook, a Kafka-compatible broker.")
+    parser.add_argument("config", nargs="?", type=Path, help="a server.properties file")
+    parser.add_argument(
+        "--override",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a property (repeatable)",
+    )
+    return parser.parse_args(argv)
+
+
+async def _serve(config: object) -> int:
+    from broker.app import Broker
+
+    broker = Broker(config)  # type: ignore[arg-type]
+    await broker.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await stop.wait()
+    logging.getLogger("broker").info("shutting down")
+    await broker.stop()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    _setup_logging()
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    try:
+        config = load_config(args.config, args.override)
+    except ConfigError as exc:
+        print(f"brook: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"brook: cannot read configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        import uvloop
+    except ImportError:
+        runner = asyncio.run
+    else:
+        runner = uvloop.run
+    try:
+        return runner(_serve(config))
+    except OSError as exc:
+        print(f"brook: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,190 @@
+"""The broker: wires configuration, storage, metadata, the replica manager, coordinators and the
+network server, runs the periodic work, and shuts down cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+from broker.cluster.meta_properties import ensure_meta_properties
+from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
+from broker.cluster.topics import TopicAdmin
+from broker.config import BrokerConfig, topic_log_config
+from broker.handlers import HANDLERS, api_versions
+from broker.handlers.base import RequestContext
+from broker.network.connection import Connection
+from broker.network.server import ListenAddress, Server
+from broker.replica.manager import ReplicaManager
+from broker.types import BrokerId
+from protocol import api as papi
+from protocol.message import Message
+from storage import LogConfig, LogManager, SystemClock
+
+log = logging.getLogger(__name__)
+
+#: Producer ids are reserved durably in blocks, as Kafka's ZooKeeper-backed allocator does.
+PRODUCER_ID_BLOCK = 1000
+
+
+class Broker:
+    """One Brook broker process (the embedded single-node mode)."""
+
+    def __init__(self, config: BrokerConfig) -> None:
+        self.config = config
+        self.node_id = BrokerId(config.node_id)
+        self.clock = SystemClock()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.server: Server | None = None
+        self.bound_ports: dict[str, int] = {}
+        self._timers: list[asyncio.TimerHandle] = []
+        self._background: set[asyncio.Future[Any]] = set()
+        self._producer_ids: tuple[int, int] = (0, 0)
+        self._stopping: asyncio.Event | None = None
+
+        log_dirs = [Path(d) for d in config.log_dirs]
+        for d in log_dirs:
+            d.mkdir(parents=True, exist_ok=True)
+        self.cluster_id = ensure_meta_properties(log_dirs, self.node_id)
+        self.metadata = ClusterMetadata(log_dirs[0] / METADATA_FILE, self.cluster_id)
+        self.log_manager = LogManager(
+            log_dirs, config.log_config(), self.clock, topic_configs=self._stored_topic_configs()
+        )
+        self.replica_manager = ReplicaManager(
+            self.node_id, self.log_manager, self.metadata, self.log_config_for
+        )
+        self.topics = TopicAdmin(self)
+        self.replica_manager.load()
+
+    # -- configuration helpers -------------------------------------------------------------------
+
+    def _stored_topic_configs(self) -> dict[str, LogConfig]:
+        return {name: self.log_config_for(info) for name, info in self.metadata.topics.items()}
+
+    def log_config_for(self, info: TopicInfo) -> LogConfig:
+        return topic_log_config(self.config, info.configs)
+
+    # -- cluster view ------------------------------------------------------------------------------
+
+    def live_broker_ids(self) -> list[BrokerId]:
+        return [self.node_id]
+
+    def live_brokers(self, listener: str | None = None) -> list[BrokerEndpoint]:
+        """This broker's advertised endpoint on ``listener`` (the one a request came in on)."""
+        advertised = self.config.advertised_listeners
+        chosen = next((a for a in advertised if a.name == listener), advertised[0])
+        port = chosen.port or self.bound_ports.get(chosen.name, 0)
+        if chosen.port == 0:
+            port = self.bound_ports.get(chosen.name, port)
+        return [BrokerEndpoint(self.node_id, chosen.host, port, self.config.get("broker.rack"))]
+
+    @property
+    def controller_id(self) -> BrokerId:
+        return self.node_id
+
+    def next_producer_id(self) -> int:
+        start, end = self._producer_ids
+        if start >= end:
+            start, end = self.metadata.allocate_producer_ids(PRODUCER_ID_BLOCK)
+        self._producer_ids = (start + 1, end)
+        return start
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    def make_context(self, conn: Connection, request: papi.Request) -> RequestContext:
+        return RequestContext(self, conn, request.header, request.api.api_key, request.version)
+
+    def unsupported_api_versions(self) -> Message:
+        return api_versions.unsupported_version_response()
+
+    # -- lifecycle ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self.server = Server(
+            self.loop,
+            HANDLERS,
+            self.make_context,
+            self.unsupported_api_versions,
+            max_frame_size=self.config.socket_request_max_bytes,
+            idle_timeout_ms=self.config.connections_max_idle_ms,
+        )
+        addresses = [ListenAddress(lst.name, lst.host, lst.port) for lst in self.config.listeners]
+        for address, port in self.server.listen(addresses):
+            self.bound_ports[address.name] = port
+            log.info(
+                "Brook broker %d listening on %s://%s:%d (cluster id %s)",
+                self.node_id,
+                address.name,
+                address.host or "0.0.0.0",
+                port,
+                self.cluster_id,
+            )
+        self._schedule_periodic()
+
+    def _schedule_periodic(self) -> None:
+        cfg = self.config
+        self._every(cfg.get("log.flush.scheduler.interval.ms"), self.log_manager.flush_due, blocking=True)
+        self._every(
+            cfg.get("log.flush.offset.checkpoint.interval.ms"), self.log_manager.checkpoint, blocking=True
+        )
+        self._every(
+            cfg.get("log.retention.check.interval.ms"), self.log_manager.run_retention_once, blocking=True
+        )
+        if cfg.get("log.cleaner.enable"):
+            self._every(cfg.get("log.cleaner.backoff.ms"), self.log_manager.run_cleaner_once, blocking=True)
+
+    def _every(self, interval_ms: int | None, work: Any, *, blocking: bool) -> None:
+        """Run ``work`` every ``interval_ms`` (in a worker thread when it may block on disk)."""
+        if not interval_ms or interval_ms <= 0 or interval_ms >= 2**62:
+            return
+        assert self.loop is not None
+        loop = self.loop
+        delay = interval_ms / 1000.0
+
+        def fire() -> None:
+            if self._stopping is not None and self._stopping.is_set():
+                return
+            if blocking:
+                future = loop.run_in_executor(None, work)
+                self._background.add(future)
+
+                def done(f: asyncio.Future[Any]) -> None:
+                    self._background.discard(f)
+                    if not f.cancelled() and f.exception() is not None:
+                        log.error(
+                            "periodic task %s failed", getattr(work, "__name__", work), exc_info=f.exception()
+                        )
+                    schedule()
+
+                future.add_done_callback(done)
+            else:
+                try:
+                    work()
+                finally:
+                    schedule()
+
+        def schedule() -> None:
+            if self._stopping is not None and not self._stopping.is_set():
+                self._timers.append(loop.call_later(delay, fire))
+
+        schedule()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Stop accepting, let in-flight requests finish, then flush and mark a clean shutdown."""
+        started = time.monotonic()
+        if self._stopping is not None:
+            self._stopping.set()
+        for timer in self._timers:
+            timer.cancel()
+        if self.server is not None:
+            self.server.stop_accepting()
+            await self.server.drain(max(0.5, timeout / 2))
+        if self._background:
+            await asyncio.wait(self._background, timeout=max(0.5, timeout - (time.monotonic() - started)))
+        self.log_manager.close()
+        log.info("Brook broker %d stopped cleanly in %.2f s", self.node_id, time.monotonic() - started)

@@ -1,0 +1,75 @@
+"""``meta.properties`` in every log directory, as Kafka writes it in ZooKeeper mode.
+
+It ties the directories to one cluster and one broker id: a directory written by another cluster
+or broker is refused at start (Kafka's InconsistentClusterIdException / InconsistentBrokerIdException),
+so data is never silently mixed.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import time
+import uuid
+from pathlib import Path
+
+from broker.types import BrokerId
+
+META_PROPERTIES = "meta.properties"
+
+
+class MetaPropertiesError(Exception):
+    pass
+
+
+def _read(path: Path) -> dict[str, str]:
+    values: dict[str, str] = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if not line or line.startswith(("#", "!")) or "=" not in line:
+            continue
+        key, _, value = line.partition("=")
+        values[key.strip()] = value.strip()
+    return values
+
+
+def _write(path: Path, cluster_id: str, node_id: BrokerId) -> None:
+    stamp = time.strftime("%a %b %d %H:%M:%S %Z %Y")
+    text = f"#\n#{stamp}\ncluster.id={cluster_id}\nversion=0\nbroker.id={node_id}\n"
+    tmp = path.with_suffix(".tmp")
+    with open(tmp, "w", encoding="utf-8") as out:
+        out.write(text)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(tmp, path)
+
+
+def new_cluster_id() -> str:
+    """A random cluster id in Kafka's form (base64url of a UUID, 22 characters)."""
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def ensure_meta_properties(log_dirs: list[Path], node_id: BrokerId) -> str:
+    """Return the cluster id recorded in the log dirs (creating one the first time)."""
+    found: dict[Path, dict[str, str]] = {}
+    for d in log_dirs:
+        path = d / META_PROPERTIES
+        if path.exists():
+            found[d] = _read(path)
+    cluster_ids = {v.get("cluster.id") for v in found.values() if v.get("cluster.id")}
+    if len(cluster_ids) > 1:
+        raise MetaPropertiesError(
+            f"log directories belong to different clusters: {sorted(c for c in cluster_ids if c)}"
+        )
+    for d, values in found.items():
+        recorded = values.get("broker.id", values.get("node.id"))
+        if recorded is not None and int(recorded) != node_id:
+            raise MetaPropertiesError(
+                f"{d / META_PROPERTIES} says broker.id={recorded} but this broker is {node_id}; "
+                "point log.dirs elsewhere or fix broker.id"
+            )
+    cluster_id = cluster_ids.pop() if cluster_ids else new_cluster_id()
+    for d in log_dirs:
+        if d not in found:
+            _write(d / META_PROPERTIES, cluster_id, node_id)
+    return cluster_id

@@ -1,0 +1,263 @@
+"""Cluster metadata: topics, their ids, partition assignments and configs, and who leads what.
+
+The embedded (single-node) mode keeps this in one JSON document in the first log directory,
+rewritten atomically on every change; the cluster mode will keep the same model in ZooKeeper.
+Handlers only see :class:`ClusterMetadata`, never where it is stored.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import re
+import uuid
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from broker.types import BrokerId, TopicPartition
+
+log = logging.getLogger(__name__)
+
+METADATA_FILE = "brook-metadata.json"
+#: Kafka reserves this id for its metadata topic; Uuid.randomUuid never returns it.
+METADATA_TOPIC_ID = uuid.UUID(int=1)
+ZERO_UUID = uuid.UUID(int=0)
+
+MAX_TOPIC_NAME = 249
+_LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
+INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
+
+
+def uuid_to_base64(value: uuid.UUID) -> str:
+    """Kafka's textual form of a Uuid: URL-safe base64 without padding (22 characters)."""
+    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
+
+
+def random_kafka_uuid() -> uuid.UUID:
+    """A random id as Kafka's Uuid.randomUuid: never zero, never the metadata topic's id, and
+    never one whose base64 form starts with '-' (it would read as a command-line flag)."""
+    while True:
+        candidate = uuid.uuid4()
+        if candidate in (ZERO_UUID, METADATA_TOPIC_ID):
+            continue
+        if uuid_to_base64(candidate).startswith("-"):
+            continue
+        return candidate
+
+
+def topic_name_error(name: str) -> str | None:
+    """Why ``name`` is not a legal topic name (Kafka's Topic.validate), or None."""
+    if not name:
+        return "Topic name is illegal, it can't be empty"
+    if name in (".", ".."):
+        return 'Topic name cannot be "." or ".."'
+    if len(name) > MAX_TOPIC_NAME:
+        return (
+            f"Topic name is illegal, it can't be longer than {MAX_TOPIC_NAME} characters, topic name: {name}"
+        )
+    if not _LEGAL_TOPIC.match(name):
+        return (
+            f'Topic name "{name}" is illegal, it contains a character other than ASCII alphanumerics, '
+            "'.', '_' and '-'"
+        )
+    return None
+
+
+def has_collision_chars(name: str) -> bool:
+    return "." in name or "_" in name
+
+
+def unify_collision_chars(name: str) -> str:
+    """Kafka treats '.' and '_' as colliding in topic names (metric names)."""
+    return name.replace(".", "_")
+
+
+@dataclass(slots=True)
+class PartitionState:
+    """Leadership of one partition: replicas in preference order, ISR, leader and epoch."""
+
+    replicas: list[BrokerId]
+    leader: BrokerId
+    leader_epoch: int = 0
+    isr: list[BrokerId] = field(default_factory=list)
+    partition_epoch: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "replicas": list(self.replicas),
+            "leader": self.leader,
+            "leader_epoch": self.leader_epoch,
+            "isr": list(self.isr),
+            "partition_epoch": self.partition_epoch,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Mapping[str, Any]) -> PartitionState:
+        return cls(
+            replicas=[BrokerId(int(r)) for r in raw["replicas"]],
+            leader=BrokerId(int(raw["leader"])),
+            leader_epoch=int(raw.get("leader_epoch", 0)),
+            isr=[BrokerId(int(r)) for r in raw.get("isr", raw["replicas"])],
+            partition_epoch=int(raw.get("partition_epoch", 0)),
+        )
+
+
+@dataclass(slots=True)
+class TopicInfo:
+    name: str
+    topic_id: uuid.UUID
+    partitions: list[PartitionState]
+    configs: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def is_internal(self) -> bool:
+        return self.name in INTERNAL_TOPICS
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "topic_id": str(self.topic_id),
+            "partitions": [p.to_json() for p in self.partitions],
+            "configs": dict(self.configs),
+        }
+
+    @classmethod
+    def from_json(cls, name: str, raw: Mapping[str, Any]) -> TopicInfo:
+        return cls(
+            name=name,
+            topic_id=uuid.UUID(raw["topic_id"]),
+            partitions=[PartitionState.from_json(p) for p in raw["partitions"]],
+            configs={str(k): str(v) for k, v in raw.get("configs", {}).items()},
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class BrokerEndpoint:
+    node_id: BrokerId
+    host: str
+    port: int
+    rack: str | None = None
+
+
+class ClusterMetadata:
+    """Topics and partition states, persisted as JSON (embedded mode)."""
+
+    def __init__(self, path: Path, cluster_id: str) -> None:
+        self.path = path
+        self.cluster_id = cluster_id
+        self.topics: dict[str, TopicInfo] = {}
+        self.by_id: dict[uuid.UUID, TopicInfo] = {}
+        self.next_producer_id = 0
+        self._load()
+
+    # -- persistence --------------------------------------------------------------------------
+
+    def _load(self) -> None:
+        if not self.path.exists():
+            return
+        raw = json.loads(self.path.read_text(encoding="utf-8"))
+        self.next_producer_id = int(raw.get("next_producer_id", 0))
+        for name, topic in raw.get("topics", {}).items():
+            info = TopicInfo.from_json(name, topic)
+            self.topics[name] = info
+            self.by_id[info.topic_id] = info
+
+    def save(self) -> None:
+        """Write the whole document atomically: temp file, fsync, rename, fsync the directory."""
+        doc = {
+            "version": 1,
+            "cluster_id": self.cluster_id,
+            "next_producer_id": self.next_producer_id,
+            "topics": {name: info.to_json() for name, info in sorted(self.topics.items())},
+        }
+        data = json.dumps(doc, indent=1, sort_keys=True).encode()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        with open(tmp, "wb") as out:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+        os.replace(tmp, self.path)
+        dir_fd = os.open(self.path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+    # -- queries -------------------------------------------------------------------------------
+
+    def topic(self, name: str) -> TopicInfo | None:
+        return self.topics.get(name)
+
+    def topic_by_id(self, topic_id: uuid.UUID) -> TopicInfo | None:
+        return self.by_id.get(topic_id)
+
+    def partition(self, tp: TopicPartition) -> PartitionState | None:
+        info = self.topics.get(tp.topic)
+        if info is None or not 0 <= tp.partition < len(info.partitions):
+            return None
+        return info.partitions[tp.partition]
+
+    def partitions(self) -> Iterator[tuple[TopicInfo, int, PartitionState]]:
+        for info in self.topics.values():
+            for index, state in enumerate(info.partitions):
+                yield info, index, state
+
+    def colliding_topic(self, name: str) -> str | None:
+        """An existing topic whose name collides with ``name`` on '.' versus '_'."""
+        if not has_collision_chars(name):
+            return None
+        unified = unify_collision_chars(name)
+        for existing in self.topics:
+            if existing != name and unify_collision_chars(existing) == unified:
+                return existing
+        return None
+
+    # -- changes -------------------------------------------------------------------------------
+
+    def create_topic(
+        self,
+        name: str,
+        assignments: list[list[BrokerId]],
+        configs: Mapping[str, str],
+        topic_id: uuid.UUID | None = None,
+    ) -> TopicInfo:
+        if name in self.topics:
+            raise ValueError(f"topic {name} exists")
+        info = TopicInfo(
+            name=name,
+            topic_id=topic_id or random_kafka_uuid(),
+            partitions=[PartitionState(list(r), r[0], 0, list(r)) for r in assignments],
+            configs=dict(configs),
+        )
+        self.topics[name] = info
+        self.by_id[info.topic_id] = info
+        self.save()
+        return info
+
+    def delete_topic(self, name: str) -> TopicInfo:
+        info = self.topics.pop(name)
+        self.by_id.pop(info.topic_id, None)
+        self.save()
+        return info
+
+    def add_partitions(self, name: str, assignments: list[list[BrokerId]]) -> TopicInfo:
+        info = self.topics[name]
+        info.partitions.extend(PartitionState(list(r), r[0], 0, list(r)) for r in assignments)
+        self.save()
+        return info
+
+    def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
+        self.topics[name].configs = dict(configs)
+        self.save()
+
+    def allocate_producer_ids(self, count: int) -> tuple[int, int]:
+        """Reserve ``count`` producer ids, durably, so none is reused after a restart
+        (Kafka hands out blocks the same way through ZooKeeper)."""
+        start = self.next_producer_id
+        self.next_producer_id = start + count
+        self.save()
+        return start, start + count

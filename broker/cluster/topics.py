@@ -1,0 +1,235 @@
+"""Creating, deleting and changing topics: validation, replica assignment, then metadata and logs.
+
+Used by CreateTopics, DeleteTopics, CreatePartitions, the config apis, Metadata's auto-creation
+and the coordinators' internal topics. Errors come back as Kafka error codes with messages, as
+the admin apis report them per topic.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from broker.cluster.metadata import INTERNAL_TOPICS, TopicInfo, topic_name_error
+from broker.config import ConfigError, validate_topic_configs
+from broker.types import BrokerId
+from protocol.error_codes import ErrorCode
+
+if TYPE_CHECKING:
+    from broker.app import Broker
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class TopicError(Exception):
+    code: ErrorCode
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def assign_replicas(
+    brokers: Sequence[BrokerId],
+    partitions: int,
+    replication_factor: int,
+    start_partition: int = 0,
+    rng: random.Random | None = None,
+) -> list[list[BrokerId]]:
+    """Kafka's rack-unaware assignment: replicas of successive partitions start on successive
+    brokers, followers shifted so that load spreads evenly."""
+    if replication_factor > len(brokers):
+        raise TopicError(
+            ErrorCode.INVALID_REPLICATION_FACTOR,
+            f"Replication factor: {replication_factor} larger than available brokers: {len(brokers)}.",
+        )
+    ordered = sorted(brokers)
+    n = len(ordered)
+    rng = rng or random.Random()
+    start_index = rng.randrange(n)
+    shift = rng.randrange(n)
+    result: list[list[BrokerId]] = []
+    for p in range(start_partition, start_partition + partitions):
+        if p > 0 and p % n == 0:
+            shift += 1
+        first = (p + start_index) % n
+        replicas = [ordered[first]]
+        for j in range(replication_factor - 1):
+            replicas.append(ordered[(first + 1 + (shift + j) % (n - 1)) % n] if n > 1 else ordered[first])
+        result.append(replicas)
+    return result
+
+
+class TopicAdmin:
+    def __init__(self, broker: Broker) -> None:
+        self.broker = broker
+
+    def check_name(self, name: str) -> None:
+        problem = topic_name_error(name)
+        if problem is not None:
+            raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION, problem)
+
+    def create(
+        self,
+        name: str,
+        num_partitions: int = -1,
+        replication_factor: int = -1,
+        assignments: Mapping[int, Sequence[int]] | None = None,
+        configs: Mapping[str, str | None] | None = None,
+        *,
+        validate_only: bool = False,
+        allow_internal: bool = False,
+    ) -> TopicInfo | None:
+        """Create a topic (or only validate the request). Raises :class:`TopicError`."""
+        broker = self.broker
+        metadata = broker.metadata
+        self.check_name(name)
+        if name in metadata.topics:
+            raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        if name in INTERNAL_TOPICS and not allow_internal:
+            raise TopicError(ErrorCode.INVALID_REQUEST, f"Creation of internal topic {name} is prohibited.")
+        collision = metadata.colliding_topic(name)
+        if collision is not None:
+            raise TopicError(
+                ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic '{name}' collides with existing topic: {collision}"
+            )
+        try:
+            topic_configs = validate_topic_configs(configs or {})
+        except ConfigError as exc:
+            raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        live = broker.live_broker_ids()
+        if assignments:
+            if num_partitions != -1 or replication_factor != -1:
+                raise TopicError(
+                    ErrorCode.INVALID_REQUEST,
+                    "Both numPartitions or replicationFactor and replicasAssignments were set. "
+                    "Both cannot be used at the same time.",
+                )
+            plan = self._explicit_assignment(assignments, live)
+        else:
+            partitions = broker.config.num_partitions if num_partitions == -1 else num_partitions
+            rf = broker.config.default_replication_factor if replication_factor == -1 else replication_factor
+            if partitions <= 0:
+                raise TopicError(ErrorCode.INVALID_PARTITIONS, "Number of partitions must be larger than 0.")
+            if rf <= 0:
+                raise TopicError(
+                    ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0."
+                )
+            plan = assign_replicas(live, partitions, rf)
+        if validate_only:
+            return None
+        info = metadata.create_topic(name, plan, topic_configs)
+        broker.replica_manager.add_topic(info)
+        log.info("created topic %s (id %s) with %d partitions", name, info.topic_id, len(plan))
+        return info
+
+    @staticmethod
+    def _explicit_assignment(
+        assignments: Mapping[int, Sequence[int]], live: Sequence[BrokerId]
+    ) -> list[list[BrokerId]]:
+        indexes = sorted(assignments)
+        if indexes != list(range(len(indexes))):
+            raise TopicError(
+                ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                "Partitions should be a consecutive 0-based integer sequence",
+            )
+        plan: list[list[BrokerId]] = []
+        size = None
+        for index in indexes:
+            replicas = [BrokerId(int(b)) for b in assignments[index]]
+            if not replicas:
+                raise TopicError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Empty replica list for partition {index}"
+                )
+            if len(set(replicas)) != len(replicas):
+                raise TopicError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"Duplicate brokers not allowed in replica assignment: {replicas}",
+                )
+            unknown = [b for b in replicas if b not in live]
+            if unknown:
+                raise TopicError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT, f"Unknown broker(s) {unknown} in replica assignment"
+                )
+            if size is not None and len(replicas) != size:
+                raise TopicError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    "All partitions should have the same number of replicas",
+                )
+            size = len(replicas)
+            plan.append(replicas)
+        return plan
+
+    def delete(self, name: str) -> TopicInfo:
+        broker = self.broker
+        info = broker.metadata.topic(name)
+        if info is None:
+            raise TopicError(
+                ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "This server does not host this topic-partition."
+            )
+        if not broker.config.delete_topic_enable:
+            raise TopicError(ErrorCode.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")
+        if info.is_internal:
+            raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Internal topic {name} cannot be deleted")
+        broker.replica_manager.remove_topic(name, len(info.partitions))
+        broker.metadata.delete_topic(name)
+        log.info("deleted topic %s (id %s)", name, info.topic_id)
+        return info
+
+    def add_partitions(
+        self,
+        name: str,
+        total: int,
+        assignments: Sequence[Sequence[int]] | None,
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        broker = self.broker
+        info = broker.metadata.topic(name)
+        if info is None:
+            raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"The topic '{name}' does not exist.")
+        current = len(info.partitions)
+        if total < current:
+            raise TopicError(
+                ErrorCode.INVALID_PARTITIONS,
+                f"Topic currently has {current} partitions, which is higher than the requested {total}.",
+            )
+        if total == current:
+            raise TopicError(ErrorCode.INVALID_PARTITIONS, f"Topic already has {current} partitions.")
+        live = broker.live_broker_ids()
+        rf = len(info.partitions[0].replicas)
+        if assignments is not None:
+            if len(assignments) != total - current:
+                raise TopicError(
+                    ErrorCode.INVALID_REPLICA_ASSIGNMENT,
+                    f"Increasing the number of partitions by {total - current} but "
+                    f"{len(assignments)} assignments provided.",
+                )
+            plan = self._explicit_assignment({i: a for i, a in enumerate(assignments)}, live)
+        else:
+            plan = assign_replicas(live, total - current, rf, start_partition=current)
+        if validate_only:
+            return
+        broker.metadata.add_partitions(name, plan)
+        broker.replica_manager.add_partitions(info, current)
+
+    def set_configs(
+        self, name: str, configs: Mapping[str, str | None], *, validate_only: bool = False
+    ) -> None:
+        """Replace the topic's overrides with ``configs`` (AlterConfigs semantics)."""
+        broker = self.broker
+        info = broker.metadata.topic(name)
+        if info is None:
+            raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist")
+        try:
+            validated = validate_topic_configs(configs)
+        except ConfigError as exc:
+            raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        if validate_only:
+            return
+        broker.metadata.set_topic_configs(name, validated)
+        broker.replica_manager.update_topic_config(info)

@@ -1,0 +1,49 @@
+"""AlterConfigs (key 33), versions 0-2.
+
+Replaces a topic's whole set of overrides with the given configs (configs not named return to
+their defaults), after validating every one (INVALID_CONFIG); ``validate_only`` checks only.
+Changes apply to the partitions' logs at once and persist. Dynamic broker configs are not
+supported yet: BROKER resources get INVALID_REQUEST (Kafka answers the same for configs that
+cannot change at run time).
+"""
+
+from __future__ import annotations
+
+from broker.cluster.topics import TopicError
+from broker.handlers.base import Handler, RequestContext
+from broker.handlers.configs_common import RESOURCE_BROKER, RESOURCE_TOPIC
+from protocol.error_codes import ErrorCode
+from protocol.messages.alter_configs_request import AlterConfigsRequest
+from protocol.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
+
+API_KEY = 33
+
+
+def handle(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse:
+    responses: list[AlterConfigsResourceResponse] = []
+    for resource in request.resources:
+        out = AlterConfigsResourceResponse(
+            error_code=0,
+            error_message=None,
+            resource_type=resource.resource_type,
+            resource_name=resource.resource_name,
+        )
+        if resource.resource_type == RESOURCE_TOPIC:
+            configs = {c.name: c.value for c in resource.configs}
+            try:
+                ctx.broker.topics.set_configs(
+                    resource.resource_name, configs, validate_only=request.validate_only
+                )
+            except TopicError as exc:
+                out.error_code, out.error_message = exc.code, exc.message
+        elif resource.resource_type == RESOURCE_BROKER:
+            out.error_code = ErrorCode.INVALID_REQUEST
+            out.error_message = "Dynamic broker configs are not supported by this broker yet"
+        else:
+            out.error_code = ErrorCode.INVALID_REQUEST
+            out.error_message = f"Unsupported resource type {resource.resource_type}"
+        responses.append(out)
+    return AlterConfigsResponse(throttle_time_ms=0, responses=responses)
+
+
+HANDLER = Handler(API_KEY, 0, 2, handle)

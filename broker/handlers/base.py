@@ -1,0 +1,45 @@
+"""What every request handler sees and provides."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from protocol.message import Message
+from protocol.messages.request_header import RequestHeader
+
+if TYPE_CHECKING:
+    from broker.app import Broker
+    from broker.network.connection import Connection
+
+Result = Message | None | Awaitable[Message | None]
+
+
+@dataclass(slots=True)
+class RequestContext:
+    """The request's header, the connection it came on and the broker's services."""
+
+    broker: Broker
+    conn: Connection
+    header: RequestHeader
+    api_key: int
+    version: int
+
+    @property
+    def client_id(self) -> str | None:
+        return self.header.client_id
+
+    @property
+    def peer(self) -> str:
+        return self.conn.peer
+
+
+@dataclass(frozen=True, slots=True)
+class Handler:
+    """One api served: its versions (advertised by ApiVersions exactly) and its function."""
+
+    api_key: int
+    min_version: int
+    max_version: int
+    handle: Callable[[RequestContext, Any], Result]

@@ -1,0 +1,92 @@
+"""DescribeConfigs (key 32), versions 0-4.
+
+TOPIC resources list every topic config with its value and where it comes from (topic override,
+static broker setting, default), BROKER resources every broker config (resource name: this
+broker's id; "" lists the cluster-wide dynamic defaults). ``configuration_keys`` narrows the list
+(null or empty: all). v0 reports ``is_default``; v1+ the source and, when asked, the synonyms in
+Kafka's order; v3+ the type and, when asked, the documentation. Sensitive values are null.
+"""
+
+from __future__ import annotations
+
+from broker.config import ConfigEntry, describe_broker, describe_cluster_defaults, describe_topic
+from broker.handlers.base import Handler, RequestContext
+from broker.handlers.configs_common import RESOURCE_BROKER, RESOURCE_TOPIC
+from protocol.error_codes import ErrorCode
+from protocol.messages.describe_configs_request import DescribeConfigsRequest, DescribeConfigsResource
+from protocol.messages.describe_configs_response import (
+    DescribeConfigsResourceResult,
+    DescribeConfigsResponse,
+    DescribeConfigsResult,
+    DescribeConfigsSynonym,
+)
+
+API_KEY = 32
+
+
+def handle(ctx: RequestContext, request: DescribeConfigsRequest) -> DescribeConfigsResponse:
+    results = [_describe(ctx, resource, request) for resource in request.resources]
+    return DescribeConfigsResponse(throttle_time_ms=0, results=results)
+
+
+def _describe(
+    ctx: RequestContext, resource: DescribeConfigsResource, request: DescribeConfigsRequest
+) -> DescribeConfigsResult:
+    broker = ctx.broker
+    result = DescribeConfigsResult(
+        error_code=0,
+        error_message=None,
+        resource_type=resource.resource_type,
+        resource_name=resource.resource_name,
+        configs=[],
+    )
+    if resource.resource_type == RESOURCE_TOPIC:
+        info = broker.metadata.topic(resource.resource_name)
+        if info is None:
+            result.error_code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+            result.error_message = f"Topic {resource.resource_name} does not exist"
+            return result
+        entries = describe_topic(broker.config, info.configs)
+    elif resource.resource_type == RESOURCE_BROKER:
+        if resource.resource_name not in ("", str(broker.node_id)):
+            result.error_code = ErrorCode.INVALID_REQUEST
+            result.error_message = (
+                f"Unexpected broker id, expected {broker.node_id} or empty string, "
+                f"but received {resource.resource_name}"
+            )
+            return result
+        entries = (
+            describe_broker(broker.config)
+            if resource.resource_name
+            else describe_cluster_defaults(broker.config)
+        )
+    else:
+        result.error_code = ErrorCode.INVALID_REQUEST
+        result.error_message = f"Unsupported resource type {resource.resource_type}"
+        return result
+    # Null or empty: every config (Kafka treats both alike).
+    keys = set(resource.configuration_keys) if resource.configuration_keys else None
+    result.configs = [_entry(e, ctx.version, request) for e in entries if keys is None or e.name in keys]
+    return result
+
+
+def _entry(e: ConfigEntry, version: int, request: DescribeConfigsRequest) -> DescribeConfigsResourceResult:
+    out = DescribeConfigsResourceResult(
+        name=e.name, value=e.value, read_only=e.read_only, is_sensitive=e.is_sensitive, documentation=None
+    )
+    if version == 0:
+        out.is_default = e.is_default
+    else:
+        out.config_source = e.source
+        if request.include_synonyms:
+            out.synonyms = [
+                DescribeConfigsSynonym(name=s.name, value=s.value, source=s.source) for s in e.synonyms
+            ]
+    if version >= 3:
+        out.config_type = e.config_type
+        if request.include_documentation:
+            out.documentation = e.documentation
+    return out
+
+
+HANDLER = Handler(API_KEY, 0, 4, handle)

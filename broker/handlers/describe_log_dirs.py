@@ -1,0 +1,63 @@
+"""DescribeLogDirs (key 35), versions 0-4.
+
+Each log directory with the partitions it holds (size in bytes, offset lag 0 on a leader) and,
+v4+, the disk's total and usable bytes. A null topic list (an empty one in v0) asks for all.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import defaultdict
+
+from broker.handlers.base import Handler, RequestContext
+from protocol.messages.describe_log_dirs_request import DescribeLogDirsRequest
+from protocol.messages.describe_log_dirs_response import (
+    DescribeLogDirsPartition,
+    DescribeLogDirsResponse,
+    DescribeLogDirsResult,
+    DescribeLogDirsTopic,
+)
+
+API_KEY = 35
+
+
+def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
+    broker = ctx.broker
+    wanted: dict[str, set[int]] | None = None
+    if request.topics is not None and (request.topics or ctx.version > 0):
+        wanted = {t.topic: set(t.partitions) for t in request.topics}
+    per_dir: dict[str, dict[str, list[DescribeLogDirsPartition]]] = defaultdict(lambda: defaultdict(list))
+    for partition in broker.replica_manager:
+        tp = partition.tp
+        if wanted is not None and tp.partition not in wanted.get(tp.topic, ()):
+            continue
+        log_dir = str(partition.log.directory.parent.resolve())
+        per_dir[log_dir][tp.topic].append(
+            DescribeLogDirsPartition(
+                partition_index=tp.partition,
+                partition_size=partition.log.size_in_bytes(),
+                offset_lag=0,
+                is_future_key=False,
+            )
+        )
+    results: list[DescribeLogDirsResult] = []
+    for d in broker.config.log_dirs:
+        path = str(d.resolve())
+        stats = os.statvfs(path)
+        topics = [
+            DescribeLogDirsTopic(name=name, partitions=sorted(parts, key=lambda p: p.partition_index))
+            for name, parts in sorted(per_dir.get(path, {}).items())
+        ]
+        results.append(
+            DescribeLogDirsResult(
+                error_code=0,
+                log_dir=path,
+                topics=topics,
+                total_bytes=stats.f_blocks * stats.f_frsize if ctx.version >= 4 else -1,
+                usable_bytes=stats.f_bavail * stats.f_frsize if ctx.version >= 4 else -1,
+            )
+        )
+    return DescribeLogDirsResponse(throttle_time_ms=0, error_code=0, results=results)
+
+
+HANDLER = Handler(API_KEY, 0, 4, handle)

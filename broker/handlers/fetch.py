@@ -1,0 +1,255 @@
+"""Fetch (key 1), versions 0-16.
+
+Record data leaves as file slices that the connection ``sendfile``s from the segment files; it
+is never read into Python except to down-convert for v0-v3 clients (magic 0 for v0-v1, magic 1
+for v2-v3). Limits: ``partition_max_bytes`` per partition and ``max_bytes`` (v3+) for the whole
+response, except that the first batch found is always sent whole, so a consumer can always
+progress. Reads stop at the high watermark (read_uncommitted) or the last stable offset
+(read_committed, v4+; equal while there are no transactions).
+
+Long poll: when less than ``min_bytes`` is available and ``max_wait_ms`` > 0 (and no partition
+has an error), the request waits on the partitions' append events — never a sleep loop — and is
+answered as soon as enough data arrives, or when ``max_wait_ms`` passes.
+
+Fetch sessions (KIP-227, v7+) are declined the way Kafka declines them when its session cache is
+full: full fetches get session id 0, so clients keep sending full requests; an incremental fetch
+naming a session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id (UNKNOWN_TOPIC_ID).
+Follower fetches (replica_id >= 0) belong to the cluster mode and are refused for now.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable
+from dataclasses import dataclass
+
+from broker.handlers.base import Handler, RequestContext
+from broker.replica.partition import Partition
+from broker.types import TopicPartition
+from protocol.error_codes import ErrorCode
+from protocol.exceptions import DecodeError
+from protocol.messages.fetch_request import FetchPartition, FetchRequest
+from protocol.messages.fetch_response import FetchableTopicResponse, FetchResponse, PartitionData
+from protocol.records import downconvert
+from protocol.records.errors import UnsupportedCompressionError
+from storage import FileSlice, OffsetOutOfRangeError, StorageError
+
+log = logging.getLogger(__name__)
+
+API_KEY = 1
+FINAL_EPOCH = -1
+INITIAL_EPOCH = 0
+READ_COMMITTED = 1
+
+
+@dataclass(slots=True)
+class _Target:
+    """One requested partition, resolved."""
+
+    topic: str
+    topic_id: object
+    request: FetchPartition
+    partition: Partition | None
+    error: ErrorCode
+
+
+def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaitable[FetchResponse]:
+    version = ctx.version
+    if request.replica_id >= 0 or (version >= 15 and request.replica_state.replica_id >= 0):
+        return FetchResponse(error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER, session_id=0, responses=[])
+    if version >= 7:
+        session_error = _session_error(request)
+        if session_error is not None:
+            return FetchResponse(error_code=session_error, session_id=0, responses=[])
+    targets = _resolve(ctx, request)
+    response, total, errors = _read_all(ctx, request, targets)
+    if request.max_wait_ms <= 0 or total >= request.min_bytes or errors or not targets:
+        return response
+    _release(response)
+    return _long_poll(ctx, request, targets)
+
+
+def _session_error(request: FetchRequest) -> ErrorCode | None:
+    if request.session_id != 0:
+        return ErrorCode.FETCH_SESSION_ID_NOT_FOUND
+    if request.session_epoch not in (FINAL_EPOCH, INITIAL_EPOCH):
+        return ErrorCode.INVALID_FETCH_SESSION_EPOCH
+    return None
+
+
+def _resolve(ctx: RequestContext, request: FetchRequest) -> list[_Target]:
+    broker = ctx.broker
+    metadata = broker.metadata
+    replicas = broker.replica_manager
+    by_id = ctx.version >= 13
+    targets: list[_Target] = []
+    for topic in request.topics:
+        info = metadata.topic_by_id(topic.topic_id) if by_id else metadata.topic(topic.topic)
+        for p in topic.partitions:
+            if info is None:
+                code = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                targets.append(_Target(topic.topic, topic.topic_id, p, None, code))
+                continue
+            partition = replicas.get(TopicPartition(info.name, p.partition))
+            if partition is None:
+                code = (
+                    ErrorCode.NOT_LEADER_OR_FOLLOWER
+                    if 0 <= p.partition < len(info.partitions)
+                    else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                )
+                targets.append(_Target(info.name, info.topic_id, p, None, code))
+                continue
+            code = ErrorCode.NONE
+            if not partition.is_leader:
+                code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+            elif p.current_leader_epoch >= 0:
+                if p.current_leader_epoch > partition.leader_epoch:
+                    code = ErrorCode.UNKNOWN_LEADER_EPOCH
+                elif p.current_leader_epoch < partition.leader_epoch:
+                    code = ErrorCode.FENCED_LEADER_EPOCH
+            targets.append(_Target(info.name, info.topic_id, p, partition, code))
+    return targets
+
+
+def _read_all(
+    ctx: RequestContext, request: FetchRequest, targets: list[_Target]
+) -> tuple[FetchResponse, int, bool]:
+    """Read every target once; returns the response, bytes of record data and whether any
+    partition has an error."""
+    version = ctx.version
+    budget = request.max_bytes if version >= 3 else 2**31 - 1
+    committed = version >= 4 and request.isolation_level == READ_COMMITTED
+    legacy_magic = 0 if version <= 1 else (1 if version <= 3 else 2)
+    total = 0
+    errors = False
+    min_one = True
+    topics: list[FetchableTopicResponse] = []
+    current: FetchableTopicResponse | None = None
+    for target in targets:
+        if current is None or current.topic_id != target.topic_id or current.topic != target.topic:
+            current = FetchableTopicResponse(
+                topic=target.topic if version < 13 else "",
+                topic_id=target.topic_id if version >= 13 else _zero(),
+                partitions=[],
+            )
+            topics.append(current)
+        p = target.request
+        partition = target.partition
+        if target.error or partition is None:
+            errors = True
+            current.partitions.append(
+                _partition_error(p.partition, target.error or ErrorCode.UNKNOWN_SERVER_ERROR, version)
+            )
+            continue
+        hw = partition.high_watermark
+        lso = partition.last_stable_offset
+        data = PartitionData(
+            partition_index=p.partition,
+            error_code=0,
+            high_watermark=hw,
+            last_stable_offset=lso if version >= 4 else -1,
+            log_start_offset=partition.log_start_offset if version >= 5 else -1,
+            aborted_transactions=([] if committed else None) if version >= 4 else [],
+            preferred_read_replica=-1,
+            records=b"",
+        )
+        limit = min(p.partition_max_bytes, budget)
+        if limit > 0 or min_one:
+            try:
+                result = partition.log.read(p.fetch_offset, max(limit, 0), lso if committed else hw, min_one)
+            except OffsetOutOfRangeError:
+                errors = True
+                data.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
+                data.records = b""
+                current.partitions.append(data)
+                continue
+            except StorageError as exc:
+                log.error("read of %s failed: %s", partition.tp, exc)
+                errors = True
+                data.error_code = ErrorCode.KAFKA_STORAGE_ERROR
+                current.partitions.append(data)
+                continue
+            if result.slice is not None:
+                size = result.slice.length
+                total += size
+                budget -= size
+                min_one = False
+                data.records = (
+                    result.slice
+                    if legacy_magic == 2
+                    else _downconvert(result.slice, legacy_magic, p.fetch_offset)
+                )
+        current.partitions.append(data)
+    response = FetchResponse(throttle_time_ms=0, error_code=0, session_id=0, responses=topics)
+    return response, total, errors
+
+
+def _downconvert(data: FileSlice, magic: int, fetch_offset: int) -> bytes:
+    try:
+        raw = data.read()
+    finally:
+        data.close()
+    try:
+        return downconvert(raw, magic, first_offset=fetch_offset)
+    except (DecodeError, UnsupportedCompressionError) as exc:
+        log.warning("cannot down-convert to magic %d for an old fetch: %s", magic, exc)
+        return b""
+
+
+def _zero() -> object:
+    from broker.cluster.metadata import ZERO_UUID
+
+    return ZERO_UUID
+
+
+def _partition_error(index: int, code: ErrorCode, version: int) -> PartitionData:
+    return PartitionData(
+        partition_index=index,
+        error_code=code,
+        high_watermark=-1,
+        last_stable_offset=-1,
+        log_start_offset=-1,
+        aborted_transactions=None if version >= 4 else [],
+        preferred_read_replica=-1,
+        records=b"",
+    )
+
+
+def _release(response: FetchResponse) -> None:
+    for topic in response.responses:
+        for p in topic.partitions:
+            if isinstance(p.records, FileSlice):
+                p.records.close()
+
+
+async def _long_poll(ctx: RequestContext, request: FetchRequest, targets: list[_Target]) -> FetchResponse:
+    """Wait for appends to the requested partitions until ``min_bytes`` is there or time is up."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + request.max_wait_ms / 1000.0
+    partitions = {id(t.partition): t.partition for t in targets if t.partition is not None}
+    while True:
+        woken: asyncio.Future[None] = loop.create_future()
+
+        def wake(woken: asyncio.Future[None] = woken) -> None:
+            if not woken.done():
+                woken.set_result(None)
+
+        for partition in partitions.values():
+            partition.add_listener(wake)
+        try:
+            remaining = deadline - loop.time()
+            if remaining > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(woken, remaining)
+        finally:
+            for partition in partitions.values():
+                partition.remove_listener(wake)
+        response, total, errors = _read_all(ctx, request, targets)
+        if total >= request.min_bytes or errors or loop.time() >= deadline:
+            return response
+        _release(response)
+
+
+HANDLER = Handler(API_KEY, 0, 16, handle)

@@ -1,0 +1,104 @@
+"""IncrementalAlterConfigs (key 44), versions 0-1.
+
+Changes named topic configs and keeps the others: SET a value, DELETE an override (back to the
+default), APPEND to or SUBTRACT from a list config (e.g. cleanup.policy); APPEND/SUBTRACT on a
+non-list config, or a config named twice, is INVALID_CONFIG / INVALID_REQUEST as in Kafka.
+``validate_only`` checks only. BROKER resources: not supported yet (INVALID_REQUEST).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from broker.cluster.topics import TopicError
+from broker.config import ConfigError, is_list_config, topic_default_text
+from broker.handlers.base import Handler, RequestContext
+from broker.handlers.configs_common import (
+    OP_APPEND,
+    OP_DELETE,
+    OP_SET,
+    OP_SUBTRACT,
+    RESOURCE_BROKER,
+    RESOURCE_TOPIC,
+)
+from protocol.error_codes import ErrorCode
+from protocol.messages.incremental_alter_configs_request import (
+    AlterConfigsResource,
+    IncrementalAlterConfigsRequest,
+)
+from protocol.messages.incremental_alter_configs_response import (
+    AlterConfigsResourceResponse,
+    IncrementalAlterConfigsResponse,
+)
+
+API_KEY = 44
+
+
+def handle(ctx: RequestContext, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
+    responses: list[AlterConfigsResourceResponse] = []
+    for resource in request.resources:
+        out = AlterConfigsResourceResponse(
+            error_code=0,
+            error_message=None,
+            resource_type=resource.resource_type,
+            resource_name=resource.resource_name,
+        )
+        if resource.resource_type == RESOURCE_TOPIC:
+            try:
+                _alter_topic(ctx, resource, request.validate_only)
+            except TopicError as exc:
+                out.error_code, out.error_message = exc.code, exc.message
+        elif resource.resource_type == RESOURCE_BROKER:
+            out.error_code = ErrorCode.INVALID_REQUEST
+            out.error_message = "Dynamic broker configs are not supported by this broker yet"
+        else:
+            out.error_code = ErrorCode.INVALID_REQUEST
+            out.error_message = f"Unsupported resource type {resource.resource_type}"
+        responses.append(out)
+    return IncrementalAlterConfigsResponse(throttle_time_ms=0, responses=responses)
+
+
+def _alter_topic(ctx: RequestContext, resource: AlterConfigsResource, validate_only: bool) -> None:
+    broker = ctx.broker
+    info = broker.metadata.topic(resource.resource_name)
+    if info is None:
+        raise TopicError(
+            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {resource.resource_name} does not exist"
+        )
+    duplicates = [name for name, n in Counter(c.name for c in resource.configs).items() if n > 1]
+    if duplicates:
+        raise TopicError(
+            ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {', '.join(duplicates)}"
+        )
+    configs: dict[str, str | None] = dict(info.configs)
+    for change in resource.configs:
+        name, op = change.name, change.config_operation
+        if op == OP_SET:
+            configs[name] = change.value
+        elif op == OP_DELETE:
+            configs.pop(name, None)
+        elif op in (OP_APPEND, OP_SUBTRACT):
+            try:
+                listed = is_list_config(name)
+            except ConfigError as exc:
+                raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+            if not listed:
+                raise TopicError(
+                    ErrorCode.INVALID_CONFIG, f"Config value append is not allowed for config key: {name}"
+                )
+            current_text = configs.get(name)
+            if current_text is None:
+                current_text = topic_default_text(None, name) or ""
+            current = [v.strip() for v in current_text.split(",") if v.strip()]
+            given = [v.strip() for v in (change.value or "").split(",") if v.strip()]
+            if op == OP_APPEND:
+                current += [v for v in given if v not in current]
+            else:
+                current = [v for v in current if v not in given]
+            configs[name] = ",".join(current)
+        else:
+            raise TopicError(ErrorCode.INVALID_REQUEST, f"Unknown config operation {op}")
+    broker.topics.set_configs(info.name, configs, validate_only=validate_only)
+
+
+HANDLER = Handler(API_KEY, 0, 1, handle)

@@ -1,0 +1,119 @@
+"""ListOffsets (key 2), versions 0-9.
+
+Timestamps: -1 latest (the high watermark, or the last stable offset for read_committed), -2
+earliest (log start offset), -3 max timestamp (v7+; the offset of the record with the largest
+timestamp), -4 earliest local (v8+; the same as earliest without tiered storage), -5 latest
+tiered (v9+; none without tiered storage: -1). Any other value finds the first record whose
+timestamp is at least that (with its leader epoch, v4+); none found gives offset -1.
+v0 answers with ``old_style_offsets`` (at most ``max_num_offsets``, newest first).
+"""
+
+from __future__ import annotations
+
+from broker.handlers.base import Handler, RequestContext
+from broker.types import TopicPartition
+from protocol.error_codes import ErrorCode
+from protocol.messages.list_offsets_request import ListOffsetsRequest
+from protocol.messages.list_offsets_response import (
+    ListOffsetsPartitionResponse,
+    ListOffsetsResponse,
+    ListOffsetsTopicResponse,
+)
+
+API_KEY = 2
+LATEST = -1
+EARLIEST = -2
+MAX_TIMESTAMP = -3
+EARLIEST_LOCAL = -4
+LATEST_TIERED = -5
+READ_COMMITTED = 1
+
+
+def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsResponse:
+    version = ctx.version
+    broker = ctx.broker
+    committed = version >= 2 and request.isolation_level == READ_COMMITTED
+    topics: list[ListOffsetsTopicResponse] = []
+    for topic in request.topics:
+        info = broker.metadata.topic(topic.name)
+        results: list[ListOffsetsPartitionResponse] = []
+        for p in topic.partitions:
+            out = ListOffsetsPartitionResponse(
+                partition_index=p.partition_index, error_code=0, timestamp=-1, offset=-1, leader_epoch=-1
+            )
+            partition = broker.replica_manager.get(TopicPartition(topic.name, p.partition_index))
+            if info is None or partition is None:
+                known = info is not None and 0 <= p.partition_index < len(info.partitions)
+                out.error_code = (
+                    ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                )
+            elif not partition.is_leader:
+                out.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+            elif (
+                version >= 4
+                and p.current_leader_epoch >= 0
+                and p.current_leader_epoch != partition.leader_epoch
+            ):
+                out.error_code = (
+                    ErrorCode.FENCED_LEADER_EPOCH
+                    if p.current_leader_epoch < partition.leader_epoch
+                    else ErrorCode.UNKNOWN_LEADER_EPOCH
+                )
+            else:
+                _lookup(partition, p.timestamp, committed, version, out)
+                if version == 0:
+                    out.old_style_offsets = _old_style(partition, p.timestamp, p.max_num_offsets)
+            if version == 0:
+                out.timestamp, out.offset, out.leader_epoch = -1, -1, -1
+            elif version < 4:
+                out.leader_epoch = -1
+            results.append(out)
+        topics.append(ListOffsetsTopicResponse(name=topic.name, partitions=results))
+    return ListOffsetsResponse(throttle_time_ms=0, topics=topics)
+
+
+def _lookup(
+    partition: object, timestamp: int, committed: bool, version: int, out: ListOffsetsPartitionResponse
+) -> None:
+    from broker.replica.partition import Partition
+
+    assert isinstance(partition, Partition)
+    log_ = partition.log
+    epoch = partition.leader_epoch
+    if timestamp == LATEST:
+        out.offset = partition.last_stable_offset if committed else partition.high_watermark
+        out.leader_epoch = epoch
+    elif timestamp in (EARLIEST, EARLIEST_LOCAL):
+        out.offset = partition.log_start_offset
+        found = log_.leader_epochs.epoch_for_offset(out.offset)
+        out.leader_epoch = found if found is not None else -1
+    elif timestamp == LATEST_TIERED:
+        out.offset = -1
+    elif timestamp == MAX_TIMESTAMP:
+        hit = log_.max_timestamp_offset()
+        if hit is not None:
+            out.offset, out.timestamp, out.leader_epoch = hit.offset, hit.timestamp, hit.leader_epoch
+    elif timestamp < 0:
+        out.error_code = ErrorCode.INVALID_REQUEST if version >= 1 else ErrorCode.NONE
+    else:
+        hit = log_.offset_for_timestamp(timestamp)
+        limit = partition.last_stable_offset if committed else partition.high_watermark
+        if hit is not None and hit.offset < limit:
+            out.offset, out.timestamp, out.leader_epoch = hit.offset, hit.timestamp, hit.leader_epoch
+
+
+def _old_style(partition: object, timestamp: int, max_num: int) -> list[int]:
+    """v0: offsets of segment starts before ``timestamp`` plus the end, newest first."""
+    from broker.replica.partition import Partition
+
+    assert isinstance(partition, Partition)
+    if timestamp == EARLIEST:
+        return [partition.log_start_offset][: max(max_num, 0)]
+    offsets = [partition.high_watermark]
+    if timestamp != LATEST:
+        hit = partition.log.offset_for_timestamp(timestamp)
+        offsets = [hit.offset] if hit is not None else [partition.high_watermark]
+    return offsets[: max(max_num, 0)]
+
+
+HANDLER = Handler(API_KEY, 0, 9, handle)

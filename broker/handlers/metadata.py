@@ -1,0 +1,137 @@
+"""Metadata (key 3), versions 0-12.
+
+Brokers (this listener's advertised endpoints), cluster id (v2+), controller id (v1+) and topics
+with real topic ids (v10+), partitions with leader, leader epoch (v7+), replicas, ISR and offline
+replicas (v5+). A null topic list (v1+; an empty list in v0) asks for every topic. Unknown topics
+are auto-created when ``auto.create.topics.enable`` and the request (v4+; always in v0-v3) allow
+it, except internal ones; an illegal name gets INVALID_TOPIC_EXCEPTION. v10+ may name topics by
+id only: an unknown id gets UNKNOWN_TOPIC_ID. Authorized operations (v8+) are reported when asked,
+all allowed since Brook has no authorizer yet.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from broker.cluster.metadata import INTERNAL_TOPICS, ZERO_UUID, TopicInfo, topic_name_error
+from broker.cluster.topics import TopicError
+from broker.handlers.base import Handler, RequestContext
+from protocol.error_codes import ErrorCode
+from protocol.messages.metadata_request import MetadataRequest
+from protocol.messages.metadata_response import (
+    MetadataResponse,
+    MetadataResponseBroker,
+    MetadataResponsePartition,
+    MetadataResponseTopic,
+)
+
+log = logging.getLogger(__name__)
+
+API_KEY = 3
+AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
+# AclOperation codes: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
+# DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12, CREATE_TOKENS 13, DESCRIBE_TOKENS 14.
+TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
+CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
+
+
+def topic_metadata(info: TopicInfo, include_ops: bool) -> MetadataResponseTopic:
+    partitions = [
+        MetadataResponsePartition(
+            error_code=0,
+            partition_index=index,
+            leader_id=state.leader,
+            leader_epoch=state.leader_epoch,
+            replica_nodes=list(state.replicas),
+            isr_nodes=list(state.isr),
+            offline_replicas=[],
+        )
+        for index, state in enumerate(info.partitions)
+    ]
+    return MetadataResponseTopic(
+        error_code=0,
+        name=info.name,
+        topic_id=info.topic_id,
+        is_internal=info.is_internal,
+        partitions=partitions,
+        topic_authorized_operations=TOPIC_OPERATIONS if include_ops else AUTHORIZED_OPERATIONS_OMITTED,
+    )
+
+
+def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
+    broker = ctx.broker
+    version = ctx.version
+    metadata = broker.metadata
+    include_topic_ops = version >= 8 and request.include_topic_authorized_operations
+    all_topics = request.topics is None or (version == 0 and not request.topics)
+    allow_auto_create = broker.config.auto_create_topics_enable and (
+        version < 4 or request.allow_auto_topic_creation
+    )
+
+    topics: list[MetadataResponseTopic] = []
+    if all_topics:
+        topics = [topic_metadata(info, include_topic_ops) for info in metadata.topics.values()]
+    else:
+        for requested in request.topics or []:
+            name = requested.name
+            if name is None:
+                info = metadata.topic_by_id(requested.topic_id)
+                if info is None:
+                    topics.append(
+                        MetadataResponseTopic(
+                            error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None, topic_id=requested.topic_id
+                        )
+                    )
+                else:
+                    topics.append(topic_metadata(info, include_topic_ops))
+                continue
+            info = metadata.topic(name)
+            if info is None:
+                topics.append(_missing_topic(ctx, name, allow_auto_create, include_topic_ops))
+            else:
+                topics.append(topic_metadata(info, include_topic_ops))
+
+    brokers = [
+        MetadataResponseBroker(node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
+        for b in broker.live_brokers(ctx.conn.listener)
+    ]
+    include_cluster_ops = 8 <= version <= 10 and request.include_cluster_authorized_operations
+    return MetadataResponse(
+        throttle_time_ms=0,
+        brokers=brokers,
+        cluster_id=broker.cluster_id,
+        controller_id=broker.controller_id,
+        topics=topics,
+        cluster_authorized_operations=CLUSTER_OPERATIONS
+        if include_cluster_ops
+        else AUTHORIZED_OPERATIONS_OMITTED,
+    )
+
+
+def _missing_topic(
+    ctx: RequestContext, name: str, allow_auto_create: bool, include_ops: bool
+) -> MetadataResponseTopic:
+    problem = topic_name_error(name)
+    if problem is not None:
+        return MetadataResponseTopic(
+            error_code=ErrorCode.INVALID_TOPIC_EXCEPTION, name=name, topic_id=ZERO_UUID, is_internal=False
+        )
+    if not allow_auto_create or name in INTERNAL_TOPICS:
+        return MetadataResponseTopic(
+            error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name, topic_id=ZERO_UUID
+        )
+    try:
+        info = ctx.broker.topics.create(name)
+    except TopicError as exc:
+        log.info("auto-creation of topic %s failed: %s", name, exc)
+        return MetadataResponseTopic(error_code=exc.code, name=name, topic_id=ZERO_UUID)
+    if info is None:  # pragma: no cover - create() returns None only for validate_only
+        return MetadataResponseTopic(
+            error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name, topic_id=uuid.UUID(int=0)
+        )
+    log.info("auto-created topic %s for %s", name, ctx.peer)
+    return topic_metadata(info, include_ops)
+
+
+HANDLER = Handler(API_KEY, 0, 12, handle)

@@ -1,0 +1,61 @@
+"""OffsetForLeaderEpoch (key 23), versions 0-4.
+
+For each partition, the end offset of the requested leader epoch: the start offset of the next
+larger epoch in the leader-epoch cache, or the log end offset for the current epoch (KIP-101 /
+KIP-279), with the largest epoch not above the requested one. Consumers use it (v3+, after a
+leader change) to detect truncation; followers will use it in the cluster mode.
+current_leader_epoch (v2+) fences stale callers: FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
+"""
+
+from __future__ import annotations
+
+from broker.handlers.base import Handler, RequestContext
+from broker.types import TopicPartition
+from protocol.error_codes import ErrorCode
+from protocol.messages.offset_for_leader_epoch_request import OffsetForLeaderEpochRequest
+from protocol.messages.offset_for_leader_epoch_response import (
+    EpochEndOffset,
+    OffsetForLeaderEpochResponse,
+    OffsetForLeaderTopicResult,
+)
+
+API_KEY = 23
+
+
+def handle(ctx: RequestContext, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
+    broker = ctx.broker
+    topics: list[OffsetForLeaderTopicResult] = []
+    for topic in request.topics:
+        info = broker.metadata.topic(topic.topic)
+        results: list[EpochEndOffset] = []
+        for p in topic.partitions:
+            out = EpochEndOffset(error_code=0, partition=p.partition, leader_epoch=-1, end_offset=-1)
+            partition = broker.replica_manager.get(TopicPartition(topic.topic, p.partition))
+            if info is None or partition is None:
+                known = info is not None and 0 <= p.partition < len(info.partitions)
+                out.error_code = (
+                    ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                )
+            elif not partition.is_leader:
+                out.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+            elif (
+                ctx.version >= 2
+                and p.current_leader_epoch >= 0
+                and p.current_leader_epoch != partition.leader_epoch
+            ):
+                out.error_code = (
+                    ErrorCode.FENCED_LEADER_EPOCH
+                    if p.current_leader_epoch < partition.leader_epoch
+                    else ErrorCode.UNKNOWN_LEADER_EPOCH
+                )
+            else:
+                epoch, end = partition.log.leader_epochs.end_offset_for_epoch(p.leader_epoch)
+                if epoch == partition.leader_epoch or (epoch >= 0 and end > partition.log_end_offset):
+                    end = partition.log_end_offset
+                out.leader_epoch, out.end_offset = epoch, end
+            results.append(out)
+        topics.append(OffsetForLeaderTopicResult(topic=topic.topic, partitions=results))
+    return OffsetForLeaderEpochResponse(throttle_time_ms=0, topics=topics)
+
+
+HANDLER = Handler(API_KEY, 0, 4, handle)

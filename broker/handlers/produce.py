@@ -1,0 +1,244 @@
+"""Produce (key 0), versions 0-11.
+
+The client's record batches are appended as they arrived: storage patches base offsets and the
+leader epoch in place (and the max timestamp for LogAppendTime topics) and writes the buffer
+with one call; no record is decoded on this path. Exceptions, as Kafka:
+
+- v0-v2 carry legacy message sets (magic 0/1): they are up-converted to a v2 batch first.
+- v3+ must carry exactly one v2 batch per partition (INVALID_RECORD otherwise); zstd needs v7+
+  (UNSUPPORTED_COMPRESSION_TYPE).
+- Compacted topics require a key on every record, so their batches are decoded (INVALID_RECORD
+  with ``record_errors`` naming the batch).
+- Idempotent batches (producer id set) are checked against the partition's producer state: a
+  retried batch is acknowledged with its first offsets and not appended again;
+  OUT_OF_ORDER_SEQUENCE_NUMBER and INVALID_PRODUCER_EPOCH otherwise.
+
+acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS). acks=-1 needs at least ``min.insync.replicas``
+in the ISR (NOT_ENOUGH_REPLICAS) and completes when the high watermark passes the batch; with
+one broker that is immediate. acks=0 gets no response (the network layer drops it).
+Transactional produce is not supported yet (TRANSACTIONAL_ID_AUTHORIZATION_FAILED... see README).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from broker.handlers.base import Handler, RequestContext
+from broker.replica.partition import AppendOutcome
+from broker.types import TopicPartition
+from protocol.error_codes import ErrorCode
+from protocol.exceptions import DecodeError
+from protocol.messages.produce_request import ProduceRequest
+from protocol.messages.produce_response import (
+    BatchIndexAndErrorMessage,
+    PartitionProduceResponse,
+    ProduceResponse,
+    TopicProduceResponse,
+)
+from protocol.records import batch as rb
+from protocol.records import decode_batch, upconvert_to_v2
+from protocol.records.compression import ZSTD
+from storage import (
+    CorruptBatchError,
+    InvalidMagicError,
+    InvalidRecordBatchError,
+    InvalidTimestampError,
+    RecordTooLargeError,
+    StorageError,
+)
+
+log = logging.getLogger(__name__)
+
+API_KEY = 0
+
+
+class _Reject(Exception):
+    def __init__(
+        self, code: ErrorCode, message: str, record_errors: list[BatchIndexAndErrorMessage] | None = None
+    ):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+        self.record_errors = record_errors or []
+
+
+def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse:
+    broker = ctx.broker
+    version = ctx.version
+    acks = request.acks
+    replicas = broker.replica_manager
+    metadata = broker.metadata
+    responses: list[TopicProduceResponse] = []
+    for topic in request.topic_data:
+        name = topic.name
+        info = metadata.topic(name)
+        results: list[PartitionProduceResponse] = []
+        for pdata in topic.partition_data:
+            index = pdata.index
+            if acks not in (-1, 0, 1):
+                results.append(_error(index, ErrorCode.INVALID_REQUIRED_ACKS, version))
+                continue
+            if info is None:
+                results.append(_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, version))
+                continue
+            if info.is_internal:
+                results.append(
+                    _error(
+                        index,
+                        ErrorCode.INVALID_TOPIC_EXCEPTION,
+                        version,
+                        f"Cannot append to internal topic {name}",
+                    )
+                )
+                continue
+            partition = replicas.get(TopicPartition(name, index))
+            if partition is None:
+                code = (
+                    ErrorCode.NOT_LEADER_OR_FOLLOWER
+                    if 0 <= index < len(info.partitions)
+                    else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+                )
+                results.append(_error(index, code, version))
+                continue
+            if not partition.is_leader:
+                results.append(_error(index, ErrorCode.NOT_LEADER_OR_FOLLOWER, version))
+                continue
+            if request.transactional_id is not None:
+                results.append(
+                    _error(
+                        index,
+                        ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+                        version,
+                        "transactions are not supported by this broker yet",
+                    )
+                )
+                continue
+            if acks == -1 and len(partition.state.isr) < partition.log.config.min_insync_replicas:
+                results.append(_error(index, ErrorCode.NOT_ENOUGH_REPLICAS, version))
+                continue
+            try:
+                records, header = _prepare(pdata.records, version, partition.log.config.cleanup_policy)
+                outcome: AppendOutcome = partition.append_as_leader(records, header)
+            except _Reject as exc:
+                results.append(_error(index, exc.code, version, exc.message, exc.record_errors))
+                continue
+            except StorageError as exc:
+                results.append(_error(index, _storage_error_code(exc), version, str(exc)))
+                continue
+            if outcome.error:
+                results.append(_error(index, outcome.error, version, outcome.message))
+                continue
+            results.append(
+                PartitionProduceResponse(
+                    index=index,
+                    error_code=0,
+                    base_offset=outcome.base_offset,
+                    log_append_time_ms=outcome.log_append_time,
+                    log_start_offset=outcome.log_start_offset if version >= 5 else -1,
+                )
+            )
+        responses.append(TopicProduceResponse(name=name, partition_responses=results))
+    return ProduceResponse(responses=responses, throttle_time_ms=0)
+
+
+def _prepare(records: object, version: int, cleanup_policy: str) -> tuple[memoryview, rb.BatchHeader | None]:
+    """Shape checks of Kafka's ProduceRequest validation; returns a writable view of the batches
+    and, for a single batch, its header (idempotence applies then)."""
+    if records is None:
+        raise _Reject(ErrorCode.INVALID_RECORD, "produce request without records")
+    view = records if isinstance(records, memoryview) else memoryview(bytearray(records))  # type: ignore[arg-type]
+    if view.nbytes < rb.LOG_OVERHEAD + 5:
+        raise _Reject(ErrorCode.CORRUPT_MESSAGE, "record data is too short to hold a batch")
+    try:
+        magic = rb.magic_at(view, 0)
+    except DecodeError as exc:
+        raise _Reject(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+    if magic < 2:
+        if version >= 3:
+            raise _Reject(
+                ErrorCode.INVALID_RECORD, "Produce requests with version 3 and above must have magic v2"
+            )
+        try:
+            view = memoryview(bytearray(upconvert_to_v2(view, now_ms=int(time.time() * 1000))))
+        except DecodeError as exc:
+            raise _Reject(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+    elif magic > 2:
+        raise _Reject(ErrorCode.CORRUPT_MESSAGE, f"unknown magic {magic}")
+    if view.readonly:
+        view = memoryview(bytearray(view))
+    header: rb.BatchHeader | None = None
+    if version >= 3 or magic == 2:
+        try:
+            header = rb.read_header(view, 0)
+        except DecodeError as exc:
+            raise _Reject(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+        if header.size != view.nbytes:
+            if version >= 3:
+                raise _Reject(
+                    ErrorCode.INVALID_RECORD,
+                    "Produce requests with version 3 and above must contain exactly one record batch",
+                )
+            header = None
+    if header is not None and header.compression == ZSTD and version < 7:
+        raise _Reject(
+            ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+            "Produce requests with version below 7 cannot use zstd compression",
+        )
+    if "compact" in cleanup_policy:
+        _check_keys(view)
+    return view, header
+
+
+def _check_keys(view: memoryview) -> None:
+    """Compacted topics keep the latest record per key, so a record without one is refused."""
+    try:
+        for index, (pos, _) in enumerate(rb.iter_batches(view)):
+            _, records = decode_batch(view, pos)
+            for record in records:
+                if record.key is None:
+                    raise _Reject(
+                        ErrorCode.INVALID_RECORD,
+                        "Compacted topic cannot accept message without key",
+                        [
+                            BatchIndexAndErrorMessage(
+                                index, "Compacted topic cannot accept message without key"
+                            )
+                        ],
+                    )
+    except DecodeError as exc:
+        raise _Reject(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+
+
+def _storage_error_code(exc: StorageError) -> ErrorCode:
+    if isinstance(exc, RecordTooLargeError):
+        return ErrorCode.MESSAGE_TOO_LARGE
+    if isinstance(exc, CorruptBatchError):
+        return ErrorCode.CORRUPT_MESSAGE
+    if isinstance(exc, InvalidTimestampError):
+        return ErrorCode.INVALID_TIMESTAMP
+    if isinstance(exc, (InvalidRecordBatchError, InvalidMagicError)):
+        return ErrorCode.INVALID_RECORD
+    log.error("append failed: %s", exc)
+    return ErrorCode.UNKNOWN_SERVER_ERROR
+
+
+def _error(
+    index: int,
+    code: ErrorCode,
+    version: int,
+    message: str | None = None,
+    record_errors: list[BatchIndexAndErrorMessage] | None = None,
+) -> PartitionProduceResponse:
+    return PartitionProduceResponse(
+        index=index,
+        error_code=code,
+        base_offset=-1,
+        log_append_time_ms=-1,
+        log_start_offset=-1,
+        record_errors=(record_errors or []) if version >= 8 else [],
+        error_message=message if version >= 8 else None,
+    )
+
+
+HANDLER = Handler(API_KEY, 0, 11, handle)

@@ -1,0 +1,341 @@
+"""One client connection: frames in, responses out, strictly in request order.
+
+The connection drives a non-blocking socket directly from the event loop's reader and writer
+callbacks (``add_reader``/``add_writer``) instead of an asyncio transport. That lets the frame
+decoder ``recv_into`` its own buffers (a large produce request is read straight into the
+``bytearray`` that storage then patches and appends) and lets fetch responses go out with
+``os.sendfile`` from segment files, which a transport cannot do while it owns the socket.
+
+Requests are handled as they arrive and may complete out of order (a long-polling fetch, a
+produce waiting for replicas); responses are queued in slots and written in arrival order, as
+Kafka clients require when they pipeline. A produce with acks=0 takes no slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+import time
+from collections import deque
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any
+
+from protocol import api as papi
+from protocol.exceptions import DecodeError, FrameTooLargeError, UnknownApiError, UnsupportedVersionError
+from protocol.framing import FrameDecoder
+from protocol.message import Message
+from storage import FileSlice
+
+if TYPE_CHECKING:
+    from broker.network.server import Server
+
+log = logging.getLogger(__name__)
+
+#: Requests in flight on one connection before it stops reading (backpressure).
+MAX_IN_FLIGHT = 100
+#: Unsent response bytes on one connection before it stops reading.
+MAX_PENDING_BYTES = 16 * 1024 * 1024
+_IOV_MAX = 512
+
+
+class Slot:
+    """A response position in the connection's order."""
+
+    __slots__ = ("api_key", "correlation_id", "done", "parts", "version")
+
+    def __init__(self, api_key: int, version: int, correlation_id: int) -> None:
+        self.api_key = api_key
+        self.version = version
+        self.correlation_id = correlation_id
+        self.done = False
+        self.parts: list[Any] | None = None
+
+
+class Connection:
+    def __init__(self, server: Server, sock: socket.socket, peer: str, listener: str) -> None:
+        self.server = server
+        self.loop = server.loop
+        self.sock = sock
+        self.fd = sock.fileno()
+        self.peer = peer
+        self.listener = listener
+        self.id = f"{sock.getsockname()}-{peer}-{server.next_connection_id()}"
+        self.decoder = FrameDecoder(server.max_frame_size)
+        self.slots: deque[Slot] = deque()
+        self.out: deque[Any] = deque()
+        self.out_offset = 0  # bytes of out[0] already sent
+        self.pending_bytes = 0
+        self.closed = False
+        self.reading = False
+        self.writing = False
+        self.last_active = time.monotonic()
+        self.tasks: set[asyncio.Task[Any]] = set()
+        self._resume_reading()
+
+    # -- reading -------------------------------------------------------------------------------
+
+    def _resume_reading(self) -> None:
+        if not self.reading and not self.closed:
+            self.loop.add_reader(self.fd, self._on_readable)
+            self.reading = True
+
+    def _pause_reading(self) -> None:
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+            self.reading = False
+
+    def _on_readable(self) -> None:
+        try:
+            n = self.sock.recv_into(self.decoder.get_buffer())
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close(f"read failed: {exc}")
+            return
+        if n == 0:
+            self.close(None)
+            return
+        self.last_active = time.monotonic()
+        try:
+            frames = self.decoder.buffer_updated(n)
+        except FrameTooLargeError as exc:
+            log.warning("closing connection from %s: %s", self.peer, exc)
+            self.close(None)
+            return
+        for frame in frames:
+            if self.closed:
+                return
+            self._handle_frame(frame)
+        if len(self.slots) >= MAX_IN_FLIGHT or self.pending_bytes >= MAX_PENDING_BYTES:
+            self._pause_reading()
+
+    def _handle_frame(self, frame: bytearray) -> None:
+        view = memoryview(frame)
+        try:
+            request = papi.decode_request(view)
+        except UnsupportedVersionError:
+            if self._answer_unsupported_api_versions(view):
+                return
+            head = _safe_peek(view)
+            log.warning(
+                "closing connection from %s: unsupported version %s of api %s",
+                self.peer,
+                head.api_version if head else "?",
+                head.api_key if head else "?",
+            )
+            self.close(None)
+            return
+        except UnknownApiError as exc:
+            log.warning("closing connection from %s: %s", self.peer, exc)
+            self.close(None)
+            return
+        except DecodeError as exc:
+            log.warning("closing connection from %s: malformed request: %s", self.peer, exc)
+            self.close(None)
+            return
+        self.server.dispatch(self, request)
+
+    def _answer_unsupported_api_versions(self, view: memoryview) -> bool:
+        """ApiVersions in a version we do not know: answer v0 with UNSUPPORTED_VERSION and our
+        ranges, so the client can retry with one we do (Kafka's behaviour)."""
+        head = _safe_peek(view)
+        if head is None or head.api_key != papi.API_VERSIONS_KEY:
+            return False
+        slot = Slot(head.api_key, 0, head.correlation_id)
+        self.slots.append(slot)
+        self.complete(slot, self.server.unsupported_api_versions_response())
+        return True
+
+    # -- responses -----------------------------------------------------------------------------
+
+    def new_slot(self, api_key: int, version: int, correlation_id: int) -> Slot:
+        slot = Slot(api_key, version, correlation_id)
+        self.slots.append(slot)
+        return slot
+
+    def complete(self, slot: Slot, body: Message | None) -> None:
+        """Fill a slot; ``None`` means the request gets no response (the slot is dropped)."""
+        if self.closed:
+            _close_regions_of(body)
+            return
+        if body is not None:
+            try:
+                slot.parts = papi.encode_response_parts(slot.api_key, slot.version, slot.correlation_id, body)
+            except Exception:
+                log.exception(
+                    "cannot encode the response to api %d v%d for %s", slot.api_key, slot.version, self.peer
+                )
+                _close_regions_of(body)
+                self.close(None)
+                return
+        slot.done = True
+        self._pump()
+
+    def track(self, slot: Slot, pending: Awaitable[Message | None]) -> None:
+        """Complete ``slot`` when an asynchronous handler finishes."""
+        task = asyncio.ensure_future(pending)
+        self.tasks.add(task)
+
+        def finished(t: asyncio.Task[Any]) -> None:
+            self.tasks.discard(t)
+            if t.cancelled():
+                return
+            exc = t.exception()
+            if exc is not None:
+                log.error(
+                    "handler of api %d failed for %s; closing the connection",
+                    slot.api_key,
+                    self.peer,
+                    exc_info=exc,
+                )
+                self.close(None)
+                return
+            self.complete(slot, t.result())
+
+        task.add_done_callback(finished)
+
+    def _pump(self) -> None:
+        slots = self.slots
+        moved = False
+        while slots and slots[0].done:
+            slot = slots.popleft()
+            if slot.parts is not None:
+                for piece in slot.parts:
+                    self.out.append(piece)
+                    self.pending_bytes += piece.length if isinstance(piece, FileSlice) else len(piece)
+                moved = True
+        if moved and not self.writing:
+            self._write()
+        if (
+            not self.reading
+            and len(slots) < MAX_IN_FLIGHT // 2
+            and self.pending_bytes < MAX_PENDING_BYTES // 2
+        ):
+            self._resume_reading()
+
+    # -- writing -------------------------------------------------------------------------------
+
+    def _write(self) -> None:
+        out = self.out
+        sock = self.sock
+        try:
+            while out:
+                head = out[0]
+                if isinstance(head, FileSlice):
+                    remaining = head.length - self.out_offset
+                    sent = os.sendfile(self.fd, head.fd, head.position + self.out_offset, remaining)
+                    if sent == 0:
+                        # The segment was truncated under us: the frame can no longer be completed.
+                        self.close("record data shrank while it was being sent")
+                        return
+                    self.pending_bytes -= sent
+                    if sent < remaining:
+                        self.out_offset += sent
+                        break
+                    out.popleft()
+                    head.close()
+                    self.out_offset = 0
+                    continue
+                buffers: list[Any] = []
+                for piece in out:
+                    if isinstance(piece, FileSlice) or len(buffers) >= _IOV_MAX:
+                        break
+                    buffers.append(piece)
+                if self.out_offset:
+                    buffers[0] = memoryview(buffers[0])[self.out_offset :]
+                sent = sock.sendmsg(buffers)
+                self.pending_bytes -= sent
+                total = sent + self.out_offset
+                while out and not isinstance(out[0], FileSlice):
+                    size = len(out[0])
+                    if total < size:
+                        break
+                    total -= size
+                    out.popleft()
+                self.out_offset = total
+                if total:
+                    break
+        except (BlockingIOError, InterruptedError):
+            pass
+        except OSError as exc:
+            self.close(f"write failed: {exc}")
+            return
+        if out:
+            if not self.writing:
+                self.loop.add_writer(self.fd, self._on_writable)
+                self.writing = True
+        elif self.writing:
+            self.loop.remove_writer(self.fd)
+            self.writing = False
+            if not self.reading:
+                self._pump()
+
+    def _on_writable(self) -> None:
+        self._write()
+        if not self.out and not self.reading and not self.closed:
+            self._pump()
+
+    @property
+    def idle(self) -> bool:
+        return not self.slots and not self.out and not self.tasks
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self, reason: str | None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if reason:
+            log.info("closing connection from %s: %s", self.peer, reason)
+        if self.reading:
+            self.loop.remove_reader(self.fd)
+            self.reading = False
+        if self.writing:
+            self.loop.remove_writer(self.fd)
+            self.writing = False
+        for piece in self.out:
+            if isinstance(piece, FileSlice):
+                piece.close()
+        self.out.clear()
+        for slot in self.slots:
+            for piece in slot.parts or ():
+                if isinstance(piece, FileSlice):
+                    piece.close()
+        self.slots.clear()
+        for task in list(self.tasks):
+            task.cancel()
+        with contextlib.suppress(OSError):
+            self.sock.close()
+        self.server.forget(self)
+
+
+def _safe_peek(view: memoryview) -> papi.Peek | None:
+    try:
+        return papi.peek(view)
+    except DecodeError:
+        return None
+
+
+def _close_regions_of(body: Message | None) -> None:
+    """Release file slices held by a response that will never be sent."""
+    if body is None:
+        return
+    for piece in _walk(body):
+        piece.close()
+
+
+def _walk(obj: Any) -> list[FileSlice]:
+    found: list[FileSlice] = []
+    stack = [obj]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, FileSlice):
+            found.append(item)
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif hasattr(item, "__dataclass_fields__"):
+            stack.extend(getattr(item, name) for name in item.__dataclass_fields__)
+    return found

@@ -1,0 +1,182 @@
+"""Listening sockets, accepted connections and request dispatch.
+
+Accepting and reading run on the event loop through ``add_reader`` on non-blocking sockets.
+Each decoded request goes to the handler registered for its api; a handler returns the response
+(or None for acks=0 produce) or an awaitable of it when it must wait (long poll, replication).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import itertools
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from broker.network.connection import Connection
+from protocol import api as papi
+from protocol.message import Message
+
+if TYPE_CHECKING:
+    from broker.handlers.base import Handler
+
+log = logging.getLogger(__name__)
+
+PRODUCE_KEY = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ListenAddress:
+    name: str
+    host: str
+    port: int
+
+
+class Server:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        handlers: dict[int, Handler],
+        make_context: Callable[[Connection, papi.Request], Any],
+        unsupported_api_versions: Callable[[], Message],
+        *,
+        max_frame_size: int,
+        idle_timeout_ms: int,
+    ) -> None:
+        self.loop = loop
+        self.handlers = handlers
+        self.make_context = make_context
+        self.unsupported_api_versions_response = unsupported_api_versions
+        self.max_frame_size = max_frame_size
+        self.idle_timeout_s = idle_timeout_ms / 1000.0
+        self.listeners: list[tuple[ListenAddress, socket.socket]] = []
+        self.connections: set[Connection] = set()
+        self._ids = itertools.count()
+        self._accepting = False
+        self._reaper: asyncio.TimerHandle | None = None
+
+    def next_connection_id(self) -> int:
+        return next(self._ids)
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def listen(self, addresses: list[ListenAddress]) -> list[tuple[ListenAddress, int]]:
+        """Bind every listener; returns each with the port actually bound (0 picks a free one)."""
+        bound = []
+        for address in addresses:
+            host = address.host or "0.0.0.0"
+            infos = socket.getaddrinfo(host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            family, _, _, _, sockaddr = infos[0]
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(sockaddr)
+            sock.listen(1024)
+            sock.setblocking(False)
+            self.listeners.append((address, sock))
+            bound.append((address, sock.getsockname()[1]))
+        self._accepting = True
+        for address, sock in self.listeners:
+            self.loop.add_reader(sock.fileno(), self._accept, sock, address.name)
+        self._schedule_reaper()
+        return bound
+
+    def stop_accepting(self) -> None:
+        if not self._accepting:
+            return
+        self._accepting = False
+        for _, sock in self.listeners:
+            self.loop.remove_reader(sock.fileno())
+            sock.close()
+        if self._reaper is not None:
+            self._reaper.cancel()
+
+    async def drain(self, timeout: float) -> None:
+        """Let in-flight requests finish (up to ``timeout``), then close every connection."""
+        deadline = time.monotonic() + timeout
+        while any(not c.idle for c in self.connections) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for conn in list(self.connections):
+            conn.close(None)
+
+    def forget(self, conn: Connection) -> None:
+        self.connections.discard(conn)
+
+    # -- accepting -----------------------------------------------------------------------------
+
+    def _accept(self, listening: socket.socket, listener: str) -> None:
+        for _ in range(64):
+            try:
+                sock, addr = listening.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:
+                log.warning("accept failed: %s", exc)
+                return
+            sock.setblocking(False)
+            if sock.family in (socket.AF_INET, socket.AF_INET6):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
+            self.connections.add(Connection(self, sock, peer, listener))
+
+    def _schedule_reaper(self) -> None:
+        # connections.max.idle.ms: close connections that sent nothing for that long.
+        interval = max(1.0, min(30.0, self.idle_timeout_s / 4))
+        self._reaper = self.loop.call_later(interval, self._reap)
+
+    def _reap(self) -> None:
+        cutoff = time.monotonic() - self.idle_timeout_s
+        for conn in list(self.connections):
+            if conn.last_active < cutoff and conn.idle:
+                conn.close(f"idle for more than {self.idle_timeout_s:.0f} s (connections.max.idle.ms)")
+        if self._accepting:
+            self._schedule_reaper()
+
+    # -- dispatch ------------------------------------------------------------------------------
+
+    def dispatch(self, conn: Connection, request: papi.Request) -> None:
+        api_key = request.api.api_key
+        version = request.version
+        handler = self.handlers.get(api_key)
+        if handler is None or not handler.min_version <= version <= handler.max_version:
+            log.warning(
+                "closing connection from %s: %s v%d is not served by this broker",
+                conn.peer,
+                request.api.name,
+                version,
+            )
+            conn.close(None)
+            return
+        ctx = self.make_context(conn, request)
+        no_response = api_key == PRODUCE_KEY and request.body.acks == 0
+        slot = None if no_response else conn.new_slot(api_key, version, request.header.correlation_id)
+        try:
+            result = handler.handle(ctx, request.body)
+        except Exception:
+            log.exception(
+                "%s v%d from %s failed; closing the connection", request.api.name, version, conn.peer
+            )
+            conn.close(None)
+            return
+        if slot is None:
+            # acks=0: no response; an error can only be signalled by closing the connection.
+            if inspect.isawaitable(result):
+                result = None
+            if result is not None and _has_partition_error(result):
+                conn.close("acks=0 produce failed")
+            return
+        if inspect.isawaitable(result):
+            conn.track(slot, result)
+        else:
+            conn.complete(slot, result)
+
+
+def _has_partition_error(response: Any) -> bool:
+    for topic in getattr(response, "responses", ()):
+        for partition in topic.partition_responses:
+            if partition.error_code:
+                return True
+    return False

@@ -1,0 +1,83 @@
+"""The partitions this broker hosts, and the glue between cluster metadata and storage.
+
+The replica manager turns metadata (which topics exist, who leads each partition) into local
+:class:`Partition` objects over storage logs. Handlers go through it for every read and write.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+
+from broker.cluster.metadata import ClusterMetadata, TopicInfo
+from broker.replica.partition import Partition
+from broker.types import BrokerId, TopicPartition
+from storage import LogConfig, LogManager
+
+log = logging.getLogger(__name__)
+
+
+class ReplicaManager:
+    def __init__(
+        self,
+        local_id: BrokerId,
+        log_manager: LogManager,
+        metadata: ClusterMetadata,
+        log_config_for: Callable[[TopicInfo], LogConfig],
+    ) -> None:
+        self.local_id = local_id
+        self.log_manager = log_manager
+        self.metadata = metadata
+        self.log_config_for = log_config_for
+        self.partitions: dict[TopicPartition, Partition] = {}
+
+    def get(self, tp: TopicPartition) -> Partition | None:
+        return self.partitions.get(tp)
+
+    def __iter__(self) -> Iterator[Partition]:
+        return iter(self.partitions.values())
+
+    def load(self) -> None:
+        """Open every local replica named by the metadata and rebuild its producer state."""
+        for info in self.metadata.topics.values():
+            self._open_topic(info, 0)
+        known = {(tp.topic, tp.partition) for tp in self.partitions}
+        for stray in self.log_manager.all_logs():
+            name = stray.directory.name
+            topic, _, index = name.rpartition("-")
+            if (topic, int(index)) not in known:
+                log.warning("log directory %s belongs to no known topic; leaving it alone", stray.directory)
+
+    def _open_topic(self, info: TopicInfo, first_partition: int) -> None:
+        config = self.log_config_for(info)
+        for index in range(first_partition, len(info.partitions)):
+            state = info.partitions[index]
+            if self.local_id not in state.replicas:
+                continue
+            tp = TopicPartition(info.name, index)
+            log_ = self.log_manager.get_or_create_log(info.name, index, info.topic_id, config)
+            partition = Partition(tp, info.topic_id, log_, state, self.local_id)
+            partition.rebuild_producer_state()
+            if partition.is_leader:
+                partition.maybe_increment_high_watermark()
+            self.partitions[tp] = partition
+
+    def add_topic(self, info: TopicInfo) -> None:
+        self._open_topic(info, 0)
+
+    def add_partitions(self, info: TopicInfo, first_new: int) -> None:
+        self._open_topic(info, first_new)
+
+    def remove_topic(self, name: str, partition_count: int) -> None:
+        for index in range(partition_count):
+            tp = TopicPartition(name, index)
+            partition = self.partitions.pop(tp, None)
+            if partition is not None:
+                self.log_manager.delete_log(name, index)
+
+    def update_topic_config(self, info: TopicInfo) -> None:
+        config = self.log_config_for(info)
+        for index in range(len(info.partitions)):
+            partition = self.partitions.get(TopicPartition(info.name, index))
+            if partition is not None:
+                partition.log.update_config(config)
