@@ -8,6 +8,7 @@ woken by events, never by polling.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Callable
@@ -102,6 +103,10 @@ class Partition:
             for listener in list(self._listeners):
                 listener()
 
+    def notify_high_watermark(self) -> None:
+        """Wake waiters after the high watermark moved without an append (follower progress)."""
+        self._notify()
+
     # -- writes ----------------------------------------------------------------------------------
 
     def maybe_increment_high_watermark(self) -> bool:
@@ -148,6 +153,33 @@ class Partition:
         return AppendOutcome(
             ErrorCode.NONE, info.first_offset, info.last_offset, info.log_append_time, info.log_start_offset
         )
+
+    def append_internal(self, records: bytearray | memoryview) -> AppendOutcome:
+        """Append batches the broker itself built (coordinator records), as leader."""
+        view = records if isinstance(records, memoryview) else memoryview(records)
+        return self.append_as_leader(view, None)
+
+    async def wait_for_high_watermark(self, offset: int, timeout_s: float) -> bool:
+        """Wait until the high watermark passes ``offset`` (the record is replicated to the ISR:
+        what acks=all and the coordinators call durable). True when it did within the timeout.
+        With one broker the high watermark follows every append, so this returns at once."""
+        if self.log.high_watermark > offset:
+            return True
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+
+        def check() -> None:
+            if self.log.high_watermark > offset and not done.done():
+                done.set_result(None)
+
+        self.add_listener(check)
+        try:
+            await asyncio.wait_for(done, timeout_s)
+            return True
+        except TimeoutError:
+            return self.log.high_watermark > offset
+        finally:
+            self.remove_listener(check)
 
     def _track_producers(self, records: memoryview, first_offset: int) -> None:
         """Producer state of a multi-batch append (old produce versions, internal appends)."""

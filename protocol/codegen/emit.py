@@ -396,6 +396,8 @@ def _decode_value(
         elif el == "int64":
             out.append(f"{ind}{target}, pos = _read_i64_items(buf, pos, n)")
         else:
+            if f.is_struct_like:
+                _check_element_size(ctx, f, version)
             out.append(f"{ind}{target} = []")
             out.append(f"{ind}for _ in range(n):")
             _decode_element(ctx, el, version, flex, f"e_{f.py_name}", ind + "    ", out)
@@ -411,6 +413,37 @@ def _decode_value(
             out.append(f"{ind}    {target}, pos = {fn}(buf, pos)")
         else:
             out.append(f"{ind}{target}, pos = {fn}(buf, pos)")
+
+
+def min_size(ctx: _Ctx, struct: StructDef, version: int) -> int:
+    """Fewest bytes an instance of ``struct`` takes on the wire in ``version``."""
+    flex = version in ctx.message.flexible
+    size = 1 if flex else 0  # the tagged-field count
+    for f in struct.fields:
+        if not f.present_in(version) or (flex and f.tagged_in(version)):
+            continue
+        compact = _flexible(ctx, f, version)
+        if f.is_array or f.type in ("string", "bytes", "records"):
+            size += 1 if compact else (2 if f.type == "string" else 4)
+        elif f.type in FIXED_CODES:
+            size += _size(FIXED_CODES[f.type])
+        elif f.nullable_in(version):
+            size += 1
+        else:
+            size += min_size(ctx, ctx.structs[f.type], version)
+    return size
+
+
+def _check_element_size(ctx: _Ctx, f: FieldDef, version: int) -> None:
+    """Refuse arrays whose elements can take no bytes at all: their decoder would build ``n``
+    objects for a length ``n`` bounded only by the bytes left in the frame, and nested in
+    another array that becomes quadratic. No Kafka 3.9 schema has one; a future schema that
+    does needs an explicit bound in the decoder before it can be generated."""
+    if min_size(ctx, ctx.structs[f.element], version) == 0:
+        raise ValueError(
+            f"{ctx.message.source}: elements of {f.name} ({f.element}) can encode to zero bytes in "
+            f"version {version}; an array of them would let a few bytes claim unbounded objects"
+        )
 
 
 def _decode_element(ctx: _Ctx, el: str, version: int, flex: bool, var: str, ind: str, out: list[str]) -> None:
