@@ -1,0 +1,60 @@
+# Brook: `make run` starts a broker on localhost:9092 (data in ./data); `make test` runs everything.
+# Both create .venv and install what they need, on a fresh Debian machine.
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+APT_PACKAGES := kcat
+
+.PHONY: run install test test-deps system-deps node-deps lint typecheck bench codegen clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e '.[fast]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: $(VENV)/.installed
+	$(PY) -m broker $(ARGS)
+
+$(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
+	$(PIP) install -q -e '.[fast,test,bench]'
+	touch $@
+
+# Debian packages the compatibility tests drive (installed when running as root and missing).
+system-deps:
+	@missing=""; for pkg in $(APT_PACKAGES); do \
+	  command -v $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages (run as root to install):$$missing"; fi; \
+	fi
+
+node-deps: compat_tests/node/node_modules/.installed
+
+compat_tests/node/node_modules/.installed: compat_tests/node/package.json compat_tests/node/package-lock.json
+	cd compat_tests/node && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+test-deps: $(VENV)/.test-installed system-deps node-deps
+
+test: test-deps
+	$(PY) -m pytest
+
+lint:
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+
+codegen:
+	$(PY) -m protocol.codegen
+
+bench: $(VENV)/.test-installed
+	$(PY) bench/run.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
