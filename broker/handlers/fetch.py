@@ -22,9 +22,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import uuid
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
+from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import Partition
 from broker.types import TopicPartition
@@ -49,7 +51,7 @@ class _Target:
     """One requested partition, resolved."""
 
     topic: str
-    topic_id: object
+    topic_id: uuid.UUID
     request: FetchPartition
     partition: Partition | None
     error: ErrorCode
@@ -131,7 +133,7 @@ def _read_all(
         if current is None or current.topic_id != target.topic_id or current.topic != target.topic:
             current = FetchableTopicResponse(
                 topic=target.topic if version < 13 else "",
-                topic_id=target.topic_id if version >= 13 else _zero(),
+                topic_id=target.topic_id if version >= 13 else ZERO_UUID,
                 partitions=[],
             )
             topics.append(current)
@@ -196,12 +198,6 @@ def _downconvert(data: FileSlice, magic: int, fetch_offset: int) -> bytes:
     except (DecodeError, UnsupportedCompressionError) as exc:
         log.warning("cannot down-convert to magic %d for an old fetch: %s", magic, exc)
         return b""
-
-
-def _zero() -> object:
-    from broker.cluster.metadata import ZERO_UUID
-
-    return ZERO_UUID
 
 
 def _partition_error(index: int, code: ErrorCode, version: int) -> PartitionData:

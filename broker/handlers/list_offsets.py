@@ -11,6 +11,7 @@ v0 answers with ``old_style_offsets`` (at most ``max_num_offsets``, newest first
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.replica.partition import Partition
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.list_offsets_request import ListOffsetsRequest
@@ -73,11 +74,8 @@ def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsRespo
 
 
 def _lookup(
-    partition: object, timestamp: int, committed: bool, version: int, out: ListOffsetsPartitionResponse
+    partition: Partition, timestamp: int, committed: bool, version: int, out: ListOffsetsPartitionResponse
 ) -> None:
-    from broker.replica.partition import Partition
-
-    assert isinstance(partition, Partition)
     log_ = partition.log
     epoch = partition.leader_epoch
     if timestamp == LATEST:
@@ -102,11 +100,8 @@ def _lookup(
             out.offset, out.timestamp, out.leader_epoch = hit.offset, hit.timestamp, hit.leader_epoch
 
 
-def _old_style(partition: object, timestamp: int, max_num: int) -> list[int]:
+def _old_style(partition: Partition, timestamp: int, max_num: int) -> list[int]:
     """v0: offsets of segment starts before ``timestamp`` plus the end, newest first."""
-    from broker.replica.partition import Partition
-
-    assert isinstance(partition, Partition)
     if timestamp == EARLIEST:
         return [partition.log_start_offset][: max(max_num, 0)]
     offsets = [partition.high_watermark]

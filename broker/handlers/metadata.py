@@ -12,7 +12,6 @@ all allowed since Brook has no authorizer yet.
 from __future__ import annotations
 
 import logging
-import uuid
 
 from broker.cluster.metadata import INTERNAL_TOPICS, ZERO_UUID, TopicInfo, topic_name_error
 from broker.cluster.topics import TopicError
@@ -126,10 +125,7 @@ def _missing_topic(
     except TopicError as exc:
         log.info("auto-creation of topic %s failed: %s", name, exc)
         return MetadataResponseTopic(error_code=exc.code, name=name, topic_id=ZERO_UUID)
-    if info is None:  # pragma: no cover - create() returns None only for validate_only
-        return MetadataResponseTopic(
-            error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name, topic_id=uuid.UUID(int=0)
-        )
+    assert info is not None  # create() returns None only with validate_only
     log.info("auto-created topic %s for %s", name, ctx.peer)
     return topic_metadata(info, include_ops)
 
