@@ -78,6 +78,7 @@ def check_request(message: MessageDef, version: int, value: Message, rng: random
     request = encode_request(value, version, 7, "fuzz")[4:]
     header = request[: len(request) - len(body)]
     what = f"{message.name} v{version}"
+    assert decode_request(request).body == value, what  # the unmutated frame round-trips
     for candidate in mutations(request, rng):
         only_decode_errors(decode_request, candidate, what + " (decode_request)")
     for candidate in mutations(body, rng):
@@ -124,6 +125,7 @@ def test_hostile_responses_and_data_raise_only_decode_errors(message: MessageDef
         value = data.draw(message_strategy(message, version), label=f"v{version}")
         encoded = value.encode(version)
         assert len(encoded) >= min_size(_ctx(message), _top(message), version)
+        assert cls.decode(encoded, version) == value
         for candidate in mutations(encoded, rng):
             only_decode_errors(lambda b, v=version: cls.decode(b, v), candidate, f"{message.name} v{version}")
         if message.kind == "response" and message.api_key is not None:
