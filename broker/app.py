@@ -14,6 +14,7 @@ from broker.cluster.meta_properties import ensure_meta_properties
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
 from broker.cluster.topics import TopicAdmin
 from broker.config import BrokerConfig, topic_log_config
+from broker.group import GroupCoordinator
 from broker.handlers import HANDLERS, api_versions
 from broker.handlers.base import RequestContext
 from broker.network.connection import Connection
@@ -58,6 +59,8 @@ class Broker:
         )
         self.topics = TopicAdmin(self)
         self.replica_manager.load()
+        # Group coordinator: consumer groups and committed offsets on __consumer_offsets.
+        self.group_coordinator = GroupCoordinator(self)
 
     # -- configuration helpers -------------------------------------------------------------------
 
@@ -125,6 +128,7 @@ class Broker:
                 self.cluster_id,
             )
         self._schedule_periodic()
+        self.group_coordinator.start()
 
     def _schedule_periodic(self) -> None:
         cfg = self.config
@@ -186,5 +190,6 @@ class Broker:
             await self.server.drain(max(0.5, timeout / 2))
         if self._background:
             await asyncio.wait(self._background, timeout=max(0.5, timeout - (time.monotonic() - started)))
+        await self.group_coordinator.stop()
         self.log_manager.close()
         log.info("Brook broker %d stopped cleanly in %.2f s", self.node_id, time.monotonic() - started)

@@ -1,0 +1,290 @@
+"""``__consumer_offsets`` as the coordinator sees it: which partitions it owns or is loading,
+the cache of groups, the topic's creation, and durable appends.
+
+* The topic is created the first time a client looks for a group coordinator, with
+  ``offsets.topic.num.partitions`` partitions, ``cleanup.policy=compact``,
+  ``compression.type=producer`` and ``segment.bytes=offsets.topic.segment.bytes``. A standalone
+  broker (no ``zookeeper.connect``) creates it with ``min(offsets.topic.replication.factor,
+  live brokers)`` replicas and warns when that is fewer than configured; in cluster mode too few
+  live brokers is an error (COORDINATOR_NOT_AVAILABLE), as in Kafka.
+* Leading a partition means owning its groups: on election the partition is replayed
+  (:mod:`broker.group.loader`) and its groups answer COORDINATOR_LOAD_IN_PROGRESS until done; on
+  resignation its groups are dropped from the cache.
+* :meth:`OffsetsTopic.append` writes one batch at once (so the record matches the state it was
+  built from) and returns an awaitable that completes when the batch is below the high
+  watermark, i.e. durable in Kafka's acks=all sense.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from broker.cluster.metadata import TopicInfo
+from broker.cluster.topics import TopicError
+from broker.group.config import GroupConfig
+from broker.group.group import ClassicGroup
+from broker.group.hashing import partition_for
+from broker.group.loader import build_groups, replay
+from broker.group.records import build_records
+from broker.replica.partition import Partition
+from broker.types import TopicPartition
+from protocol.error_codes import ErrorCode
+from storage import RecordTooLargeError, StorageError
+from storage.clock import Clock
+
+if TYPE_CHECKING:
+    from broker.app import Broker
+
+log = logging.getLogger(__name__)
+
+OFFSETS_TOPIC = "__consumer_offsets"
+
+GroupHook = Callable[[ClassicGroup], None]
+Entries = Sequence[tuple[bytes, bytes | None]]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendResult:
+    error: ErrorCode
+    base_offset: int = -1
+
+
+async def _done(result: AppendResult) -> AppendResult:
+    return result
+
+
+class OffsetsTopic:
+    def __init__(
+        self,
+        broker: Broker,
+        config: GroupConfig,
+        clock: Clock,
+        on_loaded: GroupHook,
+        on_unloaded: GroupHook,
+    ) -> None:
+        self.broker = broker
+        self.config = config
+        self.clock = clock
+        self.on_loaded = on_loaded
+        self.on_unloaded = on_unloaded
+        self.groups: dict[str, ClassicGroup] = {}
+        self.owned: set[int] = set()
+        self.loading: set[int] = set()
+        self.epochs: dict[int, int] = {}
+        self._tasks: dict[int, asyncio.Task[None]] = {}
+        self.shutting_down = False
+
+    # -- partitions -------------------------------------------------------------------------------
+
+    @property
+    def info(self) -> TopicInfo | None:
+        return self.broker.metadata.topic(OFFSETS_TOPIC)
+
+    @property
+    def partition_count(self) -> int:
+        """The topic's partition count once it exists (what groups hash onto), else the config."""
+        info = self.info
+        return len(info.partitions) if info is not None else self.config.num_partitions
+
+    def partition_for(self, group_id: str) -> int:
+        return partition_for(group_id, self.partition_count)
+
+    def is_local(self, group_id: str) -> bool:
+        return self.partition_for(group_id) in self.owned
+
+    def is_loading(self, group_id: str) -> bool:
+        return self.partition_for(group_id) in self.loading
+
+    @property
+    def any_loading(self) -> bool:
+        return bool(self.loading)
+
+    def replica(self, index: int) -> Partition | None:
+        return self.broker.replica_manager.get(TopicPartition(OFFSETS_TOPIC, index))
+
+    def ensure_topic(self) -> TopicInfo:
+        """The topic, created (and its local partitions loaded) if it does not exist yet.
+        Raises :class:`TopicError` when it cannot be created."""
+        info = self.info
+        if info is not None:
+            return info
+        broker = self.broker
+        live = len(broker.live_broker_ids())
+        rf = self.config.replication_factor
+        if rf > live:
+            if not broker.config.standalone:
+                raise TopicError(
+                    ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                    f"Number of alive brokers '{live}' does not meet the required replication factor "
+                    f"'{rf}' for the offsets topic (configured via 'offsets.topic.replication.factor').",
+                )
+            log.warning(
+                "creating %s with replication factor %d: offsets.topic.replication.factor=%d but only "
+                "%d broker(s) are alive (standalone mode)",
+                OFFSETS_TOPIC,
+                live,
+                rf,
+                live,
+            )
+            rf = live
+        created = broker.topics.create(
+            OFFSETS_TOPIC,
+            self.config.num_partitions,
+            rf,
+            configs={
+                "cleanup.policy": "compact",
+                "compression.type": "producer",
+                "segment.bytes": str(self.config.segment_bytes),
+            },
+            allow_internal=True,
+        )
+        assert created is not None
+        for index, state in enumerate(created.partitions):
+            if state.leader == broker.node_id:
+                self.on_elected(index, state.leader_epoch)
+        return created
+
+    def start(self) -> None:
+        """Take over every local partition this broker leads (a restart is a replay)."""
+        info = self.info
+        if info is None:
+            return
+        for index, state in enumerate(info.partitions):
+            if state.leader == self.broker.node_id:
+                self.on_elected(index, state.leader_epoch)
+
+    def on_elected(self, index: int, epoch: int) -> None:
+        """This broker now leads partition ``index``: load its groups (at once when it is empty)."""
+        if self.epochs.get(index, -1) > epoch or index in self.loading:
+            return
+        self.epochs[index] = epoch
+        replica = self.replica(index)
+        if replica is None:
+            log.warning("elected for %s-%d, but it has no local replica", OFFSETS_TOPIC, index)
+            return
+        if replica.log_end_offset <= replica.log_start_offset:
+            self.owned.add(index)
+            return
+        self.loading.add(index)
+        self._tasks[index] = asyncio.get_running_loop().create_task(self._load(index, replica))
+
+    async def _load(self, index: int, replica: Partition) -> None:
+        started = self.clock.milliseconds()
+        try:
+            state = await replay(replica.log, self.config.load_buffer_size)
+            if self.shutting_down or index not in self.loading:
+                return
+            groups = build_groups(state, self.clock.milliseconds())
+            for group in groups:
+                if group.group_id not in self.groups:
+                    self.groups[group.group_id] = group
+                    self.on_loaded(group)
+            log.info(
+                "loaded %d groups (%d records, %d bytes) from %s-%d in %d ms",
+                len(groups),
+                state.records,
+                state.bytes,
+                OFFSETS_TOPIC,
+                index,
+                self.clock.milliseconds() - started,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("error loading offsets and group metadata from %s-%d", OFFSETS_TOPIC, index)
+        finally:
+            self._tasks.pop(index, None)
+            if index in self.loading:
+                self.loading.discard(index)
+                self.owned.add(index)
+
+    def on_resigned(self, index: int) -> None:
+        """Another broker leads partition ``index`` now: forget its groups."""
+        self.owned.discard(index)
+        self.loading.discard(index)
+        task = self._tasks.pop(index, None)
+        if task is not None:
+            task.cancel()
+        count = self.partition_count
+        for group_id, group in list(self.groups.items()):
+            if partition_for(group_id, count) == index:
+                self.on_unloaded(group)
+                del self.groups[group_id]
+
+    def stop(self) -> None:
+        self.shutting_down = True
+        for task in self._tasks.values():
+            task.cancel()
+        self._tasks.clear()
+
+    # -- groups -----------------------------------------------------------------------------------
+
+    def get(self, group_id: str) -> ClassicGroup | None:
+        return self.groups.get(group_id)
+
+    def add(self, group: ClassicGroup) -> ClassicGroup:
+        return self.groups.setdefault(group.group_id, group)
+
+    # -- appends ----------------------------------------------------------------------------------
+
+    def append(self, group_id: str, entries: Entries) -> Awaitable[AppendResult]:
+        """Write ``entries`` to the group's partition now; await the result for durability."""
+        replica = self.replica(self.partition_for(group_id))
+        if replica is None:
+            return _done(AppendResult(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
+        if not replica.is_leader:
+            return _done(AppendResult(ErrorCode.NOT_LEADER_OR_FOLLOWER))
+        batch = build_records(entries, self.clock.milliseconds(), self.config.compression_codec)
+        try:
+            outcome = replica.append_internal(batch)
+        except RecordTooLargeError:
+            return _done(AppendResult(ErrorCode.MESSAGE_TOO_LARGE))
+        except StorageError as exc:
+            log.error("cannot append to %s: %s", replica.tp, exc)
+            return _done(AppendResult(ErrorCode.KAFKA_STORAGE_ERROR))
+        if outcome.error != ErrorCode.NONE:
+            return _done(AppendResult(outcome.error))
+        return self._durable(replica, outcome.base_offset, outcome.last_offset)
+
+    async def _durable(self, replica: Partition, base_offset: int, last_offset: int) -> AppendResult:
+        if await replica.wait_for_high_watermark(last_offset, self.config.commit_timeout_ms / 1000.0):
+            return AppendResult(ErrorCode.NONE, base_offset)
+        return AppendResult(ErrorCode.REQUEST_TIMED_OUT, base_offset)
+
+
+def group_write_error(error: ErrorCode) -> ErrorCode:
+    """How a failed group-metadata write is reported to the members (Kafka's storeGroup)."""
+    if error in (
+        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        ErrorCode.NOT_ENOUGH_REPLICAS,
+        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    ):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+    if error in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
+        return ErrorCode.NOT_COORDINATOR
+    if error == ErrorCode.REQUEST_TIMED_OUT:
+        return ErrorCode.REBALANCE_IN_PROGRESS
+    if error in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE, ErrorCode.INVALID_FETCH_SIZE):
+        return ErrorCode.UNKNOWN_SERVER_ERROR
+    return error
+
+
+def commit_write_error(error: ErrorCode) -> ErrorCode:
+    """How a failed offset write is reported (Kafka's maybeConvertOffsetCommitError)."""
+    if error == ErrorCode.NETWORK_EXCEPTION:
+        return ErrorCode.COORDINATOR_LOAD_IN_PROGRESS
+    if error in (
+        ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+        ErrorCode.NOT_ENOUGH_REPLICAS,
+        ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND,
+    ):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE
+    if error in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.KAFKA_STORAGE_ERROR):
+        return ErrorCode.NOT_COORDINATOR
+    if error in (ErrorCode.MESSAGE_TOO_LARGE, ErrorCode.RECORD_LIST_TOO_LARGE, ErrorCode.INVALID_FETCH_SIZE):
+        return ErrorCode.INVALID_COMMIT_OFFSET_SIZE
+    return error

@@ -1,0 +1,26 @@
+"""DeleteGroups (key 42), versions 0-2.
+
+Deletes Empty groups and their committed offsets (tombstones in ``__consumer_offsets``); a
+group with members is NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND; NOT_COORDINATOR,
+COORDINATOR_LOAD_IN_PROGRESS and INVALID_GROUP_ID as for the other group apis. Each group id is
+answered once; the answer waits for the tombstones to be written.
+"""
+
+from __future__ import annotations
+
+from broker.handlers.base import Handler, RequestContext
+from protocol.messages.delete_groups_request import DeleteGroupsRequest
+from protocol.messages.delete_groups_response import DeletableGroupResult, DeleteGroupsResponse
+
+API_KEY = 42
+
+
+async def handle(ctx: RequestContext, request: DeleteGroupsRequest) -> DeleteGroupsResponse:
+    results = await ctx.broker.group_coordinator.admin.delete(request.groups_names)
+    return DeleteGroupsResponse(
+        throttle_time_ms=0,
+        results=[DeletableGroupResult(group_id, error) for group_id, error in results.items()],
+    )
+
+
+HANDLER = Handler(API_KEY, 0, 2, handle)

@@ -1,0 +1,90 @@
+"""FindCoordinator (key 10), versions 0-6.
+
+A group's coordinator is the leader of its ``__consumer_offsets`` partition,
+``abs(javaStringHashCode(group_id)) % offsets.topic.num.partitions``. The topic is created the
+first time a coordinator is looked up (see :mod:`broker.group.store`), so the first answer
+already names the coordinator (Kafka answers COORDINATOR_NOT_AVAILABLE once while it creates
+the topic; clients retry either way). v1+ carries a key type: 0 group, 1 transaction, 2 share
+(v6+ only, INVALID_REQUEST before). Brook has no transaction or share coordinator yet: those
+keys get COORDINATOR_NOT_AVAILABLE. v4+ batches keys (``coordinator_keys``) and answers one
+entry per key; v0-v3 answer a single coordinator with the error message (v1+) ``"NONE"`` on
+success, as Kafka does, and node -1, host "" and port -1 on error.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from broker.cluster.metadata import BrokerEndpoint
+from broker.cluster.topics import TopicError
+from broker.handlers.base import Handler, RequestContext
+from protocol.error_codes import ErrorCode
+from protocol.messages.find_coordinator_request import FindCoordinatorRequest
+from protocol.messages.find_coordinator_response import Coordinator, FindCoordinatorResponse
+
+log = logging.getLogger(__name__)
+
+API_KEY = 10
+GROUP, TRANSACTION, SHARE = 0, 1, 2
+
+#: Kafka's texts for the errors this api returns (``Errors.message()``).
+_MESSAGES = {
+    ErrorCode.NONE: "NONE",
+    ErrorCode.COORDINATOR_NOT_AVAILABLE: "The coordinator is not available.",
+    ErrorCode.INVALID_REQUEST: (
+        "This most likely occurs because of a request being malformed by the client library or the "
+        "message was sent to an incompatible broker. See the broker logs for more details."
+    ),
+}
+
+
+def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCode, BrokerEndpoint | None]:
+    if key_type == SHARE and ctx.version < 6:
+        return ErrorCode.INVALID_REQUEST, None
+    if key_type != GROUP:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+    store = ctx.broker.group_coordinator.store
+    try:
+        info = store.ensure_topic()
+    except TopicError as exc:
+        log.warning("cannot create the offsets topic: %s", exc)
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+    leader = info.partitions[store.partition_for(key)].leader
+    for endpoint in ctx.broker.live_brokers(ctx.conn.listener):
+        if endpoint.node_id == leader:
+            return ErrorCode.NONE, endpoint
+    return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+
+
+def handle(ctx: RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
+    version = ctx.version
+    key_type = request.key_type if version >= 1 else GROUP
+    if key_type not in (GROUP, TRANSACTION, SHARE):
+        error = ErrorCode.INVALID_REQUEST
+        if version >= 4:
+            return FindCoordinatorResponse(
+                coordinators=[
+                    Coordinator(key, -1, "", -1, error, _MESSAGES[error]) for key in request.coordinator_keys
+                ]
+            )
+        return FindCoordinatorResponse(error_code=error, error_message=_MESSAGES[error], node_id=-1, port=-1)
+    if version >= 4:
+        coordinators = []
+        for key in request.coordinator_keys:
+            error, node = _find(ctx, key_type, key)
+            if node is None:
+                coordinators.append(Coordinator(key, -1, "", -1, error, _MESSAGES.get(error)))
+            else:
+                coordinators.append(Coordinator(key, node.node_id, node.host, node.port, error, ""))
+        return FindCoordinatorResponse(coordinators=coordinators)
+    error, node = _find(ctx, key_type, request.key)
+    if node is None:
+        return FindCoordinatorResponse(
+            error_code=error, error_message=_MESSAGES.get(error), node_id=-1, host="", port=-1
+        )
+    return FindCoordinatorResponse(
+        error_code=error, error_message=_MESSAGES[error], node_id=node.node_id, host=node.host, port=node.port
+    )
+
+
+HANDLER = Handler(API_KEY, 0, 6, handle)
