@@ -1,0 +1,286 @@
+"""Client workloads for bench/run.py, each run in its own process and printing one JSON line.
+
+python bench/workloads.py produce BOOTSTRAP TOPIC COUNT ACKS
+python bench/workloads.py consume BOOTSTRAP TOPIC COUNT
+python bench/workloads.py latency BOOTSTRAP TOPIC RATE SECONDS
+python bench/workloads.py kp-produce BOOTSTRAP TOPIC COUNT
+python bench/workloads.py kp-consume BOOTSTRAP TOPIC COUNT
+python bench/workloads.py small-requests BOOTSTRAP TOPIC PRODUCERS SECONDS
+python bench/workloads.py spread BOOTSTRAP TOPIC COUNT
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+import threading
+import time
+from typing import Any
+
+PAYLOAD = b"x" * 100
+
+
+def _emit(**fields: Any) -> None:
+    print(json.dumps(fields), flush=True)
+
+
+def produce(bootstrap: str, topic: str, count: int, acks: str) -> None:
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 5,
+            "batch.size": 1_000_000,
+            "acks": acks,
+            "queue.buffering.max.messages": 2_000_000,
+            "queue.buffering.max.kbytes": 2_000_000,
+            "enable.idempotence": False,
+        }
+    )
+    producer.produce(topic, PAYLOAD)
+    producer.flush(30)
+    delivered = 0
+    failed = 0
+
+    def report(err: Any, _msg: Any) -> None:
+        nonlocal delivered, failed
+        if err is None:
+            delivered += 1
+        else:
+            failed += 1
+
+    start = time.perf_counter()
+    for _ in range(count):
+        while True:
+            try:
+                producer.produce(topic, PAYLOAD, on_delivery=report)
+                break
+            except BufferError:
+                producer.poll(0.001)
+    producer.flush(120)
+    elapsed = time.perf_counter() - start
+    _emit(msgs=count, delivered=delivered, failed=failed, seconds=elapsed, rate=count / elapsed)
+
+
+def consume(bootstrap: str, topic: str, count: int) -> None:
+    """Read every partition from its log start to its end (the mock keeps only ~5 MB per
+    partition, so "everything there is" is what both brokers are asked for)."""
+    from confluent_kafka import Consumer, KafkaError, TopicPartition
+
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "bench-unused",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "fetch.max.bytes": 52_428_800,
+            "enable.partition.eof": True,
+        }
+    )
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = [TopicPartition(topic, p, -2) for p in metadata.topics[topic].partitions]  # OFFSET_BEGINNING
+    expected = 0
+    for tp in partitions:
+        low, high = consumer.get_watermark_offsets(tp, timeout=10)
+        expected += high - low
+    consumer.assign(partitions)
+    received = 0
+    at_end: set[int] = set()
+    start = time.perf_counter()
+    deadline = start + 120
+    while len(at_end) < len(partitions) and time.perf_counter() < deadline:
+        for message in consumer.consume(num_messages=10_000, timeout=1.0):
+            error = message.error()
+            if error is None:
+                received += 1
+            elif error.code() == KafkaError._PARTITION_EOF:
+                at_end.add(message.partition())
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    _emit(msgs=received, expected=expected, produced=count, seconds=elapsed, rate=received / elapsed)
+
+
+def latency(bootstrap: str, topic: str, rate: int, seconds: float) -> None:
+    """Send ``rate`` msg/s for ``seconds`` with default consumer settings; receive time minus send time."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "enable.idempotence": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "bench-latency", "enable.auto.commit": False}
+    )
+    producer.produce(topic, b"0" * 16)
+    producer.flush(30)
+    metadata = consumer.list_topics(topic, timeout=10)
+    consumer.assign([TopicPartition(topic, p, -1) for p in metadata.topics[topic].partitions])  # OFFSET_END
+    time.sleep(1.0)  # let the consumer's first fetches reach the end
+    samples: list[float] = []
+    total = int(rate * seconds)
+    done = threading.Event()
+
+    def receive() -> None:
+        while len(samples) < total and not done.is_set():
+            message = consumer.poll(0.1)
+            if message is None or message.error() is not None:
+                continue
+            sent = float(message.value().decode())
+            samples.append(time.perf_counter() - sent)
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    for i in range(total):
+        target = start + i * interval
+        pause = target - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
+        producer.produce(topic, repr(time.perf_counter()).encode())
+        producer.poll(0)
+    producer.flush(30)
+    receiver.join(timeout=30)
+    done.set()
+    consumer.close()
+    samples.sort()
+
+    def pct(p: float) -> float:
+        return samples[min(len(samples) - 1, int(p * len(samples)))] * 1000 if samples else float("nan")
+
+    _emit(
+        msgs=len(samples),
+        sent=total,
+        p50_ms=pct(0.50),
+        p99_ms=pct(0.99),
+        p999_ms=pct(0.999),
+        mean_ms=statistics.fmean(samples) * 1000 if samples else float("nan"),
+    )
+
+
+def kp_produce(bootstrap: str, topic: str, count: int) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(
+        bootstrap_servers=bootstrap,
+        linger_ms=5,
+        batch_size=1_000_000,
+        acks=1,
+        enable_idempotence=False,
+        buffer_memory=256 * 1024 * 1024,
+    )
+    producer.send(topic, PAYLOAD).get(30)
+    start = time.perf_counter()
+    for _ in range(count):
+        producer.send(topic, PAYLOAD)
+    producer.flush(120)
+    elapsed = time.perf_counter() - start
+    producer.close()
+    _emit(msgs=count, seconds=elapsed, rate=count / elapsed)
+
+
+def kp_consume(bootstrap: str, topic: str, count: int) -> None:
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        fetch_max_bytes=52_428_800,
+        max_partition_fetch_bytes=10_485_760,
+    )
+    partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning()
+    ends = consumer.end_offsets(partitions)
+    received = 0
+    start = time.perf_counter()
+    deadline = start + 180
+    while time.perf_counter() < deadline and any(consumer.position(tp) < ends[tp] for tp in partitions):
+        for batch in consumer.poll(timeout_ms=1000, max_records=100_000).values():
+            received += len(batch)
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    _emit(msgs=received, produced=count, seconds=elapsed, rate=received / elapsed)
+
+
+def small_requests(bootstrap: str, topic: str, producers: int, seconds: float) -> None:
+    """``producers`` producers, each sending one message at a time and waiting for its ack:
+    every message is one produce request."""
+    from confluent_kafka import Producer
+
+    counts = [0] * producers
+    stop = time.perf_counter() + seconds
+
+    def run(index: int) -> None:
+        producer = Producer(
+            {"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": 1, "enable.idempotence": False}
+        )
+        producer.produce(topic, PAYLOAD)
+        producer.flush(30)
+        while time.perf_counter() < stop:
+            producer.produce(topic, PAYLOAD)
+            producer.flush(10)
+            counts[index] += 1
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(producers)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(seconds + 60)
+    elapsed = time.perf_counter() - start
+    _emit(requests=sum(counts), seconds=elapsed, rate=sum(counts) / elapsed)
+
+
+def spread(bootstrap: str, topic: str, count: int) -> None:
+    """Produce like ``produce`` but round-robin over every partition of the topic."""
+    from confluent_kafka import Producer
+
+    producer = Producer(
+        {
+            "bootstrap.servers": bootstrap,
+            "linger.ms": 5,
+            "batch.size": 1_000_000,
+            "acks": 1,
+            "queue.buffering.max.messages": 2_000_000,
+            "queue.buffering.max.kbytes": 2_000_000,
+            "enable.idempotence": False,
+        }
+    )
+    metadata = producer.list_topics(topic, timeout=30)
+    partitions = len(metadata.topics[topic].partitions)
+    start = time.perf_counter()
+    for i in range(count):
+        while True:
+            try:
+                producer.produce(topic, PAYLOAD, partition=i % partitions)
+                break
+            except BufferError:
+                producer.poll(0.001)
+    producer.flush(120)
+    elapsed = time.perf_counter() - start
+    _emit(msgs=count, partitions=partitions, seconds=elapsed, rate=count / elapsed)
+
+
+def main(argv: list[str]) -> None:
+    kind, bootstrap, topic, *rest = argv
+    if kind == "produce":
+        produce(bootstrap, topic, int(rest[0]), rest[1])
+    elif kind == "consume":
+        consume(bootstrap, topic, int(rest[0]))
+    elif kind == "latency":
+        latency(bootstrap, topic, int(rest[0]), float(rest[1]))
+    elif kind == "kp-produce":
+        kp_produce(bootstrap, topic, int(rest[0]))
+    elif kind == "kp-consume":
+        kp_consume(bootstrap, topic, int(rest[0]))
+    elif kind == "small-requests":
+        small_requests(bootstrap, topic, int(rest[0]), float(rest[1]))
+    elif kind == "spread":
+        spread(bootstrap, topic, int(rest[0]))
+    else:
+        raise SystemExit(f"unknown workload {kind}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
