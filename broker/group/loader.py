@@ -67,6 +67,8 @@ async def replay(log_: Log, buffer_size: int) -> Replayed:
                 budget_start = time.monotonic()
         if not progressed:
             break
+        await asyncio.sleep(0)  # at least once per chunk
+        budget_start = time.monotonic()
     if pending_txn:
         log.warning(
             "%s: ignoring transactional offset commits of %d producers without a commit marker",

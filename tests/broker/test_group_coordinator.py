@@ -215,6 +215,7 @@ def test_static_member_restart_keeps_assignment_without_rebalance(tmp_path: Path
         join_b, join_a = kit.join(G, b), kit.join(G, a, instance="ia")
         await kit.settle()
         gen = join_a.result().generation_id
+        assert join_b.result().generation_id == gen
         kit.sync(G, b, gen)
         await kit.call_future(kit.sync(G, a, gen, {a: b"A", b: b"B"}, instance="ia"))
         # a restarts: it comes back without a member id but with its instance id

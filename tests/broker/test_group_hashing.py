@@ -34,7 +34,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("group_id", "expected_hash", "expected_partition"), CASES)
-def test_java_string_hash_and_partition(group_id: str, expected_hash: int | None, expected_partition: int | None) -> None:
+def test_java_string_hash_and_partition(
+    group_id: str, expected_hash: int | None, expected_partition: int | None
+) -> None:
     if expected_hash is None:
         # The definition over UTF-16 code units, computed independently.
         units = [ord(c) for c in group_id]  # all BMP here

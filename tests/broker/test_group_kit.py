@@ -152,7 +152,9 @@ class GroupKit:
         )
         return self.send(request, version)
 
-    async def heartbeat(self, group: str, member_id: str, generation: int, instance: str | None = None) -> int:
+    async def heartbeat(
+        self, group: str, member_id: str, generation: int, instance: str | None = None
+    ) -> int:
         response = await self.call(HeartbeatRequest(group, generation, member_id, instance), 4)
         return int(response.error_code)
 
@@ -185,21 +187,35 @@ class GroupKit:
     async def fetch(
         self, group: str, partitions: dict[str, list[int]] | None, *, version: int = 6, stable: bool = False
     ) -> Any:
-        topics = None if partitions is None else [OffsetFetchRequestTopic(t, ps) for t, ps in partitions.items()]
-        return await self.call(OffsetFetchRequest(group_id=group, topics=topics, require_stable=stable), version)
+        topics = (
+            None if partitions is None else [OffsetFetchRequestTopic(t, ps) for t, ps in partitions.items()]
+        )
+        return await self.call(
+            OffsetFetchRequest(group_id=group, topics=topics, require_stable=stable), version
+        )
 
-    async def fetch_offsets(self, group: str, partitions: dict[str, list[int]] | None) -> dict[tuple[str, int], int]:
+    async def fetch_offsets(
+        self, group: str, partitions: dict[str, list[int]] | None
+    ) -> dict[tuple[str, int], int]:
         response = await self.fetch(group, partitions)
         assert response.error_code == 0, response
-        return {(t.name, p.partition_index): p.committed_offset for t in response.topics for p in t.partitions}
+        return {
+            (t.name, p.partition_index): p.committed_offset for t in response.topics for p in t.partitions
+        }
 
 
-def run(path: Path, scenario: Callable[[GroupKit], Awaitable[None]], **overrides: str) -> None:
+def run(
+    path: Path,
+    scenario: Callable[[GroupKit], Awaitable[None]],
+    *,
+    create_topic: bool = True,
+    **overrides: str,
+) -> None:
     """Run ``scenario`` against a fresh kit on its own event loop."""
 
     async def main() -> None:
         kit = GroupKit(path, **overrides)
-        await kit.start()
+        await kit.start(create_topic=create_topic)
         try:
             await scenario(kit)
         finally:
