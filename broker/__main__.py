@@ -2,6 +2,18 @@
 
 Like ``kafka-server-start.sh``: with no file it runs the embedded default (PLAINTEXT on
 localhost:9092, data in ./data). SIGTERM or SIGINT stops it gracefully.
+
+Configuration, lowest precedence first (as Apache Kafka's Docker image layers it):
+
+1. Kafka's defaults, or Brook's embedded defaults when no file is given;
+2. the properties file;
+3. ``KAFKA_*`` environment variables in the convention of Kafka's official image
+   (``KAFKA_LOG_RETENTION_HOURS=72`` -> ``log.retention.hours=72``; ``__`` -> ``_``, ``___`` -> ``-``;
+   see :mod:`broker.config.environment`); ``--no-env`` ignores them;
+4. ``--override key=value`` (later ones win).
+
+The container image's entry point (``docker/entrypoint.py``) adds container defaults below all of
+these and calls :func:`run`.
 """
 
 from __future__ import annotations
@@ -14,7 +26,7 @@ import signal
 import sys
 from pathlib import Path
 
-from broker.config import ConfigError, load_config
+from broker.config import BrokerConfig, ConfigError, load_config
 
 
 def _setup_logging() -> None:
@@ -34,15 +46,20 @@ def _parse(argv: list[str]) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a property (repeatable)",
+        help="override a property (repeatable; wins over the file and KAFKA_* variables)",
+    )
+    parser.add_argument(
+        "--no-env",
+        action="store_true",
+        help="ignore KAFKA_* environment variables (by default they override the file)",
     )
     return parser.parse_args(argv)
 
 
-async def _serve(config: object) -> int:
+async def _serve(config: BrokerConfig) -> int:
     from broker.app import Broker
 
-    broker = Broker(config)  # type: ignore[arg-type]
+    broker = Broker(config)
     await broker.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -54,17 +71,8 @@ async def _serve(config: object) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
-    _setup_logging()
-    args = _parse(sys.argv[1:] if argv is None else argv)
-    try:
-        config = load_config(args.config, args.override)
-    except ConfigError as exc:
-        print(f"brook: invalid configuration: {exc}", file=sys.stderr)
-        return 2
-    except OSError as exc:
-        print(f"brook: cannot read configuration: {exc}", file=sys.stderr)
-        return 2
+def run(config: BrokerConfig) -> int:
+    """Serve ``config`` until SIGTERM/SIGINT (on uvloop when installed); the exit status."""
     try:
         import uvloop
     except ImportError:
@@ -76,6 +84,20 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:
         print(f"brook: {exc}", file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    _setup_logging()
+    args = _parse(sys.argv[1:] if argv is None else argv)
+    try:
+        config = load_config(args.config, args.override, environment=None if args.no_env else os.environ)
+    except ConfigError as exc:
+        print(f"brook: invalid configuration: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        print(f"brook: cannot read configuration: {exc}", file=sys.stderr)
+        return 2
+    return run(config)
 
 
 if __name__ == "__main__":
