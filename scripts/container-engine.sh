@@ -120,7 +120,7 @@ cmd_down() {
 case ${1:-} in
   up) cmd_up ;;
   wheels) cmd_wheels ;;
-  prepare) cmd_wheels; cmd_up ;;
+  prepare) cmd_wheels || log "could not fill docker/wheels: the image build will need the network"; cmd_up ;;
   down) cmd_down ;;
   *) sed -n '2,21p' "$0"; exit 2 ;;
 esac
