@@ -34,7 +34,7 @@ log() { echo "container-engine: $*" >&2; }
 
 # "GET /_ping" over a unix socket: 0 when an engine answers OK.
 ping_socket() {
-  "$PYTHON" - "$1" <<'EOF'
+  python3 - "$1" <<'EOF'
 import socket, sys
 try:
     s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1])
@@ -105,10 +105,11 @@ cmd_wheels() {
   local platforms=() minor
   for minor in $(seq 5 36); do platforms+=(--platform "manylinux_2_${minor}_$arch"); done
   platforms+=(--platform "manylinux1_$arch" --platform "manylinux2010_$arch" --platform "manylinux2014_$arch")
+  # (explicit status checks: `set -e` does not apply when the caller writes `cmd_wheels || ...`)
+  "$PYTHON" "$REPO/docker/requirements.py" "$REPO/pyproject.toml" > "$dest/requirements.txt" || return 1
   "$PYTHON" -m pip download --quiet --only-binary=:all: --dest "$dest" \
     --implementation cp --python-version 3.11 --abi cp311 --abi abi3 --abi none "${platforms[@]}" \
-    "pip==$pip_version" "setuptools==$setuptools_version" \
-    -r <("$PYTHON" "$REPO/docker/requirements.py" "$REPO/pyproject.toml")
+    "pip==$pip_version" "setuptools==$setuptools_version" -r "$dest/requirements.txt" || return 1
   echo "$wanted" > "$dest/.stamp"
   log "docker/wheels: $(find "$dest" -maxdepth 1 -name '*.whl' | wc -l) wheels, $(du -sh "$dest" | cut -f1)"
 }
