@@ -121,13 +121,15 @@ def _route(api_key: int, version: int, frame: memoryview) -> tuple[ApiSpec, Deco
     return route
 
 
-def decode_request(frame: bytes | bytearray | memoryview) -> Request:
+def decode_request(frame: bytes | bytearray | memoryview, *, allow_trailing: bool = False) -> Request:
     """Decode a whole request frame (without its size prefix).
 
     Raises :class:`UnknownApiError` for an api key Kafka does not define and
     :class:`UnsupportedVersionError` (with the decoded header) for a version outside the api's
     valid range; the caller may answer ApiVersions in that case (see module docstring). Every
-    other failure is a :class:`DecodeError` too.
+    other failure is a :class:`DecodeError` too. Bytes after the body are a
+    :class:`TrailingBytesError` unless ``allow_trailing``: a broker must ignore them as Kafka's
+    ``AbstractRequest.parseRequest`` does (librdkafka 2.16 sends some after a Metadata v12 body).
     """
     view = frame if isinstance(frame, memoryview) else memoryview(frame)
     if len(view) < _PEEK.size:
@@ -144,7 +146,7 @@ def decode_request(frame: bytes | bytearray | memoryview) -> Request:
         raise TruncatedError(f"{spec.name} v{version} request truncated: {exc}") from exc
     except UnicodeDecodeError as exc:
         raise BadUtf8Error(f"{spec.name} v{version} request has a string that is not UTF-8") from exc
-    if end != len(view):
+    if end != len(view) and not allow_trailing:
         raise TrailingBytesError(f"{spec.name} v{version}: {len(view) - end} bytes after the body")
     return Request(header, body, spec)
 

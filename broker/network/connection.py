@@ -115,7 +115,8 @@ class Connection:
     def _handle_frame(self, frame: bytearray) -> None:
         view = memoryview(frame)
         try:
-            request = papi.decode_request(view)
+            # Kafka ignores bytes after a request body, and clients send some (librdkafka 2.16).
+            request = papi.decode_request(view, allow_trailing=True)
         except UnsupportedVersionError:
             if self._answer_unsupported_api_versions(view):
                 return
