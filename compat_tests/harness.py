@@ -51,7 +51,8 @@ class BrokerProcess:
             "group.initial.rebalance.delay.ms": "0",
             **self.overrides,
         }
-        cmd = [sys.executable, "-m", "broker"]
+        # --no-env: a stray KAFKA_* variable in the developer's shell must not change the broker.
+        cmd = [sys.executable, "-m", "broker", "--no-env"]
         for key, value in settings.items():
             cmd += ["--override", f"{key}={value}"]
         return cmd
