@@ -85,10 +85,15 @@ class KafkaProxy:
                 self.stats.connections += 1
                 self._sockets.update((client, server))
             pending: dict[int, int] = {}  # correlation id -> api key
-            threading.Thread(target=self._client_to_server, args=(client, server, pending), daemon=True).start()
-            threading.Thread(target=self._server_to_client, args=(server, client, pending), daemon=True).start()
+            for pump, args in (
+                (self._client_to_server, (client, server, pending)),
+                (self._server_to_client, (server, client, pending)),
+            ):
+                threading.Thread(target=pump, args=args, daemon=True).start()
 
-    def _client_to_server(self, client: socket.socket, server: socket.socket, pending: dict[int, int]) -> None:
+    def _client_to_server(
+        self, client: socket.socket, server: socket.socket, pending: dict[int, int]
+    ) -> None:
         try:
             while True:
                 frame = _read_frame(client)
@@ -108,7 +113,9 @@ class KafkaProxy:
             _close(client)
             _close(server)
 
-    def _server_to_client(self, server: socket.socket, client: socket.socket, pending: dict[int, int]) -> None:
+    def _server_to_client(
+        self, server: socket.socket, client: socket.socket, pending: dict[int, int]
+    ) -> None:
         try:
             while True:
                 frame = _read_frame(server)
