@@ -87,9 +87,9 @@ class SparseIndex:
         # A pre-allocated file that was never trimmed (unclean stop) ends in zero entries. A real
         # entry is never all zeros (offset index: position 0 is never indexed; time index: an
         # entry for timestamp 0 at the base offset is indistinguishable and harmless to drop).
-        zero = bytes(self.ENTRY_SIZE)
-        while usable and data[usable - self.ENTRY_SIZE : usable] == zero:
-            usable -= self.ENTRY_SIZE
+        # (Found with one C-level scan: a 10 MB pre-allocated file must not take a Python loop.)
+        nonzero = len(bytes(data[:usable]).rstrip(b"\x00"))
+        usable = -(-nonzero // self.ENTRY_SIZE) * self.ENTRY_SIZE
         keys = array(self._KEY_TYPE)
         values = array(self._VALUE_TYPE)
         for k, v in struct.iter_unpack(self._FORMAT, memoryview(data)[:usable]):
@@ -140,9 +140,10 @@ class SparseIndex:
                 self._stale = True
 
     def reset(self) -> None:
-        """Remove every entry (recovery rebuilds from scratch)."""
-        self._ensure_loaded()
-        self._truncate_to_entries(0)
+        """Remove every entry (recovery rebuilds from scratch); the file is not read first."""
+        self._keys, self._values = array(self._KEY_TYPE), array(self._VALUE_TYPE)
+        self._persisted = 0
+        self._file_len = 0
         self._stale = True
 
     def persist(self, *, preallocate: bool, sync: bool = False) -> None:
