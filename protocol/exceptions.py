@@ -44,6 +44,8 @@ class FrameTooLargeError(DecodeError):
         super().__init__(f"frame of {size} bytes exceeds the maximum of {maximum} bytes")
         self.size = size
         self.maximum = maximum
+        #: Whole frames that arrived before the bad prefix (the decoder fills this in).
+        self.frames: list[bytearray] = []
 
 
 class UnknownApiError(DecodeError):

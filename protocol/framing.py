@@ -81,7 +81,9 @@ class FrameDecoder:
         while self._end - self._start >= 4:
             (size,) = _SIZE.unpack_from(buf, self._start)
             if size < 0 or size > self.max_frame_size:
-                raise FrameTooLargeError(size, self.max_frame_size)
+                error = FrameTooLargeError(size, self.max_frame_size)
+                error.frames = frames  # complete frames before the bad prefix, still to be served
+                raise error
             body = self._start + 4
             available = self._end - body
             if available >= size:

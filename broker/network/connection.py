@@ -69,6 +69,8 @@ class Connection:
         self.out_offset = 0  # bytes of out[0] already sent
         self.pending_bytes = 0
         self.closed = False
+        #: Bad input was read: answer what came before it, then close (see _close_after_pending).
+        self.closing = False
         self.reading = False
         self.writing = False
         self.last_active = time.monotonic()
@@ -78,7 +80,7 @@ class Connection:
     # -- reading -------------------------------------------------------------------------------
 
     def _resume_reading(self) -> None:
-        if not self.reading and not self.closed:
+        if not self.reading and not self.closed and not self.closing:
             self.loop.add_reader(self.fd, self._on_readable)
             self.reading = True
 
@@ -99,16 +101,18 @@ class Connection:
             self.close(None)
             return
         self.last_active = time.monotonic()
+        bad_size: FrameTooLargeError | None = None
         try:
             frames = self.decoder.buffer_updated(n)
         except FrameTooLargeError as exc:
-            log.warning("closing connection from %s: %s", self.peer, exc)
-            self.close(None)
-            return
+            frames, bad_size = exc.frames, exc
         for frame in frames:
-            if self.closed:
+            if self.closed or self.closing:
                 return
             self._handle_frame(frame)
+        if bad_size is not None and not self.closed:
+            self._close_after_pending(str(bad_size))
+            return
         if len(self.slots) >= MAX_IN_FLIGHT or self.pending_bytes >= MAX_PENDING_BYTES:
             self._pause_reading()
 
@@ -121,23 +125,32 @@ class Connection:
             if self._answer_unsupported_api_versions(view):
                 return
             head = _safe_peek(view)
-            log.warning(
-                "closing connection from %s: unsupported version %s of api %s",
-                self.peer,
-                head.api_version if head else "?",
-                head.api_key if head else "?",
+            self._close_after_pending(
+                f"unsupported version {head.api_version if head else '?'} of api "
+                f"{head.api_key if head else '?'}"
             )
-            self.close(None)
             return
         except UnknownApiError as exc:
-            log.warning("closing connection from %s: %s", self.peer, exc)
-            self.close(None)
+            self._close_after_pending(str(exc))
             return
         except DecodeError as exc:
-            log.warning("closing connection from %s: malformed request: %s", self.peer, exc)
-            self.close(None)
+            self._close_after_pending(f"malformed request: {exc}")
             return
         self.server.dispatch(self, request)
+
+    def _close_after_pending(self, reason: str) -> None:
+        """Bad input: read nothing more, answer the requests that came before it, then close.
+
+        Kafka reads one request at a time per connection, so it answers everything before the
+        bad bytes (even a long poll) before it reads them and closes the connection."""
+        log.warning("closing connection from %s: %s", self.peer, reason)
+        self.closing = True
+        self._pause_reading()
+        self._finish_closing()
+
+    def _finish_closing(self) -> None:
+        if self.closing and not self.closed and not self.slots and not self.out:
+            self.close(None)
 
     def _answer_unsupported_api_versions(self, view: memoryview) -> bool:
         """ApiVersions in a version we do not know: answer v0 with UNSUPPORTED_VERSION and our
@@ -216,6 +229,8 @@ class Connection:
             and self.pending_bytes < MAX_PENDING_BYTES // 2
         ):
             self._resume_reading()
+        if self.closing:
+            self._finish_closing()
 
     # -- writing -------------------------------------------------------------------------------
 

@@ -3,13 +3,18 @@ at the unit level over real loopback sockets."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import struct
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from protocol import api as papi
+from protocol.messages.api_versions_request import ApiVersionsRequest
+from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
 from protocol.messages.metadata_response import MetadataResponse
 from tests.broker.conftest import make_broker
 from tests.broker.test_network import Running, read_frame
@@ -47,3 +52,42 @@ def test_decode_request_is_strict_unless_asked() -> None:
         papi.decode_request(LIBRDKAFKA_METADATA_V12_ALL_TOPICS)
     request = papi.decode_request(LIBRDKAFKA_METADATA_V12_ALL_TOPICS, allow_trailing=True)
     assert request.body.topics is None
+
+
+def _closed(sock: socket.socket, timeout: float = 5.0) -> bool:
+    sock.settimeout(timeout)
+    try:
+        return sock.recv(1) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_requests_before_a_bad_size_prefix_are_answered_then_closed(running: Running) -> None:
+    """Kafka reads one request at a time: a good request followed by garbage in the same read is
+    answered before the garbage (a size above socket.request.max.bytes) closes the connection."""
+    good = papi.encode_request(ApiVersionsRequest(), 0, 41)
+    with running.connect() as sock:
+        sock.sendall(good + b"GET / HTTP/1.1\r\n\r\n")
+        response = read_frame(sock)
+        assert struct.unpack_from(">ih", response, 0) == (41, 0)
+        assert _closed(sock)
+
+
+def test_long_poll_before_a_malformed_request_is_answered_then_closed(running: Running) -> None:
+    async def create() -> None:
+        running.broker.topics.create("waiting", 1, 1)
+
+    asyncio.run_coroutine_threadsafe(create(), running.loop).result(10)
+    fetch = FetchRequest(
+        max_wait_ms=300,
+        min_bytes=1,
+        topics=[FetchTopic("waiting", partitions=[FetchPartition(0, partition_max_bytes=1024)])],
+    )
+    garbage = struct.pack(">i", 8) + struct.pack(">hhi", 9999, 0, 2)  # an api key Kafka does not know
+    with running.connect() as sock:
+        started = time.monotonic()
+        sock.sendall(papi.encode_request(fetch, 4, 42) + garbage)
+        response = read_frame(sock)
+        assert struct.unpack_from(">i", response, 0) == (42,)
+        assert time.monotonic() - started >= 0.25, "the long poll was answered before its time"
+        assert _closed(sock)
