@@ -301,3 +301,54 @@ def test_auto_create_off(no_auto_broker: BrokerProcess) -> None:
         admin.close()
     meta = _kafka_python_send(bootstrap, topic)
     assert meta.offset == 0  # type: ignore[attr-defined]
+
+
+# -- kafkajs (all admin requests go to the controller named in Metadata) ---------------------------
+
+
+def test_kafkajs_admin(bootstrap: str) -> None:
+    from compat_tests.clients.node import run_kafkajs
+
+    topic = unique_topic("jsadm")
+    resource = {"type": 2, "name": topic}
+    new_retention = {"name": "retention.ms", "value": "7654321"}
+    two_configs = ["retention.ms", "segment.bytes"]
+    result = run_kafkajs(
+        {
+            "op": "admin",
+            "brokers": [bootstrap],
+            "actions": [
+                {
+                    "createTopics": {
+                        "topics": [
+                            {
+                                "topic": topic,
+                                "numPartitions": 2,
+                                "configEntries": [{"name": "retention.ms", "value": "1234567"}],
+                            }
+                        ]
+                    }
+                },
+                {"createTopics": {"topics": [{"topic": topic, "numPartitions": 2}]}},
+                {"describeConfigs": {"resources": [{**resource, "configNames": ["retention.ms"]}]}},
+                {"alterConfigs": {"resources": [{**resource, "configEntries": [new_retention]}]}},
+                {"describeConfigs": {"resources": [{**resource, "configNames": two_configs}]}},
+                {"createPartitions": {"topicPartitions": [{"topic": topic, "count": 3}]}},
+                {"fetchTopicMetadata": {"topics": [topic]}},
+                {"fetchTopicOffsets": topic},
+                {"deleteTopics": {"topics": [topic]}},
+                {"listTopics": {}},
+            ],
+        }
+    )
+    created, again, before, _, after, _, metadata, offsets, _, listed = result["results"]
+    assert created is True and again is False, "kafkajs resolves createTopics on an existing topic to false"
+    (entry,) = before["resources"][0]["configEntries"]
+    assert (entry["configName"], entry["configValue"]) == ("retention.ms", "1234567")
+    assert entry["isDefault"] is False
+    entries = after["resources"][0]["configEntries"]
+    values = {e["configName"]: (e["configValue"], e["isDefault"]) for e in entries}
+    assert values == {"retention.ms": ("7654321", False), "segment.bytes": ("1073741824", True)}
+    assert len(metadata["topics"][0]["partitions"]) == 3
+    assert [(o["partition"], o["offset"]) for o in offsets] == [(0, "0"), (1, "0"), (2, "0")]
+    assert topic not in listed
