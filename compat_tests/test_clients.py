@@ -264,3 +264,44 @@ def test_unsupported_cases_are_declared() -> None:
         kcat.produce("127.0.0.1:1", "t", [Msg(b"x", timestamp=1)])
     kafkajs = next(d for d in ALL_DRIVERS if d.name == "kafkajs")
     assert not kafkajs.can_assign
+
+
+# -- long poll -----------------------------------------------------------------------------------
+
+
+def test_waiting_fetch_is_answered_when_data_arrives(bootstrap: str) -> None:
+    """Consumers that wait up to 10 s in Fetch (fetch.wait.max.ms / fetch_max_wait_ms) get a
+    record well before that: the append wakes the long poll."""
+    from confluent_kafka import Consumer, TopicPartition
+    from kafka import KafkaConsumer
+    from kafka import TopicPartition as KTopicPartition
+
+    topic = create_topic(bootstrap, unique_topic("poll"), partitions=1)
+    confluent = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": unique_topic("poll"),
+            "fetch.wait.max.ms": 10000,
+            "fetch.min.bytes": 1,
+            "enable.auto.commit": False,
+        }
+    )
+    kafka_python = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None, fetch_max_wait_ms=10000)
+    try:
+        confluent.assign([TopicPartition(topic, 0, 0)])
+        kafka_python.assign([KTopicPartition(topic, 0)])
+        kafka_python.seek(KTopicPartition(topic, 0), 0)
+        # Both are now parked in a Fetch that the broker holds for up to 10 s.
+        assert confluent.poll(1.0) is None
+        assert kafka_python.poll(timeout_ms=1000) == {}
+        REFERENCE.produce(bootstrap, topic, [Msg(b"wake up", partition=0)], acks="all")
+        sent = time.monotonic()
+        message = confluent.poll(8.0)
+        assert message is not None and message.error() is None and message.value() == b"wake up"
+        assert time.monotonic() - sent < 5, "confluent-kafka's fetch was not woken by the append"
+        got = kafka_python.poll(timeout_ms=8000)
+        assert [r.value for rs in got.values() for r in rs] == [b"wake up"]
+        assert time.monotonic() - sent < 5, "kafka-python's fetch was not woken by the append"
+    finally:
+        confluent.close()
+        kafka_python.close()
