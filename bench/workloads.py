@@ -204,32 +204,61 @@ def kp_consume(bootstrap: str, topic: str, count: int) -> None:
 
 
 def small_requests(bootstrap: str, topic: str, producers: int, seconds: float) -> None:
-    """``producers`` producers, each sending one message at a time and waiting for its ack:
-    every message is one produce request."""
+    """``producers`` producers with linger.ms=0 producing as fast as they can: librdkafka sends a
+    produce request as soon as a partition has messages, so requests stay small and many. The
+    request count comes from librdkafka's own statistics (brokers.*.req.Produce)."""
     from confluent_kafka import Producer
 
-    counts = [0] * producers
-    stop = time.perf_counter() + seconds
+    latest: list[dict[str, Any]] = [{} for _ in range(producers)]
 
-    def run(index: int) -> None:
-        producer = Producer(
-            {"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": 1, "enable.idempotence": False}
+    def stats_for(index: int) -> Any:
+        def on_stats(text: str) -> None:
+            latest[index] = json.loads(text)
+
+        return on_stats
+
+    clients = [
+        Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": 1, "enable.idempotence": False,
+                  "statistics.interval.ms": 500, "stats_cb": stats_for(i),
+                  "queue.buffering.max.messages": 20_000})
+        for i in range(producers)
+    ]
+    for client in clients:
+        client.produce(topic, PAYLOAD)
+        client.flush(30)
+
+    def produce_requests() -> int:
+        for client in clients:
+            client.poll(0)
+        return sum(
+            broker.get("req", {}).get("Produce", 0)
+            for stats in latest
+            for name, broker in stats.get("brokers", {}).items()
+            if not name.startswith("GroupCoordinator")
         )
-        producer.produce(topic, PAYLOAD)
-        producer.flush(30)
-        while time.perf_counter() < stop:
-            producer.produce(topic, PAYLOAD)
-            producer.flush(10)
-            counts[index] += 1
 
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(producers)]
+    time.sleep(0.6)
+    before = produce_requests()
     start = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(seconds + 60)
+    stop = start + seconds
+    sent = 0
+    while time.perf_counter() < stop:
+        for client in clients:
+            for _ in range(8):
+                try:
+                    client.produce(topic, PAYLOAD)
+                    sent += 1
+                except BufferError:
+                    client.poll(0.0005)
+                    break
+            client.poll(0)
     elapsed = time.perf_counter() - start
-    _emit(requests=sum(counts), seconds=elapsed, rate=sum(counts) / elapsed)
+    for client in clients:
+        client.flush(30)
+    time.sleep(0.6)  # one more statistics interval
+    requests = produce_requests() - before
+    _emit(requests=requests, messages=sent, seconds=elapsed, rate=requests / elapsed,
+          msgs_per_request=sent / max(requests, 1))
 
 
 def spread(bootstrap: str, topic: str, count: int) -> None:

@@ -74,6 +74,7 @@ class Connection:
         self.reading = False
         self.writing = False
         self.last_active = time.monotonic()
+        self.in_read = False
         self.tasks: set[asyncio.Task[Any]] = set()
         self._resume_reading()
 
@@ -106,10 +107,21 @@ class Connection:
             frames = self.decoder.buffer_updated(n)
         except FrameTooLargeError as exc:
             frames, bad_size = exc.frames, exc
-        for frame in frames:
-            if self.closed or self.closing:
-                return
-            self._handle_frame(frame)
+        # Responses completed while these frames are handled leave in one write at the end.
+        self.in_read = True
+        try:
+            for frame in frames:
+                if self.closed or self.closing:
+                    break
+                self._handle_frame(frame)
+        finally:
+            self.in_read = False
+            if self.out and not self.writing and not self.closed:
+                self._write()
+            if self.closing:
+                self._finish_closing()
+        if self.closed or self.closing:
+            return
         if bad_size is not None and not self.closed:
             self._close_after_pending(str(bad_size))
             return
@@ -221,7 +233,7 @@ class Connection:
                     self.out.append(piece)
                     self.pending_bytes += piece.length if isinstance(piece, FileSlice) else len(piece)
                 moved = True
-        if moved and not self.writing:
+        if moved and not self.writing and not self.in_read:
             self._write()
         if (
             not self.reading

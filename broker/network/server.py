@@ -168,10 +168,10 @@ class Server:
             if result is not None and _has_partition_error(result):
                 conn.close("acks=0 produce failed")
             return
-        if inspect.isawaitable(result):
-            conn.track(slot, result)
-        else:
+        if result is None or isinstance(result, Message):
             conn.complete(slot, result)
+        else:
+            conn.track(slot, result)
 
 
 def _has_partition_error(response: Any) -> bool:
