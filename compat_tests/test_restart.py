@@ -124,12 +124,16 @@ def test_restart_after_sigkill_while_producing(fresh_broker: BrokerProcess) -> N
                     producer.poll(0.05)
             producer.poll(0)
             if i % 100 == 99:
-                time.sleep(0.01)  # spread the writes over the kill
+                time.sleep(0.05)  # about 3 s of writing, spread over the kill and the restart
 
     writer = threading.Thread(target=produce, daemon=True)
     writer.start()
     try:
-        wait_until(lambda: len(acked) >= 1500, 60, message="1500 acknowledged records")
+        def enough_acked() -> bool:
+            producer.poll(0.05)  # serve delivery reports even once the writer is done
+            return len(acked) >= 1500
+
+        wait_until(enough_acked, 60, message="1500 acknowledged records")
         broker.kill()
         with lock:
             acked_before_kill = list(acked)
