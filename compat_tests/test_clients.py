@@ -74,6 +74,25 @@ def test_produce_and_consume_with_acks(driver: Driver, acks: str, bootstrap: str
         assert offsets == sorted(offsets) == list(range(len(offsets))), f"partition {p}: gap or disorder"
 
 
+def test_acks_all_needs_min_insync_replicas(bootstrap: str) -> None:
+    """min.insync.replicas=2 with one replica: acks=all is refused (NOT_ENOUGH_REPLICAS), acks=1
+    is not, as in Kafka."""
+    from confluent_kafka import KafkaError, Producer
+
+    topic = create_topic(bootstrap, unique_topic("misr"), partitions=1, configs={"min.insync.replicas": "2"})
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": "all", "retries": 0, "message.timeout.ms": 5000}
+    )
+    reports: list[object] = []
+    producer.produce(topic, b"x", on_delivery=lambda err, msg: reports.append(err))
+    assert producer.flush(10) == 0
+    (err,) = reports
+    assert isinstance(err, KafkaError) and err.code() == KafkaError.NOT_ENOUGH_REPLICAS, err
+    (ack,) = REFERENCE.produce(bootstrap, topic, [Msg(b"y", partition=0)], acks="1")
+    assert ack is not None and ack.offset == 0
+    assert [r.value for r in REFERENCE.consume(bootstrap, topic, [0])] == [b"y"]
+
+
 # -- partitioner ---------------------------------------------------------------------------------
 
 
