@@ -34,7 +34,9 @@ from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
 from protocol.messages.fetch_request import FetchPartition, FetchRequest
 from protocol.messages.fetch_response import FetchableTopicResponse, FetchResponse, PartitionData
+from protocol.records import batch as rb
 from protocol.records import downconvert
+from protocol.records.compression import ZSTD
 from protocol.records.errors import UnsupportedCompressionError
 from storage import FileSlice, OffsetOutOfRangeError, StorageError
 
@@ -145,6 +147,11 @@ def _read_all(
                 _partition_error(p.partition, target.error or ErrorCode.UNKNOWN_SERVER_ERROR, version)
             )
             continue
+        refused = _refused_for_old_fetch(partition, version, legacy_magic)
+        if refused is not None:
+            errors = True
+            current.partitions.append(_partition_error(p.partition, refused, version))
+            continue
         hw = partition.high_watermark
         lso = partition.last_stable_offset
         data = PartitionData(
@@ -178,26 +185,63 @@ def _read_all(
                 total += size
                 budget -= size
                 min_one = False
-                data.records = (
-                    result.slice
-                    if legacy_magic == 2
-                    else _downconvert(result.slice, legacy_magic, p.fetch_offset)
-                )
+                if legacy_magic == 2:
+                    data.records = result.slice
+                else:
+                    converted = _downconvert(result.slice, legacy_magic, p.fetch_offset)
+                    if isinstance(converted, ErrorCode):
+                        errors = True
+                        current.partitions.append(_partition_error(p.partition, converted, version))
+                        continue
+                    data.records = converted
         current.partitions.append(data)
     response = FetchResponse(throttle_time_ms=0, error_code=0, session_id=0, responses=topics)
     return response, total, errors
 
 
-def _downconvert(data: FileSlice, magic: int, fetch_offset: int) -> bytes:
+def _refused_for_old_fetch(partition: Partition, version: int, legacy_magic: int) -> ErrorCode | None:
+    """Kafka's KafkaApis.maybeConvertFetchedData: a topic whose compression.type is zstd cannot be
+    fetched below v10, and message.downconversion.enable=false refuses fetches that need it."""
+    config = partition.log.config
+    if version < 10 and config.compression_type == "zstd":
+        return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+    if legacy_magic < 2 and not config.message_downconversion_enable:
+        return ErrorCode.UNSUPPORTED_VERSION
+    return None
+
+
+def _downconvert(data: FileSlice, magic: int, fetch_offset: int) -> bytes | ErrorCode:
+    """Down-convert a slice for a v0-v3 fetch. zstd batches cannot be down-converted: as Kafka's
+    lazy conversion, what comes before the first one is sent, and a fetch that starts at one gets
+    UNSUPPORTED_COMPRESSION_TYPE (an empty answer would make the consumer ask again forever)."""
     try:
         raw = data.read()
     finally:
         data.close()
     try:
         return downconvert(raw, magic, first_offset=fetch_offset)
-    except (DecodeError, UnsupportedCompressionError) as exc:
+    except UnsupportedCompressionError:
+        cut = _first_zstd_batch(raw)
+        if not cut:
+            return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+        try:
+            return downconvert(memoryview(raw)[:cut], magic, first_offset=fetch_offset)
+        except (DecodeError, UnsupportedCompressionError):
+            return ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+    except DecodeError as exc:
         log.warning("cannot down-convert to magic %d for an old fetch: %s", magic, exc)
         return b""
+
+
+def _first_zstd_batch(raw: bytes) -> int | None:
+    """Position of the first zstd-compressed v2 batch in ``raw``."""
+    try:
+        for pos, _ in rb.iter_entries(raw):
+            if rb.magic_at(raw, pos) == 2 and rb.read_header(raw, pos).compression == ZSTD:
+                return pos
+    except DecodeError:
+        return None
+    return None
 
 
 def _partition_error(index: int, code: ErrorCode, version: int) -> PartitionData:

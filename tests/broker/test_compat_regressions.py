@@ -13,10 +13,13 @@ from pathlib import Path
 import pytest
 
 from protocol import api as papi
+from protocol.error_codes import ErrorCode
 from protocol.messages.api_versions_request import ApiVersionsRequest
 from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
 from protocol.messages.metadata_response import MetadataResponse
-from tests.broker.conftest import make_broker
+from protocol.records import ZSTD, Record, build_batch, iter_legacy_messages
+from tests.broker.conftest import Caller, make_broker
+from tests.broker.test_data_plane import batch, create, produce
 from tests.broker.test_network import Running, read_frame
 
 # What librdkafka 2.16 sends for AdminClient.list_topics(): a Metadata v12 request for every
@@ -91,3 +94,51 @@ def test_long_poll_before_a_malformed_request_is_answered_then_closed(running: R
         assert struct.unpack_from(">i", response, 0) == (42,)
         assert time.monotonic() - started >= 0.25, "the long poll was answered before its time"
         assert _closed(sock)
+
+
+# -- down-conversion for v0-v3 fetches (kafka-python api_version=(0, 10, 1), librdkafka fallback) --
+
+
+def _old_fetch(call: Caller, topic: str, offset: int, version: int = 2) -> object:
+    wanted = FetchPartition(0, fetch_offset=offset, partition_max_bytes=1 << 20)
+    request = FetchRequest(
+        max_wait_ms=0,
+        min_bytes=1,
+        max_bytes=1 << 20,
+        topics=[FetchTopic(topic, partitions=[wanted])],
+    )
+    return call(request, version).responses[0].partitions[0]
+
+
+def test_old_fetch_stops_before_a_zstd_batch_then_reports_it(call: Caller) -> None:
+    """A zstd batch cannot be down-converted. Kafka sends what comes before it, then answers
+    UNSUPPORTED_COMPRESSION_TYPE; an empty answer instead made old consumers spin at the offset."""
+    create(call, "mixed")
+    produce(call, "mixed", 0, batch([b"plain"]))
+    record = Record(0, 0, b"k", b"z" * 100, [])
+    zstd = build_batch([record], base_timestamp=1_700_000_000_000, compression=ZSTD)
+    produce(call, "mixed", 0, zstd)
+    first = _old_fetch(call, "mixed", 0)
+    assert first.error_code == 0  # type: ignore[attr-defined]
+    messages = list(iter_legacy_messages(first.records))  # type: ignore[attr-defined]
+    assert [(m.offset, m.value) for m in messages] == [(0, b"plain")]
+    second = _old_fetch(call, "mixed", 1)
+    assert second.error_code == ErrorCode.UNSUPPORTED_COMPRESSION_TYPE  # type: ignore[attr-defined]
+
+
+def test_old_fetch_of_a_zstd_topic_is_refused(call: Caller) -> None:
+    create(call, "zstd-topic")
+    call.broker.topics.set_configs("zstd-topic", {"compression.type": "zstd"})
+    produce(call, "zstd-topic", 0, batch([b"x"]))
+    refused = _old_fetch(call, "zstd-topic", 0, version=9)
+    assert refused.error_code == ErrorCode.UNSUPPORTED_COMPRESSION_TYPE  # type: ignore[attr-defined]
+    assert _old_fetch(call, "zstd-topic", 0, version=10).error_code == 0  # type: ignore[attr-defined]
+
+
+def test_old_fetch_without_down_conversion_is_refused(call: Caller) -> None:
+    create(call, "no-down")
+    call.broker.topics.set_configs("no-down", {"message.downconversion.enable": "false"})
+    produce(call, "no-down", 0, batch([b"x"]))
+    refused = _old_fetch(call, "no-down", 0, version=3)
+    assert refused.error_code == ErrorCode.UNSUPPORTED_VERSION  # type: ignore[attr-defined]
+    assert _old_fetch(call, "no-down", 0, version=4).error_code == 0  # type: ignore[attr-defined]
