@@ -96,3 +96,30 @@ def test_librdkafka_without_api_versions(bootstrap: str, fallback: str) -> None:
     finally:
         consumer.close()
     assert [r.value for r in REFERENCE.consume(bootstrap, topic, [0])] == [f"v{i}".encode() for i in range(5)]
+
+
+def test_kafka_python_0_10_1_meets_a_zstd_batch(bootstrap: str) -> None:
+    """zstd cannot be down-converted: the old consumer gets what comes before the zstd batch, then
+    an UNSUPPORTED_COMPRESSION_TYPE error it can report, instead of waiting forever."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import UnsupportedCompressionTypeError
+
+    topic = create_topic(bootstrap, unique_topic("kp-zstd"), partitions=1)
+    REFERENCE.produce(bootstrap, topic, [Msg(b"before", partition=0)])
+    REFERENCE.produce(bootstrap, topic, [Msg(b"z" * 500, partition=0)], compression="zstd")
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, api_version=(0, 10, 1), group_id=None, fetch_max_wait_ms=100
+    )
+    try:
+        tp = TopicPartition(topic, 0)
+        consumer.assign([tp])
+        consumer.seek(tp, 0)
+        got: list[bytes] = []
+        deadline = time.monotonic() + 20
+        with pytest.raises(UnsupportedCompressionTypeError):
+            while time.monotonic() < deadline:
+                for records in consumer.poll(timeout_ms=200).values():
+                    got += [r.value for r in records]
+        assert got == [b"before"]
+    finally:
+        consumer.close()
