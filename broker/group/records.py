@@ -16,6 +16,7 @@ Batches are magic v2, CreateTime, no producer id, compressed with
 
 from __future__ import annotations
 
+import functools
 import struct
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -66,7 +67,9 @@ def _prefixed(version: int, body: bytes) -> bytes:
     return _VERSION.pack(version) + body
 
 
+@functools.lru_cache(maxsize=65536)
 def offset_commit_key(group: str, topic: str, partition: int) -> bytes:
+    """Cached: members commit the same partitions over and over."""
     return _prefixed(OFFSET_KEY_VERSION, OffsetCommitKey(group, topic, partition).encode(OFFSET_KEY_VERSION))
 
 
