@@ -187,3 +187,33 @@ def test_replay_of_many_records_yields_to_the_loop(tmp_path: Path) -> None:
             await kit.close()
 
     asyncio.run(main())
+
+
+def test_compaction_keeps_the_topic_small_and_the_state_intact(tmp_path: Path) -> None:
+    """The log cleaner compacts ``__consumer_offsets`` (cleanup.policy=compact): only the last
+    commit of each key survives, and a replay of the compacted log gives the same offsets."""
+
+    async def main() -> None:
+        settings = {"offsets.topic.num.partitions": "1", "offsets.topic.segment.bytes": "16384"}
+        first = GroupKit(tmp_path, **settings)
+        await first.start()
+        await first.call(CreateTopicsRequest(topics=[CreatableTopic(TOPIC, 10, 1)]), 5)
+        for round_ in range(200):
+            await first.commit("busy", {(TOPIC, p): round_ * 100 + p for p in range(10)})
+        replica = first.coord.store.replica(0)
+        assert replica is not None
+        before = replica.log.size_in_bytes()
+        stats = first.broker.log_manager.run_cleaner_once()
+        after = replica.log.size_in_bytes()
+        assert stats and after < before / 5, (before, after)
+        await first.close()
+
+        kit = GroupKit(tmp_path, **settings)
+        await kit.start(create_topic=False)
+        await kit.settle()
+        try:
+            assert await kit.fetch_offsets("busy", None) == {(TOPIC, p): 19_900 + p for p in range(10)}
+        finally:
+            await kit.close()
+
+    asyncio.run(main())
