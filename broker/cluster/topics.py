@@ -177,6 +177,8 @@ class TopicAdmin:
             raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Internal topic {name} cannot be deleted")
         broker.replica_manager.remove_topic(name, len(info.partitions))
         broker.metadata.delete_topic(name)
+        # Committed offsets of a deleted topic go with it (Kafka's handleDeletedPartitions).
+        broker.group_coordinator.offsets.on_partitions_deleted((name, i) for i in range(len(info.partitions)))
         log.info("deleted topic %s (id %s)", name, info.topic_id)
         return info
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from broker.group.state import GroupState
@@ -287,5 +288,22 @@ def test_offset_delete(tmp_path: Path) -> None:
         assert await kit.fetch_offsets(G, None) == {("t", 0): 1}
         missing = await kit.call(OffsetDeleteRequest("nobody", request.topics), 0)
         assert missing.error_code == E.GROUP_ID_NOT_FOUND and missing.topics == []
+
+    run(tmp_path, scenario)
+
+
+def test_deleting_a_topic_removes_its_committed_offsets(tmp_path: Path) -> None:
+    from protocol.messages.delete_topics_request import DeleteTopicsRequest
+
+    async def scenario(kit: GroupKit) -> None:
+        await topics(kit, "doomed", "kept")
+        await kit.commit(G, {("doomed", 0): 3, ("kept", 0): 4})
+        response = await kit.call(DeleteTopicsRequest(topic_names=["doomed"]), 5)
+        assert response.responses[0].error_code == 0
+        for _ in range(100):  # the coordinator writes the tombstones in the background
+            if await kit.fetch_offsets(G, None) == {("kept", 0): 4}:
+                break
+            await asyncio.sleep(0.01)
+        assert await kit.fetch_offsets(G, None) == {("kept", 0): 4}
 
     run(tmp_path, scenario)
