@@ -8,7 +8,6 @@ the high watermark is OFFSET_OUT_OF_RANGE, as in Kafka.
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
-from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.delete_records_request import DeleteRecordsRequest
 from protocol.messages.delete_records_response import (
@@ -25,21 +24,13 @@ def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsR
     broker = ctx.broker
     topics: list[DeleteRecordsTopicResult] = []
     for topic in request.topics:
-        info = broker.metadata.topic(topic.name)
         results: list[DeleteRecordsPartitionResult] = []
         for p in topic.partitions:
             out = DeleteRecordsPartitionResult(
                 partition_index=p.partition_index, low_watermark=-1, error_code=0
             )
-            partition = broker.replica_manager.get(TopicPartition(topic.name, p.partition_index))
-            if info is None or partition is None:
-                known = info is not None and 0 <= p.partition_index < len(info.partitions)
-                out.error_code = (
-                    ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                )
-            elif not partition.is_leader:
-                out.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
-            else:
+            partition, out.error_code = broker.replica_manager.leader_for(topic.name, p.partition_index)
+            if partition is not None:
                 target = partition.high_watermark if p.offset == HIGH_WATERMARK else p.offset
                 if target < 0 or target > partition.high_watermark:
                     out.error_code = ErrorCode.OFFSET_OUT_OF_RANGE

@@ -29,7 +29,6 @@ from dataclasses import dataclass
 from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import Partition
-from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
 from protocol.messages.fetch_request import FetchPartition, FetchRequest
@@ -96,23 +95,7 @@ def _resolve(ctx: RequestContext, request: FetchRequest) -> list[_Target]:
                 code = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 targets.append(_Target(topic.topic, topic.topic_id, p, None, code))
                 continue
-            partition = replicas.get(TopicPartition(info.name, p.partition))
-            if partition is None:
-                code = (
-                    ErrorCode.NOT_LEADER_OR_FOLLOWER
-                    if 0 <= p.partition < len(info.partitions)
-                    else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                )
-                targets.append(_Target(info.name, info.topic_id, p, None, code))
-                continue
-            code = ErrorCode.NONE
-            if not partition.is_leader:
-                code = ErrorCode.NOT_LEADER_OR_FOLLOWER
-            elif p.current_leader_epoch >= 0:
-                if p.current_leader_epoch > partition.leader_epoch:
-                    code = ErrorCode.UNKNOWN_LEADER_EPOCH
-                elif p.current_leader_epoch < partition.leader_epoch:
-                    code = ErrorCode.FENCED_LEADER_EPOCH
+            partition, code = replicas.leader_for(info.name, p.partition, p.current_leader_epoch)
             targets.append(_Target(info.name, info.topic_id, p, partition, code))
     return targets
 

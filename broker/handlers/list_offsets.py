@@ -12,7 +12,6 @@ from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import Partition
-from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.list_offsets_request import ListOffsetsRequest
 from protocol.messages.list_offsets_response import (
@@ -36,31 +35,16 @@ def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsRespo
     committed = version >= 2 and request.isolation_level == READ_COMMITTED
     topics: list[ListOffsetsTopicResponse] = []
     for topic in request.topics:
-        info = broker.metadata.topic(topic.name)
         results: list[ListOffsetsPartitionResponse] = []
         for p in topic.partitions:
             out = ListOffsetsPartitionResponse(
                 partition_index=p.partition_index, error_code=0, timestamp=-1, offset=-1, leader_epoch=-1
             )
-            partition = broker.replica_manager.get(TopicPartition(topic.name, p.partition_index))
-            if info is None or partition is None:
-                known = info is not None and 0 <= p.partition_index < len(info.partitions)
-                out.error_code = (
-                    ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                )
-            elif not partition.is_leader:
-                out.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
-            elif (
-                version >= 4
-                and p.current_leader_epoch >= 0
-                and p.current_leader_epoch != partition.leader_epoch
-            ):
-                out.error_code = (
-                    ErrorCode.FENCED_LEADER_EPOCH
-                    if p.current_leader_epoch < partition.leader_epoch
-                    else ErrorCode.UNKNOWN_LEADER_EPOCH
-                )
-            else:
+            epoch = p.current_leader_epoch if version >= 4 else -1
+            partition, out.error_code = broker.replica_manager.leader_for(
+                topic.name, p.partition_index, epoch
+            )
+            if partition is not None:
                 _lookup(partition, p.timestamp, committed, version, out)
                 if version == 0:
                     out.old_style_offsets = _old_style(partition, p.timestamp, p.max_num_offsets)

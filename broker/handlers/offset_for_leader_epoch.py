@@ -10,8 +10,6 @@ current_leader_epoch (v2+) fences stale callers: FENCED_LEADER_EPOCH / UNKNOWN_L
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
-from broker.types import TopicPartition
-from protocol.error_codes import ErrorCode
 from protocol.messages.offset_for_leader_epoch_request import OffsetForLeaderEpochRequest
 from protocol.messages.offset_for_leader_epoch_response import (
     EpochEndOffset,
@@ -26,29 +24,12 @@ def handle(ctx: RequestContext, request: OffsetForLeaderEpochRequest) -> OffsetF
     broker = ctx.broker
     topics: list[OffsetForLeaderTopicResult] = []
     for topic in request.topics:
-        info = broker.metadata.topic(topic.topic)
         results: list[EpochEndOffset] = []
         for p in topic.partitions:
             out = EpochEndOffset(error_code=0, partition=p.partition, leader_epoch=-1, end_offset=-1)
-            partition = broker.replica_manager.get(TopicPartition(topic.topic, p.partition))
-            if info is None or partition is None:
-                known = info is not None and 0 <= p.partition < len(info.partitions)
-                out.error_code = (
-                    ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                )
-            elif not partition.is_leader:
-                out.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
-            elif (
-                ctx.version >= 2
-                and p.current_leader_epoch >= 0
-                and p.current_leader_epoch != partition.leader_epoch
-            ):
-                out.error_code = (
-                    ErrorCode.FENCED_LEADER_EPOCH
-                    if p.current_leader_epoch < partition.leader_epoch
-                    else ErrorCode.UNKNOWN_LEADER_EPOCH
-                )
-            else:
+            epoch = p.current_leader_epoch if ctx.version >= 2 else -1
+            partition, out.error_code = broker.replica_manager.leader_for(topic.topic, p.partition, epoch)
+            if partition is not None:
                 epoch, end = partition.log.leader_epochs.end_offset_for_epoch(p.leader_epoch)
                 if epoch == partition.leader_epoch or (epoch >= 0 and end > partition.log_end_offset):
                     end = partition.log_end_offset

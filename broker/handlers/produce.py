@@ -26,7 +26,6 @@ import time
 
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import AppendOutcome
-from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
 from protocol.messages.produce_request import ProduceRequest
@@ -69,50 +68,33 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse:
     acks = request.acks
     replicas = broker.replica_manager
     metadata = broker.metadata
+    # Problems of the whole request answer every partition alike.
+    request_error: tuple[ErrorCode, str | None] | None = None
+    if acks not in (-1, 0, 1):
+        request_error = (ErrorCode.INVALID_REQUIRED_ACKS, None)
+    elif request.transactional_id is not None:
+        request_error = (
+            ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            "transactions are not supported by this broker yet",
+        )
     responses: list[TopicProduceResponse] = []
     for topic in request.topic_data:
         name = topic.name
         info = metadata.topic(name)
+        internal = info is not None and info.is_internal
         results: list[PartitionProduceResponse] = []
         for pdata in topic.partition_data:
             index = pdata.index
-            if acks not in (-1, 0, 1):
-                results.append(_error(index, ErrorCode.INVALID_REQUIRED_ACKS, version))
+            if request_error is not None:
+                results.append(_error(index, request_error[0], version, request_error[1]))
                 continue
-            if info is None:
-                results.append(_error(index, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, version))
+            if internal:
+                message = f"Cannot append to internal topic {name}"
+                results.append(_error(index, ErrorCode.INVALID_TOPIC_EXCEPTION, version, message))
                 continue
-            if info.is_internal:
-                results.append(
-                    _error(
-                        index,
-                        ErrorCode.INVALID_TOPIC_EXCEPTION,
-                        version,
-                        f"Cannot append to internal topic {name}",
-                    )
-                )
-                continue
-            partition = replicas.get(TopicPartition(name, index))
+            partition, code = replicas.leader_for(name, index)
             if partition is None:
-                code = (
-                    ErrorCode.NOT_LEADER_OR_FOLLOWER
-                    if 0 <= index < len(info.partitions)
-                    else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                )
                 results.append(_error(index, code, version))
-                continue
-            if not partition.is_leader:
-                results.append(_error(index, ErrorCode.NOT_LEADER_OR_FOLLOWER, version))
-                continue
-            if request.transactional_id is not None:
-                results.append(
-                    _error(
-                        index,
-                        ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-                        version,
-                        "transactions are not supported by this broker yet",
-                    )
-                )
                 continue
             if acks == -1 and len(partition.state.isr) < partition.log.config.min_insync_replicas:
                 results.append(_error(index, ErrorCode.NOT_ENOUGH_REPLICAS, version))

@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from broker.cluster.metadata import ClusterMetadata, TopicInfo
 from broker.replica.partition import Partition
 from broker.types import BrokerId, TopicPartition
+from protocol.error_codes import ErrorCode
 from storage import LogConfig, LogManager
 
 log = logging.getLogger(__name__)
@@ -33,6 +34,26 @@ class ReplicaManager:
 
     def get(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)
+
+    def leader_for(
+        self, topic: str, index: int, current_leader_epoch: int = -1
+    ) -> tuple[Partition | None, ErrorCode]:
+        """The local leader replica of ``topic``-``index``, or the error a client gets instead:
+        UNKNOWN_TOPIC_OR_PARTITION (no such partition), NOT_LEADER_OR_FOLLOWER (led elsewhere),
+        FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH (the caller's leader epoch, when it sends one,
+        is older / newer than ours)."""
+        partition = self.partitions.get((topic, index))  # type: ignore[call-overload]
+        if partition is None:
+            info = self.metadata.topic(topic)
+            known = info is not None and 0 <= index < len(info.partitions)
+            return None, ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if not partition.is_leader:
+            return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
+        if current_leader_epoch >= 0 and current_leader_epoch != partition.leader_epoch:
+            if current_leader_epoch < partition.leader_epoch:
+                return None, ErrorCode.FENCED_LEADER_EPOCH
+            return None, ErrorCode.UNKNOWN_LEADER_EPOCH
+        return partition, ErrorCode.NONE
 
     def __iter__(self) -> Iterator[Partition]:
         return iter(self.partitions.values())
