@@ -107,6 +107,8 @@ def test_restart_after_sigkill_while_producing(fresh_broker: BrokerProcess) -> N
             "linger.ms": 2,
             "message.timeout.ms": 60000,
             "reconnect.backoff.max.ms": 200,
+            # Shown only when the test fails (pytest captures it): what the producer waited for.
+            "debug": "eos,protocol,broker",
         }
     )
     total = 6000
@@ -133,7 +135,11 @@ def test_restart_after_sigkill_while_producing(fresh_broker: BrokerProcess) -> N
             producer.poll(0.05)  # serve delivery reports even once the writer is done
             return len(acked) >= 1500
 
-        wait_until(enough_acked, 60, message="1500 acknowledged records")
+        try:
+            wait_until(enough_acked, 60, message="1500 acknowledged records")
+        except AssertionError as exc:
+            detail = f"{len(acked)} acknowledged; broker log:\n{broker.log_tail()}"
+            raise AssertionError(f"{exc}; {detail}") from None
         broker.kill()
         with lock:
             acked_before_kill = list(acked)
