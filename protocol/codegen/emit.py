@@ -134,6 +134,9 @@ def absent_check(f: FieldDef, expr: str) -> str:
         return f"{expr} != ''"
     if f.type == "bool":
         return expr if default_expr(f, factory=False) == "False" else f"not {expr}"
+    if f.is_struct_like:
+        # A module-level default instance, built once: only ever compared against.
+        return f"{expr} != _DEFAULT_{f.type}"
     return f"{expr} != {default_expr(f, factory=False)}"
 
 
@@ -334,11 +337,14 @@ def emit_encoder(ctx: _Ctx, struct: StructDef, version: int) -> None:
                 _encode_value(ctx, f, version, expr, True, ind + "    ", sub)
                 body.extend(_rebind(sub))
                 body.append(f"{ind}    tags.append(({f.tag}, b''.join(sub)))")
-            body.append(f"{ind}a(_uvarint(len(tags)))")
-            body.append(f"{ind}for tag, data in tags:")
-            body.append(f"{ind}    a(_uvarint(tag))")
-            body.append(f"{ind}    a(_uvarint(len(data)))")
-            body.append(f"{ind}    a(data)")
+            body.append(f"{ind}if not tags:")
+            body.append(f"{ind}    a(_ZERO_BYTE)")
+            body.append(f"{ind}else:")
+            body.append(f"{ind}    a(_uvarint(len(tags)))")
+            body.append(f"{ind}    for tag, data in tags:")
+            body.append(f"{ind}        a(_uvarint(tag))")
+            body.append(f"{ind}        a(_uvarint(len(data)))")
+            body.append(f"{ind}        a(data)")
     if not body:
         body.append(f"{ind}pass")
     _register(ctx, "enc", struct, version, body, f"(a: _Append, o: {struct.name}) -> None:")
@@ -552,6 +558,14 @@ def emit_module(message: MessageDef) -> str:
     for s in nested:
         emit_class(ctx, s, top=False)
     emit_class(ctx, top, top=True)
+    used_defaults = sorted({f.type for st in [*nested, top] for f in st.fields
+                            if f.is_struct_like and not f.is_array})
+    if used_defaults:
+        ctx.lines.append("")
+        ctx.lines.append("")
+        ctx.lines.append("# Default instances that struct fields are compared against (never handed out).")
+        for name in used_defaults:
+            ctx.lines.append(f"_DEFAULT_{name} = {name}()")
 
     for version in message.valid:
         inside = reachable(ctx, top, version)

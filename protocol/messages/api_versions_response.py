@@ -255,11 +255,14 @@ def _enc_ApiVersionsResponse_3(a: _Append, o: ApiVersionsResponse) -> None:
         sub = []
         sub.append(_S5.pack(o.zk_migration_ready))
         tags.append((3, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_ApiVersionsResponse_3(buf: _Buf, pos: int) -> tuple[ApiVersionsResponse, int]:

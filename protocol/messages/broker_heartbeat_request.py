@@ -112,11 +112,14 @@ def _enc_BrokerHeartbeatRequest_1(a: _Append, o: BrokerHeartbeatRequest) -> None
         for _e_offline_log_dirs in o.offline_log_dirs:
             sub.append(_S1.pack(_e_offline_log_dirs.bytes))
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_BrokerHeartbeatRequest_1(buf: _Buf, pos: int) -> tuple[BrokerHeartbeatRequest, int]:

@@ -102,6 +102,10 @@ class ConsumerGroupHeartbeatResponse(_Message):
     """null if not provided; the assignment otherwise."""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_Assignment = Assignment()
+
+
 def _enc_TopicPartitions_0(a: _Append, o: TopicPartitions) -> None:
     a(_S0.pack(o.topic_id.bytes))
     a(_enc_compact_i32_array(o.partitions))

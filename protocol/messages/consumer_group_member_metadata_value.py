@@ -106,6 +106,10 @@ class ConsumerGroupMemberMetadataValue(_Message):
     """The classic member metadata which includes the supported protocols of the consumer if it uses the classic protocol. The metadata is null if the consumer uses the consumer protocol."""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_ClassicMemberMetadata = ClassicMemberMetadata()
+
+
 def _enc_ClassicProtocol_0(a: _Append, o: ClassicProtocol) -> None:
     a(_enc_compact_string(o.name))
     a(_enc_compact_bytes_len(o.metadata))
@@ -163,7 +167,7 @@ def _enc_ConsumerGroupMemberMetadataValue_0(a: _Append, o: ConsumerGroupMemberMe
     a(_enc_compact_nullable_string(o.server_assignor))
     tags: list[tuple[int, bytes]] = []
     sub: list[_Any]
-    if o.classic_member_metadata != ClassicMemberMetadata():
+    if o.classic_member_metadata != _DEFAULT_ClassicMemberMetadata:
         sub = []
         if o.classic_member_metadata is None:
             sub.append(_NULL_STRUCT)
@@ -171,11 +175,14 @@ def _enc_ConsumerGroupMemberMetadataValue_0(a: _Append, o: ConsumerGroupMemberMe
             sub.append(_PRESENT_STRUCT)
             _enc_ClassicMemberMetadata_0(sub.append, o.classic_member_metadata)
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_ConsumerGroupMemberMetadataValue_0(buf: _Buf, pos: int) -> tuple[ConsumerGroupMemberMetadataValue, int]:

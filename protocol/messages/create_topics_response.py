@@ -236,11 +236,14 @@ def _enc_CreatableTopicResult_5(a: _Append, o: CreatableTopicResult) -> None:
         sub = []
         sub.append(_S0.pack(o.topic_config_error_code))
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_CreatableTopicResult_5(buf: _Buf, pos: int) -> tuple[CreatableTopicResult, int]:
@@ -317,11 +320,14 @@ def _enc_CreatableTopicResult_7(a: _Append, o: CreatableTopicResult) -> None:
         sub = []
         sub.append(_S0.pack(o.topic_config_error_code))
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_CreatableTopicResult_7(buf: _Buf, pos: int) -> tuple[CreatableTopicResult, int]:

@@ -92,6 +92,10 @@ class DescribeTopicPartitionsRequest(_Message):
     """The first topic and partition index to fetch details for."""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_Cursor = Cursor()
+
+
 def _enc_TopicRequest_0(a: _Append, o: TopicRequest) -> None:
     a(_enc_compact_string(o.name))
     a(_ZERO_BYTE)

@@ -127,6 +127,10 @@ class DescribeTopicPartitionsResponse(_Message):
     """The next topic and partition index to fetch details for."""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_Cursor = Cursor()
+
+
 def _enc_DescribeTopicPartitionsResponsePartition_0(a: _Append, o: DescribeTopicPartitionsResponsePartition) -> None:
     a(_S0.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch))
     a(_enc_compact_i32_array(o.replica_nodes))

@@ -151,6 +151,10 @@ class FetchRequest(_Message):
     """Rack ID of the consumer making this request"""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_ReplicaState = ReplicaState()
+
+
 def _enc_FetchPartition_0(a: _Append, o: FetchPartition) -> None:
     if o.last_fetched_epoch != -1:
         raise _EncodeError('FetchPartition.last_fetched_epoch is not default and version 0 lacks it')
@@ -185,7 +189,7 @@ def _dec_FetchTopic_0(buf: _Buf, pos: int) -> tuple[FetchTopic, int]:
 
 
 def _enc_FetchRequest_0(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 0 lacks it')
     if o.forgotten_topics_data:
         raise _EncodeError('FetchRequest.forgotten_topics_data is not default and version 0 lacks it')
@@ -224,7 +228,7 @@ def _enc_FetchTopic_1(a: _Append, o: FetchTopic) -> None:
 
 
 def _enc_FetchRequest_1(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 1 lacks it')
     if o.forgotten_topics_data:
         raise _EncodeError('FetchRequest.forgotten_topics_data is not default and version 1 lacks it')
@@ -248,7 +252,7 @@ def _enc_FetchTopic_2(a: _Append, o: FetchTopic) -> None:
 
 
 def _enc_FetchRequest_2(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 2 lacks it')
     if o.forgotten_topics_data:
         raise _EncodeError('FetchRequest.forgotten_topics_data is not default and version 2 lacks it')
@@ -272,7 +276,7 @@ def _enc_FetchTopic_3(a: _Append, o: FetchTopic) -> None:
 
 
 def _enc_FetchRequest_3(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 3 lacks it')
     if o.forgotten_topics_data:
         raise _EncodeError('FetchRequest.forgotten_topics_data is not default and version 3 lacks it')
@@ -311,7 +315,7 @@ def _enc_FetchTopic_4(a: _Append, o: FetchTopic) -> None:
 
 
 def _enc_FetchRequest_4(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 4 lacks it')
     if o.forgotten_topics_data:
         raise _EncodeError('FetchRequest.forgotten_topics_data is not default and version 4 lacks it')
@@ -370,7 +374,7 @@ def _dec_FetchTopic_5(buf: _Buf, pos: int) -> tuple[FetchTopic, int]:
 
 
 def _enc_FetchRequest_5(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 5 lacks it')
     if o.forgotten_topics_data:
         raise _EncodeError('FetchRequest.forgotten_topics_data is not default and version 5 lacks it')
@@ -409,7 +413,7 @@ def _enc_FetchTopic_6(a: _Append, o: FetchTopic) -> None:
 
 
 def _enc_FetchRequest_6(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 6 lacks it')
     if o.forgotten_topics_data:
         raise _EncodeError('FetchRequest.forgotten_topics_data is not default and version 6 lacks it')
@@ -449,7 +453,7 @@ def _dec_ForgottenTopic_7(buf: _Buf, pos: int) -> tuple[ForgottenTopic, int]:
 
 
 def _enc_FetchRequest_7(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 7 lacks it')
     a(_S5.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
     a(_enc_array_len(o.topics))
@@ -498,7 +502,7 @@ def _enc_FetchTopic_8(a: _Append, o: FetchTopic) -> None:
 
 
 def _enc_FetchRequest_8(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 8 lacks it')
     a(_S5.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
     a(_enc_array_len(o.topics))
@@ -543,7 +547,7 @@ def _dec_FetchTopic_9(buf: _Buf, pos: int) -> tuple[FetchTopic, int]:
 
 
 def _enc_FetchRequest_9(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 9 lacks it')
     a(_S5.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
     a(_enc_array_len(o.topics))
@@ -592,7 +596,7 @@ def _enc_FetchTopic_10(a: _Append, o: FetchTopic) -> None:
 
 
 def _enc_FetchRequest_10(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 10 lacks it')
     a(_S5.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
     a(_enc_array_len(o.topics))
@@ -617,7 +621,7 @@ def _enc_FetchTopic_11(a: _Append, o: FetchTopic) -> None:
 
 
 def _enc_FetchRequest_11(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 11 lacks it')
     a(_S5.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
     a(_enc_array_len(o.topics))
@@ -717,7 +721,7 @@ def _dec_ForgottenTopic_12(buf: _Buf, pos: int) -> tuple[ForgottenTopic, int]:
 
 
 def _enc_FetchRequest_12(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 12 lacks it')
     a(_S5.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
     a(_enc_compact_array_len(o.topics))
@@ -733,11 +737,14 @@ def _enc_FetchRequest_12(a: _Append, o: FetchRequest) -> None:
         sub = []
         sub.append(_enc_compact_nullable_string(o.cluster_id))
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_FetchRequest_12(buf: _Buf, pos: int) -> tuple[FetchRequest, int]:
@@ -827,7 +834,7 @@ def _dec_ForgottenTopic_13(buf: _Buf, pos: int) -> tuple[ForgottenTopic, int]:
 
 
 def _enc_FetchRequest_13(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 13 lacks it')
     a(_S5.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
     a(_enc_compact_array_len(o.topics))
@@ -843,11 +850,14 @@ def _enc_FetchRequest_13(a: _Append, o: FetchRequest) -> None:
         sub = []
         sub.append(_enc_compact_nullable_string(o.cluster_id))
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_FetchRequest_13(buf: _Buf, pos: int) -> tuple[FetchRequest, int]:
@@ -886,7 +896,7 @@ def _dec_FetchRequest_13(buf: _Buf, pos: int) -> tuple[FetchRequest, int]:
 
 
 def _enc_FetchRequest_14(a: _Append, o: FetchRequest) -> None:
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         raise _EncodeError('FetchRequest.replica_state is not default and version 14 lacks it')
     a(_S5.pack(o.replica_id, o.max_wait_ms, o.min_bytes, o.max_bytes, o.isolation_level, o.session_id, o.session_epoch))
     a(_enc_compact_array_len(o.topics))
@@ -902,11 +912,14 @@ def _enc_FetchRequest_14(a: _Append, o: FetchRequest) -> None:
         sub = []
         sub.append(_enc_compact_nullable_string(o.cluster_id))
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _enc_ReplicaState_15(a: _Append, o: ReplicaState) -> None:
@@ -941,15 +954,18 @@ def _enc_FetchRequest_15(a: _Append, o: FetchRequest) -> None:
         sub = []
         sub.append(_enc_compact_nullable_string(o.cluster_id))
         tags.append((0, b''.join(sub)))
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         sub = []
         _enc_ReplicaState_15(sub.append, o.replica_state)
         tags.append((1, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_FetchRequest_15(buf: _Buf, pos: int) -> tuple[FetchRequest, int]:
@@ -1010,15 +1026,18 @@ def _enc_FetchRequest_16(a: _Append, o: FetchRequest) -> None:
         sub = []
         sub.append(_enc_compact_nullable_string(o.cluster_id))
         tags.append((0, b''.join(sub)))
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         sub = []
         _enc_ReplicaState_15(sub.append, o.replica_state)
         tags.append((1, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _enc_FetchPartition_17(a: _Append, o: FetchPartition) -> None:
@@ -1029,11 +1048,14 @@ def _enc_FetchPartition_17(a: _Append, o: FetchPartition) -> None:
         sub = []
         sub.append(_S8.pack(o.replica_directory_id.bytes))
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_FetchPartition_17(buf: _Buf, pos: int) -> tuple[FetchPartition, int]:
@@ -1097,15 +1119,18 @@ def _enc_FetchRequest_17(a: _Append, o: FetchRequest) -> None:
         sub = []
         sub.append(_enc_compact_nullable_string(o.cluster_id))
         tags.append((0, b''.join(sub)))
-    if o.replica_state != ReplicaState():
+    if o.replica_state != _DEFAULT_ReplicaState:
         sub = []
         _enc_ReplicaState_15(sub.append, o.replica_state)
         tags.append((1, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_FetchRequest_17(buf: _Buf, pos: int) -> tuple[FetchRequest, int]:

@@ -166,12 +166,18 @@ class FetchResponse(_Message):
     """Endpoints for all current-leaders enumerated in PartitionData, with errors NOT_LEADER_OR_FOLLOWER & FENCED_LEADER_EPOCH."""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_EpochEndOffset = EpochEndOffset()
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
+_DEFAULT_SnapshotId = SnapshotId()
+
+
 def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 0 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 0 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 0 lacks it')
     if o.preferred_read_replica != -1:
         raise _EncodeError('PartitionData.preferred_read_replica is not default and version 0 lacks it')
@@ -235,11 +241,11 @@ def _dec_FetchResponse_0(buf: _Buf, pos: int) -> tuple[FetchResponse, int]:
 
 
 def _enc_PartitionData_1(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 1 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 1 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 1 lacks it')
     if o.preferred_read_replica != -1:
         raise _EncodeError('PartitionData.preferred_read_replica is not default and version 1 lacks it')
@@ -285,11 +291,11 @@ def _dec_FetchResponse_1(buf: _Buf, pos: int) -> tuple[FetchResponse, int]:
 
 
 def _enc_PartitionData_2(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 2 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 2 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 2 lacks it')
     if o.preferred_read_replica != -1:
         raise _EncodeError('PartitionData.preferred_read_replica is not default and version 2 lacks it')
@@ -320,11 +326,11 @@ def _enc_FetchResponse_2(a: _Append, o: FetchResponse) -> None:
 
 
 def _enc_PartitionData_3(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 3 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 3 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 3 lacks it')
     if o.preferred_read_replica != -1:
         raise _EncodeError('PartitionData.preferred_read_replica is not default and version 3 lacks it')
@@ -365,11 +371,11 @@ def _dec_AbortedTransaction_4(buf: _Buf, pos: int) -> tuple[AbortedTransaction, 
 
 
 def _enc_PartitionData_4(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 4 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 4 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 4 lacks it')
     if o.preferred_read_replica != -1:
         raise _EncodeError('PartitionData.preferred_read_replica is not default and version 4 lacks it')
@@ -451,11 +457,11 @@ def _dec_FetchResponse_4(buf: _Buf, pos: int) -> tuple[FetchResponse, int]:
 
 
 def _enc_PartitionData_5(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 5 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 5 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 5 lacks it')
     if o.preferred_read_replica != -1:
         raise _EncodeError('PartitionData.preferred_read_replica is not default and version 5 lacks it')
@@ -537,11 +543,11 @@ def _dec_FetchResponse_5(buf: _Buf, pos: int) -> tuple[FetchResponse, int]:
 
 
 def _enc_PartitionData_6(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 6 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 6 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 6 lacks it')
     if o.preferred_read_replica != -1:
         raise _EncodeError('PartitionData.preferred_read_replica is not default and version 6 lacks it')
@@ -578,11 +584,11 @@ def _enc_FetchResponse_6(a: _Append, o: FetchResponse) -> None:
 
 
 def _enc_PartitionData_7(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 7 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 7 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 7 lacks it')
     if o.preferred_read_replica != -1:
         raise _EncodeError('PartitionData.preferred_read_replica is not default and version 7 lacks it')
@@ -632,11 +638,11 @@ def _dec_FetchResponse_7(buf: _Buf, pos: int) -> tuple[FetchResponse, int]:
 
 
 def _enc_PartitionData_8(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 8 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 8 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 8 lacks it')
     if o.preferred_read_replica != -1:
         raise _EncodeError('PartitionData.preferred_read_replica is not default and version 8 lacks it')
@@ -671,11 +677,11 @@ def _enc_FetchResponse_8(a: _Append, o: FetchResponse) -> None:
 
 
 def _enc_PartitionData_9(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 9 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 9 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 9 lacks it')
     if o.preferred_read_replica != -1:
         raise _EncodeError('PartitionData.preferred_read_replica is not default and version 9 lacks it')
@@ -710,11 +716,11 @@ def _enc_FetchResponse_9(a: _Append, o: FetchResponse) -> None:
 
 
 def _enc_PartitionData_10(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 10 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 10 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 10 lacks it')
     if o.preferred_read_replica != -1:
         raise _EncodeError('PartitionData.preferred_read_replica is not default and version 10 lacks it')
@@ -749,11 +755,11 @@ def _enc_FetchResponse_10(a: _Append, o: FetchResponse) -> None:
 
 
 def _enc_PartitionData_11(a: _Append, o: PartitionData) -> None:
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         raise _EncodeError('PartitionData.diverging_epoch is not default and version 11 lacks it')
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionData.current_leader is not default and version 11 lacks it')
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         raise _EncodeError('PartitionData.snapshot_id is not default and version 11 lacks it')
     a(_S4.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset))
     if o.aborted_transactions is None:
@@ -909,23 +915,26 @@ def _enc_PartitionData_12(a: _Append, o: PartitionData) -> None:
         a(o.records)
     tags: list[tuple[int, bytes]] = []
     sub: list[_Any]
-    if o.diverging_epoch != EpochEndOffset():
+    if o.diverging_epoch != _DEFAULT_EpochEndOffset:
         sub = []
         _enc_EpochEndOffset_12(sub.append, o.diverging_epoch)
         tags.append((0, b''.join(sub)))
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         sub = []
         _enc_LeaderIdAndEpoch_12(sub.append, o.current_leader)
         tags.append((1, b''.join(sub)))
-    if o.snapshot_id != SnapshotId():
+    if o.snapshot_id != _DEFAULT_SnapshotId:
         sub = []
         _enc_SnapshotId_12(sub.append, o.snapshot_id)
         tags.append((2, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_PartitionData_12(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
@@ -1135,11 +1144,14 @@ def _enc_FetchResponse_16(a: _Append, o: FetchResponse) -> None:
         for _e_node_endpoints in o.node_endpoints:
             _enc_NodeEndpoint_16(sub.append, _e_node_endpoints)
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_FetchResponse_16(buf: _Buf, pos: int) -> tuple[FetchResponse, int]:

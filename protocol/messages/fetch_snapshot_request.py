@@ -111,6 +111,10 @@ class FetchSnapshotRequest(_Message):
     """The topics to fetch"""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_SnapshotId = SnapshotId()
+
+
 def _enc_SnapshotId_0(a: _Append, o: SnapshotId) -> None:
     a(_S0.pack(o.end_offset, o.epoch))
     a(_ZERO_BYTE)
@@ -183,11 +187,14 @@ def _enc_FetchSnapshotRequest_0(a: _Append, o: FetchSnapshotRequest) -> None:
         sub = []
         sub.append(_enc_compact_nullable_string(o.cluster_id))
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_FetchSnapshotRequest_0(buf: _Buf, pos: int) -> tuple[FetchSnapshotRequest, int]:
@@ -225,11 +232,14 @@ def _enc_PartitionSnapshot_1(a: _Append, o: PartitionSnapshot) -> None:
         sub = []
         sub.append(_S3.pack(o.replica_directory_id.bytes))
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_PartitionSnapshot_1(buf: _Buf, pos: int) -> tuple[PartitionSnapshot, int]:
@@ -288,11 +298,14 @@ def _enc_FetchSnapshotRequest_1(a: _Append, o: FetchSnapshotRequest) -> None:
         sub = []
         sub.append(_enc_compact_nullable_string(o.cluster_id))
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_FetchSnapshotRequest_1(buf: _Buf, pos: int) -> tuple[FetchSnapshotRequest, int]:

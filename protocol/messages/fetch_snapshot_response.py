@@ -134,6 +134,11 @@ class FetchSnapshotResponse(_Message):
     """Endpoints for all current-leaders enumerated in PartitionSnapshot"""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
+_DEFAULT_SnapshotId = SnapshotId()
+
+
 def _enc_SnapshotId_0(a: _Append, o: SnapshotId) -> None:
     a(_S0.pack(o.end_offset, o.epoch))
     a(_ZERO_BYTE)
@@ -174,15 +179,18 @@ def _enc_PartitionSnapshot_0(a: _Append, o: PartitionSnapshot) -> None:
     a(o.unaligned_records)
     tags: list[tuple[int, bytes]] = []
     sub: list[_Any]
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         sub = []
         _enc_LeaderIdAndEpoch_0(sub.append, o.current_leader)
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_PartitionSnapshot_0(buf: _Buf, pos: int) -> tuple[PartitionSnapshot, int]:
@@ -270,15 +278,18 @@ def _enc_PartitionSnapshot_1(a: _Append, o: PartitionSnapshot) -> None:
     a(o.unaligned_records)
     tags: list[tuple[int, bytes]] = []
     sub: list[_Any]
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         sub = []
         _enc_LeaderIdAndEpoch_0(sub.append, o.current_leader)
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _enc_TopicSnapshot_1(a: _Append, o: TopicSnapshot) -> None:
@@ -322,11 +333,14 @@ def _enc_FetchSnapshotResponse_1(a: _Append, o: FetchSnapshotResponse) -> None:
         for _e_node_endpoints in o.node_endpoints:
             _enc_NodeEndpoint_1(sub.append, _e_node_endpoints)
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_FetchSnapshotResponse_1(buf: _Buf, pos: int) -> tuple[FetchSnapshotResponse, int]:

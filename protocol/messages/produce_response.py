@@ -137,8 +137,12 @@ class ProduceResponse(_Message):
     """Endpoints for all current-leaders enumerated in PartitionProduceResponses, with errors NOT_LEADER_OR_FOLLOWER."""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
+
+
 def _enc_PartitionProduceResponse_0(a: _Append, o: PartitionProduceResponse) -> None:
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 0 lacks it')
     a(_S0.pack(o.index, o.error_code, o.base_offset))
 
@@ -192,7 +196,7 @@ def _dec_ProduceResponse_0(buf: _Buf, pos: int) -> tuple[ProduceResponse, int]:
 
 
 def _enc_PartitionProduceResponse_1(a: _Append, o: PartitionProduceResponse) -> None:
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 1 lacks it')
     a(_S0.pack(o.index, o.error_code, o.base_offset))
 
@@ -229,7 +233,7 @@ def _dec_ProduceResponse_1(buf: _Buf, pos: int) -> tuple[ProduceResponse, int]:
 
 
 def _enc_PartitionProduceResponse_2(a: _Append, o: PartitionProduceResponse) -> None:
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 2 lacks it')
     a(_S2.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms))
 
@@ -286,7 +290,7 @@ def _dec_ProduceResponse_2(buf: _Buf, pos: int) -> tuple[ProduceResponse, int]:
 
 
 def _enc_PartitionProduceResponse_3(a: _Append, o: PartitionProduceResponse) -> None:
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 3 lacks it')
     a(_S2.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms))
 
@@ -308,7 +312,7 @@ def _enc_ProduceResponse_3(a: _Append, o: ProduceResponse) -> None:
 
 
 def _enc_PartitionProduceResponse_4(a: _Append, o: PartitionProduceResponse) -> None:
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 4 lacks it')
     a(_S2.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms))
 
@@ -330,7 +334,7 @@ def _enc_ProduceResponse_4(a: _Append, o: ProduceResponse) -> None:
 
 
 def _enc_PartitionProduceResponse_5(a: _Append, o: PartitionProduceResponse) -> None:
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 5 lacks it')
     a(_S3.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset))
 
@@ -387,7 +391,7 @@ def _dec_ProduceResponse_5(buf: _Buf, pos: int) -> tuple[ProduceResponse, int]:
 
 
 def _enc_PartitionProduceResponse_6(a: _Append, o: PartitionProduceResponse) -> None:
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 6 lacks it')
     a(_S3.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset))
 
@@ -409,7 +413,7 @@ def _enc_ProduceResponse_6(a: _Append, o: ProduceResponse) -> None:
 
 
 def _enc_PartitionProduceResponse_7(a: _Append, o: PartitionProduceResponse) -> None:
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 7 lacks it')
     a(_S3.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset))
 
@@ -443,7 +447,7 @@ def _dec_BatchIndexAndErrorMessage_8(buf: _Buf, pos: int) -> tuple[BatchIndexAnd
 
 
 def _enc_PartitionProduceResponse_8(a: _Append, o: PartitionProduceResponse) -> None:
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 8 lacks it')
     a(_S3.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset))
     a(_enc_array_len(o.record_errors))
@@ -531,7 +535,7 @@ def _dec_BatchIndexAndErrorMessage_9(buf: _Buf, pos: int) -> tuple[BatchIndexAnd
 
 
 def _enc_PartitionProduceResponse_9(a: _Append, o: PartitionProduceResponse) -> None:
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 9 lacks it')
     a(_S3.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset))
     a(_enc_compact_array_len(o.record_errors))
@@ -639,15 +643,18 @@ def _enc_PartitionProduceResponse_10(a: _Append, o: PartitionProduceResponse) ->
     a(_enc_compact_nullable_string(o.error_message))
     tags: list[tuple[int, bytes]] = []
     sub: list[_Any]
-    if o.current_leader != LeaderIdAndEpoch():
+    if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         sub = []
         _enc_LeaderIdAndEpoch_10(sub.append, o.current_leader)
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_PartitionProduceResponse_10(buf: _Buf, pos: int) -> tuple[PartitionProduceResponse, int]:
@@ -737,11 +744,14 @@ def _enc_ProduceResponse_10(a: _Append, o: ProduceResponse) -> None:
         for _e_node_endpoints in o.node_endpoints:
             _enc_NodeEndpoint_10(sub.append, _e_node_endpoints)
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_ProduceResponse_10(buf: _Buf, pos: int) -> tuple[ProduceResponse, int]:

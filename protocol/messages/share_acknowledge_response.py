@@ -124,6 +124,10 @@ class ShareAcknowledgeResponse(_Message):
     """Endpoints for all current leaders enumerated in PartitionData with error NOT_LEADER_OR_FOLLOWER."""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_LeaderIdAndEpoch = LeaderIdAndEpoch()
+
+
 def _enc_LeaderIdAndEpoch_0(a: _Append, o: LeaderIdAndEpoch) -> None:
     a(_S0.pack(o.leader_id, o.leader_epoch))
     a(_ZERO_BYTE)

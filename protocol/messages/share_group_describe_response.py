@@ -135,6 +135,10 @@ class ShareGroupDescribeResponse(_Message):
     """Each described group."""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_Assignment = Assignment()
+
+
 def _enc_TopicPartitions_0(a: _Append, o: TopicPartitions) -> None:
     a(_S0.pack(o.topic_id.bytes))
     a(_enc_compact_string(o.topic_name))

@@ -881,11 +881,14 @@ def _enc_UpdateMetadataRequest_8(a: _Append, o: UpdateMetadataRequest) -> None:
         sub = []
         sub.append(_S7.pack(o.type))
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_UpdateMetadataRequest_8(buf: _Buf, pos: int) -> tuple[UpdateMetadataRequest, int]:

@@ -103,6 +103,10 @@ class UpdateRaftVoterRequest(_Message):
     """The range of versions of the protocol that the replica supports"""
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_KRaftVersionFeature = KRaftVersionFeature()
+
+
 def _enc_Listener_0(a: _Append, o: Listener) -> None:
     a(_enc_compact_string(o.name))
     a(_enc_compact_string(o.host))

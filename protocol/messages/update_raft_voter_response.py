@@ -91,6 +91,10 @@ class UpdateRaftVoterResponse(_Message):
     current_leader: CurrentLeader = _field(default_factory=CurrentLeader)
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_CurrentLeader = CurrentLeader()
+
+
 def _enc_CurrentLeader_0(a: _Append, o: CurrentLeader) -> None:
     a(_S0.pack(o.leader_id, o.leader_epoch))
     a(_enc_compact_string(o.host))
@@ -115,15 +119,18 @@ def _enc_UpdateRaftVoterResponse_0(a: _Append, o: UpdateRaftVoterResponse) -> No
     a(_S2.pack(o.throttle_time_ms, o.error_code))
     tags: list[tuple[int, bytes]] = []
     sub: list[_Any]
-    if o.current_leader != CurrentLeader():
+    if o.current_leader != _DEFAULT_CurrentLeader:
         sub = []
         _enc_CurrentLeader_0(sub.append, o.current_leader)
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_UpdateRaftVoterResponse_0(buf: _Buf, pos: int) -> tuple[UpdateRaftVoterResponse, int]:

@@ -213,11 +213,14 @@ def _enc_VoteResponse_1(a: _Append, o: VoteResponse) -> None:
         for _e_node_endpoints in o.node_endpoints:
             _enc_NodeEndpoint_1(sub.append, _e_node_endpoints)
         tags.append((0, b''.join(sub)))
-    a(_uvarint(len(tags)))
-    for tag, data in tags:
-        a(_uvarint(tag))
-        a(_uvarint(len(data)))
-        a(data)
+    if not tags:
+        a(_ZERO_BYTE)
+    else:
+        a(_uvarint(len(tags)))
+        for tag, data in tags:
+            a(_uvarint(tag))
+            a(_uvarint(len(data)))
+            a(data)
 
 
 def _dec_VoteResponse_1(buf: _Buf, pos: int) -> tuple[VoteResponse, int]:

@@ -108,6 +108,10 @@ class VotersRecord(_Message):
     voters: list[Voter] = _field(default_factory=list)
 
 
+# Default instances that struct fields are compared against (never handed out).
+_DEFAULT_KRaftVersionFeature = KRaftVersionFeature()
+
+
 def _enc_Endpoint_0(a: _Append, o: Endpoint) -> None:
     a(_enc_compact_string(o.name))
     a(_enc_compact_string(o.host))
