@@ -1,4 +1,4 @@
-"""Fetch (key 1), versions 0-16.
+"""Fetch (key 1), versions 0-17 (v17 only adds the replica directory id that KRaft followers send).
 
 Record data leaves as file slices that the connection ``sendfile``s from the segment files; it
 is never read into Python except to down-convert for v0-v3 clients (magic 0 for v0-v1, magic 1
@@ -20,7 +20,6 @@ Follower fetches (replica_id >= 0) belong to the cluster mode and are refused fo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable
@@ -71,7 +70,7 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     if request.max_wait_ms <= 0 or total >= request.min_bytes or errors or not targets:
         return response
     _release(response)
-    return _long_poll(ctx, request, targets)
+    return _DelayedFetch(ctx, request, targets).future
 
 
 def _session_error(request: FetchRequest) -> ErrorCode | None:
@@ -247,32 +246,45 @@ def _release(response: FetchResponse) -> None:
                 p.records.close()
 
 
-async def _long_poll(ctx: RequestContext, request: FetchRequest, targets: list[_Target]) -> FetchResponse:
-    """Wait for appends to the requested partitions until ``min_bytes`` is there or time is up."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + request.max_wait_ms / 1000.0
-    partitions = {id(t.partition): t.partition for t in targets if t.partition is not None}
-    while True:
-        woken: asyncio.Future[None] = loop.create_future()
+class _DelayedFetch:
+    """A fetch waiting for data: completed by an append to one of its partitions (checked at
+    once, in the appender's call) or by its ``max_wait_ms`` timer. Callbacks and one future, no
+    task: an idle long poll costs a timer and a listener per partition."""
 
-        def wake(woken: asyncio.Future[None] = woken) -> None:
-            if not woken.done():
-                woken.set_result(None)
+    __slots__ = ("ctx", "future", "partitions", "request", "targets", "timer")
 
-        for partition in partitions.values():
-            partition.add_listener(wake)
-        try:
-            remaining = deadline - loop.time()
-            if remaining > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(woken, remaining)
-        finally:
-            for partition in partitions.values():
-                partition.remove_listener(wake)
-        response, total, errors = _read_all(ctx, request, targets)
-        if total >= request.min_bytes or errors or loop.time() >= deadline:
-            return response
-        _release(response)
+    def __init__(self, ctx: RequestContext, request: FetchRequest, targets: list[_Target]) -> None:
+        loop = asyncio.get_running_loop()
+        self.ctx = ctx
+        self.request = request
+        self.targets = targets
+        self.future: asyncio.Future[FetchResponse] = loop.create_future()
+        self.partitions = list(
+            {id(t.partition): t.partition for t in targets if t.partition is not None}.values()
+        )
+        for partition in self.partitions:
+            partition.add_listener(self.wake)
+        self.timer = loop.call_later(request.max_wait_ms / 1000.0, self.expire)
+        # Completion, expiry and cancellation (the connection closed) all end here.
+        self.future.add_done_callback(self._forget)
+
+    def wake(self) -> None:
+        if self.future.done():
+            return
+        response, total, errors = _read_all(self.ctx, self.request, self.targets)
+        if total >= self.request.min_bytes or errors:
+            self.future.set_result(response)
+        else:
+            _release(response)
+
+    def expire(self) -> None:
+        if not self.future.done():
+            self.future.set_result(_read_all(self.ctx, self.request, self.targets)[0])
+
+    def _forget(self, _: object) -> None:
+        self.timer.cancel()
+        for partition in self.partitions:
+            partition.remove_listener(self.wake)
 
 
-HANDLER = Handler(API_KEY, 0, 16, handle)
+HANDLER = Handler(API_KEY, 0, 17, handle)
