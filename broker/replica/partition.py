@@ -110,11 +110,12 @@ class Partition:
     # -- writes ----------------------------------------------------------------------------------
 
     def maybe_increment_high_watermark(self) -> bool:
-        leo = self.log.log_end_offset
-        hw = leo
-        for replica in self.state.isr:
-            if replica != self.local_id:
-                hw = min(hw, self.follower_leo.get(replica, 0))
+        hw = self.log.log_end_offset
+        isr = self.state.isr
+        if len(isr) > 1:
+            for replica in isr:
+                if replica != self.local_id:
+                    hw = min(hw, self.follower_leo.get(replica, 0))
         if hw > self.log.high_watermark:
             self.log.high_watermark = hw
             return True
