@@ -5,7 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-APT_PACKAGES := kcat
+# command:Debian package, for what the compatibility tests drive.
+APT_TOOLS := kcat:kcat node:nodejs npm:npm
 
 .PHONY: run install test test-deps system-deps node-deps lint typecheck bench codegen clean
 
@@ -26,8 +27,8 @@ $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 
 # Debian packages the compatibility tests drive (installed when running as root and missing).
 system-deps:
-	@missing=""; for pkg in $(APT_PACKAGES); do \
-	  command -v $$pkg >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	@missing=""; for tool in $(APT_TOOLS); do \
+	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \
