@@ -9,6 +9,8 @@ with one call; no record is decoded on this path. Exceptions, as Kafka:
   (UNSUPPORTED_COMPRESSION_TYPE).
 - Compacted topics require a key on every record, so their batches are decoded (INVALID_RECORD
   with ``record_errors`` naming the batch).
+- A topic whose ``compression.type`` names a codec (not ``producer``) gets every batch in that
+  codec: batches in another one are decoded and rebuilt (zstd needs v7+).
 - Idempotent batches (producer id set) are checked against the partition's producer state: a
   retried batch is acknowledged with its first offsets and not appended again;
   OUT_OF_ORDER_SEQUENCE_NUMBER and INVALID_PRODUCER_EPOCH otherwise.
@@ -36,13 +38,14 @@ from protocol.messages.produce_response import (
     TopicProduceResponse,
 )
 from protocol.records import batch as rb
-from protocol.records import decode_batch, upconvert_to_v2
-from protocol.records.compression import ZSTD
+from protocol.records import build_batch, decode_batch, upconvert_to_v2
+from protocol.records.compression import GZIP, LZ4, NONE, SNAPPY, ZSTD
 from storage import (
     CorruptBatchError,
     InvalidMagicError,
     InvalidRecordBatchError,
     InvalidTimestampError,
+    LogConfig,
     RecordTooLargeError,
     StorageError,
 )
@@ -50,6 +53,8 @@ from storage import (
 log = logging.getLogger(__name__)
 
 API_KEY = 0
+#: Topic compression.type values that name a codec ("producer" keeps what the client sent).
+TOPIC_CODECS = {"uncompressed": NONE, "gzip": GZIP, "snappy": SNAPPY, "lz4": LZ4, "zstd": ZSTD}
 
 
 class _Reject(Exception):
@@ -100,7 +105,7 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse:
                 results.append(_error(index, ErrorCode.NOT_ENOUGH_REPLICAS, version))
                 continue
             try:
-                records, header = _prepare(pdata.records, version, partition.log.config.cleanup_policy)
+                records, header = _prepare(pdata.records, version, partition.log.config)
                 outcome: AppendOutcome = partition.append_as_leader(records, header)
             except _Reject as exc:
                 results.append(_error(index, exc.code, version, exc.message, exc.record_errors))
@@ -124,7 +129,7 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse:
     return ProduceResponse(responses=responses, throttle_time_ms=0)
 
 
-def _prepare(records: object, version: int, cleanup_policy: str) -> tuple[memoryview, rb.BatchHeader | None]:
+def _prepare(records: object, version: int, config: LogConfig) -> tuple[memoryview, rb.BatchHeader | None]:
     """Shape checks of Kafka's ProduceRequest validation; returns a writable view of the batches
     and, for a single batch, its header (idempotence applies then)."""
     if records is None:
@@ -167,9 +172,48 @@ def _prepare(records: object, version: int, cleanup_policy: str) -> tuple[memory
             ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
             "Produce requests with version below 7 cannot use zstd compression",
         )
-    if "compact" in cleanup_policy:
+    if "compact" in config.cleanup_policy:
         _check_keys(view)
+    target = TOPIC_CODECS.get(config.compression_type)
+    if target is not None:
+        if target == ZSTD and version < 7:
+            raise _Reject(
+                ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
+                "Produce requests to a compression.type=zstd topic need version 7 or above",
+            )
+        if header is None or header.compression != target:
+            view = _recompress(view, target)
+            if header is not None:
+                header = rb.read_header(view, 0)
     return view, header
+
+
+def _recompress(view: memoryview, codec: int) -> memoryview:
+    """A topic whose compression.type names a codec stores every batch in it, as Kafka does: the
+    batches are rebuilt with the same offsets deltas, timestamps and producer fields."""
+    out = bytearray()
+    try:
+        for pos, _ in rb.iter_batches(view):
+            header, records = decode_batch(view, pos)
+            if header.compression == codec or header.is_control:
+                out += view[pos : pos + header.size]
+                continue
+            out += build_batch(
+                records,
+                base_timestamp=header.base_timestamp,
+                max_timestamp=header.max_timestamp,
+                compression=codec,
+                log_append_time=header.is_log_append_time,
+                producer_id=header.producer_id,
+                producer_epoch=header.producer_epoch,
+                base_sequence=header.base_sequence,
+                transactional=header.is_transactional,
+                partition_leader_epoch=header.partition_leader_epoch,
+                last_offset_delta=header.last_offset_delta,
+            )
+    except DecodeError as exc:
+        raise _Reject(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+    return memoryview(out)
 
 
 def _check_keys(view: memoryview) -> None:

@@ -328,3 +328,35 @@ def test_cluster_id_topic_ids_and_configs_persist(tmp_path: Path) -> None:
         assert broker.replica_manager.get(("keep", 1)).log.config.retention_ms == 12345
     finally:
         broker.log_manager.close()
+
+
+def test_topic_compression_type_recompresses_batches(call: Caller) -> None:
+    from protocol.messages.create_topics_request import (
+        CreatableTopic,
+        CreatableTopicConfig,
+        CreateTopicsRequest,
+    )
+    from protocol.records import read_header
+    from protocol.records.compression import GZIP, ZSTD
+
+    for name, codec in (("gz", "gzip"), ("zs", "zstd")):
+        request = CreateTopicsRequest(
+            topics=[CreatableTopic(name, 1, 1, configs=[CreatableTopicConfig("compression.type", codec)])]
+        )
+        assert call(request, 7).topics[0].error_code == 0
+    result = produce(call, "gz", 0, batch([b"a", b"b"], pid=7, epoch=0, seq=0))
+    assert result.error_code == 0
+    assert fetch_records(call, "gz", 0, 0) == [b"a", b"b"]
+    stored = call.broker.replica_manager.get(("gz", 0)).log.read_bytes(0, 1 << 20)
+    header = read_header(stored)
+    assert header.compression == GZIP
+    assert (header.producer_id, header.base_sequence, header.last_offset_delta) == (7, 0, 1)
+    retry = produce(call, "gz", 0, batch([b"a", b"b"], pid=7, epoch=0, seq=0))
+    assert retry.error_code == 0 and retry.base_offset == 0  # still a duplicate after recompression
+    assert (
+        produce(call, "zs", 0, batch([b"z"]), version=6).error_code == ErrorCode.UNSUPPORTED_COMPRESSION_TYPE
+    )
+    assert produce(call, "zs", 0, batch([b"z"]), version=9).error_code == 0
+    assert (
+        read_header(call.broker.replica_manager.get(("zs", 0)).log.read_bytes(0, 1 << 20)).compression == ZSTD
+    )
