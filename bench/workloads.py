@@ -166,7 +166,6 @@ def kp_produce(bootstrap: str, topic: str, count: int) -> None:
         batch_size=1_000_000,
         acks=1,
         enable_idempotence=False,
-        buffer_memory=256 * 1024 * 1024,
     )
     producer.send(topic, PAYLOAD).get(30)
     start = time.perf_counter()
