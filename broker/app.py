@@ -80,9 +80,8 @@ class Broker:
         """This broker's advertised endpoint on ``listener`` (the one a request came in on)."""
         advertised = self.config.advertised_listeners
         chosen = next((a for a in advertised if a.name == listener), advertised[0])
+        # Port 0 asks for any free port: advertise the one actually bound.
         port = chosen.port or self.bound_ports.get(chosen.name, 0)
-        if chosen.port == 0:
-            port = self.bound_ports.get(chosen.name, port)
         return [BrokerEndpoint(self.node_id, chosen.host, port, self.config.get("broker.rack"))]
 
     @property

@@ -66,11 +66,29 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
         if session_error is not None:
             return FetchResponse(error_code=session_error, session_id=0, responses=[])
     targets = _resolve(ctx, request)
+    may_wait = request.max_wait_ms > 0 and request.min_bytes > 0 and targets
+    if may_wait and _nothing_to_read(targets, version >= 4 and request.isolation_level == READ_COMMITTED):
+        # An idle consumer's poll: wait without building the empty answer first.
+        return _DelayedFetch(ctx, request, targets).future
     response, total, errors = _read_all(ctx, request, targets)
-    if request.max_wait_ms <= 0 or total >= request.min_bytes or errors or not targets:
+    if not may_wait or total >= request.min_bytes or errors:
         return response
     _release(response)
     return _DelayedFetch(ctx, request, targets).future
+
+
+def _nothing_to_read(targets: list[_Target], committed: bool) -> bool:
+    """True when every partition is healthy and its fetch offset is at its end (the high
+    watermark, or the last stable offset), so a read would return nothing and no error."""
+    for target in targets:
+        partition = target.partition
+        if partition is None or target.error:
+            return False
+        offset = target.request.fetch_offset
+        end = partition.last_stable_offset if committed else partition.high_watermark
+        if offset != end or offset < partition.log_start_offset:
+            return False
+    return True
 
 
 def _session_error(request: FetchRequest) -> ErrorCode | None:
