@@ -224,7 +224,10 @@ class OffsetManager:
         return removed_count
 
     def on_partitions_deleted(self, partitions: Iterable[TopicPartitionKey]) -> None:
-        """Topics were deleted: their committed offsets go too (Kafka's handleDeletedPartitions)."""
+        """Topics were deleted: their committed offsets go too (Kafka's handleDeletedPartitions).
+        A coordinator that was never started holds no group state, so there is nothing to do."""
+        if not self.coordinator.active:
+            return
         tps = list(partitions)
         self.coordinator.spawn(
             self.cleanup(list(self.store.groups.values()), lambda g: g.remove_offsets(tps))
