@@ -9,10 +9,10 @@ cannot change at run time).
 
 from __future__ import annotations
 
-from broker.cluster.topics import TopicError
+from functools import partial
+
 from broker.handlers.base import Handler, RequestContext
-from broker.handlers.configs_common import RESOURCE_BROKER, RESOURCE_TOPIC
-from protocol.error_codes import ErrorCode
+from broker.handlers.configs_common import alter_resource
 from protocol.messages.alter_configs_request import AlterConfigsRequest
 from protocol.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
 
@@ -28,20 +28,14 @@ def handle(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsRes
             resource_type=resource.resource_type,
             resource_name=resource.resource_name,
         )
-        if resource.resource_type == RESOURCE_TOPIC:
-            configs = {c.name: c.value for c in resource.configs}
-            try:
-                ctx.broker.topics.set_configs(
-                    resource.resource_name, configs, validate_only=request.validate_only
-                )
-            except TopicError as exc:
-                out.error_code, out.error_message = exc.code, exc.message
-        elif resource.resource_type == RESOURCE_BROKER:
-            out.error_code = ErrorCode.INVALID_REQUEST
-            out.error_message = "Dynamic broker configs are not supported by this broker yet"
-        else:
-            out.error_code = ErrorCode.INVALID_REQUEST
-            out.error_message = f"Unsupported resource type {resource.resource_type}"
+        configs = {c.name: c.value for c in resource.configs}
+        change = partial(
+            ctx.broker.topics.set_configs,
+            resource.resource_name,
+            configs,
+            validate_only=request.validate_only,
+        )
+        out.error_code, out.error_message = alter_resource(resource.resource_type, change)
         responses.append(out)
     return AlterConfigsResponse(throttle_time_ms=0, responses=responses)
 

@@ -1,6 +1,11 @@
-"""Shared by the config apis: resource types and turning described entries into responses."""
+"""Shared by the config apis: resource types, operations, and applying a change to a resource."""
 
 from __future__ import annotations
+
+from collections.abc import Callable
+
+from broker.cluster.topics import TopicError
+from protocol.error_codes import ErrorCode
 
 RESOURCE_TOPIC = 2
 RESOURCE_BROKER = 4
@@ -11,3 +16,18 @@ OP_SET = 0
 OP_DELETE = 1
 OP_APPEND = 2
 OP_SUBTRACT = 3
+
+
+def alter_resource(resource_type: int, alter_topic: Callable[[], None]) -> tuple[int, str | None]:
+    """(error code, message) of changing one resource of AlterConfigs / IncrementalAlterConfigs:
+    a topic is changed by ``alter_topic``; broker configs cannot change at run time yet (Kafka
+    answers INVALID_REQUEST for configs that cannot)."""
+    if resource_type == RESOURCE_TOPIC:
+        try:
+            alter_topic()
+        except TopicError as exc:
+            return exc.code, exc.message
+        return ErrorCode.NONE, None
+    if resource_type == RESOURCE_BROKER:
+        return ErrorCode.INVALID_REQUEST, "Dynamic broker configs are not supported by this broker yet"
+    return ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}"

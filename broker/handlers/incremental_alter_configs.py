@@ -9,18 +9,12 @@ non-list config, or a config named twice, is INVALID_CONFIG / INVALID_REQUEST as
 from __future__ import annotations
 
 from collections import Counter
+from functools import partial
 
 from broker.cluster.topics import TopicError
 from broker.config import ConfigError, is_list_config, topic_default_text
 from broker.handlers.base import Handler, RequestContext
-from broker.handlers.configs_common import (
-    OP_APPEND,
-    OP_DELETE,
-    OP_SET,
-    OP_SUBTRACT,
-    RESOURCE_BROKER,
-    RESOURCE_TOPIC,
-)
+from broker.handlers.configs_common import OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT, alter_resource
 from protocol.error_codes import ErrorCode
 from protocol.messages.incremental_alter_configs_request import (
     AlterConfigsResource,
@@ -43,17 +37,8 @@ def handle(ctx: RequestContext, request: IncrementalAlterConfigsRequest) -> Incr
             resource_type=resource.resource_type,
             resource_name=resource.resource_name,
         )
-        if resource.resource_type == RESOURCE_TOPIC:
-            try:
-                _alter_topic(ctx, resource, request.validate_only)
-            except TopicError as exc:
-                out.error_code, out.error_message = exc.code, exc.message
-        elif resource.resource_type == RESOURCE_BROKER:
-            out.error_code = ErrorCode.INVALID_REQUEST
-            out.error_message = "Dynamic broker configs are not supported by this broker yet"
-        else:
-            out.error_code = ErrorCode.INVALID_REQUEST
-            out.error_message = f"Unsupported resource type {resource.resource_type}"
+        change = partial(_alter_topic, ctx, resource, request.validate_only)
+        out.error_code, out.error_message = alter_resource(resource.resource_type, change)
         responses.append(out)
     return IncrementalAlterConfigsResponse(throttle_time_ms=0, responses=responses)
 
