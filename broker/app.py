@@ -8,6 +8,7 @@ import asyncio
 import gc
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,6 @@ from broker.network.server import ListenAddress, Server
 from broker.replica.manager import ReplicaManager
 from broker.types import BrokerId
 from protocol import api as papi
-from protocol.message import Message
 from storage import LogConfig, LogManager, SystemClock
 
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ class Broker:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: Server | None = None
         self.bound_ports: dict[str, int] = {}
-        self._timers: list[asyncio.TimerHandle] = []
+        self._timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._producer_ids: tuple[int, int] = (0, 0)
         self._stopping: asyncio.Event | None = None
@@ -100,9 +100,6 @@ class Broker:
     def make_context(self, conn: Connection, request: papi.Request) -> RequestContext:
         return RequestContext(self, conn, request.header, request.api.api_key, request.version)
 
-    def unsupported_api_versions(self) -> Message:
-        return api_versions.unsupported_version_response()
-
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -112,7 +109,7 @@ class Broker:
             self.loop,
             HANDLERS,
             self.make_context,
-            self.unsupported_api_versions,
+            api_versions.unsupported_version_response,
             max_frame_size=self.config.socket_request_max_bytes,
             idle_timeout_ms=self.config.connections_max_idle_ms,
         )
@@ -137,49 +134,40 @@ class Broker:
 
     def _schedule_periodic(self) -> None:
         cfg = self.config
-        self._every(cfg.get("log.flush.scheduler.interval.ms"), self.log_manager.flush_due, blocking=True)
-        self._every(
-            cfg.get("log.flush.offset.checkpoint.interval.ms"), self.log_manager.checkpoint, blocking=True
-        )
-        self._every(
-            cfg.get("log.retention.check.interval.ms"), self.log_manager.run_retention_once, blocking=True
-        )
+        self._every(cfg.get("log.flush.scheduler.interval.ms"), self.log_manager.flush_due)
+        self._every(cfg.get("log.flush.offset.checkpoint.interval.ms"), self.log_manager.checkpoint)
+        self._every(cfg.get("log.retention.check.interval.ms"), self.log_manager.run_retention_once)
         if cfg.get("log.cleaner.enable"):
-            self._every(cfg.get("log.cleaner.backoff.ms"), self.log_manager.run_cleaner_once, blocking=True)
+            self._every(cfg.get("log.cleaner.backoff.ms"), self.log_manager.run_cleaner_once)
 
-    def _every(self, interval_ms: int | None, work: Any, *, blocking: bool) -> None:
-        """Run ``work`` every ``interval_ms`` (in a worker thread when it may block on disk)."""
+    def _every(self, interval_ms: int | None, work: Callable[[], object]) -> None:
+        """Run ``work`` every ``interval_ms`` in a worker thread (it may block on fsync); the next
+        run is scheduled when this one ends, so runs never overlap."""
         if not interval_ms or interval_ms <= 0 or interval_ms >= 2**62:
             return
         assert self.loop is not None
         loop = self.loop
         delay = interval_ms / 1000.0
+        name = getattr(work, "__name__", repr(work))
 
         def fire() -> None:
             if self._stopping is not None and self._stopping.is_set():
                 return
-            if blocking:
-                future = loop.run_in_executor(None, work)
-                self._background.add(future)
+            future = loop.run_in_executor(None, work)
+            self._background.add(future)
 
-                def done(f: asyncio.Future[Any]) -> None:
-                    self._background.discard(f)
-                    if not f.cancelled() and f.exception() is not None:
-                        log.error(
-                            "periodic task %s failed", getattr(work, "__name__", work), exc_info=f.exception()
-                        )
-                    schedule()
+            def done(f: asyncio.Future[Any]) -> None:
+                self._background.discard(f)
+                if not f.cancelled() and f.exception() is not None:
+                    log.error("periodic task %s failed", name, exc_info=f.exception())
+                schedule()
 
-                future.add_done_callback(done)
-            else:
-                try:
-                    work()
-                finally:
-                    schedule()
+            future.add_done_callback(done)
 
         def schedule() -> None:
             if self._stopping is not None and not self._stopping.is_set():
-                self._timers.append(loop.call_later(delay, fire))
+                # One pending timer per task: the handle replaces the previous, spent one.
+                self._timers[name] = loop.call_later(delay, fire)
 
         schedule()
 
@@ -188,7 +176,7 @@ class Broker:
         started = time.monotonic()
         if self._stopping is not None:
             self._stopping.set()
-        for timer in self._timers:
+        for timer in self._timers.values():
             timer.cancel()
         if self.server is not None:
             self.server.stop_accepting()

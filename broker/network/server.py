@@ -8,7 +8,6 @@ Each decoded request goes to the handler registered for its api; a handler retur
 from __future__ import annotations
 
 import asyncio
-import inspect
 import itertools
 import logging
 import socket
@@ -163,9 +162,7 @@ class Server:
             return
         if slot is None:
             # acks=0: no response; an error can only be signalled by closing the connection.
-            if inspect.isawaitable(result):
-                result = None
-            if result is not None and _has_partition_error(result):
+            if isinstance(result, Message) and _has_partition_error(result):
                 conn.close("acks=0 produce failed")
             return
         if result is None or isinstance(result, Message):

@@ -148,7 +148,7 @@ class Partition:
         if header is not None and header.producer_id >= 0:
             self.producers.update(header, info.first_offset)
         elif header is None:
-            self._track_producers(records, info.first_offset)
+            self._track_producers(records)
         self.maybe_increment_high_watermark()
         self._notify()
         return AppendOutcome(
@@ -182,7 +182,7 @@ class Partition:
         finally:
             self.remove_listener(check)
 
-    def _track_producers(self, records: memoryview, first_offset: int) -> None:
+    def _track_producers(self, records: memoryview) -> None:
         """Producer state of a multi-batch append (old produce versions, internal appends)."""
         for _, header in rb.iter_batches(records):
             if header.producer_id >= 0:
