@@ -147,6 +147,11 @@ def run_kafka_python(cfg: dict[str, Any], stdin: Stdin) -> None:
         def on_partitions_assigned(self, assigned: Any) -> None:
             emit(ev="assigned", partitions=sorted(tp.partition for tp in assigned), all=current())
 
+    # kafka-python 3.0.12 can lose a SyncGroup answer that lands after poll()'s timeout when it
+    # rejoins at once, which it does when its first assignment was made before it knew the topic's
+    # partitions (Kafka's default 3 s initial rebalance delay hides this; the harness sets 0).
+    # Knowing the partitions before joining keeps the first assignment complete.
+    consumer.partitions_for_topic(cfg["topic"])
     consumer.subscribe([cfg["topic"]], listener=Listener())
     while not stdin.closing.is_set():
         batches = consumer.poll(timeout_ms=200)
