@@ -26,8 +26,9 @@ class FileSystem:
     def close(self, fd: int) -> None:
         os.close(fd)
 
-    def pwrite(self, fd: int, data: bytes | bytearray | memoryview, position: int) -> int:
-        return os.pwrite(fd, data, position)
+    #: ``os.pwrite`` itself, not a wrapper: it is called on every append (a Python frame less).
+    #: Subclasses override it with an ordinary method.
+    pwrite = staticmethod(os.pwrite)
 
     def pread(self, fd: int, size: int, position: int) -> bytes:
         return os.pread(fd, size, position)

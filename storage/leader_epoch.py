@@ -41,6 +41,9 @@ class LeaderEpochCache:
         self.path = directory / LEADER_EPOCH_CHECKPOINT
         self._log_end_offset = log_end_offset
         self._epochs: list[EpochEntry] = []
+        #: Epoch of the last entry, or None; an attribute kept in step with the entries (the
+        #: append hot path reads it on every call).
+        self.latest_epoch: int | None = None
         if self.path.exists():
             for fields in decode_checkpoint(self.fs.read_file(self.path), self.VERSION, str(self.path)):
                 if len(fields) != 2:
@@ -51,10 +54,6 @@ class LeaderEpochCache:
 
     def entries(self) -> list[EpochEntry]:
         return list(self._epochs)
-
-    @property
-    def latest_epoch(self) -> int | None:
-        return self._epochs[-1].epoch if self._epochs else None
 
     @property
     def earliest_entry(self) -> EpochEntry | None:
@@ -110,6 +109,7 @@ class LeaderEpochCache:
         ):
             self._epochs.pop()
         self._epochs.append(entry)
+        self.latest_epoch = entry.epoch
         return True
 
     def truncate_from_end(self, end_offset: int) -> None:
@@ -119,6 +119,7 @@ class LeaderEpochCache:
             self._epochs.pop()
             changed = True
         if changed:
+            self.latest_epoch = self._epochs[-1].epoch if self._epochs else None
             self.flush()
 
     def truncate_from_start(self, start_offset: int) -> None:
@@ -132,6 +133,7 @@ class LeaderEpochCache:
 
     def clear(self) -> None:
         self._epochs.clear()
+        self.latest_epoch = None
         self.flush()
 
     def flush(self) -> None:

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import os
 import struct
+from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -47,6 +48,8 @@ DELETED_SUFFIX = ".deleted"
 CLEANED_SUFFIX = ".cleaned"
 SWAP_SUFFIX = ".swap"
 
+#: ``roll_at_timestamp`` when the time-roll deadline is not known: below every timestamp.
+NO_FAST_ROLL_CHECK = -(1 << 63)
 HEADER = struct.Struct(">qiibIhiqqqhii")
 _PREFIX = struct.Struct(">qi")
 _CRC = struct.Struct(">I")
@@ -76,6 +79,7 @@ class SegmentInvalid(Exception):
 class LogSegment:
     __slots__ = (
         "_bytes_since_last_index_entry",
+        "_index_arrays",
         "_max_ts",
         "_offset_of_max_ts",
         "_rolling_ts",
@@ -87,8 +91,10 @@ class LogSegment:
         "directory",
         "fs",
         "handles",
+        "index_room",
         "log_file",
         "offset_index",
+        "roll_at_timestamp",
         "roll_jitter_ms",
         "size",
         "time_index",
@@ -130,10 +136,21 @@ class LogSegment:
         )
         self.created_ms = clock.milliseconds()
         self._rolling_ts: int | None = None
+        #: Record timestamp above which a time roll is due (segment.ms after the first batch's
+        #: timestamp, less the jitter); NO_FAST_ROLL_CHECK while that is unknown. With
+        #: ``size``, ``config.segment_bytes`` and ``index_room`` it lets the log skip
+        #: :meth:`should_roll` on the append hot path.
+        self.roll_at_timestamp = NO_FAST_ROLL_CHECK
         self._max_ts: int | None = None
         self._offset_of_max_ts = base_offset
         self._bytes_since_last_index_entry = -1  # computed lazily from the index
         self._write_pinned = False
+        # Append hot path: both indexes' arrays, found once (by _index_room_left) rather than
+        # through four calls per append. Cleared by anything that replaces or shrinks the arrays
+        # (recover, truncate_to).
+        self._index_arrays: tuple[array[int], array[int], array[int], array[int]] | None = None
+        #: Entries both indexes can still take; <= 0 when none, or not known yet.
+        self.index_room = -1
 
     # -- creation ---------------------------------------------------------------------------------
 
@@ -235,9 +252,20 @@ class LogSegment:
     def first_batch_timestamp(self) -> int | None:
         if self._rolling_ts is None and self.size > 0:
             for _, header in self.iter_headers(0):
-                self._rolling_ts = header.max_timestamp
+                self._set_rolling_timestamp(header.max_timestamp)
                 break
         return self._rolling_ts
+
+    def _set_rolling_timestamp(self, timestamp: int | None) -> None:
+        self._rolling_ts = timestamp
+        if timestamp is not None and timestamp >= 0:
+            self.roll_at_timestamp = timestamp + self.config.segment_ms - self.roll_jitter_ms
+        else:
+            self.roll_at_timestamp = NO_FAST_ROLL_CHECK
+
+    def update_config(self, config: LogConfig) -> None:
+        self.config = config
+        self._set_rolling_timestamp(self._rolling_ts)
 
     def time_waited_for_roll(self, now_ms: int, message_timestamp: int) -> int:
         ts = self._rolling_ts
@@ -250,11 +278,11 @@ class LogSegment:
     def should_roll(self, messages_size: int, max_timestamp: int, last_offset: int, clock: Clock) -> bool:
         """Kafka's ``LogSegment.shouldRoll``: size, age (by the first batch's timestamp, or the
         creation time without one), a full index, or offsets the index cannot express."""
-        size = self.size
         if not 0 <= last_offset - self.base_offset <= INT32_MAX:
             return True
-        if self.offset_index.is_full() or self.time_index.is_full():
+        if self.index_room <= 0 and self._index_room_left() <= 0:
             return True
+        size = self.size
         if size == 0:
             return False
         cfg = self.config
@@ -268,6 +296,20 @@ class LogSegment:
         return waited > cfg.segment_ms - self.roll_jitter_ms
 
     # -- append -----------------------------------------------------------------------------------
+
+    def _index_room_left(self) -> int:
+        """Entries that still fit in both indexes (and cache their arrays for appends)."""
+        off_keys, off_values = self.offset_index.arrays()
+        ts_keys, ts_values = self.time_index.arrays()
+        self._index_arrays = (off_keys, off_values, ts_keys, ts_values)
+        self.index_room = min(
+            self.offset_index.max_entries - len(off_keys), self.time_index.max_entries - len(ts_keys)
+        )
+        return self.index_room
+
+    def _forget_index_arrays(self) -> None:
+        self._index_arrays = None
+        self.index_room = -1
 
     def _bytes_since_index(self) -> int:
         if self._bytes_since_last_index_entry < 0:
@@ -307,7 +349,7 @@ class LogSegment:
                 self.handles.release(self.log_file)
         self.size = start + len(data)
         if start == 0 and batches:
-            self._rolling_ts = batches[0][3]
+            self._set_rolling_timestamp(batches[0][3])
         self._index_batches(start, batches)
 
     def _index_batches(self, start: int, batches: list[tuple[int, int, int, int]]) -> None:
@@ -323,8 +365,13 @@ class LogSegment:
             max_ts = self.max_timestamp_so_far
         max_off = self._offset_of_max_ts
         base = self.base_offset
-        off_keys, off_values = self.offset_index.arrays()
-        ts_keys, ts_values = self.time_index.arrays()
+        arrays = self._index_arrays
+        if arrays is None:
+            self._index_room_left()
+            arrays = self._index_arrays
+            assert arrays is not None
+        off_keys, off_values, ts_keys, ts_values = arrays
+        entries_before = len(off_keys)
         for rel, size, last_offset, batch_max_ts in batches:
             if batch_max_ts > max_ts:
                 max_ts = batch_max_ts
@@ -337,6 +384,8 @@ class LogSegment:
                     ts_values.append(max_off - base)
                 since = 0
             since += size
+        # Time-index entries are only ever added with an offset-index entry.
+        self.index_room -= len(off_keys) - entries_before
         self._bytes_since_last_index_entry = since
         self._max_ts = max_ts
         self._offset_of_max_ts = max_off
@@ -446,10 +495,11 @@ class LogSegment:
         """
         self.offset_index.reset()
         self.time_index.reset()
+        self._forget_index_arrays()
         self._max_ts = NO_TIMESTAMP
         self._offset_of_max_ts = self.base_offset
         self._bytes_since_last_index_entry = 0
-        self._rolling_ts = None
+        self._set_rolling_timestamp(None)
         disk_size = self.file_size_on_disk()
         self.size = disk_size  # let pread reach the whole file while validating
         valid = 0
@@ -477,7 +527,7 @@ class LogSegment:
         self._index_batches(0, batches)
         self.size = valid
         if batches:
-            self._rolling_ts = batches[0][3]
+            self._set_rolling_timestamp(batches[0][3])
         truncated = disk_size - valid
         if truncated > 0:
             fd = self.handles.acquire(self.log_file)
@@ -549,6 +599,7 @@ class LogSegment:
         mapping = self.translate_offset(offset)
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
+        self._forget_index_arrays()
         removed = 0
         if mapping is not None:
             new_size = mapping[0]
@@ -561,7 +612,7 @@ class LogSegment:
             self.size = new_size
         if self.size == 0:
             self.created_ms = self.clock.milliseconds()
-            self._rolling_ts = None
+            self._set_rolling_timestamp(None)
         self._bytes_since_last_index_entry = -1
         # Largest timestamp: last time-index entry, then whatever lies after it.
         ts, off = self.time_index.last_entry()

@@ -282,3 +282,40 @@ def test_config_update_applies_to_rolling(open_log: OpenLog) -> None:
         log.append(batch_of_size(100), 0)
     assert log.segment_count > 1
     assert log.config.segment_bytes == 300
+
+
+def test_segment_ms_update_applies_to_the_active_segment(open_log: OpenLog, clock: ManualClock) -> None:
+    # The append path skips the full roll check while a batch is inside the active segment's
+    # envelope; a smaller segment.ms must shrink that envelope at once.
+    log = open_log(LogConfig(segment_ms=1_000_000))
+    log.append(make_batch(1, base_timestamp=clock.now_ms), 0)
+    log.append(make_batch(1, base_timestamp=clock.now_ms + 5_000), 0)
+    assert log.segment_count == 1
+    log.update_config(LogConfig(segment_ms=1000))
+    log.append(make_batch(1, base_timestamp=clock.now_ms + 5_000), 0)
+    assert log.segment_count == 2
+    # The new segment's deadline counts from its own first batch.
+    log.append(make_batch(1, base_timestamp=clock.now_ms + 5_900), 0)
+    assert log.segment_count == 2
+
+
+def test_roll_when_offsets_outgrow_the_index(open_log: OpenLog) -> None:
+    # Index entries hold offsets relative to the segment's base as int32: a follower batch past
+    # that range starts a new segment.
+    log = open_log()
+    log.append_as_follower(make_batch(1, base_offset=0))
+    log.append_as_follower(make_batch(1, base_offset=(1 << 31) - 2))
+    assert log.segment_count == 1
+    log.append_as_follower(make_batch(1, base_offset=(1 << 31) + 5))
+    assert log.segment_count == 2
+    assert log.active_segment.base_offset == (1 << 31) + 5
+
+
+def test_roll_exactly_at_segment_bytes(open_log: OpenLog) -> None:
+    size = len(batch_of_size(100))
+    log = open_log(LogConfig(segment_bytes=3 * size))
+    for _ in range(3):
+        log.append(batch_of_size(100), 0)
+    assert log.segment_count == 1  # exactly full: no roll yet
+    log.append(batch_of_size(100), 0)
+    assert log.segment_count == 2
