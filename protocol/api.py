@@ -103,6 +103,7 @@ def decode_header(frame: memoryview) -> tuple[RequestHeader, int]:
 #: (api key << 16 | version) -> (api, header decoder, body decoder) of every route seen so far.
 _ROUTES: dict[int, tuple[ApiSpec, Decoder, Decoder]] = {}
 _KEY_VERSION = struct.Struct(">hh")
+_PEEK_SIZE = _PEEK.size
 
 
 def _route(api_key: int, version: int, frame: memoryview) -> tuple[ApiSpec, Decoder, Decoder]:
@@ -131,8 +132,8 @@ def decode_request(frame: bytes | bytearray | memoryview, *, allow_trailing: boo
     :class:`TrailingBytesError` unless ``allow_trailing``: a broker must ignore them as Kafka's
     ``AbstractRequest.parseRequest`` does (librdkafka 2.16 sends some after a Metadata v12 body).
     """
-    view = frame if isinstance(frame, memoryview) else memoryview(frame)
-    if len(view) < _PEEK.size:
+    view = frame if type(frame) is memoryview else memoryview(frame)
+    if len(view) < _PEEK_SIZE:
         raise TruncatedError(f"request of {len(view)} bytes is shorter than a request header")
     api_key, version = _KEY_VERSION.unpack_from(view, 0)
     route = _ROUTES.get(api_key << 16 | (version & 0xFFFF))

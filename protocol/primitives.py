@@ -133,14 +133,15 @@ def varint(value: int) -> bytes:
 # lengths
 
 
-def _exceeds(buf: Buf, pos: int, n: int) -> NoReturn:
+def exceeds(buf: Buf, pos: int, n: int) -> NoReturn:
+    """Raise the error for a length ``n`` at ``pos`` that runs past the end of ``buf``."""
     raise LengthExceedsRemainingError(f"length {n} at position {pos} exceeds the {len(buf) - pos} bytes left")
 
 
 def _check_remaining(buf: Buf, pos: int, n: int) -> int:
     end = pos + n
     if end > len(buf):
-        _exceeds(buf, pos, n)
+        exceeds(buf, pos, n)
     return end
 
 
@@ -187,7 +188,7 @@ def read_string(buf: Buf, pos: int) -> tuple[str, int]:
         raise BadLengthError(f"null or negative length {n} for a non-nullable string")
     end = pos + n
     if end > len(buf):
-        _exceeds(buf, pos, n)
+        exceeds(buf, pos, n)
     return str(buf[pos:end], "utf-8"), end
 
 
@@ -200,7 +201,7 @@ def read_nullable_string(buf: Buf, pos: int) -> tuple[str | None, int]:
         return None, pos
     end = pos + n
     if end > len(buf):
-        _exceeds(buf, pos, n)
+        exceeds(buf, pos, n)
     return str(buf[pos:end], "utf-8"), end
 
 
@@ -219,7 +220,7 @@ def read_compact_string(buf: Buf, pos: int) -> tuple[str, int]:
         raise BadLengthError("null compact string where the field is not nullable")
     end = pos + n - 1
     if end > len(buf):
-        _exceeds(buf, pos, n - 1)
+        exceeds(buf, pos, n - 1)
     return str(buf[pos:end], "utf-8"), end
 
 
@@ -238,7 +239,7 @@ def read_compact_nullable_string(buf: Buf, pos: int) -> tuple[str | None, int]:
         return None, pos
     end = pos + n - 1
     if end > len(buf):
-        _exceeds(buf, pos, n - 1)
+        exceeds(buf, pos, n - 1)
     return str(buf[pos:end], "utf-8"), end
 
 
@@ -279,7 +280,7 @@ def read_bytes(buf: Buf, pos: int) -> tuple[bytes, int]:
         raise BadLengthError(f"null or negative length {n} for non-nullable bytes")
     end = pos + n
     if end > len(buf):
-        _exceeds(buf, pos, n)
+        exceeds(buf, pos, n)
     return bytes(buf[pos:end]), end
 
 
@@ -292,7 +293,7 @@ def read_nullable_bytes(buf: Buf, pos: int) -> tuple[bytes | None, int]:
         return None, pos
     end = pos + n
     if end > len(buf):
-        _exceeds(buf, pos, n)
+        exceeds(buf, pos, n)
     return bytes(buf[pos:end]), end
 
 
@@ -319,7 +320,7 @@ def read_view(buf: Buf, pos: int) -> tuple[memoryview, int]:
         raise BadLengthError(f"null or negative length {n} for non-nullable bytes")
     end = pos + n
     if end > len(buf):
-        _exceeds(buf, pos, n)
+        exceeds(buf, pos, n)
     return buf[pos:end], end
 
 
@@ -332,7 +333,7 @@ def read_nullable_view(buf: Buf, pos: int) -> tuple[memoryview | None, int]:
         return None, pos
     end = pos + n
     if end > len(buf):
-        _exceeds(buf, pos, n)
+        exceeds(buf, pos, n)
     return buf[pos:end], end
 
 
@@ -351,7 +352,7 @@ def read_compact_view(buf: Buf, pos: int) -> tuple[memoryview, int]:
         raise BadLengthError("null compact bytes where the field is not nullable")
     end = pos + n - 1
     if end > len(buf):
-        _exceeds(buf, pos, n - 1)
+        exceeds(buf, pos, n - 1)
     return buf[pos:end], end
 
 
@@ -370,7 +371,7 @@ def read_compact_nullable_view(buf: Buf, pos: int) -> tuple[memoryview | None, i
         return None, pos
     end = pos + n - 1
     if end > len(buf):
-        _exceeds(buf, pos, n - 1)
+        exceeds(buf, pos, n - 1)
     return buf[pos:end], end
 
 

@@ -41,7 +41,7 @@ PRIMITIVE_IMPORTS = (
     "Append", "Buf", "I8", "NULL_I32", "NULL_STRUCT", "PRESENT_STRUCT", "ZERO_BYTE", "ZERO_UUID",
     "enc_array_len", "enc_bytes_len", "enc_compact_array_len", "enc_compact_bytes_len",
     "enc_compact_i32_array", "enc_compact_nullable_string", "enc_compact_string", "enc_i32_array",
-    "enc_i64_items", "enc_nullable_string", "enc_string", "read_array_len", "read_bytes",
+    "enc_i64_items", "enc_nullable_string", "enc_string", "exceeds", "read_array_len", "read_bytes",
     "read_compact_array_len", "read_compact_bytes", "read_compact_nullable_bytes",
     "read_compact_nullable_string", "read_compact_nullable_view", "read_compact_string",
     "read_compact_view", "read_i32_items", "read_i64_items", "read_nullable_bytes",
@@ -379,6 +379,8 @@ def _decode_value(
         out.append(f"{ind}{target}, pos = _read_{c}{n}string(buf, pos)")
     elif t == "bytes" and not f.zero_copy:
         out.append(f"{ind}{target}, pos = _read_{c}{n}bytes(buf, pos)")
+    elif t in ("bytes", "records") and flex:
+        _inline_compact_view(target, nullable, ind, out)
     elif t in ("bytes", "records"):
         out.append(f"{ind}{target}, pos = _read_{c}{n}view(buf, pos)")
     elif t == "uuid":
@@ -406,8 +408,13 @@ def _decode_value(
                 _check_element_size(ctx, f, version)
             out.append(f"{ind}{target} = []")
             out.append(f"{ind}for _ in range(n):")
-            _decode_element(ctx, el, version, flex, f"e_{f.py_name}", ind + "    ", out)
-            out.append(f"{ind}    {target}.append(e_{f.py_name})")
+            if f.is_struct_like and _inlinable(ctx, ctx.structs[el], version):
+                lines, ctor = _decoder_lines(ctx, ctx.structs[el], version, "i_", ind + "    ")
+                out.extend(lines)
+                out.append(f"{ind}    {target}.append({ctor})")
+            else:
+                _decode_element(ctx, el, version, flex, f"e_{f.py_name}", ind + "    ", out)
+                out.append(f"{ind}    {target}.append(e_{f.py_name})")
     else:
         fn = ctx.fn_names[("dec", t, version)]
         if nullable:
@@ -419,6 +426,63 @@ def _decode_value(
             out.append(f"{ind}    {target}, pos = {fn}(buf, pos)")
         else:
             out.append(f"{ind}{target}, pos = {fn}(buf, pos)")
+
+
+def _inline_compact_view(target: str, nullable: bool, ind: str, out: list[str]) -> None:
+    """A compact bytes/records field read in place (it is on the produce and fetch hot paths):
+    what ``read_compact_[nullable_]view`` does, without the call. Its temporaries (``_vn``,
+    ``_vend``) are its own, so it may sit inside a tagged-field decode that uses ``end``."""
+    out.append(f"{ind}_vn = buf[pos]")
+    out.append(f"{ind}if _vn < 0x80:")
+    out.append(f"{ind}    pos += 1")
+    out.append(f"{ind}elif buf[pos + 1] < 0x80:  # two bytes: lengths up to 16 KiB")
+    out.append(f"{ind}    _vn = _vn & 0x7F | buf[pos + 1] << 7")
+    out.append(f"{ind}    pos += 2")
+    out.append(f"{ind}else:")
+    out.append(f"{ind}    _vn, pos = _read_uvarint(buf, pos)")
+    out.append(f"{ind}if _vn == 0:")
+    if nullable:
+        out.append(f"{ind}    {target} = None")
+    else:
+        out.append(f"{ind}    raise _BadLengthError('null compact bytes where the field is not nullable')")
+    out.append(f"{ind}else:")
+    out.append(f"{ind}    _vend = pos + _vn - 1")
+    out.append(f"{ind}    if _vend > len(buf):")
+    out.append(f"{ind}        _exceeds(buf, pos, _vn - 1)")
+    out.append(f"{ind}    {target} = buf[pos:_vend]")
+    out.append(f"{ind}    pos = _vend")
+
+
+def _inline_string_body(target: str, nullable: bool, ind: str, out: list[str]) -> None:
+    """The rest of ``read_[nullable_]string`` once its int16 length is in ``_sn``."""
+    out.append(f"{ind}if _sn < 0:")
+    if nullable:
+        out.append(f"{ind}    if _sn != -1:")
+        out.append(f"{ind}        raise _BadLengthError(f'negative string length {{_sn}}')")
+        out.append(f"{ind}    {target} = None")
+    else:
+        message = "f'null or negative length {_sn} for a non-nullable string'"
+        out.append(f"{ind}    raise _BadLengthError({message})")
+    out.append(f"{ind}else:")
+    out.append(f"{ind}    _vend = pos + _sn")
+    out.append(f"{ind}    if _vend > len(buf):")
+    out.append(f"{ind}        _exceeds(buf, pos, _sn)")
+    out.append(f"{ind}    {target} = str(buf[pos:_vend], 'utf-8')")
+    out.append(f"{ind}    pos = _vend")
+
+
+def _inlinable(ctx: _Ctx, struct: StructDef, version: int) -> bool:
+    """Array elements decoded in the array's loop rather than by a call: leaf structs (no
+    arrays, no nested structs, no tagged fields in ``version``), whose decode uses no local
+    names but their own ``i_`` fields and ``_v`` temporaries, so nothing of the enclosing
+    decoder is overwritten."""
+    flex = version in ctx.message.flexible
+    for f in struct.fields:
+        if not f.present_in(version):
+            continue
+        if (flex and f.tagged_in(version)) or f.is_array or f.is_struct_like:
+            return False
+    return True
 
 
 def min_size(ctx: _Ctx, struct: StructDef, version: int) -> int:
@@ -476,25 +540,46 @@ def _size(code: str) -> int:
     return _struct.calcsize(">" + code)
 
 
-def emit_decoder(ctx: _Ctx, struct: StructDef, version: int) -> None:
+def _decoder_lines(
+    ctx: _Ctx, struct: StructDef, version: int, prefix: str, ind: str
+) -> tuple[list[str], str]:
+    """Lines that decode one ``struct`` into locals named ``prefix + field``, and the expression
+    that builds the instance from them."""
     flex = version in ctx.message.flexible
     body: list[str] = []
-    ind = "    "
     local: dict[str, str] = {}
-    for group in _groups(struct.fields, version):
+    groups = _groups(struct.fields, version)
+    string_after: FieldDef | None = None  # a classic string read with the fixed run before it
+    for i, group in enumerate(groups):
+        if group[0] is string_after:
+            continue
         if len(group) > 1 or group[0].type in FIXED_CODES:
             fmt = ">" + "".join(FIXED_CODES[f.type] for f in group)
+            names = [f"{prefix}{f.py_name}" for f in group]
+            following = groups[i + 1][0] if i + 1 < len(groups) else None
+            if (
+                following is not None
+                and following.type == "string"
+                and not _flexible(ctx, following, version)
+            ):
+                # Its int16 length joins the run's unpack (the request header's client id).
+                string_after = following
+                fmt += "h"
+                names.append("_sn")
             const = ctx.struct_const(fmt)
-            names = [f"f_{f.py_name}" for f in group]
             body.append(f"{ind}({', '.join(names)},) = {const}.unpack_from(buf, pos)")
             body.append(f"{ind}pos += {_size(fmt[1:])}")
             for f in group:
-                local[f.name] = f"f_{f.py_name}"
+                local[f.name] = f"{prefix}{f.py_name}"
                 if f.type == "uuid":
-                    body.append(f"{ind}f_{f.py_name} = _uuid(f_{f.py_name})")
+                    body.append(f"{ind}{prefix}{f.py_name} = _uuid({prefix}{f.py_name})")
+            if string_after is not None and names[-1] == "_sn":
+                target = f"{prefix}{string_after.py_name}"
+                _inline_string_body(target, string_after.nullable_in(version), ind, body)
+                local[string_after.name] = target
         else:
             f = group[0]
-            target = f"f_{f.py_name}"
+            target = f"{prefix}{f.py_name}"
             if f.is_array or (f.is_struct_like and f.nullable_in(version)):
                 body.append(f"{ind}{target}: {py_type(f)}")
             _decode_value(ctx, f, version, target, _flexible(ctx, f, version), ind, body)
@@ -508,7 +593,7 @@ def emit_decoder(ctx: _Ctx, struct: StructDef, version: int) -> None:
             body.append(f"{ind}    pos += 1")
         else:
             for f in tagged:
-                target = f"f_{f.py_name}"
+                target = f"{prefix}{f.py_name}"
                 body.append(f"{ind}{target}: {py_type(f)} = {default_expr(f, factory=False)}")
                 local[f.name] = target
             body.append(f"{ind}ntags, pos = _read_uvarint(buf, pos)")
@@ -519,14 +604,19 @@ def emit_decoder(ctx: _Ctx, struct: StructDef, version: int) -> None:
                 body.append(f"{ind}        whole = buf")
                 body.append(f"{ind}        buf = buf[:end]")
                 sub: list[str] = []
-                _decode_value(ctx, f, version, f"f_{f.py_name}", True, ind + "        ", sub)
+                _decode_value(ctx, f, version, f"{prefix}{f.py_name}", True, ind + "        ", sub)
                 body.extend(sub)
                 body.append(f"{ind}        buf = whole")
             body.append(f"{ind}    pos = end")
     args = []
     for f in struct.fields:
         args.append(local.get(f.name, default_expr(f, factory=False)))
-    body.append(f"{ind}return {struct.name}({', '.join(args)}), pos")
+    return body, f"{struct.name}({', '.join(args)})"
+
+
+def emit_decoder(ctx: _Ctx, struct: StructDef, version: int) -> None:
+    body, ctor = _decoder_lines(ctx, struct, version, "f_", "    ")
+    body.append(f"    return {ctor}, pos")
     _register(ctx, "dec", struct, version, body, f"(buf: _Buf, pos: int) -> tuple[{struct.name}, int]:")
 
 

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,6 +60,7 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['AddOffsetsToTxnRequest']
 _S0 = _struct.Struct('>qh')
+_S1 = _struct.Struct('>qhh')
 
 
 @_dataclass(slots=True)
@@ -88,9 +90,16 @@ def _enc_AddOffsetsToTxnRequest_0(a: _Append, o: AddOffsetsToTxnRequest) -> None
 
 def _dec_AddOffsetsToTxnRequest_0(buf: _Buf, pos: int) -> tuple[AddOffsetsToTxnRequest, int]:
     f_transactional_id, pos = _read_string(buf, pos)
-    (f_producer_id, f_producer_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 10
-    f_group_id, pos = _read_string(buf, pos)
+    (f_producer_id, f_producer_epoch, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 12
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_group_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return AddOffsetsToTxnRequest(f_transactional_id, f_producer_id, f_producer_epoch, f_group_id), pos
 
 

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -131,8 +132,9 @@ def _dec_AddPartitionsToTxnTopicResult_0(buf: _Buf, pos: int) -> tuple[AddPartit
     else:
         f_results_by_partition = []
         for _ in range(n):
-            e_results_by_partition, pos = _dec_AddPartitionsToTxnPartitionResult_0(buf, pos)
-            f_results_by_partition.append(e_results_by_partition)
+            (i_partition_index, i_partition_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            f_results_by_partition.append(AddPartitionsToTxnPartitionResult(i_partition_index, i_partition_error_code))
     return AddPartitionsToTxnTopicResult(f_name, f_results_by_partition), pos
 
 
@@ -210,8 +212,13 @@ def _dec_AddPartitionsToTxnTopicResult_3(buf: _Buf, pos: int) -> tuple[AddPartit
     else:
         f_results_by_partition = []
         for _ in range(n):
-            e_results_by_partition, pos = _dec_AddPartitionsToTxnPartitionResult_3(buf, pos)
-            f_results_by_partition.append(e_results_by_partition)
+            (i_partition_index, i_partition_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_results_by_partition.append(AddPartitionsToTxnPartitionResult(i_partition_index, i_partition_error_code))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

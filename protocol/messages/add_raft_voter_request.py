@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -131,8 +132,15 @@ def _dec_AddRaftVoterRequest_0(buf: _Buf, pos: int) -> tuple[AddRaftVoterRequest
     else:
         f_listeners = []
         for _ in range(n):
-            e_listeners, pos = _dec_Listener_0(buf, pos)
-            f_listeners.append(e_listeners)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_listeners.append(Listener(i_name, i_host, i_port))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -143,8 +144,9 @@ def _dec_EntryData_0(buf: _Buf, pos: int) -> tuple[EntryData, int]:
     else:
         f_entity = []
         for _ in range(n):
-            e_entity, pos = _dec_EntityData_0(buf, pos)
-            f_entity.append(e_entity)
+            i_entity_type, pos = _read_string(buf, pos)
+            i_entity_name, pos = _read_nullable_string(buf, pos)
+            f_entity.append(EntityData(i_entity_type, i_entity_name))
     f_ops: list[OpData]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -152,8 +154,10 @@ def _dec_EntryData_0(buf: _Buf, pos: int) -> tuple[EntryData, int]:
     else:
         f_ops = []
         for _ in range(n):
-            e_ops, pos = _dec_OpData_0(buf, pos)
-            f_ops.append(e_ops)
+            i_key, pos = _read_string(buf, pos)
+            (i_value, i_remove,) = _S0.unpack_from(buf, pos)
+            pos += 9
+            f_ops.append(OpData(i_key, i_value, i_remove))
     return EntryData(f_entity, f_ops), pos
 
 
@@ -230,8 +234,13 @@ def _dec_EntryData_1(buf: _Buf, pos: int) -> tuple[EntryData, int]:
     else:
         f_entity = []
         for _ in range(n):
-            e_entity, pos = _dec_EntityData_1(buf, pos)
-            f_entity.append(e_entity)
+            i_entity_type, pos = _read_compact_string(buf, pos)
+            i_entity_name, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_entity.append(EntityData(i_entity_type, i_entity_name))
     f_ops: list[OpData]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -239,8 +248,14 @@ def _dec_EntryData_1(buf: _Buf, pos: int) -> tuple[EntryData, int]:
     else:
         f_ops = []
         for _ in range(n):
-            e_ops, pos = _dec_OpData_1(buf, pos)
-            f_ops.append(e_ops)
+            i_key, pos = _read_compact_string(buf, pos)
+            (i_value, i_remove,) = _S0.unpack_from(buf, pos)
+            pos += 9
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_ops.append(OpData(i_key, i_value, i_remove))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

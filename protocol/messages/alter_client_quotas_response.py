@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,7 +60,8 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['EntityData', 'EntryData', 'AlterClientQuotasResponse']
 _S0 = _struct.Struct('>h')
-_S1 = _struct.Struct('>i')
+_S1 = _struct.Struct('>hh')
+_S2 = _struct.Struct('>i')
 
 
 @_dataclass(slots=True)
@@ -115,9 +117,18 @@ def _enc_EntryData_0(a: _Append, o: EntryData) -> None:
 
 
 def _dec_EntryData_0(buf: _Buf, pos: int) -> tuple[EntryData, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_entity: list[EntityData]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -125,20 +136,21 @@ def _dec_EntryData_0(buf: _Buf, pos: int) -> tuple[EntryData, int]:
     else:
         f_entity = []
         for _ in range(n):
-            e_entity, pos = _dec_EntityData_0(buf, pos)
-            f_entity.append(e_entity)
+            i_entity_type, pos = _read_string(buf, pos)
+            i_entity_name, pos = _read_nullable_string(buf, pos)
+            f_entity.append(EntityData(i_entity_type, i_entity_name))
     return EntryData(f_error_code, f_error_message, f_entity), pos
 
 
 def _enc_AlterClientQuotasResponse_0(a: _Append, o: AlterClientQuotasResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_array_len(o.entries))
     for _e_entries in o.entries:
         _enc_EntryData_0(a, _e_entries)
 
 
 def _dec_AlterClientQuotasResponse_0(buf: _Buf, pos: int) -> tuple[AlterClientQuotasResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_entries: list[EntryData]
     n, pos = _read_array_len(buf, pos)
@@ -188,8 +200,13 @@ def _dec_EntryData_1(buf: _Buf, pos: int) -> tuple[EntryData, int]:
     else:
         f_entity = []
         for _ in range(n):
-            e_entity, pos = _dec_EntityData_1(buf, pos)
-            f_entity.append(e_entity)
+            i_entity_type, pos = _read_compact_string(buf, pos)
+            i_entity_name, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_entity.append(EntityData(i_entity_type, i_entity_name))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -198,7 +215,7 @@ def _dec_EntryData_1(buf: _Buf, pos: int) -> tuple[EntryData, int]:
 
 
 def _enc_AlterClientQuotasResponse_1(a: _Append, o: AlterClientQuotasResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.entries))
     for _e_entries in o.entries:
         _enc_EntryData_1(a, _e_entries)
@@ -206,7 +223,7 @@ def _enc_AlterClientQuotasResponse_1(a: _Append, o: AlterClientQuotasResponse) -
 
 
 def _dec_AlterClientQuotasResponse_1(buf: _Buf, pos: int) -> tuple[AlterClientQuotasResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_entries: list[EntryData]
     n, pos = _read_compact_array_len(buf, pos)

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -60,7 +61,9 @@ from protocol.primitives import uvarint as _uvarint
 __all__ = ['AlterConfigsResourceResponse', 'AlterConfigsResponse']
 _S0 = _struct.Struct('>h')
 _S1 = _struct.Struct('>b')
-_S2 = _struct.Struct('>i')
+_S2 = _struct.Struct('>hh')
+_S3 = _struct.Struct('>bh')
+_S4 = _struct.Struct('>i')
 
 
 @_dataclass(slots=True)
@@ -98,24 +101,40 @@ def _enc_AlterConfigsResourceResponse_0(a: _Append, o: AlterConfigsResourceRespo
 
 
 def _dec_AlterConfigsResourceResponse_0(buf: _Buf, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
-    (f_resource_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_resource_type, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return AlterConfigsResourceResponse(f_error_code, f_error_message, f_resource_type, f_resource_name), pos
 
 
 def _enc_AlterConfigsResponse_0(a: _Append, o: AlterConfigsResponse) -> None:
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S4.pack(o.throttle_time_ms))
     a(_enc_array_len(o.responses))
     for _e_responses in o.responses:
         _enc_AlterConfigsResourceResponse_0(a, _e_responses)
 
 
 def _dec_AlterConfigsResponse_0(buf: _Buf, pos: int) -> tuple[AlterConfigsResponse, int]:
-    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S4.unpack_from(buf, pos)
     pos += 4
     f_responses: list[AlterConfigsResourceResponse]
     n, pos = _read_array_len(buf, pos)
@@ -124,8 +143,29 @@ def _dec_AlterConfigsResponse_0(buf: _Buf, pos: int) -> tuple[AlterConfigsRespon
     else:
         f_responses = []
         for _ in range(n):
-            e_responses, pos = _dec_AlterConfigsResourceResponse_0(buf, pos)
-            f_responses.append(e_responses)
+            (i_error_code, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 4
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_error_message = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_error_message = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_resource_type, _sn,) = _S3.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_resource_name = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_responses.append(AlterConfigsResourceResponse(i_error_code, i_error_message, i_resource_type, i_resource_name))
     return AlterConfigsResponse(f_throttle_time_ms, f_responses), pos
 
 
@@ -152,7 +192,7 @@ def _dec_AlterConfigsResourceResponse_2(buf: _Buf, pos: int) -> tuple[AlterConfi
 
 
 def _enc_AlterConfigsResponse_2(a: _Append, o: AlterConfigsResponse) -> None:
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S4.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.responses))
     for _e_responses in o.responses:
         _enc_AlterConfigsResourceResponse_2(a, _e_responses)
@@ -160,7 +200,7 @@ def _enc_AlterConfigsResponse_2(a: _Append, o: AlterConfigsResponse) -> None:
 
 
 def _dec_AlterConfigsResponse_2(buf: _Buf, pos: int) -> tuple[AlterConfigsResponse, int]:
-    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S4.unpack_from(buf, pos)
     pos += 4
     f_responses: list[AlterConfigsResourceResponse]
     n, pos = _read_compact_array_len(buf, pos)
@@ -169,8 +209,17 @@ def _dec_AlterConfigsResponse_2(buf: _Buf, pos: int) -> tuple[AlterConfigsRespon
     else:
         f_responses = []
         for _ in range(n):
-            e_responses, pos = _dec_AlterConfigsResourceResponse_2(buf, pos)
-            f_responses.append(e_responses)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            i_error_message, pos = _read_compact_nullable_string(buf, pos)
+            (i_resource_type,) = _S1.unpack_from(buf, pos)
+            pos += 1
+            i_resource_name, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_responses.append(AlterConfigsResourceResponse(i_error_code, i_error_message, i_resource_type, i_resource_name))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -375,8 +376,13 @@ def _dec_PartitionData_3(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_new_isr_with_epochs = []
         for _ in range(n):
-            e_new_isr_with_epochs, pos = _dec_BrokerState_3(buf, pos)
-            f_new_isr_with_epochs.append(e_new_isr_with_epochs)
+            (i_broker_id, i_broker_epoch,) = _S2.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_new_isr_with_epochs.append(BrokerState(i_broker_id, i_broker_epoch))
     (f_leader_recovery_state, f_partition_epoch,) = _S3.unpack_from(buf, pos)
     pos += 5
     if buf[pos]:

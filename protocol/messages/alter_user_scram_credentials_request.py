@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -157,8 +158,14 @@ def _dec_AlterUserScramCredentialsRequest_0(buf: _Buf, pos: int) -> tuple[AlterU
     else:
         f_deletions = []
         for _ in range(n):
-            e_deletions, pos = _dec_ScramCredentialDeletion_0(buf, pos)
-            f_deletions.append(e_deletions)
+            i_name, pos = _read_compact_string(buf, pos)
+            (i_mechanism,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_deletions.append(ScramCredentialDeletion(i_name, i_mechanism))
     f_upsertions: list[ScramCredentialUpsertion]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -166,8 +173,16 @@ def _dec_AlterUserScramCredentialsRequest_0(buf: _Buf, pos: int) -> tuple[AlterU
     else:
         f_upsertions = []
         for _ in range(n):
-            e_upsertions, pos = _dec_ScramCredentialUpsertion_0(buf, pos)
-            f_upsertions.append(e_upsertions)
+            i_name, pos = _read_compact_string(buf, pos)
+            (i_mechanism, i_iterations,) = _S1.unpack_from(buf, pos)
+            pos += 5
+            i_salt, pos = _read_compact_bytes(buf, pos)
+            i_salted_password, pos = _read_compact_bytes(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_upsertions.append(ScramCredentialUpsertion(i_name, i_mechanism, i_iterations, i_salt, i_salted_password))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

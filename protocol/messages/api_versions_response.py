@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -148,8 +149,9 @@ def _dec_ApiVersionsResponse_0(buf: _Buf, pos: int) -> tuple[ApiVersionsResponse
     else:
         f_api_keys = []
         for _ in range(n):
-            e_api_keys, pos = _dec_ApiVersion_0(buf, pos)
-            f_api_keys.append(e_api_keys)
+            (i_api_key, i_min_version, i_max_version,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            f_api_keys.append(ApiVersion(i_api_key, i_min_version, i_max_version))
     return ApiVersionsResponse(f_error_code, f_api_keys, 0, [], -1, [], False), pos
 
 
@@ -171,8 +173,9 @@ def _dec_ApiVersionsResponse_1(buf: _Buf, pos: int) -> tuple[ApiVersionsResponse
     else:
         f_api_keys = []
         for _ in range(n):
-            e_api_keys, pos = _dec_ApiVersion_0(buf, pos)
-            f_api_keys.append(e_api_keys)
+            (i_api_key, i_min_version, i_max_version,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            f_api_keys.append(ApiVersion(i_api_key, i_min_version, i_max_version))
     (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     return ApiVersionsResponse(f_error_code, f_api_keys, f_throttle_time_ms, [], -1, [], False), pos
@@ -275,8 +278,13 @@ def _dec_ApiVersionsResponse_3(buf: _Buf, pos: int) -> tuple[ApiVersionsResponse
     else:
         f_api_keys = []
         for _ in range(n):
-            e_api_keys, pos = _dec_ApiVersion_3(buf, pos)
-            f_api_keys.append(e_api_keys)
+            (i_api_key, i_min_version, i_max_version,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_api_keys.append(ApiVersion(i_api_key, i_min_version, i_max_version))
     (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_supported_features: list[SupportedFeatureKey] = []
@@ -295,8 +303,14 @@ def _dec_ApiVersionsResponse_3(buf: _Buf, pos: int) -> tuple[ApiVersionsResponse
             else:
                 f_supported_features = []
                 for _ in range(n):
-                    e_supported_features, pos = _dec_SupportedFeatureKey_3(buf, pos)
-                    f_supported_features.append(e_supported_features)
+                    i_name, pos = _read_compact_string(buf, pos)
+                    (i_min_version, i_max_version,) = _S3.unpack_from(buf, pos)
+                    pos += 4
+                    if buf[pos]:
+                        pos = _skip_tagged_fields(buf, pos)
+                    else:
+                        pos += 1
+                    f_supported_features.append(SupportedFeatureKey(i_name, i_min_version, i_max_version))
             buf = whole
         elif tag == 1:
             whole = buf
@@ -313,8 +327,14 @@ def _dec_ApiVersionsResponse_3(buf: _Buf, pos: int) -> tuple[ApiVersionsResponse
             else:
                 f_finalized_features = []
                 for _ in range(n):
-                    e_finalized_features, pos = _dec_FinalizedFeatureKey_3(buf, pos)
-                    f_finalized_features.append(e_finalized_features)
+                    i_name, pos = _read_compact_string(buf, pos)
+                    (i_max_version_level, i_min_version_level,) = _S3.unpack_from(buf, pos)
+                    pos += 4
+                    if buf[pos]:
+                        pos = _skip_tagged_fields(buf, pos)
+                    else:
+                        pos += 1
+                    f_finalized_features.append(FinalizedFeatureKey(i_name, i_max_version_level, i_min_version_level))
             buf = whole
         elif tag == 3:
             whole = buf

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -134,8 +135,9 @@ def _dec_TopicData_0(buf: _Buf, pos: int) -> tuple[TopicData, int]:
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_PartitionData_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_error_code, i_leader_id, i_leader_epoch,) = _S0.unpack_from(buf, pos)
+            pos += 14
+            f_partitions.append(PartitionData(i_partition_index, i_error_code, i_leader_id, i_leader_epoch))
     return TopicData(f_topic_name, f_partitions), pos
 
 
@@ -195,8 +197,13 @@ def _dec_TopicData_1(buf: _Buf, pos: int) -> tuple[TopicData, int]:
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_PartitionData_1(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_error_code, i_leader_id, i_leader_epoch,) = _S0.unpack_from(buf, pos)
+            pos += 14
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(PartitionData(i_partition_index, i_error_code, i_leader_id, i_leader_epoch))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -272,8 +279,16 @@ def _dec_BeginQuorumEpochResponse_1(buf: _Buf, pos: int) -> tuple[BeginQuorumEpo
             else:
                 f_node_endpoints = []
                 for _ in range(n):
-                    e_node_endpoints, pos = _dec_NodeEndpoint_1(buf, pos)
-                    f_node_endpoints.append(e_node_endpoints)
+                    (i_node_id,) = _S2.unpack_from(buf, pos)
+                    pos += 4
+                    i_host, pos = _read_compact_string(buf, pos)
+                    (i_port,) = _S3.unpack_from(buf, pos)
+                    pos += 2
+                    if buf[pos]:
+                        pos = _skip_tagged_fields(buf, pos)
+                    else:
+                        pos += 1
+                    f_node_endpoints.append(NodeEndpoint(i_node_id, i_host, i_port))
             buf = whole
         pos = end
     return BeginQuorumEpochResponse(f_error_code, f_topics, f_node_endpoints), pos

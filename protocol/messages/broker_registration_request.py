@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -183,8 +184,15 @@ def _dec_BrokerRegistrationRequest_0(buf: _Buf, pos: int) -> tuple[BrokerRegistr
     else:
         f_listeners = []
         for _ in range(n):
-            e_listeners, pos = _dec_Listener_0(buf, pos)
-            f_listeners.append(e_listeners)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port, i_security_protocol,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_listeners.append(Listener(i_name, i_host, i_port, i_security_protocol))
     f_features: list[Feature]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -192,8 +200,14 @@ def _dec_BrokerRegistrationRequest_0(buf: _Buf, pos: int) -> tuple[BrokerRegistr
     else:
         f_features = []
         for _ in range(n):
-            e_features, pos = _dec_Feature_0(buf, pos)
-            f_features.append(e_features)
+            i_name, pos = _read_compact_string(buf, pos)
+            (i_min_supported_version, i_max_supported_version,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_features.append(Feature(i_name, i_min_supported_version, i_max_supported_version))
     f_rack, pos = _read_compact_nullable_string(buf, pos)
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
@@ -231,8 +245,15 @@ def _dec_BrokerRegistrationRequest_1(buf: _Buf, pos: int) -> tuple[BrokerRegistr
     else:
         f_listeners = []
         for _ in range(n):
-            e_listeners, pos = _dec_Listener_0(buf, pos)
-            f_listeners.append(e_listeners)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port, i_security_protocol,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_listeners.append(Listener(i_name, i_host, i_port, i_security_protocol))
     f_features: list[Feature]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -240,8 +261,14 @@ def _dec_BrokerRegistrationRequest_1(buf: _Buf, pos: int) -> tuple[BrokerRegistr
     else:
         f_features = []
         for _ in range(n):
-            e_features, pos = _dec_Feature_0(buf, pos)
-            f_features.append(e_features)
+            i_name, pos = _read_compact_string(buf, pos)
+            (i_min_supported_version, i_max_supported_version,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_features.append(Feature(i_name, i_min_supported_version, i_max_supported_version))
     f_rack, pos = _read_compact_nullable_string(buf, pos)
     (f_is_migrating_zk_broker,) = _S4.unpack_from(buf, pos)
     pos += 1
@@ -284,8 +311,15 @@ def _dec_BrokerRegistrationRequest_2(buf: _Buf, pos: int) -> tuple[BrokerRegistr
     else:
         f_listeners = []
         for _ in range(n):
-            e_listeners, pos = _dec_Listener_0(buf, pos)
-            f_listeners.append(e_listeners)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port, i_security_protocol,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_listeners.append(Listener(i_name, i_host, i_port, i_security_protocol))
     f_features: list[Feature]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -293,8 +327,14 @@ def _dec_BrokerRegistrationRequest_2(buf: _Buf, pos: int) -> tuple[BrokerRegistr
     else:
         f_features = []
         for _ in range(n):
-            e_features, pos = _dec_Feature_0(buf, pos)
-            f_features.append(e_features)
+            i_name, pos = _read_compact_string(buf, pos)
+            (i_min_supported_version, i_max_supported_version,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_features.append(Feature(i_name, i_min_supported_version, i_max_supported_version))
     f_rack, pos = _read_compact_nullable_string(buf, pos)
     (f_is_migrating_zk_broker,) = _S4.unpack_from(buf, pos)
     pos += 1
@@ -349,8 +389,15 @@ def _dec_BrokerRegistrationRequest_3(buf: _Buf, pos: int) -> tuple[BrokerRegistr
     else:
         f_listeners = []
         for _ in range(n):
-            e_listeners, pos = _dec_Listener_0(buf, pos)
-            f_listeners.append(e_listeners)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port, i_security_protocol,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_listeners.append(Listener(i_name, i_host, i_port, i_security_protocol))
     f_features: list[Feature]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -358,8 +405,14 @@ def _dec_BrokerRegistrationRequest_3(buf: _Buf, pos: int) -> tuple[BrokerRegistr
     else:
         f_features = []
         for _ in range(n):
-            e_features, pos = _dec_Feature_0(buf, pos)
-            f_features.append(e_features)
+            i_name, pos = _read_compact_string(buf, pos)
+            (i_min_supported_version, i_max_supported_version,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_features.append(Feature(i_name, i_min_supported_version, i_max_supported_version))
     f_rack, pos = _read_compact_nullable_string(buf, pos)
     (f_is_migrating_zk_broker,) = _S4.unpack_from(buf, pos)
     pos += 1

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -145,8 +146,13 @@ def _dec_ClassicMemberMetadata_0(buf: _Buf, pos: int) -> tuple[ClassicMemberMeta
     else:
         f_supported_protocols = []
         for _ in range(n):
-            e_supported_protocols, pos = _dec_ClassicProtocol_0(buf, pos)
-            f_supported_protocols.append(e_supported_protocols)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_metadata, pos = _read_compact_bytes(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_supported_protocols.append(ClassicProtocol(i_name, i_metadata))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,6 +60,7 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['TopicPartition', 'ConsumerProtocolSubscription']
 _S0 = _struct.Struct('>i')
+_S1 = _struct.Struct('>ih')
 
 
 @_dataclass(slots=True)
@@ -237,9 +239,18 @@ def _dec_ConsumerProtocolSubscription_3(buf: _Buf, pos: int) -> tuple[ConsumerPr
         for _ in range(n):
             e_owned_partitions, pos = _dec_TopicPartition_1(buf, pos)
             f_owned_partitions.append(e_owned_partitions)
-    (f_generation_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_rack_id, pos = _read_nullable_string(buf, pos)
+    (f_generation_id, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_rack_id = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_rack_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return ConsumerProtocolSubscription(f_topics, f_user_data, f_owned_partitions, f_generation_id, f_rack_id), pos
 
 

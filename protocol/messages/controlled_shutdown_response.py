@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -114,8 +115,10 @@ def _dec_ControlledShutdownResponse_0(buf: _Buf, pos: int) -> tuple[ControlledSh
     else:
         f_remaining_partitions = []
         for _ in range(n):
-            e_remaining_partitions, pos = _dec_RemainingPartition_0(buf, pos)
-            f_remaining_partitions.append(e_remaining_partitions)
+            i_topic_name, pos = _read_string(buf, pos)
+            (i_partition_index,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            f_remaining_partitions.append(RemainingPartition(i_topic_name, i_partition_index))
     return ControlledShutdownResponse(f_error_code, f_remaining_partitions), pos
 
 
@@ -154,8 +157,14 @@ def _dec_ControlledShutdownResponse_3(buf: _Buf, pos: int) -> tuple[ControlledSh
     else:
         f_remaining_partitions = []
         for _ in range(n):
-            e_remaining_partitions, pos = _dec_RemainingPartition_3(buf, pos)
-            f_remaining_partitions.append(e_remaining_partitions)
+            i_topic_name, pos = _read_compact_string(buf, pos)
+            (i_partition_index,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_remaining_partitions.append(RemainingPartition(i_topic_name, i_partition_index))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -60,6 +61,7 @@ from protocol.primitives import uvarint as _uvarint
 __all__ = ['AclCreation', 'CreateAclsRequest']
 _S0 = _struct.Struct('>b')
 _S1 = _struct.Struct('>bb')
+_S2 = _struct.Struct('>bh')
 
 
 @_dataclass(slots=True)
@@ -104,9 +106,16 @@ def _enc_AclCreation_0(a: _Append, o: AclCreation) -> None:
 
 
 def _dec_AclCreation_0(buf: _Buf, pos: int) -> tuple[AclCreation, int]:
-    (f_resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
+    (f_resource_type, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_principal, pos = _read_string(buf, pos)
     f_host, pos = _read_string(buf, pos)
     (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
@@ -128,8 +137,21 @@ def _dec_CreateAclsRequest_0(buf: _Buf, pos: int) -> tuple[CreateAclsRequest, in
     else:
         f_creations = []
         for _ in range(n):
-            e_creations, pos = _dec_AclCreation_0(buf, pos)
-            f_creations.append(e_creations)
+            (i_resource_type, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_resource_name = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            i_principal, pos = _read_string(buf, pos)
+            i_host, pos = _read_string(buf, pos)
+            (i_operation, i_permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            f_creations.append(AclCreation(i_resource_type, i_resource_name, 3, i_principal, i_host, i_operation, i_permission_type))
     return CreateAclsRequest(f_creations), pos
 
 
@@ -143,12 +165,26 @@ def _enc_AclCreation_1(a: _Append, o: AclCreation) -> None:
 
 
 def _dec_AclCreation_1(buf: _Buf, pos: int) -> tuple[AclCreation, int]:
-    (f_resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
-    (f_resource_pattern_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_principal, pos = _read_string(buf, pos)
+    (f_resource_type, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_resource_pattern_type, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_principal = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_host, pos = _read_string(buf, pos)
     (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -169,8 +205,30 @@ def _dec_CreateAclsRequest_1(buf: _Buf, pos: int) -> tuple[CreateAclsRequest, in
     else:
         f_creations = []
         for _ in range(n):
-            e_creations, pos = _dec_AclCreation_1(buf, pos)
-            f_creations.append(e_creations)
+            (i_resource_type, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_resource_name = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_resource_pattern_type, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_principal = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            i_host, pos = _read_string(buf, pos)
+            (i_operation, i_permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            f_creations.append(AclCreation(i_resource_type, i_resource_name, i_resource_pattern_type, i_principal, i_host, i_operation, i_permission_type))
     return CreateAclsRequest(f_creations), pos
 
 
@@ -216,8 +274,20 @@ def _dec_CreateAclsRequest_2(buf: _Buf, pos: int) -> tuple[CreateAclsRequest, in
     else:
         f_creations = []
         for _ in range(n):
-            e_creations, pos = _dec_AclCreation_2(buf, pos)
-            f_creations.append(e_creations)
+            (i_resource_type,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            i_resource_name, pos = _read_compact_string(buf, pos)
+            (i_resource_pattern_type,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            i_principal, pos = _read_compact_string(buf, pos)
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_operation, i_permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_creations.append(AclCreation(i_resource_type, i_resource_name, i_resource_pattern_type, i_principal, i_host, i_operation, i_permission_type))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,7 +60,8 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['AclCreationResult', 'CreateAclsResponse']
 _S0 = _struct.Struct('>h')
-_S1 = _struct.Struct('>i')
+_S1 = _struct.Struct('>hh')
+_S2 = _struct.Struct('>i')
 
 
 @_dataclass(slots=True)
@@ -91,21 +93,30 @@ def _enc_AclCreationResult_0(a: _Append, o: AclCreationResult) -> None:
 
 
 def _dec_AclCreationResult_0(buf: _Buf, pos: int) -> tuple[AclCreationResult, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return AclCreationResult(f_error_code, f_error_message), pos
 
 
 def _enc_CreateAclsResponse_0(a: _Append, o: CreateAclsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_array_len(o.results))
     for _e_results in o.results:
         _enc_AclCreationResult_0(a, _e_results)
 
 
 def _dec_CreateAclsResponse_0(buf: _Buf, pos: int) -> tuple[CreateAclsResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_results: list[AclCreationResult]
     n, pos = _read_array_len(buf, pos)
@@ -114,8 +125,19 @@ def _dec_CreateAclsResponse_0(buf: _Buf, pos: int) -> tuple[CreateAclsResponse, 
     else:
         f_results = []
         for _ in range(n):
-            e_results, pos = _dec_AclCreationResult_0(buf, pos)
-            f_results.append(e_results)
+            (i_error_code, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_error_message = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_error_message = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_results.append(AclCreationResult(i_error_code, i_error_message))
     return CreateAclsResponse(f_throttle_time_ms, f_results), pos
 
 
@@ -137,7 +159,7 @@ def _dec_AclCreationResult_2(buf: _Buf, pos: int) -> tuple[AclCreationResult, in
 
 
 def _enc_CreateAclsResponse_2(a: _Append, o: CreateAclsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.results))
     for _e_results in o.results:
         _enc_AclCreationResult_2(a, _e_results)
@@ -145,7 +167,7 @@ def _enc_CreateAclsResponse_2(a: _Append, o: CreateAclsResponse) -> None:
 
 
 def _dec_CreateAclsResponse_2(buf: _Buf, pos: int) -> tuple[CreateAclsResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_results: list[AclCreationResult]
     n, pos = _read_compact_array_len(buf, pos)
@@ -154,8 +176,14 @@ def _dec_CreateAclsResponse_2(buf: _Buf, pos: int) -> tuple[CreateAclsResponse, 
     else:
         f_results = []
         for _ in range(n):
-            e_results, pos = _dec_AclCreationResult_2(buf, pos)
-            f_results.append(e_results)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            i_error_message, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_results.append(AclCreationResult(i_error_code, i_error_message))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

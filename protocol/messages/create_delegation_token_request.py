@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -118,8 +119,9 @@ def _dec_CreateDelegationTokenRequest_0(buf: _Buf, pos: int) -> tuple[CreateDele
     else:
         f_renewers = []
         for _ in range(n):
-            e_renewers, pos = _dec_CreatableRenewers_0(buf, pos)
-            f_renewers.append(e_renewers)
+            i_principal_type, pos = _read_string(buf, pos)
+            i_principal_name, pos = _read_string(buf, pos)
+            f_renewers.append(CreatableRenewers(i_principal_type, i_principal_name))
     (f_max_lifetime_ms,) = _S0.unpack_from(buf, pos)
     pos += 8
     return CreateDelegationTokenRequest('', '', f_renewers, f_max_lifetime_ms), pos
@@ -172,8 +174,13 @@ def _dec_CreateDelegationTokenRequest_2(buf: _Buf, pos: int) -> tuple[CreateDele
     else:
         f_renewers = []
         for _ in range(n):
-            e_renewers, pos = _dec_CreatableRenewers_2(buf, pos)
-            f_renewers.append(e_renewers)
+            i_principal_type, pos = _read_compact_string(buf, pos)
+            i_principal_name, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_renewers.append(CreatableRenewers(i_principal_type, i_principal_name))
     (f_max_lifetime_ms,) = _S0.unpack_from(buf, pos)
     pos += 8
     if buf[pos]:
@@ -203,8 +210,13 @@ def _dec_CreateDelegationTokenRequest_3(buf: _Buf, pos: int) -> tuple[CreateDele
     else:
         f_renewers = []
         for _ in range(n):
-            e_renewers, pos = _dec_CreatableRenewers_2(buf, pos)
-            f_renewers.append(e_renewers)
+            i_principal_type, pos = _read_compact_string(buf, pos)
+            i_principal_name, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_renewers.append(CreatableRenewers(i_principal_type, i_principal_name))
     (f_max_lifetime_ms,) = _S0.unpack_from(buf, pos)
     pos += 8
     if buf[pos]:

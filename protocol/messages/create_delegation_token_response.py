@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -61,6 +62,8 @@ __all__ = ['CreateDelegationTokenResponse']
 _S0 = _struct.Struct('>h')
 _S1 = _struct.Struct('>qqq')
 _S2 = _struct.Struct('>i')
+_S3 = _struct.Struct('>hh')
+_S4 = _struct.Struct('>qqqh')
 
 
 @_dataclass(slots=True)
@@ -112,13 +115,27 @@ def _enc_CreateDelegationTokenResponse_0(a: _Append, o: CreateDelegationTokenRes
 
 
 def _dec_CreateDelegationTokenResponse_0(buf: _Buf, pos: int) -> tuple[CreateDelegationTokenResponse, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_principal_type, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_principal_type = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_principal_name, pos = _read_string(buf, pos)
-    (f_issue_timestamp_ms, f_expiry_timestamp_ms, f_max_timestamp_ms,) = _S1.unpack_from(buf, pos)
-    pos += 24
-    f_token_id, pos = _read_string(buf, pos)
+    (f_issue_timestamp_ms, f_expiry_timestamp_ms, f_max_timestamp_ms, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 26
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_token_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_hmac, pos = _read_bytes(buf, pos)
     (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,7 +60,8 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['CreatePartitionsTopicResult', 'CreatePartitionsResponse']
 _S0 = _struct.Struct('>h')
-_S1 = _struct.Struct('>i')
+_S1 = _struct.Struct('>hh')
+_S2 = _struct.Struct('>i')
 
 
 @_dataclass(slots=True)
@@ -95,21 +97,30 @@ def _enc_CreatePartitionsTopicResult_0(a: _Append, o: CreatePartitionsTopicResul
 
 def _dec_CreatePartitionsTopicResult_0(buf: _Buf, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
     f_name, pos = _read_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return CreatePartitionsTopicResult(f_name, f_error_code, f_error_message), pos
 
 
 def _enc_CreatePartitionsResponse_0(a: _Append, o: CreatePartitionsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_array_len(o.results))
     for _e_results in o.results:
         _enc_CreatePartitionsTopicResult_0(a, _e_results)
 
 
 def _dec_CreatePartitionsResponse_0(buf: _Buf, pos: int) -> tuple[CreatePartitionsResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_results: list[CreatePartitionsTopicResult]
     n, pos = _read_array_len(buf, pos)
@@ -118,8 +129,20 @@ def _dec_CreatePartitionsResponse_0(buf: _Buf, pos: int) -> tuple[CreatePartitio
     else:
         f_results = []
         for _ in range(n):
-            e_results, pos = _dec_CreatePartitionsTopicResult_0(buf, pos)
-            f_results.append(e_results)
+            i_name, pos = _read_string(buf, pos)
+            (i_error_code, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_error_message = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_error_message = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_results.append(CreatePartitionsTopicResult(i_name, i_error_code, i_error_message))
     return CreatePartitionsResponse(f_throttle_time_ms, f_results), pos
 
 
@@ -143,7 +166,7 @@ def _dec_CreatePartitionsTopicResult_2(buf: _Buf, pos: int) -> tuple[CreateParti
 
 
 def _enc_CreatePartitionsResponse_2(a: _Append, o: CreatePartitionsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.results))
     for _e_results in o.results:
         _enc_CreatePartitionsTopicResult_2(a, _e_results)
@@ -151,7 +174,7 @@ def _enc_CreatePartitionsResponse_2(a: _Append, o: CreatePartitionsResponse) -> 
 
 
 def _dec_CreatePartitionsResponse_2(buf: _Buf, pos: int) -> tuple[CreatePartitionsResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_results: list[CreatePartitionsTopicResult]
     n, pos = _read_compact_array_len(buf, pos)
@@ -160,8 +183,15 @@ def _dec_CreatePartitionsResponse_2(buf: _Buf, pos: int) -> tuple[CreatePartitio
     else:
         f_results = []
         for _ in range(n):
-            e_results, pos = _dec_CreatePartitionsTopicResult_2(buf, pos)
-            f_results.append(e_results)
+            i_name, pos = _read_compact_string(buf, pos)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            i_error_message, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_results.append(CreatePartitionsTopicResult(i_name, i_error_code, i_error_message))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

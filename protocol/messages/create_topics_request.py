@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -169,8 +170,9 @@ def _dec_CreatableTopic_0(buf: _Buf, pos: int) -> tuple[CreatableTopic, int]:
     else:
         f_configs = []
         for _ in range(n):
-            e_configs, pos = _dec_CreatableTopicConfig_0(buf, pos)
-            f_configs.append(e_configs)
+            i_name, pos = _read_string(buf, pos)
+            i_value, pos = _read_nullable_string(buf, pos)
+            f_configs.append(CreatableTopicConfig(i_name, i_value))
     return CreatableTopic(f_name, f_num_partitions, f_replication_factor, f_assignments, f_configs), pos
 
 
@@ -290,8 +292,13 @@ def _dec_CreatableTopic_5(buf: _Buf, pos: int) -> tuple[CreatableTopic, int]:
     else:
         f_configs = []
         for _ in range(n):
-            e_configs, pos = _dec_CreatableTopicConfig_5(buf, pos)
-            f_configs.append(e_configs)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_value, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_configs.append(CreatableTopicConfig(i_name, i_value))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,10 +60,11 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['CreatableTopicConfigs', 'CreatableTopicResult', 'CreateTopicsResponse']
 _S0 = _struct.Struct('>h')
-_S1 = _struct.Struct('>i')
-_S2 = _struct.Struct('>?b?')
-_S3 = _struct.Struct('>ih')
-_S4 = _struct.Struct('>16sh')
+_S1 = _struct.Struct('>hh')
+_S2 = _struct.Struct('>i')
+_S3 = _struct.Struct('>?b?')
+_S4 = _struct.Struct('>ih')
+_S5 = _struct.Struct('>16sh')
 
 
 @_dataclass(slots=True)
@@ -140,8 +142,10 @@ def _dec_CreateTopicsResponse_0(buf: _Buf, pos: int) -> tuple[CreateTopicsRespon
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_CreatableTopicResult_0(buf, pos)
-            f_topics.append(e_topics)
+            i_name, pos = _read_string(buf, pos)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            f_topics.append(CreatableTopicResult(i_name, _ZERO_UUID, i_error_code, '', 0, -1, -1, []))
     return CreateTopicsResponse(0, f_topics), pos
 
 
@@ -153,9 +157,18 @@ def _enc_CreatableTopicResult_1(a: _Append, o: CreatableTopicResult) -> None:
 
 def _dec_CreatableTopicResult_1(buf: _Buf, pos: int) -> tuple[CreatableTopicResult, int]:
     f_name, pos = _read_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return CreatableTopicResult(f_name, _ZERO_UUID, f_error_code, f_error_message, 0, -1, -1, []), pos
 
 
@@ -173,20 +186,32 @@ def _dec_CreateTopicsResponse_1(buf: _Buf, pos: int) -> tuple[CreateTopicsRespon
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_CreatableTopicResult_1(buf, pos)
-            f_topics.append(e_topics)
+            i_name, pos = _read_string(buf, pos)
+            (i_error_code, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_error_message = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_error_message = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_topics.append(CreatableTopicResult(i_name, _ZERO_UUID, i_error_code, i_error_message, 0, -1, -1, []))
     return CreateTopicsResponse(0, f_topics), pos
 
 
 def _enc_CreateTopicsResponse_2(a: _Append, o: CreateTopicsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_CreatableTopicResult_1(a, _e_topics)
 
 
 def _dec_CreateTopicsResponse_2(buf: _Buf, pos: int) -> tuple[CreateTopicsResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_topics: list[CreatableTopicResult]
     n, pos = _read_array_len(buf, pos)
@@ -195,22 +220,34 @@ def _dec_CreateTopicsResponse_2(buf: _Buf, pos: int) -> tuple[CreateTopicsRespon
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_CreatableTopicResult_1(buf, pos)
-            f_topics.append(e_topics)
+            i_name, pos = _read_string(buf, pos)
+            (i_error_code, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_error_message = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_error_message = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_topics.append(CreatableTopicResult(i_name, _ZERO_UUID, i_error_code, i_error_message, 0, -1, -1, []))
     return CreateTopicsResponse(f_throttle_time_ms, f_topics), pos
 
 
 def _enc_CreatableTopicConfigs_5(a: _Append, o: CreatableTopicConfigs) -> None:
     a(_enc_compact_string(o.name))
     a(_enc_compact_nullable_string(o.value))
-    a(_S2.pack(o.read_only, o.config_source, o.is_sensitive))
+    a(_S3.pack(o.read_only, o.config_source, o.is_sensitive))
     a(_ZERO_BYTE)
 
 
 def _dec_CreatableTopicConfigs_5(buf: _Buf, pos: int) -> tuple[CreatableTopicConfigs, int]:
     f_name, pos = _read_compact_string(buf, pos)
     f_value, pos = _read_compact_nullable_string(buf, pos)
-    (f_read_only, f_config_source, f_is_sensitive,) = _S2.unpack_from(buf, pos)
+    (f_read_only, f_config_source, f_is_sensitive,) = _S3.unpack_from(buf, pos)
     pos += 3
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
@@ -223,7 +260,7 @@ def _enc_CreatableTopicResult_5(a: _Append, o: CreatableTopicResult) -> None:
     a(_enc_compact_string(o.name))
     a(_S0.pack(o.error_code))
     a(_enc_compact_nullable_string(o.error_message))
-    a(_S3.pack(o.num_partitions, o.replication_factor))
+    a(_S4.pack(o.num_partitions, o.replication_factor))
     if o.configs is None:
         a(_ZERO_BYTE)
     else:
@@ -251,7 +288,7 @@ def _dec_CreatableTopicResult_5(buf: _Buf, pos: int) -> tuple[CreatableTopicResu
     (f_error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
     f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    (f_num_partitions, f_replication_factor,) = _S3.unpack_from(buf, pos)
+    (f_num_partitions, f_replication_factor,) = _S4.unpack_from(buf, pos)
     pos += 6
     f_configs: list[CreatableTopicConfigs] | None
     n, pos = _read_compact_array_len(buf, pos)
@@ -260,8 +297,15 @@ def _dec_CreatableTopicResult_5(buf: _Buf, pos: int) -> tuple[CreatableTopicResu
     else:
         f_configs = []
         for _ in range(n):
-            e_configs, pos = _dec_CreatableTopicConfigs_5(buf, pos)
-            f_configs.append(e_configs)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_value, pos = _read_compact_nullable_string(buf, pos)
+            (i_read_only, i_config_source, i_is_sensitive,) = _S3.unpack_from(buf, pos)
+            pos += 3
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_configs.append(CreatableTopicConfigs(i_name, i_value, i_read_only, i_config_source, i_is_sensitive))
     f_topic_config_error_code: int = 0
     ntags, pos = _read_uvarint(buf, pos)
     for _ in range(ntags):
@@ -277,7 +321,7 @@ def _dec_CreatableTopicResult_5(buf: _Buf, pos: int) -> tuple[CreatableTopicResu
 
 
 def _enc_CreateTopicsResponse_5(a: _Append, o: CreateTopicsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_CreatableTopicResult_5(a, _e_topics)
@@ -285,7 +329,7 @@ def _enc_CreateTopicsResponse_5(a: _Append, o: CreateTopicsResponse) -> None:
 
 
 def _dec_CreateTopicsResponse_5(buf: _Buf, pos: int) -> tuple[CreateTopicsResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_topics: list[CreatableTopicResult]
     n, pos = _read_compact_array_len(buf, pos)
@@ -305,9 +349,9 @@ def _dec_CreateTopicsResponse_5(buf: _Buf, pos: int) -> tuple[CreateTopicsRespon
 
 def _enc_CreatableTopicResult_7(a: _Append, o: CreatableTopicResult) -> None:
     a(_enc_compact_string(o.name))
-    a(_S4.pack(o.topic_id.bytes, o.error_code))
+    a(_S5.pack(o.topic_id.bytes, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))
-    a(_S3.pack(o.num_partitions, o.replication_factor))
+    a(_S4.pack(o.num_partitions, o.replication_factor))
     if o.configs is None:
         a(_ZERO_BYTE)
     else:
@@ -332,11 +376,11 @@ def _enc_CreatableTopicResult_7(a: _Append, o: CreatableTopicResult) -> None:
 
 def _dec_CreatableTopicResult_7(buf: _Buf, pos: int) -> tuple[CreatableTopicResult, int]:
     f_name, pos = _read_compact_string(buf, pos)
-    (f_topic_id, f_error_code,) = _S4.unpack_from(buf, pos)
+    (f_topic_id, f_error_code,) = _S5.unpack_from(buf, pos)
     pos += 18
     f_topic_id = _uuid(f_topic_id)
     f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    (f_num_partitions, f_replication_factor,) = _S3.unpack_from(buf, pos)
+    (f_num_partitions, f_replication_factor,) = _S4.unpack_from(buf, pos)
     pos += 6
     f_configs: list[CreatableTopicConfigs] | None
     n, pos = _read_compact_array_len(buf, pos)
@@ -345,8 +389,15 @@ def _dec_CreatableTopicResult_7(buf: _Buf, pos: int) -> tuple[CreatableTopicResu
     else:
         f_configs = []
         for _ in range(n):
-            e_configs, pos = _dec_CreatableTopicConfigs_5(buf, pos)
-            f_configs.append(e_configs)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_value, pos = _read_compact_nullable_string(buf, pos)
+            (i_read_only, i_config_source, i_is_sensitive,) = _S3.unpack_from(buf, pos)
+            pos += 3
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_configs.append(CreatableTopicConfigs(i_name, i_value, i_read_only, i_config_source, i_is_sensitive))
     f_topic_config_error_code: int = 0
     ntags, pos = _read_uvarint(buf, pos)
     for _ in range(ntags):
@@ -362,7 +413,7 @@ def _dec_CreatableTopicResult_7(buf: _Buf, pos: int) -> tuple[CreatableTopicResu
 
 
 def _enc_CreateTopicsResponse_7(a: _Append, o: CreateTopicsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_CreatableTopicResult_7(a, _e_topics)
@@ -370,7 +421,7 @@ def _enc_CreateTopicsResponse_7(a: _Append, o: CreateTopicsResponse) -> None:
 
 
 def _dec_CreateTopicsResponse_7(buf: _Buf, pos: int) -> tuple[CreateTopicsResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_topics: list[CreatableTopicResult]
     n, pos = _read_compact_array_len(buf, pos)

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -60,6 +61,7 @@ from protocol.primitives import uvarint as _uvarint
 __all__ = ['DeleteAclsFilter', 'DeleteAclsRequest']
 _S0 = _struct.Struct('>b')
 _S1 = _struct.Struct('>bb')
+_S2 = _struct.Struct('>bh')
 
 
 @_dataclass(slots=True)
@@ -104,9 +106,18 @@ def _enc_DeleteAclsFilter_0(a: _Append, o: DeleteAclsFilter) -> None:
 
 
 def _dec_DeleteAclsFilter_0(buf: _Buf, pos: int) -> tuple[DeleteAclsFilter, int]:
-    (f_resource_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name_filter, pos = _read_nullable_string(buf, pos)
+    (f_resource_type_filter, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_resource_name_filter = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name_filter = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_principal_filter, pos = _read_nullable_string(buf, pos)
     f_host_filter, pos = _read_nullable_string(buf, pos)
     (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
@@ -128,8 +139,23 @@ def _dec_DeleteAclsRequest_0(buf: _Buf, pos: int) -> tuple[DeleteAclsRequest, in
     else:
         f_filters = []
         for _ in range(n):
-            e_filters, pos = _dec_DeleteAclsFilter_0(buf, pos)
-            f_filters.append(e_filters)
+            (i_resource_type_filter, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_resource_name_filter = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_resource_name_filter = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            i_principal_filter, pos = _read_nullable_string(buf, pos)
+            i_host_filter, pos = _read_nullable_string(buf, pos)
+            (i_operation, i_permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            f_filters.append(DeleteAclsFilter(i_resource_type_filter, i_resource_name_filter, 3, i_principal_filter, i_host_filter, i_operation, i_permission_type))
     return DeleteAclsRequest(f_filters), pos
 
 
@@ -143,12 +169,30 @@ def _enc_DeleteAclsFilter_1(a: _Append, o: DeleteAclsFilter) -> None:
 
 
 def _dec_DeleteAclsFilter_1(buf: _Buf, pos: int) -> tuple[DeleteAclsFilter, int]:
-    (f_resource_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name_filter, pos = _read_nullable_string(buf, pos)
-    (f_pattern_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_principal_filter, pos = _read_nullable_string(buf, pos)
+    (f_resource_type_filter, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_resource_name_filter = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name_filter = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_pattern_type_filter, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_principal_filter = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_principal_filter = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_host_filter, pos = _read_nullable_string(buf, pos)
     (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
     pos += 2
@@ -169,8 +213,34 @@ def _dec_DeleteAclsRequest_1(buf: _Buf, pos: int) -> tuple[DeleteAclsRequest, in
     else:
         f_filters = []
         for _ in range(n):
-            e_filters, pos = _dec_DeleteAclsFilter_1(buf, pos)
-            f_filters.append(e_filters)
+            (i_resource_type_filter, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_resource_name_filter = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_resource_name_filter = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_pattern_type_filter, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_principal_filter = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_principal_filter = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            i_host_filter, pos = _read_nullable_string(buf, pos)
+            (i_operation, i_permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            f_filters.append(DeleteAclsFilter(i_resource_type_filter, i_resource_name_filter, i_pattern_type_filter, i_principal_filter, i_host_filter, i_operation, i_permission_type))
     return DeleteAclsRequest(f_filters), pos
 
 
@@ -216,8 +286,20 @@ def _dec_DeleteAclsRequest_2(buf: _Buf, pos: int) -> tuple[DeleteAclsRequest, in
     else:
         f_filters = []
         for _ in range(n):
-            e_filters, pos = _dec_DeleteAclsFilter_2(buf, pos)
-            f_filters.append(e_filters)
+            (i_resource_type_filter,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            i_resource_name_filter, pos = _read_compact_nullable_string(buf, pos)
+            (i_pattern_type_filter,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            i_principal_filter, pos = _read_compact_nullable_string(buf, pos)
+            i_host_filter, pos = _read_compact_nullable_string(buf, pos)
+            (i_operation, i_permission_type,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_filters.append(DeleteAclsFilter(i_resource_type_filter, i_resource_name_filter, i_pattern_type_filter, i_principal_filter, i_host_filter, i_operation, i_permission_type))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

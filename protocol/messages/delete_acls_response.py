@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -61,7 +62,9 @@ __all__ = ['DeleteAclsMatchingAcl', 'DeleteAclsFilterResult', 'DeleteAclsRespons
 _S0 = _struct.Struct('>h')
 _S1 = _struct.Struct('>b')
 _S2 = _struct.Struct('>bb')
-_S3 = _struct.Struct('>i')
+_S3 = _struct.Struct('>hh')
+_S4 = _struct.Struct('>bh')
+_S5 = _struct.Struct('>i')
 
 
 @_dataclass(slots=True)
@@ -124,12 +127,28 @@ def _enc_DeleteAclsMatchingAcl_0(a: _Append, o: DeleteAclsMatchingAcl) -> None:
 
 
 def _dec_DeleteAclsMatchingAcl_0(buf: _Buf, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
-    (f_resource_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_resource_type, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_principal, pos = _read_string(buf, pos)
     f_host, pos = _read_string(buf, pos)
     (f_operation, f_permission_type,) = _S2.unpack_from(buf, pos)
@@ -146,9 +165,18 @@ def _enc_DeleteAclsFilterResult_0(a: _Append, o: DeleteAclsFilterResult) -> None
 
 
 def _dec_DeleteAclsFilterResult_0(buf: _Buf, pos: int) -> tuple[DeleteAclsFilterResult, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_error_code, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_matching_acls: list[DeleteAclsMatchingAcl]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -156,20 +184,45 @@ def _dec_DeleteAclsFilterResult_0(buf: _Buf, pos: int) -> tuple[DeleteAclsFilter
     else:
         f_matching_acls = []
         for _ in range(n):
-            e_matching_acls, pos = _dec_DeleteAclsMatchingAcl_0(buf, pos)
-            f_matching_acls.append(e_matching_acls)
+            (i_error_code, _sn,) = _S3.unpack_from(buf, pos)
+            pos += 4
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_error_message = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_error_message = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_resource_type, _sn,) = _S4.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_resource_name = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            i_principal, pos = _read_string(buf, pos)
+            i_host, pos = _read_string(buf, pos)
+            (i_operation, i_permission_type,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            f_matching_acls.append(DeleteAclsMatchingAcl(i_error_code, i_error_message, i_resource_type, i_resource_name, 3, i_principal, i_host, i_operation, i_permission_type))
     return DeleteAclsFilterResult(f_error_code, f_error_message, f_matching_acls), pos
 
 
 def _enc_DeleteAclsResponse_0(a: _Append, o: DeleteAclsResponse) -> None:
-    a(_S3.pack(o.throttle_time_ms))
+    a(_S5.pack(o.throttle_time_ms))
     a(_enc_array_len(o.filter_results))
     for _e_filter_results in o.filter_results:
         _enc_DeleteAclsFilterResult_0(a, _e_filter_results)
 
 
 def _dec_DeleteAclsResponse_0(buf: _Buf, pos: int) -> tuple[DeleteAclsResponse, int]:
-    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S5.unpack_from(buf, pos)
     pos += 4
     f_filter_results: list[DeleteAclsFilterResult]
     n, pos = _read_array_len(buf, pos)
@@ -195,15 +248,38 @@ def _enc_DeleteAclsMatchingAcl_1(a: _Append, o: DeleteAclsMatchingAcl) -> None:
 
 
 def _dec_DeleteAclsMatchingAcl_1(buf: _Buf, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
-    (f_resource_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
-    (f_pattern_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    f_principal, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_resource_type, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_pattern_type, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_principal = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_host, pos = _read_string(buf, pos)
     (f_operation, f_permission_type,) = _S2.unpack_from(buf, pos)
     pos += 2
@@ -219,9 +295,18 @@ def _enc_DeleteAclsFilterResult_1(a: _Append, o: DeleteAclsFilterResult) -> None
 
 
 def _dec_DeleteAclsFilterResult_1(buf: _Buf, pos: int) -> tuple[DeleteAclsFilterResult, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_error_code, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_matching_acls: list[DeleteAclsMatchingAcl]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -229,20 +314,54 @@ def _dec_DeleteAclsFilterResult_1(buf: _Buf, pos: int) -> tuple[DeleteAclsFilter
     else:
         f_matching_acls = []
         for _ in range(n):
-            e_matching_acls, pos = _dec_DeleteAclsMatchingAcl_1(buf, pos)
-            f_matching_acls.append(e_matching_acls)
+            (i_error_code, _sn,) = _S3.unpack_from(buf, pos)
+            pos += 4
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_error_message = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_error_message = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_resource_type, _sn,) = _S4.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_resource_name = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_pattern_type, _sn,) = _S4.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_principal = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            i_host, pos = _read_string(buf, pos)
+            (i_operation, i_permission_type,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            f_matching_acls.append(DeleteAclsMatchingAcl(i_error_code, i_error_message, i_resource_type, i_resource_name, i_pattern_type, i_principal, i_host, i_operation, i_permission_type))
     return DeleteAclsFilterResult(f_error_code, f_error_message, f_matching_acls), pos
 
 
 def _enc_DeleteAclsResponse_1(a: _Append, o: DeleteAclsResponse) -> None:
-    a(_S3.pack(o.throttle_time_ms))
+    a(_S5.pack(o.throttle_time_ms))
     a(_enc_array_len(o.filter_results))
     for _e_filter_results in o.filter_results:
         _enc_DeleteAclsFilterResult_1(a, _e_filter_results)
 
 
 def _dec_DeleteAclsResponse_1(buf: _Buf, pos: int) -> tuple[DeleteAclsResponse, int]:
-    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S5.unpack_from(buf, pos)
     pos += 4
     f_filter_results: list[DeleteAclsFilterResult]
     n, pos = _read_array_len(buf, pos)
@@ -308,8 +427,23 @@ def _dec_DeleteAclsFilterResult_2(buf: _Buf, pos: int) -> tuple[DeleteAclsFilter
     else:
         f_matching_acls = []
         for _ in range(n):
-            e_matching_acls, pos = _dec_DeleteAclsMatchingAcl_2(buf, pos)
-            f_matching_acls.append(e_matching_acls)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            i_error_message, pos = _read_compact_nullable_string(buf, pos)
+            (i_resource_type,) = _S1.unpack_from(buf, pos)
+            pos += 1
+            i_resource_name, pos = _read_compact_string(buf, pos)
+            (i_pattern_type,) = _S1.unpack_from(buf, pos)
+            pos += 1
+            i_principal, pos = _read_compact_string(buf, pos)
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_operation, i_permission_type,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_matching_acls.append(DeleteAclsMatchingAcl(i_error_code, i_error_message, i_resource_type, i_resource_name, i_pattern_type, i_principal, i_host, i_operation, i_permission_type))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -318,7 +452,7 @@ def _dec_DeleteAclsFilterResult_2(buf: _Buf, pos: int) -> tuple[DeleteAclsFilter
 
 
 def _enc_DeleteAclsResponse_2(a: _Append, o: DeleteAclsResponse) -> None:
-    a(_S3.pack(o.throttle_time_ms))
+    a(_S5.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.filter_results))
     for _e_filter_results in o.filter_results:
         _enc_DeleteAclsFilterResult_2(a, _e_filter_results)
@@ -326,7 +460,7 @@ def _enc_DeleteAclsResponse_2(a: _Append, o: DeleteAclsResponse) -> None:
 
 
 def _dec_DeleteAclsResponse_2(buf: _Buf, pos: int) -> tuple[DeleteAclsResponse, int]:
-    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S5.unpack_from(buf, pos)
     pos += 4
     f_filter_results: list[DeleteAclsFilterResult]
     n, pos = _read_compact_array_len(buf, pos)

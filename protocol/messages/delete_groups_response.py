@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -114,8 +115,10 @@ def _dec_DeleteGroupsResponse_0(buf: _Buf, pos: int) -> tuple[DeleteGroupsRespon
     else:
         f_results = []
         for _ in range(n):
-            e_results, pos = _dec_DeletableGroupResult_0(buf, pos)
-            f_results.append(e_results)
+            i_group_id, pos = _read_string(buf, pos)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            f_results.append(DeletableGroupResult(i_group_id, i_error_code))
     return DeleteGroupsResponse(f_throttle_time_ms, f_results), pos
 
 
@@ -154,8 +157,14 @@ def _dec_DeleteGroupsResponse_2(buf: _Buf, pos: int) -> tuple[DeleteGroupsRespon
     else:
         f_results = []
         for _ in range(n):
-            e_results, pos = _dec_DeletableGroupResult_2(buf, pos)
-            f_results.append(e_results)
+            i_group_id, pos = _read_compact_string(buf, pos)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_results.append(DeletableGroupResult(i_group_id, i_error_code))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -125,8 +126,13 @@ def _dec_DeleteStateData_0(buf: _Buf, pos: int) -> tuple[DeleteStateData, int]:
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_PartitionData_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(PartitionData(i_partition))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -211,8 +212,15 @@ def _dec_DeleteTopicsRequest_6(buf: _Buf, pos: int) -> tuple[DeleteTopicsRequest
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_DeleteTopicState_6(buf, pos)
-            f_topics.append(e_topics)
+            i_name, pos = _read_compact_nullable_string(buf, pos)
+            (i_topic_id,) = _S1.unpack_from(buf, pos)
+            pos += 16
+            i_topic_id = _uuid(i_topic_id)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_topics.append(DeleteTopicState(i_name, i_topic_id))
     (f_timeout_ms,) = _S0.unpack_from(buf, pos)
     pos += 4
     if buf[pos]:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -118,8 +119,10 @@ def _dec_DeleteTopicsResponse_0(buf: _Buf, pos: int) -> tuple[DeleteTopicsRespon
     else:
         f_responses = []
         for _ in range(n):
-            e_responses, pos = _dec_DeletableTopicResult_0(buf, pos)
-            f_responses.append(e_responses)
+            i_name, pos = _read_string(buf, pos)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            f_responses.append(DeletableTopicResult(i_name, _ZERO_UUID, i_error_code, None))
     return DeleteTopicsResponse(0, f_responses), pos
 
 
@@ -147,8 +150,10 @@ def _dec_DeleteTopicsResponse_1(buf: _Buf, pos: int) -> tuple[DeleteTopicsRespon
     else:
         f_responses = []
         for _ in range(n):
-            e_responses, pos = _dec_DeletableTopicResult_0(buf, pos)
-            f_responses.append(e_responses)
+            i_name, pos = _read_string(buf, pos)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            f_responses.append(DeletableTopicResult(i_name, _ZERO_UUID, i_error_code, None))
     return DeleteTopicsResponse(f_throttle_time_ms, f_responses), pos
 
 
@@ -217,8 +222,14 @@ def _dec_DeleteTopicsResponse_4(buf: _Buf, pos: int) -> tuple[DeleteTopicsRespon
     else:
         f_responses = []
         for _ in range(n):
-            e_responses, pos = _dec_DeletableTopicResult_4(buf, pos)
-            f_responses.append(e_responses)
+            i_name, pos = _read_compact_string(buf, pos)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_responses.append(DeletableTopicResult(i_name, _ZERO_UUID, i_error_code, None))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -265,8 +276,15 @@ def _dec_DeleteTopicsResponse_5(buf: _Buf, pos: int) -> tuple[DeleteTopicsRespon
     else:
         f_responses = []
         for _ in range(n):
-            e_responses, pos = _dec_DeletableTopicResult_5(buf, pos)
-            f_responses.append(e_responses)
+            i_name, pos = _read_compact_string(buf, pos)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            i_error_message, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_responses.append(DeletableTopicResult(i_name, _ZERO_UUID, i_error_code, i_error_message))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -312,8 +330,16 @@ def _dec_DeleteTopicsResponse_6(buf: _Buf, pos: int) -> tuple[DeleteTopicsRespon
     else:
         f_responses = []
         for _ in range(n):
-            e_responses, pos = _dec_DeletableTopicResult_6(buf, pos)
-            f_responses.append(e_responses)
+            i_name, pos = _read_compact_nullable_string(buf, pos)
+            (i_topic_id, i_error_code,) = _S2.unpack_from(buf, pos)
+            pos += 18
+            i_topic_id = _uuid(i_topic_id)
+            i_error_message, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_responses.append(DeletableTopicResult(i_name, i_topic_id, i_error_code, i_error_message))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -60,6 +61,7 @@ from protocol.primitives import uvarint as _uvarint
 __all__ = ['DescribeAclsRequest']
 _S0 = _struct.Struct('>b')
 _S1 = _struct.Struct('>bb')
+_S2 = _struct.Struct('>bh')
 
 
 @_dataclass(slots=True)
@@ -98,9 +100,18 @@ def _enc_DescribeAclsRequest_0(a: _Append, o: DescribeAclsRequest) -> None:
 
 
 def _dec_DescribeAclsRequest_0(buf: _Buf, pos: int) -> tuple[DescribeAclsRequest, int]:
-    (f_resource_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name_filter, pos = _read_nullable_string(buf, pos)
+    (f_resource_type_filter, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_resource_name_filter = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name_filter = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_principal_filter, pos = _read_nullable_string(buf, pos)
     f_host_filter, pos = _read_nullable_string(buf, pos)
     (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
@@ -118,12 +129,30 @@ def _enc_DescribeAclsRequest_1(a: _Append, o: DescribeAclsRequest) -> None:
 
 
 def _dec_DescribeAclsRequest_1(buf: _Buf, pos: int) -> tuple[DescribeAclsRequest, int]:
-    (f_resource_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name_filter, pos = _read_nullable_string(buf, pos)
-    (f_pattern_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_principal_filter, pos = _read_nullable_string(buf, pos)
+    (f_resource_type_filter, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_resource_name_filter = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name_filter = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_pattern_type_filter, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_principal_filter = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_principal_filter = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_host_filter, pos = _read_nullable_string(buf, pos)
     (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
     pos += 2

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -60,7 +61,9 @@ from protocol.primitives import uvarint as _uvarint
 __all__ = ['AclDescription', 'DescribeAclsResource', 'DescribeAclsResponse']
 _S0 = _struct.Struct('>bb')
 _S1 = _struct.Struct('>b')
-_S2 = _struct.Struct('>ih')
+_S2 = _struct.Struct('>bh')
+_S3 = _struct.Struct('>ih')
+_S4 = _struct.Struct('>ihh')
 
 
 @_dataclass(slots=True)
@@ -131,9 +134,16 @@ def _enc_DescribeAclsResource_0(a: _Append, o: DescribeAclsResource) -> None:
 
 
 def _dec_DescribeAclsResource_0(buf: _Buf, pos: int) -> tuple[DescribeAclsResource, int]:
-    (f_resource_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
+    (f_resource_type, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_acls: list[AclDescription]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -141,13 +151,16 @@ def _dec_DescribeAclsResource_0(buf: _Buf, pos: int) -> tuple[DescribeAclsResour
     else:
         f_acls = []
         for _ in range(n):
-            e_acls, pos = _dec_AclDescription_0(buf, pos)
-            f_acls.append(e_acls)
+            i_principal, pos = _read_string(buf, pos)
+            i_host, pos = _read_string(buf, pos)
+            (i_operation, i_permission_type,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            f_acls.append(AclDescription(i_principal, i_host, i_operation, i_permission_type))
     return DescribeAclsResource(f_resource_type, f_resource_name, 3, f_acls), pos
 
 
 def _enc_DescribeAclsResponse_0(a: _Append, o: DescribeAclsResponse) -> None:
-    a(_S2.pack(o.throttle_time_ms, o.error_code))
+    a(_S3.pack(o.throttle_time_ms, o.error_code))
     a(_enc_nullable_string(o.error_message))
     a(_enc_array_len(o.resources))
     for _e_resources in o.resources:
@@ -155,9 +168,18 @@ def _enc_DescribeAclsResponse_0(a: _Append, o: DescribeAclsResponse) -> None:
 
 
 def _dec_DescribeAclsResponse_0(buf: _Buf, pos: int) -> tuple[DescribeAclsResponse, int]:
-    (f_throttle_time_ms, f_error_code,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_throttle_time_ms, f_error_code, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 8
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_resources: list[DescribeAclsResource]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -180,9 +202,16 @@ def _enc_DescribeAclsResource_1(a: _Append, o: DescribeAclsResource) -> None:
 
 
 def _dec_DescribeAclsResource_1(buf: _Buf, pos: int) -> tuple[DescribeAclsResource, int]:
-    (f_resource_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
+    (f_resource_type, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     (f_pattern_type,) = _S1.unpack_from(buf, pos)
     pos += 1
     f_acls: list[AclDescription]
@@ -192,13 +221,16 @@ def _dec_DescribeAclsResource_1(buf: _Buf, pos: int) -> tuple[DescribeAclsResour
     else:
         f_acls = []
         for _ in range(n):
-            e_acls, pos = _dec_AclDescription_0(buf, pos)
-            f_acls.append(e_acls)
+            i_principal, pos = _read_string(buf, pos)
+            i_host, pos = _read_string(buf, pos)
+            (i_operation, i_permission_type,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            f_acls.append(AclDescription(i_principal, i_host, i_operation, i_permission_type))
     return DescribeAclsResource(f_resource_type, f_resource_name, f_pattern_type, f_acls), pos
 
 
 def _enc_DescribeAclsResponse_1(a: _Append, o: DescribeAclsResponse) -> None:
-    a(_S2.pack(o.throttle_time_ms, o.error_code))
+    a(_S3.pack(o.throttle_time_ms, o.error_code))
     a(_enc_nullable_string(o.error_message))
     a(_enc_array_len(o.resources))
     for _e_resources in o.resources:
@@ -206,9 +238,18 @@ def _enc_DescribeAclsResponse_1(a: _Append, o: DescribeAclsResponse) -> None:
 
 
 def _dec_DescribeAclsResponse_1(buf: _Buf, pos: int) -> tuple[DescribeAclsResponse, int]:
-    (f_throttle_time_ms, f_error_code,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_throttle_time_ms, f_error_code, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 8
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_resources: list[DescribeAclsResource]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -263,8 +304,15 @@ def _dec_DescribeAclsResource_2(buf: _Buf, pos: int) -> tuple[DescribeAclsResour
     else:
         f_acls = []
         for _ in range(n):
-            e_acls, pos = _dec_AclDescription_2(buf, pos)
-            f_acls.append(e_acls)
+            i_principal, pos = _read_compact_string(buf, pos)
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_operation, i_permission_type,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_acls.append(AclDescription(i_principal, i_host, i_operation, i_permission_type))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -273,7 +321,7 @@ def _dec_DescribeAclsResource_2(buf: _Buf, pos: int) -> tuple[DescribeAclsResour
 
 
 def _enc_DescribeAclsResponse_2(a: _Append, o: DescribeAclsResponse) -> None:
-    a(_S2.pack(o.throttle_time_ms, o.error_code))
+    a(_S3.pack(o.throttle_time_ms, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))
     a(_enc_compact_array_len(o.resources))
     for _e_resources in o.resources:
@@ -282,7 +330,7 @@ def _enc_DescribeAclsResponse_2(a: _Append, o: DescribeAclsResponse) -> None:
 
 
 def _dec_DescribeAclsResponse_2(buf: _Buf, pos: int) -> tuple[DescribeAclsResponse, int]:
-    (f_throttle_time_ms, f_error_code,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms, f_error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
     f_error_message, pos = _read_compact_nullable_string(buf, pos)
     f_resources: list[DescribeAclsResource]

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,7 +60,8 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['ComponentData', 'DescribeClientQuotasRequest']
 _S0 = _struct.Struct('>b')
-_S1 = _struct.Struct('>?')
+_S1 = _struct.Struct('>bh')
+_S2 = _struct.Struct('>?')
 
 
 @_dataclass(slots=True)
@@ -95,9 +97,18 @@ def _enc_ComponentData_0(a: _Append, o: ComponentData) -> None:
 
 def _dec_ComponentData_0(buf: _Buf, pos: int) -> tuple[ComponentData, int]:
     f_entity_type, pos = _read_string(buf, pos)
-    (f_match_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_match, pos = _read_nullable_string(buf, pos)
+    (f_match_type, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_match = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_match = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return ComponentData(f_entity_type, f_match_type, f_match), pos
 
 
@@ -105,7 +116,7 @@ def _enc_DescribeClientQuotasRequest_0(a: _Append, o: DescribeClientQuotasReques
     a(_enc_array_len(o.components))
     for _e_components in o.components:
         _enc_ComponentData_0(a, _e_components)
-    a(_S1.pack(o.strict))
+    a(_S2.pack(o.strict))
 
 
 def _dec_DescribeClientQuotasRequest_0(buf: _Buf, pos: int) -> tuple[DescribeClientQuotasRequest, int]:
@@ -116,9 +127,21 @@ def _dec_DescribeClientQuotasRequest_0(buf: _Buf, pos: int) -> tuple[DescribeCli
     else:
         f_components = []
         for _ in range(n):
-            e_components, pos = _dec_ComponentData_0(buf, pos)
-            f_components.append(e_components)
-    (f_strict,) = _S1.unpack_from(buf, pos)
+            i_entity_type, pos = _read_string(buf, pos)
+            (i_match_type, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_match = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_match = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_components.append(ComponentData(i_entity_type, i_match_type, i_match))
+    (f_strict,) = _S2.unpack_from(buf, pos)
     pos += 1
     return DescribeClientQuotasRequest(f_components, f_strict), pos
 
@@ -146,7 +169,7 @@ def _enc_DescribeClientQuotasRequest_1(a: _Append, o: DescribeClientQuotasReques
     a(_enc_compact_array_len(o.components))
     for _e_components in o.components:
         _enc_ComponentData_1(a, _e_components)
-    a(_S1.pack(o.strict))
+    a(_S2.pack(o.strict))
     a(_ZERO_BYTE)
 
 
@@ -158,9 +181,16 @@ def _dec_DescribeClientQuotasRequest_1(buf: _Buf, pos: int) -> tuple[DescribeCli
     else:
         f_components = []
         for _ in range(n):
-            e_components, pos = _dec_ComponentData_1(buf, pos)
-            f_components.append(e_components)
-    (f_strict,) = _S1.unpack_from(buf, pos)
+            i_entity_type, pos = _read_compact_string(buf, pos)
+            (i_match_type,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            i_match, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_components.append(ComponentData(i_entity_type, i_match_type, i_match))
+    (f_strict,) = _S2.unpack_from(buf, pos)
     pos += 1
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)

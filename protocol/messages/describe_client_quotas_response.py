@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -60,6 +61,7 @@ from protocol.primitives import uvarint as _uvarint
 __all__ = ['EntityData', 'ValueData', 'EntryData', 'DescribeClientQuotasResponse']
 _S0 = _struct.Struct('>d')
 _S1 = _struct.Struct('>ih')
+_S2 = _struct.Struct('>ihh')
 
 
 @_dataclass(slots=True)
@@ -145,8 +147,9 @@ def _dec_EntryData_0(buf: _Buf, pos: int) -> tuple[EntryData, int]:
     else:
         f_entity = []
         for _ in range(n):
-            e_entity, pos = _dec_EntityData_0(buf, pos)
-            f_entity.append(e_entity)
+            i_entity_type, pos = _read_string(buf, pos)
+            i_entity_name, pos = _read_nullable_string(buf, pos)
+            f_entity.append(EntityData(i_entity_type, i_entity_name))
     f_values: list[ValueData]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -154,8 +157,10 @@ def _dec_EntryData_0(buf: _Buf, pos: int) -> tuple[EntryData, int]:
     else:
         f_values = []
         for _ in range(n):
-            e_values, pos = _dec_ValueData_0(buf, pos)
-            f_values.append(e_values)
+            i_key, pos = _read_string(buf, pos)
+            (i_value,) = _S0.unpack_from(buf, pos)
+            pos += 8
+            f_values.append(ValueData(i_key, i_value))
     return EntryData(f_entity, f_values), pos
 
 
@@ -171,9 +176,18 @@ def _enc_DescribeClientQuotasResponse_0(a: _Append, o: DescribeClientQuotasRespo
 
 
 def _dec_DescribeClientQuotasResponse_0(buf: _Buf, pos: int) -> tuple[DescribeClientQuotasResponse, int]:
-    (f_throttle_time_ms, f_error_code,) = _S1.unpack_from(buf, pos)
-    pos += 6
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_throttle_time_ms, f_error_code, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 8
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_entries: list[EntryData] | None
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -237,8 +251,13 @@ def _dec_EntryData_1(buf: _Buf, pos: int) -> tuple[EntryData, int]:
     else:
         f_entity = []
         for _ in range(n):
-            e_entity, pos = _dec_EntityData_1(buf, pos)
-            f_entity.append(e_entity)
+            i_entity_type, pos = _read_compact_string(buf, pos)
+            i_entity_name, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_entity.append(EntityData(i_entity_type, i_entity_name))
     f_values: list[ValueData]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -246,8 +265,14 @@ def _dec_EntryData_1(buf: _Buf, pos: int) -> tuple[EntryData, int]:
     else:
         f_values = []
         for _ in range(n):
-            e_values, pos = _dec_ValueData_1(buf, pos)
-            f_values.append(e_values)
+            i_key, pos = _read_compact_string(buf, pos)
+            (i_value,) = _S0.unpack_from(buf, pos)
+            pos += 8
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_values.append(ValueData(i_key, i_value))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -152,8 +153,17 @@ def _dec_DescribeClusterResponse_0(buf: _Buf, pos: int) -> tuple[DescribeCluster
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_DescribeClusterBroker_0(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_broker_id,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_rack, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_brokers.append(DescribeClusterBroker(i_broker_id, i_host, i_port, i_rack))
     (f_cluster_authorized_operations,) = _S0.unpack_from(buf, pos)
     pos += 4
     if buf[pos]:
@@ -192,8 +202,17 @@ def _dec_DescribeClusterResponse_1(buf: _Buf, pos: int) -> tuple[DescribeCluster
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_DescribeClusterBroker_0(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_broker_id,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_rack, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_brokers.append(DescribeClusterBroker(i_broker_id, i_host, i_port, i_rack))
     (f_cluster_authorized_operations,) = _S0.unpack_from(buf, pos)
     pos += 4
     if buf[pos]:

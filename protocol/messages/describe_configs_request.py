@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,8 +60,9 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['DescribeConfigsResource', 'DescribeConfigsRequest']
 _S0 = _struct.Struct('>b')
-_S1 = _struct.Struct('>?')
-_S2 = _struct.Struct('>??')
+_S1 = _struct.Struct('>bh')
+_S2 = _struct.Struct('>?')
+_S3 = _struct.Struct('>??')
 
 
 @_dataclass(slots=True)
@@ -102,9 +104,16 @@ def _enc_DescribeConfigsResource_0(a: _Append, o: DescribeConfigsResource) -> No
 
 
 def _dec_DescribeConfigsResource_0(buf: _Buf, pos: int) -> tuple[DescribeConfigsResource, int]:
-    (f_resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
+    (f_resource_type, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_configuration_keys: list[str] | None
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -146,7 +155,7 @@ def _enc_DescribeConfigsRequest_1(a: _Append, o: DescribeConfigsRequest) -> None
     a(_enc_array_len(o.resources))
     for _e_resources in o.resources:
         _enc_DescribeConfigsResource_0(a, _e_resources)
-    a(_S1.pack(o.include_synonyms))
+    a(_S2.pack(o.include_synonyms))
 
 
 def _dec_DescribeConfigsRequest_1(buf: _Buf, pos: int) -> tuple[DescribeConfigsRequest, int]:
@@ -159,7 +168,7 @@ def _dec_DescribeConfigsRequest_1(buf: _Buf, pos: int) -> tuple[DescribeConfigsR
         for _ in range(n):
             e_resources, pos = _dec_DescribeConfigsResource_0(buf, pos)
             f_resources.append(e_resources)
-    (f_include_synonyms,) = _S1.unpack_from(buf, pos)
+    (f_include_synonyms,) = _S2.unpack_from(buf, pos)
     pos += 1
     return DescribeConfigsRequest(f_resources, f_include_synonyms, False), pos
 
@@ -170,14 +179,14 @@ def _enc_DescribeConfigsRequest_2(a: _Append, o: DescribeConfigsRequest) -> None
     a(_enc_array_len(o.resources))
     for _e_resources in o.resources:
         _enc_DescribeConfigsResource_0(a, _e_resources)
-    a(_S1.pack(o.include_synonyms))
+    a(_S2.pack(o.include_synonyms))
 
 
 def _enc_DescribeConfigsRequest_3(a: _Append, o: DescribeConfigsRequest) -> None:
     a(_enc_array_len(o.resources))
     for _e_resources in o.resources:
         _enc_DescribeConfigsResource_0(a, _e_resources)
-    a(_S2.pack(o.include_synonyms, o.include_documentation))
+    a(_S3.pack(o.include_synonyms, o.include_documentation))
 
 
 def _dec_DescribeConfigsRequest_3(buf: _Buf, pos: int) -> tuple[DescribeConfigsRequest, int]:
@@ -190,7 +199,7 @@ def _dec_DescribeConfigsRequest_3(buf: _Buf, pos: int) -> tuple[DescribeConfigsR
         for _ in range(n):
             e_resources, pos = _dec_DescribeConfigsResource_0(buf, pos)
             f_resources.append(e_resources)
-    (f_include_synonyms, f_include_documentation,) = _S2.unpack_from(buf, pos)
+    (f_include_synonyms, f_include_documentation,) = _S3.unpack_from(buf, pos)
     pos += 2
     return DescribeConfigsRequest(f_resources, f_include_synonyms, f_include_documentation), pos
 
@@ -231,7 +240,7 @@ def _enc_DescribeConfigsRequest_4(a: _Append, o: DescribeConfigsRequest) -> None
     a(_enc_compact_array_len(o.resources))
     for _e_resources in o.resources:
         _enc_DescribeConfigsResource_4(a, _e_resources)
-    a(_S2.pack(o.include_synonyms, o.include_documentation))
+    a(_S3.pack(o.include_synonyms, o.include_documentation))
     a(_ZERO_BYTE)
 
 
@@ -245,7 +254,7 @@ def _dec_DescribeConfigsRequest_4(buf: _Buf, pos: int) -> tuple[DescribeConfigsR
         for _ in range(n):
             e_resources, pos = _dec_DescribeConfigsResource_4(buf, pos)
             f_resources.append(e_resources)
-    (f_include_synonyms, f_include_documentation,) = _S2.unpack_from(buf, pos)
+    (f_include_synonyms, f_include_documentation,) = _S3.unpack_from(buf, pos)
     pos += 2
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)

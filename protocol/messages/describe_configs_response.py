@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -61,8 +62,10 @@ __all__ = ['DescribeConfigsSynonym', 'DescribeConfigsResourceResult', 'DescribeC
 _S0 = _struct.Struct('>???')
 _S1 = _struct.Struct('>h')
 _S2 = _struct.Struct('>b')
-_S3 = _struct.Struct('>i')
-_S4 = _struct.Struct('>?b?')
+_S3 = _struct.Struct('>hh')
+_S4 = _struct.Struct('>bh')
+_S5 = _struct.Struct('>i')
+_S6 = _struct.Struct('>?b?')
 
 
 @_dataclass(slots=True)
@@ -151,12 +154,28 @@ def _enc_DescribeConfigsResult_0(a: _Append, o: DescribeConfigsResult) -> None:
 
 
 def _dec_DescribeConfigsResult_0(buf: _Buf, pos: int) -> tuple[DescribeConfigsResult, int]:
-    (f_error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
-    (f_resource_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_resource_type, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_configs: list[DescribeConfigsResourceResult]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -164,20 +183,23 @@ def _dec_DescribeConfigsResult_0(buf: _Buf, pos: int) -> tuple[DescribeConfigsRe
     else:
         f_configs = []
         for _ in range(n):
-            e_configs, pos = _dec_DescribeConfigsResourceResult_0(buf, pos)
-            f_configs.append(e_configs)
+            i_name, pos = _read_string(buf, pos)
+            i_value, pos = _read_nullable_string(buf, pos)
+            (i_read_only, i_is_default, i_is_sensitive,) = _S0.unpack_from(buf, pos)
+            pos += 3
+            f_configs.append(DescribeConfigsResourceResult(i_name, i_value, i_read_only, i_is_default, -1, i_is_sensitive, [], 0, ''))
     return DescribeConfigsResult(f_error_code, f_error_message, f_resource_type, f_resource_name, f_configs), pos
 
 
 def _enc_DescribeConfigsResponse_0(a: _Append, o: DescribeConfigsResponse) -> None:
-    a(_S3.pack(o.throttle_time_ms))
+    a(_S5.pack(o.throttle_time_ms))
     a(_enc_array_len(o.results))
     for _e_results in o.results:
         _enc_DescribeConfigsResult_0(a, _e_results)
 
 
 def _dec_DescribeConfigsResponse_0(buf: _Buf, pos: int) -> tuple[DescribeConfigsResponse, int]:
-    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S5.unpack_from(buf, pos)
     pos += 4
     f_results: list[DescribeConfigsResult]
     n, pos = _read_array_len(buf, pos)
@@ -210,7 +232,7 @@ def _enc_DescribeConfigsResourceResult_1(a: _Append, o: DescribeConfigsResourceR
         raise _EncodeError('DescribeConfigsResourceResult.is_default is not default and version 1 lacks it')
     a(_enc_string(o.name))
     a(_enc_nullable_string(o.value))
-    a(_S4.pack(o.read_only, o.config_source, o.is_sensitive))
+    a(_S6.pack(o.read_only, o.config_source, o.is_sensitive))
     a(_enc_array_len(o.synonyms))
     for _e_synonyms in o.synonyms:
         _enc_DescribeConfigsSynonym_1(a, _e_synonyms)
@@ -219,7 +241,7 @@ def _enc_DescribeConfigsResourceResult_1(a: _Append, o: DescribeConfigsResourceR
 def _dec_DescribeConfigsResourceResult_1(buf: _Buf, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
     f_name, pos = _read_string(buf, pos)
     f_value, pos = _read_nullable_string(buf, pos)
-    (f_read_only, f_config_source, f_is_sensitive,) = _S4.unpack_from(buf, pos)
+    (f_read_only, f_config_source, f_is_sensitive,) = _S6.unpack_from(buf, pos)
     pos += 3
     f_synonyms: list[DescribeConfigsSynonym]
     n, pos = _read_array_len(buf, pos)
@@ -228,8 +250,11 @@ def _dec_DescribeConfigsResourceResult_1(buf: _Buf, pos: int) -> tuple[DescribeC
     else:
         f_synonyms = []
         for _ in range(n):
-            e_synonyms, pos = _dec_DescribeConfigsSynonym_1(buf, pos)
-            f_synonyms.append(e_synonyms)
+            i_name, pos = _read_string(buf, pos)
+            i_value, pos = _read_nullable_string(buf, pos)
+            (i_source,) = _S2.unpack_from(buf, pos)
+            pos += 1
+            f_synonyms.append(DescribeConfigsSynonym(i_name, i_value, i_source))
     return DescribeConfigsResourceResult(f_name, f_value, f_read_only, False, f_config_source, f_is_sensitive, f_synonyms, 0, ''), pos
 
 
@@ -244,12 +269,28 @@ def _enc_DescribeConfigsResult_1(a: _Append, o: DescribeConfigsResult) -> None:
 
 
 def _dec_DescribeConfigsResult_1(buf: _Buf, pos: int) -> tuple[DescribeConfigsResult, int]:
-    (f_error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
-    (f_resource_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_resource_type, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_configs: list[DescribeConfigsResourceResult]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -263,14 +304,14 @@ def _dec_DescribeConfigsResult_1(buf: _Buf, pos: int) -> tuple[DescribeConfigsRe
 
 
 def _enc_DescribeConfigsResponse_1(a: _Append, o: DescribeConfigsResponse) -> None:
-    a(_S3.pack(o.throttle_time_ms))
+    a(_S5.pack(o.throttle_time_ms))
     a(_enc_array_len(o.results))
     for _e_results in o.results:
         _enc_DescribeConfigsResult_1(a, _e_results)
 
 
 def _dec_DescribeConfigsResponse_1(buf: _Buf, pos: int) -> tuple[DescribeConfigsResponse, int]:
-    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S5.unpack_from(buf, pos)
     pos += 4
     f_results: list[DescribeConfigsResult]
     n, pos = _read_array_len(buf, pos)
@@ -289,7 +330,7 @@ def _enc_DescribeConfigsResourceResult_2(a: _Append, o: DescribeConfigsResourceR
         raise _EncodeError('DescribeConfigsResourceResult.is_default is not default and version 2 lacks it')
     a(_enc_string(o.name))
     a(_enc_nullable_string(o.value))
-    a(_S4.pack(o.read_only, o.config_source, o.is_sensitive))
+    a(_S6.pack(o.read_only, o.config_source, o.is_sensitive))
     a(_enc_array_len(o.synonyms))
     for _e_synonyms in o.synonyms:
         _enc_DescribeConfigsSynonym_1(a, _e_synonyms)
@@ -306,7 +347,7 @@ def _enc_DescribeConfigsResult_2(a: _Append, o: DescribeConfigsResult) -> None:
 
 
 def _enc_DescribeConfigsResponse_2(a: _Append, o: DescribeConfigsResponse) -> None:
-    a(_S3.pack(o.throttle_time_ms))
+    a(_S5.pack(o.throttle_time_ms))
     a(_enc_array_len(o.results))
     for _e_results in o.results:
         _enc_DescribeConfigsResult_2(a, _e_results)
@@ -317,7 +358,7 @@ def _enc_DescribeConfigsResourceResult_3(a: _Append, o: DescribeConfigsResourceR
         raise _EncodeError('DescribeConfigsResourceResult.is_default is not default and version 3 lacks it')
     a(_enc_string(o.name))
     a(_enc_nullable_string(o.value))
-    a(_S4.pack(o.read_only, o.config_source, o.is_sensitive))
+    a(_S6.pack(o.read_only, o.config_source, o.is_sensitive))
     a(_enc_array_len(o.synonyms))
     for _e_synonyms in o.synonyms:
         _enc_DescribeConfigsSynonym_1(a, _e_synonyms)
@@ -328,7 +369,7 @@ def _enc_DescribeConfigsResourceResult_3(a: _Append, o: DescribeConfigsResourceR
 def _dec_DescribeConfigsResourceResult_3(buf: _Buf, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
     f_name, pos = _read_string(buf, pos)
     f_value, pos = _read_nullable_string(buf, pos)
-    (f_read_only, f_config_source, f_is_sensitive,) = _S4.unpack_from(buf, pos)
+    (f_read_only, f_config_source, f_is_sensitive,) = _S6.unpack_from(buf, pos)
     pos += 3
     f_synonyms: list[DescribeConfigsSynonym]
     n, pos = _read_array_len(buf, pos)
@@ -337,11 +378,23 @@ def _dec_DescribeConfigsResourceResult_3(buf: _Buf, pos: int) -> tuple[DescribeC
     else:
         f_synonyms = []
         for _ in range(n):
-            e_synonyms, pos = _dec_DescribeConfigsSynonym_1(buf, pos)
-            f_synonyms.append(e_synonyms)
-    (f_config_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    f_documentation, pos = _read_nullable_string(buf, pos)
+            i_name, pos = _read_string(buf, pos)
+            i_value, pos = _read_nullable_string(buf, pos)
+            (i_source,) = _S2.unpack_from(buf, pos)
+            pos += 1
+            f_synonyms.append(DescribeConfigsSynonym(i_name, i_value, i_source))
+    (f_config_type, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_documentation = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_documentation = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return DescribeConfigsResourceResult(f_name, f_value, f_read_only, False, f_config_source, f_is_sensitive, f_synonyms, f_config_type, f_documentation), pos
 
 
@@ -356,12 +409,28 @@ def _enc_DescribeConfigsResult_3(a: _Append, o: DescribeConfigsResult) -> None:
 
 
 def _dec_DescribeConfigsResult_3(buf: _Buf, pos: int) -> tuple[DescribeConfigsResult, int]:
-    (f_error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
-    (f_resource_type,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_resource_type, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_configs: list[DescribeConfigsResourceResult]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -375,14 +444,14 @@ def _dec_DescribeConfigsResult_3(buf: _Buf, pos: int) -> tuple[DescribeConfigsRe
 
 
 def _enc_DescribeConfigsResponse_3(a: _Append, o: DescribeConfigsResponse) -> None:
-    a(_S3.pack(o.throttle_time_ms))
+    a(_S5.pack(o.throttle_time_ms))
     a(_enc_array_len(o.results))
     for _e_results in o.results:
         _enc_DescribeConfigsResult_3(a, _e_results)
 
 
 def _dec_DescribeConfigsResponse_3(buf: _Buf, pos: int) -> tuple[DescribeConfigsResponse, int]:
-    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S5.unpack_from(buf, pos)
     pos += 4
     f_results: list[DescribeConfigsResult]
     n, pos = _read_array_len(buf, pos)
@@ -420,7 +489,7 @@ def _enc_DescribeConfigsResourceResult_4(a: _Append, o: DescribeConfigsResourceR
         raise _EncodeError('DescribeConfigsResourceResult.is_default is not default and version 4 lacks it')
     a(_enc_compact_string(o.name))
     a(_enc_compact_nullable_string(o.value))
-    a(_S4.pack(o.read_only, o.config_source, o.is_sensitive))
+    a(_S6.pack(o.read_only, o.config_source, o.is_sensitive))
     a(_enc_compact_array_len(o.synonyms))
     for _e_synonyms in o.synonyms:
         _enc_DescribeConfigsSynonym_4(a, _e_synonyms)
@@ -432,7 +501,7 @@ def _enc_DescribeConfigsResourceResult_4(a: _Append, o: DescribeConfigsResourceR
 def _dec_DescribeConfigsResourceResult_4(buf: _Buf, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
     f_name, pos = _read_compact_string(buf, pos)
     f_value, pos = _read_compact_nullable_string(buf, pos)
-    (f_read_only, f_config_source, f_is_sensitive,) = _S4.unpack_from(buf, pos)
+    (f_read_only, f_config_source, f_is_sensitive,) = _S6.unpack_from(buf, pos)
     pos += 3
     f_synonyms: list[DescribeConfigsSynonym]
     n, pos = _read_compact_array_len(buf, pos)
@@ -441,8 +510,15 @@ def _dec_DescribeConfigsResourceResult_4(buf: _Buf, pos: int) -> tuple[DescribeC
     else:
         f_synonyms = []
         for _ in range(n):
-            e_synonyms, pos = _dec_DescribeConfigsSynonym_4(buf, pos)
-            f_synonyms.append(e_synonyms)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_value, pos = _read_compact_nullable_string(buf, pos)
+            (i_source,) = _S2.unpack_from(buf, pos)
+            pos += 1
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_synonyms.append(DescribeConfigsSynonym(i_name, i_value, i_source))
     (f_config_type,) = _S2.unpack_from(buf, pos)
     pos += 1
     f_documentation, pos = _read_compact_nullable_string(buf, pos)
@@ -488,7 +564,7 @@ def _dec_DescribeConfigsResult_4(buf: _Buf, pos: int) -> tuple[DescribeConfigsRe
 
 
 def _enc_DescribeConfigsResponse_4(a: _Append, o: DescribeConfigsResponse) -> None:
-    a(_S3.pack(o.throttle_time_ms))
+    a(_S5.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.results))
     for _e_results in o.results:
         _enc_DescribeConfigsResult_4(a, _e_results)
@@ -496,7 +572,7 @@ def _enc_DescribeConfigsResponse_4(a: _Append, o: DescribeConfigsResponse) -> No
 
 
 def _dec_DescribeConfigsResponse_4(buf: _Buf, pos: int) -> tuple[DescribeConfigsResponse, int]:
-    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S5.unpack_from(buf, pos)
     pos += 4
     f_results: list[DescribeConfigsResult]
     n, pos = _read_compact_array_len(buf, pos)

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -109,8 +110,9 @@ def _dec_DescribeDelegationTokenRequest_0(buf: _Buf, pos: int) -> tuple[Describe
     else:
         f_owners = []
         for _ in range(n):
-            e_owners, pos = _dec_DescribeDelegationTokenOwner_0(buf, pos)
-            f_owners.append(e_owners)
+            i_principal_type, pos = _read_string(buf, pos)
+            i_principal_name, pos = _read_string(buf, pos)
+            f_owners.append(DescribeDelegationTokenOwner(i_principal_type, i_principal_name))
     return DescribeDelegationTokenRequest(f_owners), pos
 
 
@@ -148,8 +150,13 @@ def _dec_DescribeDelegationTokenRequest_2(buf: _Buf, pos: int) -> tuple[Describe
     else:
         f_owners = []
         for _ in range(n):
-            e_owners, pos = _dec_DescribeDelegationTokenOwner_2(buf, pos)
-            f_owners.append(e_owners)
+            i_principal_type, pos = _read_compact_string(buf, pos)
+            i_principal_name, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_owners.append(DescribeDelegationTokenOwner(i_principal_type, i_principal_name))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,8 +60,9 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['DescribedDelegationTokenRenewer', 'DescribedDelegationToken', 'DescribeDelegationTokenResponse']
 _S0 = _struct.Struct('>qqq')
-_S1 = _struct.Struct('>h')
-_S2 = _struct.Struct('>i')
+_S1 = _struct.Struct('>qqqh')
+_S2 = _struct.Struct('>h')
+_S3 = _struct.Struct('>i')
 
 
 @_dataclass(slots=True)
@@ -142,9 +144,16 @@ def _enc_DescribedDelegationToken_0(a: _Append, o: DescribedDelegationToken) -> 
 def _dec_DescribedDelegationToken_0(buf: _Buf, pos: int) -> tuple[DescribedDelegationToken, int]:
     f_principal_type, pos = _read_string(buf, pos)
     f_principal_name, pos = _read_string(buf, pos)
-    (f_issue_timestamp, f_expiry_timestamp, f_max_timestamp,) = _S0.unpack_from(buf, pos)
-    pos += 24
-    f_token_id, pos = _read_string(buf, pos)
+    (f_issue_timestamp, f_expiry_timestamp, f_max_timestamp, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 26
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_token_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_hmac, pos = _read_bytes(buf, pos)
     f_renewers: list[DescribedDelegationTokenRenewer]
     n, pos = _read_array_len(buf, pos)
@@ -153,21 +162,22 @@ def _dec_DescribedDelegationToken_0(buf: _Buf, pos: int) -> tuple[DescribedDeleg
     else:
         f_renewers = []
         for _ in range(n):
-            e_renewers, pos = _dec_DescribedDelegationTokenRenewer_0(buf, pos)
-            f_renewers.append(e_renewers)
+            i_principal_type, pos = _read_string(buf, pos)
+            i_principal_name, pos = _read_string(buf, pos)
+            f_renewers.append(DescribedDelegationTokenRenewer(i_principal_type, i_principal_name))
     return DescribedDelegationToken(f_principal_type, f_principal_name, '', '', f_issue_timestamp, f_expiry_timestamp, f_max_timestamp, f_token_id, f_hmac, f_renewers), pos
 
 
 def _enc_DescribeDelegationTokenResponse_0(a: _Append, o: DescribeDelegationTokenResponse) -> None:
-    a(_S1.pack(o.error_code))
+    a(_S2.pack(o.error_code))
     a(_enc_array_len(o.tokens))
     for _e_tokens in o.tokens:
         _enc_DescribedDelegationToken_0(a, _e_tokens)
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
 
 
 def _dec_DescribeDelegationTokenResponse_0(buf: _Buf, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
-    (f_error_code,) = _S1.unpack_from(buf, pos)
+    (f_error_code,) = _S2.unpack_from(buf, pos)
     pos += 2
     f_tokens: list[DescribedDelegationToken]
     n, pos = _read_array_len(buf, pos)
@@ -178,7 +188,7 @@ def _dec_DescribeDelegationTokenResponse_0(buf: _Buf, pos: int) -> tuple[Describ
         for _ in range(n):
             e_tokens, pos = _dec_DescribedDelegationToken_0(buf, pos)
             f_tokens.append(e_tokens)
-    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
     return DescribeDelegationTokenResponse(f_error_code, f_tokens, f_throttle_time_ms), pos
 
@@ -200,11 +210,11 @@ def _enc_DescribedDelegationToken_1(a: _Append, o: DescribedDelegationToken) -> 
 
 
 def _enc_DescribeDelegationTokenResponse_1(a: _Append, o: DescribeDelegationTokenResponse) -> None:
-    a(_S1.pack(o.error_code))
+    a(_S2.pack(o.error_code))
     a(_enc_array_len(o.tokens))
     for _e_tokens in o.tokens:
         _enc_DescribedDelegationToken_1(a, _e_tokens)
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
 
 
 def _enc_DescribedDelegationTokenRenewer_2(a: _Append, o: DescribedDelegationTokenRenewer) -> None:
@@ -254,8 +264,13 @@ def _dec_DescribedDelegationToken_2(buf: _Buf, pos: int) -> tuple[DescribedDeleg
     else:
         f_renewers = []
         for _ in range(n):
-            e_renewers, pos = _dec_DescribedDelegationTokenRenewer_2(buf, pos)
-            f_renewers.append(e_renewers)
+            i_principal_type, pos = _read_compact_string(buf, pos)
+            i_principal_name, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_renewers.append(DescribedDelegationTokenRenewer(i_principal_type, i_principal_name))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -264,16 +279,16 @@ def _dec_DescribedDelegationToken_2(buf: _Buf, pos: int) -> tuple[DescribedDeleg
 
 
 def _enc_DescribeDelegationTokenResponse_2(a: _Append, o: DescribeDelegationTokenResponse) -> None:
-    a(_S1.pack(o.error_code))
+    a(_S2.pack(o.error_code))
     a(_enc_compact_array_len(o.tokens))
     for _e_tokens in o.tokens:
         _enc_DescribedDelegationToken_2(a, _e_tokens)
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
     a(_ZERO_BYTE)
 
 
 def _dec_DescribeDelegationTokenResponse_2(buf: _Buf, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
-    (f_error_code,) = _S1.unpack_from(buf, pos)
+    (f_error_code,) = _S2.unpack_from(buf, pos)
     pos += 2
     f_tokens: list[DescribedDelegationToken]
     n, pos = _read_compact_array_len(buf, pos)
@@ -284,7 +299,7 @@ def _dec_DescribeDelegationTokenResponse_2(buf: _Buf, pos: int) -> tuple[Describ
         for _ in range(n):
             e_tokens, pos = _dec_DescribedDelegationToken_2(buf, pos)
             f_tokens.append(e_tokens)
-    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
@@ -324,8 +339,13 @@ def _dec_DescribedDelegationToken_3(buf: _Buf, pos: int) -> tuple[DescribedDeleg
     else:
         f_renewers = []
         for _ in range(n):
-            e_renewers, pos = _dec_DescribedDelegationTokenRenewer_2(buf, pos)
-            f_renewers.append(e_renewers)
+            i_principal_type, pos = _read_compact_string(buf, pos)
+            i_principal_name, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_renewers.append(DescribedDelegationTokenRenewer(i_principal_type, i_principal_name))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -334,16 +354,16 @@ def _dec_DescribedDelegationToken_3(buf: _Buf, pos: int) -> tuple[DescribedDeleg
 
 
 def _enc_DescribeDelegationTokenResponse_3(a: _Append, o: DescribeDelegationTokenResponse) -> None:
-    a(_S1.pack(o.error_code))
+    a(_S2.pack(o.error_code))
     a(_enc_compact_array_len(o.tokens))
     for _e_tokens in o.tokens:
         _enc_DescribedDelegationToken_3(a, _e_tokens)
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
     a(_ZERO_BYTE)
 
 
 def _dec_DescribeDelegationTokenResponse_3(buf: _Buf, pos: int) -> tuple[DescribeDelegationTokenResponse, int]:
-    (f_error_code,) = _S1.unpack_from(buf, pos)
+    (f_error_code,) = _S2.unpack_from(buf, pos)
     pos += 2
     f_tokens: list[DescribedDelegationToken]
     n, pos = _read_compact_array_len(buf, pos)
@@ -354,7 +374,7 @@ def _dec_DescribeDelegationTokenResponse_3(buf: _Buf, pos: int) -> tuple[Describ
         for _ in range(n):
             e_tokens, pos = _dec_DescribedDelegationToken_3(buf, pos)
             f_tokens.append(e_tokens)
-    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,7 +60,8 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['DescribedGroupMember', 'DescribedGroup', 'DescribeGroupsResponse']
 _S0 = _struct.Struct('>h')
-_S1 = _struct.Struct('>i')
+_S1 = _struct.Struct('>hh')
+_S2 = _struct.Struct('>i')
 
 
 @_dataclass(slots=True)
@@ -144,9 +146,16 @@ def _enc_DescribedGroup_0(a: _Append, o: DescribedGroup) -> None:
 
 
 def _dec_DescribedGroup_0(buf: _Buf, pos: int) -> tuple[DescribedGroup, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_group_id, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_group_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_group_state, pos = _read_string(buf, pos)
     f_protocol_type, pos = _read_string(buf, pos)
     f_protocol_data, pos = _read_string(buf, pos)
@@ -157,8 +166,12 @@ def _dec_DescribedGroup_0(buf: _Buf, pos: int) -> tuple[DescribedGroup, int]:
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_DescribedGroupMember_0(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_string(buf, pos)
+            i_client_id, pos = _read_string(buf, pos)
+            i_client_host, pos = _read_string(buf, pos)
+            i_member_metadata, pos = _read_bytes(buf, pos)
+            i_member_assignment, pos = _read_bytes(buf, pos)
+            f_members.append(DescribedGroupMember(i_member_id, None, i_client_id, i_client_host, i_member_metadata, i_member_assignment))
     return DescribedGroup(f_error_code, f_group_id, f_group_state, f_protocol_type, f_protocol_data, f_members, -2147483648), pos
 
 
@@ -195,14 +208,14 @@ def _enc_DescribedGroup_1(a: _Append, o: DescribedGroup) -> None:
 
 
 def _enc_DescribeGroupsResponse_1(a: _Append, o: DescribeGroupsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_array_len(o.groups))
     for _e_groups in o.groups:
         _enc_DescribedGroup_1(a, _e_groups)
 
 
 def _dec_DescribeGroupsResponse_1(buf: _Buf, pos: int) -> tuple[DescribeGroupsResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_groups: list[DescribedGroup]
     n, pos = _read_array_len(buf, pos)
@@ -230,7 +243,7 @@ def _enc_DescribedGroup_2(a: _Append, o: DescribedGroup) -> None:
 
 
 def _enc_DescribeGroupsResponse_2(a: _Append, o: DescribeGroupsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_array_len(o.groups))
     for _e_groups in o.groups:
         _enc_DescribedGroup_2(a, _e_groups)
@@ -245,13 +258,20 @@ def _enc_DescribedGroup_3(a: _Append, o: DescribedGroup) -> None:
     a(_enc_array_len(o.members))
     for _e_members in o.members:
         _enc_DescribedGroupMember_0(a, _e_members)
-    a(_S1.pack(o.authorized_operations))
+    a(_S2.pack(o.authorized_operations))
 
 
 def _dec_DescribedGroup_3(buf: _Buf, pos: int) -> tuple[DescribedGroup, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_group_id, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_group_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_group_state, pos = _read_string(buf, pos)
     f_protocol_type, pos = _read_string(buf, pos)
     f_protocol_data, pos = _read_string(buf, pos)
@@ -262,22 +282,26 @@ def _dec_DescribedGroup_3(buf: _Buf, pos: int) -> tuple[DescribedGroup, int]:
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_DescribedGroupMember_0(buf, pos)
-            f_members.append(e_members)
-    (f_authorized_operations,) = _S1.unpack_from(buf, pos)
+            i_member_id, pos = _read_string(buf, pos)
+            i_client_id, pos = _read_string(buf, pos)
+            i_client_host, pos = _read_string(buf, pos)
+            i_member_metadata, pos = _read_bytes(buf, pos)
+            i_member_assignment, pos = _read_bytes(buf, pos)
+            f_members.append(DescribedGroupMember(i_member_id, None, i_client_id, i_client_host, i_member_metadata, i_member_assignment))
+    (f_authorized_operations,) = _S2.unpack_from(buf, pos)
     pos += 4
     return DescribedGroup(f_error_code, f_group_id, f_group_state, f_protocol_type, f_protocol_data, f_members, f_authorized_operations), pos
 
 
 def _enc_DescribeGroupsResponse_3(a: _Append, o: DescribeGroupsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_array_len(o.groups))
     for _e_groups in o.groups:
         _enc_DescribedGroup_3(a, _e_groups)
 
 
 def _dec_DescribeGroupsResponse_3(buf: _Buf, pos: int) -> tuple[DescribeGroupsResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_groups: list[DescribedGroup]
     n, pos = _read_array_len(buf, pos)
@@ -321,13 +345,20 @@ def _enc_DescribedGroup_4(a: _Append, o: DescribedGroup) -> None:
     a(_enc_array_len(o.members))
     for _e_members in o.members:
         _enc_DescribedGroupMember_4(a, _e_members)
-    a(_S1.pack(o.authorized_operations))
+    a(_S2.pack(o.authorized_operations))
 
 
 def _dec_DescribedGroup_4(buf: _Buf, pos: int) -> tuple[DescribedGroup, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_group_id, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_group_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_group_state, pos = _read_string(buf, pos)
     f_protocol_type, pos = _read_string(buf, pos)
     f_protocol_data, pos = _read_string(buf, pos)
@@ -338,22 +369,27 @@ def _dec_DescribedGroup_4(buf: _Buf, pos: int) -> tuple[DescribedGroup, int]:
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_DescribedGroupMember_4(buf, pos)
-            f_members.append(e_members)
-    (f_authorized_operations,) = _S1.unpack_from(buf, pos)
+            i_member_id, pos = _read_string(buf, pos)
+            i_group_instance_id, pos = _read_nullable_string(buf, pos)
+            i_client_id, pos = _read_string(buf, pos)
+            i_client_host, pos = _read_string(buf, pos)
+            i_member_metadata, pos = _read_bytes(buf, pos)
+            i_member_assignment, pos = _read_bytes(buf, pos)
+            f_members.append(DescribedGroupMember(i_member_id, i_group_instance_id, i_client_id, i_client_host, i_member_metadata, i_member_assignment))
+    (f_authorized_operations,) = _S2.unpack_from(buf, pos)
     pos += 4
     return DescribedGroup(f_error_code, f_group_id, f_group_state, f_protocol_type, f_protocol_data, f_members, f_authorized_operations), pos
 
 
 def _enc_DescribeGroupsResponse_4(a: _Append, o: DescribeGroupsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_array_len(o.groups))
     for _e_groups in o.groups:
         _enc_DescribedGroup_4(a, _e_groups)
 
 
 def _dec_DescribeGroupsResponse_4(buf: _Buf, pos: int) -> tuple[DescribeGroupsResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_groups: list[DescribedGroup]
     n, pos = _read_array_len(buf, pos)
@@ -402,7 +438,7 @@ def _enc_DescribedGroup_5(a: _Append, o: DescribedGroup) -> None:
     a(_enc_compact_array_len(o.members))
     for _e_members in o.members:
         _enc_DescribedGroupMember_5(a, _e_members)
-    a(_S1.pack(o.authorized_operations))
+    a(_S2.pack(o.authorized_operations))
     a(_ZERO_BYTE)
 
 
@@ -420,9 +456,18 @@ def _dec_DescribedGroup_5(buf: _Buf, pos: int) -> tuple[DescribedGroup, int]:
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_DescribedGroupMember_5(buf, pos)
-            f_members.append(e_members)
-    (f_authorized_operations,) = _S1.unpack_from(buf, pos)
+            i_member_id, pos = _read_compact_string(buf, pos)
+            i_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+            i_client_id, pos = _read_compact_string(buf, pos)
+            i_client_host, pos = _read_compact_string(buf, pos)
+            i_member_metadata, pos = _read_compact_bytes(buf, pos)
+            i_member_assignment, pos = _read_compact_bytes(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_members.append(DescribedGroupMember(i_member_id, i_group_instance_id, i_client_id, i_client_host, i_member_metadata, i_member_assignment))
+    (f_authorized_operations,) = _S2.unpack_from(buf, pos)
     pos += 4
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
@@ -432,7 +477,7 @@ def _dec_DescribedGroup_5(buf: _Buf, pos: int) -> tuple[DescribedGroup, int]:
 
 
 def _enc_DescribeGroupsResponse_5(a: _Append, o: DescribeGroupsResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.groups))
     for _e_groups in o.groups:
         _enc_DescribedGroup_5(a, _e_groups)
@@ -440,7 +485,7 @@ def _enc_DescribeGroupsResponse_5(a: _Append, o: DescribeGroupsResponse) -> None
 
 
 def _dec_DescribeGroupsResponse_5(buf: _Buf, pos: int) -> tuple[DescribeGroupsResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_groups: list[DescribedGroup]
     n, pos = _read_compact_array_len(buf, pos)

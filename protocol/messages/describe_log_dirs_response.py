@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -60,9 +61,10 @@ from protocol.primitives import uvarint as _uvarint
 __all__ = ['DescribeLogDirsPartition', 'DescribeLogDirsTopic', 'DescribeLogDirsResult', 'DescribeLogDirsResponse']
 _S0 = _struct.Struct('>iqq?')
 _S1 = _struct.Struct('>h')
-_S2 = _struct.Struct('>i')
-_S3 = _struct.Struct('>ih')
-_S4 = _struct.Struct('>qq')
+_S2 = _struct.Struct('>hh')
+_S3 = _struct.Struct('>i')
+_S4 = _struct.Struct('>ih')
+_S5 = _struct.Struct('>qq')
 
 
 @_dataclass(slots=True)
@@ -141,8 +143,9 @@ def _dec_DescribeLogDirsTopic_0(buf: _Buf, pos: int) -> tuple[DescribeLogDirsTop
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_DescribeLogDirsPartition_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_partition_size, i_offset_lag, i_is_future_key,) = _S0.unpack_from(buf, pos)
+            pos += 21
+            f_partitions.append(DescribeLogDirsPartition(i_partition_index, i_partition_size, i_offset_lag, i_is_future_key))
     return DescribeLogDirsTopic(f_name, f_partitions), pos
 
 
@@ -155,9 +158,16 @@ def _enc_DescribeLogDirsResult_0(a: _Append, o: DescribeLogDirsResult) -> None:
 
 
 def _dec_DescribeLogDirsResult_0(buf: _Buf, pos: int) -> tuple[DescribeLogDirsResult, int]:
-    (f_error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    f_log_dir, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_log_dir = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_topics: list[DescribeLogDirsTopic]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -171,14 +181,14 @@ def _dec_DescribeLogDirsResult_0(buf: _Buf, pos: int) -> tuple[DescribeLogDirsRe
 
 
 def _enc_DescribeLogDirsResponse_0(a: _Append, o: DescribeLogDirsResponse) -> None:
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
     a(_enc_array_len(o.results))
     for _e_results in o.results:
         _enc_DescribeLogDirsResult_0(a, _e_results)
 
 
 def _dec_DescribeLogDirsResponse_0(buf: _Buf, pos: int) -> tuple[DescribeLogDirsResponse, int]:
-    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
     f_results: list[DescribeLogDirsResult]
     n, pos = _read_array_len(buf, pos)
@@ -224,8 +234,13 @@ def _dec_DescribeLogDirsTopic_2(buf: _Buf, pos: int) -> tuple[DescribeLogDirsTop
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_DescribeLogDirsPartition_2(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_partition_size, i_offset_lag, i_is_future_key,) = _S0.unpack_from(buf, pos)
+            pos += 21
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(DescribeLogDirsPartition(i_partition_index, i_partition_size, i_offset_lag, i_is_future_key))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -263,7 +278,7 @@ def _dec_DescribeLogDirsResult_2(buf: _Buf, pos: int) -> tuple[DescribeLogDirsRe
 
 
 def _enc_DescribeLogDirsResponse_2(a: _Append, o: DescribeLogDirsResponse) -> None:
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.results))
     for _e_results in o.results:
         _enc_DescribeLogDirsResult_2(a, _e_results)
@@ -271,7 +286,7 @@ def _enc_DescribeLogDirsResponse_2(a: _Append, o: DescribeLogDirsResponse) -> No
 
 
 def _dec_DescribeLogDirsResponse_2(buf: _Buf, pos: int) -> tuple[DescribeLogDirsResponse, int]:
-    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
     f_results: list[DescribeLogDirsResult]
     n, pos = _read_compact_array_len(buf, pos)
@@ -290,7 +305,7 @@ def _dec_DescribeLogDirsResponse_2(buf: _Buf, pos: int) -> tuple[DescribeLogDirs
 
 
 def _enc_DescribeLogDirsResponse_3(a: _Append, o: DescribeLogDirsResponse) -> None:
-    a(_S3.pack(o.throttle_time_ms, o.error_code))
+    a(_S4.pack(o.throttle_time_ms, o.error_code))
     a(_enc_compact_array_len(o.results))
     for _e_results in o.results:
         _enc_DescribeLogDirsResult_2(a, _e_results)
@@ -298,7 +313,7 @@ def _enc_DescribeLogDirsResponse_3(a: _Append, o: DescribeLogDirsResponse) -> No
 
 
 def _dec_DescribeLogDirsResponse_3(buf: _Buf, pos: int) -> tuple[DescribeLogDirsResponse, int]:
-    (f_throttle_time_ms, f_error_code,) = _S3.unpack_from(buf, pos)
+    (f_throttle_time_ms, f_error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
     f_results: list[DescribeLogDirsResult]
     n, pos = _read_compact_array_len(buf, pos)
@@ -322,7 +337,7 @@ def _enc_DescribeLogDirsResult_4(a: _Append, o: DescribeLogDirsResult) -> None:
     a(_enc_compact_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_DescribeLogDirsTopic_2(a, _e_topics)
-    a(_S4.pack(o.total_bytes, o.usable_bytes))
+    a(_S5.pack(o.total_bytes, o.usable_bytes))
     a(_ZERO_BYTE)
 
 
@@ -339,7 +354,7 @@ def _dec_DescribeLogDirsResult_4(buf: _Buf, pos: int) -> tuple[DescribeLogDirsRe
         for _ in range(n):
             e_topics, pos = _dec_DescribeLogDirsTopic_2(buf, pos)
             f_topics.append(e_topics)
-    (f_total_bytes, f_usable_bytes,) = _S4.unpack_from(buf, pos)
+    (f_total_bytes, f_usable_bytes,) = _S5.unpack_from(buf, pos)
     pos += 16
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
@@ -349,7 +364,7 @@ def _dec_DescribeLogDirsResult_4(buf: _Buf, pos: int) -> tuple[DescribeLogDirsRe
 
 
 def _enc_DescribeLogDirsResponse_4(a: _Append, o: DescribeLogDirsResponse) -> None:
-    a(_S3.pack(o.throttle_time_ms, o.error_code))
+    a(_S4.pack(o.throttle_time_ms, o.error_code))
     a(_enc_compact_array_len(o.results))
     for _e_results in o.results:
         _enc_DescribeLogDirsResult_4(a, _e_results)
@@ -357,7 +372,7 @@ def _enc_DescribeLogDirsResponse_4(a: _Append, o: DescribeLogDirsResponse) -> No
 
 
 def _dec_DescribeLogDirsResponse_4(buf: _Buf, pos: int) -> tuple[DescribeLogDirsResponse, int]:
-    (f_throttle_time_ms, f_error_code,) = _S3.unpack_from(buf, pos)
+    (f_throttle_time_ms, f_error_code,) = _S4.unpack_from(buf, pos)
     pos += 6
     f_results: list[DescribeLogDirsResult]
     n, pos = _read_compact_array_len(buf, pos)

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -142,8 +143,13 @@ def _dec_PartitionResponse_0(buf: _Buf, pos: int) -> tuple[PartitionResponse, in
     else:
         f_active_producers = []
         for _ in range(n):
-            e_active_producers, pos = _dec_ProducerState_0(buf, pos)
-            f_active_producers.append(e_active_producers)
+            (i_producer_id, i_producer_epoch, i_last_sequence, i_last_timestamp, i_coordinator_epoch, i_current_txn_start_offset,) = _S0.unpack_from(buf, pos)
+            pos += 36
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_active_producers.append(ProducerState(i_producer_id, i_producer_epoch, i_last_sequence, i_last_timestamp, i_coordinator_epoch, i_current_txn_start_offset))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

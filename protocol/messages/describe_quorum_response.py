@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -177,8 +178,13 @@ def _dec_PartitionData_0(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_current_voters = []
         for _ in range(n):
-            e_current_voters, pos = _dec_ReplicaState_0(buf, pos)
-            f_current_voters.append(e_current_voters)
+            (i_replica_id, i_log_end_offset,) = _S0.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_current_voters.append(ReplicaState(i_replica_id, _ZERO_UUID, i_log_end_offset, -1, -1))
     f_observers: list[ReplicaState]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -186,8 +192,13 @@ def _dec_PartitionData_0(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_observers = []
         for _ in range(n):
-            e_observers, pos = _dec_ReplicaState_0(buf, pos)
-            f_observers.append(e_observers)
+            (i_replica_id, i_log_end_offset,) = _S0.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_observers.append(ReplicaState(i_replica_id, _ZERO_UUID, i_log_end_offset, -1, -1))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -288,8 +299,13 @@ def _dec_PartitionData_1(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_current_voters = []
         for _ in range(n):
-            e_current_voters, pos = _dec_ReplicaState_1(buf, pos)
-            f_current_voters.append(e_current_voters)
+            (i_replica_id, i_log_end_offset, i_last_fetch_timestamp, i_last_caught_up_timestamp,) = _S3.unpack_from(buf, pos)
+            pos += 28
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_current_voters.append(ReplicaState(i_replica_id, _ZERO_UUID, i_log_end_offset, i_last_fetch_timestamp, i_last_caught_up_timestamp))
     f_observers: list[ReplicaState]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -297,8 +313,13 @@ def _dec_PartitionData_1(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_observers = []
         for _ in range(n):
-            e_observers, pos = _dec_ReplicaState_1(buf, pos)
-            f_observers.append(e_observers)
+            (i_replica_id, i_log_end_offset, i_last_fetch_timestamp, i_last_caught_up_timestamp,) = _S3.unpack_from(buf, pos)
+            pos += 28
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_observers.append(ReplicaState(i_replica_id, _ZERO_UUID, i_log_end_offset, i_last_fetch_timestamp, i_last_caught_up_timestamp))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -403,8 +424,14 @@ def _dec_PartitionData_2(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_current_voters = []
         for _ in range(n):
-            e_current_voters, pos = _dec_ReplicaState_2(buf, pos)
-            f_current_voters.append(e_current_voters)
+            (i_replica_id, i_replica_directory_id, i_log_end_offset, i_last_fetch_timestamp, i_last_caught_up_timestamp,) = _S4.unpack_from(buf, pos)
+            pos += 44
+            i_replica_directory_id = _uuid(i_replica_directory_id)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_current_voters.append(ReplicaState(i_replica_id, i_replica_directory_id, i_log_end_offset, i_last_fetch_timestamp, i_last_caught_up_timestamp))
     f_observers: list[ReplicaState]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -412,8 +439,14 @@ def _dec_PartitionData_2(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_observers = []
         for _ in range(n):
-            e_observers, pos = _dec_ReplicaState_2(buf, pos)
-            f_observers.append(e_observers)
+            (i_replica_id, i_replica_directory_id, i_log_end_offset, i_last_fetch_timestamp, i_last_caught_up_timestamp,) = _S4.unpack_from(buf, pos)
+            pos += 44
+            i_replica_directory_id = _uuid(i_replica_directory_id)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_observers.append(ReplicaState(i_replica_id, i_replica_directory_id, i_log_end_offset, i_last_fetch_timestamp, i_last_caught_up_timestamp))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -484,8 +517,15 @@ def _dec_Node_2(buf: _Buf, pos: int) -> tuple[Node, int]:
     else:
         f_listeners = []
         for _ in range(n):
-            e_listeners, pos = _dec_Listener_2(buf, pos)
-            f_listeners.append(e_listeners)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S7.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_listeners.append(Listener(i_name, i_host, i_port))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

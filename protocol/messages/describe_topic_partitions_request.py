@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -148,8 +149,12 @@ def _dec_DescribeTopicPartitionsRequest_0(buf: _Buf, pos: int) -> tuple[Describe
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_TopicRequest_0(buf, pos)
-            f_topics.append(e_topics)
+            i_name, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_topics.append(TopicRequest(i_name))
     (f_response_partition_limit,) = _S0.unpack_from(buf, pos)
     pos += 4
     f_cursor: Cursor | None

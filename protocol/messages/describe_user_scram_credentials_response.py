@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -139,8 +140,13 @@ def _dec_DescribeUserScramCredentialsResult_0(buf: _Buf, pos: int) -> tuple[Desc
     else:
         f_credential_infos = []
         for _ in range(n):
-            e_credential_infos, pos = _dec_CredentialInfo_0(buf, pos)
-            f_credential_infos.append(e_credential_infos)
+            (i_mechanism, i_iterations,) = _S0.unpack_from(buf, pos)
+            pos += 5
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_credential_infos.append(CredentialInfo(i_mechanism, i_iterations))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

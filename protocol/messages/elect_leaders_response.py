@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,7 +60,8 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['PartitionResult', 'ReplicaElectionResult', 'ElectLeadersResponse']
 _S0 = _struct.Struct('>ih')
-_S1 = _struct.Struct('>i')
+_S1 = _struct.Struct('>ihh')
+_S2 = _struct.Struct('>i')
 
 
 @_dataclass(slots=True)
@@ -103,9 +105,18 @@ def _enc_PartitionResult_0(a: _Append, o: PartitionResult) -> None:
 
 
 def _dec_PartitionResult_0(buf: _Buf, pos: int) -> tuple[PartitionResult, int]:
-    (f_partition_id, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_partition_id, f_error_code, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 8
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return PartitionResult(f_partition_id, f_error_code, f_error_message), pos
 
 
@@ -125,22 +136,33 @@ def _dec_ReplicaElectionResult_0(buf: _Buf, pos: int) -> tuple[ReplicaElectionRe
     else:
         f_partition_result = []
         for _ in range(n):
-            e_partition_result, pos = _dec_PartitionResult_0(buf, pos)
-            f_partition_result.append(e_partition_result)
+            (i_partition_id, i_error_code, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 8
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_error_message = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_error_message = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_partition_result.append(PartitionResult(i_partition_id, i_error_code, i_error_message))
     return ReplicaElectionResult(f_topic, f_partition_result), pos
 
 
 def _enc_ElectLeadersResponse_0(a: _Append, o: ElectLeadersResponse) -> None:
     if o.error_code != 0:
         raise _EncodeError('ElectLeadersResponse.error_code is not default and version 0 lacks it')
-    a(_S1.pack(o.throttle_time_ms))
+    a(_S2.pack(o.throttle_time_ms))
     a(_enc_array_len(o.replica_election_results))
     for _e_replica_election_results in o.replica_election_results:
         _enc_ReplicaElectionResult_0(a, _e_replica_election_results)
 
 
 def _dec_ElectLeadersResponse_0(buf: _Buf, pos: int) -> tuple[ElectLeadersResponse, int]:
-    (f_throttle_time_ms,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
     pos += 4
     f_replica_election_results: list[ReplicaElectionResult]
     n, pos = _read_array_len(buf, pos)
@@ -210,8 +232,14 @@ def _dec_ReplicaElectionResult_2(buf: _Buf, pos: int) -> tuple[ReplicaElectionRe
     else:
         f_partition_result = []
         for _ in range(n):
-            e_partition_result, pos = _dec_PartitionResult_2(buf, pos)
-            f_partition_result.append(e_partition_result)
+            (i_partition_id, i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            i_error_message, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partition_result.append(PartitionResult(i_partition_id, i_error_code, i_error_message))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

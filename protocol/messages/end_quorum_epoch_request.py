@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -208,8 +209,14 @@ def _dec_PartitionData_1(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_preferred_candidates = []
         for _ in range(n):
-            e_preferred_candidates, pos = _dec_ReplicaInfo_1(buf, pos)
-            f_preferred_candidates.append(e_preferred_candidates)
+            (i_candidate_id, i_candidate_directory_id,) = _S1.unpack_from(buf, pos)
+            pos += 20
+            i_candidate_directory_id = _uuid(i_candidate_directory_id)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_preferred_candidates.append(ReplicaInfo(i_candidate_id, i_candidate_directory_id))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -291,8 +298,15 @@ def _dec_EndQuorumEpochRequest_1(buf: _Buf, pos: int) -> tuple[EndQuorumEpochReq
     else:
         f_leader_endpoints = []
         for _ in range(n):
-            e_leader_endpoints, pos = _dec_LeaderEndpoint_1(buf, pos)
-            f_leader_endpoints.append(e_leader_endpoints)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S2.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_leader_endpoints.append(LeaderEndpoint(i_name, i_host, i_port))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -87,7 +88,22 @@ def _enc_EnvelopeResponse_0(a: _Append, o: EnvelopeResponse) -> None:
 
 
 def _dec_EnvelopeResponse_0(buf: _Buf, pos: int) -> tuple[EnvelopeResponse, int]:
-    f_response_data, pos = _read_compact_nullable_view(buf, pos)
+    _vn = buf[pos]
+    if _vn < 0x80:
+        pos += 1
+    elif buf[pos + 1] < 0x80:  # two bytes: lengths up to 16 KiB
+        _vn = _vn & 0x7F | buf[pos + 1] << 7
+        pos += 2
+    else:
+        _vn, pos = _read_uvarint(buf, pos)
+    if _vn == 0:
+        f_response_data = None
+    else:
+        _vend = pos + _vn - 1
+        if _vend > len(buf):
+            _exceeds(buf, pos, _vn - 1)
+        f_response_data = buf[pos:_vend]
+        pos = _vend
     (f_error_code,) = _S0.unpack_from(buf, pos)
     pos += 2
     if buf[pos]:

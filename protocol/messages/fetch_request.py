@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -183,8 +184,9 @@ def _dec_FetchTopic_0(buf: _Buf, pos: int) -> tuple[FetchTopic, int]:
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_FetchPartition_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition, i_fetch_offset, i_partition_max_bytes,) = _S0.unpack_from(buf, pos)
+            pos += 16
+            f_partitions.append(FetchPartition(i_partition, -1, i_fetch_offset, -1, -1, i_partition_max_bytes, _ZERO_UUID))
     return FetchTopic(f_topic, _ZERO_UUID, f_partitions), pos
 
 
@@ -368,8 +370,9 @@ def _dec_FetchTopic_5(buf: _Buf, pos: int) -> tuple[FetchTopic, int]:
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_FetchPartition_5(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition, i_fetch_offset, i_log_start_offset, i_partition_max_bytes,) = _S4.unpack_from(buf, pos)
+            pos += 24
+            f_partitions.append(FetchPartition(i_partition, -1, i_fetch_offset, -1, i_log_start_offset, i_partition_max_bytes, _ZERO_UUID))
     return FetchTopic(f_topic, _ZERO_UUID, f_partitions), pos
 
 
@@ -541,8 +544,9 @@ def _dec_FetchTopic_9(buf: _Buf, pos: int) -> tuple[FetchTopic, int]:
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_FetchPartition_9(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition, i_current_leader_epoch, i_fetch_offset, i_log_start_offset, i_partition_max_bytes,) = _S6.unpack_from(buf, pos)
+            pos += 28
+            f_partitions.append(FetchPartition(i_partition, i_current_leader_epoch, i_fetch_offset, -1, i_log_start_offset, i_partition_max_bytes, _ZERO_UUID))
     return FetchTopic(f_topic, _ZERO_UUID, f_partitions), pos
 
 
@@ -690,8 +694,13 @@ def _dec_FetchTopic_12(buf: _Buf, pos: int) -> tuple[FetchTopic, int]:
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_FetchPartition_12(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition, i_current_leader_epoch, i_fetch_offset, i_last_fetched_epoch, i_log_start_offset, i_partition_max_bytes,) = _S7.unpack_from(buf, pos)
+            pos += 32
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(FetchPartition(i_partition, i_current_leader_epoch, i_fetch_offset, i_last_fetched_epoch, i_log_start_offset, i_partition_max_bytes, _ZERO_UUID))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -801,8 +810,13 @@ def _dec_FetchTopic_13(buf: _Buf, pos: int) -> tuple[FetchTopic, int]:
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_FetchPartition_12(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition, i_current_leader_epoch, i_fetch_offset, i_last_fetched_epoch, i_log_start_offset, i_partition_max_bytes,) = _S7.unpack_from(buf, pos)
+            pos += 32
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(FetchPartition(i_partition, i_current_leader_epoch, i_fetch_offset, i_last_fetched_epoch, i_log_start_offset, i_partition_max_bytes, _ZERO_UUID))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

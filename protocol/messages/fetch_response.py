@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -212,8 +213,10 @@ def _dec_FetchableTopicResponse_0(buf: _Buf, pos: int) -> tuple[FetchableTopicRe
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_PartitionData_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_error_code, i_high_watermark,) = _S0.unpack_from(buf, pos)
+            pos += 14
+            i_records, pos = _read_nullable_view(buf, pos)
+            f_partitions.append(PartitionData(i_partition_index, i_error_code, i_high_watermark, -1, -1, EpochEndOffset(), LeaderIdAndEpoch(), SnapshotId(), [], -1, i_records))
     return FetchableTopicResponse(f_topic, _ZERO_UUID, f_partitions), pos
 
 
@@ -403,8 +406,9 @@ def _dec_PartitionData_4(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_aborted_transactions = []
         for _ in range(n):
-            e_aborted_transactions, pos = _dec_AbortedTransaction_4(buf, pos)
-            f_aborted_transactions.append(e_aborted_transactions)
+            (i_producer_id, i_first_offset,) = _S2.unpack_from(buf, pos)
+            pos += 16
+            f_aborted_transactions.append(AbortedTransaction(i_producer_id, i_first_offset))
     f_records, pos = _read_nullable_view(buf, pos)
     return PartitionData(f_partition_index, f_error_code, f_high_watermark, f_last_stable_offset, -1, EpochEndOffset(), LeaderIdAndEpoch(), SnapshotId(), f_aborted_transactions, -1, f_records), pos
 
@@ -489,8 +493,9 @@ def _dec_PartitionData_5(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_aborted_transactions = []
         for _ in range(n):
-            e_aborted_transactions, pos = _dec_AbortedTransaction_4(buf, pos)
-            f_aborted_transactions.append(e_aborted_transactions)
+            (i_producer_id, i_first_offset,) = _S2.unpack_from(buf, pos)
+            pos += 16
+            f_aborted_transactions.append(AbortedTransaction(i_producer_id, i_first_offset))
     f_records, pos = _read_nullable_view(buf, pos)
     return PartitionData(f_partition_index, f_error_code, f_high_watermark, f_last_stable_offset, f_log_start_offset, EpochEndOffset(), LeaderIdAndEpoch(), SnapshotId(), f_aborted_transactions, -1, f_records), pos
 
@@ -786,8 +791,9 @@ def _dec_PartitionData_11(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_aborted_transactions = []
         for _ in range(n):
-            e_aborted_transactions, pos = _dec_AbortedTransaction_4(buf, pos)
-            f_aborted_transactions.append(e_aborted_transactions)
+            (i_producer_id, i_first_offset,) = _S2.unpack_from(buf, pos)
+            pos += 16
+            f_aborted_transactions.append(AbortedTransaction(i_producer_id, i_first_offset))
     (f_preferred_read_replica,) = _S1.unpack_from(buf, pos)
     pos += 4
     f_records, pos = _read_nullable_view(buf, pos)
@@ -947,11 +953,31 @@ def _dec_PartitionData_12(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_aborted_transactions = []
         for _ in range(n):
-            e_aborted_transactions, pos = _dec_AbortedTransaction_12(buf, pos)
-            f_aborted_transactions.append(e_aborted_transactions)
+            (i_producer_id, i_first_offset,) = _S2.unpack_from(buf, pos)
+            pos += 16
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_aborted_transactions.append(AbortedTransaction(i_producer_id, i_first_offset))
     (f_preferred_read_replica,) = _S1.unpack_from(buf, pos)
     pos += 4
-    f_records, pos = _read_compact_nullable_view(buf, pos)
+    _vn = buf[pos]
+    if _vn < 0x80:
+        pos += 1
+    elif buf[pos + 1] < 0x80:  # two bytes: lengths up to 16 KiB
+        _vn = _vn & 0x7F | buf[pos + 1] << 7
+        pos += 2
+    else:
+        _vn, pos = _read_uvarint(buf, pos)
+    if _vn == 0:
+        f_records = None
+    else:
+        _vend = pos + _vn - 1
+        if _vend > len(buf):
+            _exceeds(buf, pos, _vn - 1)
+        f_records = buf[pos:_vend]
+        pos = _vend
     f_diverging_epoch: EpochEndOffset = EpochEndOffset()
     f_current_leader: LeaderIdAndEpoch = LeaderIdAndEpoch()
     f_snapshot_id: SnapshotId = SnapshotId()
@@ -1179,8 +1205,17 @@ def _dec_FetchResponse_16(buf: _Buf, pos: int) -> tuple[FetchResponse, int]:
             else:
                 f_node_endpoints = []
                 for _ in range(n):
-                    e_node_endpoints, pos = _dec_NodeEndpoint_16(buf, pos)
-                    f_node_endpoints.append(e_node_endpoints)
+                    (i_node_id,) = _S1.unpack_from(buf, pos)
+                    pos += 4
+                    i_host, pos = _read_compact_string(buf, pos)
+                    (i_port,) = _S1.unpack_from(buf, pos)
+                    pos += 4
+                    i_rack, pos = _read_compact_nullable_string(buf, pos)
+                    if buf[pos]:
+                        pos = _skip_tagged_fields(buf, pos)
+                    else:
+                        pos += 1
+                    f_node_endpoints.append(NodeEndpoint(i_node_id, i_host, i_port, i_rack))
             buf = whole
         pos = end
     return FetchResponse(f_throttle_time_ms, f_error_code, f_session_id, f_responses, f_node_endpoints), pos

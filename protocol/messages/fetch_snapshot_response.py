@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -199,7 +200,22 @@ def _dec_PartitionSnapshot_0(buf: _Buf, pos: int) -> tuple[PartitionSnapshot, in
     f_snapshot_id, pos = _dec_SnapshotId_0(buf, pos)
     (f_size, f_position,) = _S3.unpack_from(buf, pos)
     pos += 16
-    f_unaligned_records, pos = _read_compact_view(buf, pos)
+    _vn = buf[pos]
+    if _vn < 0x80:
+        pos += 1
+    elif buf[pos + 1] < 0x80:  # two bytes: lengths up to 16 KiB
+        _vn = _vn & 0x7F | buf[pos + 1] << 7
+        pos += 2
+    else:
+        _vn, pos = _read_uvarint(buf, pos)
+    if _vn == 0:
+        raise _BadLengthError('null compact bytes where the field is not nullable')
+    else:
+        _vend = pos + _vn - 1
+        if _vend > len(buf):
+            _exceeds(buf, pos, _vn - 1)
+        f_unaligned_records = buf[pos:_vend]
+        pos = _vend
     f_current_leader: LeaderIdAndEpoch = LeaderIdAndEpoch()
     ntags, pos = _read_uvarint(buf, pos)
     for _ in range(ntags):
@@ -368,8 +384,16 @@ def _dec_FetchSnapshotResponse_1(buf: _Buf, pos: int) -> tuple[FetchSnapshotResp
             else:
                 f_node_endpoints = []
                 for _ in range(n):
-                    e_node_endpoints, pos = _dec_NodeEndpoint_1(buf, pos)
-                    f_node_endpoints.append(e_node_endpoints)
+                    (i_node_id,) = _S4.unpack_from(buf, pos)
+                    pos += 4
+                    i_host, pos = _read_compact_string(buf, pos)
+                    (i_port,) = _S5.unpack_from(buf, pos)
+                    pos += 2
+                    if buf[pos]:
+                        pos = _skip_tagged_fields(buf, pos)
+                    else:
+                        pos += 1
+                    f_node_endpoints.append(NodeEndpoint(i_node_id, i_host, i_port))
             buf = whole
         pos = end
     return FetchSnapshotResponse(f_throttle_time_ms, f_error_code, f_topics, f_node_endpoints), pos

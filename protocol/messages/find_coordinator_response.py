@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -60,7 +61,9 @@ from protocol.primitives import uvarint as _uvarint
 __all__ = ['Coordinator', 'FindCoordinatorResponse']
 _S0 = _struct.Struct('>hi')
 _S1 = _struct.Struct('>i')
-_S2 = _struct.Struct('>ih')
+_S2 = _struct.Struct('>hih')
+_S3 = _struct.Struct('>ih')
+_S4 = _struct.Struct('>ihh')
 
 
 @_dataclass(slots=True)
@@ -113,9 +116,16 @@ def _enc_FindCoordinatorResponse_0(a: _Append, o: FindCoordinatorResponse) -> No
 
 
 def _dec_FindCoordinatorResponse_0(buf: _Buf, pos: int) -> tuple[FindCoordinatorResponse, int]:
-    (f_error_code, f_node_id,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    f_host, pos = _read_string(buf, pos)
+    (f_error_code, f_node_id, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 8
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_host = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     (f_port,) = _S1.unpack_from(buf, pos)
     pos += 4
     return FindCoordinatorResponse(0, f_error_code, '', f_node_id, f_host, f_port, []), pos
@@ -124,7 +134,7 @@ def _dec_FindCoordinatorResponse_0(buf: _Buf, pos: int) -> tuple[FindCoordinator
 def _enc_FindCoordinatorResponse_1(a: _Append, o: FindCoordinatorResponse) -> None:
     if o.coordinators:
         raise _EncodeError('FindCoordinatorResponse.coordinators is not default and version 1 lacks it')
-    a(_S2.pack(o.throttle_time_ms, o.error_code))
+    a(_S3.pack(o.throttle_time_ms, o.error_code))
     a(_enc_nullable_string(o.error_message))
     a(_S1.pack(o.node_id))
     a(_enc_string(o.host))
@@ -132,12 +142,28 @@ def _enc_FindCoordinatorResponse_1(a: _Append, o: FindCoordinatorResponse) -> No
 
 
 def _dec_FindCoordinatorResponse_1(buf: _Buf, pos: int) -> tuple[FindCoordinatorResponse, int]:
-    (f_throttle_time_ms, f_error_code,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms, f_error_code, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 8
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_node_id, _sn,) = _S3.unpack_from(buf, pos)
     pos += 6
-    f_error_message, pos = _read_nullable_string(buf, pos)
-    (f_node_id,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_string(buf, pos)
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_host = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     (f_port,) = _S1.unpack_from(buf, pos)
     pos += 4
     return FindCoordinatorResponse(f_throttle_time_ms, f_error_code, f_error_message, f_node_id, f_host, f_port, []), pos
@@ -146,7 +172,7 @@ def _dec_FindCoordinatorResponse_1(buf: _Buf, pos: int) -> tuple[FindCoordinator
 def _enc_FindCoordinatorResponse_2(a: _Append, o: FindCoordinatorResponse) -> None:
     if o.coordinators:
         raise _EncodeError('FindCoordinatorResponse.coordinators is not default and version 2 lacks it')
-    a(_S2.pack(o.throttle_time_ms, o.error_code))
+    a(_S3.pack(o.throttle_time_ms, o.error_code))
     a(_enc_nullable_string(o.error_message))
     a(_S1.pack(o.node_id))
     a(_enc_string(o.host))
@@ -156,7 +182,7 @@ def _enc_FindCoordinatorResponse_2(a: _Append, o: FindCoordinatorResponse) -> No
 def _enc_FindCoordinatorResponse_3(a: _Append, o: FindCoordinatorResponse) -> None:
     if o.coordinators:
         raise _EncodeError('FindCoordinatorResponse.coordinators is not default and version 3 lacks it')
-    a(_S2.pack(o.throttle_time_ms, o.error_code))
+    a(_S3.pack(o.throttle_time_ms, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))
     a(_S1.pack(o.node_id))
     a(_enc_compact_string(o.host))
@@ -165,7 +191,7 @@ def _enc_FindCoordinatorResponse_3(a: _Append, o: FindCoordinatorResponse) -> No
 
 
 def _dec_FindCoordinatorResponse_3(buf: _Buf, pos: int) -> tuple[FindCoordinatorResponse, int]:
-    (f_throttle_time_ms, f_error_code,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms, f_error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
     f_error_message, pos = _read_compact_nullable_string(buf, pos)
     (f_node_id,) = _S1.unpack_from(buf, pos)
@@ -184,7 +210,7 @@ def _enc_Coordinator_4(a: _Append, o: Coordinator) -> None:
     a(_enc_compact_string(o.key))
     a(_S1.pack(o.node_id))
     a(_enc_compact_string(o.host))
-    a(_S2.pack(o.port, o.error_code))
+    a(_S3.pack(o.port, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))
     a(_ZERO_BYTE)
 
@@ -194,7 +220,7 @@ def _dec_Coordinator_4(buf: _Buf, pos: int) -> tuple[Coordinator, int]:
     (f_node_id,) = _S1.unpack_from(buf, pos)
     pos += 4
     f_host, pos = _read_compact_string(buf, pos)
-    (f_port, f_error_code,) = _S2.unpack_from(buf, pos)
+    (f_port, f_error_code,) = _S3.unpack_from(buf, pos)
     pos += 6
     f_error_message, pos = _read_compact_nullable_string(buf, pos)
     if buf[pos]:
@@ -230,8 +256,18 @@ def _dec_FindCoordinatorResponse_4(buf: _Buf, pos: int) -> tuple[FindCoordinator
     else:
         f_coordinators = []
         for _ in range(n):
-            e_coordinators, pos = _dec_Coordinator_4(buf, pos)
-            f_coordinators.append(e_coordinators)
+            i_key, pos = _read_compact_string(buf, pos)
+            (i_node_id,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port, i_error_code,) = _S3.unpack_from(buf, pos)
+            pos += 6
+            i_error_message, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_coordinators.append(Coordinator(i_key, i_node_id, i_host, i_port, i_error_code, i_error_message))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

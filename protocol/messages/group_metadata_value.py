@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,8 +60,9 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['MemberMetadata', 'GroupMetadataValue']
 _S0 = _struct.Struct('>i')
-_S1 = _struct.Struct('>ii')
-_S2 = _struct.Struct('>q')
+_S1 = _struct.Struct('>ih')
+_S2 = _struct.Struct('>ii')
+_S3 = _struct.Struct('>q')
 
 
 @_dataclass(slots=True)
@@ -126,9 +128,18 @@ def _enc_GroupMetadataValue_0(a: _Append, o: GroupMetadataValue) -> None:
 
 def _dec_GroupMetadataValue_0(buf: _Buf, pos: int) -> tuple[GroupMetadataValue, int]:
     f_protocol_type, pos = _read_string(buf, pos)
-    (f_generation,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_protocol, pos = _read_nullable_string(buf, pos)
+    (f_generation, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_protocol = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_protocol = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_leader, pos = _read_nullable_string(buf, pos)
     f_members: list[MemberMetadata]
     n, pos = _read_array_len(buf, pos)
@@ -137,8 +148,14 @@ def _dec_GroupMetadataValue_0(buf: _Buf, pos: int) -> tuple[GroupMetadataValue, 
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_MemberMetadata_0(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_string(buf, pos)
+            i_client_id, pos = _read_string(buf, pos)
+            i_client_host, pos = _read_string(buf, pos)
+            (i_session_timeout,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_subscription, pos = _read_bytes(buf, pos)
+            i_assignment, pos = _read_bytes(buf, pos)
+            f_members.append(MemberMetadata(i_member_id, None, i_client_id, i_client_host, -1, i_session_timeout, i_subscription, i_assignment))
     return GroupMetadataValue(f_protocol_type, f_generation, f_protocol, f_leader, -1, f_members), pos
 
 
@@ -146,7 +163,7 @@ def _enc_MemberMetadata_1(a: _Append, o: MemberMetadata) -> None:
     a(_enc_string(o.member_id))
     a(_enc_string(o.client_id))
     a(_enc_string(o.client_host))
-    a(_S1.pack(o.rebalance_timeout, o.session_timeout))
+    a(_S2.pack(o.rebalance_timeout, o.session_timeout))
     a(_enc_bytes_len(o.subscription))
     a(o.subscription)
     a(_enc_bytes_len(o.assignment))
@@ -157,7 +174,7 @@ def _dec_MemberMetadata_1(buf: _Buf, pos: int) -> tuple[MemberMetadata, int]:
     f_member_id, pos = _read_string(buf, pos)
     f_client_id, pos = _read_string(buf, pos)
     f_client_host, pos = _read_string(buf, pos)
-    (f_rebalance_timeout, f_session_timeout,) = _S1.unpack_from(buf, pos)
+    (f_rebalance_timeout, f_session_timeout,) = _S2.unpack_from(buf, pos)
     pos += 8
     f_subscription, pos = _read_bytes(buf, pos)
     f_assignment, pos = _read_bytes(buf, pos)
@@ -176,9 +193,18 @@ def _enc_GroupMetadataValue_1(a: _Append, o: GroupMetadataValue) -> None:
 
 def _dec_GroupMetadataValue_1(buf: _Buf, pos: int) -> tuple[GroupMetadataValue, int]:
     f_protocol_type, pos = _read_string(buf, pos)
-    (f_generation,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_protocol, pos = _read_nullable_string(buf, pos)
+    (f_generation, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_protocol = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_protocol = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_leader, pos = _read_nullable_string(buf, pos)
     f_members: list[MemberMetadata]
     n, pos = _read_array_len(buf, pos)
@@ -187,8 +213,14 @@ def _dec_GroupMetadataValue_1(buf: _Buf, pos: int) -> tuple[GroupMetadataValue, 
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_MemberMetadata_1(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_string(buf, pos)
+            i_client_id, pos = _read_string(buf, pos)
+            i_client_host, pos = _read_string(buf, pos)
+            (i_rebalance_timeout, i_session_timeout,) = _S2.unpack_from(buf, pos)
+            pos += 8
+            i_subscription, pos = _read_bytes(buf, pos)
+            i_assignment, pos = _read_bytes(buf, pos)
+            f_members.append(MemberMetadata(i_member_id, None, i_client_id, i_client_host, i_rebalance_timeout, i_session_timeout, i_subscription, i_assignment))
     return GroupMetadataValue(f_protocol_type, f_generation, f_protocol, f_leader, -1, f_members), pos
 
 
@@ -197,7 +229,7 @@ def _enc_GroupMetadataValue_2(a: _Append, o: GroupMetadataValue) -> None:
     a(_S0.pack(o.generation))
     a(_enc_nullable_string(o.protocol))
     a(_enc_nullable_string(o.leader))
-    a(_S2.pack(o.current_state_timestamp))
+    a(_S3.pack(o.current_state_timestamp))
     a(_enc_array_len(o.members))
     for _e_members in o.members:
         _enc_MemberMetadata_1(a, _e_members)
@@ -205,11 +237,20 @@ def _enc_GroupMetadataValue_2(a: _Append, o: GroupMetadataValue) -> None:
 
 def _dec_GroupMetadataValue_2(buf: _Buf, pos: int) -> tuple[GroupMetadataValue, int]:
     f_protocol_type, pos = _read_string(buf, pos)
-    (f_generation,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_protocol, pos = _read_nullable_string(buf, pos)
+    (f_generation, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_protocol = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_protocol = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_leader, pos = _read_nullable_string(buf, pos)
-    (f_current_state_timestamp,) = _S2.unpack_from(buf, pos)
+    (f_current_state_timestamp,) = _S3.unpack_from(buf, pos)
     pos += 8
     f_members: list[MemberMetadata]
     n, pos = _read_array_len(buf, pos)
@@ -218,8 +259,14 @@ def _dec_GroupMetadataValue_2(buf: _Buf, pos: int) -> tuple[GroupMetadataValue, 
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_MemberMetadata_1(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_string(buf, pos)
+            i_client_id, pos = _read_string(buf, pos)
+            i_client_host, pos = _read_string(buf, pos)
+            (i_rebalance_timeout, i_session_timeout,) = _S2.unpack_from(buf, pos)
+            pos += 8
+            i_subscription, pos = _read_bytes(buf, pos)
+            i_assignment, pos = _read_bytes(buf, pos)
+            f_members.append(MemberMetadata(i_member_id, None, i_client_id, i_client_host, i_rebalance_timeout, i_session_timeout, i_subscription, i_assignment))
     return GroupMetadataValue(f_protocol_type, f_generation, f_protocol, f_leader, f_current_state_timestamp, f_members), pos
 
 
@@ -228,7 +275,7 @@ def _enc_MemberMetadata_3(a: _Append, o: MemberMetadata) -> None:
     a(_enc_nullable_string(o.group_instance_id))
     a(_enc_string(o.client_id))
     a(_enc_string(o.client_host))
-    a(_S1.pack(o.rebalance_timeout, o.session_timeout))
+    a(_S2.pack(o.rebalance_timeout, o.session_timeout))
     a(_enc_bytes_len(o.subscription))
     a(o.subscription)
     a(_enc_bytes_len(o.assignment))
@@ -240,7 +287,7 @@ def _dec_MemberMetadata_3(buf: _Buf, pos: int) -> tuple[MemberMetadata, int]:
     f_group_instance_id, pos = _read_nullable_string(buf, pos)
     f_client_id, pos = _read_string(buf, pos)
     f_client_host, pos = _read_string(buf, pos)
-    (f_rebalance_timeout, f_session_timeout,) = _S1.unpack_from(buf, pos)
+    (f_rebalance_timeout, f_session_timeout,) = _S2.unpack_from(buf, pos)
     pos += 8
     f_subscription, pos = _read_bytes(buf, pos)
     f_assignment, pos = _read_bytes(buf, pos)
@@ -252,7 +299,7 @@ def _enc_GroupMetadataValue_3(a: _Append, o: GroupMetadataValue) -> None:
     a(_S0.pack(o.generation))
     a(_enc_nullable_string(o.protocol))
     a(_enc_nullable_string(o.leader))
-    a(_S2.pack(o.current_state_timestamp))
+    a(_S3.pack(o.current_state_timestamp))
     a(_enc_array_len(o.members))
     for _e_members in o.members:
         _enc_MemberMetadata_3(a, _e_members)
@@ -260,11 +307,20 @@ def _enc_GroupMetadataValue_3(a: _Append, o: GroupMetadataValue) -> None:
 
 def _dec_GroupMetadataValue_3(buf: _Buf, pos: int) -> tuple[GroupMetadataValue, int]:
     f_protocol_type, pos = _read_string(buf, pos)
-    (f_generation,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_protocol, pos = _read_nullable_string(buf, pos)
+    (f_generation, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_protocol = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_protocol = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_leader, pos = _read_nullable_string(buf, pos)
-    (f_current_state_timestamp,) = _S2.unpack_from(buf, pos)
+    (f_current_state_timestamp,) = _S3.unpack_from(buf, pos)
     pos += 8
     f_members: list[MemberMetadata]
     n, pos = _read_array_len(buf, pos)
@@ -273,8 +329,15 @@ def _dec_GroupMetadataValue_3(buf: _Buf, pos: int) -> tuple[GroupMetadataValue, 
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_MemberMetadata_3(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_string(buf, pos)
+            i_group_instance_id, pos = _read_nullable_string(buf, pos)
+            i_client_id, pos = _read_string(buf, pos)
+            i_client_host, pos = _read_string(buf, pos)
+            (i_rebalance_timeout, i_session_timeout,) = _S2.unpack_from(buf, pos)
+            pos += 8
+            i_subscription, pos = _read_bytes(buf, pos)
+            i_assignment, pos = _read_bytes(buf, pos)
+            f_members.append(MemberMetadata(i_member_id, i_group_instance_id, i_client_id, i_client_host, i_rebalance_timeout, i_session_timeout, i_subscription, i_assignment))
     return GroupMetadataValue(f_protocol_type, f_generation, f_protocol, f_leader, f_current_state_timestamp, f_members), pos
 
 
@@ -283,7 +346,7 @@ def _enc_MemberMetadata_4(a: _Append, o: MemberMetadata) -> None:
     a(_enc_compact_nullable_string(o.group_instance_id))
     a(_enc_compact_string(o.client_id))
     a(_enc_compact_string(o.client_host))
-    a(_S1.pack(o.rebalance_timeout, o.session_timeout))
+    a(_S2.pack(o.rebalance_timeout, o.session_timeout))
     a(_enc_compact_bytes_len(o.subscription))
     a(o.subscription)
     a(_enc_compact_bytes_len(o.assignment))
@@ -296,7 +359,7 @@ def _dec_MemberMetadata_4(buf: _Buf, pos: int) -> tuple[MemberMetadata, int]:
     f_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
     f_client_id, pos = _read_compact_string(buf, pos)
     f_client_host, pos = _read_compact_string(buf, pos)
-    (f_rebalance_timeout, f_session_timeout,) = _S1.unpack_from(buf, pos)
+    (f_rebalance_timeout, f_session_timeout,) = _S2.unpack_from(buf, pos)
     pos += 8
     f_subscription, pos = _read_compact_bytes(buf, pos)
     f_assignment, pos = _read_compact_bytes(buf, pos)
@@ -312,7 +375,7 @@ def _enc_GroupMetadataValue_4(a: _Append, o: GroupMetadataValue) -> None:
     a(_S0.pack(o.generation))
     a(_enc_compact_nullable_string(o.protocol))
     a(_enc_compact_nullable_string(o.leader))
-    a(_S2.pack(o.current_state_timestamp))
+    a(_S3.pack(o.current_state_timestamp))
     a(_enc_compact_array_len(o.members))
     for _e_members in o.members:
         _enc_MemberMetadata_4(a, _e_members)
@@ -325,7 +388,7 @@ def _dec_GroupMetadataValue_4(buf: _Buf, pos: int) -> tuple[GroupMetadataValue, 
     pos += 4
     f_protocol, pos = _read_compact_nullable_string(buf, pos)
     f_leader, pos = _read_compact_nullable_string(buf, pos)
-    (f_current_state_timestamp,) = _S2.unpack_from(buf, pos)
+    (f_current_state_timestamp,) = _S3.unpack_from(buf, pos)
     pos += 8
     f_members: list[MemberMetadata]
     n, pos = _read_compact_array_len(buf, pos)
@@ -334,8 +397,19 @@ def _dec_GroupMetadataValue_4(buf: _Buf, pos: int) -> tuple[GroupMetadataValue, 
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_MemberMetadata_4(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_compact_string(buf, pos)
+            i_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+            i_client_id, pos = _read_compact_string(buf, pos)
+            i_client_host, pos = _read_compact_string(buf, pos)
+            (i_rebalance_timeout, i_session_timeout,) = _S2.unpack_from(buf, pos)
+            pos += 8
+            i_subscription, pos = _read_compact_bytes(buf, pos)
+            i_assignment, pos = _read_compact_bytes(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_members.append(MemberMetadata(i_member_id, i_group_instance_id, i_client_id, i_client_host, i_rebalance_timeout, i_session_timeout, i_subscription, i_assignment))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

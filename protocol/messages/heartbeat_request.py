@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,6 +60,7 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['HeartbeatRequest']
 _S0 = _struct.Struct('>i')
+_S1 = _struct.Struct('>ih')
 
 
 @_dataclass(slots=True)
@@ -90,9 +92,16 @@ def _enc_HeartbeatRequest_0(a: _Append, o: HeartbeatRequest) -> None:
 
 def _dec_HeartbeatRequest_0(buf: _Buf, pos: int) -> tuple[HeartbeatRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_generation_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_member_id, pos = _read_string(buf, pos)
+    (f_generation_id, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return HeartbeatRequest(f_group_id, f_generation_id, f_member_id, None), pos
 
 
@@ -121,9 +130,16 @@ def _enc_HeartbeatRequest_3(a: _Append, o: HeartbeatRequest) -> None:
 
 def _dec_HeartbeatRequest_3(buf: _Buf, pos: int) -> tuple[HeartbeatRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_generation_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_member_id, pos = _read_string(buf, pos)
+    (f_generation_id, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_group_instance_id, pos = _read_nullable_string(buf, pos)
     return HeartbeatRequest(f_group_id, f_generation_id, f_member_id, f_group_instance_id), pos
 

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,7 +60,8 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['AlterableConfig', 'AlterConfigsResource', 'IncrementalAlterConfigsRequest']
 _S0 = _struct.Struct('>b')
-_S1 = _struct.Struct('>?')
+_S1 = _struct.Struct('>bh')
+_S2 = _struct.Struct('>?')
 
 
 @_dataclass(slots=True)
@@ -105,9 +107,18 @@ def _enc_AlterableConfig_0(a: _Append, o: AlterableConfig) -> None:
 
 def _dec_AlterableConfig_0(buf: _Buf, pos: int) -> tuple[AlterableConfig, int]:
     f_name, pos = _read_string(buf, pos)
-    (f_config_operation,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_value, pos = _read_nullable_string(buf, pos)
+    (f_config_operation, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_value = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_value = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return AlterableConfig(f_name, f_config_operation, f_value), pos
 
 
@@ -120,9 +131,16 @@ def _enc_AlterConfigsResource_0(a: _Append, o: AlterConfigsResource) -> None:
 
 
 def _dec_AlterConfigsResource_0(buf: _Buf, pos: int) -> tuple[AlterConfigsResource, int]:
-    (f_resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_string(buf, pos)
+    (f_resource_type, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 3
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_resource_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_configs: list[AlterableConfig]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -130,8 +148,20 @@ def _dec_AlterConfigsResource_0(buf: _Buf, pos: int) -> tuple[AlterConfigsResour
     else:
         f_configs = []
         for _ in range(n):
-            e_configs, pos = _dec_AlterableConfig_0(buf, pos)
-            f_configs.append(e_configs)
+            i_name, pos = _read_string(buf, pos)
+            (i_config_operation, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 3
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_value = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_value = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_configs.append(AlterableConfig(i_name, i_config_operation, i_value))
     return AlterConfigsResource(f_resource_type, f_resource_name, f_configs), pos
 
 
@@ -139,7 +169,7 @@ def _enc_IncrementalAlterConfigsRequest_0(a: _Append, o: IncrementalAlterConfigs
     a(_enc_array_len(o.resources))
     for _e_resources in o.resources:
         _enc_AlterConfigsResource_0(a, _e_resources)
-    a(_S1.pack(o.validate_only))
+    a(_S2.pack(o.validate_only))
 
 
 def _dec_IncrementalAlterConfigsRequest_0(buf: _Buf, pos: int) -> tuple[IncrementalAlterConfigsRequest, int]:
@@ -152,7 +182,7 @@ def _dec_IncrementalAlterConfigsRequest_0(buf: _Buf, pos: int) -> tuple[Incremen
         for _ in range(n):
             e_resources, pos = _dec_AlterConfigsResource_0(buf, pos)
             f_resources.append(e_resources)
-    (f_validate_only,) = _S1.unpack_from(buf, pos)
+    (f_validate_only,) = _S2.unpack_from(buf, pos)
     pos += 1
     return IncrementalAlterConfigsRequest(f_resources, f_validate_only), pos
 
@@ -196,8 +226,15 @@ def _dec_AlterConfigsResource_1(buf: _Buf, pos: int) -> tuple[AlterConfigsResour
     else:
         f_configs = []
         for _ in range(n):
-            e_configs, pos = _dec_AlterableConfig_1(buf, pos)
-            f_configs.append(e_configs)
+            i_name, pos = _read_compact_string(buf, pos)
+            (i_config_operation,) = _S0.unpack_from(buf, pos)
+            pos += 1
+            i_value, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_configs.append(AlterableConfig(i_name, i_config_operation, i_value))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -209,7 +246,7 @@ def _enc_IncrementalAlterConfigsRequest_1(a: _Append, o: IncrementalAlterConfigs
     a(_enc_compact_array_len(o.resources))
     for _e_resources in o.resources:
         _enc_AlterConfigsResource_1(a, _e_resources)
-    a(_S1.pack(o.validate_only))
+    a(_S2.pack(o.validate_only))
     a(_ZERO_BYTE)
 
 
@@ -223,7 +260,7 @@ def _dec_IncrementalAlterConfigsRequest_1(buf: _Buf, pos: int) -> tuple[Incremen
         for _ in range(n):
             e_resources, pos = _dec_AlterConfigsResource_1(buf, pos)
             f_resources.append(e_resources)
-    (f_validate_only,) = _S1.unpack_from(buf, pos)
+    (f_validate_only,) = _S2.unpack_from(buf, pos)
     pos += 1
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)

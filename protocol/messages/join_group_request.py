@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,7 +60,9 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['JoinGroupRequestProtocol', 'JoinGroupRequest']
 _S0 = _struct.Struct('>i')
-_S1 = _struct.Struct('>ii')
+_S1 = _struct.Struct('>ih')
+_S2 = _struct.Struct('>ii')
+_S3 = _struct.Struct('>iih')
 
 
 @_dataclass(slots=True)
@@ -123,9 +126,16 @@ def _enc_JoinGroupRequest_0(a: _Append, o: JoinGroupRequest) -> None:
 
 def _dec_JoinGroupRequest_0(buf: _Buf, pos: int) -> tuple[JoinGroupRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_session_timeout_ms,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_member_id, pos = _read_string(buf, pos)
+    (f_session_timeout_ms, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_protocol_type, pos = _read_string(buf, pos)
     f_protocols: list[JoinGroupRequestProtocol]
     n, pos = _read_array_len(buf, pos)
@@ -134,8 +144,9 @@ def _dec_JoinGroupRequest_0(buf: _Buf, pos: int) -> tuple[JoinGroupRequest, int]
     else:
         f_protocols = []
         for _ in range(n):
-            e_protocols, pos = _dec_JoinGroupRequestProtocol_0(buf, pos)
-            f_protocols.append(e_protocols)
+            i_name, pos = _read_string(buf, pos)
+            i_metadata, pos = _read_bytes(buf, pos)
+            f_protocols.append(JoinGroupRequestProtocol(i_name, i_metadata))
     return JoinGroupRequest(f_group_id, f_session_timeout_ms, -1, f_member_id, None, f_protocol_type, f_protocols, None), pos
 
 
@@ -143,7 +154,7 @@ def _enc_JoinGroupRequest_1(a: _Append, o: JoinGroupRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('JoinGroupRequest.group_instance_id is not default and version 1 lacks it')
     a(_enc_string(o.group_id))
-    a(_S1.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
+    a(_S2.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
     a(_enc_string(o.member_id))
     a(_enc_string(o.protocol_type))
     a(_enc_array_len(o.protocols))
@@ -153,9 +164,16 @@ def _enc_JoinGroupRequest_1(a: _Append, o: JoinGroupRequest) -> None:
 
 def _dec_JoinGroupRequest_1(buf: _Buf, pos: int) -> tuple[JoinGroupRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_session_timeout_ms, f_rebalance_timeout_ms,) = _S1.unpack_from(buf, pos)
-    pos += 8
-    f_member_id, pos = _read_string(buf, pos)
+    (f_session_timeout_ms, f_rebalance_timeout_ms, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 10
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_protocol_type, pos = _read_string(buf, pos)
     f_protocols: list[JoinGroupRequestProtocol]
     n, pos = _read_array_len(buf, pos)
@@ -164,8 +182,9 @@ def _dec_JoinGroupRequest_1(buf: _Buf, pos: int) -> tuple[JoinGroupRequest, int]
     else:
         f_protocols = []
         for _ in range(n):
-            e_protocols, pos = _dec_JoinGroupRequestProtocol_0(buf, pos)
-            f_protocols.append(e_protocols)
+            i_name, pos = _read_string(buf, pos)
+            i_metadata, pos = _read_bytes(buf, pos)
+            f_protocols.append(JoinGroupRequestProtocol(i_name, i_metadata))
     return JoinGroupRequest(f_group_id, f_session_timeout_ms, f_rebalance_timeout_ms, f_member_id, None, f_protocol_type, f_protocols, None), pos
 
 
@@ -173,7 +192,7 @@ def _enc_JoinGroupRequest_2(a: _Append, o: JoinGroupRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('JoinGroupRequest.group_instance_id is not default and version 2 lacks it')
     a(_enc_string(o.group_id))
-    a(_S1.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
+    a(_S2.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
     a(_enc_string(o.member_id))
     a(_enc_string(o.protocol_type))
     a(_enc_array_len(o.protocols))
@@ -185,7 +204,7 @@ def _enc_JoinGroupRequest_3(a: _Append, o: JoinGroupRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('JoinGroupRequest.group_instance_id is not default and version 3 lacks it')
     a(_enc_string(o.group_id))
-    a(_S1.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
+    a(_S2.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
     a(_enc_string(o.member_id))
     a(_enc_string(o.protocol_type))
     a(_enc_array_len(o.protocols))
@@ -197,7 +216,7 @@ def _enc_JoinGroupRequest_4(a: _Append, o: JoinGroupRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('JoinGroupRequest.group_instance_id is not default and version 4 lacks it')
     a(_enc_string(o.group_id))
-    a(_S1.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
+    a(_S2.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
     a(_enc_string(o.member_id))
     a(_enc_string(o.protocol_type))
     a(_enc_array_len(o.protocols))
@@ -207,7 +226,7 @@ def _enc_JoinGroupRequest_4(a: _Append, o: JoinGroupRequest) -> None:
 
 def _enc_JoinGroupRequest_5(a: _Append, o: JoinGroupRequest) -> None:
     a(_enc_string(o.group_id))
-    a(_S1.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
+    a(_S2.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
     a(_enc_string(o.member_id))
     a(_enc_nullable_string(o.group_instance_id))
     a(_enc_string(o.protocol_type))
@@ -218,9 +237,16 @@ def _enc_JoinGroupRequest_5(a: _Append, o: JoinGroupRequest) -> None:
 
 def _dec_JoinGroupRequest_5(buf: _Buf, pos: int) -> tuple[JoinGroupRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_session_timeout_ms, f_rebalance_timeout_ms,) = _S1.unpack_from(buf, pos)
-    pos += 8
-    f_member_id, pos = _read_string(buf, pos)
+    (f_session_timeout_ms, f_rebalance_timeout_ms, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 10
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_group_instance_id, pos = _read_nullable_string(buf, pos)
     f_protocol_type, pos = _read_string(buf, pos)
     f_protocols: list[JoinGroupRequestProtocol]
@@ -230,8 +256,9 @@ def _dec_JoinGroupRequest_5(buf: _Buf, pos: int) -> tuple[JoinGroupRequest, int]
     else:
         f_protocols = []
         for _ in range(n):
-            e_protocols, pos = _dec_JoinGroupRequestProtocol_0(buf, pos)
-            f_protocols.append(e_protocols)
+            i_name, pos = _read_string(buf, pos)
+            i_metadata, pos = _read_bytes(buf, pos)
+            f_protocols.append(JoinGroupRequestProtocol(i_name, i_metadata))
     return JoinGroupRequest(f_group_id, f_session_timeout_ms, f_rebalance_timeout_ms, f_member_id, f_group_instance_id, f_protocol_type, f_protocols, None), pos
 
 
@@ -254,7 +281,7 @@ def _dec_JoinGroupRequestProtocol_6(buf: _Buf, pos: int) -> tuple[JoinGroupReque
 
 def _enc_JoinGroupRequest_6(a: _Append, o: JoinGroupRequest) -> None:
     a(_enc_compact_string(o.group_id))
-    a(_S1.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
+    a(_S2.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
     a(_enc_compact_string(o.member_id))
     a(_enc_compact_nullable_string(o.group_instance_id))
     a(_enc_compact_string(o.protocol_type))
@@ -266,7 +293,7 @@ def _enc_JoinGroupRequest_6(a: _Append, o: JoinGroupRequest) -> None:
 
 def _dec_JoinGroupRequest_6(buf: _Buf, pos: int) -> tuple[JoinGroupRequest, int]:
     f_group_id, pos = _read_compact_string(buf, pos)
-    (f_session_timeout_ms, f_rebalance_timeout_ms,) = _S1.unpack_from(buf, pos)
+    (f_session_timeout_ms, f_rebalance_timeout_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
     f_member_id, pos = _read_compact_string(buf, pos)
     f_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
@@ -278,8 +305,13 @@ def _dec_JoinGroupRequest_6(buf: _Buf, pos: int) -> tuple[JoinGroupRequest, int]
     else:
         f_protocols = []
         for _ in range(n):
-            e_protocols, pos = _dec_JoinGroupRequestProtocol_6(buf, pos)
-            f_protocols.append(e_protocols)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_metadata, pos = _read_compact_bytes(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_protocols.append(JoinGroupRequestProtocol(i_name, i_metadata))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -289,7 +321,7 @@ def _dec_JoinGroupRequest_6(buf: _Buf, pos: int) -> tuple[JoinGroupRequest, int]
 
 def _enc_JoinGroupRequest_8(a: _Append, o: JoinGroupRequest) -> None:
     a(_enc_compact_string(o.group_id))
-    a(_S1.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
+    a(_S2.pack(o.session_timeout_ms, o.rebalance_timeout_ms))
     a(_enc_compact_string(o.member_id))
     a(_enc_compact_nullable_string(o.group_instance_id))
     a(_enc_compact_string(o.protocol_type))
@@ -302,7 +334,7 @@ def _enc_JoinGroupRequest_8(a: _Append, o: JoinGroupRequest) -> None:
 
 def _dec_JoinGroupRequest_8(buf: _Buf, pos: int) -> tuple[JoinGroupRequest, int]:
     f_group_id, pos = _read_compact_string(buf, pos)
-    (f_session_timeout_ms, f_rebalance_timeout_ms,) = _S1.unpack_from(buf, pos)
+    (f_session_timeout_ms, f_rebalance_timeout_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
     f_member_id, pos = _read_compact_string(buf, pos)
     f_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
@@ -314,8 +346,13 @@ def _dec_JoinGroupRequest_8(buf: _Buf, pos: int) -> tuple[JoinGroupRequest, int]
     else:
         f_protocols = []
         for _ in range(n):
-            e_protocols, pos = _dec_JoinGroupRequestProtocol_6(buf, pos)
-            f_protocols.append(e_protocols)
+            i_name, pos = _read_compact_string(buf, pos)
+            i_metadata, pos = _read_compact_bytes(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_protocols.append(JoinGroupRequestProtocol(i_name, i_metadata))
     f_reason, pos = _read_compact_nullable_string(buf, pos)
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,8 +60,10 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['JoinGroupResponseMember', 'JoinGroupResponse']
 _S0 = _struct.Struct('>hi')
-_S1 = _struct.Struct('>ihi')
-_S2 = _struct.Struct('>?')
+_S1 = _struct.Struct('>hih')
+_S2 = _struct.Struct('>ihi')
+_S3 = _struct.Struct('>ihih')
+_S4 = _struct.Struct('>?')
 
 
 @_dataclass(slots=True)
@@ -128,9 +131,16 @@ def _enc_JoinGroupResponse_0(a: _Append, o: JoinGroupResponse) -> None:
 
 
 def _dec_JoinGroupResponse_0(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, int]:
-    (f_error_code, f_generation_id,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    f_protocol_name, pos = _read_string(buf, pos)
+    (f_error_code, f_generation_id, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 8
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_protocol_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_leader, pos = _read_string(buf, pos)
     f_member_id, pos = _read_string(buf, pos)
     f_members: list[JoinGroupResponseMember]
@@ -140,8 +150,9 @@ def _dec_JoinGroupResponse_0(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, in
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_JoinGroupResponseMember_0(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_string(buf, pos)
+            i_metadata, pos = _read_bytes(buf, pos)
+            f_members.append(JoinGroupResponseMember(i_member_id, None, i_metadata))
     return JoinGroupResponse(0, f_error_code, f_generation_id, None, f_protocol_name, f_leader, False, f_member_id, f_members), pos
 
 
@@ -162,7 +173,7 @@ def _enc_JoinGroupResponse_1(a: _Append, o: JoinGroupResponse) -> None:
 def _enc_JoinGroupResponse_2(a: _Append, o: JoinGroupResponse) -> None:
     if o.skip_assignment:
         raise _EncodeError('JoinGroupResponse.skip_assignment is not default and version 2 lacks it')
-    a(_S1.pack(o.throttle_time_ms, o.error_code, o.generation_id))
+    a(_S2.pack(o.throttle_time_ms, o.error_code, o.generation_id))
     if o.protocol_name is None:
         raise _EncodeError('protocol_name is null but version 2 does not allow null')
     a(_enc_string(o.protocol_name))
@@ -174,9 +185,16 @@ def _enc_JoinGroupResponse_2(a: _Append, o: JoinGroupResponse) -> None:
 
 
 def _dec_JoinGroupResponse_2(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, int]:
-    (f_throttle_time_ms, f_error_code, f_generation_id,) = _S1.unpack_from(buf, pos)
-    pos += 10
-    f_protocol_name, pos = _read_string(buf, pos)
+    (f_throttle_time_ms, f_error_code, f_generation_id, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 12
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_protocol_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_leader, pos = _read_string(buf, pos)
     f_member_id, pos = _read_string(buf, pos)
     f_members: list[JoinGroupResponseMember]
@@ -186,15 +204,16 @@ def _dec_JoinGroupResponse_2(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, in
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_JoinGroupResponseMember_0(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_string(buf, pos)
+            i_metadata, pos = _read_bytes(buf, pos)
+            f_members.append(JoinGroupResponseMember(i_member_id, None, i_metadata))
     return JoinGroupResponse(f_throttle_time_ms, f_error_code, f_generation_id, None, f_protocol_name, f_leader, False, f_member_id, f_members), pos
 
 
 def _enc_JoinGroupResponse_3(a: _Append, o: JoinGroupResponse) -> None:
     if o.skip_assignment:
         raise _EncodeError('JoinGroupResponse.skip_assignment is not default and version 3 lacks it')
-    a(_S1.pack(o.throttle_time_ms, o.error_code, o.generation_id))
+    a(_S2.pack(o.throttle_time_ms, o.error_code, o.generation_id))
     if o.protocol_name is None:
         raise _EncodeError('protocol_name is null but version 3 does not allow null')
     a(_enc_string(o.protocol_name))
@@ -208,7 +227,7 @@ def _enc_JoinGroupResponse_3(a: _Append, o: JoinGroupResponse) -> None:
 def _enc_JoinGroupResponse_4(a: _Append, o: JoinGroupResponse) -> None:
     if o.skip_assignment:
         raise _EncodeError('JoinGroupResponse.skip_assignment is not default and version 4 lacks it')
-    a(_S1.pack(o.throttle_time_ms, o.error_code, o.generation_id))
+    a(_S2.pack(o.throttle_time_ms, o.error_code, o.generation_id))
     if o.protocol_name is None:
         raise _EncodeError('protocol_name is null but version 4 does not allow null')
     a(_enc_string(o.protocol_name))
@@ -236,7 +255,7 @@ def _dec_JoinGroupResponseMember_5(buf: _Buf, pos: int) -> tuple[JoinGroupRespon
 def _enc_JoinGroupResponse_5(a: _Append, o: JoinGroupResponse) -> None:
     if o.skip_assignment:
         raise _EncodeError('JoinGroupResponse.skip_assignment is not default and version 5 lacks it')
-    a(_S1.pack(o.throttle_time_ms, o.error_code, o.generation_id))
+    a(_S2.pack(o.throttle_time_ms, o.error_code, o.generation_id))
     if o.protocol_name is None:
         raise _EncodeError('protocol_name is null but version 5 does not allow null')
     a(_enc_string(o.protocol_name))
@@ -248,9 +267,16 @@ def _enc_JoinGroupResponse_5(a: _Append, o: JoinGroupResponse) -> None:
 
 
 def _dec_JoinGroupResponse_5(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, int]:
-    (f_throttle_time_ms, f_error_code, f_generation_id,) = _S1.unpack_from(buf, pos)
-    pos += 10
-    f_protocol_name, pos = _read_string(buf, pos)
+    (f_throttle_time_ms, f_error_code, f_generation_id, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 12
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_protocol_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_leader, pos = _read_string(buf, pos)
     f_member_id, pos = _read_string(buf, pos)
     f_members: list[JoinGroupResponseMember]
@@ -260,8 +286,10 @@ def _dec_JoinGroupResponse_5(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, in
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_JoinGroupResponseMember_5(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_string(buf, pos)
+            i_group_instance_id, pos = _read_nullable_string(buf, pos)
+            i_metadata, pos = _read_bytes(buf, pos)
+            f_members.append(JoinGroupResponseMember(i_member_id, i_group_instance_id, i_metadata))
     return JoinGroupResponse(f_throttle_time_ms, f_error_code, f_generation_id, None, f_protocol_name, f_leader, False, f_member_id, f_members), pos
 
 
@@ -287,7 +315,7 @@ def _dec_JoinGroupResponseMember_6(buf: _Buf, pos: int) -> tuple[JoinGroupRespon
 def _enc_JoinGroupResponse_6(a: _Append, o: JoinGroupResponse) -> None:
     if o.skip_assignment:
         raise _EncodeError('JoinGroupResponse.skip_assignment is not default and version 6 lacks it')
-    a(_S1.pack(o.throttle_time_ms, o.error_code, o.generation_id))
+    a(_S2.pack(o.throttle_time_ms, o.error_code, o.generation_id))
     if o.protocol_name is None:
         raise _EncodeError('protocol_name is null but version 6 does not allow null')
     a(_enc_compact_string(o.protocol_name))
@@ -300,7 +328,7 @@ def _enc_JoinGroupResponse_6(a: _Append, o: JoinGroupResponse) -> None:
 
 
 def _dec_JoinGroupResponse_6(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, int]:
-    (f_throttle_time_ms, f_error_code, f_generation_id,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms, f_error_code, f_generation_id,) = _S2.unpack_from(buf, pos)
     pos += 10
     f_protocol_name, pos = _read_compact_string(buf, pos)
     f_leader, pos = _read_compact_string(buf, pos)
@@ -312,8 +340,14 @@ def _dec_JoinGroupResponse_6(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, in
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_JoinGroupResponseMember_6(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_compact_string(buf, pos)
+            i_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+            i_metadata, pos = _read_compact_bytes(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_members.append(JoinGroupResponseMember(i_member_id, i_group_instance_id, i_metadata))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -324,7 +358,7 @@ def _dec_JoinGroupResponse_6(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, in
 def _enc_JoinGroupResponse_7(a: _Append, o: JoinGroupResponse) -> None:
     if o.skip_assignment:
         raise _EncodeError('JoinGroupResponse.skip_assignment is not default and version 7 lacks it')
-    a(_S1.pack(o.throttle_time_ms, o.error_code, o.generation_id))
+    a(_S2.pack(o.throttle_time_ms, o.error_code, o.generation_id))
     a(_enc_compact_nullable_string(o.protocol_type))
     a(_enc_compact_nullable_string(o.protocol_name))
     a(_enc_compact_string(o.leader))
@@ -336,7 +370,7 @@ def _enc_JoinGroupResponse_7(a: _Append, o: JoinGroupResponse) -> None:
 
 
 def _dec_JoinGroupResponse_7(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, int]:
-    (f_throttle_time_ms, f_error_code, f_generation_id,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms, f_error_code, f_generation_id,) = _S2.unpack_from(buf, pos)
     pos += 10
     f_protocol_type, pos = _read_compact_nullable_string(buf, pos)
     f_protocol_name, pos = _read_compact_nullable_string(buf, pos)
@@ -349,8 +383,14 @@ def _dec_JoinGroupResponse_7(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, in
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_JoinGroupResponseMember_6(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_compact_string(buf, pos)
+            i_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+            i_metadata, pos = _read_compact_bytes(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_members.append(JoinGroupResponseMember(i_member_id, i_group_instance_id, i_metadata))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -361,7 +401,7 @@ def _dec_JoinGroupResponse_7(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, in
 def _enc_JoinGroupResponse_8(a: _Append, o: JoinGroupResponse) -> None:
     if o.skip_assignment:
         raise _EncodeError('JoinGroupResponse.skip_assignment is not default and version 8 lacks it')
-    a(_S1.pack(o.throttle_time_ms, o.error_code, o.generation_id))
+    a(_S2.pack(o.throttle_time_ms, o.error_code, o.generation_id))
     a(_enc_compact_nullable_string(o.protocol_type))
     a(_enc_compact_nullable_string(o.protocol_name))
     a(_enc_compact_string(o.leader))
@@ -373,11 +413,11 @@ def _enc_JoinGroupResponse_8(a: _Append, o: JoinGroupResponse) -> None:
 
 
 def _enc_JoinGroupResponse_9(a: _Append, o: JoinGroupResponse) -> None:
-    a(_S1.pack(o.throttle_time_ms, o.error_code, o.generation_id))
+    a(_S2.pack(o.throttle_time_ms, o.error_code, o.generation_id))
     a(_enc_compact_nullable_string(o.protocol_type))
     a(_enc_compact_nullable_string(o.protocol_name))
     a(_enc_compact_string(o.leader))
-    a(_S2.pack(o.skip_assignment))
+    a(_S4.pack(o.skip_assignment))
     a(_enc_compact_string(o.member_id))
     a(_enc_compact_array_len(o.members))
     for _e_members in o.members:
@@ -386,12 +426,12 @@ def _enc_JoinGroupResponse_9(a: _Append, o: JoinGroupResponse) -> None:
 
 
 def _dec_JoinGroupResponse_9(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, int]:
-    (f_throttle_time_ms, f_error_code, f_generation_id,) = _S1.unpack_from(buf, pos)
+    (f_throttle_time_ms, f_error_code, f_generation_id,) = _S2.unpack_from(buf, pos)
     pos += 10
     f_protocol_type, pos = _read_compact_nullable_string(buf, pos)
     f_protocol_name, pos = _read_compact_nullable_string(buf, pos)
     f_leader, pos = _read_compact_string(buf, pos)
-    (f_skip_assignment,) = _S2.unpack_from(buf, pos)
+    (f_skip_assignment,) = _S4.unpack_from(buf, pos)
     pos += 1
     f_member_id, pos = _read_compact_string(buf, pos)
     f_members: list[JoinGroupResponseMember]
@@ -401,8 +441,14 @@ def _dec_JoinGroupResponse_9(buf: _Buf, pos: int) -> tuple[JoinGroupResponse, in
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_JoinGroupResponseMember_6(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_compact_string(buf, pos)
+            i_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+            i_metadata, pos = _read_compact_bytes(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_members.append(JoinGroupResponseMember(i_member_id, i_group_instance_id, i_metadata))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -60,13 +61,14 @@ from protocol.primitives import uvarint as _uvarint
 __all__ = ['LeaderAndIsrPartitionState', 'LeaderAndIsrTopicState', 'LeaderAndIsrLiveLeader', 'LeaderAndIsrRequest']
 _S0 = _struct.Struct('>iiii')
 _S1 = _struct.Struct('>i')
-_S2 = _struct.Struct('>ii')
-_S3 = _struct.Struct('>?')
-_S4 = _struct.Struct('>iiq')
-_S5 = _struct.Struct('>16s')
-_S6 = _struct.Struct('>iiqb')
-_S7 = _struct.Struct('>?b')
-_S8 = _struct.Struct('>i?iqb')
+_S2 = _struct.Struct('>ih')
+_S3 = _struct.Struct('>ii')
+_S4 = _struct.Struct('>?')
+_S5 = _struct.Struct('>iiq')
+_S6 = _struct.Struct('>16s')
+_S7 = _struct.Struct('>iiqb')
+_S8 = _struct.Struct('>?b')
+_S9 = _struct.Struct('>i?iqb')
 
 
 @_dataclass(slots=True)
@@ -182,9 +184,16 @@ def _enc_LeaderAndIsrLiveLeader_0(a: _Append, o: LeaderAndIsrLiveLeader) -> None
 
 
 def _dec_LeaderAndIsrLiveLeader_0(buf: _Buf, pos: int) -> tuple[LeaderAndIsrLiveLeader, int]:
-    (f_broker_id,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_host_name, pos = _read_string(buf, pos)
+    (f_broker_id, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_host_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     (f_port,) = _S1.unpack_from(buf, pos)
     pos += 4
     return LeaderAndIsrLiveLeader(f_broker_id, f_host_name, f_port), pos
@@ -197,7 +206,7 @@ def _enc_LeaderAndIsrRequest_0(a: _Append, o: LeaderAndIsrRequest) -> None:
         raise _EncodeError('LeaderAndIsrRequest.type is not default and version 0 lacks it')
     if o.topic_states:
         raise _EncodeError('LeaderAndIsrRequest.topic_states is not default and version 0 lacks it')
-    a(_S2.pack(o.controller_id, o.controller_epoch))
+    a(_S3.pack(o.controller_id, o.controller_epoch))
     a(_enc_array_len(o.ungrouped_partition_states))
     for _e_ungrouped_partition_states in o.ungrouped_partition_states:
         _enc_LeaderAndIsrPartitionState_0(a, _e_ungrouped_partition_states)
@@ -207,7 +216,7 @@ def _enc_LeaderAndIsrRequest_0(a: _Append, o: LeaderAndIsrRequest) -> None:
 
 
 def _dec_LeaderAndIsrRequest_0(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    (f_controller_id, f_controller_epoch,) = _S2.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch,) = _S3.unpack_from(buf, pos)
     pos += 8
     f_ungrouped_partition_states: list[LeaderAndIsrPartitionState]
     n, pos = _read_array_len(buf, pos)
@@ -225,8 +234,19 @@ def _dec_LeaderAndIsrRequest_0(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest
     else:
         f_live_leaders = []
         for _ in range(n):
-            e_live_leaders, pos = _dec_LeaderAndIsrLiveLeader_0(buf, pos)
-            f_live_leaders.append(e_live_leaders)
+            (i_broker_id, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host_name = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_port,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            f_live_leaders.append(LeaderAndIsrLiveLeader(i_broker_id, i_host_name, i_port))
     return LeaderAndIsrRequest(f_controller_id, False, f_controller_epoch, -1, 0, f_ungrouped_partition_states, [], f_live_leaders), pos
 
 
@@ -238,7 +258,7 @@ def _enc_LeaderAndIsrPartitionState_1(a: _Append, o: LeaderAndIsrPartitionState)
     a(_enc_i32_array(o.isr))
     a(_S1.pack(o.partition_epoch))
     a(_enc_i32_array(o.replicas))
-    a(_S3.pack(o.is_new))
+    a(_S4.pack(o.is_new))
 
 
 def _dec_LeaderAndIsrPartitionState_1(buf: _Buf, pos: int) -> tuple[LeaderAndIsrPartitionState, int]:
@@ -259,7 +279,7 @@ def _dec_LeaderAndIsrPartitionState_1(buf: _Buf, pos: int) -> tuple[LeaderAndIsr
         raise _BadLengthError('null array for non-nullable replicas')
     else:
         f_replicas, pos = _read_i32_items(buf, pos, n)
-    (f_is_new,) = _S3.unpack_from(buf, pos)
+    (f_is_new,) = _S4.unpack_from(buf, pos)
     pos += 1
     return LeaderAndIsrPartitionState(f_topic_name, f_partition_index, f_controller_epoch, f_leader, f_leader_epoch, f_isr, f_partition_epoch, f_replicas, [], [], f_is_new, 0), pos
 
@@ -271,7 +291,7 @@ def _enc_LeaderAndIsrRequest_1(a: _Append, o: LeaderAndIsrRequest) -> None:
         raise _EncodeError('LeaderAndIsrRequest.type is not default and version 1 lacks it')
     if o.topic_states:
         raise _EncodeError('LeaderAndIsrRequest.topic_states is not default and version 1 lacks it')
-    a(_S2.pack(o.controller_id, o.controller_epoch))
+    a(_S3.pack(o.controller_id, o.controller_epoch))
     a(_enc_array_len(o.ungrouped_partition_states))
     for _e_ungrouped_partition_states in o.ungrouped_partition_states:
         _enc_LeaderAndIsrPartitionState_1(a, _e_ungrouped_partition_states)
@@ -281,7 +301,7 @@ def _enc_LeaderAndIsrRequest_1(a: _Append, o: LeaderAndIsrRequest) -> None:
 
 
 def _dec_LeaderAndIsrRequest_1(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    (f_controller_id, f_controller_epoch,) = _S2.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch,) = _S3.unpack_from(buf, pos)
     pos += 8
     f_ungrouped_partition_states: list[LeaderAndIsrPartitionState]
     n, pos = _read_array_len(buf, pos)
@@ -299,8 +319,19 @@ def _dec_LeaderAndIsrRequest_1(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest
     else:
         f_live_leaders = []
         for _ in range(n):
-            e_live_leaders, pos = _dec_LeaderAndIsrLiveLeader_0(buf, pos)
-            f_live_leaders.append(e_live_leaders)
+            (i_broker_id, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host_name = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_port,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            f_live_leaders.append(LeaderAndIsrLiveLeader(i_broker_id, i_host_name, i_port))
     return LeaderAndIsrRequest(f_controller_id, False, f_controller_epoch, -1, 0, f_ungrouped_partition_states, [], f_live_leaders), pos
 
 
@@ -311,7 +342,7 @@ def _enc_LeaderAndIsrPartitionState_2(a: _Append, o: LeaderAndIsrPartitionState)
     a(_enc_i32_array(o.isr))
     a(_S1.pack(o.partition_epoch))
     a(_enc_i32_array(o.replicas))
-    a(_S3.pack(o.is_new))
+    a(_S4.pack(o.is_new))
 
 
 def _dec_LeaderAndIsrPartitionState_2(buf: _Buf, pos: int) -> tuple[LeaderAndIsrPartitionState, int]:
@@ -331,7 +362,7 @@ def _dec_LeaderAndIsrPartitionState_2(buf: _Buf, pos: int) -> tuple[LeaderAndIsr
         raise _BadLengthError('null array for non-nullable replicas')
     else:
         f_replicas, pos = _read_i32_items(buf, pos, n)
-    (f_is_new,) = _S3.unpack_from(buf, pos)
+    (f_is_new,) = _S4.unpack_from(buf, pos)
     pos += 1
     return LeaderAndIsrPartitionState('', f_partition_index, f_controller_epoch, f_leader, f_leader_epoch, f_isr, f_partition_epoch, f_replicas, [], [], f_is_new, 0), pos
 
@@ -364,7 +395,7 @@ def _enc_LeaderAndIsrRequest_2(a: _Append, o: LeaderAndIsrRequest) -> None:
         raise _EncodeError('LeaderAndIsrRequest.type is not default and version 2 lacks it')
     if o.ungrouped_partition_states:
         raise _EncodeError('LeaderAndIsrRequest.ungrouped_partition_states is not default and version 2 lacks it')
-    a(_S4.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
+    a(_S5.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
     a(_enc_array_len(o.topic_states))
     for _e_topic_states in o.topic_states:
         _enc_LeaderAndIsrTopicState_2(a, _e_topic_states)
@@ -374,7 +405,7 @@ def _enc_LeaderAndIsrRequest_2(a: _Append, o: LeaderAndIsrRequest) -> None:
 
 
 def _dec_LeaderAndIsrRequest_2(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S4.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 16
     f_topic_states: list[LeaderAndIsrTopicState]
     n, pos = _read_array_len(buf, pos)
@@ -392,8 +423,19 @@ def _dec_LeaderAndIsrRequest_2(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest
     else:
         f_live_leaders = []
         for _ in range(n):
-            e_live_leaders, pos = _dec_LeaderAndIsrLiveLeader_0(buf, pos)
-            f_live_leaders.append(e_live_leaders)
+            (i_broker_id, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host_name = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_port,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            f_live_leaders.append(LeaderAndIsrLiveLeader(i_broker_id, i_host_name, i_port))
     return LeaderAndIsrRequest(f_controller_id, False, f_controller_epoch, f_broker_epoch, 0, [], f_topic_states, f_live_leaders), pos
 
 
@@ -406,7 +448,7 @@ def _enc_LeaderAndIsrPartitionState_3(a: _Append, o: LeaderAndIsrPartitionState)
     a(_enc_i32_array(o.replicas))
     a(_enc_i32_array(o.adding_replicas))
     a(_enc_i32_array(o.removing_replicas))
-    a(_S3.pack(o.is_new))
+    a(_S4.pack(o.is_new))
 
 
 def _dec_LeaderAndIsrPartitionState_3(buf: _Buf, pos: int) -> tuple[LeaderAndIsrPartitionState, int]:
@@ -438,7 +480,7 @@ def _dec_LeaderAndIsrPartitionState_3(buf: _Buf, pos: int) -> tuple[LeaderAndIsr
         raise _BadLengthError('null array for non-nullable removing_replicas')
     else:
         f_removing_replicas, pos = _read_i32_items(buf, pos, n)
-    (f_is_new,) = _S3.unpack_from(buf, pos)
+    (f_is_new,) = _S4.unpack_from(buf, pos)
     pos += 1
     return LeaderAndIsrPartitionState('', f_partition_index, f_controller_epoch, f_leader, f_leader_epoch, f_isr, f_partition_epoch, f_replicas, f_adding_replicas, f_removing_replicas, f_is_new, 0), pos
 
@@ -471,7 +513,7 @@ def _enc_LeaderAndIsrRequest_3(a: _Append, o: LeaderAndIsrRequest) -> None:
         raise _EncodeError('LeaderAndIsrRequest.type is not default and version 3 lacks it')
     if o.ungrouped_partition_states:
         raise _EncodeError('LeaderAndIsrRequest.ungrouped_partition_states is not default and version 3 lacks it')
-    a(_S4.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
+    a(_S5.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
     a(_enc_array_len(o.topic_states))
     for _e_topic_states in o.topic_states:
         _enc_LeaderAndIsrTopicState_3(a, _e_topic_states)
@@ -481,7 +523,7 @@ def _enc_LeaderAndIsrRequest_3(a: _Append, o: LeaderAndIsrRequest) -> None:
 
 
 def _dec_LeaderAndIsrRequest_3(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S4.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 16
     f_topic_states: list[LeaderAndIsrTopicState]
     n, pos = _read_array_len(buf, pos)
@@ -499,8 +541,19 @@ def _dec_LeaderAndIsrRequest_3(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest
     else:
         f_live_leaders = []
         for _ in range(n):
-            e_live_leaders, pos = _dec_LeaderAndIsrLiveLeader_0(buf, pos)
-            f_live_leaders.append(e_live_leaders)
+            (i_broker_id, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host_name = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_port,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            f_live_leaders.append(LeaderAndIsrLiveLeader(i_broker_id, i_host_name, i_port))
     return LeaderAndIsrRequest(f_controller_id, False, f_controller_epoch, f_broker_epoch, 0, [], f_topic_states, f_live_leaders), pos
 
 
@@ -513,7 +566,7 @@ def _enc_LeaderAndIsrPartitionState_4(a: _Append, o: LeaderAndIsrPartitionState)
     a(_enc_compact_i32_array(o.replicas))
     a(_enc_compact_i32_array(o.adding_replicas))
     a(_enc_compact_i32_array(o.removing_replicas))
-    a(_S3.pack(o.is_new))
+    a(_S4.pack(o.is_new))
     a(_ZERO_BYTE)
 
 
@@ -546,7 +599,7 @@ def _dec_LeaderAndIsrPartitionState_4(buf: _Buf, pos: int) -> tuple[LeaderAndIsr
         raise _BadLengthError('null array for non-nullable removing_replicas')
     else:
         f_removing_replicas, pos = _read_i32_items(buf, pos, n)
-    (f_is_new,) = _S3.unpack_from(buf, pos)
+    (f_is_new,) = _S4.unpack_from(buf, pos)
     pos += 1
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
@@ -608,7 +661,7 @@ def _enc_LeaderAndIsrRequest_4(a: _Append, o: LeaderAndIsrRequest) -> None:
         raise _EncodeError('LeaderAndIsrRequest.type is not default and version 4 lacks it')
     if o.ungrouped_partition_states:
         raise _EncodeError('LeaderAndIsrRequest.ungrouped_partition_states is not default and version 4 lacks it')
-    a(_S4.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
+    a(_S5.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
     a(_enc_compact_array_len(o.topic_states))
     for _e_topic_states in o.topic_states:
         _enc_LeaderAndIsrTopicState_4(a, _e_topic_states)
@@ -619,7 +672,7 @@ def _enc_LeaderAndIsrRequest_4(a: _Append, o: LeaderAndIsrRequest) -> None:
 
 
 def _dec_LeaderAndIsrRequest_4(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S4.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 16
     f_topic_states: list[LeaderAndIsrTopicState]
     n, pos = _read_compact_array_len(buf, pos)
@@ -637,8 +690,16 @@ def _dec_LeaderAndIsrRequest_4(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest
     else:
         f_live_leaders = []
         for _ in range(n):
-            e_live_leaders, pos = _dec_LeaderAndIsrLiveLeader_4(buf, pos)
-            f_live_leaders.append(e_live_leaders)
+            (i_broker_id,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            i_host_name, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_live_leaders.append(LeaderAndIsrLiveLeader(i_broker_id, i_host_name, i_port))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -655,13 +716,13 @@ def _enc_LeaderAndIsrPartitionState_5(a: _Append, o: LeaderAndIsrPartitionState)
     a(_enc_compact_i32_array(o.replicas))
     a(_enc_compact_i32_array(o.adding_replicas))
     a(_enc_compact_i32_array(o.removing_replicas))
-    a(_S3.pack(o.is_new))
+    a(_S4.pack(o.is_new))
     a(_ZERO_BYTE)
 
 
 def _enc_LeaderAndIsrTopicState_5(a: _Append, o: LeaderAndIsrTopicState) -> None:
     a(_enc_compact_string(o.topic_name))
-    a(_S5.pack(o.topic_id.bytes))
+    a(_S6.pack(o.topic_id.bytes))
     a(_enc_compact_array_len(o.partition_states))
     for _e_partition_states in o.partition_states:
         _enc_LeaderAndIsrPartitionState_5(a, _e_partition_states)
@@ -670,7 +731,7 @@ def _enc_LeaderAndIsrTopicState_5(a: _Append, o: LeaderAndIsrTopicState) -> None
 
 def _dec_LeaderAndIsrTopicState_5(buf: _Buf, pos: int) -> tuple[LeaderAndIsrTopicState, int]:
     f_topic_name, pos = _read_compact_string(buf, pos)
-    (f_topic_id,) = _S5.unpack_from(buf, pos)
+    (f_topic_id,) = _S6.unpack_from(buf, pos)
     pos += 16
     f_topic_id = _uuid(f_topic_id)
     f_partition_states: list[LeaderAndIsrPartitionState]
@@ -694,7 +755,7 @@ def _enc_LeaderAndIsrRequest_5(a: _Append, o: LeaderAndIsrRequest) -> None:
         raise _EncodeError('LeaderAndIsrRequest.is_kraft_controller is not default and version 5 lacks it')
     if o.ungrouped_partition_states:
         raise _EncodeError('LeaderAndIsrRequest.ungrouped_partition_states is not default and version 5 lacks it')
-    a(_S6.pack(o.controller_id, o.controller_epoch, o.broker_epoch, o.type))
+    a(_S7.pack(o.controller_id, o.controller_epoch, o.broker_epoch, o.type))
     a(_enc_compact_array_len(o.topic_states))
     for _e_topic_states in o.topic_states:
         _enc_LeaderAndIsrTopicState_5(a, _e_topic_states)
@@ -705,7 +766,7 @@ def _enc_LeaderAndIsrRequest_5(a: _Append, o: LeaderAndIsrRequest) -> None:
 
 
 def _dec_LeaderAndIsrRequest_5(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    (f_controller_id, f_controller_epoch, f_broker_epoch, f_type,) = _S6.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch, f_broker_epoch, f_type,) = _S7.unpack_from(buf, pos)
     pos += 17
     f_topic_states: list[LeaderAndIsrTopicState]
     n, pos = _read_compact_array_len(buf, pos)
@@ -723,8 +784,16 @@ def _dec_LeaderAndIsrRequest_5(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest
     else:
         f_live_leaders = []
         for _ in range(n):
-            e_live_leaders, pos = _dec_LeaderAndIsrLiveLeader_4(buf, pos)
-            f_live_leaders.append(e_live_leaders)
+            (i_broker_id,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            i_host_name, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_live_leaders.append(LeaderAndIsrLiveLeader(i_broker_id, i_host_name, i_port))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -739,7 +808,7 @@ def _enc_LeaderAndIsrPartitionState_6(a: _Append, o: LeaderAndIsrPartitionState)
     a(_enc_compact_i32_array(o.replicas))
     a(_enc_compact_i32_array(o.adding_replicas))
     a(_enc_compact_i32_array(o.removing_replicas))
-    a(_S7.pack(o.is_new, o.leader_recovery_state))
+    a(_S8.pack(o.is_new, o.leader_recovery_state))
     a(_ZERO_BYTE)
 
 
@@ -772,7 +841,7 @@ def _dec_LeaderAndIsrPartitionState_6(buf: _Buf, pos: int) -> tuple[LeaderAndIsr
         raise _BadLengthError('null array for non-nullable removing_replicas')
     else:
         f_removing_replicas, pos = _read_i32_items(buf, pos, n)
-    (f_is_new, f_leader_recovery_state,) = _S7.unpack_from(buf, pos)
+    (f_is_new, f_leader_recovery_state,) = _S8.unpack_from(buf, pos)
     pos += 2
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
@@ -783,7 +852,7 @@ def _dec_LeaderAndIsrPartitionState_6(buf: _Buf, pos: int) -> tuple[LeaderAndIsr
 
 def _enc_LeaderAndIsrTopicState_6(a: _Append, o: LeaderAndIsrTopicState) -> None:
     a(_enc_compact_string(o.topic_name))
-    a(_S5.pack(o.topic_id.bytes))
+    a(_S6.pack(o.topic_id.bytes))
     a(_enc_compact_array_len(o.partition_states))
     for _e_partition_states in o.partition_states:
         _enc_LeaderAndIsrPartitionState_6(a, _e_partition_states)
@@ -792,7 +861,7 @@ def _enc_LeaderAndIsrTopicState_6(a: _Append, o: LeaderAndIsrTopicState) -> None
 
 def _dec_LeaderAndIsrTopicState_6(buf: _Buf, pos: int) -> tuple[LeaderAndIsrTopicState, int]:
     f_topic_name, pos = _read_compact_string(buf, pos)
-    (f_topic_id,) = _S5.unpack_from(buf, pos)
+    (f_topic_id,) = _S6.unpack_from(buf, pos)
     pos += 16
     f_topic_id = _uuid(f_topic_id)
     f_partition_states: list[LeaderAndIsrPartitionState]
@@ -816,7 +885,7 @@ def _enc_LeaderAndIsrRequest_6(a: _Append, o: LeaderAndIsrRequest) -> None:
         raise _EncodeError('LeaderAndIsrRequest.is_kraft_controller is not default and version 6 lacks it')
     if o.ungrouped_partition_states:
         raise _EncodeError('LeaderAndIsrRequest.ungrouped_partition_states is not default and version 6 lacks it')
-    a(_S6.pack(o.controller_id, o.controller_epoch, o.broker_epoch, o.type))
+    a(_S7.pack(o.controller_id, o.controller_epoch, o.broker_epoch, o.type))
     a(_enc_compact_array_len(o.topic_states))
     for _e_topic_states in o.topic_states:
         _enc_LeaderAndIsrTopicState_6(a, _e_topic_states)
@@ -827,7 +896,7 @@ def _enc_LeaderAndIsrRequest_6(a: _Append, o: LeaderAndIsrRequest) -> None:
 
 
 def _dec_LeaderAndIsrRequest_6(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    (f_controller_id, f_controller_epoch, f_broker_epoch, f_type,) = _S6.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch, f_broker_epoch, f_type,) = _S7.unpack_from(buf, pos)
     pos += 17
     f_topic_states: list[LeaderAndIsrTopicState]
     n, pos = _read_compact_array_len(buf, pos)
@@ -845,8 +914,16 @@ def _dec_LeaderAndIsrRequest_6(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest
     else:
         f_live_leaders = []
         for _ in range(n):
-            e_live_leaders, pos = _dec_LeaderAndIsrLiveLeader_4(buf, pos)
-            f_live_leaders.append(e_live_leaders)
+            (i_broker_id,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            i_host_name, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_live_leaders.append(LeaderAndIsrLiveLeader(i_broker_id, i_host_name, i_port))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -857,7 +934,7 @@ def _dec_LeaderAndIsrRequest_6(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest
 def _enc_LeaderAndIsrRequest_7(a: _Append, o: LeaderAndIsrRequest) -> None:
     if o.ungrouped_partition_states:
         raise _EncodeError('LeaderAndIsrRequest.ungrouped_partition_states is not default and version 7 lacks it')
-    a(_S8.pack(o.controller_id, o.is_kraft_controller, o.controller_epoch, o.broker_epoch, o.type))
+    a(_S9.pack(o.controller_id, o.is_kraft_controller, o.controller_epoch, o.broker_epoch, o.type))
     a(_enc_compact_array_len(o.topic_states))
     for _e_topic_states in o.topic_states:
         _enc_LeaderAndIsrTopicState_6(a, _e_topic_states)
@@ -868,7 +945,7 @@ def _enc_LeaderAndIsrRequest_7(a: _Append, o: LeaderAndIsrRequest) -> None:
 
 
 def _dec_LeaderAndIsrRequest_7(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest, int]:
-    (f_controller_id, f_is_kraft_controller, f_controller_epoch, f_broker_epoch, f_type,) = _S8.unpack_from(buf, pos)
+    (f_controller_id, f_is_kraft_controller, f_controller_epoch, f_broker_epoch, f_type,) = _S9.unpack_from(buf, pos)
     pos += 18
     f_topic_states: list[LeaderAndIsrTopicState]
     n, pos = _read_compact_array_len(buf, pos)
@@ -886,8 +963,16 @@ def _dec_LeaderAndIsrRequest_7(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRequest
     else:
         f_live_leaders = []
         for _ in range(n):
-            e_live_leaders, pos = _dec_LeaderAndIsrLiveLeader_4(buf, pos)
-            f_live_leaders.append(e_live_leaders)
+            (i_broker_id,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            i_host_name, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_live_leaders.append(LeaderAndIsrLiveLeader(i_broker_id, i_host_name, i_port))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -129,8 +130,10 @@ def _dec_LeaderAndIsrResponse_0(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRespon
     else:
         f_partition_errors = []
         for _ in range(n):
-            e_partition_errors, pos = _dec_LeaderAndIsrPartitionError_0(buf, pos)
-            f_partition_errors.append(e_partition_errors)
+            i_topic_name, pos = _read_string(buf, pos)
+            (i_partition_index, i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            f_partition_errors.append(LeaderAndIsrPartitionError(i_topic_name, i_partition_index, i_error_code))
     return LeaderAndIsrResponse(f_error_code, f_partition_errors, []), pos
 
 
@@ -198,8 +201,14 @@ def _dec_LeaderAndIsrResponse_4(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRespon
     else:
         f_partition_errors = []
         for _ in range(n):
-            e_partition_errors, pos = _dec_LeaderAndIsrPartitionError_4(buf, pos)
-            f_partition_errors.append(e_partition_errors)
+            i_topic_name, pos = _read_compact_string(buf, pos)
+            (i_partition_index, i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partition_errors.append(LeaderAndIsrPartitionError(i_topic_name, i_partition_index, i_error_code))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -241,8 +250,13 @@ def _dec_LeaderAndIsrTopicError_5(buf: _Buf, pos: int) -> tuple[LeaderAndIsrTopi
     else:
         f_partition_errors = []
         for _ in range(n):
-            e_partition_errors, pos = _dec_LeaderAndIsrPartitionError_5(buf, pos)
-            f_partition_errors.append(e_partition_errors)
+            (i_partition_index, i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partition_errors.append(LeaderAndIsrPartitionError('', i_partition_index, i_error_code))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -127,8 +128,13 @@ def _dec_LeaderChangeMessage_0(buf: _Buf, pos: int) -> tuple[LeaderChangeMessage
     else:
         f_voters = []
         for _ in range(n):
-            e_voters, pos = _dec_Voter_0(buf, pos)
-            f_voters.append(e_voters)
+            (i_voter_id,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_voters.append(Voter(i_voter_id, _ZERO_UUID))
     f_granting_voters: list[Voter]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -136,8 +142,13 @@ def _dec_LeaderChangeMessage_0(buf: _Buf, pos: int) -> tuple[LeaderChangeMessage
     else:
         f_granting_voters = []
         for _ in range(n):
-            e_granting_voters, pos = _dec_Voter_0(buf, pos)
-            f_granting_voters.append(e_granting_voters)
+            (i_voter_id,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_granting_voters.append(Voter(i_voter_id, _ZERO_UUID))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -182,8 +193,14 @@ def _dec_LeaderChangeMessage_1(buf: _Buf, pos: int) -> tuple[LeaderChangeMessage
     else:
         f_voters = []
         for _ in range(n):
-            e_voters, pos = _dec_Voter_1(buf, pos)
-            f_voters.append(e_voters)
+            (i_voter_id, i_voter_directory_id,) = _S2.unpack_from(buf, pos)
+            pos += 20
+            i_voter_directory_id = _uuid(i_voter_directory_id)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_voters.append(Voter(i_voter_id, i_voter_directory_id))
     f_granting_voters: list[Voter]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -191,8 +208,14 @@ def _dec_LeaderChangeMessage_1(buf: _Buf, pos: int) -> tuple[LeaderChangeMessage
     else:
         f_granting_voters = []
         for _ in range(n):
-            e_granting_voters, pos = _dec_Voter_1(buf, pos)
-            f_granting_voters.append(e_granting_voters)
+            (i_voter_id, i_voter_directory_id,) = _S2.unpack_from(buf, pos)
+            pos += 20
+            i_voter_directory_id = _uuid(i_voter_directory_id)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_granting_voters.append(Voter(i_voter_id, i_voter_directory_id))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -143,8 +144,9 @@ def _dec_LeaveGroupRequest_3(buf: _Buf, pos: int) -> tuple[LeaveGroupRequest, in
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_MemberIdentity_3(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_string(buf, pos)
+            i_group_instance_id, pos = _read_nullable_string(buf, pos)
+            f_members.append(MemberIdentity(i_member_id, i_group_instance_id, None))
     return LeaveGroupRequest(f_group_id, '', f_members), pos
 
 
@@ -183,8 +185,13 @@ def _dec_LeaveGroupRequest_4(buf: _Buf, pos: int) -> tuple[LeaveGroupRequest, in
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_MemberIdentity_4(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_compact_string(buf, pos)
+            i_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_members.append(MemberIdentity(i_member_id, i_group_instance_id, None))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -229,8 +236,14 @@ def _dec_LeaveGroupRequest_5(buf: _Buf, pos: int) -> tuple[LeaveGroupRequest, in
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_MemberIdentity_5(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_compact_string(buf, pos)
+            i_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+            i_reason, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_members.append(MemberIdentity(i_member_id, i_group_instance_id, i_reason))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

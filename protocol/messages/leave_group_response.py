@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -150,8 +151,11 @@ def _dec_LeaveGroupResponse_3(buf: _Buf, pos: int) -> tuple[LeaveGroupResponse, 
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_MemberResponse_3(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_string(buf, pos)
+            i_group_instance_id, pos = _read_nullable_string(buf, pos)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            f_members.append(MemberResponse(i_member_id, i_group_instance_id, i_error_code))
     return LeaveGroupResponse(f_throttle_time_ms, f_error_code, f_members), pos
 
 
@@ -192,8 +196,15 @@ def _dec_LeaveGroupResponse_4(buf: _Buf, pos: int) -> tuple[LeaveGroupResponse, 
     else:
         f_members = []
         for _ in range(n):
-            e_members, pos = _dec_MemberResponse_4(buf, pos)
-            f_members.append(e_members)
+            i_member_id, pos = _read_compact_string(buf, pos)
+            i_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
+            (i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_members.append(MemberResponse(i_member_id, i_group_instance_id, i_error_code))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

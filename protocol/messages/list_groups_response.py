@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -119,8 +120,9 @@ def _dec_ListGroupsResponse_0(buf: _Buf, pos: int) -> tuple[ListGroupsResponse, 
     else:
         f_groups = []
         for _ in range(n):
-            e_groups, pos = _dec_ListedGroup_0(buf, pos)
-            f_groups.append(e_groups)
+            i_group_id, pos = _read_string(buf, pos)
+            i_protocol_type, pos = _read_string(buf, pos)
+            f_groups.append(ListedGroup(i_group_id, i_protocol_type, '', ''))
     return ListGroupsResponse(0, f_error_code, f_groups), pos
 
 
@@ -141,8 +143,9 @@ def _dec_ListGroupsResponse_1(buf: _Buf, pos: int) -> tuple[ListGroupsResponse, 
     else:
         f_groups = []
         for _ in range(n):
-            e_groups, pos = _dec_ListedGroup_0(buf, pos)
-            f_groups.append(e_groups)
+            i_group_id, pos = _read_string(buf, pos)
+            i_protocol_type, pos = _read_string(buf, pos)
+            f_groups.append(ListedGroup(i_group_id, i_protocol_type, '', ''))
     return ListGroupsResponse(f_throttle_time_ms, f_error_code, f_groups), pos
 
 
@@ -180,8 +183,13 @@ def _dec_ListGroupsResponse_3(buf: _Buf, pos: int) -> tuple[ListGroupsResponse, 
     else:
         f_groups = []
         for _ in range(n):
-            e_groups, pos = _dec_ListedGroup_3(buf, pos)
-            f_groups.append(e_groups)
+            i_group_id, pos = _read_compact_string(buf, pos)
+            i_protocol_type, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_groups.append(ListedGroup(i_group_id, i_protocol_type, '', ''))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -225,8 +233,14 @@ def _dec_ListGroupsResponse_4(buf: _Buf, pos: int) -> tuple[ListGroupsResponse, 
     else:
         f_groups = []
         for _ in range(n):
-            e_groups, pos = _dec_ListedGroup_4(buf, pos)
-            f_groups.append(e_groups)
+            i_group_id, pos = _read_compact_string(buf, pos)
+            i_protocol_type, pos = _read_compact_string(buf, pos)
+            i_group_state, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_groups.append(ListedGroup(i_group_id, i_protocol_type, i_group_state, ''))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -272,8 +286,15 @@ def _dec_ListGroupsResponse_5(buf: _Buf, pos: int) -> tuple[ListGroupsResponse, 
     else:
         f_groups = []
         for _ in range(n):
-            e_groups, pos = _dec_ListedGroup_5(buf, pos)
-            f_groups.append(e_groups)
+            i_group_id, pos = _read_compact_string(buf, pos)
+            i_protocol_type, pos = _read_compact_string(buf, pos)
+            i_group_state, pos = _read_compact_string(buf, pos)
+            i_group_type, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_groups.append(ListedGroup(i_group_id, i_protocol_type, i_group_state, i_group_type))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

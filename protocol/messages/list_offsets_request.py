@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -128,8 +129,9 @@ def _dec_ListOffsetsTopic_0(buf: _Buf, pos: int) -> tuple[ListOffsetsTopic, int]
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_ListOffsetsPartition_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_timestamp, i_max_num_offsets,) = _S0.unpack_from(buf, pos)
+            pos += 16
+            f_partitions.append(ListOffsetsPartition(i_partition_index, -1, i_timestamp, i_max_num_offsets))
     return ListOffsetsTopic(f_name, f_partitions), pos
 
 
@@ -185,8 +187,9 @@ def _dec_ListOffsetsTopic_1(buf: _Buf, pos: int) -> tuple[ListOffsetsTopic, int]
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_ListOffsetsPartition_1(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_timestamp,) = _S2.unpack_from(buf, pos)
+            pos += 12
+            f_partitions.append(ListOffsetsPartition(i_partition_index, -1, i_timestamp, 1))
     return ListOffsetsTopic(f_name, f_partitions), pos
 
 
@@ -297,8 +300,9 @@ def _dec_ListOffsetsTopic_4(buf: _Buf, pos: int) -> tuple[ListOffsetsTopic, int]
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_ListOffsetsPartition_4(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_current_leader_epoch, i_timestamp,) = _S4.unpack_from(buf, pos)
+            pos += 16
+            f_partitions.append(ListOffsetsPartition(i_partition_index, i_current_leader_epoch, i_timestamp, 1))
     return ListOffsetsTopic(f_name, f_partitions), pos
 
 
@@ -378,8 +382,13 @@ def _dec_ListOffsetsTopic_6(buf: _Buf, pos: int) -> tuple[ListOffsetsTopic, int]
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_ListOffsetsPartition_6(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_current_leader_epoch, i_timestamp,) = _S4.unpack_from(buf, pos)
+            pos += 16
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(ListOffsetsPartition(i_partition_index, i_current_leader_epoch, i_timestamp, 1))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -196,8 +197,9 @@ def _dec_ListOffsetsTopicResponse_1(buf: _Buf, pos: int) -> tuple[ListOffsetsTop
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_ListOffsetsPartitionResponse_1(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_error_code, i_timestamp, i_offset,) = _S1.unpack_from(buf, pos)
+            pos += 22
+            f_partitions.append(ListOffsetsPartitionResponse(i_partition_index, i_error_code, [], i_timestamp, i_offset, -1))
     return ListOffsetsTopicResponse(f_name, f_partitions), pos
 
 
@@ -307,8 +309,9 @@ def _dec_ListOffsetsTopicResponse_4(buf: _Buf, pos: int) -> tuple[ListOffsetsTop
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_ListOffsetsPartitionResponse_4(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_error_code, i_timestamp, i_offset, i_leader_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 26
+            f_partitions.append(ListOffsetsPartitionResponse(i_partition_index, i_error_code, [], i_timestamp, i_offset, i_leader_epoch))
     return ListOffsetsTopicResponse(f_name, f_partitions), pos
 
 
@@ -388,8 +391,13 @@ def _dec_ListOffsetsTopicResponse_6(buf: _Buf, pos: int) -> tuple[ListOffsetsTop
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_ListOffsetsPartitionResponse_6(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_error_code, i_timestamp, i_offset, i_leader_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 26
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(ListOffsetsPartitionResponse(i_partition_index, i_error_code, [], i_timestamp, i_offset, i_leader_epoch))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -136,8 +137,15 @@ def _dec_ListTransactionsResponse_0(buf: _Buf, pos: int) -> tuple[ListTransactio
     else:
         f_transaction_states = []
         for _ in range(n):
-            e_transaction_states, pos = _dec_TransactionState_0(buf, pos)
-            f_transaction_states.append(e_transaction_states)
+            i_transactional_id, pos = _read_compact_string(buf, pos)
+            (i_producer_id,) = _S0.unpack_from(buf, pos)
+            pos += 8
+            i_transaction_state, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_transaction_states.append(TransactionState(i_transactional_id, i_producer_id, i_transaction_state))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

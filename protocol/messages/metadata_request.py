@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -124,8 +125,8 @@ def _dec_MetadataRequest_0(buf: _Buf, pos: int) -> tuple[MetadataRequest, int]:
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_MetadataRequestTopic_0(buf, pos)
-            f_topics.append(e_topics)
+            i_name, pos = _read_string(buf, pos)
+            f_topics.append(MetadataRequestTopic(_ZERO_UUID, i_name))
     return MetadataRequest(f_topics, True, False, False), pos
 
 
@@ -158,8 +159,8 @@ def _dec_MetadataRequest_1(buf: _Buf, pos: int) -> tuple[MetadataRequest, int]:
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_MetadataRequestTopic_0(buf, pos)
-            f_topics.append(e_topics)
+            i_name, pos = _read_string(buf, pos)
+            f_topics.append(MetadataRequestTopic(_ZERO_UUID, i_name))
     return MetadataRequest(f_topics, True, False, False), pos
 
 
@@ -233,8 +234,8 @@ def _dec_MetadataRequest_4(buf: _Buf, pos: int) -> tuple[MetadataRequest, int]:
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_MetadataRequestTopic_0(buf, pos)
-            f_topics.append(e_topics)
+            i_name, pos = _read_string(buf, pos)
+            f_topics.append(MetadataRequestTopic(_ZERO_UUID, i_name))
     (f_allow_auto_topic_creation,) = _S0.unpack_from(buf, pos)
     pos += 1
     return MetadataRequest(f_topics, f_allow_auto_topic_creation, False, False), pos
@@ -324,8 +325,8 @@ def _dec_MetadataRequest_8(buf: _Buf, pos: int) -> tuple[MetadataRequest, int]:
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_MetadataRequestTopic_0(buf, pos)
-            f_topics.append(e_topics)
+            i_name, pos = _read_string(buf, pos)
+            f_topics.append(MetadataRequestTopic(_ZERO_UUID, i_name))
     (f_allow_auto_topic_creation, f_include_cluster_authorized_operations, f_include_topic_authorized_operations,) = _S1.unpack_from(buf, pos)
     pos += 3
     return MetadataRequest(f_topics, f_allow_auto_topic_creation, f_include_cluster_authorized_operations, f_include_topic_authorized_operations), pos
@@ -366,8 +367,12 @@ def _dec_MetadataRequest_9(buf: _Buf, pos: int) -> tuple[MetadataRequest, int]:
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_MetadataRequestTopic_9(buf, pos)
-            f_topics.append(e_topics)
+            i_name, pos = _read_compact_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_topics.append(MetadataRequestTopic(_ZERO_UUID, i_name))
     (f_allow_auto_topic_creation, f_include_cluster_authorized_operations, f_include_topic_authorized_operations,) = _S1.unpack_from(buf, pos)
     pos += 3
     if buf[pos]:
@@ -414,8 +419,15 @@ def _dec_MetadataRequest_10(buf: _Buf, pos: int) -> tuple[MetadataRequest, int]:
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_MetadataRequestTopic_10(buf, pos)
-            f_topics.append(e_topics)
+            (i_topic_id,) = _S2.unpack_from(buf, pos)
+            pos += 16
+            i_topic_id = _uuid(i_topic_id)
+            i_name, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_topics.append(MetadataRequestTopic(i_topic_id, i_name))
     (f_allow_auto_topic_creation, f_include_cluster_authorized_operations, f_include_topic_authorized_operations,) = _S1.unpack_from(buf, pos)
     pos += 3
     if buf[pos]:
@@ -446,8 +458,15 @@ def _dec_MetadataRequest_11(buf: _Buf, pos: int) -> tuple[MetadataRequest, int]:
     else:
         f_topics = []
         for _ in range(n):
-            e_topics, pos = _dec_MetadataRequestTopic_10(buf, pos)
-            f_topics.append(e_topics)
+            (i_topic_id,) = _S2.unpack_from(buf, pos)
+            pos += 16
+            i_topic_id = _uuid(i_topic_id)
+            i_name, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_topics.append(MetadataRequestTopic(i_topic_id, i_name))
     (f_allow_auto_topic_creation, f_include_topic_authorized_operations,) = _S3.unpack_from(buf, pos)
     pos += 2
     if buf[pos]:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,11 +60,13 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['MetadataResponseBroker', 'MetadataResponsePartition', 'MetadataResponseTopic', 'MetadataResponse']
 _S0 = _struct.Struct('>i')
-_S1 = _struct.Struct('>hii')
-_S2 = _struct.Struct('>h')
-_S3 = _struct.Struct('>?')
-_S4 = _struct.Struct('>hiii')
-_S5 = _struct.Struct('>16s?')
+_S1 = _struct.Struct('>ih')
+_S2 = _struct.Struct('>hii')
+_S3 = _struct.Struct('>h')
+_S4 = _struct.Struct('>hh')
+_S5 = _struct.Struct('>?')
+_S6 = _struct.Struct('>hiii')
+_S7 = _struct.Struct('>16s?')
 
 
 @_dataclass(slots=True)
@@ -142,22 +145,29 @@ def _enc_MetadataResponseBroker_0(a: _Append, o: MetadataResponseBroker) -> None
 
 
 def _dec_MetadataResponseBroker_0(buf: _Buf, pos: int) -> tuple[MetadataResponseBroker, int]:
-    (f_node_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_string(buf, pos)
+    (f_node_id, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_host = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     (f_port,) = _S0.unpack_from(buf, pos)
     pos += 4
     return MetadataResponseBroker(f_node_id, f_host, f_port, None), pos
 
 
 def _enc_MetadataResponsePartition_0(a: _Append, o: MetadataResponsePartition) -> None:
-    a(_S1.pack(o.error_code, o.partition_index, o.leader_id))
+    a(_S2.pack(o.error_code, o.partition_index, o.leader_id))
     a(_enc_i32_array(o.replica_nodes))
     a(_enc_i32_array(o.isr_nodes))
 
 
 def _dec_MetadataResponsePartition_0(buf: _Buf, pos: int) -> tuple[MetadataResponsePartition, int]:
-    (f_error_code, f_partition_index, f_leader_id,) = _S1.unpack_from(buf, pos)
+    (f_error_code, f_partition_index, f_leader_id,) = _S2.unpack_from(buf, pos)
     pos += 10
     f_replica_nodes: list[int]
     n, pos = _read_array_len(buf, pos)
@@ -177,7 +187,7 @@ def _dec_MetadataResponsePartition_0(buf: _Buf, pos: int) -> tuple[MetadataRespo
 def _enc_MetadataResponseTopic_0(a: _Append, o: MetadataResponseTopic) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise _EncodeError('MetadataResponseTopic.topic_authorized_operations is not default and version 0 lacks it')
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 0 does not allow null')
     a(_enc_string(o.name))
@@ -187,9 +197,16 @@ def _enc_MetadataResponseTopic_0(a: _Append, o: MetadataResponseTopic) -> None:
 
 
 def _dec_MetadataResponseTopic_0(buf: _Buf, pos: int) -> tuple[MetadataResponseTopic, int]:
-    (f_error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    f_name, pos = _read_string(buf, pos)
+    (f_error_code, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_partitions: list[MetadataResponsePartition]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -221,8 +238,19 @@ def _dec_MetadataResponse_0(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_MetadataResponseBroker_0(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_node_id, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_port,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            f_brokers.append(MetadataResponseBroker(i_node_id, i_host, i_port, None))
     f_topics: list[MetadataResponseTopic]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -243,33 +271,56 @@ def _enc_MetadataResponseBroker_1(a: _Append, o: MetadataResponseBroker) -> None
 
 
 def _dec_MetadataResponseBroker_1(buf: _Buf, pos: int) -> tuple[MetadataResponseBroker, int]:
-    (f_node_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_string(buf, pos)
-    (f_port,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_rack, pos = _read_nullable_string(buf, pos)
+    (f_node_id, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_host = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_port, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_rack = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_rack = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return MetadataResponseBroker(f_node_id, f_host, f_port, f_rack), pos
 
 
 def _enc_MetadataResponseTopic_1(a: _Append, o: MetadataResponseTopic) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise _EncodeError('MetadataResponseTopic.topic_authorized_operations is not default and version 1 lacks it')
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 1 does not allow null')
     a(_enc_string(o.name))
-    a(_S3.pack(o.is_internal))
+    a(_S5.pack(o.is_internal))
     a(_enc_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_0(a, _e_partitions)
 
 
 def _dec_MetadataResponseTopic_1(buf: _Buf, pos: int) -> tuple[MetadataResponseTopic, int]:
-    (f_error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    f_name, pos = _read_string(buf, pos)
-    (f_is_internal,) = _S3.unpack_from(buf, pos)
+    (f_error_code, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_is_internal,) = _S5.unpack_from(buf, pos)
     pos += 1
     f_partitions: list[MetadataResponsePartition]
     n, pos = _read_array_len(buf, pos)
@@ -303,8 +354,29 @@ def _dec_MetadataResponse_1(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_MetadataResponseBroker_1(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_node_id, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_port, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_rack = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_rack = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_brokers.append(MetadataResponseBroker(i_node_id, i_host, i_port, i_rack))
     (f_controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
     f_topics: list[MetadataResponseTopic]
@@ -322,11 +394,11 @@ def _dec_MetadataResponse_1(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
 def _enc_MetadataResponseTopic_2(a: _Append, o: MetadataResponseTopic) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise _EncodeError('MetadataResponseTopic.topic_authorized_operations is not default and version 2 lacks it')
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 2 does not allow null')
     a(_enc_string(o.name))
-    a(_S3.pack(o.is_internal))
+    a(_S5.pack(o.is_internal))
     a(_enc_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_0(a, _e_partitions)
@@ -353,8 +425,29 @@ def _dec_MetadataResponse_2(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_MetadataResponseBroker_1(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_node_id, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_port, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_rack = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_rack = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_brokers.append(MetadataResponseBroker(i_node_id, i_host, i_port, i_rack))
     f_cluster_id, pos = _read_nullable_string(buf, pos)
     (f_controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -373,11 +466,11 @@ def _dec_MetadataResponse_2(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
 def _enc_MetadataResponseTopic_3(a: _Append, o: MetadataResponseTopic) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise _EncodeError('MetadataResponseTopic.topic_authorized_operations is not default and version 3 lacks it')
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 3 does not allow null')
     a(_enc_string(o.name))
-    a(_S3.pack(o.is_internal))
+    a(_S5.pack(o.is_internal))
     a(_enc_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_0(a, _e_partitions)
@@ -407,8 +500,29 @@ def _dec_MetadataResponse_3(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_MetadataResponseBroker_1(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_node_id, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_port, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_rack = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_rack = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_brokers.append(MetadataResponseBroker(i_node_id, i_host, i_port, i_rack))
     f_cluster_id, pos = _read_nullable_string(buf, pos)
     (f_controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -427,11 +541,11 @@ def _dec_MetadataResponse_3(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
 def _enc_MetadataResponseTopic_4(a: _Append, o: MetadataResponseTopic) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise _EncodeError('MetadataResponseTopic.topic_authorized_operations is not default and version 4 lacks it')
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 4 does not allow null')
     a(_enc_string(o.name))
-    a(_S3.pack(o.is_internal))
+    a(_S5.pack(o.is_internal))
     a(_enc_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_0(a, _e_partitions)
@@ -452,14 +566,14 @@ def _enc_MetadataResponse_4(a: _Append, o: MetadataResponse) -> None:
 
 
 def _enc_MetadataResponsePartition_5(a: _Append, o: MetadataResponsePartition) -> None:
-    a(_S1.pack(o.error_code, o.partition_index, o.leader_id))
+    a(_S2.pack(o.error_code, o.partition_index, o.leader_id))
     a(_enc_i32_array(o.replica_nodes))
     a(_enc_i32_array(o.isr_nodes))
     a(_enc_i32_array(o.offline_replicas))
 
 
 def _dec_MetadataResponsePartition_5(buf: _Buf, pos: int) -> tuple[MetadataResponsePartition, int]:
-    (f_error_code, f_partition_index, f_leader_id,) = _S1.unpack_from(buf, pos)
+    (f_error_code, f_partition_index, f_leader_id,) = _S2.unpack_from(buf, pos)
     pos += 10
     f_replica_nodes: list[int]
     n, pos = _read_array_len(buf, pos)
@@ -485,21 +599,28 @@ def _dec_MetadataResponsePartition_5(buf: _Buf, pos: int) -> tuple[MetadataRespo
 def _enc_MetadataResponseTopic_5(a: _Append, o: MetadataResponseTopic) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise _EncodeError('MetadataResponseTopic.topic_authorized_operations is not default and version 5 lacks it')
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 5 does not allow null')
     a(_enc_string(o.name))
-    a(_S3.pack(o.is_internal))
+    a(_S5.pack(o.is_internal))
     a(_enc_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_5(a, _e_partitions)
 
 
 def _dec_MetadataResponseTopic_5(buf: _Buf, pos: int) -> tuple[MetadataResponseTopic, int]:
-    (f_error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    f_name, pos = _read_string(buf, pos)
-    (f_is_internal,) = _S3.unpack_from(buf, pos)
+    (f_error_code, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_is_internal,) = _S5.unpack_from(buf, pos)
     pos += 1
     f_partitions: list[MetadataResponsePartition]
     n, pos = _read_array_len(buf, pos)
@@ -537,8 +658,29 @@ def _dec_MetadataResponse_5(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_MetadataResponseBroker_1(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_node_id, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_port, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_rack = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_rack = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_brokers.append(MetadataResponseBroker(i_node_id, i_host, i_port, i_rack))
     f_cluster_id, pos = _read_nullable_string(buf, pos)
     (f_controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -557,11 +699,11 @@ def _dec_MetadataResponse_5(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
 def _enc_MetadataResponseTopic_6(a: _Append, o: MetadataResponseTopic) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise _EncodeError('MetadataResponseTopic.topic_authorized_operations is not default and version 6 lacks it')
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 6 does not allow null')
     a(_enc_string(o.name))
-    a(_S3.pack(o.is_internal))
+    a(_S5.pack(o.is_internal))
     a(_enc_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_5(a, _e_partitions)
@@ -582,14 +724,14 @@ def _enc_MetadataResponse_6(a: _Append, o: MetadataResponse) -> None:
 
 
 def _enc_MetadataResponsePartition_7(a: _Append, o: MetadataResponsePartition) -> None:
-    a(_S4.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch))
+    a(_S6.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch))
     a(_enc_i32_array(o.replica_nodes))
     a(_enc_i32_array(o.isr_nodes))
     a(_enc_i32_array(o.offline_replicas))
 
 
 def _dec_MetadataResponsePartition_7(buf: _Buf, pos: int) -> tuple[MetadataResponsePartition, int]:
-    (f_error_code, f_partition_index, f_leader_id, f_leader_epoch,) = _S4.unpack_from(buf, pos)
+    (f_error_code, f_partition_index, f_leader_id, f_leader_epoch,) = _S6.unpack_from(buf, pos)
     pos += 14
     f_replica_nodes: list[int]
     n, pos = _read_array_len(buf, pos)
@@ -615,21 +757,28 @@ def _dec_MetadataResponsePartition_7(buf: _Buf, pos: int) -> tuple[MetadataRespo
 def _enc_MetadataResponseTopic_7(a: _Append, o: MetadataResponseTopic) -> None:
     if o.topic_authorized_operations != -2147483648:
         raise _EncodeError('MetadataResponseTopic.topic_authorized_operations is not default and version 7 lacks it')
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 7 does not allow null')
     a(_enc_string(o.name))
-    a(_S3.pack(o.is_internal))
+    a(_S5.pack(o.is_internal))
     a(_enc_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_7(a, _e_partitions)
 
 
 def _dec_MetadataResponseTopic_7(buf: _Buf, pos: int) -> tuple[MetadataResponseTopic, int]:
-    (f_error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    f_name, pos = _read_string(buf, pos)
-    (f_is_internal,) = _S3.unpack_from(buf, pos)
+    (f_error_code, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_is_internal,) = _S5.unpack_from(buf, pos)
     pos += 1
     f_partitions: list[MetadataResponsePartition]
     n, pos = _read_array_len(buf, pos)
@@ -667,8 +816,29 @@ def _dec_MetadataResponse_7(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_MetadataResponseBroker_1(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_node_id, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_port, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_rack = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_rack = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_brokers.append(MetadataResponseBroker(i_node_id, i_host, i_port, i_rack))
     f_cluster_id, pos = _read_nullable_string(buf, pos)
     (f_controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -685,11 +855,11 @@ def _dec_MetadataResponse_7(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
 
 
 def _enc_MetadataResponseTopic_8(a: _Append, o: MetadataResponseTopic) -> None:
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 8 does not allow null')
     a(_enc_string(o.name))
-    a(_S3.pack(o.is_internal))
+    a(_S5.pack(o.is_internal))
     a(_enc_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_7(a, _e_partitions)
@@ -697,10 +867,17 @@ def _enc_MetadataResponseTopic_8(a: _Append, o: MetadataResponseTopic) -> None:
 
 
 def _dec_MetadataResponseTopic_8(buf: _Buf, pos: int) -> tuple[MetadataResponseTopic, int]:
-    (f_error_code,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    f_name, pos = _read_string(buf, pos)
-    (f_is_internal,) = _S3.unpack_from(buf, pos)
+    (f_error_code, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_name = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_is_internal,) = _S5.unpack_from(buf, pos)
     pos += 1
     f_partitions: list[MetadataResponsePartition]
     n, pos = _read_array_len(buf, pos)
@@ -739,8 +916,29 @@ def _dec_MetadataResponse_8(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_MetadataResponseBroker_1(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_node_id, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_port, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_rack = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_rack = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_brokers.append(MetadataResponseBroker(i_node_id, i_host, i_port, i_rack))
     f_cluster_id, pos = _read_nullable_string(buf, pos)
     (f_controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -781,7 +979,7 @@ def _dec_MetadataResponseBroker_9(buf: _Buf, pos: int) -> tuple[MetadataResponse
 
 
 def _enc_MetadataResponsePartition_9(a: _Append, o: MetadataResponsePartition) -> None:
-    a(_S4.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch))
+    a(_S6.pack(o.error_code, o.partition_index, o.leader_id, o.leader_epoch))
     a(_enc_compact_i32_array(o.replica_nodes))
     a(_enc_compact_i32_array(o.isr_nodes))
     a(_enc_compact_i32_array(o.offline_replicas))
@@ -789,7 +987,7 @@ def _enc_MetadataResponsePartition_9(a: _Append, o: MetadataResponsePartition) -
 
 
 def _dec_MetadataResponsePartition_9(buf: _Buf, pos: int) -> tuple[MetadataResponsePartition, int]:
-    (f_error_code, f_partition_index, f_leader_id, f_leader_epoch,) = _S4.unpack_from(buf, pos)
+    (f_error_code, f_partition_index, f_leader_id, f_leader_epoch,) = _S6.unpack_from(buf, pos)
     pos += 14
     f_replica_nodes: list[int]
     n, pos = _read_compact_array_len(buf, pos)
@@ -817,11 +1015,11 @@ def _dec_MetadataResponsePartition_9(buf: _Buf, pos: int) -> tuple[MetadataRespo
 
 
 def _enc_MetadataResponseTopic_9(a: _Append, o: MetadataResponseTopic) -> None:
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 9 does not allow null')
     a(_enc_compact_string(o.name))
-    a(_S3.pack(o.is_internal))
+    a(_S5.pack(o.is_internal))
     a(_enc_compact_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_9(a, _e_partitions)
@@ -830,10 +1028,10 @@ def _enc_MetadataResponseTopic_9(a: _Append, o: MetadataResponseTopic) -> None:
 
 
 def _dec_MetadataResponseTopic_9(buf: _Buf, pos: int) -> tuple[MetadataResponseTopic, int]:
-    (f_error_code,) = _S2.unpack_from(buf, pos)
+    (f_error_code,) = _S3.unpack_from(buf, pos)
     pos += 2
     f_name, pos = _read_compact_string(buf, pos)
-    (f_is_internal,) = _S3.unpack_from(buf, pos)
+    (f_is_internal,) = _S5.unpack_from(buf, pos)
     pos += 1
     f_partitions: list[MetadataResponsePartition]
     n, pos = _read_compact_array_len(buf, pos)
@@ -877,8 +1075,17 @@ def _dec_MetadataResponse_9(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_MetadataResponseBroker_9(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_node_id,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_rack, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_brokers.append(MetadataResponseBroker(i_node_id, i_host, i_port, i_rack))
     f_cluster_id, pos = _read_compact_nullable_string(buf, pos)
     (f_controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -901,11 +1108,11 @@ def _dec_MetadataResponse_9(buf: _Buf, pos: int) -> tuple[MetadataResponse, int]
 
 
 def _enc_MetadataResponseTopic_10(a: _Append, o: MetadataResponseTopic) -> None:
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 10 does not allow null')
     a(_enc_compact_string(o.name))
-    a(_S5.pack(o.topic_id.bytes, o.is_internal))
+    a(_S7.pack(o.topic_id.bytes, o.is_internal))
     a(_enc_compact_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_9(a, _e_partitions)
@@ -914,10 +1121,10 @@ def _enc_MetadataResponseTopic_10(a: _Append, o: MetadataResponseTopic) -> None:
 
 
 def _dec_MetadataResponseTopic_10(buf: _Buf, pos: int) -> tuple[MetadataResponseTopic, int]:
-    (f_error_code,) = _S2.unpack_from(buf, pos)
+    (f_error_code,) = _S3.unpack_from(buf, pos)
     pos += 2
     f_name, pos = _read_compact_string(buf, pos)
-    (f_topic_id, f_is_internal,) = _S5.unpack_from(buf, pos)
+    (f_topic_id, f_is_internal,) = _S7.unpack_from(buf, pos)
     pos += 17
     f_topic_id = _uuid(f_topic_id)
     f_partitions: list[MetadataResponsePartition]
@@ -962,8 +1169,17 @@ def _dec_MetadataResponse_10(buf: _Buf, pos: int) -> tuple[MetadataResponse, int
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_MetadataResponseBroker_9(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_node_id,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_rack, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_brokers.append(MetadataResponseBroker(i_node_id, i_host, i_port, i_rack))
     f_cluster_id, pos = _read_compact_nullable_string(buf, pos)
     (f_controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -986,11 +1202,11 @@ def _dec_MetadataResponse_10(buf: _Buf, pos: int) -> tuple[MetadataResponse, int
 
 
 def _enc_MetadataResponseTopic_11(a: _Append, o: MetadataResponseTopic) -> None:
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     if o.name is None:
         raise _EncodeError('name is null but version 11 does not allow null')
     a(_enc_compact_string(o.name))
-    a(_S5.pack(o.topic_id.bytes, o.is_internal))
+    a(_S7.pack(o.topic_id.bytes, o.is_internal))
     a(_enc_compact_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_9(a, _e_partitions)
@@ -1023,8 +1239,17 @@ def _dec_MetadataResponse_11(buf: _Buf, pos: int) -> tuple[MetadataResponse, int
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_MetadataResponseBroker_9(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_node_id,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_rack, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_brokers.append(MetadataResponseBroker(i_node_id, i_host, i_port, i_rack))
     f_cluster_id, pos = _read_compact_nullable_string(buf, pos)
     (f_controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4
@@ -1045,9 +1270,9 @@ def _dec_MetadataResponse_11(buf: _Buf, pos: int) -> tuple[MetadataResponse, int
 
 
 def _enc_MetadataResponseTopic_12(a: _Append, o: MetadataResponseTopic) -> None:
-    a(_S2.pack(o.error_code))
+    a(_S3.pack(o.error_code))
     a(_enc_compact_nullable_string(o.name))
-    a(_S5.pack(o.topic_id.bytes, o.is_internal))
+    a(_S7.pack(o.topic_id.bytes, o.is_internal))
     a(_enc_compact_array_len(o.partitions))
     for _e_partitions in o.partitions:
         _enc_MetadataResponsePartition_9(a, _e_partitions)
@@ -1056,10 +1281,10 @@ def _enc_MetadataResponseTopic_12(a: _Append, o: MetadataResponseTopic) -> None:
 
 
 def _dec_MetadataResponseTopic_12(buf: _Buf, pos: int) -> tuple[MetadataResponseTopic, int]:
-    (f_error_code,) = _S2.unpack_from(buf, pos)
+    (f_error_code,) = _S3.unpack_from(buf, pos)
     pos += 2
     f_name, pos = _read_compact_nullable_string(buf, pos)
-    (f_topic_id, f_is_internal,) = _S5.unpack_from(buf, pos)
+    (f_topic_id, f_is_internal,) = _S7.unpack_from(buf, pos)
     pos += 17
     f_topic_id = _uuid(f_topic_id)
     f_partitions: list[MetadataResponsePartition]
@@ -1105,8 +1330,17 @@ def _dec_MetadataResponse_12(buf: _Buf, pos: int) -> tuple[MetadataResponse, int
     else:
         f_brokers = []
         for _ in range(n):
-            e_brokers, pos = _dec_MetadataResponseBroker_9(buf, pos)
-            f_brokers.append(e_brokers)
+            (i_node_id,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_rack, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_brokers.append(MetadataResponseBroker(i_node_id, i_host, i_port, i_rack))
     f_cluster_id, pos = _read_compact_nullable_string(buf, pos)
     (f_controller_id,) = _S0.unpack_from(buf, pos)
     pos += 4

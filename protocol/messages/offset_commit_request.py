@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,10 +60,14 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['OffsetCommitRequestPartition', 'OffsetCommitRequestTopic', 'OffsetCommitRequest']
 _S0 = _struct.Struct('>iq')
-_S1 = _struct.Struct('>iqq')
-_S2 = _struct.Struct('>i')
-_S3 = _struct.Struct('>q')
-_S4 = _struct.Struct('>iqi')
+_S1 = _struct.Struct('>iqh')
+_S2 = _struct.Struct('>iqq')
+_S3 = _struct.Struct('>iqqh')
+_S4 = _struct.Struct('>i')
+_S5 = _struct.Struct('>ih')
+_S6 = _struct.Struct('>q')
+_S7 = _struct.Struct('>iqi')
+_S8 = _struct.Struct('>iqih')
 
 
 @_dataclass(slots=True)
@@ -118,9 +123,18 @@ def _enc_OffsetCommitRequestPartition_0(a: _Append, o: OffsetCommitRequestPartit
 
 
 def _dec_OffsetCommitRequestPartition_0(buf: _Buf, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset,) = _S0.unpack_from(buf, pos)
-    pos += 12
-    f_committed_metadata, pos = _read_nullable_string(buf, pos)
+    (f_partition_index, f_committed_offset, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 14
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_committed_metadata = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_committed_metadata = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return OffsetCommitRequestPartition(f_partition_index, f_committed_offset, -1, -1, f_committed_metadata), pos
 
 
@@ -140,8 +154,19 @@ def _dec_OffsetCommitRequestTopic_0(buf: _Buf, pos: int) -> tuple[OffsetCommitRe
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_OffsetCommitRequestPartition_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_committed_offset, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 14
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_committed_metadata = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_committed_metadata = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_partitions.append(OffsetCommitRequestPartition(i_partition_index, i_committed_offset, -1, -1, i_committed_metadata))
     return OffsetCommitRequestTopic(f_name, f_partitions), pos
 
 
@@ -169,14 +194,23 @@ def _dec_OffsetCommitRequest_0(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest
 
 
 def _enc_OffsetCommitRequestPartition_1(a: _Append, o: OffsetCommitRequestPartition) -> None:
-    a(_S1.pack(o.partition_index, o.committed_offset, o.commit_timestamp))
+    a(_S2.pack(o.partition_index, o.committed_offset, o.commit_timestamp))
     a(_enc_nullable_string(o.committed_metadata))
 
 
 def _dec_OffsetCommitRequestPartition_1(buf: _Buf, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, f_commit_timestamp,) = _S1.unpack_from(buf, pos)
-    pos += 20
-    f_committed_metadata, pos = _read_nullable_string(buf, pos)
+    (f_partition_index, f_committed_offset, f_commit_timestamp, _sn,) = _S3.unpack_from(buf, pos)
+    pos += 22
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_committed_metadata = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_committed_metadata = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return OffsetCommitRequestPartition(f_partition_index, f_committed_offset, -1, f_commit_timestamp, f_committed_metadata), pos
 
 
@@ -196,8 +230,19 @@ def _dec_OffsetCommitRequestTopic_1(buf: _Buf, pos: int) -> tuple[OffsetCommitRe
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_OffsetCommitRequestPartition_1(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_committed_offset, i_commit_timestamp, _sn,) = _S3.unpack_from(buf, pos)
+            pos += 22
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_committed_metadata = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_committed_metadata = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_partitions.append(OffsetCommitRequestPartition(i_partition_index, i_committed_offset, -1, i_commit_timestamp, i_committed_metadata))
     return OffsetCommitRequestTopic(f_name, f_partitions), pos
 
 
@@ -205,7 +250,7 @@ def _enc_OffsetCommitRequest_1(a: _Append, o: OffsetCommitRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('OffsetCommitRequest.group_instance_id is not default and version 1 lacks it')
     a(_enc_string(o.group_id))
-    a(_S2.pack(o.generation_id_or_member_epoch))
+    a(_S4.pack(o.generation_id_or_member_epoch))
     a(_enc_string(o.member_id))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
@@ -214,9 +259,16 @@ def _enc_OffsetCommitRequest_1(a: _Append, o: OffsetCommitRequest) -> None:
 
 def _dec_OffsetCommitRequest_1(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    f_member_id, pos = _read_string(buf, pos)
+    (f_generation_id_or_member_epoch, _sn,) = _S5.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_topics: list[OffsetCommitRequestTopic]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -247,9 +299,9 @@ def _enc_OffsetCommitRequest_2(a: _Append, o: OffsetCommitRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('OffsetCommitRequest.group_instance_id is not default and version 2 lacks it')
     a(_enc_string(o.group_id))
-    a(_S2.pack(o.generation_id_or_member_epoch))
+    a(_S4.pack(o.generation_id_or_member_epoch))
     a(_enc_string(o.member_id))
-    a(_S3.pack(o.retention_time_ms))
+    a(_S6.pack(o.retention_time_ms))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_OffsetCommitRequestTopic_2(a, _e_topics)
@@ -257,10 +309,17 @@ def _enc_OffsetCommitRequest_2(a: _Append, o: OffsetCommitRequest) -> None:
 
 def _dec_OffsetCommitRequest_2(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    f_member_id, pos = _read_string(buf, pos)
-    (f_retention_time_ms,) = _S3.unpack_from(buf, pos)
+    (f_generation_id_or_member_epoch, _sn,) = _S5.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_retention_time_ms,) = _S6.unpack_from(buf, pos)
     pos += 8
     f_topics: list[OffsetCommitRequestTopic]
     n, pos = _read_array_len(buf, pos)
@@ -292,9 +351,9 @@ def _enc_OffsetCommitRequest_3(a: _Append, o: OffsetCommitRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('OffsetCommitRequest.group_instance_id is not default and version 3 lacks it')
     a(_enc_string(o.group_id))
-    a(_S2.pack(o.generation_id_or_member_epoch))
+    a(_S4.pack(o.generation_id_or_member_epoch))
     a(_enc_string(o.member_id))
-    a(_S3.pack(o.retention_time_ms))
+    a(_S6.pack(o.retention_time_ms))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_OffsetCommitRequestTopic_3(a, _e_topics)
@@ -318,9 +377,9 @@ def _enc_OffsetCommitRequest_4(a: _Append, o: OffsetCommitRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('OffsetCommitRequest.group_instance_id is not default and version 4 lacks it')
     a(_enc_string(o.group_id))
-    a(_S2.pack(o.generation_id_or_member_epoch))
+    a(_S4.pack(o.generation_id_or_member_epoch))
     a(_enc_string(o.member_id))
-    a(_S3.pack(o.retention_time_ms))
+    a(_S6.pack(o.retention_time_ms))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_OffsetCommitRequestTopic_4(a, _e_topics)
@@ -344,7 +403,7 @@ def _enc_OffsetCommitRequest_5(a: _Append, o: OffsetCommitRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('OffsetCommitRequest.group_instance_id is not default and version 5 lacks it')
     a(_enc_string(o.group_id))
-    a(_S2.pack(o.generation_id_or_member_epoch))
+    a(_S4.pack(o.generation_id_or_member_epoch))
     a(_enc_string(o.member_id))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
@@ -353,9 +412,16 @@ def _enc_OffsetCommitRequest_5(a: _Append, o: OffsetCommitRequest) -> None:
 
 def _dec_OffsetCommitRequest_5(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    f_member_id, pos = _read_string(buf, pos)
+    (f_generation_id_or_member_epoch, _sn,) = _S5.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_topics: list[OffsetCommitRequestTopic]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -371,14 +437,23 @@ def _dec_OffsetCommitRequest_5(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest
 def _enc_OffsetCommitRequestPartition_6(a: _Append, o: OffsetCommitRequestPartition) -> None:
     if o.commit_timestamp != -1:
         raise _EncodeError('OffsetCommitRequestPartition.commit_timestamp is not default and version 6 lacks it')
-    a(_S4.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
+    a(_S7.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     a(_enc_nullable_string(o.committed_metadata))
 
 
 def _dec_OffsetCommitRequestPartition_6(buf: _Buf, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    f_committed_metadata, pos = _read_nullable_string(buf, pos)
+    (f_partition_index, f_committed_offset, f_committed_leader_epoch, _sn,) = _S8.unpack_from(buf, pos)
+    pos += 18
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_committed_metadata = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_committed_metadata = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return OffsetCommitRequestPartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, -1, f_committed_metadata), pos
 
 
@@ -398,8 +473,19 @@ def _dec_OffsetCommitRequestTopic_6(buf: _Buf, pos: int) -> tuple[OffsetCommitRe
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_OffsetCommitRequestPartition_6(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_committed_offset, i_committed_leader_epoch, _sn,) = _S8.unpack_from(buf, pos)
+            pos += 18
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_committed_metadata = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_committed_metadata = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_partitions.append(OffsetCommitRequestPartition(i_partition_index, i_committed_offset, i_committed_leader_epoch, -1, i_committed_metadata))
     return OffsetCommitRequestTopic(f_name, f_partitions), pos
 
 
@@ -407,7 +493,7 @@ def _enc_OffsetCommitRequest_6(a: _Append, o: OffsetCommitRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('OffsetCommitRequest.group_instance_id is not default and version 6 lacks it')
     a(_enc_string(o.group_id))
-    a(_S2.pack(o.generation_id_or_member_epoch))
+    a(_S4.pack(o.generation_id_or_member_epoch))
     a(_enc_string(o.member_id))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
@@ -416,9 +502,16 @@ def _enc_OffsetCommitRequest_6(a: _Append, o: OffsetCommitRequest) -> None:
 
 def _dec_OffsetCommitRequest_6(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    f_member_id, pos = _read_string(buf, pos)
+    (f_generation_id_or_member_epoch, _sn,) = _S5.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_topics: list[OffsetCommitRequestTopic]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -434,7 +527,7 @@ def _dec_OffsetCommitRequest_6(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest
 def _enc_OffsetCommitRequestPartition_7(a: _Append, o: OffsetCommitRequestPartition) -> None:
     if o.commit_timestamp != -1:
         raise _EncodeError('OffsetCommitRequestPartition.commit_timestamp is not default and version 7 lacks it')
-    a(_S4.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
+    a(_S7.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     a(_enc_nullable_string(o.committed_metadata))
 
 
@@ -447,7 +540,7 @@ def _enc_OffsetCommitRequestTopic_7(a: _Append, o: OffsetCommitRequestTopic) -> 
 
 def _enc_OffsetCommitRequest_7(a: _Append, o: OffsetCommitRequest) -> None:
     a(_enc_string(o.group_id))
-    a(_S2.pack(o.generation_id_or_member_epoch))
+    a(_S4.pack(o.generation_id_or_member_epoch))
     a(_enc_string(o.member_id))
     a(_enc_nullable_string(o.group_instance_id))
     a(_enc_array_len(o.topics))
@@ -457,9 +550,16 @@ def _enc_OffsetCommitRequest_7(a: _Append, o: OffsetCommitRequest) -> None:
 
 def _dec_OffsetCommitRequest_7(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    f_member_id, pos = _read_string(buf, pos)
+    (f_generation_id_or_member_epoch, _sn,) = _S5.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_group_instance_id, pos = _read_nullable_string(buf, pos)
     f_topics: list[OffsetCommitRequestTopic]
     n, pos = _read_array_len(buf, pos)
@@ -476,13 +576,13 @@ def _dec_OffsetCommitRequest_7(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest
 def _enc_OffsetCommitRequestPartition_8(a: _Append, o: OffsetCommitRequestPartition) -> None:
     if o.commit_timestamp != -1:
         raise _EncodeError('OffsetCommitRequestPartition.commit_timestamp is not default and version 8 lacks it')
-    a(_S4.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
+    a(_S7.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     a(_enc_compact_nullable_string(o.committed_metadata))
     a(_ZERO_BYTE)
 
 
 def _dec_OffsetCommitRequestPartition_8(buf: _Buf, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S4.unpack_from(buf, pos)
+    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S7.unpack_from(buf, pos)
     pos += 16
     f_committed_metadata, pos = _read_compact_nullable_string(buf, pos)
     if buf[pos]:
@@ -509,8 +609,14 @@ def _dec_OffsetCommitRequestTopic_8(buf: _Buf, pos: int) -> tuple[OffsetCommitRe
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_OffsetCommitRequestPartition_8(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_committed_offset, i_committed_leader_epoch,) = _S7.unpack_from(buf, pos)
+            pos += 16
+            i_committed_metadata, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(OffsetCommitRequestPartition(i_partition_index, i_committed_offset, i_committed_leader_epoch, -1, i_committed_metadata))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -520,7 +626,7 @@ def _dec_OffsetCommitRequestTopic_8(buf: _Buf, pos: int) -> tuple[OffsetCommitRe
 
 def _enc_OffsetCommitRequest_8(a: _Append, o: OffsetCommitRequest) -> None:
     a(_enc_compact_string(o.group_id))
-    a(_S2.pack(o.generation_id_or_member_epoch))
+    a(_S4.pack(o.generation_id_or_member_epoch))
     a(_enc_compact_string(o.member_id))
     a(_enc_compact_nullable_string(o.group_instance_id))
     a(_enc_compact_array_len(o.topics))
@@ -531,7 +637,7 @@ def _enc_OffsetCommitRequest_8(a: _Append, o: OffsetCommitRequest) -> None:
 
 def _dec_OffsetCommitRequest_8(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest, int]:
     f_group_id, pos = _read_compact_string(buf, pos)
-    (f_generation_id_or_member_epoch,) = _S2.unpack_from(buf, pos)
+    (f_generation_id_or_member_epoch,) = _S4.unpack_from(buf, pos)
     pos += 4
     f_member_id, pos = _read_compact_string(buf, pos)
     f_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
@@ -554,7 +660,7 @@ def _dec_OffsetCommitRequest_8(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest
 def _enc_OffsetCommitRequestPartition_9(a: _Append, o: OffsetCommitRequestPartition) -> None:
     if o.commit_timestamp != -1:
         raise _EncodeError('OffsetCommitRequestPartition.commit_timestamp is not default and version 9 lacks it')
-    a(_S4.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
+    a(_S7.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     a(_enc_compact_nullable_string(o.committed_metadata))
     a(_ZERO_BYTE)
 
@@ -569,7 +675,7 @@ def _enc_OffsetCommitRequestTopic_9(a: _Append, o: OffsetCommitRequestTopic) -> 
 
 def _enc_OffsetCommitRequest_9(a: _Append, o: OffsetCommitRequest) -> None:
     a(_enc_compact_string(o.group_id))
-    a(_S2.pack(o.generation_id_or_member_epoch))
+    a(_S4.pack(o.generation_id_or_member_epoch))
     a(_enc_compact_string(o.member_id))
     a(_enc_compact_nullable_string(o.group_instance_id))
     a(_enc_compact_array_len(o.topics))

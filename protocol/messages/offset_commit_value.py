@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,8 +60,10 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['OffsetCommitValue']
 _S0 = _struct.Struct('>q')
-_S1 = _struct.Struct('>qq')
-_S2 = _struct.Struct('>qi')
+_S1 = _struct.Struct('>qh')
+_S2 = _struct.Struct('>qq')
+_S3 = _struct.Struct('>qi')
+_S4 = _struct.Struct('>qih')
 
 
 @_dataclass(slots=True)
@@ -86,9 +89,16 @@ def _enc_OffsetCommitValue_0(a: _Append, o: OffsetCommitValue) -> None:
 
 
 def _dec_OffsetCommitValue_0(buf: _Buf, pos: int) -> tuple[OffsetCommitValue, int]:
-    (f_offset,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    f_metadata, pos = _read_string(buf, pos)
+    (f_offset, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 10
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_metadata = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     (f_commit_timestamp,) = _S0.unpack_from(buf, pos)
     pos += 8
     return OffsetCommitValue(f_offset, -1, f_metadata, f_commit_timestamp, -1), pos
@@ -97,42 +107,56 @@ def _dec_OffsetCommitValue_0(buf: _Buf, pos: int) -> tuple[OffsetCommitValue, in
 def _enc_OffsetCommitValue_1(a: _Append, o: OffsetCommitValue) -> None:
     a(_S0.pack(o.offset))
     a(_enc_string(o.metadata))
-    a(_S1.pack(o.commit_timestamp, o.expire_timestamp))
+    a(_S2.pack(o.commit_timestamp, o.expire_timestamp))
 
 
 def _dec_OffsetCommitValue_1(buf: _Buf, pos: int) -> tuple[OffsetCommitValue, int]:
-    (f_offset,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    f_metadata, pos = _read_string(buf, pos)
-    (f_commit_timestamp, f_expire_timestamp,) = _S1.unpack_from(buf, pos)
+    (f_offset, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 10
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_metadata = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_commit_timestamp, f_expire_timestamp,) = _S2.unpack_from(buf, pos)
     pos += 16
     return OffsetCommitValue(f_offset, -1, f_metadata, f_commit_timestamp, f_expire_timestamp), pos
 
 
 def _enc_OffsetCommitValue_3(a: _Append, o: OffsetCommitValue) -> None:
-    a(_S2.pack(o.offset, o.leader_epoch))
+    a(_S3.pack(o.offset, o.leader_epoch))
     a(_enc_string(o.metadata))
     a(_S0.pack(o.commit_timestamp))
 
 
 def _dec_OffsetCommitValue_3(buf: _Buf, pos: int) -> tuple[OffsetCommitValue, int]:
-    (f_offset, f_leader_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 12
-    f_metadata, pos = _read_string(buf, pos)
+    (f_offset, f_leader_epoch, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 14
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_metadata = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     (f_commit_timestamp,) = _S0.unpack_from(buf, pos)
     pos += 8
     return OffsetCommitValue(f_offset, f_leader_epoch, f_metadata, f_commit_timestamp, -1), pos
 
 
 def _enc_OffsetCommitValue_4(a: _Append, o: OffsetCommitValue) -> None:
-    a(_S2.pack(o.offset, o.leader_epoch))
+    a(_S3.pack(o.offset, o.leader_epoch))
     a(_enc_compact_string(o.metadata))
     a(_S0.pack(o.commit_timestamp))
     a(_ZERO_BYTE)
 
 
 def _dec_OffsetCommitValue_4(buf: _Buf, pos: int) -> tuple[OffsetCommitValue, int]:
-    (f_offset, f_leader_epoch,) = _S2.unpack_from(buf, pos)
+    (f_offset, f_leader_epoch,) = _S3.unpack_from(buf, pos)
     pos += 12
     f_metadata, pos = _read_compact_string(buf, pos)
     (f_commit_timestamp,) = _S0.unpack_from(buf, pos)

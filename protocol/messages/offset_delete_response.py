@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -121,8 +122,9 @@ def _dec_OffsetDeleteResponseTopic_0(buf: _Buf, pos: int) -> tuple[OffsetDeleteR
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_OffsetDeleteResponsePartition_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            f_partitions.append(OffsetDeleteResponsePartition(i_partition_index, i_error_code))
     return OffsetDeleteResponseTopic(f_name, f_partitions), pos
 
 

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -60,8 +61,10 @@ from protocol.primitives import uvarint as _uvarint
 __all__ = ['OffsetFetchResponsePartition', 'OffsetFetchResponseTopic', 'OffsetFetchResponsePartitions', 'OffsetFetchResponseTopics', 'OffsetFetchResponseGroup', 'OffsetFetchResponse']
 _S0 = _struct.Struct('>iq')
 _S1 = _struct.Struct('>h')
-_S2 = _struct.Struct('>i')
-_S3 = _struct.Struct('>iqi')
+_S2 = _struct.Struct('>iqh')
+_S3 = _struct.Struct('>i')
+_S4 = _struct.Struct('>iqi')
+_S5 = _struct.Struct('>iqih')
 
 
 @_dataclass(slots=True)
@@ -144,9 +147,18 @@ def _enc_OffsetFetchResponsePartition_0(a: _Append, o: OffsetFetchResponsePartit
 
 
 def _dec_OffsetFetchResponsePartition_0(buf: _Buf, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
-    (f_partition_index, f_committed_offset,) = _S0.unpack_from(buf, pos)
-    pos += 12
-    f_metadata, pos = _read_nullable_string(buf, pos)
+    (f_partition_index, f_committed_offset, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 14
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_metadata = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_metadata = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     (f_error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
     return OffsetFetchResponsePartition(f_partition_index, f_committed_offset, -1, f_metadata, f_error_code), pos
@@ -168,8 +180,21 @@ def _dec_OffsetFetchResponseTopic_0(buf: _Buf, pos: int) -> tuple[OffsetFetchRes
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_OffsetFetchResponsePartition_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_committed_offset, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 14
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_metadata = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_metadata = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_error_code,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            f_partitions.append(OffsetFetchResponsePartition(i_partition_index, i_committed_offset, -1, i_metadata, i_error_code))
     return OffsetFetchResponseTopic(f_name, f_partitions), pos
 
 
@@ -229,7 +254,7 @@ def _dec_OffsetFetchResponse_2(buf: _Buf, pos: int) -> tuple[OffsetFetchResponse
 def _enc_OffsetFetchResponse_3(a: _Append, o: OffsetFetchResponse) -> None:
     if o.groups:
         raise _EncodeError('OffsetFetchResponse.groups is not default and version 3 lacks it')
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_OffsetFetchResponseTopic_0(a, _e_topics)
@@ -237,7 +262,7 @@ def _enc_OffsetFetchResponse_3(a: _Append, o: OffsetFetchResponse) -> None:
 
 
 def _dec_OffsetFetchResponse_3(buf: _Buf, pos: int) -> tuple[OffsetFetchResponse, int]:
-    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
     f_topics: list[OffsetFetchResponseTopic]
     n, pos = _read_array_len(buf, pos)
@@ -256,7 +281,7 @@ def _dec_OffsetFetchResponse_3(buf: _Buf, pos: int) -> tuple[OffsetFetchResponse
 def _enc_OffsetFetchResponse_4(a: _Append, o: OffsetFetchResponse) -> None:
     if o.groups:
         raise _EncodeError('OffsetFetchResponse.groups is not default and version 4 lacks it')
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_OffsetFetchResponseTopic_0(a, _e_topics)
@@ -264,15 +289,24 @@ def _enc_OffsetFetchResponse_4(a: _Append, o: OffsetFetchResponse) -> None:
 
 
 def _enc_OffsetFetchResponsePartition_5(a: _Append, o: OffsetFetchResponsePartition) -> None:
-    a(_S3.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
+    a(_S4.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     a(_enc_nullable_string(o.metadata))
     a(_S1.pack(o.error_code))
 
 
 def _dec_OffsetFetchResponsePartition_5(buf: _Buf, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S3.unpack_from(buf, pos)
-    pos += 16
-    f_metadata, pos = _read_nullable_string(buf, pos)
+    (f_partition_index, f_committed_offset, f_committed_leader_epoch, _sn,) = _S5.unpack_from(buf, pos)
+    pos += 18
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_metadata = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_metadata = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     (f_error_code,) = _S1.unpack_from(buf, pos)
     pos += 2
     return OffsetFetchResponsePartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, f_metadata, f_error_code), pos
@@ -294,15 +328,28 @@ def _dec_OffsetFetchResponseTopic_5(buf: _Buf, pos: int) -> tuple[OffsetFetchRes
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_OffsetFetchResponsePartition_5(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_committed_offset, i_committed_leader_epoch, _sn,) = _S5.unpack_from(buf, pos)
+            pos += 18
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_metadata = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_metadata = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_error_code,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            f_partitions.append(OffsetFetchResponsePartition(i_partition_index, i_committed_offset, i_committed_leader_epoch, i_metadata, i_error_code))
     return OffsetFetchResponseTopic(f_name, f_partitions), pos
 
 
 def _enc_OffsetFetchResponse_5(a: _Append, o: OffsetFetchResponse) -> None:
     if o.groups:
         raise _EncodeError('OffsetFetchResponse.groups is not default and version 5 lacks it')
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_OffsetFetchResponseTopic_5(a, _e_topics)
@@ -310,7 +357,7 @@ def _enc_OffsetFetchResponse_5(a: _Append, o: OffsetFetchResponse) -> None:
 
 
 def _dec_OffsetFetchResponse_5(buf: _Buf, pos: int) -> tuple[OffsetFetchResponse, int]:
-    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
     f_topics: list[OffsetFetchResponseTopic]
     n, pos = _read_array_len(buf, pos)
@@ -327,14 +374,14 @@ def _dec_OffsetFetchResponse_5(buf: _Buf, pos: int) -> tuple[OffsetFetchResponse
 
 
 def _enc_OffsetFetchResponsePartition_6(a: _Append, o: OffsetFetchResponsePartition) -> None:
-    a(_S3.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
+    a(_S4.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     a(_enc_compact_nullable_string(o.metadata))
     a(_S1.pack(o.error_code))
     a(_ZERO_BYTE)
 
 
 def _dec_OffsetFetchResponsePartition_6(buf: _Buf, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S3.unpack_from(buf, pos)
+    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S4.unpack_from(buf, pos)
     pos += 16
     f_metadata, pos = _read_compact_nullable_string(buf, pos)
     (f_error_code,) = _S1.unpack_from(buf, pos)
@@ -363,8 +410,16 @@ def _dec_OffsetFetchResponseTopic_6(buf: _Buf, pos: int) -> tuple[OffsetFetchRes
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_OffsetFetchResponsePartition_6(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_committed_offset, i_committed_leader_epoch,) = _S4.unpack_from(buf, pos)
+            pos += 16
+            i_metadata, pos = _read_compact_nullable_string(buf, pos)
+            (i_error_code,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(OffsetFetchResponsePartition(i_partition_index, i_committed_offset, i_committed_leader_epoch, i_metadata, i_error_code))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -375,7 +430,7 @@ def _dec_OffsetFetchResponseTopic_6(buf: _Buf, pos: int) -> tuple[OffsetFetchRes
 def _enc_OffsetFetchResponse_6(a: _Append, o: OffsetFetchResponse) -> None:
     if o.groups:
         raise _EncodeError('OffsetFetchResponse.groups is not default and version 6 lacks it')
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_OffsetFetchResponseTopic_6(a, _e_topics)
@@ -384,7 +439,7 @@ def _enc_OffsetFetchResponse_6(a: _Append, o: OffsetFetchResponse) -> None:
 
 
 def _dec_OffsetFetchResponse_6(buf: _Buf, pos: int) -> tuple[OffsetFetchResponse, int]:
-    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
     f_topics: list[OffsetFetchResponseTopic]
     n, pos = _read_compact_array_len(buf, pos)
@@ -407,7 +462,7 @@ def _dec_OffsetFetchResponse_6(buf: _Buf, pos: int) -> tuple[OffsetFetchResponse
 def _enc_OffsetFetchResponse_7(a: _Append, o: OffsetFetchResponse) -> None:
     if o.groups:
         raise _EncodeError('OffsetFetchResponse.groups is not default and version 7 lacks it')
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_OffsetFetchResponseTopic_6(a, _e_topics)
@@ -416,14 +471,14 @@ def _enc_OffsetFetchResponse_7(a: _Append, o: OffsetFetchResponse) -> None:
 
 
 def _enc_OffsetFetchResponsePartitions_8(a: _Append, o: OffsetFetchResponsePartitions) -> None:
-    a(_S3.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
+    a(_S4.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     a(_enc_compact_nullable_string(o.metadata))
     a(_S1.pack(o.error_code))
     a(_ZERO_BYTE)
 
 
 def _dec_OffsetFetchResponsePartitions_8(buf: _Buf, pos: int) -> tuple[OffsetFetchResponsePartitions, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S3.unpack_from(buf, pos)
+    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S4.unpack_from(buf, pos)
     pos += 16
     f_metadata, pos = _read_compact_nullable_string(buf, pos)
     (f_error_code,) = _S1.unpack_from(buf, pos)
@@ -452,8 +507,16 @@ def _dec_OffsetFetchResponseTopics_8(buf: _Buf, pos: int) -> tuple[OffsetFetchRe
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_OffsetFetchResponsePartitions_8(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_committed_offset, i_committed_leader_epoch,) = _S4.unpack_from(buf, pos)
+            pos += 16
+            i_metadata, pos = _read_compact_nullable_string(buf, pos)
+            (i_error_code,) = _S1.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(OffsetFetchResponsePartitions(i_partition_index, i_committed_offset, i_committed_leader_epoch, i_metadata, i_error_code))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -493,7 +556,7 @@ def _dec_OffsetFetchResponseGroup_8(buf: _Buf, pos: int) -> tuple[OffsetFetchRes
 def _enc_OffsetFetchResponse_8(a: _Append, o: OffsetFetchResponse) -> None:
     if o.topics:
         raise _EncodeError('OffsetFetchResponse.topics is not default and version 8 lacks it')
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.groups))
     for _e_groups in o.groups:
         _enc_OffsetFetchResponseGroup_8(a, _e_groups)
@@ -501,7 +564,7 @@ def _enc_OffsetFetchResponse_8(a: _Append, o: OffsetFetchResponse) -> None:
 
 
 def _dec_OffsetFetchResponse_8(buf: _Buf, pos: int) -> tuple[OffsetFetchResponse, int]:
-    (f_throttle_time_ms,) = _S2.unpack_from(buf, pos)
+    (f_throttle_time_ms,) = _S3.unpack_from(buf, pos)
     pos += 4
     f_groups: list[OffsetFetchResponseGroup]
     n, pos = _read_compact_array_len(buf, pos)
@@ -522,7 +585,7 @@ def _dec_OffsetFetchResponse_8(buf: _Buf, pos: int) -> tuple[OffsetFetchResponse
 def _enc_OffsetFetchResponse_9(a: _Append, o: OffsetFetchResponse) -> None:
     if o.topics:
         raise _EncodeError('OffsetFetchResponse.topics is not default and version 9 lacks it')
-    a(_S2.pack(o.throttle_time_ms))
+    a(_S3.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.groups))
     for _e_groups in o.groups:
         _enc_OffsetFetchResponseGroup_8(a, _e_groups)

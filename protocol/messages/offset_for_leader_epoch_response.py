@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -124,8 +125,9 @@ def _dec_OffsetForLeaderTopicResult_0(buf: _Buf, pos: int) -> tuple[OffsetForLea
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_EpochEndOffset_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_error_code, i_partition, i_end_offset,) = _S0.unpack_from(buf, pos)
+            pos += 14
+            f_partitions.append(EpochEndOffset(i_error_code, i_partition, -1, i_end_offset))
     return OffsetForLeaderTopicResult(f_topic, f_partitions), pos
 
 
@@ -174,8 +176,9 @@ def _dec_OffsetForLeaderTopicResult_1(buf: _Buf, pos: int) -> tuple[OffsetForLea
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_EpochEndOffset_1(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_error_code, i_partition, i_leader_epoch, i_end_offset,) = _S1.unpack_from(buf, pos)
+            pos += 18
+            f_partitions.append(EpochEndOffset(i_error_code, i_partition, i_leader_epoch, i_end_offset))
     return OffsetForLeaderTopicResult(f_topic, f_partitions), pos
 
 
@@ -252,8 +255,13 @@ def _dec_OffsetForLeaderTopicResult_4(buf: _Buf, pos: int) -> tuple[OffsetForLea
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_EpochEndOffset_4(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_error_code, i_partition, i_leader_epoch, i_end_offset,) = _S1.unpack_from(buf, pos)
+            pos += 18
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(EpochEndOffset(i_error_code, i_partition, i_leader_epoch, i_end_offset))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -129,8 +130,10 @@ def _dec_TopicProduceData_0(buf: _Buf, pos: int) -> tuple[TopicProduceData, int]
     else:
         f_partition_data = []
         for _ in range(n):
-            e_partition_data, pos = _dec_PartitionProduceData_0(buf, pos)
-            f_partition_data.append(e_partition_data)
+            (i_index,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            i_records, pos = _read_nullable_view(buf, pos)
+            f_partition_data.append(PartitionProduceData(i_index, i_records))
     return TopicProduceData(f_name, f_partition_data), pos
 
 
@@ -213,7 +216,22 @@ def _enc_PartitionProduceData_9(a: _Append, o: PartitionProduceData) -> None:
 def _dec_PartitionProduceData_9(buf: _Buf, pos: int) -> tuple[PartitionProduceData, int]:
     (f_index,) = _S0.unpack_from(buf, pos)
     pos += 4
-    f_records, pos = _read_compact_nullable_view(buf, pos)
+    _vn = buf[pos]
+    if _vn < 0x80:
+        pos += 1
+    elif buf[pos + 1] < 0x80:  # two bytes: lengths up to 16 KiB
+        _vn = _vn & 0x7F | buf[pos + 1] << 7
+        pos += 2
+    else:
+        _vn, pos = _read_uvarint(buf, pos)
+    if _vn == 0:
+        f_records = None
+    else:
+        _vend = pos + _vn - 1
+        if _vend > len(buf):
+            _exceeds(buf, pos, _vn - 1)
+        f_records = buf[pos:_vend]
+        pos = _vend
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -238,8 +256,29 @@ def _dec_TopicProduceData_9(buf: _Buf, pos: int) -> tuple[TopicProduceData, int]
     else:
         f_partition_data = []
         for _ in range(n):
-            e_partition_data, pos = _dec_PartitionProduceData_9(buf, pos)
-            f_partition_data.append(e_partition_data)
+            (i_index,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            _vn = buf[pos]
+            if _vn < 0x80:
+                pos += 1
+            elif buf[pos + 1] < 0x80:  # two bytes: lengths up to 16 KiB
+                _vn = _vn & 0x7F | buf[pos + 1] << 7
+                pos += 2
+            else:
+                _vn, pos = _read_uvarint(buf, pos)
+            if _vn == 0:
+                i_records = None
+            else:
+                _vend = pos + _vn - 1
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _vn - 1)
+                i_records = buf[pos:_vend]
+                pos = _vend
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partition_data.append(PartitionProduceData(i_index, i_records))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

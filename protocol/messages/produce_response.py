@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -62,7 +63,8 @@ _S0 = _struct.Struct('>ihq')
 _S1 = _struct.Struct('>i')
 _S2 = _struct.Struct('>ihqq')
 _S3 = _struct.Struct('>ihqqq')
-_S4 = _struct.Struct('>ii')
+_S4 = _struct.Struct('>ih')
+_S5 = _struct.Struct('>ii')
 
 
 @_dataclass(slots=True)
@@ -169,8 +171,9 @@ def _dec_TopicProduceResponse_0(buf: _Buf, pos: int) -> tuple[TopicProduceRespon
     else:
         f_partition_responses = []
         for _ in range(n):
-            e_partition_responses, pos = _dec_PartitionProduceResponse_0(buf, pos)
-            f_partition_responses.append(e_partition_responses)
+            (i_index, i_error_code, i_base_offset,) = _S0.unpack_from(buf, pos)
+            pos += 14
+            f_partition_responses.append(PartitionProduceResponse(i_index, i_error_code, i_base_offset, -1, -1, [], None, LeaderIdAndEpoch()))
     return TopicProduceResponse(f_name, f_partition_responses), pos
 
 
@@ -260,8 +263,9 @@ def _dec_TopicProduceResponse_2(buf: _Buf, pos: int) -> tuple[TopicProduceRespon
     else:
         f_partition_responses = []
         for _ in range(n):
-            e_partition_responses, pos = _dec_PartitionProduceResponse_2(buf, pos)
-            f_partition_responses.append(e_partition_responses)
+            (i_index, i_error_code, i_base_offset, i_log_append_time_ms,) = _S2.unpack_from(buf, pos)
+            pos += 22
+            f_partition_responses.append(PartitionProduceResponse(i_index, i_error_code, i_base_offset, i_log_append_time_ms, -1, [], None, LeaderIdAndEpoch()))
     return TopicProduceResponse(f_name, f_partition_responses), pos
 
 
@@ -361,8 +365,9 @@ def _dec_TopicProduceResponse_5(buf: _Buf, pos: int) -> tuple[TopicProduceRespon
     else:
         f_partition_responses = []
         for _ in range(n):
-            e_partition_responses, pos = _dec_PartitionProduceResponse_5(buf, pos)
-            f_partition_responses.append(e_partition_responses)
+            (i_index, i_error_code, i_base_offset, i_log_append_time_ms, i_log_start_offset,) = _S3.unpack_from(buf, pos)
+            pos += 30
+            f_partition_responses.append(PartitionProduceResponse(i_index, i_error_code, i_base_offset, i_log_append_time_ms, i_log_start_offset, [], None, LeaderIdAndEpoch()))
     return TopicProduceResponse(f_name, f_partition_responses), pos
 
 
@@ -440,9 +445,18 @@ def _enc_BatchIndexAndErrorMessage_8(a: _Append, o: BatchIndexAndErrorMessage) -
 
 
 def _dec_BatchIndexAndErrorMessage_8(buf: _Buf, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
-    (f_batch_index,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_batch_index_error_message, pos = _read_nullable_string(buf, pos)
+    (f_batch_index, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_batch_index_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_batch_index_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return BatchIndexAndErrorMessage(f_batch_index, f_batch_index_error_message), pos
 
 
@@ -466,8 +480,19 @@ def _dec_PartitionProduceResponse_8(buf: _Buf, pos: int) -> tuple[PartitionProdu
     else:
         f_record_errors = []
         for _ in range(n):
-            e_record_errors, pos = _dec_BatchIndexAndErrorMessage_8(buf, pos)
-            f_record_errors.append(e_record_errors)
+            (i_batch_index, _sn,) = _S4.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_batch_index_error_message = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_batch_index_error_message = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_record_errors.append(BatchIndexAndErrorMessage(i_batch_index, i_batch_index_error_message))
     f_error_message, pos = _read_nullable_string(buf, pos)
     return PartitionProduceResponse(f_index, f_error_code, f_base_offset, f_log_append_time_ms, f_log_start_offset, f_record_errors, f_error_message, LeaderIdAndEpoch()), pos
 
@@ -555,8 +580,14 @@ def _dec_PartitionProduceResponse_9(buf: _Buf, pos: int) -> tuple[PartitionProdu
     else:
         f_record_errors = []
         for _ in range(n):
-            e_record_errors, pos = _dec_BatchIndexAndErrorMessage_9(buf, pos)
-            f_record_errors.append(e_record_errors)
+            (i_batch_index,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            i_batch_index_error_message, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_record_errors.append(BatchIndexAndErrorMessage(i_batch_index, i_batch_index_error_message))
     f_error_message, pos = _read_compact_nullable_string(buf, pos)
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
@@ -621,12 +652,12 @@ def _dec_ProduceResponse_9(buf: _Buf, pos: int) -> tuple[ProduceResponse, int]:
 
 
 def _enc_LeaderIdAndEpoch_10(a: _Append, o: LeaderIdAndEpoch) -> None:
-    a(_S4.pack(o.leader_id, o.leader_epoch))
+    a(_S5.pack(o.leader_id, o.leader_epoch))
     a(_ZERO_BYTE)
 
 
 def _dec_LeaderIdAndEpoch_10(buf: _Buf, pos: int) -> tuple[LeaderIdAndEpoch, int]:
-    (f_leader_id, f_leader_epoch,) = _S4.unpack_from(buf, pos)
+    (f_leader_id, f_leader_epoch,) = _S5.unpack_from(buf, pos)
     pos += 8
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
@@ -667,8 +698,14 @@ def _dec_PartitionProduceResponse_10(buf: _Buf, pos: int) -> tuple[PartitionProd
     else:
         f_record_errors = []
         for _ in range(n):
-            e_record_errors, pos = _dec_BatchIndexAndErrorMessage_9(buf, pos)
-            f_record_errors.append(e_record_errors)
+            (i_batch_index,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            i_batch_index_error_message, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_record_errors.append(BatchIndexAndErrorMessage(i_batch_index, i_batch_index_error_message))
     f_error_message, pos = _read_compact_nullable_string(buf, pos)
     f_current_leader: LeaderIdAndEpoch = LeaderIdAndEpoch()
     ntags, pos = _read_uvarint(buf, pos)
@@ -779,8 +816,17 @@ def _dec_ProduceResponse_10(buf: _Buf, pos: int) -> tuple[ProduceResponse, int]:
             else:
                 f_node_endpoints = []
                 for _ in range(n):
-                    e_node_endpoints, pos = _dec_NodeEndpoint_10(buf, pos)
-                    f_node_endpoints.append(e_node_endpoints)
+                    (i_node_id,) = _S1.unpack_from(buf, pos)
+                    pos += 4
+                    i_host, pos = _read_compact_string(buf, pos)
+                    (i_port,) = _S1.unpack_from(buf, pos)
+                    pos += 4
+                    i_rack, pos = _read_compact_nullable_string(buf, pos)
+                    if buf[pos]:
+                        pos = _skip_tagged_fields(buf, pos)
+                    else:
+                        pos += 1
+                    f_node_endpoints.append(NodeEndpoint(i_node_id, i_host, i_port, i_rack))
             buf = whole
         pos = end
     return ProduceResponse(f_responses, f_throttle_time_ms, f_node_endpoints), pos

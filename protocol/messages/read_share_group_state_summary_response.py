@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -137,8 +138,16 @@ def _dec_ReadStateSummaryResult_0(buf: _Buf, pos: int) -> tuple[ReadStateSummary
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_PartitionResult_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition, i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            i_error_message, pos = _read_compact_nullable_string(buf, pos)
+            (i_state_epoch, i_start_offset,) = _S1.unpack_from(buf, pos)
+            pos += 12
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(PartitionResult(i_partition, i_error_code, i_error_message, i_state_epoch, i_start_offset))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,6 +60,7 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['RequestHeader']
 _S0 = _struct.Struct('>hhi')
+_S1 = _struct.Struct('>hhih')
 
 
 @_dataclass(slots=True)
@@ -96,9 +98,18 @@ def _enc_RequestHeader_1(a: _Append, o: RequestHeader) -> None:
 
 
 def _dec_RequestHeader_1(buf: _Buf, pos: int) -> tuple[RequestHeader, int]:
-    (f_request_api_key, f_request_api_version, f_correlation_id,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    f_client_id, pos = _read_nullable_string(buf, pos)
+    (f_request_api_key, f_request_api_version, f_correlation_id, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 10
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_client_id = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_client_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return RequestHeader(f_request_api_key, f_request_api_version, f_correlation_id, f_client_id), pos
 
 
@@ -109,9 +120,18 @@ def _enc_RequestHeader_2(a: _Append, o: RequestHeader) -> None:
 
 
 def _dec_RequestHeader_2(buf: _Buf, pos: int) -> tuple[RequestHeader, int]:
-    (f_request_api_key, f_request_api_version, f_correlation_id,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    f_client_id, pos = _read_nullable_string(buf, pos)
+    (f_request_api_key, f_request_api_version, f_correlation_id, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 10
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_client_id = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_client_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,7 +60,8 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['SaslAuthenticateResponse']
 _S0 = _struct.Struct('>h')
-_S1 = _struct.Struct('>q')
+_S1 = _struct.Struct('>hh')
+_S2 = _struct.Struct('>q')
 
 
 @_dataclass(slots=True)
@@ -89,9 +91,18 @@ def _enc_SaslAuthenticateResponse_0(a: _Append, o: SaslAuthenticateResponse) -> 
 
 
 def _dec_SaslAuthenticateResponse_0(buf: _Buf, pos: int) -> tuple[SaslAuthenticateResponse, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_auth_bytes, pos = _read_bytes(buf, pos)
     return SaslAuthenticateResponse(f_error_code, f_error_message, f_auth_bytes, 0), pos
 
@@ -101,15 +112,24 @@ def _enc_SaslAuthenticateResponse_1(a: _Append, o: SaslAuthenticateResponse) -> 
     a(_enc_nullable_string(o.error_message))
     a(_enc_bytes_len(o.auth_bytes))
     a(o.auth_bytes)
-    a(_S1.pack(o.session_lifetime_ms))
+    a(_S2.pack(o.session_lifetime_ms))
 
 
 def _dec_SaslAuthenticateResponse_1(buf: _Buf, pos: int) -> tuple[SaslAuthenticateResponse, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_nullable_string(buf, pos)
+    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 4
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_error_message = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_error_message = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_auth_bytes, pos = _read_bytes(buf, pos)
-    (f_session_lifetime_ms,) = _S1.unpack_from(buf, pos)
+    (f_session_lifetime_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
     return SaslAuthenticateResponse(f_error_code, f_error_message, f_auth_bytes, f_session_lifetime_ms), pos
 
@@ -119,7 +139,7 @@ def _enc_SaslAuthenticateResponse_2(a: _Append, o: SaslAuthenticateResponse) -> 
     a(_enc_compact_nullable_string(o.error_message))
     a(_enc_compact_bytes_len(o.auth_bytes))
     a(o.auth_bytes)
-    a(_S1.pack(o.session_lifetime_ms))
+    a(_S2.pack(o.session_lifetime_ms))
     a(_ZERO_BYTE)
 
 
@@ -128,7 +148,7 @@ def _dec_SaslAuthenticateResponse_2(buf: _Buf, pos: int) -> tuple[SaslAuthentica
     pos += 2
     f_error_message, pos = _read_compact_nullable_string(buf, pos)
     f_auth_bytes, pos = _read_compact_bytes(buf, pos)
-    (f_session_lifetime_ms,) = _S1.unpack_from(buf, pos)
+    (f_session_lifetime_ms,) = _S2.unpack_from(buf, pos)
     pos += 8
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)

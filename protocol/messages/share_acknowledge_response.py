@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -244,8 +245,17 @@ def _dec_ShareAcknowledgeResponse_0(buf: _Buf, pos: int) -> tuple[ShareAcknowled
     else:
         f_node_endpoints = []
         for _ in range(n):
-            e_node_endpoints, pos = _dec_NodeEndpoint_0(buf, pos)
-            f_node_endpoints.append(e_node_endpoints)
+            (i_node_id,) = _S3.unpack_from(buf, pos)
+            pos += 4
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S3.unpack_from(buf, pos)
+            pos += 4
+            i_rack, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_node_endpoints.append(NodeEndpoint(i_node_id, i_host, i_port, i_rack))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

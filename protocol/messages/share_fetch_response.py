@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -203,7 +204,22 @@ def _dec_PartitionData_0(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     pos += 2
     f_acknowledge_error_message, pos = _read_compact_nullable_string(buf, pos)
     f_current_leader, pos = _dec_LeaderIdAndEpoch_0(buf, pos)
-    f_records, pos = _read_compact_nullable_view(buf, pos)
+    _vn = buf[pos]
+    if _vn < 0x80:
+        pos += 1
+    elif buf[pos + 1] < 0x80:  # two bytes: lengths up to 16 KiB
+        _vn = _vn & 0x7F | buf[pos + 1] << 7
+        pos += 2
+    else:
+        _vn, pos = _read_uvarint(buf, pos)
+    if _vn == 0:
+        f_records = None
+    else:
+        _vend = pos + _vn - 1
+        if _vend > len(buf):
+            _exceeds(buf, pos, _vn - 1)
+        f_records = buf[pos:_vend]
+        pos = _vend
     f_acquired_records: list[AcquiredRecords]
     n, pos = _read_compact_array_len(buf, pos)
     if n < 0:
@@ -211,8 +227,13 @@ def _dec_PartitionData_0(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_acquired_records = []
         for _ in range(n):
-            e_acquired_records, pos = _dec_AcquiredRecords_0(buf, pos)
-            f_acquired_records.append(e_acquired_records)
+            (i_first_offset, i_last_offset, i_delivery_count,) = _S1.unpack_from(buf, pos)
+            pos += 18
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_acquired_records.append(AcquiredRecords(i_first_offset, i_last_offset, i_delivery_count))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -302,8 +323,17 @@ def _dec_ShareFetchResponse_0(buf: _Buf, pos: int) -> tuple[ShareFetchResponse, 
     else:
         f_node_endpoints = []
         for _ in range(n):
-            e_node_endpoints, pos = _dec_NodeEndpoint_0(buf, pos)
-            f_node_endpoints.append(e_node_endpoints)
+            (i_node_id,) = _S5.unpack_from(buf, pos)
+            pos += 4
+            i_host, pos = _read_compact_string(buf, pos)
+            (i_port,) = _S5.unpack_from(buf, pos)
+            pos += 4
+            i_rack, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_node_endpoints.append(NodeEndpoint(i_node_id, i_host, i_port, i_rack))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -161,8 +162,10 @@ def _dec_StopReplicaRequest_0(buf: _Buf, pos: int) -> tuple[StopReplicaRequest, 
     else:
         f_ungrouped_partitions = []
         for _ in range(n):
-            e_ungrouped_partitions, pos = _dec_StopReplicaPartitionV0_0(buf, pos)
-            f_ungrouped_partitions.append(e_ungrouped_partitions)
+            i_topic_name, pos = _read_string(buf, pos)
+            (i_partition_index,) = _S0.unpack_from(buf, pos)
+            pos += 4
+            f_ungrouped_partitions.append(StopReplicaPartitionV0(i_topic_name, i_partition_index))
     return StopReplicaRequest(f_controller_id, False, f_controller_epoch, -1, f_delete_partitions, f_ungrouped_partitions, [], []), pos
 
 
@@ -296,8 +299,13 @@ def _dec_StopReplicaTopicState_3(buf: _Buf, pos: int) -> tuple[StopReplicaTopicS
     else:
         f_partition_states = []
         for _ in range(n):
-            e_partition_states, pos = _dec_StopReplicaPartitionState_3(buf, pos)
-            f_partition_states.append(e_partition_states)
+            (i_partition_index, i_leader_epoch, i_delete_partition,) = _S1.unpack_from(buf, pos)
+            pos += 9
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partition_states.append(StopReplicaPartitionState(i_partition_index, i_leader_epoch, i_delete_partition))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

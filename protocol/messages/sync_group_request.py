@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,6 +60,7 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['SyncGroupRequestAssignment', 'SyncGroupRequest']
 _S0 = _struct.Struct('>i')
+_S1 = _struct.Struct('>ih')
 
 
 @_dataclass(slots=True)
@@ -119,9 +121,16 @@ def _enc_SyncGroupRequest_0(a: _Append, o: SyncGroupRequest) -> None:
 
 def _dec_SyncGroupRequest_0(buf: _Buf, pos: int) -> tuple[SyncGroupRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_generation_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_member_id, pos = _read_string(buf, pos)
+    (f_generation_id, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_assignments: list[SyncGroupRequestAssignment]
     n, pos = _read_array_len(buf, pos)
     if n < 0:
@@ -129,8 +138,9 @@ def _dec_SyncGroupRequest_0(buf: _Buf, pos: int) -> tuple[SyncGroupRequest, int]
     else:
         f_assignments = []
         for _ in range(n):
-            e_assignments, pos = _dec_SyncGroupRequestAssignment_0(buf, pos)
-            f_assignments.append(e_assignments)
+            i_member_id, pos = _read_string(buf, pos)
+            i_assignment, pos = _read_bytes(buf, pos)
+            f_assignments.append(SyncGroupRequestAssignment(i_member_id, i_assignment))
     return SyncGroupRequest(f_group_id, f_generation_id, f_member_id, None, None, None, f_assignments), pos
 
 
@@ -168,9 +178,16 @@ def _enc_SyncGroupRequest_3(a: _Append, o: SyncGroupRequest) -> None:
 
 def _dec_SyncGroupRequest_3(buf: _Buf, pos: int) -> tuple[SyncGroupRequest, int]:
     f_group_id, pos = _read_string(buf, pos)
-    (f_generation_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_member_id, pos = _read_string(buf, pos)
+    (f_generation_id, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_member_id = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_group_instance_id, pos = _read_nullable_string(buf, pos)
     f_assignments: list[SyncGroupRequestAssignment]
     n, pos = _read_array_len(buf, pos)
@@ -179,8 +196,9 @@ def _dec_SyncGroupRequest_3(buf: _Buf, pos: int) -> tuple[SyncGroupRequest, int]
     else:
         f_assignments = []
         for _ in range(n):
-            e_assignments, pos = _dec_SyncGroupRequestAssignment_0(buf, pos)
-            f_assignments.append(e_assignments)
+            i_member_id, pos = _read_string(buf, pos)
+            i_assignment, pos = _read_bytes(buf, pos)
+            f_assignments.append(SyncGroupRequestAssignment(i_member_id, i_assignment))
     return SyncGroupRequest(f_group_id, f_generation_id, f_member_id, f_group_instance_id, None, None, f_assignments), pos
 
 
@@ -225,8 +243,13 @@ def _dec_SyncGroupRequest_4(buf: _Buf, pos: int) -> tuple[SyncGroupRequest, int]
     else:
         f_assignments = []
         for _ in range(n):
-            e_assignments, pos = _dec_SyncGroupRequestAssignment_4(buf, pos)
-            f_assignments.append(e_assignments)
+            i_member_id, pos = _read_compact_string(buf, pos)
+            i_assignment, pos = _read_compact_bytes(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_assignments.append(SyncGroupRequestAssignment(i_member_id, i_assignment))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -262,8 +285,13 @@ def _dec_SyncGroupRequest_5(buf: _Buf, pos: int) -> tuple[SyncGroupRequest, int]
     else:
         f_assignments = []
         for _ in range(n):
-            e_assignments, pos = _dec_SyncGroupRequestAssignment_4(buf, pos)
-            f_assignments.append(e_assignments)
+            i_member_id, pos = _read_compact_string(buf, pos)
+            i_assignment, pos = _read_compact_bytes(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_assignments.append(SyncGroupRequestAssignment(i_member_id, i_assignment))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

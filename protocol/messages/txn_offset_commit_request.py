@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -59,9 +60,11 @@ from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['TxnOffsetCommitRequestPartition', 'TxnOffsetCommitRequestTopic', 'TxnOffsetCommitRequest']
 _S0 = _struct.Struct('>iq')
-_S1 = _struct.Struct('>qh')
-_S2 = _struct.Struct('>iqi')
-_S3 = _struct.Struct('>qhi')
+_S1 = _struct.Struct('>iqh')
+_S2 = _struct.Struct('>qh')
+_S3 = _struct.Struct('>iqi')
+_S4 = _struct.Struct('>iqih')
+_S5 = _struct.Struct('>qhi')
 
 
 @_dataclass(slots=True)
@@ -117,9 +120,18 @@ def _enc_TxnOffsetCommitRequestPartition_0(a: _Append, o: TxnOffsetCommitRequest
 
 
 def _dec_TxnOffsetCommitRequestPartition_0(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset,) = _S0.unpack_from(buf, pos)
-    pos += 12
-    f_committed_metadata, pos = _read_nullable_string(buf, pos)
+    (f_partition_index, f_committed_offset, _sn,) = _S1.unpack_from(buf, pos)
+    pos += 14
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_committed_metadata = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_committed_metadata = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return TxnOffsetCommitRequestPartition(f_partition_index, f_committed_offset, -1, f_committed_metadata), pos
 
 
@@ -139,8 +151,19 @@ def _dec_TxnOffsetCommitRequestTopic_0(buf: _Buf, pos: int) -> tuple[TxnOffsetCo
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_TxnOffsetCommitRequestPartition_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_committed_offset, _sn,) = _S1.unpack_from(buf, pos)
+            pos += 14
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_committed_metadata = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_committed_metadata = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_partitions.append(TxnOffsetCommitRequestPartition(i_partition_index, i_committed_offset, -1, i_committed_metadata))
     return TxnOffsetCommitRequestTopic(f_name, f_partitions), pos
 
 
@@ -153,7 +176,7 @@ def _enc_TxnOffsetCommitRequest_0(a: _Append, o: TxnOffsetCommitRequest) -> None
         raise _EncodeError('TxnOffsetCommitRequest.group_instance_id is not default and version 0 lacks it')
     a(_enc_string(o.transactional_id))
     a(_enc_string(o.group_id))
-    a(_S1.pack(o.producer_id, o.producer_epoch))
+    a(_S2.pack(o.producer_id, o.producer_epoch))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_TxnOffsetCommitRequestTopic_0(a, _e_topics)
@@ -162,7 +185,7 @@ def _enc_TxnOffsetCommitRequest_0(a: _Append, o: TxnOffsetCommitRequest) -> None
 def _dec_TxnOffsetCommitRequest_0(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
     f_transactional_id, pos = _read_string(buf, pos)
     f_group_id, pos = _read_string(buf, pos)
-    (f_producer_id, f_producer_epoch,) = _S1.unpack_from(buf, pos)
+    (f_producer_id, f_producer_epoch,) = _S2.unpack_from(buf, pos)
     pos += 10
     f_topics: list[TxnOffsetCommitRequestTopic]
     n, pos = _read_array_len(buf, pos)
@@ -185,21 +208,30 @@ def _enc_TxnOffsetCommitRequest_1(a: _Append, o: TxnOffsetCommitRequest) -> None
         raise _EncodeError('TxnOffsetCommitRequest.group_instance_id is not default and version 1 lacks it')
     a(_enc_string(o.transactional_id))
     a(_enc_string(o.group_id))
-    a(_S1.pack(o.producer_id, o.producer_epoch))
+    a(_S2.pack(o.producer_id, o.producer_epoch))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_TxnOffsetCommitRequestTopic_0(a, _e_topics)
 
 
 def _enc_TxnOffsetCommitRequestPartition_2(a: _Append, o: TxnOffsetCommitRequestPartition) -> None:
-    a(_S2.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
+    a(_S3.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     a(_enc_nullable_string(o.committed_metadata))
 
 
 def _dec_TxnOffsetCommitRequestPartition_2(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 16
-    f_committed_metadata, pos = _read_nullable_string(buf, pos)
+    (f_partition_index, f_committed_offset, f_committed_leader_epoch, _sn,) = _S4.unpack_from(buf, pos)
+    pos += 18
+    if _sn < 0:
+        if _sn != -1:
+            raise _BadLengthError(f'negative string length {_sn}')
+        f_committed_metadata = None
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_committed_metadata = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     return TxnOffsetCommitRequestPartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, f_committed_metadata), pos
 
 
@@ -219,8 +251,19 @@ def _dec_TxnOffsetCommitRequestTopic_2(buf: _Buf, pos: int) -> tuple[TxnOffsetCo
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_TxnOffsetCommitRequestPartition_2(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_committed_offset, i_committed_leader_epoch, _sn,) = _S4.unpack_from(buf, pos)
+            pos += 18
+            if _sn < 0:
+                if _sn != -1:
+                    raise _BadLengthError(f'negative string length {_sn}')
+                i_committed_metadata = None
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_committed_metadata = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            f_partitions.append(TxnOffsetCommitRequestPartition(i_partition_index, i_committed_offset, i_committed_leader_epoch, i_committed_metadata))
     return TxnOffsetCommitRequestTopic(f_name, f_partitions), pos
 
 
@@ -233,7 +276,7 @@ def _enc_TxnOffsetCommitRequest_2(a: _Append, o: TxnOffsetCommitRequest) -> None
         raise _EncodeError('TxnOffsetCommitRequest.group_instance_id is not default and version 2 lacks it')
     a(_enc_string(o.transactional_id))
     a(_enc_string(o.group_id))
-    a(_S1.pack(o.producer_id, o.producer_epoch))
+    a(_S2.pack(o.producer_id, o.producer_epoch))
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
         _enc_TxnOffsetCommitRequestTopic_2(a, _e_topics)
@@ -242,7 +285,7 @@ def _enc_TxnOffsetCommitRequest_2(a: _Append, o: TxnOffsetCommitRequest) -> None
 def _dec_TxnOffsetCommitRequest_2(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
     f_transactional_id, pos = _read_string(buf, pos)
     f_group_id, pos = _read_string(buf, pos)
-    (f_producer_id, f_producer_epoch,) = _S1.unpack_from(buf, pos)
+    (f_producer_id, f_producer_epoch,) = _S2.unpack_from(buf, pos)
     pos += 10
     f_topics: list[TxnOffsetCommitRequestTopic]
     n, pos = _read_array_len(buf, pos)
@@ -257,13 +300,13 @@ def _dec_TxnOffsetCommitRequest_2(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitR
 
 
 def _enc_TxnOffsetCommitRequestPartition_3(a: _Append, o: TxnOffsetCommitRequestPartition) -> None:
-    a(_S2.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
+    a(_S3.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     a(_enc_compact_nullable_string(o.committed_metadata))
     a(_ZERO_BYTE)
 
 
 def _dec_TxnOffsetCommitRequestPartition_3(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S2.unpack_from(buf, pos)
+    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S3.unpack_from(buf, pos)
     pos += 16
     f_committed_metadata, pos = _read_compact_nullable_string(buf, pos)
     if buf[pos]:
@@ -290,8 +333,14 @@ def _dec_TxnOffsetCommitRequestTopic_3(buf: _Buf, pos: int) -> tuple[TxnOffsetCo
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_TxnOffsetCommitRequestPartition_3(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_committed_offset, i_committed_leader_epoch,) = _S3.unpack_from(buf, pos)
+            pos += 16
+            i_committed_metadata, pos = _read_compact_nullable_string(buf, pos)
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(TxnOffsetCommitRequestPartition(i_partition_index, i_committed_offset, i_committed_leader_epoch, i_committed_metadata))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -302,7 +351,7 @@ def _dec_TxnOffsetCommitRequestTopic_3(buf: _Buf, pos: int) -> tuple[TxnOffsetCo
 def _enc_TxnOffsetCommitRequest_3(a: _Append, o: TxnOffsetCommitRequest) -> None:
     a(_enc_compact_string(o.transactional_id))
     a(_enc_compact_string(o.group_id))
-    a(_S3.pack(o.producer_id, o.producer_epoch, o.generation_id))
+    a(_S5.pack(o.producer_id, o.producer_epoch, o.generation_id))
     a(_enc_compact_string(o.member_id))
     a(_enc_compact_nullable_string(o.group_instance_id))
     a(_enc_compact_array_len(o.topics))
@@ -314,7 +363,7 @@ def _enc_TxnOffsetCommitRequest_3(a: _Append, o: TxnOffsetCommitRequest) -> None
 def _dec_TxnOffsetCommitRequest_3(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitRequest, int]:
     f_transactional_id, pos = _read_compact_string(buf, pos)
     f_group_id, pos = _read_compact_string(buf, pos)
-    (f_producer_id, f_producer_epoch, f_generation_id,) = _S3.unpack_from(buf, pos)
+    (f_producer_id, f_producer_epoch, f_generation_id,) = _S5.unpack_from(buf, pos)
     pos += 14
     f_member_id, pos = _read_compact_string(buf, pos)
     f_group_instance_id, pos = _read_compact_nullable_string(buf, pos)

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -119,8 +120,9 @@ def _dec_TxnOffsetCommitResponseTopic_0(buf: _Buf, pos: int) -> tuple[TxnOffsetC
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_TxnOffsetCommitResponsePartition_0(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            f_partitions.append(TxnOffsetCommitResponsePartition(i_partition_index, i_error_code))
     return TxnOffsetCommitResponseTopic(f_name, f_partitions), pos
 
 
@@ -178,8 +180,13 @@ def _dec_TxnOffsetCommitResponseTopic_3(buf: _Buf, pos: int) -> tuple[TxnOffsetC
     else:
         f_partitions = []
         for _ in range(n):
-            e_partitions, pos = _dec_TxnOffsetCommitResponsePartition_3(buf, pos)
-            f_partitions.append(e_partitions)
+            (i_partition_index, i_error_code,) = _S0.unpack_from(buf, pos)
+            pos += 6
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_partitions.append(TxnOffsetCommitResponsePartition(i_partition_index, i_error_code))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -132,8 +133,14 @@ def _dec_UpdateFeaturesRequest_0(buf: _Buf, pos: int) -> tuple[UpdateFeaturesReq
     else:
         f_feature_updates = []
         for _ in range(n):
-            e_feature_updates, pos = _dec_FeatureUpdateKey_0(buf, pos)
-            f_feature_updates.append(e_feature_updates)
+            i_feature, pos = _read_compact_string(buf, pos)
+            (i_max_version_level, i_allow_downgrade,) = _S0.unpack_from(buf, pos)
+            pos += 3
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_feature_updates.append(FeatureUpdateKey(i_feature, i_max_version_level, i_allow_downgrade, 1))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
@@ -179,8 +186,14 @@ def _dec_UpdateFeaturesRequest_1(buf: _Buf, pos: int) -> tuple[UpdateFeaturesReq
     else:
         f_feature_updates = []
         for _ in range(n):
-            e_feature_updates, pos = _dec_FeatureUpdateKey_1(buf, pos)
-            f_feature_updates.append(e_feature_updates)
+            i_feature, pos = _read_compact_string(buf, pos)
+            (i_max_version_level, i_upgrade_type,) = _S2.unpack_from(buf, pos)
+            pos += 3
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_feature_updates.append(FeatureUpdateKey(i_feature, i_max_version_level, False, i_upgrade_type))
     (f_validate_only,) = _S3.unpack_from(buf, pos)
     pos += 1
     if buf[pos]:

@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -60,12 +61,13 @@ from protocol.primitives import uvarint as _uvarint
 __all__ = ['UpdateMetadataPartitionState', 'UpdateMetadataTopicState', 'UpdateMetadataEndpoint', 'UpdateMetadataBroker', 'UpdateMetadataRequest']
 _S0 = _struct.Struct('>iiii')
 _S1 = _struct.Struct('>i')
-_S2 = _struct.Struct('>ii')
-_S3 = _struct.Struct('>h')
-_S4 = _struct.Struct('>iiq')
-_S5 = _struct.Struct('>16s')
-_S6 = _struct.Struct('>i?iq')
-_S7 = _struct.Struct('>b')
+_S2 = _struct.Struct('>ih')
+_S3 = _struct.Struct('>ii')
+_S4 = _struct.Struct('>h')
+_S5 = _struct.Struct('>iiq')
+_S6 = _struct.Struct('>16s')
+_S7 = _struct.Struct('>i?iq')
+_S8 = _struct.Struct('>b')
 
 
 @_dataclass(slots=True)
@@ -188,9 +190,16 @@ def _enc_UpdateMetadataBroker_0(a: _Append, o: UpdateMetadataBroker) -> None:
 
 
 def _dec_UpdateMetadataBroker_0(buf: _Buf, pos: int) -> tuple[UpdateMetadataBroker, int]:
-    (f_id,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_v0_host, pos = _read_string(buf, pos)
+    (f_id, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_v0_host = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     (f_v0_port,) = _S1.unpack_from(buf, pos)
     pos += 4
     return UpdateMetadataBroker(f_id, f_v0_host, f_v0_port, [], ''), pos
@@ -203,7 +212,7 @@ def _enc_UpdateMetadataRequest_0(a: _Append, o: UpdateMetadataRequest) -> None:
         raise _EncodeError('UpdateMetadataRequest.type is not default and version 0 lacks it')
     if o.topic_states:
         raise _EncodeError('UpdateMetadataRequest.topic_states is not default and version 0 lacks it')
-    a(_S2.pack(o.controller_id, o.controller_epoch))
+    a(_S3.pack(o.controller_id, o.controller_epoch))
     a(_enc_array_len(o.ungrouped_partition_states))
     for _e_ungrouped_partition_states in o.ungrouped_partition_states:
         _enc_UpdateMetadataPartitionState_0(a, _e_ungrouped_partition_states)
@@ -213,7 +222,7 @@ def _enc_UpdateMetadataRequest_0(a: _Append, o: UpdateMetadataRequest) -> None:
 
 
 def _dec_UpdateMetadataRequest_0(buf: _Buf, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    (f_controller_id, f_controller_epoch,) = _S2.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch,) = _S3.unpack_from(buf, pos)
     pos += 8
     f_ungrouped_partition_states: list[UpdateMetadataPartitionState]
     n, pos = _read_array_len(buf, pos)
@@ -231,22 +240,40 @@ def _dec_UpdateMetadataRequest_0(buf: _Buf, pos: int) -> tuple[UpdateMetadataReq
     else:
         f_live_brokers = []
         for _ in range(n):
-            e_live_brokers, pos = _dec_UpdateMetadataBroker_0(buf, pos)
-            f_live_brokers.append(e_live_brokers)
+            (i_id, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_v0_host = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_v0_port,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            f_live_brokers.append(UpdateMetadataBroker(i_id, i_v0_host, i_v0_port, [], ''))
     return UpdateMetadataRequest(f_controller_id, False, 0, f_controller_epoch, -1, f_ungrouped_partition_states, [], f_live_brokers), pos
 
 
 def _enc_UpdateMetadataEndpoint_1(a: _Append, o: UpdateMetadataEndpoint) -> None:
     a(_S1.pack(o.port))
     a(_enc_string(o.host))
-    a(_S3.pack(o.security_protocol))
+    a(_S4.pack(o.security_protocol))
 
 
 def _dec_UpdateMetadataEndpoint_1(buf: _Buf, pos: int) -> tuple[UpdateMetadataEndpoint, int]:
-    (f_port,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_string(buf, pos)
-    (f_security_protocol,) = _S3.unpack_from(buf, pos)
+    (f_port, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_host = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
+    (f_security_protocol,) = _S4.unpack_from(buf, pos)
     pos += 2
     return UpdateMetadataEndpoint(f_port, f_host, '', f_security_protocol), pos
 
@@ -268,8 +295,19 @@ def _dec_UpdateMetadataBroker_1(buf: _Buf, pos: int) -> tuple[UpdateMetadataBrok
     else:
         f_endpoints = []
         for _ in range(n):
-            e_endpoints, pos = _dec_UpdateMetadataEndpoint_1(buf, pos)
-            f_endpoints.append(e_endpoints)
+            (i_port, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_security_protocol,) = _S4.unpack_from(buf, pos)
+            pos += 2
+            f_endpoints.append(UpdateMetadataEndpoint(i_port, i_host, '', i_security_protocol))
     return UpdateMetadataBroker(f_id, '', 0, f_endpoints, ''), pos
 
 
@@ -280,7 +318,7 @@ def _enc_UpdateMetadataRequest_1(a: _Append, o: UpdateMetadataRequest) -> None:
         raise _EncodeError('UpdateMetadataRequest.type is not default and version 1 lacks it')
     if o.topic_states:
         raise _EncodeError('UpdateMetadataRequest.topic_states is not default and version 1 lacks it')
-    a(_S2.pack(o.controller_id, o.controller_epoch))
+    a(_S3.pack(o.controller_id, o.controller_epoch))
     a(_enc_array_len(o.ungrouped_partition_states))
     for _e_ungrouped_partition_states in o.ungrouped_partition_states:
         _enc_UpdateMetadataPartitionState_0(a, _e_ungrouped_partition_states)
@@ -290,7 +328,7 @@ def _enc_UpdateMetadataRequest_1(a: _Append, o: UpdateMetadataRequest) -> None:
 
 
 def _dec_UpdateMetadataRequest_1(buf: _Buf, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    (f_controller_id, f_controller_epoch,) = _S2.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch,) = _S3.unpack_from(buf, pos)
     pos += 8
     f_ungrouped_partition_states: list[UpdateMetadataPartitionState]
     n, pos = _read_array_len(buf, pos)
@@ -331,8 +369,19 @@ def _dec_UpdateMetadataBroker_2(buf: _Buf, pos: int) -> tuple[UpdateMetadataBrok
     else:
         f_endpoints = []
         for _ in range(n):
-            e_endpoints, pos = _dec_UpdateMetadataEndpoint_1(buf, pos)
-            f_endpoints.append(e_endpoints)
+            (i_port, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            (i_security_protocol,) = _S4.unpack_from(buf, pos)
+            pos += 2
+            f_endpoints.append(UpdateMetadataEndpoint(i_port, i_host, '', i_security_protocol))
     f_rack, pos = _read_nullable_string(buf, pos)
     return UpdateMetadataBroker(f_id, '', 0, f_endpoints, f_rack), pos
 
@@ -344,7 +393,7 @@ def _enc_UpdateMetadataRequest_2(a: _Append, o: UpdateMetadataRequest) -> None:
         raise _EncodeError('UpdateMetadataRequest.type is not default and version 2 lacks it')
     if o.topic_states:
         raise _EncodeError('UpdateMetadataRequest.topic_states is not default and version 2 lacks it')
-    a(_S2.pack(o.controller_id, o.controller_epoch))
+    a(_S3.pack(o.controller_id, o.controller_epoch))
     a(_enc_array_len(o.ungrouped_partition_states))
     for _e_ungrouped_partition_states in o.ungrouped_partition_states:
         _enc_UpdateMetadataPartitionState_0(a, _e_ungrouped_partition_states)
@@ -354,7 +403,7 @@ def _enc_UpdateMetadataRequest_2(a: _Append, o: UpdateMetadataRequest) -> None:
 
 
 def _dec_UpdateMetadataRequest_2(buf: _Buf, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    (f_controller_id, f_controller_epoch,) = _S2.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch,) = _S3.unpack_from(buf, pos)
     pos += 8
     f_ungrouped_partition_states: list[UpdateMetadataPartitionState]
     n, pos = _read_array_len(buf, pos)
@@ -381,15 +430,22 @@ def _enc_UpdateMetadataEndpoint_3(a: _Append, o: UpdateMetadataEndpoint) -> None
     a(_S1.pack(o.port))
     a(_enc_string(o.host))
     a(_enc_string(o.listener))
-    a(_S3.pack(o.security_protocol))
+    a(_S4.pack(o.security_protocol))
 
 
 def _dec_UpdateMetadataEndpoint_3(buf: _Buf, pos: int) -> tuple[UpdateMetadataEndpoint, int]:
-    (f_port,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_string(buf, pos)
+    (f_port, _sn,) = _S2.unpack_from(buf, pos)
+    pos += 6
+    if _sn < 0:
+        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+    else:
+        _vend = pos + _sn
+        if _vend > len(buf):
+            _exceeds(buf, pos, _sn)
+        f_host = str(buf[pos:_vend], 'utf-8')
+        pos = _vend
     f_listener, pos = _read_string(buf, pos)
-    (f_security_protocol,) = _S3.unpack_from(buf, pos)
+    (f_security_protocol,) = _S4.unpack_from(buf, pos)
     pos += 2
     return UpdateMetadataEndpoint(f_port, f_host, f_listener, f_security_protocol), pos
 
@@ -412,8 +468,20 @@ def _dec_UpdateMetadataBroker_3(buf: _Buf, pos: int) -> tuple[UpdateMetadataBrok
     else:
         f_endpoints = []
         for _ in range(n):
-            e_endpoints, pos = _dec_UpdateMetadataEndpoint_3(buf, pos)
-            f_endpoints.append(e_endpoints)
+            (i_port, _sn,) = _S2.unpack_from(buf, pos)
+            pos += 6
+            if _sn < 0:
+                raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
+            else:
+                _vend = pos + _sn
+                if _vend > len(buf):
+                    _exceeds(buf, pos, _sn)
+                i_host = str(buf[pos:_vend], 'utf-8')
+                pos = _vend
+            i_listener, pos = _read_string(buf, pos)
+            (i_security_protocol,) = _S4.unpack_from(buf, pos)
+            pos += 2
+            f_endpoints.append(UpdateMetadataEndpoint(i_port, i_host, i_listener, i_security_protocol))
     f_rack, pos = _read_nullable_string(buf, pos)
     return UpdateMetadataBroker(f_id, '', 0, f_endpoints, f_rack), pos
 
@@ -425,7 +493,7 @@ def _enc_UpdateMetadataRequest_3(a: _Append, o: UpdateMetadataRequest) -> None:
         raise _EncodeError('UpdateMetadataRequest.type is not default and version 3 lacks it')
     if o.topic_states:
         raise _EncodeError('UpdateMetadataRequest.topic_states is not default and version 3 lacks it')
-    a(_S2.pack(o.controller_id, o.controller_epoch))
+    a(_S3.pack(o.controller_id, o.controller_epoch))
     a(_enc_array_len(o.ungrouped_partition_states))
     for _e_ungrouped_partition_states in o.ungrouped_partition_states:
         _enc_UpdateMetadataPartitionState_0(a, _e_ungrouped_partition_states)
@@ -435,7 +503,7 @@ def _enc_UpdateMetadataRequest_3(a: _Append, o: UpdateMetadataRequest) -> None:
 
 
 def _dec_UpdateMetadataRequest_3(buf: _Buf, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    (f_controller_id, f_controller_epoch,) = _S2.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch,) = _S3.unpack_from(buf, pos)
     pos += 8
     f_ungrouped_partition_states: list[UpdateMetadataPartitionState]
     n, pos = _read_array_len(buf, pos)
@@ -501,7 +569,7 @@ def _enc_UpdateMetadataRequest_4(a: _Append, o: UpdateMetadataRequest) -> None:
         raise _EncodeError('UpdateMetadataRequest.type is not default and version 4 lacks it')
     if o.topic_states:
         raise _EncodeError('UpdateMetadataRequest.topic_states is not default and version 4 lacks it')
-    a(_S2.pack(o.controller_id, o.controller_epoch))
+    a(_S3.pack(o.controller_id, o.controller_epoch))
     a(_enc_array_len(o.ungrouped_partition_states))
     for _e_ungrouped_partition_states in o.ungrouped_partition_states:
         _enc_UpdateMetadataPartitionState_4(a, _e_ungrouped_partition_states)
@@ -511,7 +579,7 @@ def _enc_UpdateMetadataRequest_4(a: _Append, o: UpdateMetadataRequest) -> None:
 
 
 def _dec_UpdateMetadataRequest_4(buf: _Buf, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    (f_controller_id, f_controller_epoch,) = _S2.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch,) = _S3.unpack_from(buf, pos)
     pos += 8
     f_ungrouped_partition_states: list[UpdateMetadataPartitionState]
     n, pos = _read_array_len(buf, pos)
@@ -596,7 +664,7 @@ def _enc_UpdateMetadataRequest_5(a: _Append, o: UpdateMetadataRequest) -> None:
         raise _EncodeError('UpdateMetadataRequest.type is not default and version 5 lacks it')
     if o.ungrouped_partition_states:
         raise _EncodeError('UpdateMetadataRequest.ungrouped_partition_states is not default and version 5 lacks it')
-    a(_S4.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
+    a(_S5.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
     a(_enc_array_len(o.topic_states))
     for _e_topic_states in o.topic_states:
         _enc_UpdateMetadataTopicState_5(a, _e_topic_states)
@@ -606,7 +674,7 @@ def _enc_UpdateMetadataRequest_5(a: _Append, o: UpdateMetadataRequest) -> None:
 
 
 def _dec_UpdateMetadataRequest_5(buf: _Buf, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S4.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 16
     f_topic_states: list[UpdateMetadataTopicState]
     n, pos = _read_array_len(buf, pos)
@@ -698,7 +766,7 @@ def _enc_UpdateMetadataEndpoint_6(a: _Append, o: UpdateMetadataEndpoint) -> None
     a(_S1.pack(o.port))
     a(_enc_compact_string(o.host))
     a(_enc_compact_string(o.listener))
-    a(_S3.pack(o.security_protocol))
+    a(_S4.pack(o.security_protocol))
     a(_ZERO_BYTE)
 
 
@@ -707,7 +775,7 @@ def _dec_UpdateMetadataEndpoint_6(buf: _Buf, pos: int) -> tuple[UpdateMetadataEn
     pos += 4
     f_host, pos = _read_compact_string(buf, pos)
     f_listener, pos = _read_compact_string(buf, pos)
-    (f_security_protocol,) = _S3.unpack_from(buf, pos)
+    (f_security_protocol,) = _S4.unpack_from(buf, pos)
     pos += 2
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
@@ -735,8 +803,17 @@ def _dec_UpdateMetadataBroker_6(buf: _Buf, pos: int) -> tuple[UpdateMetadataBrok
     else:
         f_endpoints = []
         for _ in range(n):
-            e_endpoints, pos = _dec_UpdateMetadataEndpoint_6(buf, pos)
-            f_endpoints.append(e_endpoints)
+            (i_port,) = _S1.unpack_from(buf, pos)
+            pos += 4
+            i_host, pos = _read_compact_string(buf, pos)
+            i_listener, pos = _read_compact_string(buf, pos)
+            (i_security_protocol,) = _S4.unpack_from(buf, pos)
+            pos += 2
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_endpoints.append(UpdateMetadataEndpoint(i_port, i_host, i_listener, i_security_protocol))
     f_rack, pos = _read_compact_nullable_string(buf, pos)
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
@@ -752,7 +829,7 @@ def _enc_UpdateMetadataRequest_6(a: _Append, o: UpdateMetadataRequest) -> None:
         raise _EncodeError('UpdateMetadataRequest.type is not default and version 6 lacks it')
     if o.ungrouped_partition_states:
         raise _EncodeError('UpdateMetadataRequest.ungrouped_partition_states is not default and version 6 lacks it')
-    a(_S4.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
+    a(_S5.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
     a(_enc_compact_array_len(o.topic_states))
     for _e_topic_states in o.topic_states:
         _enc_UpdateMetadataTopicState_6(a, _e_topic_states)
@@ -763,7 +840,7 @@ def _enc_UpdateMetadataRequest_6(a: _Append, o: UpdateMetadataRequest) -> None:
 
 
 def _dec_UpdateMetadataRequest_6(buf: _Buf, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S4.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 16
     f_topic_states: list[UpdateMetadataTopicState]
     n, pos = _read_compact_array_len(buf, pos)
@@ -792,7 +869,7 @@ def _dec_UpdateMetadataRequest_6(buf: _Buf, pos: int) -> tuple[UpdateMetadataReq
 
 def _enc_UpdateMetadataTopicState_7(a: _Append, o: UpdateMetadataTopicState) -> None:
     a(_enc_compact_string(o.topic_name))
-    a(_S5.pack(o.topic_id.bytes))
+    a(_S6.pack(o.topic_id.bytes))
     a(_enc_compact_array_len(o.partition_states))
     for _e_partition_states in o.partition_states:
         _enc_UpdateMetadataPartitionState_6(a, _e_partition_states)
@@ -801,7 +878,7 @@ def _enc_UpdateMetadataTopicState_7(a: _Append, o: UpdateMetadataTopicState) -> 
 
 def _dec_UpdateMetadataTopicState_7(buf: _Buf, pos: int) -> tuple[UpdateMetadataTopicState, int]:
     f_topic_name, pos = _read_compact_string(buf, pos)
-    (f_topic_id,) = _S5.unpack_from(buf, pos)
+    (f_topic_id,) = _S6.unpack_from(buf, pos)
     pos += 16
     f_topic_id = _uuid(f_topic_id)
     f_partition_states: list[UpdateMetadataPartitionState]
@@ -827,7 +904,7 @@ def _enc_UpdateMetadataRequest_7(a: _Append, o: UpdateMetadataRequest) -> None:
         raise _EncodeError('UpdateMetadataRequest.type is not default and version 7 lacks it')
     if o.ungrouped_partition_states:
         raise _EncodeError('UpdateMetadataRequest.ungrouped_partition_states is not default and version 7 lacks it')
-    a(_S4.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
+    a(_S5.pack(o.controller_id, o.controller_epoch, o.broker_epoch))
     a(_enc_compact_array_len(o.topic_states))
     for _e_topic_states in o.topic_states:
         _enc_UpdateMetadataTopicState_7(a, _e_topic_states)
@@ -838,7 +915,7 @@ def _enc_UpdateMetadataRequest_7(a: _Append, o: UpdateMetadataRequest) -> None:
 
 
 def _dec_UpdateMetadataRequest_7(buf: _Buf, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S4.unpack_from(buf, pos)
+    (f_controller_id, f_controller_epoch, f_broker_epoch,) = _S5.unpack_from(buf, pos)
     pos += 16
     f_topic_states: list[UpdateMetadataTopicState]
     n, pos = _read_compact_array_len(buf, pos)
@@ -868,7 +945,7 @@ def _dec_UpdateMetadataRequest_7(buf: _Buf, pos: int) -> tuple[UpdateMetadataReq
 def _enc_UpdateMetadataRequest_8(a: _Append, o: UpdateMetadataRequest) -> None:
     if o.ungrouped_partition_states:
         raise _EncodeError('UpdateMetadataRequest.ungrouped_partition_states is not default and version 8 lacks it')
-    a(_S6.pack(o.controller_id, o.is_kraft_controller, o.controller_epoch, o.broker_epoch))
+    a(_S7.pack(o.controller_id, o.is_kraft_controller, o.controller_epoch, o.broker_epoch))
     a(_enc_compact_array_len(o.topic_states))
     for _e_topic_states in o.topic_states:
         _enc_UpdateMetadataTopicState_7(a, _e_topic_states)
@@ -879,7 +956,7 @@ def _enc_UpdateMetadataRequest_8(a: _Append, o: UpdateMetadataRequest) -> None:
     sub: list[_Any]
     if o.type != 0:
         sub = []
-        sub.append(_S7.pack(o.type))
+        sub.append(_S8.pack(o.type))
         tags.append((0, b''.join(sub)))
     if not tags:
         a(_ZERO_BYTE)
@@ -892,7 +969,7 @@ def _enc_UpdateMetadataRequest_8(a: _Append, o: UpdateMetadataRequest) -> None:
 
 
 def _dec_UpdateMetadataRequest_8(buf: _Buf, pos: int) -> tuple[UpdateMetadataRequest, int]:
-    (f_controller_id, f_is_kraft_controller, f_controller_epoch, f_broker_epoch,) = _S6.unpack_from(buf, pos)
+    (f_controller_id, f_is_kraft_controller, f_controller_epoch, f_broker_epoch,) = _S7.unpack_from(buf, pos)
     pos += 17
     f_topic_states: list[UpdateMetadataTopicState]
     n, pos = _read_compact_array_len(buf, pos)
@@ -919,7 +996,7 @@ def _dec_UpdateMetadataRequest_8(buf: _Buf, pos: int) -> tuple[UpdateMetadataReq
         if tag == 0:
             whole = buf
             buf = buf[:end]
-            (f_type,) = _S7.unpack_from(buf, pos)
+            (f_type,) = _S8.unpack_from(buf, pos)
             pos += 1
             buf = whole
         pos = end

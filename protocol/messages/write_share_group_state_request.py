@@ -34,6 +34,7 @@ from protocol.primitives import enc_i32_array as _enc_i32_array
 from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
+from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
 from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
@@ -144,8 +145,13 @@ def _dec_PartitionData_0(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
     else:
         f_state_batches = []
         for _ in range(n):
-            e_state_batches, pos = _dec_StateBatch_0(buf, pos)
-            f_state_batches.append(e_state_batches)
+            (i_first_offset, i_last_offset, i_delivery_state, i_delivery_count,) = _S0.unpack_from(buf, pos)
+            pos += 19
+            if buf[pos]:
+                pos = _skip_tagged_fields(buf, pos)
+            else:
+                pos += 1
+            f_state_batches.append(StateBatch(i_first_offset, i_last_offset, i_delivery_state, i_delivery_count))
     if buf[pos]:
         pos = _skip_tagged_fields(buf, pos)
     else:
