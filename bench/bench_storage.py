@@ -1,11 +1,12 @@
 """Storage benchmarks: prints figures, asserts nothing.
 
-    .venv/bin/python bench/bench_storage.py [--dir DIR] [--mib 512]
+    .venv/bin/python bench/bench_storage.py [--dir DIR] [--mib 256]
 
 1. Append throughput of 16 KiB batches through ``Log.append`` (validation, offset assignment,
    index maintenance, one pwrite per call) next to a plain ``dd``-style loop of ``os.write`` of
-   the same buffers to a file in the same directory, in the same run. Both go to the page cache
-   (Kafka's default: no fsync per append); a variant with one fsync at the end is printed too.
+   the same buffers to a file in the same directory, in the same run: both loops in each of
+   several rounds, the figure being the median of the per-round ratios. Both go to the page
+   cache (Kafka's default: no fsync per append); a variant with one fsync at the end is printed.
 2. Read / offset-lookup cost in a segment whose offset index has 10, 1,000 and 100,000 entries.
 3. Reopen time of a log with 1,000 segments after a clean shutdown.
 """
@@ -16,6 +17,7 @@ import argparse
 import os
 import random
 import shutil
+import statistics
 import struct
 import sys
 import tempfile
@@ -54,58 +56,76 @@ def make_batch(payload: int, records: int = 1, timestamp: int = 1_700_000_000_00
     return bytearray(struct.pack(">qiibI", 0, 9 + len(after), -1, 2, crc32c.crc32c(after)) + after)
 
 
-#: Runs of each append loop; the best of each is compared (the page cache and the disk's
-#: write-back make single runs vary by 10-20% on a shared VM).
-RUNS = 5
+#: Rounds of the append comparison. Each round writes the same bytes with both loops, one right
+#: after the other (the order alternating), so a noisy neighbour slows both alike; the figure
+#: that counts is the median of the per-round ratios (single rounds vary by 10-20% on a shared VM).
+ROUNDS = 9
+
+
+def _dd_run(root: Path, batch: bytearray, count: int) -> tuple[float, float]:
+    """Seconds for ``count`` back-to-back ``os.write`` calls of ``batch``, and with a final fsync."""
+    path = root / "dd.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    t0 = time.perf_counter()
+    for _ in range(count):
+        os.write(fd, batch)
+    t1 = time.perf_counter()
+    os.fsync(fd)
+    t2 = time.perf_counter()
+    os.close(fd)
+    os.unlink(path)
+    return t1 - t0, t2 - t0
+
+
+def _log_run(root: Path, batch: bytearray, count: int) -> tuple[float, float]:
+    """Seconds for ``count`` ``Log.append`` calls of ``batch``, and with a final ``flush()``."""
+    log_dir = root / "bench-0"
+    log = Log.open(log_dir, LogConfig(), clock=SystemClock())
+    append = log.append
+    # The broker hands Log.append a memoryview of the request buffer (the produce decoder
+    # makes it); so does the bench. The batch is rewritten in place each time (offsets).
+    view = memoryview(batch)
+    t0 = time.perf_counter()
+    for _ in range(count):
+        append(view, 0)
+    t1 = time.perf_counter()
+    log.flush()
+    t2 = time.perf_counter()
+    log.close()
+    shutil.rmtree(log_dir)
+    return t1 - t0, t2 - t0
 
 
 def bench_append(root: Path, total_mib: int) -> None:
     batch = make_batch(16 * 1024 - 61 - 8)
     size = len(batch)
     count = total_mib * 1024 * 1024 // size
-    print(f"## append: {count} batches of {size} bytes ({count * size / 2**20:.0f} MiB), page cache")
-    results: dict[str, list[float]] = {"dd": [], "log": [], "dd+fsync": [], "log+fsync": []}
-    for _ in range(RUNS):
-        # dd-style: the same buffers written back to back with os.write
-        os.sync()  # start each run without the previous run's dirty pages being written back
-        path = root / "dd.bin"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        t0 = time.perf_counter()
-        for _ in range(count):
-            os.write(fd, batch)
-        t1 = time.perf_counter()
-        os.fsync(fd)
-        t2 = time.perf_counter()
-        os.close(fd)
-        os.unlink(path)
-        results["dd"].append(count * size / (t1 - t0) / 1e6)
-        results["dd+fsync"].append(count * size / (t2 - t0) / 1e6)
-
-        os.sync()
-        log_dir = root / "bench-0"
-        log = Log.open(log_dir, LogConfig(), clock=SystemClock())
-        append = log.append
-        # The broker hands Log.append a memoryview of the request buffer (the produce decoder
-        # makes it); so does the bench. The batch is rewritten in place each time (offsets).
-        view = memoryview(batch)
-        t0 = time.perf_counter()
-        for _ in range(count):
-            append(view, 0)
-        t1 = time.perf_counter()
-        log.flush()
-        t2 = time.perf_counter()
-        log.close()
-        shutil.rmtree(log_dir)
-        results["log"].append(count * size / (t1 - t0) / 1e6)
-        results["log+fsync"].append(count * size / (t2 - t0) / 1e6)
-    dd, lg = max(results["dd"]), max(results["log"])
-    ddf, lgf = max(results["dd+fsync"]), max(results["log+fsync"])
-    print(f"dd-style os.write      : {dd:8.0f} MB/s   (best of {RUNS})")
-    print(f"Log.append             : {lg:8.0f} MB/s   ({100 * lg / dd:.0f}% of dd)")
+    mb = count * size / 1e6
+    print(f"## append: {count} batches of {size} bytes ({count * size / 2**20:.0f} MiB) per run, page cache")
+    runs: dict[str, list[tuple[float, float]]] = {"dd": [], "log": []}
+    for round_no in range(ROUNDS):
+        order = ("dd", "log") if round_no % 2 == 0 else ("log", "dd")
+        for name in order:
+            os.sync()  # start each run without the previous run's dirty pages being written back
+            runs[name].append((_dd_run if name == "dd" else _log_run)(root, batch, count))
+    ratios = sorted(d[0] / lg[0] for d, lg in zip(runs["dd"], runs["log"], strict=True))
+    ratios_fsync = sorted(d[1] / lg[1] for d, lg in zip(runs["dd"], runs["log"], strict=True))
+    dd = mb / min(t for t, _ in runs["dd"])
+    lg = mb / min(t for t, _ in runs["log"])
+    ddf = mb / min(t for _, t in runs["dd"])
+    lgf = mb / min(t for _, t in runs["log"])
+    print(f"dd-style os.write      : {dd:8.0f} MB/s   (best of {ROUNDS})")
+    print(f"Log.append             : {lg:8.0f} MB/s   (best of {ROUNDS})")
+    print(
+        f"Log.append / dd        : {100 * statistics.median(ratios):.0f}% median of {ROUNDS} rounds "
+        f"(range {100 * ratios[0]:.0f}-{100 * ratios[-1]:.0f}%; ratio of the bests {100 * lg / dd:.0f}%)"
+    )
     print(f"dd-style + final fsync : {ddf:8.0f} MB/s")
-    print(f"Log.append + flush()   : {lgf:8.0f} MB/s   ({100 * lgf / ddf:.0f}% of dd+fsync)")
-    per_call = 1e6 * size / (lg * 1e6)
-    print(f"Log.append per 16 KiB call: {per_call:.1f} us")
+    print(
+        f"Log.append + flush()   : {lgf:8.0f} MB/s   "
+        f"({100 * statistics.median(ratios_fsync):.0f}% of dd+fsync, median of rounds)"
+    )
+    print(f"Log.append per 16 KiB call: {1e6 * size / (lg * 1e6):.1f} us (best round)")
 
 
 def bench_lookup(root: Path) -> None:
@@ -172,7 +192,7 @@ def bench_reopen(root: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dir", type=Path, default=None, help="directory on the disk to measure")
-    parser.add_argument("--mib", type=int, default=512, help="MiB appended per append run")
+    parser.add_argument("--mib", type=int, default=256, help="MiB appended per append run")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(dir=args.dir, prefix="brook-bench-"))
     try:

@@ -267,6 +267,7 @@ class Log:
         self._timestamp_work = cfg.log_append_time or (
             cfg.message_timestamp_before_max_ms < _NEVER or cfg.message_timestamp_after_max_ms < _NEVER
         )
+        self._fast_append = not self._timestamp_work
 
     def _check_open(self) -> None:
         if self._deleted:
@@ -292,7 +293,9 @@ class Log:
         try:
             if self._deleted or self._closed:
                 self._check_open()
-            info = self._append_locked(mv, leader_epoch, True)
+            info = self._append_single_batch(mv, leader_epoch) if self._fast_append else None
+            if info is None:
+                info = self._append_locked(mv, leader_epoch, True)
             self._appended = True
             flush_needed = self._leo - self._recovery_point >= self._flush_messages
         finally:
@@ -402,30 +405,13 @@ class Log:
             next_offset = last + 1
             pos += size
 
-        epoch_cache = self.leader_epochs
         if assign:
             if leader_epoch >= 0:
-                latest = epoch_cache.latest_epoch
-                if latest is None or leader_epoch > latest:
-                    epoch_cache.assign(leader_epoch, first_offset)
+                self._maybe_start_epoch(leader_epoch, first_offset)
         else:
             for epoch, start in epochs:
-                latest = epoch_cache.latest_epoch
-                if latest is None or epoch > latest:
-                    epoch_cache.assign(epoch, start)
-
-        seg = self._segments[-1]
-        # The full roll check only when the cheap envelope (size, time, index room, offset
-        # range) says a roll may be due: it saves a call and a dozen lookups per append.
-        if not (
-            seg.size <= self._segment_bytes - n
-            and max_ts <= seg.roll_at_timestamp
-            and seg.index_room > 0
-            and next_offset - seg.base_offset <= INT32_MAX
-        ) and seg.should_roll(n, max_ts, next_offset - 1, self.clock):
-            seg = self._roll(first_offset)
-        seg.append(mv, batches)
-        self._leo = next_offset
+                self._maybe_start_epoch(epoch, start)
+        self._write(mv, batches, first_offset, next_offset - 1, max_ts)
         # tuple.__new__ directly: a NamedTuple's own constructor costs ~0.2 us more per call.
         return _new_tuple(
             AppendInfo,
@@ -440,6 +426,64 @@ class Log:
                 self._log_start,
             ),
         )
+
+    def _append_single_batch(self, mv: memoryview, leader_epoch: int) -> AppendInfo | None:
+        """The common produce append in the fewest steps: exactly one valid v2 batch, on a topic
+        with CreateTime and no timestamp limits (``_fast_append``). Returns None for anything
+        else, and :meth:`_append_locked` then appends it or says precisely what is wrong; so this
+        path only ever accepts what that one would, with the same result."""
+        n = len(mv)
+        if n < RECORD_BATCH_OVERHEAD or mv.ndim != 1 or mv.itemsize != 1:
+            return None
+        _, length, _, magic, crc, _, last_delta, _, max_ts, _, _, _, count = HEADER.unpack_from(mv, 0)
+        if not (
+            magic == 2
+            and length + LOG_OVERHEAD == n
+            and n <= self._max_message_bytes
+            and 0 <= last_delta == count - 1
+            and crc32c.crc32c(mv[21:]) == crc
+        ):
+            return None
+        base = self._leo
+        last = base + last_delta
+        _BASE_AND_EPOCH.pack_into(mv, 0, base, length, leader_epoch)
+        if leader_epoch >= 0 and leader_epoch != self.leader_epochs.latest_epoch:
+            self._maybe_start_epoch(leader_epoch, base)
+        self._write(mv, None, base, last, max_ts)
+        return _new_tuple(
+            AppendInfo, (base, last, max_ts, last if max_ts > -1 else -1, 1, n, -1, self._log_start)
+        )
+
+    def _maybe_start_epoch(self, epoch: int, start_offset: int) -> None:
+        latest = self.leader_epochs.latest_epoch
+        if latest is None or epoch > latest:
+            self.leader_epochs.assign(epoch, start_offset)
+
+    def _write(
+        self,
+        mv: memoryview,
+        batches: list[tuple[int, int, int, int]] | None,
+        first: int,
+        last: int,
+        max_ts: int,
+    ) -> None:
+        """Write validated batches (offsets ``first``..``last``; ``batches`` None for exactly one)
+        to the active segment, rolling first if it is due, and move the log end offset."""
+        seg = self._segments[-1]
+        # The full roll check only when the cheap envelope (size, time, index room, offset
+        # range) says a roll may be due: it saves a call and a dozen lookups per append.
+        if not (
+            seg.size <= self._segment_bytes - len(mv)
+            and max_ts <= seg.roll_at_timestamp
+            and seg.index_room > 0
+            and last - seg.base_offset < INT32_MAX
+        ) and seg.should_roll(len(mv), max_ts, last, self.clock):
+            seg = self._roll(first)
+        if batches is None:
+            seg.append_batch(mv, last, max_ts)
+        else:
+            seg.append(mv, batches)
+        self._leo = last + 1
 
     def _check_timestamps(self, base_ts: int, max_ts: int, now: int) -> None:
         cfg = self._config

@@ -323,6 +323,21 @@ class LogSegment:
         ``batches`` holds ``(position in data, size, last offset, max timestamp)`` per batch.
         On a failed write the file is cut back to its previous size and the error re-raised.
         """
+        start = self._write_at_end(data)
+        if start == 0 and batches:
+            self._set_rolling_timestamp(batches[0][3])
+        for rel, size, last_offset, batch_max_ts in batches:
+            self._index_batch(start + rel, size, last_offset, batch_max_ts)
+
+    def append_batch(self, data: memoryview, last_offset: int, max_timestamp: int) -> None:
+        """:meth:`append` of exactly one batch (what a produce request carries per partition)."""
+        start = self._write_at_end(data)
+        if start == 0:
+            self._set_rolling_timestamp(max_timestamp)
+        self._index_batch(start, len(data), last_offset, max_timestamp)
+
+    def _write_at_end(self, data: memoryview) -> int:
+        """One ``pwrite`` of ``data`` at the end of the file; returns where it starts."""
         start = self.size
         transient = False
         if self._write_pinned:
@@ -348,47 +363,39 @@ class LogSegment:
             if transient:
                 self.handles.release(self.log_file)
         self.size = start + len(data)
-        if start == 0 and batches:
-            self._set_rolling_timestamp(batches[0][3])
-        self._index_batches(start, batches)
+        return start
 
-    def _index_batches(self, start: int, batches: list[tuple[int, int, int, int]]) -> None:
-        # Hot path (every append): the index arrays are appended to directly. Offsets and
-        # positions only grow here, which is what OffsetIndex.append / TimeIndex.maybe_append
-        # would check.
-        interval = self.config.index_interval_bytes
+    def _index_batch(self, position: int, size: int, last_offset: int, batch_max_ts: int) -> None:
+        """Index entries for one batch written at ``position`` (every append and recovery).
+
+        The arrays are appended to directly: offsets and positions only grow here, which is
+        what OffsetIndex.append / TimeIndex.maybe_append would check."""
         since = self._bytes_since_last_index_entry
         if since < 0:
             since = self._bytes_since_index()
         max_ts = self._max_ts
         if max_ts is None:
-            max_ts = self.max_timestamp_so_far
-        max_off = self._offset_of_max_ts
-        base = self.base_offset
-        arrays = self._index_arrays
-        if arrays is None:
-            self._index_room_left()
+            max_ts = self._max_ts = self.max_timestamp_so_far
+        if batch_max_ts > max_ts:
+            max_ts = self._max_ts = batch_max_ts
+            self._offset_of_max_ts = last_offset
+        if since > self.config.index_interval_bytes:
             arrays = self._index_arrays
-            assert arrays is not None
-        off_keys, off_values, ts_keys, ts_values = arrays
-        entries_before = len(off_keys)
-        for rel, size, last_offset, batch_max_ts in batches:
-            if batch_max_ts > max_ts:
-                max_ts = batch_max_ts
-                max_off = last_offset
-            if since > interval:
-                off_keys.append(last_offset - base)
-                off_values.append(start + rel)
-                if max_ts > (ts_keys[-1] if ts_keys else NO_TIMESTAMP):
-                    ts_keys.append(max_ts)
-                    ts_values.append(max_off - base)
-                since = 0
-            since += size
-        # Time-index entries are only ever added with an offset-index entry.
-        self.index_room -= len(off_keys) - entries_before
-        self._bytes_since_last_index_entry = since
-        self._max_ts = max_ts
-        self._offset_of_max_ts = max_off
+            if arrays is None:
+                self._index_room_left()
+                arrays = self._index_arrays
+                assert arrays is not None
+            off_keys, off_values, ts_keys, ts_values = arrays
+            base = self.base_offset
+            off_keys.append(last_offset - base)
+            off_values.append(position)
+            # A time-index entry only ever comes with an offset-index entry (index_room).
+            if max_ts > (ts_keys[-1] if ts_keys else NO_TIMESTAMP):
+                ts_keys.append(max_ts)
+                ts_values.append(self._offset_of_max_ts - base)
+            self.index_room -= 1
+            since = 0
+        self._bytes_since_last_index_entry = since + size
 
     # -- scanning ---------------------------------------------------------------------------------
 
@@ -523,8 +530,8 @@ class LogSegment:
                 raise StorageCorruptionError(
                     f"{self.log_file.path}: {exc} below the recovery point {protect_below}"
                 ) from exc
-        self.size = 0
-        self._index_batches(0, batches)
+        for position, size, last, max_ts in batches:
+            self._index_batch(position, size, last, max_ts)
         self.size = valid
         if batches:
             self._set_rolling_timestamp(batches[0][3])
