@@ -9,6 +9,7 @@ versions are emitted once and shared. This is what makes the codecs fast in pure
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 from protocol.codegen.model import (
@@ -638,6 +639,31 @@ def reachable(ctx: _Ctx, top: StructDef, version: int) -> set[str]:
     return found
 
 
+def _drop_unused_functions(ctx: _Ctx, roots: str) -> None:
+    """Leave out functions nothing calls (a leaf element decoded in its array's loop needs no
+    decoder of its own) and the struct constants only those used."""
+    while True:
+        texts = [roots, *ctx.functions]
+        kept = [
+            fn
+            for fn in ctx.functions
+            if any(re.search(rf"\b{_function_name(fn)}\b", t) for t in texts if t is not fn)
+        ]
+        if len(kept) == len(ctx.functions):
+            break
+        ctx.functions = kept
+    used = "\n".join([*ctx.functions, *ctx.lines])
+    ctx.struct_consts = {
+        fmt: name for fmt, name in ctx.struct_consts.items() if re.search(rf"\b{name}\b", used)
+    }
+
+
+def _function_name(function: str) -> str:
+    match = re.search(r"def (\w+)", function)
+    assert match is not None
+    return match.group(1)
+
+
 def emit_module(message: MessageDef) -> str:
     top = StructDef(message.name, message.valid, message.fields)
     structs = message.structs()
@@ -668,6 +694,7 @@ def emit_module(message: MessageDef) -> str:
 
     encoders = ", ".join(f"{v}: {ctx.fn_names[('enc', top.name, v)]}" for v in message.valid)
     decoders = ", ".join(f"{v}: {ctx.fn_names[('dec', top.name, v)]}" for v in message.valid)
+    _drop_unused_functions(ctx, encoders + "\n" + decoders)
     out = [HEADER.format(source=message.source)]
     out.append("# ruff: noqa")
     out.append("")

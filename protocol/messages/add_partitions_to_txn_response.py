@@ -110,12 +110,6 @@ def _enc_AddPartitionsToTxnPartitionResult_0(a: _Append, o: AddPartitionsToTxnPa
     a(_S0.pack(o.partition_index, o.partition_error_code))
 
 
-def _dec_AddPartitionsToTxnPartitionResult_0(buf: _Buf, pos: int) -> tuple[AddPartitionsToTxnPartitionResult, int]:
-    (f_partition_index, f_partition_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    return AddPartitionsToTxnPartitionResult(f_partition_index, f_partition_error_code), pos
-
-
 def _enc_AddPartitionsToTxnTopicResult_0(a: _Append, o: AddPartitionsToTxnTopicResult) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.results_by_partition))
@@ -183,16 +177,6 @@ def _enc_AddPartitionsToTxnResponse_2(a: _Append, o: AddPartitionsToTxnResponse)
 def _enc_AddPartitionsToTxnPartitionResult_3(a: _Append, o: AddPartitionsToTxnPartitionResult) -> None:
     a(_S0.pack(o.partition_index, o.partition_error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_AddPartitionsToTxnPartitionResult_3(buf: _Buf, pos: int) -> tuple[AddPartitionsToTxnPartitionResult, int]:
-    (f_partition_index, f_partition_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return AddPartitionsToTxnPartitionResult(f_partition_index, f_partition_error_code), pos
 
 
 def _enc_AddPartitionsToTxnTopicResult_3(a: _Append, o: AddPartitionsToTxnTopicResult) -> None:

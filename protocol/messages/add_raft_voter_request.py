@@ -99,18 +99,6 @@ def _enc_Listener_0(a: _Append, o: Listener) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_Listener_0(buf: _Buf, pos: int) -> tuple[Listener, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return Listener(f_name, f_host, f_port), pos
-
-
 def _enc_AddRaftVoterRequest_0(a: _Append, o: AddRaftVoterRequest) -> None:
     a(_enc_compact_nullable_string(o.cluster_id))
     a(_S1.pack(o.timeout_ms, o.voter_id, o.voter_directory_id.bytes))

@@ -102,12 +102,6 @@ def _enc_EntityData_0(a: _Append, o: EntityData) -> None:
     a(_enc_nullable_string(o.entity_name))
 
 
-def _dec_EntityData_0(buf: _Buf, pos: int) -> tuple[EntityData, int]:
-    f_entity_type, pos = _read_string(buf, pos)
-    f_entity_name, pos = _read_nullable_string(buf, pos)
-    return EntityData(f_entity_type, f_entity_name), pos
-
-
 def _enc_EntryData_0(a: _Append, o: EntryData) -> None:
     a(_S0.pack(o.error_code))
     a(_enc_nullable_string(o.error_message))
@@ -168,16 +162,6 @@ def _enc_EntityData_1(a: _Append, o: EntityData) -> None:
     a(_enc_compact_string(o.entity_type))
     a(_enc_compact_nullable_string(o.entity_name))
     a(_ZERO_BYTE)
-
-
-def _dec_EntityData_1(buf: _Buf, pos: int) -> tuple[EntityData, int]:
-    f_entity_type, pos = _read_compact_string(buf, pos)
-    f_entity_name, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return EntityData(f_entity_type, f_entity_name), pos
 
 
 def _enc_EntryData_1(a: _Append, o: EntryData) -> None:

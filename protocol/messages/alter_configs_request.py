@@ -102,12 +102,6 @@ def _enc_AlterableConfig_0(a: _Append, o: AlterableConfig) -> None:
     a(_enc_nullable_string(o.value))
 
 
-def _dec_AlterableConfig_0(buf: _Buf, pos: int) -> tuple[AlterableConfig, int]:
-    f_name, pos = _read_string(buf, pos)
-    f_value, pos = _read_nullable_string(buf, pos)
-    return AlterableConfig(f_name, f_value), pos
-
-
 def _enc_AlterConfigsResource_0(a: _Append, o: AlterConfigsResource) -> None:
     a(_S0.pack(o.resource_type))
     a(_enc_string(o.resource_name))
@@ -166,16 +160,6 @@ def _enc_AlterableConfig_2(a: _Append, o: AlterableConfig) -> None:
     a(_enc_compact_string(o.name))
     a(_enc_compact_nullable_string(o.value))
     a(_ZERO_BYTE)
-
-
-def _dec_AlterableConfig_2(buf: _Buf, pos: int) -> tuple[AlterableConfig, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    f_value, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return AlterableConfig(f_name, f_value), pos
 
 
 def _enc_AlterConfigsResource_2(a: _Append, o: AlterConfigsResource) -> None:

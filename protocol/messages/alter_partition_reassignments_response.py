@@ -105,17 +105,6 @@ def _enc_ReassignablePartitionResponse_0(a: _Append, o: ReassignablePartitionRes
     a(_ZERO_BYTE)
 
 
-def _dec_ReassignablePartitionResponse_0(buf: _Buf, pos: int) -> tuple[ReassignablePartitionResponse, int]:
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ReassignablePartitionResponse(f_partition_index, f_error_code, f_error_message), pos
-
-
 def _enc_ReassignableTopicResponse_0(a: _Append, o: ReassignableTopicResponse) -> None:
     a(_enc_compact_string(o.name))
     a(_enc_compact_array_len(o.partitions))

@@ -345,16 +345,6 @@ def _enc_BrokerState_3(a: _Append, o: BrokerState) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_BrokerState_3(buf: _Buf, pos: int) -> tuple[BrokerState, int]:
-    (f_broker_id, f_broker_epoch,) = _S2.unpack_from(buf, pos)
-    pos += 12
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return BrokerState(f_broker_id, f_broker_epoch), pos
-
-
 def _enc_PartitionData_3(a: _Append, o: PartitionData) -> None:
     if o.new_isr:
         raise _EncodeError('PartitionData.new_isr is not default and version 3 lacks it')

@@ -98,12 +98,6 @@ def _enc_AlterReplicaLogDirPartitionResult_0(a: _Append, o: AlterReplicaLogDirPa
     a(_S0.pack(o.partition_index, o.error_code))
 
 
-def _dec_AlterReplicaLogDirPartitionResult_0(buf: _Buf, pos: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    return AlterReplicaLogDirPartitionResult(f_partition_index, f_error_code), pos
-
-
 def _enc_AlterReplicaLogDirTopicResult_0(a: _Append, o: AlterReplicaLogDirTopicResult) -> None:
     a(_enc_string(o.topic_name))
     a(_enc_array_len(o.partitions))
@@ -151,16 +145,6 @@ def _dec_AlterReplicaLogDirsResponse_0(buf: _Buf, pos: int) -> tuple[AlterReplic
 def _enc_AlterReplicaLogDirPartitionResult_2(a: _Append, o: AlterReplicaLogDirPartitionResult) -> None:
     a(_S0.pack(o.partition_index, o.error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_AlterReplicaLogDirPartitionResult_2(buf: _Buf, pos: int) -> tuple[AlterReplicaLogDirPartitionResult, int]:
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return AlterReplicaLogDirPartitionResult(f_partition_index, f_error_code), pos
 
 
 def _enc_AlterReplicaLogDirTopicResult_2(a: _Append, o: AlterReplicaLogDirTopicResult) -> None:

@@ -106,17 +106,6 @@ def _enc_ScramCredentialDeletion_0(a: _Append, o: ScramCredentialDeletion) -> No
     a(_ZERO_BYTE)
 
 
-def _dec_ScramCredentialDeletion_0(buf: _Buf, pos: int) -> tuple[ScramCredentialDeletion, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    (f_mechanism,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ScramCredentialDeletion(f_name, f_mechanism), pos
-
-
 def _enc_ScramCredentialUpsertion_0(a: _Append, o: ScramCredentialUpsertion) -> None:
     a(_enc_compact_string(o.name))
     a(_S1.pack(o.mechanism, o.iterations))
@@ -125,19 +114,6 @@ def _enc_ScramCredentialUpsertion_0(a: _Append, o: ScramCredentialUpsertion) -> 
     a(_enc_compact_bytes_len(o.salted_password))
     a(o.salted_password)
     a(_ZERO_BYTE)
-
-
-def _dec_ScramCredentialUpsertion_0(buf: _Buf, pos: int) -> tuple[ScramCredentialUpsertion, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    (f_mechanism, f_iterations,) = _S1.unpack_from(buf, pos)
-    pos += 5
-    f_salt, pos = _read_compact_bytes(buf, pos)
-    f_salted_password, pos = _read_compact_bytes(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ScramCredentialUpsertion(f_name, f_mechanism, f_iterations, f_salt, f_salted_password), pos
 
 
 def _enc_AlterUserScramCredentialsRequest_0(a: _Append, o: AlterUserScramCredentialsRequest) -> None:

@@ -95,18 +95,6 @@ def _enc_AlterUserScramCredentialsResult_0(a: _Append, o: AlterUserScramCredenti
     a(_ZERO_BYTE)
 
 
-def _dec_AlterUserScramCredentialsResult_0(buf: _Buf, pos: int) -> tuple[AlterUserScramCredentialsResult, int]:
-    f_user, pos = _read_compact_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return AlterUserScramCredentialsResult(f_user, f_error_code, f_error_message), pos
-
-
 def _enc_AlterUserScramCredentialsResponse_0(a: _Append, o: AlterUserScramCredentialsResponse) -> None:
     a(_S1.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.results))

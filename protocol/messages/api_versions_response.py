@@ -126,12 +126,6 @@ def _enc_ApiVersion_0(a: _Append, o: ApiVersion) -> None:
     a(_S0.pack(o.api_key, o.min_version, o.max_version))
 
 
-def _dec_ApiVersion_0(buf: _Buf, pos: int) -> tuple[ApiVersion, int]:
-    (f_api_key, f_min_version, f_max_version,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    return ApiVersion(f_api_key, f_min_version, f_max_version), pos
-
-
 def _enc_ApiVersionsResponse_0(a: _Append, o: ApiVersionsResponse) -> None:
     a(_S1.pack(o.error_code))
     a(_enc_array_len(o.api_keys))
@@ -186,48 +180,16 @@ def _enc_ApiVersion_3(a: _Append, o: ApiVersion) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_ApiVersion_3(buf: _Buf, pos: int) -> tuple[ApiVersion, int]:
-    (f_api_key, f_min_version, f_max_version,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ApiVersion(f_api_key, f_min_version, f_max_version), pos
-
-
 def _enc_SupportedFeatureKey_3(a: _Append, o: SupportedFeatureKey) -> None:
     a(_enc_compact_string(o.name))
     a(_S3.pack(o.min_version, o.max_version))
     a(_ZERO_BYTE)
 
 
-def _dec_SupportedFeatureKey_3(buf: _Buf, pos: int) -> tuple[SupportedFeatureKey, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    (f_min_version, f_max_version,) = _S3.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return SupportedFeatureKey(f_name, f_min_version, f_max_version), pos
-
-
 def _enc_FinalizedFeatureKey_3(a: _Append, o: FinalizedFeatureKey) -> None:
     a(_enc_compact_string(o.name))
     a(_S3.pack(o.max_version_level, o.min_version_level))
     a(_ZERO_BYTE)
-
-
-def _dec_FinalizedFeatureKey_3(buf: _Buf, pos: int) -> tuple[FinalizedFeatureKey, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    (f_max_version_level, f_min_version_level,) = _S3.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return FinalizedFeatureKey(f_name, f_max_version_level, f_min_version_level), pos
 
 
 def _enc_ApiVersionsResponse_3(a: _Append, o: ApiVersionsResponse) -> None:

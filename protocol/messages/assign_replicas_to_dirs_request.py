@@ -105,16 +105,6 @@ def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_PartitionData_0(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
-    (f_partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return PartitionData(f_partition_index), pos
-
-
 def _enc_TopicData_0(a: _Append, o: TopicData) -> None:
     a(_S1.pack(o.topic_id.bytes))
     a(_enc_compact_array_len(o.partitions))

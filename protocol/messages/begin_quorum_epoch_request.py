@@ -115,12 +115,6 @@ def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:
     a(_S0.pack(o.partition_index, o.leader_id, o.leader_epoch))
 
 
-def _dec_PartitionData_0(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
-    (f_partition_index, f_leader_id, f_leader_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 12
-    return PartitionData(f_partition_index, _ZERO_UUID, f_leader_id, f_leader_epoch), pos
-
-
 def _enc_TopicData_0(a: _Append, o: TopicData) -> None:
     a(_enc_string(o.topic_name))
     a(_enc_array_len(o.partitions))
@@ -169,17 +163,6 @@ def _enc_PartitionData_1(a: _Append, o: PartitionData) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_PartitionData_1(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
-    (f_partition_index, f_voter_directory_id, f_leader_id, f_leader_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 28
-    f_voter_directory_id = _uuid(f_voter_directory_id)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return PartitionData(f_partition_index, f_voter_directory_id, f_leader_id, f_leader_epoch), pos
-
-
 def _enc_TopicData_1(a: _Append, o: TopicData) -> None:
     a(_enc_compact_string(o.topic_name))
     a(_enc_compact_array_len(o.partitions))
@@ -217,18 +200,6 @@ def _enc_LeaderEndpoint_1(a: _Append, o: LeaderEndpoint) -> None:
     a(_enc_compact_string(o.host))
     a(_S2.pack(o.port))
     a(_ZERO_BYTE)
-
-
-def _dec_LeaderEndpoint_1(buf: _Buf, pos: int) -> tuple[LeaderEndpoint, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return LeaderEndpoint(f_name, f_host, f_port), pos
 
 
 def _enc_BeginQuorumEpochRequest_1(a: _Append, o: BeginQuorumEpochRequest) -> None:

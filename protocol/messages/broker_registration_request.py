@@ -125,33 +125,10 @@ def _enc_Listener_0(a: _Append, o: Listener) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_Listener_0(buf: _Buf, pos: int) -> tuple[Listener, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port, f_security_protocol,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return Listener(f_name, f_host, f_port, f_security_protocol), pos
-
-
 def _enc_Feature_0(a: _Append, o: Feature) -> None:
     a(_enc_compact_string(o.name))
     a(_S1.pack(o.min_supported_version, o.max_supported_version))
     a(_ZERO_BYTE)
-
-
-def _dec_Feature_0(buf: _Buf, pos: int) -> tuple[Feature, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    (f_min_supported_version, f_max_supported_version,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return Feature(f_name, f_min_supported_version, f_max_supported_version), pos
 
 
 def _enc_BrokerRegistrationRequest_0(a: _Append, o: BrokerRegistrationRequest) -> None:

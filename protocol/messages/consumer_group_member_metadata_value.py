@@ -118,16 +118,6 @@ def _enc_ClassicProtocol_0(a: _Append, o: ClassicProtocol) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_ClassicProtocol_0(buf: _Buf, pos: int) -> tuple[ClassicProtocol, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    f_metadata, pos = _read_compact_bytes(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ClassicProtocol(f_name, f_metadata), pos
-
-
 def _enc_ClassicMemberMetadata_0(a: _Append, o: ClassicMemberMetadata) -> None:
     a(_S0.pack(o.session_timeout_ms))
     a(_enc_compact_array_len(o.supported_protocols))

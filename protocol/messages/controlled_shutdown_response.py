@@ -91,13 +91,6 @@ def _enc_RemainingPartition_0(a: _Append, o: RemainingPartition) -> None:
     a(_S0.pack(o.partition_index))
 
 
-def _dec_RemainingPartition_0(buf: _Buf, pos: int) -> tuple[RemainingPartition, int]:
-    f_topic_name, pos = _read_string(buf, pos)
-    (f_partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    return RemainingPartition(f_topic_name, f_partition_index), pos
-
-
 def _enc_ControlledShutdownResponse_0(a: _Append, o: ControlledShutdownResponse) -> None:
     a(_S1.pack(o.error_code))
     a(_enc_array_len(o.remaining_partitions))
@@ -126,17 +119,6 @@ def _enc_RemainingPartition_3(a: _Append, o: RemainingPartition) -> None:
     a(_enc_compact_string(o.topic_name))
     a(_S0.pack(o.partition_index))
     a(_ZERO_BYTE)
-
-
-def _dec_RemainingPartition_3(buf: _Buf, pos: int) -> tuple[RemainingPartition, int]:
-    f_topic_name, pos = _read_compact_string(buf, pos)
-    (f_partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return RemainingPartition(f_topic_name, f_partition_index), pos
 
 
 def _enc_ControlledShutdownResponse_3(a: _Append, o: ControlledShutdownResponse) -> None:

@@ -105,24 +105,6 @@ def _enc_AclCreation_0(a: _Append, o: AclCreation) -> None:
     a(_S1.pack(o.operation, o.permission_type))
 
 
-def _dec_AclCreation_0(buf: _Buf, pos: int) -> tuple[AclCreation, int]:
-    (f_resource_type, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_resource_name = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    f_principal, pos = _read_string(buf, pos)
-    f_host, pos = _read_string(buf, pos)
-    (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    return AclCreation(f_resource_type, f_resource_name, 3, f_principal, f_host, f_operation, f_permission_type), pos
-
-
 def _enc_CreateAclsRequest_0(a: _Append, o: CreateAclsRequest) -> None:
     a(_enc_array_len(o.creations))
     for _e_creations in o.creations:
@@ -162,33 +144,6 @@ def _enc_AclCreation_1(a: _Append, o: AclCreation) -> None:
     a(_enc_string(o.principal))
     a(_enc_string(o.host))
     a(_S1.pack(o.operation, o.permission_type))
-
-
-def _dec_AclCreation_1(buf: _Buf, pos: int) -> tuple[AclCreation, int]:
-    (f_resource_type, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_resource_name = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_resource_pattern_type, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_principal = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    f_host, pos = _read_string(buf, pos)
-    (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    return AclCreation(f_resource_type, f_resource_name, f_resource_pattern_type, f_principal, f_host, f_operation, f_permission_type), pos
 
 
 def _enc_CreateAclsRequest_1(a: _Append, o: CreateAclsRequest) -> None:
@@ -240,23 +195,6 @@ def _enc_AclCreation_2(a: _Append, o: AclCreation) -> None:
     a(_enc_compact_string(o.host))
     a(_S1.pack(o.operation, o.permission_type))
     a(_ZERO_BYTE)
-
-
-def _dec_AclCreation_2(buf: _Buf, pos: int) -> tuple[AclCreation, int]:
-    (f_resource_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_compact_string(buf, pos)
-    (f_resource_pattern_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_principal, pos = _read_compact_string(buf, pos)
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return AclCreation(f_resource_type, f_resource_name, f_resource_pattern_type, f_principal, f_host, f_operation, f_permission_type), pos
 
 
 def _enc_CreateAclsRequest_2(a: _Append, o: CreateAclsRequest) -> None:

@@ -92,22 +92,6 @@ def _enc_AclCreationResult_0(a: _Append, o: AclCreationResult) -> None:
     a(_enc_nullable_string(o.error_message))
 
 
-def _dec_AclCreationResult_0(buf: _Buf, pos: int) -> tuple[AclCreationResult, int]:
-    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_error_message = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_error_message = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return AclCreationResult(f_error_code, f_error_message), pos
-
-
 def _enc_CreateAclsResponse_0(a: _Append, o: CreateAclsResponse) -> None:
     a(_S2.pack(o.throttle_time_ms))
     a(_enc_array_len(o.results))
@@ -145,17 +129,6 @@ def _enc_AclCreationResult_2(a: _Append, o: AclCreationResult) -> None:
     a(_S0.pack(o.error_code))
     a(_enc_compact_nullable_string(o.error_message))
     a(_ZERO_BYTE)
-
-
-def _dec_AclCreationResult_2(buf: _Buf, pos: int) -> tuple[AclCreationResult, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return AclCreationResult(f_error_code, f_error_message), pos
 
 
 def _enc_CreateAclsResponse_2(a: _Append, o: CreateAclsResponse) -> None:

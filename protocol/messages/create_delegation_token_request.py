@@ -94,12 +94,6 @@ def _enc_CreatableRenewers_0(a: _Append, o: CreatableRenewers) -> None:
     a(_enc_string(o.principal_name))
 
 
-def _dec_CreatableRenewers_0(buf: _Buf, pos: int) -> tuple[CreatableRenewers, int]:
-    f_principal_type, pos = _read_string(buf, pos)
-    f_principal_name, pos = _read_string(buf, pos)
-    return CreatableRenewers(f_principal_type, f_principal_name), pos
-
-
 def _enc_CreateDelegationTokenRequest_0(a: _Append, o: CreateDelegationTokenRequest) -> None:
     if o.owner_principal_type != '':
         raise _EncodeError('CreateDelegationTokenRequest.owner_principal_type is not default and version 0 lacks it')
@@ -142,16 +136,6 @@ def _enc_CreatableRenewers_2(a: _Append, o: CreatableRenewers) -> None:
     a(_enc_compact_string(o.principal_type))
     a(_enc_compact_string(o.principal_name))
     a(_ZERO_BYTE)
-
-
-def _dec_CreatableRenewers_2(buf: _Buf, pos: int) -> tuple[CreatableRenewers, int]:
-    f_principal_type, pos = _read_compact_string(buf, pos)
-    f_principal_name, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return CreatableRenewers(f_principal_type, f_principal_name), pos
 
 
 def _enc_CreateDelegationTokenRequest_2(a: _Append, o: CreateDelegationTokenRequest) -> None:

@@ -95,23 +95,6 @@ def _enc_CreatePartitionsTopicResult_0(a: _Append, o: CreatePartitionsTopicResul
     a(_enc_nullable_string(o.error_message))
 
 
-def _dec_CreatePartitionsTopicResult_0(buf: _Buf, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
-    f_name, pos = _read_string(buf, pos)
-    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_error_message = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_error_message = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return CreatePartitionsTopicResult(f_name, f_error_code, f_error_message), pos
-
-
 def _enc_CreatePartitionsResponse_0(a: _Append, o: CreatePartitionsResponse) -> None:
     a(_S2.pack(o.throttle_time_ms))
     a(_enc_array_len(o.results))
@@ -151,18 +134,6 @@ def _enc_CreatePartitionsTopicResult_2(a: _Append, o: CreatePartitionsTopicResul
     a(_S0.pack(o.error_code))
     a(_enc_compact_nullable_string(o.error_message))
     a(_ZERO_BYTE)
-
-
-def _dec_CreatePartitionsTopicResult_2(buf: _Buf, pos: int) -> tuple[CreatePartitionsTopicResult, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return CreatePartitionsTopicResult(f_name, f_error_code, f_error_message), pos
 
 
 def _enc_CreatePartitionsResponse_2(a: _Append, o: CreatePartitionsResponse) -> None:

@@ -133,12 +133,6 @@ def _enc_CreatableTopicConfig_0(a: _Append, o: CreatableTopicConfig) -> None:
     a(_enc_nullable_string(o.value))
 
 
-def _dec_CreatableTopicConfig_0(buf: _Buf, pos: int) -> tuple[CreatableTopicConfig, int]:
-    f_name, pos = _read_string(buf, pos)
-    f_value, pos = _read_nullable_string(buf, pos)
-    return CreatableTopicConfig(f_name, f_value), pos
-
-
 def _enc_CreatableTopic_0(a: _Append, o: CreatableTopic) -> None:
     a(_enc_string(o.name))
     a(_S1.pack(o.num_partitions, o.replication_factor))
@@ -248,16 +242,6 @@ def _enc_CreatableTopicConfig_5(a: _Append, o: CreatableTopicConfig) -> None:
     a(_enc_compact_string(o.name))
     a(_enc_compact_nullable_string(o.value))
     a(_ZERO_BYTE)
-
-
-def _dec_CreatableTopicConfig_5(buf: _Buf, pos: int) -> tuple[CreatableTopicConfig, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    f_value, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return CreatableTopicConfig(f_name, f_value), pos
 
 
 def _enc_CreatableTopic_5(a: _Append, o: CreatableTopic) -> None:

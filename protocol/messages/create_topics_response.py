@@ -121,13 +121,6 @@ def _enc_CreatableTopicResult_0(a: _Append, o: CreatableTopicResult) -> None:
     a(_S0.pack(o.error_code))
 
 
-def _dec_CreatableTopicResult_0(buf: _Buf, pos: int) -> tuple[CreatableTopicResult, int]:
-    f_name, pos = _read_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    return CreatableTopicResult(f_name, _ZERO_UUID, f_error_code, '', 0, -1, -1, []), pos
-
-
 def _enc_CreateTopicsResponse_0(a: _Append, o: CreateTopicsResponse) -> None:
     a(_enc_array_len(o.topics))
     for _e_topics in o.topics:
@@ -153,23 +146,6 @@ def _enc_CreatableTopicResult_1(a: _Append, o: CreatableTopicResult) -> None:
     a(_enc_string(o.name))
     a(_S0.pack(o.error_code))
     a(_enc_nullable_string(o.error_message))
-
-
-def _dec_CreatableTopicResult_1(buf: _Buf, pos: int) -> tuple[CreatableTopicResult, int]:
-    f_name, pos = _read_string(buf, pos)
-    (f_error_code, _sn,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_error_message = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_error_message = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return CreatableTopicResult(f_name, _ZERO_UUID, f_error_code, f_error_message, 0, -1, -1, []), pos
 
 
 def _enc_CreateTopicsResponse_1(a: _Append, o: CreateTopicsResponse) -> None:
@@ -242,18 +218,6 @@ def _enc_CreatableTopicConfigs_5(a: _Append, o: CreatableTopicConfigs) -> None:
     a(_enc_compact_nullable_string(o.value))
     a(_S3.pack(o.read_only, o.config_source, o.is_sensitive))
     a(_ZERO_BYTE)
-
-
-def _dec_CreatableTopicConfigs_5(buf: _Buf, pos: int) -> tuple[CreatableTopicConfigs, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    f_value, pos = _read_compact_nullable_string(buf, pos)
-    (f_read_only, f_config_source, f_is_sensitive,) = _S3.unpack_from(buf, pos)
-    pos += 3
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return CreatableTopicConfigs(f_name, f_value, f_read_only, f_config_source, f_is_sensitive), pos
 
 
 def _enc_CreatableTopicResult_5(a: _Append, o: CreatableTopicResult) -> None:

@@ -105,26 +105,6 @@ def _enc_DeleteAclsFilter_0(a: _Append, o: DeleteAclsFilter) -> None:
     a(_S1.pack(o.operation, o.permission_type))
 
 
-def _dec_DeleteAclsFilter_0(buf: _Buf, pos: int) -> tuple[DeleteAclsFilter, int]:
-    (f_resource_type_filter, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_resource_name_filter = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_resource_name_filter = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    f_principal_filter, pos = _read_nullable_string(buf, pos)
-    f_host_filter, pos = _read_nullable_string(buf, pos)
-    (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    return DeleteAclsFilter(f_resource_type_filter, f_resource_name_filter, 3, f_principal_filter, f_host_filter, f_operation, f_permission_type), pos
-
-
 def _enc_DeleteAclsRequest_0(a: _Append, o: DeleteAclsRequest) -> None:
     a(_enc_array_len(o.filters))
     for _e_filters in o.filters:
@@ -166,37 +146,6 @@ def _enc_DeleteAclsFilter_1(a: _Append, o: DeleteAclsFilter) -> None:
     a(_enc_nullable_string(o.principal_filter))
     a(_enc_nullable_string(o.host_filter))
     a(_S1.pack(o.operation, o.permission_type))
-
-
-def _dec_DeleteAclsFilter_1(buf: _Buf, pos: int) -> tuple[DeleteAclsFilter, int]:
-    (f_resource_type_filter, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_resource_name_filter = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_resource_name_filter = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_pattern_type_filter, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_principal_filter = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_principal_filter = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    f_host_filter, pos = _read_nullable_string(buf, pos)
-    (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    return DeleteAclsFilter(f_resource_type_filter, f_resource_name_filter, f_pattern_type_filter, f_principal_filter, f_host_filter, f_operation, f_permission_type), pos
 
 
 def _enc_DeleteAclsRequest_1(a: _Append, o: DeleteAclsRequest) -> None:
@@ -252,23 +201,6 @@ def _enc_DeleteAclsFilter_2(a: _Append, o: DeleteAclsFilter) -> None:
     a(_enc_compact_nullable_string(o.host_filter))
     a(_S1.pack(o.operation, o.permission_type))
     a(_ZERO_BYTE)
-
-
-def _dec_DeleteAclsFilter_2(buf: _Buf, pos: int) -> tuple[DeleteAclsFilter, int]:
-    (f_resource_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name_filter, pos = _read_compact_nullable_string(buf, pos)
-    (f_pattern_type_filter,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_principal_filter, pos = _read_compact_nullable_string(buf, pos)
-    f_host_filter, pos = _read_compact_nullable_string(buf, pos)
-    (f_operation, f_permission_type,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DeleteAclsFilter(f_resource_type_filter, f_resource_name_filter, f_pattern_type_filter, f_principal_filter, f_host_filter, f_operation, f_permission_type), pos
 
 
 def _enc_DeleteAclsRequest_2(a: _Append, o: DeleteAclsRequest) -> None:

@@ -126,36 +126,6 @@ def _enc_DeleteAclsMatchingAcl_0(a: _Append, o: DeleteAclsMatchingAcl) -> None:
     a(_S2.pack(o.operation, o.permission_type))
 
 
-def _dec_DeleteAclsMatchingAcl_0(buf: _Buf, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
-    (f_error_code, _sn,) = _S3.unpack_from(buf, pos)
-    pos += 4
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_error_message = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_error_message = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_resource_type, _sn,) = _S4.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_resource_name = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    f_principal, pos = _read_string(buf, pos)
-    f_host, pos = _read_string(buf, pos)
-    (f_operation, f_permission_type,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    return DeleteAclsMatchingAcl(f_error_code, f_error_message, f_resource_type, f_resource_name, 3, f_principal, f_host, f_operation, f_permission_type), pos
-
-
 def _enc_DeleteAclsFilterResult_0(a: _Append, o: DeleteAclsFilterResult) -> None:
     a(_S0.pack(o.error_code))
     a(_enc_nullable_string(o.error_message))
@@ -245,45 +215,6 @@ def _enc_DeleteAclsMatchingAcl_1(a: _Append, o: DeleteAclsMatchingAcl) -> None:
     a(_enc_string(o.principal))
     a(_enc_string(o.host))
     a(_S2.pack(o.operation, o.permission_type))
-
-
-def _dec_DeleteAclsMatchingAcl_1(buf: _Buf, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
-    (f_error_code, _sn,) = _S3.unpack_from(buf, pos)
-    pos += 4
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_error_message = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_error_message = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_resource_type, _sn,) = _S4.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_resource_name = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_pattern_type, _sn,) = _S4.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_principal = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    f_host, pos = _read_string(buf, pos)
-    (f_operation, f_permission_type,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    return DeleteAclsMatchingAcl(f_error_code, f_error_message, f_resource_type, f_resource_name, f_pattern_type, f_principal, f_host, f_operation, f_permission_type), pos
 
 
 def _enc_DeleteAclsFilterResult_1(a: _Append, o: DeleteAclsFilterResult) -> None:
@@ -385,26 +316,6 @@ def _enc_DeleteAclsMatchingAcl_2(a: _Append, o: DeleteAclsMatchingAcl) -> None:
     a(_enc_compact_string(o.host))
     a(_S2.pack(o.operation, o.permission_type))
     a(_ZERO_BYTE)
-
-
-def _dec_DeleteAclsMatchingAcl_2(buf: _Buf, pos: int) -> tuple[DeleteAclsMatchingAcl, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    (f_resource_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_compact_string(buf, pos)
-    (f_pattern_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    f_principal, pos = _read_compact_string(buf, pos)
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_operation, f_permission_type,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DeleteAclsMatchingAcl(f_error_code, f_error_message, f_resource_type, f_resource_name, f_pattern_type, f_principal, f_host, f_operation, f_permission_type), pos
 
 
 def _enc_DeleteAclsFilterResult_2(a: _Append, o: DeleteAclsFilterResult) -> None:

@@ -91,13 +91,6 @@ def _enc_DeletableGroupResult_0(a: _Append, o: DeletableGroupResult) -> None:
     a(_S0.pack(o.error_code))
 
 
-def _dec_DeletableGroupResult_0(buf: _Buf, pos: int) -> tuple[DeletableGroupResult, int]:
-    f_group_id, pos = _read_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    return DeletableGroupResult(f_group_id, f_error_code), pos
-
-
 def _enc_DeleteGroupsResponse_0(a: _Append, o: DeleteGroupsResponse) -> None:
     a(_S1.pack(o.throttle_time_ms))
     a(_enc_array_len(o.results))
@@ -126,17 +119,6 @@ def _enc_DeletableGroupResult_2(a: _Append, o: DeletableGroupResult) -> None:
     a(_enc_compact_string(o.group_id))
     a(_S0.pack(o.error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_DeletableGroupResult_2(buf: _Buf, pos: int) -> tuple[DeletableGroupResult, int]:
-    f_group_id, pos = _read_compact_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DeletableGroupResult(f_group_id, f_error_code), pos
 
 
 def _enc_DeleteGroupsResponse_2(a: _Append, o: DeleteGroupsResponse) -> None:

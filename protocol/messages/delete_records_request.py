@@ -98,12 +98,6 @@ def _enc_DeleteRecordsPartition_0(a: _Append, o: DeleteRecordsPartition) -> None
     a(_S0.pack(o.partition_index, o.offset))
 
 
-def _dec_DeleteRecordsPartition_0(buf: _Buf, pos: int) -> tuple[DeleteRecordsPartition, int]:
-    (f_partition_index, f_offset,) = _S0.unpack_from(buf, pos)
-    pos += 12
-    return DeleteRecordsPartition(f_partition_index, f_offset), pos
-
-
 def _enc_DeleteRecordsTopic_0(a: _Append, o: DeleteRecordsTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -151,16 +145,6 @@ def _dec_DeleteRecordsRequest_0(buf: _Buf, pos: int) -> tuple[DeleteRecordsReque
 def _enc_DeleteRecordsPartition_2(a: _Append, o: DeleteRecordsPartition) -> None:
     a(_S0.pack(o.partition_index, o.offset))
     a(_ZERO_BYTE)
-
-
-def _dec_DeleteRecordsPartition_2(buf: _Buf, pos: int) -> tuple[DeleteRecordsPartition, int]:
-    (f_partition_index, f_offset,) = _S0.unpack_from(buf, pos)
-    pos += 12
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DeleteRecordsPartition(f_partition_index, f_offset), pos
 
 
 def _enc_DeleteRecordsTopic_2(a: _Append, o: DeleteRecordsTopic) -> None:

@@ -100,12 +100,6 @@ def _enc_DeleteRecordsPartitionResult_0(a: _Append, o: DeleteRecordsPartitionRes
     a(_S0.pack(o.partition_index, o.low_watermark, o.error_code))
 
 
-def _dec_DeleteRecordsPartitionResult_0(buf: _Buf, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
-    (f_partition_index, f_low_watermark, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 14
-    return DeleteRecordsPartitionResult(f_partition_index, f_low_watermark, f_error_code), pos
-
-
 def _enc_DeleteRecordsTopicResult_0(a: _Append, o: DeleteRecordsTopicResult) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -153,16 +147,6 @@ def _dec_DeleteRecordsResponse_0(buf: _Buf, pos: int) -> tuple[DeleteRecordsResp
 def _enc_DeleteRecordsPartitionResult_2(a: _Append, o: DeleteRecordsPartitionResult) -> None:
     a(_S0.pack(o.partition_index, o.low_watermark, o.error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_DeleteRecordsPartitionResult_2(buf: _Buf, pos: int) -> tuple[DeleteRecordsPartitionResult, int]:
-    (f_partition_index, f_low_watermark, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 14
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DeleteRecordsPartitionResult(f_partition_index, f_low_watermark, f_error_code), pos
 
 
 def _enc_DeleteRecordsTopicResult_2(a: _Append, o: DeleteRecordsTopicResult) -> None:

@@ -100,17 +100,6 @@ def _enc_PartitionResult_0(a: _Append, o: PartitionResult) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_PartitionResult_0(buf: _Buf, pos: int) -> tuple[PartitionResult, int]:
-    (f_partition, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return PartitionResult(f_partition, f_error_code, f_error_message), pos
-
-
 def _enc_DeleteStateResult_0(a: _Append, o: DeleteStateResult) -> None:
     a(_S1.pack(o.topic_id.bytes))
     a(_enc_compact_array_len(o.partitions))

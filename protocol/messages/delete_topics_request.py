@@ -184,18 +184,6 @@ def _enc_DeleteTopicState_6(a: _Append, o: DeleteTopicState) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_DeleteTopicState_6(buf: _Buf, pos: int) -> tuple[DeleteTopicState, int]:
-    f_name, pos = _read_compact_nullable_string(buf, pos)
-    (f_topic_id,) = _S1.unpack_from(buf, pos)
-    pos += 16
-    f_topic_id = _uuid(f_topic_id)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DeleteTopicState(f_name, f_topic_id), pos
-
-
 def _enc_DeleteTopicsRequest_6(a: _Append, o: DeleteTopicsRequest) -> None:
     a(_enc_compact_array_len(o.topics))
     for _e_topics in o.topics:

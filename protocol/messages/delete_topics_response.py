@@ -98,13 +98,6 @@ def _enc_DeletableTopicResult_0(a: _Append, o: DeletableTopicResult) -> None:
     a(_S0.pack(o.error_code))
 
 
-def _dec_DeletableTopicResult_0(buf: _Buf, pos: int) -> tuple[DeletableTopicResult, int]:
-    f_name, pos = _read_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    return DeletableTopicResult(f_name, _ZERO_UUID, f_error_code, None), pos
-
-
 def _enc_DeleteTopicsResponse_0(a: _Append, o: DeleteTopicsResponse) -> None:
     a(_enc_array_len(o.responses))
     for _e_responses in o.responses:
@@ -193,17 +186,6 @@ def _enc_DeletableTopicResult_4(a: _Append, o: DeletableTopicResult) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_DeletableTopicResult_4(buf: _Buf, pos: int) -> tuple[DeletableTopicResult, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DeletableTopicResult(f_name, _ZERO_UUID, f_error_code, None), pos
-
-
 def _enc_DeleteTopicsResponse_4(a: _Append, o: DeleteTopicsResponse) -> None:
     a(_S1.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.responses))
@@ -246,18 +228,6 @@ def _enc_DeletableTopicResult_5(a: _Append, o: DeletableTopicResult) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_DeletableTopicResult_5(buf: _Buf, pos: int) -> tuple[DeletableTopicResult, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DeletableTopicResult(f_name, _ZERO_UUID, f_error_code, f_error_message), pos
-
-
 def _enc_DeleteTopicsResponse_5(a: _Append, o: DeleteTopicsResponse) -> None:
     a(_S1.pack(o.throttle_time_ms))
     a(_enc_compact_array_len(o.responses))
@@ -297,19 +267,6 @@ def _enc_DeletableTopicResult_6(a: _Append, o: DeletableTopicResult) -> None:
     a(_S2.pack(o.topic_id.bytes, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))
     a(_ZERO_BYTE)
-
-
-def _dec_DeletableTopicResult_6(buf: _Buf, pos: int) -> tuple[DeletableTopicResult, int]:
-    f_name, pos = _read_compact_nullable_string(buf, pos)
-    (f_topic_id, f_error_code,) = _S2.unpack_from(buf, pos)
-    pos += 18
-    f_topic_id = _uuid(f_topic_id)
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DeletableTopicResult(f_name, f_topic_id, f_error_code, f_error_message), pos
 
 
 def _enc_DeleteTopicsResponse_6(a: _Append, o: DeleteTopicsResponse) -> None:

@@ -115,14 +115,6 @@ def _enc_AclDescription_0(a: _Append, o: AclDescription) -> None:
     a(_S0.pack(o.operation, o.permission_type))
 
 
-def _dec_AclDescription_0(buf: _Buf, pos: int) -> tuple[AclDescription, int]:
-    f_principal, pos = _read_string(buf, pos)
-    f_host, pos = _read_string(buf, pos)
-    (f_operation, f_permission_type,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    return AclDescription(f_principal, f_host, f_operation, f_permission_type), pos
-
-
 def _enc_DescribeAclsResource_0(a: _Append, o: DescribeAclsResource) -> None:
     if o.pattern_type != 3:
         raise _EncodeError('DescribeAclsResource.pattern_type is not default and version 0 lacks it')
@@ -267,18 +259,6 @@ def _enc_AclDescription_2(a: _Append, o: AclDescription) -> None:
     a(_enc_compact_string(o.host))
     a(_S0.pack(o.operation, o.permission_type))
     a(_ZERO_BYTE)
-
-
-def _dec_AclDescription_2(buf: _Buf, pos: int) -> tuple[AclDescription, int]:
-    f_principal, pos = _read_compact_string(buf, pos)
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_operation, f_permission_type,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return AclDescription(f_principal, f_host, f_operation, f_permission_type), pos
 
 
 def _enc_DescribeAclsResource_2(a: _Append, o: DescribeAclsResource) -> None:

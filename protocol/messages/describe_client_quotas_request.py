@@ -95,23 +95,6 @@ def _enc_ComponentData_0(a: _Append, o: ComponentData) -> None:
     a(_enc_nullable_string(o.match))
 
 
-def _dec_ComponentData_0(buf: _Buf, pos: int) -> tuple[ComponentData, int]:
-    f_entity_type, pos = _read_string(buf, pos)
-    (f_match_type, _sn,) = _S1.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_match = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_match = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return ComponentData(f_entity_type, f_match_type, f_match), pos
-
-
 def _enc_DescribeClientQuotasRequest_0(a: _Append, o: DescribeClientQuotasRequest) -> None:
     a(_enc_array_len(o.components))
     for _e_components in o.components:
@@ -151,18 +134,6 @@ def _enc_ComponentData_1(a: _Append, o: ComponentData) -> None:
     a(_S0.pack(o.match_type))
     a(_enc_compact_nullable_string(o.match))
     a(_ZERO_BYTE)
-
-
-def _dec_ComponentData_1(buf: _Buf, pos: int) -> tuple[ComponentData, int]:
-    f_entity_type, pos = _read_compact_string(buf, pos)
-    (f_match_type,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_match, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ComponentData(f_entity_type, f_match_type, f_match), pos
 
 
 def _enc_DescribeClientQuotasRequest_1(a: _Append, o: DescribeClientQuotasRequest) -> None:

@@ -112,22 +112,9 @@ def _enc_EntityData_0(a: _Append, o: EntityData) -> None:
     a(_enc_nullable_string(o.entity_name))
 
 
-def _dec_EntityData_0(buf: _Buf, pos: int) -> tuple[EntityData, int]:
-    f_entity_type, pos = _read_string(buf, pos)
-    f_entity_name, pos = _read_nullable_string(buf, pos)
-    return EntityData(f_entity_type, f_entity_name), pos
-
-
 def _enc_ValueData_0(a: _Append, o: ValueData) -> None:
     a(_enc_string(o.key))
     a(_S0.pack(o.value))
-
-
-def _dec_ValueData_0(buf: _Buf, pos: int) -> tuple[ValueData, int]:
-    f_key, pos = _read_string(buf, pos)
-    (f_value,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    return ValueData(f_key, f_value), pos
 
 
 def _enc_EntryData_0(a: _Append, o: EntryData) -> None:
@@ -206,31 +193,10 @@ def _enc_EntityData_1(a: _Append, o: EntityData) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_EntityData_1(buf: _Buf, pos: int) -> tuple[EntityData, int]:
-    f_entity_type, pos = _read_compact_string(buf, pos)
-    f_entity_name, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return EntityData(f_entity_type, f_entity_name), pos
-
-
 def _enc_ValueData_1(a: _Append, o: ValueData) -> None:
     a(_enc_compact_string(o.key))
     a(_S0.pack(o.value))
     a(_ZERO_BYTE)
-
-
-def _dec_ValueData_1(buf: _Buf, pos: int) -> tuple[ValueData, int]:
-    f_key, pos = _read_compact_string(buf, pos)
-    (f_value,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ValueData(f_key, f_value), pos
 
 
 def _enc_EntryData_1(a: _Append, o: EntryData) -> None:

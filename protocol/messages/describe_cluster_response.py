@@ -111,20 +111,6 @@ def _enc_DescribeClusterBroker_0(a: _Append, o: DescribeClusterBroker) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_DescribeClusterBroker_0(buf: _Buf, pos: int) -> tuple[DescribeClusterBroker, int]:
-    (f_broker_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_rack, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DescribeClusterBroker(f_broker_id, f_host, f_port, f_rack), pos
-
-
 def _enc_DescribeClusterResponse_0(a: _Append, o: DescribeClusterResponse) -> None:
     if o.endpoint_type != 1:
         raise _EncodeError('DescribeClusterResponse.endpoint_type is not default and version 0 lacks it')

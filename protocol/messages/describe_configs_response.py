@@ -135,14 +135,6 @@ def _enc_DescribeConfigsResourceResult_0(a: _Append, o: DescribeConfigsResourceR
     a(_S0.pack(o.read_only, o.is_default, o.is_sensitive))
 
 
-def _dec_DescribeConfigsResourceResult_0(buf: _Buf, pos: int) -> tuple[DescribeConfigsResourceResult, int]:
-    f_name, pos = _read_string(buf, pos)
-    f_value, pos = _read_nullable_string(buf, pos)
-    (f_read_only, f_is_default, f_is_sensitive,) = _S0.unpack_from(buf, pos)
-    pos += 3
-    return DescribeConfigsResourceResult(f_name, f_value, f_read_only, f_is_default, -1, f_is_sensitive, [], 0, ''), pos
-
-
 def _enc_DescribeConfigsResult_0(a: _Append, o: DescribeConfigsResult) -> None:
     a(_S1.pack(o.error_code))
     a(_enc_nullable_string(o.error_message))
@@ -217,14 +209,6 @@ def _enc_DescribeConfigsSynonym_1(a: _Append, o: DescribeConfigsSynonym) -> None
     a(_enc_string(o.name))
     a(_enc_nullable_string(o.value))
     a(_S2.pack(o.source))
-
-
-def _dec_DescribeConfigsSynonym_1(buf: _Buf, pos: int) -> tuple[DescribeConfigsSynonym, int]:
-    f_name, pos = _read_string(buf, pos)
-    f_value, pos = _read_nullable_string(buf, pos)
-    (f_source,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    return DescribeConfigsSynonym(f_name, f_value, f_source), pos
 
 
 def _enc_DescribeConfigsResourceResult_1(a: _Append, o: DescribeConfigsResourceResult) -> None:
@@ -470,18 +454,6 @@ def _enc_DescribeConfigsSynonym_4(a: _Append, o: DescribeConfigsSynonym) -> None
     a(_enc_compact_nullable_string(o.value))
     a(_S2.pack(o.source))
     a(_ZERO_BYTE)
-
-
-def _dec_DescribeConfigsSynonym_4(buf: _Buf, pos: int) -> tuple[DescribeConfigsSynonym, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    f_value, pos = _read_compact_nullable_string(buf, pos)
-    (f_source,) = _S2.unpack_from(buf, pos)
-    pos += 1
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DescribeConfigsSynonym(f_name, f_value, f_source), pos
 
 
 def _enc_DescribeConfigsResourceResult_4(a: _Append, o: DescribeConfigsResourceResult) -> None:

@@ -87,12 +87,6 @@ def _enc_DescribeDelegationTokenOwner_0(a: _Append, o: DescribeDelegationTokenOw
     a(_enc_string(o.principal_name))
 
 
-def _dec_DescribeDelegationTokenOwner_0(buf: _Buf, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
-    f_principal_type, pos = _read_string(buf, pos)
-    f_principal_name, pos = _read_string(buf, pos)
-    return DescribeDelegationTokenOwner(f_principal_type, f_principal_name), pos
-
-
 def _enc_DescribeDelegationTokenRequest_0(a: _Append, o: DescribeDelegationTokenRequest) -> None:
     if o.owners is None:
         a(_NULL_I32)
@@ -120,16 +114,6 @@ def _enc_DescribeDelegationTokenOwner_2(a: _Append, o: DescribeDelegationTokenOw
     a(_enc_compact_string(o.principal_type))
     a(_enc_compact_string(o.principal_name))
     a(_ZERO_BYTE)
-
-
-def _dec_DescribeDelegationTokenOwner_2(buf: _Buf, pos: int) -> tuple[DescribeDelegationTokenOwner, int]:
-    f_principal_type, pos = _read_compact_string(buf, pos)
-    f_principal_name, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DescribeDelegationTokenOwner(f_principal_type, f_principal_name), pos
 
 
 def _enc_DescribeDelegationTokenRequest_2(a: _Append, o: DescribeDelegationTokenRequest) -> None:

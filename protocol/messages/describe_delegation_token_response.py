@@ -119,12 +119,6 @@ def _enc_DescribedDelegationTokenRenewer_0(a: _Append, o: DescribedDelegationTok
     a(_enc_string(o.principal_name))
 
 
-def _dec_DescribedDelegationTokenRenewer_0(buf: _Buf, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
-    f_principal_type, pos = _read_string(buf, pos)
-    f_principal_name, pos = _read_string(buf, pos)
-    return DescribedDelegationTokenRenewer(f_principal_type, f_principal_name), pos
-
-
 def _enc_DescribedDelegationToken_0(a: _Append, o: DescribedDelegationToken) -> None:
     if o.token_requester_principal_type != '':
         raise _EncodeError('DescribedDelegationToken.token_requester_principal_type is not default and version 0 lacks it')
@@ -221,16 +215,6 @@ def _enc_DescribedDelegationTokenRenewer_2(a: _Append, o: DescribedDelegationTok
     a(_enc_compact_string(o.principal_type))
     a(_enc_compact_string(o.principal_name))
     a(_ZERO_BYTE)
-
-
-def _dec_DescribedDelegationTokenRenewer_2(buf: _Buf, pos: int) -> tuple[DescribedDelegationTokenRenewer, int]:
-    f_principal_type, pos = _read_compact_string(buf, pos)
-    f_principal_name, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DescribedDelegationTokenRenewer(f_principal_type, f_principal_name), pos
 
 
 def _enc_DescribedDelegationToken_2(a: _Append, o: DescribedDelegationToken) -> None:

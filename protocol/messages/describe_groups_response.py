@@ -123,15 +123,6 @@ def _enc_DescribedGroupMember_0(a: _Append, o: DescribedGroupMember) -> None:
     a(o.member_assignment)
 
 
-def _dec_DescribedGroupMember_0(buf: _Buf, pos: int) -> tuple[DescribedGroupMember, int]:
-    f_member_id, pos = _read_string(buf, pos)
-    f_client_id, pos = _read_string(buf, pos)
-    f_client_host, pos = _read_string(buf, pos)
-    f_member_metadata, pos = _read_bytes(buf, pos)
-    f_member_assignment, pos = _read_bytes(buf, pos)
-    return DescribedGroupMember(f_member_id, None, f_client_id, f_client_host, f_member_metadata, f_member_assignment), pos
-
-
 def _enc_DescribedGroup_0(a: _Append, o: DescribedGroup) -> None:
     if o.authorized_operations != -2147483648:
         raise _EncodeError('DescribedGroup.authorized_operations is not default and version 0 lacks it')
@@ -326,16 +317,6 @@ def _enc_DescribedGroupMember_4(a: _Append, o: DescribedGroupMember) -> None:
     a(o.member_assignment)
 
 
-def _dec_DescribedGroupMember_4(buf: _Buf, pos: int) -> tuple[DescribedGroupMember, int]:
-    f_member_id, pos = _read_string(buf, pos)
-    f_group_instance_id, pos = _read_nullable_string(buf, pos)
-    f_client_id, pos = _read_string(buf, pos)
-    f_client_host, pos = _read_string(buf, pos)
-    f_member_metadata, pos = _read_bytes(buf, pos)
-    f_member_assignment, pos = _read_bytes(buf, pos)
-    return DescribedGroupMember(f_member_id, f_group_instance_id, f_client_id, f_client_host, f_member_metadata, f_member_assignment), pos
-
-
 def _enc_DescribedGroup_4(a: _Append, o: DescribedGroup) -> None:
     a(_S0.pack(o.error_code))
     a(_enc_string(o.group_id))
@@ -413,20 +394,6 @@ def _enc_DescribedGroupMember_5(a: _Append, o: DescribedGroupMember) -> None:
     a(_enc_compact_bytes_len(o.member_assignment))
     a(o.member_assignment)
     a(_ZERO_BYTE)
-
-
-def _dec_DescribedGroupMember_5(buf: _Buf, pos: int) -> tuple[DescribedGroupMember, int]:
-    f_member_id, pos = _read_compact_string(buf, pos)
-    f_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
-    f_client_id, pos = _read_compact_string(buf, pos)
-    f_client_host, pos = _read_compact_string(buf, pos)
-    f_member_metadata, pos = _read_compact_bytes(buf, pos)
-    f_member_assignment, pos = _read_compact_bytes(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DescribedGroupMember(f_member_id, f_group_instance_id, f_client_id, f_client_host, f_member_metadata, f_member_assignment), pos
 
 
 def _enc_DescribedGroup_5(a: _Append, o: DescribedGroup) -> None:

@@ -121,12 +121,6 @@ def _enc_DescribeLogDirsPartition_0(a: _Append, o: DescribeLogDirsPartition) -> 
     a(_S0.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key))
 
 
-def _dec_DescribeLogDirsPartition_0(buf: _Buf, pos: int) -> tuple[DescribeLogDirsPartition, int]:
-    (f_partition_index, f_partition_size, f_offset_lag, f_is_future_key,) = _S0.unpack_from(buf, pos)
-    pos += 21
-    return DescribeLogDirsPartition(f_partition_index, f_partition_size, f_offset_lag, f_is_future_key), pos
-
-
 def _enc_DescribeLogDirsTopic_0(a: _Append, o: DescribeLogDirsTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -205,16 +199,6 @@ def _dec_DescribeLogDirsResponse_0(buf: _Buf, pos: int) -> tuple[DescribeLogDirs
 def _enc_DescribeLogDirsPartition_2(a: _Append, o: DescribeLogDirsPartition) -> None:
     a(_S0.pack(o.partition_index, o.partition_size, o.offset_lag, o.is_future_key))
     a(_ZERO_BYTE)
-
-
-def _dec_DescribeLogDirsPartition_2(buf: _Buf, pos: int) -> tuple[DescribeLogDirsPartition, int]:
-    (f_partition_index, f_partition_size, f_offset_lag, f_is_future_key,) = _S0.unpack_from(buf, pos)
-    pos += 21
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return DescribeLogDirsPartition(f_partition_index, f_partition_size, f_offset_lag, f_is_future_key), pos
 
 
 def _enc_DescribeLogDirsTopic_2(a: _Append, o: DescribeLogDirsTopic) -> None:

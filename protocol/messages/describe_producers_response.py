@@ -113,16 +113,6 @@ def _enc_ProducerState_0(a: _Append, o: ProducerState) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_ProducerState_0(buf: _Buf, pos: int) -> tuple[ProducerState, int]:
-    (f_producer_id, f_producer_epoch, f_last_sequence, f_last_timestamp, f_coordinator_epoch, f_current_txn_start_offset,) = _S0.unpack_from(buf, pos)
-    pos += 36
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ProducerState(f_producer_id, f_producer_epoch, f_last_sequence, f_last_timestamp, f_coordinator_epoch, f_current_txn_start_offset), pos
-
-
 def _enc_PartitionResponse_0(a: _Append, o: PartitionResponse) -> None:
     a(_S1.pack(o.partition_index, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))

@@ -147,16 +147,6 @@ def _enc_ReplicaState_0(a: _Append, o: ReplicaState) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_ReplicaState_0(buf: _Buf, pos: int) -> tuple[ReplicaState, int]:
-    (f_replica_id, f_log_end_offset,) = _S0.unpack_from(buf, pos)
-    pos += 12
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ReplicaState(f_replica_id, _ZERO_UUID, f_log_end_offset, -1, -1), pos
-
-
 def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:
     a(_S1.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark))
     a(_enc_compact_array_len(o.current_voters))
@@ -268,16 +258,6 @@ def _enc_ReplicaState_1(a: _Append, o: ReplicaState) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_ReplicaState_1(buf: _Buf, pos: int) -> tuple[ReplicaState, int]:
-    (f_replica_id, f_log_end_offset, f_last_fetch_timestamp, f_last_caught_up_timestamp,) = _S3.unpack_from(buf, pos)
-    pos += 28
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ReplicaState(f_replica_id, _ZERO_UUID, f_log_end_offset, f_last_fetch_timestamp, f_last_caught_up_timestamp), pos
-
-
 def _enc_PartitionData_1(a: _Append, o: PartitionData) -> None:
     a(_S1.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch, o.high_watermark))
     a(_enc_compact_array_len(o.current_voters))
@@ -387,17 +367,6 @@ def _enc_ReplicaState_2(a: _Append, o: ReplicaState) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_ReplicaState_2(buf: _Buf, pos: int) -> tuple[ReplicaState, int]:
-    (f_replica_id, f_replica_directory_id, f_log_end_offset, f_last_fetch_timestamp, f_last_caught_up_timestamp,) = _S4.unpack_from(buf, pos)
-    pos += 44
-    f_replica_directory_id = _uuid(f_replica_directory_id)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ReplicaState(f_replica_id, f_replica_directory_id, f_log_end_offset, f_last_fetch_timestamp, f_last_caught_up_timestamp), pos
-
-
 def _enc_PartitionData_2(a: _Append, o: PartitionData) -> None:
     a(_S5.pack(o.partition_index, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))
@@ -485,18 +454,6 @@ def _enc_Listener_2(a: _Append, o: Listener) -> None:
     a(_enc_compact_string(o.host))
     a(_S7.pack(o.port))
     a(_ZERO_BYTE)
-
-
-def _dec_Listener_2(buf: _Buf, pos: int) -> tuple[Listener, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S7.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return Listener(f_name, f_host, f_port), pos
 
 
 def _enc_Node_2(a: _Append, o: Node) -> None:

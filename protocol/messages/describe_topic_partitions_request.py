@@ -102,15 +102,6 @@ def _enc_TopicRequest_0(a: _Append, o: TopicRequest) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_TopicRequest_0(buf: _Buf, pos: int) -> tuple[TopicRequest, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return TopicRequest(f_name), pos
-
-
 def _enc_Cursor_0(a: _Append, o: Cursor) -> None:
     a(_enc_compact_string(o.topic_name))
     a(_S0.pack(o.partition_index))

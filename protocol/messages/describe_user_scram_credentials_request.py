@@ -85,15 +85,6 @@ def _enc_UserName_0(a: _Append, o: UserName) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_UserName_0(buf: _Buf, pos: int) -> tuple[UserName, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return UserName(f_name), pos
-
-
 def _enc_DescribeUserScramCredentialsRequest_0(a: _Append, o: DescribeUserScramCredentialsRequest) -> None:
     if o.users is None:
         a(_ZERO_BYTE)

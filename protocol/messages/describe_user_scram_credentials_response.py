@@ -108,16 +108,6 @@ def _enc_CredentialInfo_0(a: _Append, o: CredentialInfo) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_CredentialInfo_0(buf: _Buf, pos: int) -> tuple[CredentialInfo, int]:
-    (f_mechanism, f_iterations,) = _S0.unpack_from(buf, pos)
-    pos += 5
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return CredentialInfo(f_mechanism, f_iterations), pos
-
-
 def _enc_DescribeUserScramCredentialsResult_0(a: _Append, o: DescribeUserScramCredentialsResult) -> None:
     a(_enc_compact_string(o.user))
     a(_S1.pack(o.error_code))

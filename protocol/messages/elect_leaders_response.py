@@ -104,22 +104,6 @@ def _enc_PartitionResult_0(a: _Append, o: PartitionResult) -> None:
     a(_enc_nullable_string(o.error_message))
 
 
-def _dec_PartitionResult_0(buf: _Buf, pos: int) -> tuple[PartitionResult, int]:
-    (f_partition_id, f_error_code, _sn,) = _S1.unpack_from(buf, pos)
-    pos += 8
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_error_message = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_error_message = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return PartitionResult(f_partition_id, f_error_code, f_error_message), pos
-
-
 def _enc_ReplicaElectionResult_0(a: _Append, o: ReplicaElectionResult) -> None:
     a(_enc_string(o.topic))
     a(_enc_array_len(o.partition_result))
@@ -202,17 +186,6 @@ def _enc_PartitionResult_2(a: _Append, o: PartitionResult) -> None:
     a(_S0.pack(o.partition_id, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))
     a(_ZERO_BYTE)
-
-
-def _dec_PartitionResult_2(buf: _Buf, pos: int) -> tuple[PartitionResult, int]:
-    (f_partition_id, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return PartitionResult(f_partition_id, f_error_code, f_error_message), pos
 
 
 def _enc_ReplicaElectionResult_2(a: _Append, o: ReplicaElectionResult) -> None:

@@ -180,17 +180,6 @@ def _enc_ReplicaInfo_1(a: _Append, o: ReplicaInfo) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_ReplicaInfo_1(buf: _Buf, pos: int) -> tuple[ReplicaInfo, int]:
-    (f_candidate_id, f_candidate_directory_id,) = _S1.unpack_from(buf, pos)
-    pos += 20
-    f_candidate_directory_id = _uuid(f_candidate_directory_id)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ReplicaInfo(f_candidate_id, f_candidate_directory_id), pos
-
-
 def _enc_PartitionData_1(a: _Append, o: PartitionData) -> None:
     a(_S0.pack(o.partition_index, o.leader_id, o.leader_epoch))
     a(_enc_compact_array_len(o.preferred_candidates))
@@ -255,18 +244,6 @@ def _enc_LeaderEndpoint_1(a: _Append, o: LeaderEndpoint) -> None:
     a(_enc_compact_string(o.host))
     a(_S2.pack(o.port))
     a(_ZERO_BYTE)
-
-
-def _dec_LeaderEndpoint_1(buf: _Buf, pos: int) -> tuple[LeaderEndpoint, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S2.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return LeaderEndpoint(f_name, f_host, f_port), pos
 
 
 def _enc_EndQuorumEpochRequest_1(a: _Append, o: EndQuorumEpochRequest) -> None:

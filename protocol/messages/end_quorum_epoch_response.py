@@ -113,12 +113,6 @@ def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:
     a(_S0.pack(o.partition_index, o.error_code, o.leader_id, o.leader_epoch))
 
 
-def _dec_PartitionData_0(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
-    (f_partition_index, f_error_code, f_leader_id, f_leader_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 14
-    return PartitionData(f_partition_index, f_error_code, f_leader_id, f_leader_epoch), pos
-
-
 def _enc_TopicData_0(a: _Append, o: TopicData) -> None:
     a(_enc_string(o.topic_name))
     a(_enc_array_len(o.partitions))
@@ -170,16 +164,6 @@ def _enc_PartitionData_1(a: _Append, o: PartitionData) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_PartitionData_1(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
-    (f_partition_index, f_error_code, f_leader_id, f_leader_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 14
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return PartitionData(f_partition_index, f_error_code, f_leader_id, f_leader_epoch), pos
-
-
 def _enc_TopicData_1(a: _Append, o: TopicData) -> None:
     a(_enc_compact_string(o.topic_name))
     a(_enc_compact_array_len(o.partitions))
@@ -216,19 +200,6 @@ def _enc_NodeEndpoint_1(a: _Append, o: NodeEndpoint) -> None:
     a(_enc_compact_string(o.host))
     a(_S3.pack(o.port))
     a(_ZERO_BYTE)
-
-
-def _dec_NodeEndpoint_1(buf: _Buf, pos: int) -> tuple[NodeEndpoint, int]:
-    (f_node_id,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S3.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return NodeEndpoint(f_node_id, f_host, f_port), pos
 
 
 def _enc_EndQuorumEpochResponse_1(a: _Append, o: EndQuorumEpochResponse) -> None:

@@ -162,12 +162,6 @@ def _enc_FetchPartition_0(a: _Append, o: FetchPartition) -> None:
     a(_S0.pack(o.partition, o.fetch_offset, o.partition_max_bytes))
 
 
-def _dec_FetchPartition_0(buf: _Buf, pos: int) -> tuple[FetchPartition, int]:
-    (f_partition, f_fetch_offset, f_partition_max_bytes,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    return FetchPartition(f_partition, -1, f_fetch_offset, -1, -1, f_partition_max_bytes, _ZERO_UUID), pos
-
-
 def _enc_FetchTopic_0(a: _Append, o: FetchTopic) -> None:
     a(_enc_string(o.topic))
     a(_enc_array_len(o.partitions))
@@ -348,12 +342,6 @@ def _enc_FetchPartition_5(a: _Append, o: FetchPartition) -> None:
     a(_S4.pack(o.partition, o.fetch_offset, o.log_start_offset, o.partition_max_bytes))
 
 
-def _dec_FetchPartition_5(buf: _Buf, pos: int) -> tuple[FetchPartition, int]:
-    (f_partition, f_fetch_offset, f_log_start_offset, f_partition_max_bytes,) = _S4.unpack_from(buf, pos)
-    pos += 24
-    return FetchPartition(f_partition, -1, f_fetch_offset, -1, f_log_start_offset, f_partition_max_bytes, _ZERO_UUID), pos
-
-
 def _enc_FetchTopic_5(a: _Append, o: FetchTopic) -> None:
     a(_enc_string(o.topic))
     a(_enc_array_len(o.partitions))
@@ -522,12 +510,6 @@ def _enc_FetchPartition_9(a: _Append, o: FetchPartition) -> None:
     a(_S6.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.log_start_offset, o.partition_max_bytes))
 
 
-def _dec_FetchPartition_9(buf: _Buf, pos: int) -> tuple[FetchPartition, int]:
-    (f_partition, f_current_leader_epoch, f_fetch_offset, f_log_start_offset, f_partition_max_bytes,) = _S6.unpack_from(buf, pos)
-    pos += 28
-    return FetchPartition(f_partition, f_current_leader_epoch, f_fetch_offset, -1, f_log_start_offset, f_partition_max_bytes, _ZERO_UUID), pos
-
-
 def _enc_FetchTopic_9(a: _Append, o: FetchTopic) -> None:
     a(_enc_string(o.topic))
     a(_enc_array_len(o.partitions))
@@ -665,16 +647,6 @@ def _dec_FetchRequest_11(buf: _Buf, pos: int) -> tuple[FetchRequest, int]:
 def _enc_FetchPartition_12(a: _Append, o: FetchPartition) -> None:
     a(_S7.pack(o.partition, o.current_leader_epoch, o.fetch_offset, o.last_fetched_epoch, o.log_start_offset, o.partition_max_bytes))
     a(_ZERO_BYTE)
-
-
-def _dec_FetchPartition_12(buf: _Buf, pos: int) -> tuple[FetchPartition, int]:
-    (f_partition, f_current_leader_epoch, f_fetch_offset, f_last_fetched_epoch, f_log_start_offset, f_partition_max_bytes,) = _S7.unpack_from(buf, pos)
-    pos += 32
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return FetchPartition(f_partition, f_current_leader_epoch, f_fetch_offset, f_last_fetched_epoch, f_log_start_offset, f_partition_max_bytes, _ZERO_UUID), pos
 
 
 def _enc_FetchTopic_12(a: _Append, o: FetchTopic) -> None:

@@ -190,13 +190,6 @@ def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:
         a(o.records)
 
 
-def _dec_PartitionData_0(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
-    (f_partition_index, f_error_code, f_high_watermark,) = _S0.unpack_from(buf, pos)
-    pos += 14
-    f_records, pos = _read_nullable_view(buf, pos)
-    return PartitionData(f_partition_index, f_error_code, f_high_watermark, -1, -1, EpochEndOffset(), LeaderIdAndEpoch(), SnapshotId(), [], -1, f_records), pos
-
-
 def _enc_FetchableTopicResponse_0(a: _Append, o: FetchableTopicResponse) -> None:
     a(_enc_string(o.topic))
     a(_enc_array_len(o.partitions))
@@ -365,12 +358,6 @@ def _enc_FetchResponse_3(a: _Append, o: FetchResponse) -> None:
 
 def _enc_AbortedTransaction_4(a: _Append, o: AbortedTransaction) -> None:
     a(_S2.pack(o.producer_id, o.first_offset))
-
-
-def _dec_AbortedTransaction_4(buf: _Buf, pos: int) -> tuple[AbortedTransaction, int]:
-    (f_producer_id, f_first_offset,) = _S2.unpack_from(buf, pos)
-    pos += 16
-    return AbortedTransaction(f_producer_id, f_first_offset), pos
 
 
 def _enc_PartitionData_4(a: _Append, o: PartitionData) -> None:
@@ -895,16 +882,6 @@ def _enc_AbortedTransaction_12(a: _Append, o: AbortedTransaction) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_AbortedTransaction_12(buf: _Buf, pos: int) -> tuple[AbortedTransaction, int]:
-    (f_producer_id, f_first_offset,) = _S2.unpack_from(buf, pos)
-    pos += 16
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return AbortedTransaction(f_producer_id, f_first_offset), pos
-
-
 def _enc_PartitionData_12(a: _Append, o: PartitionData) -> None:
     a(_S4.pack(o.partition_index, o.error_code, o.high_watermark, o.last_stable_offset, o.log_start_offset))
     if o.aborted_transactions is None:
@@ -1141,20 +1118,6 @@ def _enc_NodeEndpoint_16(a: _Append, o: NodeEndpoint) -> None:
     a(_S1.pack(o.port))
     a(_enc_compact_nullable_string(o.rack))
     a(_ZERO_BYTE)
-
-
-def _dec_NodeEndpoint_16(buf: _Buf, pos: int) -> tuple[NodeEndpoint, int]:
-    (f_node_id,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_rack, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return NodeEndpoint(f_node_id, f_host, f_port, f_rack), pos
 
 
 def _enc_FetchResponse_16(a: _Append, o: FetchResponse) -> None:

@@ -323,19 +323,6 @@ def _enc_NodeEndpoint_1(a: _Append, o: NodeEndpoint) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_NodeEndpoint_1(buf: _Buf, pos: int) -> tuple[NodeEndpoint, int]:
-    (f_node_id,) = _S4.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S5.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return NodeEndpoint(f_node_id, f_host, f_port), pos
-
-
 def _enc_FetchSnapshotResponse_1(a: _Append, o: FetchSnapshotResponse) -> None:
     a(_S2.pack(o.throttle_time_ms, o.error_code))
     a(_enc_compact_array_len(o.topics))

@@ -215,21 +215,6 @@ def _enc_Coordinator_4(a: _Append, o: Coordinator) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_Coordinator_4(buf: _Buf, pos: int) -> tuple[Coordinator, int]:
-    f_key, pos = _read_compact_string(buf, pos)
-    (f_node_id,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port, f_error_code,) = _S3.unpack_from(buf, pos)
-    pos += 6
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return Coordinator(f_key, f_node_id, f_host, f_port, f_error_code, f_error_message), pos
-
-
 def _enc_FindCoordinatorResponse_4(a: _Append, o: FindCoordinatorResponse) -> None:
     if o.error_code != 0:
         raise _EncodeError('FindCoordinatorResponse.error_code is not default and version 4 lacks it')

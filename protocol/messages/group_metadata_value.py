@@ -105,17 +105,6 @@ def _enc_MemberMetadata_0(a: _Append, o: MemberMetadata) -> None:
     a(o.assignment)
 
 
-def _dec_MemberMetadata_0(buf: _Buf, pos: int) -> tuple[MemberMetadata, int]:
-    f_member_id, pos = _read_string(buf, pos)
-    f_client_id, pos = _read_string(buf, pos)
-    f_client_host, pos = _read_string(buf, pos)
-    (f_session_timeout,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_subscription, pos = _read_bytes(buf, pos)
-    f_assignment, pos = _read_bytes(buf, pos)
-    return MemberMetadata(f_member_id, None, f_client_id, f_client_host, -1, f_session_timeout, f_subscription, f_assignment), pos
-
-
 def _enc_GroupMetadataValue_0(a: _Append, o: GroupMetadataValue) -> None:
     a(_enc_string(o.protocol_type))
     a(_S0.pack(o.generation))
@@ -168,17 +157,6 @@ def _enc_MemberMetadata_1(a: _Append, o: MemberMetadata) -> None:
     a(o.subscription)
     a(_enc_bytes_len(o.assignment))
     a(o.assignment)
-
-
-def _dec_MemberMetadata_1(buf: _Buf, pos: int) -> tuple[MemberMetadata, int]:
-    f_member_id, pos = _read_string(buf, pos)
-    f_client_id, pos = _read_string(buf, pos)
-    f_client_host, pos = _read_string(buf, pos)
-    (f_rebalance_timeout, f_session_timeout,) = _S2.unpack_from(buf, pos)
-    pos += 8
-    f_subscription, pos = _read_bytes(buf, pos)
-    f_assignment, pos = _read_bytes(buf, pos)
-    return MemberMetadata(f_member_id, None, f_client_id, f_client_host, f_rebalance_timeout, f_session_timeout, f_subscription, f_assignment), pos
 
 
 def _enc_GroupMetadataValue_1(a: _Append, o: GroupMetadataValue) -> None:
@@ -282,18 +260,6 @@ def _enc_MemberMetadata_3(a: _Append, o: MemberMetadata) -> None:
     a(o.assignment)
 
 
-def _dec_MemberMetadata_3(buf: _Buf, pos: int) -> tuple[MemberMetadata, int]:
-    f_member_id, pos = _read_string(buf, pos)
-    f_group_instance_id, pos = _read_nullable_string(buf, pos)
-    f_client_id, pos = _read_string(buf, pos)
-    f_client_host, pos = _read_string(buf, pos)
-    (f_rebalance_timeout, f_session_timeout,) = _S2.unpack_from(buf, pos)
-    pos += 8
-    f_subscription, pos = _read_bytes(buf, pos)
-    f_assignment, pos = _read_bytes(buf, pos)
-    return MemberMetadata(f_member_id, f_group_instance_id, f_client_id, f_client_host, f_rebalance_timeout, f_session_timeout, f_subscription, f_assignment), pos
-
-
 def _enc_GroupMetadataValue_3(a: _Append, o: GroupMetadataValue) -> None:
     a(_enc_string(o.protocol_type))
     a(_S0.pack(o.generation))
@@ -352,22 +318,6 @@ def _enc_MemberMetadata_4(a: _Append, o: MemberMetadata) -> None:
     a(_enc_compact_bytes_len(o.assignment))
     a(o.assignment)
     a(_ZERO_BYTE)
-
-
-def _dec_MemberMetadata_4(buf: _Buf, pos: int) -> tuple[MemberMetadata, int]:
-    f_member_id, pos = _read_compact_string(buf, pos)
-    f_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
-    f_client_id, pos = _read_compact_string(buf, pos)
-    f_client_host, pos = _read_compact_string(buf, pos)
-    (f_rebalance_timeout, f_session_timeout,) = _S2.unpack_from(buf, pos)
-    pos += 8
-    f_subscription, pos = _read_compact_bytes(buf, pos)
-    f_assignment, pos = _read_compact_bytes(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return MemberMetadata(f_member_id, f_group_instance_id, f_client_id, f_client_host, f_rebalance_timeout, f_session_timeout, f_subscription, f_assignment), pos
 
 
 def _enc_GroupMetadataValue_4(a: _Append, o: GroupMetadataValue) -> None:

@@ -105,23 +105,6 @@ def _enc_AlterableConfig_0(a: _Append, o: AlterableConfig) -> None:
     a(_enc_nullable_string(o.value))
 
 
-def _dec_AlterableConfig_0(buf: _Buf, pos: int) -> tuple[AlterableConfig, int]:
-    f_name, pos = _read_string(buf, pos)
-    (f_config_operation, _sn,) = _S1.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_value = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_value = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return AlterableConfig(f_name, f_config_operation, f_value), pos
-
-
 def _enc_AlterConfigsResource_0(a: _Append, o: AlterConfigsResource) -> None:
     a(_S0.pack(o.resource_type))
     a(_enc_string(o.resource_name))
@@ -192,18 +175,6 @@ def _enc_AlterableConfig_1(a: _Append, o: AlterableConfig) -> None:
     a(_S0.pack(o.config_operation))
     a(_enc_compact_nullable_string(o.value))
     a(_ZERO_BYTE)
-
-
-def _dec_AlterableConfig_1(buf: _Buf, pos: int) -> tuple[AlterableConfig, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    (f_config_operation,) = _S0.unpack_from(buf, pos)
-    pos += 1
-    f_value, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return AlterableConfig(f_name, f_config_operation, f_value), pos
 
 
 def _enc_AlterConfigsResource_1(a: _Append, o: AlterConfigsResource) -> None:

@@ -100,32 +100,6 @@ def _enc_AlterConfigsResourceResponse_0(a: _Append, o: AlterConfigsResourceRespo
     a(_enc_string(o.resource_name))
 
 
-def _dec_AlterConfigsResourceResponse_0(buf: _Buf, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
-    (f_error_code, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 4
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_error_message = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_error_message = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_resource_type, _sn,) = _S3.unpack_from(buf, pos)
-    pos += 3
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_resource_name = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return AlterConfigsResourceResponse(f_error_code, f_error_message, f_resource_type, f_resource_name), pos
-
-
 def _enc_IncrementalAlterConfigsResponse_0(a: _Append, o: IncrementalAlterConfigsResponse) -> None:
     a(_S4.pack(o.throttle_time_ms))
     a(_enc_array_len(o.responses))
@@ -175,20 +149,6 @@ def _enc_AlterConfigsResourceResponse_1(a: _Append, o: AlterConfigsResourceRespo
     a(_S1.pack(o.resource_type))
     a(_enc_compact_string(o.resource_name))
     a(_ZERO_BYTE)
-
-
-def _dec_AlterConfigsResourceResponse_1(buf: _Buf, pos: int) -> tuple[AlterConfigsResourceResponse, int]:
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    (f_resource_type,) = _S1.unpack_from(buf, pos)
-    pos += 1
-    f_resource_name, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return AlterConfigsResourceResponse(f_error_code, f_error_message, f_resource_type, f_resource_name), pos
 
 
 def _enc_IncrementalAlterConfigsResponse_1(a: _Append, o: IncrementalAlterConfigsResponse) -> None:

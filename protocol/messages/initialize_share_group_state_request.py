@@ -101,16 +101,6 @@ def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_PartitionData_0(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
-    (f_partition, f_state_epoch, f_start_offset,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return PartitionData(f_partition, f_state_epoch, f_start_offset), pos
-
-
 def _enc_InitializeStateData_0(a: _Append, o: InitializeStateData) -> None:
     a(_S1.pack(o.topic_id.bytes))
     a(_enc_compact_array_len(o.partitions))

@@ -106,12 +106,6 @@ def _enc_JoinGroupRequestProtocol_0(a: _Append, o: JoinGroupRequestProtocol) -> 
     a(o.metadata)
 
 
-def _dec_JoinGroupRequestProtocol_0(buf: _Buf, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
-    f_name, pos = _read_string(buf, pos)
-    f_metadata, pos = _read_bytes(buf, pos)
-    return JoinGroupRequestProtocol(f_name, f_metadata), pos
-
-
 def _enc_JoinGroupRequest_0(a: _Append, o: JoinGroupRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('JoinGroupRequest.group_instance_id is not default and version 0 lacks it')
@@ -267,16 +261,6 @@ def _enc_JoinGroupRequestProtocol_6(a: _Append, o: JoinGroupRequestProtocol) -> 
     a(_enc_compact_bytes_len(o.metadata))
     a(o.metadata)
     a(_ZERO_BYTE)
-
-
-def _dec_JoinGroupRequestProtocol_6(buf: _Buf, pos: int) -> tuple[JoinGroupRequestProtocol, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    f_metadata, pos = _read_compact_bytes(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return JoinGroupRequestProtocol(f_name, f_metadata), pos
 
 
 def _enc_JoinGroupRequest_6(a: _Append, o: JoinGroupRequest) -> None:

@@ -110,12 +110,6 @@ def _enc_JoinGroupResponseMember_0(a: _Append, o: JoinGroupResponseMember) -> No
     a(o.metadata)
 
 
-def _dec_JoinGroupResponseMember_0(buf: _Buf, pos: int) -> tuple[JoinGroupResponseMember, int]:
-    f_member_id, pos = _read_string(buf, pos)
-    f_metadata, pos = _read_bytes(buf, pos)
-    return JoinGroupResponseMember(f_member_id, None, f_metadata), pos
-
-
 def _enc_JoinGroupResponse_0(a: _Append, o: JoinGroupResponse) -> None:
     if o.skip_assignment:
         raise _EncodeError('JoinGroupResponse.skip_assignment is not default and version 0 lacks it')
@@ -245,13 +239,6 @@ def _enc_JoinGroupResponseMember_5(a: _Append, o: JoinGroupResponseMember) -> No
     a(o.metadata)
 
 
-def _dec_JoinGroupResponseMember_5(buf: _Buf, pos: int) -> tuple[JoinGroupResponseMember, int]:
-    f_member_id, pos = _read_string(buf, pos)
-    f_group_instance_id, pos = _read_nullable_string(buf, pos)
-    f_metadata, pos = _read_bytes(buf, pos)
-    return JoinGroupResponseMember(f_member_id, f_group_instance_id, f_metadata), pos
-
-
 def _enc_JoinGroupResponse_5(a: _Append, o: JoinGroupResponse) -> None:
     if o.skip_assignment:
         raise _EncodeError('JoinGroupResponse.skip_assignment is not default and version 5 lacks it')
@@ -299,17 +286,6 @@ def _enc_JoinGroupResponseMember_6(a: _Append, o: JoinGroupResponseMember) -> No
     a(_enc_compact_bytes_len(o.metadata))
     a(o.metadata)
     a(_ZERO_BYTE)
-
-
-def _dec_JoinGroupResponseMember_6(buf: _Buf, pos: int) -> tuple[JoinGroupResponseMember, int]:
-    f_member_id, pos = _read_compact_string(buf, pos)
-    f_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
-    f_metadata, pos = _read_compact_bytes(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return JoinGroupResponseMember(f_member_id, f_group_instance_id, f_metadata), pos
 
 
 def _enc_JoinGroupResponse_6(a: _Append, o: JoinGroupResponse) -> None:

@@ -183,22 +183,6 @@ def _enc_LeaderAndIsrLiveLeader_0(a: _Append, o: LeaderAndIsrLiveLeader) -> None
     a(_S1.pack(o.port))
 
 
-def _dec_LeaderAndIsrLiveLeader_0(buf: _Buf, pos: int) -> tuple[LeaderAndIsrLiveLeader, int]:
-    (f_broker_id, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_host_name = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_port,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    return LeaderAndIsrLiveLeader(f_broker_id, f_host_name, f_port), pos
-
-
 def _enc_LeaderAndIsrRequest_0(a: _Append, o: LeaderAndIsrRequest) -> None:
     if o.is_kraft_controller:
         raise _EncodeError('LeaderAndIsrRequest.is_kraft_controller is not default and version 0 lacks it')
@@ -639,19 +623,6 @@ def _enc_LeaderAndIsrLiveLeader_4(a: _Append, o: LeaderAndIsrLiveLeader) -> None
     a(_enc_compact_string(o.host_name))
     a(_S1.pack(o.port))
     a(_ZERO_BYTE)
-
-
-def _dec_LeaderAndIsrLiveLeader_4(buf: _Buf, pos: int) -> tuple[LeaderAndIsrLiveLeader, int]:
-    (f_broker_id,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_host_name, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return LeaderAndIsrLiveLeader(f_broker_id, f_host_name, f_port), pos
 
 
 def _enc_LeaderAndIsrRequest_4(a: _Append, o: LeaderAndIsrRequest) -> None:

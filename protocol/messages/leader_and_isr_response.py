@@ -104,13 +104,6 @@ def _enc_LeaderAndIsrPartitionError_0(a: _Append, o: LeaderAndIsrPartitionError)
     a(_S0.pack(o.partition_index, o.error_code))
 
 
-def _dec_LeaderAndIsrPartitionError_0(buf: _Buf, pos: int) -> tuple[LeaderAndIsrPartitionError, int]:
-    f_topic_name, pos = _read_string(buf, pos)
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    return LeaderAndIsrPartitionError(f_topic_name, f_partition_index, f_error_code), pos
-
-
 def _enc_LeaderAndIsrResponse_0(a: _Append, o: LeaderAndIsrResponse) -> None:
     if o.topics:
         raise _EncodeError('LeaderAndIsrResponse.topics is not default and version 0 lacks it')
@@ -170,17 +163,6 @@ def _enc_LeaderAndIsrPartitionError_4(a: _Append, o: LeaderAndIsrPartitionError)
     a(_ZERO_BYTE)
 
 
-def _dec_LeaderAndIsrPartitionError_4(buf: _Buf, pos: int) -> tuple[LeaderAndIsrPartitionError, int]:
-    f_topic_name, pos = _read_compact_string(buf, pos)
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return LeaderAndIsrPartitionError(f_topic_name, f_partition_index, f_error_code), pos
-
-
 def _enc_LeaderAndIsrResponse_4(a: _Append, o: LeaderAndIsrResponse) -> None:
     if o.topics:
         raise _EncodeError('LeaderAndIsrResponse.topics is not default and version 4 lacks it')
@@ -219,16 +201,6 @@ def _dec_LeaderAndIsrResponse_4(buf: _Buf, pos: int) -> tuple[LeaderAndIsrRespon
 def _enc_LeaderAndIsrPartitionError_5(a: _Append, o: LeaderAndIsrPartitionError) -> None:
     a(_S0.pack(o.partition_index, o.error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_LeaderAndIsrPartitionError_5(buf: _Buf, pos: int) -> tuple[LeaderAndIsrPartitionError, int]:
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return LeaderAndIsrPartitionError('', f_partition_index, f_error_code), pos
 
 
 def _enc_LeaderAndIsrTopicError_5(a: _Append, o: LeaderAndIsrTopicError) -> None:

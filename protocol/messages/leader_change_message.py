@@ -97,16 +97,6 @@ def _enc_Voter_0(a: _Append, o: Voter) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_Voter_0(buf: _Buf, pos: int) -> tuple[Voter, int]:
-    (f_voter_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return Voter(f_voter_id, _ZERO_UUID), pos
-
-
 def _enc_LeaderChangeMessage_0(a: _Append, o: LeaderChangeMessage) -> None:
     a(_S1.pack(o.version, o.leader_id))
     a(_enc_compact_array_len(o.voters))
@@ -159,17 +149,6 @@ def _dec_LeaderChangeMessage_0(buf: _Buf, pos: int) -> tuple[LeaderChangeMessage
 def _enc_Voter_1(a: _Append, o: Voter) -> None:
     a(_S2.pack(o.voter_id, o.voter_directory_id.bytes))
     a(_ZERO_BYTE)
-
-
-def _dec_Voter_1(buf: _Buf, pos: int) -> tuple[Voter, int]:
-    (f_voter_id, f_voter_directory_id,) = _S2.unpack_from(buf, pos)
-    pos += 20
-    f_voter_directory_id = _uuid(f_voter_directory_id)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return Voter(f_voter_id, f_voter_directory_id), pos
 
 
 def _enc_LeaderChangeMessage_1(a: _Append, o: LeaderChangeMessage) -> None:

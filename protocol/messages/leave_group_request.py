@@ -120,12 +120,6 @@ def _enc_MemberIdentity_3(a: _Append, o: MemberIdentity) -> None:
     a(_enc_nullable_string(o.group_instance_id))
 
 
-def _dec_MemberIdentity_3(buf: _Buf, pos: int) -> tuple[MemberIdentity, int]:
-    f_member_id, pos = _read_string(buf, pos)
-    f_group_instance_id, pos = _read_nullable_string(buf, pos)
-    return MemberIdentity(f_member_id, f_group_instance_id, None), pos
-
-
 def _enc_LeaveGroupRequest_3(a: _Append, o: LeaveGroupRequest) -> None:
     if o.member_id != '':
         raise _EncodeError('LeaveGroupRequest.member_id is not default and version 3 lacks it')
@@ -154,16 +148,6 @@ def _enc_MemberIdentity_4(a: _Append, o: MemberIdentity) -> None:
     a(_enc_compact_string(o.member_id))
     a(_enc_compact_nullable_string(o.group_instance_id))
     a(_ZERO_BYTE)
-
-
-def _dec_MemberIdentity_4(buf: _Buf, pos: int) -> tuple[MemberIdentity, int]:
-    f_member_id, pos = _read_compact_string(buf, pos)
-    f_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return MemberIdentity(f_member_id, f_group_instance_id, None), pos
 
 
 def _enc_LeaveGroupRequest_4(a: _Append, o: LeaveGroupRequest) -> None:
@@ -204,17 +188,6 @@ def _enc_MemberIdentity_5(a: _Append, o: MemberIdentity) -> None:
     a(_enc_compact_nullable_string(o.group_instance_id))
     a(_enc_compact_nullable_string(o.reason))
     a(_ZERO_BYTE)
-
-
-def _dec_MemberIdentity_5(buf: _Buf, pos: int) -> tuple[MemberIdentity, int]:
-    f_member_id, pos = _read_compact_string(buf, pos)
-    f_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
-    f_reason, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return MemberIdentity(f_member_id, f_group_instance_id, f_reason), pos
 
 
 def _enc_LeaveGroupRequest_5(a: _Append, o: LeaveGroupRequest) -> None:

@@ -126,14 +126,6 @@ def _enc_MemberResponse_3(a: _Append, o: MemberResponse) -> None:
     a(_S0.pack(o.error_code))
 
 
-def _dec_MemberResponse_3(buf: _Buf, pos: int) -> tuple[MemberResponse, int]:
-    f_member_id, pos = _read_string(buf, pos)
-    f_group_instance_id, pos = _read_nullable_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    return MemberResponse(f_member_id, f_group_instance_id, f_error_code), pos
-
-
 def _enc_LeaveGroupResponse_3(a: _Append, o: LeaveGroupResponse) -> None:
     a(_S1.pack(o.throttle_time_ms, o.error_code))
     a(_enc_array_len(o.members))
@@ -164,18 +156,6 @@ def _enc_MemberResponse_4(a: _Append, o: MemberResponse) -> None:
     a(_enc_compact_nullable_string(o.group_instance_id))
     a(_S0.pack(o.error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_MemberResponse_4(buf: _Buf, pos: int) -> tuple[MemberResponse, int]:
-    f_member_id, pos = _read_compact_string(buf, pos)
-    f_group_instance_id, pos = _read_compact_nullable_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return MemberResponse(f_member_id, f_group_instance_id, f_error_code), pos
 
 
 def _enc_LeaveGroupResponse_4(a: _Append, o: LeaveGroupResponse) -> None:

@@ -90,15 +90,6 @@ def _enc_ClientMetricsResource_0(a: _Append, o: ClientMetricsResource) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_ClientMetricsResource_0(buf: _Buf, pos: int) -> tuple[ClientMetricsResource, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ClientMetricsResource(f_name), pos
-
-
 def _enc_ListClientMetricsResourcesResponse_0(a: _Append, o: ListClientMetricsResourcesResponse) -> None:
     a(_S0.pack(o.throttle_time_ms, o.error_code))
     a(_enc_compact_array_len(o.client_metrics_resources))

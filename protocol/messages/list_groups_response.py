@@ -97,12 +97,6 @@ def _enc_ListedGroup_0(a: _Append, o: ListedGroup) -> None:
     a(_enc_string(o.protocol_type))
 
 
-def _dec_ListedGroup_0(buf: _Buf, pos: int) -> tuple[ListedGroup, int]:
-    f_group_id, pos = _read_string(buf, pos)
-    f_protocol_type, pos = _read_string(buf, pos)
-    return ListedGroup(f_group_id, f_protocol_type, '', ''), pos
-
-
 def _enc_ListGroupsResponse_0(a: _Append, o: ListGroupsResponse) -> None:
     a(_S0.pack(o.error_code))
     a(_enc_array_len(o.groups))
@@ -155,16 +149,6 @@ def _enc_ListedGroup_3(a: _Append, o: ListedGroup) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_ListedGroup_3(buf: _Buf, pos: int) -> tuple[ListedGroup, int]:
-    f_group_id, pos = _read_compact_string(buf, pos)
-    f_protocol_type, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ListedGroup(f_group_id, f_protocol_type, '', ''), pos
-
-
 def _enc_ListGroupsResponse_3(a: _Append, o: ListGroupsResponse) -> None:
     a(_S1.pack(o.throttle_time_ms, o.error_code))
     a(_enc_compact_array_len(o.groups))
@@ -202,17 +186,6 @@ def _enc_ListedGroup_4(a: _Append, o: ListedGroup) -> None:
     a(_enc_compact_string(o.protocol_type))
     a(_enc_compact_string(o.group_state))
     a(_ZERO_BYTE)
-
-
-def _dec_ListedGroup_4(buf: _Buf, pos: int) -> tuple[ListedGroup, int]:
-    f_group_id, pos = _read_compact_string(buf, pos)
-    f_protocol_type, pos = _read_compact_string(buf, pos)
-    f_group_state, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ListedGroup(f_group_id, f_protocol_type, f_group_state, ''), pos
 
 
 def _enc_ListGroupsResponse_4(a: _Append, o: ListGroupsResponse) -> None:
@@ -254,18 +227,6 @@ def _enc_ListedGroup_5(a: _Append, o: ListedGroup) -> None:
     a(_enc_compact_string(o.group_state))
     a(_enc_compact_string(o.group_type))
     a(_ZERO_BYTE)
-
-
-def _dec_ListedGroup_5(buf: _Buf, pos: int) -> tuple[ListedGroup, int]:
-    f_group_id, pos = _read_compact_string(buf, pos)
-    f_protocol_type, pos = _read_compact_string(buf, pos)
-    f_group_state, pos = _read_compact_string(buf, pos)
-    f_group_type, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ListedGroup(f_group_id, f_protocol_type, f_group_state, f_group_type), pos
 
 
 def _enc_ListGroupsResponse_5(a: _Append, o: ListGroupsResponse) -> None:

@@ -107,12 +107,6 @@ def _enc_ListOffsetsPartition_0(a: _Append, o: ListOffsetsPartition) -> None:
     a(_S0.pack(o.partition_index, o.timestamp, o.max_num_offsets))
 
 
-def _dec_ListOffsetsPartition_0(buf: _Buf, pos: int) -> tuple[ListOffsetsPartition, int]:
-    (f_partition_index, f_timestamp, f_max_num_offsets,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    return ListOffsetsPartition(f_partition_index, -1, f_timestamp, f_max_num_offsets), pos
-
-
 def _enc_ListOffsetsTopic_0(a: _Append, o: ListOffsetsTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -163,12 +157,6 @@ def _enc_ListOffsetsPartition_1(a: _Append, o: ListOffsetsPartition) -> None:
     if o.max_num_offsets != 1:
         raise _EncodeError('ListOffsetsPartition.max_num_offsets is not default and version 1 lacks it')
     a(_S2.pack(o.partition_index, o.timestamp))
-
-
-def _dec_ListOffsetsPartition_1(buf: _Buf, pos: int) -> tuple[ListOffsetsPartition, int]:
-    (f_partition_index, f_timestamp,) = _S2.unpack_from(buf, pos)
-    pos += 12
-    return ListOffsetsPartition(f_partition_index, -1, f_timestamp, 1), pos
 
 
 def _enc_ListOffsetsTopic_1(a: _Append, o: ListOffsetsTopic) -> None:
@@ -278,12 +266,6 @@ def _enc_ListOffsetsPartition_4(a: _Append, o: ListOffsetsPartition) -> None:
     a(_S4.pack(o.partition_index, o.current_leader_epoch, o.timestamp))
 
 
-def _dec_ListOffsetsPartition_4(buf: _Buf, pos: int) -> tuple[ListOffsetsPartition, int]:
-    (f_partition_index, f_current_leader_epoch, f_timestamp,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    return ListOffsetsPartition(f_partition_index, f_current_leader_epoch, f_timestamp, 1), pos
-
-
 def _enc_ListOffsetsTopic_4(a: _Append, o: ListOffsetsTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -353,16 +335,6 @@ def _enc_ListOffsetsPartition_6(a: _Append, o: ListOffsetsPartition) -> None:
         raise _EncodeError('ListOffsetsPartition.max_num_offsets is not default and version 6 lacks it')
     a(_S4.pack(o.partition_index, o.current_leader_epoch, o.timestamp))
     a(_ZERO_BYTE)
-
-
-def _dec_ListOffsetsPartition_6(buf: _Buf, pos: int) -> tuple[ListOffsetsPartition, int]:
-    (f_partition_index, f_current_leader_epoch, f_timestamp,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ListOffsetsPartition(f_partition_index, f_current_leader_epoch, f_timestamp, 1), pos
 
 
 def _enc_ListOffsetsTopic_6(a: _Append, o: ListOffsetsTopic) -> None:

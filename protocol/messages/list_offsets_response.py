@@ -175,12 +175,6 @@ def _enc_ListOffsetsPartitionResponse_1(a: _Append, o: ListOffsetsPartitionRespo
     a(_S1.pack(o.partition_index, o.error_code, o.timestamp, o.offset))
 
 
-def _dec_ListOffsetsPartitionResponse_1(buf: _Buf, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
-    (f_partition_index, f_error_code, f_timestamp, f_offset,) = _S1.unpack_from(buf, pos)
-    pos += 22
-    return ListOffsetsPartitionResponse(f_partition_index, f_error_code, [], f_timestamp, f_offset, -1), pos
-
-
 def _enc_ListOffsetsTopicResponse_1(a: _Append, o: ListOffsetsTopicResponse) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -287,12 +281,6 @@ def _enc_ListOffsetsPartitionResponse_4(a: _Append, o: ListOffsetsPartitionRespo
     a(_S3.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch))
 
 
-def _dec_ListOffsetsPartitionResponse_4(buf: _Buf, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
-    (f_partition_index, f_error_code, f_timestamp, f_offset, f_leader_epoch,) = _S3.unpack_from(buf, pos)
-    pos += 26
-    return ListOffsetsPartitionResponse(f_partition_index, f_error_code, [], f_timestamp, f_offset, f_leader_epoch), pos
-
-
 def _enc_ListOffsetsTopicResponse_4(a: _Append, o: ListOffsetsTopicResponse) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -362,16 +350,6 @@ def _enc_ListOffsetsPartitionResponse_6(a: _Append, o: ListOffsetsPartitionRespo
         raise _EncodeError('ListOffsetsPartitionResponse.old_style_offsets is not default and version 6 lacks it')
     a(_S3.pack(o.partition_index, o.error_code, o.timestamp, o.offset, o.leader_epoch))
     a(_ZERO_BYTE)
-
-
-def _dec_ListOffsetsPartitionResponse_6(buf: _Buf, pos: int) -> tuple[ListOffsetsPartitionResponse, int]:
-    (f_partition_index, f_error_code, f_timestamp, f_offset, f_leader_epoch,) = _S3.unpack_from(buf, pos)
-    pos += 26
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return ListOffsetsPartitionResponse(f_partition_index, f_error_code, [], f_timestamp, f_offset, f_leader_epoch), pos
 
 
 def _enc_ListOffsetsTopicResponse_6(a: _Append, o: ListOffsetsTopicResponse) -> None:

@@ -95,18 +95,6 @@ def _enc_TransactionState_0(a: _Append, o: TransactionState) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_TransactionState_0(buf: _Buf, pos: int) -> tuple[TransactionState, int]:
-    f_transactional_id, pos = _read_compact_string(buf, pos)
-    (f_producer_id,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    f_transaction_state, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return TransactionState(f_transactional_id, f_producer_id, f_transaction_state), pos
-
-
 def _enc_ListTransactionsResponse_0(a: _Append, o: ListTransactionsResponse) -> None:
     a(_S1.pack(o.throttle_time_ms, o.error_code))
     a(_enc_compact_array_len(o.unknown_state_filters))

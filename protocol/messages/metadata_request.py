@@ -98,11 +98,6 @@ def _enc_MetadataRequestTopic_0(a: _Append, o: MetadataRequestTopic) -> None:
     a(_enc_string(o.name))
 
 
-def _dec_MetadataRequestTopic_0(buf: _Buf, pos: int) -> tuple[MetadataRequestTopic, int]:
-    f_name, pos = _read_string(buf, pos)
-    return MetadataRequestTopic(_ZERO_UUID, f_name), pos
-
-
 def _enc_MetadataRequest_0(a: _Append, o: MetadataRequest) -> None:
     if not o.allow_auto_topic_creation:
         raise _EncodeError('MetadataRequest.allow_auto_topic_creation is not default and version 0 lacks it')
@@ -339,15 +334,6 @@ def _enc_MetadataRequestTopic_9(a: _Append, o: MetadataRequestTopic) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_MetadataRequestTopic_9(buf: _Buf, pos: int) -> tuple[MetadataRequestTopic, int]:
-    f_name, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return MetadataRequestTopic(_ZERO_UUID, f_name), pos
-
-
 def _enc_MetadataRequest_9(a: _Append, o: MetadataRequest) -> None:
     if o.topics is None:
         a(_ZERO_BYTE)
@@ -386,18 +372,6 @@ def _enc_MetadataRequestTopic_10(a: _Append, o: MetadataRequestTopic) -> None:
     a(_S2.pack(o.topic_id.bytes))
     a(_enc_compact_nullable_string(o.name))
     a(_ZERO_BYTE)
-
-
-def _dec_MetadataRequestTopic_10(buf: _Buf, pos: int) -> tuple[MetadataRequestTopic, int]:
-    (f_topic_id,) = _S2.unpack_from(buf, pos)
-    pos += 16
-    f_topic_id = _uuid(f_topic_id)
-    f_name, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return MetadataRequestTopic(f_topic_id, f_name), pos
 
 
 def _enc_MetadataRequest_10(a: _Append, o: MetadataRequest) -> None:

@@ -144,22 +144,6 @@ def _enc_MetadataResponseBroker_0(a: _Append, o: MetadataResponseBroker) -> None
     a(_S0.pack(o.port))
 
 
-def _dec_MetadataResponseBroker_0(buf: _Buf, pos: int) -> tuple[MetadataResponseBroker, int]:
-    (f_node_id, _sn,) = _S1.unpack_from(buf, pos)
-    pos += 6
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_host = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_port,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    return MetadataResponseBroker(f_node_id, f_host, f_port, None), pos
-
-
 def _enc_MetadataResponsePartition_0(a: _Append, o: MetadataResponsePartition) -> None:
     a(_S2.pack(o.error_code, o.partition_index, o.leader_id))
     a(_enc_i32_array(o.replica_nodes))
@@ -268,32 +252,6 @@ def _enc_MetadataResponseBroker_1(a: _Append, o: MetadataResponseBroker) -> None
     a(_enc_string(o.host))
     a(_S0.pack(o.port))
     a(_enc_nullable_string(o.rack))
-
-
-def _dec_MetadataResponseBroker_1(buf: _Buf, pos: int) -> tuple[MetadataResponseBroker, int]:
-    (f_node_id, _sn,) = _S1.unpack_from(buf, pos)
-    pos += 6
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_host = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_port, _sn,) = _S1.unpack_from(buf, pos)
-    pos += 6
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_rack = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_rack = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return MetadataResponseBroker(f_node_id, f_host, f_port, f_rack), pos
 
 
 def _enc_MetadataResponseTopic_1(a: _Append, o: MetadataResponseTopic) -> None:
@@ -962,20 +920,6 @@ def _enc_MetadataResponseBroker_9(a: _Append, o: MetadataResponseBroker) -> None
     a(_S0.pack(o.port))
     a(_enc_compact_nullable_string(o.rack))
     a(_ZERO_BYTE)
-
-
-def _dec_MetadataResponseBroker_9(buf: _Buf, pos: int) -> tuple[MetadataResponseBroker, int]:
-    (f_node_id,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_rack, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return MetadataResponseBroker(f_node_id, f_host, f_port, f_rack), pos
 
 
 def _enc_MetadataResponsePartition_9(a: _Append, o: MetadataResponsePartition) -> None:

@@ -122,22 +122,6 @@ def _enc_OffsetCommitRequestPartition_0(a: _Append, o: OffsetCommitRequestPartit
     a(_enc_nullable_string(o.committed_metadata))
 
 
-def _dec_OffsetCommitRequestPartition_0(buf: _Buf, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, _sn,) = _S1.unpack_from(buf, pos)
-    pos += 14
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_committed_metadata = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_committed_metadata = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return OffsetCommitRequestPartition(f_partition_index, f_committed_offset, -1, -1, f_committed_metadata), pos
-
-
 def _enc_OffsetCommitRequestTopic_0(a: _Append, o: OffsetCommitRequestTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -196,22 +180,6 @@ def _dec_OffsetCommitRequest_0(buf: _Buf, pos: int) -> tuple[OffsetCommitRequest
 def _enc_OffsetCommitRequestPartition_1(a: _Append, o: OffsetCommitRequestPartition) -> None:
     a(_S2.pack(o.partition_index, o.committed_offset, o.commit_timestamp))
     a(_enc_nullable_string(o.committed_metadata))
-
-
-def _dec_OffsetCommitRequestPartition_1(buf: _Buf, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, f_commit_timestamp, _sn,) = _S3.unpack_from(buf, pos)
-    pos += 22
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_committed_metadata = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_committed_metadata = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return OffsetCommitRequestPartition(f_partition_index, f_committed_offset, -1, f_commit_timestamp, f_committed_metadata), pos
 
 
 def _enc_OffsetCommitRequestTopic_1(a: _Append, o: OffsetCommitRequestTopic) -> None:
@@ -441,22 +409,6 @@ def _enc_OffsetCommitRequestPartition_6(a: _Append, o: OffsetCommitRequestPartit
     a(_enc_nullable_string(o.committed_metadata))
 
 
-def _dec_OffsetCommitRequestPartition_6(buf: _Buf, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch, _sn,) = _S8.unpack_from(buf, pos)
-    pos += 18
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_committed_metadata = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_committed_metadata = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return OffsetCommitRequestPartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, -1, f_committed_metadata), pos
-
-
 def _enc_OffsetCommitRequestTopic_6(a: _Append, o: OffsetCommitRequestTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -579,17 +531,6 @@ def _enc_OffsetCommitRequestPartition_8(a: _Append, o: OffsetCommitRequestPartit
     a(_S7.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     a(_enc_compact_nullable_string(o.committed_metadata))
     a(_ZERO_BYTE)
-
-
-def _dec_OffsetCommitRequestPartition_8(buf: _Buf, pos: int) -> tuple[OffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S7.unpack_from(buf, pos)
-    pos += 16
-    f_committed_metadata, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return OffsetCommitRequestPartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, -1, f_committed_metadata), pos
 
 
 def _enc_OffsetCommitRequestTopic_8(a: _Append, o: OffsetCommitRequestTopic) -> None:

@@ -98,12 +98,6 @@ def _enc_OffsetCommitResponsePartition_0(a: _Append, o: OffsetCommitResponsePart
     a(_S0.pack(o.partition_index, o.error_code))
 
 
-def _dec_OffsetCommitResponsePartition_0(buf: _Buf, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    return OffsetCommitResponsePartition(f_partition_index, f_error_code), pos
-
-
 def _enc_OffsetCommitResponseTopic_0(a: _Append, o: OffsetCommitResponseTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -170,16 +164,6 @@ def _dec_OffsetCommitResponse_3(buf: _Buf, pos: int) -> tuple[OffsetCommitRespon
 def _enc_OffsetCommitResponsePartition_8(a: _Append, o: OffsetCommitResponsePartition) -> None:
     a(_S0.pack(o.partition_index, o.error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_OffsetCommitResponsePartition_8(buf: _Buf, pos: int) -> tuple[OffsetCommitResponsePartition, int]:
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return OffsetCommitResponsePartition(f_partition_index, f_error_code), pos
 
 
 def _enc_OffsetCommitResponseTopic_8(a: _Append, o: OffsetCommitResponseTopic) -> None:

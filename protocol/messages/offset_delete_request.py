@@ -95,12 +95,6 @@ def _enc_OffsetDeleteRequestPartition_0(a: _Append, o: OffsetDeleteRequestPartit
     a(_S0.pack(o.partition_index))
 
 
-def _dec_OffsetDeleteRequestPartition_0(buf: _Buf, pos: int) -> tuple[OffsetDeleteRequestPartition, int]:
-    (f_partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    return OffsetDeleteRequestPartition(f_partition_index), pos
-
-
 def _enc_OffsetDeleteRequestTopic_0(a: _Append, o: OffsetDeleteRequestTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))

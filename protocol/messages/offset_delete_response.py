@@ -100,12 +100,6 @@ def _enc_OffsetDeleteResponsePartition_0(a: _Append, o: OffsetDeleteResponsePart
     a(_S0.pack(o.partition_index, o.error_code))
 
 
-def _dec_OffsetDeleteResponsePartition_0(buf: _Buf, pos: int) -> tuple[OffsetDeleteResponsePartition, int]:
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    return OffsetDeleteResponsePartition(f_partition_index, f_error_code), pos
-
-
 def _enc_OffsetDeleteResponseTopic_0(a: _Append, o: OffsetDeleteResponseTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))

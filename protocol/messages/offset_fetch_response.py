@@ -146,24 +146,6 @@ def _enc_OffsetFetchResponsePartition_0(a: _Append, o: OffsetFetchResponsePartit
     a(_S1.pack(o.error_code))
 
 
-def _dec_OffsetFetchResponsePartition_0(buf: _Buf, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
-    (f_partition_index, f_committed_offset, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 14
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_metadata = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_metadata = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    return OffsetFetchResponsePartition(f_partition_index, f_committed_offset, -1, f_metadata, f_error_code), pos
-
-
 def _enc_OffsetFetchResponseTopic_0(a: _Append, o: OffsetFetchResponseTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -294,24 +276,6 @@ def _enc_OffsetFetchResponsePartition_5(a: _Append, o: OffsetFetchResponsePartit
     a(_S1.pack(o.error_code))
 
 
-def _dec_OffsetFetchResponsePartition_5(buf: _Buf, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch, _sn,) = _S5.unpack_from(buf, pos)
-    pos += 18
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_metadata = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_metadata = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    return OffsetFetchResponsePartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, f_metadata, f_error_code), pos
-
-
 def _enc_OffsetFetchResponseTopic_5(a: _Append, o: OffsetFetchResponseTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -378,19 +342,6 @@ def _enc_OffsetFetchResponsePartition_6(a: _Append, o: OffsetFetchResponsePartit
     a(_enc_compact_nullable_string(o.metadata))
     a(_S1.pack(o.error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_OffsetFetchResponsePartition_6(buf: _Buf, pos: int) -> tuple[OffsetFetchResponsePartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    f_metadata, pos = _read_compact_nullable_string(buf, pos)
-    (f_error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return OffsetFetchResponsePartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, f_metadata, f_error_code), pos
 
 
 def _enc_OffsetFetchResponseTopic_6(a: _Append, o: OffsetFetchResponseTopic) -> None:
@@ -475,19 +426,6 @@ def _enc_OffsetFetchResponsePartitions_8(a: _Append, o: OffsetFetchResponseParti
     a(_enc_compact_nullable_string(o.metadata))
     a(_S1.pack(o.error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_OffsetFetchResponsePartitions_8(buf: _Buf, pos: int) -> tuple[OffsetFetchResponsePartitions, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S4.unpack_from(buf, pos)
-    pos += 16
-    f_metadata, pos = _read_compact_nullable_string(buf, pos)
-    (f_error_code,) = _S1.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return OffsetFetchResponsePartitions(f_partition_index, f_committed_offset, f_committed_leader_epoch, f_metadata, f_error_code), pos
 
 
 def _enc_OffsetFetchResponseTopics_8(a: _Append, o: OffsetFetchResponseTopics) -> None:

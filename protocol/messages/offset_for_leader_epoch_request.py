@@ -101,12 +101,6 @@ def _enc_OffsetForLeaderPartition_0(a: _Append, o: OffsetForLeaderPartition) -> 
     a(_S0.pack(o.partition, o.leader_epoch))
 
 
-def _dec_OffsetForLeaderPartition_0(buf: _Buf, pos: int) -> tuple[OffsetForLeaderPartition, int]:
-    (f_partition, f_leader_epoch,) = _S0.unpack_from(buf, pos)
-    pos += 8
-    return OffsetForLeaderPartition(f_partition, -1, f_leader_epoch), pos
-
-
 def _enc_OffsetForLeaderTopic_0(a: _Append, o: OffsetForLeaderTopic) -> None:
     a(_enc_string(o.topic))
     a(_enc_array_len(o.partitions))
@@ -150,12 +144,6 @@ def _dec_OffsetForLeaderEpochRequest_0(buf: _Buf, pos: int) -> tuple[OffsetForLe
 
 def _enc_OffsetForLeaderPartition_2(a: _Append, o: OffsetForLeaderPartition) -> None:
     a(_S1.pack(o.partition, o.current_leader_epoch, o.leader_epoch))
-
-
-def _dec_OffsetForLeaderPartition_2(buf: _Buf, pos: int) -> tuple[OffsetForLeaderPartition, int]:
-    (f_partition, f_current_leader_epoch, f_leader_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 12
-    return OffsetForLeaderPartition(f_partition, f_current_leader_epoch, f_leader_epoch), pos
 
 
 def _enc_OffsetForLeaderTopic_2(a: _Append, o: OffsetForLeaderTopic) -> None:
@@ -224,16 +212,6 @@ def _dec_OffsetForLeaderEpochRequest_3(buf: _Buf, pos: int) -> tuple[OffsetForLe
 def _enc_OffsetForLeaderPartition_4(a: _Append, o: OffsetForLeaderPartition) -> None:
     a(_S1.pack(o.partition, o.current_leader_epoch, o.leader_epoch))
     a(_ZERO_BYTE)
-
-
-def _dec_OffsetForLeaderPartition_4(buf: _Buf, pos: int) -> tuple[OffsetForLeaderPartition, int]:
-    (f_partition, f_current_leader_epoch, f_leader_epoch,) = _S1.unpack_from(buf, pos)
-    pos += 12
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return OffsetForLeaderPartition(f_partition, f_current_leader_epoch, f_leader_epoch), pos
 
 
 def _enc_OffsetForLeaderTopic_4(a: _Append, o: OffsetForLeaderTopic) -> None:

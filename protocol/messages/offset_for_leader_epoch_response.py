@@ -103,12 +103,6 @@ def _enc_EpochEndOffset_0(a: _Append, o: EpochEndOffset) -> None:
     a(_S0.pack(o.error_code, o.partition, o.end_offset))
 
 
-def _dec_EpochEndOffset_0(buf: _Buf, pos: int) -> tuple[EpochEndOffset, int]:
-    (f_error_code, f_partition, f_end_offset,) = _S0.unpack_from(buf, pos)
-    pos += 14
-    return EpochEndOffset(f_error_code, f_partition, -1, f_end_offset), pos
-
-
 def _enc_OffsetForLeaderTopicResult_0(a: _Append, o: OffsetForLeaderTopicResult) -> None:
     a(_enc_string(o.topic))
     a(_enc_array_len(o.partitions))
@@ -152,12 +146,6 @@ def _dec_OffsetForLeaderEpochResponse_0(buf: _Buf, pos: int) -> tuple[OffsetForL
 
 def _enc_EpochEndOffset_1(a: _Append, o: EpochEndOffset) -> None:
     a(_S1.pack(o.error_code, o.partition, o.leader_epoch, o.end_offset))
-
-
-def _dec_EpochEndOffset_1(buf: _Buf, pos: int) -> tuple[EpochEndOffset, int]:
-    (f_error_code, f_partition, f_leader_epoch, f_end_offset,) = _S1.unpack_from(buf, pos)
-    pos += 18
-    return EpochEndOffset(f_error_code, f_partition, f_leader_epoch, f_end_offset), pos
 
 
 def _enc_OffsetForLeaderTopicResult_1(a: _Append, o: OffsetForLeaderTopicResult) -> None:
@@ -226,16 +214,6 @@ def _dec_OffsetForLeaderEpochResponse_2(buf: _Buf, pos: int) -> tuple[OffsetForL
 def _enc_EpochEndOffset_4(a: _Append, o: EpochEndOffset) -> None:
     a(_S1.pack(o.error_code, o.partition, o.leader_epoch, o.end_offset))
     a(_ZERO_BYTE)
-
-
-def _dec_EpochEndOffset_4(buf: _Buf, pos: int) -> tuple[EpochEndOffset, int]:
-    (f_error_code, f_partition, f_leader_epoch, f_end_offset,) = _S1.unpack_from(buf, pos)
-    pos += 18
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return EpochEndOffset(f_error_code, f_partition, f_leader_epoch, f_end_offset), pos
 
 
 def _enc_OffsetForLeaderTopicResult_4(a: _Append, o: OffsetForLeaderTopicResult) -> None:

@@ -107,13 +107,6 @@ def _enc_PartitionProduceData_0(a: _Append, o: PartitionProduceData) -> None:
         a(o.records)
 
 
-def _dec_PartitionProduceData_0(buf: _Buf, pos: int) -> tuple[PartitionProduceData, int]:
-    (f_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    f_records, pos = _read_nullable_view(buf, pos)
-    return PartitionProduceData(f_index, f_records), pos
-
-
 def _enc_TopicProduceData_0(a: _Append, o: TopicProduceData) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partition_data))
@@ -211,32 +204,6 @@ def _enc_PartitionProduceData_9(a: _Append, o: PartitionProduceData) -> None:
         a(_enc_compact_bytes_len(o.records))
         a(o.records)
     a(_ZERO_BYTE)
-
-
-def _dec_PartitionProduceData_9(buf: _Buf, pos: int) -> tuple[PartitionProduceData, int]:
-    (f_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    _vn = buf[pos]
-    if _vn < 0x80:
-        pos += 1
-    elif buf[pos + 1] < 0x80:  # two bytes: lengths up to 16 KiB
-        _vn = _vn & 0x7F | buf[pos + 1] << 7
-        pos += 2
-    else:
-        _vn, pos = _read_uvarint(buf, pos)
-    if _vn == 0:
-        f_records = None
-    else:
-        _vend = pos + _vn - 1
-        if _vend > len(buf):
-            _exceeds(buf, pos, _vn - 1)
-        f_records = buf[pos:_vend]
-        pos = _vend
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return PartitionProduceData(f_index, f_records), pos
 
 
 def _enc_TopicProduceData_9(a: _Append, o: TopicProduceData) -> None:

@@ -149,12 +149,6 @@ def _enc_PartitionProduceResponse_0(a: _Append, o: PartitionProduceResponse) -> 
     a(_S0.pack(o.index, o.error_code, o.base_offset))
 
 
-def _dec_PartitionProduceResponse_0(buf: _Buf, pos: int) -> tuple[PartitionProduceResponse, int]:
-    (f_index, f_error_code, f_base_offset,) = _S0.unpack_from(buf, pos)
-    pos += 14
-    return PartitionProduceResponse(f_index, f_error_code, f_base_offset, -1, -1, [], None, LeaderIdAndEpoch()), pos
-
-
 def _enc_TopicProduceResponse_0(a: _Append, o: TopicProduceResponse) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partition_responses))
@@ -239,12 +233,6 @@ def _enc_PartitionProduceResponse_2(a: _Append, o: PartitionProduceResponse) -> 
     if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 2 lacks it')
     a(_S2.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms))
-
-
-def _dec_PartitionProduceResponse_2(buf: _Buf, pos: int) -> tuple[PartitionProduceResponse, int]:
-    (f_index, f_error_code, f_base_offset, f_log_append_time_ms,) = _S2.unpack_from(buf, pos)
-    pos += 22
-    return PartitionProduceResponse(f_index, f_error_code, f_base_offset, f_log_append_time_ms, -1, [], None, LeaderIdAndEpoch()), pos
 
 
 def _enc_TopicProduceResponse_2(a: _Append, o: TopicProduceResponse) -> None:
@@ -343,12 +331,6 @@ def _enc_PartitionProduceResponse_5(a: _Append, o: PartitionProduceResponse) -> 
     a(_S3.pack(o.index, o.error_code, o.base_offset, o.log_append_time_ms, o.log_start_offset))
 
 
-def _dec_PartitionProduceResponse_5(buf: _Buf, pos: int) -> tuple[PartitionProduceResponse, int]:
-    (f_index, f_error_code, f_base_offset, f_log_append_time_ms, f_log_start_offset,) = _S3.unpack_from(buf, pos)
-    pos += 30
-    return PartitionProduceResponse(f_index, f_error_code, f_base_offset, f_log_append_time_ms, f_log_start_offset, [], None, LeaderIdAndEpoch()), pos
-
-
 def _enc_TopicProduceResponse_5(a: _Append, o: TopicProduceResponse) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partition_responses))
@@ -444,22 +426,6 @@ def _enc_BatchIndexAndErrorMessage_8(a: _Append, o: BatchIndexAndErrorMessage) -
     a(_enc_nullable_string(o.batch_index_error_message))
 
 
-def _dec_BatchIndexAndErrorMessage_8(buf: _Buf, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
-    (f_batch_index, _sn,) = _S4.unpack_from(buf, pos)
-    pos += 6
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_batch_index_error_message = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_batch_index_error_message = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return BatchIndexAndErrorMessage(f_batch_index, f_batch_index_error_message), pos
-
-
 def _enc_PartitionProduceResponse_8(a: _Append, o: PartitionProduceResponse) -> None:
     if o.current_leader != _DEFAULT_LeaderIdAndEpoch:
         raise _EncodeError('PartitionProduceResponse.current_leader is not default and version 8 lacks it')
@@ -546,17 +512,6 @@ def _enc_BatchIndexAndErrorMessage_9(a: _Append, o: BatchIndexAndErrorMessage) -
     a(_S1.pack(o.batch_index))
     a(_enc_compact_nullable_string(o.batch_index_error_message))
     a(_ZERO_BYTE)
-
-
-def _dec_BatchIndexAndErrorMessage_9(buf: _Buf, pos: int) -> tuple[BatchIndexAndErrorMessage, int]:
-    (f_batch_index,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_batch_index_error_message, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return BatchIndexAndErrorMessage(f_batch_index, f_batch_index_error_message), pos
 
 
 def _enc_PartitionProduceResponse_9(a: _Append, o: PartitionProduceResponse) -> None:
@@ -752,20 +707,6 @@ def _enc_NodeEndpoint_10(a: _Append, o: NodeEndpoint) -> None:
     a(_S1.pack(o.port))
     a(_enc_compact_nullable_string(o.rack))
     a(_ZERO_BYTE)
-
-
-def _dec_NodeEndpoint_10(buf: _Buf, pos: int) -> tuple[NodeEndpoint, int]:
-    (f_node_id,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_rack, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return NodeEndpoint(f_node_id, f_host, f_port, f_rack), pos
 
 
 def _enc_ProduceResponse_10(a: _Append, o: ProduceResponse) -> None:

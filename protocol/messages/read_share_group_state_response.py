@@ -118,16 +118,6 @@ def _enc_StateBatch_0(a: _Append, o: StateBatch) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_StateBatch_0(buf: _Buf, pos: int) -> tuple[StateBatch, int]:
-    (f_first_offset, f_last_offset, f_delivery_state, f_delivery_count,) = _S0.unpack_from(buf, pos)
-    pos += 19
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return StateBatch(f_first_offset, f_last_offset, f_delivery_state, f_delivery_count), pos
-
-
 def _enc_PartitionResult_0(a: _Append, o: PartitionResult) -> None:
     a(_S1.pack(o.partition, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))

@@ -199,20 +199,6 @@ def _enc_NodeEndpoint_0(a: _Append, o: NodeEndpoint) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_NodeEndpoint_0(buf: _Buf, pos: int) -> tuple[NodeEndpoint, int]:
-    (f_node_id,) = _S3.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S3.unpack_from(buf, pos)
-    pos += 4
-    f_rack, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return NodeEndpoint(f_node_id, f_host, f_port, f_rack), pos
-
-
 def _enc_ShareAcknowledgeResponse_0(a: _Append, o: ShareAcknowledgeResponse) -> None:
     a(_S1.pack(o.throttle_time_ms, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))

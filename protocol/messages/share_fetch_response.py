@@ -169,16 +169,6 @@ def _enc_AcquiredRecords_0(a: _Append, o: AcquiredRecords) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_AcquiredRecords_0(buf: _Buf, pos: int) -> tuple[AcquiredRecords, int]:
-    (f_first_offset, f_last_offset, f_delivery_count,) = _S1.unpack_from(buf, pos)
-    pos += 18
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return AcquiredRecords(f_first_offset, f_last_offset, f_delivery_count), pos
-
-
 def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:
     a(_S2.pack(o.partition_index, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))
@@ -275,20 +265,6 @@ def _enc_NodeEndpoint_0(a: _Append, o: NodeEndpoint) -> None:
     a(_S5.pack(o.port))
     a(_enc_compact_nullable_string(o.rack))
     a(_ZERO_BYTE)
-
-
-def _dec_NodeEndpoint_0(buf: _Buf, pos: int) -> tuple[NodeEndpoint, int]:
-    (f_node_id,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_compact_string(buf, pos)
-    (f_port,) = _S5.unpack_from(buf, pos)
-    pos += 4
-    f_rack, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return NodeEndpoint(f_node_id, f_host, f_port, f_rack), pos
 
 
 def _enc_ShareFetchResponse_0(a: _Append, o: ShareFetchResponse) -> None:

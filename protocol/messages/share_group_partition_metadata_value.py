@@ -126,18 +126,6 @@ def _enc_TopicInfo_0(a: _Append, o: TopicInfo) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_TopicInfo_0(buf: _Buf, pos: int) -> tuple[TopicInfo, int]:
-    (f_topic_id,) = _S0.unpack_from(buf, pos)
-    pos += 16
-    f_topic_id = _uuid(f_topic_id)
-    f_topic_name, pos = _read_compact_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return TopicInfo(f_topic_id, f_topic_name), pos
-
-
 def _enc_ShareGroupPartitionMetadataValue_0(a: _Append, o: ShareGroupPartitionMetadataValue) -> None:
     a(_enc_compact_array_len(o.initialized_topics))
     for _e_initialized_topics in o.initialized_topics:

@@ -132,13 +132,6 @@ def _enc_StopReplicaPartitionV0_0(a: _Append, o: StopReplicaPartitionV0) -> None
     a(_S0.pack(o.partition_index))
 
 
-def _dec_StopReplicaPartitionV0_0(buf: _Buf, pos: int) -> tuple[StopReplicaPartitionV0, int]:
-    f_topic_name, pos = _read_string(buf, pos)
-    (f_partition_index,) = _S0.unpack_from(buf, pos)
-    pos += 4
-    return StopReplicaPartitionV0(f_topic_name, f_partition_index), pos
-
-
 def _enc_StopReplicaRequest_0(a: _Append, o: StopReplicaRequest) -> None:
     if o.is_kraft_controller:
         raise _EncodeError('StopReplicaRequest.is_kraft_controller is not default and version 0 lacks it')
@@ -270,16 +263,6 @@ def _dec_StopReplicaRequest_2(buf: _Buf, pos: int) -> tuple[StopReplicaRequest, 
 def _enc_StopReplicaPartitionState_3(a: _Append, o: StopReplicaPartitionState) -> None:
     a(_S1.pack(o.partition_index, o.leader_epoch, o.delete_partition))
     a(_ZERO_BYTE)
-
-
-def _dec_StopReplicaPartitionState_3(buf: _Buf, pos: int) -> tuple[StopReplicaPartitionState, int]:
-    (f_partition_index, f_leader_epoch, f_delete_partition,) = _S1.unpack_from(buf, pos)
-    pos += 9
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return StopReplicaPartitionState(f_partition_index, f_leader_epoch, f_delete_partition), pos
 
 
 def _enc_StopReplicaTopicState_3(a: _Append, o: StopReplicaTopicState) -> None:

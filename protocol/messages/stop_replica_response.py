@@ -93,13 +93,6 @@ def _enc_StopReplicaPartitionError_0(a: _Append, o: StopReplicaPartitionError) -
     a(_S0.pack(o.partition_index, o.error_code))
 
 
-def _dec_StopReplicaPartitionError_0(buf: _Buf, pos: int) -> tuple[StopReplicaPartitionError, int]:
-    f_topic_name, pos = _read_string(buf, pos)
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    return StopReplicaPartitionError(f_topic_name, f_partition_index, f_error_code), pos
-
-
 def _enc_StopReplicaResponse_0(a: _Append, o: StopReplicaResponse) -> None:
     a(_S1.pack(o.error_code))
     a(_enc_array_len(o.partition_errors))
@@ -128,17 +121,6 @@ def _enc_StopReplicaPartitionError_2(a: _Append, o: StopReplicaPartitionError) -
     a(_enc_compact_string(o.topic_name))
     a(_S0.pack(o.partition_index, o.error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_StopReplicaPartitionError_2(buf: _Buf, pos: int) -> tuple[StopReplicaPartitionError, int]:
-    f_topic_name, pos = _read_compact_string(buf, pos)
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return StopReplicaPartitionError(f_topic_name, f_partition_index, f_error_code), pos
 
 
 def _enc_StopReplicaResponse_2(a: _Append, o: StopReplicaResponse) -> None:

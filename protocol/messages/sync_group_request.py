@@ -102,12 +102,6 @@ def _enc_SyncGroupRequestAssignment_0(a: _Append, o: SyncGroupRequestAssignment)
     a(o.assignment)
 
 
-def _dec_SyncGroupRequestAssignment_0(buf: _Buf, pos: int) -> tuple[SyncGroupRequestAssignment, int]:
-    f_member_id, pos = _read_string(buf, pos)
-    f_assignment, pos = _read_bytes(buf, pos)
-    return SyncGroupRequestAssignment(f_member_id, f_assignment), pos
-
-
 def _enc_SyncGroupRequest_0(a: _Append, o: SyncGroupRequest) -> None:
     if o.group_instance_id is not None:
         raise _EncodeError('SyncGroupRequest.group_instance_id is not default and version 0 lacks it')
@@ -207,16 +201,6 @@ def _enc_SyncGroupRequestAssignment_4(a: _Append, o: SyncGroupRequestAssignment)
     a(_enc_compact_bytes_len(o.assignment))
     a(o.assignment)
     a(_ZERO_BYTE)
-
-
-def _dec_SyncGroupRequestAssignment_4(buf: _Buf, pos: int) -> tuple[SyncGroupRequestAssignment, int]:
-    f_member_id, pos = _read_compact_string(buf, pos)
-    f_assignment, pos = _read_compact_bytes(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return SyncGroupRequestAssignment(f_member_id, f_assignment), pos
 
 
 def _enc_SyncGroupRequest_4(a: _Append, o: SyncGroupRequest) -> None:

@@ -119,22 +119,6 @@ def _enc_TxnOffsetCommitRequestPartition_0(a: _Append, o: TxnOffsetCommitRequest
     a(_enc_nullable_string(o.committed_metadata))
 
 
-def _dec_TxnOffsetCommitRequestPartition_0(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, _sn,) = _S1.unpack_from(buf, pos)
-    pos += 14
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_committed_metadata = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_committed_metadata = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return TxnOffsetCommitRequestPartition(f_partition_index, f_committed_offset, -1, f_committed_metadata), pos
-
-
 def _enc_TxnOffsetCommitRequestTopic_0(a: _Append, o: TxnOffsetCommitRequestTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -219,22 +203,6 @@ def _enc_TxnOffsetCommitRequestPartition_2(a: _Append, o: TxnOffsetCommitRequest
     a(_enc_nullable_string(o.committed_metadata))
 
 
-def _dec_TxnOffsetCommitRequestPartition_2(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch, _sn,) = _S4.unpack_from(buf, pos)
-    pos += 18
-    if _sn < 0:
-        if _sn != -1:
-            raise _BadLengthError(f'negative string length {_sn}')
-        f_committed_metadata = None
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_committed_metadata = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    return TxnOffsetCommitRequestPartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, f_committed_metadata), pos
-
-
 def _enc_TxnOffsetCommitRequestTopic_2(a: _Append, o: TxnOffsetCommitRequestTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -303,17 +271,6 @@ def _enc_TxnOffsetCommitRequestPartition_3(a: _Append, o: TxnOffsetCommitRequest
     a(_S3.pack(o.partition_index, o.committed_offset, o.committed_leader_epoch))
     a(_enc_compact_nullable_string(o.committed_metadata))
     a(_ZERO_BYTE)
-
-
-def _dec_TxnOffsetCommitRequestPartition_3(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitRequestPartition, int]:
-    (f_partition_index, f_committed_offset, f_committed_leader_epoch,) = _S3.unpack_from(buf, pos)
-    pos += 16
-    f_committed_metadata, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return TxnOffsetCommitRequestPartition(f_partition_index, f_committed_offset, f_committed_leader_epoch, f_committed_metadata), pos
 
 
 def _enc_TxnOffsetCommitRequestTopic_3(a: _Append, o: TxnOffsetCommitRequestTopic) -> None:

@@ -98,12 +98,6 @@ def _enc_TxnOffsetCommitResponsePartition_0(a: _Append, o: TxnOffsetCommitRespon
     a(_S0.pack(o.partition_index, o.error_code))
 
 
-def _dec_TxnOffsetCommitResponsePartition_0(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitResponsePartition, int]:
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    return TxnOffsetCommitResponsePartition(f_partition_index, f_error_code), pos
-
-
 def _enc_TxnOffsetCommitResponseTopic_0(a: _Append, o: TxnOffsetCommitResponseTopic) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -151,16 +145,6 @@ def _dec_TxnOffsetCommitResponse_0(buf: _Buf, pos: int) -> tuple[TxnOffsetCommit
 def _enc_TxnOffsetCommitResponsePartition_3(a: _Append, o: TxnOffsetCommitResponsePartition) -> None:
     a(_S0.pack(o.partition_index, o.error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_TxnOffsetCommitResponsePartition_3(buf: _Buf, pos: int) -> tuple[TxnOffsetCommitResponsePartition, int]:
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return TxnOffsetCommitResponsePartition(f_partition_index, f_error_code), pos
 
 
 def _enc_TxnOffsetCommitResponseTopic_3(a: _Append, o: TxnOffsetCommitResponseTopic) -> None:

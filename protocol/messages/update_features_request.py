@@ -102,17 +102,6 @@ def _enc_FeatureUpdateKey_0(a: _Append, o: FeatureUpdateKey) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_FeatureUpdateKey_0(buf: _Buf, pos: int) -> tuple[FeatureUpdateKey, int]:
-    f_feature, pos = _read_compact_string(buf, pos)
-    (f_max_version_level, f_allow_downgrade,) = _S0.unpack_from(buf, pos)
-    pos += 3
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return FeatureUpdateKey(f_feature, f_max_version_level, f_allow_downgrade, 1), pos
-
-
 def _enc_UpdateFeaturesRequest_0(a: _Append, o: UpdateFeaturesRequest) -> None:
     if o.validate_only:
         raise _EncodeError('UpdateFeaturesRequest.validate_only is not default and version 0 lacks it')
@@ -154,17 +143,6 @@ def _enc_FeatureUpdateKey_1(a: _Append, o: FeatureUpdateKey) -> None:
     a(_enc_compact_string(o.feature))
     a(_S2.pack(o.max_version_level, o.upgrade_type))
     a(_ZERO_BYTE)
-
-
-def _dec_FeatureUpdateKey_1(buf: _Buf, pos: int) -> tuple[FeatureUpdateKey, int]:
-    f_feature, pos = _read_compact_string(buf, pos)
-    (f_max_version_level, f_upgrade_type,) = _S2.unpack_from(buf, pos)
-    pos += 3
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return FeatureUpdateKey(f_feature, f_max_version_level, False, f_upgrade_type), pos
 
 
 def _enc_UpdateFeaturesRequest_1(a: _Append, o: UpdateFeaturesRequest) -> None:

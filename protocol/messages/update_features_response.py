@@ -99,18 +99,6 @@ def _enc_UpdatableFeatureResult_0(a: _Append, o: UpdatableFeatureResult) -> None
     a(_ZERO_BYTE)
 
 
-def _dec_UpdatableFeatureResult_0(buf: _Buf, pos: int) -> tuple[UpdatableFeatureResult, int]:
-    f_feature, pos = _read_compact_string(buf, pos)
-    (f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 2
-    f_error_message, pos = _read_compact_nullable_string(buf, pos)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return UpdatableFeatureResult(f_feature, f_error_code, f_error_message), pos
-
-
 def _enc_UpdateFeaturesResponse_0(a: _Append, o: UpdateFeaturesResponse) -> None:
     a(_S1.pack(o.throttle_time_ms, o.error_code))
     a(_enc_compact_nullable_string(o.error_message))

@@ -189,22 +189,6 @@ def _enc_UpdateMetadataBroker_0(a: _Append, o: UpdateMetadataBroker) -> None:
     a(_S1.pack(o.v0_port))
 
 
-def _dec_UpdateMetadataBroker_0(buf: _Buf, pos: int) -> tuple[UpdateMetadataBroker, int]:
-    (f_id, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_v0_host = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_v0_port,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    return UpdateMetadataBroker(f_id, f_v0_host, f_v0_port, [], ''), pos
-
-
 def _enc_UpdateMetadataRequest_0(a: _Append, o: UpdateMetadataRequest) -> None:
     if o.is_kraft_controller:
         raise _EncodeError('UpdateMetadataRequest.is_kraft_controller is not default and version 0 lacks it')
@@ -260,22 +244,6 @@ def _enc_UpdateMetadataEndpoint_1(a: _Append, o: UpdateMetadataEndpoint) -> None
     a(_S1.pack(o.port))
     a(_enc_string(o.host))
     a(_S4.pack(o.security_protocol))
-
-
-def _dec_UpdateMetadataEndpoint_1(buf: _Buf, pos: int) -> tuple[UpdateMetadataEndpoint, int]:
-    (f_port, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_host = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    (f_security_protocol,) = _S4.unpack_from(buf, pos)
-    pos += 2
-    return UpdateMetadataEndpoint(f_port, f_host, '', f_security_protocol), pos
 
 
 def _enc_UpdateMetadataBroker_1(a: _Append, o: UpdateMetadataBroker) -> None:
@@ -431,23 +399,6 @@ def _enc_UpdateMetadataEndpoint_3(a: _Append, o: UpdateMetadataEndpoint) -> None
     a(_enc_string(o.host))
     a(_enc_string(o.listener))
     a(_S4.pack(o.security_protocol))
-
-
-def _dec_UpdateMetadataEndpoint_3(buf: _Buf, pos: int) -> tuple[UpdateMetadataEndpoint, int]:
-    (f_port, _sn,) = _S2.unpack_from(buf, pos)
-    pos += 6
-    if _sn < 0:
-        raise _BadLengthError(f'null or negative length {_sn} for a non-nullable string')
-    else:
-        _vend = pos + _sn
-        if _vend > len(buf):
-            _exceeds(buf, pos, _sn)
-        f_host = str(buf[pos:_vend], 'utf-8')
-        pos = _vend
-    f_listener, pos = _read_string(buf, pos)
-    (f_security_protocol,) = _S4.unpack_from(buf, pos)
-    pos += 2
-    return UpdateMetadataEndpoint(f_port, f_host, f_listener, f_security_protocol), pos
 
 
 def _enc_UpdateMetadataBroker_3(a: _Append, o: UpdateMetadataBroker) -> None:
@@ -768,20 +719,6 @@ def _enc_UpdateMetadataEndpoint_6(a: _Append, o: UpdateMetadataEndpoint) -> None
     a(_enc_compact_string(o.listener))
     a(_S4.pack(o.security_protocol))
     a(_ZERO_BYTE)
-
-
-def _dec_UpdateMetadataEndpoint_6(buf: _Buf, pos: int) -> tuple[UpdateMetadataEndpoint, int]:
-    (f_port,) = _S1.unpack_from(buf, pos)
-    pos += 4
-    f_host, pos = _read_compact_string(buf, pos)
-    f_listener, pos = _read_compact_string(buf, pos)
-    (f_security_protocol,) = _S4.unpack_from(buf, pos)
-    pos += 2
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return UpdateMetadataEndpoint(f_port, f_host, f_listener, f_security_protocol), pos
 
 
 def _enc_UpdateMetadataBroker_6(a: _Append, o: UpdateMetadataBroker) -> None:

@@ -109,16 +109,6 @@ def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:
     a(_ZERO_BYTE)
 
 
-def _dec_PartitionData_0(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
-    (f_partition_index, f_candidate_epoch, f_candidate_id, f_last_offset_epoch, f_last_offset,) = _S0.unpack_from(buf, pos)
-    pos += 24
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return PartitionData(f_partition_index, f_candidate_epoch, f_candidate_id, _ZERO_UUID, _ZERO_UUID, f_last_offset_epoch, f_last_offset), pos
-
-
 def _enc_TopicData_0(a: _Append, o: TopicData) -> None:
     a(_enc_compact_string(o.topic_name))
     a(_enc_compact_array_len(o.partitions))
@@ -179,18 +169,6 @@ def _dec_VoteRequest_0(buf: _Buf, pos: int) -> tuple[VoteRequest, int]:
 def _enc_PartitionData_1(a: _Append, o: PartitionData) -> None:
     a(_S1.pack(o.partition_index, o.candidate_epoch, o.candidate_id, o.candidate_directory_id.bytes, o.voter_directory_id.bytes, o.last_offset_epoch, o.last_offset))
     a(_ZERO_BYTE)
-
-
-def _dec_PartitionData_1(buf: _Buf, pos: int) -> tuple[PartitionData, int]:
-    (f_partition_index, f_candidate_epoch, f_candidate_id, f_candidate_directory_id, f_voter_directory_id, f_last_offset_epoch, f_last_offset,) = _S1.unpack_from(buf, pos)
-    pos += 56
-    f_candidate_directory_id = _uuid(f_candidate_directory_id)
-    f_voter_directory_id = _uuid(f_voter_directory_id)
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return PartitionData(f_partition_index, f_candidate_epoch, f_candidate_id, f_candidate_directory_id, f_voter_directory_id, f_last_offset_epoch, f_last_offset), pos
 
 
 def _enc_TopicData_1(a: _Append, o: TopicData) -> None:

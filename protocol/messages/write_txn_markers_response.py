@@ -104,12 +104,6 @@ def _enc_WritableTxnMarkerPartitionResult_0(a: _Append, o: WritableTxnMarkerPart
     a(_S0.pack(o.partition_index, o.error_code))
 
 
-def _dec_WritableTxnMarkerPartitionResult_0(buf: _Buf, pos: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    return WritableTxnMarkerPartitionResult(f_partition_index, f_error_code), pos
-
-
 def _enc_WritableTxnMarkerTopicResult_0(a: _Append, o: WritableTxnMarkerTopicResult) -> None:
     a(_enc_string(o.name))
     a(_enc_array_len(o.partitions))
@@ -176,16 +170,6 @@ def _dec_WriteTxnMarkersResponse_0(buf: _Buf, pos: int) -> tuple[WriteTxnMarkers
 def _enc_WritableTxnMarkerPartitionResult_1(a: _Append, o: WritableTxnMarkerPartitionResult) -> None:
     a(_S0.pack(o.partition_index, o.error_code))
     a(_ZERO_BYTE)
-
-
-def _dec_WritableTxnMarkerPartitionResult_1(buf: _Buf, pos: int) -> tuple[WritableTxnMarkerPartitionResult, int]:
-    (f_partition_index, f_error_code,) = _S0.unpack_from(buf, pos)
-    pos += 6
-    if buf[pos]:
-        pos = _skip_tagged_fields(buf, pos)
-    else:
-        pos += 1
-    return WritableTxnMarkerPartitionResult(f_partition_index, f_error_code), pos
 
 
 def _enc_WritableTxnMarkerTopicResult_1(a: _Append, o: WritableTxnMarkerTopicResult) -> None:
