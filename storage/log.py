@@ -267,6 +267,7 @@ class Log:
         self._timestamp_work = cfg.log_append_time or (
             cfg.message_timestamp_before_max_ms < _NEVER or cfg.message_timestamp_after_max_ms < _NEVER
         )
+        # Whether _append_single_batch may take an append (a test switches it off to compare).
         self._fast_append = not self._timestamp_work
 
     def _check_open(self) -> None:
