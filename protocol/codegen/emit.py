@@ -475,8 +475,8 @@ def _inline_string_body(target: str, nullable: bool, ind: str, out: list[str]) -
 def _inlinable(ctx: _Ctx, struct: StructDef, version: int) -> bool:
     """Array elements decoded in the array's loop rather than by a call: leaf structs (no
     arrays, no nested structs, no tagged fields in ``version``), whose decode uses no local
-    names but their own ``i_`` fields and ``_v`` temporaries, so nothing of the enclosing
-    decoder is overwritten."""
+    names but their own ``i_`` fields and the ``_vn``/``_vend``/``_sn`` temporaries, so nothing
+    of the enclosing decoder is overwritten."""
     flex = version in ctx.message.flexible
     for f in struct.fields:
         if not f.present_in(version):
