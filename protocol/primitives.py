@@ -337,44 +337,6 @@ def read_nullable_view(buf: Buf, pos: int) -> tuple[memoryview | None, int]:
     return buf[pos:end], end
 
 
-def read_compact_view(buf: Buf, pos: int) -> tuple[memoryview, int]:
-    n = buf[pos]
-    if n < 0x80:
-        pos += 1
-    else:
-        b = buf[pos + 1]
-        if b < 0x80:
-            n = n & 0x7F | b << 7
-            pos += 2
-        else:
-            n, pos = read_uvarint(buf, pos)
-    if n == 0:
-        raise BadLengthError("null compact bytes where the field is not nullable")
-    end = pos + n - 1
-    if end > len(buf):
-        exceeds(buf, pos, n - 1)
-    return buf[pos:end], end
-
-
-def read_compact_nullable_view(buf: Buf, pos: int) -> tuple[memoryview | None, int]:
-    n = buf[pos]
-    if n < 0x80:
-        pos += 1
-    else:
-        b = buf[pos + 1]
-        if b < 0x80:
-            n = n & 0x7F | b << 7
-            pos += 2
-        else:
-            n, pos = read_uvarint(buf, pos)
-    if n == 0:
-        return None, pos
-    end = pos + n - 1
-    if end > len(buf):
-        exceeds(buf, pos, n - 1)
-    return buf[pos:end], end
-
-
 def bytes_len(value: Any) -> int:
     """Length in bytes of a bytes-like value or of an opaque record region."""
     if isinstance(value, memoryview):

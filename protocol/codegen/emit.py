@@ -44,10 +44,9 @@ PRIMITIVE_IMPORTS = (
     "enc_compact_i32_array", "enc_compact_nullable_string", "enc_compact_string", "enc_i32_array",
     "enc_i64_items", "enc_nullable_string", "enc_string", "exceeds", "read_array_len", "read_bytes",
     "read_compact_array_len", "read_compact_bytes", "read_compact_nullable_bytes",
-    "read_compact_nullable_string", "read_compact_nullable_view", "read_compact_string",
-    "read_compact_view", "read_i32_items", "read_i64_items", "read_nullable_bytes",
-    "read_nullable_string", "read_nullable_view", "read_string", "read_tag_header", "read_uvarint",
-    "read_uuid", "read_view", "skip_tagged_fields", "uuid_from_bytes", "uvarint",
+    "read_compact_nullable_string", "read_compact_string", "read_i32_items", "read_i64_items",
+    "read_nullable_bytes", "read_nullable_string", "read_nullable_view", "read_string", "read_tag_header",
+    "read_uvarint", "read_uuid", "read_view", "skip_tagged_fields", "uuid_from_bytes", "uvarint",
 )
 
 
@@ -707,13 +706,21 @@ def emit_module(message: MessageDef) -> str:
     out.append("from dataclasses import field as _field")
     out.append("from typing import Any as _Any")
     out.append("")
-    out.append("from protocol.exceptions import BadLengthError as _BadLengthError")
-    out.append("from protocol.exceptions import EncodeError as _EncodeError")
-    out.append("from protocol.message import Message as _Message")
-    out.append("from protocol.message import Struct as _Struct")
-    for name in PRIMITIVE_IMPORTS:
-        alias = "_uuid" if name == "uuid_from_bytes" else f"_{name}"
-        out.append(f"from protocol.primitives import {name} as {alias}")
+    # Only the helpers this module's code names (the header's lines are not searched).
+    body = "\n".join([*ctx.lines, *ctx.functions])
+    imports = [
+        ("protocol.exceptions", "BadLengthError", "_BadLengthError"),
+        ("protocol.exceptions", "EncodeError", "_EncodeError"),
+        ("protocol.message", "Message", "_Message"),
+        ("protocol.message", "Struct", "_Struct"),
+        *(
+            ("protocol.primitives", name, "_uuid" if name == "uuid_from_bytes" else f"_{name}")
+            for name in PRIMITIVE_IMPORTS
+        ),
+    ]
+    for module, name, alias in imports:
+        if re.search(rf"\b{alias}\b", body):
+            out.append(f"from {module} import {name} as {alias}")
     out.append("")
     out.append(f'__all__ = [{", ".join(repr(s.name) for s in [*nested, top])}]')
     for fmt, name in ctx.struct_consts.items():

@@ -17,46 +17,20 @@ from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
-from protocol.primitives import I8 as _I8
-from protocol.primitives import NULL_I32 as _NULL_I32
-from protocol.primitives import NULL_STRUCT as _NULL_STRUCT
-from protocol.primitives import PRESENT_STRUCT as _PRESENT_STRUCT
 from protocol.primitives import ZERO_BYTE as _ZERO_BYTE
-from protocol.primitives import ZERO_UUID as _ZERO_UUID
 from protocol.primitives import enc_array_len as _enc_array_len
-from protocol.primitives import enc_bytes_len as _enc_bytes_len
 from protocol.primitives import enc_compact_array_len as _enc_compact_array_len
-from protocol.primitives import enc_compact_bytes_len as _enc_compact_bytes_len
-from protocol.primitives import enc_compact_i32_array as _enc_compact_i32_array
 from protocol.primitives import enc_compact_nullable_string as _enc_compact_nullable_string
 from protocol.primitives import enc_compact_string as _enc_compact_string
-from protocol.primitives import enc_i32_array as _enc_i32_array
-from protocol.primitives import enc_i64_items as _enc_i64_items
 from protocol.primitives import enc_nullable_string as _enc_nullable_string
 from protocol.primitives import enc_string as _enc_string
 from protocol.primitives import exceeds as _exceeds
 from protocol.primitives import read_array_len as _read_array_len
-from protocol.primitives import read_bytes as _read_bytes
 from protocol.primitives import read_compact_array_len as _read_compact_array_len
-from protocol.primitives import read_compact_bytes as _read_compact_bytes
-from protocol.primitives import read_compact_nullable_bytes as _read_compact_nullable_bytes
 from protocol.primitives import read_compact_nullable_string as _read_compact_nullable_string
-from protocol.primitives import read_compact_nullable_view as _read_compact_nullable_view
 from protocol.primitives import read_compact_string as _read_compact_string
-from protocol.primitives import read_compact_view as _read_compact_view
-from protocol.primitives import read_i32_items as _read_i32_items
-from protocol.primitives import read_i64_items as _read_i64_items
-from protocol.primitives import read_nullable_bytes as _read_nullable_bytes
-from protocol.primitives import read_nullable_string as _read_nullable_string
-from protocol.primitives import read_nullable_view as _read_nullable_view
 from protocol.primitives import read_string as _read_string
-from protocol.primitives import read_tag_header as _read_tag_header
-from protocol.primitives import read_uvarint as _read_uvarint
-from protocol.primitives import read_uuid as _read_uuid
-from protocol.primitives import read_view as _read_view
 from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
-from protocol.primitives import uuid_from_bytes as _uuid
-from protocol.primitives import uvarint as _uvarint
 
 __all__ = ['AclDescription', 'DescribeAclsResource', 'DescribeAclsResponse']
 _S0 = _struct.Struct('>bb')
