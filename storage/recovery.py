@@ -98,14 +98,21 @@ def load_segments(
 
     segments: list[LogSegment] = []
     result = LoadResult(segments=segments, log_end_offset=0, recovery_point=recovery_point)
-    for base in sorted(logs):
+    bases = sorted(logs)
+    # After an unclean stop every segment from the one holding the recovery point on is
+    # recovered below, which rebuilds its indexes too; rebuilding them here first would cut a
+    # corrupt tail without dropping the segments after it.
+    first_recovered = len(bases)
+    if not had_clean_shutdown:
+        first_recovered = max(0, sum(1 for base in bases if base <= recovery_point) - 1)
+    for position, base in enumerate(bases):
         size = (directory / file_name(base, LOG_SUFFIX)).stat().st_size
         seg = LogSegment(
             fs, handles, directory, base, config, clock, size=size, roll_jitter_ms=jitter(config, rng)
         )
         segments.append(seg)
         have = others.get(base, set())
-        if INDEX_SUFFIX not in have or TIME_INDEX_SUFFIX not in have:
+        if position < first_recovered and (INDEX_SUFFIX not in have or TIME_INDEX_SUFFIX not in have):
             # Rebuilding never truncates data that must be intact (below the recovery point).
             protect = recovery_point if not had_clean_shutdown else (1 << 63) - 1
             result.truncated_bytes += seg.recover(result.epochs_seen, protect_below=protect)

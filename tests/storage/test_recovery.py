@@ -212,3 +212,29 @@ def test_interrupted_compaction_swap_is_completed_or_discarded(tmp_path: Path, c
     assert segs[1].name not in names
     assert again.segment_count == len(segs) - 1
     assert again.read_bytes(0, 1 << 20) == merged
+
+
+def test_unclean_stop_with_a_missing_index_before_a_corrupt_segment(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # A segment after the recovery point lost its index and has a corrupt tail: recovery cuts it
+    # there and drops every later segment, exactly as with the index present (it once rebuilt
+    # the index first, cutting the segment, and the recovery pass then saw nothing to cut).
+    path = tmp_path / "t-0"
+    log = Log.open(path, CONFIG, clock=clock)
+    fill(log, 40)
+    crash(log)
+    logs = sorted(path.glob("*.log"))
+    assert len(logs) >= 4
+    middle = logs[1]
+    data = middle.read_bytes()
+    middle.write_bytes(data[:-50] + b"\xff" * 50)  # the last batch's tail is garbage
+    os.unlink(middle.with_suffix(".index"))
+    intact = logs[0].read_bytes()
+    again = reopen(path, clock)
+    assert again.segment_count == 2
+    assert again.active_segment.base_offset == int(middle.stem)
+    assert again.leader_epochs.entries()[0].start_offset == 0
+    kept = everything(again)
+    assert kept.startswith(intact) and len(kept) < len(intact) + len(data) - 50
+    assert again.append(batch_of_size(200), 1).first_offset == again.log_end_offset - 1
