@@ -59,7 +59,7 @@ max_open_files=1024, cleaner_max_map_entries=1_000_000)``
     written into ``data`` in place; one ``pwrite``);
     ``append_as_follower(data) -> AppendInfo`` (offsets already assigned, must not go back);
     ``read(offset, max_bytes, max_offset=None, min_one_message=True) -> ReadResult``;
-    ``read_bytes(...) -> bytes``; ``Log.fetch_bytes(slice) -> bytes``;
+    ``read_bytes(...) -> bytes``;
     ``offset_for_timestamp(ts) -> OffsetAndTimestamp | None`` (a NamedTuple ``(offset,
     timestamp, leader_epoch)``: the first *record* with timestamp >= ts, as Kafka's ListOffsets;
     the one batch holding it is decoded);

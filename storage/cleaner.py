@@ -36,6 +36,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 
 from protocol.exceptions import CorruptRecordError, EncodeError
 from protocol.records.batch import LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, BatchHeader, read_header
@@ -90,16 +91,16 @@ def cleanable_range(log: Log, now_ms: int) -> CleanableRange | None:
         first_dirty = start
     candidates = [segments[-1].base_offset, log.high_watermark]
     if config.min_compaction_lag_ms > 0:
-        for seg in segments[:-1]:
-            nxt = _next_base(segments, seg, log.log_end_offset)
+        for seg, following in pairwise(segments):
+            nxt = following.base_offset
             if nxt > first_dirty and seg.largest_timestamp() > now_ms - config.min_compaction_lag_ms:
                 candidates.append(seg.base_offset)
                 break
     first_uncleanable = max(first_dirty, min(candidates))
     clean_bytes = dirty_bytes = 0
     oldest_dirty_ts: int | None = None
-    for seg in segments[:-1]:
-        nxt = _next_base(segments, seg, log.log_end_offset)
+    for seg, following in pairwise(segments):
+        nxt = following.base_offset
         if nxt <= start:
             continue
         if nxt <= first_dirty:
@@ -125,9 +126,10 @@ def should_clean(rng: CleanableRange, min_ratio: float) -> bool:
     return rng.tombstones_expired
 
 
-def _next_base(segments: list[LogSegment], seg: LogSegment, log_end_offset: int) -> int:
-    i = segments.index(seg)
-    return segments[i + 1].base_offset if i + 1 < len(segments) else log_end_offset
+def _next_bases(segments: list[LogSegment], log_end_offset: int) -> dict[int, int]:
+    """Base offset of each segment -> the offset just past it (the next base, or the log end)."""
+    bases = [seg.base_offset for seg in segments]
+    return dict(zip(bases, [*bases[1:], log_end_offset], strict=True))
 
 
 def iter_raw_batches(seg: LogSegment, start: int = 0) -> Iterator[tuple[int, BatchHeader, memoryview]]:
@@ -245,6 +247,7 @@ class Cleaner:
         to_clean: list[LogSegment], segments: list[LogSegment], leo: int, log: Log
     ) -> list[list[LogSegment]]:
         config = log.config
+        next_bases = _next_bases(segments, leo)
         groups: list[list[LogSegment]] = []
         i = 0
         while i < len(to_clean):
@@ -255,7 +258,7 @@ class Cleaner:
             i += 1
             while i < len(to_clean):
                 seg = to_clean[i]
-                last_offset = _next_base(segments, seg, leo) - 1
+                last_offset = next_bases[seg.base_offset] - 1
                 if (
                     size + seg.size > config.segment_bytes
                     or idx + seg.offset_index.size_in_bytes() > config.segment_index_bytes

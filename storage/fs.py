@@ -84,7 +84,7 @@ class FileSystem:
             got += len(more)
         return b"".join(parts)
 
-    def write_file_atomically(self, path: Path, data: bytes, *, sync: bool = True) -> None:
+    def write_file_atomically(self, path: Path, data: bytes) -> None:
         """Write ``path.tmp``, fsync it, rename over ``path`` and fsync the directory, as
         Kafka's checkpoint files do, so a crash leaves either the old or the new content."""
         tmp = path.with_name(path.name + ".tmp")
@@ -92,13 +92,11 @@ class FileSystem:
         try:
             self.ftruncate(fd, 0)
             self.write_all(fd, data, 0)
-            if sync:
-                self.fsync(fd)
+            self.fsync(fd)
         finally:
             self.close(fd)
         self.replace(tmp, path)
-        if sync:
-            self.fsync_dir(path.parent)
+        self.fsync_dir(path.parent)
 
     def read_file(self, path: Path) -> bytes:
         fd = self.open(path, writable=False)

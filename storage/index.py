@@ -106,11 +106,6 @@ class SparseIndex:
             return self._ensure_loaded()
         return keys, values
 
-    def unload(self) -> None:
-        """Drop the in-memory copy of a fully persisted index (memory bound for idle segments)."""
-        if self._keys is not None and self._persisted == len(self._keys) and not self._stale:
-            self._keys = self._values = None
-
     @property
     def entries(self) -> int:
         return len(self._ensure_loaded()[0])
@@ -146,7 +141,7 @@ class SparseIndex:
         self._file_len = 0
         self._stale = True
 
-    def persist(self, *, preallocate: bool, sync: bool = False) -> None:
+    def persist(self, *, preallocate: bool) -> None:
         """Write entries appended since the last call and size the file: pre-allocated to
         ``segment.index.bytes`` for the active segment, exactly ``entries * size`` otherwise."""
         if self._keys is None or self._values is None:
@@ -159,7 +154,7 @@ class SparseIndex:
         n = len(keys)
         target = (self.max_index_bytes // size) * size if preallocate else n * size
         target = max(target, n * size)
-        if self._persisted == n and not self._stale and self._file_len == target and not sync:
+        if self._persisted == n and not self._stale and self._file_len == target:
             return
         fd = self.fs.open(self.path, create=True)
         try:
@@ -176,15 +171,8 @@ class SparseIndex:
             if self._file_len != target:
                 self.fs.ftruncate(fd, target)
                 self._file_len = target
-            if sync:
-                self.fs.fsync(fd)
         finally:
             self.fs.close(fd)
-
-    def delete(self) -> None:
-        if self.path.exists():
-            self.fs.unlink(self.path)
-        self._keys = self._values = None
 
     def rename(self, new_path: Path) -> None:
         if self.path.exists():
@@ -222,14 +210,6 @@ class OffsetIndex(SparseIndex):
             return self.base_offset, 0
         return self.base_offset + keys[slot], values[slot]
 
-    def floor_entry_by_position(self, position: int) -> tuple[int, int] | None:
-        """Largest entry whose position is <= ``position``."""
-        keys, values = self._ensure_loaded()
-        slot = bisect.bisect_right(values, position) - 1
-        if slot < 0:
-            return None
-        return self.base_offset + keys[slot], values[slot]
-
     def slot_below_offset(self, offset: int) -> int:
         """Number of entries whose offset is < ``offset``."""
         keys, _ = self._ensure_loaded()
@@ -257,9 +237,6 @@ class OffsetIndex(SparseIndex):
     def truncate_to(self, offset: int) -> None:
         """Remove every entry whose offset is >= ``offset``."""
         self._truncate_to_entries(self.slot_below_offset(offset))
-
-    def can_append_offset(self, offset: int) -> bool:
-        return 0 <= offset - self.base_offset <= INT32_MAX
 
     def check(self, log_size: int) -> str | None:
         """Cheap consistency check (Kafka's ``sanityCheck`` plus bounds); a reason or None."""

@@ -55,14 +55,6 @@ class LeaderEpochCache:
     def entries(self) -> list[EpochEntry]:
         return list(self._epochs)
 
-    @property
-    def earliest_entry(self) -> EpochEntry | None:
-        return self._epochs[0] if self._epochs else None
-
-    @property
-    def latest_entry(self) -> EpochEntry | None:
-        return self._epochs[-1] if self._epochs else None
-
     def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
         """``(epoch, end_offset)`` as OffsetForLeaderEpoch answers it (see module docstring)."""
         if epoch == UNDEFINED_EPOCH or not self._epochs:
@@ -124,6 +116,8 @@ class LeaderEpochCache:
 
     def truncate_from_start(self, start_offset: int) -> None:
         """Drop entries wholly before ``start_offset``; the epoch containing it now starts there."""
+        if self._epochs and self._epochs[0].start_offset == start_offset:
+            return  # already starts there (start offsets only grow): nothing to rewrite
         removed: EpochEntry | None = None
         while self._epochs and self._epochs[0].start_offset <= start_offset:
             removed = self._epochs.pop(0)

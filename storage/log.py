@@ -28,7 +28,7 @@ from pathlib import Path
 
 import crc32c
 
-from protocol.records.batch import LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, BatchHeader
+from protocol.records.batch import LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, BatchHeader, set_log_append_time
 from storage.checkpoint import PartitionMetadataFile
 from storage.clock import Clock
 from storage.config import LogConfig
@@ -52,13 +52,9 @@ from storage.recovery import LoadResult, jitter, load_segments
 from storage.results import AppendInfo, BatchPosition, FileSlice, OffsetAndTimestamp, ReadResult
 from storage.segment import DELETED_SUFFIX, HEADER, LogSegment, offset_of_max_timestamp
 
-_I64 = struct.Struct(">q")
-_I16 = struct.Struct(">h")
-_U32 = struct.Struct(">I")
 #: Base offset, batch length (rewritten unchanged) and partition leader epoch: one pack_into.
 _BASE_AND_EPOCH = struct.Struct(">qii")
 _new_tuple = tuple.__new__
-_TIMESTAMP_TYPE_BIT = 0x08
 _NEVER = 1 << 62  # timestamp limits at or above this are "not configured" (Kafka: Long.MAX)
 
 
@@ -120,9 +116,7 @@ class Log:
         self.latest_delete_horizon = -1
         self.leader_epochs = LeaderEpochCache(fs, directory, lambda: self._leo)
         for epoch, start in sorted(loaded.epochs_seen.items(), key=lambda kv: kv[1]):
-            latest = self.leader_epochs.latest_epoch
-            if latest is None or epoch > latest:
-                self.leader_epochs.assign(epoch, start)
+            self._maybe_start_epoch(epoch, start)
         self.leader_epochs.truncate_from_end(self._leo)
         self.leader_epochs.truncate_from_start(self._log_start)
         #: Load statistics (segments recovered, bytes truncated, indexes rebuilt).
@@ -222,10 +216,6 @@ class Log:
     @property
     def segment_count(self) -> int:
         return len(self._segments)
-
-    @property
-    def last_flush_ms(self) -> int:
-        return self._last_flush_ms
 
     @property
     def active_segment(self) -> LogSegment:
@@ -381,9 +371,7 @@ class Log:
                 base = next_offset
                 _BASE_AND_EPOCH.pack_into(mv, pos, base, fields[1], leader_epoch)
                 if append_time >= 0:
-                    _I16.pack_into(mv, pos + 21, fields[5] | _TIMESTAMP_TYPE_BIT)
-                    _I64.pack_into(mv, pos + 35, append_time)
-                    _U32.pack_into(mv, pos + 17, crc(mv[pos + 21 : pos + size]))
+                    set_log_append_time(mv, pos, append_time)
                     batch_max_ts = append_time
                 elif check_ts:
                     self._check_timestamps(fields[7], batch_max_ts, now)
@@ -592,11 +580,6 @@ class Log:
             high_watermark=self._hw,
             segment_base_offset=segment_base,
         )
-
-    @staticmethod
-    def fetch_bytes(file_slice: FileSlice) -> bytes:
-        """Read a slice into memory (down-conversion, tests); does not close it."""
-        return file_slice.read()
 
     def read_bytes(self, offset: int, max_bytes: int, max_offset: int | None = None) -> bytes:
         """Convenience: :meth:`read` then the bytes, slice closed (tests, coordinator replay)."""

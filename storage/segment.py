@@ -26,11 +26,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from protocol.records.batch import (
-    CRC_OFFSET,
     LOG_OVERHEAD,
     MAGIC_OFFSET,
     RECORD_BATCH_OVERHEAD,
     BatchHeader,
+    compute_crc,
 )
 from storage.clock import Clock
 from storage.config import LogConfig
@@ -52,8 +52,6 @@ SWAP_SUFFIX = ".swap"
 NO_FAST_ROLL_CHECK = -(1 << 63)
 HEADER = struct.Struct(">qiibIhiqqqhii")
 _PREFIX = struct.Struct(">qi")
-_CRC = struct.Struct(">I")
-_ATTRIBUTES_OFFSET = 21
 
 #: Bytes read per ``pread`` when scanning batch headers (first read, then at most).
 FIRST_SCAN_CHUNK = 8 * 1024
@@ -267,14 +265,6 @@ class LogSegment:
         self.config = config
         self._set_rolling_timestamp(self._rolling_ts)
 
-    def time_waited_for_roll(self, now_ms: int, message_timestamp: int) -> int:
-        ts = self._rolling_ts
-        if ts is None:
-            ts = self.first_batch_timestamp()
-        if ts is not None and ts >= 0:
-            return message_timestamp - ts
-        return now_ms - self.created_ms
-
     def should_roll(self, messages_size: int, max_timestamp: int, last_offset: int, clock: Clock) -> bool:
         """Kafka's ``LogSegment.shouldRoll``: size, age (by the first batch's timestamp, or the
         creation time without one), a full index, or offsets the index cannot express."""
@@ -431,10 +421,10 @@ class LogSegment:
                 raise StorageCorruptionError(f"{self.log_file.path}: truncated batch at position {pos}")
             pos += off
 
-    def translate_offset(self, offset: int, start_position: int = 0) -> tuple[int, BatchHeader] | None:
+    def translate_offset(self, offset: int) -> tuple[int, BatchHeader] | None:
         """Position and header of the first batch whose last offset is >= ``offset``."""
         _, pos = self.offset_index.lookup(offset)
-        for position, header in self.iter_headers(max(pos, start_position)):
+        for position, header in self.iter_headers(pos):
             if header.base_offset + header.last_offset_delta >= offset:
                 return position, header
         return None
@@ -547,8 +537,6 @@ class LogSegment:
     def _iter_valid_batches(self, disk_size: int) -> Iterator[tuple[int, int, BatchHeader]]:
         """Yield ``(position, size, header)`` of each valid batch; raise SegmentInvalid at the first
         invalid one (or a torn tail)."""
-        from protocol.records.batch import compute_crc
-
         pos = 0
         while pos < disk_size:
             want = min(RECORD_BATCH_OVERHEAD, disk_size - pos)
@@ -577,10 +565,10 @@ class LogSegment:
                             raise SegmentInvalid(pos, "short read")
                         continue
                     break
-                (stored_crc,) = _CRC.unpack_from(buf, off + CRC_OFFSET)
-                if compute_crc(buf, off, size) != stored_crc:
+                header = BatchHeader._make(HEADER.unpack_from(buf, off))
+                if compute_crc(buf, off, size) != header.crc:
                     raise SegmentInvalid(pos + off, "CRC mismatch")
-                yield pos + off, size, BatchHeader._make(HEADER.unpack_from(buf, off))
+                yield pos + off, size, header
                 off += size
                 if pos + off >= disk_size:
                     break
