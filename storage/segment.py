@@ -423,10 +423,16 @@ class LogSegment:
 
     def translate_offset(self, offset: int) -> tuple[int, BatchHeader] | None:
         """Position and header of the first batch whose last offset is >= ``offset``."""
+        found = self._seek(offset)
+        return None if found is None else found[1:]
+
+    def _seek(self, offset: int) -> tuple[Iterator[tuple[int, BatchHeader]], int, BatchHeader] | None:
+        """:meth:`translate_offset`, with the header scan positioned just after that batch."""
         _, pos = self.offset_index.lookup(offset)
-        for position, header in self.iter_headers(pos):
+        headers = self.iter_headers(pos)
+        for position, header in headers:
             if header.base_offset + header.last_offset_delta >= offset:
-                return position, header
+                return headers, position, header
         return None
 
     def read_next_offset(self) -> int:
@@ -448,10 +454,10 @@ class LogSegment:
         should start. ``segment_end_offset`` bounds this segment's offsets (next segment's base or
         the log end offset); when the rest of the segment fits, no header is scanned at all.
         """
-        found = self.translate_offset(offset)
+        found = self._seek(offset)
         if found is None:
             return None
-        pos, first = found
+        headers, pos, first = found
         if first.base_offset + first.last_offset_delta >= max_offset:
             return pos, 0, first, first.base_offset
         first_size = first.batch_length + LOG_OVERHEAD
@@ -464,14 +470,16 @@ class LogSegment:
         # below max_offset marks a batch boundary whose predecessors all qualify.
         index = self.offset_index
         slot = min(index.slot_at_or_below_position(limit), index.slot_below_offset(max_offset)) - 1
-        scan_from = pos
+        # The first batch qualifies (checked above): the scan goes on after it, with the bytes
+        # already read, unless the index lets it start further on.
+        end = pos + first_size
         if slot >= 0:
             _, entry_pos = index.entry(slot)
-            if entry_pos > pos:
-                scan_from = entry_pos
-        end = scan_from
+            if entry_pos > end:
+                headers = self.iter_headers(entry_pos)
+                end = entry_pos
         next_offset = min(segment_end_offset, max_offset)
-        for position, header in self.iter_headers(scan_from):
+        for position, header in headers:
             batch_end = position + header.batch_length + LOG_OVERHEAD
             if header.base_offset + header.last_offset_delta >= max_offset or batch_end > limit:
                 next_offset = header.base_offset
