@@ -131,8 +131,12 @@ def _read_all(
     min_one = True
     topics: list[FetchableTopicResponse] = []
     current: FetchableTopicResponse | None = None
+    current_key: tuple[str, uuid.UUID] | None = None
     for target in targets:
-        if current is None or current.topic_id != target.topic_id or current.topic != target.topic:
+        # Partitions of one requested topic share one topic entry, as in Kafka's response.
+        key = (target.topic, target.topic_id)
+        if current is None or key != current_key:
+            current_key = key
             current = FetchableTopicResponse(
                 topic=target.topic if version < 13 else "",
                 topic_id=target.topic_id if version >= 13 else ZERO_UUID,

@@ -360,3 +360,29 @@ def test_topic_compression_type_recompresses_batches(call: Caller) -> None:
     assert (
         read_header(call.broker.replica_manager.get(("zs", 0)).log.read_bytes(0, 1 << 20)).compression == ZSTD
     )
+
+
+def test_fetch_answers_partitions_of_a_topic_under_one_topic_entry(call: Caller) -> None:
+    create(call, "g", 3)
+    create(call, "h", 1)
+    for version in (4, 12, 13):
+        topics = call(MetadataRequest(topics=None), 12).topics
+        ids = {t.name: t.topic_id for t in topics}
+        request = FetchRequest(
+            max_wait_ms=0,
+            min_bytes=1,
+            max_bytes=1 << 20,
+            topics=[
+                FetchTopic(
+                    topic=name,
+                    topic_id=ids[name],
+                    partitions=[
+                        FetchPartition(partition=p, fetch_offset=0, partition_max_bytes=1 << 20)
+                        for p in range(count)
+                    ],
+                )
+                for name, count in (("g", 3), ("h", 1))
+            ],
+        )
+        responses = call(request, version).responses
+        assert [[p.partition_index for p in t.partitions] for t in responses] == [[0, 1, 2], [0]], version
