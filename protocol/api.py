@@ -21,7 +21,7 @@ from protocol.exceptions import (
     UnknownApiError,
     UnsupportedVersionError,
 )
-from protocol.message import Decoder, Message, join_pieces
+from protocol.message import Decoder, Encoder, Message, join_pieces
 from protocol.messages._index import APIS, DATA
 from protocol.messages.request_header import RequestHeader
 from protocol.messages.response_header import ResponseHeader
@@ -103,6 +103,8 @@ def decode_header(frame: memoryview) -> tuple[RequestHeader, int]:
 #: (api key << 16 | version) -> (api, header decoder, body decoder) of every route seen so far.
 _ROUTES: dict[int, tuple[ApiSpec, Decoder, Decoder]] = {}
 _KEY_VERSION = struct.Struct(">hh")
+#: (api key << 16 | version) -> encoder of the response header version it uses, per route seen.
+_RESPONSE_HEADER_ENCODERS: dict[int, Encoder] = {}
 _PEEK_SIZE = _PEEK.size
 
 
@@ -173,7 +175,14 @@ def encode_response_parts(api_key: int, version: int, correlation_id: int, body:
     piece of its own so the network layer can ``sendfile`` it, and the size prefix counts it.
     """
     parts: list[Any] = []
-    ResponseHeader(correlation_id).encode_into(parts.append, response_header_version(api_key, version))
+    route = api_key << 16 | (version & 0xFFFF)
+    encode_header = _RESPONSE_HEADER_ENCODERS.get(route)
+    if encode_header is None:
+        # Through encode_into once: an unknown api key raises as it always did.
+        ResponseHeader(correlation_id).encode_into(parts.append, response_header_version(api_key, version))
+        _RESPONSE_HEADER_ENCODERS[route] = ResponseHeader._encoders[response_header_version(api_key, version)]
+    else:
+        encode_header(parts.append, ResponseHeader(correlation_id))
     body.encode_into(parts.append, version)
     try:
         payload = b"".join(parts)

@@ -47,10 +47,6 @@ class Message(Struct):
     _encoders: ClassVar[dict[int, Encoder]]
     _decoders: ClassVar[dict[int, Decoder]]
 
-    @classmethod
-    def is_flexible(cls, version: int) -> bool:
-        return cls.FLEXIBLE_MIN is not None and version >= cls.FLEXIBLE_MIN
-
     def encode_into(self, append: Append, version: int) -> None:
         """Append the encoded pieces of this message in ``version`` through ``append``."""
         encoder = self._encoders.get(version)

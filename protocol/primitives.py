@@ -29,12 +29,6 @@ Append: TypeAlias = Callable[[Any], None]
 I8 = struct.Struct(">b")
 I16 = struct.Struct(">h")
 I32 = struct.Struct(">i")
-I64 = struct.Struct(">q")
-U16 = struct.Struct(">H")
-U32 = struct.Struct(">I")
-F64 = struct.Struct(">d")
-BOOL = struct.Struct(">?")
-UUID_STRUCT = struct.Struct(">16s")
 
 ZERO_UUID = uuid.UUID(int=0)
 
@@ -86,33 +80,6 @@ def read_uvarint(buf: Buf, pos: int) -> tuple[int, int]:
     return value, pos + 5
 
 
-def read_uvarlong(buf: Buf, pos: int) -> tuple[int, int]:
-    """Unsigned varint of at most 10 bytes (an int64)."""
-    value = 0
-    shift = 0
-    while True:
-        b = buf[pos]
-        pos += 1
-        value |= (b & 0x7F) << shift
-        if b < 0x80:
-            return value, pos
-        shift += 7
-        if shift > 63:
-            raise BadVarintError("unsigned varlong longer than 10 bytes")
-
-
-def read_varint(buf: Buf, pos: int) -> tuple[int, int]:
-    """Zig-zag signed varint (int32)."""
-    raw, pos = read_uvarint(buf, pos)
-    return (raw >> 1) ^ -(raw & 1), pos
-
-
-def read_varlong(buf: Buf, pos: int) -> tuple[int, int]:
-    """Zig-zag signed varlong (int64)."""
-    raw, pos = read_uvarlong(buf, pos)
-    return (raw >> 1) ^ -(raw & 1), pos
-
-
 def uvarint(value: int) -> bytes:
     if value < 0x80:
         return UV[value]
@@ -122,11 +89,6 @@ def uvarint(value: int) -> bytes:
         value >>= 7
     out.append(value)
     return bytes(out)
-
-
-def varint(value: int) -> bytes:
-    """Zig-zag signed varint (int32 or int64)."""
-    return uvarint((value << 1) ^ (value >> 63))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -377,10 +339,6 @@ def read_i32_items(buf: Buf, pos: int, n: int) -> tuple[list[int], int]:
 def read_i64_items(buf: Buf, pos: int, n: int) -> tuple[list[int], int]:
     s = _array_struct(_i64_array_structs, "q", n)
     return list(s.unpack_from(buf, pos)), pos + s.size
-
-
-def enc_i32_items(values: Sequence[int]) -> bytes:
-    return _array_struct(_i32_array_structs, "i", len(values)).pack(*values)
 
 
 def enc_i64_items(values: Sequence[int]) -> bytes:

@@ -7,13 +7,13 @@ so data is never silently mixed.
 
 from __future__ import annotations
 
-import base64
 import os
 import time
 import uuid
 from pathlib import Path
 
 from broker.types import BrokerId
+from storage.checkpoint import encode_topic_id
 
 META_PROPERTIES = "meta.properties"
 
@@ -46,7 +46,7 @@ def _write(path: Path, cluster_id: str, node_id: BrokerId) -> None:
 
 def new_cluster_id() -> str:
     """A random cluster id in Kafka's form (base64url of a UUID, 22 characters)."""
-    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+    return encode_topic_id(uuid.uuid4())
 
 
 def ensure_meta_properties(log_dirs: list[Path], node_id: BrokerId) -> str:

@@ -7,7 +7,6 @@ Handlers only see :class:`ClusterMetadata`, never where it is stored.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
 import os
@@ -19,22 +18,18 @@ from pathlib import Path
 from typing import Any
 
 from broker.types import BrokerId, TopicPartition
+from protocol.primitives import ZERO_UUID
+from storage.checkpoint import encode_topic_id
 
 log = logging.getLogger(__name__)
 
 METADATA_FILE = "brook-metadata.json"
 #: Kafka reserves this id for its metadata topic; Uuid.randomUuid never returns it.
 METADATA_TOPIC_ID = uuid.UUID(int=1)
-ZERO_UUID = uuid.UUID(int=0)
 
 MAX_TOPIC_NAME = 249
 _LEGAL_TOPIC = re.compile(r"^[a-zA-Z0-9._-]+$")
 INTERNAL_TOPICS = frozenset({"__consumer_offsets", "__transaction_state"})
-
-
-def uuid_to_base64(value: uuid.UUID) -> str:
-    """Kafka's textual form of a Uuid: URL-safe base64 without padding (22 characters)."""
-    return base64.urlsafe_b64encode(value.bytes).decode().rstrip("=")
 
 
 def random_kafka_uuid() -> uuid.UUID:
@@ -44,7 +39,7 @@ def random_kafka_uuid() -> uuid.UUID:
         candidate = uuid.uuid4()
         if candidate in (ZERO_UUID, METADATA_TOPIC_ID):
             continue
-        if uuid_to_base64(candidate).startswith("-"):
+        if encode_topic_id(candidate).startswith("-"):
             continue
         return candidate
 

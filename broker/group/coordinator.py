@@ -38,7 +38,7 @@ from broker.group.group import ClassicGroup
 from broker.group.member import JoinCallback, JoinResult, Member, Protocols, SyncResult
 from broker.group.records import group_metadata_key, group_metadata_value
 from broker.group.state import GroupState
-from broker.group.store import OffsetsTopic, group_write_error
+from broker.group.store import OFFSETS_TOPIC, OffsetsTopic, group_write_error
 from broker.group.timers import LoopScheduler, Scheduler, TimerHandle
 from protocol.error_codes import ErrorCode
 from protocol.messages.group_metadata_value import GroupMetadataValue, MemberMetadata
@@ -459,7 +459,7 @@ class GroupCoordinator:
             group.group_id,
             group.state.value,
             group.generation_id,
-            "__consumer_offsets",
+            OFFSETS_TOPIC,
             self.store.partition_for(group.group_id),
             reason,
         )
@@ -535,7 +535,7 @@ class GroupCoordinator:
             "stabilized group %s generation %d (%s-%d) with %d members",
             group.group_id,
             group.generation_id,
-            "__consumer_offsets",
+            OFFSETS_TOPIC,
             self.store.partition_for(group.group_id),
             group.size,
         )

@@ -79,9 +79,6 @@ class ClassicGroup:
 
     # -- queries ----------------------------------------------------------------------------------
 
-    def is_state(self, state: GroupState) -> bool:
-        return self.state is state
-
     def has(self, member_id: str) -> bool:
         return member_id in self.members
 

@@ -66,19 +66,9 @@ class LegacyMessage(NamedTuple):
         return self.magic > 0 and bool(self.attributes & TIMESTAMP_TYPE_MASK)
 
 
-class _Raw(NamedTuple):
-    """A shallow message: what is stored in one entry."""
-
-    offset: int
-    magic: int
-    attributes: int
-    timestamp: int | None
-    key: bytes | None
-    value: bytes | None
-
-
-def _parse_message(buf: Buffer, pos: int, size: int) -> _Raw:
-    """Parse the complete entry ``buf[pos : pos + size]`` (log overhead included), checking its CRC."""
+def _parse_message(buf: Buffer, pos: int, size: int) -> LegacyMessage:
+    """Parse the complete entry ``buf[pos : pos + size]`` (log overhead included), checking its CRC:
+    a shallow message, what is stored in one entry."""
     offset, length = _PREFIX.unpack_from(buf, pos)
     if length < RECORD_OVERHEAD_V0:
         raise CorruptRecordError(f"message at position {pos} declares only {length} bytes")
@@ -104,7 +94,7 @@ def _parse_message(buf: Buffer, pos: int, size: int) -> _Raw:
     value, cursor = _read_bytes(buf, cursor, end, pos, "value")
     if cursor != end:
         raise CorruptRecordError(f"message at position {pos} has {end - cursor} bytes after its value")
-    return _Raw(offset, magic, attributes & 0xFF, timestamp, key, value)
+    return LegacyMessage(offset, magic, attributes & 0xFF, timestamp, key, value)
 
 
 def _read_bytes(buf: Buffer, cursor: int, end: int, pos: int, what: str) -> tuple[bytes | None, int]:
@@ -121,7 +111,7 @@ def _read_bytes(buf: Buffer, cursor: int, end: int, pos: int, what: str) -> tupl
     return bytes(buf[cursor : cursor + n]), cursor + n
 
 
-def _iter_shallow(buf: Buffer, *, allow_partial: bool) -> Iterator[_Raw]:
+def _iter_shallow(buf: Buffer, *, allow_partial: bool) -> Iterator[LegacyMessage]:
     """Messages of a (shallow) message set; a partial trailing entry ends it or raises."""
     end = len(buf)
     pos = 0
@@ -142,11 +132,11 @@ def _iter_shallow(buf: Buffer, *, allow_partial: bool) -> Iterator[_Raw]:
         pos += size
 
 
-def _expand(raw: _Raw, max_uncompressed_size: int, *, strict_magic: bool) -> list[LegacyMessage]:
+def _expand(raw: LegacyMessage, max_uncompressed_size: int, *, strict_magic: bool) -> list[LegacyMessage]:
     """The messages one shallow entry stands for (itself, or the inner messages of a wrapper)."""
     codec = raw.attributes & COMPRESSION_MASK
     if codec == _codec.NONE:
-        return [LegacyMessage(*raw)]
+        return [raw]
     if codec == _codec.ZSTD:
         raise InvalidRecordError(f"zstd compression is not allowed with magic {raw.magic}")
     if codec > _codec.ZSTD:
@@ -185,7 +175,7 @@ def _expand(raw: _Raw, max_uncompressed_size: int, *, strict_magic: bool) -> lis
                     timestamp = raw.timestamp
             out.append(LegacyMessage(base + msg.offset, msg.magic, attributes, timestamp, msg.key, msg.value))
         return out
-    return [LegacyMessage(*msg) for msg in inner]
+    return inner
 
 
 def iter_legacy_messages(

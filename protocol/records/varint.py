@@ -7,6 +7,7 @@ beyond 32 (64) bits, raises :class:`CorruptRecordError`, as does running past ``
 from __future__ import annotations
 
 from protocol.exceptions import CorruptRecordError
+from protocol.primitives import uvarint
 
 Buffer = bytes | bytearray | memoryview
 
@@ -20,18 +21,11 @@ _SMALL = 1 << 13
 _TABLE: dict[int, bytes] = {}
 
 
-def _encode_unsigned(raw: int) -> bytes:
-    out = bytearray()
-    while raw >= 0x80:
-        out.append((raw & 0x7F) | 0x80)
-        raw >>= 7
-    out.append(raw)
-    return bytes(out)
-
-
-for _v in range(-_SMALL, _SMALL):
-    _TABLE[_v] = _encode_unsigned((_v << 1) ^ (_v >> 63))
-del _v
+def _small(value: int) -> bytes:
+    """Encoding of a value in [-_SMALL, _SMALL), remembered (the table fills as values occur
+    rather than costing every process 16k encodings at import)."""
+    encoded = _TABLE[value] = uvarint((value << 1) ^ (value >> 63))
+    return encoded
 
 
 def encode_varint(value: int) -> bytes:
@@ -39,9 +33,11 @@ def encode_varint(value: int) -> bytes:
     cached = _TABLE.get(value)
     if cached is not None:
         return cached
+    if -_SMALL <= value < _SMALL:
+        return _small(value)
     if not INT32_MIN <= value <= INT32_MAX:
         raise OverflowError(f"varint {value} outside int32")
-    return _encode_unsigned((value << 1) ^ (value >> 63))
+    return uvarint((value << 1) ^ (value >> 63))
 
 
 def encode_varlong(value: int) -> bytes:
@@ -49,13 +45,11 @@ def encode_varlong(value: int) -> bytes:
     cached = _TABLE.get(value)
     if cached is not None:
         return cached
+    if -_SMALL <= value < _SMALL:
+        return _small(value)
     if not INT64_MIN <= value <= INT64_MAX:
         raise OverflowError(f"varlong {value} outside int64")
-    return _encode_unsigned((value << 1) ^ (value >> 63))
-
-
-def size_of_varint(value: int) -> int:
-    return len(encode_varlong(value))
+    return uvarint((value << 1) ^ (value >> 63))
 
 
 def _read_unsigned(buf: Buffer, pos: int, limit: int, max_bytes: int, what: str) -> tuple[int, int]:
