@@ -67,7 +67,7 @@ class _Reject(Exception):
         self.record_errors = record_errors or []
 
 
-def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse:
+def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
     broker = ctx.broker
     version = ctx.version
     acks = request.acks
@@ -126,6 +126,11 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse:
                 )
             )
         responses.append(TopicProduceResponse(name=name, partition_responses=results))
+    if acks == 0:
+        # No response at all; as in Kafka, a failure can only be signalled by closing the connection.
+        if any(p.error_code for t in responses for p in t.partition_responses):
+            ctx.conn.close("acks=0 produce failed")
+        return None
     return ProduceResponse(responses=responses, throttle_time_ms=0)
 
 

@@ -25,9 +25,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-PRODUCE_KEY = 0
-
-
 @dataclass(frozen=True, slots=True)
 class ListenAddress:
     name: str
@@ -150,8 +147,7 @@ class Server:
             conn.close(None)
             return
         ctx = self.make_context(conn, request)
-        no_response = api_key == PRODUCE_KEY and request.body.acks == 0
-        slot = None if no_response else conn.new_slot(api_key, version, request.header.correlation_id)
+        slot = conn.new_slot(api_key, version, request.header.correlation_id)
         try:
             result = handler.handle(ctx, request.body)
         except Exception:
@@ -160,20 +156,8 @@ class Server:
             )
             conn.close(None)
             return
-        if slot is None:
-            # acks=0: no response; an error can only be signalled by closing the connection.
-            if isinstance(result, Message) and _has_partition_error(result):
-                conn.close("acks=0 produce failed")
-            return
         if result is None or isinstance(result, Message):
             conn.complete(slot, result)
         else:
             conn.track(slot, result)
 
-
-def _has_partition_error(response: Any) -> bool:
-    for topic in getattr(response, "responses", ()):
-        for partition in topic.partition_responses:
-            if partition.error_code:
-                return True
-    return False

@@ -143,3 +143,33 @@ def test_stop_writes_the_clean_shutdown_marker(tmp_path: Path) -> None:
     r = Running(make_broker(tmp_path / "data"))
     r.stop()
     assert (tmp_path / "data" / ".kafka_cleanshutdown").exists()
+
+
+def test_acks_0_produce_gets_no_response_and_a_failed_one_closes_the_connection(running: Running) -> None:
+    from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+    from protocol.records import Record, build_batch
+
+    def produce(topic: str, correlation: int) -> bytes:
+        batch = build_batch([Record(0, 0, None, b"v")], base_timestamp=1)
+        body = ProduceRequest(
+            acks=0, timeout_ms=1000, topic_data=[TopicProduceData(topic, [PartitionProduceData(0, batch)])]
+        )
+        return papi.encode_request(body, 9, correlation)
+
+    from protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
+
+    sock = running.connect()
+    create = CreateTopicsRequest(topics=[CreatableTopic("acks0", 1, 1)], timeout_ms=5000)
+    sock.sendall(papi.encode_request(create, 5, 0))
+    read_frame(sock)
+    # Pipelined: the acks=0 produce between two ApiVersions takes no place in the answers.
+    sock.sendall(
+        papi.encode_request(ApiVersionsRequest(), 0, 1)
+        + produce("acks0", 2)
+        + papi.encode_request(ApiVersionsRequest(), 0, 3)
+    )
+    assert [papi.decode_response(read_frame(sock), 18, 0)[0] for _ in range(2)] == [1, 3]
+    # A partition that cannot take the data: no answer either, the connection is closed.
+    sock.sendall(produce("__consumer_offsets", 4))
+    assert closed_by_peer(sock)
+    sock.close()
