@@ -11,6 +11,7 @@ COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE.
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_groups_request import DescribeGroupsRequest
 from protocol.messages.describe_groups_response import (
@@ -20,7 +21,6 @@ from protocol.messages.describe_groups_response import (
 )
 
 API_KEY = 15
-OMITTED = -(2**31)
 # AclOperation codes READ 3, DELETE 6, DESCRIBE 8: what a group supports (AclEntry).
 GROUP_OPERATIONS = (1 << 3) | (1 << 6) | (1 << 8)
 
@@ -46,7 +46,7 @@ def handle(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroup
                 ],
                 authorized_operations=GROUP_OPERATIONS
                 if include_ops and error == ErrorCode.NONE
-                else OMITTED,
+                else AUTHORIZED_OPERATIONS_OMITTED,
             )
         )
     return DescribeGroupsResponse(throttle_time_ms=0, groups=groups)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from broker.group.records import OffsetAndMetadata
 from broker.handlers.base import Handler, RequestContext
+from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.offset_commit_request import OffsetCommitRequest
 from protocol.messages.offset_commit_response import (
@@ -39,10 +40,9 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
     errors: dict[tuple[str, int], ErrorCode] = {}
     offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
     for topic in request.topics:
-        info = broker.metadata.topic(topic.name)
         for p in topic.partitions:
             tp = (topic.name, p.partition_index)
-            if info is None or not 0 <= p.partition_index < len(info.partitions):
+            if broker.metadata.partition(TopicPartition(*tp)) is None:
                 errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue
             offsets[tp] = OffsetAndMetadata(

@@ -11,6 +11,7 @@ answer waits for the tombstones to be written.
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.offset_delete_request import OffsetDeleteRequest
 from protocol.messages.offset_delete_response import (
@@ -27,10 +28,9 @@ async def handle(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDel
     errors: dict[tuple[str, int], ErrorCode] = {}
     wanted: list[tuple[str, int]] = []
     for topic in request.topics:
-        info = metadata.topic(topic.name)
         for p in topic.partitions:
             tp = (topic.name, p.partition_index)
-            if info is None or not 0 <= p.partition_index < len(info.partitions):
+            if metadata.partition(TopicPartition(*tp)) is None:
                 errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 wanted.append(tp)

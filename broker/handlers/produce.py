@@ -142,10 +142,7 @@ def _prepare(records: object, version: int, config: LogConfig) -> tuple[memoryvi
     view = records if isinstance(records, memoryview) else memoryview(bytearray(records))  # type: ignore[arg-type]
     if view.nbytes < rb.LOG_OVERHEAD + 5:
         raise _Reject(ErrorCode.CORRUPT_MESSAGE, "record data is too short to hold a batch")
-    try:
-        magic = rb.magic_at(view, 0)
-    except DecodeError as exc:
-        raise _Reject(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+    magic = rb.magic_at(view, 0)  # the length check above guarantees the byte is there
     if magic < 2:
         if version >= 3:
             raise _Reject(
@@ -177,7 +174,7 @@ def _prepare(records: object, version: int, config: LogConfig) -> tuple[memoryvi
             ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
             "Produce requests with version below 7 cannot use zstd compression",
         )
-    if "compact" in config.cleanup_policy:
+    if config.compact:
         _check_keys(view)
     target = TOPIC_CODECS.get(config.compression_type)
     if target is not None:

@@ -65,7 +65,6 @@ class Connection:
         self.fd = sock.fileno()
         self.peer = peer
         self.listener = listener
-        self.id = f"{sock.getsockname()}-{peer}-{server.next_connection_id()}"
         self.decoder = FrameDecoder(server.max_frame_size, RECEIVE_BUFFER)
         self.slots: deque[Slot] = deque()
         self.out: deque[Any] = deque()
@@ -297,18 +296,13 @@ class Connection:
             return
         if out:
             if not self.writing:
-                self.loop.add_writer(self.fd, self._on_writable)
+                self.loop.add_writer(self.fd, self._write)
                 self.writing = True
         elif self.writing:
             self.loop.remove_writer(self.fd)
             self.writing = False
             if not self.reading:
                 self._pump()
-
-    def _on_writable(self) -> None:
-        self._write()
-        if not self.out and not self.reading and not self.closed:
-            self._pump()
 
     @property
     def idle(self) -> bool:

@@ -8,7 +8,6 @@ Each decoded request goes to the handler registered for its api; a handler retur
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import socket
 import time
@@ -51,12 +50,8 @@ class Server:
         self.idle_timeout_s = idle_timeout_ms / 1000.0
         self.listeners: list[tuple[ListenAddress, socket.socket]] = []
         self.connections: set[Connection] = set()
-        self._ids = itertools.count()
         self._accepting = False
         self._reaper: asyncio.TimerHandle | None = None
-
-    def next_connection_id(self) -> int:
-        return next(self._ids)
 
     # -- lifecycle -----------------------------------------------------------------------------
 

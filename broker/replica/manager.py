@@ -44,8 +44,7 @@ class ReplicaManager:
         is older / newer than ours)."""
         partition = self.partitions.get((topic, index))  # type: ignore[call-overload]
         if partition is None:
-            info = self.metadata.topic(topic)
-            known = info is not None and 0 <= index < len(info.partitions)
+            known = self.metadata.partition(TopicPartition(topic, index)) is not None
             return None, ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         if not partition.is_leader:
             return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
@@ -62,11 +61,8 @@ class ReplicaManager:
         """Open every local replica named by the metadata and rebuild its producer state."""
         for info in self.metadata.topics.values():
             self._open_topic(info, 0)
-        known = {(tp.topic, tp.partition) for tp in self.partitions}
         for stray in self.log_manager.all_logs():
-            name = stray.directory.name
-            topic, _, index = name.rpartition("-")
-            if (topic, int(index)) not in known:
+            if TopicPartition(stray.topic, stray.partition) not in self.partitions:
                 log.warning("log directory %s belongs to no known topic; leaving it alone", stray.directory)
 
     def _open_topic(self, info: TopicInfo, first_partition: int) -> None:
