@@ -103,10 +103,6 @@ class Partition:
             for listener in list(self._listeners):
                 listener()
 
-    def notify_high_watermark(self) -> None:
-        """Wake waiters after the high watermark moved without an append (follower progress)."""
-        self._notify()
-
     # -- writes ----------------------------------------------------------------------------------
 
     def maybe_increment_high_watermark(self) -> bool:

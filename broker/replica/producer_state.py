@@ -67,9 +67,6 @@ class ProducerStateManager:
     def __init__(self) -> None:
         self.producers: dict[int, ProducerEntry] = {}
 
-    def __len__(self) -> int:
-        return len(self.producers)
-
     def check(self, header: BatchHeader) -> BatchMetadata | None:
         """Validate a client batch before it is appended.
 
