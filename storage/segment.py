@@ -655,11 +655,13 @@ class LogSegment:
             self.handles.release_writer_pin(self.log_file)
 
     def on_become_inactive(self) -> None:
-        """Final time-index entry and trimmed index files (segment rolled)."""
+        """Final time-index entry and trimmed index files (segment rolled, or closed)."""
         self.release_write_pin()
-        self.time_index.maybe_append(
-            self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far, skip_full_check=True
-        )
+        # An index never loaded (a segment nobody touched since start) needs no final entry.
+        if self.time_index.loaded or self._max_ts is not None:
+            self.time_index.maybe_append(
+                self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far, skip_full_check=True
+            )
         self.offset_index.persist(preallocate=False)
         self.time_index.persist(preallocate=False)
 
@@ -672,13 +674,7 @@ class LogSegment:
 
     def close(self) -> None:
         """Clean close: final time-index entry, indexes written and trimmed, descriptor closed."""
-        if self.time_index.loaded or self._max_ts is not None:
-            self.time_index.maybe_append(
-                self.max_timestamp_so_far, self.offset_of_max_timestamp_so_far, skip_full_check=True
-            )
-        self.offset_index.persist(preallocate=False)
-        self.time_index.persist(preallocate=False)
-        self.release_write_pin()
+        self.on_become_inactive()
         self.handles.close(self.log_file)
 
     def close_handles(self) -> None:
