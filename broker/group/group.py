@@ -136,9 +136,14 @@ class ClassicGroup:
         return common
 
     def supports_protocols(self, protocol_type: str, protocols: set[str]) -> bool:
+        """Kafka's supportsProtocols: some protocol of the member is supported by every current
+        member. A rebalancing group whose members all left (the initial delay keeps it in
+        PreparingRebalance) has none, so any protocol of its type is."""
         if self.state is GroupState.EMPTY:
             return bool(protocol_type) and bool(protocols)
-        return self.protocol_type == protocol_type and bool(protocols & self.candidate_protocols())
+        if self.protocol_type != protocol_type:
+            return False
+        return bool(protocols) and (not self.members or bool(protocols & self.candidate_protocols()))
 
     def select_protocol(self) -> str:
         """The common protocol most members prefer (ties: the first one voted for)."""

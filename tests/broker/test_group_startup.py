@@ -15,6 +15,7 @@ from typing import Any
 
 from broker.group.state import GroupState
 from protocol.error_codes import ErrorCode as E
+from protocol.messages.leave_group_request import LeaveGroupRequest, MemberIdentity
 from tests.broker.test_group_kit import GroupKit, run
 
 G = "startup"
@@ -84,5 +85,33 @@ def test_follower_rejoin_with_same_metadata_is_answered_at_once_leader_rejoin_re
         await kit.settle()
         assert not leader_join.done() and group.state is GroupState.PREPARING_REBALANCE
         assert await kit.heartbeat(G, follower, 1) == E.REBALANCE_IN_PROGRESS
+
+    run(tmp_path, scenario, **SETTINGS)
+
+
+def test_member_joins_a_group_whose_members_all_left_during_the_initial_delay(tmp_path: Path) -> None:
+    """Kafka's supportsProtocols counts, per protocol, the members supporting it against the
+    group size: with no member left (the initial delay keeps the group in PreparingRebalance),
+    any protocol of the group's type is accepted, not INCONSISTENT_GROUP_PROTOCOL."""
+
+    async def scenario(kit: GroupKit) -> None:
+        first = await kit.join_new(G, version=7, session=SESSION)
+        first_join = kit.join(G, first, version=7, session=SESSION)
+        await kit.settle()
+        left = await kit.call(LeaveGroupRequest(G, members=[MemberIdentity(first, None)]), 3)
+        assert left.error_code == 0 and first_join.result().error_code == E.UNKNOWN_MEMBER_ID
+        group = kit.coord.groups[G]
+        assert group.state is GroupState.PREPARING_REBALANCE and not group.members
+
+        second = await kit.call_future(kit.join(G, version=7, session=SESSION))
+        assert second.error_code == E.MEMBER_ID_REQUIRED
+        second_join = kit.join(G, second.member_id, version=7, session=SESSION)
+        await kit.settle()
+        kit.advance(2 * DELAY)
+        await kit.settle()
+        answer = second_join.result()
+        assert answer.error_code == 0 and answer.generation_id == 1 and answer.leader == second.member_id
+        other_type = await kit.call_future(kit.join(G, version=7, session=SESSION, protocol_type="connect"))
+        assert other_type.error_code == E.INCONSISTENT_GROUP_PROTOCOL
 
     run(tmp_path, scenario, **SETTINGS)
