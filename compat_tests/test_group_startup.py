@@ -1,4 +1,5 @@
-"""Four kafka-python consumers started together in one group reach one stable assignment.
+"""Four kafka-python consumers started together in one group reach one stable assignment; a
+consumer that joins after the only member left during the initial delay is let in.
 
 This is kafka-python's own routine integration scenario (its test/integration/
 test_consumer_group.py ``test_group``): consumers in threads of one process, each polling every
@@ -125,3 +126,45 @@ def test_four_kafka_python_consumers_started_together_reach_a_stable_assignment(
             raise AssertionError(f"{exc}: {group.describe()}\nbroker log:\n{broker.log_tail(40)}") from None
     finally:
         group.close()
+
+
+def test_consumer_joins_after_the_only_member_left_during_the_initial_delay(broker: BrokerProcess) -> None:
+    """A kafka-python consumer closes while its JoinGroup waits out the initial delay (its
+    LeaveGroup empties the group, which stays in PreparingRebalance until the delay ends); the
+    next consumer must be let in (Kafka's supportsProtocols with no member), not fail with a
+    fatal INCONSISTENT_GROUP_PROTOCOL."""
+    from kafka import KafkaConsumer
+    from kafka.coordinator.base import MemberState
+
+    topic = create_topic(broker.bootstrap, unique_topic("startup-left"), PARTITIONS)
+    group = f"startup-left-{uuid.uuid4().hex[:6]}"
+    settings: dict[str, Any] = {
+        "bootstrap_servers": broker.bootstrap,
+        "group_id": group,
+        "session_timeout_ms": 3000,
+        "heartbeat_interval_ms": 500,
+        "request_timeout_ms": 4000,
+    }
+    first = KafkaConsumer(topic, client_id="startup-first", **settings)
+    try:
+
+        def joining() -> bool:
+            first.poll(timeout_ms=100)
+            coordinator = first._coordinator
+            return bool(coordinator._generation.member_id) and coordinator.state is MemberState.REBALANCING
+
+        wait_until(joining, DEADLINE, interval=0, message="the first consumer waiting in its JoinGroup")
+    finally:
+        first.close(timeout_ms=2000)
+    second = KafkaConsumer(topic, client_id="startup-second", **settings)
+    try:
+
+        def assigned_everything() -> bool:
+            second.poll(timeout_ms=100)
+            return {tp.partition for tp in second.assignment()} == set(range(PARTITIONS))
+
+        wait_until(
+            assigned_everything, DEADLINE, interval=0, message="the second consumer owning every partition"
+        )
+    finally:
+        second.close(timeout_ms=500)
