@@ -6,7 +6,9 @@ test_consumer_group.py ``test_group``): consumers in threads of one process, eac
 200 ms, until all of them are in the same generation, none is rejoining, and their assignments
 split the topic's partitions exactly once. The broker keeps Kafka's default
 ``group.initial.rebalance.delay.ms`` (3 s, so the first join phase waits for the others); only
-``group.min.session.timeout.ms`` is lowered for the scenario's 3 s session timeout.
+``group.min.session.timeout.ms`` is lowered for the scenario's 3 s session timeout: with Kafka's
+default (6 s) both Kafka and Brook refuse it with INVALID_SESSION_TIMEOUT, fatal in kafka-python
+(kafka-python's own test broker sets 1 s).
 """
 
 from __future__ import annotations
