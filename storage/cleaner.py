@@ -158,8 +158,11 @@ class _Source:
         self.segment = segment
         self.size = size
         with log._lock:
-            # Retention may have renamed it .deleted meanwhile: the pool reopens it by its
-            # current name, and the dup stays readable after the unlink.
+            if log._closed or log._deleted or segment not in log._segments:
+                # Deleted (perhaps unlinked already) since the snapshot: the swap of its group
+                # would be refused anyway.
+                raise _Aborted()
+            # From here the dup stays readable whatever happens to the segment.
             self.fd = segment.dup_fd()
 
     def pread(self, size: int, position: int) -> bytes:

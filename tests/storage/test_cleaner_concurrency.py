@@ -36,20 +36,31 @@ NO_DELAY = COMPACT.replace(file_delete_delay_ms=0)
 
 
 class PausingFileSystem(FileSystem):
-    """Blocks the cleaner thread's first ``fsync`` until :meth:`release`."""
+    """Blocks the cleaner thread's first ``fsync`` until :meth:`release`; or, with
+    ``pause_reads_of``, its first ``pread`` made without that log's lock."""
 
-    def __init__(self) -> None:
+    def __init__(self, pause_reads_of: list[Log] | None = None) -> None:
         self.paused = threading.Event()
         self._release = threading.Event()
         self._done = False
+        self._reads_of = pause_reads_of
 
-    def fsync(self, fd: int) -> None:
+    def _maybe_pause(self) -> None:
         if threading.current_thread().name == CLEANER_THREAD and not self._done:
             self._done = True
             self.paused.set()
             if not self._release.wait(TIMEOUT):
                 raise TimeoutError("the test never released the cleaner")
+
+    def fsync(self, fd: int) -> None:
+        if self._reads_of is None:
+            self._maybe_pause()
         super().fsync(fd)
+
+    def pread(self, fd: int, size: int, position: int) -> bytes:
+        if self._reads_of and not self._reads_of[0]._lock._is_owned():  # type: ignore[attr-defined]
+            self._maybe_pause()
+        return super().pread(fd, size, position)
 
     def release(self) -> None:
         self._release.set()
@@ -198,6 +209,23 @@ def test_segment_deletion_during_a_pass_aborts_it(open_log: OpenLog, clock: Manu
         assert run.result() is None
     assert log.log_start_offset == second
     assert all_records(log) == [h for h in history if h[0] >= second]
+    assert leftovers(log.directory) == []
+
+
+def test_segments_unlinked_before_the_pass_reads_them_abort_it(open_log: OpenLog, clock: ManualClock) -> None:
+    """Paused in its first read of the offset-map phase, the pass finds the next segments
+    deleted (and unlinked: file.delete.delay.ms=0) when it comes to open them."""
+    logs: list[Log] = []
+    fs = PausingFileSystem(pause_reads_of=logs)
+    log = open_log(NO_DELAY, fs=fs)
+    logs.append(log)
+    history = fill(log, 120)
+    third = log.segments()[2].base_offset
+    with paused_pass(log, fs, clock.milliseconds()) as run:
+        within_timeout(lambda: log.delete_records_before(third))
+        fs.release()
+        assert run.result() is None
+    assert all_records(log) == [h for h in history if h[0] >= third]
     assert leftovers(log.directory) == []
 
 
