@@ -115,7 +115,7 @@ Calls that may block on fsync: ``Log.flush``, ``Log.close``, ``LogManager.flush_
 directory), ``LogManager.delete_log``; ``Log.append`` only when ``flush.messages`` is reached or
 the leader epoch changes (the epoch checkpoint is fsync'd, as in Kafka); truncation and
 ``delete_records_before`` (epoch checkpoint). ``run_cleaner_once`` does real work (decoding and
-re-encoding records) and holds the cleaned log's lock while it runs.
+re-encoding records, fsync of the cleaned segments) but holds a log's lock only for short swaps.
 """
 
 from storage.cleaner import CleanerStats

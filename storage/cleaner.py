@@ -21,14 +21,24 @@ One cleaning pass:
    kept empty so the producer's sequence state survives a reload. The first time a batch with
    tombstones is cleaned it gets a delete horizon (``now + delete.retention.ms``, attribute bit
    6, stored as base timestamp); tombstones are dropped by a later pass after it.
-3. *Swap*: the cleaned segment is fsync'd and renamed ``.swap``, the old segments renamed
-   ``.deleted``, then ``.swap`` removed from the name. A crash at any point is completed or
-   rolled back on load (:mod:`storage.recovery`).
+3. *Swap* (:meth:`storage.log.Log.replace_segments`, Kafka's ``replaceSegments``): the cleaned
+   segment, already fsync'd, is renamed ``.swap`` (directory fsync'd), takes the old segments'
+   place in the list, the old segments are renamed ``.deleted``, then ``.swap`` is removed from
+   the name. A crash at any point is completed or rolled back on load (:mod:`storage.recovery`).
+
+Concurrency: only the snapshot at the start and each swap hold the log's lock; steps 1 and 2 read
+inactive segments, through descriptors of their own, while the log goes on appending, serving
+reads (a read served from an old segment keeps its own descriptor after the swap) and flushing.
+Inactive segments change only by truncation or deletion, and a swap is refused (the pass ends,
+its new files deleted, nothing else changed) if the log was closed or deleted, if the segments it
+replaces are no longer in place, or if the segment where the offset map ends is gone (a
+truncation below it may have removed the records that shadowed others), as Kafka aborts cleaning
+on truncation. Both threads run Python, so appends still wait for the GIL now and then
+(``bench/bench_cleaner.py``).
 
 Limits, stated plainly: transactional and control batches are copied unchanged (there is no
 transaction index yet, so aborted data cannot be told apart and is never used to shadow other
-records); records without a key are dropped as Kafka does; the pass runs synchronously while
-holding the log's lock, so appends to *that* log wait for it.
+records); records without a key are dropped as Kafka does.
 """
 
 from __future__ import annotations
