@@ -269,8 +269,8 @@ class Cleaner:
         segments = snap.segments
         # 1. offset map over the dirty range
         keymap, map_end = self._build_offset_map(log, snap)
-        # The segment holding map_end (or the first past it): while it is in the log, nothing
-        # the offset map saw was truncated away, since truncation removes every later segment.
+        # The first segment at or past map_end: while it is in the log, nothing the offset map
+        # saw was truncated away, since a truncation removes every segment above its offset.
         guard = next(s for s in segments if s.base_offset >= map_end or s is segments[-1])
         last_of_producer = self._last_batch_of_producers(log, snap, guard)
 
@@ -287,7 +287,8 @@ class Cleaner:
                     log.latest_delete_horizon = max(log.latest_delete_horizon, stats.delete_horizon)
                 raise _Aborted()
         with log._lock:
-            log.cleaner_checkpoint = max(log.cleaner_checkpoint, map_end)
+            if guard in log._segments:  # else truncated since the last swap, below map_end
+                log.cleaner_checkpoint = max(log.cleaner_checkpoint, map_end)
             log.latest_delete_horizon = stats.delete_horizon
         return CleanerStats(
             topic=log.topic,

@@ -36,31 +36,38 @@ NO_DELAY = COMPACT.replace(file_delete_delay_ms=0)
 
 
 class PausingFileSystem(FileSystem):
-    """Blocks the cleaner thread's first ``fsync`` until :meth:`release`; or, with
-    ``pause_reads_of``, its first ``pread`` made without that log's lock."""
+    """Blocks the cleaner thread at its first ``fsync`` until :meth:`release`; or, given
+    ``unlocked_call`` ("pread" or "fsync_dir") and a list that will hold the log, at its first
+    such call made without that log's lock."""
 
-    def __init__(self, pause_reads_of: list[Log] | None = None) -> None:
+    def __init__(self, unlocked_call: str = "fsync", logs: list[Log] | None = None) -> None:
         self.paused = threading.Event()
         self._release = threading.Event()
         self._done = False
-        self._reads_of = pause_reads_of
+        self._call = unlocked_call
+        self._logs = logs if logs is not None else []
 
-    def _maybe_pause(self) -> None:
-        if threading.current_thread().name == CLEANER_THREAD and not self._done:
-            self._done = True
-            self.paused.set()
-            if not self._release.wait(TIMEOUT):
-                raise TimeoutError("the test never released the cleaner")
+    def _maybe_pause(self, call: str) -> None:
+        if call != self._call or threading.current_thread().name != CLEANER_THREAD or self._done:
+            return
+        if self._logs and self._logs[0]._lock._is_owned():  # type: ignore[attr-defined]
+            return
+        self._done = True
+        self.paused.set()
+        if not self._release.wait(TIMEOUT):
+            raise TimeoutError("the test never released the cleaner")
 
     def fsync(self, fd: int) -> None:
-        if self._reads_of is None:
-            self._maybe_pause()
+        self._maybe_pause("fsync")
         super().fsync(fd)
 
     def pread(self, fd: int, size: int, position: int) -> bytes:
-        if self._reads_of and not self._reads_of[0]._lock._is_owned():  # type: ignore[attr-defined]
-            self._maybe_pause()
+        self._maybe_pause("pread")
         return super().pread(fd, size, position)
+
+    def fsync_dir(self, path: Path) -> None:
+        self._maybe_pause("fsync_dir")
+        super().fsync_dir(path)
 
     def release(self) -> None:
         self._release.set()
@@ -110,10 +117,10 @@ def within_timeout(work: Callable[[], Any]) -> Any:
 
 @contextlib.contextmanager
 def paused_pass(log: Log, fs: PausingFileSystem, now_ms: int) -> Iterator[CleanerRun]:
-    """A pass started and paused before its first swap; released (and joined) on exit."""
+    """A pass started and paused (see PausingFileSystem); released (and joined) on exit."""
     run = CleanerRun(log, now_ms)
     try:
-        assert fs.paused.wait(TIMEOUT), "the cleaner never reached its first fsync"
+        assert fs.paused.wait(TIMEOUT), "the cleaner never reached its pause"
         yield run
     finally:
         fs.release()
@@ -216,7 +223,7 @@ def test_segments_unlinked_before_the_pass_reads_them_abort_it(open_log: OpenLog
     """Paused in its first read of the offset-map phase, the pass finds the next segments
     deleted (and unlinked: file.delete.delay.ms=0) when it comes to open them."""
     logs: list[Log] = []
-    fs = PausingFileSystem(pause_reads_of=logs)
+    fs = PausingFileSystem("pread", logs)
     log = open_log(NO_DELAY, fs=fs)
     logs.append(log)
     history = fill(log, 120)
@@ -227,6 +234,28 @@ def test_segments_unlinked_before_the_pass_reads_them_abort_it(open_log: OpenLog
         assert run.result() is None
     assert all_records(log) == [h for h in history if h[0] >= third]
     assert leftovers(log.directory) == []
+
+
+def test_truncation_after_the_last_swap_keeps_the_cleaner_checkpoint_within_the_log(
+    open_log: OpenLog, clock: ManualClock
+) -> None:
+    """Paused after its only swap (at the directory fsync made outside the lock), the pass sees
+    the log truncated below the end of its offset map: its checkpoint must not pass the log end."""
+    logs: list[Log] = []
+    fs = PausingFileSystem("fsync_dir", logs)
+    log = open_log(NO_DELAY, fs=fs)
+    logs.append(log)
+    history = fill(log, 10)
+    assert log.segment_count == 2
+    with paused_pass(log, fs, clock.milliseconds()) as run:
+        within_timeout(lambda: log.truncate_to(2))
+        fs.release()
+        stats = run.result()
+    assert stats is not None
+    assert log.cleaner_checkpoint <= log.log_end_offset == 2
+    # (Truncating below the high watermark, as here, undoes what compaction relied on; Kafka's
+    # cleaner relies on it as much: only the checkpoint is checked.)
+    assert set(all_records(log)) <= set(history[:2])
 
 
 def test_close_during_a_pass_aborts_it_and_the_log_reloads(tmp_path: Path, clock: ManualClock) -> None:
