@@ -69,13 +69,16 @@ max_open_files=1024, cleaner_max_map_entries=1_000_000)``
     ``delete_records_before(offset) -> int``;
     ``scan_batch_headers(start_offset=None) -> Iterator[(BatchPosition, BatchHeader)]``;
     ``flush(up_to=None)``; ``roll()``; ``size_in_bytes()``; ``update_config(config)``;
-    ``close()``. ``AppendInfo`` is a NamedTuple ``(first_offset, last_offset, max_timestamp,
-    offset_of_max_timestamp, batches, bytes, log_append_time, log_start_offset)``.
+    ``replace_segments(old, new, guard) -> bool`` (the cleaner's swap; False when the log
+    changed under the pass); ``close()``. ``AppendInfo`` is a NamedTuple ``(first_offset,
+    last_offset, max_timestamp, offset_of_max_timestamp, batches, bytes, log_append_time,
+    log_start_offset)``.
 
 Descriptors: at most ``max_open_files`` segment files are open (plus one ``dup`` per
-outstanding FileSlice); idle ones are closed least-recently-used first. The active segment of a
-log that is being appended to keeps its descriptor (up to half the pool) until a
-``flush_due()`` call finds the log idle. Index files hold no descriptor.
+outstanding FileSlice, and one for the segment a cleaning pass is reading); idle ones are
+closed least-recently-used first. The active segment of a log that is being appended to keeps
+its descriptor (up to half the pool) until a ``flush_due()`` call finds the log idle. Index
+files hold no descriptor.
 
 ``log.leader_epochs`` (:class:`LeaderEpochCache`)
     ``assign(epoch, start_offset)``, ``end_offset_for_epoch(epoch) -> (epoch, end_offset)``

@@ -287,7 +287,7 @@ def test_deleting_the_log_during_a_pass_aborts_it(tmp_path: Path, clock: ManualC
 
 
 def _clean_with_a_kill_at(point: int, directory: Path, clock: ManualClock) -> bool:
-    """Clean a fresh log, dying at the ``point``-th rename, unlink or directory fsync; check the
+    """Clean a fresh log, dying at the ``point``-th rename, unlink or fsync; check the
     reloaded log. Returns whether the kill happened (False: the pass had fewer steps)."""
     fs = CrashingFileSystem()
     manager = LogManager([directory], COMPACT, clock, fs=fs)
@@ -310,6 +310,7 @@ def _clean_with_a_kill_at(point: int, directory: Path, clock: ManualClock) -> bo
     fs.replace = crash_at(fs.replace)  # type: ignore[method-assign]
     fs.unlink = crash_at(fs.unlink)  # type: ignore[method-assign]
     fs.fsync_dir = crash_at(fs.fsync_dir)  # type: ignore[method-assign]
+    fs.fsync = crash_at(fs.fsync)  # type: ignore[method-assign]
     crashed = False
     try:
         manager.run_cleaner_once()
@@ -326,7 +327,7 @@ def _clean_with_a_kill_at(point: int, directory: Path, clock: ManualClock) -> bo
 
 
 def test_a_kill_at_any_step_of_the_swaps_leaves_a_loadable_log(tmp_path: Path, clock: ManualClock) -> None:
-    """Kill at the n-th rename, unlink or directory fsync of a pass, for every n until the pass
+    """Kill at the n-th rename, unlink or fsync of a pass, for every n until the pass
     completes: ``.cleaned`` and ``.swap`` files as a kill leaves them are rolled back or completed
     at load, and the log is always a correct compaction of what was written (or that itself)."""
     point = 0
