@@ -45,6 +45,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
@@ -57,6 +59,10 @@ from storage.log import Log
 from storage.segment import CLEANED_SUFFIX, LogSegment
 
 DEFAULT_MAX_MAP_ENTRIES = 1_000_000
+#: Logs a pass is running on (Kafka's LogCleanerManager "in progress" state): a second pass on
+#: the same log would write the same ``.cleaned`` files, so it does not start.
+_IN_PROGRESS: weakref.WeakSet[Log] = weakref.WeakSet()
+_IN_PROGRESS_LOCK = threading.Lock()
 _READ_CHUNK = 1 << 20
 _WRITE_CHUNK = 1 << 20
 
@@ -235,8 +241,20 @@ class Cleaner:
         self.max_map_entries = max_map_entries
 
     def clean(self, log: Log, now_ms: int, *, force: bool = False) -> CleanerStats | None:
-        """Clean ``log`` if it is due (or unconditionally with ``force``); None if nothing ran,
-        or if the log was truncated, had segments deleted, or was closed during the pass."""
+        """Clean ``log`` if it is due (or unconditionally with ``force``); None if nothing ran:
+        not due, another pass on it under way, or the log truncated, trimmed or closed during
+        the pass."""
+        with _IN_PROGRESS_LOCK:
+            if log in _IN_PROGRESS:
+                return None
+            _IN_PROGRESS.add(log)
+        try:
+            return self._clean_if_due(log, now_ms, force)
+        finally:
+            with _IN_PROGRESS_LOCK:
+                _IN_PROGRESS.discard(log)
+
+    def _clean_if_due(self, log: Log, now_ms: int, force: bool) -> CleanerStats | None:
         with log._lock:
             log._check_open()
             rng = cleanable_range(log, now_ms)

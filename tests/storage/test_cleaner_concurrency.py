@@ -181,6 +181,18 @@ def test_appends_and_reads_go_on_while_a_pass_is_paused(open_log: OpenLog, clock
     assert leftovers(log.directory) == []
 
 
+def test_a_second_pass_on_the_same_log_does_not_start(open_log: OpenLog, clock: ManualClock) -> None:
+    fs = PausingFileSystem()
+    log = open_log(NO_DELAY, fs=fs)
+    history = fill(log, 120)
+    with paused_pass(log, fs, clock.milliseconds()) as run:
+        assert within_timeout(lambda: Cleaner().clean(log, clock.milliseconds(), force=True)) is None
+        fs.release()
+        assert run.result() is not None
+    assert_compacted_from(log, history)
+    assert leftovers(log.directory) == []
+
+
 @pytest.mark.parametrize("where", ["first segment", "above the first group"])
 def test_truncation_during_a_pass_aborts_it(open_log: OpenLog, clock: ManualClock, where: str) -> None:
     fs = PausingFileSystem()
