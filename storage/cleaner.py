@@ -298,7 +298,16 @@ class Cleaner:
         stats = _Counters()
         for group in groups:
             cleaned = self._clean_group(log, group, snap, keymap, map_end, last_of_producer, now_ms, stats)
-            if not log.replace_segments(group, cleaned, guard):
+            try:
+                swapped = log.replace_segments(group, cleaned, guard)
+            except Exception:
+                with log._lock:
+                    swapped_in = cleaned in log._segments  # failed after the swap took effect
+                if not swapped_in:
+                    with contextlib.suppress(OSError):
+                        cleaned.delete_files()
+                raise
+            if not swapped:
                 with contextlib.suppress(OSError):
                     cleaned.delete_files()
                 with log._lock:

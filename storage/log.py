@@ -793,8 +793,9 @@ class Log:
 
         Returns False, changing nothing, if the log was closed or deleted, if ``old`` are no
         longer exactly where they were (retention, DeleteRecords, truncation), or if ``guard``
-        (the segment the cleaner's offset map ends in) is gone: a truncation below it may have
-        removed the records that made the cleaner drop others. The caller deletes ``new``.
+        (the first segment at or past the end of the cleaner's offset map) is gone: a truncation
+        below it may have removed the records that made the cleaner drop others. The caller
+        deletes ``new`` then, and also when this raises with ``new`` not in the log.
         """
         with self._lock:
             segments = self._segments
@@ -804,8 +805,16 @@ class Log:
             end = first + len(old)
             if end >= len(segments) or any(a is not b for a, b in zip(segments[first:end], old, strict=True)):
                 return False
-            new.rename_suffix(CLEANED_SUFFIX, SWAP_SUFFIX)
-            self.fs.fsync_dir(self.directory)
+            try:
+                new.rename_suffix(CLEANED_SUFFIX, SWAP_SUFFIX)
+                self.fs.fsync_dir(self.directory)
+            except OSError:
+                # Not swapped: a .swap left behind would be completed at the next load, over
+                # whatever the log became meanwhile.
+                for path in new.files():
+                    if path.name.endswith(SWAP_SUFFIX) and path.exists():
+                        self.fs.unlink(path)
+                raise
             segments[first:end] = [new]
             self._bases[first:end] = [new.base_offset]
             doomed = self._retire(old)

@@ -298,6 +298,40 @@ def test_deleting_the_log_during_a_pass_aborts_it(tmp_path: Path, clock: ManualC
     manager.close()
 
 
+@pytest.mark.parametrize("failing", [1, 2])
+def test_a_failed_directory_fsync_in_the_swap(tmp_path: Path, clock: ManualClock, failing: int) -> None:
+    """A disk error (the broker lives on) at the swap's first directory fsync, before it takes
+    effect: no ``.swap`` file may stay behind, since the next load would complete it over the log
+    as it is by then. At the second, after it took effect: the new segment must stay."""
+
+    class FailingDirSync(FileSystem):
+        calls = 0
+
+        def fsync_dir(self, path: Path) -> None:
+            if threading.current_thread().name == CLEANER_THREAD:
+                self.calls += 1
+                if self.calls == failing:
+                    raise OSError(5, "Input/output error")
+            super().fsync_dir(path)
+
+    log = Log.open(tmp_path / "t-0", NO_DELAY, clock=clock, fs=FailingDirSync())
+    history = fill(log, 120)
+    run = CleanerRun(log, clock.milliseconds())
+    with pytest.raises(OSError):
+        run.result()
+    assert leftovers(log.directory) == []
+    assert_compacted_from(log, history)
+    if failing == 1:
+        log.truncate_to(50)
+        history = history[:50]
+        assert all_records(log) == history
+    expected = all_records(log)
+    log.close()
+    reopened = Log.open(tmp_path / "t-0", NO_DELAY, clock=clock)
+    assert all_records(reopened) == expected
+    reopened.close()
+
+
 def _clean_with_a_kill_at(point: int, directory: Path, clock: ManualClock) -> bool:
     """Clean a fresh log, dying at the ``point``-th rename, unlink or fsync; check the
     reloaded log. Returns whether the kill happened (False: the pass had fewer steps)."""
