@@ -817,27 +817,28 @@ class Log:
                 raise
             segments[first:end] = [new]
             self._bases[first:end] = [new.base_offset]
-            doomed = self._retire(old)
+            doomed: list[Path] = []
+            for seg in old:
+                seg.rename_suffix("", DELETED_SUFFIX)
+                doomed.extend(p for p in seg.files() if p.exists())
             new.rename_suffix(SWAP_SUFFIX, "")
-        # Either name loads correctly after a crash, so the last rename need not be durable
-        # before the lock is released; nor need unlinking (file.delete.delay.ms=0) hold it.
+        # Nothing below needs the lock, and each step can be slow: either name loads correctly
+        # after a crash, so the last rename need not be durable before the lock is released;
+        # closing a large file may start its writeback (ext4); file.delete.delay.ms=0 unlinks.
         self.fs.fsync_dir(self.directory)
+        for seg in old:
+            seg.close_handles()
         self.deleter.schedule(doomed, self._config.file_delete_delay_ms)
         return True
 
     def _dispose(self, segments: list[LogSegment]) -> None:
         """Rename segments to ``.deleted`` and hand them to the deleter."""
-        self.deleter.schedule(self._retire(segments), self._config.file_delete_delay_ms)
-
-    @staticmethod
-    def _retire(segments: list[LogSegment]) -> list[Path]:
-        """Close segments and rename them to ``.deleted``; returns the files to delete."""
         paths: list[Path] = []
         for seg in segments:
             seg.close_handles()
             seg.rename_suffix("", DELETED_SUFFIX)
             paths.extend(p for p in seg.files() if p.exists())
-        return paths
+        self.deleter.schedule(paths, self._config.file_delete_delay_ms)
 
     # -- durability -------------------------------------------------------------------------------
 
