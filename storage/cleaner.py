@@ -46,6 +46,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -188,6 +189,20 @@ class _Source:
         self.fs.close(self.fd)
 
 
+_YIELD_EVERY_S = 0.001
+_last_yield = [0.0]
+
+
+def _let_others_run() -> None:
+    """Hand the GIL over (if another thread, such as the event loop, waits for it) once a
+    millisecond: otherwise an append waits up to ``sys.getswitchinterval()`` (5 ms) for each GIL
+    acquisition while the pass decodes and re-encodes batches."""
+    now = time.perf_counter()
+    if now - _last_yield[0] >= _YIELD_EVERY_S:
+        _last_yield[0] = now
+        time.sleep(0)
+
+
 def iter_raw_batches(source: _Source, start: int = 0) -> Iterator[tuple[int, BatchHeader, memoryview]]:
     """``(position, header, batch bytes)`` for each batch of ``source`` from ``start``."""
     pos = start
@@ -209,6 +224,7 @@ def iter_raw_batches(source: _Source, start: int = 0) -> Iterator[tuple[int, Bat
                     continue
                 break
             yield pos + off, header, memoryview(buf)[off : off + size]
+            _let_others_run()
             off += size
         if off == 0:
             raise StorageCorruptionError(f"{path}: truncated batch at {pos}")
