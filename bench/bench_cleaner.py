@@ -10,8 +10,9 @@ pass's duration and the appends' worst, p99 and median latency during it.
 
 The tree measured is whatever ``PYTHONPATH`` names (this script adds nothing to ``sys.path``),
 so the same script measures two branches. Both threads run Python, so even a cleaner that
-never holds the lock delays an append by up to the interpreter's switch interval
-(``sys.getswitchinterval()``, 5 ms) now and then.
+never holds the lock delays an append while it holds the GIL (up to the interpreter's switch
+interval, ``sys.getswitchinterval()``, 5 ms, unless it hands the GIL over sooner). On a shared
+machine the worst figure also catches the scheduler: run it several times.
 """
 
 from __future__ import annotations

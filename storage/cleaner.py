@@ -33,8 +33,8 @@ Inactive segments change only by truncation or deletion, and a swap is refused (
 its new files deleted, nothing else changed) if the log was closed or deleted, if the segments it
 replaces are no longer in place, or if the segment where the offset map ends is gone (a
 truncation below it may have removed the records that shadowed others), as Kafka aborts cleaning
-on truncation. Both threads run Python, so appends still wait for the GIL now and then
-(``bench/bench_cleaner.py``).
+on truncation. Both threads run Python: the pass hands the GIL over once a millisecond, so an
+append waits about that long for it at worst (``bench/bench_cleaner.py``).
 
 Limits, stated plainly: transactional and control batches are copied unchanged (there is no
 transaction index yet, so aborted data cannot be told apart and is never used to shadow other
