@@ -69,13 +69,16 @@ max_open_files=1024, cleaner_max_map_entries=1_000_000)``
     ``delete_records_before(offset) -> int``;
     ``scan_batch_headers(start_offset=None) -> Iterator[(BatchPosition, BatchHeader)]``;
     ``flush(up_to=None)``; ``roll()``; ``size_in_bytes()``; ``update_config(config)``;
-    ``close()``. ``AppendInfo`` is a NamedTuple ``(first_offset, last_offset, max_timestamp,
-    offset_of_max_timestamp, batches, bytes, log_append_time, log_start_offset)``.
+    ``replace_segments(old, new, guard) -> bool`` (the cleaner's swap; False when the log
+    changed under the pass); ``close()``. ``AppendInfo`` is a NamedTuple ``(first_offset,
+    last_offset, max_timestamp, offset_of_max_timestamp, batches, bytes, log_append_time,
+    log_start_offset)``.
 
 Descriptors: at most ``max_open_files`` segment files are open (plus one ``dup`` per
-outstanding FileSlice); idle ones are closed least-recently-used first. The active segment of a
-log that is being appended to keeps its descriptor (up to half the pool) until a
-``flush_due()`` call finds the log idle. Index files hold no descriptor.
+outstanding FileSlice, and one for the segment a cleaning pass is reading); idle ones are
+closed least-recently-used first. The active segment of a log that is being appended to keeps
+its descriptor (up to half the pool) until a ``flush_due()`` call finds the log idle. Index
+files hold no descriptor.
 
 ``log.leader_epochs`` (:class:`LeaderEpochCache`)
     ``assign(epoch, start_offset)``, ``end_offset_for_epoch(epoch) -> (epoch, end_offset)``
@@ -115,7 +118,7 @@ Calls that may block on fsync: ``Log.flush``, ``Log.close``, ``LogManager.flush_
 directory), ``LogManager.delete_log``; ``Log.append`` only when ``flush.messages`` is reached or
 the leader epoch changes (the epoch checkpoint is fsync'd, as in Kafka); truncation and
 ``delete_records_before`` (epoch checkpoint). ``run_cleaner_once`` does real work (decoding and
-re-encoding records) and holds the cleaned log's lock while it runs.
+re-encoding records, fsync of the cleaned segments) but holds a log's lock only for short swaps.
 """
 
 from storage.cleaner import CleanerStats

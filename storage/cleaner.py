@@ -21,31 +21,49 @@ One cleaning pass:
    kept empty so the producer's sequence state survives a reload. The first time a batch with
    tombstones is cleaned it gets a delete horizon (``now + delete.retention.ms``, attribute bit
    6, stored as base timestamp); tombstones are dropped by a later pass after it.
-3. *Swap*: the cleaned segment is fsync'd and renamed ``.swap``, the old segments renamed
-   ``.deleted``, then ``.swap`` removed from the name. A crash at any point is completed or
-   rolled back on load (:mod:`storage.recovery`).
+3. *Swap* (:meth:`storage.log.Log.replace_segments`, Kafka's ``replaceSegments``): the cleaned
+   segment, already fsync'd, is renamed ``.swap`` (directory fsync'd), takes the old segments'
+   place in the list, the old segments are renamed ``.deleted``, then ``.swap`` is removed from
+   the name. A crash at any point is completed or rolled back on load (:mod:`storage.recovery`).
+
+Concurrency: only the snapshot at the start and each swap hold the log's lock; steps 1 and 2 read
+inactive segments, through descriptors of their own, while the log goes on appending, serving
+reads (a read served from an old segment keeps its own descriptor after the swap) and flushing.
+Inactive segments change only by truncation or deletion, and a swap is refused (the pass ends,
+its new files deleted, nothing else changed) if the log was closed or deleted, if the segments it
+replaces are no longer in place, or if the segment where the offset map ends is gone (a
+truncation below it may have removed the records that shadowed others), as Kafka aborts cleaning
+on truncation. Both threads run Python: the pass hands the GIL over once a millisecond, so an
+append waits about that long for it at worst (``bench/bench_cleaner.py``).
 
 Limits, stated plainly: transactional and control batches are copied unchanged (there is no
 transaction index yet, so aborted data cannot be told apart and is never used to shadow other
-records); records without a key are dropped as Kafka does; the pass runs synchronously while
-holding the log's lock, so appends to *that* log wait for it.
+records); records without a key are dropped as Kafka does.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import threading
+import time
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import pairwise
 
 from protocol.exceptions import CorruptRecordError, EncodeError
 from protocol.records.batch import LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, BatchHeader, read_header
-from storage.errors import StorageCorruptionError
+from storage.errors import StorageCorruptionError, StorageError
 from storage.index import INT32_MAX
 from storage.log import Log
-from storage.segment import CLEANED_SUFFIX, SWAP_SUFFIX, LogSegment
+from storage.segment import CLEANED_SUFFIX, LogSegment
 
 DEFAULT_MAX_MAP_ENTRIES = 1_000_000
+#: Logs a pass is running on (Kafka's LogCleanerManager "in progress" state): a second pass on
+#: the same log would write the same ``.cleaned`` files, so it does not start.
+_IN_PROGRESS: weakref.WeakSet[Log] = weakref.WeakSet()
+_IN_PROGRESS_LOCK = threading.Lock()
 _READ_CHUNK = 1 << 20
 _WRITE_CHUNK = 1 << 20
 
@@ -126,109 +144,195 @@ def should_clean(rng: CleanableRange, min_ratio: float) -> bool:
     return rng.tombstones_expired
 
 
+def _position_of(segments: list[LogSegment], offset: int) -> int:
+    """File position to scan from for ``offset`` in the segment holding it (0 if none does)."""
+    for seg, following in pairwise(segments):
+        if seg.base_offset <= offset < following.base_offset:
+            return seg.offset_index.lookup(offset)[1]
+    return 0
+
+
 def _next_bases(segments: list[LogSegment], log_end_offset: int) -> dict[int, int]:
     """Base offset of each segment -> the offset just past it (the next base, or the log end)."""
     bases = [seg.base_offset for seg in segments]
     return dict(zip(bases, [*bases[1:], log_end_offset], strict=True))
 
 
-def iter_raw_batches(seg: LogSegment, start: int = 0) -> Iterator[tuple[int, BatchHeader, memoryview]]:
-    """``(position, header, batch bytes)`` for each batch of ``seg`` from ``start``."""
+class _Aborted(Exception):
+    """The log changed under the pass (truncated, segments deleted, closed): nothing to swap."""
+
+
+class _Source:
+    """An inactive segment as the pass reads it: through a descriptor of its own, so a
+    retention or swap closing the segment's pooled descriptor cannot pull it away mid-read (a
+    closed descriptor number may be reused for another file), bounded by its size at the start.
+    """
+
+    __slots__ = ("fd", "fs", "segment", "size")
+
+    def __init__(self, log: Log, segment: LogSegment, size: int) -> None:
+        self.fs = log.fs
+        self.segment = segment
+        self.size = size
+        with log._lock:
+            if log._closed or log._deleted or segment not in log._segments:
+                # Deleted (perhaps unlinked already) since the snapshot: the swap of its group
+                # would be refused anyway.
+                raise _Aborted()
+            # From here the dup stays readable whatever happens to the segment.
+            self.fd = segment.dup_fd()
+
+    def pread(self, size: int, position: int) -> bytes:
+        return self.fs.read_exact(self.fd, size, position)
+
+    def close(self) -> None:
+        self.fs.close(self.fd)
+
+
+_YIELD_EVERY_S = 0.001
+_last_yield = [0.0]
+
+
+def _let_others_run() -> None:
+    """Hand the GIL over (if another thread, such as the event loop, waits for it) once a
+    millisecond: otherwise an append waits up to ``sys.getswitchinterval()`` (5 ms) for each GIL
+    acquisition while the pass decodes and re-encodes batches."""
+    now = time.perf_counter()
+    if now - _last_yield[0] >= _YIELD_EVERY_S:
+        _last_yield[0] = now
+        time.sleep(0)
+
+
+def iter_raw_batches(source: _Source, start: int = 0) -> Iterator[tuple[int, BatchHeader, memoryview]]:
+    """``(position, header, batch bytes)`` for each batch of ``source`` from ``start``."""
     pos = start
-    limit = seg.size
+    limit = source.size
+    path = source.segment.log_file.path
     while pos < limit:
-        buf = seg.pread(min(_READ_CHUNK, limit - pos), pos)
+        buf = source.pread(min(_READ_CHUNK, limit - pos), pos)
         off = 0
         while len(buf) - off >= RECORD_BATCH_OVERHEAD:
             header = read_header(buf, off)
             size = header.batch_length + LOG_OVERHEAD
             if size < RECORD_BATCH_OVERHEAD:
-                raise StorageCorruptionError(f"{seg.log_file.path}: invalid batch at {pos + off}")
+                raise StorageCorruptionError(f"{path}: invalid batch at {pos + off}")
             if off + size > len(buf):
                 if off == 0:
-                    buf = seg.pread(size, pos)
+                    buf = source.pread(size, pos)
                     if len(buf) < size:
-                        raise StorageCorruptionError(f"{seg.log_file.path}: short batch at {pos}")
+                        raise StorageCorruptionError(f"{path}: short batch at {pos}")
                     continue
                 break
             yield pos + off, header, memoryview(buf)[off : off + size]
+            _let_others_run()
             off += size
         if off == 0:
-            raise StorageCorruptionError(f"{seg.log_file.path}: truncated batch at {pos}")
+            raise StorageCorruptionError(f"{path}: truncated batch at {pos}")
         pos += off
 
 
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """The log as the pass found it, taken under the lock; the pass itself runs without it."""
+
+    range: CleanableRange
+    segments: list[LogSegment]
+    sizes: dict[int, int]  # base offset -> size
+    log_end_offset: int
+    first_dirty_position: int
+
+
 class Cleaner:
-    """Compacts one log at a time; stateless between passes apart from configuration."""
+    """Compacts one log at a time; stateless between passes apart from configuration.
+
+    Only two short steps hold the log's lock: taking a snapshot of its segment list, and each
+    swap (:meth:`Log.replace_segments`). Building the offset map and writing the cleaned
+    segments read only inactive segments, which nothing but a truncation or a deletion changes;
+    the swap notices both (the segments it cleaned, or the one its offset map ends at, are no
+    longer in the log) and the pass is then abandoned, its new files deleted, as Kafka aborts
+    cleaning on truncation. Appends, reads and flushes of that log go on meanwhile.
+    """
 
     def __init__(self, max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES) -> None:
         self.max_map_entries = max_map_entries
 
     def clean(self, log: Log, now_ms: int, *, force: bool = False) -> CleanerStats | None:
-        """Clean ``log`` if it is due (or unconditionally with ``force``); None if nothing ran."""
+        """Clean ``log`` if it is due (or unconditionally with ``force``); None if nothing ran:
+        not due, another pass on it under way, or the log truncated, trimmed or closed during
+        the pass."""
+        with _IN_PROGRESS_LOCK:
+            if log in _IN_PROGRESS:
+                return None
+            _IN_PROGRESS.add(log)
+        try:
+            return self._clean_if_due(log, now_ms, force)
+        finally:
+            with _IN_PROGRESS_LOCK:
+                _IN_PROGRESS.discard(log)
+
+    def _clean_if_due(self, log: Log, now_ms: int, force: bool) -> CleanerStats | None:
         with log._lock:
             log._check_open()
             rng = cleanable_range(log, now_ms)
             if rng is None or not (force or should_clean(rng, log.config.min_cleanable_dirty_ratio)):
                 return None
-            return self._clean_locked(log, rng, now_ms)
+            segments = list(log._segments)
+            snapshot = _Snapshot(
+                range=rng,
+                segments=segments,
+                sizes={s.base_offset: s.size for s in segments},
+                log_end_offset=log.log_end_offset,
+                first_dirty_position=_position_of(segments, rng.first_dirty),
+            )
+        try:
+            return self._clean(log, snapshot, now_ms)
+        except _Aborted:
+            return None
+        except (StorageError, OSError):
+            # Reading a segment that a truncation rewrote, or writing into a directory that was
+            # deleted, fails; that is the concurrent change, not corruption.
+            with log._lock:
+                if log._closed or log._deleted or snapshot.segments[-1] not in log._segments:
+                    return None
+            raise
 
     # -- the pass ---------------------------------------------------------------------------------
 
-    def _clean_locked(self, log: Log, rng: CleanableRange, now_ms: int) -> CleanerStats:
-        from protocol.records.record import decode_batch
-
-        segments = log.segments()
-        leo = log.log_end_offset
+    def _clean(self, log: Log, snap: _Snapshot, now_ms: int) -> CleanerStats:
+        rng = snap.range
+        segments = snap.segments
         # 1. offset map over the dirty range
-        keymap: dict[bytes, int] = {}
-        map_end = rng.first_dirty
-        full = False
-        for i, seg in enumerate(segments[:-1]):
-            nxt = segments[i + 1].base_offset
-            if nxt <= rng.first_dirty:
-                continue
-            if seg.base_offset >= rng.first_uncleanable or full:
-                break
-            start_pos = (
-                seg.offset_index.lookup(rng.first_dirty)[1] if seg.base_offset < rng.first_dirty else 0
-            )
-            for _, header, raw in iter_raw_batches(seg, start_pos):
-                last = header.base_offset + header.last_offset_delta
-                if last < rng.first_dirty:
-                    continue
-                if last >= rng.first_uncleanable:
-                    break
-                if not (header.is_control or header.is_transactional):
-                    try:
-                        _, records = decode_batch(raw, 0, verify_crc=False)
-                    except CorruptRecordError as exc:
-                        raise StorageCorruptionError(f"{seg.log_file.path}: {exc}") from exc
-                    base = header.base_offset
-                    for rec in records:
-                        if rec.key is not None:
-                            keymap[rec.key] = base + rec.offset_delta
-                map_end = last + 1
-                if len(keymap) >= self.max_map_entries:
-                    full = True
-                    break
-        if not full:
-            map_end = max(map_end, rng.first_uncleanable)
-        # producer ids -> last offset of their last batch (anywhere in the log)
-        last_of_producer: dict[int, int] = {}
-        for _, header in log.scan_batch_headers():
-            if header.producer_id >= 0:
-                last_of_producer[header.producer_id] = header.base_offset + header.last_offset_delta
+        keymap, map_end = self._build_offset_map(log, snap)
+        # The first segment at or past map_end: while it is in the log, nothing the offset map
+        # saw was truncated away, since a truncation removes every segment above its offset.
+        guard = next(s for s in segments if s.base_offset >= map_end or s is segments[-1])
+        last_of_producer = self._last_batch_of_producers(log, snap, guard)
 
-        # 2. groups of segments below map_end
+        # 2. groups of segments below map_end, each cleaned into a new file then swapped in
         to_clean = [s for s in segments[:-1] if s.base_offset < map_end]
-        groups = self._group(to_clean, segments, leo, log)
+        groups = self._group(to_clean, segments, snap, log)
         stats = _Counters()
-        log.latest_delete_horizon = -1
         for group in groups:
-            cleaned = self._clean_group(log, group, keymap, map_end, last_of_producer, now_ms, stats)
-            self._swap(log, group, cleaned)
-        log.cleaner_checkpoint = map_end
+            cleaned = self._clean_group(log, group, snap, keymap, map_end, last_of_producer, now_ms, stats)
+            try:
+                swapped = log.replace_segments(group, cleaned, guard)
+            except Exception:
+                with log._lock:
+                    swapped_in = cleaned in log._segments  # failed after the swap took effect
+                if not swapped_in:
+                    with contextlib.suppress(OSError):
+                        cleaned.delete_files()
+                raise
+            if not swapped:
+                with contextlib.suppress(OSError):
+                    cleaned.delete_files()
+                with log._lock:
+                    log.latest_delete_horizon = max(log.latest_delete_horizon, stats.delete_horizon)
+                raise _Aborted()
+        with log._lock:
+            if guard in log._segments:  # else truncated since the last swap, below map_end
+                log.cleaner_checkpoint = max(log.cleaner_checkpoint, map_end)
+            log.latest_delete_horizon = stats.delete_horizon
         return CleanerStats(
             topic=log.topic,
             partition=log.partition,
@@ -242,32 +346,97 @@ class Cleaner:
             records_retained=stats.records_retained,
         )
 
+    def _build_offset_map(self, log: Log, snap: _Snapshot) -> tuple[dict[bytes, int], int]:
+        """The last offset of every key in the dirty range, and the offset the map ends at."""
+        from protocol.records.record import decode_batch
+
+        rng = snap.range
+        segments = snap.segments
+        keymap: dict[bytes, int] = {}
+        map_end = rng.first_dirty
+        full = False
+        for i, seg in enumerate(segments[:-1]):
+            nxt = segments[i + 1].base_offset
+            if nxt <= rng.first_dirty:
+                continue
+            if seg.base_offset >= rng.first_uncleanable or full:
+                break
+            start_pos = snap.first_dirty_position if seg.base_offset < rng.first_dirty else 0
+            source = _Source(log, seg, snap.sizes[seg.base_offset])
+            try:
+                for _, header, raw in iter_raw_batches(source, start_pos):
+                    last = header.base_offset + header.last_offset_delta
+                    if last < rng.first_dirty:
+                        continue
+                    if last >= rng.first_uncleanable:
+                        break
+                    if not (header.is_control or header.is_transactional):
+                        try:
+                            _, records = decode_batch(raw, 0, verify_crc=False)
+                        except CorruptRecordError as exc:
+                            raise StorageCorruptionError(f"{seg.log_file.path}: {exc}") from exc
+                        base = header.base_offset
+                        for rec in records:
+                            if rec.key is not None:
+                                keymap[rec.key] = base + rec.offset_delta
+                    map_end = last + 1
+                    if len(keymap) >= self.max_map_entries:
+                        full = True
+                        break
+            finally:
+                source.close()
+        if not full:
+            map_end = max(map_end, rng.first_uncleanable)
+        return keymap, map_end
+
+    @staticmethod
+    def _last_batch_of_producers(log: Log, snap: _Snapshot, guard: LogSegment) -> dict[int, int]:
+        """Producer id -> last offset of its last batch anywhere in the log (as of the snapshot;
+        a batch appended since only makes a kept empty batch unnecessary, never wrong)."""
+        last_of_producer: dict[int, int] = {}
+        for seg in snap.segments:
+            source = _Source(log, seg, snap.sizes[seg.base_offset])
+            try:
+                for _, header, _ in iter_raw_batches(source):
+                    if header.producer_id >= 0:
+                        last_of_producer[header.producer_id] = header.base_offset + header.last_offset_delta
+            except StorageCorruptionError:
+                if seg.base_offset < guard.base_offset:
+                    raise
+                # From the guard on, segments may be truncated and rewritten while read here.
+                raise _Aborted() from None
+            finally:
+                source.close()
+        return last_of_producer
+
     @staticmethod
     def _group(
-        to_clean: list[LogSegment], segments: list[LogSegment], leo: int, log: Log
+        to_clean: list[LogSegment], segments: list[LogSegment], snap: _Snapshot, log: Log
     ) -> list[list[LogSegment]]:
         config = log.config
-        next_bases = _next_bases(segments, leo)
+        sizes = snap.sizes
+        next_bases = _next_bases(segments, snap.log_end_offset)
         groups: list[list[LogSegment]] = []
         i = 0
         while i < len(to_clean):
             group = [to_clean[i]]
-            size = to_clean[i].size
+            size = sizes[to_clean[i].base_offset]
             idx = to_clean[i].offset_index.size_in_bytes()
             tidx = to_clean[i].time_index.size_in_bytes()
             i += 1
             while i < len(to_clean):
                 seg = to_clean[i]
+                seg_size = sizes[seg.base_offset]
                 last_offset = next_bases[seg.base_offset] - 1
                 if (
-                    size + seg.size > config.segment_bytes
+                    size + seg_size > config.segment_bytes
                     or idx + seg.offset_index.size_in_bytes() > config.segment_index_bytes
                     or tidx + seg.time_index.size_in_bytes() > config.segment_index_bytes
-                    or (seg.size > 0 and last_offset - group[0].base_offset > INT32_MAX)
+                    or (seg_size > 0 and last_offset - group[0].base_offset > INT32_MAX)
                 ):
                     break
                 group.append(seg)
-                size += seg.size
+                size += seg_size
                 idx += seg.offset_index.size_in_bytes()
                 tidx += seg.time_index.size_in_bytes()
                 i += 1
@@ -278,12 +447,14 @@ class Cleaner:
         self,
         log: Log,
         group: list[LogSegment],
+        snap: _Snapshot,
         keymap: dict[bytes, int],
         map_end: int,
         last_of_producer: dict[int, int],
         now_ms: int,
         stats: _Counters,
     ) -> LogSegment:
+        """Write what ``group`` keeps into ``<base>.log.cleaned`` (fsync'd, indexes too)."""
         cleaned = LogSegment.create(
             log.fs,
             log.handles,
@@ -298,28 +469,32 @@ class Cleaner:
             out = bytearray()
             metas: list[tuple[int, int, int, int]] = []
             for seg in group:
-                for _, header, raw in iter_raw_batches(seg):
-                    stats.bytes_read += len(raw)
-                    kept = self._filter_batch(
-                        log, header, raw, keymap, map_end, last_of_producer, now_ms, stats
-                    )
-                    if kept is None:
-                        continue
-                    out_header = read_header(kept, 0)
-                    metas.append(
-                        (
-                            len(out),
-                            len(kept),
-                            header.base_offset + header.last_offset_delta,
-                            out_header.max_timestamp,
+                source = _Source(log, seg, snap.sizes[seg.base_offset])
+                try:
+                    for _, header, raw in iter_raw_batches(source):
+                        stats.bytes_read += len(raw)
+                        kept = self._filter_batch(
+                            log, header, raw, keymap, map_end, last_of_producer, now_ms, stats
                         )
-                    )
-                    out += kept
-                    if len(out) >= _WRITE_CHUNK:
-                        cleaned.append(memoryview(out), metas)
-                        stats.bytes_written += len(out)
-                        out = bytearray()
-                        metas = []
+                        if kept is None:
+                            continue
+                        out_header = read_header(kept, 0)
+                        metas.append(
+                            (
+                                len(out),
+                                len(kept),
+                                header.base_offset + header.last_offset_delta,
+                                out_header.max_timestamp,
+                            )
+                        )
+                        out += kept
+                        if len(out) >= _WRITE_CHUNK:
+                            cleaned.append(memoryview(out), metas)
+                            stats.bytes_written += len(out)
+                            out = bytearray()
+                            metas = []
+                finally:
+                    source.close()
             if out:
                 cleaned.append(memoryview(out), metas)
                 stats.bytes_written += len(out)
@@ -339,7 +514,8 @@ class Cleaner:
             os.utime(cleaned.log_file.path, ns=(mtime_ns, mtime_ns))
             return cleaned
         except BaseException:
-            cleaned.delete_files()
+            with contextlib.suppress(OSError):
+                cleaned.delete_files()
             raise
 
     def _filter_batch(
@@ -385,7 +561,7 @@ class Cleaner:
         if tombstones and horizon is None:
             horizon = now_ms + log.config.delete_retention_ms
         if tombstones and horizon is not None:
-            log.latest_delete_horizon = max(log.latest_delete_horizon, horizon)
+            stats.delete_horizon = max(stats.delete_horizon, horizon)
         try:
             if retained:
                 if len(retained) == len(records) and (not tombstones or header.has_delete_horizon):
@@ -426,26 +602,13 @@ class Cleaner:
             ) from exc
         return None
 
-    @staticmethod
-    def _swap(log: Log, group: list[LogSegment], cleaned: LogSegment) -> None:
-        fs = log.fs
-        cleaned.rename_suffix(CLEANED_SUFFIX, SWAP_SUFFIX)
-        fs.fsync_dir(log.directory)
-        segs = log._segments
-        first = segs.index(group[0])
-        del segs[first : first + len(group)]
-        del log._bases[first : first + len(group)]
-        segs.insert(first, cleaned)
-        log._bases.insert(first, cleaned.base_offset)
-        log._dispose(group)
-        cleaned.rename_suffix(SWAP_SUFFIX, "")
-        fs.fsync_dir(log.directory)
-
 
 class _Counters:
-    __slots__ = ("bytes_read", "bytes_written", "records_read", "records_retained")
+    __slots__ = ("bytes_read", "bytes_written", "delete_horizon", "records_read", "records_retained")
 
     def __init__(self) -> None:
+        #: Latest delete horizon stamped on a batch written by this pass (-1: none).
+        self.delete_horizon = -1
         self.bytes_read = 0
         self.bytes_written = 0
         self.records_read = 0

@@ -50,7 +50,14 @@ from storage.index import INT32_MAX
 from storage.leader_epoch import LeaderEpochCache
 from storage.recovery import LoadResult, jitter, load_segments
 from storage.results import AppendInfo, BatchPosition, FileSlice, OffsetAndTimestamp, ReadResult
-from storage.segment import DELETED_SUFFIX, HEADER, LogSegment, offset_of_max_timestamp
+from storage.segment import (
+    CLEANED_SUFFIX,
+    DELETED_SUFFIX,
+    HEADER,
+    SWAP_SUFFIX,
+    LogSegment,
+    offset_of_max_timestamp,
+)
 
 #: Base offset, batch length (rewritten unchanged) and partition leader epoch: one pack_into.
 _BASE_AND_EPOCH = struct.Struct(">qii")
@@ -776,6 +783,53 @@ class Log:
             self.cleaner_checkpoint = max(self.cleaner_checkpoint, self._log_start)
         self._dispose(doomed)
         return count
+
+    def replace_segments(self, old: list[LogSegment], new: LogSegment, guard: LogSegment) -> bool:
+        """Swap the cleaner's ``new`` segment (files ``<base>.*.cleaned``, written and fsync'd
+        without the lock) in for the contiguous inactive segments ``old``, as Kafka's
+        ``replaceSegments``: ``.cleaned`` -> ``.swap`` and a directory fsync (from here a crash
+        completes the swap at load), the segment list updated, ``old`` renamed ``.deleted``, the
+        ``.swap`` suffix removed. Reads already served from ``old`` keep their descriptors.
+
+        Returns False, changing nothing, if the log was closed or deleted, if ``old`` are no
+        longer exactly where they were (retention, DeleteRecords, truncation), or if ``guard``
+        (the first segment at or past the end of the cleaner's offset map) is gone: a truncation
+        below it may have removed the records that made the cleaner drop others. The caller
+        deletes ``new`` then, and also when this raises with ``new`` not in the log.
+        """
+        with self._lock:
+            segments = self._segments
+            if self._closed or self._deleted or guard not in segments or old[0] not in segments:
+                return False
+            first = segments.index(old[0])
+            end = first + len(old)
+            if end >= len(segments) or any(a is not b for a, b in zip(segments[first:end], old, strict=True)):
+                return False
+            try:
+                new.rename_suffix(CLEANED_SUFFIX, SWAP_SUFFIX)
+                self.fs.fsync_dir(self.directory)
+            except OSError:
+                # Not swapped: a .swap left behind would be completed at the next load, over
+                # whatever the log became meanwhile.
+                for path in new.files():
+                    if path.name.endswith(SWAP_SUFFIX) and path.exists():
+                        self.fs.unlink(path)
+                raise
+            segments[first:end] = [new]
+            self._bases[first:end] = [new.base_offset]
+            doomed: list[Path] = []
+            for seg in old:
+                seg.rename_suffix("", DELETED_SUFFIX)
+                doomed.extend(p for p in seg.files() if p.exists())
+            new.rename_suffix(SWAP_SUFFIX, "")
+        # Nothing below needs the lock, and each step can be slow: either name loads correctly
+        # after a crash, so the last rename need not be durable before the lock is released;
+        # closing a large file may start its writeback (ext4); file.delete.delay.ms=0 unlinks.
+        self.fs.fsync_dir(self.directory)
+        for seg in old:
+            seg.close_handles()
+        self.deleter.schedule(doomed, self._config.file_delete_delay_ms)
+        return True
 
     def _dispose(self, segments: list[LogSegment]) -> None:
         """Rename segments to ``.deleted`` and hand them to the deleter."""
