@@ -3,6 +3,8 @@
 Accepting and reading run on the event loop through ``add_reader`` on non-blocking sockets.
 Each decoded request goes to the handler registered for its api; a handler returns the response
 (or None for acks=0 produce) or an awaitable of it when it must wait (long poll, replication).
+A handler that raises, or whose response cannot be encoded, is answered with the api's error
+response (:mod:`protocol.error_responses`), as Kafka answers any well-formed request.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ if TYPE_CHECKING:
     from broker.handlers.base import Handler
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class ListenAddress:
@@ -142,17 +145,20 @@ class Server:
             conn.close(None)
             return
         ctx = self.make_context(conn, request)
-        slot = conn.new_slot(api_key, version, request.header.correlation_id)
+        slot = conn.new_slot(api_key, version, request.header.correlation_id, request.body)
         try:
             result = handler.handle(ctx, request.body)
-        except Exception:
+        except Exception as exc:
+            # As Kafka: a well-formed request always gets an answer, the api's error response.
             log.exception(
-                "%s v%d from %s failed; closing the connection", request.api.name, version, conn.peer
+                "%s v%d from %s failed; answering with its error response",
+                request.api.name,
+                version,
+                conn.peer,
             )
-            conn.close(None)
+            conn.fail(slot, exc)
             return
         if result is None or isinstance(result, Message):
             conn.complete(slot, result)
         else:
             conn.track(slot, result)
-
