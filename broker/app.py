@@ -20,6 +20,7 @@ from broker.group import GroupCoordinator
 from broker.handlers import HANDLERS, api_versions
 from broker.handlers.base import RequestContext
 from broker.network.connection import Connection
+from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import ListenAddress, Server
 from broker.replica.manager import ReplicaManager
 from broker.types import BrokerId
@@ -105,6 +106,12 @@ class Broker:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        cfg = self.config
+        quotas = ConnectionQuotas(
+            cfg.max_connections,
+            cfg.max_connections_per_ip,
+            await resolve_overrides(self.loop, cfg.max_connections_per_ip_overrides),
+        )
         self.server = Server(
             self.loop,
             HANDLERS,
@@ -112,6 +119,7 @@ class Broker:
             api_versions.unsupported_version_response,
             max_frame_size=self.config.socket_request_max_bytes,
             idle_timeout_ms=self.config.connections_max_idle_ms,
+            quotas=quotas,
         )
         addresses = [ListenAddress(lst.name, lst.host, lst.port) for lst in self.config.listeners]
         for address, port in self.server.listen(addresses):
