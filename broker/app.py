@@ -16,6 +16,7 @@ from broker.cluster.meta_properties import ensure_meta_properties
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
 from broker.cluster.topics import TopicAdmin
 from broker.config import BrokerConfig, topic_log_config
+from broker.config.unapplied import warn_unapplied
 from broker.group import GroupCoordinator
 from broker.handlers import HANDLERS, api_versions
 from broker.handlers.base import RequestContext
@@ -38,6 +39,7 @@ class Broker:
 
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
+        warn_unapplied(config)
         self.node_id = BrokerId(config.node_id)
         self.clock = SystemClock()
         self.loop: asyncio.AbstractEventLoop | None = None
