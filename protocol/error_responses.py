@@ -126,9 +126,7 @@ def _fetch(request: Any, version: int, code: int, message: str | None) -> Messag
                 topic=topic.topic,
                 topic_id=topic.topic_id,
                 partitions=[
-                    fetch.PartitionData(
-                        partition_index=p.partition, error_code=code, high_watermark=-1, records=b""
-                    )
+                    fetch.PartitionData(partition_index=p.partition, error_code=code, high_watermark=-1)
                     for p in topic.partitions
                 ],
             )
