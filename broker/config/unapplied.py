@@ -40,6 +40,7 @@ APPLIED: frozenset[str] = frozenset(
         "group.coordinator.rebalance.protocols",
         # network
         "socket.request.max.bytes",
+        "fetch.max.bytes",
         "connections.max.idle.ms",
         "max.connections",
         "max.connections.per.ip",
