@@ -3,9 +3,15 @@
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from protocol.codegen.model import MessageDef
 from protocol.error_codes import ErrorCode
-from protocol.error_responses import error_of, error_response
+from protocol.error_responses import error_of, error_response, has_builder
 from protocol.exceptions import ApiError
 from protocol.messages.api_versions_request import ApiVersionsRequest
 from protocol.messages.api_versions_response import ApiVersion
@@ -19,6 +25,7 @@ from protocol.messages.offset_fetch_request import (
     OffsetFetchRequestTopic,
 )
 from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+from tests.protocol.schema_strategies import cases, message_strategy
 
 UNKNOWN = ErrorCode.UNKNOWN_SERVER_ERROR
 
@@ -107,3 +114,28 @@ def test_delete_topics_by_name_before_v6_by_state_from_v6() -> None:
     v6 = error_response(20, 6, request, UNKNOWN, None)
     assert [(r.name, r.error_code) for r in v5.responses] == [("a", UNKNOWN)]  # type: ignore[union-attr]
     assert [(r.name, r.topic_id) for r in v6.responses] == [(None, topic_id)]  # type: ignore[union-attr]
+
+
+REQUESTS = [
+    (m, v) for m, v in cases() if m.kind == "request" and m.api_key is not None and has_builder(m.api_key)
+]
+
+
+@pytest.mark.parametrize(("message", "version"), REQUESTS, ids=[f"{m.name}-v{v}" for m, v in REQUESTS])
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(data=st.data())
+def test_any_well_formed_request_has_an_error_response_that_encodes(
+    message: MessageDef, version: int, data: Any
+) -> None:
+    """Whatever a well-formed request holds (null names, ids, empty or long lists), its error
+    response encodes in the request's version, so a failure is always answered."""
+    request = data.draw(message_strategy(message, version))
+    code = data.draw(st.sampled_from([ErrorCode.UNKNOWN_SERVER_ERROR, ErrorCode.INVALID_REQUEST]))
+    text = data.draw(st.sampled_from([None, "refused"]))
+    assert message.api_key is not None
+    response = error_response(message.api_key, version, request, code, text)
+    if response is None:
+        assert message.api_key == 0 and request.acks == 0
+        return
+    encoded = response.encode(version)
+    assert type(response).decode(encoded, version).encode(version) == encoded
