@@ -141,7 +141,7 @@ EXPECTED = {
 }
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def sock(running: Running) -> Iterator[socket.socket]:
     s = running.connect()
     yield s
