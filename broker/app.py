@@ -16,10 +16,12 @@ from broker.cluster.meta_properties import ensure_meta_properties
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
 from broker.cluster.topics import TopicAdmin
 from broker.config import BrokerConfig, topic_log_config
+from broker.config.unapplied import warn_unapplied
 from broker.group import GroupCoordinator
 from broker.handlers import HANDLERS, api_versions
 from broker.handlers.base import RequestContext
 from broker.network.connection import Connection
+from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import ListenAddress, Server
 from broker.replica.manager import ReplicaManager
 from broker.types import BrokerId
@@ -37,6 +39,7 @@ class Broker:
 
     def __init__(self, config: BrokerConfig) -> None:
         self.config = config
+        warn_unapplied(config)
         self.node_id = BrokerId(config.node_id)
         self.clock = SystemClock()
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -105,6 +108,12 @@ class Broker:
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        cfg = self.config
+        quotas = ConnectionQuotas(
+            cfg.max_connections,
+            cfg.max_connections_per_ip,
+            await resolve_overrides(self.loop, cfg.max_connections_per_ip_overrides),
+        )
         self.server = Server(
             self.loop,
             HANDLERS,
@@ -112,6 +121,7 @@ class Broker:
             api_versions.unsupported_version_response,
             max_frame_size=self.config.socket_request_max_bytes,
             idle_timeout_ms=self.config.connections_max_idle_ms,
+            quotas=quotas,
         )
         addresses = [ListenAddress(lst.name, lst.host, lst.port) for lst in self.config.listeners]
         for address, port in self.server.listen(addresses):

@@ -170,3 +170,29 @@ def test_real_clients_still_work_afterwards(bad: BrokerProcess) -> None:
     assert values[-1] == b"after-bad-input"
     again = BY_NAME["kafka-python"].consume(bad.bootstrap, topic, [0])
     assert [r.value for r in again] == values
+
+
+@pytest.mark.parametrize("version", [10, 11])
+def test_metadata_naming_a_topic_by_null_is_answered_invalid_request(
+    bad: BrokerProcess, version: int
+) -> None:
+    """Well-formed, but refused: KafkaApis throws InvalidRequestException for a null topic name below
+    v12, and MetadataRequest.getErrorResponse answers it (the name comes back as ""); the
+    connection stays open."""
+    topic_id = bytes(range(16))
+    body = b"\x02" + topic_id + b"\x00" + b"\x00"  # one topic: id, null name, no tagged fields
+    body += b"\x01\x00" if version == 11 else b"\x01\x00\x00"  # auto-create, (cluster ops,) topic ops
+    body += b"\x00"
+    with connect(bad) as sock:
+        sock.sendall(frame(request_header_v1(METADATA, version, 91) + b"\x00" + body))
+        answer = read_frame(sock)
+        no_operations = struct.pack(">i", -(2**31))
+        topic = struct.pack(">h", 42) + b"\x01" + topic_id + b"\x00" + b"\x01" + no_operations + b"\x00"
+        expected = struct.pack(">i", 91) + b"\x00"  # correlation id, header tagged fields
+        expected += struct.pack(">i", 0) + b"\x01" + b"\x00" + struct.pack(">i", -1)  # no brokers, cluster
+        expected += b"\x02" + topic
+        expected += (no_operations if version == 10 else b"") + b"\x00"
+        assert answer == expected
+        sock.sendall(frame(request_header_v1(API_VERSIONS, 0, 92)))
+        assert struct.unpack_from(">ih", read_frame(sock), 0) == (92, 0)
+    assert_still_serving(bad)

@@ -84,3 +84,18 @@ class CorruptRecordError(DecodeError):
 class EncodeError(ProtocolError):
     """A value that cannot be encoded in the requested version (e.g. a non-ignorable field
     that the version lacks, or null where the version does not allow it)."""
+
+
+class ApiError(ProtocolError):
+    """A request refused as a whole with a Kafka error code (Kafka's ``ApiException``).
+
+    A handler raises it for a request it will not serve (Metadata v10 naming a topic by null, for
+    one); the broker answers with the api's error response (:mod:`protocol.error_responses`),
+    in which every topic, partition or group the request names carries ``error_code``.
+    """
+
+    def __init__(self, error_code: int, message: str | None = None) -> None:
+        super().__init__(message or f"error code {error_code}")
+        self.error_code = error_code
+        #: Sent in the responses that carry an error message; None sends none.
+        self.message = message

@@ -52,7 +52,7 @@ SERVER: tuple[ConfigDef, ...] = (
     define("reserved.broker.max.id", T.INT, 1000, M, "Highest broker id an operator may assign by hand.",
            at_least(0)),
     define("broker.id", T.INT, -1, H,
-           "This broker's id; -1 asks ZooKeeper for one (a standalone Brook uses 0). Same as node.id."),
+           "This broker's id (= node.id); -1: a standalone Brook uses 0, refused with zookeeper.connect."),
     define("message.max.bytes", T.INT, DEFAULT_MAX_MESSAGE_BYTES, H,
            "Largest record batch the broker accepts; topic override: max.message.bytes.", at_least(0)),
     define("num.io.threads", T.INT, 8, H,

@@ -254,7 +254,8 @@ class BrokerConfig:
     @property
     def node_id(self) -> int:
         """This broker's id: broker.id / node.id; a standalone broker with neither set is 0.
-        -1 means "let ZooKeeper generate one" (cluster mode with broker.id.generation.enable)."""
+        Never -1: with zookeeper.connect, -1 (asking ZooKeeper for an id) is refused until Brook
+        has a cluster mode."""
         return self._derived.node_id
 
     broker_id = node_id

@@ -3,7 +3,8 @@
 Record data leaves as file slices that the connection ``sendfile``s from the segment files; it
 is never read into Python except to down-convert for v0-v3 clients (magic 0 for v0-v1, magic 1
 for v2-v3). Limits: ``partition_max_bytes`` per partition and ``max_bytes`` (v3+) for the whole
-response, except that the first batch found is always sent whole, so a consumer can always
+response, capped by the broker's ``fetch.max.bytes`` as in Kafka (which caps ``min_bytes`` by it
+too), except that the first batch found is always sent whole, so a consumer can always
 progress. Reads stop at the high watermark (read_uncommitted) or the last stable offset
 (read_committed, v4+; equal while there are no transactions).
 
@@ -65,6 +66,10 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
         session_error = _session_error(request)
         if session_error is not None:
             return FetchResponse(error_code=session_error, session_id=0, responses=[])
+    # fetch.max.bytes caps what one response holds, and so what a long poll may wait for.
+    cap = ctx.broker.config.fetch_max_bytes
+    request.max_bytes = min(request.max_bytes if version >= 3 else 2**31 - 1, cap)
+    request.min_bytes = min(request.min_bytes, request.max_bytes)
     targets = _resolve(ctx, request)
     may_wait = request.max_wait_ms > 0 and request.min_bytes > 0 and targets
     if may_wait and _nothing_to_read(targets, version >= 4 and request.isolation_level == READ_COMMITTED):
@@ -123,7 +128,7 @@ def _read_all(
     """Read every target once; returns the response, bytes of record data and whether any
     partition has an error."""
     version = ctx.version
-    budget = request.max_bytes if version >= 3 else 2**31 - 1
+    budget = request.max_bytes
     committed = version >= 4 and request.isolation_level == READ_COMMITTED
     legacy_magic = 0 if version <= 1 else (1 if version <= 3 else 2)
     total = 0

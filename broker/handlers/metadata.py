@@ -6,7 +6,8 @@ replicas (v5+). A null topic list (v1+; an empty list in v0) asks for every topi
 are auto-created when ``auto.create.topics.enable`` and the request (v4+; always in v0-v3) allow
 it, except internal ones; an illegal name gets INVALID_TOPIC_EXCEPTION. v10+ may name topics by
 id only: an unknown id gets UNKNOWN_TOPIC_ID. Authorized operations (v8+) are reported when asked,
-all allowed since Brook has no authorizer yet.
+all allowed since Brook has no authorizer yet. Below v12 a topic named by null or by a topic id
+makes the whole request INVALID_REQUEST, as Kafka (the error response names such a topic "").
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from broker.cluster.metadata import INTERNAL_TOPICS, ZERO_UUID, TopicInfo, topic
 from broker.cluster.topics import TopicError
 from broker.handlers.base import Handler, RequestContext
 from protocol.error_codes import ErrorCode
+from protocol.exceptions import ApiError
 from protocol.messages.metadata_request import MetadataRequest
 from protocol.messages.metadata_response import (
     MetadataResponse,
@@ -68,6 +70,9 @@ def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
         version < 4 or request.allow_auto_topic_creation
     )
 
+    if not all_topics and version < 12:
+        _check_named_by_name(request, version)
+
     topics: list[MetadataResponseTopic] = []
     if all_topics:
         topics = [topic_metadata(info, include_topic_ops) for info in metadata.topics.values()]
@@ -106,6 +111,17 @@ def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
         if include_cluster_ops
         else AUTHORIZED_OPERATIONS_OMITTED,
     )
+
+
+def _check_named_by_name(request: MetadataRequest, version: int) -> None:
+    """v10 and v11 carry topic ids and nullable names, but accept neither (KafkaApis)."""
+    for requested in request.topics or []:
+        if requested.name is None:
+            raise ApiError(ErrorCode.INVALID_REQUEST, f"Topic name can not be null for version {version}")
+        if requested.topic_id != ZERO_UUID:
+            raise ApiError(
+                ErrorCode.INVALID_REQUEST, f"Topic IDs are not supported in requests for version {version}"
+            )
 
 
 def _missing_topic(

@@ -24,6 +24,7 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from protocol import api as papi
+from protocol.error_responses import error_of, error_response
 from protocol.exceptions import DecodeError, FrameTooLargeError, UnknownApiError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
 from protocol.message import Message
@@ -47,14 +48,16 @@ RECEIVE_BUFFER = 16 * 1024
 class Slot:
     """A response position in the connection's order."""
 
-    __slots__ = ("api_key", "correlation_id", "done", "parts", "version")
+    __slots__ = ("api_key", "correlation_id", "done", "parts", "request", "version")
 
-    def __init__(self, api_key: int, version: int, correlation_id: int) -> None:
+    def __init__(self, api_key: int, version: int, correlation_id: int, request: Any = None) -> None:
         self.api_key = api_key
         self.version = version
         self.correlation_id = correlation_id
         self.done = False
         self.parts: list[Any] | None = None
+        #: The request body, kept until the slot is answered: a failure is answered from it.
+        self.request = request
 
 
 class Connection:
@@ -180,8 +183,8 @@ class Connection:
 
     # -- responses -----------------------------------------------------------------------------
 
-    def new_slot(self, api_key: int, version: int, correlation_id: int) -> Slot:
-        slot = Slot(api_key, version, correlation_id)
+    def new_slot(self, api_key: int, version: int, correlation_id: int, request: Any = None) -> Slot:
+        slot = Slot(api_key, version, correlation_id, request)
         self.slots.append(slot)
         return slot
 
@@ -193,15 +196,36 @@ class Connection:
         if body is not None:
             try:
                 slot.parts = papi.encode_response_parts(slot.api_key, slot.version, slot.correlation_id, body)
-            except Exception:
+            except Exception as exc:
                 log.exception(
                     "cannot encode the response to api %d v%d for %s", slot.api_key, slot.version, self.peer
                 )
                 _close_regions_of(body)
-                self.close(None)
+                self.fail(slot, exc)
                 return
+        slot.request = None
         slot.done = True
         self._pump()
+
+    def fail(self, slot: Slot, exc: BaseException) -> None:
+        """A handler raised or its response cannot be encoded: answer with the api's error
+        response built from the request (Kafka's ``getErrorResponse``). When there is none to
+        send (a produce with acks=0, as Kafka, or an error response that fails in turn), the
+        requests before it are answered and the connection closes."""
+        request, slot.request = slot.request, None
+        body = None
+        if request is not None:
+            code, message = error_of(exc)
+            try:
+                body = error_response(slot.api_key, slot.version, request, code, message)
+            except Exception:
+                log.exception("cannot build the error response to api %d v%d", slot.api_key, slot.version)
+        if body is None:
+            slot.done = True
+            self._close_after_pending(f"api {slot.api_key} v{slot.version} failed with no response to send")
+            self._pump()
+            return
+        self.complete(slot, body)
 
     def track(self, slot: Slot, pending: Awaitable[Message | None]) -> None:
         """Complete ``slot`` when an asynchronous handler finishes."""
@@ -215,12 +239,13 @@ class Connection:
             exc = t.exception()
             if exc is not None:
                 log.error(
-                    "handler of api %d failed for %s; closing the connection",
+                    "api %d v%d from %s failed; answering with its error response",
                     slot.api_key,
+                    slot.version,
                     self.peer,
                     exc_info=exc,
                 )
-                self.close(None)
+                self.fail(slot, exc)
                 return
             self.complete(slot, t.result())
 

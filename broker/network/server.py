@@ -3,6 +3,8 @@
 Accepting and reading run on the event loop through ``add_reader`` on non-blocking sockets.
 Each decoded request goes to the handler registered for its api; a handler returns the response
 (or None for acks=0 produce) or an awaitable of it when it must wait (long poll, replication).
+A handler that raises, or whose response cannot be encoded, is answered with the api's error
+response (:mod:`protocol.error_responses`), as Kafka answers any well-formed request.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broker.network.connection import Connection
+from broker.network.quotas import ConnectionQuotas, normalise_ip
 from protocol import api as papi
 from protocol.message import Message
 
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
     from broker.handlers.base import Handler
 
 log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class ListenAddress:
@@ -41,6 +45,7 @@ class Server:
         *,
         max_frame_size: int,
         idle_timeout_ms: int,
+        quotas: ConnectionQuotas | None = None,
     ) -> None:
         self.loop = loop
         self.handlers = handlers
@@ -50,7 +55,12 @@ class Server:
         self.idle_timeout_s = idle_timeout_ms / 1000.0
         self.listeners: list[tuple[ListenAddress, socket.socket]] = []
         self.connections: set[Connection] = set()
+        #: max.connections and max.connections.per.ip (unlimited when not given).
+        self.quotas = quotas or ConnectionQuotas(2**31 - 1, 2**31 - 1, {})
+        self._addresses: dict[Connection, str] = {}
         self._accepting = False
+        #: Accepting stopped because max.connections connections are open.
+        self._accept_paused = False
         self._reaper: asyncio.TimerHandle | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -70,17 +80,24 @@ class Server:
             self.listeners.append((address, sock))
             bound.append((address, sock.getsockname()[1]))
         self._accepting = True
-        for address, sock in self.listeners:
-            self.loop.add_reader(sock.fileno(), self._accept, sock, address.name)
+        self._watch_listeners()
         self._schedule_reaper()
         return bound
+
+    def _watch_listeners(self) -> None:
+        for address, sock in self.listeners:
+            self.loop.add_reader(sock.fileno(), self._accept, sock, address.name)
+
+    def _unwatch_listeners(self) -> None:
+        for _, sock in self.listeners:
+            self.loop.remove_reader(sock.fileno())
 
     def stop_accepting(self) -> None:
         if not self._accepting:
             return
         self._accepting = False
+        self._unwatch_listeners()
         for _, sock in self.listeners:
-            self.loop.remove_reader(sock.fileno())
             sock.close()
         if self._reaper is not None:
             self._reaper.cancel()
@@ -95,11 +112,23 @@ class Server:
 
     def forget(self, conn: Connection) -> None:
         self.connections.discard(conn)
+        address = self._addresses.pop(conn, None)
+        if address is not None:
+            self.quotas.release(address)
+        if self._accept_paused and self._accepting and self.quotas.slot_available:
+            self._accept_paused = False
+            self._watch_listeners()
 
     # -- accepting -----------------------------------------------------------------------------
 
     def _accept(self, listening: socket.socket, listener: str) -> None:
         for _ in range(64):
+            if not self.quotas.slot_available:
+                # max.connections: leave new connections in the backlog until one closes.
+                log.info("max.connections=%d reached: not accepting", self.quotas.max_connections)
+                self._accept_paused = True
+                self._unwatch_listeners()
+                return
             try:
                 sock, addr = listening.accept()
             except (BlockingIOError, InterruptedError):
@@ -107,11 +136,23 @@ class Server:
             except OSError as exc:
                 log.warning("accept failed: %s", exc)
                 return
+            ip = normalise_ip(str(addr[0])) if isinstance(addr, tuple) else str(addr)
+            if not self.quotas.admit(ip):
+                log.info(
+                    "Rejected connection from %s, address already has the configured maximum of %d "
+                    "connections.",
+                    ip,
+                    self.quotas.limit_for(ip),
+                )
+                sock.close()
+                continue
             sock.setblocking(False)
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
-            self.connections.add(Connection(self, sock, peer, listener))
+            conn = Connection(self, sock, peer, listener)
+            self._addresses[conn] = ip
+            self.connections.add(conn)
 
     def _schedule_reaper(self) -> None:
         # connections.max.idle.ms: close connections that sent nothing for that long.
@@ -142,17 +183,20 @@ class Server:
             conn.close(None)
             return
         ctx = self.make_context(conn, request)
-        slot = conn.new_slot(api_key, version, request.header.correlation_id)
+        slot = conn.new_slot(api_key, version, request.header.correlation_id, request.body)
         try:
             result = handler.handle(ctx, request.body)
-        except Exception:
+        except Exception as exc:
+            # As Kafka: a well-formed request always gets an answer, the api's error response.
             log.exception(
-                "%s v%d from %s failed; closing the connection", request.api.name, version, conn.peer
+                "%s v%d from %s failed; answering with its error response",
+                request.api.name,
+                version,
+                conn.peer,
             )
-            conn.close(None)
+            conn.fail(slot, exc)
             return
         if result is None or isinstance(result, Message):
             conn.complete(slot, result)
         else:
             conn.track(slot, result)
-

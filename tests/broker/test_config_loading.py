@@ -147,10 +147,15 @@ def test_node_id_and_broker_id() -> None:
         BrokerConfig({"broker.id": "1", "node.id": "2"})
 
 
-def test_unset_id_is_zero_standalone_and_generated_with_zookeeper() -> None:
+def test_unset_id_is_zero_standalone_and_refused_with_zookeeper() -> None:
     assert BrokerConfig({}).node_id == 0
     assert BrokerConfig({"broker.id": "-1"}).node_id == 0
-    assert BrokerConfig({"zookeeper.connect": "zk:2181"}).node_id == -1
+    # Never node -1: generating an id needs cluster mode, which Brook does not have yet.
+    with pytest.raises(ConfigError, match=r"broker.id=-1 .* asks ZooKeeper to generate a broker id"):
+        BrokerConfig({"zookeeper.connect": "zk:2181"})
+    with pytest.raises(ConfigError, match=r"broker.id=-1"):
+        BrokerConfig({"zookeeper.connect": "zk:2181", "broker.id": "-1", "node.id": "-1"})
+    assert BrokerConfig({"zookeeper.connect": "zk:2181", "broker.id": "2"}).node_id == 2
     with pytest.raises(ConfigError, match=r"broker.id must be greater than or equal to 0"):
         BrokerConfig({"zookeeper.connect": "zk:2181", "broker.id.generation.enable": "false"})
     with pytest.raises(ConfigError, match=r"reserved.broker.max.id"):
@@ -158,7 +163,9 @@ def test_unset_id_is_zero_standalone_and_generated_with_zookeeper() -> None:
 
 
 def test_zookeeper_connection_timeout_defaults_to_session_timeout() -> None:
-    config = BrokerConfig({"zookeeper.connect": "zk:2181/chroot", "zookeeper.session.timeout.ms": "6000"})
+    config = BrokerConfig(
+        {"zookeeper.connect": "zk:2181/chroot", "broker.id": "1", "zookeeper.session.timeout.ms": "6000"}
+    )
     assert not config.standalone
     assert config.zookeeper_connect == "zk:2181/chroot"
     assert config.zookeeper_connection_timeout_ms == 6000
@@ -399,3 +406,17 @@ def test_repr_hides_passwords() -> None:
     config = BrokerConfig({"ssl.keystore.password": "s3cret"})
     assert "s3cret" not in repr(config)
     assert "s3cret" not in str(config.get("ssl.keystore.password"))
+
+
+def test_zookeeper_connect_with_broker_id_minus_1_refuses_to_start(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import broker.__main__ as entry
+
+    started: list[BrokerConfig] = []
+    monkeypatch.setattr(entry, "run", lambda config: started.append(config) or 0)
+    assert entry.main(["--no-env", "--override", "zookeeper.connect=zk:2181"]) == 2
+    assert started == []
+    message = capsys.readouterr().err
+    assert "brook: invalid configuration" in message
+    assert "broker.id=-1" in message and "set broker.id" in message

@@ -386,3 +386,18 @@ def test_fetch_answers_partitions_of_a_topic_under_one_topic_entry(call: Caller)
         )
         responses = call(request, version).responses
         assert [[p.partition_index for p in t.partitions] for t in responses] == [[0, 1, 2], [0]], version
+
+
+def test_broker_fetch_max_bytes_caps_a_fetch_response(tmp_path: Path) -> None:
+    broker = make_broker(tmp_path / "d", **{"fetch.max.bytes": "1024"})
+    try:
+        call = Caller(broker)
+        create(call, "capped")
+        first, second = batch([b"x" * 700]), batch([b"y" * 700])
+        produce(call, "capped", 0, first)
+        produce(call, "capped", 0, second)
+        # The client allows 1 MiB; the broker's 1 KiB cap leaves room for the first batch only.
+        assert fetch_records(call, "capped", 0, 0) == [b"x" * 700]
+        assert fetch_records(call, "capped", 0, 1) == [b"y" * 700]
+    finally:
+        broker.log_manager.close()

@@ -173,3 +173,29 @@ def test_acks_0_produce_gets_no_response_and_a_failed_one_closes_the_connection(
     sock.sendall(produce("__consumer_offsets", 4))
     assert closed_by_peer(sock)
     sock.close()
+
+
+@pytest.mark.parametrize("version", [10, 11])
+def test_metadata_naming_a_topic_by_null_below_v12_is_answered_invalid_request(
+    running: Running, version: int
+) -> None:
+    import uuid
+
+    from protocol.messages.metadata_request import MetadataRequestTopic
+    from protocol.messages.metadata_response import MetadataResponse, MetadataResponseTopic
+
+    topic_id = uuid.UUID(int=7)
+    sock = running.connect()
+    sock.sendall(
+        papi.encode_request(MetadataRequest(topics=[MetadataRequestTopic(topic_id, None)]), version, 5)
+    )
+    correlation, body = papi.decode_response(read_frame(sock), 3, version)
+    assert correlation == 5
+    # Kafka's MetadataRequest.getErrorResponse: the null name comes back as "", nothing else set.
+    assert body == MetadataResponse(
+        topics=[MetadataResponseTopic(error_code=ErrorCode.INVALID_REQUEST, name="", topic_id=topic_id)]
+    )
+    # The connection stays usable.
+    sock.sendall(papi.encode_request(ApiVersionsRequest(), 0, 6))
+    assert papi.decode_response(read_frame(sock), 18, 0)[0] == 6
+    sock.close()

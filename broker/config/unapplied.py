@@ -1,0 +1,125 @@
+"""Kafka settings that Brook accepts but does not act on, and the one start-up warning naming them.
+
+Brook accepts every Kafka 3.9 broker key, so that a ``server.properties`` written for Kafka loads
+and DescribeConfigs lists what Kafka lists. Many keys have no effect in Brook's design (one event
+loop instead of network and I/O thread pools, no replication or ZooKeeper yet, no SSL/SASL,
+quotas, metrics or tiered storage). :data:`APPLIED` lists the keys Brook does act on; any other
+broker key set to a value other than its default is named in a warning at start-up, so an operator
+is never misled into thinking a setting works.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from .registry import BROKER_CONFIGS
+
+if TYPE_CHECKING:
+    from .model import BrokerConfig
+
+log = logging.getLogger("broker.config")
+
+#: The broker keys Brook acts on (a key refused when set, such as process.roles, counts: it is
+#: never silently ignored). Everything else in BROKER_CONFIGS is accepted and has no effect.
+APPLIED: frozenset[str] = frozenset(
+    {
+        # identity, mode and listeners
+        "broker.id",
+        "node.id",
+        "broker.id.generation.enable",
+        "reserved.broker.max.id",
+        "broker.rack",
+        "listeners",
+        "advertised.listeners",
+        "listener.security.protocol.map",
+        "process.roles",
+        "controller.listener.names",
+        "zookeeper.metadata.migration.enable",
+        "remote.log.storage.system.enable",
+        "group.coordinator.rebalance.protocols",
+        # network
+        "socket.request.max.bytes",
+        "fetch.max.bytes",
+        "connections.max.idle.ms",
+        "max.connections",
+        "max.connections.per.ip",
+        "max.connections.per.ip.overrides",
+        # topics
+        "num.partitions",
+        "default.replication.factor",
+        "auto.create.topics.enable",
+        "delete.topic.enable",
+        "compression.type",
+        "min.insync.replicas",
+        "message.max.bytes",
+        # logs (topic defaults through their topic-level synonyms) and their background work
+        "log.dir",
+        "log.dirs",
+        "log.segment.bytes",
+        "log.roll.ms",
+        "log.roll.hours",
+        "log.roll.jitter.ms",
+        "log.roll.jitter.hours",
+        "log.retention.ms",
+        "log.retention.minutes",
+        "log.retention.hours",
+        "log.retention.bytes",
+        "log.retention.check.interval.ms",
+        "log.cleanup.policy",
+        "log.index.size.max.bytes",
+        "log.index.interval.bytes",
+        "log.flush.interval.messages",
+        "log.flush.interval.ms",
+        "log.flush.scheduler.interval.ms",
+        "log.flush.offset.checkpoint.interval.ms",
+        "log.segment.delete.delay.ms",
+        "log.message.timestamp.type",
+        "log.message.timestamp.difference.max.ms",
+        "log.message.timestamp.before.max.ms",
+        "log.message.timestamp.after.max.ms",
+        "log.cleaner.enable",
+        "log.cleaner.backoff.ms",
+        "log.cleaner.min.cleanable.ratio",
+        "log.cleaner.delete.retention.ms",
+        "log.cleaner.min.compaction.lag.ms",
+        "log.cleaner.max.compaction.lag.ms",
+        # group coordinator
+        "group.min.session.timeout.ms",
+        "group.max.session.timeout.ms",
+        "group.initial.rebalance.delay.ms",
+        "group.max.size",
+        "offset.metadata.max.bytes",
+        "offsets.load.buffer.size",
+        "offsets.topic.replication.factor",
+        "offsets.topic.num.partitions",
+        "offsets.topic.segment.bytes",
+        "offsets.topic.compression.codec",
+        "offsets.retention.minutes",
+        "offsets.retention.check.interval.ms",
+        "offsets.commit.timeout.ms",
+    }
+)
+
+
+def unapplied_settings(config: BrokerConfig) -> list[str]:
+    """Broker keys set to a non-default value that Brook does not act on, in Kafka's order."""
+    found = []
+    for name, definition in BROKER_CONFIGS.items():
+        if name in APPLIED or not config.is_set(name):
+            continue
+        if config.get(name) != definition.default:
+            found.append(name)
+    return found
+
+
+def warn_unapplied(config: BrokerConfig) -> list[str]:
+    """Log one warning naming every setting that has no effect in Brook; returns them."""
+    names = unapplied_settings(config)
+    if names:
+        log.warning(
+            "These settings are accepted but have no effect in Brook (not implemented, or not "
+            "applicable to a single node without ZooKeeper): %s",
+            ", ".join(names),
+        )
+    return names
