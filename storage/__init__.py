@@ -103,9 +103,11 @@ Errors
 All in :mod:`storage.errors`: ``CorruptBatchError`` (CRC, framing), ``InvalidMagicError``,
 ``RecordTooLargeError``, ``InvalidRecordBatchError``, ``InvalidTimestampError``,
 ``InvalidOffsetError`` (follower offsets going back), ``OffsetOutOfRangeError``,
-``LogDeletedError``, ``StorageCorruptionError`` (invalid data below the recovery point),
-``InconsistentTopicIdError``, ``CheckpointFormatError``; all subclass ``StorageError``.
-``OSError`` from the disk is not wrapped.
+``LogDeletedError``, ``LogDirOfflineError``, ``StorageCorruptionError`` (invalid data below the
+recovery point), ``InconsistentTopicIdError``, ``CheckpointFormatError``; all subclass ``StorageError``.
+``OSError`` from the disk is not wrapped: the caller reports it with
+``LogManager.mark_dir_offline`` (the background work of the manager does so itself), after which
+that directory's logs are out of service (see :mod:`storage.manager`).
 
 Blocking
 ========
@@ -130,6 +132,7 @@ from storage.errors import (
     InvalidRecordBatchError,
     InvalidTimestampError,
     LogDeletedError,
+    LogDirOfflineError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
     StorageCorruptionError,
@@ -162,6 +165,7 @@ __all__ = [
     "Log",
     "LogConfig",
     "LogDeletedError",
+    "LogDirOfflineError",
     "LogManager",
     "ManualClock",
     "OffsetAndTimestamp",
