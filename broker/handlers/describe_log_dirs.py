@@ -2,6 +2,8 @@
 
 Each log directory with the partitions it holds (size in bytes, offset lag 0 on a leader) and,
 v4+, the disk's total and usable bytes. A null topic list (an empty one in v0) asks for all.
+A log dir taken offline after a disk error is answered KAFKA_STORAGE_ERROR with no topics and
+-1 for the sizes, as Kafka's ReplicaManager.describeLogDirs.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import os
 from collections import defaultdict
 
 from broker.handlers.base import Handler, RequestContext
+from protocol.error_codes import ErrorCode
 from protocol.messages.describe_log_dirs_request import DescribeLogDirsRequest
 from protocol.messages.describe_log_dirs_response import (
     DescribeLogDirsPartition,
@@ -27,9 +30,13 @@ def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogD
     if request.topics is not None and (request.topics or ctx.version > 0):
         wanted = {t.topic: set(t.partitions) for t in request.topics}
     per_dir: dict[str, dict[str, list[DescribeLogDirsPartition]]] = defaultdict(lambda: defaultdict(list))
-    for partition in broker.replica_manager:
+    replicas = broker.replica_manager
+    offline_dirs = {str(d.resolve()) for d in broker.log_manager.offline_dirs}
+    for partition in replicas:
         tp = partition.tp
         if wanted is not None and tp.partition not in wanted.get(tp.topic, ()):
+            continue
+        if replicas.is_offline(tp):
             continue
         log_dir = str(partition.log.directory.parent.resolve())
         per_dir[log_dir][tp.topic].append(
@@ -43,6 +50,17 @@ def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogD
     results: list[DescribeLogDirsResult] = []
     for d in broker.config.log_dirs:
         path = str(d.resolve())
+        if path in offline_dirs:
+            results.append(
+                DescribeLogDirsResult(
+                    error_code=ErrorCode.KAFKA_STORAGE_ERROR,
+                    log_dir=path,
+                    topics=[],
+                    total_bytes=-1,
+                    usable_bytes=-1,
+                )
+            )
+            continue
         stats = os.statvfs(path)
         topics = [
             DescribeLogDirsTopic(name=name, partitions=sorted(parts, key=lambda p: p.partition_index))

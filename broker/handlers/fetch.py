@@ -178,10 +178,9 @@ def _read_all(
                 data.records = b""
                 current.partitions.append(data)
                 continue
-            except StorageError as exc:
-                log.error("read of %s failed: %s", partition.tp, exc)
+            except (StorageError, OSError) as exc:
                 errors = True
-                data.error_code = ErrorCode.KAFKA_STORAGE_ERROR
+                data.error_code = ctx.broker.replica_manager.storage_failure(partition, exc, "reading from")
                 current.partitions.append(data)
                 continue
             if result.slice is not None:

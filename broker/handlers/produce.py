@@ -18,7 +18,9 @@ with one call; no record is decoded on this path. Exceptions, as Kafka:
 acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS). acks=-1 needs at least ``min.insync.replicas``
 in the ISR (NOT_ENOUGH_REPLICAS) and completes when the high watermark passes the batch; with
 one broker that is immediate. acks=0 gets no response (the network layer drops it).
-Transactional produce is not supported yet (TRANSACTIONAL_ID_AUTHORIZATION_FAILED... see README).
+A disk error while appending answers KAFKA_STORAGE_ERROR for that partition and takes its log dir
+offline (see :mod:`broker.replica.manager`); the other partitions of the request are answered as
+usual. Transactional produce is not supported yet (TRANSACTIONAL_ID_AUTHORIZATION_FAILED... see README).
 """
 
 from __future__ import annotations
@@ -46,7 +48,10 @@ from storage import (
     InvalidRecordBatchError,
     InvalidTimestampError,
     LogConfig,
+    LogDeletedError,
+    LogDirOfflineError,
     RecordTooLargeError,
+    StorageCorruptionError,
     StorageError,
 )
 
@@ -112,6 +117,10 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | No
                 continue
             except StorageError as exc:
                 results.append(_error(index, _storage_error_code(exc), version, str(exc)))
+                continue
+            except OSError as exc:
+                code = replicas.storage_failure(partition, exc, "appending records to")
+                results.append(_error(index, code, version, f"Error while appending records: {exc}"))
                 continue
             if outcome.error:
                 results.append(_error(index, outcome.error, version, outcome.message))
@@ -247,6 +256,8 @@ def _storage_error_code(exc: StorageError) -> ErrorCode:
         return ErrorCode.INVALID_TIMESTAMP
     if isinstance(exc, (InvalidRecordBatchError, InvalidMagicError)):
         return ErrorCode.INVALID_RECORD
+    if isinstance(exc, (LogDirOfflineError, LogDeletedError, StorageCorruptionError)):
+        return ErrorCode.KAFKA_STORAGE_ERROR
     log.error("append failed: %s", exc)
     return ErrorCode.UNKNOWN_SERVER_ERROR
 

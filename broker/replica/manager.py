@@ -2,6 +2,16 @@
 
 The replica manager turns metadata (which topics exist, who leads each partition) into local
 :class:`Partition` objects over storage logs. Handlers go through it for every read and write.
+
+Disk errors, as Kafka's ReplicaManager.handleLogDirFailure: an ``OSError`` from a partition's
+log (append, read, index, checkpoint, retention, cleaning, in a handler or in the background)
+takes the whole log dir offline (:meth:`LogManager.mark_dir_offline`, one ERROR line naming the
+dir and the cause). That partition answers KAFKA_STORAGE_ERROR, and so does every partition of
+the dir from then on (``leader_for``); Metadata reports them as Kafka's metadata cache does once
+the controller took the only replica offline: no leader, LEADER_NOT_AVAILABLE, this broker in
+``offline_replicas``. Partitions in other log dirs go on. Deliberate deviation: Kafka halts the
+broker when every log dir is offline; Brook keeps running so that metadata and admin requests
+(DescribeLogDirs names the failed dirs) still answer. The dir comes back after a restart.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from broker.cluster.metadata import ClusterMetadata, TopicInfo
 from broker.replica.partition import Partition
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
-from storage import LogConfig, LogManager
+from storage import LogConfig, LogManager, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +56,8 @@ class ReplicaManager:
         if partition is None:
             known = self.metadata.partition(TopicPartition(topic, index)) is not None
             return None, ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if self.log_manager.offline_dirs and self.log_manager.is_offline(topic, index):
+            return None, ErrorCode.KAFKA_STORAGE_ERROR
         if not partition.is_leader:
             return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
         if current_leader_epoch >= 0 and current_leader_epoch != partition.leader_epoch:
@@ -53,6 +65,21 @@ class ReplicaManager:
                 return None, ErrorCode.FENCED_LEADER_EPOCH
             return None, ErrorCode.UNKNOWN_LEADER_EPOCH
         return partition, ErrorCode.NONE
+
+    def is_offline(self, tp: TopicPartition) -> bool:
+        """Whether ``tp`` is hosted here in a log dir taken offline after a disk error."""
+        return bool(self.log_manager.offline_dirs) and self.log_manager.is_offline(tp.topic, tp.partition)
+
+    def storage_failure(self, partition: Partition, exc: OSError | StorageError, action: str) -> ErrorCode:
+        """The error code for a storage failure of ``partition`` during ``action`` ("appending
+        records to"). An ``OSError`` is a disk error: the partition's log dir goes offline. A
+        ``StorageError`` here means the log was closed or its dir already went offline."""
+        tp = partition.tp
+        if isinstance(exc, OSError):
+            self.log_manager.mark_offline_for(partition.log, f"{action} {tp.topic}-{tp.partition}", exc)
+        else:
+            log.warning("%s %s-%d failed: %s", action, tp.topic, tp.partition, exc)
+        return ErrorCode.KAFKA_STORAGE_ERROR
 
     def __iter__(self) -> Iterator[Partition]:
         return iter(self.partitions.values())
