@@ -1,0 +1,173 @@
+"""Disk errors: a failing log dir answers KAFKA_STORAGE_ERROR and goes offline, the rest goes on.
+
+The broker runs with two log dirs over :class:`FaultyDiskFileSystem`; requests go over a real
+loopback socket, so a connection closed by an escaping exception is seen as the client sees it.
+"""
+
+from __future__ import annotations
+
+import errno
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.app import Broker
+from broker.config import load_config
+from broker.types import TopicPartition
+from protocol import api as papi
+from protocol.error_codes import ErrorCode
+from protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
+from protocol.messages.describe_log_dirs_request import DescribeLogDirsRequest
+from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+from protocol.messages.list_offsets_request import ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic
+from protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+from protocol.records import Record, build_batch
+from tests.broker.test_network import Running, read_frame
+from tests.storage.faults import FaultyDiskFileSystem
+
+TOPIC = "disk"
+
+
+@dataclass
+class Disks:
+    running: Running
+    fs: FaultyDiskFileSystem
+    sock: socket.socket
+    correlation: int = 0
+
+    @property
+    def broker(self) -> Broker:
+        return self.running.broker
+
+    def call(self, request: Any, version: int) -> Any:
+        self.correlation += 1
+        self.sock.sendall(papi.encode_request(request, version, self.correlation))
+        correlation, body = papi.decode_response(read_frame(self.sock), request.API_KEY, version)
+        assert correlation == self.correlation
+        return body
+
+    def produce(self, *partitions: int) -> dict[int, int]:
+        batch = build_batch([Record(0, 0, b"k", b"v" * 100)], base_timestamp=1)
+        data = [PartitionProduceData(p, batch) for p in partitions]
+        request = ProduceRequest(acks=1, timeout_ms=1000, topic_data=[TopicProduceData(TOPIC, data)])
+        response = self.call(request, 9)
+        return {p.index: p.error_code for p in response.responses[0].partition_responses}
+
+    def log_dir(self, partition: int) -> Path:
+        found = self.broker.log_manager.get_log(TOPIC, partition)
+        assert found is not None
+        return found.directory.parent
+
+
+@pytest.fixture
+def disks(tmp_path: Path) -> Iterator[Disks]:
+    fs = FaultyDiskFileSystem()
+    dirs = f"{tmp_path / 'a'},{tmp_path / 'b'}"
+    settings = {"log.dirs": dirs, "listeners": "PLAINTEXT://127.0.0.1:0"}
+    broker = Broker(load_config(None, [f"{k}={v}" for k, v in settings.items()]), fs=fs)
+    running = Running(broker)
+    sock = running.connect()
+    d = Disks(running, fs, sock)
+    try:
+        created = d.call(CreateTopicsRequest(topics=[CreatableTopic(TOPIC, 2, 1)], timeout_ms=5000), 5)
+        assert created.topics[0].error_code == 0
+        assert d.log_dir(0) != d.log_dir(1), "the two partitions must lie in different log dirs"
+        yield d
+    finally:
+        sock.close()
+        running.stop()
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EIO])
+def test_a_write_error_fails_only_its_partition_and_takes_the_dir_offline(disks: Disks, code: int) -> None:
+    assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.NONE}
+    failed = disks.log_dir(1)
+    disks.fs.fail_writes(failed, code)
+
+    # Both partitions in one request: the healthy one is appended, the other reports the disk.
+    assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.KAFKA_STORAGE_ERROR}
+    assert disks.fs.failures == 1
+    assert disks.broker.log_manager.offline_dirs.keys() == {failed}
+
+    # The same connection goes on; the dir's partition stays out of service, the other serves.
+    assert disks.produce(1) == {1: ErrorCode.KAFKA_STORAGE_ERROR}
+    assert disks.produce(0) == {0: ErrorCode.NONE}
+    assert disks.fs.failures == 1, "an offline dir is not written again"
+
+    fetch = FetchRequest(
+        max_wait_ms=0,
+        min_bytes=1,
+        max_bytes=1 << 20,
+        topics=[
+            FetchTopic(
+                topic=TOPIC,
+                partitions=[FetchPartition(partition=p, partition_max_bytes=1 << 20) for p in (0, 1)],
+            )
+        ],
+    )
+    fetched = {p.partition_index: p for p in disks.call(fetch, 12).responses[0].partitions}
+    assert fetched[1].error_code == ErrorCode.KAFKA_STORAGE_ERROR
+    assert fetched[0].error_code == ErrorCode.NONE and fetched[0].high_watermark == 3
+
+    list_offsets = ListOffsetsRequest(
+        replica_id=-1,
+        topics=[
+            ListOffsetsTopic(TOPIC, [ListOffsetsPartition(partition_index=p, timestamp=-1) for p in (0, 1)])
+        ],
+    )
+    offsets = {p.partition_index: p for p in disks.call(list_offsets, 7).topics[0].partitions}
+    assert offsets[1].error_code == ErrorCode.KAFKA_STORAGE_ERROR
+    assert (offsets[0].error_code, offsets[0].offset) == (ErrorCode.NONE, 3)
+
+    described = {r.log_dir: r for r in disks.call(DescribeLogDirsRequest(topics=None), 4).results}
+    bad, good = described[str(failed.resolve())], described[str(disks.log_dir(0).resolve())]
+    assert (bad.error_code, bad.topics) == (ErrorCode.KAFKA_STORAGE_ERROR, [])
+    assert good.error_code == ErrorCode.NONE
+    assert [p.partition_index for t in good.topics if t.name == TOPIC for p in t.partitions] == [0]
+
+    metadata = disks.call(MetadataRequest(topics=[MetadataRequestTopic(name=TOPIC)]), 12)
+    parts = {p.partition_index: p for p in metadata.topics[0].partitions}
+    node = disks.broker.node_id
+    assert (parts[1].error_code, parts[1].leader_id, parts[1].offline_replicas) == (
+        ErrorCode.LEADER_NOT_AVAILABLE,
+        -1,
+        [node],
+    )
+    assert (parts[0].error_code, parts[0].leader_id, parts[0].offline_replicas) == (ErrorCode.NONE, node, [])
+
+
+def test_a_raising_fetch_waiter_is_removed_and_does_not_fail_the_append(disks: Disks) -> None:
+    partition = disks.broker.replica_manager.get(TopicPartition(TOPIC, 0))
+    assert partition is not None
+    calls: list[int] = []
+
+    def broken_waiter() -> None:
+        calls.append(1)
+        raise RuntimeError("waiter bug")
+
+    partition.add_listener(broken_waiter)
+    assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.NONE}
+    assert disks.produce(0) == {0: ErrorCode.NONE}
+    assert calls == [1], "the raising waiter is called once, then removed"
+    assert partition.log_end_offset == 2
+
+
+def test_an_fsync_failure_in_the_background_flush_takes_the_dir_offline(disks: Disks) -> None:
+    assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.NONE}
+    failed = disks.log_dir(0)
+    disks.fs.fail_fsyncs(failed, errno.EIO)
+    for log_ in disks.broker.log_manager.all_logs():
+        log_.roll()  # a rolled segment is due for a flush
+    # The flush task itself, as the broker's timer runs it; it must not raise.
+    disks.broker.log_manager.flush_due()
+    assert disks.fs.failures >= 1
+    assert disks.broker.log_manager.offline_dirs.keys() == {failed}
+    assert disks.produce(0, 1) == {0: ErrorCode.KAFKA_STORAGE_ERROR, 1: ErrorCode.NONE}
+    # The checkpoint task skips the failed dir and writes the healthy one.
+    disks.broker.log_manager.checkpoint()
+    assert (disks.log_dir(1) / "recovery-point-offset-checkpoint").exists()
