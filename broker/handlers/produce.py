@@ -120,7 +120,7 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | No
                 continue
             except OSError as exc:
                 code = replicas.storage_failure(partition, exc, "appending records to")
-                results.append(_error(index, code, version, f"Error while appending records: {exc}"))
+                results.append(_error(index, code, version))  # no message, as Kafka for a disk error
                 continue
             if outcome.error:
                 results.append(_error(index, outcome.error, version, outcome.message))
