@@ -171,3 +171,32 @@ def test_an_fsync_failure_in_the_background_flush_takes_the_dir_offline(disks: D
     # The checkpoint task skips the failed dir and writes the healthy one.
     disks.broker.log_manager.checkpoint()
     assert (disks.log_dir(1) / "recovery-point-offset-checkpoint").exists()
+
+
+def test_a_write_error_on_the_offsets_topic_answers_the_commit_and_the_coordinator_moves(
+    disks: Disks,
+) -> None:
+    from protocol.messages.find_coordinator_request import FindCoordinatorRequest
+    from protocol.messages.offset_commit_request import (
+        OffsetCommitRequest,
+        OffsetCommitRequestPartition,
+        OffsetCommitRequestTopic,
+    )
+
+    group = "disk-group"
+    assert disks.call(FindCoordinatorRequest(key=group), 3).error_code == ErrorCode.NONE
+    store = disks.broker.group_coordinator.store
+    offsets_log = disks.broker.log_manager.get_log("__consumer_offsets", store.partition_for(group))
+    assert offsets_log is not None
+    disks.fs.fail_writes(offsets_log.directory.parent, errno.ENOSPC)
+
+    commit = OffsetCommitRequest(
+        group_id=group,
+        generation_id_or_member_epoch=-1,
+        member_id="",
+        topics=[OffsetCommitRequestTopic(TOPIC, [OffsetCommitRequestPartition(0, 1)])],
+    )
+    answered = disks.call(commit, 8).topics[0].partitions[0]
+    # Kafka's commit error for a KAFKA_STORAGE_ERROR append: the client looks for the coordinator.
+    assert answered.error_code == ErrorCode.NOT_COORDINATOR
+    assert disks.call(FindCoordinatorRequest(key=group), 3).error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE
