@@ -23,7 +23,7 @@ from broker.cluster.metadata import ClusterMetadata, TopicInfo
 from broker.replica.partition import Partition
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
-from storage import LogConfig, LogManager, StorageError
+from storage import LogConfig, LogDirOfflineError, LogManager, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,9 @@ class ReplicaManager:
         self.metadata = metadata
         self.log_config_for = log_config_for
         self.partitions: dict[TopicPartition, Partition] = {}
+        #: Replicas this broker should host but whose log could not be opened or created because
+        #: of a disk error (Kafka: HostedPartition.Offline); they answer KAFKA_STORAGE_ERROR.
+        self.offline_partitions: set[TopicPartition] = set()
 
     def get(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)
@@ -54,6 +57,8 @@ class ReplicaManager:
         is older / newer than ours)."""
         partition = self.partitions.get((topic, index))  # type: ignore[call-overload]
         if partition is None:
+            if self.offline_partitions and TopicPartition(topic, index) in self.offline_partitions:
+                return None, ErrorCode.KAFKA_STORAGE_ERROR
             known = self.metadata.partition(TopicPartition(topic, index)) is not None
             return None, ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         if self.log_manager.offline_dirs and self.log_manager.is_offline(topic, index):
@@ -68,6 +73,8 @@ class ReplicaManager:
 
     def is_offline(self, tp: TopicPartition) -> bool:
         """Whether ``tp`` is hosted here in a log dir taken offline after a disk error."""
+        if tp in self.offline_partitions:
+            return True
         return bool(self.log_manager.offline_dirs) and self.log_manager.is_offline(tp.topic, tp.partition)
 
     def storage_failure(self, partition: Partition, exc: OSError | StorageError, action: str) -> ErrorCode:
@@ -99,7 +106,17 @@ class ReplicaManager:
             if self.local_id not in state.replicas:
                 continue
             tp = TopicPartition(info.name, index)
-            log_ = self.log_manager.get_or_create_log(info.name, index, info.topic_id, config)
+            try:
+                log_ = self.log_manager.get_or_create_log(info.name, index, info.topic_id, config)
+            except (LogDirOfflineError, OSError) as exc:
+                # As Kafka's makeLeaders on a KafkaStorageException: this replica is offline.
+                log_dir = self.log_manager.log_dir_of(info.name, index)
+                if isinstance(exc, OSError) and log_dir is not None:
+                    self.log_manager.mark_dir_offline(log_dir, f"opening the log of {info.name}-{index}", exc)
+                else:
+                    log.error("the replica of %s-%d is offline: %s", info.name, index, exc)
+                self.offline_partitions.add(tp)
+                continue
             partition = Partition(tp, info.topic_id, log_, state, self.local_id)
             partition.rebuild_producer_state()
             if partition.is_leader:
@@ -115,6 +132,7 @@ class ReplicaManager:
     def remove_topic(self, name: str, partition_count: int) -> None:
         for index in range(partition_count):
             tp = TopicPartition(name, index)
+            self.offline_partitions.discard(tp)
             partition = self.partitions.pop(tp, None)
             if partition is not None:
                 self.log_manager.delete_log(name, index)

@@ -200,3 +200,31 @@ def test_a_write_error_on_the_offsets_topic_answers_the_commit_and_the_coordinat
     # Kafka's commit error for a KAFKA_STORAGE_ERROR append: the client looks for the coordinator.
     assert answered.error_code == ErrorCode.NOT_COORDINATOR
     assert disks.call(FindCoordinatorRequest(key=group), 3).error_code == ErrorCode.COORDINATOR_NOT_AVAILABLE
+
+
+def test_with_every_log_dir_offline_the_broker_still_answers(disks: Disks) -> None:
+    for p in (0, 1):
+        disks.fs.fail_writes(disks.log_dir(p), errno.EIO)
+    assert disks.produce(0, 1) == {0: ErrorCode.KAFKA_STORAGE_ERROR, 1: ErrorCode.KAFKA_STORAGE_ERROR}
+    assert disks.broker.log_manager.online_dirs() == []
+
+    # Unlike Kafka (which halts), the process goes on: a new topic is created in the metadata,
+    # its replica is offline (no dir to hold it), and its partition answers KAFKA_STORAGE_ERROR.
+    created = disks.call(CreateTopicsRequest(topics=[CreatableTopic("later", 1, 1)], timeout_ms=5000), 5)
+    assert created.topics[0].error_code == ErrorCode.NONE
+    request = ProduceRequest(
+        acks=1,
+        timeout_ms=1000,
+        topic_data=[
+            TopicProduceData(
+                "later", [PartitionProduceData(0, build_batch([Record(0, 0, None, b"v")], base_timestamp=1))]
+            )
+        ],
+    )
+    assert (
+        disks.call(request, 9).responses[0].partition_responses[0].error_code == ErrorCode.KAFKA_STORAGE_ERROR
+    )
+    metadata = disks.call(MetadataRequest(topics=[MetadataRequestTopic(name="later")]), 12)
+    assert metadata.topics[0].partitions[0].error_code == ErrorCode.LEADER_NOT_AVAILABLE
+    described = disks.call(DescribeLogDirsRequest(topics=None), 4).results
+    assert [r.error_code for r in described] == [ErrorCode.KAFKA_STORAGE_ERROR] * 2
