@@ -20,7 +20,8 @@ in the ISR (NOT_ENOUGH_REPLICAS) and completes when the high watermark passes th
 one broker that is immediate. acks=0 gets no response (the network layer drops it).
 A disk error while appending answers KAFKA_STORAGE_ERROR for that partition and takes its log dir
 offline (see :mod:`broker.replica.manager`); the other partitions of the request are answered as
-usual. Transactional produce is not supported yet (TRANSACTIONAL_ID_AUTHORIZATION_FAILED... see README).
+usual; so are they when the append of one partition fails otherwise (UNKNOWN_SERVER_ERROR for
+it, logged). Transactional produce is not supported yet (TRANSACTIONAL_ID_AUTHORIZATION_FAILED... see README).
 """
 
 from __future__ import annotations
@@ -121,6 +122,13 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | No
             except OSError as exc:
                 code = replicas.storage_failure(partition, exc, "appending records to")
                 results.append(_error(index, code, version))  # no message, as Kafka for a disk error
+                continue
+            except Exception:
+                # As Kafka's appendToLocalLog: any other failure is this partition's alone, so the
+                # partitions already appended are still answered (a closed connection makes
+                # clients resend them).
+                log.exception("append to %s-%d failed", name, index)
+                results.append(_error(index, ErrorCode.UNKNOWN_SERVER_ERROR, version))
                 continue
             if outcome.error:
                 results.append(_error(index, outcome.error, version, outcome.message))

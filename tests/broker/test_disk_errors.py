@@ -228,3 +228,16 @@ def test_with_every_log_dir_offline_the_broker_still_answers(disks: Disks) -> No
     assert metadata.topics[0].partitions[0].error_code == ErrorCode.LEADER_NOT_AVAILABLE
     described = disks.call(DescribeLogDirsRequest(topics=None), 4).results
     assert [r.error_code for r in described] == [ErrorCode.KAFKA_STORAGE_ERROR] * 2
+
+
+def test_an_unexpected_append_failure_fails_only_its_partition(disks: Disks) -> None:
+    partition = disks.broker.replica_manager.get(TopicPartition(TOPIC, 1))
+    assert partition is not None
+
+    def broken(*_args: object) -> None:
+        raise RuntimeError("a bug below the produce handler")
+
+    partition.append_as_leader = broken  # type: ignore[method-assign]
+    assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.UNKNOWN_SERVER_ERROR}
+    assert disks.produce(0) == {0: ErrorCode.NONE}  # the connection is still open
+    assert disks.broker.log_manager.offline_dirs == {}
