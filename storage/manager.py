@@ -280,10 +280,14 @@ class LogManager:
                 return True
             log.mark_deleted()
             target = log.directory.with_name(f"{topic}-{partition}.{uuid.uuid4().hex}-delete")
-            self.fs.replace(log.directory, target)
-            log.mark_reopened_directory(target)
-            if log_dir is not None:
-                self.fs.fsync_dir(log_dir)
+            try:
+                self.fs.replace(log.directory, target)
+                log.mark_reopened_directory(target)
+                if log_dir is not None:
+                    self.fs.fsync_dir(log_dir)
+            except OSError as exc:
+                self.mark_dir_offline(log_dir or log.directory.parent, f"deleting {topic}-{partition}", exc)
+                return True
             self.deleter.schedule([target], log.config.file_delete_delay_ms)
             return True
 

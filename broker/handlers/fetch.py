@@ -191,7 +191,10 @@ def _read_all(
                 if legacy_magic == 2:
                     data.records = result.slice
                 else:
-                    converted = _downconvert(result.slice, legacy_magic, p.fetch_offset)
+                    try:
+                        converted = _downconvert(result.slice, legacy_magic, p.fetch_offset)
+                    except OSError as exc:  # reading the slice back from the segment failed
+                        converted = ctx.broker.replica_manager.storage_failure(partition, exc, "reading from")
                     if isinstance(converted, ErrorCode):
                         errors = True
                         current.partitions.append(_partition_error(p.partition, converted, version))
