@@ -4,7 +4,8 @@ One of the broker's two ``log.dirs`` is a 4 MiB tmpfs. confluent-kafka produces 
 there until the disk is full: the client gets KAFKA_STORAGE_ERROR (retries off, so the error is
 not hidden behind a timeout), the broker process stays alive, the partition in the other dir
 keeps taking and serving records, DescribeLogDirs (kafka-python) reports the full dir failed and
-the broker log names it. Mounting needs root (CI runs as root).
+the broker log names it. Remounted larger and restarted, the dir is recovered with exactly the
+acknowledged records. Mounting needs root (CI runs as root).
 """
 
 from __future__ import annotations
@@ -124,3 +125,22 @@ def test_a_full_log_dir_fails_its_partitions_and_the_broker_serves_the_rest(
     assert two_dir_broker.alive()
     text = two_dir_broker.log_text()
     assert any("ERROR" in line and str(small_disk) in line for line in text.splitlines()), text[-3000:]
+
+    # With room again, a restart recovers the dir (the torn tail of the failed write is cut) and
+    # the partition holds exactly the records that were acknowledged, and takes more.
+    acknowledged = sum(1 for e in outcomes if e is None)
+    assert two_dir_broker.stop() == 0, two_dir_broker.log_tail()
+    subprocess.run(["mount", "-o", "remount,size=16m", str(small_disk)], check=True, timeout=30)
+    two_dir_broker.start()
+    after: list[KafkaError | None] = []
+    producer.produce(TOPIC, b"after", partition=full, on_delivery=lambda err, _m: after.append(err))
+    assert producer.flush(30) == 0
+    assert after == [None]
+    consumer = KafkaConsumer(bootstrap_servers=two_dir_broker.bootstrap, consumer_timeout_ms=10000)
+    try:
+        consumer.assign([TopicPartition(TOPIC, full)])
+        consumer.seek_to_beginning()
+        values = [m.value for m in consumer]
+    finally:
+        consumer.close()
+    assert values == [VALUE] * acknowledged + [b"after"]

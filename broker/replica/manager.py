@@ -85,7 +85,7 @@ class ReplicaManager:
         if isinstance(exc, OSError):
             self.log_manager.mark_offline_for(partition.log, f"{action} {tp.topic}-{tp.partition}", exc)
         else:
-            log.warning("%s %s-%d failed: %s", action, tp.topic, tp.partition, exc)
+            log.error("%s %s-%d failed: %s", action, tp.topic, tp.partition, exc)
         return ErrorCode.KAFKA_STORAGE_ERROR
 
     def __iter__(self) -> Iterator[Partition]:
