@@ -180,8 +180,9 @@ def _read_all(
                 continue
             except (StorageError, OSError) as exc:
                 errors = True
-                data.error_code = ctx.broker.replica_manager.storage_failure(partition, exc, "reading from")
-                current.partitions.append(data)
+                code = ctx.broker.replica_manager.storage_failure(partition, exc, "reading from")
+                # Offsets unknown (-1), as Kafka's LogReadResult for a KafkaStorageException.
+                current.partitions.append(_partition_error(p.partition, code, version))
                 continue
             if result.slice is not None:
                 size = result.slice.length

@@ -241,3 +241,29 @@ def test_an_unexpected_append_failure_fails_only_its_partition(disks: Disks) -> 
     assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.UNKNOWN_SERVER_ERROR}
     assert disks.produce(0) == {0: ErrorCode.NONE}  # the connection is still open
     assert disks.broker.log_manager.offline_dirs == {}
+
+
+def test_a_read_error_fails_the_fetch_of_its_partition_and_takes_the_dir_offline(disks: Disks) -> None:
+    for _ in range(3):
+        assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.NONE}
+    failed = disks.log_dir(1)
+    disks.fs.fail_reads(failed, errno.EIO)
+    fetch = FetchRequest(
+        max_wait_ms=0,
+        min_bytes=1,
+        max_bytes=1 << 20,
+        topics=[
+            FetchTopic(
+                topic=TOPIC,
+                partitions=[
+                    FetchPartition(partition=p, fetch_offset=1, partition_max_bytes=1 << 20) for p in (0, 1)
+                ],
+            )
+        ],
+    )
+    fetched = {p.partition_index: p for p in disks.call(fetch, 12).responses[0].partitions}
+    assert (fetched[1].error_code, fetched[1].high_watermark) == (ErrorCode.KAFKA_STORAGE_ERROR, -1)
+    assert (fetched[0].error_code, fetched[0].high_watermark) == (ErrorCode.NONE, 3)
+    assert disks.fs.failures >= 1
+    assert disks.broker.log_manager.offline_dirs.keys() == {failed}
+    assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.KAFKA_STORAGE_ERROR}

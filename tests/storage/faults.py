@@ -3,7 +3,7 @@
 ``CrashingFileSystem`` dies: after a budget of written bytes every further call raises
 ``SimulatedCrash``, leaving on disk exactly what a process killed at that instant would leave
 (a partial last write included). Deterministic stand-in for SIGKILL in unit tests.
-``FaultyDiskFileSystem`` is a disk that fails: writes or fsyncs under a directory raise
+``FaultyDiskFileSystem`` is a disk that fails: writes, fsyncs or reads under a directory raise
 ``OSError`` (ENOSPC, EIO) while the process goes on."""
 
 from __future__ import annotations
@@ -59,14 +59,15 @@ class CrashingFileSystem(FileSystem):
 
 
 class FaultyDiskFileSystem(FileSystem):
-    """A FileSystem whose writes or fsyncs fail with an ``OSError`` (ENOSPC, EIO, ...) for files
+    """A FileSystem whose writes, fsyncs or reads fail with an ``OSError`` (ENOSPC, EIO, ...) for files
     under chosen directories, as a full or broken disk does; every other call works. Arm it with
-    :meth:`fail_writes` / :meth:`fail_fsyncs` once the logs exist."""
+    :meth:`fail_writes`, :meth:`fail_fsyncs` or :meth:`fail_reads` once the logs exist."""
 
     def __init__(self) -> None:
         self._paths: dict[int, Path] = {}
         self._write_faults: dict[Path, int] = {}
         self._fsync_faults: dict[Path, int] = {}
+        self._read_faults: dict[Path, int] = {}
         self.failures = 0
 
     def fail_writes(self, directory: Path, errno_: int) -> None:
@@ -74,6 +75,9 @@ class FaultyDiskFileSystem(FileSystem):
 
     def fail_fsyncs(self, directory: Path, errno_: int) -> None:
         self._fsync_faults[directory] = errno_
+
+    def fail_reads(self, directory: Path, errno_: int) -> None:
+        self._read_faults[directory] = errno_
 
     def _maybe_fail(self, faults: dict[Path, int], path: Path | None) -> None:
         if path is None:
@@ -99,3 +103,7 @@ class FaultyDiskFileSystem(FileSystem):
     def fsync(self, fd: int) -> None:
         self._maybe_fail(self._fsync_faults, self._paths.get(fd))
         super().fsync(fd)
+
+    def pread(self, fd: int, size: int, position: int) -> bytes:
+        self._maybe_fail(self._read_faults, self._paths.get(fd))
+        return super().pread(fd, size, position)
