@@ -409,6 +409,12 @@ class LogManager:
             offline_dirs.update(self.offline_dirs)
             for log_dir in self.log_dirs:
                 if log_dir not in offline_dirs:
-                    CleanShutdownFile(self.fs, log_dir).write()
-            self.deleter.purge(everything=True)
+                    try:
+                        CleanShutdownFile(self.fs, log_dir).write()
+                    except OSError as exc:
+                        self.mark_dir_offline(log_dir, "writing the clean-shutdown marker", exc)
+            try:
+                self.deleter.purge(everything=True)
+            except OSError as exc:
+                _logger.error("removing deleted log files failed: %s", exc)
             self._closed = True

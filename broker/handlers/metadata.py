@@ -41,9 +41,10 @@ CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
 
 def topic_metadata(info: TopicInfo, include_ops: bool, replicas: ReplicaManager) -> MetadataResponseTopic:
     partitions = []
+    any_offline = replicas.any_offline()
     for index, state in enumerate(info.partitions):
         leader, error, offline_replicas = state.leader, ErrorCode.NONE, []
-        if replicas.is_offline(TopicPartition(info.name, index)):
+        if any_offline and replicas.is_offline(TopicPartition(info.name, index)):
             # This broker's replica is in a failed log dir. As Kafka's metadata cache once the
             # controller took it offline: no leader (it was the only replica), LEADER_NOT_AVAILABLE.
             offline_replicas = [replicas.local_id]

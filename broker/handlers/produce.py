@@ -21,7 +21,8 @@ one broker that is immediate. acks=0 gets no response (the network layer drops i
 A disk error while appending answers KAFKA_STORAGE_ERROR for that partition and takes its log dir
 offline (see :mod:`broker.replica.manager`); the other partitions of the request are answered as
 usual; so are they when the append of one partition fails otherwise (UNKNOWN_SERVER_ERROR for
-it, logged). Transactional produce is not supported yet (TRANSACTIONAL_ID_AUTHORIZATION_FAILED... see README).
+it, logged). Transactional produce is not supported yet (TRANSACTIONAL_ID_AUTHORIZATION_FAILED...
+see README).
 """
 
 from __future__ import annotations

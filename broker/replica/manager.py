@@ -23,7 +23,7 @@ from broker.cluster.metadata import ClusterMetadata, TopicInfo
 from broker.replica.partition import Partition
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
-from storage import LogConfig, LogDirOfflineError, LogManager, StorageError
+from storage import LogConfig, LogDirOfflineError, LogManager, StorageCorruptionError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,10 @@ class ReplicaManager:
             return None, ErrorCode.UNKNOWN_LEADER_EPOCH
         return partition, ErrorCode.NONE
 
+    def any_offline(self) -> bool:
+        """Whether any replica here is offline (a cheap test before asking per partition)."""
+        return bool(self.offline_partitions or self.log_manager.offline_dirs)
+
     def is_offline(self, tp: TopicPartition) -> bool:
         """Whether ``tp`` is hosted here in a log dir taken offline after a disk error."""
         if tp in self.offline_partitions:
@@ -108,8 +112,9 @@ class ReplicaManager:
             tp = TopicPartition(info.name, index)
             try:
                 log_ = self.log_manager.get_or_create_log(info.name, index, info.topic_id, config)
-            except (LogDirOfflineError, OSError) as exc:
-                # As Kafka's makeLeaders on a KafkaStorageException: this replica is offline.
+            except (LogDirOfflineError, StorageCorruptionError, OSError) as exc:
+                # As Kafka's makeLeaders on a KafkaStorageException: this replica is offline (a
+                # log found corrupt at start-up included: it is kept out of service, not served).
                 log_dir = self.log_manager.log_dir_of(info.name, index)
                 if isinstance(exc, OSError) and log_dir is not None:
                     self.log_manager.mark_dir_offline(log_dir, f"opening the log of {info.name}-{index}", exc)

@@ -267,3 +267,42 @@ def test_a_read_error_fails_the_fetch_of_its_partition_and_takes_the_dir_offline
     assert disks.fs.failures >= 1
     assert disks.broker.log_manager.offline_dirs.keys() == {failed}
     assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.KAFKA_STORAGE_ERROR}
+
+
+def test_a_log_found_corrupt_at_start_up_is_an_offline_replica_not_a_dead_broker(tmp_path: Path) -> None:
+    from tests.broker.conftest import Caller, make_broker
+
+    first = make_broker(tmp_path / "data")
+    call = Caller(first)
+    created = call(CreateTopicsRequest(topics=[CreatableTopic(TOPIC, 2, 1)], timeout_ms=5000), 5)
+    assert created.topics[0].error_code == 0
+    batch = build_batch([Record(0, 0, b"k", b"v" * 200)], base_timestamp=1)
+    for _ in range(5):
+        request = ProduceRequest(
+            acks=1, timeout_ms=1000, topic_data=[TopicProduceData(TOPIC, [PartitionProduceData(0, batch)])]
+        )
+        assert call(request, 9).responses[0].partition_responses[0].error_code == 0
+    log_ = first.log_manager.get_log(TOPIC, 0)
+    assert log_ is not None
+    log_.flush()
+    first.log_manager.checkpoint()  # the records are below the recovery point now
+    segment = log_.directory / "00000000000000000000.log"
+    data = bytearray(segment.read_bytes())
+    data[300] ^= 0xFF
+    segment.write_bytes(bytes(data))
+    # No clean shutdown (a crash): the next start validates the log and finds the corruption.
+
+    second = make_broker(tmp_path / "data")
+    try:
+        call = Caller(second)
+        request = ProduceRequest(
+            acks=1,
+            timeout_ms=1000,
+            topic_data=[TopicProduceData(TOPIC, [PartitionProduceData(p, batch) for p in (0, 1)])],
+        )
+        answered = {p.index: p.error_code for p in call(request, 9).responses[0].partition_responses}
+        assert answered == {0: ErrorCode.KAFKA_STORAGE_ERROR, 1: ErrorCode.NONE}
+        metadata = call(MetadataRequest(topics=[MetadataRequestTopic(name=TOPIC)]), 12)
+        assert metadata.topics[0].partitions[0].leader_id == -1
+    finally:
+        second.log_manager.close()
