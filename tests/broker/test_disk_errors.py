@@ -306,3 +306,19 @@ def test_a_log_found_corrupt_at_start_up_is_an_offline_replica_not_a_dead_broker
         assert metadata.topics[0].partitions[0].leader_id == -1
     finally:
         second.log_manager.close()
+
+
+def test_a_read_error_while_listing_offsets_by_time_fails_that_partition(disks: Disks) -> None:
+    for _ in range(3):
+        assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.NONE}
+    disks.fs.fail_reads(disks.log_dir(1), errno.EIO)
+    by_time = ListOffsetsRequest(
+        replica_id=-1,
+        topics=[
+            ListOffsetsTopic(TOPIC, [ListOffsetsPartition(partition_index=p, timestamp=1) for p in (0, 1)])
+        ],
+    )
+    offsets = {p.partition_index: p for p in disks.call(by_time, 7).topics[0].partitions}
+    assert (offsets[0].error_code, offsets[0].offset) == (ErrorCode.NONE, 0)
+    assert offsets[1].error_code == ErrorCode.KAFKA_STORAGE_ERROR
+    assert disks.broker.log_manager.offline_dirs.keys() == {disks.log_dir(1)}
