@@ -322,3 +322,30 @@ def test_a_read_error_while_listing_offsets_by_time_fails_that_partition(disks: 
     assert (offsets[0].error_code, offsets[0].offset) == (ErrorCode.NONE, 0)
     assert offsets[1].error_code == ErrorCode.KAFKA_STORAGE_ERROR
     assert disks.broker.log_manager.offline_dirs.keys() == {disks.log_dir(1)}
+
+
+def test_a_disk_that_cannot_report_its_size_fails_only_its_describe_log_dirs_entry(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from broker.handlers import describe_log_dirs
+    from tests.broker.conftest import Caller
+
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    config = load_config(None, [f"log.dirs={dirs[0]},{dirs[1]}", "listeners=PLAINTEXT://127.0.0.1:0"])
+    broker = Broker(config)
+    real_statvfs = describe_log_dirs.os.statvfs
+
+    def statvfs(path: str) -> object:
+        if path == str(dirs[1].resolve()):
+            raise OSError(errno.EIO, "Input/output error")
+        return real_statvfs(path)
+
+    monkeypatch.setattr(describe_log_dirs.os, "statvfs", statvfs)
+    try:
+        results = Caller(broker)(DescribeLogDirsRequest(topics=None), 4).results
+        assert [(r.log_dir, r.error_code) for r in results] == [
+            (str(dirs[0].resolve()), ErrorCode.NONE),
+            (str(dirs[1].resolve()), ErrorCode.UNKNOWN_SERVER_ERROR),
+        ]
+    finally:
+        broker.log_manager.close()
