@@ -26,7 +26,7 @@ from broker.network.server import ListenAddress, Server
 from broker.replica.manager import ReplicaManager
 from broker.types import BrokerId
 from protocol import api as papi
-from storage import LogConfig, LogManager, SystemClock
+from storage import FileSystem, LogConfig, LogManager, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,8 @@ PRODUCER_ID_BLOCK = 1000
 class Broker:
     """One Brook broker process (the embedded single-node mode)."""
 
-    def __init__(self, config: BrokerConfig) -> None:
+    def __init__(self, config: BrokerConfig, *, fs: FileSystem | None = None) -> None:
+        """``fs`` replaces the file system layer of the logs (tests inject disk faults)."""
         self.config = config
         warn_unapplied(config)
         self.node_id = BrokerId(config.node_id)
@@ -56,7 +57,7 @@ class Broker:
         self.cluster_id = ensure_meta_properties(log_dirs, self.node_id)
         self.metadata = ClusterMetadata(log_dirs[0] / METADATA_FILE, self.cluster_id)
         self.log_manager = LogManager(
-            log_dirs, config.log_config(), self.clock, topic_configs=self._stored_topic_configs()
+            log_dirs, config.log_config(), self.clock, fs=fs, topic_configs=self._stored_topic_configs()
         )
         self.replica_manager = ReplicaManager(
             self.node_id, self.log_manager, self.metadata, self.log_config_for

@@ -49,7 +49,10 @@ max_open_files=1024, cleaner_max_map_entries=1_000_000)``
     (renames to ``<topic>-<partition>.<hex>-delete``, removed after ``file.delete.delay.ms``),
     ``all_logs()``, ``checkpoint()``, ``run_retention_once() -> int``,
     ``run_cleaner_once(max_logs=None) -> list[CleanerStats]``, ``flush_due() -> int``,
-    ``close()``; ``offline`` maps partitions that failed to load to their error.
+    ``close()``; ``offline`` maps partitions that failed to load to their error. Disk failures:
+    ``mark_dir_offline(log_dir, what, cause) -> bool``, ``mark_offline_for(log, what, cause)``,
+    ``offline_dirs`` (dir -> what failed), ``is_offline(topic, partition)``, ``online_dirs()``,
+    ``log_dir_of(topic, partition)``; ``all_logs()`` leaves out the logs of offline dirs.
 
 ``Log`` (one partition; every method takes the log's lock, so ``flush`` may run in a thread)
     properties ``log_start_offset``, ``log_end_offset``, ``high_watermark`` (settable, clamped to
@@ -106,9 +109,11 @@ Errors
 All in :mod:`storage.errors`: ``CorruptBatchError`` (CRC, framing), ``InvalidMagicError``,
 ``RecordTooLargeError``, ``InvalidRecordBatchError``, ``InvalidTimestampError``,
 ``InvalidOffsetError`` (follower offsets going back), ``OffsetOutOfRangeError``,
-``LogDeletedError``, ``StorageCorruptionError`` (invalid data below the recovery point),
-``InconsistentTopicIdError``, ``CheckpointFormatError``; all subclass ``StorageError``.
-``OSError`` from the disk is not wrapped.
+``LogDeletedError``, ``LogDirOfflineError``, ``StorageCorruptionError`` (invalid data below the
+recovery point), ``InconsistentTopicIdError``, ``CheckpointFormatError``; all subclass ``StorageError``.
+``OSError`` from the disk is not wrapped: the caller reports it with
+``LogManager.mark_dir_offline`` (the background work of the manager does so itself), after which
+that directory's logs are out of service (see :mod:`storage.manager`).
 
 Blocking
 ========
@@ -133,6 +138,7 @@ from storage.errors import (
     InvalidRecordBatchError,
     InvalidTimestampError,
     LogDeletedError,
+    LogDirOfflineError,
     OffsetOutOfRangeError,
     RecordTooLargeError,
     StorageCorruptionError,
@@ -165,6 +171,7 @@ __all__ = [
     "Log",
     "LogConfig",
     "LogDeletedError",
+    "LogDirOfflineError",
     "LogManager",
     "ManualClock",
     "OffsetAndTimestamp",

@@ -69,6 +69,11 @@ class StorageCorruptionError(StorageError):
     intact; it is reported rather than truncated or served (Kafka: KAFKA_STORAGE_ERROR)."""
 
 
+class LogDirOfflineError(StorageError):
+    """An operation on a log whose log directory was taken offline after a disk error, or a new
+    log when no log directory is online (Kafka: KAFKA_STORAGE_ERROR)."""
+
+
 class InconsistentTopicIdError(StorageError):
     """A ``partition.metadata`` topic id that differs from the one the broker expects (Kafka:
     INCONSISTENT_TOPIC_ID)."""

@@ -16,6 +16,16 @@ log that fails to load (corruption below its recovery point) is kept out of serv
 :attr:`LogManager.offline` and ``get_or_create_log`` raises its error; the marker is then not
 written for that dir, so the problem is found again on the next start.
 
+A disk error (``OSError``) takes the whole log directory offline, as Kafka's LogDirFailureChannel
+does: :meth:`LogManager.mark_dir_offline` logs an ERROR naming the dir and the cause, closes the
+descriptors of its logs without writing anything, and from then on its logs are out of service
+(``is_offline``, ``get_or_create_log`` raises :class:`LogDirOfflineError`), no new log is placed
+there, and neither checkpoints nor the clean-shutdown marker are written to it, so the next start
+recovers it. The periodic work (flush, checkpoint, retention, cleaner, close) catches such errors
+per dir or per log, marks the dir offline and goes on with the others; the broker reports the
+errors of its own calls (append, read, ...) the same way. Kafka halts the process when every log
+dir is offline; the manager never does: that decision is the broker's.
+
 ``delete_log`` renames the directory to ``<topic>-<partition>.<32 hex>-delete`` at once (as
 Kafka) and removes it after ``file.delete.delay.ms``; leftover ``-delete`` directories are
 removed at start-up.
@@ -23,6 +33,7 @@ removed at start-up.
 
 from __future__ import annotations
 
+import logging
 import re
 import shutil
 import threading
@@ -42,11 +53,13 @@ from storage.cleaner import DEFAULT_MAX_MAP_ENTRIES, Cleaner, CleanerStats, clea
 from storage.clock import Clock, SystemClock
 from storage.config import LogConfig
 from storage.deletion import FileDeleter
-from storage.errors import CheckpointFormatError, InconsistentTopicIdError, StorageError
+from storage.errors import CheckpointFormatError, InconsistentTopicIdError, LogDirOfflineError, StorageError
 from storage.fs import FileSystem
 from storage.handles import HandleCache
 from storage.log import Log, parse_partition_dir
 from storage.retention import delete_old_segments
+
+_logger = logging.getLogger(__name__)
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 
@@ -82,6 +95,8 @@ class LogManager:
         self.offline: dict[TopicPartition, Exception] = {}
         #: Logs the cleaner gave up on (corrupt data found while compacting).
         self.uncleanable: dict[TopicPartition, Exception] = {}
+        #: Log dirs taken offline after a disk error, with what failed (see ``mark_dir_offline``).
+        self.offline_dirs: dict[Path, str] = {}
         self._closed = False
         for log_dir in self.log_dirs:
             self._load_dir(log_dir)
@@ -145,8 +160,54 @@ class LogManager:
         return self._logs.get((topic, partition))
 
     def all_logs(self) -> list[Log]:
+        """The logs in service (those of offline log dirs excluded)."""
         with self._lock:
-            return list(self._logs.values())
+            if not self.offline_dirs:
+                return list(self._logs.values())
+            return [log_ for key, log_ in self._logs.items() if self._dir_of[key] not in self.offline_dirs]
+
+    def log_dir_of(self, topic: str, partition: int) -> Path | None:
+        return self._dir_of.get((topic, partition))
+
+    def is_offline(self, topic: str, partition: int) -> bool:
+        """Whether the partition's log lies in a log dir taken offline."""
+        return bool(self.offline_dirs) and self._dir_of.get((topic, partition)) in self.offline_dirs
+
+    def online_dirs(self) -> list[Path]:
+        return [d for d in self.log_dirs if d not in self.offline_dirs]
+
+    # -- disk failures ----------------------------------------------------------------------------
+
+    def mark_dir_offline(self, log_dir: Path, what: str, cause: BaseException) -> bool:
+        """Take ``log_dir`` out of service after ``cause`` (an ``OSError``) happened while
+        ``what`` (e.g. "appending records to t-0"). Logs one ERROR line naming the dir, the
+        action, the cause and the partitions that stop serving; closes their descriptors without
+        writing. Thread-safe and idempotent: False when the dir was already offline."""
+        with self._lock:
+            if log_dir in self.offline_dirs:
+                return False
+            self.offline_dirs[log_dir] = f"{what}: {cause}"
+            affected = sorted(key for key, d in self._dir_of.items() if d == log_dir and key in self._logs)
+            names = ", ".join(f"{t}-{p}" for t, p in affected) or "none"
+            _logger.error(
+                "Log directory %s is offline after a disk error while %s: %s (%s). Partitions that "
+                "stop serving (KAFKA_STORAGE_ERROR): %s. Logs in other directories go on; the dir is "
+                "recovered at the next start.",
+                log_dir,
+                what,
+                cause,
+                type(cause).__name__,
+                names,
+            )
+            for key in affected:
+                # Descriptors are released without a flush or an index write: the disk failed.
+                self._logs[key].mark_deleted()
+            return True
+
+    def mark_offline_for(self, log_: Log, what: str, cause: BaseException) -> bool:
+        """:meth:`mark_dir_offline` for the directory holding ``log_``."""
+        log_dir = self._dir_of.get((log_.topic, log_.partition), log_.directory.parent)
+        return self.mark_dir_offline(log_dir, what, cause)
 
     def get_or_create_log(
         self, topic: str, partition: int, topic_id: uuid.UUID | None = None, config: LogConfig | None = None
@@ -163,6 +224,8 @@ class LogManager:
                 raise StorageError("log manager is closed")
             if key in self.offline:
                 raise self.offline[key]
+            if self._dir_of.get(key) in self.offline_dirs:
+                raise LogDirOfflineError(f"the log dir {self._dir_of[key]} of {topic}-{partition} is offline")
             log = self._logs.get(key)
             if log is not None:
                 if topic_id is not None:
@@ -176,22 +239,29 @@ class LogManager:
                 return log
             if not _TOPIC_NAME.match(topic) or topic in (".", "..") or partition < 0:
                 raise ValueError(f"invalid topic partition {topic!r}-{partition}")
-            counts = {d: 0 for d in self.log_dirs}
+            online = self.online_dirs()
+            if not online:
+                raise LogDirOfflineError(f"no log dir is online to create {topic}-{partition} in")
+            counts = {d: 0 for d in online}
             for tp, d in self._dir_of.items():
                 if tp in self._logs:
                     counts[d] = counts.get(d, 0) + 1
-            log_dir = min(self.log_dirs, key=lambda d: counts.get(d, 0))
+            log_dir = min(online, key=lambda d: counts.get(d, 0))
             if config is None:
                 config = self._topic_configs.get(topic, self.default_config)
-            log = Log.open(
-                log_dir / f"{topic}-{partition}",
-                config,
-                clock=self.clock,
-                fs=self.fs,
-                handles=self.handles,
-                deleter=self.deleter,
-                topic_id=topic_id,
-            )
+            try:
+                log = Log.open(
+                    log_dir / f"{topic}-{partition}",
+                    config,
+                    clock=self.clock,
+                    fs=self.fs,
+                    handles=self.handles,
+                    deleter=self.deleter,
+                    topic_id=topic_id,
+                )
+            except OSError as exc:
+                self.mark_dir_offline(log_dir, f"creating the log of {topic}-{partition}", exc)
+                raise LogDirOfflineError(f"log directory {log_dir} is offline: {exc}") from exc
             self._logs[key] = log
             self._dir_of[key] = log_dir
             return log
@@ -205,12 +275,19 @@ class LogManager:
             log_dir = self._dir_of.pop(key, None)
             if log is None:
                 return False
+            if log_dir in self.offline_dirs:
+                # The disk failed: the directory is left alone (the next start finds it a stray).
+                return True
             log.mark_deleted()
             target = log.directory.with_name(f"{topic}-{partition}.{uuid.uuid4().hex}-delete")
-            self.fs.replace(log.directory, target)
-            log.mark_reopened_directory(target)
-            if log_dir is not None:
-                self.fs.fsync_dir(log_dir)
+            try:
+                self.fs.replace(log.directory, target)
+                log.mark_reopened_directory(target)
+                if log_dir is not None:
+                    self.fs.fsync_dir(log_dir)
+            except OSError as exc:
+                self.mark_dir_offline(log_dir or log.directory.parent, f"deleting {topic}-{partition}", exc)
+                return True
             self.deleter.schedule([target], log.config.file_delete_delay_ms)
             return True
 
@@ -224,26 +301,34 @@ class LogManager:
             for key, log in self._logs.items():
                 by_dir.setdefault(self._dir_of[key], []).append((key, log))
         for log_dir, entries in by_dir.items():
-            self._write(log_dir, RECOVERY_POINT_CHECKPOINT, {k: log.recovery_point for k, log in entries})
-            self._write(
-                log_dir,
-                LOG_START_OFFSET_CHECKPOINT,
-                {
-                    k: log.log_start_offset
-                    for k, log in entries
-                    if log.log_start_offset > log.segments()[0].base_offset
-                },
-            )
-            self._write(log_dir, REPLICATION_OFFSET_CHECKPOINT, {k: log.high_watermark for k, log in entries})
-            self._write(
-                log_dir,
-                CLEANER_OFFSET_CHECKPOINT,
-                {
-                    k: log.cleaner_checkpoint
-                    for k, log in entries
-                    if log.config.compact and log.cleaner_checkpoint > 0
-                },
-            )
+            if log_dir in self.offline_dirs:
+                continue
+            try:
+                self._checkpoint_dir(log_dir, entries)
+            except OSError as exc:
+                self.mark_dir_offline(log_dir, "writing the offset checkpoints", exc)
+
+    def _checkpoint_dir(self, log_dir: Path, entries: list[tuple[TopicPartition, Log]]) -> None:
+        self._write(log_dir, RECOVERY_POINT_CHECKPOINT, {k: log.recovery_point for k, log in entries})
+        self._write(
+            log_dir,
+            LOG_START_OFFSET_CHECKPOINT,
+            {
+                k: log.log_start_offset
+                for k, log in entries
+                if log.log_start_offset > log.segments()[0].base_offset
+            },
+        )
+        self._write(log_dir, REPLICATION_OFFSET_CHECKPOINT, {k: log.high_watermark for k, log in entries})
+        self._write(
+            log_dir,
+            CLEANER_OFFSET_CHECKPOINT,
+            {
+                k: log.cleaner_checkpoint
+                for k, log in entries
+                if log.config.compact and log.cleaner_checkpoint > 0
+            },
+        )
 
     def _write(self, log_dir: Path, name: str, offsets: dict[TopicPartition, int]) -> None:
         OffsetCheckpointFile(self.fs, log_dir / name).write(dict(sorted(offsets.items())))
@@ -253,12 +338,18 @@ class LogManager:
         Returns the number of segments deleted."""
         now = self.clock.milliseconds()
         deleted = 0
-        for log in self.all_logs():
+        for log_ in self.all_logs():
             try:
-                deleted += delete_old_segments(log, now)
+                deleted += delete_old_segments(log_, now)
             except StorageError:
                 continue  # deleted or closed meanwhile
-        self.deleter.purge()
+            except OSError as exc:
+                self.mark_offline_for(log_, f"applying retention to {log_.topic}-{log_.partition}", exc)
+        try:
+            self.deleter.purge()
+        except OSError as exc:
+            # Which dir the file was in is not known here; the next purge tries again.
+            _logger.error("removing deleted log files failed: %s", exc)
         return deleted
 
     def run_cleaner_once(self, max_logs: int | None = None) -> list[CleanerStats]:
@@ -280,6 +371,9 @@ class LogManager:
             except StorageError as exc:
                 self.uncleanable[key] = exc
                 continue
+            except OSError as exc:
+                self.mark_offline_for(log, f"cleaning {log.topic}-{log.partition}", exc)
+                continue
             if stats is not None:
                 results.append(stats)
         return results
@@ -289,13 +383,15 @@ class LogManager:
         the descriptor pool close the files of logs that saw no append since the previous call.
         Returns how many logs were flushed. Blocks on fsync."""
         flushed = 0
-        for log in self.all_logs():
+        for log_ in self.all_logs():
             try:
-                if log.flush_if_due():
+                if log_.flush_if_due():
                     flushed += 1
-                log.release_idle_handles()
+                log_.release_idle_handles()
             except StorageError:
                 continue
+            except OSError as exc:
+                self.mark_offline_for(log_, f"flushing {log_.topic}-{log_.partition}", exc)
         return flushed
 
     def close(self) -> None:
@@ -303,12 +399,22 @@ class LogManager:
         with self._lock:
             if self._closed:
                 return
-            for log in self._logs.values():
-                log.close()
+            for log_ in self.all_logs():
+                try:
+                    log_.close()
+                except OSError as exc:
+                    self.mark_offline_for(log_, f"closing {log_.topic}-{log_.partition}", exc)
             self.checkpoint()
             offline_dirs = {self._dir_of[k] for k in self.offline if k in self._dir_of}
+            offline_dirs.update(self.offline_dirs)
             for log_dir in self.log_dirs:
                 if log_dir not in offline_dirs:
-                    CleanShutdownFile(self.fs, log_dir).write()
-            self.deleter.purge(everything=True)
+                    try:
+                        CleanShutdownFile(self.fs, log_dir).write()
+                    except OSError as exc:
+                        self.mark_dir_offline(log_dir, "writing the clean-shutdown marker", exc)
+            try:
+                self.deleter.purge(everything=True)
+            except OSError as exc:
+                _logger.error("removing deleted log files failed: %s", exc)
             self._closed = True

@@ -51,7 +51,7 @@ async def replay(log_: Log, buffer_size: int) -> Replayed:
     while offset < end:
         try:
             data = log_.read_bytes(offset, buffer_size, max_offset=end)
-        except StorageError as exc:
+        except (StorageError, OSError) as exc:
             log.error("stopped loading %s at offset %d: %s", log_, offset, exc)
             break
         if not data:

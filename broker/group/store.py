@@ -243,9 +243,9 @@ class OffsetsTopic:
             outcome = replica.append_internal(batch)
         except RecordTooLargeError:
             return _done(AppendResult(ErrorCode.MESSAGE_TOO_LARGE))
-        except StorageError as exc:
-            log.error("cannot append to %s: %s", replica.tp, exc)
-            return _done(AppendResult(ErrorCode.KAFKA_STORAGE_ERROR))
+        except (StorageError, OSError) as exc:
+            code = self.broker.replica_manager.storage_failure(replica, exc, "appending group records to")
+            return _done(AppendResult(code))
         if outcome.error != ErrorCode.NONE:
             return _done(AppendResult(outcome.error))
         return self._durable(replica, outcome.base_offset, outcome.last_offset)

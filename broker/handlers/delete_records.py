@@ -15,6 +15,7 @@ from protocol.messages.delete_records_response import (
     DeleteRecordsResponse,
     DeleteRecordsTopicResult,
 )
+from storage import StorageError
 
 API_KEY = 21
 HIGH_WATERMARK = -1
@@ -35,9 +36,13 @@ def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsR
                 if target < 0 or target > partition.high_watermark:
                     out.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
                 else:
-                    if target > partition.log_start_offset:
-                        partition.log.delete_records_before(target)
-                    out.low_watermark = partition.log_start_offset
+                    try:
+                        if target > partition.log_start_offset:
+                            partition.log.delete_records_before(target)
+                        out.low_watermark = partition.log_start_offset
+                    except (StorageError, OSError) as exc:
+                        action = "deleting records of"
+                        out.error_code = broker.replica_manager.storage_failure(partition, exc, action)
             results.append(out)
         topics.append(DeleteRecordsTopicResult(name=topic.name, partitions=results))
     return DeleteRecordsResponse(throttle_time_ms=0, topics=topics)

@@ -2,14 +2,19 @@
 
 Each log directory with the partitions it holds (size in bytes, offset lag 0 on a leader) and,
 v4+, the disk's total and usable bytes. A null topic list (an empty one in v0) asks for all.
+A log dir taken offline after a disk error is answered KAFKA_STORAGE_ERROR with no topics and
+-1 for the sizes, as Kafka's ReplicaManager.describeLogDirs; one whose disk cannot be asked for
+its sizes gets UNKNOWN_SERVER_ERROR (Kafka: the error of the IOException).
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import defaultdict
 
 from broker.handlers.base import Handler, RequestContext
+from protocol.error_codes import ErrorCode
 from protocol.messages.describe_log_dirs_request import DescribeLogDirsRequest
 from protocol.messages.describe_log_dirs_response import (
     DescribeLogDirsPartition,
@@ -17,6 +22,8 @@ from protocol.messages.describe_log_dirs_response import (
     DescribeLogDirsResult,
     DescribeLogDirsTopic,
 )
+
+log = logging.getLogger(__name__)
 
 API_KEY = 35
 
@@ -27,9 +34,13 @@ def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogD
     if request.topics is not None and (request.topics or ctx.version > 0):
         wanted = {t.topic: set(t.partitions) for t in request.topics}
     per_dir: dict[str, dict[str, list[DescribeLogDirsPartition]]] = defaultdict(lambda: defaultdict(list))
-    for partition in broker.replica_manager:
+    replicas = broker.replica_manager
+    offline_dirs = {str(d.resolve()) for d in broker.log_manager.offline_dirs}
+    for partition in replicas:
         tp = partition.tp
         if wanted is not None and tp.partition not in wanted.get(tp.topic, ()):
+            continue
+        if replicas.is_offline(tp):
             continue
         log_dir = str(partition.log.directory.parent.resolve())
         per_dir[log_dir][tp.topic].append(
@@ -43,7 +54,15 @@ def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogD
     results: list[DescribeLogDirsResult] = []
     for d in broker.config.log_dirs:
         path = str(d.resolve())
-        stats = os.statvfs(path)
+        if path in offline_dirs:
+            results.append(_failed(path, ErrorCode.KAFKA_STORAGE_ERROR))
+            continue
+        try:
+            stats = os.statvfs(path)
+        except OSError as exc:  # as Kafka for an IOException here: the dir stays online
+            log.error("cannot describe log dir %s: %s", path, exc)
+            results.append(_failed(path, ErrorCode.UNKNOWN_SERVER_ERROR))
+            continue
         topics = [
             DescribeLogDirsTopic(name=name, partitions=sorted(parts, key=lambda p: p.partition_index))
             for name, parts in sorted(per_dir.get(path, {}).items())
@@ -58,6 +77,10 @@ def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogD
             )
         )
     return DescribeLogDirsResponse(throttle_time_ms=0, error_code=0, results=results)
+
+
+def _failed(path: str, code: ErrorCode) -> DescribeLogDirsResult:
+    return DescribeLogDirsResult(error_code=code, log_dir=path, topics=[], total_bytes=-1, usable_bytes=-1)
 
 
 HANDLER = Handler(API_KEY, 0, 4, handle)

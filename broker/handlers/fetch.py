@@ -183,11 +183,11 @@ def _read_all(
                 data.records = b""
                 current.partitions.append(data)
                 continue
-            except StorageError as exc:
-                log.error("read of %s failed: %s", partition.tp, exc)
+            except (StorageError, OSError) as exc:
                 errors = True
-                data.error_code = ErrorCode.KAFKA_STORAGE_ERROR
-                current.partitions.append(data)
+                code = ctx.broker.replica_manager.storage_failure(partition, exc, "reading from")
+                # Offsets unknown (-1), as Kafka's LogReadResult for a KafkaStorageException.
+                current.partitions.append(_partition_error(p.partition, code, version))
                 continue
             if result.slice is not None:
                 size = result.slice.length
@@ -197,7 +197,10 @@ def _read_all(
                 if legacy_magic == 2:
                     data.records = result.slice
                 else:
-                    converted = _downconvert(result.slice, legacy_magic, p.fetch_offset)
+                    try:
+                        converted = _downconvert(result.slice, legacy_magic, p.fetch_offset)
+                    except OSError as exc:  # reading the slice back from the segment failed
+                        converted = ctx.broker.replica_manager.storage_failure(partition, exc, "reading from")
                     if isinstance(converted, ErrorCode):
                         errors = True
                         current.partitions.append(_partition_error(p.partition, converted, version))

@@ -8,7 +8,8 @@ the topic; clients retry either way). v1+ carries a key type: 0 group, 1 transac
 (v6+ only, INVALID_REQUEST before). Brook has no transaction or share coordinator yet: those
 keys get COORDINATOR_NOT_AVAILABLE. v4+ batches keys (``coordinator_keys``) and answers one
 entry per key; v0-v3 answer a single coordinator with the error message (v1+) ``"NONE"`` on
-success, as Kafka does, and node -1, host "" and port -1 on error.
+success, as Kafka does, and node -1, host "" and port -1 on error. A group whose partition lies
+in a failed log dir gets COORDINATOR_NOT_AVAILABLE (the partition has no leader then).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 from broker.cluster.metadata import BrokerEndpoint
 from broker.cluster.topics import TopicError
 from broker.handlers.base import Handler, RequestContext
+from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.find_coordinator_request import FindCoordinatorRequest
 from protocol.messages.find_coordinator_response import Coordinator, FindCoordinatorResponse
@@ -49,7 +51,10 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCode, Brok
     except TopicError as exc:
         log.warning("cannot create the offsets topic: %s", exc)
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
-    leader = info.partitions[store.partition_for(key)].leader
+    index = store.partition_for(key)
+    if ctx.broker.replica_manager.is_offline(TopicPartition(info.name, index)):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, None  # leaderless, as Metadata shows it
+    leader = info.partitions[index].leader
     for endpoint in ctx.broker.live_brokers(ctx.conn.listener):
         if endpoint.node_id == leader:
             return ErrorCode.NONE, endpoint

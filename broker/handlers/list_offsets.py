@@ -19,6 +19,7 @@ from protocol.messages.list_offsets_response import (
     ListOffsetsResponse,
     ListOffsetsTopicResponse,
 )
+from storage import StorageError
 
 API_KEY = 2
 LATEST = -1
@@ -45,9 +46,14 @@ def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsRespo
                 topic.name, p.partition_index, epoch
             )
             if partition is not None:
-                _lookup(partition, p.timestamp, committed, version, out)
-                if version == 0:
-                    out.old_style_offsets = _old_style(partition, p.timestamp, p.max_num_offsets)
+                try:
+                    _lookup(partition, p.timestamp, committed, version, out)
+                    if version == 0:
+                        out.old_style_offsets = _old_style(partition, p.timestamp, p.max_num_offsets)
+                except (StorageError, OSError) as exc:
+                    action = "looking up offsets of"
+                    out.error_code = broker.replica_manager.storage_failure(partition, exc, action)
+                    out.old_style_offsets = []
             if version == 0:
                 out.timestamp, out.offset, out.leader_epoch = -1, -1, -1
             elif version < 4:

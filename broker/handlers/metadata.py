@@ -2,12 +2,14 @@
 
 Brokers (this listener's advertised endpoints), cluster id (v2+), controller id (v1+) and topics
 with real topic ids (v10+), partitions with leader, leader epoch (v7+), replicas, ISR and offline
-replicas (v5+). A null topic list (v1+; an empty list in v0) asks for every topic. Unknown topics
-are auto-created when ``auto.create.topics.enable`` and the request (v4+; always in v0-v3) allow
-it, except internal ones; an illegal name gets INVALID_TOPIC_EXCEPTION. v10+ may name topics by
-id only: an unknown id gets UNKNOWN_TOPIC_ID. Authorized operations (v8+) are reported when asked,
-all allowed since Brook has no authorizer yet. Below v12 a topic named by null or by a topic id
-makes the whole request INVALID_REQUEST, as Kafka (the error response names such a topic "").
+replicas (v5+). A partition whose replica here is in a log dir that failed has no leader
+(LEADER_NOT_AVAILABLE) and lists this broker in offline_replicas. A null topic list (v1+; an empty
+list in v0) asks for every topic. Unknown topics are auto-created when ``auto.create.topics.enable``
+and the request (v4+; always in v0-v3) allow it, except internal ones; an illegal name gets
+INVALID_TOPIC_EXCEPTION. v10+ may name topics by id only: an unknown id gets UNKNOWN_TOPIC_ID.
+Authorized operations (v8+) are reported when asked, all allowed since Brook has no authorizer yet.
+Below v12 a topic named by null or by a topic id makes the whole request INVALID_REQUEST, as Kafka
+(the error response names such a topic "").
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import logging
 from broker.cluster.metadata import INTERNAL_TOPICS, ZERO_UUID, TopicInfo, topic_name_error
 from broker.cluster.topics import TopicError
 from broker.handlers.base import Handler, RequestContext
+from broker.replica.manager import ReplicaManager
+from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import ApiError
 from protocol.messages.metadata_request import MetadataRequest
@@ -30,6 +34,7 @@ from protocol.messages.metadata_response import (
 log = logging.getLogger(__name__)
 
 API_KEY = 3
+NO_LEADER_ID = -1
 AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 # AclOperation codes: READ 3, WRITE 4, CREATE 5, DELETE 6, ALTER 7, DESCRIBE 8, CLUSTER_ACTION 9,
 # DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12, CREATE_TOKENS 13, DESCRIBE_TOKENS 14.
@@ -37,19 +42,28 @@ TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
 
 
-def topic_metadata(info: TopicInfo, include_ops: bool) -> MetadataResponseTopic:
-    partitions = [
-        MetadataResponsePartition(
-            error_code=0,
-            partition_index=index,
-            leader_id=state.leader,
-            leader_epoch=state.leader_epoch,
-            replica_nodes=list(state.replicas),
-            isr_nodes=list(state.isr),
-            offline_replicas=[],
+def topic_metadata(info: TopicInfo, include_ops: bool, replicas: ReplicaManager) -> MetadataResponseTopic:
+    partitions = []
+    any_offline = replicas.any_offline()
+    for index, state in enumerate(info.partitions):
+        leader, error, offline_replicas = state.leader, ErrorCode.NONE, []
+        if any_offline and replicas.is_offline(TopicPartition(info.name, index)):
+            # This broker's replica is in a failed log dir. As Kafka's metadata cache once the
+            # controller took it offline: no leader (it was the only replica), LEADER_NOT_AVAILABLE.
+            offline_replicas = [replicas.local_id]
+            if state.leader == replicas.local_id:
+                leader, error = NO_LEADER_ID, ErrorCode.LEADER_NOT_AVAILABLE
+        partitions.append(
+            MetadataResponsePartition(
+                error_code=error,
+                partition_index=index,
+                leader_id=leader,
+                leader_epoch=state.leader_epoch,
+                replica_nodes=list(state.replicas),
+                isr_nodes=list(state.isr),
+                offline_replicas=offline_replicas,
+            )
         )
-        for index, state in enumerate(info.partitions)
-    ]
     return MetadataResponseTopic(
         error_code=0,
         name=info.name,
@@ -75,7 +89,8 @@ def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
 
     topics: list[MetadataResponseTopic] = []
     if all_topics:
-        topics = [topic_metadata(info, include_topic_ops) for info in metadata.topics.values()]
+        replicas = broker.replica_manager
+        topics = [topic_metadata(info, include_topic_ops, replicas) for info in metadata.topics.values()]
     else:
         for requested in request.topics or []:
             name = requested.name
@@ -88,13 +103,13 @@ def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
                         )
                     )
                 else:
-                    topics.append(topic_metadata(info, include_topic_ops))
+                    topics.append(topic_metadata(info, include_topic_ops, broker.replica_manager))
                 continue
             info = metadata.topic(name)
             if info is None:
                 topics.append(_missing_topic(ctx, name, allow_auto_create, include_topic_ops))
             else:
-                topics.append(topic_metadata(info, include_topic_ops))
+                topics.append(topic_metadata(info, include_topic_ops, broker.replica_manager))
 
     brokers = [
         MetadataResponseBroker(node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
@@ -143,7 +158,7 @@ def _missing_topic(
         return MetadataResponseTopic(error_code=exc.code, name=name, topic_id=ZERO_UUID)
     assert info is not None  # create() returns None only with validate_only
     log.info("auto-created topic %s for %s", name, ctx.peer)
-    return topic_metadata(info, include_ops)
+    return topic_metadata(info, include_ops, ctx.broker.replica_manager)
 
 
 HANDLER = Handler(API_KEY, 0, 12, handle)

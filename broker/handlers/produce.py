@@ -18,7 +18,11 @@ with one call; no record is decoded on this path. Exceptions, as Kafka:
 acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS). acks=-1 needs at least ``min.insync.replicas``
 in the ISR (NOT_ENOUGH_REPLICAS) and completes when the high watermark passes the batch; with
 one broker that is immediate. acks=0 gets no response (the network layer drops it).
-Transactional produce is not supported yet (TRANSACTIONAL_ID_AUTHORIZATION_FAILED... see README).
+A disk error while appending answers KAFKA_STORAGE_ERROR for that partition and takes its log dir
+offline (see :mod:`broker.replica.manager`); the other partitions of the request are answered as
+usual; so are they when the append of one partition fails otherwise (UNKNOWN_SERVER_ERROR for
+it, logged). Transactional produce is not supported yet (TRANSACTIONAL_ID_AUTHORIZATION_FAILED...
+see README).
 """
 
 from __future__ import annotations
@@ -46,7 +50,10 @@ from storage import (
     InvalidRecordBatchError,
     InvalidTimestampError,
     LogConfig,
+    LogDeletedError,
+    LogDirOfflineError,
     RecordTooLargeError,
+    StorageCorruptionError,
     StorageError,
 )
 
@@ -112,6 +119,17 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | No
                 continue
             except StorageError as exc:
                 results.append(_error(index, _storage_error_code(exc), version, str(exc)))
+                continue
+            except OSError as exc:
+                code = replicas.storage_failure(partition, exc, "appending records to")
+                results.append(_error(index, code, version))  # no message, as Kafka for a disk error
+                continue
+            except Exception:
+                # As Kafka's appendToLocalLog: any other failure is this partition's alone, so the
+                # partitions already appended are still answered (a closed connection makes
+                # clients resend them).
+                log.exception("append to %s-%d failed", name, index)
+                results.append(_error(index, ErrorCode.UNKNOWN_SERVER_ERROR, version))
                 continue
             if outcome.error:
                 results.append(_error(index, outcome.error, version, outcome.message))
@@ -247,6 +265,8 @@ def _storage_error_code(exc: StorageError) -> ErrorCode:
         return ErrorCode.INVALID_TIMESTAMP
     if isinstance(exc, (InvalidRecordBatchError, InvalidMagicError)):
         return ErrorCode.INVALID_RECORD
+    if isinstance(exc, (LogDirOfflineError, LogDeletedError, StorageCorruptionError)):
+        return ErrorCode.KAFKA_STORAGE_ERROR
     log.error("append failed: %s", exc)
     return ErrorCode.UNKNOWN_SERVER_ERROR
 

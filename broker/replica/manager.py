@@ -2,6 +2,16 @@
 
 The replica manager turns metadata (which topics exist, who leads each partition) into local
 :class:`Partition` objects over storage logs. Handlers go through it for every read and write.
+
+Disk errors, as Kafka's ReplicaManager.handleLogDirFailure: an ``OSError`` from a partition's
+log (append, read, index, checkpoint, retention, cleaning, in a handler or in the background)
+takes the whole log dir offline (:meth:`LogManager.mark_dir_offline`, one ERROR line naming the
+dir and the cause). That partition answers KAFKA_STORAGE_ERROR, and so does every partition of
+the dir from then on (``leader_for``); Metadata reports them as Kafka's metadata cache does once
+the controller took the only replica offline: no leader, LEADER_NOT_AVAILABLE, this broker in
+``offline_replicas``. Partitions in other log dirs go on. Deliberate deviation: Kafka halts the
+broker when every log dir is offline; Brook keeps running so that metadata and admin requests
+(DescribeLogDirs names the failed dirs) still answer. The dir comes back after a restart.
 """
 
 from __future__ import annotations
@@ -13,7 +23,7 @@ from broker.cluster.metadata import ClusterMetadata, TopicInfo
 from broker.replica.partition import Partition
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
-from storage import LogConfig, LogManager
+from storage import LogConfig, LogDirOfflineError, LogManager, StorageCorruptionError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,9 @@ class ReplicaManager:
         self.metadata = metadata
         self.log_config_for = log_config_for
         self.partitions: dict[TopicPartition, Partition] = {}
+        #: Replicas this broker should host but whose log could not be opened or created because
+        #: of a disk error (Kafka: HostedPartition.Offline); they answer KAFKA_STORAGE_ERROR.
+        self.offline_partitions: set[TopicPartition] = set()
 
     def get(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)
@@ -44,8 +57,12 @@ class ReplicaManager:
         is older / newer than ours)."""
         partition = self.partitions.get((topic, index))  # type: ignore[call-overload]
         if partition is None:
+            if self.offline_partitions and TopicPartition(topic, index) in self.offline_partitions:
+                return None, ErrorCode.KAFKA_STORAGE_ERROR
             known = self.metadata.partition(TopicPartition(topic, index)) is not None
             return None, ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        if self.log_manager.offline_dirs and self.log_manager.is_offline(topic, index):
+            return None, ErrorCode.KAFKA_STORAGE_ERROR
         if not partition.is_leader:
             return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
         if current_leader_epoch >= 0 and current_leader_epoch != partition.leader_epoch:
@@ -53,6 +70,27 @@ class ReplicaManager:
                 return None, ErrorCode.FENCED_LEADER_EPOCH
             return None, ErrorCode.UNKNOWN_LEADER_EPOCH
         return partition, ErrorCode.NONE
+
+    def any_offline(self) -> bool:
+        """Whether any replica here is offline (a cheap test before asking per partition)."""
+        return bool(self.offline_partitions or self.log_manager.offline_dirs)
+
+    def is_offline(self, tp: TopicPartition) -> bool:
+        """Whether ``tp`` is hosted here in a log dir taken offline after a disk error."""
+        if tp in self.offline_partitions:
+            return True
+        return bool(self.log_manager.offline_dirs) and self.log_manager.is_offline(tp.topic, tp.partition)
+
+    def storage_failure(self, partition: Partition, exc: OSError | StorageError, action: str) -> ErrorCode:
+        """The error code for a storage failure of ``partition`` during ``action`` ("appending
+        records to"). An ``OSError`` is a disk error: the partition's log dir goes offline. A
+        ``StorageError`` here means the log was closed or its dir already went offline."""
+        tp = partition.tp
+        if isinstance(exc, OSError):
+            self.log_manager.mark_offline_for(partition.log, f"{action} {tp.topic}-{tp.partition}", exc)
+        else:
+            log.error("%s %s-%d failed: %s", action, tp.topic, tp.partition, exc)
+        return ErrorCode.KAFKA_STORAGE_ERROR
 
     def __iter__(self) -> Iterator[Partition]:
         return iter(self.partitions.values())
@@ -72,7 +110,18 @@ class ReplicaManager:
             if self.local_id not in state.replicas:
                 continue
             tp = TopicPartition(info.name, index)
-            log_ = self.log_manager.get_or_create_log(info.name, index, info.topic_id, config)
+            try:
+                log_ = self.log_manager.get_or_create_log(info.name, index, info.topic_id, config)
+            except (LogDirOfflineError, StorageCorruptionError, OSError) as exc:
+                # As Kafka's makeLeaders on a KafkaStorageException: this replica is offline (a
+                # log found corrupt at start-up included: it is kept out of service, not served).
+                log_dir = self.log_manager.log_dir_of(info.name, index)
+                if isinstance(exc, OSError) and log_dir is not None:
+                    self.log_manager.mark_dir_offline(log_dir, f"opening the log of {info.name}-{index}", exc)
+                else:
+                    log.error("the replica of %s-%d is offline: %s", info.name, index, exc)
+                self.offline_partitions.add(tp)
+                continue
             partition = Partition(tp, info.topic_id, log_, state, self.local_id)
             partition.rebuild_producer_state()
             if partition.is_leader:
@@ -88,6 +137,7 @@ class ReplicaManager:
     def remove_topic(self, name: str, partition_count: int) -> None:
         for index in range(partition_count):
             tp = TopicPartition(name, index)
+            self.offline_partitions.discard(tp)
             partition = self.partitions.pop(tp, None)
             if partition is not None:
                 self.log_manager.delete_log(name, index)

@@ -101,7 +101,12 @@ class Partition:
     def _notify(self) -> None:
         if self._listeners:
             for listener in list(self._listeners):
-                listener()
+                try:
+                    listener()
+                except Exception:
+                    # A waiter's fault must not fail the append that already happened.
+                    log.exception("listener of %s failed; removing it", self.tp)
+                    self._listeners.discard(listener)
 
     # -- writes ----------------------------------------------------------------------------------
 
