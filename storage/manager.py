@@ -2,12 +2,15 @@
 
 The manager owns what is per log dir (the four offset checkpoint files, the clean-shutdown
 marker) and what is shared by all logs (the descriptor pool, delayed deletion, the cleaner). It
-starts no thread and no task: the broker calls ``checkpoint``, ``run_retention_once``,
-``run_cleaner_once`` and ``flush_due`` from its timers (Kafka's defaults:
-``log.flush.offset.checkpoint.interval.ms`` 60 s, ``log.retention.check.interval.ms`` 5 min,
-``log.cleaner.backoff.ms`` 15 s, ``log.flush.scheduler.interval.ms``), on its event loop or in a
-worker thread. Calls that block on fsync: ``checkpoint``, ``flush_due``, ``close``,
-``get_or_create_log`` (a new directory and its metadata file), ``delete_log``.
+starts no thread and no task: an optional ``background`` callable from the broker runs the
+flush of each rolled segment in the broker's disk worker pool (Kafka's ``flush-log`` task, so
+the recovery point follows the rolls with the default flush settings); the broker calls
+``checkpoint``, ``run_retention_once``, ``run_cleaner_once`` and ``flush_due`` from its timers
+(Kafka's defaults: ``log.flush.offset.checkpoint.interval.ms`` 60 s,
+``log.retention.check.interval.ms`` 5 min, ``log.cleaner.backoff.ms`` 15 s,
+``log.flush.scheduler.interval.ms``) in worker threads. Calls that block on fsync:
+``checkpoint``, ``flush_due``, ``close``, ``get_or_create_log`` (a new directory and its metadata
+file), ``delete_log``: the broker runs them in worker threads, never on its event loop.
 
 Start-up: every ``<topic>-<partition>`` directory is loaded; without the ``.kafka_cleanshutdown``
 marker in its log dir a log is recovered from its recovery point (see :mod:`storage.recovery`).
@@ -45,7 +48,7 @@ from storage.deletion import FileDeleter
 from storage.errors import CheckpointFormatError, InconsistentTopicIdError, StorageError
 from storage.fs import FileSystem
 from storage.handles import HandleCache
-from storage.log import Log, parse_partition_dir
+from storage.log import Background, Log, parse_partition_dir
 from storage.retention import delete_old_segments
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -64,6 +67,7 @@ class LogManager:
         topic_configs: Mapping[str, LogConfig] | None = None,
         max_open_files: int = 1024,
         cleaner_max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES,
+        background: Background | None = None,
     ) -> None:
         if not log_dirs:
             raise ValueError("at least one log dir is needed")
@@ -75,6 +79,7 @@ class LogManager:
         self.deleter = FileDeleter(self.fs, self.clock)
         self.cleaner = Cleaner(cleaner_max_map_entries)
         self._topic_configs = dict(topic_configs or {})
+        self._background = background
         self._lock = threading.RLock()
         self._logs: dict[TopicPartition, Log] = {}
         self._dir_of: dict[TopicPartition, Path] = {}
@@ -129,6 +134,7 @@ class LogManager:
                     log_start_offset=starts.get(parsed, 0),
                     high_watermark=hws.get(parsed, 0),
                     had_clean_shutdown=clean,
+                    background=self._background,
                 )
             except (StorageError, OSError, ValueError) as exc:
                 self.offline[parsed] = exc
@@ -191,6 +197,7 @@ class LogManager:
                 handles=self.handles,
                 deleter=self.deleter,
                 topic_id=topic_id,
+                background=self._background,
             )
             self._logs[key] = log
             self._dir_of[key] = log_dir

@@ -3,6 +3,7 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -163,3 +164,27 @@ def test_dump_tool(tmp_path: Path, clock: ManualClock) -> None:
     assert "Found invalid data at position 600" in text
     assert "00000000000000000000.index: ok" in text
     assert "topic_id:" in text and "0\n1\n3 0\n" in text
+
+
+def test_rolled_segments_are_flushed_in_background_and_checkpointed(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # Kafka's defaults: no flush.messages, no flush.ms. Each roll hands the flush of the segment
+    # it closed to the background runner, so the recovery point follows the rolls and an unclean
+    # restart recovers only the active segment.
+    pending: list[Callable[[], None]] = []
+    manager = LogManager([tmp_path], LogConfig(segment_bytes=500), clock, background=pending.append)
+    log = manager.get_or_create_log("t", 0)
+    for _ in range(7):
+        log.append(batch_of_size(200), 0)  # segments [0,1] [2,3] [4,5] [6]
+    assert log.segment_count == 4 and log.recovery_point == 0
+    while pending:
+        pending.pop(0)()
+    assert log.recovery_point == log.active_segment.base_offset == 6
+    manager.checkpoint()
+    # A crash: no close, so no clean-shutdown marker.
+    again = LogManager([tmp_path], LogConfig(segment_bytes=500), clock)
+    reopened = again.get_log("t", 0)
+    assert reopened is not None and reopened.log_end_offset == 7
+    assert reopened.load_result.recovered_segments == 1
+    again.close()
