@@ -16,6 +16,7 @@ from broker.cluster.meta_properties import ensure_meta_properties
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
 from broker.cluster.topics import TopicAdmin
 from broker.config import BrokerConfig, topic_log_config
+from broker.disk import DiskWorkers
 from broker.group import GroupCoordinator
 from broker.handlers import HANDLERS, api_versions
 from broker.handlers.base import RequestContext
@@ -24,7 +25,7 @@ from broker.network.server import ListenAddress, Server
 from broker.replica.manager import ReplicaManager
 from broker.types import BrokerId
 from protocol import api as papi
-from storage import LogConfig, LogManager, SystemClock
+from storage import FileSystem, LogConfig, LogManager, SystemClock
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,8 @@ PRODUCER_ID_BLOCK = 1000
 class Broker:
     """One Brook broker process (the embedded single-node mode)."""
 
-    def __init__(self, config: BrokerConfig) -> None:
+    def __init__(self, config: BrokerConfig, *, fs: FileSystem | None = None) -> None:
+        """``fs`` replaces storage's filesystem calls (tests record or fail them)."""
         self.config = config
         self.node_id = BrokerId(config.node_id)
         self.clock = SystemClock()
@@ -46,14 +48,23 @@ class Broker:
         self._background: set[asyncio.Future[Any]] = set()
         self._producer_ids: tuple[int, int] = (0, 0)
         self._stopping: asyncio.Event | None = None
+        self._producer_id_lock = asyncio.Lock()
+        #: Every blocking disk call made while serving runs in these threads.
+        self.disk = DiskWorkers(config.get("background.threads"))
+        self.fs = fs if fs is not None else FileSystem()
 
         log_dirs = [Path(d) for d in config.log_dirs]
         for d in log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self.cluster_id = ensure_meta_properties(log_dirs, self.node_id)
-        self.metadata = ClusterMetadata(log_dirs[0] / METADATA_FILE, self.cluster_id)
+        self.metadata = ClusterMetadata(log_dirs[0] / METADATA_FILE, self.cluster_id, self.fs)
         self.log_manager = LogManager(
-            log_dirs, config.log_config(), self.clock, topic_configs=self._stored_topic_configs()
+            log_dirs,
+            config.log_config(),
+            self.clock,
+            fs=self.fs,
+            topic_configs=self._stored_topic_configs(),
+            background=self.disk.background,
         )
         self.replica_manager = ReplicaManager(
             self.node_id, self.log_manager, self.metadata, self.log_config_for
@@ -88,12 +99,19 @@ class Broker:
     def controller_id(self) -> BrokerId:
         return self.node_id
 
-    def next_producer_id(self) -> int:
-        start, end = self._producer_ids
-        if start >= end:
-            start, end = self.metadata.allocate_producer_ids(PRODUCER_ID_BLOCK)
-        self._producer_ids = (start + 1, end)
-        return start
+    async def next_producer_id(self) -> int:
+        """A fresh producer id; a new block is reserved durably (off the loop) before use."""
+        async with self._producer_id_lock:
+            start, end = self._producer_ids
+            if start >= end:
+                start, end = self.metadata.allocate_producer_ids(PRODUCER_ID_BLOCK)
+                await self.persist_metadata()
+            self._producer_ids = (start + 1, end)
+            return start
+
+    async def persist_metadata(self) -> None:
+        """Write the cluster metadata as it is now, in a disk worker."""
+        await self.disk.run(self.metadata.write, self.metadata.snapshot())
 
     # -- requests ----------------------------------------------------------------------------------
 
@@ -184,5 +202,7 @@ class Broker:
         if self._background:
             await asyncio.wait(self._background, timeout=max(0.5, timeout - (time.monotonic() - started)))
         await self.group_coordinator.stop()
-        self.log_manager.close()
+        # Flushes, checkpoints and the clean-shutdown marker: off the loop like all disk work.
+        await self.disk.run(self.log_manager.close)
+        self.disk.shutdown()
         log.info("Brook broker %d stopped cleanly in %.2f s", self.node_id, time.monotonic() - started)

@@ -165,7 +165,7 @@ class Log:
         handles = handles if handles is not None else HandleCache(fs)
         deleter = deleter if deleter is not None else FileDeleter(fs, clock)
         created = not directory.exists()
-        directory.mkdir(parents=True, exist_ok=True)
+        fs.mkdir(directory)
         if created:
             fs.fsync_dir(directory.parent)
         meta = PartitionMetadataFile(fs, directory)

@@ -101,7 +101,7 @@ class LogManager:
             return {}
 
     def _load_dir(self, log_dir: Path) -> None:
-        log_dir.mkdir(parents=True, exist_ok=True)
+        self.fs.mkdir(log_dir)
         marker = CleanShutdownFile(self.fs, log_dir)
         clean = marker.exists()
         recovery = self._read_checkpoint(log_dir, RECOVERY_POINT_CHECKPOINT)

@@ -3,23 +3,31 @@
 Used by CreateTopics, DeleteTopics, CreatePartitions, the config apis, Metadata's auto-creation
 and the coordinators' internal topics. Errors come back as Kafka error codes with messages, as
 the admin apis report them per topic.
+
+The handlers use the ``*_async`` methods: validation and the in-memory changes run on the event
+loop, the disk work (log directories, their metadata files, renames, the metadata document) in
+the broker's disk workers, and the answer comes when it is done. The plain methods do the same
+work inline, for callers that are not on the event loop (tests, tools).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from broker.cluster.metadata import INTERNAL_TOPICS, TopicInfo, topic_name_error
+from broker.cluster.metadata import INTERNAL_TOPICS, PartitionState, TopicInfo, topic_name_error
 from broker.config import ConfigError, validate_topic_configs
 from broker.types import BrokerId
 from protocol.error_codes import ErrorCode
 
 if TYPE_CHECKING:
     from broker.app import Broker
+    from broker.replica.partition import Partition
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +75,8 @@ def assign_replicas(
 class TopicAdmin:
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
+        #: Topics whose creation, deletion or new partitions are being written by a worker.
+        self._pending: dict[str, asyncio.Future[None]] = {}
 
     def check_name(self, name: str) -> None:
         problem = topic_name_error(name)
@@ -84,7 +94,76 @@ class TopicAdmin:
         validate_only: bool = False,
         allow_internal: bool = False,
     ) -> TopicInfo | None:
-        """Create a topic (or only validate the request). Raises :class:`TopicError`."""
+        """Create a topic (or only validate the request), blocking on disk: for callers off the
+        event loop (start-up, tests). Raises :class:`TopicError`."""
+        planned = self._plan(name, num_partitions, replication_factor, assignments, configs, allow_internal)
+        if validate_only:
+            return None
+        info = self.broker.metadata.new_topic(name, *planned)
+        replicas = self.broker.replica_manager
+        replicas.register(replicas.open_partitions(info))
+        self.broker.metadata.add_topic(info)
+        self.broker.metadata.save()
+        log.info("created topic %s (id %s) with %d partitions", name, info.topic_id, len(info.partitions))
+        return info
+
+    async def create_async(
+        self,
+        name: str,
+        num_partitions: int = -1,
+        replication_factor: int = -1,
+        assignments: Mapping[int, Sequence[int]] | None = None,
+        configs: Mapping[str, str | None] | None = None,
+        *,
+        validate_only: bool = False,
+        allow_internal: bool = False,
+    ) -> TopicInfo | None:
+        """:meth:`create` with the disk work (directories, metadata files, the metadata
+        document) in worker threads. The topic is registered (visible to every other request)
+        only once its logs exist, and the call returns once that is durable. Meanwhile the name
+        is taken: another creation gets TOPIC_ALREADY_EXISTS, as it would in Kafka."""
+        broker = self.broker
+        if name in self._pending:
+            raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        planned = self._plan(name, num_partitions, replication_factor, assignments, configs, allow_internal)
+        if validate_only:
+            return None
+        info = broker.metadata.new_topic(name, *planned)
+        async with self._busy(name):
+            replicas = broker.replica_manager
+            opened = await broker.disk.run(replicas.open_partitions, info)
+            broker.metadata.add_topic(info)
+            replicas.register(opened)
+            await broker.persist_metadata()
+        log.info("created topic %s (id %s) with %d partitions", name, info.topic_id, len(info.partitions))
+        return info
+
+    async def created(self, name: str) -> TopicInfo | None:
+        """The topic once any creation or deletion of ``name`` in progress has finished."""
+        while name in self._pending:
+            await asyncio.shield(self._pending[name])
+        return self.broker.metadata.topic(name)
+
+    @contextlib.asynccontextmanager
+    async def _busy(self, name: str) -> AsyncIterator[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending[name] = done
+        try:
+            yield
+        finally:
+            del self._pending[name]
+            done.set_result(None)
+
+    def _plan(
+        self,
+        name: str,
+        num_partitions: int,
+        replication_factor: int,
+        assignments: Mapping[int, Sequence[int]] | None,
+        configs: Mapping[str, str | None] | None,
+        allow_internal: bool,
+    ) -> tuple[list[list[BrokerId]], dict[str, str]]:
+        """Validate a creation as Kafka does; the replica assignment and validated configs."""
         broker = self.broker
         metadata = broker.metadata
         self.check_name(name)
@@ -120,12 +199,7 @@ class TopicAdmin:
                     ErrorCode.INVALID_REPLICATION_FACTOR, "Replication factor must be larger than 0."
                 )
             plan = assign_replicas(live, partitions, rf)
-        if validate_only:
-            return None
-        info = metadata.create_topic(name, plan, topic_configs)
-        broker.replica_manager.add_topic(info)
-        log.info("created topic %s (id %s) with %d partitions", name, info.topic_id, len(plan))
-        return info
+        return plan, topic_configs
 
     @staticmethod
     def _explicit_assignment(
@@ -165,6 +239,23 @@ class TopicAdmin:
         return plan
 
     def delete(self, name: str) -> TopicInfo:
+        """Delete a topic, blocking on disk (callers off the event loop)."""
+        info, detached = self._detach(name)
+        self.broker.replica_manager.delete_logs(detached)
+        self.broker.metadata.save()
+        return info
+
+    async def delete_async(self, name: str) -> TopicInfo:
+        """:meth:`delete` with the directory renames and the metadata write in worker threads.
+        The topic stops being served at once; the call returns when the deletion is durable."""
+        await self.created(name)
+        info, detached = self._detach(name)
+        async with self._busy(name):
+            await self.broker.disk.run(self.broker.replica_manager.delete_logs, detached)
+            await self.broker.persist_metadata()
+        return info
+
+    def _detach(self, name: str) -> tuple[TopicInfo, list[Partition]]:
         broker = self.broker
         info = broker.metadata.topic(name)
         if info is None:
@@ -175,12 +266,12 @@ class TopicAdmin:
             raise TopicError(ErrorCode.TOPIC_DELETION_DISABLED, "Topic deletion is disabled.")
         if info.is_internal:
             raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION, f"Internal topic {name} cannot be deleted")
-        broker.replica_manager.remove_topic(name, len(info.partitions))
+        detached = broker.replica_manager.detach_topic(name, len(info.partitions))
         broker.metadata.delete_topic(name)
         # Committed offsets of a deleted topic go with it (Kafka's handleDeletedPartitions).
         broker.group_coordinator.offsets.on_partitions_deleted((name, i) for i in range(len(info.partitions)))
         log.info("deleted topic %s (id %s)", name, info.topic_id)
-        return info
+        return info, detached
 
     def add_partitions(
         self,
@@ -190,6 +281,45 @@ class TopicAdmin:
         *,
         validate_only: bool = False,
     ) -> None:
+        """Raise the partition count, blocking on disk (callers off the event loop)."""
+        planned = self._plan_partitions(name, total, assignments)
+        if validate_only:
+            return
+        info, current, plan = planned
+        replicas = self.broker.replica_manager
+        self.broker.metadata.add_partitions(name, plan)
+        replicas.register(replicas.open_partitions(info, current))
+        self.broker.metadata.save()
+
+    async def add_partitions_async(
+        self,
+        name: str,
+        total: int,
+        assignments: Sequence[Sequence[int]] | None,
+        *,
+        validate_only: bool = False,
+    ) -> None:
+        """:meth:`add_partitions` with the new logs created in worker threads; the new partitions
+        appear in the metadata only once their logs exist. Changes to one topic are serialized."""
+        await self.created(name)
+        planned = self._plan_partitions(name, total, assignments)
+        if validate_only:
+            return
+        info, current, plan = planned
+        broker = self.broker
+        async with self._busy(name):
+            # The logs first, from a description that already holds the new partitions.
+            future = TopicInfo(info.name, info.topic_id, info.partitions + _states(plan), info.configs)
+            opened = await broker.disk.run(broker.replica_manager.open_partitions, future, current)
+            broker.metadata.add_partitions(name, plan)
+            for partition in opened:
+                partition.state = info.partitions[partition.tp.partition]
+            broker.replica_manager.register(opened)
+            await broker.persist_metadata()
+
+    def _plan_partitions(
+        self, name: str, total: int, assignments: Sequence[Sequence[int]] | None
+    ) -> tuple[TopicInfo, int, list[list[BrokerId]]]:
         broker = self.broker
         info = broker.metadata.topic(name)
         if info is None:
@@ -214,15 +344,14 @@ class TopicAdmin:
             plan = self._explicit_assignment({i: a for i, a in enumerate(assignments)}, live)
         else:
             plan = assign_replicas(live, total - current, rf, start_partition=current)
-        if validate_only:
-            return
-        broker.metadata.add_partitions(name, plan)
-        broker.replica_manager.add_partitions(info, current)
+        return info, current, plan
 
     def set_configs(
         self, name: str, configs: Mapping[str, str | None], *, validate_only: bool = False
-    ) -> None:
-        """Replace the topic's overrides with ``configs`` (AlterConfigs semantics)."""
+    ) -> bool:
+        """Replace the topic's overrides with ``configs`` (AlterConfigs semantics), in memory;
+        returns whether anything changed, in which case the caller persists the metadata
+        (:meth:`Broker.persist_metadata`) before it answers."""
         broker = self.broker
         info = broker.metadata.topic(name)
         if info is None:
@@ -232,6 +361,11 @@ class TopicAdmin:
         except ConfigError as exc:
             raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from None
         if validate_only:
-            return
+            return False
         broker.metadata.set_topic_configs(name, validated)
         broker.replica_manager.update_topic_config(info)
+        return True
+
+
+def _states(plan: list[list[BrokerId]]) -> list[PartitionState]:
+    return [PartitionState(list(r), r[0], 0, list(r)) for r in plan]

@@ -20,7 +20,7 @@ API_KEY = 21
 HIGH_WATERMARK = -1
 
 
-def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
+async def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
     broker = ctx.broker
     topics: list[DeleteRecordsTopicResult] = []
     for topic in request.topics:
@@ -36,7 +36,8 @@ def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsR
                     out.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
                 else:
                     if target > partition.log_start_offset:
-                        partition.log.delete_records_before(target)
+                        # Segment renames and the epoch checkpoint: in a disk worker.
+                        await broker.disk.run(partition.log.delete_records_before, target)
                     out.low_watermark = partition.log_start_offset
             results.append(out)
         topics.append(DeleteRecordsTopicResult(name=topic.name, partitions=results))

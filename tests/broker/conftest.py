@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -17,11 +17,27 @@ from broker.handlers import HANDLERS
 from broker.handlers.base import RequestContext
 from protocol.messages.request_header import RequestHeader
 
+T = TypeVar("T")
+
 
 @dataclass
 class FakeConnection:
     peer: str = "127.0.0.1:40000"
     listener: str = "PLAINTEXT"
+
+
+class InlineDisk:
+    """The broker's disk workers, run inline: handlers complete within a few loop turns, which
+    tests that step a manual scheduler rely on."""
+
+    def background(self, work: Callable[[], None]) -> None:
+        work()
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        return work(*args)
+
+    def shutdown(self) -> None:
+        pass
 
 
 def make_broker(path: Path, **overrides: str) -> Broker:
