@@ -16,6 +16,7 @@ from broker.config import load_config
 from broker.handlers import HANDLERS
 from broker.handlers.base import RequestContext
 from protocol.messages.request_header import RequestHeader
+from storage import FileSystem
 
 T = TypeVar("T")
 
@@ -40,9 +41,9 @@ class InlineDisk:
         pass
 
 
-def make_broker(path: Path, **overrides: str) -> Broker:
+def make_broker(path: Path, fs: FileSystem | None = None, **overrides: str) -> Broker:
     settings = {"log.dirs": str(path), "listeners": "PLAINTEXT://127.0.0.1:0", **overrides}
-    return Broker(load_config(None, [f"{k}={v}" for k, v in settings.items()]))
+    return Broker(load_config(None, [f"{k}={v}" for k, v in settings.items()]), fs=fs)
 
 
 class Caller:
