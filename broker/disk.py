@@ -25,7 +25,8 @@ THREAD_PREFIX = "brook-disk"
 
 class DiskWorkers:
     def __init__(self, threads: int) -> None:
-        self._pool = ThreadPoolExecutor(max_workers=max(1, threads), thread_name_prefix=THREAD_PREFIX)
+        self.threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix=THREAD_PREFIX)
         self._closed = False
 
     def background(self, work: Callable[[], None]) -> None:

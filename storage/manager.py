@@ -83,6 +83,8 @@ class LogManager:
         self._lock = threading.RLock()
         self._logs: dict[TopicPartition, Log] = {}
         self._dir_of: dict[TopicPartition, Path] = {}
+        #: Logs being created by some thread, with the dir chosen for each.
+        self._creating: dict[TopicPartition, tuple[threading.Event, Path]] = {}
         #: Logs that could not be loaded, with the reason; never served.
         self.offline: dict[TopicPartition, Exception] = {}
         #: Logs the cleaner gave up on (corrupt data found while compacting).
@@ -164,34 +166,44 @@ class LogManager:
         A given ``config`` replaces the log's configuration if it differs.
         """
         key = (topic, partition)
-        with self._lock:
-            if self._closed:
-                raise StorageError("log manager is closed")
-            if key in self.offline:
-                raise self.offline[key]
-            log = self._logs.get(key)
-            if log is not None:
-                if topic_id is not None:
-                    if log.topic_id is not None and log.topic_id != topic_id:
-                        raise InconsistentTopicIdError(
-                            f"{topic}-{partition} has topic id {log.topic_id}, not {topic_id}"
-                        )
-                    log.assign_topic_id(topic_id)
-                if config is not None and config != log.config:
-                    log.update_config(config)
-                return log
-            if not _TOPIC_NAME.match(topic) or topic in (".", "..") or partition < 0:
-                raise ValueError(f"invalid topic partition {topic!r}-{partition}")
-            counts = {d: 0 for d in self.log_dirs}
-            for tp, d in self._dir_of.items():
-                if tp in self._logs:
-                    counts[d] = counts.get(d, 0) + 1
-            log_dir = min(self.log_dirs, key=lambda d: counts.get(d, 0))
-            if config is None:
-                config = self._topic_configs.get(topic, self.default_config)
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise StorageError("log manager is closed")
+                if key in self.offline:
+                    raise self.offline[key]
+                log = self._logs.get(key)
+                if log is not None:
+                    if topic_id is not None:
+                        if log.topic_id is not None and log.topic_id != topic_id:
+                            raise InconsistentTopicIdError(
+                                f"{topic}-{partition} has topic id {log.topic_id}, not {topic_id}"
+                            )
+                        log.assign_topic_id(topic_id)
+                    if config is not None and config != log.config:
+                        log.update_config(config)
+                    return log
+                creating = self._creating.get(key)
+                if creating is None:
+                    if not _TOPIC_NAME.match(topic) or topic in (".", "..") or partition < 0:
+                        raise ValueError(f"invalid topic partition {topic!r}-{partition}")
+                    counts = {d: 0 for d in self.log_dirs}
+                    for tp, d in self._dir_of.items():
+                        if tp in self._logs:
+                            counts[d] = counts.get(d, 0) + 1
+                    for _, d in self._creating.values():
+                        counts[d] = counts.get(d, 0) + 1
+                    log_dir = min(self.log_dirs, key=lambda d: counts.get(d, 0))
+                    done = threading.Event()
+                    self._creating[key] = (done, log_dir)
+                    break
+            creating[0].wait()  # created by another thread meanwhile: look again
+        # The directory and its files are created outside the manager's lock, so several threads
+        # create logs at once (their fsyncs overlap) and lookups are not held up.
+        try:
             log = Log.open(
                 log_dir / f"{topic}-{partition}",
-                config,
+                config if config is not None else self._topic_configs.get(topic, self.default_config),
                 clock=self.clock,
                 fs=self.fs,
                 handles=self.handles,
@@ -199,9 +211,17 @@ class LogManager:
                 topic_id=topic_id,
                 background=self._background,
             )
+        except BaseException:
+            with self._lock:
+                del self._creating[key]
+            done.set()
+            raise
+        with self._lock:
+            del self._creating[key]
             self._logs[key] = log
             self._dir_of[key] = log_dir
-            return log
+        done.set()
+        return log
 
     def delete_log(self, topic: str, partition: int) -> bool:
         """Take the log out of service and delete its directory (see module docstring)."""

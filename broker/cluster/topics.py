@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import random
 from collections.abc import AsyncIterator, Mapping, Sequence
@@ -30,6 +31,9 @@ if TYPE_CHECKING:
     from broker.replica.partition import Partition
 
 log = logging.getLogger(__name__)
+
+#: Fewest partitions per disk worker when a topic's logs are created in parallel.
+OPEN_SLICE_MIN = 16
 
 
 @dataclass(slots=True)
@@ -130,13 +134,27 @@ class TopicAdmin:
             return None
         info = broker.metadata.new_topic(name, *planned)
         async with self._busy(name):
-            replicas = broker.replica_manager
-            opened = await broker.disk.run(replicas.open_partitions, info)
+            opened = await self._open_partitions(info, 0)
             broker.metadata.add_topic(info)
-            replicas.register(opened)
+            broker.replica_manager.register(opened)
             await broker.persist_metadata()
         log.info("created topic %s (id %s) with %d partitions", name, info.topic_id, len(info.partitions))
         return info
+
+    async def _open_partitions(self, info: TopicInfo, first: int) -> list[Partition]:
+        """Open or create the logs of ``info``'s partitions from ``first`` on, in slices over
+        the disk workers: their fsyncs overlap, which shortens a large creation."""
+        broker = self.broker
+        total = len(info.partitions) - first
+        slices = max(1, min(broker.disk.threads, total // OPEN_SLICE_MIN))
+        bounds = [first + total * i // slices for i in range(slices + 1)]
+        opened = await asyncio.gather(
+            *(
+                broker.disk.run(broker.replica_manager.open_partitions, info, start, stop)
+                for start, stop in itertools.pairwise(bounds)
+            )
+        )
+        return [partition for part in opened for partition in part]
 
     async def created(self, name: str) -> TopicInfo | None:
         """The topic once any creation or deletion of ``name`` in progress has finished."""
@@ -310,7 +328,7 @@ class TopicAdmin:
         async with self._busy(name):
             # The logs first, from a description that already holds the new partitions.
             future = TopicInfo(info.name, info.topic_id, info.partitions + _states(plan), info.configs)
-            opened = await broker.disk.run(broker.replica_manager.open_partitions, future, current)
+            opened = await self._open_partitions(future, current)
             broker.metadata.add_partitions(name, plan)
             for partition in opened:
                 partition.state = info.partitions[partition.tp.partition]

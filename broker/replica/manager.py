@@ -68,13 +68,15 @@ class ReplicaManager:
     def _open_topic(self, info: TopicInfo, first_partition: int) -> None:
         self.register(self.open_partitions(info, first_partition))
 
-    def open_partitions(self, info: TopicInfo, first_partition: int = 0) -> list[Partition]:
-        """The local replicas of ``info`` from ``first_partition`` on, their logs opened or
+    def open_partitions(
+        self, info: TopicInfo, first_partition: int = 0, stop: int | None = None
+    ) -> list[Partition]:
+        """The local replicas of ``info`` from ``first_partition`` (to ``stop``), their logs opened or
         created (directories, metadata files: blocking, so the broker calls this in a worker
         thread; the log manager is thread-safe). Not served until :meth:`register`."""
         config = self.log_config_for(info)
         opened: list[Partition] = []
-        for index in range(first_partition, len(info.partitions)):
+        for index in range(first_partition, len(info.partitions) if stop is None else stop):
             state = info.partitions[index]
             if self.local_id not in state.replicas:
                 continue

@@ -31,6 +31,8 @@ class InlineDisk:
     """The broker's disk workers, run inline: handlers complete within a few loop turns, which
     tests that step a manual scheduler rely on."""
 
+    threads = 1
+
     def background(self, work: Callable[[], None]) -> None:
         work()
 
