@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -188,3 +189,28 @@ def test_rolled_segments_are_flushed_in_background_and_checkpointed(
     assert reopened is not None and reopened.log_end_offset == 7
     assert reopened.load_result.recovered_segments == 1
     again.close()
+
+
+def test_logs_created_from_many_threads_at_once(tmp_path: Path, clock: ManualClock) -> None:
+    # Creation runs outside the manager's lock: every thread asking for a partition gets the one
+    # log created for it, however the threads interleave.
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    manager = LogManager(dirs, LogConfig(), clock)
+    tid = uuid.uuid4()
+    results: dict[int, list[object]] = {p: [] for p in range(12)}
+    start = threading.Barrier(6)
+
+    def create_all(offset: int) -> None:
+        start.wait(10)
+        for i in range(12):
+            p = (i + offset) % 12
+            results[p].append(manager.get_or_create_log("t", p, tid))
+
+    threads = [threading.Thread(target=create_all, args=(n * 2,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(len(found) == 6 and all(log is found[0] for log in found) for found in results.values())
+    assert sorted(len(list(d.glob("t-*"))) for d in dirs) == [6, 6]  # spread evenly, no stray dirs
+    manager.close()
