@@ -25,6 +25,7 @@ from broker.cluster.metadata import INTERNAL_TOPICS, PartitionState, TopicInfo, 
 from broker.config import ConfigError, validate_topic_configs
 from broker.types import BrokerId
 from protocol.error_codes import ErrorCode
+from storage import StorageError
 
 if TYPE_CHECKING:
     from broker.app import Broker
@@ -143,7 +144,8 @@ class TopicAdmin:
 
     async def _open_partitions(self, info: TopicInfo, first: int) -> list[Partition]:
         """Open or create the logs of ``info``'s partitions from ``first`` on, in slices over
-        the disk workers: their fsyncs overlap, which shortens a large creation."""
+        the disk workers: their fsyncs overlap, which shortens a large creation. If the disk
+        fails, the logs this call created are deleted again and KAFKA_STORAGE_ERROR raised."""
         broker = self.broker
         total = len(info.partitions) - first
         slices = max(1, min(broker.disk.threads, total // OPEN_SLICE_MIN))
@@ -152,9 +154,26 @@ class TopicAdmin:
             *(
                 broker.disk.run(broker.replica_manager.open_partitions, info, start, stop)
                 for start, stop in itertools.pairwise(bounds)
-            )
+            ),
+            return_exceptions=True,
         )
-        return [partition for part in opened for partition in part]
+        failures = [part for part in opened if isinstance(part, BaseException)]
+        if failures:
+            if not all(isinstance(f, (OSError, StorageError)) for f in failures):
+                raise failures[0]
+            log.error("cannot create the logs of %s: %s", info.name, failures[0])
+            await broker.disk.run(self._delete_new_logs, info.name, first, len(info.partitions))
+            raise TopicError(
+                ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot create the logs of {info.name}: {failures[0]}"
+            )
+        return [partition for part in opened if not isinstance(part, BaseException) for partition in part]
+
+    def _delete_new_logs(self, name: str, first: int, stop: int) -> None:
+        for index in range(first, stop):
+            try:
+                self.broker.log_manager.delete_log(name, index)
+            except (OSError, StorageError) as exc:
+                log.error("cannot delete the log %s-%d: %s", name, index, exc)
 
     async def created(self, name: str) -> TopicInfo | None:
         """The topic once any creation or deletion of ``name`` in progress has finished."""

@@ -15,6 +15,7 @@ from protocol.messages.delete_records_response import (
     DeleteRecordsResponse,
     DeleteRecordsTopicResult,
 )
+from storage import LogDeletedError, StorageError
 
 API_KEY = 21
 HIGH_WATERMARK = -1
@@ -35,10 +36,15 @@ async def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRe
                 if target < 0 or target > partition.high_watermark:
                     out.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
                 else:
-                    if target > partition.log_start_offset:
-                        # Segment renames and the epoch checkpoint: in a disk worker.
-                        await broker.disk.run(partition.log.delete_records_before, target)
-                    out.low_watermark = partition.log_start_offset
+                    try:
+                        if target > partition.log_start_offset:
+                            # Segment renames and the epoch checkpoint: in a disk worker.
+                            await broker.disk.run(partition.log.delete_records_before, target)
+                        out.low_watermark = partition.log_start_offset
+                    except LogDeletedError:  # the topic was deleted meanwhile
+                        out.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
+                    except (OSError, StorageError):
+                        out.error_code = ErrorCode.KAFKA_STORAGE_ERROR
             results.append(out)
         topics.append(DeleteRecordsTopicResult(name=topic.name, partitions=results))
     return DeleteRecordsResponse(throttle_time_ms=0, topics=topics)

@@ -39,7 +39,7 @@ from protocol.messages.offset_commit_request import (
 )
 from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
 from storage import FileSystem
-from tests.broker.conftest import make_broker
+from tests.broker.conftest import Caller, make_broker
 from tests.broker.test_data_plane import batch
 from tests.broker.test_network import Running, read_frame
 
@@ -246,3 +246,32 @@ def test_flush_messages_fsyncs_off_the_loop_and_answers_after_it(
         fs.release.set()
         producer.close()
         other.close()
+
+
+class FailingMkdir(FileSystem):
+    def __init__(self, doomed: str) -> None:
+        self.doomed: str | None = doomed
+
+    def mkdir(self, path: Path) -> None:
+        if path.name == self.doomed:
+            raise OSError(5, "Input/output error", str(path))
+        super().mkdir(path)
+
+
+def test_a_creation_the_disk_refuses_leaves_no_topic_and_no_log(tmp_path: Path) -> None:
+    fs = FailingMkdir("half-27")
+    broker = make_broker(tmp_path / "data", fs)
+    call = Caller(broker)
+    try:
+        failed = call(CreateTopicsRequest(topics=[CreatableTopic("half", 40, 1)]), 7)
+        assert failed.topics[0].error_code == 56  # KAFKA_STORAGE_ERROR
+        assert broker.metadata.topic("half") is None
+        assert all(broker.log_manager.get_log("half", p) is None for p in range(40))
+        assert not [
+            d for d in (tmp_path / "data").iterdir() if d.name.startswith("half-") and d.name[5:].isdigit()
+        ]
+        fs.doomed = None
+        again = call(CreateTopicsRequest(topics=[CreatableTopic("half", 40, 1)]), 7)
+        assert again.topics[0].error_code == 0 and len(broker.replica_manager.partitions) == 40
+    finally:
+        broker.log_manager.close()
