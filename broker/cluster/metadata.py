@@ -168,25 +168,27 @@ class ClusterMetadata:
             self.topics[name] = info
             self.by_id[info.topic_id] = info
 
-    def snapshot(self) -> tuple[int, bytes]:
-        """The document as it is now (cheap: JSON in memory), for :meth:`write` in a thread.
-        Changes only touch memory; whoever changes something persists a snapshot before it
-        answers (the broker does the write off its event loop)."""
+    def snapshot(self) -> tuple[int, dict[str, Any]]:
+        """The document as it is now, as fresh dicts and lists (shared with nothing live), for
+        :meth:`write` in a thread, which also encodes it (10,000 partitions take ~0.1 s). Changes
+        only touch memory; whoever changes something persists a snapshot before it answers
+        (the broker does the write off its event loop)."""
         doc = {
             "version": 1,
             "cluster_id": self.cluster_id,
             "next_producer_id": self.next_producer_id,
             "topics": {name: info.to_json() for name, info in sorted(self.topics.items())},
         }
-        return self._generation, json.dumps(doc, indent=1, sort_keys=True).encode()
+        return self._generation, doc
 
-    def write(self, snapshot: tuple[int, bytes]) -> None:
+    def write(self, snapshot: tuple[int, dict[str, Any]]) -> None:
         """Write a snapshot atomically (temp file, fsync, rename, fsync the directory); blocks.
         Thread-safe; a snapshot older than one already written is skipped (it holds less)."""
-        generation, data = snapshot
+        generation, doc = snapshot
         with self._write_lock:
             if generation <= self._written_generation:
                 return
+            data = json.dumps(doc, indent=1, sort_keys=True).encode()
             self.fs.mkdir(self.path.parent)
             self.fs.write_file_atomically(self.path, data)
             self._written_generation = generation

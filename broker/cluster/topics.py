@@ -21,7 +21,13 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from broker.cluster.metadata import INTERNAL_TOPICS, PartitionState, TopicInfo, topic_name_error
+from broker.cluster.metadata import (
+    INTERNAL_TOPICS,
+    PartitionState,
+    TopicInfo,
+    topic_name_error,
+    unify_collision_chars,
+)
 from broker.config import ConfigError, validate_topic_configs
 from broker.types import BrokerId
 from protocol.error_codes import ErrorCode
@@ -130,6 +136,11 @@ class TopicAdmin:
         broker = self.broker
         if name in self._pending:
             raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
+        for other in self._pending:
+            if unify_collision_chars(other) == unify_collision_chars(name):
+                raise TopicError(
+                    ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic '{name}' collides with existing topic: {other}"
+                )
         planned = self._plan(name, num_partitions, replication_factor, assignments, configs, allow_internal)
         if validate_only:
             return None
@@ -162,18 +173,22 @@ class TopicAdmin:
             if not all(isinstance(f, (OSError, StorageError)) for f in failures):
                 raise failures[0]
             log.error("cannot create the logs of %s: %s", info.name, failures[0])
-            await broker.disk.run(self._delete_new_logs, info.name, first, len(info.partitions))
+            await broker.disk.run(self._delete_new_logs, info, first)
             raise TopicError(
                 ErrorCode.KAFKA_STORAGE_ERROR, f"Cannot create the logs of {info.name}: {failures[0]}"
             )
         return [partition for part in opened if not isinstance(part, BaseException) for partition in part]
 
-    def _delete_new_logs(self, name: str, first: int, stop: int) -> None:
-        for index in range(first, stop):
+    def _delete_new_logs(self, info: TopicInfo, first: int) -> None:
+        manager = self.broker.log_manager
+        for index in range(first, len(info.partitions)):
+            existing = manager.get_log(info.name, index)
+            if existing is None or existing.topic_id != info.topic_id:
+                continue  # not made by this creation (a stray log of an older topic stays)
             try:
-                self.broker.log_manager.delete_log(name, index)
+                manager.delete_log(info.name, index)
             except (OSError, StorageError) as exc:
-                log.error("cannot delete the log %s-%d: %s", name, index, exc)
+                log.error("cannot delete the log %s-%d: %s", info.name, index, exc)
 
     async def created(self, name: str) -> TopicInfo | None:
         """The topic once any creation or deletion of ``name`` in progress has finished."""
