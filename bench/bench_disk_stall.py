@@ -109,14 +109,16 @@ def bench_create(partitions: int, probe_interval_s: float) -> None:
             took = time.perf_counter() - started
             stop.set()
             thread.join(TIMEOUT)
-            during = sorted(rtt for sent, rtt in rtts if started <= sent <= started + took)
+            window = [(rtt, sent - started) for sent, rtt in rtts if started <= sent <= started + took]
+            during = sorted(rtt for rtt, _ in window)
+            worst_at = max(window)[1] if window else 0.0
             print(f"CreateTopics {partitions} partitions: error {answer.topics[0].error_code}, {took:.2f} s")
             if during:
                 print(
                     f"probe ApiVersions during it: {len(during)} answered, "
                     f"median {during[len(during) // 2] * 1000:.1f} ms, "
                     f"p99 {during[int(len(during) * 0.99)] * 1000:.1f} ms, "
-                    f"longest stall {during[-1] * 1000:.0f} ms"
+                    f"longest stall {during[-1] * 1000:.0f} ms (sent {worst_at:.1f} s into the creation)"
                 )
             else:
                 print("probe ApiVersions during it: none answered")
