@@ -147,7 +147,16 @@ def bench_recovery() -> None:
                 request = ProduceRequest(
                     acks=1,
                     timeout_ms=5000,
-                    topic_data=[TopicProduceData("r", [PartitionProduceData(0, build_batch(records))])],
+                    topic_data=[
+                        TopicProduceData(
+                            "r",
+                            [
+                                PartitionProduceData(
+                                    0, build_batch(records, base_timestamp=int(time.time() * 1000))
+                                )
+                            ],
+                        )
+                    ],
                 )
                 client.call(request, 9)
                 written += 64 * 1000
