@@ -13,13 +13,12 @@ work inline, for callers that are not on the event loop (tests, tools).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import itertools
 import logging
 import random
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from broker.cluster.metadata import (
     INTERNAL_TOPICS,
@@ -88,6 +87,7 @@ class TopicAdmin:
         self.broker = broker
         #: Topics whose creation, deletion or new partitions are being written by a worker.
         self._pending: dict[str, asyncio.Future[None]] = {}
+        self._tasks: set[asyncio.Future[None]] = set()
 
     def check_name(self, name: str) -> None:
         problem = topic_name_error(name)
@@ -145,13 +145,16 @@ class TopicAdmin:
         if validate_only:
             return None
         info = broker.metadata.new_topic(name, *planned)
-        async with self._busy(name):
-            opened = await self._open_partitions(info, 0)
-            broker.metadata.add_topic(info)
-            broker.replica_manager.register(opened)
-            await broker.persist_metadata()
+        await self._finish(name, self._create(info))
         log.info("created topic %s (id %s) with %d partitions", name, info.topic_id, len(info.partitions))
         return info
+
+    async def _create(self, info: TopicInfo) -> None:
+        broker = self.broker
+        opened = await self._open_partitions(info, 0)
+        broker.metadata.add_topic(info)
+        broker.replica_manager.register(opened)
+        await broker.persist_metadata()
 
     async def _open_partitions(self, info: TopicInfo, first: int) -> list[Partition]:
         """Open or create the logs of ``info``'s partitions from ``first`` on, in slices over
@@ -196,15 +199,30 @@ class TopicAdmin:
             await asyncio.shield(self._pending[name])
         return self.broker.metadata.topic(name)
 
-    @contextlib.asynccontextmanager
-    async def _busy(self, name: str) -> AsyncIterator[None]:
+    async def _finish(self, name: str, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` with ``name`` pending, to its end even if the request awaiting it is
+        cancelled (its client disconnected): a change half written to disk is never abandoned,
+        or the next attempt would find logs of a topic id nobody knows."""
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._pending[name] = done
-        try:
-            yield
-        finally:
-            del self._pending[name]
-            done.set_result(None)
+        self._pending[name] = done  # at once: the next request already sees the name taken
+
+        async def run() -> None:
+            try:
+                await work
+            finally:
+                del self._pending[name]
+                done.set_result(None)
+
+        task = asyncio.ensure_future(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._finished)
+        await asyncio.shield(task)
+
+    def _finished(self, task: asyncio.Future[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # Raised to the request too, unless it was cancelled; then this is the only trace.
+            log.debug("topic change failed: %s", task.exception())
 
     def _plan(
         self,
@@ -302,10 +320,12 @@ class TopicAdmin:
         The topic stops being served at once; the call returns when the deletion is durable."""
         await self.created(name)
         info, detached = self._detach(name)
-        async with self._busy(name):
-            await self.broker.disk.run(self.broker.replica_manager.delete_logs, detached)
-            await self.broker.persist_metadata()
+        await self._finish(name, self._delete_detached(detached))
         return info
+
+    async def _delete_detached(self, detached: list[Partition]) -> None:
+        await self.broker.disk.run(self.broker.replica_manager.delete_logs, detached)
+        await self.broker.persist_metadata()
 
     def _detach(self, name: str) -> tuple[TopicInfo, list[Partition]]:
         broker = self.broker
@@ -358,16 +378,18 @@ class TopicAdmin:
         if validate_only:
             return
         info, current, plan = planned
+        await self._finish(name, self._add_partitions(info, current, plan))
+
+    async def _add_partitions(self, info: TopicInfo, current: int, plan: list[list[BrokerId]]) -> None:
         broker = self.broker
-        async with self._busy(name):
-            # The logs first, from a description that already holds the new partitions.
-            future = TopicInfo(info.name, info.topic_id, info.partitions + _states(plan), info.configs)
-            opened = await self._open_partitions(future, current)
-            broker.metadata.add_partitions(name, plan)
-            for partition in opened:
-                partition.state = info.partitions[partition.tp.partition]
-            broker.replica_manager.register(opened)
-            await broker.persist_metadata()
+        # The logs first, from a description that already holds the new partitions.
+        future = TopicInfo(info.name, info.topic_id, info.partitions + _states(plan), info.configs)
+        opened = await self._open_partitions(future, current)
+        broker.metadata.add_partitions(info.name, plan)
+        for partition in opened:
+            partition.state = info.partitions[partition.tp.partition]
+        broker.replica_manager.register(opened)
+        await broker.persist_metadata()
 
     def _plan_partitions(
         self, name: str, total: int, assignments: Sequence[Sequence[int]] | None

@@ -7,8 +7,10 @@ the thread of each blocking call (and can hold one until the test releases it).
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -275,3 +277,38 @@ def test_a_creation_the_disk_refuses_leaves_no_topic_and_no_log(tmp_path: Path) 
         assert again.topics[0].error_code == 0 and len(broker.replica_manager.partitions) == 40
     finally:
         broker.log_manager.close()
+
+
+def _eventually(condition: Callable[[], bool]) -> bool:
+    deadline = time.monotonic() + TIMEOUT
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_a_creation_whose_client_disconnects_still_completes(
+    recording: tuple[Running, ThreadRecordingFileSystem],
+) -> None:
+    # librdkafka drops its bootstrap connection while FindCoordinator creates __consumer_offsets:
+    # the request is cancelled, but the half-created topic must still be finished.
+    running, fs = recording
+    server = running.broker.server
+    assert server is not None
+    fs.hold = "gone-"
+    leaver, other = Client(running), Client(running)
+    try:
+        leaver.send(CreateTopicsRequest(topics=[CreatableTopic("gone", 40, 1)]), 7)
+        assert fs.held.wait(TIMEOUT), "the creation never reached its logs"
+        leaver.close()
+        assert _eventually(lambda: len(server.connections) == 1), "the broker never saw the disconnect"
+        fs.release.set()
+        done = asyncio.run_coroutine_threadsafe(running.broker.topics.created("gone"), running.loop)
+        info = done.result(TIMEOUT)
+        assert info is not None and len(info.partitions) == 40
+        found = other.call(MetadataRequest(topics=[MetadataRequestTopic(name="gone")]), 9)
+        assert found.topics[0].error_code == 0 and len(found.topics[0].partitions) == 40
+    finally:
+        fs.release.set()
+        other.close()
