@@ -69,7 +69,7 @@ class GroupKit:
 
     async def settle(self) -> None:
         """Let background continuations (writes' completions) and timers already due run."""
-        for _ in range(10):
+        for _ in range(20):  # a topic change is a task of its own: a few more turns
             await asyncio.sleep(0)
             self.sched.run_due()
 
