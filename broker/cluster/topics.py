@@ -146,7 +146,6 @@ class TopicAdmin:
             return None
         info = broker.metadata.new_topic(name, *planned)
         await self._finish(name, self._create(info))
-        log.info("created topic %s (id %s) with %d partitions", name, info.topic_id, len(info.partitions))
         return info
 
     async def _create(self, info: TopicInfo) -> None:
@@ -155,6 +154,9 @@ class TopicAdmin:
         broker.metadata.add_topic(info)
         broker.replica_manager.register(opened)
         await broker.persist_metadata()
+        log.info(
+            "created topic %s (id %s) with %d partitions", info.name, info.topic_id, len(info.partitions)
+        )
 
     async def _open_partitions(self, info: TopicInfo, first: int) -> list[Partition]:
         """Open or create the logs of ``info``'s partitions from ``first`` on, in slices over

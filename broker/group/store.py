@@ -66,6 +66,7 @@ class OffsetsTopic:
         on_loaded: GroupHook,
         on_unloaded: GroupHook,
     ) -> None:
+        self._creation: asyncio.Future[TopicInfo] | None = None
         self.broker = broker
         self.config = config
         self.clock = clock
@@ -108,10 +109,26 @@ class OffsetsTopic:
 
     async def ensure_topic(self) -> TopicInfo:
         """The topic, created (and its local partitions loaded, in disk workers) if it does not
-        exist yet. Raises :class:`TopicError` when it cannot be created."""
-        info = await self.broker.topics.created(OFFSETS_TOPIC)
-        if info is not None:
-            return info
+        exist yet. Raises :class:`TopicError` when it cannot be created.
+
+        The creation runs in a task of its own that concurrent callers share and that finishes
+        even if the request that started it is cancelled (librdkafka drops its bootstrap
+        connection meanwhile): otherwise the topic would exist with no partition taken over."""
+        if self._creation is None:
+            info = await self.broker.topics.created(OFFSETS_TOPIC)
+            if info is not None:
+                return info
+            if self._creation is None:
+                self._creation = asyncio.ensure_future(self._create_topic())
+                self._creation.add_done_callback(self._created)
+        return await asyncio.shield(self._creation)
+
+    def _created(self, task: asyncio.Future[TopicInfo]) -> None:
+        self._creation = None
+        if not task.cancelled():
+            task.exception()  # retrieved: each awaiting request reports it
+
+    async def _create_topic(self) -> TopicInfo:
         broker = self.broker
         live = len(broker.live_broker_ids())
         rf = self.config.replication_factor

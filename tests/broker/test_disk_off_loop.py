@@ -312,3 +312,36 @@ def test_a_creation_whose_client_disconnects_still_completes(
     finally:
         fs.release.set()
         other.close()
+
+
+def test_the_offsets_topic_is_taken_over_even_if_its_first_finder_disconnects(
+    recording: tuple[Running, ThreadRecordingFileSystem],
+) -> None:
+    running, fs = recording
+    server = running.broker.server
+    assert server is not None
+    fs.hold = "__consumer_offsets-"
+    leaver, other = Client(running), Client(running)
+    try:
+        leaver.send(FindCoordinatorRequest(key="g"), 3)
+        assert fs.held.wait(TIMEOUT), "the offsets topic was never created"
+        leaver.close()
+        assert _eventually(lambda: len(server.connections) == 1), "the broker never saw the disconnect"
+        fs.release.set()
+        store = running.broker.group_coordinator.store
+        asyncio.run_coroutine_threadsafe(store.ensure_topic(), running.loop).result(TIMEOUT)
+        assert other.call(FindCoordinatorRequest(key="g"), 3).error_code == 0
+        created = other.call(CreateTopicsRequest(topics=[CreatableTopic("t", 1, 1)]), 7)
+        assert created.topics[0].error_code == 0
+        committed = other.call(
+            OffsetCommitRequest(
+                group_id="g",
+                generation_id_or_member_epoch=-1,
+                topics=[OffsetCommitRequestTopic("t", [OffsetCommitRequestPartition(0, 5)])],
+            ),
+            8,
+        )
+        assert committed.topics[0].partitions[0].error_code == 0
+    finally:
+        fs.release.set()
+        other.close()
