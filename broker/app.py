@@ -201,6 +201,8 @@ class Broker:
             await self.server.drain(max(0.5, timeout / 2))
         if self._background:
             await asyncio.wait(self._background, timeout=max(0.5, timeout - (time.monotonic() - started)))
+        # Topic changes whose requests were dropped still finish before the logs close.
+        await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
         await self.group_coordinator.stop()
         # Flushes, checkpoints and the clean-shutdown marker: off the loop like all disk work.
         await self.disk.run(self.log_manager.close)

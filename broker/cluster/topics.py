@@ -220,6 +220,11 @@ class TopicAdmin:
         task.add_done_callback(self._finished)
         await asyncio.shield(task)
 
+    async def settle(self, timeout: float) -> None:
+        """Wait (up to ``timeout`` seconds) for topic changes in progress to finish."""
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=timeout)
+
     def _finished(self, task: asyncio.Future[None]) -> None:
         self._tasks.discard(task)
         if not task.cancelled() and task.exception() is not None:
