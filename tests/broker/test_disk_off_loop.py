@@ -345,3 +345,22 @@ def test_the_offsets_topic_is_taken_over_even_if_its_first_finder_disconnects(
     finally:
         fs.release.set()
         other.close()
+
+
+def test_a_name_colliding_with_a_creation_in_progress_is_refused(
+    recording: tuple[Running, ThreadRecordingFileSystem],
+) -> None:
+    running, fs = recording
+    fs.hold = "a.b-"
+    first, second = Client(running), Client(running)
+    try:
+        first.send(CreateTopicsRequest(topics=[CreatableTopic("a.b", 2, 1)]), 7)
+        assert fs.held.wait(TIMEOUT), "the creation never reached its logs"
+        colliding = second.call(CreateTopicsRequest(topics=[CreatableTopic("a_b", 2, 1)]), 7)
+        assert colliding.topics[0].error_code == 17  # INVALID_TOPIC_EXCEPTION, as once it exists
+        fs.release.set()
+        assert first.receive(CreateTopicsRequest, 7).topics[0].error_code == 0
+    finally:
+        fs.release.set()
+        first.close()
+        second.close()
