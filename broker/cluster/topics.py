@@ -6,8 +6,8 @@ the admin apis report them per topic.
 
 The handlers use the ``*_async`` methods: validation and the in-memory changes run on the event
 loop, the disk work (log directories, their metadata files, renames, the metadata document) in
-the broker's disk workers, and the answer comes when it is done. The plain methods do the same
-work inline, for callers that are not on the event loop (tests, tools).
+the broker's disk workers, and the answer comes when it is done. :meth:`TopicAdmin.create` does
+the same work inline, for callers that are not serving requests (tests, tools).
 """
 
 from __future__ import annotations
@@ -315,16 +315,9 @@ class TopicAdmin:
             plan.append(replicas)
         return plan
 
-    def delete(self, name: str) -> TopicInfo:
-        """Delete a topic, blocking on disk (callers off the event loop)."""
-        info, detached = self._detach(name)
-        self.broker.replica_manager.delete_logs(detached)
-        self.broker.metadata.save()
-        return info
-
     async def delete_async(self, name: str) -> TopicInfo:
-        """:meth:`delete` with the directory renames and the metadata write in worker threads.
-        The topic stops being served at once; the call returns when the deletion is durable."""
+        """Delete a topic: it stops being served at once, the directory renames and the metadata
+        write run in worker threads, and the call returns when the deletion is durable."""
         await self.created(name)
         info, detached = self._detach(name)
         await self._finish(name, self._delete_detached(detached))
@@ -352,24 +345,6 @@ class TopicAdmin:
         log.info("deleted topic %s (id %s)", name, info.topic_id)
         return info, detached
 
-    def add_partitions(
-        self,
-        name: str,
-        total: int,
-        assignments: Sequence[Sequence[int]] | None,
-        *,
-        validate_only: bool = False,
-    ) -> None:
-        """Raise the partition count, blocking on disk (callers off the event loop)."""
-        planned = self._plan_partitions(name, total, assignments)
-        if validate_only:
-            return
-        info, current, plan = planned
-        replicas = self.broker.replica_manager
-        self.broker.metadata.add_partitions(name, plan)
-        replicas.register(replicas.open_partitions(info, current))
-        self.broker.metadata.save()
-
     async def add_partitions_async(
         self,
         name: str,
@@ -378,8 +353,9 @@ class TopicAdmin:
         *,
         validate_only: bool = False,
     ) -> None:
-        """:meth:`add_partitions` with the new logs created in worker threads; the new partitions
-        appear in the metadata only once their logs exist. Changes to one topic are serialized."""
+        """Raise the partition count; the new logs are created in worker threads and the new
+        partitions appear in the metadata only once they exist. Changes to one topic are
+        serialized."""
         await self.created(name)
         planned = self._plan_partitions(name, total, assignments)
         if validate_only:

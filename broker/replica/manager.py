@@ -60,13 +60,10 @@ class ReplicaManager:
     def load(self) -> None:
         """Open every local replica named by the metadata and rebuild its producer state."""
         for info in self.metadata.topics.values():
-            self._open_topic(info, 0)
+            self.register(self.open_partitions(info))
         for stray in self.log_manager.all_logs():
             if TopicPartition(stray.topic, stray.partition) not in self.partitions:
                 log.warning("log directory %s belongs to no known topic; leaving it alone", stray.directory)
-
-    def _open_topic(self, info: TopicInfo, first_partition: int) -> None:
-        self.register(self.open_partitions(info, first_partition))
 
     def open_partitions(
         self, info: TopicInfo, first_partition: int = 0, stop: int | None = None
@@ -98,12 +95,6 @@ class ReplicaManager:
         for partition in partitions:
             self.partitions[partition.tp] = partition
 
-    def add_topic(self, info: TopicInfo) -> None:
-        self._open_topic(info, 0)
-
-    def add_partitions(self, info: TopicInfo, first_new: int) -> None:
-        self._open_topic(info, first_new)
-
     def detach_topic(self, name: str, partition_count: int) -> list[Partition]:
         """Stop serving the topic's local replicas (no disk work); see :meth:`delete_logs`."""
         detached = []
@@ -117,9 +108,6 @@ class ReplicaManager:
         """Delete the logs of detached replicas (renames and fsyncs: a worker thread's job)."""
         for partition in partitions:
             self.log_manager.delete_log(partition.tp.topic, partition.tp.partition)
-
-    def remove_topic(self, name: str, partition_count: int) -> None:
-        self.delete_logs(self.detach_topic(name, partition_count))
 
     def update_topic_config(self, info: TopicInfo) -> None:
         config = self.log_config_for(info)
