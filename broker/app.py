@@ -17,6 +17,7 @@ from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetada
 from broker.cluster.topics import TopicAdmin
 from broker.config import BrokerConfig, topic_log_config
 from broker.config.unapplied import warn_unapplied
+from broker.disk import DiskWorkers
 from broker.group import GroupCoordinator
 from broker.handlers import HANDLERS, api_versions
 from broker.handlers.base import RequestContext
@@ -50,14 +51,23 @@ class Broker:
         self._background: set[asyncio.Future[Any]] = set()
         self._producer_ids: tuple[int, int] = (0, 0)
         self._stopping: asyncio.Event | None = None
+        self._producer_id_lock = asyncio.Lock()
+        #: Every blocking disk call made while serving runs in these threads.
+        self.disk = DiskWorkers(config.get("background.threads"))
+        self.fs = fs if fs is not None else FileSystem()
 
         log_dirs = [Path(d) for d in config.log_dirs]
         for d in log_dirs:
             d.mkdir(parents=True, exist_ok=True)
         self.cluster_id = ensure_meta_properties(log_dirs, self.node_id)
-        self.metadata = ClusterMetadata(log_dirs[0] / METADATA_FILE, self.cluster_id)
+        self.metadata = ClusterMetadata(log_dirs[0] / METADATA_FILE, self.cluster_id, self.fs)
         self.log_manager = LogManager(
-            log_dirs, config.log_config(), self.clock, fs=fs, topic_configs=self._stored_topic_configs()
+            log_dirs,
+            config.log_config(),
+            self.clock,
+            fs=self.fs,
+            topic_configs=self._stored_topic_configs(),
+            background=self.disk.background,
         )
         self.replica_manager = ReplicaManager(
             self.node_id, self.log_manager, self.metadata, self.log_config_for
@@ -92,12 +102,19 @@ class Broker:
     def controller_id(self) -> BrokerId:
         return self.node_id
 
-    def next_producer_id(self) -> int:
-        start, end = self._producer_ids
-        if start >= end:
-            start, end = self.metadata.allocate_producer_ids(PRODUCER_ID_BLOCK)
-        self._producer_ids = (start + 1, end)
-        return start
+    async def next_producer_id(self) -> int:
+        """A fresh producer id; a new block is reserved durably (off the loop) before use."""
+        async with self._producer_id_lock:
+            start, end = self._producer_ids
+            if start >= end:
+                start, end = self.metadata.allocate_producer_ids(PRODUCER_ID_BLOCK)
+                await self.persist_metadata()
+            self._producer_ids = (start + 1, end)
+            return start
+
+    async def persist_metadata(self) -> None:
+        """Write the cluster metadata as it is now, in a disk worker."""
+        await self.disk.run(self.metadata.write, self.metadata.snapshot())
 
     # -- requests ----------------------------------------------------------------------------------
 
@@ -194,6 +211,10 @@ class Broker:
             await self.server.drain(max(0.5, timeout / 2))
         if self._background:
             await asyncio.wait(self._background, timeout=max(0.5, timeout - (time.monotonic() - started)))
+        # Topic changes whose requests were dropped still finish before the logs close.
+        await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
         await self.group_coordinator.stop()
-        self.log_manager.close()
+        # Flushes, checkpoints and the clean-shutdown marker: off the loop like all disk work.
+        await self.disk.run(self.log_manager.close)
+        self.disk.shutdown()
         log.info("Brook broker %d stopped cleanly in %.2f s", self.node_id, time.monotonic() - started)

@@ -1,7 +1,8 @@
 """Partition logs on disk, byte-compatible with Apache Kafka's log directories.
 
 Storage knows bytes, offsets, timestamps and record-batch headers; it knows nothing of requests
-or sockets, starts no thread or task, and never imports ``protocol.messages``.
+or sockets, starts no thread or task (work to run in the background goes to the ``background``
+callable the broker injects), and never imports ``protocol.messages``.
 
 On disk (see the module docstrings for exact formats)::
 
@@ -25,7 +26,9 @@ How the broker uses it
                          topic_configs={"__consumer_offsets": LogConfig(cleanup_policy="compact")})
     log = manager.get_or_create_log("orders", 0, topic_id, config)   # -> Log
 
-    info = log.append(bytearray(records), leader_epoch=5)            # -> AppendInfo
+    info = log.append(bytearray(records), leader_epoch=5)            # -> AppendInfo; no fsync
+    if log.flush_needed():                                           # flush.messages reached:
+        log.flush(info.last_offset + 1)                              # in a worker, then answer
     log.high_watermark = info.last_offset + 1                        # broker owns the HW
 
     result = log.read(fetch_offset, max_bytes, max_offset=log.high_watermark)   # -> ReadResult
@@ -43,7 +46,10 @@ How the broker uses it
     manager.close()                 # on shutdown: flush, checkpoints, clean-shutdown marker
 
 ``LogManager(log_dirs, default_config, clock=None, *, fs=None, topic_configs=None,
-max_open_files=1024, cleaner_max_map_entries=1_000_000)``
+max_open_files=1024, cleaner_max_map_entries=1_000_000, background=None)``
+    (``background(fn)`` runs ``fn`` later in a worker thread: each roll hands it the flush of the
+    rolled segment, as Kafka's ``flush-log`` task, so the recovery point follows the rolls;
+    without it ``flush_due`` does that flush);
     ``get_or_create_log(topic, partition, topic_id=None, config=None) -> Log``,
     ``get_log(topic, partition) -> Log | None``, ``delete_log(topic, partition) -> bool``
     (renames to ``<topic>-<partition>.<hex>-delete``, removed after ``file.delete.delay.ms``),
@@ -71,7 +77,9 @@ max_open_files=1024, cleaner_max_map_entries=1_000_000)``
     its base offset); ``truncate_fully_and_start_at(offset)``;
     ``delete_records_before(offset) -> int``;
     ``scan_batch_headers(start_offset=None) -> Iterator[(BatchPosition, BatchHeader)]``;
-    ``flush(up_to=None)``; ``roll()``; ``size_in_bytes()``; ``update_config(config)``;
+    ``flush(up_to=None)``; ``flush_needed() -> bool`` (``flush.messages`` unflushed records:
+    the caller flushes before it answers); ``maybe_assign_epoch_start_offset(epoch, offset)``
+    (on becoming leader); ``roll()``; ``size_in_bytes()``; ``update_config(config)``;
     ``replace_segments(old, new, guard) -> bool`` (the cleaner's swap; False when the log
     changed under the pass); ``close()``. ``AppendInfo`` is a NamedTuple ``(first_offset,
     last_offset, max_timestamp, offset_of_max_timestamp, batches, bytes, log_append_time,
@@ -120,10 +128,13 @@ Blocking
 
 Calls that may block on fsync: ``Log.flush``, ``Log.close``, ``LogManager.flush_due``,
 ``LogManager.checkpoint``, ``LogManager.close``, ``LogManager.get_or_create_log`` (new
-directory), ``LogManager.delete_log``; ``Log.append`` only when ``flush.messages`` is reached or
-the leader epoch changes (the epoch checkpoint is fsync'd, as in Kafka); truncation and
-``delete_records_before`` (epoch checkpoint). ``run_cleaner_once`` does real work (decoding and
-re-encoding records, fsync of the cleaned segments) but holds a log's lock only for short swaps.
+directory; several threads may create logs at once), ``LogManager.delete_log``,
+``Log.maybe_assign_epoch_start_offset``; ``Log.append`` only when the leader epoch changes (the
+epoch checkpoint is fsync'd, as in Kafka; a leader's epoch is assigned when it becomes leader, so
+produce never does), never for ``flush.messages`` (see ``flush_needed``); truncation and
+``delete_records_before`` (epoch checkpoint). The broker runs all of them in worker threads.
+``run_cleaner_once`` does real work (decoding and re-encoding records, fsync of the cleaned
+segments) but holds a log's lock only for short swaps.
 """
 
 from storage.cleaner import CleanerStats

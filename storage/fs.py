@@ -48,6 +48,10 @@ class FileSystem:
     def unlink(self, path: Path) -> None:
         os.unlink(path)
 
+    def mkdir(self, path: Path) -> None:
+        """Create ``path`` and its missing parents; nothing if it exists."""
+        path.mkdir(parents=True, exist_ok=True)
+
     def fsync_dir(self, path: Path) -> None:
         """Make renames and creations inside ``path`` durable."""
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))

@@ -10,15 +10,25 @@ Thread-safety: every public method takes the log's re-entrant lock, so the broke
 lock only to write index files and ``dup`` descriptors; the ``fsync`` calls themselves run
 outside it, so appends are not blocked behind a slow disk.
 
-Calls that may block on ``fsync``: ``flush``; ``append`` when ``flush.messages`` is reached, and
-(rarely) when the leader epoch changes (the epoch checkpoint is fsync'd); ``truncate_to``,
-``truncate_fully_and_start_at`` and ``delete_records_before`` (epoch checkpoint);
-``assign_topic_id``; ``close``. Everything else only touches the page cache.
+Calls that may block on ``fsync``: ``flush``; ``append`` only when the leader epoch changes (the
+epoch checkpoint is fsync'd; the broker assigns it when it becomes leader, so a produce never
+does); ``maybe_assign_epoch_start_offset``; ``truncate_to``, ``truncate_fully_and_start_at`` and
+``delete_records_before`` (epoch checkpoint); ``assign_topic_id``; ``close``. Everything else
+only touches the page cache.
+
+Flushing (Kafka's policy, without blocking the appender): ``append`` never fsyncs. When
+``flush.messages`` is reached :meth:`Log.flush_needed` says so and the caller runs
+:meth:`Log.flush` off its event loop before it answers (Kafka fsyncs inside the append, on the
+request thread, so the produce answer follows the fsync). A rolled segment is flushed through
+the ``background`` callable the manager injects (Kafka's ``flush-log`` task scheduled by
+``roll``), which moves the recovery point to the new segment; without one, ``flush_if_due``
+does it at the next ``flush_due``.
 """
 
 from __future__ import annotations
 
 import bisect
+import contextlib
 import random
 import struct
 import threading
@@ -64,6 +74,10 @@ _BASE_AND_EPOCH = struct.Struct(">qii")
 _new_tuple = tuple.__new__
 _NEVER = 1 << 62  # timestamp limits at or above this are "not configured" (Kafka: Long.MAX)
 
+#: Runs a callable later in a worker thread (the broker's disk pool); never on the caller's
+#: thread, since the caller may be an event loop.
+Background = Callable[[Callable[[], None]], None]
+
 
 def parse_partition_dir(name: str) -> tuple[str, int] | None:
     """``("my-topic", 3)`` for ``my-topic-3``; None for names that are not partition dirs."""
@@ -91,6 +105,7 @@ class Log:
         log_start_offset: int,
         high_watermark: int,
         topic_id: uuid.UUID | None,
+        background: Background | None = None,
     ) -> None:
         self.directory = directory
         self.topic = topic
@@ -103,6 +118,7 @@ class Log:
         self.deleter = deleter
         self._lock = threading.RLock()
         self._rng = random.Random()
+        self._background = background
         self._segments: list[LogSegment] = loaded.segments
         self._bases: list[int] = [s.base_offset for s in self._segments]
         self._leo = loaded.log_end_offset
@@ -144,8 +160,11 @@ class Log:
         high_watermark: int = 0,
         had_clean_shutdown: bool = False,
         topic_id: uuid.UUID | None = None,
+        background: Background | None = None,
     ) -> Log:
-        """Open (creating if needed) the log in ``directory``, named ``<topic>-<partition>``."""
+        """Open (creating if needed) the log in ``directory``, named ``<topic>-<partition>``.
+
+        ``background`` runs a callable in a worker thread (the flush of a rolled segment)."""
         parsed = parse_partition_dir(directory.name)
         if parsed is None:
             raise ValueError(f"{directory.name!r} is not a <topic>-<partition> directory name")
@@ -153,7 +172,7 @@ class Log:
         handles = handles if handles is not None else HandleCache(fs)
         deleter = deleter if deleter is not None else FileDeleter(fs, clock)
         created = not directory.exists()
-        directory.mkdir(parents=True, exist_ok=True)
+        fs.mkdir(directory)
         if created:
             fs.fsync_dir(directory.parent)
         meta = PartitionMetadataFile(fs, directory)
@@ -184,6 +203,7 @@ class Log:
             log_start_offset=log_start_offset,
             high_watermark=high_watermark,
             topic_id=stored_id,
+            background=background,
         )
         if topic_id is not None and stored_id is None:
             log.assign_topic_id(topic_id)
@@ -295,11 +315,8 @@ class Log:
             if info is None:
                 info = self._append_locked(mv, leader_epoch, True)
             self._appended = True
-            flush_needed = self._leo - self._recovery_point >= self._flush_messages
         finally:
             lock.release()
-        if flush_needed:
-            self.flush()
         return info
 
     def append_as_follower(self, data: bytearray | memoryview | bytes) -> AppendInfo:
@@ -314,10 +331,19 @@ class Log:
             self._check_open()
             info = self._append_locked(mv, -1, False)
             self._appended = True
-            flush_needed = self._leo - self._recovery_point >= self._flush_messages
-        if flush_needed:
-            self.flush()
         return info
+
+    def flush_needed(self) -> bool:
+        """Whether ``flush.messages`` records are unflushed (Kafka's ``unflushedMessages >=
+        flushInterval``): the appender then runs :meth:`flush` before it answers."""
+        return self._leo - self._recovery_point >= self._flush_messages
+
+    def maybe_assign_epoch_start_offset(self, leader_epoch: int, start_offset: int) -> None:
+        """Record that ``leader_epoch`` starts at ``start_offset`` if it is newer than the latest
+        (Kafka's ``maybeAssignEpochStartOffset`` on becoming leader); fsyncs the checkpoint."""
+        with self._lock:
+            self._check_open()
+            self._maybe_start_epoch(leader_epoch, start_offset)
 
     def _append_locked(self, mv: memoryview, leader_epoch: int, assign: bool) -> AppendInfo:
         # The hot path: per call and per batch constant work, no per-record work. Written for
@@ -521,9 +547,16 @@ class Log:
         self._segments.append(new)
         self._bases.append(base_offset)
         self._new_segment_since_flush = True
-        # Kafka flushes the rolled segment asynchronously; here flush_due() does it.
         self._roll_flush_offset = max(self._roll_flush_offset, base_offset)
+        if self._background is not None:
+            # Kafka's roll schedules flushUptoOffsetExclusive(newSegment.baseOffset).
+            self._background(lambda: self._flush_rolled(base_offset))
         return new
+
+    def _flush_rolled(self, base_offset: int) -> None:
+        """The background flush of the segments below a new one (recovery point -> base)."""
+        with contextlib.suppress(LogDeletedError):  # closed (so flushed) or deleted meanwhile
+            self.flush(base_offset)
 
     # -- read -------------------------------------------------------------------------------------
 

@@ -2,12 +2,15 @@
 
 The manager owns what is per log dir (the four offset checkpoint files, the clean-shutdown
 marker) and what is shared by all logs (the descriptor pool, delayed deletion, the cleaner). It
-starts no thread and no task: the broker calls ``checkpoint``, ``run_retention_once``,
-``run_cleaner_once`` and ``flush_due`` from its timers (Kafka's defaults:
-``log.flush.offset.checkpoint.interval.ms`` 60 s, ``log.retention.check.interval.ms`` 5 min,
-``log.cleaner.backoff.ms`` 15 s, ``log.flush.scheduler.interval.ms``), on its event loop or in a
-worker thread. Calls that block on fsync: ``checkpoint``, ``flush_due``, ``close``,
-``get_or_create_log`` (a new directory and its metadata file), ``delete_log``.
+starts no thread and no task: an optional ``background`` callable from the broker runs the
+flush of each rolled segment in the broker's disk worker pool (Kafka's ``flush-log`` task, so
+the recovery point follows the rolls with the default flush settings); the broker calls
+``checkpoint``, ``run_retention_once``, ``run_cleaner_once`` and ``flush_due`` from its timers
+(Kafka's defaults: ``log.flush.offset.checkpoint.interval.ms`` 60 s,
+``log.retention.check.interval.ms`` 5 min, ``log.cleaner.backoff.ms`` 15 s,
+``log.flush.scheduler.interval.ms``) in worker threads. Calls that block on fsync:
+``checkpoint``, ``flush_due``, ``close``, ``get_or_create_log`` (a new directory and its metadata
+file), ``delete_log``: the broker runs them in worker threads, never on its event loop.
 
 Start-up: every ``<topic>-<partition>`` directory is loaded; without the ``.kafka_cleanshutdown``
 marker in its log dir a log is recovered from its recovery point (see :mod:`storage.recovery`).
@@ -56,7 +59,7 @@ from storage.deletion import FileDeleter
 from storage.errors import CheckpointFormatError, InconsistentTopicIdError, LogDirOfflineError, StorageError
 from storage.fs import FileSystem
 from storage.handles import HandleCache
-from storage.log import Log, parse_partition_dir
+from storage.log import Background, Log, parse_partition_dir
 from storage.retention import delete_old_segments
 
 _logger = logging.getLogger(__name__)
@@ -77,6 +80,7 @@ class LogManager:
         topic_configs: Mapping[str, LogConfig] | None = None,
         max_open_files: int = 1024,
         cleaner_max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES,
+        background: Background | None = None,
     ) -> None:
         if not log_dirs:
             raise ValueError("at least one log dir is needed")
@@ -88,9 +92,12 @@ class LogManager:
         self.deleter = FileDeleter(self.fs, self.clock)
         self.cleaner = Cleaner(cleaner_max_map_entries)
         self._topic_configs = dict(topic_configs or {})
+        self._background = background
         self._lock = threading.RLock()
         self._logs: dict[TopicPartition, Log] = {}
         self._dir_of: dict[TopicPartition, Path] = {}
+        #: Logs being created by some thread, with the dir chosen for each.
+        self._creating: dict[TopicPartition, tuple[threading.Event, Path]] = {}
         #: Logs that could not be loaded, with the reason; never served.
         self.offline: dict[TopicPartition, Exception] = {}
         #: Logs the cleaner gave up on (corrupt data found while compacting).
@@ -111,7 +118,7 @@ class LogManager:
             return {}
 
     def _load_dir(self, log_dir: Path) -> None:
-        log_dir.mkdir(parents=True, exist_ok=True)
+        self.fs.mkdir(log_dir)
         marker = CleanShutdownFile(self.fs, log_dir)
         clean = marker.exists()
         recovery = self._read_checkpoint(log_dir, RECOVERY_POINT_CHECKPOINT)
@@ -144,6 +151,7 @@ class LogManager:
                     log_start_offset=starts.get(parsed, 0),
                     high_watermark=hws.get(parsed, 0),
                     had_clean_shutdown=clean,
+                    background=self._background,
                 )
             except (StorageError, OSError, ValueError) as exc:
                 self.offline[parsed] = exc
@@ -219,52 +227,72 @@ class LogManager:
         A given ``config`` replaces the log's configuration if it differs.
         """
         key = (topic, partition)
-        with self._lock:
-            if self._closed:
-                raise StorageError("log manager is closed")
-            if key in self.offline:
-                raise self.offline[key]
-            if self._dir_of.get(key) in self.offline_dirs:
-                raise LogDirOfflineError(f"the log dir {self._dir_of[key]} of {topic}-{partition} is offline")
-            log = self._logs.get(key)
-            if log is not None:
-                if topic_id is not None:
-                    if log.topic_id is not None and log.topic_id != topic_id:
-                        raise InconsistentTopicIdError(
-                            f"{topic}-{partition} has topic id {log.topic_id}, not {topic_id}"
-                        )
-                    log.assign_topic_id(topic_id)
-                if config is not None and config != log.config:
-                    log.update_config(config)
-                return log
-            if not _TOPIC_NAME.match(topic) or topic in (".", "..") or partition < 0:
-                raise ValueError(f"invalid topic partition {topic!r}-{partition}")
-            online = self.online_dirs()
-            if not online:
-                raise LogDirOfflineError(f"no log dir is online to create {topic}-{partition} in")
-            counts = {d: 0 for d in online}
-            for tp, d in self._dir_of.items():
-                if tp in self._logs:
-                    counts[d] = counts.get(d, 0) + 1
-            log_dir = min(online, key=lambda d: counts.get(d, 0))
-            if config is None:
-                config = self._topic_configs.get(topic, self.default_config)
-            try:
-                log = Log.open(
-                    log_dir / f"{topic}-{partition}",
-                    config,
-                    clock=self.clock,
-                    fs=self.fs,
-                    handles=self.handles,
-                    deleter=self.deleter,
-                    topic_id=topic_id,
-                )
-            except OSError as exc:
+        while True:
+            with self._lock:
+                if self._closed:
+                    raise StorageError("log manager is closed")
+                if key in self.offline:
+                    raise self.offline[key]
+                if self._dir_of.get(key) in self.offline_dirs:
+                    raise LogDirOfflineError(
+                        f"the log dir {self._dir_of[key]} of {topic}-{partition} is offline"
+                    )
+                log = self._logs.get(key)
+                if log is not None:
+                    if topic_id is not None:
+                        if log.topic_id is not None and log.topic_id != topic_id:
+                            raise InconsistentTopicIdError(
+                                f"{topic}-{partition} has topic id {log.topic_id}, not {topic_id}"
+                            )
+                        log.assign_topic_id(topic_id)
+                    if config is not None and config != log.config:
+                        log.update_config(config)
+                    return log
+                creating = self._creating.get(key)
+                if creating is None:
+                    if not _TOPIC_NAME.match(topic) or topic in (".", "..") or partition < 0:
+                        raise ValueError(f"invalid topic partition {topic!r}-{partition}")
+                    online = self.online_dirs()
+                    if not online:
+                        raise LogDirOfflineError(f"no log dir is online to create {topic}-{partition} in")
+                    counts = {d: 0 for d in online}
+                    for tp, d in self._dir_of.items():
+                        if tp in self._logs:
+                            counts[d] = counts.get(d, 0) + 1
+                    for _, d in self._creating.values():
+                        counts[d] = counts.get(d, 0) + 1
+                    log_dir = min(online, key=lambda d: counts.get(d, 0))
+                    done = threading.Event()
+                    self._creating[key] = (done, log_dir)
+                    break
+            creating[0].wait()  # created by another thread meanwhile: look again
+        # The directory and its files are created outside the manager's lock, so several threads
+        # create logs at once (their fsyncs overlap) and lookups are not held up.
+        try:
+            log = Log.open(
+                log_dir / f"{topic}-{partition}",
+                config if config is not None else self._topic_configs.get(topic, self.default_config),
+                clock=self.clock,
+                fs=self.fs,
+                handles=self.handles,
+                deleter=self.deleter,
+                topic_id=topic_id,
+                background=self._background,
+            )
+        except BaseException as exc:
+            with self._lock:
+                del self._creating[key]
+            done.set()
+            if isinstance(exc, OSError):
                 self.mark_dir_offline(log_dir, f"creating the log of {topic}-{partition}", exc)
                 raise LogDirOfflineError(f"log directory {log_dir} is offline: {exc}") from exc
+            raise
+        with self._lock:
+            del self._creating[key]
             self._logs[key] = log
             self._dir_of[key] = log_dir
-            return log
+        done.set()
+        return log
 
     def delete_log(self, topic: str, partition: int) -> bool:
         """Take the log out of service and delete its directory (see module docstring)."""

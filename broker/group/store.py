@@ -66,6 +66,7 @@ class OffsetsTopic:
         on_loaded: GroupHook,
         on_unloaded: GroupHook,
     ) -> None:
+        self._creation: asyncio.Future[TopicInfo] | None = None
         self.broker = broker
         self.config = config
         self.clock = clock
@@ -106,12 +107,28 @@ class OffsetsTopic:
     def replica(self, index: int) -> Partition | None:
         return self.broker.replica_manager.get(TopicPartition(OFFSETS_TOPIC, index))
 
-    def ensure_topic(self) -> TopicInfo:
-        """The topic, created (and its local partitions loaded) if it does not exist yet.
-        Raises :class:`TopicError` when it cannot be created."""
-        info = self.info
-        if info is not None:
-            return info
+    async def ensure_topic(self) -> TopicInfo:
+        """The topic, created (and its local partitions loaded, in disk workers) if it does not
+        exist yet. Raises :class:`TopicError` when it cannot be created.
+
+        The creation runs in a task of its own that concurrent callers share and that finishes
+        even if the request that started it is cancelled (librdkafka drops its bootstrap
+        connection meanwhile): otherwise the topic would exist with no partition taken over."""
+        if self._creation is None:
+            info = await self.broker.topics.created(OFFSETS_TOPIC)
+            if info is not None:
+                return info
+            if self._creation is None:
+                self._creation = asyncio.ensure_future(self._create_topic())
+                self._creation.add_done_callback(self._created)
+        return await asyncio.shield(self._creation)
+
+    def _created(self, task: asyncio.Future[TopicInfo]) -> None:
+        self._creation = None
+        if not task.cancelled():
+            task.exception()  # retrieved: each awaiting request reports it
+
+    async def _create_topic(self) -> TopicInfo:
         broker = self.broker
         live = len(broker.live_broker_ids())
         rf = self.config.replication_factor
@@ -131,7 +148,7 @@ class OffsetsTopic:
                 live,
             )
             rf = live
-        created = broker.topics.create(
+        created = await broker.topics.create_async(
             OFFSETS_TOPIC,
             self.config.num_partitions,
             rf,
@@ -251,6 +268,13 @@ class OffsetsTopic:
         return self._durable(replica, outcome.base_offset, outcome.last_offset)
 
     async def _durable(self, replica: Partition, base_offset: int, last_offset: int) -> AppendResult:
+        if replica.log.flush_needed():
+            # flush.messages reached: fsync (in a disk worker) before answering, as Kafka does.
+            try:
+                await self.broker.disk.run(replica.log.flush, last_offset + 1)
+            except (StorageError, OSError) as exc:
+                log.error("cannot flush %s: %s", replica.tp, exc)
+                return AppendResult(ErrorCode.KAFKA_STORAGE_ERROR, base_offset)
         if await replica.wait_for_high_watermark(last_offset, self.config.commit_timeout_ms / 1000.0):
             return AppendResult(ErrorCode.NONE, base_offset)
         return AppendResult(ErrorCode.REQUEST_TIMED_OUT, base_offset)

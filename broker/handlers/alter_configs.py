@@ -19,7 +19,7 @@ from protocol.messages.alter_configs_response import AlterConfigsResourceRespons
 API_KEY = 33
 
 
-def handle(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse:
+async def handle(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsResponse:
     responses: list[AlterConfigsResourceResponse] = []
     for resource in request.resources:
         out = AlterConfigsResourceResponse(
@@ -37,6 +37,8 @@ def handle(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConfigsRes
         )
         out.error_code, out.error_message = alter_resource(resource.resource_type, change)
         responses.append(out)
+    # The changed metadata is written (in a disk worker) before the answer.
+    await ctx.broker.persist_metadata()
     return AlterConfigsResponse(throttle_time_ms=0, responses=responses)
 
 

@@ -2,7 +2,8 @@
 
 Raises a topic's partition count to ``count`` (INVALID_PARTITIONS if not larger), with an
 explicit assignment for the new partitions or Kafka's default placement; ``validate_only``
-checks without changing anything. A topic named twice is INVALID_REQUEST.
+checks without changing anything. A topic named twice is INVALID_REQUEST. The new logs are
+created in disk workers; the answer comes when they exist.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from protocol.messages.create_partitions_response import CreatePartitionsRespons
 API_KEY = 37
 
 
-def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
+async def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
     counts = Counter(t.name for t in request.topics)
     results: list[CreatePartitionsTopicResult] = []
     for topic in request.topics:
@@ -30,7 +31,7 @@ def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> CreateParti
             continue
         assignments = None if topic.assignments is None else [a.broker_ids for a in topic.assignments]
         try:
-            ctx.broker.topics.add_partitions(
+            await ctx.broker.topics.add_partitions_async(
                 topic.name, topic.count, assignments or None, validate_only=request.validate_only
             )
         except TopicError as exc:

@@ -6,7 +6,8 @@ INVALID_PARTITIONS, INVALID_REPLICATION_FACTOR above the live broker count,
 INVALID_REPLICA_ASSIGNMENT, TOPIC_ALREADY_EXISTS, INVALID_TOPIC_EXCEPTION). ``validate_only``
 (v1+) checks without creating. A name given twice in one request is INVALID_REQUEST for it.
 v5+ answers the partition count, replication factor and every config of the new topic; v7+ its
-topic id.
+topic id. The logs and the metadata are written in disk workers; the answer comes when the
+topics exist (the event loop serves other requests meanwhile).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from protocol.messages.create_topics_response import (
 API_KEY = 19
 
 
-def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
+async def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsResponse:
     broker = ctx.broker
     version = ctx.version
     counts = Counter(t.name for t in request.topics)
@@ -51,7 +52,7 @@ def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTopicsRes
         assignments = {a.partition_index: a.broker_ids for a in topic.assignments}
         configs = {c.name: c.value for c in topic.configs}
         try:
-            info = broker.topics.create(
+            info = await broker.topics.create_async(
                 topic.name,
                 topic.num_partitions,
                 topic.replication_factor,

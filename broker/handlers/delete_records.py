@@ -15,13 +15,13 @@ from protocol.messages.delete_records_response import (
     DeleteRecordsResponse,
     DeleteRecordsTopicResult,
 )
-from storage import StorageError
+from storage import LogDeletedError, StorageError
 
 API_KEY = 21
 HIGH_WATERMARK = -1
 
 
-def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
+async def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
     broker = ctx.broker
     topics: list[DeleteRecordsTopicResult] = []
     for topic in request.topics:
@@ -38,8 +38,11 @@ def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsR
                 else:
                     try:
                         if target > partition.log_start_offset:
-                            partition.log.delete_records_before(target)
+                            # Segment renames and the epoch checkpoint: in a disk worker.
+                            await broker.disk.run(partition.log.delete_records_before, target)
                         out.low_watermark = partition.log_start_offset
+                    except LogDeletedError:  # the topic was deleted meanwhile
+                        out.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER
                     except (StorageError, OSError) as exc:
                         action = "deleting records of"
                         out.error_code = broker.replica_manager.storage_failure(partition, exc, action)

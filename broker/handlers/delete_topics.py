@@ -3,7 +3,8 @@
 Deletes topics by name (v0-v5) or by name or topic id (v6); their partition directories are
 renamed at once and removed after ``file.delete.delay.ms``, as Kafka does.
 UNKNOWN_TOPIC_OR_PARTITION / UNKNOWN_TOPIC_ID for missing topics, TOPIC_DELETION_DISABLED when
-``delete.topic.enable=false``, INVALID_REQUEST when a v6 entry names both or neither.
+``delete.topic.enable=false``, INVALID_REQUEST when a v6 entry names both or neither. The
+renames and the metadata write run in disk workers; the answer comes when they are done.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from protocol.messages.delete_topics_response import DeletableTopicResult, Delet
 API_KEY = 20
 
 
-def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
+async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsResponse:
     broker = ctx.broker
     version = ctx.version
     if version >= 6:
@@ -45,7 +46,7 @@ def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTopicsRes
             name = info.name
             result.name = name
         try:
-            info = broker.topics.delete(name)
+            info = await broker.topics.delete_async(name)
             if version >= 6:
                 result.topic_id = info.topic_id
         except TopicError as exc:

@@ -15,6 +15,7 @@ in a failed log dir gets COORDINATOR_NOT_AVAILABLE (the partition has no leader 
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 from broker.cluster.metadata import BrokerEndpoint
 from broker.cluster.topics import TopicError
@@ -46,10 +47,8 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCode, Brok
     if key_type != GROUP:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
     store = ctx.broker.group_coordinator.store
-    try:
-        info = store.ensure_topic()
-    except TopicError as exc:
-        log.warning("cannot create the offsets topic: %s", exc)
+    info = store.info
+    if info is None:  # its creation failed (logged)
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
     index = store.partition_for(key)
     if ctx.broker.replica_manager.is_offline(TopicPartition(info.name, index)):
@@ -61,7 +60,27 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCode, Brok
     return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
 
 
-def handle(ctx: RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
+def handle(
+    ctx: RequestContext, request: FindCoordinatorRequest
+) -> FindCoordinatorResponse | Awaitable[FindCoordinatorResponse]:
+    key_type = request.key_type if ctx.version >= 1 else GROUP
+    if key_type == GROUP and ctx.broker.group_coordinator.store.info is None:
+        return _after_offsets_topic(ctx, request)
+    return _answer(ctx, request)
+
+
+async def _after_offsets_topic(
+    ctx: RequestContext, request: FindCoordinatorRequest
+) -> FindCoordinatorResponse:
+    """The first group lookup creates ``__consumer_offsets`` (its logs in disk workers)."""
+    try:
+        await ctx.broker.group_coordinator.store.ensure_topic()
+    except TopicError as exc:
+        log.warning("cannot create the offsets topic: %s", exc)
+    return _answer(ctx, request)
+
+
+def _answer(ctx: RequestContext, request: FindCoordinatorRequest) -> FindCoordinatorResponse:
     version = ctx.version
     key_type = request.key_type if version >= 1 else GROUP
     if key_type not in (GROUP, TRANSACTION, SHARE):

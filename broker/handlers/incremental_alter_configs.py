@@ -28,7 +28,9 @@ from protocol.messages.incremental_alter_configs_response import (
 API_KEY = 44
 
 
-def handle(ctx: RequestContext, request: IncrementalAlterConfigsRequest) -> IncrementalAlterConfigsResponse:
+async def handle(
+    ctx: RequestContext, request: IncrementalAlterConfigsRequest
+) -> IncrementalAlterConfigsResponse:
     responses: list[AlterConfigsResourceResponse] = []
     for resource in request.resources:
         out = AlterConfigsResourceResponse(
@@ -40,6 +42,8 @@ def handle(ctx: RequestContext, request: IncrementalAlterConfigsRequest) -> Incr
         change = partial(_alter_topic, ctx, resource, request.validate_only)
         out.error_code, out.error_message = alter_resource(resource.resource_type, change)
         responses.append(out)
+    # The changed metadata is written (in a disk worker) before the answer.
+    await ctx.broker.persist_metadata()
     return IncrementalAlterConfigsResponse(throttle_time_ms=0, responses=responses)
 
 

@@ -18,12 +18,14 @@ from protocol.messages.init_producer_id_response import InitProducerIdResponse
 API_KEY = 22
 
 
-def handle(ctx: RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse:
+async def handle(ctx: RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse:
     if request.transactional_id is not None and request.transactional_id != "":
         return InitProducerIdResponse(
             error_code=ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, producer_id=-1, producer_epoch=-1
         )
-    return InitProducerIdResponse(error_code=0, producer_id=ctx.broker.next_producer_id(), producer_epoch=0)
+    return InitProducerIdResponse(
+        error_code=0, producer_id=await ctx.broker.next_producer_id(), producer_epoch=0
+    )
 
 
 HANDLER = Handler(API_KEY, 0, 5, handle)

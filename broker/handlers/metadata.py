@@ -8,6 +8,7 @@ list in v0) asks for every topic. Unknown topics are auto-created when ``auto.cr
 and the request (v4+; always in v0-v3) allow it, except internal ones; an illegal name gets
 INVALID_TOPIC_EXCEPTION. v10+ may name topics by id only: an unknown id gets UNKNOWN_TOPIC_ID.
 Authorized operations (v8+) are reported when asked, all allowed since Brook has no authorizer yet.
+Auto-creation writes the new logs in disk workers; the answer then comes when the topics exist.
 Below v12 a topic named by null or by a topic id makes the whole request INVALID_REQUEST, as Kafka
 (the error response names such a topic "").
 """
@@ -15,6 +16,7 @@ Below v12 a topic named by null or by a topic id makes the whole request INVALID
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 
 from broker.cluster.metadata import INTERNAL_TOPICS, ZERO_UUID, TopicInfo, topic_name_error
 from broker.cluster.topics import TopicError
@@ -74,18 +76,66 @@ def topic_metadata(info: TopicInfo, include_ops: bool, replicas: ReplicaManager)
     )
 
 
-def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
+def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse | Awaitable[MetadataResponse]:
+    if request.topics and ctx.version < 12:
+        _check_named_by_name(request, ctx.version)
+    to_create = _auto_creatable(ctx, request)
+    if to_create:
+        return _create_then_answer(ctx, request, to_create)
+    return _answer(ctx, request, {})
+
+
+def _auto_creation_allowed(ctx: RequestContext, request: MetadataRequest) -> bool:
+    return ctx.broker.config.auto_create_topics_enable and (
+        ctx.version < 4 or request.allow_auto_topic_creation
+    )
+
+
+def _auto_creatable(ctx: RequestContext, request: MetadataRequest) -> list[str]:
+    """Requested topics that do not exist and are to be auto-created."""
+    if request.topics is None or not request.topics or not _auto_creation_allowed(ctx, request):
+        return []
+    metadata = ctx.broker.metadata
+    names: list[str] = []
+    for requested in request.topics:
+        name = requested.name
+        if (
+            name is not None
+            and metadata.topic(name) is None
+            and name not in INTERNAL_TOPICS
+            and topic_name_error(name) is None
+            and name not in names
+        ):
+            names.append(name)
+    return names
+
+
+async def _create_then_answer(
+    ctx: RequestContext, request: MetadataRequest, names: list[str]
+) -> MetadataResponse:
+    failures: dict[str, ErrorCode] = {}
+    topics = ctx.broker.topics
+    for name in names:
+        if await topics.created(name) is not None:
+            continue  # another request created it meanwhile
+        try:
+            await topics.create_async(name)
+        except TopicError as exc:
+            log.info("auto-creation of topic %s failed: %s", name, exc)
+            failures[name] = exc.code
+            continue
+        log.info("auto-created topic %s for %s", name, ctx.peer)
+    return _answer(ctx, request, failures)
+
+
+def _answer(
+    ctx: RequestContext, request: MetadataRequest, failures: dict[str, ErrorCode]
+) -> MetadataResponse:
     broker = ctx.broker
     version = ctx.version
     metadata = broker.metadata
     include_topic_ops = version >= 8 and request.include_topic_authorized_operations
     all_topics = request.topics is None or (version == 0 and not request.topics)
-    allow_auto_create = broker.config.auto_create_topics_enable and (
-        version < 4 or request.allow_auto_topic_creation
-    )
-
-    if not all_topics and version < 12:
-        _check_named_by_name(request, version)
 
     topics: list[MetadataResponseTopic] = []
     if all_topics:
@@ -107,7 +157,7 @@ def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse:
                 continue
             info = metadata.topic(name)
             if info is None:
-                topics.append(_missing_topic(ctx, name, allow_auto_create, include_topic_ops))
+                topics.append(_missing_topic(name, failures))
             else:
                 topics.append(topic_metadata(info, include_topic_ops, broker.replica_manager))
 
@@ -139,26 +189,14 @@ def _check_named_by_name(request: MetadataRequest, version: int) -> None:
             )
 
 
-def _missing_topic(
-    ctx: RequestContext, name: str, allow_auto_create: bool, include_ops: bool
-) -> MetadataResponseTopic:
-    problem = topic_name_error(name)
-    if problem is not None:
+def _missing_topic(name: str, failures: dict[str, ErrorCode]) -> MetadataResponseTopic:
+    """A requested topic that does not exist (auto-creation, if allowed, has run or failed)."""
+    if topic_name_error(name) is not None:
         return MetadataResponseTopic(
             error_code=ErrorCode.INVALID_TOPIC_EXCEPTION, name=name, topic_id=ZERO_UUID, is_internal=False
         )
-    if not allow_auto_create or name in INTERNAL_TOPICS:
-        return MetadataResponseTopic(
-            error_code=ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, name=name, topic_id=ZERO_UUID
-        )
-    try:
-        info = ctx.broker.topics.create(name)
-    except TopicError as exc:
-        log.info("auto-creation of topic %s failed: %s", name, exc)
-        return MetadataResponseTopic(error_code=exc.code, name=name, topic_id=ZERO_UUID)
-    assert info is not None  # create() returns None only with validate_only
-    log.info("auto-created topic %s for %s", name, ctx.peer)
-    return topic_metadata(info, include_ops, ctx.broker.replica_manager)
+    code = failures.get(name, ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+    return MetadataResponseTopic(error_code=code, name=name, topic_id=ZERO_UUID)
 
 
 HANDLER = Handler(API_KEY, 0, 12, handle)

@@ -15,6 +15,10 @@ with one call; no record is decoded on this path. Exceptions, as Kafka:
   retried batch is acknowledged with its first offsets and not appended again;
   OUT_OF_ORDER_SEQUENCE_NUMBER and INVALID_PRODUCER_EPOCH otherwise.
 
+When ``flush.messages`` is reached the partition is fsync'd before the answer, as Kafka's append
+does on its request thread; here the fsync runs in a disk worker while the event loop serves
+other requests (KAFKA_STORAGE_ERROR if it fails).
+
 acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS). acks=-1 needs at least ``min.insync.replicas``
 in the ISR (NOT_ENOUGH_REPLICAS) and completes when the high watermark passes the batch; with
 one broker that is immediate. acks=0 gets no response (the network layer drops it).
@@ -27,8 +31,10 @@ see README).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import AppendOutcome
@@ -49,6 +55,7 @@ from storage import (
     InvalidMagicError,
     InvalidRecordBatchError,
     InvalidTimestampError,
+    Log,
     LogConfig,
     LogDeletedError,
     LogDirOfflineError,
@@ -74,7 +81,9 @@ class _Reject(Exception):
         self.record_errors = record_errors or []
 
 
-def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | None:
+def handle(
+    ctx: RequestContext, request: ProduceRequest
+) -> ProduceResponse | Awaitable[ProduceResponse | None] | None:
     broker = ctx.broker
     version = ctx.version
     acks = request.acks
@@ -90,6 +99,7 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | No
             "transactions are not supported by this broker yet",
         )
     responses: list[TopicProduceResponse] = []
+    to_flush: list[tuple[PartitionProduceResponse, Log, int]] | None = None
     for topic in request.topic_data:
         name = topic.name
         info = metadata.topic(name)
@@ -134,16 +144,50 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | No
             if outcome.error:
                 results.append(_error(index, outcome.error, version, outcome.message))
                 continue
-            results.append(
-                PartitionProduceResponse(
-                    index=index,
-                    error_code=0,
-                    base_offset=outcome.base_offset,
-                    log_append_time_ms=outcome.log_append_time,
-                    log_start_offset=outcome.log_start_offset if version >= 5 else -1,
-                )
+            answer = PartitionProduceResponse(
+                index=index,
+                error_code=0,
+                base_offset=outcome.base_offset,
+                log_append_time_ms=outcome.log_append_time,
+                log_start_offset=outcome.log_start_offset if version >= 5 else -1,
             )
+            results.append(answer)
+            if partition.log.flush_needed():
+                if to_flush is None:
+                    to_flush = []
+                to_flush.append((answer, partition.log, outcome.last_offset + 1))
         responses.append(TopicProduceResponse(name=name, partition_responses=results))
+    if to_flush is not None:
+        return _answer_after_flush(ctx, acks, responses, to_flush)
+    return _answer(ctx, acks, responses)
+
+
+async def _answer_after_flush(
+    ctx: RequestContext,
+    acks: int,
+    responses: list[TopicProduceResponse],
+    to_flush: list[tuple[PartitionProduceResponse, Log, int]],
+) -> ProduceResponse | None:
+    """flush.messages reached: fsync those partitions in disk workers, then answer."""
+    disk = ctx.broker.disk
+    outcomes = await asyncio.gather(
+        *(disk.run(log_.flush, up_to) for _, log_, up_to in to_flush), return_exceptions=True
+    )
+    for (answer, log_, _), outcome in zip(to_flush, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            if not isinstance(outcome, (StorageError, OSError)):
+                raise outcome
+            log.error("cannot flush %s: %s", log_.directory.name, outcome)
+            failed = _error(answer.index, ErrorCode.KAFKA_STORAGE_ERROR, ctx.version, str(outcome))
+            answer.error_code = failed.error_code
+            answer.base_offset = failed.base_offset
+            answer.log_append_time_ms = failed.log_append_time_ms
+            answer.log_start_offset = failed.log_start_offset
+            answer.error_message = failed.error_message
+    return _answer(ctx, acks, responses)
+
+
+def _answer(ctx: RequestContext, acks: int, responses: list[TopicProduceResponse]) -> ProduceResponse | None:
     if acks == 0:
         # No response at all; as in Kafka, a failure can only be signalled by closing the connection.
         if any(p.error_code for t in responses for p in t.partition_responses):

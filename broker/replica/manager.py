@@ -98,14 +98,20 @@ class ReplicaManager:
     def load(self) -> None:
         """Open every local replica named by the metadata and rebuild its producer state."""
         for info in self.metadata.topics.values():
-            self._open_topic(info, 0)
+            self.register(self.open_partitions(info))
         for stray in self.log_manager.all_logs():
             if TopicPartition(stray.topic, stray.partition) not in self.partitions:
                 log.warning("log directory %s belongs to no known topic; leaving it alone", stray.directory)
 
-    def _open_topic(self, info: TopicInfo, first_partition: int) -> None:
+    def open_partitions(
+        self, info: TopicInfo, first_partition: int = 0, stop: int | None = None
+    ) -> list[Partition]:
+        """The local replicas of ``info`` from ``first_partition`` (to ``stop``), their logs opened or
+        created (directories, metadata files: blocking, so the broker calls this in a worker
+        thread; the log manager is thread-safe). Not served until :meth:`register`."""
         config = self.log_config_for(info)
-        for index in range(first_partition, len(info.partitions)):
+        opened: list[Partition] = []
+        for index in range(first_partition, len(info.partitions) if stop is None else stop):
             state = info.partitions[index]
             if self.local_id not in state.replicas:
                 continue
@@ -125,22 +131,34 @@ class ReplicaManager:
             partition = Partition(tp, info.topic_id, log_, state, self.local_id)
             partition.rebuild_producer_state()
             if partition.is_leader:
+                if log_.leader_epochs.latest_epoch is None and log_.log_end_offset == log_.log_start_offset:
+                    # Kafka's makeLeader: the new epoch starts at the log end (the checkpoint is
+                    # written here, in the worker, not by the first produce on the event loop).
+                    log_.maybe_assign_epoch_start_offset(state.leader_epoch, log_.log_end_offset)
                 partition.maybe_increment_high_watermark()
-            self.partitions[tp] = partition
+            opened.append(partition)
+        return opened
 
-    def add_topic(self, info: TopicInfo) -> None:
-        self._open_topic(info, 0)
+    def register(self, partitions: list[Partition]) -> None:
+        """Serve partitions :meth:`open_partitions` prepared (event loop; no disk work)."""
+        for partition in partitions:
+            self.partitions[partition.tp] = partition
 
-    def add_partitions(self, info: TopicInfo, first_new: int) -> None:
-        self._open_topic(info, first_new)
-
-    def remove_topic(self, name: str, partition_count: int) -> None:
+    def detach_topic(self, name: str, partition_count: int) -> list[Partition]:
+        """Stop serving the topic's local replicas (no disk work); see :meth:`delete_logs`."""
+        detached = []
         for index in range(partition_count):
             tp = TopicPartition(name, index)
             self.offline_partitions.discard(tp)
             partition = self.partitions.pop(tp, None)
             if partition is not None:
-                self.log_manager.delete_log(name, index)
+                detached.append(partition)
+        return detached
+
+    def delete_logs(self, partitions: list[Partition]) -> None:
+        """Delete the logs of detached replicas (renames and fsyncs: a worker thread's job)."""
+        for partition in partitions:
+            self.log_manager.delete_log(partition.tp.topic, partition.tp.partition)
 
     def update_topic_config(self, info: TopicInfo) -> None:
         config = self.log_config_for(info)

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -16,6 +16,9 @@ from broker.config import load_config
 from broker.handlers import HANDLERS
 from broker.handlers.base import RequestContext
 from protocol.messages.request_header import RequestHeader
+from storage import FileSystem
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -24,9 +27,25 @@ class FakeConnection:
     listener: str = "PLAINTEXT"
 
 
-def make_broker(path: Path, **overrides: str) -> Broker:
+class InlineDisk:
+    """The broker's disk workers, run inline: handlers complete within a few loop turns, which
+    tests that step a manual scheduler rely on."""
+
+    threads = 1
+
+    def background(self, work: Callable[[], None]) -> None:
+        work()
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        return work(*args)
+
+    def shutdown(self) -> None:
+        pass
+
+
+def make_broker(path: Path, fs: FileSystem | None = None, **overrides: str) -> Broker:
     settings = {"log.dirs": str(path), "listeners": "PLAINTEXT://127.0.0.1:0", **overrides}
-    return Broker(load_config(None, [f"{k}={v}" for k, v in settings.items()]))
+    return Broker(load_config(None, [f"{k}={v}" for k, v in settings.items()]), fs=fs)
 
 
 class Caller:

@@ -203,8 +203,10 @@ def test_a_write_error_on_the_offsets_topic_answers_the_commit_and_the_coordinat
 
 
 def test_with_every_log_dir_offline_the_broker_still_answers(disks: Disks) -> None:
+    # Only the partition directories fail: the metadata document (in the first log dir) stays
+    # writable, as it would on a disk whose failure is a full partition directory's file system.
     for p in (0, 1):
-        disks.fs.fail_writes(disks.log_dir(p), errno.EIO)
+        disks.fs.fail_writes(disks.log_dir(p) / f"{TOPIC}-{p}", errno.EIO)
     assert disks.produce(0, 1) == {0: ErrorCode.KAFKA_STORAGE_ERROR, 1: ErrorCode.KAFKA_STORAGE_ERROR}
     assert disks.broker.log_manager.online_dirs() == []
 

@@ -28,7 +28,7 @@ from protocol.messages.offset_fetch_request import OffsetFetchRequest, OffsetFet
 from protocol.messages.request_header import RequestHeader
 from protocol.messages.sync_group_request import SyncGroupRequest, SyncGroupRequestAssignment
 from storage.clock import ManualClock
-from tests.broker.conftest import FakeConnection, make_broker
+from tests.broker.conftest import FakeConnection, InlineDisk, make_broker
 
 T = TypeVar("T")
 SESSION = 10_000
@@ -52,12 +52,13 @@ class GroupKit:
             self.broker, config=GroupConfig.from_broker(self.broker.config), scheduler=self.sched
         )
         self.broker.group_coordinator = self.coord
+        self.broker.disk = InlineDisk()  # type: ignore[assignment]
         self.conn = FakeConnection()
 
     async def start(self, *, create_topic: bool = True) -> None:
         self.coord.start()
         if create_topic:
-            self.coord.store.ensure_topic()
+            await self.coord.store.ensure_topic()
 
     async def close(self) -> None:
         await self.coord.stop()
@@ -68,7 +69,7 @@ class GroupKit:
 
     async def settle(self) -> None:
         """Let background continuations (writes' completions) and timers already due run."""
-        for _ in range(10):
+        for _ in range(20):  # a topic change is a task of its own: a few more turns
             await asyncio.sleep(0)
             self.sched.run_due()
 

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import os
 import struct
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from storage.errors import (
     OffsetOutOfRangeError,
     RecordTooLargeError,
 )
+from storage.fs import FileSystem
 from storage.handles import HandleCache
 from tests.storage.batches import batch_of_size, make_batch
 from tests.storage.conftest import OpenLog
@@ -233,11 +236,51 @@ def test_flush_moves_recovery_point(open_log: OpenLog) -> None:
     log = open_log(LogConfig(flush_messages=5, segment_bytes=1000))
     for _ in range(4):
         log.append(make_batch(1), 0)
-    assert log.recovery_point == 0
-    log.append(make_batch(1), 0)  # fifth message triggers flush.messages
-    assert log.recovery_point == 5
+    assert log.recovery_point == 0 and not log.flush_needed()
+    log.append(make_batch(1), 0)  # fifth message reaches flush.messages: the caller flushes
+    assert log.flush_needed() and log.recovery_point == 0
     log.flush()
-    assert log.recovery_point == 5
+    assert log.recovery_point == 5 and not log.flush_needed()
+
+
+class _FsyncRecorder(FileSystem):
+    def __init__(self) -> None:
+        self.fsyncs = 0
+
+    def fsync(self, fd: int) -> None:
+        self.fsyncs += 1
+        super().fsync(fd)
+
+    def fsync_dir(self, path: Path) -> None:
+        self.fsyncs += 1
+        super().fsync_dir(path)
+
+
+def test_append_never_fsyncs_even_when_flush_messages_is_reached(open_log: OpenLog) -> None:
+    # The appender may be an event loop: flush.messages is the caller's flush (in a thread).
+    fs = _FsyncRecorder()
+    log = open_log(LogConfig(flush_messages=1, segment_bytes=1000), fs=fs)
+    log.append(make_batch(1), 0)  # the first append also records leader epoch 0 (fsync'd)
+    before = fs.fsyncs
+    for _ in range(3):
+        log.append(make_batch(1), 0)
+        log.append_as_follower(bytes(make_batch(1, base_offset=log.log_end_offset)))
+    assert fs.fsyncs == before and log.flush_needed()
+
+
+def test_roll_hands_the_flush_of_the_rolled_segment_to_background(open_log: OpenLog) -> None:
+    pending: list[Callable[[], None]] = []
+    log = open_log(LogConfig(segment_bytes=500), background=pending.append)
+    for _ in range(3):
+        log.append(batch_of_size(200), 0)  # rolls before the third
+    assert log.segment_count == 2 and log.recovery_point == 0 and len(pending) == 1
+    pending.pop()()
+    assert log.recovery_point == log.active_segment.base_offset == 2
+    log.roll()
+    log.roll()  # the second finds an empty active segment: nothing rolls, nothing to flush
+    assert len(pending) == 1
+    log.close()
+    pending.pop()()  # a flush that finds the log closed does nothing
 
 
 def test_scan_batch_headers(open_log: OpenLog) -> None:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -163,3 +165,52 @@ def test_dump_tool(tmp_path: Path, clock: ManualClock) -> None:
     assert "Found invalid data at position 600" in text
     assert "00000000000000000000.index: ok" in text
     assert "topic_id:" in text and "0\n1\n3 0\n" in text
+
+
+def test_rolled_segments_are_flushed_in_background_and_checkpointed(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    # Kafka's defaults: no flush.messages, no flush.ms. Each roll hands the flush of the segment
+    # it closed to the background runner, so the recovery point follows the rolls and an unclean
+    # restart recovers only the active segment.
+    pending: list[Callable[[], None]] = []
+    manager = LogManager([tmp_path], LogConfig(segment_bytes=500), clock, background=pending.append)
+    log = manager.get_or_create_log("t", 0)
+    for _ in range(7):
+        log.append(batch_of_size(200), 0)  # segments [0,1] [2,3] [4,5] [6]
+    assert log.segment_count == 4 and log.recovery_point == 0
+    while pending:
+        pending.pop(0)()
+    assert log.recovery_point == log.active_segment.base_offset == 6
+    manager.checkpoint()
+    # A crash: no close, so no clean-shutdown marker.
+    again = LogManager([tmp_path], LogConfig(segment_bytes=500), clock)
+    reopened = again.get_log("t", 0)
+    assert reopened is not None and reopened.log_end_offset == 7
+    assert reopened.load_result.recovered_segments == 1
+    again.close()
+
+
+def test_logs_created_from_many_threads_at_once(tmp_path: Path, clock: ManualClock) -> None:
+    # Creation runs outside the manager's lock: every thread asking for a partition gets the one
+    # log created for it, however the threads interleave.
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    manager = LogManager(dirs, LogConfig(), clock)
+    tid = uuid.uuid4()
+    results: dict[int, list[object]] = {p: [] for p in range(12)}
+    start = threading.Barrier(6)
+
+    def create_all(offset: int) -> None:
+        start.wait(10)
+        for i in range(12):
+            p = (i + offset) % 12
+            results[p].append(manager.get_or_create_log("t", p, tid))
+
+    threads = [threading.Thread(target=create_all, args=(n * 2,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert all(len(found) == 6 and all(log is found[0] for log in found) for found in results.values())
+    assert sorted(len(list(d.glob("t-*"))) for d in dirs) == [6, 6]  # spread evenly, no stray dirs
+    manager.close()

@@ -1,0 +1,56 @@
+"""The broker's disk workers: every blocking disk call (fsync, directory creation, renames,
+checkpoint writes) runs in these threads, never on the event loop.
+
+Kafka does such work on its request-handler threads and its scheduler (``background.threads``,
+default 10); Brook has one event loop for all requests, so a slow disk would stall every client.
+Handlers ``await run(...)`` and answer when the work is done; storage gets ``background`` for
+work nobody waits for (the flush of a rolled segment).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+THREAD_PREFIX = "brook-disk"
+
+
+class DiskWorkers:
+    def __init__(self, threads: int) -> None:
+        self.threads = max(1, threads)
+        self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix=THREAD_PREFIX)
+        self._closed = False
+
+    def background(self, work: Callable[[], None]) -> None:
+        """Run ``work`` in a worker; nobody waits for it, so a failure is logged. Dropped after
+        :meth:`shutdown` (closing the logs flushes everything anyway)."""
+        if self._closed:
+            return
+        try:
+            future = self._pool.submit(work)
+        except RuntimeError:  # shut down meanwhile
+            return
+        future.add_done_callback(_log_failure)
+
+    async def run(self, work: Callable[..., T], *args: Any) -> T:
+        """Run ``work(*args)`` in a worker and return its result (or raise its exception)."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._pool, functools.partial(work, *args))
+
+    def shutdown(self) -> None:
+        """Wait for queued work to finish, then stop the threads."""
+        self._closed = True
+        self._pool.shutdown(wait=True)
+
+
+def _log_failure(future: Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        log.error("background disk work failed", exc_info=future.exception())
