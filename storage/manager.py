@@ -46,6 +46,7 @@ from storage.errors import CheckpointFormatError, InconsistentTopicIdError, Stor
 from storage.fs import FileSystem
 from storage.handles import HandleCache
 from storage.log import Log, parse_partition_dir
+from storage.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from storage.retention import delete_old_segments
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
@@ -64,6 +65,7 @@ class LogManager:
         topic_configs: Mapping[str, LogConfig] | None = None,
         max_open_files: int = 1024,
         cleaner_max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES,
+        producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     ) -> None:
         if not log_dirs:
             raise ValueError("at least one log dir is needed")
@@ -74,6 +76,8 @@ class LogManager:
         self.handles = HandleCache(self.fs, max_open_files)
         self.deleter = FileDeleter(self.fs, self.clock)
         self.cleaner = Cleaner(cleaner_max_map_entries)
+        #: producer.id.expiration.ms: producers idle this long are not restored from snapshots.
+        self.producer_id_expiration_ms = producer_id_expiration_ms
         self._topic_configs = dict(topic_configs or {})
         self._lock = threading.RLock()
         self._logs: dict[TopicPartition, Log] = {}
@@ -129,6 +133,7 @@ class LogManager:
                     log_start_offset=starts.get(parsed, 0),
                     high_watermark=hws.get(parsed, 0),
                     had_clean_shutdown=clean,
+                    producer_id_expiration_ms=self.producer_id_expiration_ms,
                 )
             except (StorageError, OSError, ValueError) as exc:
                 self.offline[parsed] = exc
@@ -191,6 +196,7 @@ class LogManager:
                 handles=self.handles,
                 deleter=self.deleter,
                 topic_id=topic_id,
+                producer_id_expiration_ms=self.producer_id_expiration_ms,
             )
             self._logs[key] = log
             self._dir_of[key] = log_dir

@@ -58,7 +58,7 @@ class ReplicaManager:
         return iter(self.partitions.values())
 
     def load(self) -> None:
-        """Open every local replica named by the metadata and rebuild its producer state."""
+        """Open every local replica named by the metadata (each log restored its producer state)."""
         for info in self.metadata.topics.values():
             self._open_topic(info, 0)
         for stray in self.log_manager.all_logs():
@@ -74,7 +74,6 @@ class ReplicaManager:
             tp = TopicPartition(info.name, index)
             log_ = self.log_manager.get_or_create_log(info.name, index, info.topic_id, config)
             partition = Partition(tp, info.topic_id, log_, state, self.local_id)
-            partition.rebuild_producer_state()
             if partition.is_leader:
                 partition.maybe_increment_high_watermark()
             self.partitions[tp] = partition
@@ -91,6 +90,17 @@ class ReplicaManager:
             partition = self.partitions.pop(tp, None)
             if partition is not None:
                 self.log_manager.delete_log(name, index)
+
+    def remove_expired_producers(self, now_ms: int, expiration_ms: int) -> int:
+        """Forget, on every hosted partition, the producers idle for ``expiration_ms`` or more
+        (producer.id.expiration.ms); a dictionary pass per partition, run on the event loop
+        because appends mutate the same state there. Returns how many were forgotten."""
+        removed = 0
+        for partition in self.partitions.values():
+            state = partition.log.producer_state
+            state.expiration_ms = expiration_ms
+            removed += state.expire(now_ms, expiration_ms)
+        return removed
 
     def update_topic_config(self, info: TopicInfo) -> None:
         config = self.log_config_for(info)
