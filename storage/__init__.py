@@ -13,6 +13,7 @@ On disk (see the module docstrings for exact formats)::
     <log.dir>/<topic>-<partition>/<20-digit base>.log / .index / .timeindex   (storage.segment)
     <log.dir>/<topic>-<partition>/leader-epoch-checkpoint                      (storage.leader_epoch)
     <log.dir>/<topic>-<partition>/partition.metadata                           (topic id)
+    <log.dir>/<topic>-<partition>/<20-digit offset>.snapshot    (storage.producer_state)
 
 How the broker uses it
 ======================
@@ -43,7 +44,7 @@ How the broker uses it
     manager.close()                 # on shutdown: flush, checkpoints, clean-shutdown marker
 
 ``LogManager(log_dirs, default_config, clock=None, *, fs=None, topic_configs=None,
-max_open_files=1024, cleaner_max_map_entries=1_000_000)``
+max_open_files=1024, cleaner_max_map_entries=1_000_000, producer_id_expiration_ms=86_400_000)``
     ``get_or_create_log(topic, partition, topic_id=None, config=None) -> Log``,
     ``get_log(topic, partition) -> Log | None``, ``delete_log(topic, partition) -> bool``
     (renames to ``<topic>-<partition>.<hex>-delete``, removed after ``file.delete.delay.ms``),
@@ -76,6 +77,13 @@ Descriptors: at most ``max_open_files`` segment files are open (plus one ``dup``
 outstanding FileSlice); idle ones are closed least-recently-used first. The active segment of a
 log that is being appended to keeps its descriptor (up to half the pool) until a
 ``flush_due()`` call finds the log idle. Index files hold no descriptor.
+
+``log.producer_state`` (:class:`storage.producer_state.ProducerStateManager`)
+    Idempotent-producer state, restored by the log at open (latest snapshot + the batches
+    after it) and at truncation, snapshotted at each roll and at ``close``. The appender keeps
+    it current: ``check(header)`` before an append (duplicate metadata, or raises
+    ``InvalidProducerEpoch`` / ``OutOfOrderSequence``), ``update(header, first_offset)`` after
+    it, from the same thread; ``expire(now_ms, expiration_ms) -> int`` (producer.id.expiration.ms).
 
 ``log.leader_epochs`` (:class:`LeaderEpochCache`)
     ``assign(epoch, start_offset)``, ``end_offset_for_epoch(epoch) -> (epoch, end_offset)``
