@@ -391,7 +391,7 @@ class ProducerStateManager:
             offset = max(self.snapshots)
             try:
                 entries = decode_snapshot(self.fs.read_file(self.snapshot_path(offset)))
-            except CorruptSnapshotError:
+            except (CorruptSnapshotError, FileNotFoundError):
                 self.remove_snapshot(offset)
                 continue
             for e in entries:
