@@ -411,3 +411,33 @@ def test_expired_producers_are_not_loaded_from_a_snapshot(open_log: OpenLog, clo
         assert set(reopened.producer_state.producers) == {2}
     finally:
         reopened.close()
+
+
+def test_snapshot_taken_at_load_is_fsynced_by_the_next_flush_due(
+    open_log: OpenLog, clock: ManualClock
+) -> None:
+    from storage.fs import FileSystem
+
+    log = open_log(SMALL_SEGMENTS)
+    fill(log, 11)
+    log.flush()
+    log.mark_deleted()
+    synced: list[str] = []
+    names: dict[int, str] = {}
+
+    class Recording(FileSystem):
+        def open(self, path: Path, *, create: bool = False, writable: bool = True) -> int:
+            fd = super().open(path, create=create, writable=writable)
+            names[fd] = path.name
+            return fd
+
+        def fsync(self, fd: int) -> None:
+            synced.append(names.get(fd, "?"))
+            super().fsync(fd)
+
+    reopened = open_log(SMALL_SEGMENTS, fs=Recording(), had_clean_shutdown=False)
+    leo_snapshot = f"{reopened.log_end_offset:020d}.snapshot"
+    assert (reopened.directory / leo_snapshot).exists()
+    assert leo_snapshot not in synced  # start-up does not wait for it
+    assert reopened.flush_if_due()
+    assert leo_snapshot in synced
