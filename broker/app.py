@@ -68,6 +68,7 @@ class Broker:
             fs=self.fs,
             topic_configs=self._stored_topic_configs(),
             background=self.disk.background,
+            producer_id_expiration_ms=config.producer_id_expiration_ms,
         )
         self.replica_manager = ReplicaManager(
             self.node_id, self.log_manager, self.metadata, self.log_config_for
@@ -167,6 +168,35 @@ class Broker:
         self._every(cfg.get("log.retention.check.interval.ms"), self.log_manager.run_retention_once)
         if cfg.get("log.cleaner.enable"):
             self._every(cfg.get("log.cleaner.backoff.ms"), self.log_manager.run_cleaner_once)
+        expiration_check_ms = cfg.get("producer.id.expiration.check.interval.ms")
+        self._every_on_loop(expiration_check_ms, self.remove_expired_producers)
+
+    def remove_expired_producers(self) -> int:
+        """Kafka's PeriodicProducerExpirationCheck, with the current (dynamic)
+        producer.id.expiration.ms."""
+        expiration_ms = self.config.get("producer.id.expiration.ms")
+        assert isinstance(expiration_ms, int)
+        return self.replica_manager.remove_expired_producers(self.clock.milliseconds(), expiration_ms)
+
+    def _every_on_loop(self, interval_ms: Any, work: Callable[[], object]) -> None:
+        """Run ``work`` every ``interval_ms`` on the event loop itself: for cheap in-memory work
+        over state that only the loop mutates (a worker thread would race with appends)."""
+        if not isinstance(interval_ms, int) or interval_ms <= 0 or interval_ms >= 2**62:
+            return
+        assert self.loop is not None
+        loop = self.loop
+        name = getattr(work, "__name__", repr(work))
+
+        def fire() -> None:
+            if self._stopping is not None and self._stopping.is_set():
+                return
+            try:
+                work()
+            except Exception:
+                log.exception("periodic task %s failed", name)
+            self._timers[name] = loop.call_later(interval_ms / 1000.0, fire)
+
+        self._timers[name] = loop.call_later(interval_ms / 1000.0, fire)
 
     def _every(self, interval_ms: int | None, work: Callable[[], object]) -> None:
         """Run ``work`` every ``interval_ms`` in a worker thread (it may block on fsync); the next

@@ -14,6 +14,7 @@ On disk (see the module docstrings for exact formats)::
     <log.dir>/<topic>-<partition>/<20-digit base>.log / .index / .timeindex   (storage.segment)
     <log.dir>/<topic>-<partition>/leader-epoch-checkpoint                      (storage.leader_epoch)
     <log.dir>/<topic>-<partition>/partition.metadata                           (topic id)
+    <log.dir>/<topic>-<partition>/<20-digit offset>.snapshot    (storage.producer_state)
 
 How the broker uses it
 ======================
@@ -46,7 +47,8 @@ How the broker uses it
     manager.close()                 # on shutdown: flush, checkpoints, clean-shutdown marker
 
 ``LogManager(log_dirs, default_config, clock=None, *, fs=None, topic_configs=None,
-max_open_files=1024, cleaner_max_map_entries=1_000_000, background=None)``
+max_open_files=1024, cleaner_max_map_entries=1_000_000, background=None,
+producer_id_expiration_ms=86_400_000)``
     (``background(fn)`` runs ``fn`` later in a worker thread: each roll hands it the flush of the
     rolled segment, as Kafka's ``flush-log`` task, so the recovery point follows the rolls;
     without it ``flush_due`` does that flush);
@@ -90,6 +92,13 @@ outstanding FileSlice, and one for the segment a cleaning pass is reading); idle
 closed least-recently-used first. The active segment of a log that is being appended to keeps
 its descriptor (up to half the pool) until a ``flush_due()`` call finds the log idle. Index
 files hold no descriptor.
+
+``log.producer_state`` (:class:`storage.producer_state.ProducerStateManager`)
+    Idempotent-producer state, restored by the log at open (latest snapshot + the batches
+    after it) and at truncation, snapshotted at each roll and at ``close``. The appender keeps
+    it current: ``check(header)`` before an append (duplicate metadata, or raises
+    ``InvalidProducerEpoch`` / ``OutOfOrderSequence``), ``update(header, first_offset)`` after
+    it, from the same thread; ``expire(now_ms, expiration_ms) -> int`` (producer.id.expiration.ms).
 
 ``log.leader_epochs`` (:class:`LeaderEpochCache`)
     ``assign(epoch, start_offset)``, ``end_offset_for_epoch(epoch) -> (epoch, end_offset)``

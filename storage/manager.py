@@ -60,6 +60,7 @@ from storage.errors import CheckpointFormatError, InconsistentTopicIdError, LogD
 from storage.fs import FileSystem
 from storage.handles import HandleCache
 from storage.log import Background, Log, parse_partition_dir
+from storage.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
 from storage.retention import delete_old_segments
 
 _logger = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ class LogManager:
         max_open_files: int = 1024,
         cleaner_max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES,
         background: Background | None = None,
+        producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     ) -> None:
         if not log_dirs:
             raise ValueError("at least one log dir is needed")
@@ -91,6 +93,8 @@ class LogManager:
         self.handles = HandleCache(self.fs, max_open_files)
         self.deleter = FileDeleter(self.fs, self.clock)
         self.cleaner = Cleaner(cleaner_max_map_entries)
+        #: producer.id.expiration.ms: producers idle this long are not restored from snapshots.
+        self.producer_id_expiration_ms = producer_id_expiration_ms
         self._topic_configs = dict(topic_configs or {})
         self._background = background
         self._lock = threading.RLock()
@@ -152,6 +156,7 @@ class LogManager:
                     high_watermark=hws.get(parsed, 0),
                     had_clean_shutdown=clean,
                     background=self._background,
+                    producer_id_expiration_ms=self.producer_id_expiration_ms,
                 )
             except (StorageError, OSError, ValueError) as exc:
                 self.offline[parsed] = exc
@@ -278,6 +283,7 @@ class LogManager:
                 deleter=self.deleter,
                 topic_id=topic_id,
                 background=self._background,
+                producer_id_expiration_ms=self.producer_id_expiration_ms,
             )
         except BaseException as exc:
             with self._lock:

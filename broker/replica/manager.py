@@ -96,7 +96,7 @@ class ReplicaManager:
         return iter(self.partitions.values())
 
     def load(self) -> None:
-        """Open every local replica named by the metadata and rebuild its producer state."""
+        """Open every local replica named by the metadata (each log restored its producer state)."""
         for info in self.metadata.topics.values():
             self.register(self.open_partitions(info))
         for stray in self.log_manager.all_logs():
@@ -129,7 +129,6 @@ class ReplicaManager:
                 self.offline_partitions.add(tp)
                 continue
             partition = Partition(tp, info.topic_id, log_, state, self.local_id)
-            partition.rebuild_producer_state()
             if partition.is_leader:
                 if log_.leader_epochs.latest_epoch is None and log_.log_end_offset == log_.log_start_offset:
                     # Kafka's makeLeader: the new epoch starts at the log end (the checkpoint is
@@ -159,6 +158,17 @@ class ReplicaManager:
         """Delete the logs of detached replicas (renames and fsyncs: a worker thread's job)."""
         for partition in partitions:
             self.log_manager.delete_log(partition.tp.topic, partition.tp.partition)
+
+    def remove_expired_producers(self, now_ms: int, expiration_ms: int) -> int:
+        """Forget, on every hosted partition, the producers idle for ``expiration_ms`` or more
+        (producer.id.expiration.ms); a dictionary pass per partition, run on the event loop
+        because appends mutate the same state there. Returns how many were forgotten."""
+        removed = 0
+        for partition in self.partitions.values():
+            state = partition.log.producer_state
+            state.expiration_ms = expiration_ms
+            removed += state.expire(now_ms, expiration_ms)
+        return removed
 
     def update_topic_config(self, info: TopicInfo) -> None:
         config = self.log_config_for(info)

@@ -15,16 +15,16 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from broker.cluster.metadata import PartitionState
-from broker.replica.producer_state import (
+from broker.types import BrokerId, TopicPartition
+from protocol.error_codes import ErrorCode
+from protocol.records import batch as rb
+from storage import AppendInfo, Log
+from storage.producer_state import (
     BatchMetadata,
     InvalidProducerEpoch,
     OutOfOrderSequence,
     ProducerStateManager,
 )
-from broker.types import BrokerId, TopicPartition
-from protocol.error_codes import ErrorCode
-from protocol.records import batch as rb
-from storage import AppendInfo, Log
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,6 @@ class Partition:
         self.log = log_
         self.state = state
         self.local_id = local_id
-        self.producers = ProducerStateManager()
         self._listeners: set[Listener] = set()
         #: Log end offsets of follower replicas (cluster mode); the leader's own is the log's.
         self.follower_leo: dict[BrokerId, int] = {}
@@ -87,8 +86,10 @@ class Partition:
         # No transactions yet: nothing is pending, so everything below the HW is stable.
         return self.log.high_watermark
 
-    def rebuild_producer_state(self) -> None:
-        self.producers.rebuild(header for _, header in self.log.scan_batch_headers())
+    @property
+    def producers(self) -> ProducerStateManager:
+        """The log's producer state (the log restores it at load and truncation)."""
+        return self.log.producer_state
 
     # -- listeners -------------------------------------------------------------------------------
 
@@ -190,5 +191,4 @@ class Partition:
                 self.producers.update(header, header.base_offset)
 
     def truncate_to(self, offset: int) -> None:
-        if self.log.truncate_to(offset):
-            self.rebuild_producer_state()
+        self.log.truncate_to(offset)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 from broker.handlers import HANDLERS
@@ -177,13 +178,16 @@ def test_producer_state_and_ids_survive_a_restart(tmp_path: Path) -> None:
     call = Caller(broker)
     create(call, "p")
     pid = call(InitProducerIdRequest(transactional_id=None), 1).producer_id
-    produce(call, "p", 0, batch([b"a"], pid=pid, epoch=0, seq=0))
+    # A recent timestamp: producers idle past producer.id.expiration.ms (by their batches'
+    # timestamps) are not restored, as in Kafka.
+    now = int(time.time() * 1000)
+    produce(call, "p", 0, batch([b"a"], pid=pid, epoch=0, seq=0, ts=now))
     broker.log_manager.close()
 
     broker = make_broker(tmp_path / "d")
     call = Caller(broker)
     try:
-        retry = produce(call, "p", 0, batch([b"a"], pid=pid, epoch=0, seq=0))
+        retry = produce(call, "p", 0, batch([b"a"], pid=pid, epoch=0, seq=0, ts=now))
         assert retry.error_code == 0 and retry.base_offset == 0
         assert fetch_records(call, "p", 0, 0) == [b"a"]
         assert call(InitProducerIdRequest(transactional_id=None), 1).producer_id > pid
