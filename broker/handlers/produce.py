@@ -7,8 +7,13 @@ with one call; no record is decoded on this path. Exceptions, as Kafka:
 - v0-v2 carry legacy message sets (magic 0/1): they are up-converted to a v2 batch first.
 - v3+ must carry exactly one v2 batch per partition (INVALID_RECORD otherwise); zstd needs v7+
   (UNSUPPORTED_COMPRESSION_TYPE).
-- Compacted topics require a key on every record, so their batches are decoded (INVALID_RECORD
-  with ``record_errors`` naming the batch).
+- Client batches must not be control batches, must carry base offset 0 and a base sequence when
+  they carry a producer id (Kafka's ``validateBatch``: INVALID_RECORD); a transactional batch
+  in a request without transactional id fails the whole request
+  (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka's authorizer check).
+- Storage reads every record (Kafka's LogValidator: structure, keys on compacted topics,
+  per-record timestamps); per-record rejections come back as ``record_errors`` (v8+) naming each
+  record by its index in the batch (KIP-467).
 - A topic whose ``compression.type`` names a codec (not ``producer``) gets every batch in that
   codec: batches in another one are decoded and rebuilt (zstd needs v7+).
 - Idempotent batches (producer id set) are checked against the partition's producer state: a
@@ -82,6 +87,12 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | No
             ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             "transactions are not supported by this broker yet",
         )
+    elif _has_transactional_records(request):
+        # Kafka checks the transactional id's authorization for such a request, and there is none.
+        request_error = (
+            ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            "Transactional Id authorization failed.",
+        )
     responses: list[TopicProduceResponse] = []
     for topic in request.topic_data:
         name = topic.name
@@ -106,12 +117,17 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | No
                 continue
             try:
                 records, header = _prepare(pdata.records, version, partition.log.config)
+                if header is not None:
+                    _check_client_batch(header, f"{name}-{index}")
                 outcome: AppendOutcome = partition.append_as_leader(records, header)
             except _Reject as exc:
                 results.append(_error(index, exc.code, version, exc.message, exc.record_errors))
                 continue
             except StorageError as exc:
-                results.append(_error(index, _storage_error_code(exc), version, str(exc)))
+                record_errors = [
+                    BatchIndexAndErrorMessage(i, message) for i, message in getattr(exc, "record_errors", ())
+                ]
+                results.append(_error(index, _storage_error_code(exc), version, str(exc), record_errors))
                 continue
             if outcome.error:
                 results.append(_error(index, outcome.error, version, outcome.message))
@@ -168,14 +184,14 @@ def _prepare(records: object, version: int, config: LogConfig) -> tuple[memoryvi
                     ErrorCode.INVALID_RECORD,
                     "Produce requests with version 3 and above must contain exactly one record batch",
                 )
+            if magic == 2:  # v2 batches go one per partition, whatever the request version
+                raise _Reject(ErrorCode.INVALID_RECORD, "Compressed outer record has more than one batch")
             header = None
     if header is not None and header.compression == ZSTD and version < 7:
         raise _Reject(
             ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
             "Produce requests with version below 7 cannot use zstd compression",
         )
-    if config.compact:
-        _check_keys(view)
     target = TOPIC_CODECS.get(config.compression_type)
     if target is not None:
         if target == ZSTD and version < 7:
@@ -218,24 +234,42 @@ def _recompress(view: memoryview, codec: int) -> memoryview:
     return memoryview(out)
 
 
-def _check_keys(view: memoryview) -> None:
-    """Compacted topics keep the latest record per key, so a record without one is refused."""
-    try:
-        for index, (pos, _) in enumerate(rb.iter_batches(view)):
-            _, records = decode_batch(view, pos)
-            for record in records:
-                if record.key is None:
-                    raise _Reject(
-                        ErrorCode.INVALID_RECORD,
-                        "Compacted topic cannot accept message without key",
-                        [
-                            BatchIndexAndErrorMessage(
-                                index, "Compacted topic cannot accept message without key"
-                            )
-                        ],
-                    )
-    except DecodeError as exc:
-        raise _Reject(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+def _has_transactional_records(request: ProduceRequest) -> bool:
+    """Whether some partition's (first) batch is transactional (Kafka's
+    ``RequestUtils.hasTransactionalRecords``)."""
+    for topic in request.topic_data:
+        for pdata in topic.partition_data:
+            records = pdata.records
+            if (
+                isinstance(records, (bytes, bytearray, memoryview))
+                and len(records) > rb.ATTRIBUTES_OFFSET + 1
+                and records[rb.MAGIC_OFFSET] == 2
+                and records[rb.ATTRIBUTES_OFFSET + 1] & rb.TRANSACTIONAL_MASK
+            ):
+                return True
+    return False
+
+
+def _check_client_batch(header: rb.BatchHeader, partition: str) -> None:
+    """What Kafka checks of a batch only when a client sends it (``analyzeAndValidateRecords``,
+    ``LogValidator.validateBatch``); the broker's own appends may do these things."""
+    if header.base_offset != 0:
+        raise _Reject(
+            ErrorCode.INVALID_RECORD,
+            f"The baseOffset of the record batch in the append to {partition} should be 0, "
+            f"but it is {header.base_offset}",
+        )
+    if header.is_control:
+        raise _Reject(
+            ErrorCode.INVALID_RECORD,
+            f"Clients are not allowed to write control records in topic partition {partition}",
+        )
+    if header.producer_id >= 0 and header.base_sequence < 0:
+        raise _Reject(
+            ErrorCode.INVALID_RECORD,
+            f"Invalid sequence number {header.base_sequence} in record batch with producerId "
+            f"{header.producer_id} in topic partition {partition}",
+        )
 
 
 def _storage_error_code(exc: StorageError) -> ErrorCode:

@@ -60,12 +60,18 @@ def test_max_timestamp_is_rewritten_on_the_general_path_too(open_log: OpenLog) -
 
 def test_compacted_topic_names_every_record_without_a_key(open_log: OpenLog) -> None:
     log = open_log(LogConfig(cleanup_policy="compact"))
-    records: list[tuple[bytes | None, bytes | None]] = [(b"k", b"v"), (None, b"v"), (b"k", b"v"), (None, b"v")]
+    records: list[tuple[bytes | None, bytes | None]] = [
+        (b"k", b"v"),
+        (None, b"v"),
+        (b"k", b"v"),
+        (None, b"v"),
+    ]
     with pytest.raises(InvalidRecordBatchError) as caught:
         log.append(make_batch(records), 0)
     assert [index for index, _ in caught.value.record_errors] == [1, 3]
-    assert "Compacted topic cannot accept message without key in topic partition t-0" in (
-        caught.value.record_errors[0][1]
+    assert (
+        "Compacted topic cannot accept message without key in topic partition t-0"
+        in (caught.value.record_errors[0][1])
     )
     assert log.log_end_offset == 0
 
@@ -117,7 +123,10 @@ def test_every_record_timestamp_is_checked(open_log: OpenLog, clock: ManualClock
     with pytest.raises(InvalidTimestampError) as caught:
         log.append(batch, 0)
     assert [index for index, _ in caught.value.record_errors] == [1, 3]
-    assert f"Timestamp {now - 5_000} of message with offset 1 is out of range" in caught.value.record_errors[0][1]
+    assert (
+        f"Timestamp {now - 5_000} of message with offset 1 is out of range"
+        in caught.value.record_errors[0][1]
+    )
     log.append(make_batch(2, base_timestamp=now, timestamps=[now, now - 900]), 0)
     assert log.log_end_offset == 2
 
