@@ -28,7 +28,7 @@ from pathlib import Path
 
 import crc32c
 
-from protocol.exceptions import CorruptRecordError
+from protocol.exceptions import CorruptRecordError, EncodeError
 from protocol.records.batch import (
     COMPRESSION_MASK,
     LOG_OVERHEAD,
@@ -40,6 +40,7 @@ from protocol.records.batch import (
 )
 from protocol.records.compression import decompress
 from protocol.records.errors import InvalidRecordError
+from protocol.records.record import build_batch, decode_batch
 from protocol.records.scanner import MISSING_KEY, scan_records
 from storage.checkpoint import PartitionMetadataFile
 from storage.clock import Clock
@@ -73,6 +74,38 @@ _NEVER = 1 << 62  # timestamp limits at or above this are "not configured" (Kafk
 # Record problem kinds beyond the scanner's (MISSING_KEY, TIMESTAMP_OUT_OF_RANGE).
 _OUT_OF_RANGE = 1
 _CLIENT_APPEND_TIME = 2
+
+
+class _RenumberNeeded(Exception):
+    """A compressed client batch whose record offset deltas are not 0, 1, 2...: Kafka rebuilds
+    such a batch (LogValidator, "no in-place assignment") rather than refuse it, so its records
+    get consecutive offsets. Raised before anything is written; :meth:`Log.append` retries with
+    the rebuilt buffer."""
+
+    def __init__(self, pos: int) -> None:
+        super().__init__(pos)
+        self.pos = pos
+
+
+def _renumbered(mv: memoryview, pos: int) -> memoryview:
+    """``mv`` with the batch at ``pos`` rebuilt: same records, codec and producer fields, offset
+    deltas 0..n-1 (what Kafka's ``buildRecordsAndAssignOffsets`` writes)."""
+    try:
+        header, records = decode_batch(mv, pos)
+        for index, record in enumerate(records):
+            record.offset_delta = index
+        rebuilt = build_batch(
+            records,
+            base_timestamp=header.base_timestamp,
+            compression=header.compression,
+            producer_id=header.producer_id,
+            producer_epoch=header.producer_epoch,
+            base_sequence=header.base_sequence,
+            transactional=header.is_transactional,
+        )
+    except (CorruptRecordError, EncodeError) as exc:
+        raise InvalidRecordBatchError(f"record batch at position {pos}: {exc}") from None
+    return memoryview(bytearray(mv[:pos]) + rebuilt + mv[pos + header.size :])
 
 
 def parse_partition_dir(name: str) -> tuple[str, int] | None:
@@ -303,7 +336,11 @@ class Log:
                 self._check_open()
             info = self._append_single_batch(mv, leader_epoch) if self._fast_append else None
             if info is None:
-                info = self._append_locked(mv, leader_epoch, True)
+                try:
+                    info = self._append_locked(mv, leader_epoch, True)
+                except _RenumberNeeded as renumber:
+                    # Written as rebuilt, not in ``data``: its size changed (rare, see the class).
+                    info = self._append_locked(_renumbered(mv, renumber.pos), leader_epoch, True)
             self._appended = True
             flush_needed = self._leo - self._recovery_point >= self._flush_messages
         finally:
@@ -453,7 +490,7 @@ class Log:
             return None
         try:
             max_ts = self._validate_records(mv, 0, n, fields, False, -1)
-        except StorageError:
+        except (StorageError, _RenumberNeeded):
             return None  # the general path raises it again, after the checks that come first
         base = self._leo
         last = base + last_delta
@@ -518,7 +555,7 @@ class Log:
             low = now - cfg.message_timestamp_before_max_ms
             high = now + cfg.message_timestamp_after_max_ms
         try:
-            max_ts, _, problems = scan_records(
+            max_ts, contiguous, problems = scan_records(
                 data,
                 0,
                 len(data),
@@ -536,6 +573,8 @@ class Log:
             problems = self._append_time_problems(problems, count, max_ts, check_ts, low, high)
         if problems:
             self._raise_record_errors(problems, fields[0], low, high)
+        if not contiguous and codec != 0:
+            raise _RenumberNeeded(pos)
         if not cfg.log_append_time and (client_append_time or max_ts != fields[8]):
             set_max_timestamp(mv, pos, max_ts, log_append_time=False)
         return max_ts

@@ -8,8 +8,9 @@ import struct
 import crc32c
 import pytest
 
-from protocol.records import LZ4, Record, build_batch, read_header
+from protocol.records import LZ4, Record, build_batch, decode_batch, read_header
 from protocol.records.batch import TIMESTAMP_TYPE_MASK
+from protocol.records.compression import compress
 from storage.clock import ManualClock
 from storage.config import LogConfig
 from storage.errors import CorruptBatchError, InvalidRecordBatchError, InvalidTimestampError
@@ -151,3 +152,21 @@ def test_undecompressable_batch_is_corrupt(open_log: OpenLog) -> None:
     batch[17:21] = crc32c.crc32c(batch[21:]).to_bytes(4, "big")
     with pytest.raises(CorruptBatchError):
         log.append(batch, 0)
+
+
+def test_compressed_batch_with_gapped_offset_deltas_is_renumbered(open_log: OpenLog) -> None:
+    # Kafka rebuilds a compressed batch whose record offset deltas are not 0..n-1 (LogValidator:
+    # no in-place assignment) rather than refuse it; an uncompressed one is stored as it came.
+    log = open_log()
+    body = b"".join(encode_record(delta, 0, b"k", b"v%d" % i) for i, delta in enumerate([0, 0, 1]))
+    gapped = with_records(make_batch(3, attributes=LZ4), compress(LZ4, body))
+    info = log.append(gapped, 0)
+    assert (info.first_offset, info.last_offset) == (0, 2)
+    header, records = decode_batch(log.read_bytes(0, 1 << 20))
+    assert [r.offset_delta for r in records] == [0, 1, 2]
+    assert [r.value for r in records] == [b"v0", b"v1", b"v2"]
+    assert (header.compression, header.records_count, header.last_offset_delta) == (LZ4, 3, 2)
+    plain = with_records(make_batch(3), body)
+    log.append(plain, 0)
+    _, stored = decode_batch(log.read_bytes(3, 1 << 20))
+    assert [r.offset_delta for r in stored] == [0, 0, 1]
