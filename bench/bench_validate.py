@@ -36,6 +36,7 @@ from storage.config import LogConfig
 from storage.log import Log
 
 BASE_TS = 1_700_000_000_000
+HOUR = 3_600_000
 
 
 def pure_module() -> ModuleType:
@@ -73,7 +74,7 @@ def bench_scan(mod: ModuleType, records: int, rounds: int) -> None:
 
         def full(payload: bytes = payload, codec: int = codec) -> None:
             raw = payload if codec == NONE else decompress(codec, payload)
-            scan(raw, 0, len(raw), records, BASE_TS, False, True, 0, 1 << 62)
+            scan(raw, 0, len(raw), records, BASE_TS, False, True, BASE_TS - HOUR, BASE_TS + HOUR)
 
         print(
             f"  {name:5s} scan {median_ns(scan_only, rounds, records):7.1f} ns/record   "
