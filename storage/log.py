@@ -41,7 +41,7 @@ from protocol.records.batch import (
 from protocol.records.compression import decompress
 from protocol.records.errors import InvalidRecordError
 from protocol.records.record import build_batch, decode_batch
-from protocol.records.scanner import MISSING_KEY, scan_records
+from protocol.records.scanner import MISSING_KEY, TIMESTAMP_OUT_OF_RANGE, scan_records
 from storage.checkpoint import PartitionMetadataFile
 from storage.clock import Clock
 from storage.config import LogConfig
@@ -71,8 +71,7 @@ from storage.segment import DELETED_SUFFIX, HEADER, LogSegment, offset_of_max_ti
 _BASE_AND_EPOCH = struct.Struct(">qii")
 _new_tuple = tuple.__new__
 _NEVER = 1 << 62  # timestamp limits at or above this are "not configured" (Kafka: Long.MAX)
-# Record problem kinds beyond the scanner's (MISSING_KEY, TIMESTAMP_OUT_OF_RANGE).
-_OUT_OF_RANGE = 1
+# A record problem kind beyond the scanner's (MISSING_KEY, TIMESTAMP_OUT_OF_RANGE).
 _CLIENT_APPEND_TIME = 2
 
 
@@ -594,7 +593,7 @@ class Log:
         if self._config.log_append_time or timestamp == -1:
             kind = _CLIENT_APPEND_TIME
         elif check_ts and (timestamp < low or timestamp > high):
-            kind = _OUT_OF_RANGE
+            kind = TIMESTAMP_OUT_OF_RANGE
         else:
             return problems
         # The scan ran without time checks, so the problems it found are missing keys, which
