@@ -111,6 +111,10 @@ def scan_records(
             b = data[p]
             ts_delta = (b >> 1) ^ -(b & 1)
             p += 1
+        elif p + 1 < rend and data[p + 1] < 0x80:  # deltas up to 8 s
+            raw = (data[p] & 0x7F) | (data[p + 1] << 7)
+            ts_delta = (raw >> 1) ^ -(raw & 1)
+            p += 2
         else:
             ts_delta, p = _read_varint(data, p, rend, 10)
         # -- offset delta (varint)
