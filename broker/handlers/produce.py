@@ -1,8 +1,9 @@
 """Produce (key 0), versions 0-11.
 
-The client's record batches are appended as they arrived: storage patches base offsets and the
-leader epoch in place (and the max timestamp for LogAppendTime topics) and writes the buffer
-with one call; no record is decoded on this path. Exceptions, as Kafka:
+The client's record batches are appended as they arrived: storage scans their records (Kafka's
+LogValidator, without decoding them), patches base offsets and the leader epoch in place (and
+the max timestamp when the records or a LogAppendTime topic say so) and writes the buffer with
+one call. Exceptions, as Kafka:
 
 - v0-v2 carry legacy message sets (magic 0/1): they are up-converted to a v2 batch first.
 - v3+ must carry exactly one v2 batch per partition (INVALID_RECORD otherwise); zstd needs v7+
@@ -116,9 +117,7 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | No
                 results.append(_error(index, ErrorCode.NOT_ENOUGH_REPLICAS, version))
                 continue
             try:
-                records, header = _prepare(pdata.records, version, partition.log.config)
-                if header is not None:
-                    _check_client_batch(header, f"{name}-{index}")
+                records, header = _prepare(pdata.records, version, partition.log.config, f"{name}-{index}")
                 outcome: AppendOutcome = partition.append_as_leader(records, header)
             except _Reject as exc:
                 results.append(_error(index, exc.code, version, exc.message, exc.record_errors))
@@ -150,9 +149,11 @@ def handle(ctx: RequestContext, request: ProduceRequest) -> ProduceResponse | No
     return ProduceResponse(responses=responses, throttle_time_ms=0)
 
 
-def _prepare(records: object, version: int, config: LogConfig) -> tuple[memoryview, rb.BatchHeader | None]:
-    """Shape checks of Kafka's ProduceRequest validation; returns a writable view of the batches
-    and, for a single batch, its header (idempotence applies then)."""
+def _prepare(
+    records: object, version: int, config: LogConfig, partition: str
+) -> tuple[memoryview, rb.BatchHeader | None]:
+    """Shape checks of Kafka's ProduceRequest validation and its client batch rules; returns a
+    writable view of the batches and, for a single batch, its header (idempotence applies then)."""
     if records is None:
         raise _Reject(ErrorCode.INVALID_RECORD, "produce request without records")
     view = records if isinstance(records, memoryview) else memoryview(bytearray(records))  # type: ignore[arg-type]
@@ -192,6 +193,8 @@ def _prepare(records: object, version: int, config: LogConfig) -> tuple[memoryvi
             ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
             "Produce requests with version below 7 cannot use zstd compression",
         )
+    if header is not None:
+        _check_client_batch(header, partition)
     target = TOPIC_CODECS.get(config.compression_type)
     if target is not None:
         if target == ZSTD and version < 7:

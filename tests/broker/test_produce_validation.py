@@ -90,3 +90,11 @@ def test_list_offsets_finds_records_above_a_low_header_max_timestamp(call: Calle
     )
     answer = call(request, 7).topics[0].partitions[0]
     assert (answer.error_code, answer.offset, answer.timestamp) == (0, 2, TS + 20)
+
+
+def test_client_batch_rules_apply_before_a_topic_codec_rebuilds_the_batch(call: Caller) -> None:
+    create_with(call, "gz", compression_type="gzip")
+    moved = bytearray(batch([b"a"]))
+    struct.pack_into(">q", moved, 0, 10)
+    assert produce(call, "gz", 0, bytes(moved)).error_code == ErrorCode.INVALID_RECORD
+    assert produce(call, "gz", 0, batch([b"a"])).error_code == 0
