@@ -7,6 +7,8 @@ import struct
 
 import crc32c
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from protocol.records import LZ4, Record, build_batch, decode_batch, read_header
 from protocol.records.batch import TIMESTAMP_TYPE_MASK
@@ -14,6 +16,7 @@ from protocol.records.compression import compress
 from storage.clock import ManualClock
 from storage.config import LogConfig
 from storage.errors import CorruptBatchError, InvalidRecordBatchError, InvalidTimestampError
+from storage.log import Log
 from tests.storage.batches import encode_record, make_batch
 from tests.storage.conftest import OpenLog
 
@@ -170,3 +173,74 @@ def test_compressed_batch_with_gapped_offset_deltas_is_renumbered(open_log: Open
     log.append(plain, 0)
     _, stored = decode_batch(log.read_bytes(3, 1 << 20))
     assert [r.offset_delta for r in stored] == [0, 0, 1]
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    keys=st.lists(st.booleans(), min_size=1, max_size=6),
+    deltas=st.lists(st.integers(-3_000, 3_000), min_size=6, max_size=6),
+    base_shift=st.one_of(st.just(None), st.integers(-3_000, 3_000)),
+    client_append_time=st.one_of(st.none(), st.just(-1), st.integers(-3_000, 3_000)),
+    compact=st.booleans(),
+    append_time_topic=st.booleans(),
+    limits=st.one_of(st.none(), st.tuples(st.integers(0, 2_500), st.integers(0, 2_500))),
+)
+def test_record_checks_match_kafkas_rules(
+    tmp_path_factory: pytest.TempPathFactory,
+    keys: list[bool],
+    deltas: list[int],
+    base_shift: int | None,
+    client_append_time: int | None,
+    compact: bool,
+    append_time_topic: bool,
+    limits: tuple[int, int] | None,
+) -> None:
+    """Kafka's validateKey/validateTimestamp (LogValidator), written out record by record, against
+    what Log.append accepts, refuses (error type, record indexes) and stores."""
+    now = NOW
+    config = LogConfig(
+        cleanup_policy="compact" if compact else "delete",
+        message_timestamp_type="LogAppendTime" if append_time_topic else "CreateTime",
+        message_timestamp_before_max_ms=limits[0] if limits else LogConfig().message_timestamp_before_max_ms,
+        message_timestamp_after_max_ms=limits[1] if limits else LogConfig().message_timestamp_after_max_ms,
+    )
+    base = -1 if base_shift is None else now + base_shift
+    timestamps = [-1 if base_shift is None else base + d for d in deltas[: len(keys)]]
+    rows = [(b"k" if keyed else None, b"v") for keyed in keys]
+    attributes = 0 if client_append_time is None else TIMESTAMP_TYPE_MASK
+    data = make_batch(rows, base_timestamp=base, timestamps=timestamps, attributes=attributes)
+    if client_append_time is not None:
+        batch_time = -1 if client_append_time == -1 else now + client_append_time
+        data = patched(data, offset=35, fmt=">q", value=batch_time)
+        timestamps = [batch_time] * len(keys)
+
+    expected: list[tuple[int, str]] = []
+    for index, (keyed, ts) in enumerate(zip(keys, timestamps, strict=True)):
+        if compact and not keyed:
+            expected.append((index, "key"))
+        elif not append_time_topic and ts != -1:
+            if limits and (now - ts > limits[0] or ts - now > limits[1]):
+                expected.append((index, "time"))
+        elif client_append_time is not None:
+            expected.append((index, "time"))
+
+    directory = tmp_path_factory.mktemp("log") / "t-0"
+    log = Log.open(directory, config, clock=ManualClock(now))
+    try:
+        if expected:
+            error = (
+                InvalidTimestampError if any(k == "time" for _, k in expected) else InvalidRecordBatchError
+            )
+            with pytest.raises(error) as caught:
+                log.append(data, 0)
+            assert [i for i, _ in caught.value.record_errors] == [i for i, _ in expected]
+            assert log.log_end_offset == 0
+            return
+        info = log.append(data, 0)
+        stored = read_header(log.read_bytes(0, 1 << 20))
+        max_ts = now if append_time_topic else max([-1, *timestamps])
+        assert info.max_timestamp == stored.max_timestamp == max_ts
+        assert stored.is_log_append_time == append_time_topic
+        assert crc32c.crc32c(log.read_bytes(0, 1 << 20)[21:]) == stored.crc
+    finally:
+        log.close()
