@@ -98,3 +98,10 @@ def test_client_batch_rules_apply_before_a_topic_codec_rebuilds_the_batch(call: 
     struct.pack_into(">q", moved, 0, 10)
     assert produce(call, "gz", 0, bytes(moved)).error_code == ErrorCode.INVALID_RECORD
     assert produce(call, "gz", 0, batch([b"a"])).error_code == 0
+
+
+def test_v2_batches_go_one_per_partition_in_old_request_versions_too(call: Caller) -> None:
+    create(call, "old")
+    two = batch([b"a"]) + batch([b"b"])
+    assert produce(call, "old", 0, two, version=2).error_code == ErrorCode.INVALID_RECORD
+    assert call.broker.replica_manager.get(("old", 0)).log.log_end_offset == 0
