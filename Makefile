@@ -8,7 +8,7 @@ PIP := $(VENV)/bin/pip
 # command:Debian package, for what the compatibility tests drive.
 APT_TOOLS := kcat:kcat node:nodejs npm:npm
 
-.PHONY: run install test test-deps system-deps node-deps lint typecheck bench codegen clean
+.PHONY: run install test test-deps system-deps node-deps lint typecheck bench codegen clean accelerate
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -47,7 +47,7 @@ test-deps: $(VENV)/.test-installed system-deps node-deps
 # compat_tests/test_docker.py builds and runs the image through the Docker API: an existing engine
 # (DOCKER_HOST, /var/run/docker.sock) or Debian's podman via ../shared/containers/oci.sh (as root;
 # ~80 s on a new machine, ~0.2 s after). docker/wheels/ gets the image's wheels: no network in the build.
-test: test-deps
+test: test-deps accelerate
 	@engine=$$(PYTHON=$(PY) scripts/container-engine.sh prepare | tail -n 1) || engine=; \
 	echo "container engine: $${engine:-none}"; \
 	status=0; env $$engine $(PY) -m pytest || status=$$?; \
@@ -61,8 +61,13 @@ lint:
 codegen:
 	$(PY) -m protocol.codegen
 
-bench: $(VENV)/.test-installed
+# The record scanner compiled with mypyc (in the test extra) when a C compiler is there; the
+# pure-Python module is used otherwise. Never fails.
+accelerate: $(VENV)/.test-installed
+	$(PY) scripts/build_accel.py
+
+bench: $(VENV)/.test-installed accelerate
 	$(PY) bench/run.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis protocol/records/*.so

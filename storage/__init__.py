@@ -67,7 +67,9 @@ producer_id_expiration_ms=86_400_000)``
     ``[log_start_offset, log_end_offset]``), ``recovery_point``, ``topic_id``, ``config``,
     ``segment_count``, ``leader_epochs``;
     ``append(data: bytearray | memoryview, leader_epoch) -> AppendInfo`` (offsets and epoch
-    written into ``data`` in place; one ``pwrite``);
+    written into ``data`` in place; one ``pwrite``; every record is read first, as Kafka's
+    LogValidator: structure, count, keys on compacted topics, per-record timestamps; a header
+    max timestamp that differs from the records' is rewritten, CRC included);
     ``append_as_follower(data) -> AppendInfo`` (offsets already assigned, must not go back);
     ``read(offset, max_bytes, max_offset=None, min_one_message=True) -> ReadResult``;
     ``read_bytes(...) -> bytes``;
@@ -124,7 +126,8 @@ Errors
 ======
 
 All in :mod:`storage.errors`: ``CorruptBatchError`` (CRC, framing), ``InvalidMagicError``,
-``RecordTooLargeError``, ``InvalidRecordBatchError``, ``InvalidTimestampError``,
+``RecordTooLargeError``, ``InvalidRecordBatchError``, ``InvalidTimestampError`` (these two carry
+``record_errors``: ``[(index of the record in its batch, message)]`` for per-record rejections),
 ``InvalidOffsetError`` (follower offsets going back), ``OffsetOutOfRangeError``,
 ``LogDeletedError``, ``LogDirOfflineError``, ``StorageCorruptionError`` (invalid data below the
 recovery point), ``InconsistentTopicIdError``, ``CheckpointFormatError``; all subclass ``StorageError``.

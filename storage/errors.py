@@ -9,14 +9,26 @@ The Kafka error each one corresponds to is named in its docstring.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
+#: A rejected record: (its index inside its batch, why), Kafka's ``RecordError`` (KIP-467).
+RecordError = tuple[int, str]
+
 
 class StorageError(Exception):
     """Base of every error raised on purpose by the storage package."""
 
 
 class InvalidRecordBatchError(StorageError):
-    """An appended buffer that is not a sequence of well-framed record batches (Kafka:
-    CORRUPT_MESSAGE / INVALID_RECORD)."""
+    """An appended buffer that is not a sequence of well-framed record batches, or whose records
+    break a rule of the log (Kafka: INVALID_RECORD; the CORRUPT_MESSAGE cases subclass it).
+
+    ``record_errors`` names every rejected record when the rejection is per record (a record
+    without a key on a compacted topic), as Kafka's ``RecordValidationException``."""
+
+    def __init__(self, message: str, record_errors: Sequence[RecordError] = ()) -> None:
+        super().__init__(message)
+        self.record_errors: list[RecordError] = list(record_errors)
 
 
 class CorruptBatchError(InvalidRecordBatchError):
@@ -39,8 +51,12 @@ class RecordTooLargeError(StorageError):
 
 
 class InvalidTimestampError(StorageError):
-    """A CreateTime batch outside ``message.timestamp.before/after.max.ms`` (Kafka:
-    INVALID_TIMESTAMP)."""
+    """Records whose CreateTime is outside ``message.timestamp.before/after.max.ms``, or a client
+    batch claiming LogAppendTime (Kafka: INVALID_TIMESTAMP); ``record_errors`` names them."""
+
+    def __init__(self, message: str, record_errors: Sequence[RecordError] = ()) -> None:
+        super().__init__(message)
+        self.record_errors: list[RecordError] = list(record_errors)
 
 
 class InvalidOffsetError(StorageError):

@@ -38,7 +38,20 @@ from pathlib import Path
 
 import crc32c
 
-from protocol.records.batch import LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, BatchHeader, set_log_append_time
+from protocol.exceptions import CorruptRecordError, EncodeError
+from protocol.records.batch import (
+    COMPRESSION_MASK,
+    LOG_OVERHEAD,
+    RECORD_BATCH_OVERHEAD,
+    TIMESTAMP_TYPE_MASK,
+    BatchHeader,
+    set_log_append_time,
+    set_max_timestamp,
+)
+from protocol.records.compression import decompress
+from protocol.records.errors import InvalidRecordError
+from protocol.records.record import build_batch, decode_batch
+from protocol.records.scanner import MISSING_KEY, TIMESTAMP_OUT_OF_RANGE, scan_records
 from storage.checkpoint import PartitionMetadataFile
 from storage.clock import Clock
 from storage.config import LogConfig
@@ -52,7 +65,9 @@ from storage.errors import (
     InvalidTimestampError,
     LogDeletedError,
     OffsetOutOfRangeError,
+    RecordError,
     RecordTooLargeError,
+    StorageError,
 )
 from storage.fs import FileSystem
 from storage.handles import HandleCache
@@ -74,6 +89,40 @@ from storage.segment import (
 _BASE_AND_EPOCH = struct.Struct(">qii")
 _new_tuple = tuple.__new__
 _NEVER = 1 << 62  # timestamp limits at or above this are "not configured" (Kafka: Long.MAX)
+# A record problem kind beyond the scanner's (MISSING_KEY, TIMESTAMP_OUT_OF_RANGE).
+_CLIENT_APPEND_TIME = 2
+
+
+class _RenumberNeeded(Exception):
+    """A compressed client batch whose record offset deltas are not 0, 1, 2...: Kafka rebuilds
+    such a batch (LogValidator, "no in-place assignment") rather than refuse it, so its records
+    get consecutive offsets. Raised before anything is written; :meth:`Log.append` retries with
+    the rebuilt buffer."""
+
+    def __init__(self, pos: int) -> None:
+        super().__init__(pos)
+        self.pos = pos
+
+
+def _renumbered(mv: memoryview, pos: int) -> memoryview:
+    """``mv`` with the batch at ``pos`` rebuilt: same records, codec and producer fields, offset
+    deltas 0..n-1 (what Kafka's ``buildRecordsAndAssignOffsets`` writes)."""
+    try:
+        header, records = decode_batch(mv, pos)
+        for index, record in enumerate(records):
+            record.offset_delta = index
+        rebuilt = build_batch(
+            records,
+            base_timestamp=header.base_timestamp,
+            compression=header.compression,
+            producer_id=header.producer_id,
+            producer_epoch=header.producer_epoch,
+            base_sequence=header.base_sequence,
+            transactional=header.is_transactional,
+        )
+    except (CorruptRecordError, EncodeError) as exc:
+        raise InvalidRecordBatchError(f"record batch at position {pos}: {exc}") from None
+    return memoryview(bytearray(mv[:pos]) + rebuilt + mv[pos + header.size :])
 
 #: Runs a callable later in a worker thread (the broker's disk pool); never on the caller's
 #: thread, since the caller may be an event loop.
@@ -323,7 +372,11 @@ class Log:
                 self._check_open()
             info = self._append_single_batch(mv, leader_epoch) if self._fast_append else None
             if info is None:
-                info = self._append_locked(mv, leader_epoch, True)
+                try:
+                    info = self._append_locked(mv, leader_epoch, True)
+                except _RenumberNeeded as renumber:
+                    # Written as rebuilt, not in ``data``: its size changed (rare, see the class).
+                    info = self._append_locked(_renumbered(mv, renumber.pos), leader_epoch, True)
             self._appended = True
         finally:
             lock.release()
@@ -411,13 +464,12 @@ class Log:
                         f"record batch at position {pos} has {fields[12]} records "
                         f"but last offset delta {last_delta}"
                     )
+                batch_max_ts = self._validate_records(mv, pos, size, fields, check_ts, now)
                 base = next_offset
                 _BASE_AND_EPOCH.pack_into(mv, pos, base, fields[1], leader_epoch)
                 if append_time >= 0:
                     set_log_append_time(mv, pos, append_time)
                     batch_max_ts = append_time
-                elif check_ts:
-                    self._check_timestamps(fields[7], batch_max_ts, now)
             else:
                 base = fields[0]
                 if base < next_offset:
@@ -467,15 +519,21 @@ class Log:
         n = len(mv)
         if n < RECORD_BATCH_OVERHEAD or mv.ndim != 1 or mv.itemsize != 1:
             return None
-        _, length, _, magic, crc, _, last_delta, _, max_ts, _, _, _, count = HEADER.unpack_from(mv, 0)
+        fields = HEADER.unpack_from(mv, 0)
+        _, length, _, magic, crc, attributes, last_delta, _, max_ts, _, _, _, count = fields
         if not (
             magic == 2
             and length + LOG_OVERHEAD == n
             and n <= self._max_message_bytes
             and 0 <= last_delta == count - 1
+            and not attributes & TIMESTAMP_TYPE_MASK
             and crc32c.crc32c(mv[21:]) == crc
         ):
             return None
+        try:
+            max_ts = self._validate_records(mv, 0, n, fields, False, -1)
+        except (StorageError, _RenumberNeeded):
+            return None  # the general path raises it again, after the checks that come first
         base = self._leo
         last = base + last_delta
         _BASE_AND_EPOCH.pack_into(mv, 0, base, length, leader_epoch)
@@ -517,16 +575,111 @@ class Log:
             seg.append(mv, batches)
         self._leo = last + 1
 
-    def _check_timestamps(self, base_ts: int, max_ts: int, now: int) -> None:
+    def _validate_records(
+        self, mv: memoryview, pos: int, size: int, fields: tuple[int, ...], check_ts: bool, now: int
+    ) -> int:
+        """Kafka's LogValidator record checks on the client batch at ``pos`` (header ``fields``):
+        record structure, keys on a compacted topic, CreateTime limits (``check_ts``, at ``now``),
+        no client LogAppendTime. Returns the batch's max timestamp, the records' (CreateTime: the
+        header's is rewritten, CRC included, when it differs, as Kafka's ``setMaxTimestamp``)."""
+        attributes = fields[5]
+        count = fields[12]
+        codec = attributes & COMPRESSION_MASK
+        records = mv[pos + RECORD_BATCH_OVERHEAD : pos + size]
+        try:
+            data = bytes(records) if codec == 0 else decompress(codec, records)
+        except CorruptRecordError as exc:
+            raise CorruptBatchError(f"record batch at position {pos}: {exc}") from None
         cfg = self._config
-        if base_ts >= 0 and now - base_ts > cfg.message_timestamp_before_max_ms:
-            raise InvalidTimestampError(
-                f"timestamp {base_ts} is more than message.timestamp.before.max.ms old"
+        client_append_time = bool(attributes & TIMESTAMP_TYPE_MASK)
+        low = high = 0
+        if check_ts:
+            low = now - cfg.message_timestamp_before_max_ms
+            high = now + cfg.message_timestamp_after_max_ms
+        try:
+            max_ts, contiguous, problems = scan_records(
+                data,
+                0,
+                len(data),
+                count,
+                fields[7],
+                cfg.compact,
+                check_ts and not client_append_time,
+                low,
+                high,
             )
-        if max_ts - now > cfg.message_timestamp_after_max_ms:
+        except InvalidRecordError as exc:
+            raise InvalidRecordBatchError(str(exc)) from None
+        if client_append_time:
+            max_ts = fields[8]  # every record of a LogAppendTime batch reports the batch's time
+            problems = self._append_time_problems(problems, count, max_ts, check_ts, low, high)
+        if problems:
+            self._raise_record_errors(problems, fields[0], low, high)
+        if not contiguous and codec != 0:
+            raise _RenumberNeeded(pos)
+        if not cfg.log_append_time and (client_append_time or max_ts != fields[8]):
+            set_max_timestamp(mv, pos, max_ts, log_append_time=False)
+        return max_ts
+
+    def _append_time_problems(
+        self,
+        problems: list[tuple[int, int, int, int]],
+        count: int,
+        timestamp: int,
+        check_ts: bool,
+        low: int,
+        high: int,
+    ) -> list[tuple[int, int, int, int]]:
+        """Kafka's validateTimestamp for a batch a client marked LogAppendTime: on a CreateTime
+        topic its time is checked like any record's (none at all is an error); a LogAppendTime
+        topic refuses it. Every record has the same time, so all or none fail."""
+        if self._config.log_append_time or timestamp == -1:
+            kind = _CLIENT_APPEND_TIME
+        elif check_ts and (timestamp < low or timestamp > high):
+            kind = TIMESTAMP_OUT_OF_RANGE
+        else:
+            return problems
+        # The scan ran without time checks, so the problems it found are missing keys, which
+        # take precedence for their record.
+        keyless = {problem[0]: problem for problem in problems}
+        return [keyless.get(index, (index, kind, timestamp, index)) for index in range(count)]
+
+    def _raise_record_errors(
+        self, problems: list[tuple[int, int, int, int]], base: int, low: int, high: int
+    ) -> None:
+        """Kafka's processRecordErrors: INVALID_TIMESTAMP if any record's time is refused, else
+        INVALID_RECORD, with one error per rejected record."""
+        where = f"{self.topic}-{self.partition}"
+        errors: list[RecordError] = []
+        bad_time = False
+        for index, kind, timestamp, delta in problems:
+            if kind == MISSING_KEY:
+                errors.append(
+                    (index, f"Compacted topic cannot accept message without key in topic partition {where}")
+                )
+                continue
+            bad_time = True
+            if kind == _CLIENT_APPEND_TIME:
+                message = (
+                    f"Invalid timestamp type in message with offset {base + delta}. "
+                    "Producer should not set timestamp type to LogAppendTime."
+                )
+            else:
+                message = (
+                    f"Timestamp {timestamp} of message with offset {base + delta} is out of range. "
+                    f"The timestamp should be within [{low}, {high}]"
+                )
+            errors.append((index, message))
+        if bad_time:
             raise InvalidTimestampError(
-                f"timestamp {max_ts} is more than message.timestamp.after.max.ms ahead"
+                "One or more records have been rejected due to invalid timestamp", errors
             )
+        shown = ", ".join(f"RecordError(batchIndex={i}, message='{m}')" for i, m in errors[:3])
+        raise InvalidRecordBatchError(
+            f"One or more records have been rejected due to {len(errors)} record errors in total, "
+            f"and only showing the first three errors at most: [{shown}]",
+            errors,
+        )
 
     def roll(self) -> LogSegment:
         """Start a new active segment at the log end offset (no-op if the active one is empty)."""

@@ -1,14 +1,20 @@
 """Produce (key 0), versions 0-11.
 
-The client's record batches are appended as they arrived: storage patches base offsets and the
-leader epoch in place (and the max timestamp for LogAppendTime topics) and writes the buffer
-with one call; no record is decoded on this path. Exceptions, as Kafka:
+The client's record batches are appended as they arrived: storage scans their records (Kafka's
+LogValidator, without decoding them), patches base offsets and the leader epoch in place (and
+the max timestamp when the records or a LogAppendTime topic say so) and writes the buffer with
+one call. Exceptions, as Kafka:
 
 - v0-v2 carry legacy message sets (magic 0/1): they are up-converted to a v2 batch first.
 - v3+ must carry exactly one v2 batch per partition (INVALID_RECORD otherwise); zstd needs v7+
   (UNSUPPORTED_COMPRESSION_TYPE).
-- Compacted topics require a key on every record, so their batches are decoded (INVALID_RECORD
-  with ``record_errors`` naming the batch).
+- Client batches must not be control batches, must carry base offset 0 and a base sequence when
+  they carry a producer id (Kafka's ``validateBatch``: INVALID_RECORD); a transactional batch
+  in a request without transactional id fails the whole request
+  (TRANSACTIONAL_ID_AUTHORIZATION_FAILED, as Kafka's authorizer check).
+- Storage reads every record (Kafka's LogValidator: structure, keys on compacted topics,
+  per-record timestamps); per-record rejections come back as ``record_errors`` (v8+) naming each
+  record by its index in the batch (KIP-467).
 - A topic whose ``compression.type`` names a codec (not ``producer``) gets every batch in that
   codec: batches in another one are decoded and rebuilt (zstd needs v7+).
 - Idempotent batches (producer id set) are checked against the partition's producer state: a
@@ -98,6 +104,12 @@ def handle(
             ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             "transactions are not supported by this broker yet",
         )
+    elif _has_transactional_records(request):
+        # Kafka checks the transactional id's authorization for such a request, and there is none.
+        request_error = (
+            ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            "Transactional Id authorization failed.",
+        )
     responses: list[TopicProduceResponse] = []
     to_flush: list[tuple[PartitionProduceResponse, Log, int]] | None = None
     for topic in request.topic_data:
@@ -122,13 +134,16 @@ def handle(
                 results.append(_error(index, ErrorCode.NOT_ENOUGH_REPLICAS, version))
                 continue
             try:
-                records, header = _prepare(pdata.records, version, partition.log.config)
+                records, header = _prepare(pdata.records, version, partition.log.config, f"{name}-{index}")
                 outcome: AppendOutcome = partition.append_as_leader(records, header)
             except _Reject as exc:
                 results.append(_error(index, exc.code, version, exc.message, exc.record_errors))
                 continue
             except StorageError as exc:
-                results.append(_error(index, _storage_error_code(exc), version, str(exc)))
+                record_errors = [
+                    BatchIndexAndErrorMessage(i, message) for i, message in getattr(exc, "record_errors", ())
+                ]
+                results.append(_error(index, _storage_error_code(exc), version, str(exc), record_errors))
                 continue
             except OSError as exc:
                 code = replicas.storage_failure(partition, exc, "appending records to")
@@ -177,7 +192,10 @@ async def _answer_after_flush(
         if isinstance(outcome, BaseException):
             if not isinstance(outcome, (StorageError, OSError)):
                 raise outcome
-            log.error("cannot flush %s: %s", log_.directory.name, outcome)
+            if isinstance(outcome, OSError):  # a disk error: the log dir goes offline
+                ctx.broker.log_manager.mark_offline_for(log_, f"flushing {log_.directory.name}", outcome)
+            else:
+                log.error("cannot flush %s: %s", log_.directory.name, outcome)
             failed = _error(answer.index, ErrorCode.KAFKA_STORAGE_ERROR, ctx.version, str(outcome))
             answer.error_code = failed.error_code
             answer.base_offset = failed.base_offset
@@ -196,9 +214,11 @@ def _answer(ctx: RequestContext, acks: int, responses: list[TopicProduceResponse
     return ProduceResponse(responses=responses, throttle_time_ms=0)
 
 
-def _prepare(records: object, version: int, config: LogConfig) -> tuple[memoryview, rb.BatchHeader | None]:
-    """Shape checks of Kafka's ProduceRequest validation; returns a writable view of the batches
-    and, for a single batch, its header (idempotence applies then)."""
+def _prepare(
+    records: object, version: int, config: LogConfig, partition: str
+) -> tuple[memoryview, rb.BatchHeader | None]:
+    """Shape checks of Kafka's ProduceRequest validation and its client batch rules; returns a
+    writable view of the batches and, for a single batch, its header (idempotence applies then)."""
     if records is None:
         raise _Reject(ErrorCode.INVALID_RECORD, "produce request without records")
     view = records if isinstance(records, memoryview) else memoryview(bytearray(records))  # type: ignore[arg-type]
@@ -230,14 +250,16 @@ def _prepare(records: object, version: int, config: LogConfig) -> tuple[memoryvi
                     ErrorCode.INVALID_RECORD,
                     "Produce requests with version 3 and above must contain exactly one record batch",
                 )
+            if magic == 2:  # v2 batches go one per partition, whatever the request version
+                raise _Reject(ErrorCode.INVALID_RECORD, "Compressed outer record has more than one batch")
             header = None
     if header is not None and header.compression == ZSTD and version < 7:
         raise _Reject(
             ErrorCode.UNSUPPORTED_COMPRESSION_TYPE,
             "Produce requests with version below 7 cannot use zstd compression",
         )
-    if config.compact:
-        _check_keys(view)
+    if header is not None:
+        _check_client_batch(header, partition)
     target = TOPIC_CODECS.get(config.compression_type)
     if target is not None:
         if target == ZSTD and version < 7:
@@ -280,24 +302,42 @@ def _recompress(view: memoryview, codec: int) -> memoryview:
     return memoryview(out)
 
 
-def _check_keys(view: memoryview) -> None:
-    """Compacted topics keep the latest record per key, so a record without one is refused."""
-    try:
-        for index, (pos, _) in enumerate(rb.iter_batches(view)):
-            _, records = decode_batch(view, pos)
-            for record in records:
-                if record.key is None:
-                    raise _Reject(
-                        ErrorCode.INVALID_RECORD,
-                        "Compacted topic cannot accept message without key",
-                        [
-                            BatchIndexAndErrorMessage(
-                                index, "Compacted topic cannot accept message without key"
-                            )
-                        ],
-                    )
-    except DecodeError as exc:
-        raise _Reject(ErrorCode.CORRUPT_MESSAGE, str(exc)) from None
+def _has_transactional_records(request: ProduceRequest) -> bool:
+    """Whether some partition's (first) batch is transactional (Kafka's
+    ``RequestUtils.hasTransactionalRecords``)."""
+    for topic in request.topic_data:
+        for pdata in topic.partition_data:
+            records = pdata.records
+            if (
+                isinstance(records, (bytes, bytearray, memoryview))
+                and len(records) > rb.ATTRIBUTES_OFFSET + 1
+                and records[rb.MAGIC_OFFSET] == 2
+                and records[rb.ATTRIBUTES_OFFSET + 1] & rb.TRANSACTIONAL_MASK
+            ):
+                return True
+    return False
+
+
+def _check_client_batch(header: rb.BatchHeader, partition: str) -> None:
+    """What Kafka checks of a batch only when a client sends it (``analyzeAndValidateRecords``,
+    ``LogValidator.validateBatch``); the broker's own appends may do these things."""
+    if header.base_offset != 0:
+        raise _Reject(
+            ErrorCode.INVALID_RECORD,
+            f"The baseOffset of the record batch in the append to {partition} should be 0, "
+            f"but it is {header.base_offset}",
+        )
+    if header.is_control:
+        raise _Reject(
+            ErrorCode.INVALID_RECORD,
+            f"Clients are not allowed to write control records in topic partition {partition}",
+        )
+    if header.producer_id >= 0 and header.base_sequence < 0:
+        raise _Reject(
+            ErrorCode.INVALID_RECORD,
+            f"Invalid sequence number {header.base_sequence} in record batch with producerId "
+            f"{header.producer_id} in topic partition {partition}",
+        )
 
 
 def _storage_error_code(exc: StorageError) -> ErrorCode:

@@ -22,14 +22,32 @@
 const { Kafka, CompressionTypes, CompressionCodecs, logLevel } = require('kafkajs')
 const SnappyCodec = require('kafkajs-snappy')
 const lz4js = require('lz4js')
+const lz4xxh32 = require('lz4js/xxh32')
 const { ZstdCodec } = require('zstd-codec')
 
 // kafkajs only has gzip built in; the other codecs are plugged in, as its documentation says.
 // These are pure-JavaScript implementations (no native build).
 CompressionCodecs[CompressionTypes.Snappy] = SnappyCodec
+// lz4js marks its frames "dependent blocks" (FLG 0x40), which Kafka refuses ("Dependent block
+// stream is unsupported", Lz4BlockOutputStream.FLG.validate). A frame of one block (lz4js blocks
+// are 4 MB) is independent whatever the flag says, so it is declared so, as kafkajs-lz4 writes it.
+function independentLz4Frame (frame) {
+  const blocks = []
+  for (let pos = 7; ;) {
+    const size = frame.readUInt32LE(pos) & 0x7fffffff
+    if (size === 0) break
+    blocks.push(size)
+    pos += 4 + size
+  }
+  if (blocks.length > 1) throw new Error('lz4js wrote a multi-block frame: dependent blocks')
+  frame[4] |= 0x20
+  frame[6] = (lz4xxh32.hash(0, frame, 4, 2) >> 8) & 0xff
+  return frame
+}
+
 CompressionCodecs[CompressionTypes.LZ4] = () => ({
   async compress (encoder) {
-    return Buffer.from(lz4js.compress(encoder.buffer))
+    return independentLz4Frame(Buffer.from(lz4js.compress(encoder.buffer)))
   },
   async decompress (buffer) {
     return Buffer.from(lz4js.decompress(buffer))

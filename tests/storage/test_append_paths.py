@@ -1,9 +1,12 @@
 """The single-batch append path (``Log._append_single_batch``) accepts exactly what the general
 path accepts and leaves the same bytes on disk: the same appends go to two logs, one with the
-shortcut switched off, and every result, segment, index and checkpoint file must be identical."""
+shortcut switched off, and every result, segment, index and checkpoint file must be identical.
+Both paths read the records (Kafka's LogValidator): batches with broken records, a header max
+timestamp below the records', and (on a compacted topic) records without a key are part of it."""
 
 from __future__ import annotations
 
+import dataclasses
 import tempfile
 from pathlib import Path
 
@@ -25,25 +28,32 @@ CONFIG = LogConfig(
     segment_ms=5_000,
     max_message_bytes=400,
 )
+COMPACT = dataclasses.replace(CONFIG, cleanup_policy="compact")
 
 # One append: batches as (records, value size, timestamp step or None for no timestamp,
-# corruption), and the leader epoch.
+# corruption, keyed), and the leader epoch.
 batch_spec = st.tuples(
     st.integers(1, 4),
     st.integers(0, 120),
     st.one_of(st.none(), st.integers(-2_000, 3_000)),
-    st.sampled_from(["", "", "", "crc", "count", "delta", "empty", "magic", "length"]),
+    st.sampled_from(
+        ["", "", "", "crc", "count", "delta", "empty", "magic", "length", "lowmax", "record", "extra"]
+    ),
+    st.booleans(),
 )
 append_spec = st.tuples(st.lists(batch_spec, min_size=1, max_size=3), st.integers(-1, 4))
 
 
-def build(spec: list[tuple[int, int, int | None, str]], now: int) -> bytearray:
+def build(spec: list[tuple[int, int, int | None, str, bool]], now: int) -> bytearray:
     buf = bytearray()
-    for records, value_size, step, corruption in spec:
+    for records, value_size, step, corruption, keyed in spec:
+        rows = [(b"k%d" % i if keyed else None, bytes(value_size)) for i in range(records)]
         if step is None:
-            b = make_batch(records, value_size=value_size, timestamps=[-1] * records)
+            b = make_batch(rows, timestamps=[-1] * records)
         else:
-            b = make_batch(records, value_size=value_size, base_timestamp=now + step)
+            b = make_batch(
+                rows, base_timestamp=now + step, timestamps=[now + step + i for i in range(records)]
+            )
         if corruption == "crc":
             b[-1] ^= 0xFF
         elif corruption == "count":
@@ -57,6 +67,13 @@ def build(spec: list[tuple[int, int, int | None, str]], now: int) -> bytearray:
             b[16] = 1
         elif corruption == "length":
             b[8:12] = (len(b) - 12 + 5).to_bytes(4, "big")
+        elif corruption == "lowmax":  # sarama 1.22: the header's max timestamp is the first record's
+            b[35:43] = b[27:35]
+        elif corruption == "record":  # the first record's length varint: -64
+            b[61] = 0x7F
+        elif corruption == "extra":  # bytes after the last record
+            b += b"\x00"
+            b[8:12] = (len(b) - 12).to_bytes(4, "big")
         if corruption not in ("", "crc"):  # a valid CRC, so that the field check itself is tested
             b[17:21] = crc32c.crc32c(b[21:]).to_bytes(4, "big")
         buf += b
@@ -75,16 +92,17 @@ def files(directory: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in sorted(directory.iterdir()) if p.is_file()}
 
 
+@pytest.mark.parametrize("config", [CONFIG, COMPACT], ids=["delete", "compact"])
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(appends=st.lists(append_spec, min_size=1, max_size=25))
 def test_single_batch_path_matches_the_general_path(
-    appends: list[tuple[list[tuple[int, int, int | None, str]], int]],
+    config: LogConfig, appends: list[tuple[list[tuple[int, int, int | None, str, bool]], int]]
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
         clock = ManualClock(1_700_000_000_000)
-        fast = Log.open(root / "fast" / "t-0", CONFIG, clock=clock)
-        general = Log.open(root / "general" / "t-0", CONFIG, clock=clock)
+        fast = Log.open(root / "fast" / "t-0", config, clock=clock)
+        general = Log.open(root / "general" / "t-0", config, clock=clock)
         general._fast_append = False
         for spec, epoch in appends:
             epoch = max(epoch, fast.leader_epochs.latest_epoch or -1) if epoch >= 0 else epoch
@@ -106,6 +124,10 @@ def test_single_batch_path_is_the_one_taken() -> None:
         log._append_locked = None  # type: ignore[assignment,method-assign]
         log.append(make_batch(2), 0)
         assert log.log_end_offset == 2
+        low = make_batch(2, timestamps=[1_700_000_000_000, 1_700_000_000_009])
+        low[35:43] = low[27:35]  # header max timestamp below the second record's
+        low[17:21] = crc32c.crc32c(low[21:]).to_bytes(4, "big")
+        assert log.append(low, 0).max_timestamp == 1_700_000_000_009  # rewritten by the fast path
         with pytest.raises(TypeError):  # two batches: the general path, here removed
             log.append(make_batch(1) + make_batch(1), 0)
         log.close()

@@ -6,7 +6,7 @@ from storage.clock import ManualClock
 from storage.config import LogConfig
 from storage.manager import LogManager
 from storage.retention import delete_old_segments
-from tests.storage.batches import batch_of_size
+from tests.storage.batches import batch_of_size, make_batch
 from tests.storage.conftest import OpenLog
 
 DAY = 86_400_000
@@ -51,9 +51,10 @@ def test_retention_bytes(open_log: OpenLog, clock: ManualClock) -> None:
 
 def test_compact_only_topics_are_not_deleted_by_time(open_log: OpenLog, clock: ManualClock) -> None:
     log = open_log(LogConfig(segment_bytes=1000, retention_ms=1, cleanup_policy="compact"))
-    for _ in range(25):
-        log.append(batch_of_size(100, base_timestamp=0), 0)
+    for i in range(25):  # a compacted topic takes only records with a key
+        log.append(make_batch([(b"k%d" % i, bytes(30))], base_timestamp=0), 0)
     log.high_watermark = log.log_end_offset
+    assert log.segment_count > 1
     assert delete_old_segments(log, clock.milliseconds()) == 0
 
 
