@@ -13,16 +13,16 @@ APT_TOOLS := kcat:kcat node:nodejs npm:npm
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[fast]'
+	$(PIP) install -q -e '.[fast,accel]'
 	touch $@
 
 install: $(VENV)/.installed
 
-run: $(VENV)/.installed
+run: $(VENV)/.installed accelerate
 	$(PY) -m broker $(ARGS)
 
 $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
-	$(PIP) install -q -e '.[fast,test,bench]'
+	$(PIP) install -q -e '.[fast,accel,test,bench]'
 	touch $@
 
 # Debian packages the compatibility tests drive (installed when running as root and missing).
@@ -61,9 +61,9 @@ lint:
 codegen:
 	$(PY) -m protocol.codegen
 
-# The record scanner compiled with mypyc (in the test extra) when a C compiler is there; the
+# The record scanner compiled with mypyc (the accel extra) when a C compiler is there; the
 # pure-Python module is used otherwise. Never fails.
-accelerate: $(VENV)/.test-installed
+accelerate: $(VENV)/.installed
 	$(PY) scripts/build_accel.py
 
 bench: $(VENV)/.test-installed accelerate
