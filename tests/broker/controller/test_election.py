@@ -45,8 +45,12 @@ def test_offline_examples() -> None:
 def test_unclean_election_resets_isr_and_marks_recovering() -> None:
     current = LeaderAndIsr(BrokerId(1), 4, (BrokerId(1),), partition_epoch=9)
     result = elect_for_offline(TP, current, ids(1, 2, 3), {BrokerId(3)}, True, leader_recovery_supported=True)
-    assert result.leader_and_isr == LeaderAndIsr(BrokerId(3), 5, (BrokerId(3),), LeaderRecoveryState.RECOVERING, 9)
-    older_ibp = elect_for_offline(TP, current, ids(1, 2, 3), {BrokerId(3)}, True, leader_recovery_supported=False)
+    assert result.leader_and_isr == LeaderAndIsr(
+        BrokerId(3), 5, (BrokerId(3),), LeaderRecoveryState.RECOVERING, 9
+    )
+    older_ibp = elect_for_offline(
+        TP, current, ids(1, 2, 3), {BrokerId(3)}, True, leader_recovery_supported=False
+    )
     assert older_ibp.leader_and_isr is not None
     assert older_ibp.leader_and_isr.leader_recovery_state is LeaderRecoveryState.RECOVERED
 
