@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from broker.cluster.controller import (
     BrokerInfo,
@@ -15,7 +17,6 @@ from broker.cluster.controller import (
     ReplicaAssignment,
     TopicSnapshot,
 )
-from broker.cluster.controller.requests import BrokerRequest
 from broker.types import BrokerId, TopicPartition
 from protocol.messages.leader_and_isr_request import LeaderAndIsrRequest
 from protocol.messages.stop_replica_request import StopReplicaRequest
@@ -36,16 +37,13 @@ def broker(broker_id: int, epoch: int | None = None, rack: str | None = None) ->
     )
 
 
-def controller(
-    brokers: Iterable[int] = (1, 2, 3), *, controller_id: int = 1, ibp: str = "3.9", **config: object
-) -> Controller:
+def controller(brokers: Iterable[int] = (1, 2, 3), *, controller_id: int = 1, ibp: str = "3.9") -> Controller:
     ctl = Controller(
         ControllerConfig(
             BrokerId(controller_id),
             inter_broker_listener="INTERNAL",
             inter_broker_protocol_version=ibp,
-            **config,
-        )  # type: ignore[arg-type]
+        )
     )
     ctl.on_controller_failover(5, 4, [broker(b) for b in brokers], {}, {})
     return ctl
@@ -61,8 +59,19 @@ def state(ctl: Controller, topic_name: str, partition: int) -> LeaderAndIsr:
     return found
 
 
-def of_kind(decisions: ControllerDecisions, kind: type) -> list[BrokerRequest]:
-    return [r for r in decisions.requests if isinstance(r.request, kind)]
+R = TypeVar("R", LeaderAndIsrRequest, UpdateMetadataRequest, StopReplicaRequest)
+
+
+@dataclass(frozen=True)
+class Sent(Generic[R]):
+    broker: BrokerId
+    version: int
+    request: R
+
+
+def of_kind(decisions: ControllerDecisions, kind: type[R]) -> list[Sent[R]]:
+    """The requests of one api, in sending order."""
+    return [Sent(r.broker, r.version, r.request) for r in decisions.requests if isinstance(r.request, kind)]
 
 
 def lai_partitions(request: LeaderAndIsrRequest) -> dict[tuple[str, int], tuple[int, int, list[int], bool]]:
@@ -91,5 +100,5 @@ def stop_partitions(request: StopReplicaRequest) -> dict[tuple[str, int], tuple[
     }
 
 
-def recipients(decisions: ControllerDecisions, kind: type) -> set[int]:
+def recipients(decisions: ControllerDecisions, kind: type[R]) -> set[int]:
     return {r.broker for r in of_kind(decisions, kind)}

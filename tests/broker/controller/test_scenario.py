@@ -79,9 +79,9 @@ def test_cluster_life() -> None:
     d = ctl.on_broker_startup([broker(1), broker(2), broker(3)])
     assert d.partition_writes == []
     assert recipients(d, UpdateMetadataRequest) == {1, 2, 3}
-    for r in of_kind(d, UpdateMetadataRequest):
-        assert r.version == 8
-        assert [b.id for b in r.request.live_brokers] == [1, 2, 3]
+    for um in of_kind(d, UpdateMetadataRequest):
+        assert um.version == 8
+        assert [b.id for b in um.request.live_brokers] == [1, 2, 3]
 
     # -- a topic of 6 partitions, RF 3 -------------------------------------------------------
     placements = [BrokerPlacement(BrokerId(b)) for b in (1, 2, 3)]
@@ -90,14 +90,14 @@ def test_cluster_life() -> None:
     d = ctl.on_topics_created({T: topic(assignment)})
     assert writes(d) == {p: (r[0], 0, tuple(r), None) for p, r in assignment.items()}
     assert recipients(d, LeaderAndIsrRequest) == {1, 2, 3}
-    for r in of_kind(d, LeaderAndIsrRequest):
-        assert r.version == 7
-        assert r.request.topic_states[0].topic_id == TOPIC_ID
-        parts = lai_partitions(r.request)
+    for lai in of_kind(d, LeaderAndIsrRequest):
+        assert lai.version == 7
+        assert lai.request.topic_states[0].topic_id == TOPIC_ID
+        parts = lai_partitions(lai.request)
         assert sorted(parts) == ALL
         assert all(is_new for _, _, _, is_new in parts.values())
-        assert {ll.broker_id for ll in r.request.live_leaders} == {1, 2, 3}
-        assert {ll.port for ll in r.request.live_leaders} == {29091, 29092, 29093}  # inter-broker listener
+        assert {ll.broker_id for ll in lai.request.live_leaders} == {1, 2, 3}
+        assert {ll.port for ll in lai.request.live_leaders} == {29091, 29092, 29093}  # inter-broker listener
     assert all(ctl.context.partition_state(TopicPartition(T, p)) is PartitionState.ONLINE for p in range(6))
 
     # -- broker 1 dies: its leaderships move, every ISR loses it, epochs bump -----------------
@@ -161,7 +161,7 @@ def test_cluster_life() -> None:
     d = ctl.on_topic_deletion_requested([T])
     for r in of_kind(d, UpdateMetadataRequest):
         assert {v[0] for v in um_partitions(r.request).values()} == {-2}
-    deletes = {r.broker: stop_partitions(r.request) for r in of_kind(d, StopReplicaRequest)}
+    deletes = {int(r.broker): stop_partitions(r.request) for r in of_kind(d, StopReplicaRequest)}
     assert set(deletes) == {1, 3}
     assert all(v == (-2, True) for per in deletes.values() for v in per.values())
     assert sorted(deletes[1]) == ALL
