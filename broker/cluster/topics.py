@@ -20,6 +20,12 @@ from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from broker.cluster.controller.assignment import (
+    AssignmentError,
+    BrokerPlacement,
+    assign_replicas_to_brokers,
+    new_partitions_assignment,
+)
 from broker.cluster.metadata import (
     INTERNAL_TOPICS,
     PartitionState,
@@ -57,29 +63,25 @@ def assign_replicas(
     replication_factor: int,
     start_partition: int = 0,
     rng: random.Random | None = None,
+    *,
+    existing: Sequence[Sequence[BrokerId]] | None = None,
 ) -> list[list[BrokerId]]:
-    """Kafka's rack-unaware assignment: replicas of successive partitions start on successive
-    brokers, followers shifted so that load spreads evenly."""
-    if replication_factor > len(brokers):
-        raise TopicError(
-            ErrorCode.INVALID_REPLICATION_FACTOR,
-            f"Replication factor: {replication_factor} larger than available brokers: {len(brokers)}.",
-        )
-    ordered = sorted(brokers)
-    n = len(ordered)
-    rng = rng or random.Random()
-    start_index = rng.randrange(n)
-    shift = rng.randrange(n)
-    result: list[list[BrokerId]] = []
-    for p in range(start_partition, start_partition + partitions):
-        if p > 0 and p % n == 0:
-            shift += 1
-        first = (p + start_index) % n
-        replicas = [ordered[first]]
-        for j in range(replication_factor - 1):
-            replicas.append(ordered[(first + 1 + (shift + j) % (n - 1)) % n] if n > 1 else ordered[first])
-        result.append(replicas)
-    return result
+    """Kafka's rack-unaware assignment (``broker.cluster.controller.assignment``): replicas of
+    successive partitions start on successive brokers, followers shifted so that load spreads
+    evenly. With ``existing`` (CreatePartitions), the new partitions continue the round from
+    partition 0's first replica, as Kafka's ``createNewPartitionsAssignment``."""
+    placements = [BrokerPlacement(b) for b in brokers]
+    try:
+        if existing:
+            current = dict(enumerate(existing))
+            plan = new_partitions_assignment(current, placements, len(current) + partitions, rng=rng)
+        else:
+            plan = assign_replicas_to_brokers(
+                placements, partitions, replication_factor, start_partition_id=start_partition, rng=rng
+            )
+    except AssignmentError as exc:
+        raise TopicError(exc.code, exc.message) from None
+    return [plan[p] for p in sorted(plan)]
 
 
 class TopicAdmin:
@@ -400,7 +402,8 @@ class TopicAdmin:
                 )
             plan = self._explicit_assignment({i: a for i, a in enumerate(assignments)}, live)
         else:
-            plan = assign_replicas(live, total - current, rf, start_partition=current)
+            existing = [p.replicas for p in info.partitions]
+            plan = assign_replicas(live, total - current, rf, start_partition=current, existing=existing)
         return info, current, plan
 
     def set_configs(

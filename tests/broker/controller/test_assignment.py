@@ -119,3 +119,22 @@ def test_rack_aware_guarantees(racks: list[str], rf: int, n_partitions: int, see
         assert len({rack_of[b] for b in replicas}) == min(rf, n_racks)
     if n_partitions % len(racks) == 0:
         assert len(set(Counter(r[0] for r in got.values()).values())) == 1
+
+
+def test_topic_admin_assignment_delegates_here() -> None:
+    from broker.cluster.topics import TopicError, assign_replicas
+
+    brokers = [BrokerId(b) for b in (0, 1, 2)]
+    existing = [[BrokerId(1), BrokerId(2)], [BrokerId(2), BrokerId(0)]]
+    got = assign_replicas(brokers, 2, 2, start_partition=2, existing=existing)
+    # Start index and shift = index of broker 1; partition ids go on from 2 (3 bumps the shift).
+    assert got == [[0, 2], [1, 2]]
+    assert got == list(
+        new_partitions_assignment(
+            dict(enumerate(existing)), [BrokerPlacement(b) for b in brokers], 4
+        ).values()
+    )
+    with pytest.raises(TopicError) as error:
+        assign_replicas(brokers, 1, 4)
+    assert error.value.code is ErrorCode.INVALID_REPLICATION_FACTOR
+    assert error.value.message == "Replication factor: 4 larger than available brokers: 3."
