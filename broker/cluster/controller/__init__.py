@@ -29,6 +29,7 @@ from broker.cluster.controller.controller import (
     Controller,
     ControllerConfig,
     ElectionOutcomeFor,
+    ElectionType,
     TopicSnapshot,
 )
 from broker.cluster.controller.decisions import ControllerDecisions, PartitionStateWrite
@@ -46,6 +47,7 @@ __all__ = [
     "ControllerContext",
     "ControllerDecisions",
     "ElectionOutcomeFor",
+    "ElectionType",
     "Endpoint",
     "LeaderAndIsr",
     "LeaderIsrAndControllerEpoch",

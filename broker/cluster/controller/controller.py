@@ -9,12 +9,14 @@ Requests are flushed after each state-machine step, where Kafka calls ``sendRequ
 
 from __future__ import annotations
 
+import enum
 import logging
 import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from broker.cluster.controller.context import (
+    NO_LEADER,
     BrokerInfo,
     ControllerContext,
     LeaderAndIsr,
@@ -74,9 +76,16 @@ class ControlledShutdownResult:
     message: str | None = None
 
 
+class ElectionType(enum.IntEnum):
+    """ElectLeaders' ``election_type``."""
+
+    PREFERRED = 0
+    UNCLEAN = 1
+
+
 @dataclass(frozen=True, slots=True)
 class ElectionOutcomeFor:
-    """One partition's answer to a preferred election (ElectLeaders)."""
+    """One partition's answer to ElectLeaders."""
 
     error: ErrorCode
     message: str | None = None
@@ -443,43 +452,56 @@ class Controller:
 
     def auto_rebalance(self) -> ControllerDecisions:
         """The periodic ``auto.leader.rebalance.enable`` task (the driver schedules it)."""
-        return self.elect_preferred_leaders(self.partitions_to_rebalance())[1]
+        return self.elect_leaders(self.partitions_to_rebalance(), ElectionType.PREFERRED)[1]
 
-    def elect_preferred_leaders(
-        self, partitions: Iterable[TopicPartition]
+    def elect_leaders(
+        self, partitions: Iterable[TopicPartition], election_type: ElectionType
     ) -> tuple[dict[TopicPartition, ElectionOutcomeFor], ControllerDecisions]:
-        """Preferred-replica election (ElectLeaders with PREFERRED, ``/admin/preferred_replica_election``)."""
+        """ElectLeaders (api 43) and ``/admin/preferred_replica_election``, as Kafka's
+        ``processReplicaLeaderElection``: PREFERRED moves leadership to the first replica when it
+        is a live ISR member; UNCLEAN elects for leaderless partitions, unclean if it must."""
         ctx = self.context
         self._begin()
         answers: dict[TopicPartition, ElectionOutcomeFor] = {}
         to_elect = []
         for partition in sorted(set(partitions)):
             state = ctx.leader_and_isr(partition)
-            if (
-                partition.topic not in ctx.assignments
-                or partition.partition not in ctx.assignments[partition.topic]
-            ):
-                answers[partition] = ElectionOutcomeFor(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION)
+            if partition.partition not in ctx.assignments.get(partition.topic, {}) or state is None:
+                answers[partition] = ElectionOutcomeFor(
+                    ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, "The partition does not exist."
+                )
             elif ctx.is_topic_queued_for_deletion(partition.topic):
                 answers[partition] = ElectionOutcomeFor(
                     ErrorCode.INVALID_TOPIC_EXCEPTION, "The topic is being deleted"
                 )
-            elif state is not None and state.leader == ctx.replica_assignment(partition)[0]:
-                answers[partition] = ElectionOutcomeFor(
-                    ErrorCode.ELECTION_NOT_NEEDED, "Leader election not needed"
-                )
-            else:
+            elif (
+                state.leader != ctx.replica_assignment(partition)[0]
+                if election_type is ElectionType.PREFERRED
+                else state.leader == NO_LEADER or state.leader not in ctx.live_brokers
+            ):
                 to_elect.append(partition)
+            else:
+                answers[partition] = ElectionOutcomeFor(
+                    ErrorCode.ELECTION_NOT_NEEDED, "Leader election not needed for topic partition."
+                )
+        preferred = election_type is ElectionType.PREFERRED
         results: ElectionOutcome = self.partitions.handle_state_changes(
-            to_elect, PartitionState.ONLINE, ElectionStrategy.PREFERRED
+            to_elect,
+            PartitionState.ONLINE,
+            ElectionStrategy.PREFERRED if preferred else ElectionStrategy.OFFLINE_ALLOW_UNCLEAN,
         )
         self._flush()
+        failed = (
+            ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+            if preferred
+            else ErrorCode.ELIGIBLE_LEADERS_NOT_AVAILABLE
+        )
         for partition in to_elect:
-            outcome = results.get(partition, "Failed to elect leader")
+            outcome = results.get(partition, f"Failed to elect leader for partition {partition}")
             if isinstance(outcome, LeaderAndIsr):
                 answers[partition] = ElectionOutcomeFor(ErrorCode.NONE)
             else:
-                answers[partition] = ElectionOutcomeFor(ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE, outcome)
+                answers[partition] = ElectionOutcomeFor(failed, outcome)
         return answers, self._finish()
 
     # -- controlled shutdown ------------------------------------------------------------------

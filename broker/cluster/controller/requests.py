@@ -23,6 +23,7 @@ from broker.cluster.controller.context import (
     LEADER_DURING_DELETE,
     NO_EPOCH,
     ControllerContext,
+    LeaderAndIsr,
     LeaderIsrAndControllerEpoch,
     ReplicaAssignment,
 )
@@ -208,12 +209,14 @@ class ControllerBrokerRequestBatch:
                 continue  # no leader assigned yet: nothing to say about it
             state = leadership.leader_and_isr
             replicas = self.context.replica_assignment(partition)
-            deleting = self.context.is_topic_queued_for_deletion(partition.topic)
+            if self.context.is_topic_queued_for_deletion(partition.topic):
+                # Kafka's LeaderAndIsr.duringDelete: leader -2, epochs reset, the ISR kept.
+                state = LeaderAndIsr(LEADER_DURING_DELETE, 0, state.isr)
             self._update_metadata_partitions[partition] = UpdateMetadataPartitionState(
                 topic_name=partition.topic,
                 partition_index=partition.partition,
                 controller_epoch=leadership.controller_epoch,
-                leader=LEADER_DURING_DELETE if deleting else state.leader,
+                leader=state.leader,
                 leader_epoch=state.leader_epoch,
                 isr=list(state.isr),
                 zk_version=state.partition_epoch,

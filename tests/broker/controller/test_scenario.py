@@ -159,8 +159,9 @@ def test_cluster_life() -> None:
 
     # -- topic deletion, with broker 2 down, then back ------------------------------------------
     d = ctl.on_topic_deletion_requested([T])
-    for r in of_kind(d, UpdateMetadataRequest):
-        assert {v[0] for v in um_partitions(r.request).values()} == {-2}
+    for um in of_kind(d, UpdateMetadataRequest):
+        assert {v[0] for v in um_partitions(um.request).values()} == {-2}
+        assert {p.leader_epoch for t in um.request.topic_states for p in t.partition_states} == {0}
     deletes = {int(r.broker): stop_partitions(r.request) for r in of_kind(d, StopReplicaRequest)}
     assert set(deletes) == {1, 3}
     assert all(v == (-2, True) for per in deletes.values() for v in per.values())

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from broker.cluster.controller import (
     Controller,
+    ElectionType,
     LeaderAndIsr,
     LeaderIsrAndControllerEpoch,
     LeaderRecoveryState,
@@ -114,14 +115,15 @@ def test_unclean_election_from_topic_config() -> None:
     assert any("Failed to elect leader for partition a-0" in f for f in d.failures)
 
 
-def test_bounced_broker_is_stopped_before_it_is_told_again() -> None:
+def test_bounced_broker_fails_then_starts() -> None:
     ctl = controller()
     ctl.on_topics_created({"a": topic({0: [1, 2, 3]})})
     registered = dict(ctl.context.live_brokers)
     registered[BrokerId(1)] = broker(1, epoch=5000)
     d = ctl.on_broker_change(registered)
     to_1 = [type(r.request).__name__ for r in d.requests if r.broker == 1]
-    # Failure then start-up: it left leadership (epoch bumped) and then got its LeaderAndIsr.
+    # Failure then start-up (same id, new epoch): it lost leadership and got its LeaderAndIsr at
+    # its new broker epoch; nothing was sent to its old incarnation.
     assert "LeaderAndIsrRequest" in to_1
     assert state(ctl, "a", 0).leader == 2
     assert ctl.context.live_brokers[BrokerId(1)].epoch == 5000
@@ -286,3 +288,41 @@ def test_leadership_invariants_under_any_broker_history(events: list[tuple[str, 
                 assert now.leader in ctl.context.replica_assignment(TopicPartition("a", p))
             assert now.isr, "Kafka never empties an ISR"
             epochs[p] = (now.leader_epoch, now.partition_epoch)
+
+
+def test_elect_leaders_answers_as_kafka() -> None:
+    ctl = controller()
+    ctl.on_topics_created({"a": topic({0: [1, 2], 1: [2, 1], 2: [3, 1]})})
+    ctl.on_broker_failure([BrokerId(1)])
+    ctl.on_broker_startup([broker(1, epoch=7000)])
+    # 1 is back but outside the ISR of a-0: its preferred leader is not available.
+    answers, d = ctl.elect_leaders(
+        [TP0, TopicPartition("a", 1), TopicPartition("a", 9)], ElectionType.PREFERRED
+    )
+    assert answers[TP0].error is ErrorCode.PREFERRED_LEADER_NOT_AVAILABLE
+    assert answers[TopicPartition("a", 1)].error is ErrorCode.ELECTION_NOT_NEEDED
+    assert answers[TopicPartition("a", 9)].error is ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+    assert d.partition_writes == []
+    ctl.context.leadership[TP0] = LeaderIsrAndControllerEpoch(
+        state(ctl, "a", 0).new_leader_and_isr(BrokerId(2), [BrokerId(2), BrokerId(1)]), 5
+    )
+    answers, d = ctl.elect_leaders([TP0], ElectionType.PREFERRED)
+    assert answers[TP0].error is ErrorCode.NONE
+    assert state(ctl, "a", 0).leader == 1
+
+
+def test_unclean_election_type_elects_outside_the_isr() -> None:
+    ctl = controller()
+    ctl.on_topics_created({"a": topic({0: [1, 2]})})
+    ctl.on_broker_failure([BrokerId(2)])  # ISR (1)
+    ctl.on_broker_failure([BrokerId(1)])  # leaderless, ISR stays (1)
+    ctl.on_broker_startup([broker(2, epoch=8000)])
+    assert state(ctl, "a", 0).leader == -1  # clean election could not use 2
+    answers, d = ctl.elect_leaders([TP0], ElectionType.UNCLEAN)
+    assert answers[TP0].error is ErrorCode.NONE
+    written = d.last_write(TP0)
+    assert written is not None and written.state.leader_and_isr.leader == 2
+    now = state(ctl, "a", 0)
+    assert (now.leader, now.isr, now.leader_recovery_state) == (2, (2,), LeaderRecoveryState.RECOVERING)
+    answers, _ = ctl.elect_leaders([TP0], ElectionType.UNCLEAN)
+    assert answers[TP0].error is ErrorCode.ELECTION_NOT_NEEDED
