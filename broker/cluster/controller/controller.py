@@ -219,7 +219,6 @@ class Controller:
             if broker not in bounced and registered[broker] != ctx.live_brokers[broker]:
                 # Same epoch, new endpoints or rack: Kafka's BrokerModifications.
                 ctx.live_brokers[broker] = registered[broker]
-                self.batch.add_update_metadata([broker], ctx.partitions_with_leaders())
                 self.batch.add_update_metadata(ctx.live_or_shutting_down_broker_ids)
         return self._finish()
 
@@ -299,6 +298,13 @@ class Controller:
             self._current_decisions().failures.append(f"Partitions added to unknown topic {topic}")
             return self._finish()
         added = sorted(p for p in assignment if p not in known)
+        if added and self.context.is_topic_queued_for_deletion(topic):
+            # Kafka refuses and writes the old assignment back; the driver restores the znode.
+            self._current_decisions().failures.append(
+                f"Skipping adding partitions {','.join(map(str, added))} for topic {topic} since it is "
+                "currently being deleted"
+            )
+            return self._finish()
         for index in added:
             known[index] = assignment[index]
         self._on_new_partitions([TopicPartition(topic, p) for p in added])

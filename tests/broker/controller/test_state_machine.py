@@ -29,6 +29,7 @@ from protocol.messages.alter_partition_request import (
 )
 from protocol.messages.leader_and_isr_request import LeaderAndIsrRequest
 from protocol.messages.stop_replica_request import StopReplicaRequest
+from protocol.messages.update_metadata_request import UpdateMetadataRequest
 
 from .kit import TOPIC_ID, broker, controller, lai_partitions, of_kind, state, topic
 
@@ -326,3 +327,33 @@ def test_unclean_election_type_elects_outside_the_isr() -> None:
     assert (now.leader, now.isr, now.leader_recovery_state) == (2, (2,), LeaderRecoveryState.RECOVERING)
     answers, _ = ctl.elect_leaders([TP0], ElectionType.UNCLEAN)
     assert answers[TP0].error is ErrorCode.ELECTION_NOT_NEEDED
+
+
+def test_partitions_added_come_online_and_not_while_deleting() -> None:
+    ctl = controller()
+    ctl.on_topics_created({"a": topic({0: [1, 2]})})
+    d = ctl.on_partitions_added(
+        "a", {0: topic({0: [1, 2]}).partitions[0], 1: topic({0: [2, 3]}).partitions[0]}
+    )
+    assert [(w.partition, w.expected_zk_version) for w in d.partition_writes] == [
+        (TopicPartition("a", 1), None)
+    ]
+    assert state(ctl, "a", 1).leader == 2
+    lai = {r.broker: lai_partitions(r.request) for r in of_kind(d, LeaderAndIsrRequest)}
+    assert set(lai) == {2, 3} and lai[3][("a", 1)] == (2, 0, [2, 3], True)
+    ctl.on_broker_failure([BrokerId(1)])  # so that deletion cannot finish
+    ctl.on_topic_deletion_requested(["a"])
+    d = ctl.on_partitions_added("a", {**ctl.context.assignments["a"], 2: topic({0: [3]}).partitions[0]})
+    assert d.partition_writes == [] and "being deleted" in d.failures[0]
+    assert 2 not in ctl.context.assignments["a"]
+
+
+def test_changed_endpoints_are_told_to_every_broker() -> None:
+    ctl = controller()
+    moved = broker(2)
+    moved = type(moved)(moved.id, moved.endpoints[:1], "rack-b", moved.epoch)
+    d = ctl.on_broker_change({**ctl.context.live_brokers, BrokerId(2): moved})
+    assert d.partition_writes == []
+    ums = of_kind(d, UpdateMetadataRequest)
+    assert {u.broker for u in ums} == {1, 2, 3}
+    assert [(b.id, b.rack, len(b.endpoints)) for b in ums[0].request.live_brokers][1] == (2, "rack-b", 1)
