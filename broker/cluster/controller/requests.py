@@ -6,6 +6,9 @@ broker, at the versions ``inter.broker.protocol.version`` allows (IBP 3.4+: Lead
 UpdateMetadata v8, StopReplica v4), with the controller's id and epoch and each recipient's
 broker epoch. Only the generated classes of ``protocol.messages`` describe the layouts.
 
+Partition states leave their own ``topic_name`` empty: only LeaderAndIsr v0-1 and UpdateMetadata
+v0-4 carry it, which no supported IBP (2.2-IV0 and later) sends; the topic states name the topic.
+
 Every LeaderAndIsr addition also puts the partition into the UpdateMetadata sent to every live
 (or shutting-down) broker, as Kafka does; a partition of a topic queued for deletion is sent with
 leader -2. Brokers that are no longer registered when the batch is built get nothing.
@@ -166,7 +169,6 @@ class ControllerBrokerRequestBatch:
             per_broker = self._leader_and_isr.setdefault(broker, {})
             already_new = partition in per_broker and per_broker[partition].is_new
             per_broker[partition] = LeaderAndIsrPartitionState(
-                topic_name=partition.topic,
                 partition_index=partition.partition,
                 controller_epoch=leadership.controller_epoch,
                 leader=state.leader,
@@ -213,7 +215,6 @@ class ControllerBrokerRequestBatch:
                 # Kafka's LeaderAndIsr.duringDelete: leader -2, epochs reset, the ISR kept.
                 state = LeaderAndIsr(LEADER_DURING_DELETE, 0, state.isr)
             self._update_metadata_partitions[partition] = UpdateMetadataPartitionState(
-                topic_name=partition.topic,
                 partition_index=partition.partition,
                 controller_epoch=leadership.controller_epoch,
                 leader=state.leader,

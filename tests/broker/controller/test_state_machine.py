@@ -272,6 +272,11 @@ def test_leadership_invariants_under_any_broker_history(events: list[tuple[str, 
             d = ctl.controlled_shutdown(bid, -1)[1]
         else:
             d = ctl.auto_rebalance()
+        for r in d.requests:
+            # Only to registered brokers, at their epoch, and every request survives the codec.
+            assert r.request.broker_epoch == ctl.context.live_brokers[r.broker].epoch
+            encoded = r.request.encode(r.version)
+            assert type(r.request).decode(encoded, r.version) == r.request
         versions: dict[TopicPartition, int] = {}
         for w in d.partition_writes:
             before = versions.get(w.partition, epochs[w.partition.partition][1])
