@@ -4,6 +4,20 @@ Events go in (fail-over, broker changes, topic creation and deletion, elections,
 shutdown, AlterPartition), :class:`ControllerDecisions` come out (conditional partition-state
 writes for ZooKeeper, LeaderAndIsr / UpdateMetadata / StopReplica requests for brokers). The
 ZooKeeper client and the inter-broker network client carry them out; nothing here does I/O.
+
+Driving it (the integrator's loop, one event at a time on the event loop)::
+
+    ctl = Controller(ControllerConfig(broker_id, inter_broker_listener, ibp, unclean, 10))
+    d = ctl.on_controller_failover(epoch, epoch_zk_version, brokers, topics, states, deletions)
+    # then, per ZooKeeper watch or broker answer:
+    d = ctl.on_broker_change(registered)          # /brokers/ids children + their data
+    d = ctl.on_topics_created({...}); d = ctl.on_partitions_added(topic, assignment)
+    d = ctl.on_topic_deletion_requested(topics); d = ctl.on_stop_replica_response(broker, errors)
+    answers, d = ctl.elect_leaders(partitions, ElectionType.PREFERRED); d = ctl.auto_rebalance()
+    result, d = ctl.controlled_shutdown(broker, broker_epoch)
+    response, d = ctl.alter_partition(request, version)
+    # carry out d: d.partition_writes in order (multi-op with the /controller_epoch version
+    # check), d.deleted_topics, then d.requests in order; log d.failures.
 """
 
 from broker.cluster.controller.assignment import (
