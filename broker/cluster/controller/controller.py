@@ -584,6 +584,13 @@ class Controller:
                 )
                 continue
             for p in topic_req.partitions:
+                if p.leader_recovery_state not in (0, 1):
+                    # Kafka's LeaderRecoveryState.of throws, and the whole request fails so.
+                    log.info(
+                        "AlterPartition with an unknown leader recovery state %d", p.leader_recovery_state
+                    )
+                    response = AlterPartitionResponse(error_code=ErrorCode.UNKNOWN_SERVER_ERROR.value)
+                    return response, self._finish()
                 isr = [s.broker_id for s in p.new_isr_with_epochs] if version >= 3 else list(p.new_isr)
                 proposed[TopicPartition(name, p.partition_index)] = LeaderAndIsr(
                     BrokerId(request.broker_id),

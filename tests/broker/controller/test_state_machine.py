@@ -229,6 +229,11 @@ def test_alter_partition_errors(three: Controller) -> None:
     )
 
 
+def test_alter_partition_unknown_recovery_state_fails_the_request(three: Controller) -> None:
+    assert alter(three, isr=[1, 2], recovery=7) == (ErrorCode.UNKNOWN_SERVER_ERROR.value, 0)
+    assert state(three, "a", 0).partition_epoch == 0
+
+
 def test_alter_partition_fenced_leader_epoch(three: Controller) -> None:
     three.on_broker_failure([BrokerId(2)])  # ISR shrink: leader epoch 1
     assert alter(three, isr=[1, 3], leader_epoch=0) == (0, ErrorCode.FENCED_LEADER_EPOCH.value)
