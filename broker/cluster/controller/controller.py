@@ -15,6 +15,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from broker.cluster.controller.alter_partition import validate_alter_partition
 from broker.cluster.controller.context import (
     NO_LEADER,
     BrokerInfo,
@@ -600,7 +601,9 @@ class Controller:
                     p.partition_epoch,
                 )
         for partition, new in proposed.items():
-            verdict = self._validate_alter_partition(partition, new, version)
+            verdict = validate_alter_partition(
+                partition, ctx.leader_and_isr(partition), new, ctx.live_broker_ids, version
+            )
             if isinstance(verdict, ErrorCode):
                 answers[partition] = verdict
             elif verdict is None:
@@ -639,37 +642,3 @@ class Controller:
                     )
                 )
         return response, self._finish()
-
-    def _validate_alter_partition(
-        self, partition: TopicPartition, new: LeaderAndIsr, version: int
-    ) -> ErrorCode | LeaderAndIsr | None:
-        """An error, the current state (already as asked: idempotent), or None to write ``new``."""
-        state = self.context.leader_and_isr(partition)
-        if state is None:
-            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-        if new.partition_epoch > state.partition_epoch or new.leader_epoch > state.leader_epoch:
-            # The leader knows a newer state than ours: we are probably no longer the controller.
-            return ErrorCode.NOT_CONTROLLER
-        if new.leader_epoch < state.leader_epoch:
-            return ErrorCode.FENCED_LEADER_EPOCH
-        if new.equals_allow_stale_partition_epoch(state):
-            return state
-        if new.partition_epoch < state.partition_epoch:
-            return ErrorCode.INVALID_UPDATE_VERSION
-        if new.leader_recovery_state is LeaderRecoveryState.RECOVERING and len(new.isr) > 1:
-            return ErrorCode.INVALID_REQUEST
-        if (
-            state.leader_recovery_state is LeaderRecoveryState.RECOVERED
-            and new.leader_recovery_state is LeaderRecoveryState.RECOVERING
-        ):
-            return ErrorCode.INVALID_REQUEST
-        ineligible = set(new.isr) - self.context.live_broker_ids
-        if ineligible:
-            log.info(
-                "Rejecting AlterPartition for %s: ineligible replicas %s in the new ISR %s",
-                partition,
-                sorted(ineligible),
-                list(new.isr),
-            )
-            return ErrorCode.INELIGIBLE_REPLICA if version > 1 else ErrorCode.OPERATION_NOT_ATTEMPTED
-        return None
