@@ -156,9 +156,7 @@ class ZooKeeperServer:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc is not None and self.proc.poll() is not None:
-                raise RuntimeError(
-                    f"ZooKeeper exited with {self.proc.returncode}:\n{self.log_tail()}"
-                )
+                raise RuntimeError(f"ZooKeeper exited with {self.proc.returncode}:\n{self.log_tail()}")
             if server_mode(self.client_port) is not None:
                 return
             time.sleep(0.05)
@@ -209,9 +207,7 @@ class ZooKeeperEnsemble:
 
     def __init__(self, base_dir: Path, size: int = 3) -> None:
         peers = {sid: (free_port(), free_port()) for sid in range(1, size + 1)}
-        self.members = [
-            ZooKeeperServer(base_dir / f"zk{sid}", my_id=sid, peers=peers) for sid in peers
-        ]
+        self.members = [ZooKeeperServer(base_dir / f"zk{sid}", my_id=sid, peers=peers) for sid in peers]
 
     @property
     def connect_string(self) -> str:

@@ -13,6 +13,7 @@ the caller to report, never a crash.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,7 +24,8 @@ from broker.cluster.zk.jvm_order import (
     scala_immutable_order,
     scala_mutable_order,
 )
-from storage.checkpoint import CheckpointFormatError, decode_topic_id, encode_topic_id
+from storage import CheckpointFormatError
+from storage.checkpoint import decode_topic_id, encode_topic_id
 
 T = TypeVar("T")
 
@@ -38,9 +40,27 @@ class ZkDataError(ValueError):
     """A znode's bytes are not what Kafka writes there."""
 
 
+# A \u escape that is not itself an escaped backslash followed by "u" (an even run of backslashes).
+_UNICODE_ESCAPE = re.compile(r"(?<!\\)((?:\\\\)*)\\u([0-9a-f]{4})")
+
+
 def _dumps(value: Any) -> bytes:
-    # Jackson's defaults: compact, UTF-8, only '"', '\\' and control characters escaped.
-    return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    # Jackson's defaults: compact, UTF-8, only '"', '\\' and control characters escaped, the
+    # latter as \u00XX in upper-case hex where Python writes lower case. Jackson's UTF-8 writer
+    # (before 2.18's COMBINE_UNICODE_SURROGATES_IN_UTF8; Kafka 3.9 has 2.16) escapes characters
+    # beyond the BMP as their surrogate pair.
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    text = _UNICODE_ESCAPE.sub(lambda m: f"{m.group(1)}\\u{m.group(2).upper()}", text)
+    text = _ASTRAL.sub(_surrogate_escape, text)
+    return text.encode("utf-8", "surrogatepass")
+
+
+_ASTRAL = re.compile("[\U00010000-\U0010ffff]")
+
+
+def _surrogate_escape(match: re.Match[str]) -> str:
+    code = ord(match.group(0)) - 0x10000
+    return f"\\u{0xD800 + (code >> 10):04X}\\u{0xDC00 + (code & 0x3FF):04X}"
 
 
 def _ordered(pairs: Mapping[str, Any], order: Sequence[str]) -> dict[str, Any]:
@@ -77,9 +97,7 @@ def _convert(value: Any, kind: Callable[[Any], T]) -> T:
 
 
 def _int_list(value: Any, what: str) -> list[int]:
-    if not isinstance(value, list) or not all(
-        isinstance(v, int) and not isinstance(v, bool) for v in value
-    ):
+    if not isinstance(value, list) or not all(isinstance(v, int) and not isinstance(v, bool) for v in value):
         raise ZkDataError(f"{what}: not a list of integers: {value!r}")
     return list(value)
 
@@ -205,9 +223,7 @@ def encode_broker(reg: BrokerRegistration) -> bytes:
         keys.append("listener_security_protocol_map")
     if reg.version >= 5:
         # Features.toMap: a java.util.HashMap of {"min_version", "max_version"} (Utils.mkMap).
-        ranges = {
-            name: {"min_version": lo, "max_version": hi} for name, (lo, hi) in reg.features.items()
-        }
+        ranges = {name: {"min_version": lo, "max_version": hi} for name, (lo, hi) in reg.features.items()}
         pairs["features"] = _ordered(ranges, java_hash_order(list(ranges)))
         keys.append("features")
     # jsonMap is mutable.Map(6 pairs) then += the optional keys.
@@ -290,12 +306,8 @@ def encode_topic(assignment: TopicAssignment) -> bytes:
     pairs: dict[str, Any] = {
         "version": 3,
         "partitions": _partition_map(assignment.partitions),
-        "adding_replicas": _partition_map(
-            {p: r for p, r in assignment.adding_replicas.items() if r}
-        ),
-        "removing_replicas": _partition_map(
-            {p: r for p, r in assignment.removing_replicas.items() if r}
-        ),
+        "adding_replicas": _partition_map({p: r for p, r in assignment.adding_replicas.items() if r}),
+        "removing_replicas": _partition_map({p: r for p, r in assignment.removing_replicas.items() if r}),
     }
     keys = list(pairs)
     if assignment.topic_id is not None:
@@ -417,7 +429,8 @@ def decode_config_change(data: bytes | None) -> str:
     obj = _parse(data, "config change")
     version = obj.get("version")
     if version == 1:
-        return f"{_get(obj, 'entity_type', str, 'config change')}/{_get(obj, 'entity_name', str, 'config change')}"
+        entity_type = _get(obj, "entity_type", str, "config change")
+        return f"{entity_type}/{_get(obj, 'entity_name', str, 'config change')}"
     return _get(obj, "entity_path", str, "config change")
 
 
@@ -429,9 +442,7 @@ def decode_config_change(data: bytes | None) -> str:
 
 def _encode_partition_list(partitions: Sequence[tuple[str, int]]) -> bytes:
     unique = list(dict.fromkeys((t, p) for t, p in partitions))
-    return _dumps(
-        {"version": 1, "partitions": [{"topic": t, "partition": p} for t, p in unique]}
-    )
+    return _dumps({"version": 1, "partitions": [{"topic": t, "partition": p} for t, p in unique]})
 
 
 def _decode_partition_list(data: bytes | None, what: str) -> set[tuple[str, int]]:
@@ -472,8 +483,7 @@ def encode_reassignment(reassignment: Mapping[tuple[str, int], Sequence[int]]) -
         {
             "version": 1,
             "partitions": [
-                {"topic": t, "partition": p, "replicas": list(r)}
-                for (t, p), r in reassignment.items()
+                {"topic": t, "partition": p, "replicas": list(r)} for (t, p), r in reassignment.items()
             ],
         }
     )

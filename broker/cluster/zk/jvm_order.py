@@ -54,10 +54,7 @@ def scala_mutable_order(keys: Sequence[str], *, known_size: int | None = None) -
     ``known_size`` is the number of pairs given to ``mutable.Map(k -> v, ...)`` (``HashMap.from``
     sizes the table from it); None for a map built empty with ``mutable.Map()`` and ``+=``.
     """
-    if known_size:
-        table = _table_size_for(int((known_size + 1) / 0.75))
-    else:
-        table = 16
+    table = _table_size_for(int((known_size + 1) / 0.75)) if known_size else 16
     placed: list[str] = []
     for key in keys:
         if key in placed:
@@ -106,16 +103,49 @@ def scala_immutable_order(keys: Sequence[str]) -> list[str]:
 
 def java_hash_order(keys: Sequence[str], *, concurrent: bool = False) -> list[str]:
     """Iteration order of a ``java.util.HashMap`` (or, ``concurrent``, the ``ConcurrentHashMap``
-    inside a ``Properties``) filled in this order, both starting with 16 buckets.
+    inside a ``Properties``) filled with ``keys`` in this order, both from 16 buckets.
 
-    A HashMap doubles when its size passes 3/4 of the table, a ConcurrentHashMap when it reaches
-    it. (A resized ConcurrentHashMap may reorder keys that share a bucket; with the small maps
-    Kafka stores that is rare, and readers never depend on the order.)
+    The fill is simulated: buckets keep insertion order; a HashMap doubles after a put takes its
+    size past 3/4 of the table and splits each bucket keeping the order, a ConcurrentHashMap
+    doubles when its size reaches 3/4 and its transfer moves the nodes before a bucket's last run
+    to the front in reverse order. (Buckets of eight or more colliding keys, which Java turns
+    into trees, are not modelled; Kafka's maps are far too small for that.)
     """
-    unique = list(dict.fromkeys(keys))
-    table = 16
-    while len(unique) >= int(table * 0.75) + (0 if concurrent else 1):
-        table *= 2
-    hashed = [(_spread(java_string_hash(k)) & (table - 1), i, k) for i, k in enumerate(unique)]
-    hashed.sort()
-    return [k for _, _, k in hashed]
+    table: list[list[tuple[int, str]]] = [[] for _ in range(16)]
+    size = 0
+    for key in keys:
+        h = _spread(java_string_hash(key)) & 0x7FFFFFFF if concurrent else _spread(java_string_hash(key))
+        bucket = table[h & (len(table) - 1)]
+        if any(k == key for _, k in bucket):
+            continue
+        bucket.append((h, key))
+        size += 1
+        n = len(table)
+        if (concurrent and size >= n - (n >> 2)) or (not concurrent and size > int(n * 0.75)):
+            table = _resize(table, concurrent)
+    return [k for bucket in table for _, k in bucket]
+
+
+def _resize(table: list[list[tuple[int, str]]], concurrent: bool) -> list[list[tuple[int, str]]]:
+    n = len(table)
+    grown: list[list[tuple[int, str]]] = [[] for _ in range(2 * n)]
+    for index, bucket in enumerate(table):
+        if not bucket:
+            continue
+        if not concurrent:
+            for node in bucket:
+                grown[index + (n if node[0] & n else 0)].append(node)
+            continue
+        # ConcurrentHashMap.transfer: the last run of nodes going the same way is reused as is;
+        # the nodes before it are pushed in front, one by one (so reversed).
+        last_run = len(bucket) - 1
+        while last_run > 0 and (bucket[last_run - 1][0] & n) == (bucket[last_run][0] & n):
+            last_run -= 1
+        low: list[tuple[int, str]] = []
+        high: list[tuple[int, str]] = []
+        (high if bucket[last_run][0] & n else low).extend(bucket[last_run:])
+        for node in bucket[:last_run]:
+            (high if node[0] & n else low).insert(0, node)
+        grown[index] = low
+        grown[index + n] = high
+    return grown
