@@ -667,8 +667,11 @@ class KafkaZkClient:
     ) -> None:
         """AdminZkClient.createTopicWithAssignment: the config znode first, then the assignment.
 
-        Raises NodeExistsError when the topic exists.
+        Raises NodeExistsError when the topic exists (checked first, as validateTopicCreate does,
+        so that an existing topic's config is left alone).
         """
+        if await self.exists(paths.topic(topic)) is not None:
+            raise NodeExistsError(f"topic {topic} already exists")
         await self.set_or_create_entity_config("topics", topic, config)
         await self.create(paths.topic(topic), data.encode_topic(assignment))
 
