@@ -10,8 +10,8 @@ event notifications, and producer id blocks.
 Threads: kazoo runs its connection and callback threads. Nothing here blocks the event loop: every
 request uses kazoo's ``*_async`` form and its ``IAsyncResult`` completes an asyncio future through
 ``loop.call_soon_threadsafe``; watches and session-state changes are handed to the loop the same
-way, so every callback the owner registers runs on the loop. Only start and stop (kazoo's own
-blocking calls) run in a worker thread.
+way, so every callback the owner registers runs on the loop. Only kazoo's blocking start, stop
+and the chroot creation at connect run in a worker thread.
 
 Connection loss: a request that fails with a lost connection is retried once the connection is
 back, as Kafka's ``retryRequestUntilConnected`` does, but only until the request deadline
@@ -132,6 +132,8 @@ class KafkaZkClient:
         self._new_session_callbacks: list[Callable[[], Awaitable[None]]] = []
         self._connected = asyncio.Event()
         self._session_id: int | None = None
+        # the session that last registered the broker znode (KAFKA-7165's re-create check)
+        self._registered_session: int | None = None
         self._closed = False
         self._zk.add_listener(self._on_kazoo_state)
 
@@ -503,7 +505,7 @@ class KafkaZkClient:
         """
         path = paths.broker_id(registration.broker_id)
         value = data.encode_broker(registration)
-        previous_session = getattr(self, "_registered_session", None)
+        previous_session = self._registered_session
         for _ in range(5):
 
             def commit() -> Any:
