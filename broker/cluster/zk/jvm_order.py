@@ -13,7 +13,11 @@ uses, as built by Scala 2.13 (the kafka_2.13 distribution) on Java 17:
   ``h ^ (h >>> 16)``, insertion order within a bucket.
 
 Readers never depend on the order; writing it anyway makes a Brook cluster's ZooKeeper dump
-byte-identical to Kafka's, which is what the golden tests check.
+byte-identical to Kafka's, which is what the golden tests check. The Java orders (and Jackson's
+escaping) are checked against a real JVM running Jackson (tests/broker/zk/test_zk_jvm_order.py);
+the Scala ones follow Scala 2.13's collection sources (mutable.HashMap.put0/growTable/from,
+collection.Hashing.improve, the CHAMP iterator) and agree with the partition-state key order
+every public Kafka ZooKeeper dump shows.
 """
 
 from __future__ import annotations
