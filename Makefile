@@ -5,8 +5,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
-# command:Debian package, for what the compatibility tests drive.
-APT_TOOLS := kcat:kcat node:nodejs npm:npm
+# command (or file path):Debian package, for what the compatibility tests drive; the ZooKeeper
+# harness (compat_tests/zookeeper.py) runs the zookeeper package's jar with java.
+APT_TOOLS := kcat:kcat node:nodejs npm:npm /usr/share/java/zookeeper.jar:zookeeper
 
 .PHONY: run install test test-deps system-deps node-deps lint typecheck bench codegen clean accelerate
 
@@ -28,7 +29,7 @@ $(VENV)/.test-installed: $(VENV)/.installed pyproject.toml
 # Debian packages the compatibility tests drive (installed when running as root and missing).
 system-deps:
 	@missing=""; for tool in $(APT_TOOLS); do \
-	  command -v $${tool%%:*} >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; done; \
+	  { command -v $${tool%%:*} || test -e $${tool%%:*}; } >/dev/null 2>&1 || missing="$$missing $${tool#*:}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "installing Debian packages:$$missing"; \

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from compat_tests.harness import BrokerProcess
+from compat_tests.zookeeper import zookeeper, zookeeper_ensemble  # noqa: F401 - fixtures
 
 
 @pytest.fixture(scope="module")

@@ -33,6 +33,11 @@ def _read(path: Path) -> dict[str, str]:
     return values
 
 
+def read_meta_properties(path: Path) -> dict[str, str]:
+    """The key/values of one meta.properties file."""
+    return _read(path)
+
+
 def _write(path: Path, cluster_id: str, node_id: BrokerId) -> None:
     stamp = time.strftime("%a %b %d %H:%M:%S %Z %Y")
     text = f"#\n#{stamp}\ncluster.id={cluster_id}\nversion=0\nbroker.id={node_id}\n"

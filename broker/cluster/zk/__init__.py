@@ -1,0 +1,1 @@
+"""Brook's side of Kafka's ZooKeeper: the layout (``paths``, ``data``) and an asyncio client."""
