@@ -92,6 +92,10 @@ class BadResponseError(ConnectionFailure):
     The connection is closed."""
 
 
+class ClientClosedError(ClientError):
+    """The :class:`NetworkClient` was closed; nothing more can be sent through it."""
+
+
 class UnsupportedApiVersionError(ClientError):
     """No version of the api that both sides support within the caller's bound. Not retriable."""
 
@@ -559,7 +563,7 @@ class NetworkClient:
         the next attempt then waits a longer backoff.
         """
         if self._closed:
-            raise DisconnectedError("the network client is closed")
+            raise ClientClosedError("the network client is closed")
         state = self._nodes.setdefault(node_id, _NodeState())
         if state.connection is not None and not state.connection.is_closed:
             return state.connection
