@@ -31,6 +31,15 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = TEST_TIMEOUT) -> T:
     return asyncio.run(bounded())
 
 
+def other_tasks() -> set[asyncio.Task[Any]]:
+    """Tasks besides this one and the fake servers' (which end when their peer goes)."""
+    return {
+        t
+        for t in asyncio.all_tasks()
+        if t is not asyncio.current_task() and t.get_coro().__qualname__ != "FakeServer._serve"
+    }
+
+
 def every_api() -> list[ApiVersion]:
     return [ApiVersion(spec.api_key, spec.min_version, spec.max_version) for spec in APIS.values()]
 

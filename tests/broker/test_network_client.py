@@ -37,7 +37,7 @@ from protocol.messages.metadata_request import MetadataRequest
 from protocol.messages.metadata_response import MetadataResponse
 from protocol.messages.produce_request import ProduceRequest
 from tests.broker.conftest import make_broker
-from tests.broker.fake_server import FakeConn, FakeServer, every_api, run
+from tests.broker.fake_server import FakeConn, FakeServer, every_api, other_tasks, run
 
 FAST = ClientConfig(
     client_id="test-client",
@@ -61,15 +61,6 @@ async def brook(path: Path) -> AsyncIterator[Broker]:
 
 async def forever() -> None:
     await asyncio.Event().wait()
-
-
-def other_tasks() -> set[asyncio.Task[object]]:
-    """Tasks besides this one and the fake servers' (which end when their peer goes)."""
-    return {
-        t
-        for t in asyncio.all_tasks()
-        if t is not asyncio.current_task() and t.get_coro().__qualname__ != "FakeServer._serve"
-    }
 
 
 # -- against a real broker -------------------------------------------------------------------------
