@@ -20,7 +20,14 @@ import logging
 from collections import deque
 from collections.abc import Callable
 
-from broker.network.client import ClientClosedError, ClientConfig, ConnectionFailure, NetworkClient, Response
+from broker.network.client import (
+    ClientClosedError,
+    ClientConfig,
+    ConnectionFailure,
+    NetworkClient,
+    Response,
+    fail_quietly,
+)
 from protocol.message import Message
 
 log = logging.getLogger(__name__)
@@ -162,8 +169,7 @@ class BrokerChannel:
             except Exception as exc:  # never sendable: no common version, not encodable
                 self._pending.popleft()
                 log.error("Cannot send %s to broker %d: %s", type(item.request).__name__, self.broker_id, exc)
-                if not item.future.done():
-                    item.future.set_exception(exc)
+                fail_quietly(item.future, exc)
                 continue
             assert future is not None
             self._pending.popleft()

@@ -267,7 +267,7 @@ class BrokerConnection(asyncio.BufferedProtocol):
     async def _discover_versions(self) -> None:
         version = API_VERSIONS_FIRST
         request = ApiVersionsRequest(self.config.software_name, self.config.software_version)
-        for _ in range(2):
+        for _ in range(API_VERSIONS_FIRST + 1):  # the version strictly decreases: bounded
             response = await self.request(request, version=version)
             body: ApiVersionsResponse = response.body
             if body.error_code == ErrorCode.UNSUPPORTED_VERSION and version != 0:
@@ -457,8 +457,7 @@ class BrokerConnection(asyncio.BufferedProtocol):
                 f"broker {self.node_id} at {self.peer}: cannot decode {papi.api(head.api_key).name} "
                 f"v{head.version} response ({len(frame)} bytes): {exc!r}"
             )
-            if not head.future.done():
-                head.future.set_exception(error)
+            fail_quietly(head.future, error)
             self._fail(error)
             return
         if not head.future.done():  # the caller may have cancelled it; the order is kept anyway
@@ -476,11 +475,10 @@ class BrokerConnection(asyncio.BufferedProtocol):
         expired = [p for p in self._in_flight if p.deadline <= now]
         if expired:
             for p in expired:
-                if not p.future.done():
-                    p.future.set_exception(RequestTimeoutError(
-                        f"{papi.api(p.api_key).name} v{p.version} to broker {self.node_id} at {self.peer}: "
-                        f"no response within the request timeout"
-                    ))
+                fail_quietly(p.future, RequestTimeoutError(
+                    f"{papi.api(p.api_key).name} v{p.version} to broker {self.node_id} at {self.peer}: "
+                    f"no response within the request timeout"
+                ))
             log.warning(
                 "Closing the connection to broker %d at %s: %d request(s) timed out",
                 self.node_id, self.peer, len(expired),
@@ -500,10 +498,7 @@ class BrokerConnection(asyncio.BufferedProtocol):
             self._timer = None
         in_flight, self._in_flight = self._in_flight, deque()
         for p in in_flight:
-            if not p.future.done():
-                p.future.set_exception(reason)
-                # A caller that already gave up must not get "exception never retrieved" noise.
-                p.future.add_done_callback(_retrieve)
+            fail_quietly(p.future, reason)
         if self._transport is not None:
             self._transport.close()  # connection_lost follows and completes wait_closed
         elif not self._closed.done():
@@ -521,13 +516,24 @@ def _retrieve(future: asyncio.Future[Any]) -> None:
         future.exception()
 
 
+def fail_quietly(future: asyncio.Future[Any], error: BaseException) -> None:
+    """Fail ``future``; a caller that no longer waits for it gets no "never retrieved" noise
+    (a channel awaits only the oldest of its requests in flight)."""
+    if not future.done():
+        future.set_exception(error)
+        future.add_done_callback(_retrieve)
+
+
 # -- connections per node --------------------------------------------------------------------------
 
 
 class _NodeState:
-    __slots__ = ("connecting", "connection", "failed_attempts", "last_attempt", "reconnect_delay")
+    __slots__ = (
+        "connecting", "connection", "failed_attempts", "generation", "last_attempt", "reconnect_delay",
+    )
 
     def __init__(self) -> None:
+        self.generation = 0  # bumped by disconnect(): an attempt under way must not be used
         self.connection: BrokerConnection | None = None
         self.connecting: asyncio.Task[BrokerConnection] | None = None
         self.failed_attempts = 0
@@ -583,6 +589,8 @@ class NetworkClient:
             state.connecting = asyncio.get_running_loop().create_task(
                 self._establish(node_id, state, host, port), name=f"brook-connect-{node_id}"
             )
+            # Its waiters may all be gone (cancelled): its failure is theirs, not to be logged.
+            state.connecting.add_done_callback(_retrieve)
         return await asyncio.shield(state.connecting)
 
     async def _establish(self, node_id: int, state: _NodeState, host: str, port: int) -> BrokerConnection:
@@ -592,12 +600,16 @@ class NetworkClient:
             if delay > 0:
                 await asyncio.sleep(delay)
             state.last_attempt = loop.time()
+            generation = state.generation
             timeout_ms = self._setup_timeout.backoff_ms(state.failed_attempts)
             try:
                 conn = await BrokerConnection.open(node_id, host, port, self.config, timeout_ms)
             except ConnectError:
                 self._note_failure(state, loop.time())
                 raise
+            if generation != state.generation:  # disconnect() was called meanwhile
+                conn.close()
+                raise ConnectError(f"connection to broker {node_id} at {host}:{port} dropped while set up")
             state.failed_attempts = 0
             state.reconnect_delay = 0.0
             state.connection = conn
@@ -626,9 +638,13 @@ class NetworkClient:
         return await conn.request(request, version=version, max_version=max_version, timeout_ms=timeout_ms)
 
     def disconnect(self, node_id: int) -> None:
-        """Close the connection to ``node_id`` (its backoff state is kept)."""
+        """Close the connection to ``node_id``, and make an attempt under way fail (its backoff
+        state is kept): the next :meth:`connect` goes to the endpoint it is given."""
         state = self._nodes.get(node_id)
-        if state is not None and state.connection is not None:
+        if state is None:
+            return
+        state.generation += 1
+        if state.connection is not None:
             state.connection.close()
 
     async def forget(self, node_id: int) -> None:

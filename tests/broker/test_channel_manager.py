@@ -10,12 +10,13 @@ import pytest
 from broker.cluster.channel import ChannelManager, UnknownBrokerError
 from broker.network.client import ClientConfig, Response, UnsupportedApiVersionError
 from protocol.messages.api_versions_request import ApiVersionsRequest
+from protocol.messages.api_versions_response import ApiVersionsResponse
 from protocol.messages.metadata_request import MetadataRequest
 from protocol.messages.metadata_response import MetadataResponse
 from protocol.messages.update_metadata_request import UpdateMetadataRequest
 from protocol.messages.update_metadata_response import UpdateMetadataResponse
 from tests.broker.conftest import make_broker
-from tests.broker.fake_server import FakeConn, FakeServer, other_tasks, run
+from tests.broker.fake_server import FakeConn, FakeServer, every_api, other_tasks, run
 
 FAST = ClientConfig(
     connect_timeout_ms=2_000,
@@ -239,6 +240,38 @@ def test_a_new_endpoint_is_followed_with_the_queue_kept() -> None:
             manager.add_broker(4, "127.0.0.1", new.port)
             assert isinstance((await future).body, MetadataResponse)
             assert new.accepted >= 1
+            await manager.shutdown()
+
+    run(main())
+
+
+def test_an_endpoint_change_during_connection_set_up_is_followed() -> None:
+    release_old = asyncio.Event()
+    old_requests: list[int] = []
+
+    async def old_broker(conn: FakeConn) -> None:
+        request = await conn.read_request()
+        await release_old.wait()  # ApiVersions answered only after the endpoint moved
+        conn.answer(request, ApiVersionsResponse(api_keys=every_api()))
+        while True:
+            old_requests.append((await conn.read_request()).api.api_key)
+
+    async def new_broker(conn: FakeConn) -> None:
+        await conn.answer_api_versions()
+        while True:
+            conn.answer(await conn.read_request(), MetadataResponse())
+
+    async def main() -> None:
+        async with FakeServer(old_broker) as old, FakeServer(new_broker) as new:
+            manager = ChannelManager(FAST)
+            manager.add_broker(4, "127.0.0.1", old.port)
+            future = manager.send(4, MetadataRequest(topics=[]))
+            while old.accepted == 0:
+                await asyncio.sleep(0.005)  # until the set-up is under way (bounded by run())
+            manager.add_broker(4, "127.0.0.1", new.port)
+            release_old.set()
+            assert isinstance((await future).body, MetadataResponse)
+            assert old_requests == [] and new.accepted == 1
             await manager.shutdown()
 
     run(main())
