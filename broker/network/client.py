@@ -262,6 +262,9 @@ class BrokerConnection(asyncio.BufferedProtocol):
             except ClientError as exc:
                 conn.close(exc if isinstance(exc, ConnectionFailure) else None)
                 raise ConnectError(f"ApiVersions with broker {node_id} at {conn.peer} failed: {exc}") from exc
+            except BaseException:  # cancelled: the socket must not outlive the attempt
+                conn.close()
+                raise
         return conn
 
     async def _discover_versions(self) -> None:
@@ -401,7 +404,7 @@ class BrokerConnection(asyncio.BufferedProtocol):
         self, request: Message, *, version: int | None = None, max_version: int | None = None,
         timeout_ms: float | None = None,
     ) -> Response:
-        """Send and await the response."""
+        """Send and await the response (a Produce with acks=0 gets none: use :meth:`send`)."""
         future = self.send(request, version=version, max_version=max_version, timeout_ms=timeout_ms,
                            expect_response=True)
         assert future is not None

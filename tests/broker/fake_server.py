@@ -33,10 +33,11 @@ def run(coro: Coroutine[Any, Any, T], timeout: float = TEST_TIMEOUT) -> T:
 
 def other_tasks() -> set[asyncio.Task[Any]]:
     """Tasks besides this one and the fake servers' (which end when their peer goes)."""
+    current = asyncio.current_task()
     return {
         t
         for t in asyncio.all_tasks()
-        if t is not asyncio.current_task() and t.get_coro().__qualname__ != "FakeServer._serve"
+        if t is not current and getattr(t.get_coro(), "__qualname__", "") != "FakeServer._serve"
     }
 
 
@@ -80,7 +81,7 @@ class FakeServer:
         self.accepted = 0
         self.port = 0
         self._server: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
 
     async def __aenter__(self) -> FakeServer:
         self._server = await asyncio.start_server(self._serve, "127.0.0.1", self.port)
@@ -104,7 +105,7 @@ class FakeServer:
         self.accepted += 1
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)  # type: ignore[arg-type]
+        self._tasks.add(task)
         conn = FakeConn(reader, writer)
         try:
             await self.script(conn)
@@ -113,5 +114,5 @@ class FakeServer:
         except asyncio.CancelledError:
             pass  # the server stops; the stream machinery must not see a cancelled task
         finally:
-            self._tasks.discard(task)  # type: ignore[arg-type]
+            self._tasks.discard(task)
             writer.close()
