@@ -481,3 +481,31 @@ def test_decoding_a_fetch_response_keeps_records_as_views_into_the_frame() -> No
 def test_every_api_is_listed_by_the_fake() -> None:
     # The fakes above list every api of the protocol: the negotiation tests depend on it.
     assert {v.api_key for v in every_api()} >= {0, 1, 3, 4, 5, 6, 7, 18, 56}
+
+
+def test_closing_the_client_during_set_up_closes_the_socket() -> None:
+    accepted = asyncio.Event()
+    peer_closed = asyncio.Event()
+
+    async def mute(conn: FakeConn) -> None:
+        accepted.set()
+        try:
+            await conn.read_request()  # ApiVersions, never answered
+            await conn.read_request()
+        except asyncio.IncompleteReadError:
+            peer_closed.set()
+
+    async def main() -> None:
+        async with FakeServer(mute) as server:
+            before = other_tasks()
+            # A request timeout longer than the test's: only the close can end the socket.
+            client = NetworkClient(ClientConfig(request_timeout_ms=120_000))
+            attempt = asyncio.ensure_future(client.connect(1, "127.0.0.1", server.port))
+            await accepted.wait()
+            await client.close()
+            with pytest.raises(asyncio.CancelledError):
+                await attempt
+            await peer_closed.wait()
+            assert other_tasks() <= before
+
+    run(main())
