@@ -35,7 +35,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from protocol import api as papi
 from protocol.error_codes import ErrorCode
@@ -288,8 +288,8 @@ class BrokerConnection(asyncio.BufferedProtocol):
     # -- asyncio protocol callbacks ---------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
+        # A stream transport; uvloop's does not subclass asyncio.Transport, hence no isinstance.
+        self._transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         if peer:
             self.peer = f"{peer[0]}:{peer[1]}"

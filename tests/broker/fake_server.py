@@ -21,14 +21,19 @@ T = TypeVar("T")
 TEST_TIMEOUT = 20.0
 
 
-def run(coro: Coroutine[Any, Any, T], timeout: float = TEST_TIMEOUT) -> T:
-    """Run a test's coroutine on a fresh loop, bounded in time."""
+def run(
+    coro: Coroutine[Any, Any, T],
+    timeout: float = TEST_TIMEOUT,
+    loop_factory: Callable[[], asyncio.AbstractEventLoop] | None = None,
+) -> T:
+    """Run a test's coroutine on a fresh loop (asyncio's, or ``loop_factory``'s), bounded in time."""
 
     async def bounded() -> T:
         async with asyncio.timeout(timeout):  # in this task: no helper task to count
             return await coro
 
-    return asyncio.run(bounded())
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(bounded())
 
 
 def other_tasks() -> set[asyncio.Task[Any]]:

@@ -509,3 +509,19 @@ def test_closing_the_client_during_set_up_closes_the_socket() -> None:
             assert other_tasks() <= before
 
     run(main())
+
+
+def test_the_client_runs_on_uvloop(tmp_path: Path) -> None:
+    # The broker's loop is uvloop when installed: its transports are not asyncio.Transport.
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> None:
+        async with brook(tmp_path) as broker:
+            client = NetworkClient(FAST)
+            conn = await client.connect(0, "127.0.0.1", broker.bound_ports["PLAINTEXT"])
+            futures = [conn.send(MetadataRequest(topics=[])) for _ in range(50)]
+            responses = await asyncio.gather(*(f for f in futures if f is not None))
+            assert [r.correlation_id for r in responses] == list(range(1, 51))
+            await client.close()
+
+    run(main(), loop_factory=uvloop.new_event_loop)
