@@ -8,7 +8,8 @@ Prints (no assertions):
   64 MiB, as a replica fetcher would, records decoded as views into the response frame.
 
 The broker runs as its own process (compat_tests/harness.py), so client and broker do not share
-one event loop; on a loaded machine the figures move with the load. Each figure is the median of
+one event loop. The client runs on uvloop when installed, as the broker does (``--asyncio`` for
+asyncio's own loop). On a loaded machine the figures move with the load. Each figure is the median of
 ``--rounds`` rounds.
 
 Run: PYTHONPATH=. .venv/bin/python bench/bench_client.py [--rounds N] [--requests N] [--window N]
@@ -124,6 +125,7 @@ async def main(args: argparse.Namespace) -> None:
             await conn.wait_closed()
         finally:
             broker.stop()
+    print(f"client loop: {type(asyncio.get_running_loop()).__module__}")
     print(f"ApiVersions v{conn.choose_version(18)} pipelined (window {args.window}): "
           f"{statistics.median(pipelined):,.0f} requests/s")
     print(f"ApiVersions one at a time: {statistics.median(serial):,.0f} requests/s")
@@ -137,4 +139,13 @@ if __name__ == "__main__":
     parser.add_argument("--requests", type=int, default=50_000)
     parser.add_argument("--window", type=int, default=100)
     parser.add_argument("--fetch-mib", type=int, default=64)
-    asyncio.run(main(parser.parse_args()))
+    parser.add_argument("--asyncio", action="store_true", help="asyncio's loop, not uvloop")
+    options = parser.parse_args()
+    try:
+        import uvloop
+    except ImportError:
+        uvloop = None
+    if uvloop is None or options.asyncio:
+        asyncio.run(main(options))
+    else:  # the broker's loop when installed
+        uvloop.run(main(options))
