@@ -270,9 +270,20 @@ class ChannelManager:
         version: int | None = None,
         max_version: int | None = None,
     ) -> asyncio.Future[Response]:
-        """Queue ``request`` for ``broker_id``; :class:`UnknownBrokerError` without a channel."""
-        return self.channel(broker_id).send(request, version=version, max_version=max_version,
-                                            callback=callback)
+        """Queue ``request`` for ``broker_id``.
+
+        Without a channel to it (a broker that died meanwhile, say), the request is dropped with a
+        warning and the future returned is cancelled, as Kafka's ``sendRequest`` does: one dead
+        broker must not abort the controller's sending to the others.
+        """
+        channel = self._channels.get(broker_id)
+        if channel is None:
+            log.warning("Not sending %s to broker %d: it has no channel (offline)",
+                        type(request).__name__, broker_id)
+            dropped: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
+            dropped.cancel()
+            return dropped
+        return channel.send(request, version=version, max_version=max_version, callback=callback)
 
     async def shutdown(self) -> None:
         channels = list(self._channels.values())
