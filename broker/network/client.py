@@ -35,7 +35,7 @@ import struct
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from protocol import api as papi
 from protocol.error_codes import ErrorCode
@@ -46,6 +46,9 @@ from protocol.messages.api_versions_request import ApiVersionsRequest
 from protocol.messages.api_versions_response import ApiVersionsResponse
 from protocol.messages.request_header import RequestHeader
 from protocol.messages.response_header import ResponseHeader
+
+if TYPE_CHECKING:
+    from broker.config import BrokerConfig
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +125,43 @@ class ClientConfig:
     discover_versions: bool = True
     software_name: str = "brook"
     software_version: str = "0.1.0"
+
+    @classmethod
+    def for_controller(cls, config: BrokerConfig) -> ClientConfig:
+        """The controller's channels to brokers, as Kafka's ControllerChannelManager: client id
+        the broker id, ``request.timeout.ms``, the setup timeouts; Kafka's NetworkClient there has
+        no reconnect backoff but its RequestSendThread pauses 100 ms after a failure, hence a
+        fixed 100 ms. Versions are discovered (Kafka pins them by inter.broker.protocol.version;
+        asking keeps a controller from sending a version a Brook broker's handler lacks)."""
+        return cls(
+            client_id=str(config.get("broker.id")),
+            connect_timeout_ms=_int(config, "socket.connection.setup.timeout.ms"),
+            connect_timeout_max_ms=_int(config, "socket.connection.setup.timeout.max.ms"),
+            request_timeout_ms=_int(config, "request.timeout.ms"),
+            reconnect_backoff_ms=100,
+            reconnect_backoff_max_ms=100,
+        )
+
+    @classmethod
+    def for_replica_fetcher(cls, config: BrokerConfig, fetcher_id: int = 0) -> ClientConfig:
+        """A follower's connection to a leader, as Kafka's ReplicaFetcherBlockingSend: client id
+        ``broker-<id>-fetcher-<n>``, ``replica.socket.timeout.ms``; the fetcher itself backs off
+        ``replica.fetch.backoff.ms`` after an error, so reconnects here use that too."""
+        backoff = _int(config, "replica.fetch.backoff.ms")
+        return cls(
+            client_id=f"broker-{config.get('broker.id')}-fetcher-{fetcher_id}",
+            connect_timeout_ms=_int(config, "socket.connection.setup.timeout.ms"),
+            connect_timeout_max_ms=_int(config, "socket.connection.setup.timeout.max.ms"),
+            request_timeout_ms=_int(config, "replica.socket.timeout.ms"),
+            reconnect_backoff_ms=backoff,
+            reconnect_backoff_max_ms=backoff,
+        )
+
+
+def _int(config: BrokerConfig, name: str) -> int:
+    value = config.get(name)
+    assert isinstance(value, int), (name, value)
+    return value
 
 
 class ExponentialBackoff:

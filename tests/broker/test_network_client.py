@@ -525,3 +525,20 @@ def test_the_client_runs_on_uvloop(tmp_path: Path) -> None:
             await client.close()
 
     run(main(), loop_factory=uvloop.new_event_loop)
+
+
+def test_configs_for_the_controller_and_the_fetchers_follow_the_broker_keys() -> None:
+    from broker.config import load_config
+
+    config = load_config(None, [
+        "broker.id=3", "request.timeout.ms=1234", "replica.socket.timeout.ms=4321",
+        "socket.connection.setup.timeout.ms=111", "socket.connection.setup.timeout.max.ms=222",
+        "replica.fetch.backoff.ms=77",
+    ])
+    controller = ClientConfig.for_controller(config)
+    assert (controller.client_id, controller.request_timeout_ms) == ("3", 1234)
+    assert (controller.connect_timeout_ms, controller.connect_timeout_max_ms) == (111, 222)
+    assert controller.reconnect_backoff_ms == controller.reconnect_backoff_max_ms == 100
+    fetcher = ClientConfig.for_replica_fetcher(config, 2)
+    assert (fetcher.client_id, fetcher.request_timeout_ms) == ("broker-3-fetcher-2", 4321)
+    assert fetcher.reconnect_backoff_ms == fetcher.reconnect_backoff_max_ms == 77
