@@ -144,8 +144,8 @@ if __name__ == "__main__":
     try:
         import uvloop
     except ImportError:
-        uvloop = None
-    if uvloop is None or options.asyncio:
+        options.asyncio = True
+    if options.asyncio:
         asyncio.run(main(options))
     else:  # the broker's loop when installed
         uvloop.run(main(options))
