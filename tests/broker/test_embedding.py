@@ -183,7 +183,9 @@ def test_a_stopped_broker_leaves_no_thread_descriptor_or_frozen_object() -> None
 
 
 def test_no_signal_handler_and_no_logging_configuration_in_the_host() -> None:
-    signals = {s: signal.getsignal(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)}
+    signals = {
+        s: signal.getsignal(s) for s in signal.valid_signals() if s not in (signal.SIGKILL, signal.SIGSTOP)
+    }
     root = logging.getLogger()
     before = (root.level, list(root.handlers), list(logging.getLogger("broker").handlers))
     wakeup = signal.set_wakeup_fd(-1)
