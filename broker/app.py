@@ -234,8 +234,11 @@ class Broker:
 
         schedule()
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, let in-flight requests finish, then flush and mark a clean shutdown."""
+    async def stop(self, timeout: float = 5.0, *, flush: bool = True) -> None:
+        """Stop accepting, let in-flight requests finish, then flush and mark a clean shutdown.
+
+        ``flush=False`` is for data about to be deleted (an embedded broker's temporary
+        directory): the descriptors are closed and nothing is written."""
         started = time.monotonic()
         if self._stopping is not None:
             self._stopping.set()
@@ -250,7 +253,7 @@ class Broker:
         await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
         await self.group_coordinator.stop()
         # Flushes, checkpoints and the clean-shutdown marker: off the loop like all disk work.
-        await self.disk.run(self.log_manager.close)
+        await self.disk.run(self.log_manager.close if flush else self.log_manager.abandon)
         self.disk.shutdown()
         log.info("Brook broker %d stopped cleanly in %.2f s", self.node_id, time.monotonic() - started)
 
