@@ -33,6 +33,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from pathlib import Path
@@ -156,8 +157,8 @@ def child_process(runs: int, tmp: Path, pycache: Path | None = None) -> dict[str
     if pycache is not None:  # warmed by cold() before
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         env["PYTHONPYCACHEPREFIX"] = str(pycache)
-    for i in range(runs):
-        data = tmp / f"child-{i}"
+    for _ in range(runs):
+        data = Path(tempfile.mkdtemp(prefix="child-", dir=tmp))
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             [
@@ -350,7 +351,6 @@ def main() -> None:
     if args.cold_child:
         cold_child()
         return
-    import tempfile
 
     import confluent_kafka
 

@@ -1,8 +1,9 @@
 """Brook's pytest plugin: a real Kafka broker for your tests, in-process, without Docker or a JVM.
 
-Installed with the ``brook`` package (entry point ``pytest11``: ``brook``), or enabled with
-``pytest -p broker.pytest_plugin``. It starts nothing until a test uses one of its fixtures, and
-imports nothing heavy at collection.
+Installed with the ``brook`` package it is active (entry point ``pytest11``: ``brook``; name it
+``-p brook`` if plugin autoloading is off); from a source tree, ``pytest -p broker.pytest_plugin``
+(not both: pytest refuses the same module under two names). It starts nothing until a test uses
+one of its fixtures, and imports nothing heavy at collection.
 
 Fixtures:
 

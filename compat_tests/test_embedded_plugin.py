@@ -84,7 +84,36 @@ def test_a_failing_sample_test_is_reported_as_failed(tmp_path: Path) -> None:
     assert outcome(junit)["failures"] == 1
 
 
-def test_the_package_declares_the_pytest11_entry_point() -> None:
-    """Installed (pip install brook), the plugin is active without -p."""
+def test_the_pytest11_entry_point_activates_the_plugin_without_p(tmp_path: Path) -> None:
+    """Installed (pip install brook), the plugin is active without -p: pyproject's entry point,
+    declared in a distribution's metadata on the path (as an install writes it), is enough."""
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert project["project"]["entry-points"]["pytest11"] == {"brook": "broker.pytest_plugin"}
+    entry_points = project["project"]["entry-points"]["pytest11"]
+    assert entry_points == {"brook": "broker.pytest_plugin"}
+    dist = tmp_path / "site" / "brook_entry_point_check-0.0.dist-info"
+    dist.mkdir(parents=True)
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: brook-entry-point-check\nVersion: 0.0\n")
+    lines = "".join(f"{name} = {target}\n" for name, target in entry_points.items())
+    (dist / "entry_points.txt").write_text(f"[pytest11]\n{lines}")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(REPO), str(tmp_path / "site")])}
+    env.pop("PYTEST_DISABLE_PLUGIN_AUTOLOAD", None)
+    junit = tmp_path / "out.xml"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-p",
+            "no:cacheprovider",
+            "-q",
+            "--brook-override",
+            "message.max.bytes=2000000",
+            f"--junitxml={junit}",
+        ],
+        cwd=SAMPLE,
+        env=env,
+        capture_output=True,
+        timeout=TIMEOUT,
+    )
+    assert result.returncode == 0, result.stdout.decode(errors="replace")
+    assert outcome(junit)["passed"] == EXPECTED_PASSED

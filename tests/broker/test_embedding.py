@@ -51,7 +51,7 @@ def consume(bootstrap: str, topic: str, count: int) -> list[bytes]:
                 break
             message = consumer.poll(0.1)
             if message is not None and message.error() is None:
-                got.append(message.value())
+                got.append(message.value() or b"")
         return got
     finally:
         consumer.close()
@@ -219,7 +219,7 @@ def test_start_twice_is_refused(kafka: EmbeddedBroker) -> None:
 
 
 def test_asyncio_variant_serves_aiokafka_without_blocking_the_loop() -> None:
-    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # type: ignore[import-untyped]
 
     async def main() -> list[bytes]:
         ticks = 0
