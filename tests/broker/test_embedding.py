@@ -255,3 +255,21 @@ def test_asyncio_variant_serves_aiokafka_without_blocking_the_loop() -> None:
         return [message.value]
 
     assert asyncio.run(main()) == [b"one"]
+
+
+def test_admin_client_reports_kafka_errors(kafka: EmbeddedBroker) -> None:
+    with KafkaAdmin(kafka.bootstrap_servers) as admin:
+        admin.create_topic("twice", partitions=2, config={"retention.ms": 1000})
+        assert admin.topic_config("twice")["retention.ms"] == "1000"
+        assert "twice" in admin.list_topics()
+        with pytest.raises(AdminError) as exists:
+            admin.create_topic("twice")
+        assert exists.value.code == ErrorCode.TOPIC_ALREADY_EXISTS
+        with pytest.raises(AdminError) as invalid:
+            admin.create_topic("bad-config", config={"cleanup.policy": "sideways"})
+        assert invalid.value.code == ErrorCode.INVALID_CONFIG
+        admin.delete_topic("twice")
+        assert "twice" not in admin.list_topics()
+        with pytest.raises(AdminError) as unknown:
+            admin.delete_topic("twice")
+        assert unknown.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
