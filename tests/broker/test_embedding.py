@@ -273,3 +273,7 @@ def test_admin_client_reports_kafka_errors(kafka: EmbeddedBroker) -> None:
         with pytest.raises(AdminError) as unknown:
             admin.delete_topic("twice")
         assert unknown.value.code == ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+
+
+def test_config_names_the_real_data_directory_once_started(kafka: EmbeddedBroker) -> None:
+    assert kafka.config.log_dirs == [kafka.data_dir]
