@@ -124,7 +124,11 @@ class Broker:
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
-    async def start(self) -> None:
+    async def start(self, *, freeze_gc: bool = True) -> None:
+        """Bind the listeners and start the periodic work and the group coordinator.
+
+        ``freeze_gc=False`` leaves the interpreter's garbage collector alone: a broker embedded in
+        a host process (:mod:`broker.embedding`) must not freeze the host's objects."""
         self.loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
         cfg = self.config
@@ -158,8 +162,9 @@ class Broker:
         # What start-up loaded lives as long as the broker: take it out of the cyclic collector's
         # sight, so collections walk only the short-lived objects of requests. Measured: the p99
         # of end-to-end latency went from 7.5 ms to 4 ms (bench/workloads.py latency).
-        gc.collect()
-        gc.freeze()
+        if freeze_gc:
+            gc.collect()
+            gc.freeze()
 
     def _schedule_periodic(self) -> None:
         cfg = self.config
@@ -229,8 +234,11 @@ class Broker:
 
         schedule()
 
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Stop accepting, let in-flight requests finish, then flush and mark a clean shutdown."""
+    async def stop(self, timeout: float = 5.0, *, flush: bool = True) -> None:
+        """Stop accepting, let in-flight requests finish, then flush and mark a clean shutdown.
+
+        ``flush=False`` is for data about to be deleted (an embedded broker's temporary
+        directory): the descriptors are closed and nothing is written."""
         started = time.monotonic()
         if self._stopping is not None:
             self._stopping.set()
@@ -245,6 +253,29 @@ class Broker:
         await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
         await self.group_coordinator.stop()
         # Flushes, checkpoints and the clean-shutdown marker: off the loop like all disk work.
-        await self.disk.run(self.log_manager.close)
+        await self.disk.run(self.log_manager.close if flush else self.log_manager.abandon)
         self.disk.shutdown()
         log.info("Brook broker %d stopped cleanly in %.2f s", self.node_id, time.monotonic() - started)
+
+    async def halt(self) -> None:
+        """Stop as a killed process would, for crash tests inside one process: connections are
+        dropped, queued disk work is cancelled (work already running in a thread completes: a
+        thread cannot be interrupted), and the logs' descriptors are closed with nothing written:
+        no flush, no checkpoint, no snapshot, no clean-shutdown marker. What reached ``pwrite``
+        stays in the page cache, as after ``kill -9``; the next start recovers."""
+        if self._stopping is not None:
+            self._stopping.set()
+        for timer in self._timers.values():
+            timer.cancel()
+        if self.server is not None:
+            self.server.stop_accepting()
+            for conn in list(self.server.connections):
+                conn.close("broker halted")
+        self.group_coordinator.active = False
+        self.group_coordinator.store.stop()
+        await asyncio.get_running_loop().run_in_executor(None, self._abandon_storage)
+        log.info("Brook broker %d halted (unclean: nothing flushed)", self.node_id)
+
+    def _abandon_storage(self) -> None:
+        self.disk.shutdown(cancel_pending=True)
+        self.log_manager.abandon()

@@ -45,10 +45,11 @@ class DiskWorkers:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(self._pool, functools.partial(work, *args))
 
-    def shutdown(self) -> None:
-        """Wait for queued work to finish, then stop the threads."""
+    def shutdown(self, *, cancel_pending: bool = False) -> None:
+        """Wait for queued work to finish (or, with ``cancel_pending``, only for the work already
+        running: a crash emulation), then stop the threads."""
         self._closed = True
-        self._pool.shutdown(wait=True)
+        self._pool.shutdown(wait=True, cancel_futures=cancel_pending)
 
 
 def _log_failure(future: Future[None]) -> None:

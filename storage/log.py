@@ -1206,6 +1206,16 @@ class Log:
                     seg.close_handles()
             self._closed = True
 
+    def abandon(self) -> None:
+        """Close descriptors without writing anything (no flush, no index trim, no snapshot):
+        what a killed process leaves behind; the next load recovers from the recovery point."""
+        with self._lock:
+            if self._closed or self._deleted:
+                return
+            for seg in self._segments:
+                seg.close_handles()
+            self._closed = True
+
     def mark_deleted(self) -> None:
         """Close descriptors without writing (the directory is being deleted)."""
         with self._lock:

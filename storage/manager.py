@@ -428,6 +428,16 @@ class LogManager:
                 self.mark_offline_for(log_, f"flushing {log_.topic}-{log_.partition}", exc)
         return flushed
 
+    def abandon(self) -> None:
+        """Close every log's descriptors and write nothing (no checkpoint, no clean-shutdown
+        marker): the state a killed process leaves, for crash tests in one process."""
+        with self._lock:
+            if self._closed:
+                return
+            for log_ in self.all_logs():
+                log_.abandon()
+            self._closed = True
+
     def close(self) -> None:
         """Flush and close every log, write checkpoints and the clean-shutdown markers."""
         with self._lock:
