@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import ClusterMetadata, PartitionState, TopicInfo
+from broker.cluster.metadata_cache import LeaderHint
 from broker.replica.control import (
     EPOCH_DURING_DELETE,
     NO_EPOCH,
@@ -99,6 +100,22 @@ class ReplicaManager:
                 return None, ErrorCode.FENCED_LEADER_EPOCH
             return None, ErrorCode.UNKNOWN_LEADER_EPOCH
         return partition, ErrorCode.NONE
+
+    def current_leader(self, tp: TopicPartition, listener: str) -> LeaderHint:
+        """Kafka's getCurrentLeader, for the KIP-951 hints of a NOT_LEADER_OR_FOLLOWER (or fenced)
+        answer: the hosted replica's leader and epoch, else the metadata cache's; the leader's
+        endpoint on ``listener`` when the cache knows it alive."""
+        partition = self.partitions.get(tp)
+        cache = self.metadata_cache
+        if partition is not None:
+            leader, epoch = int(partition.state.leader), partition.leader_epoch
+        elif cache is not None and (state := cache.partition(tp)) is not None:
+            leader, epoch = int(state.leader), state.leader_epoch
+        else:
+            return LeaderHint()
+        leader = max(leader, -1)
+        endpoint = cache.alive_endpoint(leader, listener) if cache is not None and leader >= 0 else None
+        return LeaderHint(leader, epoch, endpoint)
 
     def any_offline(self) -> bool:
         """Whether any replica here is offline (a cheap test before asking per partition)."""
