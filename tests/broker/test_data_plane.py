@@ -77,7 +77,7 @@ def test_api_versions_advertises_exactly_what_is_served(call: Caller) -> None:
     advertised = {(k.api_key, k.min_version, k.max_version) for k in response.api_keys}
     served = handlers_for(cluster_mode=False)
     assert advertised == {(h.api_key, h.min_version, h.max_version) for h in served.values()}
-    # The controller-to-broker apis are for cluster mode only (tests/broker/cluster checks them).
+    # The controller-to-broker apis are for cluster mode only (test_metadata_cache.py).
     assert not CLUSTER_MODE_APIS & {k.api_key for k in response.api_keys}
     for handler in HANDLERS.values():
         spec = api(handler.api_key)
