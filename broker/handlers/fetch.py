@@ -175,6 +175,13 @@ def _read_all(
                 _partition_error(p.partition, target.error or ErrorCode.UNKNOWN_SERVER_ERROR, version)
             )
             continue
+        if not partition.is_leader:
+            # It stepped down (or was deleted) while this fetch waited on it.
+            errors = True
+            current.partitions.append(
+                _partition_error(p.partition, ErrorCode.NOT_LEADER_OR_FOLLOWER, version)
+            )
+            continue
         refused = _refused_for_old_fetch(partition, version, legacy_magic)
         if refused is not None:
             errors = True

@@ -395,6 +395,8 @@ class ReplicaManager:
                         for p in followers
                     }
                 )
+        for partition in (*leaders, *followers):
+            partition.wake_waiters()
         for listener in list(self.control.listeners):
             try:
                 listener(leaders, followers)
@@ -439,7 +441,11 @@ class ReplicaManager:
                 control.fetchers.remove_partitions({s.tp for s in stopped})
             to_delete = [s.tp for s in stopped if s.delete]
             for tp in to_delete:
-                self.partitions.pop(tp, None)
+                detached = self.partitions.pop(tp, None)
+                if detached is not None:
+                    # No longer anyone's replica here: waiting fetches answer NOT_LEADER_OR_FOLLOWER.
+                    detached.state = PartitionState(list(detached.state.replicas), NO_BROKER, -1, [])
+                    detached.wake_waiters()
             if to_delete:
                 failures = await disk.run(self._delete_local_logs, to_delete)
                 for tp, exc in failures.items():

@@ -3,6 +3,7 @@ controller-, broker- and leader-epoch fencing, and the KIP-951 hints a follower 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -345,3 +346,26 @@ def test_random_sequences_keep_epochs_monotone(
 def _has_epochs(b: Broker) -> bool:
     log_dir = b.log_manager.log_dir_of("t", 0)
     return log_dir is not None and (log_dir / "t-0" / "leader-epoch-checkpoint").exists()
+
+
+def test_a_waiting_fetch_answers_not_leader_when_the_leader_steps_down(ccall: Caller) -> None:
+    states = [PState("t", 0, LOCAL, 1, [LOCAL, OTHER], isr=[LOCAL])]
+    ccall(leader_and_isr(7, states, topic_ids={"t": T_ID}), 7)
+    ccall(update_metadata(8, NODES, states, topic_ids={"t": T_ID}), 8)  # topic ids resolve through it
+    follower = [PState("t", 0, OTHER, 2, [LOCAL, OTHER], isr=[OTHER, LOCAL])]
+
+    async def scenario() -> FetchResponse:
+        request = _fetch_request(16)
+        request.max_wait_ms = 60_000
+        task = asyncio.ensure_future(ccall.start(request, 16))
+        await asyncio.sleep(0.05)
+        assert not task.done(), "the fetch should wait for data"
+        ccall.start(update_metadata(8, NODES, follower, topic_ids={"t": T_ID}), 8)
+        await ccall.start(leader_and_isr(7, follower, topic_ids={"t": T_ID}), 7)
+        # Woken by the step-down, not by the 60 s max wait.
+        return await asyncio.wait_for(task, 10)
+
+    response = asyncio.run(scenario())
+    data = response.responses[0].partitions[0]
+    assert data.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    assert (data.current_leader.leader_id, data.current_leader.leader_epoch) == (OTHER, 2)
