@@ -43,6 +43,7 @@ import logging
 import time
 from collections.abc import Awaitable
 
+from broker.cluster.metadata import INTERNAL_TOPICS
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import AppendOutcome
 from broker.types import TopicPartition
@@ -118,8 +119,11 @@ def handle(
     to_flush: list[tuple[PartitionProduceResponse, Log, int]] | None = None
     for topic in request.topic_data:
         name = topic.name
-        info = metadata.topic(name)
-        internal = info is not None and info.is_internal
+        if broker.cluster_mode:
+            internal = name in INTERNAL_TOPICS and broker.metadata_cache.contains(name)
+        else:
+            info = metadata.topic(name)
+            internal = info is not None and info.is_internal
         results: list[PartitionProduceResponse] = []
         for pdata in topic.partition_data:
             index = pdata.index

@@ -369,3 +369,18 @@ def test_a_waiting_fetch_answers_not_leader_when_the_leader_steps_down(ccall: Ca
     data = response.responses[0].partitions[0]
     assert data.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
     assert (data.current_leader.leader_id, data.current_leader.leader_epoch) == (OTHER, 2)
+
+
+def test_clients_cannot_produce_to_an_internal_topic_led_here(ccall: Caller) -> None:
+    states = [PState("__consumer_offsets", 0, LOCAL, 1, [LOCAL])]
+    ccall(leader_and_isr(7, states), 7)
+    ccall(update_metadata(8, NODES, states), 8)
+    from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+
+    request = ProduceRequest(
+        acks=1,
+        timeout_ms=1000,
+        topic_data=[TopicProduceData("__consumer_offsets", [PartitionProduceData(0, batch([b"x"]))])],
+    )
+    answer = ccall(request, 9).responses[0].partition_responses[0]
+    assert answer.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
