@@ -30,19 +30,22 @@ from protocol.messages.update_metadata_request import (
     UpdateMetadataTopicState,
 )
 from protocol.primitives import ZERO_UUID
+from storage import FileSystem
 
 LOCAL = 1
 OTHER = 2
 
 
-def cluster_broker(path: Path, node_id: int = LOCAL, **overrides: str) -> Broker:
+def cluster_broker(
+    path: Path, node_id: int = LOCAL, fs: FileSystem | None = None, **overrides: str
+) -> Broker:
     settings = {
         "log.dirs": str(path),
         "listeners": "PLAINTEXT://127.0.0.1:0",
         "broker.id": str(node_id),
         **overrides,
     }
-    return Broker(load_config(None, [f"{k}={v}" for k, v in settings.items()]), cluster_mode=True)
+    return Broker(load_config(None, [f"{k}={v}" for k, v in settings.items()]), fs=fs, cluster_mode=True)
 
 
 @dataclass
