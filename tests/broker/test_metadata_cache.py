@@ -8,10 +8,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from broker.app import Broker
+from broker.cluster.metadata_cache import MetadataCache
 from broker.group.hashing import partition_for
-from broker.types import TopicPartition
+from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.api_versions_request import ApiVersionsRequest
 from protocol.messages.describe_cluster_request import DescribeClusterRequest
@@ -224,3 +227,56 @@ def test_api_versions_advertises_the_control_apis_only_in_cluster_mode(ccall: Ca
 
     assert {4, 5, 6} <= keys(ccall)
     assert not {4, 5, 6} & keys(call)
+
+
+@st.composite
+def update_sequences(draw: st.DrawFn) -> list[list[tuple[str, int, int, int]]]:
+    """Requests of (topic, partition, leader, leader epoch); leader -2 deletes the partition."""
+    entry = st.tuples(
+        st.sampled_from(["a", "b"]), st.integers(0, 2), st.sampled_from([-2, LOCAL, OTHER]), st.integers(0, 9)
+    )
+    return draw(st.lists(st.lists(entry, max_size=4), min_size=1, max_size=8))
+
+
+@settings(max_examples=60, deadline=None)
+@given(sequence=update_sequences(), version=st.sampled_from([4, 5, 7, 8]))
+def test_the_cache_matches_a_model_of_partial_updates_and_deletions(
+    sequence: list[list[tuple[str, int, int, int]]], version: int
+) -> None:
+    """Kafka's rules: a request sets the id of every topic it names (v7+; forgets it before), then
+    applies its partitions in order; removing a topic's last partition forgets the topic and id."""
+    cache = MetadataCache(BrokerId(LOCAL))
+    model: dict[TopicPartition, tuple[int, int]] = {}
+    known_ids: dict[str, uuid.UUID] = {}
+    ids = {"a": uuid.UUID(int=0xA), "b": uuid.UUID(int=0xB)}
+    for request in sequence:
+        states = [PState(t, p, leader, epoch, [LOCAL, OTHER]) for t, p, leader, epoch in request]
+        deleted = cache.update(update_metadata(version, NODES, states, topic_ids=ids), version)
+        for topic in {t for t, *_ in request}:
+            if version >= 7:
+                known_ids[topic] = ids[topic]
+            else:
+                known_ids.pop(topic, None)
+        expected_deleted: list[TopicPartition] = []
+        for t, p, leader, epoch in request:
+            tp = TopicPartition(t, p)
+            if leader != -2:
+                model[tp] = (leader, epoch)
+                if tp in expected_deleted:
+                    expected_deleted.remove(tp)
+                continue
+            had_topic = any(k.topic == t for k in model)
+            model.pop(tp, None)
+            if had_topic and not any(k.topic == t for k in model):
+                known_ids.pop(t, None)
+            if tp not in expected_deleted:
+                expected_deleted.append(tp)
+        # From v5 the request groups partitions by topic: the order across topics changes, never
+        # within one, and topics do not affect each other.
+        assert sorted(deleted) == sorted(expected_deleted)
+        assert sorted(cache.topics()) == sorted({tp.topic for tp in model})
+        for topic, topic_id in ids.items():
+            assert cache.topic_name(topic_id) == (topic if topic in known_ids else None)
+        for tp, (leader, epoch) in model.items():
+            cached = cache.partition(tp)
+            assert cached is not None and (cached.leader, cached.leader_epoch) == (leader, epoch)
