@@ -255,7 +255,8 @@ class ReplicaManager:
                 )
                 return ErrorCode.STALE_CONTROLLER_EPOCH, {}
             control.controller_epoch = controller_epoch
-            errors: dict[TopicPartition, ErrorCode] = {}
+            # Answered in the request's order; every entry is overwritten below.
+            errors: dict[TopicPartition, ErrorCode] = {t.tp: ErrorCode.NONE for t in transitions}
             accepted: list[PartitionTransition] = []
             for transition in transitions:
                 code = self._check_transition(transition)
@@ -422,7 +423,7 @@ class ReplicaManager:
                 )
                 return ErrorCode.STALE_CONTROLLER_EPOCH, {}
             control.controller_epoch = controller_epoch
-            errors: dict[TopicPartition, ErrorCode] = {}
+            errors: dict[TopicPartition, ErrorCode] = {s.tp: ErrorCode.NONE for s in stops}
             stopped: list[ReplicaStop] = []
             for stop in stops:
                 partition = self.partitions.get(stop.tp)
