@@ -28,7 +28,7 @@ from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import ListenAddress, Server
 from broker.replica.control import UNKNOWN_BROKER_EPOCH
 from broker.replica.manager import ReplicaManager
-from broker.types import NO_BROKER, BrokerId
+from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol import api as papi
 from storage import FileSystem, LogConfig, LogManager, SystemClock
 
@@ -99,6 +99,9 @@ class Broker:
             self.replica_manager.load()
         # Group coordinator: consumer groups and committed offsets on __consumer_offsets.
         self.group_coordinator = GroupCoordinator(self)
+        if cluster_mode:
+            # The coordinator follows the controller's leadership of __consumer_offsets.
+            self.replica_manager.control.listeners.append(self.group_coordinator.store.on_leadership_change)
 
     # -- configuration helpers -------------------------------------------------------------------
 
@@ -133,6 +136,12 @@ class Broker:
             controller = self.metadata_cache.controller_id
             return NO_BROKER if controller is None else controller
         return self.node_id
+
+    def partition_exists(self, tp: TopicPartition) -> bool:
+        """Whether ``tp`` exists in the cluster (the metadata cache in cluster mode)."""
+        if self.cluster_mode:
+            return self.metadata_cache.partition(tp) is not None
+        return self.metadata.partition(tp) is not None
 
     def is_broker_epoch_stale(self, broker_epoch: int) -> bool:
         """Kafka's isBrokerEpochStale for control requests: -1 skips the check; a newer epoch

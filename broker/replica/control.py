@@ -11,9 +11,10 @@ serialises state changes (``replicaStateChangeLock``), and two seams:
 - ``fetchers`` (:class:`FollowerFetching`): the replica fetcher of issue 13. A partition that
   becomes a follower is handed to it with where to fetch from; one that becomes leader or is
   stopped is taken from it. None until replication exists: followers keep their log and wait.
-- ``listeners`` (:data:`LeadershipChange`): told which partitions became leaders and followers,
-  after each LeaderAndIsr (Kafka's ``onLeadershipChange``: the group coordinator loads and
-  unloads ``__consumer_offsets`` partitions there).
+- ``listeners`` (:data:`LeadershipChange`): told which replicas now lead and which no longer
+  do (became followers after a LeaderAndIsr, or deleted by a StopReplica): Kafka's
+  ``onLeadershipChange`` and ``onResignation``; the group coordinator loads and unloads
+  ``__consumer_offsets`` partitions there.
 """
 
 from __future__ import annotations

@@ -398,9 +398,12 @@ class ReplicaManager:
                 )
         for partition in (*leaders, *followers):
             partition.wake_waiters()
+        self._tell_listeners(leaders, followers)
+
+    def _tell_listeners(self, leading: list[Partition], not_leading: list[Partition]) -> None:
         for listener in list(self.control.listeners):
             try:
-                listener(leaders, followers)
+                listener(leading, not_leading)
             except Exception:
                 log.exception("leadership listener %r failed", listener)
 
@@ -441,12 +444,16 @@ class ReplicaManager:
             if control.fetchers is not None and stopped:
                 control.fetchers.remove_partitions({s.tp for s in stopped})
             to_delete = [s.tp for s in stopped if s.delete]
+            detached: list[Partition] = []
             for tp in to_delete:
-                detached = self.partitions.pop(tp, None)
-                if detached is not None:
+                partition = self.partitions.pop(tp, None)
+                if partition is not None:
                     # No longer anyone's replica here: waiting fetches answer NOT_LEADER_OR_FOLLOWER.
-                    detached.state = PartitionState(list(detached.state.replicas), NO_BROKER, -1, [])
-                    detached.wake_waiters()
+                    partition.state = PartitionState(list(partition.state.replicas), NO_BROKER, -1, [])
+                    partition.wake_waiters()
+                    detached.append(partition)
+            if detached:
+                self._tell_listeners([], detached)
             if to_delete:
                 failures = await disk.run(self._delete_local_logs, to_delete)
                 for tp, exc in failures.items():
