@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -14,18 +15,20 @@ from typing import Any
 
 from broker.cluster.meta_properties import ensure_meta_properties
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
+from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin
 from broker.config import BrokerConfig, topic_log_config
 from broker.config.unapplied import warn_unapplied
 from broker.disk import DiskWorkers
 from broker.group import GroupCoordinator
-from broker.handlers import HANDLERS, api_versions
+from broker.handlers import api_versions, handlers_for
 from broker.handlers.base import RequestContext
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import ListenAddress, Server
+from broker.replica.control import UNKNOWN_BROKER_EPOCH
 from broker.replica.manager import ReplicaManager
-from broker.types import BrokerId
+from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol import api as papi
 from storage import FileSystem, LogConfig, LogManager, SystemClock
 
@@ -33,14 +36,28 @@ log = logging.getLogger(__name__)
 
 #: Producer ids are reserved durably in blocks, as Kafka's ZooKeeper-backed allocator does.
 PRODUCER_ID_BLOCK = 1000
+#: ``BROOK_CLUSTER_MODE=1`` puts a broker in cluster mode without ``zookeeper.connect``: it then
+#: waits for a controller's requests (tests send them directly until ZooKeeper is wired in).
+CLUSTER_MODE_ENV = "BROOK_CLUSTER_MODE"
 
 
 class Broker:
     """One Brook broker process (the embedded single-node mode)."""
 
-    def __init__(self, config: BrokerConfig, *, fs: FileSystem | None = None) -> None:
-        """``fs`` replaces the file system layer of the logs (tests inject disk faults)."""
+    def __init__(
+        self, config: BrokerConfig, *, fs: FileSystem | None = None, cluster_mode: bool | None = None
+    ) -> None:
+        """``fs`` replaces the file system layer of the logs (tests inject disk faults).
+        ``cluster_mode``: None derives it from ``zookeeper.connect`` (or ``BROOK_CLUSTER_MODE=1``)."""
         self.config = config
+        if cluster_mode is None:
+            cluster_mode = not config.standalone or os.environ.get(CLUSTER_MODE_ENV) == "1"
+        #: Cluster mode: metadata comes from the controller (UpdateMetadata into ``metadata_cache``,
+        #: LeaderAndIsr and StopReplica into the replica manager) and apis 4-6 are served.
+        self.cluster_mode = cluster_mode
+        #: This broker's epoch (the czxid of its /brokers/ids znode, set by the ZooKeeper
+        #: registration); control requests from an older epoch get STALE_BROKER_EPOCH.
+        self.broker_epoch = UNKNOWN_BROKER_EPOCH
         warn_unapplied(config)
         self.node_id = BrokerId(config.node_id)
         self.clock = SystemClock()
@@ -61,6 +78,7 @@ class Broker:
             d.mkdir(parents=True, exist_ok=True)
         self.cluster_id = ensure_meta_properties(log_dirs, self.node_id)
         self.metadata = ClusterMetadata(log_dirs[0] / METADATA_FILE, self.cluster_id, self.fs)
+        self.metadata_cache = MetadataCache(self.node_id)
         self.log_manager = LogManager(
             log_dirs,
             config.log_config(),
@@ -74,9 +92,16 @@ class Broker:
             self.node_id, self.log_manager, self.metadata, self.log_config_for
         )
         self.topics = TopicAdmin(self)
-        self.replica_manager.load()
+        if cluster_mode:
+            # Replicas are served once the controller's LeaderAndIsr names them (the logs are loaded).
+            self.replica_manager.metadata_cache = self.metadata_cache
+        else:
+            self.replica_manager.load()
         # Group coordinator: consumer groups and committed offsets on __consumer_offsets.
         self.group_coordinator = GroupCoordinator(self)
+        if cluster_mode:
+            # The coordinator follows the controller's leadership of __consumer_offsets.
+            self.replica_manager.control.listeners.append(self.group_coordinator.store.on_leadership_change)
 
     # -- configuration helpers -------------------------------------------------------------------
 
@@ -89,11 +114,16 @@ class Broker:
     # -- cluster view ------------------------------------------------------------------------------
 
     def live_broker_ids(self) -> list[BrokerId]:
+        if self.cluster_mode:
+            return self.metadata_cache.alive_broker_ids()
         return [self.node_id]
 
     def live_brokers(self, listener: str | None = None) -> list[BrokerEndpoint]:
-        """This broker's advertised endpoint on ``listener`` (the one a request came in on)."""
+        """The live brokers' endpoints on ``listener`` (the one a request came in on): in cluster
+        mode as the controller last said, else this broker's advertised endpoint."""
         advertised = self.config.advertised_listeners
+        if self.cluster_mode:
+            return self.metadata_cache.alive_brokers(listener or advertised[0].name)
         chosen = next((a for a in advertised if a.name == listener), advertised[0])
         # Port 0 asks for any free port: advertise the one actually bound.
         port = chosen.port or self.bound_ports.get(chosen.name, 0)
@@ -101,7 +131,22 @@ class Broker:
 
     @property
     def controller_id(self) -> BrokerId:
+        """The controller (-1 in cluster mode before any UpdateMetadata named one)."""
+        if self.cluster_mode:
+            controller = self.metadata_cache.controller_id
+            return NO_BROKER if controller is None else controller
         return self.node_id
+
+    def partition_exists(self, tp: TopicPartition) -> bool:
+        """Whether ``tp`` exists in the cluster (the metadata cache in cluster mode)."""
+        if self.cluster_mode:
+            return self.metadata_cache.partition(tp) is not None
+        return self.metadata.partition(tp) is not None
+
+    def is_broker_epoch_stale(self, broker_epoch: int) -> bool:
+        """Kafka's isBrokerEpochStale for control requests: -1 skips the check; a newer epoch
+        than ours is accepted (the controller may learn it first)."""
+        return broker_epoch != UNKNOWN_BROKER_EPOCH and broker_epoch < self.broker_epoch
 
     async def next_producer_id(self) -> int:
         """A fresh producer id; a new block is reserved durably (off the loop) before use."""
@@ -139,7 +184,7 @@ class Broker:
         )
         self.server = Server(
             self.loop,
-            HANDLERS,
+            handlers_for(self.cluster_mode),
             self.make_context,
             api_versions.unsupported_version_response,
             max_frame_size=self.config.socket_request_max_bytes,

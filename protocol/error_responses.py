@@ -33,12 +33,14 @@ from protocol.messages import describe_groups_response as describe_groups
 from protocol.messages import fetch_response as fetch
 from protocol.messages import find_coordinator_response as find_coordinator
 from protocol.messages import incremental_alter_configs_response as incremental_alter_configs
+from protocol.messages import leader_and_isr_response as leader_and_isr
 from protocol.messages import list_offsets_response as list_offsets
 from protocol.messages import metadata_response as metadata
 from protocol.messages import offset_commit_response as offset_commit
 from protocol.messages import offset_fetch_response as offset_fetch
 from protocol.messages import offset_for_leader_epoch_response as offset_for_leader_epoch
 from protocol.messages import produce_response as produce
+from protocol.messages import stop_replica_response as stop_replica
 from protocol.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
 from protocol.messages.describe_cluster_response import DescribeClusterResponse
 from protocol.messages.init_producer_id_response import InitProducerIdResponse
@@ -377,6 +379,45 @@ def _describe_cluster(request: Any, version: int, code: int, message: str | None
     return DescribeClusterResponse(error_code=code, error_message=message)
 
 
+def _leader_and_isr(request: Any, version: int, code: int, message: str | None) -> Message:
+    """Every partition with the error: by topic name before v5, grouped by topic id from v5."""
+    response = leader_and_isr.LeaderAndIsrResponse(error_code=code)
+    if version < 2:
+        states = [(s.topic_name, s) for s in request.ungrouped_partition_states]
+    else:
+        states = [(t.topic_name, s) for t in request.topic_states for s in t.partition_states]
+    if version < 5:
+        response.partition_errors = [
+            leader_and_isr.LeaderAndIsrPartitionError(name, s.partition_index, code) for name, s in states
+        ]
+        return response
+    response.topics = [
+        leader_and_isr.LeaderAndIsrTopicError(
+            topic_id=t.topic_id,
+            partition_errors=[
+                leader_and_isr.LeaderAndIsrPartitionError(partition_index=s.partition_index, error_code=code)
+                for s in t.partition_states
+            ],
+        )
+        for t in request.topic_states
+    ]
+    return response
+
+
+def _stop_replica(request: Any, version: int, code: int, message: str | None) -> Message:
+    """Every partition with the error (Kafka's StopReplicaRequest.getErrorResponse)."""
+    if version == 0:
+        pairs = [(p.topic_name, p.partition_index) for p in request.ungrouped_partitions]
+    elif version < 3:
+        pairs = [(t.name, index) for t in request.topics for index in t.partition_indexes]
+    else:
+        pairs = [(t.topic_name, p.partition_index) for t in request.topic_states for p in t.partition_states]
+    return stop_replica.StopReplicaResponse(
+        error_code=code,
+        partition_errors=[stop_replica.StopReplicaPartitionError(name, index, code) for name, index in pairs],
+    )
+
+
 def _top_level(api_key: int) -> Builder:
     """Kafka answers these with the top-level error code and nothing else (Heartbeat,
     LeaveGroup, ListGroups, DescribeLogDirs, OffsetDelete)."""
@@ -392,6 +433,9 @@ _BUILDERS: dict[int, Builder] = {
     1: _fetch,
     2: _list_offsets,
     3: _metadata,
+    4: _leader_and_isr,
+    5: _stop_replica,
+    6: _top_level(6),
     8: _offset_commit,
     9: _offset_fetch,
     10: _find_coordinator,

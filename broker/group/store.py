@@ -219,6 +219,16 @@ class OffsetsTopic:
                 self.loading.discard(index)
                 self.owned.add(index)
 
+    def on_leadership_change(self, leading: list[Partition], not_leading: list[Partition]) -> None:
+        """Cluster mode, as Kafka's onLeadershipChange: load the offsets partitions this broker
+        now leads, forget the groups of those it no longer leads (a replica manager listener)."""
+        for partition in leading:
+            if partition.tp.topic == OFFSETS_TOPIC:
+                self.on_elected(partition.tp.partition, partition.leader_epoch)
+        for partition in not_leading:
+            if partition.tp.topic == OFFSETS_TOPIC:
+                self.on_resigned(partition.tp.partition)
+
     def on_resigned(self, index: int) -> None:
         """Another broker leads partition ``index`` now: forget its groups."""
         self.owned.discard(index)

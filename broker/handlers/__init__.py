@@ -1,5 +1,7 @@
-"""Request handlers, one module per api. ``HANDLERS`` is what the broker serves and exactly
-what ApiVersions advertises."""
+"""Request handlers, one module per api. ``handlers_for(cluster_mode)`` is what a broker serves
+and exactly what ApiVersions advertises: ``HANDLERS`` less the controller-to-broker apis
+(LeaderAndIsr, StopReplica, UpdateMetadata), which only a broker in cluster mode serves, as only
+Kafka's ZooKeeper-mode brokers do (their schemas' ``zkBroker`` listener)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,7 @@ from broker.handlers import (
     incremental_alter_configs,
     init_producer_id,
     join_group,
+    leader_and_isr,
     leave_group,
     list_groups,
     list_offsets,
@@ -30,7 +33,9 @@ from broker.handlers import (
     offset_fetch,
     offset_for_leader_epoch,
     produce,
+    stop_replica,
     sync_group,
+    update_metadata,
 )
 from broker.handlers.base import Handler
 
@@ -63,8 +68,21 @@ _MODULES = (
     list_groups,
     delete_groups,
     offset_delete,
+    # from the controller (cluster mode)
+    leader_and_isr,
+    stop_replica,
+    update_metadata,
 )
 
 HANDLERS: dict[int, Handler] = {m.HANDLER.api_key: m.HANDLER for m in _MODULES}
+#: LeaderAndIsr, StopReplica, UpdateMetadata.
+CLUSTER_MODE_APIS = frozenset({leader_and_isr.API_KEY, stop_replica.API_KEY, update_metadata.API_KEY})
+_EMBEDDED = {key: h for key, h in HANDLERS.items() if key not in CLUSTER_MODE_APIS}
 
-__all__ = ["HANDLERS", "Handler", "api_versions"]
+
+def handlers_for(cluster_mode: bool) -> dict[int, Handler]:
+    """The apis a broker serves (and advertises) in cluster mode or as the embedded node."""
+    return HANDLERS if cluster_mode else _EMBEDDED
+
+
+__all__ = ["CLUSTER_MODE_APIS", "HANDLERS", "Handler", "api_versions", "handlers_for"]

@@ -16,6 +16,9 @@ Fetch sessions (KIP-227, v7+) are declined the way Kafka declines them when its 
 full: full fetches get session id 0, so clients keep sending full requests; an incremental fetch
 naming a session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id (UNKNOWN_TOPIC_ID).
 Follower fetches (replica_id >= 0) belong to the cluster mode and are refused for now.
+In cluster mode, topic ids resolve through the controller's metadata cache; from v16 a
+NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH partition carries the current leader and epoch and
+the response that leader's endpoint (KIP-951).
 """
 
 from __future__ import annotations
@@ -29,10 +32,17 @@ from dataclasses import dataclass
 from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import Partition
+from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
 from protocol.messages.fetch_request import FetchPartition, FetchRequest
-from protocol.messages.fetch_response import FetchableTopicResponse, FetchResponse, PartitionData
+from protocol.messages.fetch_response import (
+    FetchableTopicResponse,
+    FetchResponse,
+    LeaderIdAndEpoch,
+    NodeEndpoint,
+    PartitionData,
+)
 from protocol.records import batch as rb
 from protocol.records import downconvert
 from protocol.records.compression import ZSTD
@@ -110,15 +120,24 @@ def _resolve(ctx: RequestContext, request: FetchRequest) -> list[_Target]:
     replicas = broker.replica_manager
     by_id = ctx.version >= 13
     targets: list[_Target] = []
+    cache = broker.metadata_cache if broker.cluster_mode else None
     for topic in request.topics:
-        info = metadata.topic_by_id(topic.topic_id) if by_id else metadata.topic(topic.topic)
+        named: tuple[str, uuid.UUID] | None
+        if cache is not None:
+            # Cluster mode: ids resolve through the controller's cache; names go straight to the
+            # replica manager, which knows hosted replicas and tells "led elsewhere" from unknown.
+            name = cache.topic_name(topic.topic_id) if by_id else topic.topic
+            named = None if name is None else (name, cache.topic_id(name))
+        else:
+            info = metadata.topic_by_id(topic.topic_id) if by_id else metadata.topic(topic.topic)
+            named = None if info is None else (info.name, info.topic_id)
         for p in topic.partitions:
-            if info is None:
+            if named is None:
                 code = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 targets.append(_Target(topic.topic, topic.topic_id, p, None, code))
                 continue
-            partition, code = replicas.leader_for(info.name, p.partition, p.current_leader_epoch)
-            targets.append(_Target(info.name, info.topic_id, p, partition, code))
+            partition, code = replicas.leader_for(named[0], p.partition, p.current_leader_epoch)
+            targets.append(_Target(named[0], named[1], p, partition, code))
     return targets
 
 
@@ -154,6 +173,13 @@ def _read_all(
             errors = True
             current.partitions.append(
                 _partition_error(p.partition, target.error or ErrorCode.UNKNOWN_SERVER_ERROR, version)
+            )
+            continue
+        if not partition.is_leader:
+            # It stepped down (or was deleted) while this fetch waited on it.
+            errors = True
+            current.partitions.append(
+                _partition_error(p.partition, ErrorCode.NOT_LEADER_OR_FOLLOWER, version)
             )
             continue
         refused = _refused_for_old_fetch(partition, version, legacy_magic)
@@ -208,7 +234,28 @@ def _read_all(
                     data.records = converted
         current.partitions.append(data)
     response = FetchResponse(throttle_time_ms=0, error_code=0, session_id=0, responses=topics)
+    if errors and version >= 16:
+        response.node_endpoints = _leader_hints(ctx, targets, topics)
     return response, total, errors
+
+
+def _leader_hints(
+    ctx: RequestContext, targets: list[_Target], topics: list[FetchableTopicResponse]
+) -> list[NodeEndpoint]:
+    """KIP-951 (v16+): a NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH partition names the current
+    leader and epoch, and the response carries that leader's endpoint, as Kafka's handleFetchRequest."""
+    replicas = ctx.broker.replica_manager
+    endpoints: dict[int, NodeEndpoint] = {}
+    answered = (p for topic in topics for p in topic.partitions)
+    for target, data in zip(targets, answered, strict=True):
+        if data.error_code not in (ErrorCode.NOT_LEADER_OR_FOLLOWER, ErrorCode.FENCED_LEADER_EPOCH):
+            continue
+        hint = replicas.current_leader(TopicPartition(target.topic, data.partition_index), ctx.conn.listener)
+        data.current_leader = LeaderIdAndEpoch(hint.leader_id, hint.leader_epoch)
+        node = hint.endpoint
+        if node is not None:
+            endpoints[node.node_id] = NodeEndpoint(node.node_id, node.host, node.port, node.rack)
+    return list(endpoints.values())
 
 
 def _refused_for_old_fetch(partition: Partition, version: int, legacy_magic: int) -> ErrorCode | None:

@@ -10,6 +10,10 @@ keys get COORDINATOR_NOT_AVAILABLE. v4+ batches keys (``coordinator_keys``) and 
 entry per key; v0-v3 answer a single coordinator with the error message (v1+) ``"NONE"`` on
 success, as Kafka does, and node -1, host "" and port -1 on error. A group whose partition lies
 in a failed log dir gets COORDINATOR_NOT_AVAILABLE (the partition has no leader then).
+
+In cluster mode the coordinator is the partition's leader in the controller's metadata cache, on
+the request's listener; while the cache has no ``__consumer_offsets`` (its creation goes through
+ZooKeeper, not wired yet) or the leader is not alive there, COORDINATOR_NOT_AVAILABLE, as Kafka.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from collections.abc import Awaitable
 
 from broker.cluster.metadata import BrokerEndpoint
 from broker.cluster.topics import TopicError
+from broker.group.store import OFFSETS_TOPIC
 from broker.handlers.base import Handler, RequestContext
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
@@ -47,6 +52,8 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCode, Brok
     if key_type != GROUP:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
     store = ctx.broker.group_coordinator.store
+    if ctx.broker.cluster_mode:
+        return _find_in_cache(ctx, TopicPartition(OFFSETS_TOPIC, store.partition_for(key)))
     info = store.info
     if info is None:  # its creation failed (logged)
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
@@ -60,11 +67,20 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCode, Brok
     return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
 
 
+def _find_in_cache(ctx: RequestContext, tp: TopicPartition) -> tuple[ErrorCode, BrokerEndpoint | None]:
+    cache = ctx.broker.metadata_cache
+    state = cache.partition(tp)
+    endpoint = None if state is None else cache.alive_endpoint(state.leader, ctx.conn.listener)
+    if endpoint is None:
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+    return ErrorCode.NONE, endpoint
+
+
 def handle(
     ctx: RequestContext, request: FindCoordinatorRequest
 ) -> FindCoordinatorResponse | Awaitable[FindCoordinatorResponse]:
     key_type = request.key_type if ctx.version >= 1 else GROUP
-    if key_type == GROUP and ctx.broker.group_coordinator.store.info is None:
+    if key_type == GROUP and not ctx.broker.cluster_mode and ctx.broker.group_coordinator.store.info is None:
         return _after_offsets_topic(ctx, request)
     return _answer(ctx, request)
 

@@ -11,6 +11,13 @@ Authorized operations (v8+) are reported when asked, all allowed since Brook has
 Auto-creation writes the new logs in disk workers; the answer then comes when the topics exist.
 Below v12 a topic named by null or by a topic id makes the whole request INVALID_REQUEST, as Kafka
 (the error response names such a topic "").
+
+In cluster mode everything comes from the controller's metadata cache, as Kafka's ZkMetadataCache
+answers: every live broker on the request's listener, the controller (-1 when unknown), and
+partitions led elsewhere. A leader that is not alive gives LEADER_NOT_AVAILABLE (leader -1); one
+alive without this listener, LISTENER_NOT_FOUND from v6 (LEADER_NOT_AVAILABLE before); v0 lists only
+replicas alive on the listener and answers REPLICA_NOT_AVAILABLE when some are not. Auto-creation
+in cluster mode goes through ZooKeeper (not wired yet): unknown topics get UNKNOWN_TOPIC_OR_PARTITION.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ import logging
 from collections.abc import Awaitable
 
 from broker.cluster.metadata import INTERNAL_TOPICS, ZERO_UUID, TopicInfo, topic_name_error
+from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicError
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.manager import ReplicaManager
@@ -42,6 +50,23 @@ AUTHORIZED_OPERATIONS_OMITTED = -(2**31)
 # DESCRIBE_CONFIGS 10, ALTER_CONFIGS 11, IDEMPOTENT_WRITE 12, CREATE_TOKENS 13, DESCRIBE_TOKENS 14.
 TOPIC_OPERATIONS = sum(1 << op for op in (3, 4, 5, 6, 7, 8, 10, 11))
 CLUSTER_OPERATIONS = sum(1 << op for op in (5, 7, 8, 9, 10, 11, 12, 13, 14))
+
+
+def cluster_topic_metadata(
+    cache: MetadataCache, name: str, listener: str, version: int, include_ops: bool
+) -> MetadataResponseTopic | None:
+    """A topic as the metadata cache knows it, or None when it does not."""
+    partitions = cache.partition_metadata(name, listener, version == 0, version >= 6)
+    if partitions is None:
+        return None
+    return MetadataResponseTopic(
+        error_code=ErrorCode.NONE,
+        name=name,
+        topic_id=cache.topic_id(name),
+        is_internal=cache.is_internal(name),
+        partitions=partitions,
+        topic_authorized_operations=TOPIC_OPERATIONS if include_ops else AUTHORIZED_OPERATIONS_OMITTED,
+    )
 
 
 def topic_metadata(info: TopicInfo, include_ops: bool, replicas: ReplicaManager) -> MetadataResponseTopic:
@@ -79,6 +104,8 @@ def topic_metadata(info: TopicInfo, include_ops: bool, replicas: ReplicaManager)
 def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse | Awaitable[MetadataResponse]:
     if request.topics and ctx.version < 12:
         _check_named_by_name(request, ctx.version)
+    if ctx.broker.cluster_mode:
+        return _answer(ctx, request, {})
     to_create = _auto_creatable(ctx, request)
     if to_create:
         return _create_then_answer(ctx, request, to_create)
@@ -138,7 +165,9 @@ def _answer(
     all_topics = request.topics is None or (version == 0 and not request.topics)
 
     topics: list[MetadataResponseTopic] = []
-    if all_topics:
+    if broker.cluster_mode:
+        topics = _cluster_topics(ctx, request, all_topics, include_topic_ops)
+    elif all_topics:
         replicas = broker.replica_manager
         topics = [topic_metadata(info, include_topic_ops, replicas) for info in metadata.topics.values()]
     else:
@@ -176,6 +205,32 @@ def _answer(
         if include_cluster_ops
         else AUTHORIZED_OPERATIONS_OMITTED,
     )
+
+
+def _cluster_topics(
+    ctx: RequestContext, request: MetadataRequest, all_topics: bool, include_ops: bool
+) -> list[MetadataResponseTopic]:
+    cache = ctx.broker.metadata_cache
+    listener = ctx.conn.listener
+    version = ctx.version
+    if all_topics:
+        found = (cluster_topic_metadata(cache, n, listener, version, include_ops) for n in cache.topics())
+        return [t for t in found if t is not None]
+    topics: list[MetadataResponseTopic] = []
+    for requested in request.topics or []:
+        name = requested.name
+        if name is None:
+            name = cache.topic_name(requested.topic_id)
+            if name is None:
+                topics.append(
+                    MetadataResponseTopic(
+                        error_code=ErrorCode.UNKNOWN_TOPIC_ID, name=None, topic_id=requested.topic_id
+                    )
+                )
+                continue
+        topic = cluster_topic_metadata(cache, name, listener, version, include_ops)
+        topics.append(topic if topic is not None else _missing_topic(name, {}))
+    return topics
 
 
 def _check_named_by_name(request: MetadataRequest, version: int) -> None:

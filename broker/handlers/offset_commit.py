@@ -42,7 +42,7 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
     for topic in request.topics:
         for p in topic.partitions:
             tp = (topic.name, p.partition_index)
-            if broker.metadata.partition(TopicPartition(*tp)) is None:
+            if not broker.partition_exists(TopicPartition(*tp)):
                 errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue
             offsets[tp] = OffsetAndMetadata(

@@ -24,13 +24,13 @@ API_KEY = 47
 
 
 async def handle(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
-    metadata = ctx.broker.metadata
+    broker = ctx.broker
     errors: dict[tuple[str, int], ErrorCode] = {}
     wanted: list[tuple[str, int]] = []
     for topic in request.topics:
         for p in topic.partitions:
             tp = (topic.name, p.partition_index)
-            if metadata.partition(TopicPartition(*tp)) is None:
+            if not broker.partition_exists(TopicPartition(*tp)):
                 errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 wanted.append(tp)

@@ -32,7 +32,8 @@ A disk error while appending answers KAFKA_STORAGE_ERROR for that partition and 
 offline (see :mod:`broker.replica.manager`); the other partitions of the request are answered as
 usual; so are they when the append of one partition fails otherwise (UNKNOWN_SERVER_ERROR for
 it, logged). Transactional produce is not supported yet (TRANSACTIONAL_ID_AUTHORIZATION_FAILED...
-see README).
+see README). From v10, a NOT_LEADER_OR_FOLLOWER partition carries the current leader and epoch and
+the response that leader's endpoint (KIP-951), from the hosted replica or the metadata cache.
 """
 
 from __future__ import annotations
@@ -42,13 +43,17 @@ import logging
 import time
 from collections.abc import Awaitable
 
+from broker.cluster.metadata import INTERNAL_TOPICS
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import AppendOutcome
+from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
 from protocol.messages.produce_request import ProduceRequest
 from protocol.messages.produce_response import (
     BatchIndexAndErrorMessage,
+    LeaderIdAndEpoch,
+    NodeEndpoint,
     PartitionProduceResponse,
     ProduceResponse,
     TopicProduceResponse,
@@ -114,8 +119,11 @@ def handle(
     to_flush: list[tuple[PartitionProduceResponse, Log, int]] | None = None
     for topic in request.topic_data:
         name = topic.name
-        info = metadata.topic(name)
-        internal = info is not None and info.is_internal
+        if broker.cluster_mode:
+            internal = name in INTERNAL_TOPICS and broker.metadata_cache.contains(name)
+        else:
+            info = metadata.topic(name)
+            internal = info is not None and info.is_internal
         results: list[PartitionProduceResponse] = []
         for pdata in topic.partition_data:
             index = pdata.index
@@ -211,7 +219,25 @@ def _answer(ctx: RequestContext, acks: int, responses: list[TopicProduceResponse
         if any(p.error_code for t in responses for p in t.partition_responses):
             ctx.conn.close("acks=0 produce failed")
         return None
-    return ProduceResponse(responses=responses, throttle_time_ms=0)
+    endpoints = _leader_hints(ctx, responses) if ctx.version >= 10 else []
+    return ProduceResponse(responses=responses, throttle_time_ms=0, node_endpoints=endpoints)
+
+
+def _leader_hints(ctx: RequestContext, responses: list[TopicProduceResponse]) -> list[NodeEndpoint]:
+    """KIP-951 (v10+): a NOT_LEADER_OR_FOLLOWER partition names the current leader and epoch, and
+    the response carries that leader's endpoint, as Kafka's handleProduceRequest."""
+    replicas = ctx.broker.replica_manager
+    endpoints: dict[int, NodeEndpoint] = {}
+    for topic in responses:
+        for p in topic.partition_responses:
+            if p.error_code != ErrorCode.NOT_LEADER_OR_FOLLOWER:
+                continue
+            hint = replicas.current_leader(TopicPartition(topic.name, p.index), ctx.conn.listener)
+            p.current_leader = LeaderIdAndEpoch(hint.leader_id, hint.leader_epoch)
+            node = hint.endpoint
+            if node is not None:
+                endpoints[node.node_id] = NodeEndpoint(node.node_id, node.host, node.port, node.rack)
+    return list(endpoints.values())
 
 
 def _prepare(

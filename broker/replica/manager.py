@@ -17,13 +17,36 @@ broker when every log dir is offline; Brook keeps running so that metadata and a
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
-from broker.cluster.metadata import ClusterMetadata, TopicInfo
+from broker.cluster.metadata import ClusterMetadata, PartitionState, TopicInfo
+from broker.cluster.metadata_cache import LeaderHint
+from broker.replica.control import (
+    EPOCH_DURING_DELETE,
+    NO_EPOCH,
+    ControlPlane,
+    DiskRunner,
+    FetchStart,
+    PartitionTransition,
+    ReplicaStop,
+)
 from broker.replica.partition import Partition
-from broker.types import BrokerId, TopicPartition
+from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
-from storage import LogConfig, LogDirOfflineError, LogManager, StorageCorruptionError, StorageError
+from storage import (
+    InconsistentTopicIdError,
+    Log,
+    LogConfig,
+    LogDirOfflineError,
+    LogManager,
+    StorageCorruptionError,
+    StorageError,
+)
+
+if TYPE_CHECKING:
+    from broker.cluster.metadata_cache import MetadataCache
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +67,11 @@ class ReplicaManager:
         #: Replicas this broker should host but whose log could not be opened or created because
         #: of a disk error (Kafka: HostedPartition.Offline); they answer KAFKA_STORAGE_ERROR.
         self.offline_partitions: set[TopicPartition] = set()
+        #: Cluster mode: the controller's view (set by the broker); None on the embedded node.
+        self.metadata_cache: MetadataCache | None = None
+        #: Cluster mode: the controller epoch last seen, the follower fetchers and leadership
+        #: listeners (see :mod:`broker.replica.control`).
+        self.control = ControlPlane()
 
     def get(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)
@@ -59,7 +87,9 @@ class ReplicaManager:
         if partition is None:
             if self.offline_partitions and TopicPartition(topic, index) in self.offline_partitions:
                 return None, ErrorCode.KAFKA_STORAGE_ERROR
-            known = self.metadata.partition(TopicPartition(topic, index)) is not None
+            tp = TopicPartition(topic, index)
+            cache = self.metadata_cache
+            known = (cache.partition(tp) if cache is not None else self.metadata.partition(tp)) is not None
             return None, ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         if self.log_manager.offline_dirs and self.log_manager.is_offline(topic, index):
             return None, ErrorCode.KAFKA_STORAGE_ERROR
@@ -70,6 +100,22 @@ class ReplicaManager:
                 return None, ErrorCode.FENCED_LEADER_EPOCH
             return None, ErrorCode.UNKNOWN_LEADER_EPOCH
         return partition, ErrorCode.NONE
+
+    def current_leader(self, tp: TopicPartition, listener: str) -> LeaderHint:
+        """Kafka's getCurrentLeader, for the KIP-951 hints of a NOT_LEADER_OR_FOLLOWER (or fenced)
+        answer: the hosted replica's leader and epoch, else the metadata cache's; the leader's
+        endpoint on ``listener`` when the cache knows it alive."""
+        partition = self.partitions.get(tp)
+        cache = self.metadata_cache
+        if partition is not None:
+            leader, epoch = int(partition.state.leader), partition.leader_epoch
+        elif cache is not None and (state := cache.partition(tp)) is not None:
+            leader, epoch = int(state.leader), state.leader_epoch
+        else:
+            return LeaderHint()
+        leader = max(leader, -1)
+        endpoint = cache.alive_endpoint(leader, listener) if cache is not None and leader >= 0 else None
+        return LeaderHint(leader, epoch, endpoint)
 
     def any_offline(self) -> bool:
         """Whether any replica here is offline (a cheap test before asking per partition)."""
@@ -176,3 +222,267 @@ class ReplicaManager:
             partition = self.partitions.get(TopicPartition(info.name, index))
             if partition is not None:
                 partition.log.update_config(config)
+
+    # -- cluster mode: what the controller asks (LeaderAndIsr, StopReplica) -------------------------
+
+    async def become_leader_or_follower(
+        self,
+        controller_id: int,
+        controller_epoch: int,
+        transitions: list[PartitionTransition],
+        disk: DiskRunner,
+    ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+        """Kafka's ReplicaManager.becomeLeaderOrFollower: the request-level error (an older
+        controller epoch than the latest seen: STALE_CONTROLLER_EPOCH) and one error per partition.
+
+        Per partition: a replica in an offline log dir answers KAFKA_STORAGE_ERROR; a topic id
+        other than the hosted replica's, INCONSISTENT_TOPIC_ID; a leader epoch not newer than the
+        hosted one, STALE_CONTROLLER_EPOCH (as Kafka, for an older or equal epoch); a replica list
+        without this broker, UNKNOWN_TOPIC_OR_PARTITION. The others become leaders or followers:
+        new replicas get a log (topic id in ``partition.metadata``); a new leader records its
+        epoch at its log end in the leader-epoch cache (disk work, in ``disk``); a follower keeps
+        its log, stops answering as leader and is handed to the fetcher seam. A follower whose
+        leader the metadata cache does not know alive only gets its log, as Kafka.
+        """
+        control = self.control
+        async with control.lock:
+            if controller_epoch < control.controller_epoch:
+                log.warning(
+                    "ignoring LeaderAndIsr from controller %d: its epoch %d is older than %d",
+                    controller_id,
+                    controller_epoch,
+                    control.controller_epoch,
+                )
+                return ErrorCode.STALE_CONTROLLER_EPOCH, {}
+            control.controller_epoch = controller_epoch
+            # Answered in the request's order; every entry is overwritten below.
+            errors: dict[TopicPartition, ErrorCode] = {t.tp: ErrorCode.NONE for t in transitions}
+            accepted: list[PartitionTransition] = []
+            for transition in transitions:
+                code = self._check_transition(transition)
+                if code is None:
+                    accepted.append(transition)
+                else:
+                    errors[transition.tp] = code
+            # Hosted replicas change role at once: no append as the old leader after this point.
+            changing = {id(t) for t in accepted if self._leader_known(t)}
+            for transition in accepted:
+                if id(transition) not in changing:
+                    continue
+                partition = self.partitions.get(transition.tp)
+                if partition is not None:
+                    _apply(partition, transition, self.local_id)
+            work = [(t, self.partitions.get(t.tp), t.leader == self.local_id) for t in accepted]
+            opened = await disk.run(self._open_logs, work) if work else {}
+            leaders: list[Partition] = []
+            followers: list[Partition] = []
+            for transition, existing, _ in work:
+                outcome = opened[transition.tp]
+                if not isinstance(outcome, Log):
+                    errors[transition.tp] = self._open_failure(transition.tp, outcome)
+                    continue
+                errors[transition.tp] = ErrorCode.NONE
+                partition = existing
+                if partition is None:
+                    topic_id = transition.topic_id or outcome.topic_id or uuid.UUID(int=0)
+                    unknown = PartitionState(list(transition.replicas), NO_BROKER, -1, list(transition.isr))
+                    partition = Partition(transition.tp, topic_id, outcome, unknown, self.local_id)
+                    if id(transition) in changing:
+                        _apply(partition, transition, self.local_id)
+                    self.offline_partitions.discard(transition.tp)
+                    self.partitions[transition.tp] = partition
+                if id(transition) not in changing:
+                    continue
+                (leaders if partition.is_leader else followers).append(partition)
+            self._hand_over(leaders, followers)
+            return ErrorCode.NONE, errors
+
+    def _check_transition(self, transition: PartitionTransition) -> ErrorCode | None:
+        tp = transition.tp
+        if self.is_offline(tp):
+            log.warning("ignoring LeaderAndIsr for %s: its replica is in an offline log dir", tp)
+            return ErrorCode.KAFKA_STORAGE_ERROR
+        partition = self.partitions.get(tp)
+        current_epoch = partition.leader_epoch if partition is not None else -1
+        hosted_id = partition.topic_id if partition is not None and partition.topic_id.int else None
+        if transition.topic_id is not None and hosted_id is not None and transition.topic_id != hosted_id:
+            log.error(
+                "topic id %s of %s does not match %s from the controller", hosted_id, tp, transition.topic_id
+            )
+            return ErrorCode.INCONSISTENT_TOPIC_ID
+        if transition.leader_epoch <= current_epoch:
+            log.info(
+                "ignoring LeaderAndIsr for %s: leader epoch %d is not newer than %d",
+                tp,
+                transition.leader_epoch,
+                current_epoch,
+            )
+            return ErrorCode.STALE_CONTROLLER_EPOCH
+        if self.local_id not in transition.replicas:
+            log.warning("ignoring LeaderAndIsr for %s: broker %d is not a replica", tp, self.local_id)
+            return ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
+        return None
+
+    def _leader_known(self, transition: PartitionTransition) -> bool:
+        """A leader, or a follower whose leader is alive in the metadata cache (Kafka's
+        makeFollowers changes nothing but the log for a follower of an unknown leader)."""
+        if transition.leader == self.local_id or self.metadata_cache is None:
+            return True
+        if self.metadata_cache.has_alive_broker(transition.leader):
+            return True
+        log.error(
+            "cannot make %s a follower: its leader %d is not alive in the metadata cache",
+            transition.tp,
+            transition.leader,
+        )
+        return False
+
+    def _open_logs(
+        self, work: list[tuple[PartitionTransition, Partition | None, bool]]
+    ) -> dict[TopicPartition, Log | BaseException]:
+        """Open or create the logs of the transitions, and start the leaders' new epochs at their
+        log ends (a disk worker's job: directories, metadata files, the epoch checkpoint)."""
+        results: dict[TopicPartition, Log | BaseException] = {}
+        for transition, existing, becomes_leader in work:
+            tp = transition.tp
+            try:
+                if existing is not None:
+                    log_ = existing.log
+                else:
+                    config = self._config_for(tp.topic, transition.topic_id)
+                    log_ = self.log_manager.get_or_create_log(
+                        tp.topic, tp.partition, transition.topic_id, config
+                    )
+                if becomes_leader:
+                    # Kafka's makeLeader: the new epoch starts at the log end. An append under the
+                    # new epoch since the state change already started it; this is then a no-op.
+                    log_.maybe_assign_epoch_start_offset(transition.leader_epoch, log_.log_end_offset)
+                results[tp] = log_
+            except (StorageError, OSError, ValueError) as exc:
+                results[tp] = exc
+        return results
+
+    def _config_for(self, topic: str, topic_id: uuid.UUID | None) -> LogConfig:
+        # Cluster mode reads topic configs from ZooKeeper (/config/topics, not wired yet); a topic
+        # the local metadata does not know gets the broker's defaults meanwhile.
+        info = self.metadata.topic(topic) or TopicInfo(topic, topic_id or uuid.UUID(int=0), [])
+        return self.log_config_for(info)
+
+    def _open_failure(self, tp: TopicPartition, exc: BaseException) -> ErrorCode:
+        if isinstance(exc, InconsistentTopicIdError):
+            log.error("cannot host %s: %s", tp, exc)
+            return ErrorCode.INCONSISTENT_TOPIC_ID
+        if isinstance(exc, OSError):
+            log_dir = self.log_manager.log_dir_of(tp.topic, tp.partition)
+            if log_dir is not None:
+                self.log_manager.mark_dir_offline(log_dir, f"opening the log of {tp}", exc)
+        elif isinstance(exc, ValueError):
+            log.error("cannot host %s: %s", tp, exc)
+            return ErrorCode.INVALID_REQUEST
+        else:
+            log.error("the replica of %s is offline: %s", tp, exc)
+        self.offline_partitions.add(tp)
+        return ErrorCode.KAFKA_STORAGE_ERROR
+
+    def _hand_over(self, leaders: list[Partition], followers: list[Partition]) -> None:
+        """Tell the fetcher seam and the leadership listeners what changed."""
+        fetchers = self.control.fetchers
+        if fetchers is not None:
+            fetchers.remove_partitions({p.tp for p in leaders} | {p.tp for p in followers})
+            if followers:
+                fetchers.add_partitions(
+                    {
+                        p.tp: FetchStart(p.topic_id, p.state.leader, p.leader_epoch, p.log_end_offset)
+                        for p in followers
+                    }
+                )
+        for partition in (*leaders, *followers):
+            partition.wake_waiters()
+        self._tell_listeners(leaders, followers)
+
+    def _tell_listeners(self, leading: list[Partition], not_leading: list[Partition]) -> None:
+        for listener in list(self.control.listeners):
+            try:
+                listener(leading, not_leading)
+            except Exception:
+                log.exception("leadership listener %r failed", listener)
+
+    async def stop_replicas(
+        self, controller_id: int, controller_epoch: int, stops: list[ReplicaStop], disk: DiskRunner
+    ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+        """Kafka's ReplicaManager.stopReplicas: STALE_CONTROLLER_EPOCH for an older controller, else
+        per partition KAFKA_STORAGE_ERROR (offline replica), FENCED_LEADER_EPOCH (a leader epoch
+        older than the hosted one; -1 and -2 skip the check), or NONE. Stopped replicas leave the
+        fetcher; with ``delete`` they stop being served and their logs are deleted in ``disk``
+        (also when no replica is hosted here but a log is left on disk)."""
+        control = self.control
+        async with control.lock:
+            if controller_epoch < control.controller_epoch:
+                log.warning(
+                    "ignoring StopReplica from controller %d: its epoch %d is older than %d",
+                    controller_id,
+                    controller_epoch,
+                    control.controller_epoch,
+                )
+                return ErrorCode.STALE_CONTROLLER_EPOCH, {}
+            control.controller_epoch = controller_epoch
+            errors: dict[TopicPartition, ErrorCode] = {s.tp: ErrorCode.NONE for s in stops}
+            stopped: list[ReplicaStop] = []
+            for stop in stops:
+                partition = self.partitions.get(stop.tp)
+                if self.is_offline(stop.tp):
+                    errors[stop.tp] = ErrorCode.KAFKA_STORAGE_ERROR
+                elif (
+                    partition is not None
+                    and stop.leader_epoch not in (NO_EPOCH, EPOCH_DURING_DELETE)
+                    and stop.leader_epoch < partition.leader_epoch
+                ):
+                    errors[stop.tp] = ErrorCode.FENCED_LEADER_EPOCH
+                else:
+                    stopped.append(stop)
+                    errors[stop.tp] = ErrorCode.NONE
+            if control.fetchers is not None and stopped:
+                control.fetchers.remove_partitions({s.tp for s in stopped})
+            to_delete = [s.tp for s in stopped if s.delete]
+            detached: list[Partition] = []
+            for tp in to_delete:
+                partition = self.partitions.pop(tp, None)
+                if partition is not None:
+                    # No longer anyone's replica here: waiting fetches answer NOT_LEADER_OR_FOLLOWER.
+                    partition.state = PartitionState(list(partition.state.replicas), NO_BROKER, -1, [])
+                    partition.wake_waiters()
+                    detached.append(partition)
+            if detached:
+                self._tell_listeners([], detached)
+            if to_delete:
+                failures = await disk.run(self._delete_local_logs, to_delete)
+                for tp, exc in failures.items():
+                    log.error("deleting the replica of %s failed: %s", tp, exc)
+                    errors[tp] = ErrorCode.KAFKA_STORAGE_ERROR
+            return ErrorCode.NONE, errors
+
+    def _delete_local_logs(self, partitions: list[TopicPartition]) -> dict[TopicPartition, BaseException]:
+        """Delete the logs of stopped replicas (renames and fsyncs: a disk worker's job)."""
+        failures: dict[TopicPartition, BaseException] = {}
+        for tp in partitions:
+            try:
+                self.log_manager.delete_log(tp.topic, tp.partition)
+            except (StorageError, OSError) as exc:
+                failures[tp] = exc
+        return failures
+
+
+def _apply(partition: Partition, transition: PartitionTransition, local_id: BrokerId) -> None:
+    """The partition's new state from the controller (a fresh object: in the embedded mode the
+    old one is shared with the local metadata)."""
+    partition.state = PartitionState(
+        list(transition.replicas),
+        transition.leader,
+        transition.leader_epoch,
+        list(transition.isr),
+        transition.partition_epoch,
+    )
+    if transition.leader == local_id:
+        # A new leadership term: followers' positions are learnt again from their fetches.
+        partition.follower_leo.clear()
+        partition.maybe_increment_high_watermark()

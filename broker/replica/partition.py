@@ -99,6 +99,11 @@ class Partition:
     def remove_listener(self, listener: Listener) -> None:
         self._listeners.discard(listener)
 
+    def wake_waiters(self) -> None:
+        """Wake whatever waits on this replica (a leadership change: delayed fetches then answer
+        NOT_LEADER_OR_FOLLOWER at once, as Kafka completes them when a leader steps down)."""
+        self._notify()
+
     def _notify(self) -> None:
         if self._listeners:
             for listener in list(self._listeners):

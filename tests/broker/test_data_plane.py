@@ -6,7 +6,7 @@ import asyncio
 import time
 from pathlib import Path
 
-from broker.handlers import HANDLERS
+from broker.handlers import CLUSTER_MODE_APIS, HANDLERS, handlers_for
 from protocol.api import all_apis, api
 from protocol.error_codes import ErrorCode
 from protocol.messages.api_versions_request import ApiVersionsRequest
@@ -75,7 +75,10 @@ def test_api_versions_advertises_exactly_what_is_served(call: Caller) -> None:
     response = call(ApiVersionsRequest(client_software_name="t", client_software_version="1"), 3)
     assert response.error_code == 0
     advertised = {(k.api_key, k.min_version, k.max_version) for k in response.api_keys}
-    assert advertised == {(h.api_key, h.min_version, h.max_version) for h in HANDLERS.values()}
+    served = handlers_for(cluster_mode=False)
+    assert advertised == {(h.api_key, h.min_version, h.max_version) for h in served.values()}
+    # The controller-to-broker apis are for cluster mode only (test_metadata_cache.py).
+    assert not CLUSTER_MODE_APIS & {k.api_key for k in response.api_keys}
     for handler in HANDLERS.values():
         spec = api(handler.api_key)
         assert spec.min_version <= handler.min_version <= handler.max_version <= spec.max_stable_version
