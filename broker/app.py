@@ -17,6 +17,7 @@ from broker.cluster.meta_properties import ensure_meta_properties
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
 from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin
+from broker.cluster.zk_mode import ZkCluster
 from broker.config import BrokerConfig, topic_log_config
 from broker.config.unapplied import warn_unapplied
 from broker.disk import DiskWorkers
@@ -58,6 +59,9 @@ class Broker:
         #: This broker's epoch (the czxid of its /brokers/ids znode, set by the ZooKeeper
         #: registration); control requests from an older epoch get STALE_BROKER_EPOCH.
         self.broker_epoch = UNKNOWN_BROKER_EPOCH
+        #: ZooKeeper mode (``zookeeper.connect``): the session, controller state and election;
+        #: None in the embedded mode (and with BROOK_CLUSTER_MODE=1 alone).
+        self.zk_cluster: ZkCluster | None = None
         warn_unapplied(config)
         self.node_id = BrokerId(config.node_id)
         self.clock = SystemClock()
