@@ -271,6 +271,9 @@ class ZkCluster:
     def _on_session_state(self, state: SessionState) -> None:
         if state is SessionState.EXPIRED:
             # Kafka's session-expiry handler: the controller resigns (its /controller is gone).
+            # Inactive at once: no queued event may act as controller any more.
+            if self.controller is not None:
+                self.controller.active = False
             self.put("Expire", self._resign)
 
     async def _on_new_session(self) -> None:
