@@ -350,10 +350,14 @@ class ZkCluster:
         if self._closed:
             return
         self._closed = True
-        if self._event_task is not None:
-            self._event_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._event_task
+        task = self._event_task
+        # Cancelled until done: on Python 3.11 a cancellation racing with an inner wait_for's
+        # completion can be lost, leaving the task waiting on the queue.
+        for _ in range(20):
+            if task is None or task.done():
+                break
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.25)
         await self._resign()
         await self.zk.close()
 
