@@ -566,3 +566,38 @@ def test_auto_rebalance_returns_leadership_to_the_preferred_replica(connect: str
             await zk.close()
 
     run(body(), 60)
+
+
+def test_turning_on_unclean_election_for_a_topic_elects_its_leaderless_partitions(
+    connect: str, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        zk = await observer(connect)
+        try:
+            async with cluster(connect, tmp_path, size=2) as brokers:
+                await zk.create_topic("unc", data.TopicAssignment(uuid.uuid4(), {0: [1, 0]}), {})
+                tp = TopicPartition("unc", 0)
+                assert await wait_metadata(brokers[0], partition_led(tp, 1))
+                state = await zk.get_partition_state("unc", 0)
+                assert state is not None
+                # Only the leader is in sync: its loss leaves no clean candidate.
+                alone = data.PartitionState(1, state.leader_epoch, (1,), state.controller_epoch)
+                await zk.set_data(
+                    paths.partition_state("unc", 0), data.encode_partition_state(alone), state.zk_version
+                )
+                await zk.create_isr_change_notification([("unc", 0)])
+                assert await wait_metadata(
+                    brokers[0], lambda c: (p := c.partition(tp)) is not None and p.isr == [1]
+                )
+                assert controller_of(brokers) is brokers[0]  # started first, so elected first
+                await brokers[1].stop()
+                brokers[1].zk_cluster = None
+                assert await wait_metadata(brokers[0], partition_led(tp, -1))
+                await zk.change_entity_config("topics", "unc", {"unclean.leader.election.enable": "true"})
+                assert await wait_metadata(brokers[0], partition_led(tp, 0))
+                after = await zk.get_partition_state("unc", 0)
+                assert after is not None and after.leader == 0 and after.isr == (0,)
+        finally:
+            await zk.close()
+
+    run(body(), 60)
