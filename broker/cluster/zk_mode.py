@@ -207,8 +207,7 @@ class ZkCluster:
                 await event()
             except ControllerMovedError as exc:
                 log.info("controller moved while processing %s (%s): resigning", name, exc)
-                await self._resign()
-                self.put("Reelect", self._elect)
+                await self._move_controller()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -258,7 +257,29 @@ class ZkCluster:
         from broker.cluster.controller_driver import ControllerDriver
 
         self.controller = ControllerDriver(self, self.broker, epoch, epoch_zk_version)
-        await self.controller.failover()
+        try:
+            await self.controller.failover()
+        except ControllerMovedError:
+            raise
+        except Exception:
+            # A fail-over that did not complete leaves no trustworthy controller state: Kafka's
+            # triggerControllerMove, after a pause so that a sick ZooKeeper is not hammered.
+            log.exception("controller fail-over of broker %d failed: resigning", broker_id)
+            await self._move_controller(delay_s=1.0)
+
+    async def _move_controller(self, delay_s: float = 0.0) -> None:
+        """Kafka's triggerControllerMove: resign, give up /controller if it still names this
+        broker, then stand for election again."""
+        driver = self.controller
+        await self._resign()
+        if driver is not None:
+            with contextlib.suppress(Exception):  # fenced: a no-op when it is no longer ours
+                if await self.zk.get_controller_id() == driver.broker.node_id:
+                    await self.zk.delete_controller(driver.epoch_zk_version)
+        if delay_s > 0:
+            asyncio.get_running_loop().call_later(delay_s, self.put, "Reelect", self._elect)
+        else:
+            self.put("Reelect", self._elect)
 
     async def _resign(self) -> None:
         driver, self.controller = self.controller, None

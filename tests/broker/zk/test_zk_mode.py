@@ -601,3 +601,49 @@ def test_turning_on_unclean_election_for_a_topic_elects_its_leaderless_partition
             await zk.close()
 
     run(body(), 60)
+
+
+def test_a_rival_controller_fences_the_old_one_which_steps_down(connect: str, tmp_path: Path) -> None:
+    """A rival takes /controller and the epoch in one multi-op (as a broker whose election raced
+    ahead would); the old controller, whether it learns it from the /controller watch or from a
+    refused fenced write, steps down. When the rival goes, a Brook broker is elected again with a
+    newer epoch and does the work it missed."""
+
+    async def body() -> None:
+        rival = await observer(connect)
+        zk = await observer(connect)
+        try:
+            async with cluster(connect, tmp_path, size=2) as brokers:
+                epoch = await zk.get_controller_epoch()
+                assert epoch is not None
+                tx = rival._zk.transaction()
+                tx.delete(paths.CONTROLLER)
+                tx.set_data(paths.CONTROLLER_EPOCH, data.encode_controller_epoch(epoch[0] + 1), epoch[1])
+                tx.create(
+                    paths.CONTROLLER,
+                    data.encode_controller(data.ControllerRegistration(99, 1)),
+                    ephemeral=True,
+                )
+                results = await asyncio.to_thread(tx.commit)
+                assert not any(isinstance(r, Exception) for r in results), results
+                await zk.create_topic("fenced", data.TopicAssignment(uuid.uuid4(), {0: [1, 0]}), {})
+                await until(
+                    lambda: not any(b.zk_cluster and b.zk_cluster.is_active_controller for b in brokers)
+                )
+                await rival.close()  # the rival dies: its /controller goes
+                tp = TopicPartition("fenced", 0)
+                for broker in brokers:
+                    assert await wait_metadata(broker, partition_led(tp, 1))
+                after = await zk.get_controller_epoch()
+                assert after is not None and after[0] == epoch[0] + 2
+                state = await zk.get_partition_state("fenced", 0)
+                assert state is not None and state.controller_epoch == after[0]
+                controller_id = await zk.get_controller_id()
+                assert [b.node_id for b in brokers if b.zk_cluster and b.zk_cluster.is_active_controller] == [
+                    controller_id
+                ]
+        finally:
+            await rival.close()
+            await zk.close()
+
+    run(body(), 60)
