@@ -23,7 +23,7 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from kazoo.exceptions import BadVersionError, NodeExistsError
 from kazoo.protocol.states import WatchedEvent
@@ -155,6 +155,8 @@ class ControllerDriver:
         self._topics_watched: set[str] = set()
         self._rebalance_timer: asyncio.TimerHandle | None = None
         self._config_changes_seen: set[str] = set()
+        #: Requests waiting for their event (failed with NotControllerError on resignation).
+        self._waiting: set[asyncio.Future[Any]] = set()
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -178,14 +180,15 @@ class ControllerDriver:
         return fired
 
     async def submit(self, name: str, work: Callable[[], Awaitable[T]]) -> T:
-        """Run ``work`` as a controller event (after the queued ones); its result."""
+        """Run ``work`` as a controller event (after the queued ones); its result.
+        NotControllerError if this broker resigns before it runs."""
         future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.add(future)
+        future.add_done_callback(self._waiting.discard)
 
         async def run() -> None:
             if not self.active:
-                future.set_exception(
-                    NotControllerError(f"broker {self.broker.node_id} is no longer the controller")
-                )
+                self._not_controller(future)
                 return
             try:
                 result = await work()
@@ -196,8 +199,15 @@ class ControllerDriver:
             if not future.done():
                 future.set_result(result)
 
-        self.cluster.put(name, run)
+        if not self.active or not self.cluster.put(name, run):
+            self._not_controller(future)
         return await future
+
+    def _not_controller(self, future: asyncio.Future[T]) -> None:
+        if not future.done():
+            future.set_exception(
+                NotControllerError(f"broker {self.broker.node_id} is no longer the controller")
+            )
 
     # -- fail-over --------------------------------------------------------------------------------
 
@@ -500,5 +510,7 @@ class ControllerDriver:
         self.active = False
         if self._rebalance_timer is not None:
             self._rebalance_timer.cancel()
+        for future in list(self._waiting):
+            self._not_controller(future)
         with contextlib.suppress(Exception):
             await self.channels.shutdown()

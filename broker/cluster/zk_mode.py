@@ -195,10 +195,12 @@ class ZkCluster:
 
     # -- the event queue --------------------------------------------------------------------------
 
-    def put(self, name: str, event: Event) -> None:
-        """Queue ``event`` to run after every event queued before it."""
-        if not self._closed:
-            self._events.put_nowait((name, event))
+    def put(self, name: str, event: Event) -> bool:
+        """Queue ``event`` to run after every event queued before it; False once closed."""
+        if self._closed:
+            return False
+        self._events.put_nowait((name, event))
+        return True
 
     async def _run_events(self) -> None:
         while True:
