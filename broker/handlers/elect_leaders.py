@@ -2,12 +2,17 @@
 partitions. Served in cluster mode only.
 
 As Kafka 3.9 in ZooKeeper mode (KafkaApis.handleElectLeaders -> KafkaController.electLeaders):
-the top-level error is NONE (v1+); null ``topic_partitions`` means every partition in the metadata
-cache; on a broker that is not the active controller every partition answers NOT_CONTROLLER; on
-the controller each partition gets ``Controller.elect_leaders``' outcome (ELECTION_NOT_NEEDED,
-PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION...).
-v0 has no election type: preferred. The answer comes once the new states are written and the
-LeaderAndIsr requests sent (Kafka waits for the leaders in its metadata, up to ``timeout_ms``).
+- the top-level error is NONE (v1+);
+- null ``topic_partitions`` means every partition in the metadata cache, and then the partitions
+  that needed no election are left out of the answer;
+- on a broker that is not the active controller every partition answers NOT_CONTROLLER;
+- on the controller each partition gets ``Controller.elect_leaders``' outcome
+  (ELECTION_NOT_NEEDED, PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE,
+  UNKNOWN_TOPIC_OR_PARTITION...);
+- v0 has no election type: preferred.
+
+The answer comes once the new states are written and the LeaderAndIsr requests queued (Kafka
+waits for the leaders to show in its metadata, up to ``timeout_ms``).
 """
 
 from __future__ import annotations
@@ -62,11 +67,11 @@ def handle(
     if cluster is None or cluster.controller is None or not cluster.controller.active:
         return _not_controller(partitions)
     election = ElectionType.PREFERRED if ctx.version == 0 else ElectionType(request.election_type)
-    return _elect(ctx, partitions, election)
+    return _elect(ctx, partitions, election, every_partition=request.topic_partitions is None)
 
 
 async def _elect(
-    ctx: RequestContext, partitions: list[TopicPartition], election: ElectionType
+    ctx: RequestContext, partitions: list[TopicPartition], election: ElectionType, *, every_partition: bool
 ) -> ElectLeadersResponse:
     cluster = ctx.broker.zk_cluster
     assert cluster is not None and cluster.controller is not None
@@ -74,7 +79,11 @@ async def _elect(
         outcomes = await cluster.controller.elect_leaders(partitions, election)
     except NotControllerError:
         return _not_controller(partitions)
-    return _response({tp: outcomes[tp] for tp in partitions if tp in outcomes})
+    answered = {tp: outcomes[tp] for tp in partitions if tp in outcomes}
+    if every_partition:
+        # Kafka: an election over all partitions lists only those elected or failed.
+        answered = {tp: o for tp, o in answered.items() if o.error is not ErrorCode.ELECTION_NOT_NEEDED}
+    return _response(answered)
 
 
 HANDLER = Handler(API_KEY, 0, 2, handle)

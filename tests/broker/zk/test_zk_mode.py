@@ -647,3 +647,50 @@ def test_a_rival_controller_fences_the_old_one_which_steps_down(connect: str, tm
             await zk.close()
 
     run(body(), 60)
+
+
+def test_elect_leaders_on_the_controller_moves_leadership_to_the_preferred_replica(
+    connect: str, tmp_path: Path
+) -> None:
+    async def body() -> None:
+        zk = await observer(connect)
+        try:
+            async with cluster(connect, tmp_path, size=2) as brokers:
+                await zk.create_topic("elect", data.TopicAssignment(uuid.uuid4(), {0: [1, 0], 1: [0, 1]}), {})
+                tp = TopicPartition("elect", 0)
+                assert await wait_metadata(brokers[0], partition_led(tp, 1))
+                controller = controller_of(brokers)
+                everything = await send(
+                    controller, ElectLeadersRequest(election_type=0, topic_partitions=None)
+                )
+                # Every leader is preferred: an election over all partitions lists none.
+                assert everything.replica_election_results == []  # type: ignore[attr-defined]
+                # Leadership elsewhere, as after a failure (written as an old leader would).
+                state = await zk.get_partition_state("elect", 0)
+                assert state is not None
+                moved = data.PartitionState(0, state.leader_epoch + 1, (0, 1), state.controller_epoch)
+                await zk.set_data(
+                    paths.partition_state("elect", 0), data.encode_partition_state(moved), state.zk_version
+                )
+                await zk.create_isr_change_notification([("elect", 0)])
+                assert await wait_metadata(brokers[0], partition_led(tp, 0))
+                request = ElectLeadersRequest(
+                    election_type=0, topic_partitions=[TopicPartitions(topic="elect", partitions=[0, 1, 7])]
+                )
+                response = await send(controller, request)
+                [result] = response.replica_election_results  # type: ignore[attr-defined]
+                assert {p.partition_id: p.error_code for p in result.partition_result} == {
+                    0: ErrorCode.NONE,
+                    1: ErrorCode.ELECTION_NOT_NEEDED,
+                    7: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+                }
+                for broker in brokers:
+                    assert await wait_metadata(broker, partition_led(tp, 1))
+                after = await zk.get_partition_state("elect", 0)
+                assert (
+                    after is not None and after.leader == 1 and after.leader_epoch == moved.leader_epoch + 1
+                )
+        finally:
+            await zk.close()
+
+    run(body(), 60)
