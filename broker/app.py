@@ -9,7 +9,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from broker.cluster.meta_properties import ensure_meta_properties
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
 from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin
+from broker.cluster.zk_admin import ZkAdmin
 from broker.cluster.zk_mode import ZkCluster
 from broker.config import BrokerConfig, topic_log_config
 from broker.config.unapplied import warn_unapplied
@@ -62,6 +63,7 @@ class Broker:
         #: ZooKeeper mode (``zookeeper.connect``): the session, controller state and election;
         #: None in the embedded mode (and with BROOK_CLUSTER_MODE=1 alone).
         self.zk_cluster: ZkCluster | None = None
+        self._zk_admin: ZkAdmin | None = None
         warn_unapplied(config)
         self.node_id = BrokerId(config.node_id)
         self.clock = SystemClock()
@@ -99,6 +101,7 @@ class Broker:
         if cluster_mode:
             # Replicas are served once the controller's LeaderAndIsr names them (the logs are loaded).
             self.replica_manager.metadata_cache = self.metadata_cache
+            self.replica_manager.fetch_topic_configs = self._fetch_topic_configs
         else:
             self.replica_manager.load()
         # Group coordinator: consumer groups and committed offsets on __consumer_offsets.
@@ -114,6 +117,26 @@ class Broker:
 
     def log_config_for(self, info: TopicInfo) -> LogConfig:
         return topic_log_config(self.config, info.configs)
+
+    @property
+    def zk_admin(self) -> ZkAdmin | None:
+        """ZooKeeper mode's topic and config administration (None without ``zk_cluster``)."""
+        cluster = self.zk_cluster
+        if cluster is None:
+            return None
+        if self._zk_admin is None or self._zk_admin.cluster is not cluster:
+            self._zk_admin = ZkAdmin(self, cluster)
+        return self._zk_admin
+
+    async def start_zk_admin(self) -> None:
+        """ZooKeeper mode, once ``zk_cluster`` is connected: follow topic configs in ZooKeeper."""
+        admin = self.zk_admin
+        if admin is not None:
+            await admin.start()
+
+    async def _fetch_topic_configs(self, topics: list[str]) -> dict[str, Mapping[str, str]]:
+        admin = self.zk_admin
+        return {} if admin is None else await admin.fetch_topic_configs(topics)
 
     # -- cluster view ------------------------------------------------------------------------------
 
@@ -301,6 +324,8 @@ class Broker:
         # Topic changes whose requests were dropped still finish before the logs close.
         await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
         await self.group_coordinator.stop()
+        if self._zk_admin is not None:
+            self._zk_admin.stop()
         # Flushes, checkpoints and the clean-shutdown marker: off the loop like all disk work.
         await self.disk.run(self.log_manager.close if flush else self.log_manager.abandon)
         self.disk.shutdown()
