@@ -234,6 +234,8 @@ class Broker:
             if self.zk_cluster is not None:
                 # Listeners bound (port 0 resolved): register, then join the controller election.
                 await self.zk_cluster.start(self)
+                # Topic configs from ZooKeeper (Kafka's dynamicConfigManager.startup).
+                await self.start_zk_admin()
         except BaseException:
             if self.zk_cluster is not None:
                 await self.zk_cluster.close()
@@ -378,6 +380,8 @@ class Broker:
         if self.server is not None:
             self.server.stop_accepting()
             await self.server.drain(max(0.5, timeout / 2))
+        if self._zk_admin is not None:
+            self._zk_admin.stop()
         if self.zk_cluster is not None:
             # The session closes now: the broker znode (and /controller) go at once.
             await self.zk_cluster.close()
@@ -386,8 +390,6 @@ class Broker:
         # Topic changes whose requests were dropped still finish before the logs close.
         await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
         await self.group_coordinator.stop()
-        if self._zk_admin is not None:
-            self._zk_admin.stop()
         # Flushes, checkpoints and the clean-shutdown marker: off the loop like all disk work.
         await self.disk.run(self.log_manager.close if flush else self.log_manager.abandon)
         self.disk.shutdown()

@@ -44,7 +44,7 @@ from protocol.messages.incremental_alter_configs_request import IncrementalAlter
 from protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
 from tests.broker.control_kit import Node, PState, leader_and_isr
 from tests.broker.zk.conftest import run
-from tests.broker.zk.zk_admin_kit import StandInController, call, connect_zk, zk_broker
+from tests.broker.zk.zk_admin_kit import StandInController, call, connect_zk, stop_broker, zk_broker
 
 WAIT_MS = 10_000
 THREE = [Node(1, "127.0.0.1", 9092), Node(2, "127.0.0.1", 9093), Node(3, "127.0.0.1", 9094)]
@@ -74,7 +74,7 @@ async def cluster(
         yield Cluster(zk1, b1, b2, controller)
     finally:
         for b in (b1, b2):
-            await b.stop()
+            await stop_broker(b)
         await zk1.close()
         await zk2.close()
 

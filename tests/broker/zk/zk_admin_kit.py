@@ -13,12 +13,12 @@ import asyncio
 import inspect
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any, cast
 
 from kazoo.protocol.states import WatchedEvent
 
 from broker.app import Broker
-from broker.cluster.controller_driver import ControllerDriver
 from broker.cluster.zk import paths
 from broker.cluster.zk.client import KafkaZkClient, ZkSettings
 from broker.cluster.zk_mode import ZkCluster
@@ -27,6 +27,9 @@ from broker.handlers.base import RequestContext
 from protocol.messages.request_header import RequestHeader
 from tests.broker.conftest import FakeConnection
 from tests.broker.control_kit import Node, PState, cluster_broker, update_metadata
+
+if TYPE_CHECKING:
+    from broker.cluster.controller_driver import ControllerDriver
 
 UPDATE_METADATA_VERSION = 8
 
@@ -41,10 +44,15 @@ def zk_broker(path: Path, zk: KafkaZkClient, node_id: int, *, controller: bool, 
     """A broker in cluster mode with ``zk_cluster`` set as wip/zkwire sets it."""
     broker = cluster_broker(path, node_id, **overrides)
     broker.zk_cluster = ZkCluster(zk, broker.metadata_cache)
-    driver = ControllerDriver()
-    driver.active = controller
-    broker.zk_cluster.controller = driver
+    # Only ``active`` is read by the admin side; the driver itself is the stand-in below.
+    broker.zk_cluster.controller = cast("ControllerDriver", SimpleNamespace(active=controller))
     return broker
+
+
+async def stop_broker(broker: Broker) -> None:
+    if broker.zk_cluster is not None:
+        broker.zk_cluster.controller = None  # nothing to resign: the stand-in is no driver
+    await broker.stop()
 
 
 async def call(broker: Broker, request: Any, version: int) -> Any:
