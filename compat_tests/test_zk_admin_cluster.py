@@ -95,7 +95,9 @@ def cluster(zookeeper: ZooKeeperServer, tmp_path_factory: pytest.TempPathFactory
         "zookeeper.connect": connect,
         "zookeeper.session.timeout.ms": "6000",
         "offsets.topic.num.partitions": str(OFFSETS_PARTITIONS),
-        "log.retention.check.interval.ms": "300",
+        # Teardown stops the brokers one by one: the last ones lead partitions whose other
+        # replicas are gone, which controlled shutdown retries in vain (as Kafka); keep it short.
+        "controlled.shutdown.retry.backoff.ms": "100",
     }
     brokers = {
         i: BrokerProcess(base / f"broker-{i}" / "data", {**settings, "broker.id": str(i)}) for i in (1, 2, 3)
@@ -136,10 +138,13 @@ def assert_rf3_in_zookeeper(cluster: Cluster, topic: str, partitions: int) -> No
 
 
 def leaders(cluster: Cluster, topic: str) -> dict[int, int]:
-    from confluent_kafka.admin import AdminClient
-
-    described = AdminClient({"bootstrap.servers": cluster.bootstrap}).list_topics(topic, timeout=15)
-    return {p.id: p.leader for p in described.topics[topic].partitions.values()}
+    """The partitions' leaders as the controller wrote them (``.../partitions/<p>/state``); the
+    admin answers come once the controller's cache has them, so they are there."""
+    out = {}
+    for partition in cluster.zk.get_children(f"/brokers/topics/{topic}/partitions"):
+        raw, _ = cluster.zk.get(f"/brokers/topics/{topic}/partitions/{partition}/state")
+        out[int(partition)] = int(json.loads(raw)["leader"])
+    return out
 
 
 def test_topics_created_through_each_client_are_rf3_in_zookeeper(cluster: Cluster) -> None:
@@ -284,7 +289,7 @@ def test_configs_altered_on_one_broker_are_seen_and_applied_by_the_others(cluste
         return bool(outcome) and outcome[0] is not None and outcome[0].code() == KafkaError.MSG_SIZE_TOO_LARGE
 
     # The notification reaches the leader asynchronously: the first produce may still pass.
-    assert any(refused() for _ in range(50)), outcome
+    assert any(refused() for _ in range(50)), (leader, outcome, cluster.brokers[leader].log_tail(30))
     with pytest.raises(KafkaException):
         bad = ConfigResource("topic", "tuned", set_config={"retention.ms": "soon"})
         one.alter_configs([bad])[bad].result(WAIT)
