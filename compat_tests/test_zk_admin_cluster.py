@@ -309,14 +309,25 @@ def test_producing_to_a_new_topic_auto_creates_it(cluster: Cluster) -> None:
 
 
 def test_the_first_coordinator_lookup_creates_an_rf3_offsets_topic(cluster: Cluster) -> None:
+    from confluent_kafka import KafkaError, KafkaException
     from confluent_kafka.admin import AdminClient
 
     assert cluster.topic_json("__consumer_offsets") is None
     admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
     # DescribeConsumerGroups looks the coordinator up (FindCoordinator), retrying while the
     # broker answers COORDINATOR_NOT_AVAILABLE: the first lookup writes the topic to ZooKeeper.
-    [future] = admin.describe_consumer_groups(["zkadmin-group"], request_timeout=20).values()
-    described = future.result(WAIT)
+    # The coordinator named may not have taken its partition over yet (its LeaderAndIsr is on the
+    # way): NOT_COORDINATOR then, which a client retries, as with Kafka.
+    described = None
+    for _ in range(20):
+        [future] = admin.describe_consumer_groups(["zkadmin-group"], request_timeout=20).values()
+        try:
+            described = future.result(WAIT)
+            break
+        except KafkaException as exc:
+            if exc.args[0].code() != KafkaError.NOT_COORDINATOR:
+                raise
+    assert described is not None
     assert described.group_id == "zkadmin-group"
     assert described.coordinator.id in (1, 2, 3)
     stored = cluster.topic_json("__consumer_offsets")
