@@ -9,7 +9,7 @@ import gc
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from broker.cluster.meta_properties import ensure_meta_properties, recorded_iden
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
 from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin
+from broker.cluster.zk_admin import ZkAdmin
 from broker.cluster.zk_mode import ZkCluster
 from broker.config import BrokerConfig, topic_log_config
 from broker.config.unapplied import warn_unapplied
@@ -63,6 +64,7 @@ class Broker:
         #: ZooKeeper mode (``zookeeper.connect``): the session, controller state and election;
         #: None in the embedded mode (and with BROOK_CLUSTER_MODE=1 alone).
         self.zk_cluster: ZkCluster | None = None
+        self._zk_admin: ZkAdmin | None = None
         warn_unapplied(config)
         self.node_id = BrokerId(config.node_id)
         self.clock = SystemClock()
@@ -118,6 +120,7 @@ class Broker:
         if cluster_mode:
             # Replicas are served once the controller's LeaderAndIsr names them (the logs are loaded).
             self.replica_manager.metadata_cache = self.metadata_cache
+            self.replica_manager.fetch_topic_configs = self._fetch_topic_configs
         else:
             self.replica_manager.load()
         # Group coordinator: consumer groups and committed offsets on __consumer_offsets.
@@ -134,6 +137,26 @@ class Broker:
 
     def log_config_for(self, info: TopicInfo) -> LogConfig:
         return topic_log_config(self.config, info.configs)
+
+    @property
+    def zk_admin(self) -> ZkAdmin | None:
+        """ZooKeeper mode's topic and config administration (None without ``zk_cluster``)."""
+        cluster = self.zk_cluster
+        if cluster is None:
+            return None
+        if self._zk_admin is None or self._zk_admin.cluster is not cluster:
+            self._zk_admin = ZkAdmin(self, cluster)
+        return self._zk_admin
+
+    async def start_zk_admin(self) -> None:
+        """ZooKeeper mode, once ``zk_cluster`` is connected: follow topic configs in ZooKeeper."""
+        admin = self.zk_admin
+        if admin is not None:
+            await admin.start()
+
+    async def _fetch_topic_configs(self, topics: list[str]) -> Mapping[str, Mapping[str, str]]:
+        admin = self.zk_admin
+        return {} if admin is None else await admin.fetch_topic_configs(topics)
 
     # -- cluster view ------------------------------------------------------------------------------
 
@@ -211,6 +234,8 @@ class Broker:
             if self.zk_cluster is not None:
                 # Listeners bound (port 0 resolved): register, then join the controller election.
                 await self.zk_cluster.start(self)
+                # Topic configs from ZooKeeper (Kafka's dynamicConfigManager.startup).
+                await self.start_zk_admin()
         except BaseException:
             if self.zk_cluster is not None:
                 await self.zk_cluster.close()
@@ -355,6 +380,8 @@ class Broker:
         if self.server is not None:
             self.server.stop_accepting()
             await self.server.drain(max(0.5, timeout / 2))
+        if self._zk_admin is not None:
+            self._zk_admin.stop()
         if self.zk_cluster is not None:
             # The session closes now: the broker znode (and /controller) go at once.
             await self.zk_cluster.close()

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import ClusterMetadata, PartitionState, TopicInfo
@@ -72,6 +72,13 @@ class ReplicaManager:
         #: Cluster mode: the controller epoch last seen, the follower fetchers and leadership
         #: listeners (see :mod:`broker.replica.control`).
         self.control = ControlPlane()
+        #: ZooKeeper mode: reads the overrides of topics (``/config/topics/<t>``) whose logs a
+        #: LeaderAndIsr is about to create, before the disk work; None: the local metadata's. The
+        #: mapping returned stays live (the config watcher updates it): a change applied during
+        #: the disk work is caught up afterwards.
+        self.fetch_topic_configs: Callable[[list[str]], Awaitable[Mapping[str, Mapping[str, str]]]] | None = (
+            None
+        )
 
     def get(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)
@@ -273,7 +280,11 @@ class ReplicaManager:
                 if partition is not None:
                     _apply(partition, transition, self.local_id)
             work = [(t, self.partitions.get(t.tp), t.leader == self.local_id) for t in accepted]
-            opened = await disk.run(self._open_logs, work) if work else {}
+            overrides = await self._overrides_of_new(work)
+            new_topics = {t.tp.topic for t, existing, _ in work if existing is None}
+            used = {topic: dict(overrides[topic]) for topic in new_topics if topic in overrides}
+            opened = await disk.run(self._open_logs, work, used) if work else {}
+            self._catch_up_configs(work, opened, used, overrides)
             leaders: list[Partition] = []
             followers: list[Partition] = []
             for transition, existing, _ in work:
@@ -337,8 +348,41 @@ class ReplicaManager:
         )
         return False
 
-    def _open_logs(
+    async def _overrides_of_new(
         self, work: list[tuple[PartitionTransition, Partition | None, bool]]
+    ) -> Mapping[str, Mapping[str, str]]:
+        """The topic overrides of the replicas about to get a log (as Kafka's createLog reads
+        them from ZooKeeper), fetched on the loop before the disk work."""
+        new_topics = sorted({t.tp.topic for t, existing, _ in work if existing is None})
+        if self.fetch_topic_configs is None or not new_topics:
+            return {}
+        return await self.fetch_topic_configs(new_topics)
+
+    def _catch_up_configs(
+        self,
+        work: list[tuple[PartitionTransition, Partition | None, bool]],
+        opened: Mapping[TopicPartition, Log | BaseException],
+        used: Mapping[str, Mapping[str, str]],
+        latest: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        """A config change applied while the new logs were being created (``latest`` is kept up
+        to date by the config watcher) missed them: they get it now."""
+        for transition, existing, _ in work:
+            tp = transition.tp
+            new_log = opened.get(tp)
+            now = latest.get(tp.topic)
+            if (
+                existing is None
+                and isinstance(new_log, Log)
+                and now is not None
+                and now != used.get(tp.topic)
+            ):
+                new_log.update_config(self._config_for(tp.topic, transition.topic_id, now))
+
+    def _open_logs(
+        self,
+        work: list[tuple[PartitionTransition, Partition | None, bool]],
+        overrides: Mapping[str, Mapping[str, str]] | None = None,
     ) -> dict[TopicPartition, Log | BaseException]:
         """Open or create the logs of the transitions, and start the leaders' new epochs at their
         log ends (a disk worker's job: directories, metadata files, the epoch checkpoint)."""
@@ -349,7 +393,7 @@ class ReplicaManager:
                 if existing is not None:
                     log_ = existing.log
                 else:
-                    config = self._config_for(tp.topic, transition.topic_id)
+                    config = self._config_for(tp.topic, transition.topic_id, (overrides or {}).get(tp.topic))
                     log_ = self.log_manager.get_or_create_log(
                         tp.topic, tp.partition, transition.topic_id, config
                     )
@@ -362,9 +406,13 @@ class ReplicaManager:
                 results[tp] = exc
         return results
 
-    def _config_for(self, topic: str, topic_id: uuid.UUID | None) -> LogConfig:
-        # Cluster mode reads topic configs from ZooKeeper (/config/topics, not wired yet); a topic
-        # the local metadata does not know gets the broker's defaults meanwhile.
+    def _config_for(
+        self, topic: str, topic_id: uuid.UUID | None, overrides: Mapping[str, str] | None = None
+    ) -> LogConfig:
+        # ZooKeeper mode passes the overrides read from /config/topics; otherwise the local
+        # metadata's, and the broker's defaults for a topic it does not know.
+        if overrides is not None:
+            return self.log_config_for(TopicInfo(topic, topic_id or uuid.UUID(int=0), [], dict(overrides)))
         info = self.metadata.topic(topic) or TopicInfo(topic, topic_id or uuid.UUID(int=0), [])
         return self.log_config_for(info)
 
