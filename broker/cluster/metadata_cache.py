@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 from broker.cluster.metadata import INTERNAL_TOPICS, BrokerEndpoint
@@ -114,6 +114,23 @@ class MetadataCache:
         self._partitions: dict[str, dict[int, CachedPartition]] = {}
         self._topic_ids: dict[str, uuid.UUID] = {}
         self._topic_names: dict[uuid.UUID, str] = {}
+        #: Called (on the loop, no argument) after each UpdateMetadata is applied: the admin
+        #: requests that wait for leaders or deletions (Kafka's purgatories) are woken by it.
+        self._listeners: list[Callable[[], None]] = []
+
+    def add_listener(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def remove_listener(self, listener: Callable[[], None]) -> None:
+        if listener in self._listeners:
+            self._listeners.remove(listener)
+
+    def _notify(self) -> None:
+        for listener in list(self._listeners):
+            try:
+                listener()
+            except Exception:
+                log.exception("metadata cache listener %r failed", listener)
 
     # -- updates (the UpdateMetadata handler) ------------------------------------------------------
 
@@ -156,6 +173,7 @@ class MetadataCache:
                 offline_replicas=[BrokerId(b) for b in state.offline_replicas] if version >= 4 else [],
             )
             deleted.pop(tp, None)
+        self._notify()
         return list(deleted)
 
     def _set_topic_id(self, topic: str, topic_id: uuid.UUID) -> None:

@@ -267,7 +267,7 @@ class TopicAdmin:
                     "Both numPartitions or replicationFactor and replicasAssignments were set. "
                     "Both cannot be used at the same time.",
                 )
-            plan = self._explicit_assignment(assignments, live)
+            plan = self.explicit_assignment(assignments, live)
         else:
             partitions = broker.config.num_partitions if num_partitions == -1 else num_partitions
             rf = broker.config.default_replication_factor if replication_factor == -1 else replication_factor
@@ -281,7 +281,7 @@ class TopicAdmin:
         return plan, topic_configs
 
     @staticmethod
-    def _explicit_assignment(
+    def explicit_assignment(
         assignments: Mapping[int, Sequence[int]], live: Sequence[BrokerId]
     ) -> list[list[BrokerId]]:
         indexes = sorted(assignments)
@@ -400,7 +400,7 @@ class TopicAdmin:
                     f"Increasing the number of partitions by {total - current} but "
                     f"{len(assignments)} assignments provided.",
                 )
-            plan = self._explicit_assignment({i: a for i, a in enumerate(assignments)}, live)
+            plan = self.explicit_assignment({i: a for i, a in enumerate(assignments)}, live)
         else:
             existing = [p.replicas for p in info.partitions]
             plan = assign_replicas(live, total - current, rf, start_partition=current, existing=existing)

@@ -53,6 +53,15 @@ class AppendResult:
     base_offset: int = -1
 
 
+def offsets_topic_configs(config: GroupConfig) -> dict[str, str]:
+    """The overrides ``__consumer_offsets`` is created with (Kafka's groupMetadataTopicConfigs)."""
+    return {
+        "cleanup.policy": "compact",
+        "compression.type": "producer",
+        "segment.bytes": str(config.segment_bytes),
+    }
+
+
 async def _done(result: AppendResult) -> AppendResult:
     return result
 
@@ -152,11 +161,7 @@ class OffsetsTopic:
             OFFSETS_TOPIC,
             self.config.num_partitions,
             rf,
-            configs={
-                "cleanup.policy": "compact",
-                "compression.type": "producer",
-                "segment.bytes": str(self.config.segment_bytes),
-            },
+            configs=offsets_topic_configs(self.config),
             allow_internal=True,
         )
         assert created is not None

@@ -5,6 +5,10 @@ their defaults), after validating every one (INVALID_CONFIG); ``validate_only`` 
 Changes apply to the partitions' logs at once and persist. Dynamic broker configs are not
 supported yet: BROKER resources get INVALID_REQUEST (Kafka answers the same for configs that
 cannot change at run time).
+
+ZooKeeper mode (any broker, as Kafka's ZkAdminManager): the topic must exist in ZooKeeper; the
+validated overrides replace ``/config/topics/<t>`` and a change notification tells every broker,
+which applies them to its logs (:mod:`broker.cluster.config_changes`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,7 @@ from __future__ import annotations
 from functools import partial
 
 from broker.handlers.base import Handler, RequestContext
-from broker.handlers.configs_common import alter_resource
+from broker.handlers.configs_common import alter_resource, alter_resource_async
 from protocol.messages.alter_configs_request import AlterConfigsRequest
 from protocol.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
 
@@ -29,6 +33,14 @@ async def handle(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConf
             resource_name=resource.resource_name,
         )
         configs = {c.name: c.value for c in resource.configs}
+        admin = ctx.broker.zk_admin
+        if admin is not None:
+            zk_change = partial(
+                admin.set_topic_config, resource.resource_name, configs, validate_only=request.validate_only
+            )
+            out.error_code, out.error_message = await alter_resource_async(resource.resource_type, zk_change)
+            responses.append(out)
+            continue
         change = partial(
             ctx.broker.topics.set_configs,
             resource.resource_name,

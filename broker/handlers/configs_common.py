@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from broker.cluster.topics import TopicError
 from protocol.error_codes import ErrorCode
@@ -31,3 +31,20 @@ def alter_resource(resource_type: int, alter_topic: Callable[[], None]) -> tuple
     if resource_type == RESOURCE_BROKER:
         return ErrorCode.INVALID_REQUEST, "Dynamic broker configs are not supported by this broker yet"
     return ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}"
+
+
+async def alter_resource_async(
+    resource_type: int, alter_topic: Callable[[], Awaitable[None]]
+) -> tuple[int, str | None]:
+    """:func:`alter_resource` for a topic change that awaits (ZooKeeper mode)."""
+    if resource_type == RESOURCE_TOPIC:
+        try:
+            await alter_topic()
+        except TopicError as exc:
+            return exc.code, exc.message
+        return ErrorCode.NONE, None
+    return alter_resource(resource_type, _unreachable)
+
+
+def _unreachable() -> None:
+    raise AssertionError("only topics are altered")

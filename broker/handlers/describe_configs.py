@@ -5,10 +5,16 @@ static broker setting, default), BROKER resources every broker config (resource 
 broker's id; "" lists the cluster-wide dynamic defaults). ``configuration_keys`` narrows the list
 (null or empty: all). v0 reports ``is_default``; v1+ the source and, when asked, the synonyms in
 Kafka's order; v3+ the type and, when asked, the documentation. Sensitive values are null.
+
+ZooKeeper mode (any broker, as Kafka): a topic's overrides are read from ``/config/topics/<t>``
+(the topic must be in the metadata cache or in ZooKeeper).
 """
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
+from broker.cluster.topics import TopicError
 from broker.config import ConfigEntry, describe_broker, describe_cluster_defaults, describe_topic
 from broker.handlers.base import Handler, RequestContext
 from broker.handlers.configs_common import RESOURCE_BROKER, RESOURCE_TOPIC
@@ -24,14 +30,58 @@ from protocol.messages.describe_configs_response import (
 API_KEY = 32
 
 
-def handle(ctx: RequestContext, request: DescribeConfigsRequest) -> DescribeConfigsResponse:
-    results = [_describe(ctx, resource, request) for resource in request.resources]
+def handle(
+    ctx: RequestContext, request: DescribeConfigsRequest
+) -> DescribeConfigsResponse | Awaitable[DescribeConfigsResponse]:
+    if ctx.broker.zk_admin is not None and any(r.resource_type == RESOURCE_TOPIC for r in request.resources):
+        return _handle_in_zookeeper(ctx, request)
+    results = [
+        _describe(ctx, resource, request, _local_overrides(ctx, resource)) for resource in request.resources
+    ]
     return DescribeConfigsResponse(throttle_time_ms=0, results=results)
 
 
+async def _handle_in_zookeeper(
+    ctx: RequestContext, request: DescribeConfigsRequest
+) -> DescribeConfigsResponse:
+    admin = ctx.broker.zk_admin
+    assert admin is not None
+    results = []
+    for resource in request.resources:
+        overrides: dict[str, str] | TopicError | None = None
+        if resource.resource_type == RESOURCE_TOPIC:
+            name = resource.resource_name
+            try:
+                if not await admin.topic_exists(name):
+                    raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist")
+                overrides = await admin.topic_config(name)
+            except TopicError as exc:
+                overrides = exc
+        results.append(_describe(ctx, resource, request, overrides))
+    return DescribeConfigsResponse(throttle_time_ms=0, results=results)
+
+
+def _local_overrides(
+    ctx: RequestContext, resource: DescribeConfigsResource
+) -> dict[str, str] | TopicError | None:
+    """A topic's overrides in the local metadata (None for other resources)."""
+    if resource.resource_type != RESOURCE_TOPIC:
+        return None
+    info = ctx.broker.metadata.topic(resource.resource_name)
+    if info is None:
+        return TopicError(
+            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {resource.resource_name} does not exist"
+        )
+    return info.configs
+
+
 def _describe(
-    ctx: RequestContext, resource: DescribeConfigsResource, request: DescribeConfigsRequest
+    ctx: RequestContext,
+    resource: DescribeConfigsResource,
+    request: DescribeConfigsRequest,
+    topic_overrides: dict[str, str] | TopicError | None,
 ) -> DescribeConfigsResult:
+    """One resource; a topic's overrides (or why they cannot be had) come from the caller."""
     broker = ctx.broker
     result = DescribeConfigsResult(
         error_code=0,
@@ -41,12 +91,11 @@ def _describe(
         configs=[],
     )
     if resource.resource_type == RESOURCE_TOPIC:
-        info = broker.metadata.topic(resource.resource_name)
-        if info is None:
-            result.error_code = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-            result.error_message = f"Topic {resource.resource_name} does not exist"
+        if isinstance(topic_overrides, TopicError):
+            result.error_code = topic_overrides.code
+            result.error_message = topic_overrides.message
             return result
-        entries = describe_topic(broker.config, info.configs)
+        entries = describe_topic(broker.config, topic_overrides or {})
     elif resource.resource_type == RESOURCE_BROKER:
         if resource.resource_name not in ("", str(broker.node_id)):
             result.error_code = ErrorCode.INVALID_REQUEST

@@ -12,8 +12,12 @@ success, as Kafka does, and node -1, host "" and port -1 on error. A group whose
 in a failed log dir gets COORDINATOR_NOT_AVAILABLE (the partition has no leader then).
 
 In cluster mode the coordinator is the partition's leader in the controller's metadata cache, on
-the request's listener; while the cache has no ``__consumer_offsets`` (its creation goes through
-ZooKeeper, not wired yet) or the leader is not alive there, COORDINATOR_NOT_AVAILABLE, as Kafka.
+the request's listener; while the cache has no ``__consumer_offsets`` or the leader is not alive
+there, COORDINATOR_NOT_AVAILABLE, as Kafka. In ZooKeeper mode a lookup while the cache has no
+``__consumer_offsets`` first writes it to ZooKeeper (any broker, as Kafka's
+AutoTopicCreationManager) with ``offsets.topic.num.partitions`` and
+``offsets.topic.replication.factor``, which fails while fewer brokers are alive (logged); either
+way the answer is COORDINATOR_NOT_AVAILABLE until the controller's UpdateMetadata brings leaders.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from collections.abc import Awaitable
 
 from broker.cluster.metadata import BrokerEndpoint
 from broker.cluster.topics import TopicError
+from broker.cluster.zk_admin import ZkAdmin
 from broker.group.store import OFFSETS_TOPIC
 from broker.handlers.base import Handler, RequestContext
 from broker.types import TopicPartition
@@ -80,8 +85,23 @@ def handle(
     ctx: RequestContext, request: FindCoordinatorRequest
 ) -> FindCoordinatorResponse | Awaitable[FindCoordinatorResponse]:
     key_type = request.key_type if ctx.version >= 1 else GROUP
-    if key_type == GROUP and not ctx.broker.cluster_mode and ctx.broker.group_coordinator.store.info is None:
+    broker = ctx.broker
+    if key_type == GROUP and not broker.cluster_mode and broker.group_coordinator.store.info is None:
         return _after_offsets_topic(ctx, request)
+    admin = broker.zk_admin
+    if key_type == GROUP and admin is not None and not broker.metadata_cache.contains(OFFSETS_TOPIC):
+        return _after_offsets_topic_in_zookeeper(ctx, request, admin)
+    return _answer(ctx, request)
+
+
+async def _after_offsets_topic_in_zookeeper(
+    ctx: RequestContext, request: FindCoordinatorRequest, admin: ZkAdmin
+) -> FindCoordinatorResponse:
+    try:
+        await admin.create_offsets_topic()
+    except TopicError as exc:
+        if exc.code != ErrorCode.TOPIC_ALREADY_EXISTS:
+            log.warning("cannot create the offsets topic: %s", exc)
     return _answer(ctx, request)
 
 

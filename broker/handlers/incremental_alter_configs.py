@@ -4,17 +4,29 @@ Changes named topic configs and keeps the others: SET a value, DELETE an overrid
 default), APPEND to or SUBTRACT from a list config (e.g. cleanup.policy); APPEND/SUBTRACT on a
 non-list config, or a config named twice, is INVALID_CONFIG / INVALID_REQUEST as in Kafka.
 ``validate_only`` checks only. BROKER resources: not supported yet (INVALID_REQUEST).
+
+ZooKeeper mode (any broker, as Kafka's ZkAdminManager): the operations apply to the overrides
+read from ``/config/topics/<t>``, and the result is written back with a change notification,
+which every broker applies to its logs.
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Mapping
 from functools import partial
 
 from broker.cluster.topics import TopicError
 from broker.config import ConfigError, is_list_config, topic_default_text
 from broker.handlers.base import Handler, RequestContext
-from broker.handlers.configs_common import OP_APPEND, OP_DELETE, OP_SET, OP_SUBTRACT, alter_resource
+from broker.handlers.configs_common import (
+    OP_APPEND,
+    OP_DELETE,
+    OP_SET,
+    OP_SUBTRACT,
+    alter_resource,
+    alter_resource_async,
+)
 from protocol.error_codes import ErrorCode
 from protocol.messages.incremental_alter_configs_request import (
     AlterConfigsResource,
@@ -39,6 +51,11 @@ async def handle(
             resource_type=resource.resource_type,
             resource_name=resource.resource_name,
         )
+        if ctx.broker.zk_admin is not None:
+            zk_change = partial(_alter_topic_in_zookeeper, ctx, resource, request.validate_only)
+            out.error_code, out.error_message = await alter_resource_async(resource.resource_type, zk_change)
+            responses.append(out)
+            continue
         change = partial(_alter_topic, ctx, resource, request.validate_only)
         out.error_code, out.error_message = alter_resource(resource.resource_type, change)
         responses.append(out)
@@ -54,12 +71,30 @@ def _alter_topic(ctx: RequestContext, resource: AlterConfigsResource, validate_o
         raise TopicError(
             ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {resource.resource_name} does not exist"
         )
+    configs = _apply_operations(info.configs, resource)
+    broker.topics.set_configs(info.name, configs, validate_only=validate_only)
+
+
+async def _alter_topic_in_zookeeper(
+    ctx: RequestContext, resource: AlterConfigsResource, validate_only: bool
+) -> None:
+    admin = ctx.broker.zk_admin
+    assert admin is not None
+    name = resource.resource_name
+    if not await admin.topic_exists(name):
+        raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist")
+    configs = _apply_operations(await admin.topic_config(name), resource)
+    await admin.set_topic_config(name, configs, validate_only=validate_only)
+
+
+def _apply_operations(current: Mapping[str, str], resource: AlterConfigsResource) -> dict[str, str | None]:
+    """The overrides after the resource's operations (Kafka's prepareIncrementalConfigs)."""
     duplicates = [name for name, n in Counter(c.name for c in resource.configs).items() if n > 1]
     if duplicates:
         raise TopicError(
             ErrorCode.INVALID_REQUEST, f"Error due to duplicate config keys: {', '.join(duplicates)}"
         )
-    configs: dict[str, str | None] = dict(info.configs)
+    configs: dict[str, str | None] = dict(current)
     for change in resource.configs:
         name, op = change.name, change.config_operation
         if op == OP_SET:
@@ -87,7 +122,7 @@ def _alter_topic(ctx: RequestContext, resource: AlterConfigsResource, validate_o
             configs[name] = ",".join(current)
         else:
             raise TopicError(ErrorCode.INVALID_REQUEST, f"Unknown config operation {op}")
-    broker.topics.set_configs(info.name, configs, validate_only=validate_only)
+    return configs
 
 
 HANDLER = Handler(API_KEY, 0, 1, handle)

@@ -16,8 +16,14 @@ In cluster mode everything comes from the controller's metadata cache, as Kafka'
 answers: every live broker on the request's listener, the controller (-1 when unknown), and
 partitions led elsewhere. A leader that is not alive gives LEADER_NOT_AVAILABLE (leader -1); one
 alive without this listener, LISTENER_NOT_FOUND from v6 (LEADER_NOT_AVAILABLE before); v0 lists only
-replicas alive on the listener and answers REPLICA_NOT_AVAILABLE when some are not. Auto-creation
-in cluster mode goes through ZooKeeper (not wired yet): unknown topics get UNKNOWN_TOPIC_OR_PARTITION.
+replicas alive on the listener and answers REPLICA_NOT_AVAILABLE when some are not.
+
+Auto-creation in ZooKeeper mode (any broker, as Kafka's AutoTopicCreationManager): a topic unknown
+to the metadata cache is written to ZooKeeper with the broker's default partitions and replication
+factor, and answered LEADER_NOT_AVAILABLE (also when another creation got there first) until the
+controller's UpdateMetadata brings it; a creation that fails answers its error (e.g.
+INVALID_REPLICATION_FACTOR). Without ZooKeeper (``BROOK_CLUSTER_MODE=1`` alone) unknown topics get
+UNKNOWN_TOPIC_OR_PARTITION.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from collections.abc import Awaitable
 from broker.cluster.metadata import INTERNAL_TOPICS, ZERO_UUID, TopicInfo, topic_name_error
 from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicError
+from broker.cluster.zk_admin import ZkAdmin
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.manager import ReplicaManager
 from broker.types import TopicPartition
@@ -105,6 +112,10 @@ def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse | 
     if request.topics and ctx.version < 12:
         _check_named_by_name(request, ctx.version)
     if ctx.broker.cluster_mode:
+        admin = ctx.broker.zk_admin
+        to_create = _auto_creatable_in_cache(ctx, request) if admin is not None else []
+        if admin is not None and to_create:
+            return _create_in_zookeeper_then_answer(ctx, request, admin, to_create)
         return _answer(ctx, request, {})
     to_create = _auto_creatable(ctx, request)
     if to_create:
@@ -137,6 +148,44 @@ def _auto_creatable(ctx: RequestContext, request: MetadataRequest) -> list[str]:
     return names
 
 
+def _auto_creatable_in_cache(ctx: RequestContext, request: MetadataRequest) -> list[str]:
+    """Requested topics the metadata cache does not know, to be auto-created through ZooKeeper."""
+    if request.topics is None or not request.topics or not _auto_creation_allowed(ctx, request):
+        return []
+    cache = ctx.broker.metadata_cache
+    names: list[str] = []
+    for requested in request.topics:
+        name = requested.name
+        if (
+            name is not None
+            and not cache.contains(name)
+            and name not in INTERNAL_TOPICS
+            and topic_name_error(name) is None
+            and name not in names
+        ):
+            names.append(name)
+    return names
+
+
+async def _create_in_zookeeper_then_answer(
+    ctx: RequestContext, request: MetadataRequest, admin: ZkAdmin, names: list[str]
+) -> MetadataResponse:
+    errors: dict[str, ErrorCode] = {}
+    for name in names:
+        try:
+            await admin.create_topic(name)
+        except TopicError as exc:
+            if exc.code != ErrorCode.TOPIC_ALREADY_EXISTS:
+                log.info("auto-creation of topic %s failed: %s", name, exc)
+                errors[name] = exc.code
+                continue
+        else:
+            log.info("auto-created topic %s in ZooKeeper for %s", name, ctx.peer)
+        # Created (here or by another request): the controller has yet to elect its leaders.
+        errors[name] = ErrorCode.LEADER_NOT_AVAILABLE
+    return _answer(ctx, request, errors)
+
+
 async def _create_then_answer(
     ctx: RequestContext, request: MetadataRequest, names: list[str]
 ) -> MetadataResponse:
@@ -166,7 +215,7 @@ def _answer(
 
     topics: list[MetadataResponseTopic] = []
     if broker.cluster_mode:
-        topics = _cluster_topics(ctx, request, all_topics, include_topic_ops)
+        topics = _cluster_topics(ctx, request, all_topics, include_topic_ops, failures)
     elif all_topics:
         replicas = broker.replica_manager
         topics = [topic_metadata(info, include_topic_ops, replicas) for info in metadata.topics.values()]
@@ -208,7 +257,11 @@ def _answer(
 
 
 def _cluster_topics(
-    ctx: RequestContext, request: MetadataRequest, all_topics: bool, include_ops: bool
+    ctx: RequestContext,
+    request: MetadataRequest,
+    all_topics: bool,
+    include_ops: bool,
+    failures: dict[str, ErrorCode],
 ) -> list[MetadataResponseTopic]:
     cache = ctx.broker.metadata_cache
     listener = ctx.conn.listener
@@ -229,7 +282,7 @@ def _cluster_topics(
                 )
                 continue
         topic = cluster_topic_metadata(cache, name, listener, version, include_ops)
-        topics.append(topic if topic is not None else _missing_topic(name, {}))
+        topics.append(topic if topic is not None else _missing_topic(name, failures))
     return topics
 
 

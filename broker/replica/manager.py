@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import ClusterMetadata, PartitionState, TopicInfo
@@ -72,6 +72,9 @@ class ReplicaManager:
         #: Cluster mode: the controller epoch last seen, the follower fetchers and leadership
         #: listeners (see :mod:`broker.replica.control`).
         self.control = ControlPlane()
+        #: ZooKeeper mode: reads the overrides of topics (``/config/topics/<t>``) whose logs a
+        #: LeaderAndIsr is about to create, before the disk work; None: the local metadata's.
+        self.fetch_topic_configs: Callable[[list[str]], Awaitable[dict[str, Mapping[str, str]]]] | None = None
 
     def get(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)
@@ -273,7 +276,8 @@ class ReplicaManager:
                 if partition is not None:
                     _apply(partition, transition, self.local_id)
             work = [(t, self.partitions.get(t.tp), t.leader == self.local_id) for t in accepted]
-            opened = await disk.run(self._open_logs, work) if work else {}
+            overrides = await self._overrides_of_new(work)
+            opened = await disk.run(self._open_logs, work, overrides) if work else {}
             leaders: list[Partition] = []
             followers: list[Partition] = []
             for transition, existing, _ in work:
@@ -337,8 +341,20 @@ class ReplicaManager:
         )
         return False
 
-    def _open_logs(
+    async def _overrides_of_new(
         self, work: list[tuple[PartitionTransition, Partition | None, bool]]
+    ) -> dict[str, Mapping[str, str]]:
+        """The topic overrides of the replicas about to get a log (as Kafka's createLog reads
+        them from ZooKeeper), fetched on the loop before the disk work."""
+        new_topics = sorted({t.tp.topic for t, existing, _ in work if existing is None})
+        if self.fetch_topic_configs is None or not new_topics:
+            return {}
+        return await self.fetch_topic_configs(new_topics)
+
+    def _open_logs(
+        self,
+        work: list[tuple[PartitionTransition, Partition | None, bool]],
+        overrides: Mapping[str, Mapping[str, str]] | None = None,
     ) -> dict[TopicPartition, Log | BaseException]:
         """Open or create the logs of the transitions, and start the leaders' new epochs at their
         log ends (a disk worker's job: directories, metadata files, the epoch checkpoint)."""
@@ -349,7 +365,7 @@ class ReplicaManager:
                 if existing is not None:
                     log_ = existing.log
                 else:
-                    config = self._config_for(tp.topic, transition.topic_id)
+                    config = self._config_for(tp.topic, transition.topic_id, (overrides or {}).get(tp.topic))
                     log_ = self.log_manager.get_or_create_log(
                         tp.topic, tp.partition, transition.topic_id, config
                     )
@@ -362,9 +378,13 @@ class ReplicaManager:
                 results[tp] = exc
         return results
 
-    def _config_for(self, topic: str, topic_id: uuid.UUID | None) -> LogConfig:
-        # Cluster mode reads topic configs from ZooKeeper (/config/topics, not wired yet); a topic
-        # the local metadata does not know gets the broker's defaults meanwhile.
+    def _config_for(
+        self, topic: str, topic_id: uuid.UUID | None, overrides: Mapping[str, str] | None = None
+    ) -> LogConfig:
+        # ZooKeeper mode passes the overrides read from /config/topics; otherwise the local
+        # metadata's, and the broker's defaults for a topic it does not know.
+        if overrides is not None:
+            return self.log_config_for(TopicInfo(topic, topic_id or uuid.UUID(int=0), [], dict(overrides)))
         info = self.metadata.topic(topic) or TopicInfo(topic, topic_id or uuid.UUID(int=0), [])
         return self.log_config_for(info)
 

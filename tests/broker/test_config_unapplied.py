@@ -44,7 +44,6 @@ def test_one_warning_names_every_setting_without_effect(
         "num.replica.fetchers",
         "queued.max.requests",
         "ssl.keystore.password",
-        "zookeeper.connect",
     ]
     assert "secret-value" not in message
 

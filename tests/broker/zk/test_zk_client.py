@@ -41,9 +41,7 @@ def test_split_chroot() -> None:
     assert split_chroot("a:1/") == ("a:1", None)
 
 
-def test_chroot_is_created_and_everything_lives_under_it(
-    zookeeper: ZooKeeperServer, chroot: str
-) -> None:
+def test_chroot_is_created_and_everything_lives_under_it(zookeeper: ZooKeeperServer, chroot: str) -> None:
     async def body() -> None:
         client = await _client(f"{zookeeper.connect_string}{chroot}/nested")
         try:
@@ -134,9 +132,7 @@ def test_broker_id_generation(connect: str) -> None:
         try:
             first = await clients[0].generate_broker_id(1000)
             assert first == 1001  # the seqid znode's version starts at 1 after the first set
-            ids = await asyncio.gather(
-                *(c.generate_broker_id(1000) for c in clients for _ in range(5))
-            )
+            ids = await asyncio.gather(*(c.generate_broker_id(1000) for c in clients for _ in range(5)))
             assert sorted(ids) == list(range(1002, 1017))
         finally:
             for c in clients:

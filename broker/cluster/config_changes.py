@@ -1,0 +1,147 @@
+"""Topic config changes from ZooKeeper, as Kafka's ZkConfigManager and its
+ZkNodeChangeNotificationListener on ``/config/changes``.
+
+Every broker runs one :class:`ConfigChangeWatcher`. At start it applies every topic's
+``/config/topics/<t>``, then it watches ``/config/changes``: each ``config_change_<seq>`` newer
+than the last one processed names an entity (``topics/<t>``), whose config is read and applied, in
+sequence order. Notifications older than ``change_expiration_ms`` (Kafka: 15 minutes) are deleted
+once processed. The watch and a new session (watches die with an expired one) both trigger a
+pass; passes never overlap. Entities other than topics (brokers, clients, users) are skipped: Brook
+has no dynamic broker or quota configs yet.
+
+Everything runs on the event loop: kazoo's watch callbacks are handed to it by KafkaZkClient.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping
+
+from kazoo.exceptions import ZookeeperError
+from kazoo.protocol.states import WatchedEvent
+
+from broker.cluster.zk import data, paths
+from broker.cluster.zk.client import KafkaZkClient
+from broker.cluster.zk.errors import ZkError
+
+log = logging.getLogger(__name__)
+
+#: Kafka's ZkConfigManager changeExpirationMs.
+CHANGE_EXPIRATION_MS = 15 * 60 * 1000
+TOPIC_CONFIG_TYPE = "topics"
+TOPICS_PREFIX = f"{TOPIC_CONFIG_TYPE}/"
+
+TopicConfigApplier = Callable[[str, Mapping[str, str]], None]
+
+
+def sequence_of(name: str) -> int | None:
+    """The sequence number of ``config_change_0000000042``, None for other names."""
+    if not name.startswith(paths.CONFIG_CHANGE_PREFIX):
+        return None
+    digits = name[len(paths.CONFIG_CHANGE_PREFIX) :]
+    return int(digits) if digits.isdigit() else None
+
+
+class ConfigChangeWatcher:
+    """Applies topic config changes written by any broker to this broker (``apply(topic, overrides)``)."""
+
+    def __init__(
+        self,
+        zk: KafkaZkClient,
+        apply: TopicConfigApplier,
+        *,
+        change_expiration_ms: int = CHANGE_EXPIRATION_MS,
+        now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
+        self.zk = zk
+        self.apply = apply
+        self.change_expiration_ms = change_expiration_ms
+        self.now_ms = now_ms
+        #: Kafka's lastExecutedChange: the sequence of the last notification processed.
+        self.last_processed = -1
+        self._pass: asyncio.Task[None] | None = None
+        self._again = False
+        self._stopped = False
+        #: Set after every completed pass (tests wait on it rather than sleeping).
+        self.processed = asyncio.Event()
+
+    async def start(self) -> None:
+        """Apply every topic's stored config, then process the pending notifications."""
+        self.zk.add_new_session_callback(self._on_new_session)
+        topics = await self.zk.get_children(paths.config_entity_type(TOPIC_CONFIG_TYPE)) or []
+        configs = await asyncio.gather(*(self.zk.get_entity_config(TOPIC_CONFIG_TYPE, t) for t in topics))
+        for topic, config in zip(topics, configs, strict=True):
+            self._apply(topic, config)
+        # As Kafka at start: every pending notification is processed too (re-applying is
+        # harmless), which also purges the expired ones.
+        await self._run_pass()
+
+    def stop(self) -> None:
+        self._stopped = True
+        if self._pass is not None:
+            self._pass.cancel()
+
+    async def _on_new_session(self) -> None:
+        self.trigger()
+
+    def _on_watch(self, _event: WatchedEvent) -> None:
+        self.trigger()
+
+    def trigger(self) -> None:
+        """Run a pass now, or right after the one running."""
+        if self._stopped:
+            return
+        if self._pass is not None and not self._pass.done():
+            self._again = True
+            return
+        self._pass = asyncio.get_running_loop().create_task(self._run_pass())
+
+    async def _run_pass(self) -> None:
+        while True:
+            self._again = False
+            try:
+                await self._process()
+            except (ZkError, ZookeeperError) as exc:
+                # The next watch event or new session retries; the changes stay in ZooKeeper.
+                log.warning("cannot read config changes from ZooKeeper: %s", exc)
+            if not self._again or self._stopped:
+                break
+        self.processed.set()
+
+    async def _process(self) -> None:
+        zk = self.zk
+        children = await zk.get_children(paths.CONFIG_CHANGES, self._on_watch) or []
+        pending = sorted(
+            (seq, name)
+            for name in children
+            if (seq := sequence_of(name)) is not None and seq > self.last_processed
+        )
+        now = self.now_ms()
+        for seq, name in pending:
+            got = await zk.get_data(f"{paths.CONFIG_CHANGES}/{name}")
+            if got is not None:
+                raw, stat = got
+                try:
+                    entity = data.decode_config_change(raw)
+                except data.ZkDataError as exc:
+                    log.error("ignoring config change %s: %s", name, exc)
+                else:
+                    await self._entity_changed(entity)
+                if now - stat.ctime > self.change_expiration_ms:
+                    await zk.delete(f"{paths.CONFIG_CHANGES}/{name}")  # False: purged by another broker
+            self.last_processed = seq
+
+    async def _entity_changed(self, entity: str) -> None:
+        if not entity.startswith(TOPICS_PREFIX):
+            log.debug("config change of %s: no dynamic configs of that kind in Brook", entity)
+            return
+        topic = entity[len(TOPICS_PREFIX) :]
+        self._apply(topic, await self.zk.get_entity_config(TOPIC_CONFIG_TYPE, topic))
+
+    def _apply(self, topic: str, config: Mapping[str, str]) -> None:
+        try:
+            self.apply(topic, config)
+        except Exception:
+            log.exception("applying the config of topic %s failed", topic)
