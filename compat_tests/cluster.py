@@ -448,6 +448,23 @@ class BrokerCluster:
             },
         )
 
+    def wait_view(
+        self,
+        predicate: Callable[[ClusterView], bool],
+        timeout: float,
+        what: str,
+        bootstrap: str | None = None,
+    ) -> ClusterView:
+        """Poll Metadata until ``predicate`` holds (no event tells a client's view has changed)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            view = self.view(bootstrap)
+            if predicate(view):
+                return view
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"timed out after {timeout} s waiting for {what}; last Metadata: {view}")
+            time.sleep(0.1)
+
 
 def measure(action: Callable[[], Any]) -> tuple[Any, float]:
     """Run ``action``; its result and how long it took (monotonic seconds; printed, never asserted

@@ -7,15 +7,44 @@ afterwards; ``read_from`` reads a partition from an offset with one consumer ins
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
 
+import pytest
+
 from compat_tests.clients.admin import unique_topic
 
 TIMEOUT = 30.0
+
+#: Whether followers fetch (replica fetchers, issue 13). Without them the high watermark of a
+#: partition whose ISR has other members never passes 0 (Kafka's rule: the HW is the lowest log
+#: end offset in the ISR), so nothing acknowledged can be read back, by any client.
+REPLICATION = importlib.util.find_spec("broker.replica.fetcher") is not None
+
+
+def reading_needs_replication(bootstrap: str, topic: str, partition: int) -> None:
+    """Called where a test goes on to read acknowledged records back. With replication it returns
+    and the reads are checked. Without it, it first checks that the reason holds (the partition's
+    high watermark is still 0 although writes were acknowledged), then ends the test as an
+    expected failure saying so: every check before this point has passed."""
+    if REPLICATION:
+        return
+    consumer = new_consumer(bootstrap)
+    try:
+        from confluent_kafka import TopicPartition
+
+        _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=TIMEOUT)
+    finally:
+        consumer.close()
+    assert high == 0, f"{topic}-{partition} has a high watermark ({high}) without replication"
+    pytest.xfail(
+        f"reading {topic}-{partition} back needs replication (issue 13): its followers never fetch, "
+        "so the high watermark stays at 0 and no acknowledged record is visible to consumers"
+    )
 
 
 @dataclass(frozen=True)
@@ -129,7 +158,8 @@ def create_topic(bootstrap: str, prefix: str, partitions: int, replication: int 
     from confluent_kafka.admin import AdminClient, NewTopic
 
     topic = unique_topic(prefix)
-    futures = AdminClient({"bootstrap.servers": bootstrap}).create_topics(
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the futures resolve
+    futures = admin.create_topics(
         [NewTopic(topic, partitions, replication)], operation_timeout=TIMEOUT, request_timeout=TIMEOUT
     )
     futures[topic].result(timeout=TIMEOUT)

@@ -150,14 +150,14 @@ class AiokafkaAdmin:
         self._no_errors(self._run(lambda a: a.create_topics([new], timeout_ms=MS)))
 
     def alter(self, topic: str, key: str, value: str) -> None:
-        from aiokafka.admin import ConfigResource, ConfigResourceType
+        from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
         resource = ConfigResource(ConfigResourceType.TOPIC, topic, configs={key: value})
         (answer,) = self._run(lambda a: a.alter_configs([resource]))
         assert all(r[0] == 0 for r in answer.resources), answer
 
     def config(self, topic: str, key: str) -> str:
-        from aiokafka.admin import ConfigResource, ConfigResourceType
+        from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
         resource = ConfigResource(ConfigResourceType.TOPIC, topic)
         answers = self._run(lambda a: a.describe_configs([resource]))
@@ -190,7 +190,9 @@ class KafkajsAdmin:
     def _run(self, action: dict[str, Any]) -> Any:
         from compat_tests.clients.node import run_kafkajs
 
-        (result,) = run_kafkajs({"op": "admin", "brokers": [self.bootstrap], "actions": [action]})["results"]
+        (result,) = run_kafkajs({"op": "admin", "brokers": self.bootstrap.split(","), "actions": [action]})[
+            "results"
+        ]
         return result
 
     def create(self, topic: str, partitions: int, configs: dict[str, str]) -> None:

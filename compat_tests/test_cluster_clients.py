@@ -25,6 +25,7 @@ from compat_tests.clients.admin import unique_topic
 from compat_tests.clients.drivers import BY_NAME
 from compat_tests.clients.model import EARLIEST, Msg
 from compat_tests.cluster import BrokerCluster
+from compat_tests.cluster_clients import reading_needs_replication
 from compat_tests.harness import REPO, BrokerProcess
 
 CLIENTS = ["confluent-kafka", "kafka-python", "aiokafka", "kcat", "kafkajs"]
@@ -85,9 +86,9 @@ def _kcat_sees(bootstrap: str) -> tuple[set[int], int]:
 def _kafkajs_sees(bootstrap: str) -> tuple[set[int], int]:
     from compat_tests.clients.node import run_kafkajs
 
-    (described,) = run_kafkajs({"op": "admin", "brokers": [bootstrap], "actions": [{"describeCluster": {}}]})[
-        "results"
-    ]
+    (described,) = run_kafkajs(
+        {"op": "admin", "brokers": bootstrap.split(","), "actions": [{"describeCluster": {}}]}
+    )["results"]
     return {b["nodeId"] for b in described["brokers"]}, described["controller"]
 
 
@@ -136,9 +137,8 @@ def test_brokers_are_registered_as_kafka_writes_them(cluster: BrokerCluster) -> 
 def _create_with_confluent(bootstrap: str, topic: str) -> None:
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    futures = AdminClient({"bootstrap.servers": bootstrap}).create_topics(
-        [NewTopic(topic, 3, 3)], operation_timeout=TIMEOUT, request_timeout=TIMEOUT
-    )
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the futures resolve
+    futures = admin.create_topics([NewTopic(topic, 3, 3)], operation_timeout=TIMEOUT, request_timeout=TIMEOUT)
     futures[topic].result(timeout=TIMEOUT)
 
 
@@ -182,7 +182,7 @@ def _create_with_kafkajs(bootstrap: str, topic: str) -> None:
     (created,) = run_kafkajs(
         {
             "op": "admin",
-            "brokers": [bootstrap],
+            "brokers": bootstrap.split(","),
             "actions": [
                 {"createTopics": {"topics": [{"topic": topic, "numPartitions": 3, "replicationFactor": 3}]}}
             ],
@@ -201,12 +201,14 @@ CREATE: dict[str, Callable[[str, str], None]] = {
 
 
 def _confluent_topic_id(bootstrap: str, topic: str) -> str:
-    """The topic id a client reads from Metadata, in Kafka's base64 text form."""
+    """The topic id a client reads from Metadata, in Kafka's text form (Uuid.toString: URL-safe
+    base64 without padding; confluent-kafka prints the standard alphabet)."""
     from confluent_kafka import TopicCollection
     from confluent_kafka.admin import AdminClient
 
-    futures = AdminClient({"bootstrap.servers": bootstrap}).describe_topics(TopicCollection([topic]))
-    return str(futures[topic].result(timeout=TIMEOUT).topic_id)
+    admin = AdminClient({"bootstrap.servers": bootstrap})  # kept alive until the future resolves
+    futures = admin.describe_topics(TopicCollection([topic]))
+    return str(futures[topic].result(timeout=TIMEOUT).topic_id).replace("+", "-").replace("/", "_")
 
 
 def check_kafka_topic_znode(cluster: BrokerCluster, topic: str, partitions: int) -> dict[int, list[int]]:
@@ -270,6 +272,7 @@ def test_a_topic_created_through_each_client_is_replicated_three_times_in_zookee
     sent = [Msg(f"{client}-{p}".encode(), partition=p) for p in range(3)]
     acks = driver.produce(bootstrap, topic, sent, acks="1")
     assert all(a is None or a.partition == m.partition for a, m in zip(acks, sent, strict=True)), acks
+    reading_needs_replication(bootstrap, topic, 0)
     got = driver.consume(bootstrap, topic, [0, 1, 2], EARLIEST)
     values = {(r.partition, r.value) for r in got}
     assert {(m.partition, m.value) for m in sent} <= values, got

@@ -18,8 +18,14 @@ import json
 import time
 from typing import Any
 
-from compat_tests.cluster import FAILOVER_SLACK, BrokerCluster, measure
-from compat_tests.cluster_clients import SteadyProducer, create_topic, new_consumer, read_from
+from compat_tests.cluster import FAILOVER_SLACK, BrokerCluster, ClusterView, measure
+from compat_tests.cluster_clients import (
+    SteadyProducer,
+    create_topic,
+    new_consumer,
+    read_from,
+    reading_needs_replication,
+)
 
 TIMEOUT = 30.0
 
@@ -70,7 +76,8 @@ def test_kill_9_of_a_partition_leader(fresh_cluster: BrokerCluster) -> None:
     try:
         first = producer.send_and_wait(topic, [f"before-{i}".encode() for i in range(20)], partition)
         assert [d.error for d in first] == [None] * 20
-        assert len(read_from(consumer, topic, partition, first[0].offset, 20)) == 20
+        # The consumer exists (bootstrapped, its metadata loaded) before the fault.
+        assert topic in consumer.list_topics(topic, timeout=TIMEOUT).topics
 
         cluster.kill(leader)
         state, elapsed = measure(
@@ -89,6 +96,7 @@ def test_kill_9_of_a_partition_leader(fresh_cluster: BrokerCluster) -> None:
         assert offsets == list(range(offsets[0], offsets[0] + 20)), offsets
         # The same consumer reads every one of them from the new leader (and nothing is claimed
         # about the records the dead leader had acknowledged: see the module docstring).
+        reading_needs_replication(cluster.live_bootstrap(), topic, partition)
         got = read_from(consumer, topic, partition, offsets[0], 20)
         assert [m.value() for m in got] == [d.value for d in after]
     finally:
@@ -206,6 +214,8 @@ def test_an_expired_zookeeper_session_registers_again_and_serves(fresh_cluster: 
     try:
         (delivery,) = producer.send_and_wait(topic, [b"served"], led[0])
         assert delivery.error is None
+        assert cluster.brokers[target].alive()
+        reading_needs_replication(cluster.bootstrap, topic, led[0])
         (record,) = read_from(consumer, topic, led[0], delivery.offset, 1)
         assert record.value() == b"served"
     finally:
@@ -220,9 +230,7 @@ def test_a_whole_cluster_restart_keeps_ids_topics_and_assignments(fresh_cluster:
         create_topic(cluster.bootstrap, "restart-a", 3),
         create_topic(cluster.bootstrap, "restart-b", 1),
     ]
-    for topic in topics:
-        cluster.wait_for_leader(topic, 0, lambda x: x >= 0, TIMEOUT)
-    before = cluster.view()
+    before = cluster.wait_view(lambda v: _online(v, topics), TIMEOUT, "the new topics in Metadata")
     znodes = {t: cluster.topic_znode(t) for t in topics}
     cluster_id = cluster.zk.get("/cluster/id")[0]
 
@@ -230,14 +238,9 @@ def test_a_whole_cluster_restart_keeps_ids_topics_and_assignments(fresh_cluster:
 
     # Leaders are not compared: the rolling stop shrank every ISR to the last broker standing,
     # and without replication (issue 13) no follower rejoins it. Everything else is the same.
-    deadline = time.monotonic() + TIMEOUT
-    while True:
-        after = cluster.view()
-        online = all(s[0] >= 0 for t in topics for s in after.topics.get(t, {-1: (-1, (), ())}).values())
-        if online and set(topics) <= set(after.topics):
-            break
-        assert time.monotonic() < deadline, f"topics not all online after the restart: {after}"
-        time.sleep(0.1)
+    after = cluster.wait_view(
+        lambda v: _online(v, topics), TIMEOUT, "every partition online after the restart"
+    )
     assert after.brokers == before.brokers
     assert after.controller in cluster.ids
     assert {t: after.assignments()[t] for t in topics} == {t: before.assignments()[t] for t in topics}
@@ -245,3 +248,7 @@ def test_a_whole_cluster_restart_keeps_ids_topics_and_assignments(fresh_cluster:
         "same topic ids and assignments in ZooKeeper"
     )
     assert cluster.zk.get("/cluster/id")[0] == cluster_id
+
+
+def _online(view: ClusterView, topics: list[str]) -> bool:
+    return all(t in view.topics and all(s[0] >= 0 for s in view.topics[t].values()) for t in topics)

@@ -8,7 +8,14 @@ import subprocess
 from pathlib import Path
 
 from compat_tests.cluster import SHARED_OVERRIDES, BrokerCluster
-from compat_tests.cluster_clients import SteadyProducer, create_topic, new_consumer, read_from
+from compat_tests.cluster_clients import (
+    Delivery,
+    SteadyProducer,
+    create_topic,
+    new_consumer,
+    read_from,
+    reading_needs_replication,
+)
 from compat_tests.harness import REPO, BrokerProcess, free_port
 from compat_tests.test_cluster_clients import check_kafka_topic_znode, check_partition_states
 from compat_tests.zookeeper import ZooKeeperEnsemble
@@ -16,19 +23,27 @@ from compat_tests.zookeeper import ZooKeeperEnsemble
 TIMEOUT = 30.0
 
 
-def _produce_everywhere(cluster: BrokerCluster, topic: str, partitions: int, tag: str) -> None:
-    """One acknowledged and read-back record per partition (so every leader serves)."""
+def _produce_everywhere(cluster: BrokerCluster, topic: str, partitions: int, tag: str) -> list[Delivery]:
+    """One acknowledged record per partition (so every leader takes writes)."""
     producer = SteadyProducer(cluster.bootstrap)
+    try:
+        values = [f"{tag}-{p}".encode() for p in range(partitions)]
+        deliveries = [producer.send_and_wait(topic, [v], p)[0] for p, v in enumerate(values)]
+    finally:
+        producer.close()
+    assert [d.error for d in deliveries] == [None] * partitions, deliveries
+    assert [d.partition for d in deliveries] == list(range(partitions))
+    return deliveries
+
+
+def _read_back(cluster: BrokerCluster, topic: str, deliveries: list[Delivery]) -> None:
     consumer = new_consumer(cluster.bootstrap)
     try:
-        for p in range(partitions):
-            (delivery,) = producer.send_and_wait(topic, [f"{tag}-{p}".encode()], p)
-            assert delivery.error is None, delivery
-            (record,) = read_from(consumer, topic, p, delivery.offset, 1)
-            assert record.value() == f"{tag}-{p}".encode()
+        for d in deliveries:
+            (record,) = read_from(consumer, topic, d.partition, d.offset, 1)
+            assert record.value() == d.value
     finally:
         consumer.close()
-        producer.close()
 
 
 def test_the_cluster_goes_on_when_a_zookeeper_member_dies(
@@ -48,11 +63,14 @@ def test_the_cluster_goes_on_when_a_zookeeper_member_dies(
         # Admin (ZooKeeper writes through the controller) and data still work; nobody left.
         after = create_topic(cluster.bootstrap, "zk-after", 3)
         check_partition_states(cluster, after, check_kafka_topic_znode(cluster, after, 3))
-        _produce_everywhere(cluster, before, 3, "before")
-        _produce_everywhere(cluster, after, 3, "after")
+        written = {before: _produce_everywhere(cluster, before, 3, "before")}
+        written[after] = _produce_everywhere(cluster, after, 3, "after")
         assert cluster.registered_ids() == {1, 2, 3}
         assert cluster.controller_id() in cluster.ids
         assert all(b.alive() for b in cluster.brokers.values()), cluster.logs()
+        reading_needs_replication(cluster.bootstrap, after, 0)
+        for topic, deliveries in written.items():
+            _read_back(cluster, topic, deliveries)
 
 
 def test_zookeeper_unreachable_at_start_is_a_clear_error_and_a_non_zero_exit(tmp_path: Path) -> None:
