@@ -141,10 +141,24 @@ class BrokerCluster:
                 future.result()
 
     def wait_formed(self, timeout: float = FORM_TIMEOUT) -> None:
-        """Every live broker registered and a controller elected."""
+        """Every live broker registered, a controller elected, and every live broker's Metadata
+        naming all of them and that controller. ZooKeeper alone is not enough: a broker's
+        registration is in ZooKeeper before the controller has acted on it (and an ensemble
+        member may serve it later than the one the harness reads), and until then a topic
+        with replication factor N is refused."""
         live = {i for i, b in self.brokers.items() if b.alive()}
         self.wait_registered(live, timeout)
-        self.wait_controller(timeout=timeout)
+        controller = self.wait_controller(timeout=timeout)
+        self.wait_metadata_converged(live, controller, timeout)
+
+    def wait_metadata_converged(self, live: set[int], controller: int, timeout: float = FORM_TIMEOUT) -> None:
+        for broker_id in sorted(live):
+            self.wait_view(
+                lambda v: set(v.brokers) == live and v.controller == controller,
+                timeout,
+                f"broker {broker_id}'s Metadata to list brokers {sorted(live)} and controller {controller}",
+                bootstrap=self.bootstrap_of(broker_id),
+            )
 
     def close(self) -> None:
         """Kill whatever runs (tests that care stop brokers themselves) and close the ZooKeeper client."""

@@ -77,6 +77,7 @@ class SteadyProducer:
         self.reports: list[Delivery] = []
         self._lock = threading.Lock()
         self._delivered = threading.Condition(self._lock)
+        self._closed = False
 
     def send(self, topic: str, value: bytes, partition: int) -> None:
         def done(err: Any, msg: Any) -> None:
@@ -116,7 +117,13 @@ class SteadyProducer:
             return [d for d in self.reports if d.error is not None]
 
     def close(self) -> None:
+        """Flush, then destroy the client now (not when a traceback lets go of it: a leaked
+        producer would go on calling the brokers of a cluster that is gone)."""
+        if self._closed:
+            return
+        self._closed = True
         self.producer.flush(TIMEOUT)
+        self.producer.close()
 
 
 def new_consumer(bootstrap: str) -> Any:
