@@ -432,6 +432,7 @@ class BrokerCluster:
         self.wait_unregistered(broker_id, self.session_timeout_ms / 1000 * 2 + 10)
         proc.start()
         self.wait_reregistered(broker_id, old_epoch, FORM_TIMEOUT)
+        self.wait_formed()
 
     def restart_all(self) -> None:
         """SIGTERM every broker (one by one, as a rolling stop would), then start them all together."""
