@@ -154,7 +154,7 @@ class Broker:
         if admin is not None:
             await admin.start()
 
-    async def _fetch_topic_configs(self, topics: list[str]) -> dict[str, Mapping[str, str]]:
+    async def _fetch_topic_configs(self, topics: list[str]) -> Mapping[str, Mapping[str, str]]:
         admin = self.zk_admin
         return {} if admin is None else await admin.fetch_topic_configs(topics)
 

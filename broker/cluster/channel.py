@@ -160,8 +160,9 @@ class BrokerChannel:
                 self._pending.popleft()
                 continue
             try:
-                future = conn.send(item.request, version=item.version, max_version=item.max_version,
-                                   expect_response=True)
+                future = conn.send(
+                    item.request, version=item.version, max_version=item.max_version, expect_response=True
+                )
             except ConnectionFailure:
                 self._conn_lost = True
                 self._wakeup.set()
@@ -202,8 +203,13 @@ class BrokerChannel:
                 except ConnectionFailure as exc:
                     failures += 1
                     level = logging.WARNING if failures == 1 else logging.DEBUG
-                    log.log(level, "Broker %d unreachable, %d request(s) queued: %s", self.broker_id,
-                            self.queued, exc)
+                    log.log(
+                        level,
+                        "Broker %d unreachable, %d request(s) queued: %s",
+                        self.broker_id,
+                        self.queued,
+                        exc,
+                    )
                     continue
                 if failures:
                     log.info("Reconnected to broker %d after %d failed attempt(s)", self.broker_id, failures)
@@ -218,8 +224,12 @@ class BrokerChannel:
             try:
                 response = await future
             except ConnectionFailure as exc:
-                log.info("Request %s to broker %d failed (%s); resending after reconnecting",
-                         type(item.request).__name__, self.broker_id, exc)
+                log.info(
+                    "Request %s to broker %d failed (%s); resending after reconnecting",
+                    type(item.request).__name__,
+                    self.broker_id,
+                    exc,
+                )
                 self._conn_lost = True
                 continue
             self._window.popleft()
@@ -278,8 +288,9 @@ class ChannelManager:
         """
         channel = self._channels.get(broker_id)
         if channel is None:
-            log.warning("Not sending %s to broker %d: it has no channel (offline)",
-                        type(request).__name__, broker_id)
+            log.warning(
+                "Not sending %s to broker %d: it has no channel (offline)", type(request).__name__, broker_id
+            )
             dropped: asyncio.Future[Response] = asyncio.get_running_loop().create_future()
             dropped.cancel()
             return dropped
@@ -291,4 +302,3 @@ class ChannelManager:
         for channel in channels:
             await channel.close()
         await self.client.close()
-

@@ -4,8 +4,8 @@ ZkNodeChangeNotificationListener on ``/config/changes``.
 Every broker runs one :class:`ConfigChangeWatcher`. At start it applies every topic's
 ``/config/topics/<t>``, then it watches ``/config/changes``: each ``config_change_<seq>`` newer
 than the last one processed names an entity (``topics/<t>``), whose config is read and applied, in
-sequence order. Notifications older than ``change_expiration_ms`` (Kafka: 15 minutes) are deleted
-once processed. The watch and a new session (watches die with an expired one) both trigger a
+sequence order. After each pass, notifications older than ``change_expiration_ms`` (Kafka: 15
+minutes) are deleted. The watch and a new session (watches die with an expired one) both trigger a
 pass; passes never overlap. Entities other than topics (brokers, clients, users) are skipped: Brook
 has no dynamic broker or quota configs yet.
 
@@ -113,25 +113,30 @@ class ConfigChangeWatcher:
     async def _process(self) -> None:
         zk = self.zk
         children = await zk.get_children(paths.CONFIG_CHANGES, self._on_watch) or []
-        pending = sorted(
-            (seq, name)
-            for name in children
-            if (seq := sequence_of(name)) is not None and seq > self.last_processed
-        )
+        numbered = sorted((seq, name) for name in children if (seq := sequence_of(name)) is not None)
         now = self.now_ms()
-        for seq, name in pending:
+        for seq, name in numbered:
+            if seq <= self.last_processed:
+                continue
             got = await zk.get_data(f"{paths.CONFIG_CHANGES}/{name}")
             if got is not None:
-                raw, stat = got
                 try:
-                    entity = data.decode_config_change(raw)
+                    entity = data.decode_config_change(got[0])
                 except data.ZkDataError as exc:
                     log.error("ignoring config change %s: %s", name, exc)
                 else:
                     await self._entity_changed(entity)
-                if now - stat.ctime > self.change_expiration_ms:
-                    await zk.delete(f"{paths.CONFIG_CHANGES}/{name}")  # False: purged by another broker
             self.last_processed = seq
+        await self._purge(now, [name for _, name in numbered])
+
+    async def _purge(self, now: int, names: list[str]) -> None:
+        """Kafka's purgeObsoleteNotifications: delete the notifications (processed or not, by any
+        broker) created more than ``change_expiration_ms`` before this pass began."""
+        for name in names:
+            path = f"{paths.CONFIG_CHANGES}/{name}"
+            stat = await self.zk.exists(path)
+            if stat is not None and now - stat.ctime > self.change_expiration_ms:
+                await self.zk.delete(path)  # False when another broker purged it first
 
     async def _entity_changed(self, entity: str) -> None:
         if not entity.startswith(TOPICS_PREFIX):

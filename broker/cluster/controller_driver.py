@@ -154,6 +154,7 @@ class ControllerDriver:
         self._queued: set[str] = set()
         self._topics_watched: set[str] = set()
         self._rebalance_timer: asyncio.TimerHandle | None = None
+        self._config_changes_seen: set[str] = set()
 
     # -- events -----------------------------------------------------------------------------------
 
@@ -224,6 +225,8 @@ class ControllerDriver:
             unclean,
         )
         await self.carry_out(decisions)
+        # Config changes before now were read with the topics; later ones are followed.
+        self._config_changes_seen = {n for n, _ in await zk.get_config_changes(self._config_watch())}
         # Pending notifications and requests written while there was no controller.
         await self._on_isr_change()
         await self._on_preferred_replica_election()
@@ -304,6 +307,41 @@ class ControllerDriver:
         )
         if topics:
             await self.carry_out(self.controller.on_topic_deletion_requested(topics))
+
+    def _config_watch(self) -> Callable[[WatchedEvent], None]:
+        return self._watch("TopicConfigChange", self._on_config_change)
+
+    async def _on_config_change(self) -> None:
+        """``/config/changes``: a topic's ``unclean.leader.election.enable`` may have changed;
+        turned on, its leaderless partitions are elected now (Kafka's
+        TopicUncleanLeaderElectionEnable). The notifications are the brokers' to delete."""
+        changes = await self.zk.get_config_changes(self._config_watch())
+        fresh = [(n, entity) for n, entity in changes if n not in self._config_changes_seen]
+        self._config_changes_seen = {n for n, _ in changes}
+        ctx = self.controller.context
+        enabled: list[str] = []
+        for _name, entity in fresh:
+            entity_type, _, topic = entity.partition("/")
+            if entity_type != "topics" or topic not in ctx.assignments:
+                continue
+            config = await self.zk.get_entity_config("topics", topic)
+            value = _as_bool(config.get("unclean.leader.election.enable"))
+            before = ctx.topic_unclean_leader_election.get(topic)
+            if value is None:
+                ctx.topic_unclean_leader_election.pop(topic, None)
+            else:
+                ctx.topic_unclean_leader_election[topic] = value
+            if value and not before:
+                enabled.append(topic)
+        for topic in enabled:
+            leaderless = [
+                p
+                for p in ctx.partitions_for_topic(topic)
+                if (state := ctx.leader_and_isr(p)) is not None and state.leader not in ctx.live_broker_ids
+            ]
+            if leaderless:
+                _answers, decisions = self.controller.elect_leaders(leaderless, ElectionType.UNCLEAN)
+                await self.carry_out(decisions)
 
     async def _on_isr_change(self) -> None:
         """``/isr_change_notification``: leaders changed ISRs themselves; every broker learns the

@@ -137,7 +137,7 @@ class ZkAdmin:
         #: Names being created by this broker: a second creation is TOPIC_ALREADY_EXISTS at once.
         self._creating: set[str] = set()
         #: The topic overrides last read from ZooKeeper (applied to local logs, used for new ones).
-        self.topic_overrides: dict[str, dict[str, str]] = {}
+        self.topic_overrides: dict[str, Mapping[str, str]] = {}
         self.config_watcher: ConfigChangeWatcher | None = None
         self._offsets_creation: asyncio.Future[None] | None = None
 
@@ -440,15 +440,15 @@ class ZkAdmin:
         if changed:
             log.info("applied the config of topic %s to %d local logs: %s", topic, changed, dict(overrides))
 
-    async def fetch_topic_configs(self, topics: Sequence[str]) -> dict[str, Mapping[str, str]]:
-        """The overrides of ``topics`` from ZooKeeper, for the logs a LeaderAndIsr creates; the
-        last known ones when ZooKeeper cannot be read (logged)."""
+    async def fetch_topic_configs(self, topics: Sequence[str]) -> Mapping[str, Mapping[str, str]]:
+        """The overrides of ``topics`` read from ZooKeeper, for the logs a LeaderAndIsr creates
+        (the last known ones when ZooKeeper cannot be read, logged). The mapping returned is
+        :attr:`topic_overrides` itself: the config watcher keeps it current meanwhile."""
         try:
             found = await asyncio.gather(*(self.zk.get_entity_config(TOPIC_CONFIG_TYPE, t) for t in topics))
         except (ZkError, ZookeeperError) as exc:
             log.warning("cannot read topic configs from ZooKeeper (%s); using the last known", exc)
-            return {t: self.topic_overrides[t] for t in topics if t in self.topic_overrides}
-        out: dict[str, Mapping[str, str]] = {}
+            return self.topic_overrides
         for topic, overrides in zip(topics, found, strict=True):
             try:
                 topic_log_config(self.broker.config, overrides)
@@ -456,8 +456,7 @@ class ZkAdmin:
                 log.error("ignoring the config of topic %s in ZooKeeper: %s", topic, exc)
                 overrides = {}
             self.topic_overrides[topic] = overrides
-            out[topic] = overrides
-        return out
+        return self.topic_overrides
 
     # -- ZooKeeper failures ---------------------------------------------------------------------
 

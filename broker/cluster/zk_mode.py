@@ -36,14 +36,14 @@ from kazoo.protocol.states import EventType, WatchedEvent
 
 from broker.cluster.meta_properties import ensure_meta_properties, new_cluster_id, recorded_identity
 from broker.cluster.metadata_cache import MetadataCache
-from broker.cluster.zk import data, paths
+from broker.cluster.zk import data
 from broker.cluster.zk.broker_id import resolve_broker_id
 from broker.cluster.zk.client import BrokerRegistrar, KafkaZkClient, SessionState, ZkSettings
 from broker.cluster.zk.cluster_id import check_cluster_id
 from broker.cluster.zk.errors import ControllerMovedError
 from broker.config import BrokerConfig
 from broker.network.client import ClientConfig, NetworkClient
-from broker.types import BrokerId
+from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.controlled_shutdown_request import ControlledShutdownRequest
 from protocol.messages.controlled_shutdown_response import ControlledShutdownResponse
@@ -56,7 +56,7 @@ log = logging.getLogger(__name__)
 
 #: The whole controlled shutdown is bounded so that stopping a broker never hangs on a controller
 #: that does not answer (Kafka retries ``controlled.shutdown.max.retries`` times with no bound).
-CONTROLLED_SHUTDOWN_MAX_S = 30.0
+CONTROLLED_SHUTDOWN_MAX_S = 10.0
 
 Event = Callable[[], Awaitable[None]]
 
@@ -207,8 +207,7 @@ class ZkCluster:
                 await event()
             except ControllerMovedError as exc:
                 log.info("controller moved while processing %s (%s): resigning", name, exc)
-                await self._resign()
-                self.put("Reelect", self._elect)
+                await self._move_controller()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -258,7 +257,29 @@ class ZkCluster:
         from broker.cluster.controller_driver import ControllerDriver
 
         self.controller = ControllerDriver(self, self.broker, epoch, epoch_zk_version)
-        await self.controller.failover()
+        try:
+            await self.controller.failover()
+        except ControllerMovedError:
+            raise
+        except Exception:
+            # A fail-over that did not complete leaves no trustworthy controller state: Kafka's
+            # triggerControllerMove, after a pause so that a sick ZooKeeper is not hammered.
+            log.exception("controller fail-over of broker %d failed: resigning", broker_id)
+            await self._move_controller(delay_s=1.0)
+
+    async def _move_controller(self, delay_s: float = 0.0) -> None:
+        """Kafka's triggerControllerMove: resign, give up /controller if it still names this
+        broker, then stand for election again."""
+        driver = self.controller
+        await self._resign()
+        if driver is not None:
+            with contextlib.suppress(Exception):  # fenced: a no-op when it is no longer ours
+                if await self.zk.get_controller_id() == driver.broker.node_id:
+                    await self.zk.delete_controller(driver.epoch_zk_version)
+        if delay_s > 0:
+            asyncio.get_running_loop().call_later(delay_s, self.put, "Reelect", self._elect)
+        else:
+            self.put("Reelect", self._elect)
 
     async def _resign(self) -> None:
         driver, self.controller = self.controller, None
@@ -308,6 +329,13 @@ class ZkCluster:
                 if answer is True:
                     log.info("controlled shutdown of broker %d succeeded", broker.node_id)
                     return True
+                if answer is None:
+                    log.info(
+                        "controlled shutdown of broker %d moved every replicated partition; the ones "
+                        "with a single replica stay led by it until it stops",
+                        broker.node_id,
+                    )
+                    return True
                 log.info(
                     "controlled shutdown attempt %d of broker %d: %s", attempt + 1, broker.node_id, answer
                 )
@@ -320,7 +348,8 @@ class ZkCluster:
 
     async def _controlled_shutdown_once(
         self, broker: Broker, client: NetworkClient, listener: str, budget_s: float
-    ) -> bool | str:
+    ) -> bool | str | None:
+        """True: done; None: only single-replica partitions remain; else why it must retry."""
         controller = broker.metadata_cache.controller_id
         if controller is None:
             return "no controller known"
@@ -333,7 +362,7 @@ class ZkCluster:
                 client.send(controller, endpoint.host, endpoint.port, request),
                 min(budget_s, 10.0),
             )
-        except (TimeoutError, OSError, Exception) as exc:  # any failure: the next attempt
+        except Exception as exc:  # refused, lost, timed out: the next attempt
             client.disconnect(controller)
             return f"request to controller {controller} failed: {exc!r}"
         body = response.body
@@ -342,6 +371,18 @@ class ZkCluster:
             return f"error {ErrorCode(body.error_code).name} from controller {controller}"
         if body.remaining_partitions:
             names = ", ".join(f"{p.topic_name}-{p.partition_index}" for p in body.remaining_partitions)
+            movable = [
+                p
+                for p in body.remaining_partitions
+                if (
+                    cached := broker.metadata_cache.partition(TopicPartition(p.topic_name, p.partition_index))
+                )
+                is None
+                or len(cached.replicas) > 1
+            ]
+            if not movable:
+                # Only single-replica partitions are left: no retry can move them.
+                return None
             return f"partitions still led: {names}"
         return True
 
@@ -350,10 +391,14 @@ class ZkCluster:
         if self._closed:
             return
         self._closed = True
-        if self._event_task is not None:
-            self._event_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._event_task
+        task = self._event_task
+        # Cancelled until done: on Python 3.11 a cancellation racing with an inner wait_for's
+        # completion can be lost, leaving the task waiting on the queue.
+        for _ in range(20):
+            if task is None or task.done():
+                break
+            task.cancel()
+            await asyncio.wait({task}, timeout=0.25)
         await self._resign()
         await self.zk.close()
 
@@ -363,11 +408,3 @@ class ZkCluster:
         """A cluster-wide unique block [start, end) from ``/latest_producer_id_block``."""
         block = await self.zk.allocate_producer_id_block(broker_id)
         return block.first_id, block.last_id + 1
-
-
-def znode_of(path: str) -> str:
-    """The last element of a znode path."""
-    return path.rsplit("/", 1)[-1]
-
-
-__all__ = ["ZkCluster", "broker_registration", "paths", "zk_settings", "znode_of"]

@@ -214,7 +214,11 @@ class _InFlight:
     __slots__ = ("api_key", "correlation_id", "deadline", "future", "version")
 
     def __init__(
-        self, api_key: int, version: int, correlation_id: int, deadline: float,
+        self,
+        api_key: int,
+        version: int,
+        correlation_id: int,
+        deadline: float,
         future: asyncio.Future[Response],
     ) -> None:
         self.api_key = api_key
@@ -441,12 +445,17 @@ class BrokerConnection(asyncio.BufferedProtocol):
         return future
 
     async def request(
-        self, request: Message, *, version: int | None = None, max_version: int | None = None,
+        self,
+        request: Message,
+        *,
+        version: int | None = None,
+        max_version: int | None = None,
         timeout_ms: float | None = None,
     ) -> Response:
         """Send and await the response (a Produce with acks=0 gets none: use :meth:`send`)."""
-        future = self.send(request, version=version, max_version=max_version, timeout_ms=timeout_ms,
-                           expect_response=True)
+        future = self.send(
+            request, version=version, max_version=max_version, timeout_ms=timeout_ms, expect_response=True
+        )
         assert future is not None
         return await future
 
@@ -478,19 +487,23 @@ class BrokerConnection(asyncio.BufferedProtocol):
             return
         (correlation_id,) = _CORRELATION.unpack_from(frame, 0)
         if not self._in_flight:
-            self._fail(BadResponseError(
-                f"broker {self.node_id} at {self.peer}: response with correlation id {correlation_id} "
-                "but no request in flight"
-            ))
+            self._fail(
+                BadResponseError(
+                    f"broker {self.node_id} at {self.peer}: response with correlation id {correlation_id} "
+                    "but no request in flight"
+                )
+            )
             return
         head = self._in_flight[0]
         if correlation_id != head.correlation_id:
             known = any(p.correlation_id == correlation_id for p in self._in_flight)
             what = "out of order" if known else "with an unknown correlation id"
-            self._fail(BadResponseError(
-                f"broker {self.node_id} at {self.peer}: response {what}: expected correlation id "
-                f"{head.correlation_id}, got {correlation_id}"
-            ))
+            self._fail(
+                BadResponseError(
+                    f"broker {self.node_id} at {self.peer}: response {what}: expected correlation id "
+                    f"{head.correlation_id}, got {correlation_id}"
+                )
+            )
             return
         self._in_flight.popleft()
         try:
@@ -518,13 +531,18 @@ class BrokerConnection(asyncio.BufferedProtocol):
         expired = [p for p in self._in_flight if p.deadline <= now]
         if expired:
             for p in expired:
-                fail_quietly(p.future, RequestTimeoutError(
-                    f"{papi.api(p.api_key).name} v{p.version} to broker {self.node_id} at {self.peer}: "
-                    f"no response within the request timeout"
-                ))
+                fail_quietly(
+                    p.future,
+                    RequestTimeoutError(
+                        f"{papi.api(p.api_key).name} v{p.version} to broker {self.node_id} at {self.peer}: "
+                        f"no response within the request timeout"
+                    ),
+                )
             log.warning(
                 "Closing the connection to broker %d at %s: %d request(s) timed out",
-                self.node_id, self.peer, len(expired),
+                self.node_id,
+                self.peer,
+                len(expired),
             )
             self._fail(DisconnectedError(f"connection to broker {self.node_id} closed: a request timed out"))
         elif self._in_flight:
@@ -572,7 +590,12 @@ def fail_quietly(future: asyncio.Future[Any], error: BaseException) -> None:
 
 class _NodeState:
     __slots__ = (
-        "connecting", "connection", "failed_attempts", "generation", "last_attempt", "reconnect_delay",
+        "connecting",
+        "connection",
+        "failed_attempts",
+        "generation",
+        "last_attempt",
+        "reconnect_delay",
     )
 
     def __init__(self) -> None:
@@ -673,8 +696,15 @@ class NetworkClient:
             self._note_failure(state, conn.loop.time())
 
     async def send(
-        self, node_id: int, host: str, port: int, request: Message, *, version: int | None = None,
-        max_version: int | None = None, timeout_ms: float | None = None,
+        self,
+        node_id: int,
+        host: str,
+        port: int,
+        request: Message,
+        *,
+        version: int | None = None,
+        max_version: int | None = None,
+        timeout_ms: float | None = None,
     ) -> Response:
         """Connect if needed and send once (no retry)."""
         conn = await self.connect(node_id, host, port)
@@ -714,4 +744,3 @@ class NetworkClient:
         if conn is not None:
             conn.close()
             await conn.wait_closed()
-

@@ -73,8 +73,12 @@ class ReplicaManager:
         #: listeners (see :mod:`broker.replica.control`).
         self.control = ControlPlane()
         #: ZooKeeper mode: reads the overrides of topics (``/config/topics/<t>``) whose logs a
-        #: LeaderAndIsr is about to create, before the disk work; None: the local metadata's.
-        self.fetch_topic_configs: Callable[[list[str]], Awaitable[dict[str, Mapping[str, str]]]] | None = None
+        #: LeaderAndIsr is about to create, before the disk work; None: the local metadata's. The
+        #: mapping returned stays live (the config watcher updates it): a change applied during
+        #: the disk work is caught up afterwards.
+        self.fetch_topic_configs: Callable[[list[str]], Awaitable[Mapping[str, Mapping[str, str]]]] | None = (
+            None
+        )
 
     def get(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)
@@ -277,7 +281,10 @@ class ReplicaManager:
                     _apply(partition, transition, self.local_id)
             work = [(t, self.partitions.get(t.tp), t.leader == self.local_id) for t in accepted]
             overrides = await self._overrides_of_new(work)
-            opened = await disk.run(self._open_logs, work, overrides) if work else {}
+            new_topics = {t.tp.topic for t, existing, _ in work if existing is None}
+            used = {topic: dict(overrides[topic]) for topic in new_topics if topic in overrides}
+            opened = await disk.run(self._open_logs, work, used) if work else {}
+            self._catch_up_configs(work, opened, used, overrides)
             leaders: list[Partition] = []
             followers: list[Partition] = []
             for transition, existing, _ in work:
@@ -343,13 +350,34 @@ class ReplicaManager:
 
     async def _overrides_of_new(
         self, work: list[tuple[PartitionTransition, Partition | None, bool]]
-    ) -> dict[str, Mapping[str, str]]:
+    ) -> Mapping[str, Mapping[str, str]]:
         """The topic overrides of the replicas about to get a log (as Kafka's createLog reads
         them from ZooKeeper), fetched on the loop before the disk work."""
         new_topics = sorted({t.tp.topic for t, existing, _ in work if existing is None})
         if self.fetch_topic_configs is None or not new_topics:
             return {}
         return await self.fetch_topic_configs(new_topics)
+
+    def _catch_up_configs(
+        self,
+        work: list[tuple[PartitionTransition, Partition | None, bool]],
+        opened: Mapping[TopicPartition, Log | BaseException],
+        used: Mapping[str, Mapping[str, str]],
+        latest: Mapping[str, Mapping[str, str]],
+    ) -> None:
+        """A config change applied while the new logs were being created (``latest`` is kept up
+        to date by the config watcher) missed them: they get it now."""
+        for transition, existing, _ in work:
+            tp = transition.tp
+            new_log = opened.get(tp)
+            now = latest.get(tp.topic)
+            if (
+                existing is None
+                and isinstance(new_log, Log)
+                and now is not None
+                and now != used.get(tp.topic)
+            ):
+                new_log.update_config(self._config_for(tp.topic, transition.topic_id, now))
 
     def _open_logs(
         self,

@@ -561,7 +561,11 @@ class Controller:
             [PartitionReplica(p, broker) for p in followed], ReplicaState.OFFLINE
         )
         self._flush()
-        remaining = frozenset(ctx.partition_leaders_on_broker(broker))
+        # As Kafka's replicatedPartitionsBrokerLeads: a partition with one replica cannot move and
+        # does not hold the shutdown back.
+        remaining = frozenset(
+            p for p in ctx.partition_leaders_on_broker(broker) if len(ctx.replica_assignment(p)) > 1
+        )
         return ControlledShutdownResult(ErrorCode.NONE, remaining), self._finish()
 
     # -- AlterPartition -----------------------------------------------------------------------

@@ -19,8 +19,7 @@ def validate_broker_id(broker_id: int, generation_enabled: bool, reserved_broker
     if generation_enabled:
         if not -1 <= broker_id <= reserved_broker_max_id:
             raise BrokerIdConfigError(
-                "broker.id must be greater than or equal to -1 and not greater than "
-                "reserved.broker.max.id"
+                "broker.id must be greater than or equal to -1 and not greater than reserved.broker.max.id"
             )
     elif broker_id < 0:
         raise BrokerIdConfigError("broker.id must be greater than or equal to 0")

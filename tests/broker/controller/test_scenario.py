@@ -183,3 +183,16 @@ def test_cluster_life() -> None:
         is ReplicaState.NON_EXISTENT
     )
     assert not ctl.context.leadership
+
+
+def test_controlled_shutdown_is_not_held_back_by_unreplicated_partitions() -> None:
+    """Kafka's replicatedPartitionsBrokerLeads: a single-replica partition the broker leads
+    cannot move and is not reported as remaining (the broker would retry in vain)."""
+    ctl = controller(brokers=[])
+    ctl.on_broker_startup([broker(1), broker(2), broker(3)])
+    ctl.on_topics_created({"single": topic({0: [2]}), T: topic({0: [2, 3, 1]})})
+    result, _ = ctl.controlled_shutdown(BrokerId(2), 1002)
+    assert result.error is ErrorCode.NONE
+    assert result.remaining_partitions == frozenset()
+    assert state(ctl, T, 0).leader == 3
+    assert state(ctl, "single", 0).leader == 2

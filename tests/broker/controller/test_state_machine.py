@@ -149,8 +149,10 @@ def test_controlled_shutdown_of_sole_replica_leaves_it_leading() -> None:
     ctl = controller()
     ctl.on_topics_created({"a": topic({0: [2], 1: [2, 3]})})
     result, d = ctl.controlled_shutdown(BrokerId(2), 1002)
-    # RF 1 partitions are not acted on: the broker still leads them.
-    assert result.remaining_partitions == frozenset({TP0})
+    # RF 1 partitions are not acted on: the broker still leads them, and they are not reported
+    # as remaining (Kafka's replicatedPartitionsBrokerLeads), or the broker would retry in vain.
+    assert state(ctl, "a", 0).leader == 2
+    assert result.remaining_partitions == frozenset()
     assert state(ctl, "a", 1).leader == 3
     assert not [r for r in of_kind(d, StopReplicaRequest) if r.broker == 2]
 

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from broker.app import Broker
 from broker.cluster.controller.assignment import BrokerPlacement, new_partitions_assignment
@@ -17,6 +18,7 @@ from broker.cluster.zk import data, paths
 from broker.cluster.zk.client import KafkaZkClient
 from broker.cluster.zk_admin import await_cache
 from broker.handlers.configs_common import OP_APPEND, OP_SET, RESOURCE_TOPIC
+from broker.replica.control import PartitionTransition
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.alter_configs_request import AlterableConfig, AlterConfigsRequest, AlterConfigsResource
@@ -439,3 +441,36 @@ def test_find_coordinator_creates_the_offsets_topic_once_enough_brokers_live(
             assert found.error_code == ErrorCode.NONE and found.node_id in (1, 2, 3)
 
     run(main())
+
+
+def test_a_config_change_during_log_creation_reaches_the_new_log(tmp_path: Path, connect: str) -> None:
+    """LeaderAndIsr reads the topic's config before its disk work; a change the watcher applies
+    meanwhile (no log to apply it to yet) is caught up once the log exists."""
+
+    async def body(c: Cluster) -> None:
+        await call(c.controller_broker, create(topic("racy", 1, 2, retention_ms="1000")), 7)
+        admin = c.other.zk_admin
+        assert admin is not None
+
+        class ChangeDuringDiskWork:
+            async def run(self, work: Callable[..., Any], *args: Any) -> Any:
+                admin.apply_topic_config("racy", {"retention.ms": "5000"})  # the watcher, meanwhile
+                return work(*args)
+
+        transition = PartitionTransition(
+            TopicPartition("racy", 0),
+            c.other.metadata_cache.topic_id("racy"),
+            BrokerId(1),
+            1,
+            [1, 2],
+            [1, 2],
+            0,
+        )
+        error, errors = await c.other.replica_manager.become_leader_or_follower(
+            1, 1, [transition], ChangeDuringDiskWork()
+        )
+        assert error == ErrorCode.NONE and errors == {transition.tp: ErrorCode.NONE}
+        local = c.other.log_manager.get_log("racy", 0)
+        assert local is not None and local.config.retention_ms == 5000
+
+    run_in(tmp_path, connect, body)
