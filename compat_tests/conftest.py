@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from compat_tests.cluster import cluster, fresh_cluster  # noqa: F401 - fixtures
 from compat_tests.harness import BrokerProcess
 from compat_tests.zookeeper import zookeeper, zookeeper_ensemble  # noqa: F401 - fixtures
 

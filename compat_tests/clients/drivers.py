@@ -675,7 +675,7 @@ class Kafkajs(Driver):
         result = run_kafkajs(
             {
                 "op": "produce",
-                "brokers": [bootstrap],
+                "brokers": bootstrap.split(","),
                 "topic": topic,
                 "acks": {"0": 0, "1": 1, "all": -1}[acks],
                 "compression": compression,
@@ -694,7 +694,7 @@ class Kafkajs(Driver):
         result = run_kafkajs(
             {
                 "op": "admin",
-                "brokers": [bootstrap],
+                "brokers": bootstrap.split(","),
                 "actions": [{"fetchTopicOffsetsByTimestamp": [topic, ts]}],
             }
         )
