@@ -23,9 +23,11 @@ from broker.disk import DiskWorkers
 from broker.group import GroupCoordinator
 from broker.handlers import api_versions, handlers_for
 from broker.handlers.base import RequestContext
+from broker.network.client import ClientConfig, NetworkClient
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import ListenAddress, Server
+from broker.replica.alter_partition import AlterPartitionManager
 from broker.replica.control import UNKNOWN_BROKER_EPOCH
 from broker.replica.manager import ReplicaManager
 from broker.types import NO_BROKER, BrokerId, TopicPartition
@@ -92,9 +94,19 @@ class Broker:
             self.node_id, self.log_manager, self.metadata, self.log_config_for
         )
         self.topics = TopicAdmin(self)
+        #: Cluster mode: leaders send ISR changes to the controller through it (AlterPartition).
+        self.alter_partition: AlterPartitionManager | None = None
         if cluster_mode:
             # Replicas are served once the controller's LeaderAndIsr names them (the logs are loaded).
             self.replica_manager.metadata_cache = self.metadata_cache
+            self.alter_partition = AlterPartitionManager(
+                self.node_id,
+                self._controller_endpoint,
+                NetworkClient(ClientConfig.for_controller(config)),
+                broker_epoch=lambda: self.broker_epoch,
+            )
+            self.replica_manager.isr_sender = self.alter_partition.submit
+            self.replica_manager.replica_lag_time_max_ms = config.replica_lag_time_max_ms
         else:
             self.replica_manager.load()
         # Group coordinator: consumer groups and committed offsets on __consumer_offsets.
@@ -136,6 +148,14 @@ class Broker:
             controller = self.metadata_cache.controller_id
             return NO_BROKER if controller is None else controller
         return self.node_id
+
+    def _controller_endpoint(self) -> tuple[BrokerId, str, int] | None:
+        """The controller on the inter-broker listener, as the metadata cache knows it."""
+        controller = self.metadata_cache.controller_id
+        if controller is None or controller < 0:
+            return None
+        endpoint = self.metadata_cache.alive_endpoint(controller, self.config.inter_broker_listener_name)
+        return None if endpoint is None else (BrokerId(controller), endpoint.host, endpoint.port)
 
     def partition_exists(self, tp: TopicPartition) -> bool:
         """Whether ``tp`` exists in the cluster (the metadata cache in cluster mode)."""
@@ -220,6 +240,9 @@ class Broker:
             self._every(cfg.get("log.cleaner.backoff.ms"), self.log_manager.run_cleaner_once)
         expiration_check_ms = cfg.get("producer.id.expiration.check.interval.ms")
         self._every_on_loop(expiration_check_ms, self.remove_expired_producers)
+        if self.cluster_mode:
+            # Kafka's isr-expiration task.
+            self._every_on_loop(cfg.replica_lag_time_max_ms // 2, self.replica_manager.maybe_shrink_isr)
 
     def remove_expired_producers(self) -> int:
         """Kafka's PeriodicProducerExpirationCheck, with the current (dynamic)
@@ -297,6 +320,8 @@ class Broker:
         # Topic changes whose requests were dropped still finish before the logs close.
         await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
         await self.group_coordinator.stop()
+        if self.alter_partition is not None:
+            await self.alter_partition.close()
         # Flushes, checkpoints and the clean-shutdown marker: off the loop like all disk work.
         await self.disk.run(self.log_manager.close if flush else self.log_manager.abandon)
         self.disk.shutdown()
@@ -318,6 +343,8 @@ class Broker:
                 conn.close("broker halted")
         self.group_coordinator.active = False
         self.group_coordinator.store.stop()
+        if self.alter_partition is not None:
+            await self.alter_partition.close()
         await asyncio.get_running_loop().run_in_executor(None, self._abandon_storage)
         log.info("Brook broker %d halted (unclean: nothing flushed)", self.node_id)
 

@@ -52,6 +52,7 @@ APPLIED: frozenset[str] = frozenset(
         "delete.topic.enable",
         "compression.type",
         "min.insync.replicas",
+        "replica.lag.time.max.ms",
         "message.max.bytes",
         # logs (topic defaults through their topic-level synonyms) and their background work
         "log.dir",
