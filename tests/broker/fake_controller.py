@@ -41,9 +41,11 @@ class FakeController:
     def port(self) -> int:
         return self.server.port
 
-    def set_state(self, tp: TopicPartition, leader: int, leader_epoch: int, isr: list[int], epoch: int) -> None:
-        self.states[tp] = LeaderAndIsr(BrokerId(leader), leader_epoch, tuple(BrokerId(r) for r in isr),
-                                       partition_epoch=epoch)
+    def set_state(
+        self, tp: TopicPartition, leader: int, leader_epoch: int, isr: list[int], epoch: int
+    ) -> None:
+        members = tuple(BrokerId(r) for r in isr)
+        self.states[tp] = LeaderAndIsr(BrokerId(leader), leader_epoch, members, partition_epoch=epoch)
 
     async def __aenter__(self) -> FakeController:
         await self.server.__aenter__()
