@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 #: The highest AlterPartition version Brook sends (v3: ISR members with broker epochs).
 MAX_VERSION = 3
+API_KEY = 56
 #: Kafka's LeaderRecoveryState.RECOVERED.
 RECOVERED = 0
 
@@ -126,17 +127,18 @@ class AlterPartitionManager:
             by_id = all(item.topic_id != ZERO_UUID for item in items)
             controller_id, host, port = target
             try:
-                response = await self._client.send(
-                    controller_id,
-                    host,
-                    port,
-                    self._request(items, by_id),
-                    max_version=MAX_VERSION if by_id else 1,
-                )
+                conn = await self._client.connect(controller_id, host, port)
+                version = conn.choose_version(API_KEY, max_version=MAX_VERSION if by_id else 1)
+                response = await conn.request(self._request(items, version), version=version)
             except ClientClosedError:
                 return
             except ClientError as exc:
                 log.info("AlterPartition to controller %d failed (%s); retrying", controller_id, exc)
+                await asyncio.sleep(self._backoff_s)
+                continue
+            except Exception:
+                # Never let the sender die: a bug here would freeze every ISR change.
+                log.exception("AlterPartition to controller %d failed; retrying", controller_id)
                 await asyncio.sleep(self._backoff_s)
                 continue
             self.requests_sent += 1
@@ -152,7 +154,8 @@ class AlterPartitionManager:
             if self._complete(items, body, response.version):
                 await asyncio.sleep(self._backoff_s)  # some were left out: not in a tight loop
 
-    def _request(self, items: list[_Item], by_id: bool) -> AlterPartitionRequest:
+    def _request(self, items: list[_Item], version: int) -> AlterPartitionRequest:
+        by_id = version >= 2
         topics: dict[str, TopicData] = {}
         for item in items:
             topic = topics.get(item.tp.topic)
@@ -165,8 +168,10 @@ class AlterPartitionManager:
                 PartitionData(
                     partition_index=item.tp.partition,
                     leader_epoch=change.leader_epoch,
-                    new_isr=list(change.proposed_isr),
-                    new_isr_with_epochs=[BrokerState(r, -1) for r in change.proposed_isr],
+                    new_isr=list(change.proposed_isr) if version < 3 else [],
+                    new_isr_with_epochs=[BrokerState(r, -1) for r in change.proposed_isr]
+                    if version >= 3
+                    else [],
                     leader_recovery_state=RECOVERED,
                     partition_epoch=change.partition_epoch,
                 )
