@@ -15,7 +15,11 @@ answered as soon as enough data arrives, or when ``max_wait_ms`` passes.
 Fetch sessions (KIP-227, v7+) are declined the way Kafka declines them when its session cache is
 full: full fetches get session id 0, so clients keep sending full requests; an incremental fetch
 naming a session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id (UNKNOWN_TOPIC_ID).
-Follower fetches (replica_id >= 0) belong to the cluster mode and are refused for now.
+Follower fetches (``replica_id`` before v15, ``replica_state.replica_id`` from v15) are served in
+cluster mode only: they read up to the log end offset rather than the high watermark (Kafka's
+FetchIsolation.LOG_END), and the fetch offset is taken as the follower's log end offset, which
+moves the high watermark (the smallest log end offset of the ISR). A single node refuses them
+(NOT_LEADER_OR_FOLLOWER).
 In cluster mode, topic ids resolve through the controller's metadata cache; from v16 a
 NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH partition carries the current leader and epoch and
 the response that leader's endpoint (KIP-951).
@@ -32,7 +36,7 @@ from dataclasses import dataclass
 from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import Partition
-from broker.types import TopicPartition
+from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
 from protocol.messages.fetch_request import FetchPartition, FetchRequest
@@ -70,7 +74,8 @@ class _Target:
 
 def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaitable[FetchResponse]:
     version = ctx.version
-    if request.replica_id >= 0 or (version >= 15 and request.replica_state.replica_id >= 0):
+    follower = _follower_id(request, version)
+    if follower >= 0 and not ctx.broker.cluster_mode:
         return FetchResponse(error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER, session_id=0, responses=[])
     if version >= 7:
         session_error = _session_error(request)
@@ -81,8 +86,12 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     request.max_bytes = min(request.max_bytes if version >= 3 else 2**31 - 1, cap)
     request.min_bytes = min(request.min_bytes, request.max_bytes)
     targets = _resolve(ctx, request)
+    if follower >= 0:
+        _note_follower_positions(targets, follower)
     may_wait = request.max_wait_ms > 0 and request.min_bytes > 0 and targets
-    if may_wait and _nothing_to_read(targets, version >= 4 and request.isolation_level == READ_COMMITTED):
+    if may_wait and _nothing_to_read(
+        targets, version >= 4 and request.isolation_level == READ_COMMITTED, follower >= 0
+    ):
         # An idle consumer's poll: wait without building the empty answer first.
         return _DelayedFetch(ctx, request, targets).future
     response, total, errors = _read_all(ctx, request, targets)
@@ -92,15 +101,35 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     return _DelayedFetch(ctx, request, targets).future
 
 
-def _nothing_to_read(targets: list[_Target], committed: bool) -> bool:
-    """True when every partition is healthy and its fetch offset is at its end (the high
-    watermark, or the last stable offset), so a read would return nothing and no error."""
+def _follower_id(request: FetchRequest, version: int) -> int:
+    """The fetching follower's broker id, or -1 for a consumer."""
+    return request.replica_state.replica_id if version >= 15 else request.replica_id
+
+
+def _note_follower_positions(targets: list[_Target], follower: int) -> None:
+    """A follower's fetch offset is its log end offset: the leader's high watermark may move."""
+    for target in targets:
+        partition = target.partition
+        if partition is None or target.error:
+            continue
+        partition.follower_leo[BrokerId(follower)] = target.request.fetch_offset
+        if partition.maybe_increment_high_watermark():
+            partition.wake_waiters()
+
+
+def _nothing_to_read(targets: list[_Target], committed: bool, follower: bool = False) -> bool:
+    """True when every partition is healthy and its fetch offset is at its end (the log end for a
+    follower, else the high watermark or the last stable offset), so a read would return nothing
+    and no error."""
     for target in targets:
         partition = target.partition
         if partition is None or target.error:
             return False
         offset = target.request.fetch_offset
-        end = partition.last_stable_offset if committed else partition.high_watermark
+        if follower:
+            end = partition.log_end_offset
+        else:
+            end = partition.last_stable_offset if committed else partition.high_watermark
         if offset != end or offset < partition.log_start_offset:
             return False
     return True
@@ -150,6 +179,7 @@ def _read_all(
     budget = request.max_bytes
     committed = version >= 4 and request.isolation_level == READ_COMMITTED
     legacy_magic = 0 if version <= 1 else (1 if version <= 3 else 2)
+    follower = _follower_id(request, version) >= 0
     total = 0
     errors = False
     min_one = True
@@ -202,7 +232,8 @@ def _read_all(
         limit = min(p.partition_max_bytes, budget)
         if limit > 0 or min_one:
             try:
-                result = partition.log.read(p.fetch_offset, max(limit, 0), lso if committed else hw, min_one)
+                bound = partition.log_end_offset if follower else (lso if committed else hw)
+                result = partition.log.read(p.fetch_offset, max(limit, 0), bound, min_one)
             except OffsetOutOfRangeError:
                 errors = True
                 data.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
