@@ -29,6 +29,7 @@ from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import ListenAddress, Server
 from broker.replica.alter_partition import AlterPartitionManager
 from broker.replica.control import UNKNOWN_BROKER_EPOCH
+from broker.replica.fetcher import ReplicaFetcherManager
 from broker.replica.manager import ReplicaManager
 from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol import api as papi
@@ -223,6 +224,9 @@ class Broker:
                 self.cluster_id,
             )
         self._schedule_periodic()
+        if self.cluster_mode:
+            # Followers replicate through the fetchers (issue 13); stopped in stop() and halt().
+            self.replica_manager.control.fetchers = ReplicaFetcherManager.for_broker(self)
         self.group_coordinator.start()
         # What start-up loaded lives as long as the broker: take it out of the cyclic collector's
         # sight, so collections walk only the short-lived objects of requests. Measured: the p99
@@ -319,6 +323,7 @@ class Broker:
             await asyncio.wait(self._background, timeout=max(0.5, timeout - (time.monotonic() - started)))
         # Topic changes whose requests were dropped still finish before the logs close.
         await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
+        await self._stop_fetchers()
         await self.group_coordinator.stop()
         if self.alter_partition is not None:
             await self.alter_partition.close()
@@ -341,12 +346,19 @@ class Broker:
             self.server.stop_accepting()
             for conn in list(self.server.connections):
                 conn.close("broker halted")
+        await self._stop_fetchers()
         self.group_coordinator.active = False
         self.group_coordinator.store.stop()
         if self.alter_partition is not None:
             await self.alter_partition.close()
         await asyncio.get_running_loop().run_in_executor(None, self._abandon_storage)
         log.info("Brook broker %d halted (unclean: nothing flushed)", self.node_id)
+
+    async def _stop_fetchers(self) -> None:
+        fetchers = self.replica_manager.control.fetchers
+        if isinstance(fetchers, ReplicaFetcherManager):
+            self.replica_manager.control.fetchers = None
+            await fetchers.shutdown()
 
     def _abandon_storage(self) -> None:
         self.disk.shutdown(cancel_pending=True)

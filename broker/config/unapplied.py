@@ -99,6 +99,14 @@ APPLIED: frozenset[str] = frozenset(
         "offsets.retention.minutes",
         "offsets.retention.check.interval.ms",
         "offsets.commit.timeout.ms",
+        # replica fetchers (cluster mode)
+        "num.replica.fetchers",
+        "replica.fetch.max.bytes",
+        "replica.fetch.response.max.bytes",
+        "replica.fetch.wait.max.ms",
+        "replica.fetch.min.bytes",
+        "replica.fetch.backoff.ms",
+        "replica.socket.timeout.ms",
     }
 )
 
