@@ -205,6 +205,8 @@ class Partition:
         leader_state = self.leader_state
         if leader_state is None or self.isr_sender is None:
             return
+        if leader_state.pending is not None or replica in leader_state.isr:
+            return  # the usual case, decided before looking up the epoch's start
         if not leader_state.can_join(replica, self.log.high_watermark, self._epoch_start_offset()):
             return
         if not self.isr_eligible(replica):

@@ -207,6 +207,7 @@ def test_follower_reads_past_the_hw_and_moves_it_consumers_stop_at_it(tmp_path: 
             assert latest.topics[0].partitions[0].offset == 0  # LATEST is the HW
             # The follower reads to the log end (v11: the replica_id field).
             data = pdata(await settle(await acall(broker, follower_fetch(0, version=11), 11)))
+            assert isinstance(data.records, FileSlice)  # sent with sendfile, as to consumers
             assert data.error_code == 0 and offsets_in(data.records) == [0, 1, 2]
             assert data.log_start_offset == 0
             assert partition.high_watermark == 0  # it is at 0 until its next fetch says otherwise
@@ -407,3 +408,54 @@ def test_a_new_leader_and_isr_replaces_a_pending_change(tmp_path: Path) -> None:
             assert partition.state.isr == [LOCAL, OTHER] and partition.state.partition_epoch == 5
 
     run(scenario())
+
+
+# -- the group coordinator's own appends -----------------------------------------------------------
+
+
+def test_an_offset_commit_waits_for_the_follower_like_acks_all(tmp_path: Path) -> None:
+    from broker.group.hashing import partition_for
+    from protocol.messages.offset_commit_request import (
+        OffsetCommitRequest,
+        OffsetCommitRequestPartition,
+        OffsetCommitRequestTopic,
+    )
+
+    offsets, count, group = "__consumer_offsets", 3, "g"
+    index = partition_for(group, count)
+    broker = cluster_broker(tmp_path / "coordinator", **{"offsets.topic.num.partitions": str(count)})
+    broker.disk = InlineDisk()  # type: ignore[assignment]
+
+    async def scenario() -> None:
+        broker.group_coordinator.start()
+        nodes = [Node(LOCAL, "127.0.0.1", 9092), Node(OTHER, "127.0.0.1", 9093)]
+        states = [PState(offsets, i, LOCAL, 1, [LOCAL, OTHER], [LOCAL, OTHER]) for i in range(count)]
+        others = PState("t", 0, OTHER, 0, [OTHER])
+        await settle(await acall(broker, update_metadata(8, nodes, [*states, others]), 8))
+        assert (await settle(await acall(broker, leader_and_isr(7, states), 7))).error_code == 0
+        loading = broker.group_coordinator.store._tasks.get(index)
+        if loading is not None:
+            await asyncio.wait_for(asyncio.shield(loading), 10)
+        commit = OffsetCommitRequest(
+            group_id=group,
+            generation_id_or_member_epoch=-1,
+            topics=[OffsetCommitRequestTopic("t", [OffsetCommitRequestPartition(0, 42)])],
+        )
+        pending = asyncio.ensure_future(settle(await acall(broker, commit, 8)))
+        replica = broker.replica_manager.get(TopicPartition(offsets, index))
+        assert replica is not None
+        await until(replica, lambda: replica.log_end_offset > 0)
+        assert not pending.done() and replica.high_watermark == 0
+        fetch = follower_fetch(replica.log_end_offset, version=11, current_epoch=1)
+        fetch.topics[0].topic = offsets
+        fetch.topics[0].partitions[0].partition = index
+        fetched = pdata(await settle(await acall(broker, fetch, 11)))
+        assert fetched.error_code == 0 and fetched.high_watermark == replica.log_end_offset
+        response = await asyncio.wait_for(pending, 10)
+        assert response.topics[0].partitions[0].error_code == 0
+        await broker.group_coordinator.stop()
+
+    try:
+        run(scenario())
+    finally:
+        broker.log_manager.close()
