@@ -351,28 +351,6 @@ class Partition:
         view = records if isinstance(records, memoryview) else memoryview(records)
         return self.append_as_leader(view, None)
 
-    async def wait_for_high_watermark(self, offset: int, timeout_s: float) -> bool:
-        """Wait until the high watermark passes ``offset`` (the record is replicated to the ISR:
-        what acks=all and the coordinators call durable). True when it did within the timeout.
-        With one broker the high watermark follows every append, so this returns at once."""
-        if self.log.high_watermark > offset:
-            return True
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def check() -> None:
-            if self.log.high_watermark > offset and not done.done():
-                done.set_result(None)
-
-        self.add_listener(check)
-        try:
-            await asyncio.wait_for(done, timeout_s)
-            return True
-        except TimeoutError:
-            return self.log.high_watermark > offset
-        finally:
-            self.remove_listener(check)
-
     def _track_producers(self, records: memoryview) -> None:
         """Producer state of a multi-batch append (old produce versions, internal appends)."""
         for _, header in rb.iter_batches(records):
