@@ -12,6 +12,10 @@ Long poll: when less than ``min_bytes`` is available and ``max_wait_ms`` > 0 (an
 has an error), the request waits on the partitions' append events — never a sleep loop — and is
 answered as soon as enough data arrives, or when ``max_wait_ms`` passes.
 
+From v12 a fetch naming its ``last_fetched_epoch`` whose log diverged from the leader's (that
+epoch ends here below the fetch offset, or is unknown) gets no records but a ``diverging_epoch``:
+the epoch and end offset to truncate to (KIP-320; followers truncate this way, as Kafka 3.9's).
+
 Fetch sessions (KIP-227, v7+) are declined the way Kafka declines them when its session cache is
 full: full fetches get session id 0, so clients keep sending full requests; an incremental fetch
 naming a session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id (UNKNOWN_TOPIC_ID).
@@ -41,6 +45,7 @@ from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
 from protocol.messages.fetch_request import FetchPartition, FetchRequest
 from protocol.messages.fetch_response import (
+    EpochEndOffset,
     FetchableTopicResponse,
     FetchResponse,
     LeaderIdAndEpoch,
@@ -229,6 +234,13 @@ def _read_all(
             preferred_read_replica=-1,
             records=b"",
         )
+        if version >= 12 and p.last_fetched_epoch >= 0:
+            diverging = _diverging_epoch(partition, p.last_fetched_epoch, p.fetch_offset)
+            if diverging is not None:
+                # No records: the fetcher truncates first (KIP-320, Kafka's truncation on fetch).
+                data.diverging_epoch = diverging
+                current.partitions.append(data)
+                continue
         limit = min(p.partition_max_bytes, budget)
         if limit > 0 or min_one:
             try:
@@ -268,6 +280,20 @@ def _read_all(
     if errors and version >= 16:
         response.node_endpoints = _leader_hints(ctx, targets, topics)
     return response, total, errors
+
+
+def _diverging_epoch(
+    partition: Partition, last_fetched_epoch: int, fetch_offset: int
+) -> EpochEndOffset | None:
+    """Kafka's Partition.validateFetchOffsetAndMaybeGetDivergingEpoch (v12+): where the leader's
+    log ends for the fetcher's last fetched epoch, when that is below the fetch offset or names an
+    older epoch (the fetcher's log diverged from ours there); None when the fetch is consistent."""
+    epoch, end = partition.log.leader_epochs.end_offset_for_epoch(last_fetched_epoch)
+    if epoch == partition.leader_epoch or (epoch >= 0 and end > partition.log_end_offset):
+        end = partition.log_end_offset  # the current epoch ends at the log end (as OffsetForLeaderEpoch)
+    if epoch < last_fetched_epoch or end < fetch_offset:
+        return EpochEndOffset(epoch, end)
+    return None
 
 
 def _leader_hints(
