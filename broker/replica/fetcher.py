@@ -305,11 +305,16 @@ class ReplicaFetcher:
     async def _run(self) -> None:
         try:
             while not self._stopping:
-                await self._once()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%r stopped on an unexpected error", self)
+                try:
+                    await self._once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # A bug or an unreadable answer must not end replication: retry after the backoff.
+                    self.stats.errors += 1
+                    log.exception("%r failed; retrying after the backoff", self)
+                    self.session.reset()
+                    self._back_off_all()
         finally:
             with contextlib.suppress(Exception):
                 await self.client.close()
@@ -451,13 +456,15 @@ class ReplicaFetcher:
 
     # -- fetch -------------------------------------------------------------------------------------
 
-    def _build_fetch(self, tps: list[TopicPartition]) -> tuple[FetchRequest, int, dict[TopicPartition, int]]:
+    def _build_fetch(
+        self, tps: list[TopicPartition]
+    ) -> tuple[FetchRequest, int, dict[TopicPartition, tuple[PartitionFetchState, int]]]:
         manager = self.manager
         settings = self.settings
         version = FETCH_VERSION
         if any(self.partitions[tp].topic_id in (None, ZERO_UUID) for tp in tps):
             version = FETCH_VERSION_WITHOUT_IDS
-        sent: dict[TopicPartition, int] = {}
+        sent: dict[TopicPartition, tuple[PartitionFetchState, int]] = {}
         topics: dict[str, FetchTopic] = {}
         for tp in tps:
             state = self.partitions[tp]
@@ -479,7 +486,7 @@ class ReplicaFetcher:
                     partition_max_bytes=settings.max_bytes,
                 )
             )
-            sent[tp] = state.fetch_offset
+            sent[tp] = (state, state.fetch_offset)
         forgotten: dict[str, ForgottenTopic] = {}
         for tp in self.session.forgotten(sent):
             topic_id = self._topic_id_of(tp)
@@ -521,9 +528,11 @@ class ReplicaFetcher:
             name = names.get(topic.topic_id, "") if version >= 13 else topic.topic
             for data in topic.partitions:
                 tp = TopicPartition(name, data.partition_index)
-                requested = sent.get(tp)
-                state = self.partitions.get(tp)
-                if requested is None or state is None or state.truncating or state.fetch_offset != requested:
+                asked = sent.get(tp)
+                if asked is None:
+                    continue
+                state, offset = asked
+                if self.partitions.get(tp) is not state or state.truncating or state.fetch_offset != offset:
                     continue  # removed, re-added or moved meanwhile: the answer is stale
                 await self._process(tp, state, data)
 
