@@ -12,6 +12,11 @@ Long poll: when less than ``min_bytes`` is available and ``max_wait_ms`` > 0 (an
 has an error), the request waits on the partitions' append events — never a sleep loop — and is
 answered as soon as enough data arrives, or when ``max_wait_ms`` passes.
 
+From v12 a fetch naming its ``last_fetched_epoch`` whose log diverged from the leader's (that
+epoch ends here below the fetch offset, or only older epochs are known) gets no records but a
+``diverging_epoch``: the epoch and end offset to truncate to (KIP-320; followers truncate this
+way, as Kafka 3.9's); an epoch the leader cannot place at all is OFFSET_OUT_OF_RANGE.
+
 Fetch sessions (KIP-227, v7+) are declined the way Kafka declines them when its session cache is
 full: full fetches get session id 0, so clients keep sending full requests; an incremental fetch
 naming a session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id (UNKNOWN_TOPIC_ID).
@@ -19,9 +24,7 @@ Follower fetches (the replica id: ``replica_id`` below v15, ``replica_state.repl
 v15) are served in cluster mode only (NOT_LEADER_OR_FOLLOWER on the embedded node), as Kafka's
 Partition.fetchRecords: a replica outside the assignment gets UNKNOWN_LEADER_EPOCH (the request
 carries a leader epoch) or NOT_LEADER_OR_FOLLOWER; reads go to the log end, not the high
-watermark; when the follower's last fetched epoch (v12+) and fetch offset diverge from the
-leader's epoch cache, the partition answers ``diverging_epoch`` {epoch, end offset} and no
-records (the follower truncates); otherwise the fetch records the follower's position
+watermark; unless its log diverged (above), the fetch records the follower's position
 (:meth:`Partition.update_follower_fetch_state`: ISR expansion, HW, waiting acks=all produces)
 before the answer, whose high watermark is the one after it. A long poll's later reads do not
 record again (as Kafka's DelayedFetch). Data leaves as file slices (sendfile), as for consumers.
@@ -99,6 +102,8 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     request.max_bytes = min(request.max_bytes if version >= 3 else 2**31 - 1, cap)
     request.min_bytes = min(request.min_bytes, request.max_bytes)
     targets = _resolve(ctx, request)
+    if version >= 12:
+        _find_divergence(targets)
     follower = replica_id >= 0
     if follower:
         _record_follower_fetches(ctx, BrokerId(replica_id), targets)
@@ -115,9 +120,26 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     return _DelayedFetch(ctx, request, targets).future
 
 
+def _find_divergence(targets: list[_Target]) -> None:
+    """Kafka's Partition.readRecords with a last fetched epoch (v12+, KIP-320; consumers and
+    followers): an epoch the leader cannot place, or a fetch offset below the log start, is
+    OFFSET_OUT_OF_RANGE; when that epoch ends here below the fetch offset, or the leader only
+    knows an older one, the log diverged there: answered with ``diverging_epoch``, no records."""
+    for target in targets:
+        partition = target.partition
+        p = target.request
+        if partition is None or target.error or p.last_fetched_epoch < 0:
+            continue
+        epoch, end = partition.end_offset_for_epoch(p.last_fetched_epoch)
+        if epoch < 0 or end < 0 or p.fetch_offset < partition.log_start_offset:
+            target.error = ErrorCode.OFFSET_OUT_OF_RANGE
+        elif epoch < p.last_fetched_epoch or end < p.fetch_offset:
+            target.diverging = (epoch, end)
+
+
 def _record_follower_fetches(ctx: RequestContext, replica: BrokerId, targets: list[_Target]) -> None:
-    """A follower's fetch: check it is a replica, find divergence, and record its position where
-    the read will succeed (Kafka records after the read, with the log end from before it; on the
+    """A follower's fetch: check it is a replica, and record its position where the read will
+    succeed (Kafka records after the read, with the log end from before it; on the
     event loop nothing appends in between)."""
     now_ms = ctx.broker.clock.milliseconds()
     for target in targets:
@@ -129,15 +151,9 @@ def _record_follower_fetches(ctx: RequestContext, replica: BrokerId, targets: li
             known_epoch = p.current_leader_epoch >= 0
             target.error = ErrorCode.UNKNOWN_LEADER_EPOCH if known_epoch else ErrorCode.NOT_LEADER_OR_FOLLOWER
             continue
+        if target.diverging is not None:
+            continue  # recorded once the follower has truncated
         leo = partition.log_end_offset
-        if ctx.version >= 12 and p.last_fetched_epoch >= 0:
-            epoch, end = partition.end_offset_for_epoch(p.last_fetched_epoch)
-            if epoch < 0 or end < 0:
-                target.error = ErrorCode.OFFSET_OUT_OF_RANGE
-                continue
-            if epoch < p.last_fetched_epoch or end < p.fetch_offset:
-                target.diverging = (epoch, end)
-                continue
         if not partition.log_start_offset <= p.fetch_offset <= leo:
             continue  # the read answers OFFSET_OUT_OF_RANGE
         partition.update_follower_fetch_state(replica, p.fetch_offset, p.log_start_offset, leo, now_ms)

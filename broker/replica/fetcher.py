@@ -8,15 +8,16 @@ As Kafka's ReplicaFetcherManager / ReplicaFetcherThread, on the event loop inste
 - :class:`ReplicaFetcher` is one asyncio task with one connection to its leader's inter-broker
   listener (endpoint from the metadata cache). Its loop:
 
-  1. **Truncation** (KIP-101 / KIP-279), for partitions just handed over: OffsetForLeaderEpoch
-     (v4, ``replica_id`` set) with the follower's latest epoch; the log is truncated to where the
-     leader says that epoch ends (:func:`~broker.replica.truncation.truncation_for`), asking
-     again while the answer names an epoch the follower lacks. A log with no epoch is truncated
-     to its high watermark.
+  1. **Truncation** (KIP-101 / KIP-279 / KIP-320), for partitions just handed over. As Kafka
+     3.9, a log with a leader epoch fetches at once with ``last_fetched_epoch`` and a leader
+     whose log diverged answers a ``diverging_epoch`` instead of records; the follower truncates
+     to it (:func:`~broker.replica.truncation.truncation_for`) and fetches again. A log without
+     epochs is truncated to its high watermark. With ``truncate_on_fetch`` off, the follower asks
+     OffsetForLeaderEpoch (v4, ``replica_id`` set) with its latest epoch first, again while the
+     answer names an epoch it lacks.
   2. **Fetch** (v17 as Kafka 3.9's IBP, v12 when a topic id is unknown): ``replica_state`` (v15+)
-     or ``replica_id`` names this broker; ``last_fetched_epoch`` lets a leader report a
-     ``diverging_epoch``, which is handled as an OffsetForLeaderEpoch answer. Fetch sessions
-     (:mod:`~broker.replica.fetch_session`) when the leader offers them.
+     or ``replica_id`` names this broker. Fetch sessions (:mod:`~broker.replica.fetch_session`)
+     when the leader offers them.
   3. **Append**: the response's record bytes (memoryviews into the response frame, no copy) go
      to :meth:`storage.Log.append_as_follower` in one ``pwrite``; the follower's high watermark
      becomes ``min(leader HW, own LEO)``, its log start follows the leader's, waiters are woken.
@@ -97,6 +98,10 @@ class FetcherSettings:
     min_bytes: int = 1  # replica.fetch.min.bytes
     backoff_ms: int = 1000  # replica.fetch.backoff.ms
     num_fetchers: int = 1  # num.replica.fetchers
+    #: Kafka 3.9 (IBP >= 2.7): a follower whose log has a leader epoch starts fetching at once
+    #: with ``last_fetched_epoch`` and truncates on the leader's ``diverging_epoch``; False asks
+    #: OffsetForLeaderEpoch first (Kafka before 2.7, and what a log without epochs does anyway).
+    truncate_on_fetch: bool = True
 
     @classmethod
     def from_config(cls, config: BrokerConfig) -> FetcherSettings:
@@ -213,7 +218,12 @@ class ReplicaFetcherManager:
             if fetcher is None:
                 fetcher = self.fetchers[key] = ReplicaFetcher(self, key[0], key[1])
                 fetcher.start()
-            fetcher.add(tp, PartitionFetchState(start.topic_id, start.leader_epoch, start.fetch_offset))
+            partition = self.replicas.get(tp)
+            known_epoch = partition is not None and partition.log.leader_epochs.latest_epoch is not None
+            truncating = not (self.settings.truncate_on_fetch and known_epoch)
+            fetcher.add(
+                tp, PartitionFetchState(start.topic_id, start.leader_epoch, start.fetch_offset, truncating)
+            )
 
     def remove_partitions(self, partitions: set[TopicPartition]) -> None:
         """Stop replicating ``partitions``; a fetcher left with nothing is shut down."""
@@ -295,11 +305,16 @@ class ReplicaFetcher:
     async def _run(self) -> None:
         try:
             while not self._stopping:
-                await self._once()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("%r stopped on an unexpected error", self)
+                try:
+                    await self._once()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    # A bug or an unreadable answer must not end replication: retry after the backoff.
+                    self.stats.errors += 1
+                    log.exception("%r failed; retrying after the backoff", self)
+                    self.session.reset()
+                    self._back_off_all()
         finally:
             with contextlib.suppress(Exception):
                 await self.client.close()
@@ -441,13 +456,15 @@ class ReplicaFetcher:
 
     # -- fetch -------------------------------------------------------------------------------------
 
-    def _build_fetch(self, tps: list[TopicPartition]) -> tuple[FetchRequest, int, dict[TopicPartition, int]]:
+    def _build_fetch(
+        self, tps: list[TopicPartition]
+    ) -> tuple[FetchRequest, int, dict[TopicPartition, tuple[PartitionFetchState, int]]]:
         manager = self.manager
         settings = self.settings
         version = FETCH_VERSION
         if any(self.partitions[tp].topic_id in (None, ZERO_UUID) for tp in tps):
             version = FETCH_VERSION_WITHOUT_IDS
-        sent: dict[TopicPartition, int] = {}
+        sent: dict[TopicPartition, tuple[PartitionFetchState, int]] = {}
         topics: dict[str, FetchTopic] = {}
         for tp in tps:
             state = self.partitions[tp]
@@ -469,7 +486,7 @@ class ReplicaFetcher:
                     partition_max_bytes=settings.max_bytes,
                 )
             )
-            sent[tp] = state.fetch_offset
+            sent[tp] = (state, state.fetch_offset)
         forgotten: dict[str, ForgottenTopic] = {}
         for tp in self.session.forgotten(sent):
             topic_id = self._topic_id_of(tp)
@@ -511,9 +528,11 @@ class ReplicaFetcher:
             name = names.get(topic.topic_id, "") if version >= 13 else topic.topic
             for data in topic.partitions:
                 tp = TopicPartition(name, data.partition_index)
-                requested = sent.get(tp)
-                state = self.partitions.get(tp)
-                if requested is None or state is None or state.truncating or state.fetch_offset != requested:
+                asked = sent.get(tp)
+                if asked is None:
+                    continue
+                state, offset = asked
+                if self.partitions.get(tp) is not state or state.truncating or state.fetch_offset != offset:
                     continue  # removed, re-added or moved meanwhile: the answer is stale
                 await self._process(tp, state, data)
 

@@ -6,11 +6,14 @@ change with divergent logs the old leader truncates its divergent suffix and con
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import inspect
 import uuid
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from broker.app import Broker
 from broker.replica.fetcher import ReplicaFetcherManager
@@ -35,13 +38,17 @@ async def control(broker: Broker, request: Any, version: int) -> Any:
 class Pair:
     """Two brokers (ids 1 and 2) under one test-played controller."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, truncate_on_fetch: bool = True) -> None:
         self.root = root
+        self.truncate_on_fetch = truncate_on_fetch
         self.brokers: dict[int, Broker] = {}
 
     async def start(self, broker_id: int) -> Broker:
         broker = cluster_broker(self.root / f"b{broker_id}", broker_id, **FAST)
         await broker.start(freeze_gc=False)
+        fetchers = broker.replica_manager.control.fetchers
+        assert isinstance(fetchers, ReplicaFetcherManager)
+        fetchers.settings = dataclasses.replace(fetchers.settings, truncate_on_fetch=self.truncate_on_fetch)
         self.brokers[broker_id] = broker
         return broker
 
@@ -143,9 +150,14 @@ def test_follower_log_is_the_leaders_byte_for_byte_and_its_high_watermark_follow
     asyncio.run(scenario())
 
 
-def test_restarted_follower_resumes_and_an_old_leader_truncates_its_divergent_suffix(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "truncate_on_fetch", [True, False], ids=["diverging-epoch", "offset-for-leader-epoch"]
+)
+def test_restarted_follower_resumes_and_an_old_leader_truncates_its_divergent_suffix(
+    tmp_path: Path, truncate_on_fetch: bool
+) -> None:
     async def scenario() -> None:
-        pair = Pair(tmp_path)
+        pair = Pair(tmp_path, truncate_on_fetch=truncate_on_fetch)
         try:
             await pair.start(1)
             await pair.start(2)
