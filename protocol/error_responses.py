@@ -30,6 +30,7 @@ from protocol.messages import delete_records_response as delete_records
 from protocol.messages import delete_topics_response as delete_topics
 from protocol.messages import describe_configs_response as describe_configs
 from protocol.messages import describe_groups_response as describe_groups
+from protocol.messages import elect_leaders_response as elect_leaders
 from protocol.messages import fetch_response as fetch
 from protocol.messages import find_coordinator_response as find_coordinator
 from protocol.messages import incremental_alter_configs_response as incremental_alter_configs
@@ -418,9 +419,27 @@ def _stop_replica(request: Any, version: int, code: int, message: str | None) ->
     )
 
 
+def _elect_leaders(request: Any, version: int, code: int, message: str | None) -> Message:
+    """Every requested partition with the error, and the top-level code (v1+), as Kafka's
+    ElectLeadersRequest.getErrorResponse."""
+    results = [
+        elect_leaders.ReplicaElectionResult(
+            topic=t.topic,
+            partition_result=[
+                elect_leaders.PartitionResult(partition_id=p, error_code=code, error_message=message)
+                for p in t.partitions
+            ],
+        )
+        for t in request.topic_partitions or []
+    ]
+    return elect_leaders.ElectLeadersResponse(
+        error_code=code if version >= 1 else 0, replica_election_results=results
+    )
+
+
 def _top_level(api_key: int) -> Builder:
     """Kafka answers these with the top-level error code and nothing else (Heartbeat,
-    LeaveGroup, ListGroups, DescribeLogDirs, OffsetDelete)."""
+    LeaveGroup, ListGroups, DescribeLogDirs, OffsetDelete, ControlledShutdown, AlterPartition)."""
 
     def build(request: Any, version: int, code: int, message: str | None) -> Message:
         return generic_error_response(api_key, code)
@@ -436,6 +455,7 @@ _BUILDERS: dict[int, Builder] = {
     4: _leader_and_isr,
     5: _stop_replica,
     6: _top_level(6),
+    7: _top_level(7),
     8: _offset_commit,
     9: _offset_fetch,
     10: _find_coordinator,
@@ -456,7 +476,9 @@ _BUILDERS: dict[int, Builder] = {
     35: _top_level(35),
     37: _create_partitions,
     42: _delete_groups,
+    43: _elect_leaders,
     44: _incremental_alter_configs,
     47: _top_level(47),
+    56: _top_level(56),
     60: _describe_cluster,
 }
