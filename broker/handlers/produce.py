@@ -26,7 +26,9 @@ does on its request thread; here the fsync runs in a disk worker while the event
 other requests (KAFKA_STORAGE_ERROR if it fails).
 
 acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS). acks=-1 needs at least ``min.insync.replicas``
-in the ISR (NOT_ENOUGH_REPLICAS) before the append, and is then a delayed produce
+in the ISR (NOT_ENOUGH_REPLICAS) before the append (deliberately not capped by the replication
+factor as Kafka 3.9's effectiveMinIsr is: RF 1 with min.insync.replicas=2 refuses acks=all, as
+Brook always has), and is then a delayed produce
 (:class:`~broker.replica.delayed_produce.DelayedProduce`): each partition is answered when the
 high watermark passes its batch (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is then, or
 meanwhile became, smaller than ``min.insync.replicas``), REQUEST_TIMED_OUT when ``timeout_ms``
