@@ -25,10 +25,13 @@ from broker.disk import DiskWorkers
 from broker.group import GroupCoordinator
 from broker.handlers import api_versions, handlers_for
 from broker.handlers.base import RequestContext
+from broker.network.client import ClientConfig, NetworkClient
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import ListenAddress, Server
+from broker.replica.alter_partition import AlterPartitionManager
 from broker.replica.control import UNKNOWN_BROKER_EPOCH
+from broker.replica.fetcher import ReplicaFetcherManager
 from broker.replica.manager import ReplicaManager
 from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol import api as papi
@@ -117,10 +120,20 @@ class Broker:
             self.node_id, self.log_manager, self.metadata, self.log_config_for
         )
         self.topics = TopicAdmin(self)
+        #: Cluster mode: leaders send ISR changes to the controller through it (AlterPartition).
+        self.alter_partition: AlterPartitionManager | None = None
         if cluster_mode:
             # Replicas are served once the controller's LeaderAndIsr names them (the logs are loaded).
             self.replica_manager.metadata_cache = self.metadata_cache
             self.replica_manager.fetch_topic_configs = self._fetch_topic_configs
+            self.alter_partition = AlterPartitionManager(
+                self.node_id,
+                self._controller_endpoint,
+                NetworkClient(ClientConfig.for_controller(config)),
+                broker_epoch=lambda: self.broker_epoch,
+            )
+            self.replica_manager.isr_sender = self.alter_partition.submit
+            self.replica_manager.replica_lag_time_max_ms = config.replica_lag_time_max_ms
         else:
             self.replica_manager.load()
         # Group coordinator: consumer groups and committed offsets on __consumer_offsets.
@@ -183,6 +196,14 @@ class Broker:
             controller = self.metadata_cache.controller_id
             return NO_BROKER if controller is None else controller
         return self.node_id
+
+    def _controller_endpoint(self) -> tuple[BrokerId, str, int] | None:
+        """The controller on the inter-broker listener, as the metadata cache knows it."""
+        controller = self.metadata_cache.controller_id
+        if controller is None or controller < 0:
+            return None
+        endpoint = self.metadata_cache.alive_endpoint(controller, self.config.inter_broker_listener_name)
+        return None if endpoint is None else (BrokerId(controller), endpoint.host, endpoint.port)
 
     def partition_exists(self, tp: TopicPartition) -> bool:
         """Whether ``tp`` exists in the cluster (the metadata cache in cluster mode)."""
@@ -288,6 +309,9 @@ class Broker:
                 self.cluster_id,
             )
         self._schedule_periodic()
+        if self.cluster_mode:
+            # Followers replicate through the fetchers (issue 13); stopped in stop() and halt().
+            self.replica_manager.control.fetchers = ReplicaFetcherManager.for_broker(self)
         self.group_coordinator.start()
         # What start-up loaded lives as long as the broker: take it out of the cyclic collector's
         # sight, so collections walk only the short-lived objects of requests. Measured: the p99
@@ -305,6 +329,9 @@ class Broker:
             self._every(cfg.get("log.cleaner.backoff.ms"), self.log_manager.run_cleaner_once)
         expiration_check_ms = cfg.get("producer.id.expiration.check.interval.ms")
         self._every_on_loop(expiration_check_ms, self.remove_expired_producers)
+        if self.cluster_mode:
+            # Kafka's isr-expiration task.
+            self._every_on_loop(cfg.replica_lag_time_max_ms // 2, self.replica_manager.maybe_shrink_isr)
 
     def remove_expired_producers(self) -> int:
         """Kafka's PeriodicProducerExpirationCheck, with the current (dynamic)
@@ -389,7 +416,10 @@ class Broker:
             await asyncio.wait(self._background, timeout=max(0.5, timeout - (time.monotonic() - started)))
         # Topic changes whose requests were dropped still finish before the logs close.
         await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
+        await self._stop_fetchers()
         await self.group_coordinator.stop()
+        if self.alter_partition is not None:
+            await self.alter_partition.close()
         # Flushes, checkpoints and the clean-shutdown marker: off the loop like all disk work.
         await self.disk.run(self.log_manager.close if flush else self.log_manager.abandon)
         self.disk.shutdown()
@@ -411,10 +441,19 @@ class Broker:
             self.server.stop_accepting()
             for conn in list(self.server.connections):
                 conn.close("broker halted")
+        await self._stop_fetchers()
         self.group_coordinator.active = False
         self.group_coordinator.store.stop()
+        if self.alter_partition is not None:
+            await self.alter_partition.close()
         await asyncio.get_running_loop().run_in_executor(None, self._abandon_storage)
         log.info("Brook broker %d halted (unclean: nothing flushed)", self.node_id)
+
+    async def _stop_fetchers(self) -> None:
+        fetchers = self.replica_manager.control.fetchers
+        if isinstance(fetchers, ReplicaFetcherManager):
+            self.replica_manager.control.fetchers = None
+            await fetchers.shutdown()
 
     def _abandon_storage(self) -> None:
         self.disk.shutdown(cancel_pending=True)

@@ -45,6 +45,7 @@ from protocol.records.batch import (
     RECORD_BATCH_OVERHEAD,
     TIMESTAMP_TYPE_MASK,
     BatchHeader,
+    read_header,
     set_log_append_time,
     set_max_timestamp,
 )
@@ -383,11 +384,17 @@ class Log:
         return info
 
     def append_as_follower(self, data: bytearray | memoryview | bytes) -> AppendInfo:
-        """Append batches whose offsets and epochs the leader assigned (replication).
+        """Append batches whose offsets and epochs the leader assigned (Kafka's appendAsFollower).
 
-        Offsets must increase and start at or above the log end offset (gaps are allowed, as
-        compaction on the leader leaves them). Leader epochs found in the batches extend the
-        epoch cache.
+        The bytes are written as they are, with one ``pwrite``: no offset assignment and no record
+        validation, only the batch structure, CRC-32C and offset order are checked (Kafka's
+        follower path, ``validateAndAssignOffsets=false``; the leader's ``max.message.bytes`` is
+        not applied, as Kafka ignores the record size for replication). Offsets must increase and
+        start at or above the log end offset (gaps are allowed, as compaction on the leader leaves
+        them): :class:`InvalidOffsetError` otherwise, with nothing written. The batches' partition
+        leader epochs extend the epoch cache (an epoch new to the log fsyncs the checkpoint) and
+        their producer fields the idempotence state, so a follower that becomes leader detects
+        duplicates as its leader did.
         """
         mv = memoryview(data)
         with self._lock:
@@ -436,6 +443,7 @@ class Log:
         offset_of_max_ts = -1
         batches: list[tuple[int, int, int, int]] = []
         epochs: list[tuple[int, int]] = []
+        producer_batches: list[tuple[int, int]] = []
         pos = 0
         while pos < n:
             if n - pos < RECORD_BATCH_OVERHEAD:
@@ -448,7 +456,7 @@ class Log:
             size = fields[1] + LOG_OVERHEAD
             if size < RECORD_BATCH_OVERHEAD or size > n - pos:
                 raise CorruptBatchError(f"record batch at position {pos} declares {fields[1]} bytes")
-            if size > max_bytes:
+            if size > max_bytes and assign:
                 raise RecordTooLargeError(size, max_bytes)
             if crc(mv[pos + 21 : pos + size]) != fields[4]:
                 raise CorruptBatchError(f"record batch at position {pos} fails its CRC-32C check")
@@ -479,6 +487,8 @@ class Log:
                 epoch = fields[2]
                 if epoch >= 0 and (not epochs or epoch > epochs[-1][0]):
                     epochs.append((epoch, base))
+                if fields[9] >= 0:
+                    producer_batches.append((pos, base))
             if first_offset < 0:
                 first_offset = base
             last = base + last_delta
@@ -496,6 +506,8 @@ class Log:
             for epoch, start in epochs:
                 self._maybe_start_epoch(epoch, start)
         self._write(mv, batches, first_offset, next_offset - 1, max_ts)
+        for pos, base in producer_batches:
+            self.producer_state.update(read_header(mv, pos), base)
         # tuple.__new__ directly: a NamedTuple's own constructor costs ~0.2 us more per call.
         return _new_tuple(
             AppendInfo,

@@ -52,6 +52,7 @@ APPLIED: frozenset[str] = frozenset(
         "delete.topic.enable",
         "compression.type",
         "min.insync.replicas",
+        "replica.lag.time.max.ms",
         "message.max.bytes",
         # logs (topic defaults through their topic-level synonyms) and their background work
         "log.dir",
@@ -98,6 +99,14 @@ APPLIED: frozenset[str] = frozenset(
         "offsets.retention.minutes",
         "offsets.retention.check.interval.ms",
         "offsets.commit.timeout.ms",
+        # replica fetchers (cluster mode)
+        "num.replica.fetchers",
+        "replica.fetch.max.bytes",
+        "replica.fetch.response.max.bytes",
+        "replica.fetch.wait.max.ms",
+        "replica.fetch.min.bytes",
+        "replica.fetch.backoff.ms",
+        "replica.socket.timeout.ms",
         # ZooKeeper mode (broker.cluster.zk_mode, broker.cluster.controller_driver)
         "zookeeper.connect",
         "zookeeper.session.timeout.ms",

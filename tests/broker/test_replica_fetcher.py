@@ -1,0 +1,240 @@
+"""Replication between two in-process brokers in cluster mode, told their roles by UpdateMetadata
+and LeaderAndIsr sent directly (as a ZooKeeper controller would): the follower's log becomes the
+leader's, byte for byte; its high watermark follows; a restarted follower resumes; after a leader
+change with divergent logs the old leader truncates its divergent suffix and converges."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import inspect
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from broker.app import Broker
+from broker.replica.fetcher import ReplicaFetcherManager
+from broker.replica.partition import Partition
+from broker.types import TopicPartition
+from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+from tests.broker.conftest import Caller
+from tests.broker.control_kit import Node, PState, cluster_broker, leader_and_isr, update_metadata
+from tests.broker.test_data_plane import batch
+
+T_ID = uuid.UUID("5a1c7e42-93d0-4f6b-8e2a-1b3c4d5e6f70")
+TP = TopicPartition("t", 0)
+TIMEOUT = 15.0
+FAST = {"replica.fetch.backoff.ms": "50", "replica.fetch.wait.max.ms": "200"}
+
+
+async def control(broker: Broker, request: Any, version: int) -> Any:
+    result = Caller(broker).start(request, version)
+    return await result if inspect.isawaitable(result) else result
+
+
+class Pair:
+    """Two brokers (ids 1 and 2) under one test-played controller."""
+
+    def __init__(self, root: Path, *, truncate_on_fetch: bool = True) -> None:
+        self.root = root
+        self.truncate_on_fetch = truncate_on_fetch
+        self.brokers: dict[int, Broker] = {}
+
+    async def start(self, broker_id: int) -> Broker:
+        broker = cluster_broker(self.root / f"b{broker_id}", broker_id, **FAST)
+        await broker.start(freeze_gc=False)
+        fetchers = broker.replica_manager.control.fetchers
+        assert isinstance(fetchers, ReplicaFetcherManager)
+        fetchers.settings = dataclasses.replace(fetchers.settings, truncate_on_fetch=self.truncate_on_fetch)
+        self.brokers[broker_id] = broker
+        return broker
+
+    async def stop(self, broker_id: int) -> None:
+        await self.brokers.pop(broker_id).stop()
+
+    async def stop_all(self) -> None:
+        for broker_id in list(self.brokers):
+            await self.stop(broker_id)
+
+    def nodes(self) -> list[Node]:
+        return [Node(i, "127.0.0.1", b.bound_ports["PLAINTEXT"]) for i, b in sorted(self.brokers.items())]
+
+    async def tell(self, broker_id: int, state: PState) -> None:
+        broker = self.brokers[broker_id]
+        ids = {"t": T_ID}
+        update = await control(broker, update_metadata(8, self.nodes(), [state], topic_ids=ids), 8)
+        assert update.error_code == 0
+        answer = await control(broker, leader_and_isr(7, [state], topic_ids=ids), 7)
+        assert answer.error_code == 0
+        assert [e.error_code for t in answer.topics for e in t.partition_errors] == [0]
+
+    def partition(self, broker_id: int) -> Partition:
+        partition = self.brokers[broker_id].replica_manager.get(TP)
+        assert partition is not None
+        return partition
+
+    async def produce(self, broker_id: int, count: int, tag: bytes) -> None:
+        for i in range(count):
+            data = batch([tag + b"-%d-%d" % (i, j) for j in range(3)])
+            request = ProduceRequest(
+                acks=1, timeout_ms=1000, topic_data=[TopicProduceData("t", [PartitionProduceData(0, data)])]
+            )
+            response = await control(self.brokers[broker_id], request, 9)
+            assert response.responses[0].partition_responses[0].error_code == 0
+
+    def segment_bytes(self, broker_id: int) -> bytes:
+        directory = self.root / f"b{broker_id}" / "t-0"
+        return b"".join(p.read_bytes() for p in sorted(directory.glob("*.log")))
+
+    def epochs(self, broker_id: int) -> list[tuple[int, int]]:
+        return [(e.epoch, e.start_offset) for e in self.partition(broker_id).log.leader_epochs.entries()]
+
+
+async def until(partition: Partition, predicate: Callable[[], bool], timeout: float = TIMEOUT) -> None:
+    """Wait until ``predicate`` holds, re-checked whenever the replica wakes its waiters (each
+    follower append and high-watermark update does)."""
+    if predicate():
+        return
+    changed = asyncio.Event()
+    partition.add_listener(changed.set)
+    try:
+        async with asyncio.timeout(timeout):
+            while not predicate():
+                await changed.wait()
+                changed.clear()
+    finally:
+        partition.remove_listener(changed.set)
+
+
+def caught_up(pair: Pair, leader: int, follower: int) -> Callable[[], bool]:
+    def check() -> bool:
+        lead, follow = pair.partition(leader), pair.partition(follower)
+        return (
+            follow.log_end_offset == lead.log_end_offset
+            and follow.high_watermark == lead.log_end_offset
+            and lead.high_watermark == lead.log_end_offset
+        )
+
+    return check
+
+
+def test_follower_log_is_the_leaders_byte_for_byte_and_its_high_watermark_follows(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        pair = Pair(tmp_path)
+        try:
+            await pair.start(1)
+            await pair.start(2)
+            state = PState("t", 0, 1, 1, [1, 2], isr=[1, 2])
+            await pair.tell(1, state)
+            await pair.tell(2, state)
+            fetchers = pair.brokers[2].replica_manager.control.fetchers
+            assert isinstance(fetchers, ReplicaFetcherManager)
+            await pair.produce(1, 25, b"a")
+            await until(pair.partition(2), caught_up(pair, 1, 2))
+            assert pair.partition(1).log_end_offset == 75
+            assert pair.segment_bytes(2) == pair.segment_bytes(1)
+            assert pair.epochs(2) == pair.epochs(1) == [(1, 0)]
+            # A new append moves both high watermarks again.
+            await pair.produce(1, 1, b"b")
+            await until(pair.partition(2), caught_up(pair, 1, 2))
+            assert pair.partition(2).high_watermark == 78
+            assert pair.segment_bytes(2) == pair.segment_bytes(1)
+            stats = [f.stats for f in fetchers.fetchers.values()]
+            assert sum(s.batches_appended for s in stats) == 26
+        finally:
+            await pair.stop_all()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize(
+    "truncate_on_fetch", [True, False], ids=["diverging-epoch", "offset-for-leader-epoch"]
+)
+def test_restarted_follower_resumes_and_an_old_leader_truncates_its_divergent_suffix(
+    tmp_path: Path, truncate_on_fetch: bool
+) -> None:
+    async def scenario() -> None:
+        pair = Pair(tmp_path, truncate_on_fetch=truncate_on_fetch)
+        try:
+            await pair.start(1)
+            await pair.start(2)
+            epoch1 = PState("t", 0, 1, 1, [1, 2], isr=[1, 2])
+            await pair.tell(1, epoch1)
+            await pair.tell(2, epoch1)
+            await pair.produce(1, 4, b"a")
+            await until(pair.partition(2), caught_up(pair, 1, 2))
+
+            # The follower stops; the leader goes on (acks=1: its high watermark waits for 2).
+            await pair.stop(2)
+            await pair.produce(1, 3, b"b")
+            assert pair.partition(1).high_watermark == 12
+            # Restarted from its disk, it resumes where it was.
+            await pair.start(2)
+            await pair.tell(2, epoch1)
+            await until(pair.partition(2), caught_up(pair, 1, 2))
+            assert pair.partition(2).log_end_offset == 21
+            assert pair.segment_bytes(2) == pair.segment_bytes(1)
+
+            # It stops again; the leader writes a suffix nobody else has.
+            await pair.stop(2)
+            await pair.produce(1, 2, b"lost")
+            assert pair.partition(1).log_end_offset == 27
+            # Broker 2 becomes leader in epoch 2 (an unclean choice here, on purpose) and writes.
+            await pair.start(2)
+            epoch2 = PState("t", 0, 2, 2, [1, 2], isr=[2], partition_epoch=2)
+            await pair.tell(2, epoch2)
+            await pair.produce(2, 5, b"c")
+            assert pair.partition(2).log_end_offset == 36
+            # Broker 1 follows: it must drop offsets 21-26 and take broker 2's 21-35.
+            await pair.tell(1, epoch2)
+            await until(pair.partition(1), lambda: pair.partition(1).log_end_offset == 36)
+            assert pair.segment_bytes(1) == pair.segment_bytes(2)
+            assert pair.epochs(1) == pair.epochs(2) == [(1, 0), (2, 21)]
+            fetchers = pair.brokers[1].replica_manager.control.fetchers
+            assert isinstance(fetchers, ReplicaFetcherManager)
+            assert sum(f.stats.truncations for f in fetchers.fetchers.values()) == 1
+            # And broker 1's producer-free log reads back as broker 2's records.
+            assert b"lost" not in pair.segment_bytes(1)
+        finally:
+            await pair.stop_all()
+
+    asyncio.run(scenario())
+
+
+def test_leader_again_stops_fetching_and_stop_leaves_no_task(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        pair = Pair(tmp_path)
+        try:
+            await pair.start(1)
+            await pair.start(2)
+            state = PState("t", 0, 1, 1, [1, 2], isr=[1, 2])
+            await pair.tell(1, state)
+            await pair.tell(2, state)
+            await pair.produce(1, 2, b"a")
+            await until(pair.partition(2), caught_up(pair, 1, 2))
+            fetchers = pair.brokers[2].replica_manager.control.fetchers
+            assert isinstance(fetchers, ReplicaFetcherManager)
+            assert fetchers.fetchers
+            tasks = {f._task for f in fetchers.fetchers.values()}
+            await pair.tell(2, PState("t", 0, 2, 2, [1, 2], isr=[1, 2], partition_epoch=1))
+            assert not fetchers.fetchers  # the idle fetcher was shut down
+            await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), TIMEOUT)
+            assert all(t is not None and t.done() for t in tasks)
+            # The new follower (broker 1) fetches from broker 2.
+            await pair.tell(1, PState("t", 0, 2, 2, [1, 2], isr=[1, 2], partition_epoch=1))
+            other = pair.brokers[1].replica_manager.control.fetchers
+            assert isinstance(other, ReplicaFetcherManager) and other.fetchers
+            running = [f._task for f in other.fetchers.values()]
+        finally:
+            await pair.stop_all()
+        assert all(t is not None and t.done() for t in running)
+        assert pair_tasks_left() == []
+
+    asyncio.run(scenario())
+
+
+def pair_tasks_left() -> list[asyncio.Task[Any]]:
+    return [t for t in asyncio.all_tasks() if t.get_name().startswith("brook-replica-fetcher")]
