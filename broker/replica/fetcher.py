@@ -267,6 +267,9 @@ class ReplicaFetcher:
         self.stats = FetcherStats()
         self.client = NetworkClient(manager.client_config(fetcher_id))
         self._changed = asyncio.Event()
+        #: Set after every turn of the loop (a request answered, or a wait ended): what a caller
+        #: watching the fetcher's progress awaits (:meth:`next_turn`).
+        self._turned = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -294,6 +297,11 @@ class ReplicaFetcher:
         if self._task is not None:
             self._task.cancel()
 
+    async def next_turn(self) -> None:
+        """Wait until the loop has gone round once more."""
+        self._turned.clear()
+        await self._turned.wait()
+
     async def wait_stopped(self) -> None:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -315,6 +323,7 @@ class ReplicaFetcher:
                     log.exception("%r failed; retrying after the backoff", self)
                     self.session.reset()
                     self._back_off_all()
+                self._turned.set()
         finally:
             with contextlib.suppress(Exception):
                 await self.client.close()

@@ -238,3 +238,60 @@ def test_leader_again_stops_fetching_and_stop_leaves_no_task(tmp_path: Path) -> 
 
 def pair_tasks_left() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("brook-replica-fetcher")]
+
+
+def test_a_new_follower_behind_the_leaders_log_start_starts_at_it(tmp_path: Path) -> None:
+    """OFFSET_OUT_OF_RANGE: the leader deleted records below 6 before broker 2 ever fetched; the
+    follower empties its log, starts it at the leader's log start and fetches from there."""
+
+    async def scenario() -> None:
+        pair = Pair(tmp_path)
+        try:
+            await pair.start(1)
+            alone = PState("t", 0, 1, 1, [1, 2], isr=[1])
+            await pair.tell(1, alone)
+            await pair.produce(1, 4, b"a")  # offsets 0-11, three per batch
+            leader_log = pair.partition(1).log
+            assert leader_log.delete_records_before(6) == 6
+            await pair.start(2)
+            await pair.tell(2, alone)
+            follower = pair.partition(2)
+            await until(follower, lambda: follower.log_end_offset == 12)
+            assert follower.log_start_offset == 6
+            assert [p.name for p in (tmp_path / "b2" / "t-0").glob("*.log")] == ["00000000000000000006.log"]
+            assert pair.segment_bytes(2) == leader_log.read_bytes(6, 1 << 20)
+            fetchers = pair.brokers[2].replica_manager.control.fetchers
+            assert isinstance(fetchers, ReplicaFetcherManager)
+            state = fetchers.fetch_state(TP)
+            assert state is not None and state.fetch_offset == 12
+        finally:
+            await pair.stop_all()
+
+    asyncio.run(scenario())
+
+
+def test_a_fenced_follower_waits_for_its_next_leader_and_isr(tmp_path: Path) -> None:
+    """FENCED_LEADER_EPOCH: broker 2 was told epoch 1 while the leader is in epoch 2; it stops
+    fetching that partition until the controller tells it epoch 2."""
+
+    async def scenario() -> None:
+        pair = Pair(tmp_path, truncate_on_fetch=False)
+        try:
+            await pair.start(1)
+            await pair.start(2)
+            await pair.tell(1, PState("t", 0, 1, 2, [1, 2], isr=[1]))
+            await pair.produce(1, 2, b"a")
+            fetchers = pair.brokers[2].replica_manager.control.fetchers
+            assert isinstance(fetchers, ReplicaFetcherManager)
+            await pair.tell(2, PState("t", 0, 1, 1, [1, 2], isr=[1]))
+            (fetcher,) = fetchers.fetchers.values()
+            async with asyncio.timeout(TIMEOUT):
+                while TP in fetcher.partitions:  # dropped once the leader says FENCED_LEADER_EPOCH
+                    await fetcher.next_turn()
+            assert pair.partition(2).log_end_offset == 0
+            await pair.tell(2, PState("t", 0, 1, 2, [1, 2], isr=[1]))
+            await until(pair.partition(2), lambda: pair.partition(2).log_end_offset == 6)
+        finally:
+            await pair.stop_all()
+
+    asyncio.run(scenario())
