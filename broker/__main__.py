@@ -79,10 +79,20 @@ def run(config: BrokerConfig) -> int:
         runner = asyncio.run
     else:
         runner = uvloop.run
+    from broker.cluster.meta_properties import MetaPropertiesError
+    from broker.cluster.zk.broker_id import BrokerIdConfigError
+    from broker.cluster.zk.errors import BrokerIdInUseError, ZkError
+
     try:
         return runner(_serve(config))
     except OSError as exc:
         print(f"brook: {exc}", file=sys.stderr)
+        return 1
+    except (ZkError, BrokerIdInUseError, MetaPropertiesError, BrokerIdConfigError) as exc:
+        # ZooKeeper unreachable, a duplicate broker.id, another cluster's log dirs (Kafka's
+        # "Fatal error during KafkaServer startup").
+        logging.getLogger("broker").error("Fatal error during broker startup. Prepare to shutdown: %s", exc)
+        print(f"brook: fatal error during startup: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
 
 

@@ -13,19 +13,22 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from broker.cluster.meta_properties import ensure_meta_properties
+from broker.cluster.meta_properties import ensure_meta_properties, recorded_identity
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
 from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin
+from broker.cluster.zk_mode import ZkCluster
 from broker.config import BrokerConfig, topic_log_config
 from broker.config.unapplied import warn_unapplied
 from broker.disk import DiskWorkers
 from broker.group import GroupCoordinator
 from broker.handlers import api_versions, handlers_for
 from broker.handlers.base import RequestContext
+from broker.network.client import ClientConfig, NetworkClient
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import ListenAddress, Server
+from broker.replica.alter_partition import AlterPartitionManager
 from broker.replica.control import UNKNOWN_BROKER_EPOCH
 from broker.replica.fetcher import ReplicaFetcherManager
 from broker.replica.manager import ReplicaManager
@@ -43,7 +46,8 @@ CLUSTER_MODE_ENV = "BROOK_CLUSTER_MODE"
 
 
 class Broker:
-    """One Brook broker process (the embedded single-node mode)."""
+    """One Brook broker process: the embedded single node, or a ZooKeeper-mode cluster member
+    (``zookeeper.connect``: see :mod:`broker.cluster.zk_mode`)."""
 
     def __init__(
         self, config: BrokerConfig, *, fs: FileSystem | None = None, cluster_mode: bool | None = None
@@ -59,6 +63,9 @@ class Broker:
         #: This broker's epoch (the czxid of its /brokers/ids znode, set by the ZooKeeper
         #: registration); control requests from an older epoch get STALE_BROKER_EPOCH.
         self.broker_epoch = UNKNOWN_BROKER_EPOCH
+        #: ZooKeeper mode (``zookeeper.connect``): the session, controller state and election;
+        #: None in the embedded mode (and with BROOK_CLUSTER_MODE=1 alone).
+        self.zk_cluster: ZkCluster | None = None
         warn_unapplied(config)
         self.node_id = BrokerId(config.node_id)
         self.clock = SystemClock()
@@ -73,15 +80,33 @@ class Broker:
         #: Every blocking disk call made while serving runs in these threads.
         self.disk = DiskWorkers(config.get("background.threads"))
         self.fs = fs if fs is not None else FileSystem()
+        self._built = False
 
-        log_dirs = [Path(d) for d in config.log_dirs]
-        for d in log_dirs:
+        self.log_dirs = [Path(d) for d in config.log_dirs]
+        for d in self.log_dirs:
             d.mkdir(parents=True, exist_ok=True)
-        self.cluster_id = ensure_meta_properties(log_dirs, self.node_id)
-        self.metadata = ClusterMetadata(log_dirs[0] / METADATA_FILE, self.cluster_id, self.fs)
+        #: ZooKeeper mode: the cluster id comes from /cluster/id and the broker id may be
+        #: generated there, so meta.properties is written at start, not here.
+        self.zk_mode = config.zookeeper_connect is not None
+        if self.zk_mode:
+            recorded_cluster, recorded_broker = recorded_identity(self.log_dirs)
+            if self.node_id < 0 and recorded_broker is not None:
+                self.node_id = BrokerId(recorded_broker)
+            self.cluster_id = recorded_cluster or ""
+            if self.node_id >= 0:
+                self._build()
+            # else: built in start() once ZooKeeper has generated the id
+        else:
+            self.cluster_id = ensure_meta_properties(self.log_dirs, self.node_id)
+            self._build()
+
+    def _build(self) -> None:
+        """The storage, metadata, replica manager and coordinators of broker ``node_id``."""
+        config, cluster_mode = self.config, self.cluster_mode
+        self.metadata = ClusterMetadata(self.log_dirs[0] / METADATA_FILE, self.cluster_id, self.fs)
         self.metadata_cache = MetadataCache(self.node_id)
         self.log_manager = LogManager(
-            log_dirs,
+            self.log_dirs,
             config.log_config(),
             self.clock,
             fs=self.fs,
@@ -93,9 +118,19 @@ class Broker:
             self.node_id, self.log_manager, self.metadata, self.log_config_for
         )
         self.topics = TopicAdmin(self)
+        #: Cluster mode: leaders send ISR changes to the controller through it (AlterPartition).
+        self.alter_partition: AlterPartitionManager | None = None
         if cluster_mode:
             # Replicas are served once the controller's LeaderAndIsr names them (the logs are loaded).
             self.replica_manager.metadata_cache = self.metadata_cache
+            self.alter_partition = AlterPartitionManager(
+                self.node_id,
+                self._controller_endpoint,
+                NetworkClient(ClientConfig.for_controller(config)),
+                broker_epoch=lambda: self.broker_epoch,
+            )
+            self.replica_manager.isr_sender = self.alter_partition.submit
+            self.replica_manager.replica_lag_time_max_ms = config.replica_lag_time_max_ms
         else:
             self.replica_manager.load()
         # Group coordinator: consumer groups and committed offsets on __consumer_offsets.
@@ -103,6 +138,7 @@ class Broker:
         if cluster_mode:
             # The coordinator follows the controller's leadership of __consumer_offsets.
             self.replica_manager.control.listeners.append(self.group_coordinator.store.on_leadership_change)
+        self._built = True
 
     # -- configuration helpers -------------------------------------------------------------------
 
@@ -138,6 +174,14 @@ class Broker:
             return NO_BROKER if controller is None else controller
         return self.node_id
 
+    def _controller_endpoint(self) -> tuple[BrokerId, str, int] | None:
+        """The controller on the inter-broker listener, as the metadata cache knows it."""
+        controller = self.metadata_cache.controller_id
+        if controller is None or controller < 0:
+            return None
+        endpoint = self.metadata_cache.alive_endpoint(controller, self.config.inter_broker_listener_name)
+        return None if endpoint is None else (BrokerId(controller), endpoint.host, endpoint.port)
+
     def partition_exists(self, tp: TopicPartition) -> bool:
         """Whether ``tp`` exists in the cluster (the metadata cache in cluster mode)."""
         if self.cluster_mode:
@@ -154,8 +198,12 @@ class Broker:
         async with self._producer_id_lock:
             start, end = self._producer_ids
             if start >= end:
-                start, end = self.metadata.allocate_producer_ids(PRODUCER_ID_BLOCK)
-                await self.persist_metadata()
+                if self.zk_cluster is not None:
+                    # Cluster-wide unique: blocks claimed from /latest_producer_id_block.
+                    start, end = await self.zk_cluster.producer_id_block(self.node_id)
+                else:
+                    start, end = self.metadata.allocate_producer_ids(PRODUCER_ID_BLOCK)
+                    await self.persist_metadata()
             self._producer_ids = (start + 1, end)
             return start
 
@@ -177,6 +225,38 @@ class Broker:
         a host process (:mod:`broker.embedding`) must not freeze the host's objects."""
         self.loop = asyncio.get_running_loop()
         self._stopping = asyncio.Event()
+        if self.zk_mode:
+            await self._join_zookeeper()
+        try:
+            await self._start_serving(freeze_gc)
+            if self.zk_cluster is not None:
+                # Listeners bound (port 0 resolved): register, then join the controller election.
+                await self.zk_cluster.start(self)
+        except BaseException:
+            if self.zk_cluster is not None:
+                await self.zk_cluster.close()
+            raise
+
+    async def _join_zookeeper(self) -> None:
+        """KafkaServer.startup's first steps: connect, the cluster id, the broker id."""
+        self.zk_cluster = await ZkCluster.connect(self.config)
+        try:
+            cluster_id, node_id = await self.zk_cluster.resolve_identity(self.config, self.log_dirs)
+        except BaseException:
+            await self.zk_cluster.close()
+            self.zk_cluster = None
+            raise
+        self.cluster_id = cluster_id
+        if self._built and node_id != self.node_id:
+            raise RuntimeError(f"broker id {node_id} from ZooKeeper differs from {self.node_id}")
+        self.node_id = node_id
+        if not self._built:
+            self._build()
+        self.metadata.cluster_id = cluster_id
+        self.zk_cluster.metadata_cache = self.metadata_cache
+
+    async def _start_serving(self, freeze_gc: bool) -> None:
+        assert self.loop is not None
         cfg = self.config
         quotas = ConnectionQuotas(
             cfg.max_connections,
@@ -224,6 +304,9 @@ class Broker:
             self._every(cfg.get("log.cleaner.backoff.ms"), self.log_manager.run_cleaner_once)
         expiration_check_ms = cfg.get("producer.id.expiration.check.interval.ms")
         self._every_on_loop(expiration_check_ms, self.remove_expired_producers)
+        if self.cluster_mode:
+            # Kafka's isr-expiration task.
+            self._every_on_loop(cfg.replica_lag_time_max_ms // 2, self.replica_manager.maybe_shrink_isr)
 
     def remove_expired_producers(self) -> int:
         """Kafka's PeriodicProducerExpirationCheck, with the current (dynamic)
@@ -289,6 +372,9 @@ class Broker:
         ``flush=False`` is for data about to be deleted (an embedded broker's temporary
         directory): the descriptors are closed and nothing is written."""
         started = time.monotonic()
+        if self.zk_cluster is not None:
+            # Leadership moves off this broker while it still serves (Kafka's controlledShutdown).
+            await self.zk_cluster.controlled_shutdown(self.config)
         if self._stopping is not None:
             self._stopping.set()
         for timer in self._timers.values():
@@ -296,12 +382,17 @@ class Broker:
         if self.server is not None:
             self.server.stop_accepting()
             await self.server.drain(max(0.5, timeout / 2))
+        if self.zk_cluster is not None:
+            # The session closes now: the broker znode (and /controller) go at once.
+            await self.zk_cluster.close()
         if self._background:
             await asyncio.wait(self._background, timeout=max(0.5, timeout - (time.monotonic() - started)))
         # Topic changes whose requests were dropped still finish before the logs close.
         await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
         await self._stop_fetchers()
         await self.group_coordinator.stop()
+        if self.alter_partition is not None:
+            await self.alter_partition.close()
         # Flushes, checkpoints and the clean-shutdown marker: off the loop like all disk work.
         await self.disk.run(self.log_manager.close if flush else self.log_manager.abandon)
         self.disk.shutdown()
@@ -317,6 +408,8 @@ class Broker:
             self._stopping.set()
         for timer in self._timers.values():
             timer.cancel()
+        if self.zk_cluster is not None:
+            await self.zk_cluster.close()
         if self.server is not None:
             self.server.stop_accepting()
             for conn in list(self.server.connections):
@@ -324,6 +417,8 @@ class Broker:
         await self._stop_fetchers()
         self.group_coordinator.active = False
         self.group_coordinator.store.stop()
+        if self.alter_partition is not None:
+            await self.alter_partition.close()
         await asyncio.get_running_loop().run_in_executor(None, self._abandon_storage)
         log.info("Brook broker %d halted (unclean: nothing flushed)", self.node_id)
 

@@ -54,8 +54,25 @@ def new_cluster_id() -> str:
     return encode_topic_id(uuid.uuid4())
 
 
-def ensure_meta_properties(log_dirs: list[Path], node_id: BrokerId) -> str:
-    """Return the cluster id recorded in the log dirs (creating one the first time)."""
+def recorded_identity(log_dirs: list[Path]) -> tuple[str | None, int | None]:
+    """The cluster id and broker id recorded in the log dirs' meta.properties (None when absent)."""
+    cluster_id: str | None = None
+    broker_id: int | None = None
+    for d in log_dirs:
+        path = d / META_PROPERTIES
+        if not path.exists():
+            continue
+        values = _read(path)
+        cluster_id = cluster_id or values.get("cluster.id") or None
+        recorded = values.get("broker.id", values.get("node.id"))
+        if broker_id is None and recorded is not None:
+            broker_id = int(recorded)
+    return cluster_id, broker_id
+
+
+def ensure_meta_properties(log_dirs: list[Path], node_id: BrokerId, cluster_id: str | None = None) -> str:
+    """Return the cluster id recorded in the log dirs; dirs without meta.properties get one with
+    ``cluster_id`` (ZooKeeper's ``/cluster/id`` in cluster mode), or a new id the first time."""
     found: dict[Path, dict[str, str]] = {}
     for d in log_dirs:
         path = d / META_PROPERTIES
@@ -73,7 +90,10 @@ def ensure_meta_properties(log_dirs: list[Path], node_id: BrokerId) -> str:
                 f"{d / META_PROPERTIES} says broker.id={recorded} but this broker is {node_id}; "
                 "point log.dirs elsewhere or fix broker.id"
             )
-    cluster_id = cluster_ids.pop() if cluster_ids else new_cluster_id()
+    if cluster_ids:
+        cluster_id = cluster_ids.pop()
+    elif cluster_id is None:
+        cluster_id = new_cluster_id()
     for d in log_dirs:
         if d not in found:
             _write(d / META_PROPERTIES, cluster_id, node_id)

@@ -183,15 +183,10 @@ def _node_id(config: BrokerConfig) -> int:
     else:
         _require(broker_id >= 0, "broker.id must be greater than or equal to 0", "broker.id")
     if broker_id == -1:
-        # Kafka would have ZooKeeper generate an id. Until Brook's cluster mode exists, a broker
-        # given zookeeper.connect must not run as node -1: it needs an id of its own.
-        _require(
-            not _opt_str(config, "zookeeper.connect"),
-            "broker.id=-1 (the default) asks ZooKeeper to generate a broker id, which needs cluster "
-            "mode, not available in Brook yet: set broker.id (or node.id) to this broker's id, or remove "
-            "zookeeper.connect to run standalone",
-            "broker.id",
-        )
+        if _opt_str(config, "zookeeper.connect"):
+            # ZooKeeper mode: the id recorded in meta.properties, or one generated from
+            # /brokers/seqid at start (broker.cluster.zk.broker_id), as KafkaServer does.
+            return -1
         return 0  # standalone: nobody to generate an id, and there is only one broker
     return broker_id
 

@@ -2,7 +2,7 @@
 
 Brook accepts every Kafka 3.9 broker key, so that a ``server.properties`` written for Kafka loads
 and DescribeConfigs lists what Kafka lists. Many keys have no effect in Brook's design (one event
-loop instead of network and I/O thread pools, no replication or ZooKeeper yet, no SSL/SASL,
+loop instead of network and I/O thread pools, no replication yet, no SSL/SASL,
 quotas, metrics or tiered storage). :data:`APPLIED` lists the keys Brook does act on; any other
 broker key set to a value other than its default is named in a warning at start-up, so an operator
 is never misled into thinking a setting works.
@@ -52,6 +52,7 @@ APPLIED: frozenset[str] = frozenset(
         "delete.topic.enable",
         "compression.type",
         "min.insync.replicas",
+        "replica.lag.time.max.ms",
         "message.max.bytes",
         # logs (topic defaults through their topic-level synonyms) and their background work
         "log.dir",
@@ -106,6 +107,24 @@ APPLIED: frozenset[str] = frozenset(
         "replica.fetch.min.bytes",
         "replica.fetch.backoff.ms",
         "replica.socket.timeout.ms",
+        # ZooKeeper mode (broker.cluster.zk_mode, broker.cluster.controller_driver)
+        "zookeeper.connect",
+        "zookeeper.session.timeout.ms",
+        "zookeeper.connection.timeout.ms",
+        "zookeeper.set.acl",
+        "inter.broker.listener.name",
+        "security.inter.broker.protocol",
+        "inter.broker.protocol.version",
+        "controlled.shutdown.enable",
+        "controlled.shutdown.max.retries",
+        "controlled.shutdown.retry.backoff.ms",
+        "auto.leader.rebalance.enable",
+        "leader.imbalance.check.interval.seconds",
+        "leader.imbalance.per.broker.percentage",
+        "unclean.leader.election.enable",
+        "request.timeout.ms",
+        "socket.connection.setup.timeout.ms",
+        "socket.connection.setup.timeout.max.ms",
     }
 )
 
@@ -127,7 +146,7 @@ def warn_unapplied(config: BrokerConfig) -> list[str]:
     if names:
         log.warning(
             "These settings are accepted but have no effect in Brook (not implemented, or not "
-            "applicable to a single node without ZooKeeper): %s",
+            "applicable to Brook): %s",
             ", ".join(names),
         )
     return names

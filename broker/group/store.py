@@ -30,6 +30,7 @@ from broker.group.group import ClassicGroup
 from broker.group.hashing import partition_for
 from broker.group.loader import build_groups, replay
 from broker.group.records import build_records
+from broker.replica.delayed_produce import DelayedProduce
 from broker.replica.partition import Partition
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
@@ -265,6 +266,10 @@ class OffsetsTopic:
             return _done(AppendResult(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
         if not replica.is_leader:
             return _done(AppendResult(ErrorCode.NOT_LEADER_OR_FOLLOWER))
+        leader_state = replica.leader_state
+        if leader_state is not None and leader_state.is_under_min_isr(replica.log.config.min_insync_replicas):
+            # The coordinator writes with acks=all, as Kafka's (effective min ISR).
+            return _done(AppendResult(ErrorCode.NOT_ENOUGH_REPLICAS))
         batch = build_records(entries, self.clock.milliseconds(), self.config.compression_codec)
         try:
             outcome = replica.append_internal(batch)
@@ -285,9 +290,9 @@ class OffsetsTopic:
             except (StorageError, OSError) as exc:
                 log.error("cannot flush %s: %s", replica.tp, exc)
                 return AppendResult(ErrorCode.KAFKA_STORAGE_ERROR, base_offset)
-        if await replica.wait_for_high_watermark(last_offset, self.config.commit_timeout_ms / 1000.0):
-            return AppendResult(ErrorCode.NONE, base_offset)
-        return AppendResult(ErrorCode.REQUEST_TIMED_OUT, base_offset)
+        # acks=all: answered when the high watermark passes the records (event-driven).
+        (code,) = await DelayedProduce([(replica, last_offset + 1)], self.config.commit_timeout_ms).future
+        return AppendResult(code, base_offset)
 
 
 def group_write_error(error: ErrorCode) -> ErrorCode:

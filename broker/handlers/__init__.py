@@ -1,13 +1,16 @@
 """Request handlers, one module per api. ``handlers_for(cluster_mode)`` is what a broker serves
 and exactly what ApiVersions advertises: ``HANDLERS`` less the controller-to-broker apis
-(LeaderAndIsr, StopReplica, UpdateMetadata), which only a broker in cluster mode serves, as only
-Kafka's ZooKeeper-mode brokers do (their schemas' ``zkBroker`` listener)."""
+(LeaderAndIsr, StopReplica, UpdateMetadata) and the apis the controller answers
+(ControlledShutdown, ElectLeaders, AlterPartition), which only a broker in cluster mode serves, as
+only Kafka's ZooKeeper-mode brokers do (their schemas' ``zkBroker`` listener)."""
 
 from __future__ import annotations
 
 from broker.handlers import (
     alter_configs,
+    alter_partition,
     api_versions,
+    controlled_shutdown,
     create_partitions,
     create_topics,
     delete_groups,
@@ -17,6 +20,7 @@ from broker.handlers import (
     describe_configs,
     describe_groups,
     describe_log_dirs,
+    elect_leaders,
     fetch,
     find_coordinator,
     heartbeat,
@@ -72,11 +76,24 @@ _MODULES = (
     leader_and_isr,
     stop_replica,
     update_metadata,
+    # to the controller (cluster mode)
+    controlled_shutdown,
+    elect_leaders,
+    alter_partition,
 )
 
 HANDLERS: dict[int, Handler] = {m.HANDLER.api_key: m.HANDLER for m in _MODULES}
-#: LeaderAndIsr, StopReplica, UpdateMetadata.
-CLUSTER_MODE_APIS = frozenset({leader_and_isr.API_KEY, stop_replica.API_KEY, update_metadata.API_KEY})
+#: LeaderAndIsr, StopReplica, UpdateMetadata; ControlledShutdown, ElectLeaders, AlterPartition.
+CLUSTER_MODE_APIS = frozenset(
+    {
+        leader_and_isr.API_KEY,
+        stop_replica.API_KEY,
+        update_metadata.API_KEY,
+        controlled_shutdown.API_KEY,
+        elect_leaders.API_KEY,
+        alter_partition.API_KEY,
+    }
+)
 _EMBEDDED = {key: h for key, h in HANDLERS.items() if key not in CLUSTER_MODE_APIS}
 
 

@@ -13,17 +13,21 @@ has an error), the request waits on the partitions' append events — never a sl
 answered as soon as enough data arrives, or when ``max_wait_ms`` passes.
 
 From v12 a fetch naming its ``last_fetched_epoch`` whose log diverged from the leader's (that
-epoch ends here below the fetch offset, or is unknown) gets no records but a ``diverging_epoch``:
-the epoch and end offset to truncate to (KIP-320; followers truncate this way, as Kafka 3.9's).
+epoch ends here below the fetch offset, or only older epochs are known) gets no records but a
+``diverging_epoch``: the epoch and end offset to truncate to (KIP-320; followers truncate this
+way, as Kafka 3.9's); an epoch the leader cannot place at all is OFFSET_OUT_OF_RANGE.
 
 Fetch sessions (KIP-227, v7+) are declined the way Kafka declines them when its session cache is
 full: full fetches get session id 0, so clients keep sending full requests; an incremental fetch
 naming a session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id (UNKNOWN_TOPIC_ID).
-Follower fetches (``replica_id`` before v15, ``replica_state.replica_id`` from v15) are served in
-cluster mode only: they read up to the log end offset rather than the high watermark (Kafka's
-FetchIsolation.LOG_END), and the fetch offset is taken as the follower's log end offset, which
-moves the high watermark (the smallest log end offset of the ISR). A single node refuses them
-(NOT_LEADER_OR_FOLLOWER).
+Follower fetches (the replica id: ``replica_id`` below v15, ``replica_state.replica_id`` from
+v15) are served in cluster mode only (NOT_LEADER_OR_FOLLOWER on the embedded node), as Kafka's
+Partition.fetchRecords: a replica outside the assignment gets UNKNOWN_LEADER_EPOCH (the request
+carries a leader epoch) or NOT_LEADER_OR_FOLLOWER; reads go to the log end, not the high
+watermark; unless its log diverged (above), the fetch records the follower's position
+(:meth:`Partition.update_follower_fetch_state`: ISR expansion, HW, waiting acks=all produces)
+before the answer, whose high watermark is the one after it. A long poll's later reads do not
+record again (as Kafka's DelayedFetch). Data leaves as file slices (sendfile), as for consumers.
 In cluster mode, topic ids resolve through the controller's metadata cache; from v16 a
 NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH partition carries the current leader and epoch and
 the response that leader's endpoint (KIP-951).
@@ -75,12 +79,19 @@ class _Target:
     request: FetchPartition
     partition: Partition | None
     error: ErrorCode
+    #: A follower's fetch that diverges from the leader's log: (epoch, end offset) to answer.
+    diverging: tuple[int, int] | None = None
+
+
+def replica_id_of(request: FetchRequest, version: int) -> int:
+    """The fetching replica (-1 for a consumer), as Kafka's FetchRequest.replicaId."""
+    return request.replica_state.replica_id if version >= 15 else request.replica_id
 
 
 def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaitable[FetchResponse]:
     version = ctx.version
-    follower = _follower_id(request, version)
-    if follower >= 0 and not ctx.broker.cluster_mode:
+    replica_id = replica_id_of(request, version)
+    if replica_id >= 0 and not ctx.broker.cluster_mode:
         return FetchResponse(error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER, session_id=0, responses=[])
     if version >= 7:
         session_error = _session_error(request)
@@ -91,11 +102,14 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     request.max_bytes = min(request.max_bytes if version >= 3 else 2**31 - 1, cap)
     request.min_bytes = min(request.min_bytes, request.max_bytes)
     targets = _resolve(ctx, request)
-    if follower >= 0:
-        _note_follower_positions(targets, follower)
+    if version >= 12:
+        _find_divergence(targets)
+    follower = replica_id >= 0
+    if follower:
+        _record_follower_fetches(ctx, BrokerId(replica_id), targets)
     may_wait = request.max_wait_ms > 0 and request.min_bytes > 0 and targets
     if may_wait and _nothing_to_read(
-        targets, version >= 4 and request.isolation_level == READ_COMMITTED, follower >= 0
+        targets, version >= 4 and request.isolation_level == READ_COMMITTED, follower
     ):
         # An idle consumer's poll: wait without building the empty answer first.
         return _DelayedFetch(ctx, request, targets).future
@@ -106,20 +120,43 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     return _DelayedFetch(ctx, request, targets).future
 
 
-def _follower_id(request: FetchRequest, version: int) -> int:
-    """The fetching follower's broker id, or -1 for a consumer."""
-    return request.replica_state.replica_id if version >= 15 else request.replica_id
+def _find_divergence(targets: list[_Target]) -> None:
+    """Kafka's Partition.readRecords with a last fetched epoch (v12+, KIP-320; consumers and
+    followers): an epoch the leader cannot place, or a fetch offset below the log start, is
+    OFFSET_OUT_OF_RANGE; when that epoch ends here below the fetch offset, or the leader only
+    knows an older one, the log diverged there: answered with ``diverging_epoch``, no records."""
+    for target in targets:
+        partition = target.partition
+        p = target.request
+        if partition is None or target.error or p.last_fetched_epoch < 0:
+            continue
+        epoch, end = partition.end_offset_for_epoch(p.last_fetched_epoch)
+        if epoch < 0 or end < 0 or p.fetch_offset < partition.log_start_offset:
+            target.error = ErrorCode.OFFSET_OUT_OF_RANGE
+        elif epoch < p.last_fetched_epoch or end < p.fetch_offset:
+            target.diverging = (epoch, end)
 
 
-def _note_follower_positions(targets: list[_Target], follower: int) -> None:
-    """A follower's fetch offset is its log end offset: the leader's high watermark may move."""
+def _record_follower_fetches(ctx: RequestContext, replica: BrokerId, targets: list[_Target]) -> None:
+    """A follower's fetch: check it is a replica, and record its position where the read will
+    succeed (Kafka records after the read, with the log end from before it; on the
+    event loop nothing appends in between)."""
+    now_ms = ctx.broker.clock.milliseconds()
     for target in targets:
         partition = target.partition
         if partition is None or target.error:
             continue
-        partition.follower_leo[BrokerId(follower)] = target.request.fetch_offset
-        if partition.maybe_increment_high_watermark():
-            partition.wake_waiters()
+        p = target.request
+        if not partition.is_assigned(replica):
+            known_epoch = p.current_leader_epoch >= 0
+            target.error = ErrorCode.UNKNOWN_LEADER_EPOCH if known_epoch else ErrorCode.NOT_LEADER_OR_FOLLOWER
+            continue
+        if target.diverging is not None:
+            continue  # recorded once the follower has truncated
+        leo = partition.log_end_offset
+        if not partition.log_start_offset <= p.fetch_offset <= leo:
+            continue  # the read answers OFFSET_OUT_OF_RANGE
+        partition.update_follower_fetch_state(replica, p.fetch_offset, p.log_start_offset, leo, now_ms)
 
 
 def _nothing_to_read(targets: list[_Target], committed: bool, follower: bool = False) -> bool:
@@ -128,7 +165,7 @@ def _nothing_to_read(targets: list[_Target], committed: bool, follower: bool = F
     and no error."""
     for target in targets:
         partition = target.partition
-        if partition is None or target.error:
+        if partition is None or target.error or target.diverging is not None:
             return False
         offset = target.request.fetch_offset
         if follower:
@@ -182,9 +219,9 @@ def _read_all(
     partition has an error."""
     version = ctx.version
     budget = request.max_bytes
-    committed = version >= 4 and request.isolation_level == READ_COMMITTED
+    follower = replica_id_of(request, version) >= 0
+    committed = not follower and version >= 4 and request.isolation_level == READ_COMMITTED
     legacy_magic = 0 if version <= 1 else (1 if version <= 3 else 2)
-    follower = _follower_id(request, version) >= 0
     total = 0
     errors = False
     min_one = True
@@ -234,18 +271,17 @@ def _read_all(
             preferred_read_replica=-1,
             records=b"",
         )
-        if version >= 12 and p.last_fetched_epoch >= 0:
-            diverging = _diverging_epoch(partition, p.last_fetched_epoch, p.fetch_offset)
-            if diverging is not None:
-                # No records: the fetcher truncates first (KIP-320, Kafka's truncation on fetch).
-                data.diverging_epoch = diverging
-                current.partitions.append(data)
-                continue
+        if target.diverging is not None:
+            data.diverging_epoch = EpochEndOffset(*target.diverging)
+            errors = True  # answered at once: the follower must truncate before fetching on
+            current.partitions.append(data)
+            continue
         limit = min(p.partition_max_bytes, budget)
         if limit > 0 or min_one:
+            # A follower reads to the log end; a consumer to the HW (or the LSO).
+            max_offset = None if follower else (lso if committed else hw)
             try:
-                bound = partition.log_end_offset if follower else (lso if committed else hw)
-                result = partition.log.read(p.fetch_offset, max(limit, 0), bound, min_one)
+                result = partition.log.read(p.fetch_offset, max(limit, 0), max_offset, min_one)
             except OffsetOutOfRangeError:
                 errors = True
                 data.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
@@ -280,20 +316,6 @@ def _read_all(
     if errors and version >= 16:
         response.node_endpoints = _leader_hints(ctx, targets, topics)
     return response, total, errors
-
-
-def _diverging_epoch(
-    partition: Partition, last_fetched_epoch: int, fetch_offset: int
-) -> EpochEndOffset | None:
-    """Kafka's Partition.validateFetchOffsetAndMaybeGetDivergingEpoch (v12+): where the leader's
-    log ends for the fetcher's last fetched epoch, when that is below the fetch offset or names an
-    older epoch (the fetcher's log diverged from ours there); None when the fetch is consistent."""
-    epoch, end = partition.log.leader_epochs.end_offset_for_epoch(last_fetched_epoch)
-    if epoch == partition.leader_epoch or (epoch >= 0 and end > partition.log_end_offset):
-        end = partition.log_end_offset  # the current epoch ends at the log end (as OffsetForLeaderEpoch)
-    if epoch < last_fetched_epoch or end < fetch_offset:
-        return EpochEndOffset(epoch, end)
-    return None
 
 
 def _leader_hints(

@@ -26,8 +26,12 @@ does on its request thread; here the fsync runs in a disk worker while the event
 other requests (KAFKA_STORAGE_ERROR if it fails).
 
 acks must be -1, 0 or 1 (INVALID_REQUIRED_ACKS). acks=-1 needs at least ``min.insync.replicas``
-in the ISR (NOT_ENOUGH_REPLICAS) and completes when the high watermark passes the batch; with
-one broker that is immediate. acks=0 gets no response (the network layer drops it).
+in the ISR (NOT_ENOUGH_REPLICAS) before the append, and is then a delayed produce
+(:class:`~broker.replica.delayed_produce.DelayedProduce`): each partition is answered when the
+high watermark passes its batch (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the ISR is then, or
+meanwhile became, smaller than ``min.insync.replicas``), REQUEST_TIMED_OUT when ``timeout_ms``
+passes first; with one broker that is immediate. acks=1 answers after the leader's append.
+acks=0 gets no response (the network layer drops it).
 A disk error while appending answers KAFKA_STORAGE_ERROR for that partition and takes its log dir
 offline (see :mod:`broker.replica.manager`); the other partitions of the request are answered as
 usual; so are they when the append of one partition fails otherwise (UNKNOWN_SERVER_ERROR for
@@ -45,7 +49,8 @@ from collections.abc import Awaitable
 
 from broker.cluster.metadata import INTERNAL_TOPICS
 from broker.handlers.base import Handler, RequestContext
-from broker.replica.partition import AppendOutcome
+from broker.replica.delayed_produce import DelayedProduce
+from broker.replica.partition import AppendOutcome, Partition
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
@@ -117,6 +122,7 @@ def handle(
         )
     responses: list[TopicProduceResponse] = []
     to_flush: list[tuple[PartitionProduceResponse, Log, int]] | None = None
+    to_replicate: list[tuple[PartitionProduceResponse, Partition, int]] | None = None
     for topic in request.topic_data:
         name = topic.name
         if broker.cluster_mode:
@@ -179,19 +185,39 @@ def handle(
                 if to_flush is None:
                     to_flush = []
                 to_flush.append((answer, partition.log, outcome.last_offset + 1))
+            if acks == -1 and partition.high_watermark <= outcome.last_offset:
+                if to_replicate is None:
+                    to_replicate = []
+                to_replicate.append((answer, partition, outcome.last_offset + 1))
         responses.append(TopicProduceResponse(name=name, partition_responses=results))
-    if to_flush is not None:
-        return _answer_after_flush(ctx, acks, responses, to_flush)
+    if to_flush is not None or to_replicate is not None:
+        return _answer_later(ctx, acks, responses, to_flush or [], to_replicate or [], request.timeout_ms)
     return _answer(ctx, acks, responses)
 
 
-async def _answer_after_flush(
+async def _answer_later(
     ctx: RequestContext,
     acks: int,
     responses: list[TopicProduceResponse],
     to_flush: list[tuple[PartitionProduceResponse, Log, int]],
+    to_replicate: list[tuple[PartitionProduceResponse, Partition, int]],
+    timeout_ms: int,
 ) -> ProduceResponse | None:
-    """flush.messages reached: fsync those partitions in disk workers, then answer."""
+    """Answer after the flushes (flush.messages) and the replication (acks=all) they wait for."""
+    if to_flush:
+        await _flush(ctx, to_flush)
+    if to_replicate:
+        waiting = [(answer, p, offset) for answer, p, offset in to_replicate if not answer.error_code]
+        delayed = DelayedProduce([(p, offset) for _, p, offset in waiting], timeout_ms)
+        codes = await delayed.future
+        for (answer, _, _), code in zip(waiting, codes, strict=True):
+            # As Kafka's DelayedProduce: the offsets stay, the error code tells.
+            answer.error_code = code
+    return _answer(ctx, acks, responses)
+
+
+async def _flush(ctx: RequestContext, to_flush: list[tuple[PartitionProduceResponse, Log, int]]) -> None:
+    """flush.messages reached: fsync those partitions in disk workers."""
     disk = ctx.broker.disk
     outcomes = await asyncio.gather(
         *(disk.run(log_.flush, up_to) for _, log_, up_to in to_flush), return_exceptions=True
@@ -210,7 +236,6 @@ async def _answer_after_flush(
             answer.log_append_time_ms = failed.log_append_time_ms
             answer.log_start_offset = failed.log_start_offset
             answer.error_message = failed.error_message
-    return _answer(ctx, acks, responses)
 
 
 def _answer(ctx: RequestContext, acks: int, responses: list[TopicProduceResponse]) -> ProduceResponse | None:

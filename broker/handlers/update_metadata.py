@@ -49,6 +49,8 @@ def handle(ctx: RequestContext, request: UpdateMetadataRequest) -> UpdateMetadat
         return UpdateMetadataResponse(error_code=ErrorCode.STALE_CONTROLLER_EPOCH)
     deleted = broker.metadata_cache.update(request, ctx.version)
     control.controller_epoch = request.controller_epoch
+    if broker.zk_cluster is not None:
+        broker.zk_cluster.notify_metadata_changed()
     if deleted:
         # Kafka then tells the group coordinator (onPartitionsDeleted); Brook's coordinator does
         # not follow cluster metadata yet.

@@ -32,7 +32,7 @@ from broker.replica.control import (
     PartitionTransition,
     ReplicaStop,
 )
-from broker.replica.partition import Partition
+from broker.replica.partition import DEFAULT_MAX_LAG_MS, IsrSender, Partition
 from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from storage import (
@@ -72,6 +72,10 @@ class ReplicaManager:
         #: Cluster mode: the controller epoch last seen, the follower fetchers and leadership
         #: listeners (see :mod:`broker.replica.control`).
         self.control = ControlPlane()
+        #: Cluster mode: where leaders send ISR changes (the AlterPartition manager), and
+        #: ``replica.lag.time.max.ms``; set by the broker.
+        self.isr_sender: IsrSender | None = None
+        self.replica_lag_time_max_ms = DEFAULT_MAX_LAG_MS
 
     def get(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)
@@ -271,7 +275,7 @@ class ReplicaManager:
                     continue
                 partition = self.partitions.get(transition.tp)
                 if partition is not None:
-                    _apply(partition, transition, self.local_id)
+                    self._apply(partition, transition)
             work = [(t, self.partitions.get(t.tp), t.leader == self.local_id) for t in accepted]
             opened = await disk.run(self._open_logs, work) if work else {}
             leaders: list[Partition] = []
@@ -288,7 +292,7 @@ class ReplicaManager:
                     unknown = PartitionState(list(transition.replicas), NO_BROKER, -1, list(transition.isr))
                     partition = Partition(transition.tp, topic_id, outcome, unknown, self.local_id)
                     if id(transition) in changing:
-                        _apply(partition, transition, self.local_id)
+                        self._apply(partition, transition)
                     self.offline_partitions.discard(transition.tp)
                     self.partitions[transition.tp] = partition
                 if id(transition) not in changing:
@@ -400,6 +404,40 @@ class ReplicaManager:
             partition.wake_waiters()
         self._tell_listeners(leaders, followers)
 
+    def _apply(self, partition: Partition, transition: PartitionTransition) -> None:
+        """The partition's new state from the controller (a fresh object: in the embedded mode the
+        old one is shared with the local metadata), and its leader or follower role."""
+        was_leader = partition.is_leader
+        partition.state = PartitionState(
+            list(transition.replicas),
+            transition.leader,
+            transition.leader_epoch,
+            list(transition.isr),
+            transition.partition_epoch,
+        )
+        if transition.leader == self.local_id:
+            partition.isr_sender = self.isr_sender
+            partition.isr_eligible = self._isr_eligible
+            partition.max_lag_ms = self.replica_lag_time_max_ms
+            partition.make_leader(was_leader, self.log_manager.clock.milliseconds())
+        else:
+            partition.make_follower()
+
+    def _isr_eligible(self, broker_id: BrokerId) -> bool:
+        """Kafka's isReplicaIsrEligible in ZooKeeper mode: the broker is alive."""
+        cache = self.metadata_cache
+        return cache is None or cache.has_alive_broker(broker_id)
+
+    def maybe_shrink_isr(self) -> None:
+        """Kafka's isr-expiration task (every ``replica.lag.time.max.ms`` / 2, on the loop)."""
+        now_ms = self.log_manager.clock.milliseconds()
+        for partition in list(self.partitions.values()):
+            if partition.leader_state is not None and partition.is_leader:
+                try:
+                    partition.maybe_shrink_isr(now_ms)
+                except Exception:
+                    log.exception("ISR expiration of %s failed", partition.tp)
+
     def _tell_listeners(self, leading: list[Partition], not_leading: list[Partition]) -> None:
         for listener in list(self.control.listeners):
             try:
@@ -450,6 +488,7 @@ class ReplicaManager:
                 if partition is not None:
                     # No longer anyone's replica here: waiting fetches answer NOT_LEADER_OR_FOLLOWER.
                     partition.state = PartitionState(list(partition.state.replicas), NO_BROKER, -1, [])
+                    partition.make_follower()
                     partition.wake_waiters()
                     detached.append(partition)
             if detached:
@@ -472,17 +511,3 @@ class ReplicaManager:
         return failures
 
 
-def _apply(partition: Partition, transition: PartitionTransition, local_id: BrokerId) -> None:
-    """The partition's new state from the controller (a fresh object: in the embedded mode the
-    old one is shared with the local metadata)."""
-    partition.state = PartitionState(
-        list(transition.replicas),
-        transition.leader,
-        transition.leader_epoch,
-        list(transition.isr),
-        transition.partition_epoch,
-    )
-    if transition.leader == local_id:
-        # A new leadership term: followers' positions are learnt again from their fetches.
-        partition.follower_leo.clear()
-        partition.maybe_increment_high_watermark()

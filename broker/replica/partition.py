@@ -1,9 +1,15 @@
 """One partition replica on this broker: its log, leadership, high watermark and waiters.
 
 The high watermark is the smallest log end offset among the in-sync replicas; with one broker
-the ISR is just the leader, so it follows the log end offset. Fetches that wait for data
-register a listener that every append (and every high-watermark move) calls: long polls are
-woken by events, never by polling.
+the ISR is just the leader, so it follows the log end offset. In cluster mode the leader keeps
+its followers' positions (:class:`~broker.replica.isr.LeaderReplicaState`) from their fetches
+(:meth:`Partition.update_follower_fetch_state`), moves the high watermark when they advance, and
+asks the controller for ISR changes (AlterPartition, through ``isr_sender``): a follower that
+reaches the high watermark joins, one not caught up for ``replica.lag.time.max.ms`` leaves
+(:meth:`Partition.maybe_shrink_isr`, run every half of it).
+
+Fetches and produces that wait register a listener that every append, high-watermark move and
+ISR change calls: long polls and acks=all are completed by events, never by polling.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from broker.cluster.metadata import PartitionState
+from broker.replica.isr import CommittedIsr, LeaderReplicaState, PendingIsrChange
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.records import batch as rb
@@ -29,6 +36,15 @@ from storage.producer_state import (
 log = logging.getLogger(__name__)
 
 Listener = Callable[[], None]
+#: Sends an ISR change to the controller (:meth:`AlterPartitionManager.submit`).
+IsrAnswer = CommittedIsr | ErrorCode
+IsrSender = Callable[[TopicPartition, uuid.UUID, PendingIsrChange], "asyncio.Future[IsrAnswer]"]
+#: Kafka's replica.lag.time.max.ms default.
+DEFAULT_MAX_LAG_MS = 30_000
+
+
+def _always(_: BrokerId) -> bool:
+    return True
 
 
 @dataclass(slots=True)
@@ -56,8 +72,13 @@ class Partition:
         self.state = state
         self.local_id = local_id
         self._listeners: set[Listener] = set()
-        #: Log end offsets of follower replicas (cluster mode); the leader's own is the log's.
-        self.follower_leo: dict[BrokerId, int] = {}
+        #: The followers' positions and the ISR while this replica leads; None otherwise.
+        self.leader_state: LeaderReplicaState | None = None
+        #: Cluster mode: where ISR changes go (None: the ISR never changes, as on one node).
+        self.isr_sender: IsrSender | None = None
+        #: Whether a broker may join the ISR (Kafka, ZooKeeper mode: it is alive).
+        self.isr_eligible: Callable[[BrokerId], bool] = _always
+        self.max_lag_ms = DEFAULT_MAX_LAG_MS
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -116,17 +137,180 @@ class Partition:
 
     # -- writes ----------------------------------------------------------------------------------
 
-    def maybe_increment_high_watermark(self) -> bool:
-        hw = self.log.log_end_offset
-        isr = self.state.isr
-        if len(isr) > 1:
-            for replica in isr:
-                if replica != self.local_id:
-                    hw = min(hw, self.follower_leo.get(replica, 0))
+    def maybe_increment_high_watermark(self, now_ms: int | None = None) -> bool:
+        """Kafka's maybeIncrementLeaderHW: the smallest log end offset over the maximal ISR (and
+        caught-up replicas about to join); never backwards. True when it moved."""
+        leader_state = self.leader_state
+        if leader_state is None:
+            if len(self.state.isr) > 1:
+                return False  # followers' positions are unknown until this replica leads
+            hw = self.log.log_end_offset
+        else:
+            candidate = leader_state.high_watermark_candidate(
+                self.log.log_end_offset,
+                self.log.clock.milliseconds() if now_ms is None else now_ms,
+                self.max_lag_ms,
+                self.log.config.min_insync_replicas,
+                self.isr_eligible,
+            )
+            if candidate is None:
+                return False
+            hw = candidate
         if hw > self.log.high_watermark:
             self.log.high_watermark = hw
             return True
         return False
+
+    # -- leadership and the ISR (cluster mode) ---------------------------------------------------
+
+    def make_leader(self, was_leader: bool, now_ms: int) -> None:
+        """This replica now leads under ``state`` (a LeaderAndIsr was applied): the controller's
+        ISR replaces any pending change; a new leader epoch resets the followers' states."""
+        st = self.state
+        if self.leader_state is None:
+            self.leader_state = LeaderReplicaState(
+                self.local_id, tuple(st.replicas), tuple(st.isr), -1, st.partition_epoch
+            )
+        self.leader_state.become_leader(
+            st.replicas,
+            st.isr,
+            st.leader_epoch,
+            st.partition_epoch,
+            now_ms=now_ms,
+            leader_leo=self.log.log_end_offset,
+            new_leader=not was_leader,
+        )
+        self.maybe_increment_high_watermark(now_ms)
+
+    def make_follower(self) -> None:
+        self.leader_state = None
+
+    def is_assigned(self, replica: BrokerId) -> bool:
+        return self.leader_state is not None and replica in self.leader_state.followers
+
+    def update_follower_fetch_state(
+        self, replica: BrokerId, fetch_offset: int, start_offset: int, leader_leo: int, now_ms: int
+    ) -> None:
+        """A follower fetched from ``fetch_offset`` while the log ended at ``leader_leo`` (Kafka's
+        updateFollowerFetchState): record it, maybe add it to the ISR, maybe move the HW. O(replicas)."""
+        leader_state = self.leader_state
+        if leader_state is None or replica not in leader_state.followers:
+            return
+        moved = leader_state.record_fetch(replica, fetch_offset, start_offset, now_ms, leader_leo)
+        self._maybe_expand_isr(replica)
+        if moved and self.maybe_increment_high_watermark(now_ms):
+            self._notify()
+
+    def _maybe_expand_isr(self, replica: BrokerId) -> None:
+        leader_state = self.leader_state
+        if leader_state is None or self.isr_sender is None:
+            return
+        if leader_state.pending is not None or replica in leader_state.isr:
+            return  # the usual case, decided before looking up the epoch's start
+        if not leader_state.can_join(replica, self.log.high_watermark, self._epoch_start_offset()):
+            return
+        if not self.isr_eligible(replica):
+            return
+        change = leader_state.propose_expand(replica)
+        log.info(
+            "Expanding ISR of %s from %s to %s",
+            self.tp,
+            list(change.committed_isr),
+            list(change.proposed_isr),
+        )
+        self._submit(change)
+
+    def maybe_shrink_isr(self, now_ms: int) -> None:
+        """Kafka's isr-expiration task: ISR followers not caught up for ``replica.lag.time.max.ms``
+        are proposed out of the ISR."""
+        leader_state = self.leader_state
+        if leader_state is None or self.isr_sender is None:
+            return
+        leaving = leader_state.out_of_sync(self.log.log_end_offset, now_ms, self.max_lag_ms)
+        if not leaving:
+            return
+        change = leader_state.propose_shrink(leaving)
+        log.info(
+            "Shrinking ISR of %s from %s to %s (HW %d, LEO %d); out of sync: %s",
+            self.tp,
+            list(change.committed_isr),
+            list(change.proposed_isr),
+            self.log.high_watermark,
+            self.log.log_end_offset,
+            {r: leader_state.followers[r] for r in leaving if r in leader_state.followers},
+        )
+        self._submit(change)
+
+    def _submit(self, change: PendingIsrChange) -> None:
+        assert self.isr_sender is not None
+        future = self.isr_sender(self.tp, self.topic_id, change)
+        future.add_done_callback(lambda f: self._on_alter_partition(change, f))
+
+    def _on_alter_partition(self, change: PendingIsrChange, future: asyncio.Future[IsrAnswer]) -> None:
+        if future.cancelled():
+            return
+        leader_state = self.leader_state
+        if leader_state is None or leader_state.pending is not change:
+            return  # overtaken by a leadership change
+        answer = future.result()
+        if isinstance(answer, CommittedIsr):
+            if not leader_state.commit(change, answer):
+                log.info("Ignoring ISR %s of %s from the controller: stale epochs", answer, self.tp)
+                return
+            st = self.state
+            self.state = PartitionState(
+                list(st.replicas), st.leader, st.leader_epoch, list(answer.isr), answer.partition_epoch
+            )
+            log.info(
+                "ISR of %s updated to %s, partition epoch %d",
+                self.tp,
+                list(answer.isr),
+                answer.partition_epoch,
+            )
+            self.maybe_increment_high_watermark()
+            self._notify()  # delayed produces re-check (HW, ISR size)
+            return
+        if leader_state.fail(change, answer):
+            log.warning("ISR change of %s failed with %s; retrying", self.tp, answer.name)
+            self._submit(change)
+        else:
+            log.info("ISR change of %s refused by the controller: %s", self.tp, answer.name)
+
+    def end_offset_for_epoch(self, epoch: int) -> tuple[int, int]:
+        """Kafka's lastOffsetForLeaderEpoch on the leader: the largest epoch not above ``epoch``
+        and where it ends (the log end for the current epoch); (-1, -1) when unknown."""
+        found, end = self.log.leader_epochs.end_offset_for_epoch(epoch)
+        if found == self.leader_epoch or (found >= 0 and end > self.log.log_end_offset):
+            end = self.log.log_end_offset
+        return found, end
+
+    def _epoch_start_offset(self) -> int | None:
+        """Where the current leader epoch starts in the log (Kafka's leaderEpochStartOffsetOpt)."""
+        for entry in reversed(self.log.leader_epochs.entries()):
+            if entry.epoch == self.leader_epoch:
+                return entry.start_offset
+            if entry.epoch < self.leader_epoch:
+                break
+        return None
+
+    def check_enough_replicas_reach_offset(self, required_offset: int) -> tuple[bool, ErrorCode]:
+        """Kafka's checkEnoughReplicasReachOffset for a delayed produce: done when the HW reached
+        ``required_offset`` (NOT_ENOUGH_REPLICAS_AFTER_APPEND if the maximal ISR is then below
+        min.insync), or at once when this replica no longer leads."""
+        if not self.is_leader:
+            return True, ErrorCode.NOT_LEADER_OR_FOLLOWER
+        min_isr = self.log.config.min_insync_replicas
+        leader_state = self.leader_state
+        maximal = len(leader_state.maximal_isr) if leader_state is not None else len(self.state.isr)
+        effective = leader_state.effective_min_isr(min_isr) if leader_state is not None else min(min_isr, 1)
+        if self.log.high_watermark >= required_offset:
+            enough = effective <= maximal
+            return True, ErrorCode.NONE if enough else ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        if leader_state is not None and leader_state.pending is None and len(leader_state.isr) < effective:
+            # Deliberate: Kafka 3.9 stops the HW under min ISR and lets the request time out;
+            # answering now tells the producer without making it wait request.timeout.ms.
+            return True, ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
+        return False, ErrorCode.NONE
 
     def append_as_leader(self, records: memoryview, header: rb.BatchHeader | None) -> AppendOutcome:
         """Append client batches (already validated for shape by the produce handler).
@@ -166,28 +350,6 @@ class Partition:
         """Append batches the broker itself built (coordinator records), as leader."""
         view = records if isinstance(records, memoryview) else memoryview(records)
         return self.append_as_leader(view, None)
-
-    async def wait_for_high_watermark(self, offset: int, timeout_s: float) -> bool:
-        """Wait until the high watermark passes ``offset`` (the record is replicated to the ISR:
-        what acks=all and the coordinators call durable). True when it did within the timeout.
-        With one broker the high watermark follows every append, so this returns at once."""
-        if self.log.high_watermark > offset:
-            return True
-        loop = asyncio.get_running_loop()
-        done: asyncio.Future[None] = loop.create_future()
-
-        def check() -> None:
-            if self.log.high_watermark > offset and not done.done():
-                done.set_result(None)
-
-        self.add_listener(check)
-        try:
-            await asyncio.wait_for(done, timeout_s)
-            return True
-        except TimeoutError:
-            return self.log.high_watermark > offset
-        finally:
-            self.remove_listener(check)
 
     def _track_producers(self, records: memoryview) -> None:
         """Producer state of a multi-batch append (old produce versions, internal appends)."""

@@ -150,11 +150,9 @@ def test_node_id_and_broker_id() -> None:
 def test_unset_id_is_zero_standalone_and_refused_with_zookeeper() -> None:
     assert BrokerConfig({}).node_id == 0
     assert BrokerConfig({"broker.id": "-1"}).node_id == 0
-    # Never node -1: generating an id needs cluster mode, which Brook does not have yet.
-    with pytest.raises(ConfigError, match=r"broker.id=-1 .* asks ZooKeeper to generate a broker id"):
-        BrokerConfig({"zookeeper.connect": "zk:2181"})
-    with pytest.raises(ConfigError, match=r"broker.id=-1"):
-        BrokerConfig({"zookeeper.connect": "zk:2181", "broker.id": "-1", "node.id": "-1"})
+    # With ZooKeeper, -1 stays: the id is recorded in meta.properties or generated at start.
+    assert BrokerConfig({"zookeeper.connect": "zk:2181"}).node_id == -1
+    assert BrokerConfig({"zookeeper.connect": "zk:2181", "broker.id": "-1", "node.id": "-1"}).node_id == -1
     assert BrokerConfig({"zookeeper.connect": "zk:2181", "broker.id": "2"}).node_id == 2
     with pytest.raises(ConfigError, match=r"broker.id must be greater than or equal to 0"):
         BrokerConfig({"zookeeper.connect": "zk:2181", "broker.id.generation.enable": "false"})
@@ -408,15 +406,14 @@ def test_repr_hides_passwords() -> None:
     assert "s3cret" not in str(config.get("ssl.keystore.password"))
 
 
-def test_zookeeper_connect_with_broker_id_minus_1_refuses_to_start(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+def test_zookeeper_connect_with_broker_id_minus_1_starts_to_generate_an_id(
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """As Kafka: broker.id=-1 with zookeeper.connect asks ZooKeeper for an id at start."""
     import broker.__main__ as entry
 
     started: list[BrokerConfig] = []
     monkeypatch.setattr(entry, "run", lambda config: started.append(config) or 0)
-    assert entry.main(["--no-env", "--override", "zookeeper.connect=zk:2181"]) == 2
-    assert started == []
-    message = capsys.readouterr().err
-    assert "brook: invalid configuration" in message
-    assert "broker.id=-1" in message and "set broker.id" in message
+    assert entry.main(["--no-env", "--override", "zookeeper.connect=zk:2181"]) == 0
+    [config] = started
+    assert config.node_id == -1 and config.zookeeper_connect == "zk:2181"

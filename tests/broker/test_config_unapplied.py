@@ -43,7 +43,6 @@ def test_one_warning_names_every_setting_without_effect(
         "num.network.threads",
         "queued.max.requests",
         "ssl.keystore.password",
-        "zookeeper.connect",
     ]
     assert "secret-value" not in message
 

@@ -190,6 +190,18 @@ class Controller:
             if partition.topic in self.context.assignments:
                 self.context.leadership[partition] = state
 
+    def on_isr_changes(
+        self, states: Mapping[TopicPartition, LeaderIsrAndControllerEpoch]
+    ) -> ControllerDecisions:
+        """``/isr_change_notification``: leaders wrote new ISRs; take ZooKeeper's states and tell
+        every broker (Kafka's processIsrChangeNotification: UpdateMetadata for those partitions)."""
+        self.reload_partition_states(states)
+        self._begin()
+        known = [p for p in states if p.topic in self.context.assignments]
+        if known:
+            self.batch.add_update_metadata(self.context.live_or_shutting_down_broker_ids, known)
+        return self._finish()
+
     # -- brokers ------------------------------------------------------------------------------
 
     def on_broker_change(self, registered: Mapping[BrokerId, BrokerInfo]) -> ControllerDecisions:

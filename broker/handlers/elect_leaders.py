@@ -1,0 +1,80 @@
+"""ElectLeaders (key 43), versions 0-2: elect the preferred (or, v1+, an unclean) leader of
+partitions. Served in cluster mode only.
+
+As Kafka 3.9 in ZooKeeper mode (KafkaApis.handleElectLeaders -> KafkaController.electLeaders):
+the top-level error is NONE (v1+); null ``topic_partitions`` means every partition in the metadata
+cache; on a broker that is not the active controller every partition answers NOT_CONTROLLER; on
+the controller each partition gets ``Controller.elect_leaders``' outcome (ELECTION_NOT_NEEDED,
+PREFERRED_LEADER_NOT_AVAILABLE, ELIGIBLE_LEADERS_NOT_AVAILABLE, UNKNOWN_TOPIC_OR_PARTITION...).
+v0 has no election type: preferred. The answer comes once the new states are written and the
+LeaderAndIsr requests sent (Kafka waits for the leaders in its metadata, up to ``timeout_ms``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Mapping
+
+from broker.cluster.controller import ElectionOutcomeFor, ElectionType
+from broker.cluster.controller_driver import NotControllerError
+from broker.handlers.base import Handler, RequestContext
+from broker.types import TopicPartition
+from protocol.error_codes import ErrorCode
+from protocol.messages.elect_leaders_request import ElectLeadersRequest
+from protocol.messages.elect_leaders_response import (
+    ElectLeadersResponse,
+    PartitionResult,
+    ReplicaElectionResult,
+)
+
+API_KEY = 43
+
+
+def _requested(ctx: RequestContext, request: ElectLeadersRequest) -> list[TopicPartition]:
+    if request.topic_partitions is None:
+        cache = ctx.broker.metadata_cache
+        return [TopicPartition(t, p) for t in cache.topics() for p in range(cache.partition_count(t) or 0)]
+    return [TopicPartition(t.topic, p) for t in request.topic_partitions for p in t.partitions]
+
+
+def _response(outcomes: Mapping[TopicPartition, ElectionOutcomeFor]) -> ElectLeadersResponse:
+    by_topic: dict[str, ReplicaElectionResult] = {}
+    for tp, outcome in outcomes.items():
+        result = by_topic.setdefault(tp.topic, ReplicaElectionResult(topic=tp.topic))
+        result.partition_result.append(
+            PartitionResult(
+                partition_id=tp.partition,
+                error_code=outcome.error,
+                error_message=None if outcome.error is ErrorCode.NONE else outcome.message,
+            )
+        )
+    return ElectLeadersResponse(error_code=ErrorCode.NONE, replica_election_results=list(by_topic.values()))
+
+
+def _not_controller(partitions: list[TopicPartition]) -> ElectLeadersResponse:
+    return _response({tp: ElectionOutcomeFor(ErrorCode.NOT_CONTROLLER) for tp in partitions})
+
+
+def handle(
+    ctx: RequestContext, request: ElectLeadersRequest
+) -> ElectLeadersResponse | Coroutine[object, object, ElectLeadersResponse]:
+    partitions = _requested(ctx, request)
+    cluster = ctx.broker.zk_cluster
+    if cluster is None or cluster.controller is None or not cluster.controller.active:
+        return _not_controller(partitions)
+    election = ElectionType.PREFERRED if ctx.version == 0 else ElectionType(request.election_type)
+    return _elect(ctx, partitions, election)
+
+
+async def _elect(
+    ctx: RequestContext, partitions: list[TopicPartition], election: ElectionType
+) -> ElectLeadersResponse:
+    cluster = ctx.broker.zk_cluster
+    assert cluster is not None and cluster.controller is not None
+    try:
+        outcomes = await cluster.controller.elect_leaders(partitions, election)
+    except NotControllerError:
+        return _not_controller(partitions)
+    return _response({tp: outcomes[tp] for tp in partitions if tp in outcomes})
+
+
+HANDLER = Handler(API_KEY, 0, 2, handle)
