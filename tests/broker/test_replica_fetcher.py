@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -20,9 +21,11 @@ from broker.replica.fetcher import ReplicaFetcherManager
 from broker.replica.partition import Partition
 from broker.types import TopicPartition
 from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+from storage import FileSystem
 from tests.broker.conftest import Caller
 from tests.broker.control_kit import Node, PState, cluster_broker, leader_and_isr, update_metadata
 from tests.broker.test_data_plane import batch
+from tests.broker.test_disk_off_loop import ThreadRecordingFileSystem
 
 T_ID = uuid.UUID("5a1c7e42-93d0-4f6b-8e2a-1b3c4d5e6f70")
 TP = TopicPartition("t", 0)
@@ -38,13 +41,14 @@ async def control(broker: Broker, request: Any, version: int) -> Any:
 class Pair:
     """Two brokers (ids 1 and 2) under one test-played controller."""
 
-    def __init__(self, root: Path, *, truncate_on_fetch: bool = True) -> None:
+    def __init__(self, root: Path, *, truncate_on_fetch: bool = True, fs: FileSystem | None = None) -> None:
         self.root = root
         self.truncate_on_fetch = truncate_on_fetch
+        self.fs = fs
         self.brokers: dict[int, Broker] = {}
 
     async def start(self, broker_id: int) -> Broker:
-        broker = cluster_broker(self.root / f"b{broker_id}", broker_id, **FAST)
+        broker = cluster_broker(self.root / f"b{broker_id}", broker_id, fs=self.fs, **FAST)
         await broker.start(freeze_gc=False)
         fetchers = broker.replica_manager.control.fetchers
         assert isinstance(fetchers, ReplicaFetcherManager)
@@ -295,3 +299,41 @@ def test_a_fenced_follower_waits_for_its_next_leader_and_isr(tmp_path: Path) -> 
             await pair.stop_all()
 
     asyncio.run(scenario())
+
+
+def test_replication_does_no_blocking_disk_work_on_the_event_loop(tmp_path: Path) -> None:
+    """Follower appends that bring a new epoch (checkpoint fsync), truncations and the leaders'
+    epoch starts all run in disk workers (see test_disk_off_loop.py)."""
+    fs = ThreadRecordingFileSystem()
+
+    async def scenario() -> None:
+        pair = Pair(tmp_path, fs=fs)
+        try:
+            await pair.start(1)
+            await pair.start(2)
+            fs.calls.clear()
+            epoch1 = PState("t", 0, 1, 1, [1, 2], isr=[1, 2])
+            await pair.tell(1, epoch1)
+            await pair.tell(2, epoch1)
+            await pair.produce(1, 3, b"a")
+            await until(pair.partition(2), caught_up(pair, 1, 2))
+            # Broker 2 takes over in epoch 2 while broker 1 has not heard yet and still appends.
+            epoch2 = PState("t", 0, 2, 2, [1, 2], isr=[2], partition_epoch=1)
+            await pair.tell(2, epoch2)
+            await pair.produce(1, 2, b"stale")
+            await pair.produce(2, 2, b"b")
+            await pair.tell(1, epoch2)
+            # Broker 1 already ends at 15 too, with its stale epoch-1 suffix: wait for epoch 2.
+            assert pair.partition(1).log_end_offset == 15
+            await until(
+                pair.partition(1),
+                lambda: pair.partition(1).log_end_offset == 15 and pair.epochs(1) == [(1, 0), (2, 9)],
+            )
+            assert pair.segment_bytes(1) == pair.segment_bytes(2)
+            assert b"stale" not in pair.segment_bytes(1)
+        finally:
+            await pair.stop_all()
+
+    asyncio.run(scenario())
+    assert fs.on_thread(threading.main_thread()) == []
+    assert {"fsync", "rename"} <= {call for call, _ in fs.calls}
