@@ -389,7 +389,9 @@ class ReplicaFetcher:
     async def _truncate(self, tps: list[TopicPartition]) -> None:
         asking: dict[TopicPartition, tuple[PartitionFetchState, int]] = {}
         for tp in tps:
-            state = self.partitions[tp]
+            state = self.partitions.get(tp)  # an earlier truncation awaited: it may be gone
+            if state is None:
+                continue
             partition = self._current(tp, state)
             if partition is None:
                 self.partitions.pop(tp, None)
@@ -479,6 +481,8 @@ class ReplicaFetcher:
             state = self.partitions[tp]
             partition = self._current(tp, state)
             if partition is None:
+                # Led here now, or deleted: nothing to fetch (and no empty request in a loop).
+                del self.partitions[tp]
                 continue
             log_ = partition.log
             latest = log_.leader_epochs.latest_epoch
@@ -567,7 +571,11 @@ class ReplicaFetcher:
                 state.fetch_offset,
             )
             # Not final or not: the next fetch (with our new last epoch) tells.
+            before = (log_.log_end_offset, log_.leader_epochs.latest_epoch)
             await self._apply_truncation(tp, state, Truncation(truncation.offset, True))
+            if (log_.log_end_offset, log_.leader_epochs.latest_epoch) == before:
+                # Nothing changed, so the leader would answer the same at once: do not spin.
+                self._back_off(tp)
             return
         records = data.records
         if records is not None and len(records) > 0 and not await self._append(tp, state, partition, records):
