@@ -67,6 +67,7 @@ from protocol.messages.offset_for_leader_epoch_request import (
 from storage import Log, StorageError
 
 if TYPE_CHECKING:
+    from broker.app import Broker
     from broker.cluster.metadata_cache import MetadataCache
     from broker.config import BrokerConfig
     from broker.replica.manager import ReplicaManager
@@ -193,7 +194,7 @@ class ReplicaFetcherManager:
         self._closed = False
 
     @classmethod
-    def for_broker(cls, broker: Any) -> ReplicaFetcherManager:
+    def for_broker(cls, broker: Broker) -> ReplicaFetcherManager:
         """The manager of a cluster-mode :class:`broker.app.Broker`."""
         config = broker.config
         return cls(
