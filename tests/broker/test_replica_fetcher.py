@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from broker.app import Broker
-from broker.replica.fetcher import ReplicaFetcherManager
+from broker.replica.fetcher import ReplicaFetcherManager, fetcher_id_for
 from broker.replica.partition import Partition
 from broker.types import TopicPartition
 from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
@@ -41,14 +41,17 @@ async def control(broker: Broker, request: Any, version: int) -> Any:
 class Pair:
     """Two brokers (ids 1 and 2) under one test-played controller."""
 
-    def __init__(self, root: Path, *, truncate_on_fetch: bool = True, fs: FileSystem | None = None) -> None:
+    def __init__(
+        self, root: Path, *, truncate_on_fetch: bool = True, fs: FileSystem | None = None, **settings: str
+    ) -> None:
         self.root = root
         self.truncate_on_fetch = truncate_on_fetch
         self.fs = fs
+        self.settings = {**FAST, **settings}
         self.brokers: dict[int, Broker] = {}
 
     async def start(self, broker_id: int) -> Broker:
-        broker = cluster_broker(self.root / f"b{broker_id}", broker_id, fs=self.fs, **FAST)
+        broker = cluster_broker(self.root / f"b{broker_id}", broker_id, fs=self.fs, **self.settings)
         await broker.start(freeze_gc=False)
         fetchers = broker.replica_manager.control.fetchers
         assert isinstance(fetchers, ReplicaFetcherManager)
@@ -60,7 +63,8 @@ class Pair:
         await self.brokers.pop(broker_id).stop()
 
     async def stop_all(self) -> None:
-        for broker_id in list(self.brokers):
+        # Followers first: a leader's drain would wait for their long polls, which never end.
+        for broker_id in sorted(self.brokers, reverse=True):
             await self.stop(broker_id)
 
     def nodes(self) -> list[Node]:
@@ -337,3 +341,44 @@ def test_replication_does_no_blocking_disk_work_on_the_event_loop(tmp_path: Path
     asyncio.run(scenario())
     assert fs.on_thread(threading.main_thread()) == []
     assert {"fsync", "rename"} <= {call for call, _ in fs.calls}
+
+
+def test_several_fetchers_per_leader_split_the_partitions(tmp_path: Path) -> None:
+    """num.replica.fetchers=3: partitions spread over fetchers by Kafka's getFetcherId, each with
+    its own connection; all replicate."""
+
+    async def scenario() -> None:
+        pair = Pair(tmp_path, **{"num.replica.fetchers": "3"})
+        try:
+            await pair.start(1)
+            await pair.start(2)
+            states = [PState("t", p, 1, 1, [1, 2], isr=[1, 2]) for p in range(6)]
+            ids = {"t": T_ID}
+            for broker_id in (1, 2):
+                broker = pair.brokers[broker_id]
+                assert (
+                    await control(broker, update_metadata(8, pair.nodes(), states, topic_ids=ids), 8)
+                ).error_code == 0
+                assert (await control(broker, leader_and_isr(7, states, topic_ids=ids), 7)).error_code == 0
+            for p in range(6):
+                data = batch([b"p%d" % p])
+                request = ProduceRequest(
+                    acks=1,
+                    timeout_ms=1000,
+                    topic_data=[TopicProduceData("t", [PartitionProduceData(p, data)])],
+                )
+                assert (await control(pair.brokers[1], request, 9)).responses[0].partition_responses[
+                    0
+                ].error_code == 0
+            fetchers = pair.brokers[2].replica_manager.control.fetchers
+            assert isinstance(fetchers, ReplicaFetcherManager)
+            expected = {fetcher_id_for(TopicPartition("t", p), 3) for p in range(6)}
+            assert {key for key in fetchers.fetchers} == {(1, i) for i in expected} and len(expected) > 1
+            for p in range(6):
+                follower = pair.brokers[2].replica_manager.get(TopicPartition("t", p))
+                assert follower is not None
+                await until(follower, lambda f=follower: f.log_end_offset == 1 and f.high_watermark == 1)
+        finally:
+            await pair.stop_all()
+
+    asyncio.run(scenario())
