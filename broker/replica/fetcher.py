@@ -681,8 +681,13 @@ class ReplicaFetcher:
             except (StorageError, OSError) as exc:
                 self._storage_failure(partition, exc, "truncating")
                 return
-            if self._current(tp, state) is not None:
-                state.fetch_offset = log_.log_end_offset
+            if self._current(tp, state) is None:
+                return
+            if reset.kind is ResetKind.FETCH_FROM and state.fetch_offset == log_.log_end_offset:
+                # Our offset is in the leader's range, so it refused our last fetched epoch; the
+                # same fetch would be refused at once: retry after the backoff, not in a loop.
+                self._back_off(tp)
+            state.fetch_offset = log_.log_end_offset
 
     # -- errors ------------------------------------------------------------------------------------
 
