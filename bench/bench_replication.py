@@ -7,15 +7,18 @@ Two brokers (``BROOK_CLUSTER_MODE=1``, ids 1 and 2) are told their roles the way
 controller would (UpdateMetadata and LeaderAndIsr over the wire): every partition of the topic is
 led by broker 1, with broker 2 a follower in the ISR. Then, with confluent-kafka:
 
-1. **Throughput**: ``--messages`` records of ``--size`` bytes produced as fast as possible to the
+1. **Catch-up**: ``--messages`` records produced while broker 2 does not fetch yet (the ISR is
+   both, so nothing is committed), then broker 2 is told it follows: the replication rate is the
+   bytes over the time until the leader's high watermark reaches the log end everywhere.
+2. **Throughput**: ``--messages`` more records of ``--size`` bytes produced as fast as possible to the
    leader with acks=1. Printed: the produce rate, and the replication rate: bytes over the time
    from the first send until the leader's high watermark (which waits for the follower's log end,
    learnt from its fetches) reaches the log end on every partition.
-2. **Lag**: ``--rate`` records/s for ``--seconds``; a consumer on the leader sees a record only once
+3. **Lag**: ``--rate`` records/s for ``--seconds``; a consumer on the leader sees a record only once
    the follower has it (the high watermark), so the time from the producer's acknowledgement
    (acks=1: the leader's append) to the consumer's receipt is the replication lag plus one fetch
    turn. Printed: p50 / p99 / max.
-3. The follower's segment files are compared with the leader's, byte for byte.
+4. The follower's segment files are compared with the leader's, byte for byte.
 """
 
 from __future__ import annotations
@@ -44,11 +47,16 @@ TIMEOUT = 120.0
 MB = 1e6
 
 
-async def assign_roles(brokers: dict[int, BrokerProcess], partitions: int, isr: list[int]) -> None:
+async def assign_roles(
+    brokers: dict[int, BrokerProcess], partitions: int, isr: list[int], only: int | None = None
+) -> None:
+    """Tell the brokers (or broker ``only``) that broker 1 leads every partition."""
     nodes = [Node(i, "127.0.0.1", b.port) for i, b in brokers.items()]
     states = [PState(TOPIC, p, 1, 1, [1, 2], isr=isr) for p in range(partitions)]
     ids = {TOPIC: TOPIC_ID}
     for broker_id, broker in brokers.items():
+        if only is not None and broker_id != only:
+            continue
         conn = await BrokerConnection.open(
             broker_id, "127.0.0.1", broker.port, ClientConfig(client_id="controller")
         )
@@ -71,9 +79,9 @@ def high_watermarks(consumer: object, partitions: int) -> list[int]:
     ]  # type: ignore[attr-defined]
 
 
-def throughput(bootstrap: str, messages: int, size: int, partitions: int) -> tuple[float, float, float]:
-    """(produce MB/s, replication MB/s, seconds from the last acknowledgement to fully replicated)."""
-    from confluent_kafka import Consumer, Producer
+def produce_all(bootstrap: str, messages: int, size: int, partitions: int) -> tuple[list[int], float]:
+    """Produce as fast as possible (acks=1); the log end offsets and the seconds it took."""
+    from confluent_kafka import Producer
 
     producer = Producer(
         {
@@ -86,7 +94,7 @@ def throughput(bootstrap: str, messages: int, size: int, partitions: int) -> tup
         }
     )
     ends = [0] * partitions
-    errors = []
+    errors: list[object] = []
 
     def delivered(err: object, msg: object) -> None:
         if err is not None:
@@ -107,20 +115,46 @@ def throughput(bootstrap: str, messages: int, size: int, partitions: int) -> tup
         if i % 1000 == 0:
             producer.poll(0)
     producer.flush(TIMEOUT)
-    acked = time.perf_counter()
     assert not errors, errors[:3]
+    return ends, time.perf_counter() - started
+
+
+def wait_replicated(bootstrap: str, ends: list[int]) -> float:
+    """perf_counter time at which the leader's high watermark reached ``ends`` everywhere."""
+    from confluent_kafka import Consumer
+
     watcher = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-watch"})
     try:
         deadline = time.monotonic() + TIMEOUT
-        while high_watermarks(watcher, partitions) != ends:
+        while high_watermarks(watcher, len(ends)) != ends:
             if time.monotonic() > deadline:
-                raise TimeoutError(f"not replicated: {high_watermarks(watcher, partitions)} != {ends}")
-            time.sleep(0.002)
-        replicated = time.perf_counter()
+                raise TimeoutError(f"not replicated: {high_watermarks(watcher, len(ends))} != {ends}")
+            time.sleep(0.002)  # another process's state: polled, nothing to await
+        return time.perf_counter()
     finally:
         watcher.close()
+
+
+def catch_up(brokers: dict[int, BrokerProcess], messages: int, size: int, partitions: int) -> float:
+    """Replication rate in MB/s of a follower catching up: the records are produced while broker 2
+    has not been told its role (it does not fetch; the ISR is both, so the high watermark waits),
+    then broker 2 is made a follower and the clock runs until the high watermark is the log end."""
+    bootstrap = brokers[1].bootstrap
+    ends, _ = produce_all(bootstrap, messages, size, partitions)
+    started = time.perf_counter()
+    asyncio.run(assign_roles(brokers, partitions, [1, 2], only=2))
+    return messages * size / MB / (wait_replicated(bootstrap, ends) - started)
+
+
+def throughput(bootstrap: str, messages: int, size: int, partitions: int) -> tuple[float, float, float]:
+    """(produce MB/s, replication MB/s, seconds from the last acknowledgement to fully replicated)
+    with the follower fetching all along."""
+    started = time.perf_counter()
+    ends, took = produce_all(bootstrap, messages, size, partitions)
+    acked = started + took
+    replicated = wait_replicated(bootstrap, ends)
     total = messages * size / MB
-    return total / (acked - started), total / (replicated - started), replicated - acked
+    return total / took, total / (replicated - started), replicated - acked
 
 
 def lag(bootstrap: str, rate: int, seconds: float, partitions: int) -> list[float]:
@@ -195,7 +229,13 @@ def main(args: argparse.Namespace) -> None:
         try:
             for broker in brokers.values():
                 broker.start()
-            asyncio.run(assign_roles(brokers, args.partitions, [1] if args.leader_only_isr else [1, 2]))
+            isr = [1] if args.leader_only_isr else [1, 2]
+            asyncio.run(assign_roles(brokers, args.partitions, isr, only=1))
+            if args.leader_only_isr:  # the high watermark does not wait: nothing to time
+                catch_up_rate = None
+                asyncio.run(assign_roles(brokers, args.partitions, isr, only=2))
+            else:
+                catch_up_rate = catch_up(brokers, args.messages, args.size, args.partitions)
             bootstrap = brokers[1].bootstrap
             produce_rate, replication_rate, tail = throughput(
                 bootstrap, args.messages, args.size, args.partitions
@@ -207,7 +247,10 @@ def main(args: argparse.Namespace) -> None:
         finally:
             for broker in brokers.values():
                 broker.kill()
-    print(f"two broker processes, {args.partitions} partitions, RF 2 (ISR both), acks=1 to the leader")
+    isr_text = "ISR the leader only" if args.leader_only_isr else "ISR both"
+    print(f"two broker processes, {args.partitions} partitions, RF 2 ({isr_text}), acks=1 to the leader")
+    if catch_up_rate is not None:
+        print(f"follower catching up on {args.messages:,} x {args.size} B: {catch_up_rate:.1f} MB/s")
     print(f"produce {args.messages:,} x {args.size} B: {produce_rate:.1f} MB/s")
     print(
         f"replicated (leader HW = LEO everywhere): {replication_rate:.1f} MB/s, "

@@ -6,6 +6,8 @@ timestamp), -4 earliest local (v8+; the same as earliest without tiered storage)
 tiered (v9+; none without tiered storage: -1). Any other value finds the first record whose
 timestamp is at least that (with its leader epoch, v4+); none found gives offset -1.
 v0 answers with ``old_style_offsets`` (at most ``max_num_offsets``, newest first).
+A request with a ``replica_id`` other than -1 (a follower after OFFSET_OUT_OF_RANGE) gets the log
+end offset for latest, as Kafka reads to the log end for any id but the consumers'.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ EARLIEST = -2
 MAX_TIMESTAMP = -3
 EARLIEST_LOCAL = -4
 LATEST_TIERED = -5
+CONSUMER_REPLICA_ID = -1
 READ_COMMITTED = 1
 
 
@@ -34,6 +37,7 @@ def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsRespo
     version = ctx.version
     broker = ctx.broker
     committed = version >= 2 and request.isolation_level == READ_COMMITTED
+    follower = request.replica_id != CONSUMER_REPLICA_ID  # Kafka: any other id reads to the log end
     topics: list[ListOffsetsTopicResponse] = []
     for topic in request.topics:
         results: list[ListOffsetsPartitionResponse] = []
@@ -47,7 +51,7 @@ def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsRespo
             )
             if partition is not None:
                 try:
-                    _lookup(partition, p.timestamp, committed, version, out)
+                    _lookup(partition, p.timestamp, committed, version, out, follower)
                     if version == 0:
                         out.old_style_offsets = _old_style(partition, p.timestamp, p.max_num_offsets)
                 except (StorageError, OSError) as exc:
@@ -64,12 +68,20 @@ def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsRespo
 
 
 def _lookup(
-    partition: Partition, timestamp: int, committed: bool, version: int, out: ListOffsetsPartitionResponse
+    partition: Partition,
+    timestamp: int,
+    committed: bool,
+    version: int,
+    out: ListOffsetsPartitionResponse,
+    follower: bool = False,
 ) -> None:
     log_ = partition.log
     epoch = partition.leader_epoch
     if timestamp == LATEST:
-        out.offset = partition.last_stable_offset if committed else partition.high_watermark
+        if follower:
+            out.offset = partition.log_end_offset
+        else:
+            out.offset = partition.last_stable_offset if committed else partition.high_watermark
         out.leader_epoch = epoch
     elif timestamp in (EARLIEST, EARLIEST_LOCAL):
         out.offset = partition.log_start_offset

@@ -8,9 +8,11 @@ LeaderAndIsr and StopReplica are decoded by their handlers into :class:`Partitio
 (Kafka's ``ReplicaManager.controllerEpoch``, shared by the three control requests), the lock that
 serialises state changes (``replicaStateChangeLock``), and two seams:
 
-- ``fetchers`` (:class:`FollowerFetching`): the replica fetcher of issue 13. A partition that
-  becomes a follower is handed to it with where to fetch from; one that becomes leader or is
-  stopped is taken from it. None until replication exists: followers keep their log and wait.
+- ``fetchers`` (:class:`FollowerFetching`): the replica fetchers
+  (:class:`broker.replica.fetcher.ReplicaFetcherManager`, set by the broker at start in cluster
+  mode). A partition that becomes a follower is handed to it with where to fetch from; one that
+  becomes leader or is stopped is taken from it. None on a broker not started (followers then
+  keep their log and wait).
 - ``listeners`` (:data:`LeadershipChange`): told which replicas now lead and which no longer
   do (became followers after a LeaderAndIsr, or deleted by a StopReplica): Kafka's
   ``onLeadershipChange`` and ``onResignation``; the group coordinator loads and unloads

@@ -67,6 +67,7 @@ from protocol.messages.offset_for_leader_epoch_request import (
 from storage import Log, StorageError
 
 if TYPE_CHECKING:
+    from broker.app import Broker
     from broker.cluster.metadata_cache import MetadataCache
     from broker.config import BrokerConfig
     from broker.replica.manager import ReplicaManager
@@ -193,7 +194,7 @@ class ReplicaFetcherManager:
         self._closed = False
 
     @classmethod
-    def for_broker(cls, broker: Any) -> ReplicaFetcherManager:
+    def for_broker(cls, broker: Broker) -> ReplicaFetcherManager:
         """The manager of a cluster-mode :class:`broker.app.Broker`."""
         config = broker.config
         return cls(
@@ -267,6 +268,9 @@ class ReplicaFetcher:
         self.stats = FetcherStats()
         self.client = NetworkClient(manager.client_config(fetcher_id))
         self._changed = asyncio.Event()
+        #: Set after every turn of the loop (a request answered, or a wait ended): what a caller
+        #: watching the fetcher's progress awaits (:meth:`next_turn`).
+        self._turned = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -294,6 +298,11 @@ class ReplicaFetcher:
         if self._task is not None:
             self._task.cancel()
 
+    async def next_turn(self) -> None:
+        """Wait until the loop has gone round once more."""
+        self._turned.clear()
+        await self._turned.wait()
+
     async def wait_stopped(self) -> None:
         if self._task is not None:
             with contextlib.suppress(asyncio.CancelledError):
@@ -315,6 +324,7 @@ class ReplicaFetcher:
                     log.exception("%r failed; retrying after the backoff", self)
                     self.session.reset()
                     self._back_off_all()
+                self._turned.set()
         finally:
             with contextlib.suppress(Exception):
                 await self.client.close()
@@ -380,7 +390,9 @@ class ReplicaFetcher:
     async def _truncate(self, tps: list[TopicPartition]) -> None:
         asking: dict[TopicPartition, tuple[PartitionFetchState, int]] = {}
         for tp in tps:
-            state = self.partitions[tp]
+            state = self.partitions.get(tp)  # an earlier truncation awaited: it may be gone
+            if state is None:
+                continue
             partition = self._current(tp, state)
             if partition is None:
                 self.partitions.pop(tp, None)
@@ -470,6 +482,8 @@ class ReplicaFetcher:
             state = self.partitions[tp]
             partition = self._current(tp, state)
             if partition is None:
+                # Led here now, or deleted: nothing to fetch (and no empty request in a loop).
+                del self.partitions[tp]
                 continue
             log_ = partition.log
             latest = log_.leader_epochs.latest_epoch
@@ -558,7 +572,11 @@ class ReplicaFetcher:
                 state.fetch_offset,
             )
             # Not final or not: the next fetch (with our new last epoch) tells.
+            before = (log_.log_end_offset, log_.leader_epochs.latest_epoch)
             await self._apply_truncation(tp, state, Truncation(truncation.offset, True))
+            if (log_.log_end_offset, log_.leader_epochs.latest_epoch) == before:
+                # Nothing changed, so the leader would answer the same at once: do not spin.
+                self._back_off(tp)
             return
         records = data.records
         if records is not None and len(records) > 0 and not await self._append(tp, state, partition, records):
@@ -663,8 +681,13 @@ class ReplicaFetcher:
             except (StorageError, OSError) as exc:
                 self._storage_failure(partition, exc, "truncating")
                 return
-            if self._current(tp, state) is not None:
-                state.fetch_offset = log_.log_end_offset
+            if self._current(tp, state) is None:
+                return
+            if reset.kind is ResetKind.FETCH_FROM and state.fetch_offset == log_.log_end_offset:
+                # Our offset is in the leader's range, so it refused our last fetched epoch; the
+                # same fetch would be refused at once: retry after the backoff, not in a loop.
+                self._back_off(tp)
+            state.fetch_offset = log_.log_end_offset
 
     # -- errors ------------------------------------------------------------------------------------
 

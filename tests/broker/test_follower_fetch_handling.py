@@ -101,9 +101,10 @@ def test_diverged_follower_gets_the_epoch_to_truncate_to(leader: tuple[Broker, C
     # Consistent: epoch 3 ends at this log's end, 2, at or past the fetch offset.
     data = follower_fetch(call, 2, 12, last_fetched_epoch=3)
     assert (data.diverging_epoch.epoch, data.diverging_epoch.end_offset) == (-1, -1)
-    # Claiming an epoch newer than any here: diverged, with nothing known (-1, -1).
+    # Claiming an epoch newer than any here: the leader cannot place it (Kafka's
+    # OffsetOutOfRangeException "Could not determine the end offset of the last fetched epoch").
     data = follower_fetch(call, 0, 12, last_fetched_epoch=9, leader_epoch=3)
-    assert (data.diverging_epoch.epoch, data.diverging_epoch.end_offset) == (-1, -1)
+    assert data.error_code == ErrorCode.OFFSET_OUT_OF_RANGE
     assert not data.records
 
 

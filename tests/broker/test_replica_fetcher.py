@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import inspect
+import threading
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -16,13 +17,15 @@ from typing import Any
 import pytest
 
 from broker.app import Broker
-from broker.replica.fetcher import ReplicaFetcherManager
+from broker.replica.fetcher import ReplicaFetcherManager, fetcher_id_for
 from broker.replica.partition import Partition
 from broker.types import TopicPartition
 from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+from storage import FileSystem
 from tests.broker.conftest import Caller
 from tests.broker.control_kit import Node, PState, cluster_broker, leader_and_isr, update_metadata
 from tests.broker.test_data_plane import batch
+from tests.broker.test_disk_off_loop import ThreadRecordingFileSystem
 
 T_ID = uuid.UUID("5a1c7e42-93d0-4f6b-8e2a-1b3c4d5e6f70")
 TP = TopicPartition("t", 0)
@@ -38,13 +41,17 @@ async def control(broker: Broker, request: Any, version: int) -> Any:
 class Pair:
     """Two brokers (ids 1 and 2) under one test-played controller."""
 
-    def __init__(self, root: Path, *, truncate_on_fetch: bool = True) -> None:
+    def __init__(
+        self, root: Path, *, truncate_on_fetch: bool = True, fs: FileSystem | None = None, **settings: str
+    ) -> None:
         self.root = root
         self.truncate_on_fetch = truncate_on_fetch
+        self.fs = fs
+        self.settings = {**FAST, **settings}
         self.brokers: dict[int, Broker] = {}
 
     async def start(self, broker_id: int) -> Broker:
-        broker = cluster_broker(self.root / f"b{broker_id}", broker_id, **FAST)
+        broker = cluster_broker(self.root / f"b{broker_id}", broker_id, fs=self.fs, **self.settings)
         await broker.start(freeze_gc=False)
         fetchers = broker.replica_manager.control.fetchers
         assert isinstance(fetchers, ReplicaFetcherManager)
@@ -56,7 +63,8 @@ class Pair:
         await self.brokers.pop(broker_id).stop()
 
     async def stop_all(self) -> None:
-        for broker_id in list(self.brokers):
+        # Followers first: a leader's drain would wait for their long polls, which never end.
+        for broker_id in sorted(self.brokers, reverse=True):
             await self.stop(broker_id)
 
     def nodes(self) -> list[Node]:
@@ -238,3 +246,139 @@ def test_leader_again_stops_fetching_and_stop_leaves_no_task(tmp_path: Path) -> 
 
 def pair_tasks_left() -> list[asyncio.Task[Any]]:
     return [t for t in asyncio.all_tasks() if t.get_name().startswith("brook-replica-fetcher")]
+
+
+def test_a_new_follower_behind_the_leaders_log_start_starts_at_it(tmp_path: Path) -> None:
+    """OFFSET_OUT_OF_RANGE: the leader deleted records below 6 before broker 2 ever fetched; the
+    follower empties its log, starts it at the leader's log start and fetches from there."""
+
+    async def scenario() -> None:
+        pair = Pair(tmp_path)
+        try:
+            await pair.start(1)
+            alone = PState("t", 0, 1, 1, [1, 2], isr=[1])
+            await pair.tell(1, alone)
+            await pair.produce(1, 4, b"a")  # offsets 0-11, three per batch
+            leader_log = pair.partition(1).log
+            assert leader_log.delete_records_before(6) == 6
+            await pair.start(2)
+            await pair.tell(2, alone)
+            follower = pair.partition(2)
+            await until(follower, lambda: follower.log_end_offset == 12)
+            assert follower.log_start_offset == 6
+            assert [p.name for p in (tmp_path / "b2" / "t-0").glob("*.log")] == ["00000000000000000006.log"]
+            assert pair.segment_bytes(2) == leader_log.read_bytes(6, 1 << 20)
+            fetchers = pair.brokers[2].replica_manager.control.fetchers
+            assert isinstance(fetchers, ReplicaFetcherManager)
+            state = fetchers.fetch_state(TP)
+            assert state is not None and state.fetch_offset == 12
+        finally:
+            await pair.stop_all()
+
+    asyncio.run(scenario())
+
+
+def test_a_fenced_follower_waits_for_its_next_leader_and_isr(tmp_path: Path) -> None:
+    """FENCED_LEADER_EPOCH: broker 2 was told epoch 1 while the leader is in epoch 2; it stops
+    fetching that partition until the controller tells it epoch 2."""
+
+    async def scenario() -> None:
+        pair = Pair(tmp_path, truncate_on_fetch=False)
+        try:
+            await pair.start(1)
+            await pair.start(2)
+            await pair.tell(1, PState("t", 0, 1, 2, [1, 2], isr=[1]))
+            await pair.produce(1, 2, b"a")
+            fetchers = pair.brokers[2].replica_manager.control.fetchers
+            assert isinstance(fetchers, ReplicaFetcherManager)
+            await pair.tell(2, PState("t", 0, 1, 1, [1, 2], isr=[1]))
+            (fetcher,) = fetchers.fetchers.values()
+            async with asyncio.timeout(TIMEOUT):
+                while TP in fetcher.partitions:  # dropped once the leader says FENCED_LEADER_EPOCH
+                    await fetcher.next_turn()
+            assert pair.partition(2).log_end_offset == 0
+            await pair.tell(2, PState("t", 0, 1, 2, [1, 2], isr=[1]))
+            await until(pair.partition(2), lambda: pair.partition(2).log_end_offset == 6)
+        finally:
+            await pair.stop_all()
+
+    asyncio.run(scenario())
+
+
+def test_replication_does_no_blocking_disk_work_on_the_event_loop(tmp_path: Path) -> None:
+    """Follower appends that bring a new epoch (checkpoint fsync), truncations and the leaders'
+    epoch starts all run in disk workers (see test_disk_off_loop.py)."""
+    fs = ThreadRecordingFileSystem()
+
+    async def scenario() -> None:
+        pair = Pair(tmp_path, fs=fs)
+        try:
+            await pair.start(1)
+            await pair.start(2)
+            fs.calls.clear()
+            epoch1 = PState("t", 0, 1, 1, [1, 2], isr=[1, 2])
+            await pair.tell(1, epoch1)
+            await pair.tell(2, epoch1)
+            await pair.produce(1, 3, b"a")
+            await until(pair.partition(2), caught_up(pair, 1, 2))
+            # Broker 2 takes over in epoch 2 while broker 1 has not heard yet and still appends.
+            epoch2 = PState("t", 0, 2, 2, [1, 2], isr=[2], partition_epoch=1)
+            await pair.tell(2, epoch2)
+            await pair.produce(1, 2, b"stale")
+            await pair.produce(2, 2, b"b")
+            await pair.tell(1, epoch2)
+            # Broker 1 already ends at 15 too, with its stale epoch-1 suffix: wait for epoch 2.
+            assert pair.partition(1).log_end_offset == 15
+            await until(
+                pair.partition(1),
+                lambda: pair.partition(1).log_end_offset == 15 and pair.epochs(1) == [(1, 0), (2, 9)],
+            )
+            assert pair.segment_bytes(1) == pair.segment_bytes(2)
+            assert b"stale" not in pair.segment_bytes(1)
+        finally:
+            await pair.stop_all()
+
+    asyncio.run(scenario())
+    assert fs.on_thread(threading.main_thread()) == []
+    assert {"fsync", "rename"} <= {call for call, _ in fs.calls}
+
+
+def test_several_fetchers_per_leader_split_the_partitions(tmp_path: Path) -> None:
+    """num.replica.fetchers=3: partitions spread over fetchers by Kafka's getFetcherId, each with
+    its own connection; all replicate."""
+
+    async def scenario() -> None:
+        pair = Pair(tmp_path, **{"num.replica.fetchers": "3"})
+        try:
+            await pair.start(1)
+            await pair.start(2)
+            states = [PState("t", p, 1, 1, [1, 2], isr=[1, 2]) for p in range(6)]
+            ids = {"t": T_ID}
+            for broker_id in (1, 2):
+                broker = pair.brokers[broker_id]
+                assert (
+                    await control(broker, update_metadata(8, pair.nodes(), states, topic_ids=ids), 8)
+                ).error_code == 0
+                assert (await control(broker, leader_and_isr(7, states, topic_ids=ids), 7)).error_code == 0
+            for p in range(6):
+                data = batch([b"p%d" % p])
+                request = ProduceRequest(
+                    acks=1,
+                    timeout_ms=1000,
+                    topic_data=[TopicProduceData("t", [PartitionProduceData(p, data)])],
+                )
+                assert (await control(pair.brokers[1], request, 9)).responses[0].partition_responses[
+                    0
+                ].error_code == 0
+            fetchers = pair.brokers[2].replica_manager.control.fetchers
+            assert isinstance(fetchers, ReplicaFetcherManager)
+            expected = {fetcher_id_for(TopicPartition("t", p), 3) for p in range(6)}
+            assert {key for key in fetchers.fetchers} == {(1, i) for i in expected} and len(expected) > 1
+            for p in range(6):
+                follower = pair.brokers[2].replica_manager.get(TopicPartition("t", p))
+                assert follower is not None
+                await until(follower, lambda f=follower: f.log_end_offset == 1 and f.high_watermark == 1)
+        finally:
+            await pair.stop_all()
+
+    asyncio.run(scenario())

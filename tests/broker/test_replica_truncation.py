@@ -143,3 +143,19 @@ def test_fetcher_ids_follow_kafkas_get_fetcher_id() -> None:
     assert fetcher_id_for(TopicPartition("abc", 1), 7) == (31 * 96354 + 1) % 7
     assert all(0 <= fetcher_id_for(TopicPartition(f"topic-{i}", i), 3) < 3 for i in range(100))
     assert fetcher_id_for(TopicPartition("t", 5), 1) == 0
+
+
+def test_scan_batches_keeps_whole_batches_and_sees_new_epochs() -> None:
+    from broker.replica.fetcher import _scan_batches
+    from tests.storage.batches import make_batch
+
+    first = make_batch(2, base_offset=0, partition_leader_epoch=3)
+    second = make_batch(1, base_offset=2, partition_leader_epoch=4)
+    data = bytes(first + second)
+    assert _scan_batches(memoryview(data), 4) == (len(data), False)
+    assert _scan_batches(memoryview(data), 3) == (len(data), True)
+    assert _scan_batches(memoryview(data), None) == (len(data), True)
+    # A leader may cut the last batch at its size limit: only whole batches are appended.
+    for cut in (len(first) + 1, len(first) + 20, len(data) - 1):
+        assert _scan_batches(memoryview(data[:cut]), 4) == (len(first), False)
+    assert _scan_batches(memoryview(data[:10]), None) == (0, False)
