@@ -548,16 +548,11 @@ def test_auto_rebalance_returns_leadership_to_the_preferred_replica(connect: str
             await brokers[1].stop()
             assert await wait_metadata(brokers[0], partition_led(tp, 0))
             brokers[1] = await start_broker(connect, tmp_path, 1, **fast)
-            # Back in the ISR? The controller adds a restarted replica only through AlterPartition
-            # (issue 13); here its ISR membership is restored as a leader would.
-            state = await zk.get_partition_state("pref", 0)
-            assert state is not None
-            if 1 not in state.isr:
-                full = data.PartitionState(0, state.leader_epoch, (0, 1), state.controller_epoch)
-                await zk.set_data(
-                    paths.partition_state("pref", 0), data.encode_partition_state(full), state.zk_version
-                )
-                await zk.create_isr_change_notification([("pref", 0)])
+            # The restarted replica catches up through its fetcher and rejoins the ISR with
+            # AlterPartition; only then is the preferred leader eligible again.
+            assert await wait_metadata(
+                brokers[0], lambda c: (p := c.partition(tp)) is not None and 1 in p.isr
+            )
             assert await wait_metadata(brokers[0], partition_led(tp, 1))
         finally:
             for broker in reversed(brokers):
