@@ -60,7 +60,10 @@ def _lose_and_check(
     msgs = [Msg(f"{driver.name}-{i}".encode(), key=f"k{i}".encode(), partition=0) for i in range(30)]
     dropped_before = proxied.proxy.stats.dropped[PRODUCE]
     proxied.proxy.drop_responses(PRODUCE, lost)
-    driver.produce(proxied.bootstrap, topic, msgs, acks="all", idempotent=idempotent)
+    try:
+        driver.produce(proxied.bootstrap, topic, msgs, acks="all", idempotent=idempotent)
+    finally:
+        proxied.proxy.cancel_drops(PRODUCE)
     assert proxied.proxy.stats.dropped[PRODUCE] - dropped_before == lost, "the responses were not lost"
     records = REFERENCE.consume(proxied.bootstrap, topic, [0])
     return topic, msgs, Counter(r.value for r in records if r.value is not None)

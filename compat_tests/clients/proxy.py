@@ -57,6 +57,12 @@ class KafkaProxy:
         with self._lock:
             self._drop[api_key] += count
 
+    def cancel_drops(self, api_key: int) -> None:
+        """Forget the drops still pending (a client that never sent, e.g. skipped, must not
+        leave them for the next test)."""
+        with self._lock:
+            self._drop[api_key] = 0
+
     def close(self) -> None:
         self._closed = True
         with contextlib.suppress(OSError):
