@@ -4,6 +4,7 @@ advertises the versions of the generated index, which must be what the module se
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,11 @@ def test_load_puts_the_module_handler_in_both_registries() -> None:
 
 def run(code: str) -> None:
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env={"PYTHONPATH": str(REPO)}, capture_output=True, timeout=60
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr.decode()
 

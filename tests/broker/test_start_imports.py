@@ -4,6 +4,7 @@ round trip of an embedded broker is mostly imports; bench/bench_embedded.py)."""
 from __future__ import annotations
 
 import importlib
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -36,7 +37,11 @@ def test_importing_the_broker_loads_none_of_what_waits_for_first_use() -> None:
         f"print([name for name in {NOT_AT_START!r} if name in sys.modules])\n"
     )
     result = subprocess.run(
-        [sys.executable, "-c", code], cwd=REPO, env={"PYTHONPATH": str(REPO)}, capture_output=True, timeout=60
+        [sys.executable, "-c", code],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == "[]"
