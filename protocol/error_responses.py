@@ -84,7 +84,7 @@ def error_response(
 def generic_error_response(api_key: int, error_code: int) -> Message:
     """The response's defaults with its top-level ``error_code`` set, when it has one."""
     response = papi.api(api_key).response_type()()
-    if any(f.name == "error_code" for f in dataclasses.fields(response)):  # type: ignore[arg-type]
+    if any(f.name == "error_code" for f in dataclasses.fields(response)):
         response.error_code = error_code  # type: ignore[attr-defined]
     return response
 

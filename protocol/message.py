@@ -7,6 +7,7 @@ failure on hostile bytes surfaces as a :class:`DecodeError` subclass and nothing
 
 from __future__ import annotations
 
+import dataclasses
 import struct
 from collections.abc import Callable
 from typing import Any, ClassVar, TypeVar
@@ -26,10 +27,50 @@ Encoder = Callable[[Append, Any], None]
 Decoder = Callable[[Buf, int], tuple[Any, int]]
 
 
-class Struct:
-    """Base of every generated struct (the generated subclasses are slotted dataclasses)."""
+class _DefaultFactory:
+    def __repr__(self) -> str:
+        return "<factory>"
 
-    __slots__ = ()
+
+#: The ``__init__`` default of a generated mutable field (a list, a struct): the instance gets a
+#: new value of its own, as with a dataclass's ``default_factory``.
+DEFAULT_FACTORY: Any = _DefaultFactory()
+
+
+class _DataclassFields:
+    """``__dataclass_fields__`` of a generated class, so that ``dataclasses.fields``, ``replace``
+    and ``asdict`` work on messages as on the dataclasses they look like. Built on first use
+    from the class's slots, annotations and default instance, then cached on the class."""
+
+    def __get__(self, instance: object, owner: type[Struct]) -> dict[str, dataclasses.Field[Any]]:
+        defaults = owner()
+        specs: list[tuple[str, Any, Any]] = []
+        for name in owner.__slots__:
+            value = getattr(defaults, name)
+            if isinstance(value, list):
+                default: Any = dataclasses.field(default_factory=list)
+            elif isinstance(value, Struct):
+                default = dataclasses.field(default_factory=type(value))
+            else:
+                default = dataclasses.field(default=value)
+            specs.append((name, owner.__annotations__.get(name, Any), default))
+        shadow = dataclasses.make_dataclass(owner.__name__, specs)
+        fields: dict[str, dataclasses.Field[Any]] = getattr(shadow, "__dataclass_fields__")  # noqa: B009
+        owner.__dataclass_fields__ = fields  # shadows this descriptor from now on
+        return fields
+
+
+class Struct:
+    """Base of every generated struct: a slotted class with a generated ``__init__`` and
+    ``__eq__`` (see :mod:`protocol.codegen.emit`), which looks like a dataclass from outside."""
+
+    __slots__: tuple[str, ...] = ()
+    __dataclass_fields__: ClassVar[Any] = _DataclassFields()
+
+    def __repr__(self) -> str:
+        # The dataclass format: Name(field=value, ...).
+        fields = ", ".join(f"{name}={getattr(self, name)!r}" for name in self.__slots__)
+        return f"{type(self).__qualname__}({fields})"
 
 
 class Message(Struct):

@@ -36,8 +36,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
-import crc32c
-
 from protocol.exceptions import CorruptRecordError, EncodeError
 from protocol.records.batch import (
     COMPRESSION_MASK,
@@ -50,6 +48,7 @@ from protocol.records.batch import (
     set_max_timestamp,
 )
 from protocol.records.compression import decompress
+from protocol.records.crc import crc32c
 from protocol.records.errors import InvalidRecordError
 from protocol.records.record import build_batch, decode_batch
 from protocol.records.scanner import MISSING_KEY, TIMESTAMP_OUT_OF_RANGE, scan_records
@@ -436,7 +435,7 @@ class Log:
                 check_ts = True
         max_bytes = self._max_message_bytes
         unpack = HEADER.unpack_from
-        crc = crc32c.crc32c
+        crc = crc32c
         next_offset = self._leo
         first_offset = -1
         max_ts = -1
@@ -539,7 +538,7 @@ class Log:
             and n <= self._max_message_bytes
             and 0 <= last_delta == count - 1
             and not attributes & TIMESTAMP_TYPE_MASK
-            and crc32c.crc32c(mv[21:]) == crc
+            and crc32c(mv[21:]) == crc
         ):
             return None
         try:

@@ -33,9 +33,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import crc32c
-
 from protocol.records.batch import NO_PRODUCER_EPOCH, NO_SEQUENCE, BatchHeader
+from protocol.records.crc import crc32c
 from storage.fs import FileSystem
 
 #: Kafka keeps this many batches per producer for duplicate detection (and so do clients:
@@ -145,7 +144,7 @@ def encode_snapshot(entries: Iterable[SnapshotEntry]) -> bytes:
             e.current_txn_first_offset,
         )
         pos += _SNAPSHOT_ENTRY.size
-    struct.pack_into(">I", buf, 2, crc32c.crc32c(memoryview(buf)[_CRC_START:]))
+    struct.pack_into(">I", buf, 2, crc32c(memoryview(buf)[_CRC_START:]))
     return bytes(buf)
 
 
@@ -156,7 +155,7 @@ def decode_snapshot(data: bytes) -> list[SnapshotEntry]:
     version, crc, count = _SNAPSHOT_HEADER.unpack_from(data, 0)
     if version != SNAPSHOT_VERSION:
         raise CorruptSnapshotError(f"snapshot has unknown version {version}")
-    computed = crc32c.crc32c(memoryview(data)[_CRC_START:])
+    computed = crc32c(memoryview(data)[_CRC_START:])
     if crc != computed:
         raise CorruptSnapshotError(f"snapshot CRC {crc} does not match the computed {computed}")
     if count < 0 or _SNAPSHOT_HEADER.size + count * _SNAPSHOT_ENTRY.size > len(data):

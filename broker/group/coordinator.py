@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import functools
 import logging
 from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass
@@ -123,11 +124,17 @@ class GroupCoordinator:
         self._background: set[asyncio.Task[Any]] = set()
         self._expiry_timer: TimerHandle | None = None
         # Imported here: both modules build on this one.
-        from broker.group.admin import GroupAdmin
         from broker.group.offsets import OffsetManager
 
         self.offsets: OffsetManager = OffsetManager(self)
-        self.admin: GroupAdmin = GroupAdmin(self)
+
+    @functools.cached_property
+    def admin(self) -> GroupAdmin:
+        """Describe/List/DeleteGroups, built at their first request: a start does not need
+        the module (a few ms of the first start of a process)."""
+        from broker.group.admin import GroupAdmin
+
+        return GroupAdmin(self)
 
     # -- lifecycle ----------------------------------------------------------------------------------
 

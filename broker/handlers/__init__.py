@@ -2,97 +2,99 @@
 and exactly what ApiVersions advertises: ``HANDLERS`` less the controller-to-broker apis
 (LeaderAndIsr, StopReplica, UpdateMetadata) and the apis the controller answers
 (ControlledShutdown, ElectLeaders, AlterPartition), which only a broker in cluster mode serves, as
-only Kafka's ZooKeeper-mode brokers do (their schemas' ``zkBroker`` listener)."""
+only Kafka's ZooKeeper-mode brokers do (their schemas' ``zkBroker`` listener).
+
+A handler module (and the message modules it uses) is imported at the first request of its api,
+not at start: a broker's first start pays only for the apis its clients use. Until then the
+registry holds a stand-in with the api's versions from the generated index (every handler serves
+its schema's stable range; ``tests/broker/test_lazy_handlers.py`` checks each module against it),
+which imports the module at its first call and puts the module's handler in its place.
+"""
 
 from __future__ import annotations
 
-from broker.handlers import (
-    alter_configs,
-    alter_partition,
-    api_versions,
-    controlled_shutdown,
-    create_partitions,
-    create_topics,
-    delete_groups,
-    delete_records,
-    delete_topics,
-    describe_cluster,
-    describe_configs,
-    describe_groups,
-    describe_log_dirs,
-    elect_leaders,
-    fetch,
-    find_coordinator,
-    heartbeat,
-    incremental_alter_configs,
-    init_producer_id,
-    join_group,
-    leader_and_isr,
-    leave_group,
-    list_groups,
-    list_offsets,
-    metadata,
-    offset_commit,
-    offset_delete,
-    offset_fetch,
-    offset_for_leader_epoch,
-    produce,
-    stop_replica,
-    sync_group,
-    update_metadata,
-)
-from broker.handlers.base import Handler
+import importlib
+from typing import Any
 
+from broker.handlers.base import Handler, RequestContext, Result
+from protocol.apispec import ApiSpec
+from protocol.messages._index import APIS
+
+#: The handler modules, by api; each defines ``HANDLER``.
 _MODULES = (
-    produce,
-    fetch,
-    list_offsets,
-    metadata,
-    api_versions,
-    create_topics,
-    delete_topics,
-    delete_records,
-    init_producer_id,
-    offset_for_leader_epoch,
-    describe_configs,
-    alter_configs,
-    describe_log_dirs,
-    create_partitions,
-    incremental_alter_configs,
-    describe_cluster,
+    "produce",
+    "fetch",
+    "list_offsets",
+    "metadata",
+    "api_versions",
+    "create_topics",
+    "delete_topics",
+    "delete_records",
+    "init_producer_id",
+    "offset_for_leader_epoch",
+    "describe_configs",
+    "alter_configs",
+    "describe_log_dirs",
+    "create_partitions",
+    "incremental_alter_configs",
+    "describe_cluster",
     # group coordinator
-    find_coordinator,
-    join_group,
-    sync_group,
-    heartbeat,
-    leave_group,
-    offset_commit,
-    offset_fetch,
-    describe_groups,
-    list_groups,
-    delete_groups,
-    offset_delete,
+    "find_coordinator",
+    "join_group",
+    "sync_group",
+    "heartbeat",
+    "leave_group",
+    "offset_commit",
+    "offset_fetch",
+    "describe_groups",
+    "list_groups",
+    "delete_groups",
+    "offset_delete",
     # from the controller (cluster mode)
-    leader_and_isr,
-    stop_replica,
-    update_metadata,
+    "leader_and_isr",
+    "stop_replica",
+    "update_metadata",
     # to the controller (cluster mode)
-    controlled_shutdown,
-    elect_leaders,
-    alter_partition,
+    "controlled_shutdown",
+    "elect_leaders",
+    "alter_partition",
 )
 
-HANDLERS: dict[int, Handler] = {m.HANDLER.api_key: m.HANDLER for m in _MODULES}
+_SPECS: dict[str, ApiSpec] = {spec.request_module.removesuffix("_request"): spec for spec in APIS.values()}
+#: api key -> handler module.
+MODULE_OF: dict[int, str] = {_SPECS[module].api_key: module for module in _MODULES}
+
+
+def load(api_key: int) -> Handler:
+    """Import the api's handler module (once) and put its handler in the registry."""
+    handler: Handler = importlib.import_module(f"{__name__}.{MODULE_OF[api_key]}").HANDLER
+    HANDLERS[api_key] = handler
+    if api_key in _EMBEDDED:
+        _EMBEDDED[api_key] = handler
+    return handler
+
+
+def _stand_in(spec: ApiSpec) -> Handler:
+    api_key = spec.api_key
+
+    def first_request(ctx: RequestContext, body: Any) -> Result:
+        return load(api_key).handle(ctx, body)
+
+    return Handler(api_key, spec.min_version, spec.max_stable_version, first_request)
+
+
+HANDLERS: dict[int, Handler] = {key: _stand_in(_SPECS[module]) for key, module in MODULE_OF.items()}
 #: LeaderAndIsr, StopReplica, UpdateMetadata; ControlledShutdown, ElectLeaders, AlterPartition.
 CLUSTER_MODE_APIS = frozenset(
-    {
-        leader_and_isr.API_KEY,
-        stop_replica.API_KEY,
-        update_metadata.API_KEY,
-        controlled_shutdown.API_KEY,
-        elect_leaders.API_KEY,
-        alter_partition.API_KEY,
-    }
+    _SPECS[module].api_key
+    for module in (
+        "leader_and_isr",
+        "stop_replica",
+        "update_metadata",
+        "controlled_shutdown",
+        "elect_leaders",
+        "alter_partition",
+    )
 )
 _EMBEDDED = {key: h for key, h in HANDLERS.items() if key not in CLUSTER_MODE_APIS}
 
@@ -102,4 +104,4 @@ def handlers_for(cluster_mode: bool) -> dict[int, Handler]:
     return HANDLERS if cluster_mode else _EMBEDDED
 
 
-__all__ = ["CLUSTER_MODE_APIS", "HANDLERS", "Handler", "api_versions", "handlers_for"]
+__all__ = ["CLUSTER_MODE_APIS", "HANDLERS", "MODULE_OF", "Handler", "handlers_for", "load"]

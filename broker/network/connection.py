@@ -24,7 +24,6 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from protocol import api as papi
-from protocol.error_responses import error_of, error_response
 from protocol.exceptions import DecodeError, FrameTooLargeError, UnknownApiError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
 from protocol.message import Message
@@ -212,6 +211,9 @@ class Connection:
         response built from the request (Kafka's ``getErrorResponse``). When there is none to
         send (a produce with acks=0, as Kafka, or an error response that fails in turn), the
         requests before it are answered and the connection closes."""
+        # Imported at the first failure: it loads the response modules of every served api.
+        from protocol.error_responses import error_of, error_response
+
         request, slot.request = slot.request, None
         body = None
         if request is not None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
@@ -28,23 +26,34 @@ _S0 = _struct.Struct('>qh')
 _S1 = _struct.Struct('>qhh')
 
 
-@_dataclass(slots=True)
 class AddOffsetsToTxnRequest(_Message):
     """AddOffsetsToTxnRequest: versions 0-4, flexible 3+."""
 
+    __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'group_id')
     NAME = 'AddOffsetsToTxnRequest'
     API_KEY = 25
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 3
-    transactional_id: str = ''
+    transactional_id: str
     """The transactional id corresponding to the transaction."""
-    producer_id: int = 0
+    producer_id: int
     """Current producer id in use by the transactional id."""
-    producer_epoch: int = 0
+    producer_epoch: int
     """Current epoch associated with the producer id."""
-    group_id: str = ''
+    group_id: str
     """The unique group identifier."""
+
+    def __init__(self, transactional_id: str = '', producer_id: int = 0, producer_epoch: int = 0, group_id: str = '') -> None:
+        self.transactional_id = transactional_id
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.group_id = group_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AddOffsetsToTxnRequest:
+            return NotImplemented
+        return (self.transactional_id, self.producer_id, self.producer_epoch, self.group_id) == (other.transactional_id, other.producer_id, other.producer_epoch, other.group_id)
 
 
 def _enc_AddOffsetsToTxnRequest_0(a: _Append, o: AddOffsetsToTxnRequest) -> None:

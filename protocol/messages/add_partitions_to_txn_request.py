@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -36,47 +35,80 @@ _S0 = _struct.Struct('>qh')
 _S1 = _struct.Struct('>qh?')
 
 
-@_dataclass(slots=True)
 class AddPartitionsToTxnTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The name of the topic."""
-    partitions: list[int] = _field(default_factory=list)
+    partitions: list[int]
     """The partition indexes to add to the transaction"""
 
+    def __init__(self, name: str = '', partitions: list[int] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AddPartitionsToTxnTopic:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class AddPartitionsToTxnTransaction(_Struct):
-    transactional_id: str = ''
+    __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'verify_only', 'topics')
+    transactional_id: str
     """The transactional id corresponding to the transaction."""
-    producer_id: int = 0
+    producer_id: int
     """Current producer id in use by the transactional id."""
-    producer_epoch: int = 0
+    producer_epoch: int
     """Current epoch associated with the producer id."""
-    verify_only: bool = False
+    verify_only: bool
     """Boolean to signify if we want to check if the partition is in the transaction rather than add it."""
-    topics: list[AddPartitionsToTxnTopic] = _field(default_factory=list)
+    topics: list[AddPartitionsToTxnTopic]
     """The partitions to add to the transaction."""
 
+    def __init__(self, transactional_id: str = '', producer_id: int = 0, producer_epoch: int = 0, verify_only: bool = False, topics: list[AddPartitionsToTxnTopic] = _FACTORY) -> None:
+        self.transactional_id = transactional_id
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.verify_only = verify_only
+        self.topics = [] if topics is _FACTORY else topics
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AddPartitionsToTxnTransaction:
+            return NotImplemented
+        return (self.transactional_id, self.producer_id, self.producer_epoch, self.verify_only, self.topics) == (other.transactional_id, other.producer_id, other.producer_epoch, other.verify_only, other.topics)
+
+
 class AddPartitionsToTxnRequest(_Message):
     """AddPartitionsToTxnRequest: versions 0-5, flexible 3+."""
 
+    __slots__ = ('transactions', 'v3_and_below_transactional_id', 'v3_and_below_producer_id', 'v3_and_below_producer_epoch', 'v3_and_below_topics')
     NAME = 'AddPartitionsToTxnRequest'
     API_KEY = 24
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 3
-    transactions: list[AddPartitionsToTxnTransaction] = _field(default_factory=list)
+    transactions: list[AddPartitionsToTxnTransaction]
     """List of transactions to add partitions to."""
-    v3_and_below_transactional_id: str = ''
+    v3_and_below_transactional_id: str
     """The transactional id corresponding to the transaction."""
-    v3_and_below_producer_id: int = 0
+    v3_and_below_producer_id: int
     """Current producer id in use by the transactional id."""
-    v3_and_below_producer_epoch: int = 0
+    v3_and_below_producer_epoch: int
     """Current epoch associated with the producer id."""
-    v3_and_below_topics: list[AddPartitionsToTxnTopic] = _field(default_factory=list)
+    v3_and_below_topics: list[AddPartitionsToTxnTopic]
     """The partitions to add to the transaction."""
+
+    def __init__(self, transactions: list[AddPartitionsToTxnTransaction] = _FACTORY, v3_and_below_transactional_id: str = '', v3_and_below_producer_id: int = 0, v3_and_below_producer_epoch: int = 0, v3_and_below_topics: list[AddPartitionsToTxnTopic] = _FACTORY) -> None:
+        self.transactions = [] if transactions is _FACTORY else transactions
+        self.v3_and_below_transactional_id = v3_and_below_transactional_id
+        self.v3_and_below_producer_id = v3_and_below_producer_id
+        self.v3_and_below_producer_epoch = v3_and_below_producer_epoch
+        self.v3_and_below_topics = [] if v3_and_below_topics is _FACTORY else v3_and_below_topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AddPartitionsToTxnRequest:
+            return NotImplemented
+        return (self.transactions, self.v3_and_below_transactional_id, self.v3_and_below_producer_id, self.v3_and_below_producer_epoch, self.v3_and_below_topics) == (other.transactions, other.v3_and_below_transactional_id, other.v3_and_below_producer_id, other.v3_and_below_producer_epoch, other.v3_and_below_topics)
 
 
 def _enc_AddPartitionsToTxnTopic_0(a: _Append, o: AddPartitionsToTxnTopic) -> None:

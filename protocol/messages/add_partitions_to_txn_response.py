@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -33,47 +32,85 @@ _S0 = _struct.Struct('>ih')
 _S1 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class AddPartitionsToTxnPartitionResult(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'partition_error_code')
+    partition_index: int
     """The partition indexes."""
-    partition_error_code: int = 0
+    partition_error_code: int
     """The response error code."""
 
+    def __init__(self, partition_index: int = 0, partition_error_code: int = 0) -> None:
+        self.partition_index = partition_index
+        self.partition_error_code = partition_error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AddPartitionsToTxnPartitionResult:
+            return NotImplemented
+        return (self.partition_index, self.partition_error_code) == (other.partition_index, other.partition_error_code)
+
+
 class AddPartitionsToTxnTopicResult(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'results_by_partition')
+    name: str
     """The topic name."""
-    results_by_partition: list[AddPartitionsToTxnPartitionResult] = _field(default_factory=list)
+    results_by_partition: list[AddPartitionsToTxnPartitionResult]
     """The results for each partition"""
 
+    def __init__(self, name: str = '', results_by_partition: list[AddPartitionsToTxnPartitionResult] = _FACTORY) -> None:
+        self.name = name
+        self.results_by_partition = [] if results_by_partition is _FACTORY else results_by_partition
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AddPartitionsToTxnTopicResult:
+            return NotImplemented
+        return (self.name, self.results_by_partition) == (other.name, other.results_by_partition)
+
+
 class AddPartitionsToTxnResult(_Struct):
-    transactional_id: str = ''
+    __slots__ = ('transactional_id', 'topic_results')
+    transactional_id: str
     """The transactional id corresponding to the transaction."""
-    topic_results: list[AddPartitionsToTxnTopicResult] = _field(default_factory=list)
+    topic_results: list[AddPartitionsToTxnTopicResult]
     """The results for each topic."""
 
+    def __init__(self, transactional_id: str = '', topic_results: list[AddPartitionsToTxnTopicResult] = _FACTORY) -> None:
+        self.transactional_id = transactional_id
+        self.topic_results = [] if topic_results is _FACTORY else topic_results
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AddPartitionsToTxnResult:
+            return NotImplemented
+        return (self.transactional_id, self.topic_results) == (other.transactional_id, other.topic_results)
+
+
 class AddPartitionsToTxnResponse(_Message):
     """AddPartitionsToTxnResponse: versions 0-5, flexible 3+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'results_by_transaction', 'results_by_topic_v3_and_below')
     NAME = 'AddPartitionsToTxnResponse'
     API_KEY = 24
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 3
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The response top level error code."""
-    results_by_transaction: list[AddPartitionsToTxnResult] = _field(default_factory=list)
+    results_by_transaction: list[AddPartitionsToTxnResult]
     """Results categorized by transactional ID."""
-    results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult] = _field(default_factory=list)
+    results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult]
     """The results for each topic."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, results_by_transaction: list[AddPartitionsToTxnResult] = _FACTORY, results_by_topic_v3_and_below: list[AddPartitionsToTxnTopicResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.results_by_transaction = [] if results_by_transaction is _FACTORY else results_by_transaction
+        self.results_by_topic_v3_and_below = [] if results_by_topic_v3_and_below is _FACTORY else results_by_topic_v3_and_below
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AddPartitionsToTxnResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.results_by_transaction, self.results_by_topic_v3_and_below) == (other.throttle_time_ms, other.error_code, other.results_by_transaction, other.results_by_topic_v3_and_below)
 
 
 def _enc_AddPartitionsToTxnPartitionResult_0(a: _Append, o: AddPartitionsToTxnPartitionResult) -> None:

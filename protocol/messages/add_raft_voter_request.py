@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,33 +31,55 @@ _S0 = _struct.Struct('>H')
 _S1 = _struct.Struct('>ii16s')
 
 
-@_dataclass(slots=True)
 class Listener(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'host', 'port')
+    name: str
     """The name of the endpoint"""
-    host: str = ''
+    host: str
     """The hostname"""
-    port: int = 0
+    port: int
     """The port"""
 
+    def __init__(self, name: str = '', host: str = '', port: int = 0) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Listener:
+            return NotImplemented
+        return (self.name, self.host, self.port) == (other.name, other.host, other.port)
+
+
 class AddRaftVoterRequest(_Message):
     """AddRaftVoterRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('cluster_id', 'timeout_ms', 'voter_id', 'voter_directory_id', 'listeners')
     NAME = 'AddRaftVoterRequest'
     API_KEY = 80
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    cluster_id: str | None = ''
-    timeout_ms: int = 0
-    voter_id: int = 0
+    cluster_id: str | None
+    timeout_ms: int
+    voter_id: int
     """The replica id of the voter getting added to the topic partition"""
-    voter_directory_id: uuid.UUID = _ZERO_UUID
+    voter_directory_id: uuid.UUID
     """The directory id of the voter getting added to the topic partition"""
-    listeners: list[Listener] = _field(default_factory=list)
+    listeners: list[Listener]
     """The endpoints that can be used to communicate with the voter"""
+
+    def __init__(self, cluster_id: str | None = '', timeout_ms: int = 0, voter_id: int = 0, voter_directory_id: uuid.UUID = _ZERO_UUID, listeners: list[Listener] = _FACTORY) -> None:
+        self.cluster_id = cluster_id
+        self.timeout_ms = timeout_ms
+        self.voter_id = voter_id
+        self.voter_directory_id = voter_directory_id
+        self.listeners = [] if listeners is _FACTORY else listeners
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AddRaftVoterRequest:
+            return NotImplemented
+        return (self.cluster_id, self.timeout_ms, self.voter_id, self.voter_directory_id, self.listeners) == (other.cluster_id, other.timeout_ms, other.voter_id, other.voter_directory_id, other.listeners)
 
 
 def _enc_Listener_0(a: _Append, o: Listener) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -23,21 +21,31 @@ __all__ = ['AddRaftVoterResponse']
 _S0 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class AddRaftVoterResponse(_Message):
     """AddRaftVoterResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message')
     NAME = 'AddRaftVoterResponse'
     API_KEY = 80
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error"""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, or null if there was no error."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = '') -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AddRaftVoterResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.error_message) == (other.throttle_time_ms, other.error_code, other.error_message)
 
 
 def _enc_AddRaftVoterResponse_0(a: _Append, o: AddRaftVoterResponse) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,19 +19,28 @@ __all__ = ['AllocateProducerIdsRequest']
 _S0 = _struct.Struct('>iq')
 
 
-@_dataclass(slots=True)
 class AllocateProducerIdsRequest(_Message):
     """AllocateProducerIdsRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('broker_id', 'broker_epoch')
     NAME = 'AllocateProducerIdsRequest'
     API_KEY = 67
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    broker_id: int = 0
+    broker_id: int
     """The ID of the requesting broker"""
-    broker_epoch: int = -1
+    broker_epoch: int
     """The epoch of the requesting broker"""
+
+    def __init__(self, broker_id: int = 0, broker_epoch: int = -1) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AllocateProducerIdsRequest:
+            return NotImplemented
+        return (self.broker_id, self.broker_epoch) == (other.broker_id, other.broker_epoch)
 
 
 def _enc_AllocateProducerIdsRequest_0(a: _Append, o: AllocateProducerIdsRequest) -> None:

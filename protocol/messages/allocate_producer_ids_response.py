@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,23 +19,34 @@ __all__ = ['AllocateProducerIdsResponse']
 _S0 = _struct.Struct('>ihqi')
 
 
-@_dataclass(slots=True)
 class AllocateProducerIdsResponse(_Message):
     """AllocateProducerIdsResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'producer_id_start', 'producer_id_len')
     NAME = 'AllocateProducerIdsResponse'
     API_KEY = 67
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The top level response error code"""
-    producer_id_start: int = 0
+    producer_id_start: int
     """The first producer ID in this range, inclusive"""
-    producer_id_len: int = 0
+    producer_id_len: int
     """The number of producer IDs in this range"""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, producer_id_start: int = 0, producer_id_len: int = 0) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.producer_id_start = producer_id_start
+        self.producer_id_len = producer_id_len
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AllocateProducerIdsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.producer_id_start, self.producer_id_len) == (other.throttle_time_ms, other.error_code, other.producer_id_start, other.producer_id_len)
 
 
 def _enc_AllocateProducerIdsResponse_0(a: _Append, o: AllocateProducerIdsResponse) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -36,45 +35,82 @@ _S0 = _struct.Struct('>d?')
 _S1 = _struct.Struct('>?')
 
 
-@_dataclass(slots=True)
 class EntityData(_Struct):
-    entity_type: str = ''
+    __slots__ = ('entity_type', 'entity_name')
+    entity_type: str
     """The entity type."""
-    entity_name: str | None = ''
+    entity_name: str | None
     """The name of the entity, or null if the default."""
 
+    def __init__(self, entity_type: str = '', entity_name: str | None = '') -> None:
+        self.entity_type = entity_type
+        self.entity_name = entity_name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EntityData:
+            return NotImplemented
+        return (self.entity_type, self.entity_name) == (other.entity_type, other.entity_name)
+
+
 class OpData(_Struct):
-    key: str = ''
+    __slots__ = ('key', 'value', 'remove')
+    key: str
     """The quota configuration key."""
-    value: float = 0.0
+    value: float
     """The value to set, otherwise ignored if the value is to be removed."""
-    remove: bool = False
+    remove: bool
     """Whether the quota configuration value should be removed, otherwise set."""
 
+    def __init__(self, key: str = '', value: float = 0.0, remove: bool = False) -> None:
+        self.key = key
+        self.value = value
+        self.remove = remove
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OpData:
+            return NotImplemented
+        return (self.key, self.value, self.remove) == (other.key, other.value, other.remove)
+
+
 class EntryData(_Struct):
-    entity: list[EntityData] = _field(default_factory=list)
+    __slots__ = ('entity', 'ops')
+    entity: list[EntityData]
     """The quota entity to alter."""
-    ops: list[OpData] = _field(default_factory=list)
+    ops: list[OpData]
     """An individual quota configuration entry to alter."""
 
+    def __init__(self, entity: list[EntityData] = _FACTORY, ops: list[OpData] = _FACTORY) -> None:
+        self.entity = [] if entity is _FACTORY else entity
+        self.ops = [] if ops is _FACTORY else ops
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EntryData:
+            return NotImplemented
+        return (self.entity, self.ops) == (other.entity, other.ops)
+
+
 class AlterClientQuotasRequest(_Message):
     """AlterClientQuotasRequest: versions 0-1, flexible 1+."""
 
+    __slots__ = ('entries', 'validate_only')
     NAME = 'AlterClientQuotasRequest'
     API_KEY = 49
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 1
-    entries: list[EntryData] = _field(default_factory=list)
+    entries: list[EntryData]
     """The quota configuration entries to alter."""
-    validate_only: bool = False
+    validate_only: bool
     """Whether the alteration should be validated, but not performed."""
+
+    def __init__(self, entries: list[EntryData] = _FACTORY, validate_only: bool = False) -> None:
+        self.entries = [] if entries is _FACTORY else entries
+        self.validate_only = validate_only
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterClientQuotasRequest:
+            return NotImplemented
+        return (self.entries, self.validate_only) == (other.entries, other.validate_only)
 
 
 def _enc_EntityData_0(a: _Append, o: EntityData) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -38,37 +37,65 @@ _S1 = _struct.Struct('>hh')
 _S2 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class EntityData(_Struct):
-    entity_type: str = ''
+    __slots__ = ('entity_type', 'entity_name')
+    entity_type: str
     """The entity type."""
-    entity_name: str | None = ''
+    entity_name: str | None
     """The name of the entity, or null if the default."""
 
+    def __init__(self, entity_type: str = '', entity_name: str | None = '') -> None:
+        self.entity_type = entity_type
+        self.entity_name = entity_name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EntityData:
+            return NotImplemented
+        return (self.entity_type, self.entity_name) == (other.entity_type, other.entity_name)
+
+
 class EntryData(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'error_message', 'entity')
+    error_code: int
     """The error code, or `0` if the quota alteration succeeded."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, or `null` if the quota alteration succeeded."""
-    entity: list[EntityData] = _field(default_factory=list)
+    entity: list[EntityData]
     """The quota entity to alter."""
 
+    def __init__(self, error_code: int = 0, error_message: str | None = '', entity: list[EntityData] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.entity = [] if entity is _FACTORY else entity
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EntryData:
+            return NotImplemented
+        return (self.error_code, self.error_message, self.entity) == (other.error_code, other.error_message, other.entity)
+
+
 class AlterClientQuotasResponse(_Message):
     """AlterClientQuotasResponse: versions 0-1, flexible 1+."""
 
+    __slots__ = ('throttle_time_ms', 'entries')
     NAME = 'AlterClientQuotasResponse'
     API_KEY = 49
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 1
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    entries: list[EntryData] = _field(default_factory=list)
+    entries: list[EntryData]
     """The quota configuration entries to alter."""
+
+    def __init__(self, throttle_time_ms: int = 0, entries: list[EntryData] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.entries = [] if entries is _FACTORY else entries
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterClientQuotasResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.entries) == (other.throttle_time_ms, other.entries)
 
 
 def _enc_EntityData_0(a: _Append, o: EntityData) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -38,31 +37,51 @@ _S3 = _struct.Struct('>bh')
 _S4 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class AlterConfigsResourceResponse(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name')
+    error_code: int
     """The resource error code."""
-    error_message: str | None = ''
+    error_message: str | None
     """The resource error message, or null if there was no error."""
-    resource_type: int = 0
+    resource_type: int
     """The resource type."""
-    resource_name: str = ''
+    resource_name: str
     """The resource name."""
 
+    def __init__(self, error_code: int = 0, error_message: str | None = '', resource_type: int = 0, resource_name: str = '') -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.resource_type = resource_type
+        self.resource_name = resource_name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterConfigsResourceResponse:
+            return NotImplemented
+        return (self.error_code, self.error_message, self.resource_type, self.resource_name) == (other.error_code, other.error_message, other.resource_type, other.resource_name)
+
+
 class AlterConfigsResponse(_Message):
     """AlterConfigsResponse: versions 0-2, flexible 2+."""
 
+    __slots__ = ('throttle_time_ms', 'responses')
     NAME = 'AlterConfigsResponse'
     API_KEY = 33
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    responses: list[AlterConfigsResourceResponse] = _field(default_factory=list)
+    responses: list[AlterConfigsResourceResponse]
     """The responses for each resource."""
+
+    def __init__(self, throttle_time_ms: int = 0, responses: list[AlterConfigsResourceResponse] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.responses = [] if responses is _FACTORY else responses
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterConfigsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.responses) == (other.throttle_time_ms, other.responses)
 
 
 def _enc_AlterConfigsResourceResponse_0(a: _Append, o: AlterConfigsResourceResponse) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -29,35 +28,62 @@ __all__ = ['ReassignablePartition', 'ReassignableTopic', 'AlterPartitionReassign
 _S0 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class ReassignablePartition(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'replicas')
+    partition_index: int
     """The partition index."""
-    replicas: list[int] | None = None
+    replicas: list[int] | None
     """The replicas to place the partitions on, or null to cancel a pending reassignment for this partition."""
 
+    def __init__(self, partition_index: int = 0, replicas: list[int] | None = None) -> None:
+        self.partition_index = partition_index
+        self.replicas = replicas
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ReassignablePartition:
+            return NotImplemented
+        return (self.partition_index, self.replicas) == (other.partition_index, other.replicas)
+
+
 class ReassignableTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[ReassignablePartition] = _field(default_factory=list)
+    partitions: list[ReassignablePartition]
     """The partitions to reassign."""
 
+    def __init__(self, name: str = '', partitions: list[ReassignablePartition] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ReassignableTopic:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class AlterPartitionReassignmentsRequest(_Message):
     """AlterPartitionReassignmentsRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('timeout_ms', 'topics')
     NAME = 'AlterPartitionReassignmentsRequest'
     API_KEY = 45
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    timeout_ms: int = 60000
+    timeout_ms: int
     """The time in ms to wait for the request to complete."""
-    topics: list[ReassignableTopic] = _field(default_factory=list)
+    topics: list[ReassignableTopic]
     """The topics to reassign."""
+
+    def __init__(self, timeout_ms: int = 60000, topics: list[ReassignableTopic] = _FACTORY) -> None:
+        self.timeout_ms = timeout_ms
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterPartitionReassignmentsRequest:
+            return NotImplemented
+        return (self.timeout_ms, self.topics) == (other.timeout_ms, other.topics)
 
 
 def _enc_ReassignablePartition_0(a: _Append, o: ReassignablePartition) -> None:

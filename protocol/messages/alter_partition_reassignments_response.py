@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -29,41 +28,71 @@ __all__ = ['ReassignablePartitionResponse', 'ReassignableTopicResponse', 'AlterP
 _S0 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class ReassignablePartitionResponse(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'error_code', 'error_message')
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The error code for this partition, or 0 if there was no error."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message for this partition, or null if there was no error."""
 
+    def __init__(self, partition_index: int = 0, error_code: int = 0, error_message: str | None = '') -> None:
+        self.partition_index = partition_index
+        self.error_code = error_code
+        self.error_message = error_message
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ReassignablePartitionResponse:
+            return NotImplemented
+        return (self.partition_index, self.error_code, self.error_message) == (other.partition_index, other.error_code, other.error_message)
+
+
 class ReassignableTopicResponse(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name"""
-    partitions: list[ReassignablePartitionResponse] = _field(default_factory=list)
+    partitions: list[ReassignablePartitionResponse]
     """The responses to partitions to reassign"""
 
+    def __init__(self, name: str = '', partitions: list[ReassignablePartitionResponse] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ReassignableTopicResponse:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class AlterPartitionReassignmentsResponse(_Message):
     """AlterPartitionReassignmentsResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses')
     NAME = 'AlterPartitionReassignmentsResponse'
     API_KEY = 45
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The top-level error code, or 0 if there was no error."""
-    error_message: str | None = ''
+    error_message: str | None
     """The top-level error message, or null if there was no error."""
-    responses: list[ReassignableTopicResponse] = _field(default_factory=list)
+    responses: list[ReassignableTopicResponse]
     """The responses to topics to reassign."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = '', responses: list[ReassignableTopicResponse] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.responses = [] if responses is _FACTORY else responses
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterPartitionReassignmentsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.error_message, self.responses) == (other.throttle_time_ms, other.error_code, other.error_message, other.responses)
 
 
 def _enc_ReassignablePartitionResponse_0(a: _Append, o: ReassignablePartitionResponse) -> None:

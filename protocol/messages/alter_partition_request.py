@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -36,52 +35,94 @@ _S3 = _struct.Struct('>bi')
 _S4 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class BrokerState(_Struct):
-    broker_id: int = 0
+    __slots__ = ('broker_id', 'broker_epoch')
+    broker_id: int
     """The ID of the broker."""
-    broker_epoch: int = -1
+    broker_epoch: int
     """The epoch of the broker. It will be -1 if the epoch check is not supported."""
 
+    def __init__(self, broker_id: int = 0, broker_epoch: int = -1) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not BrokerState:
+            return NotImplemented
+        return (self.broker_id, self.broker_epoch) == (other.broker_id, other.broker_epoch)
+
+
 class PartitionData(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'leader_epoch', 'new_isr', 'new_isr_with_epochs', 'leader_recovery_state', 'partition_epoch')
+    partition_index: int
     """The partition index"""
-    leader_epoch: int = 0
+    leader_epoch: int
     """The leader epoch of this partition"""
-    new_isr: list[int] = _field(default_factory=list)
+    new_isr: list[int]
     """The ISR for this partition. Deprecated since version 3."""
-    new_isr_with_epochs: list[BrokerState] = _field(default_factory=list)
-    leader_recovery_state: int = 0
+    new_isr_with_epochs: list[BrokerState]
+    leader_recovery_state: int
     """1 if the partition is recovering from an unclean leader election; 0 otherwise."""
-    partition_epoch: int = 0
+    partition_epoch: int
     """The expected epoch of the partition which is being updated. For legacy cluster this is the ZkVersion in the LeaderAndIsr request."""
 
+    def __init__(self, partition_index: int = 0, leader_epoch: int = 0, new_isr: list[int] = _FACTORY, new_isr_with_epochs: list[BrokerState] = _FACTORY, leader_recovery_state: int = 0, partition_epoch: int = 0) -> None:
+        self.partition_index = partition_index
+        self.leader_epoch = leader_epoch
+        self.new_isr = [] if new_isr is _FACTORY else new_isr
+        self.new_isr_with_epochs = [] if new_isr_with_epochs is _FACTORY else new_isr_with_epochs
+        self.leader_recovery_state = leader_recovery_state
+        self.partition_epoch = partition_epoch
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition_index, self.leader_epoch, self.new_isr, self.new_isr_with_epochs, self.leader_recovery_state, self.partition_epoch) == (other.partition_index, other.leader_epoch, other.new_isr, other.new_isr_with_epochs, other.leader_recovery_state, other.partition_epoch)
+
+
 class TopicData(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'topic_id', 'partitions')
+    topic_name: str
     """The name of the topic to alter ISRs for"""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """The ID of the topic to alter ISRs for"""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
+
+    def __init__(self, topic_name: str = '', topic_id: uuid.UUID = _ZERO_UUID, partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicData:
+            return NotImplemented
+        return (self.topic_name, self.topic_id, self.partitions) == (other.topic_name, other.topic_id, other.partitions)
 
 
-@_dataclass(slots=True)
 class AlterPartitionRequest(_Message):
     """AlterPartitionRequest: versions 0-3, flexible 0+."""
 
+    __slots__ = ('broker_id', 'broker_epoch', 'topics')
     NAME = 'AlterPartitionRequest'
     API_KEY = 56
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 0
-    broker_id: int = 0
+    broker_id: int
     """The ID of the requesting broker"""
-    broker_epoch: int = -1
+    broker_epoch: int
     """The epoch of the requesting broker"""
-    topics: list[TopicData] = _field(default_factory=list)
+    topics: list[TopicData]
+
+    def __init__(self, broker_id: int = 0, broker_epoch: int = -1, topics: list[TopicData] = _FACTORY) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterPartitionRequest:
+            return NotImplemented
+        return (self.broker_id, self.broker_epoch, self.topics) == (other.broker_id, other.broker_epoch, other.topics)
 
 
 def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:

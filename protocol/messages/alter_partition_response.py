@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -35,47 +34,81 @@ _S3 = _struct.Struct('>bi')
 _S4 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class PartitionData(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch', 'isr', 'leader_recovery_state', 'partition_epoch')
+    partition_index: int
     """The partition index"""
-    error_code: int = 0
+    error_code: int
     """The partition level error code"""
-    leader_id: int = 0
+    leader_id: int
     """The broker ID of the leader."""
-    leader_epoch: int = 0
+    leader_epoch: int
     """The leader epoch."""
-    isr: list[int] = _field(default_factory=list)
+    isr: list[int]
     """The in-sync replica IDs."""
-    leader_recovery_state: int = 0
+    leader_recovery_state: int
     """1 if the partition is recovering from an unclean leader election; 0 otherwise."""
-    partition_epoch: int = 0
+    partition_epoch: int
     """The current epoch for the partition for KRaft controllers. The current ZK version for the legacy controllers."""
 
+    def __init__(self, partition_index: int = 0, error_code: int = 0, leader_id: int = 0, leader_epoch: int = 0, isr: list[int] = _FACTORY, leader_recovery_state: int = 0, partition_epoch: int = 0) -> None:
+        self.partition_index = partition_index
+        self.error_code = error_code
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
+        self.isr = [] if isr is _FACTORY else isr
+        self.leader_recovery_state = leader_recovery_state
+        self.partition_epoch = partition_epoch
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition_index, self.error_code, self.leader_id, self.leader_epoch, self.isr, self.leader_recovery_state, self.partition_epoch) == (other.partition_index, other.error_code, other.leader_id, other.leader_epoch, other.isr, other.leader_recovery_state, other.partition_epoch)
+
+
 class TopicData(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'topic_id', 'partitions')
+    topic_name: str
     """The name of the topic"""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """The ID of the topic"""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
+
+    def __init__(self, topic_name: str = '', topic_id: uuid.UUID = _ZERO_UUID, partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicData:
+            return NotImplemented
+        return (self.topic_name, self.topic_id, self.partitions) == (other.topic_name, other.topic_id, other.partitions)
 
 
-@_dataclass(slots=True)
 class AlterPartitionResponse(_Message):
     """AlterPartitionResponse: versions 0-3, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'topics')
     NAME = 'AlterPartitionResponse'
     API_KEY = 56
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The top level response error code"""
-    topics: list[TopicData] = _field(default_factory=list)
+    topics: list[TopicData]
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, topics: list[TopicData] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterPartitionResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.topics) == (other.throttle_time_ms, other.error_code, other.topics)
 
 
 def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -33,33 +32,59 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['AlterReplicaLogDirTopic', 'AlterReplicaLogDir', 'AlterReplicaLogDirsRequest']
 
 
-@_dataclass(slots=True)
 class AlterReplicaLogDirTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[int] = _field(default_factory=list)
+    partitions: list[int]
     """The partition indexes."""
 
+    def __init__(self, name: str = '', partitions: list[int] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterReplicaLogDirTopic:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class AlterReplicaLogDir(_Struct):
-    path: str = ''
+    __slots__ = ('path', 'topics')
+    path: str
     """The absolute directory path."""
-    topics: list[AlterReplicaLogDirTopic] = _field(default_factory=list)
+    topics: list[AlterReplicaLogDirTopic]
     """The topics to add to the directory."""
 
+    def __init__(self, path: str = '', topics: list[AlterReplicaLogDirTopic] = _FACTORY) -> None:
+        self.path = path
+        self.topics = [] if topics is _FACTORY else topics
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterReplicaLogDir:
+            return NotImplemented
+        return (self.path, self.topics) == (other.path, other.topics)
+
+
 class AlterReplicaLogDirsRequest(_Message):
     """AlterReplicaLogDirsRequest: versions 0-2, flexible 2+."""
 
+    __slots__ = ('dirs',)
     NAME = 'AlterReplicaLogDirsRequest'
     API_KEY = 34
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    dirs: list[AlterReplicaLogDir] = _field(default_factory=list)
+    dirs: list[AlterReplicaLogDir]
     """The alterations to make for each directory."""
+
+    def __init__(self, dirs: list[AlterReplicaLogDir] = _FACTORY) -> None:
+        self.dirs = [] if dirs is _FACTORY else dirs
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterReplicaLogDirsRequest:
+            return NotImplemented
+        return (self.dirs,) == (other.dirs,)
 
 
 def _enc_AlterReplicaLogDirTopic_0(a: _Append, o: AlterReplicaLogDirTopic) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,35 +31,62 @@ _S0 = _struct.Struct('>ih')
 _S1 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class AlterReplicaLogDirPartitionResult(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'error_code')
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
 
+    def __init__(self, partition_index: int = 0, error_code: int = 0) -> None:
+        self.partition_index = partition_index
+        self.error_code = error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterReplicaLogDirPartitionResult:
+            return NotImplemented
+        return (self.partition_index, self.error_code) == (other.partition_index, other.error_code)
+
+
 class AlterReplicaLogDirTopicResult(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partitions')
+    topic_name: str
     """The name of the topic."""
-    partitions: list[AlterReplicaLogDirPartitionResult] = _field(default_factory=list)
+    partitions: list[AlterReplicaLogDirPartitionResult]
     """The results for each partition."""
 
+    def __init__(self, topic_name: str = '', partitions: list[AlterReplicaLogDirPartitionResult] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterReplicaLogDirTopicResult:
+            return NotImplemented
+        return (self.topic_name, self.partitions) == (other.topic_name, other.partitions)
+
+
 class AlterReplicaLogDirsResponse(_Message):
     """AlterReplicaLogDirsResponse: versions 0-2, flexible 2+."""
 
+    __slots__ = ('throttle_time_ms', 'results')
     NAME = 'AlterReplicaLogDirsResponse'
     API_KEY = 34
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    results: list[AlterReplicaLogDirTopicResult] = _field(default_factory=list)
+    results: list[AlterReplicaLogDirTopicResult]
     """The results for each topic."""
+
+    def __init__(self, throttle_time_ms: int = 0, results: list[AlterReplicaLogDirTopicResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _FACTORY else results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterReplicaLogDirsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.results) == (other.throttle_time_ms, other.results)
 
 
 def _enc_AlterReplicaLogDirPartitionResult_0(a: _Append, o: AlterReplicaLogDirPartitionResult) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -30,29 +29,48 @@ _S0 = _struct.Struct('>h')
 _S1 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class AlterUserScramCredentialsResult(_Struct):
-    user: str = ''
+    __slots__ = ('user', 'error_code', 'error_message')
+    user: str
     """The user name."""
-    error_code: int = 0
+    error_code: int
     """The error code."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, if any."""
 
+    def __init__(self, user: str = '', error_code: int = 0, error_message: str | None = '') -> None:
+        self.user = user
+        self.error_code = error_code
+        self.error_message = error_message
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterUserScramCredentialsResult:
+            return NotImplemented
+        return (self.user, self.error_code, self.error_message) == (other.user, other.error_code, other.error_message)
+
+
 class AlterUserScramCredentialsResponse(_Message):
     """AlterUserScramCredentialsResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'results')
     NAME = 'AlterUserScramCredentialsResponse'
     API_KEY = 51
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    results: list[AlterUserScramCredentialsResult] = _field(default_factory=list)
+    results: list[AlterUserScramCredentialsResult]
     """The results for deletions and alterations, one per affected user."""
+
+    def __init__(self, throttle_time_ms: int = 0, results: list[AlterUserScramCredentialsResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _FACTORY else results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterUserScramCredentialsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.results) == (other.throttle_time_ms, other.results)
 
 
 def _enc_AlterUserScramCredentialsResult_0(a: _Append, o: AlterUserScramCredentialsResult) -> None:

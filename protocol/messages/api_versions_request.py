@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -22,19 +20,28 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['ApiVersionsRequest']
 
 
-@_dataclass(slots=True)
 class ApiVersionsRequest(_Message):
     """ApiVersionsRequest: versions 0-4, flexible 3+."""
 
+    __slots__ = ('client_software_name', 'client_software_version')
     NAME = 'ApiVersionsRequest'
     API_KEY = 18
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 3
-    client_software_name: str = ''
+    client_software_name: str
     """The name of the client."""
-    client_software_version: str = ''
+    client_software_version: str
     """The version of the client."""
+
+    def __init__(self, client_software_name: str = '', client_software_version: str = '') -> None:
+        self.client_software_name = client_software_name
+        self.client_software_version = client_software_version
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ApiVersionsRequest:
+            return NotImplemented
+        return (self.client_software_name, self.client_software_version) == (other.client_software_name, other.client_software_version)
 
 
 def _enc_ApiVersionsRequest_0(a: _Append, o: ApiVersionsRequest) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,59 +36,103 @@ _S4 = _struct.Struct('>q')
 _S5 = _struct.Struct('>?')
 
 
-@_dataclass(slots=True)
 class ApiVersion(_Struct):
-    api_key: int = 0
+    __slots__ = ('api_key', 'min_version', 'max_version')
+    api_key: int
     """The API index."""
-    min_version: int = 0
+    min_version: int
     """The minimum supported version, inclusive."""
-    max_version: int = 0
+    max_version: int
     """The maximum supported version, inclusive."""
 
+    def __init__(self, api_key: int = 0, min_version: int = 0, max_version: int = 0) -> None:
+        self.api_key = api_key
+        self.min_version = min_version
+        self.max_version = max_version
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ApiVersion:
+            return NotImplemented
+        return (self.api_key, self.min_version, self.max_version) == (other.api_key, other.min_version, other.max_version)
+
+
 class SupportedFeatureKey(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'min_version', 'max_version')
+    name: str
     """The name of the feature."""
-    min_version: int = 0
+    min_version: int
     """The minimum supported version for the feature."""
-    max_version: int = 0
+    max_version: int
     """The maximum supported version for the feature."""
 
+    def __init__(self, name: str = '', min_version: int = 0, max_version: int = 0) -> None:
+        self.name = name
+        self.min_version = min_version
+        self.max_version = max_version
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SupportedFeatureKey:
+            return NotImplemented
+        return (self.name, self.min_version, self.max_version) == (other.name, other.min_version, other.max_version)
+
+
 class FinalizedFeatureKey(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'max_version_level', 'min_version_level')
+    name: str
     """The name of the feature."""
-    max_version_level: int = 0
+    max_version_level: int
     """The cluster-wide finalized max version level for the feature."""
-    min_version_level: int = 0
+    min_version_level: int
     """The cluster-wide finalized min version level for the feature."""
 
+    def __init__(self, name: str = '', max_version_level: int = 0, min_version_level: int = 0) -> None:
+        self.name = name
+        self.max_version_level = max_version_level
+        self.min_version_level = min_version_level
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FinalizedFeatureKey:
+            return NotImplemented
+        return (self.name, self.max_version_level, self.min_version_level) == (other.name, other.max_version_level, other.min_version_level)
+
+
 class ApiVersionsResponse(_Message):
     """ApiVersionsResponse: versions 0-4, flexible 3+."""
 
+    __slots__ = ('error_code', 'api_keys', 'throttle_time_ms', 'supported_features', 'finalized_features_epoch', 'finalized_features', 'zk_migration_ready')
     NAME = 'ApiVersionsResponse'
     API_KEY = 18
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 3
-    error_code: int = 0
+    error_code: int
     """The top-level error code."""
-    api_keys: list[ApiVersion] = _field(default_factory=list)
+    api_keys: list[ApiVersion]
     """The APIs supported by the broker."""
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    supported_features: list[SupportedFeatureKey] = _field(default_factory=list)
+    supported_features: list[SupportedFeatureKey]
     """Features supported by the broker. Note: in v0-v3, features with MinSupportedVersion = 0 are omitted."""
-    finalized_features_epoch: int = -1
+    finalized_features_epoch: int
     """The monotonically increasing epoch for the finalized features information. Valid values are >= 0. A value of -1 is special and represents unknown epoch."""
-    finalized_features: list[FinalizedFeatureKey] = _field(default_factory=list)
+    finalized_features: list[FinalizedFeatureKey]
     """List of cluster-wide finalized features. The information is valid only if FinalizedFeaturesEpoch >= 0."""
-    zk_migration_ready: bool = False
+    zk_migration_ready: bool
     """Set by a KRaft controller if the required configurations for ZK migration are present"""
+
+    def __init__(self, error_code: int = 0, api_keys: list[ApiVersion] = _FACTORY, throttle_time_ms: int = 0, supported_features: list[SupportedFeatureKey] = _FACTORY, finalized_features_epoch: int = -1, finalized_features: list[FinalizedFeatureKey] = _FACTORY, zk_migration_ready: bool = False) -> None:
+        self.error_code = error_code
+        self.api_keys = [] if api_keys is _FACTORY else api_keys
+        self.throttle_time_ms = throttle_time_ms
+        self.supported_features = [] if supported_features is _FACTORY else supported_features
+        self.finalized_features_epoch = finalized_features_epoch
+        self.finalized_features = [] if finalized_features is _FACTORY else finalized_features
+        self.zk_migration_ready = zk_migration_ready
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ApiVersionsResponse:
+            return NotImplemented
+        return (self.error_code, self.api_keys, self.throttle_time_ms, self.supported_features, self.finalized_features_epoch, self.finalized_features, self.zk_migration_ready) == (other.error_code, other.api_keys, other.throttle_time_ms, other.supported_features, other.finalized_features_epoch, other.finalized_features, other.zk_migration_ready)
 
 
 def _enc_ApiVersion_0(a: _Append, o: ApiVersion) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -29,40 +28,76 @@ _S1 = _struct.Struct('>16s')
 _S2 = _struct.Struct('>iq')
 
 
-@_dataclass(slots=True)
 class PartitionData(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index',)
+    partition_index: int
     """The partition index"""
 
+    def __init__(self, partition_index: int = 0) -> None:
+        self.partition_index = partition_index
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition_index,) == (other.partition_index,)
+
+
 class TopicData(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'partitions')
+    topic_id: uuid.UUID
     """The ID of the assigned topic"""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
+
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicData:
+            return NotImplemented
+        return (self.topic_id, self.partitions) == (other.topic_id, other.partitions)
 
 
-@_dataclass(slots=True)
 class DirectoryData(_Struct):
-    id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('id', 'topics')
+    id: uuid.UUID
     """The ID of the directory"""
-    topics: list[TopicData] = _field(default_factory=list)
+    topics: list[TopicData]
+
+    def __init__(self, id: uuid.UUID = _ZERO_UUID, topics: list[TopicData] = _FACTORY) -> None:
+        self.id = id
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DirectoryData:
+            return NotImplemented
+        return (self.id, self.topics) == (other.id, other.topics)
 
 
-@_dataclass(slots=True)
 class AssignReplicasToDirsRequest(_Message):
     """AssignReplicasToDirsRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('broker_id', 'broker_epoch', 'directories')
     NAME = 'AssignReplicasToDirsRequest'
     API_KEY = 73
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    broker_id: int = 0
+    broker_id: int
     """The ID of the requesting broker"""
-    broker_epoch: int = -1
+    broker_epoch: int
     """The epoch of the requesting broker"""
-    directories: list[DirectoryData] = _field(default_factory=list)
+    directories: list[DirectoryData]
+
+    def __init__(self, broker_id: int = 0, broker_epoch: int = -1, directories: list[DirectoryData] = _FACTORY) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
+        self.directories = [] if directories is _FACTORY else directories
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AssignReplicasToDirsRequest:
+            return NotImplemented
+        return (self.broker_id, self.broker_epoch, self.directories) == (other.broker_id, other.broker_epoch, other.directories)
 
 
 def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -38,48 +37,88 @@ _S2 = _struct.Struct('>i')
 _S3 = _struct.Struct('>H')
 
 
-@_dataclass(slots=True)
 class PartitionData(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'error_code', 'leader_id', 'leader_epoch')
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
-    leader_id: int = 0
+    error_code: int
+    leader_id: int
     """The ID of the current leader or -1 if the leader is unknown."""
-    leader_epoch: int = 0
+    leader_epoch: int
     """The latest known leader epoch"""
 
+    def __init__(self, partition_index: int = 0, error_code: int = 0, leader_id: int = 0, leader_epoch: int = 0) -> None:
+        self.partition_index = partition_index
+        self.error_code = error_code
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition_index, self.error_code, self.leader_id, self.leader_epoch) == (other.partition_index, other.error_code, other.leader_id, other.leader_epoch)
+
+
 class TopicData(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partitions')
+    topic_name: str
     """The topic name."""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
+
+    def __init__(self, topic_name: str = '', partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicData:
+            return NotImplemented
+        return (self.topic_name, self.partitions) == (other.topic_name, other.partitions)
 
 
-@_dataclass(slots=True)
 class NodeEndpoint(_Struct):
-    node_id: int = 0
+    __slots__ = ('node_id', 'host', 'port')
+    node_id: int
     """The ID of the associated node"""
-    host: str = ''
+    host: str
     """The node's hostname"""
-    port: int = 0
+    port: int
     """The node's port"""
 
+    def __init__(self, node_id: int = 0, host: str = '', port: int = 0) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.port = port
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not NodeEndpoint:
+            return NotImplemented
+        return (self.node_id, self.host, self.port) == (other.node_id, other.host, other.port)
+
+
 class BeginQuorumEpochResponse(_Message):
     """BeginQuorumEpochResponse: versions 0-1, flexible 1+."""
 
+    __slots__ = ('error_code', 'topics', 'node_endpoints')
     NAME = 'BeginQuorumEpochResponse'
     API_KEY = 53
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 1
-    error_code: int = 0
+    error_code: int
     """The top level error code."""
-    topics: list[TopicData] = _field(default_factory=list)
-    node_endpoints: list[NodeEndpoint] = _field(default_factory=list)
+    topics: list[TopicData]
+    node_endpoints: list[NodeEndpoint]
     """Endpoints for all leaders enumerated in PartitionData"""
+
+    def __init__(self, error_code: int = 0, topics: list[TopicData] = _FACTORY, node_endpoints: list[NodeEndpoint] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.topics = [] if topics is _FACTORY else topics
+        self.node_endpoints = [] if node_endpoints is _FACTORY else node_endpoints
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not BeginQuorumEpochResponse:
+            return NotImplemented
+        return (self.error_code, self.topics, self.node_endpoints) == (other.error_code, other.topics, other.node_endpoints)
 
 
 def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:

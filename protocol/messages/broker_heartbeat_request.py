@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
@@ -30,27 +29,40 @@ _S0 = _struct.Struct('>iqq??')
 _S1 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class BrokerHeartbeatRequest(_Message):
     """BrokerHeartbeatRequest: versions 0-1, flexible 0+."""
 
+    __slots__ = ('broker_id', 'broker_epoch', 'current_metadata_offset', 'want_fence', 'want_shut_down', 'offline_log_dirs')
     NAME = 'BrokerHeartbeatRequest'
     API_KEY = 63
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    broker_id: int = 0
+    broker_id: int
     """The broker ID."""
-    broker_epoch: int = -1
+    broker_epoch: int
     """The broker epoch."""
-    current_metadata_offset: int = 0
+    current_metadata_offset: int
     """The highest metadata offset which the broker has reached."""
-    want_fence: bool = False
+    want_fence: bool
     """True if the broker wants to be fenced, false otherwise."""
-    want_shut_down: bool = False
+    want_shut_down: bool
     """True if the broker wants to be shut down, false otherwise."""
-    offline_log_dirs: list[uuid.UUID] = _field(default_factory=list)
+    offline_log_dirs: list[uuid.UUID]
     """Log directories that failed and went offline."""
+
+    def __init__(self, broker_id: int = 0, broker_epoch: int = -1, current_metadata_offset: int = 0, want_fence: bool = False, want_shut_down: bool = False, offline_log_dirs: list[uuid.UUID] = _FACTORY) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
+        self.current_metadata_offset = current_metadata_offset
+        self.want_fence = want_fence
+        self.want_shut_down = want_shut_down
+        self.offline_log_dirs = [] if offline_log_dirs is _FACTORY else offline_log_dirs
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not BrokerHeartbeatRequest:
+            return NotImplemented
+        return (self.broker_id, self.broker_epoch, self.current_metadata_offset, self.want_fence, self.want_shut_down, self.offline_log_dirs) == (other.broker_id, other.broker_epoch, other.current_metadata_offset, other.want_fence, other.want_shut_down, other.offline_log_dirs)
 
 
 def _enc_BrokerHeartbeatRequest_0(a: _Append, o: BrokerHeartbeatRequest) -> None:

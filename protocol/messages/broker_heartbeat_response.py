@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,25 +19,37 @@ __all__ = ['BrokerHeartbeatResponse']
 _S0 = _struct.Struct('>ih???')
 
 
-@_dataclass(slots=True)
 class BrokerHeartbeatResponse(_Message):
     """BrokerHeartbeatResponse: versions 0-1, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'is_caught_up', 'is_fenced', 'should_shut_down')
     NAME = 'BrokerHeartbeatResponse'
     API_KEY = 63
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    is_caught_up: bool = False
+    is_caught_up: bool
     """True if the broker has approximately caught up with the latest metadata."""
-    is_fenced: bool = True
+    is_fenced: bool
     """True if the broker is fenced."""
-    should_shut_down: bool = False
+    should_shut_down: bool
     """True if the broker should proceed with its shutdown."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, is_caught_up: bool = False, is_fenced: bool = True, should_shut_down: bool = False) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.is_caught_up = is_caught_up
+        self.is_fenced = is_fenced
+        self.should_shut_down = should_shut_down
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not BrokerHeartbeatResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.is_caught_up, self.is_fenced, self.should_shut_down) == (other.throttle_time_ms, other.error_code, other.is_caught_up, other.is_fenced, other.should_shut_down)
 
 
 def _enc_BrokerHeartbeatResponse_0(a: _Append, o: BrokerHeartbeatResponse) -> None:

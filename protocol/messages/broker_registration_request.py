@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,55 +36,92 @@ _S4 = _struct.Struct('>?')
 _S5 = _struct.Struct('>q')
 
 
-@_dataclass(slots=True)
 class Listener(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'host', 'port', 'security_protocol')
+    name: str
     """The name of the endpoint."""
-    host: str = ''
+    host: str
     """The hostname."""
-    port: int = 0
+    port: int
     """The port."""
-    security_protocol: int = 0
+    security_protocol: int
     """The security protocol."""
 
+    def __init__(self, name: str = '', host: str = '', port: int = 0, security_protocol: int = 0) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.security_protocol = security_protocol
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Listener:
+            return NotImplemented
+        return (self.name, self.host, self.port, self.security_protocol) == (other.name, other.host, other.port, other.security_protocol)
+
+
 class Feature(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'min_supported_version', 'max_supported_version')
+    name: str
     """The feature name."""
-    min_supported_version: int = 0
+    min_supported_version: int
     """The minimum supported feature level."""
-    max_supported_version: int = 0
+    max_supported_version: int
     """The maximum supported feature level."""
 
+    def __init__(self, name: str = '', min_supported_version: int = 0, max_supported_version: int = 0) -> None:
+        self.name = name
+        self.min_supported_version = min_supported_version
+        self.max_supported_version = max_supported_version
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Feature:
+            return NotImplemented
+        return (self.name, self.min_supported_version, self.max_supported_version) == (other.name, other.min_supported_version, other.max_supported_version)
+
+
 class BrokerRegistrationRequest(_Message):
     """BrokerRegistrationRequest: versions 0-4, flexible 0+."""
 
+    __slots__ = ('broker_id', 'cluster_id', 'incarnation_id', 'listeners', 'features', 'rack', 'is_migrating_zk_broker', 'log_dirs', 'previous_broker_epoch')
     NAME = 'BrokerRegistrationRequest'
     API_KEY = 62
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 0
-    broker_id: int = 0
+    broker_id: int
     """The broker ID."""
-    cluster_id: str = ''
+    cluster_id: str
     """The cluster id of the broker process."""
-    incarnation_id: uuid.UUID = _ZERO_UUID
+    incarnation_id: uuid.UUID
     """The incarnation id of the broker process."""
-    listeners: list[Listener] = _field(default_factory=list)
+    listeners: list[Listener]
     """The listeners of this broker"""
-    features: list[Feature] = _field(default_factory=list)
+    features: list[Feature]
     """The features on this broker. Note: in v0-v3, features with MinSupportedVersion = 0 are omitted."""
-    rack: str | None = ''
+    rack: str | None
     """The rack which this broker is in."""
-    is_migrating_zk_broker: bool = False
+    is_migrating_zk_broker: bool
     """If the required configurations for ZK migration are present, this value is set to true"""
-    log_dirs: list[uuid.UUID] = _field(default_factory=list)
+    log_dirs: list[uuid.UUID]
     """Log directories configured in this broker which are available."""
-    previous_broker_epoch: int = -1
+    previous_broker_epoch: int
     """The epoch before a clean shutdown."""
+
+    def __init__(self, broker_id: int = 0, cluster_id: str = '', incarnation_id: uuid.UUID = _ZERO_UUID, listeners: list[Listener] = _FACTORY, features: list[Feature] = _FACTORY, rack: str | None = '', is_migrating_zk_broker: bool = False, log_dirs: list[uuid.UUID] = _FACTORY, previous_broker_epoch: int = -1) -> None:
+        self.broker_id = broker_id
+        self.cluster_id = cluster_id
+        self.incarnation_id = incarnation_id
+        self.listeners = [] if listeners is _FACTORY else listeners
+        self.features = [] if features is _FACTORY else features
+        self.rack = rack
+        self.is_migrating_zk_broker = is_migrating_zk_broker
+        self.log_dirs = [] if log_dirs is _FACTORY else log_dirs
+        self.previous_broker_epoch = previous_broker_epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not BrokerRegistrationRequest:
+            return NotImplemented
+        return (self.broker_id, self.cluster_id, self.incarnation_id, self.listeners, self.features, self.rack, self.is_migrating_zk_broker, self.log_dirs, self.previous_broker_epoch) == (other.broker_id, other.cluster_id, other.incarnation_id, other.listeners, other.features, other.rack, other.is_migrating_zk_broker, other.log_dirs, other.previous_broker_epoch)
 
 
 def _enc_Listener_0(a: _Append, o: Listener) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,21 +19,31 @@ __all__ = ['BrokerRegistrationResponse']
 _S0 = _struct.Struct('>ihq')
 
 
-@_dataclass(slots=True)
 class BrokerRegistrationResponse(_Message):
     """BrokerRegistrationResponse: versions 0-4, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'broker_epoch')
     NAME = 'BrokerRegistrationResponse'
     API_KEY = 62
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """Duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    broker_epoch: int = -1
+    broker_epoch: int
     """The broker's assigned epoch, or -1 if none was assigned."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, broker_epoch: int = -1) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.broker_epoch = broker_epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not BrokerRegistrationResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.broker_epoch) == (other.throttle_time_ms, other.error_code, other.broker_epoch)
 
 
 def _enc_BrokerRegistrationResponse_0(a: _Append, o: BrokerRegistrationResponse) -> None:

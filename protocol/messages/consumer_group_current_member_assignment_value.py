@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -30,33 +29,54 @@ _S0 = _struct.Struct('>16s')
 _S1 = _struct.Struct('>iib')
 
 
-@_dataclass(slots=True)
 class TopicPartitions(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'partitions')
+    topic_id: uuid.UUID
     """The topic Id."""
-    partitions: list[int] = _field(default_factory=list)
+    partitions: list[int]
     """The partition Ids."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, partitions: list[int] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicPartitions:
+            return NotImplemented
+        return (self.topic_id, self.partitions) == (other.topic_id, other.partitions)
+
+
 class ConsumerGroupCurrentMemberAssignmentValue(_Message):
     """ConsumerGroupCurrentMemberAssignmentValue: versions 0, flexible 0+."""
 
+    __slots__ = ('member_epoch', 'previous_member_epoch', 'state', 'assigned_partitions', 'partitions_pending_revocation')
     NAME = 'ConsumerGroupCurrentMemberAssignmentValue'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    member_epoch: int = 0
+    member_epoch: int
     """The current member epoch that is expected from the member in the heartbeat request."""
-    previous_member_epoch: int = 0
+    previous_member_epoch: int
     """If the last epoch bump is lost before reaching the member, the member will retry with the previous epoch."""
-    state: int = 0
+    state: int
     """The member state. See ConsumerGroupMember.MemberState for the possible values."""
-    assigned_partitions: list[TopicPartitions] = _field(default_factory=list)
+    assigned_partitions: list[TopicPartitions]
     """The partitions assigned to (or owned by) this member."""
-    partitions_pending_revocation: list[TopicPartitions] = _field(default_factory=list)
+    partitions_pending_revocation: list[TopicPartitions]
     """The partitions that must be revoked by this member."""
+
+    def __init__(self, member_epoch: int = 0, previous_member_epoch: int = 0, state: int = 0, assigned_partitions: list[TopicPartitions] = _FACTORY, partitions_pending_revocation: list[TopicPartitions] = _FACTORY) -> None:
+        self.member_epoch = member_epoch
+        self.previous_member_epoch = previous_member_epoch
+        self.state = state
+        self.assigned_partitions = [] if assigned_partitions is _FACTORY else assigned_partitions
+        self.partitions_pending_revocation = [] if partitions_pending_revocation is _FACTORY else partitions_pending_revocation
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ConsumerGroupCurrentMemberAssignmentValue:
+            return NotImplemented
+        return (self.member_epoch, self.previous_member_epoch, self.state, self.assigned_partitions, self.partitions_pending_revocation) == (other.member_epoch, other.previous_member_epoch, other.state, other.assigned_partitions, other.partitions_pending_revocation)
 
 
 def _enc_TopicPartitions_0(a: _Append, o: TopicPartitions) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
@@ -26,19 +25,28 @@ __all__ = ['ConsumerGroupDescribeRequest']
 _S0 = _struct.Struct('>?')
 
 
-@_dataclass(slots=True)
 class ConsumerGroupDescribeRequest(_Message):
     """ConsumerGroupDescribeRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('group_ids', 'include_authorized_operations')
     NAME = 'ConsumerGroupDescribeRequest'
     API_KEY = 69
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    group_ids: list[str] = _field(default_factory=list)
+    group_ids: list[str]
     """The ids of the groups to describe"""
-    include_authorized_operations: bool = False
+    include_authorized_operations: bool
     """Whether to include authorized operations."""
+
+    def __init__(self, group_ids: list[str] = _FACTORY, include_authorized_operations: bool = False) -> None:
+        self.group_ids = [] if group_ids is _FACTORY else group_ids
+        self.include_authorized_operations = include_authorized_operations
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ConsumerGroupDescribeRequest:
+            return NotImplemented
+        return (self.group_ids, self.include_authorized_operations) == (other.group_ids, other.include_authorized_operations)
 
 
 def _enc_ConsumerGroupDescribeRequest_0(a: _Append, o: ConsumerGroupDescribeRequest) -> None:

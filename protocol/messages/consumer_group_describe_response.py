@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -36,81 +35,141 @@ _S2 = _struct.Struct('>h')
 _S3 = _struct.Struct('>ii')
 
 
-@_dataclass(slots=True)
 class TopicPartitions(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'topic_name', 'partitions')
+    topic_id: uuid.UUID
     """The topic ID."""
-    topic_name: str = ''
+    topic_name: str
     """The topic name."""
-    partitions: list[int] = _field(default_factory=list)
+    partitions: list[int]
     """The partitions."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, topic_name: str = '', partitions: list[int] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.topic_name = topic_name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicPartitions:
+            return NotImplemented
+        return (self.topic_id, self.topic_name, self.partitions) == (other.topic_id, other.topic_name, other.partitions)
+
+
 class Assignment(_Struct):
-    topic_partitions: list[TopicPartitions] = _field(default_factory=list)
+    __slots__ = ('topic_partitions',)
+    topic_partitions: list[TopicPartitions]
     """The assigned topic-partitions to the member."""
 
+    def __init__(self, topic_partitions: list[TopicPartitions] = _FACTORY) -> None:
+        self.topic_partitions = [] if topic_partitions is _FACTORY else topic_partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Assignment:
+            return NotImplemented
+        return (self.topic_partitions,) == (other.topic_partitions,)
+
+
 class Member(_Struct):
-    member_id: str = ''
+    __slots__ = ('member_id', 'instance_id', 'rack_id', 'member_epoch', 'client_id', 'client_host', 'subscribed_topic_names', 'subscribed_topic_regex', 'assignment', 'target_assignment')
+    member_id: str
     """The member ID."""
-    instance_id: str | None = None
+    instance_id: str | None
     """The member instance ID."""
-    rack_id: str | None = None
+    rack_id: str | None
     """The member rack ID."""
-    member_epoch: int = 0
+    member_epoch: int
     """The current member epoch."""
-    client_id: str = ''
+    client_id: str
     """The client ID."""
-    client_host: str = ''
+    client_host: str
     """The client host."""
-    subscribed_topic_names: list[str] = _field(default_factory=list)
+    subscribed_topic_names: list[str]
     """The subscribed topic names."""
-    subscribed_topic_regex: str | None = None
+    subscribed_topic_regex: str | None
     """the subscribed topic regex otherwise or null of not provided."""
-    assignment: Assignment = _field(default_factory=Assignment)
+    assignment: Assignment
     """The current assignment."""
-    target_assignment: Assignment = _field(default_factory=Assignment)
+    target_assignment: Assignment
     """The target assignment."""
 
+    def __init__(self, member_id: str = '', instance_id: str | None = None, rack_id: str | None = None, member_epoch: int = 0, client_id: str = '', client_host: str = '', subscribed_topic_names: list[str] = _FACTORY, subscribed_topic_regex: str | None = None, assignment: Assignment = _FACTORY, target_assignment: Assignment = _FACTORY) -> None:
+        self.member_id = member_id
+        self.instance_id = instance_id
+        self.rack_id = rack_id
+        self.member_epoch = member_epoch
+        self.client_id = client_id
+        self.client_host = client_host
+        self.subscribed_topic_names = [] if subscribed_topic_names is _FACTORY else subscribed_topic_names
+        self.subscribed_topic_regex = subscribed_topic_regex
+        self.assignment = Assignment() if assignment is _FACTORY else assignment
+        self.target_assignment = Assignment() if target_assignment is _FACTORY else target_assignment
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Member:
+            return NotImplemented
+        return (self.member_id, self.instance_id, self.rack_id, self.member_epoch, self.client_id, self.client_host, self.subscribed_topic_names, self.subscribed_topic_regex, self.assignment, self.target_assignment) == (other.member_id, other.instance_id, other.rack_id, other.member_epoch, other.client_id, other.client_host, other.subscribed_topic_names, other.subscribed_topic_regex, other.assignment, other.target_assignment)
+
+
 class DescribedGroup(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'error_message', 'group_id', 'group_state', 'group_epoch', 'assignment_epoch', 'assignor_name', 'members', 'authorized_operations')
+    error_code: int
     """The describe error, or 0 if there was no error."""
-    error_message: str | None = None
+    error_message: str | None
     """The top-level error message, or null if there was no error."""
-    group_id: str = ''
+    group_id: str
     """The group ID string."""
-    group_state: str = ''
+    group_state: str
     """The group state string, or the empty string."""
-    group_epoch: int = 0
+    group_epoch: int
     """The group epoch."""
-    assignment_epoch: int = 0
+    assignment_epoch: int
     """The assignment epoch."""
-    assignor_name: str = ''
+    assignor_name: str
     """The selected assignor."""
-    members: list[Member] = _field(default_factory=list)
+    members: list[Member]
     """The members."""
-    authorized_operations: int = -2147483648
+    authorized_operations: int
     """32-bit bitfield to represent authorized operations for this group."""
 
+    def __init__(self, error_code: int = 0, error_message: str | None = None, group_id: str = '', group_state: str = '', group_epoch: int = 0, assignment_epoch: int = 0, assignor_name: str = '', members: list[Member] = _FACTORY, authorized_operations: int = -2147483648) -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.group_id = group_id
+        self.group_state = group_state
+        self.group_epoch = group_epoch
+        self.assignment_epoch = assignment_epoch
+        self.assignor_name = assignor_name
+        self.members = [] if members is _FACTORY else members
+        self.authorized_operations = authorized_operations
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribedGroup:
+            return NotImplemented
+        return (self.error_code, self.error_message, self.group_id, self.group_state, self.group_epoch, self.assignment_epoch, self.assignor_name, self.members, self.authorized_operations) == (other.error_code, other.error_message, other.group_id, other.group_state, other.group_epoch, other.assignment_epoch, other.assignor_name, other.members, other.authorized_operations)
+
+
 class ConsumerGroupDescribeResponse(_Message):
     """ConsumerGroupDescribeResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'groups')
     NAME = 'ConsumerGroupDescribeResponse'
     API_KEY = 69
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    groups: list[DescribedGroup] = _field(default_factory=list)
+    groups: list[DescribedGroup]
     """Each described group."""
+
+    def __init__(self, throttle_time_ms: int = 0, groups: list[DescribedGroup] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.groups = [] if groups is _FACTORY else groups
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ConsumerGroupDescribeResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.groups) == (other.throttle_time_ms, other.groups)
 
 
 # Default instances that struct fields are compared against (never handed out).

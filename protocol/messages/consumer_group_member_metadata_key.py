@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -20,19 +18,28 @@ from protocol.primitives import read_string as _read_string
 __all__ = ['ConsumerGroupMemberMetadataKey']
 
 
-@_dataclass(slots=True)
 class ConsumerGroupMemberMetadataKey(_Message):
     """ConsumerGroupMemberMetadataKey: versions 5, flexible none."""
 
+    __slots__ = ('group_id', 'member_id')
     NAME = 'ConsumerGroupMemberMetadataKey'
     API_KEY = -1
     MIN_VERSION = 5
     MAX_VERSION = 5
     FLEXIBLE_MIN = None
-    group_id: str = ''
+    group_id: str
     """The group id."""
-    member_id: str = ''
+    member_id: str
     """The member id."""
+
+    def __init__(self, group_id: str = '', member_id: str = '') -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ConsumerGroupMemberMetadataKey:
+            return NotImplemented
+        return (self.group_id, self.member_id) == (other.group_id, other.member_id)
 
 
 def _enc_ConsumerGroupMemberMetadataKey_5(a: _Append, o: ConsumerGroupMemberMetadataKey) -> None:

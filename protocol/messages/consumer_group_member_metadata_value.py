@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,49 +36,83 @@ __all__ = ['ClassicProtocol', 'ClassicMemberMetadata', 'ConsumerGroupMemberMetad
 _S0 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class ClassicProtocol(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'metadata')
+    name: str
     """The protocol name."""
-    metadata: bytes = b""
+    metadata: bytes
     """The protocol metadata."""
 
+    def __init__(self, name: str = '', metadata: bytes = b"") -> None:
+        self.name = name
+        self.metadata = metadata
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ClassicProtocol:
+            return NotImplemented
+        return (self.name, self.metadata) == (other.name, other.metadata)
+
+
 class ClassicMemberMetadata(_Struct):
-    session_timeout_ms: int = 0
+    __slots__ = ('session_timeout_ms', 'supported_protocols')
+    session_timeout_ms: int
     """The session timeout if the consumer uses the classic protocol."""
-    supported_protocols: list[ClassicProtocol] = _field(default_factory=list)
+    supported_protocols: list[ClassicProtocol]
     """The list of protocols that the member supports if the consumer uses the classic protocol."""
 
+    def __init__(self, session_timeout_ms: int = 0, supported_protocols: list[ClassicProtocol] = _FACTORY) -> None:
+        self.session_timeout_ms = session_timeout_ms
+        self.supported_protocols = [] if supported_protocols is _FACTORY else supported_protocols
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ClassicMemberMetadata:
+            return NotImplemented
+        return (self.session_timeout_ms, self.supported_protocols) == (other.session_timeout_ms, other.supported_protocols)
+
+
 class ConsumerGroupMemberMetadataValue(_Message):
     """ConsumerGroupMemberMetadataValue: versions 0, flexible 0+."""
 
+    __slots__ = ('instance_id', 'rack_id', 'client_id', 'client_host', 'subscribed_topic_names', 'subscribed_topic_regex', 'rebalance_timeout_ms', 'server_assignor', 'classic_member_metadata')
     NAME = 'ConsumerGroupMemberMetadataValue'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    instance_id: str | None = ''
+    instance_id: str | None
     """The (optional) instance id."""
-    rack_id: str | None = ''
+    rack_id: str | None
     """The (optional) rack id."""
-    client_id: str = ''
+    client_id: str
     """The client id."""
-    client_host: str = ''
+    client_host: str
     """The client host."""
-    subscribed_topic_names: list[str] = _field(default_factory=list)
+    subscribed_topic_names: list[str]
     """The list of subscribed topic names."""
-    subscribed_topic_regex: str | None = ''
+    subscribed_topic_regex: str | None
     """The subscribed topic regular expression."""
-    rebalance_timeout_ms: int = -1
+    rebalance_timeout_ms: int
     """The rebalance timeout"""
-    server_assignor: str | None = ''
+    server_assignor: str | None
     """The server assignor to use; or null if not used."""
-    classic_member_metadata: ClassicMemberMetadata | None = _field(default_factory=ClassicMemberMetadata)
+    classic_member_metadata: ClassicMemberMetadata | None
     """The classic member metadata which includes the supported protocols of the consumer if it uses the classic protocol. The metadata is null if the consumer uses the consumer protocol."""
+
+    def __init__(self, instance_id: str | None = '', rack_id: str | None = '', client_id: str = '', client_host: str = '', subscribed_topic_names: list[str] = _FACTORY, subscribed_topic_regex: str | None = '', rebalance_timeout_ms: int = -1, server_assignor: str | None = '', classic_member_metadata: ClassicMemberMetadata | None = _FACTORY) -> None:
+        self.instance_id = instance_id
+        self.rack_id = rack_id
+        self.client_id = client_id
+        self.client_host = client_host
+        self.subscribed_topic_names = [] if subscribed_topic_names is _FACTORY else subscribed_topic_names
+        self.subscribed_topic_regex = subscribed_topic_regex
+        self.rebalance_timeout_ms = rebalance_timeout_ms
+        self.server_assignor = server_assignor
+        self.classic_member_metadata = ClassicMemberMetadata() if classic_member_metadata is _FACTORY else classic_member_metadata
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ConsumerGroupMemberMetadataValue:
+            return NotImplemented
+        return (self.instance_id, self.rack_id, self.client_id, self.client_host, self.subscribed_topic_names, self.subscribed_topic_regex, self.rebalance_timeout_ms, self.server_assignor, self.classic_member_metadata) == (other.instance_id, other.rack_id, other.client_id, other.client_host, other.subscribed_topic_names, other.subscribed_topic_regex, other.rebalance_timeout_ms, other.server_assignor, other.classic_member_metadata)
 
 
 # Default instances that struct fields are compared against (never handed out).

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -30,37 +29,65 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class PartitionMetadata(_Struct):
-    partition: int = 0
+    __slots__ = ('partition', 'racks')
+    partition: int
     """The partition number."""
-    racks: list[str] = _field(default_factory=list)
+    racks: list[str]
     """The set of racks that the partition is mapped to."""
 
+    def __init__(self, partition: int = 0, racks: list[str] = _FACTORY) -> None:
+        self.partition = partition
+        self.racks = [] if racks is _FACTORY else racks
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionMetadata:
+            return NotImplemented
+        return (self.partition, self.racks) == (other.partition, other.racks)
+
+
 class TopicMetadata(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'topic_name', 'num_partitions', 'partition_metadata')
+    topic_id: uuid.UUID
     """The topic id."""
-    topic_name: str = ''
+    topic_name: str
     """The topic name."""
-    num_partitions: int = 0
+    num_partitions: int
     """The number of partitions of the topic."""
-    partition_metadata: list[PartitionMetadata] = _field(default_factory=list)
+    partition_metadata: list[PartitionMetadata]
     """Partitions mapped to a set of racks. If the rack information is unavailable for all the partitions, an empty list is stored"""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, topic_name: str = '', num_partitions: int = 0, partition_metadata: list[PartitionMetadata] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.topic_name = topic_name
+        self.num_partitions = num_partitions
+        self.partition_metadata = [] if partition_metadata is _FACTORY else partition_metadata
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicMetadata:
+            return NotImplemented
+        return (self.topic_id, self.topic_name, self.num_partitions, self.partition_metadata) == (other.topic_id, other.topic_name, other.num_partitions, other.partition_metadata)
+
+
 class ConsumerGroupPartitionMetadataValue(_Message):
     """ConsumerGroupPartitionMetadataValue: versions 0, flexible 0+."""
 
+    __slots__ = ('topics',)
     NAME = 'ConsumerGroupPartitionMetadataValue'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    topics: list[TopicMetadata] = _field(default_factory=list)
+    topics: list[TopicMetadata]
     """The list of topic metadata."""
+
+    def __init__(self, topics: list[TopicMetadata] = _FACTORY) -> None:
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ConsumerGroupPartitionMetadataValue:
+            return NotImplemented
+        return (self.topics,) == (other.topics,)
 
 
 def _enc_PartitionMetadata_0(a: _Append, o: PartitionMetadata) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -29,23 +28,40 @@ __all__ = ['TopicPartition', 'ConsumerGroupTargetAssignmentMemberValue']
 _S0 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class TopicPartition(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
-    partitions: list[int] = _field(default_factory=list)
+    __slots__ = ('topic_id', 'partitions')
+    topic_id: uuid.UUID
+    partitions: list[int]
+
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, partitions: list[int] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicPartition:
+            return NotImplemented
+        return (self.topic_id, self.partitions) == (other.topic_id, other.partitions)
 
 
-@_dataclass(slots=True)
 class ConsumerGroupTargetAssignmentMemberValue(_Message):
     """ConsumerGroupTargetAssignmentMemberValue: versions 0, flexible 0+."""
 
+    __slots__ = ('topic_partitions',)
     NAME = 'ConsumerGroupTargetAssignmentMemberValue'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    topic_partitions: list[TopicPartition] = _field(default_factory=list)
+    topic_partitions: list[TopicPartition]
     """The assigned partitions."""
+
+    def __init__(self, topic_partitions: list[TopicPartition] = _FACTORY) -> None:
+        self.topic_partitions = [] if topic_partitions is _FACTORY else topic_partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ConsumerGroupTargetAssignmentMemberValue:
+            return NotImplemented
+        return (self.topic_partitions,) == (other.topic_partitions,)
 
 
 def _enc_TopicPartition_0(a: _Append, o: TopicPartition) -> None:

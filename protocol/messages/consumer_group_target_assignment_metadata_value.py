@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,17 +19,25 @@ __all__ = ['ConsumerGroupTargetAssignmentMetadataValue']
 _S0 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class ConsumerGroupTargetAssignmentMetadataValue(_Message):
     """ConsumerGroupTargetAssignmentMetadataValue: versions 0, flexible 0+."""
 
+    __slots__ = ('assignment_epoch',)
     NAME = 'ConsumerGroupTargetAssignmentMetadataValue'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    assignment_epoch: int = 0
+    assignment_epoch: int
     """The assignment epoch."""
+
+    def __init__(self, assignment_epoch: int = 0) -> None:
+        self.assignment_epoch = assignment_epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ConsumerGroupTargetAssignmentMetadataValue:
+            return NotImplemented
+        return (self.assignment_epoch,) == (other.assignment_epoch,)
 
 
 def _enc_ConsumerGroupTargetAssignmentMetadataValue_0(a: _Append, o: ConsumerGroupTargetAssignmentMetadataValue) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -29,23 +28,41 @@ from protocol.primitives import read_string as _read_string
 __all__ = ['TopicPartition', 'ConsumerProtocolAssignment']
 
 
-@_dataclass(slots=True)
 class TopicPartition(_Struct):
-    topic: str = ''
-    partitions: list[int] = _field(default_factory=list)
+    __slots__ = ('topic', 'partitions')
+    topic: str
+    partitions: list[int]
+
+    def __init__(self, topic: str = '', partitions: list[int] = _FACTORY) -> None:
+        self.topic = topic
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicPartition:
+            return NotImplemented
+        return (self.topic, self.partitions) == (other.topic, other.partitions)
 
 
-@_dataclass(slots=True)
 class ConsumerProtocolAssignment(_Message):
     """ConsumerProtocolAssignment: versions 0-3, flexible none."""
 
+    __slots__ = ('assigned_partitions', 'user_data')
     NAME = 'ConsumerProtocolAssignment'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = None
-    assigned_partitions: list[TopicPartition] = _field(default_factory=list)
-    user_data: bytes | memoryview | None = None
+    assigned_partitions: list[TopicPartition]
+    user_data: bytes | memoryview | None
+
+    def __init__(self, assigned_partitions: list[TopicPartition] = _FACTORY, user_data: bytes | memoryview | None = None) -> None:
+        self.assigned_partitions = [] if assigned_partitions is _FACTORY else assigned_partitions
+        self.user_data = user_data
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ConsumerProtocolAssignment:
+            return NotImplemented
+        return (self.assigned_partitions, self.user_data) == (other.assigned_partitions, other.user_data)
 
 
 def _enc_TopicPartition_0(a: _Append, o: TopicPartition) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -33,26 +32,47 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class TopicPartition(_Struct):
-    topic: str = ''
-    partitions: list[int] = _field(default_factory=list)
+    __slots__ = ('topic', 'partitions')
+    topic: str
+    partitions: list[int]
+
+    def __init__(self, topic: str = '', partitions: list[int] = _FACTORY) -> None:
+        self.topic = topic
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicPartition:
+            return NotImplemented
+        return (self.topic, self.partitions) == (other.topic, other.partitions)
 
 
-@_dataclass(slots=True)
 class ConsumerProtocolSubscription(_Message):
     """ConsumerProtocolSubscription: versions 0-3, flexible none."""
 
+    __slots__ = ('topics', 'user_data', 'owned_partitions', 'generation_id', 'rack_id')
     NAME = 'ConsumerProtocolSubscription'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = None
-    topics: list[str] = _field(default_factory=list)
-    user_data: bytes | memoryview | None = None
-    owned_partitions: list[TopicPartition] = _field(default_factory=list)
-    generation_id: int = -1
-    rack_id: str | None = None
+    topics: list[str]
+    user_data: bytes | memoryview | None
+    owned_partitions: list[TopicPartition]
+    generation_id: int
+    rack_id: str | None
+
+    def __init__(self, topics: list[str] = _FACTORY, user_data: bytes | memoryview | None = None, owned_partitions: list[TopicPartition] = _FACTORY, generation_id: int = -1, rack_id: str | None = None) -> None:
+        self.topics = [] if topics is _FACTORY else topics
+        self.user_data = user_data
+        self.owned_partitions = [] if owned_partitions is _FACTORY else owned_partitions
+        self.generation_id = generation_id
+        self.rack_id = rack_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ConsumerProtocolSubscription:
+            return NotImplemented
+        return (self.topics, self.user_data, self.owned_partitions, self.generation_id, self.rack_id) == (other.topics, other.user_data, other.owned_partitions, other.generation_id, other.rack_id)
 
 
 def _enc_ConsumerProtocolSubscription_0(a: _Append, o: ConsumerProtocolSubscription) -> None:

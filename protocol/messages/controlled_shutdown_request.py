@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -22,19 +20,28 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>iq')
 
 
-@_dataclass(slots=True)
 class ControlledShutdownRequest(_Message):
     """ControlledShutdownRequest: versions 0-3, flexible 3+."""
 
+    __slots__ = ('broker_id', 'broker_epoch')
     NAME = 'ControlledShutdownRequest'
     API_KEY = 7
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 3
-    broker_id: int = 0
+    broker_id: int
     """The id of the broker for which controlled shutdown has been requested."""
-    broker_epoch: int = -1
+    broker_epoch: int
     """The broker epoch."""
+
+    def __init__(self, broker_id: int = 0, broker_epoch: int = -1) -> None:
+        self.broker_id = broker_id
+        self.broker_epoch = broker_epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ControlledShutdownRequest:
+            return NotImplemented
+        return (self.broker_id, self.broker_epoch) == (other.broker_id, other.broker_epoch)
 
 
 def _enc_ControlledShutdownRequest_0(a: _Append, o: ControlledShutdownRequest) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,27 +31,45 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>h')
 
 
-@_dataclass(slots=True)
 class RemainingPartition(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partition_index')
+    topic_name: str
     """The name of the topic."""
-    partition_index: int = 0
+    partition_index: int
     """The index of the partition."""
 
+    def __init__(self, topic_name: str = '', partition_index: int = 0) -> None:
+        self.topic_name = topic_name
+        self.partition_index = partition_index
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not RemainingPartition:
+            return NotImplemented
+        return (self.topic_name, self.partition_index) == (other.topic_name, other.partition_index)
+
+
 class ControlledShutdownResponse(_Message):
     """ControlledShutdownResponse: versions 0-3, flexible 3+."""
 
+    __slots__ = ('error_code', 'remaining_partitions')
     NAME = 'ControlledShutdownResponse'
     API_KEY = 7
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 3
-    error_code: int = 0
+    error_code: int
     """The top-level error code."""
-    remaining_partitions: list[RemainingPartition] = _field(default_factory=list)
+    remaining_partitions: list[RemainingPartition]
     """The partitions that the broker still leads."""
+
+    def __init__(self, error_code: int = 0, remaining_partitions: list[RemainingPartition] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.remaining_partitions = [] if remaining_partitions is _FACTORY else remaining_partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ControlledShutdownResponse:
+            return NotImplemented
+        return (self.error_code, self.remaining_partitions) == (other.error_code, other.remaining_partitions)
 
 
 def _enc_RemainingPartition_0(a: _Append, o: RemainingPartition) -> None:

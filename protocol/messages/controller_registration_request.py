@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -31,47 +30,80 @@ _S1 = _struct.Struct('>hh')
 _S2 = _struct.Struct('>i16s?')
 
 
-@_dataclass(slots=True)
 class Listener(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'host', 'port', 'security_protocol')
+    name: str
     """The name of the endpoint."""
-    host: str = ''
+    host: str
     """The hostname."""
-    port: int = 0
+    port: int
     """The port."""
-    security_protocol: int = 0
+    security_protocol: int
     """The security protocol."""
 
+    def __init__(self, name: str = '', host: str = '', port: int = 0, security_protocol: int = 0) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
+        self.security_protocol = security_protocol
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Listener:
+            return NotImplemented
+        return (self.name, self.host, self.port, self.security_protocol) == (other.name, other.host, other.port, other.security_protocol)
+
+
 class Feature(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'min_supported_version', 'max_supported_version')
+    name: str
     """The feature name."""
-    min_supported_version: int = 0
+    min_supported_version: int
     """The minimum supported feature level."""
-    max_supported_version: int = 0
+    max_supported_version: int
     """The maximum supported feature level."""
 
+    def __init__(self, name: str = '', min_supported_version: int = 0, max_supported_version: int = 0) -> None:
+        self.name = name
+        self.min_supported_version = min_supported_version
+        self.max_supported_version = max_supported_version
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Feature:
+            return NotImplemented
+        return (self.name, self.min_supported_version, self.max_supported_version) == (other.name, other.min_supported_version, other.max_supported_version)
+
+
 class ControllerRegistrationRequest(_Message):
     """ControllerRegistrationRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('controller_id', 'incarnation_id', 'zk_migration_ready', 'listeners', 'features')
     NAME = 'ControllerRegistrationRequest'
     API_KEY = 70
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    controller_id: int = 0
+    controller_id: int
     """The ID of the controller to register."""
-    incarnation_id: uuid.UUID = _ZERO_UUID
+    incarnation_id: uuid.UUID
     """The controller incarnation ID, which is unique to each process run."""
-    zk_migration_ready: bool = False
+    zk_migration_ready: bool
     """Set if the required configurations for ZK migration are present."""
-    listeners: list[Listener] = _field(default_factory=list)
+    listeners: list[Listener]
     """The listeners of this controller"""
-    features: list[Feature] = _field(default_factory=list)
+    features: list[Feature]
     """The features on this controller"""
+
+    def __init__(self, controller_id: int = 0, incarnation_id: uuid.UUID = _ZERO_UUID, zk_migration_ready: bool = False, listeners: list[Listener] = _FACTORY, features: list[Feature] = _FACTORY) -> None:
+        self.controller_id = controller_id
+        self.incarnation_id = incarnation_id
+        self.zk_migration_ready = zk_migration_ready
+        self.listeners = [] if listeners is _FACTORY else listeners
+        self.features = [] if features is _FACTORY else features
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ControllerRegistrationRequest:
+            return NotImplemented
+        return (self.controller_id, self.incarnation_id, self.zk_migration_ready, self.listeners, self.features) == (other.controller_id, other.incarnation_id, other.zk_migration_ready, other.listeners, other.features)
 
 
 def _enc_Listener_0(a: _Append, o: Listener) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -35,35 +34,57 @@ _S1 = _struct.Struct('>bb')
 _S2 = _struct.Struct('>bh')
 
 
-@_dataclass(slots=True)
 class AclCreation(_Struct):
-    resource_type: int = 0
+    __slots__ = ('resource_type', 'resource_name', 'resource_pattern_type', 'principal', 'host', 'operation', 'permission_type')
+    resource_type: int
     """The type of the resource."""
-    resource_name: str = ''
+    resource_name: str
     """The resource name for the ACL."""
-    resource_pattern_type: int = 3
+    resource_pattern_type: int
     """The pattern type for the ACL."""
-    principal: str = ''
+    principal: str
     """The principal for the ACL."""
-    host: str = ''
+    host: str
     """The host for the ACL."""
-    operation: int = 0
+    operation: int
     """The operation type for the ACL (read, write, etc.)."""
-    permission_type: int = 0
+    permission_type: int
     """The permission type for the ACL (allow, deny, etc.)."""
 
+    def __init__(self, resource_type: int = 0, resource_name: str = '', resource_pattern_type: int = 3, principal: str = '', host: str = '', operation: int = 0, permission_type: int = 0) -> None:
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        self.resource_pattern_type = resource_pattern_type
+        self.principal = principal
+        self.host = host
+        self.operation = operation
+        self.permission_type = permission_type
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AclCreation:
+            return NotImplemented
+        return (self.resource_type, self.resource_name, self.resource_pattern_type, self.principal, self.host, self.operation, self.permission_type) == (other.resource_type, other.resource_name, other.resource_pattern_type, other.principal, other.host, other.operation, other.permission_type)
+
+
 class CreateAclsRequest(_Message):
     """CreateAclsRequest: versions 0-3, flexible 2+."""
 
+    __slots__ = ('creations',)
     NAME = 'CreateAclsRequest'
     API_KEY = 30
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 2
-    creations: list[AclCreation] = _field(default_factory=list)
+    creations: list[AclCreation]
     """The ACLs that we want to create."""
+
+    def __init__(self, creations: list[AclCreation] = _FACTORY) -> None:
+        self.creations = [] if creations is _FACTORY else creations
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreateAclsRequest:
+            return NotImplemented
+        return (self.creations,) == (other.creations,)
 
 
 def _enc_AclCreation_0(a: _Append, o: AclCreation) -> None:

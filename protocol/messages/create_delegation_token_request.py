@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -34,31 +33,51 @@ __all__ = ['CreatableRenewers', 'CreateDelegationTokenRequest']
 _S0 = _struct.Struct('>q')
 
 
-@_dataclass(slots=True)
 class CreatableRenewers(_Struct):
-    principal_type: str = ''
+    __slots__ = ('principal_type', 'principal_name')
+    principal_type: str
     """The type of the Kafka principal."""
-    principal_name: str = ''
+    principal_name: str
     """The name of the Kafka principal."""
 
+    def __init__(self, principal_type: str = '', principal_name: str = '') -> None:
+        self.principal_type = principal_type
+        self.principal_name = principal_name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreatableRenewers:
+            return NotImplemented
+        return (self.principal_type, self.principal_name) == (other.principal_type, other.principal_name)
+
+
 class CreateDelegationTokenRequest(_Message):
     """CreateDelegationTokenRequest: versions 0-3, flexible 2+."""
 
+    __slots__ = ('owner_principal_type', 'owner_principal_name', 'renewers', 'max_lifetime_ms')
     NAME = 'CreateDelegationTokenRequest'
     API_KEY = 38
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 2
-    owner_principal_type: str | None = ''
+    owner_principal_type: str | None
     """The principal type of the owner of the token. If it's null it defaults to the token request principal."""
-    owner_principal_name: str | None = ''
+    owner_principal_name: str | None
     """The principal name of the owner of the token. If it's null it defaults to the token request principal."""
-    renewers: list[CreatableRenewers] = _field(default_factory=list)
+    renewers: list[CreatableRenewers]
     """A list of those who are allowed to renew this token before it expires."""
-    max_lifetime_ms: int = 0
+    max_lifetime_ms: int
     """The maximum lifetime of the token in milliseconds, or -1 to use the server side default."""
+
+    def __init__(self, owner_principal_type: str | None = '', owner_principal_name: str | None = '', renewers: list[CreatableRenewers] = _FACTORY, max_lifetime_ms: int = 0) -> None:
+        self.owner_principal_type = owner_principal_type
+        self.owner_principal_name = owner_principal_name
+        self.renewers = [] if renewers is _FACTORY else renewers
+        self.max_lifetime_ms = max_lifetime_ms
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreateDelegationTokenRequest:
+            return NotImplemented
+        return (self.owner_principal_type, self.owner_principal_name, self.renewers, self.max_lifetime_ms) == (other.owner_principal_type, other.owner_principal_name, other.renewers, other.max_lifetime_ms)
 
 
 def _enc_CreatableRenewers_0(a: _Append, o: CreatableRenewers) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
@@ -36,37 +34,55 @@ _S3 = _struct.Struct('>hh')
 _S4 = _struct.Struct('>qqqh')
 
 
-@_dataclass(slots=True)
 class CreateDelegationTokenResponse(_Message):
     """CreateDelegationTokenResponse: versions 0-3, flexible 2+."""
 
+    __slots__ = ('error_code', 'principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp_ms', 'expiry_timestamp_ms', 'max_timestamp_ms', 'token_id', 'hmac', 'throttle_time_ms')
     NAME = 'CreateDelegationTokenResponse'
     API_KEY = 38
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 2
-    error_code: int = 0
+    error_code: int
     """The top-level error, or zero if there was no error."""
-    principal_type: str = ''
+    principal_type: str
     """The principal type of the token owner."""
-    principal_name: str = ''
+    principal_name: str
     """The name of the token owner."""
-    token_requester_principal_type: str = ''
+    token_requester_principal_type: str
     """The principal type of the requester of the token."""
-    token_requester_principal_name: str = ''
+    token_requester_principal_name: str
     """The principal type of the requester of the token."""
-    issue_timestamp_ms: int = 0
+    issue_timestamp_ms: int
     """When this token was generated."""
-    expiry_timestamp_ms: int = 0
+    expiry_timestamp_ms: int
     """When this token expires."""
-    max_timestamp_ms: int = 0
+    max_timestamp_ms: int
     """The maximum lifetime of this token."""
-    token_id: str = ''
+    token_id: str
     """The token UUID."""
-    hmac: bytes = b""
+    hmac: bytes
     """HMAC of the delegation token."""
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
+
+    def __init__(self, error_code: int = 0, principal_type: str = '', principal_name: str = '', token_requester_principal_type: str = '', token_requester_principal_name: str = '', issue_timestamp_ms: int = 0, expiry_timestamp_ms: int = 0, max_timestamp_ms: int = 0, token_id: str = '', hmac: bytes = b"", throttle_time_ms: int = 0) -> None:
+        self.error_code = error_code
+        self.principal_type = principal_type
+        self.principal_name = principal_name
+        self.token_requester_principal_type = token_requester_principal_type
+        self.token_requester_principal_name = token_requester_principal_name
+        self.issue_timestamp_ms = issue_timestamp_ms
+        self.expiry_timestamp_ms = expiry_timestamp_ms
+        self.max_timestamp_ms = max_timestamp_ms
+        self.token_id = token_id
+        self.hmac = hmac
+        self.throttle_time_ms = throttle_time_ms
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreateDelegationTokenResponse:
+            return NotImplemented
+        return (self.error_code, self.principal_type, self.principal_name, self.token_requester_principal_type, self.token_requester_principal_name, self.issue_timestamp_ms, self.expiry_timestamp_ms, self.max_timestamp_ms, self.token_id, self.hmac, self.throttle_time_ms) == (other.error_code, other.principal_type, other.principal_name, other.token_requester_principal_type, other.token_requester_principal_name, other.issue_timestamp_ms, other.expiry_timestamp_ms, other.max_timestamp_ms, other.token_id, other.hmac, other.throttle_time_ms)
 
 
 def _enc_CreateDelegationTokenResponse_0(a: _Append, o: CreateDelegationTokenResponse) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -36,37 +35,65 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>i?')
 
 
-@_dataclass(slots=True)
 class CreatePartitionsAssignment(_Struct):
-    broker_ids: list[int] = _field(default_factory=list)
+    __slots__ = ('broker_ids',)
+    broker_ids: list[int]
     """The assigned broker IDs."""
 
+    def __init__(self, broker_ids: list[int] = _FACTORY) -> None:
+        self.broker_ids = [] if broker_ids is _FACTORY else broker_ids
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreatePartitionsAssignment:
+            return NotImplemented
+        return (self.broker_ids,) == (other.broker_ids,)
+
+
 class CreatePartitionsTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'count', 'assignments')
+    name: str
     """The topic name."""
-    count: int = 0
+    count: int
     """The new partition count."""
-    assignments: list[CreatePartitionsAssignment] | None = _field(default_factory=list)
+    assignments: list[CreatePartitionsAssignment] | None
     """The new partition assignments."""
 
+    def __init__(self, name: str = '', count: int = 0, assignments: list[CreatePartitionsAssignment] | None = _FACTORY) -> None:
+        self.name = name
+        self.count = count
+        self.assignments = [] if assignments is _FACTORY else assignments
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreatePartitionsTopic:
+            return NotImplemented
+        return (self.name, self.count, self.assignments) == (other.name, other.count, other.assignments)
+
+
 class CreatePartitionsRequest(_Message):
     """CreatePartitionsRequest: versions 0-3, flexible 2+."""
 
+    __slots__ = ('topics', 'timeout_ms', 'validate_only')
     NAME = 'CreatePartitionsRequest'
     API_KEY = 37
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 2
-    topics: list[CreatePartitionsTopic] = _field(default_factory=list)
+    topics: list[CreatePartitionsTopic]
     """Each topic that we want to create new partitions inside."""
-    timeout_ms: int = 0
+    timeout_ms: int
     """The time in ms to wait for the partitions to be created."""
-    validate_only: bool = False
+    validate_only: bool
     """If true, then validate the request, but don't actually increase the number of partitions."""
+
+    def __init__(self, topics: list[CreatePartitionsTopic] = _FACTORY, timeout_ms: int = 0, validate_only: bool = False) -> None:
+        self.topics = [] if topics is _FACTORY else topics
+        self.timeout_ms = timeout_ms
+        self.validate_only = validate_only
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreatePartitionsRequest:
+            return NotImplemented
+        return (self.topics, self.timeout_ms, self.validate_only) == (other.topics, other.timeout_ms, other.validate_only)
 
 
 def _enc_CreatePartitionsAssignment_0(a: _Append, o: CreatePartitionsAssignment) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,29 +36,48 @@ _S1 = _struct.Struct('>hh')
 _S2 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class CreatePartitionsTopicResult(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'error_code', 'error_message')
+    name: str
     """The topic name."""
-    error_code: int = 0
+    error_code: int
     """The result error, or zero if there was no error."""
-    error_message: str | None = None
+    error_message: str | None
     """The result message, or null if there was no error."""
 
+    def __init__(self, name: str = '', error_code: int = 0, error_message: str | None = None) -> None:
+        self.name = name
+        self.error_code = error_code
+        self.error_message = error_message
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreatePartitionsTopicResult:
+            return NotImplemented
+        return (self.name, self.error_code, self.error_message) == (other.name, other.error_code, other.error_message)
+
+
 class CreatePartitionsResponse(_Message):
     """CreatePartitionsResponse: versions 0-3, flexible 2+."""
 
+    __slots__ = ('throttle_time_ms', 'results')
     NAME = 'CreatePartitionsResponse'
     API_KEY = 37
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 2
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    results: list[CreatePartitionsTopicResult] = _field(default_factory=list)
+    results: list[CreatePartitionsTopicResult]
     """The partition creation results for each topic."""
+
+    def __init__(self, throttle_time_ms: int = 0, results: list[CreatePartitionsTopicResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _FACTORY else results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreatePartitionsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.results) == (other.throttle_time_ms, other.results)
 
 
 def _enc_CreatePartitionsTopicResult_0(a: _Append, o: CreatePartitionsTopicResult) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -41,51 +40,91 @@ _S1 = _struct.Struct('>ih')
 _S2 = _struct.Struct('>i?')
 
 
-@_dataclass(slots=True)
 class CreatableReplicaAssignment(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'broker_ids')
+    partition_index: int
     """The partition index."""
-    broker_ids: list[int] = _field(default_factory=list)
+    broker_ids: list[int]
     """The brokers to place the partition on."""
 
+    def __init__(self, partition_index: int = 0, broker_ids: list[int] = _FACTORY) -> None:
+        self.partition_index = partition_index
+        self.broker_ids = [] if broker_ids is _FACTORY else broker_ids
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreatableReplicaAssignment:
+            return NotImplemented
+        return (self.partition_index, self.broker_ids) == (other.partition_index, other.broker_ids)
+
+
 class CreatableTopicConfig(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'value')
+    name: str
     """The configuration name."""
-    value: str | None = ''
+    value: str | None
     """The configuration value."""
 
+    def __init__(self, name: str = '', value: str | None = '') -> None:
+        self.name = name
+        self.value = value
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreatableTopicConfig:
+            return NotImplemented
+        return (self.name, self.value) == (other.name, other.value)
+
+
 class CreatableTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'num_partitions', 'replication_factor', 'assignments', 'configs')
+    name: str
     """The topic name."""
-    num_partitions: int = 0
+    num_partitions: int
     """The number of partitions to create in the topic, or -1 if we are either specifying a manual partition assignment or using the default partitions."""
-    replication_factor: int = 0
+    replication_factor: int
     """The number of replicas to create for each partition in the topic, or -1 if we are either specifying a manual partition assignment or using the default replication factor."""
-    assignments: list[CreatableReplicaAssignment] = _field(default_factory=list)
+    assignments: list[CreatableReplicaAssignment]
     """The manual partition assignment, or the empty array if we are using automatic assignment."""
-    configs: list[CreatableTopicConfig] = _field(default_factory=list)
+    configs: list[CreatableTopicConfig]
     """The custom topic configurations to set."""
 
+    def __init__(self, name: str = '', num_partitions: int = 0, replication_factor: int = 0, assignments: list[CreatableReplicaAssignment] = _FACTORY, configs: list[CreatableTopicConfig] = _FACTORY) -> None:
+        self.name = name
+        self.num_partitions = num_partitions
+        self.replication_factor = replication_factor
+        self.assignments = [] if assignments is _FACTORY else assignments
+        self.configs = [] if configs is _FACTORY else configs
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreatableTopic:
+            return NotImplemented
+        return (self.name, self.num_partitions, self.replication_factor, self.assignments, self.configs) == (other.name, other.num_partitions, other.replication_factor, other.assignments, other.configs)
+
+
 class CreateTopicsRequest(_Message):
     """CreateTopicsRequest: versions 0-7, flexible 5+."""
 
+    __slots__ = ('topics', 'timeout_ms', 'validate_only')
     NAME = 'CreateTopicsRequest'
     API_KEY = 19
     MIN_VERSION = 0
     MAX_VERSION = 7
     FLEXIBLE_MIN = 5
-    topics: list[CreatableTopic] = _field(default_factory=list)
+    topics: list[CreatableTopic]
     """The topics to create."""
-    timeout_ms: int = 60000
+    timeout_ms: int
     """How long to wait in milliseconds before timing out the request."""
-    validate_only: bool = False
+    validate_only: bool
     """If true, check that the topics can be created as specified, but don't create anything."""
+
+    def __init__(self, topics: list[CreatableTopic] = _FACTORY, timeout_ms: int = 60000, validate_only: bool = False) -> None:
+        self.topics = [] if topics is _FACTORY else topics
+        self.timeout_ms = timeout_ms
+        self.validate_only = validate_only
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreateTopicsRequest:
+            return NotImplemented
+        return (self.topics, self.timeout_ms, self.validate_only) == (other.topics, other.timeout_ms, other.validate_only)
 
 
 def _enc_CreatableReplicaAssignment_0(a: _Append, o: CreatableReplicaAssignment) -> None:

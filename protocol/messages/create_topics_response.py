@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -45,53 +44,89 @@ _S4 = _struct.Struct('>ih')
 _S5 = _struct.Struct('>16sh')
 
 
-@_dataclass(slots=True)
 class CreatableTopicConfigs(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'value', 'read_only', 'config_source', 'is_sensitive')
+    name: str
     """The configuration name."""
-    value: str | None = ''
+    value: str | None
     """The configuration value."""
-    read_only: bool = False
+    read_only: bool
     """True if the configuration is read-only."""
-    config_source: int = -1
+    config_source: int
     """The configuration source."""
-    is_sensitive: bool = False
+    is_sensitive: bool
     """True if this configuration is sensitive."""
 
+    def __init__(self, name: str = '', value: str | None = '', read_only: bool = False, config_source: int = -1, is_sensitive: bool = False) -> None:
+        self.name = name
+        self.value = value
+        self.read_only = read_only
+        self.config_source = config_source
+        self.is_sensitive = is_sensitive
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreatableTopicConfigs:
+            return NotImplemented
+        return (self.name, self.value, self.read_only, self.config_source, self.is_sensitive) == (other.name, other.value, other.read_only, other.config_source, other.is_sensitive)
+
+
 class CreatableTopicResult(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'topic_id', 'error_code', 'error_message', 'topic_config_error_code', 'num_partitions', 'replication_factor', 'configs')
+    name: str
     """The topic name."""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """The unique topic ID"""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, or null if there was no error."""
-    topic_config_error_code: int = 0
+    topic_config_error_code: int
     """Optional topic config error returned if configs are not returned in the response."""
-    num_partitions: int = -1
+    num_partitions: int
     """Number of partitions of the topic."""
-    replication_factor: int = -1
+    replication_factor: int
     """Replication factor of the topic."""
-    configs: list[CreatableTopicConfigs] | None = _field(default_factory=list)
+    configs: list[CreatableTopicConfigs] | None
     """Configuration of the topic."""
 
+    def __init__(self, name: str = '', topic_id: uuid.UUID = _ZERO_UUID, error_code: int = 0, error_message: str | None = '', topic_config_error_code: int = 0, num_partitions: int = -1, replication_factor: int = -1, configs: list[CreatableTopicConfigs] | None = _FACTORY) -> None:
+        self.name = name
+        self.topic_id = topic_id
+        self.error_code = error_code
+        self.error_message = error_message
+        self.topic_config_error_code = topic_config_error_code
+        self.num_partitions = num_partitions
+        self.replication_factor = replication_factor
+        self.configs = [] if configs is _FACTORY else configs
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreatableTopicResult:
+            return NotImplemented
+        return (self.name, self.topic_id, self.error_code, self.error_message, self.topic_config_error_code, self.num_partitions, self.replication_factor, self.configs) == (other.name, other.topic_id, other.error_code, other.error_message, other.topic_config_error_code, other.num_partitions, other.replication_factor, other.configs)
+
+
 class CreateTopicsResponse(_Message):
     """CreateTopicsResponse: versions 0-7, flexible 5+."""
 
+    __slots__ = ('throttle_time_ms', 'topics')
     NAME = 'CreateTopicsResponse'
     API_KEY = 19
     MIN_VERSION = 0
     MAX_VERSION = 7
     FLEXIBLE_MIN = 5
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    topics: list[CreatableTopicResult] = _field(default_factory=list)
+    topics: list[CreatableTopicResult]
     """Results for each topic we tried to create."""
+
+    def __init__(self, throttle_time_ms: int = 0, topics: list[CreatableTopicResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CreateTopicsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.topics) == (other.throttle_time_ms, other.topics)
 
 
 def _enc_CreatableTopicResult_0(a: _Append, o: CreatableTopicResult) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -23,21 +21,31 @@ __all__ = ['DefaultPrincipalData']
 _S0 = _struct.Struct('>?')
 
 
-@_dataclass(slots=True)
 class DefaultPrincipalData(_Message):
     """DefaultPrincipalData: versions 0, flexible 0+."""
 
+    __slots__ = ('type', 'name', 'token_authenticated')
     NAME = 'DefaultPrincipalData'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    type: str = ''
+    type: str
     """The principal type"""
-    name: str = ''
+    name: str
     """The principal name"""
-    token_authenticated: bool = False
+    token_authenticated: bool
     """Whether the principal was authenticated by a delegation token on the forwarding broker."""
+
+    def __init__(self, type: str = '', name: str = '', token_authenticated: bool = False) -> None:
+        self.type = type
+        self.name = name
+        self.token_authenticated = token_authenticated
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DefaultPrincipalData:
+            return NotImplemented
+        return (self.type, self.name, self.token_authenticated) == (other.type, other.name, other.token_authenticated)
 
 
 def _enc_DefaultPrincipalData_0(a: _Append, o: DefaultPrincipalData) -> None:

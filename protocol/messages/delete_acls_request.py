@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -35,35 +34,57 @@ _S1 = _struct.Struct('>bb')
 _S2 = _struct.Struct('>bh')
 
 
-@_dataclass(slots=True)
 class DeleteAclsFilter(_Struct):
-    resource_type_filter: int = 0
+    __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type')
+    resource_type_filter: int
     """The resource type."""
-    resource_name_filter: str | None = ''
+    resource_name_filter: str | None
     """The resource name."""
-    pattern_type_filter: int = 3
+    pattern_type_filter: int
     """The pattern type."""
-    principal_filter: str | None = ''
+    principal_filter: str | None
     """The principal filter, or null to accept all principals."""
-    host_filter: str | None = ''
+    host_filter: str | None
     """The host filter, or null to accept all hosts."""
-    operation: int = 0
+    operation: int
     """The ACL operation."""
-    permission_type: int = 0
+    permission_type: int
     """The permission type."""
 
+    def __init__(self, resource_type_filter: int = 0, resource_name_filter: str | None = '', pattern_type_filter: int = 3, principal_filter: str | None = '', host_filter: str | None = '', operation: int = 0, permission_type: int = 0) -> None:
+        self.resource_type_filter = resource_type_filter
+        self.resource_name_filter = resource_name_filter
+        self.pattern_type_filter = pattern_type_filter
+        self.principal_filter = principal_filter
+        self.host_filter = host_filter
+        self.operation = operation
+        self.permission_type = permission_type
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteAclsFilter:
+            return NotImplemented
+        return (self.resource_type_filter, self.resource_name_filter, self.pattern_type_filter, self.principal_filter, self.host_filter, self.operation, self.permission_type) == (other.resource_type_filter, other.resource_name_filter, other.pattern_type_filter, other.principal_filter, other.host_filter, other.operation, other.permission_type)
+
+
 class DeleteAclsRequest(_Message):
     """DeleteAclsRequest: versions 0-3, flexible 2+."""
 
+    __slots__ = ('filters',)
     NAME = 'DeleteAclsRequest'
     API_KEY = 31
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 2
-    filters: list[DeleteAclsFilter] = _field(default_factory=list)
+    filters: list[DeleteAclsFilter]
     """The filters to use when deleting ACLs."""
+
+    def __init__(self, filters: list[DeleteAclsFilter] = _FACTORY) -> None:
+        self.filters = [] if filters is _FACTORY else filters
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteAclsRequest:
+            return NotImplemented
+        return (self.filters,) == (other.filters,)
 
 
 def _enc_DeleteAclsFilter_0(a: _Append, o: DeleteAclsFilter) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -41,51 +40,86 @@ _S4 = _struct.Struct('>bh')
 _S5 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class DeleteAclsMatchingAcl(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'pattern_type', 'principal', 'host', 'operation', 'permission_type')
+    error_code: int
     """The deletion error code, or 0 if the deletion succeeded."""
-    error_message: str | None = ''
+    error_message: str | None
     """The deletion error message, or null if the deletion succeeded."""
-    resource_type: int = 0
+    resource_type: int
     """The ACL resource type."""
-    resource_name: str = ''
+    resource_name: str
     """The ACL resource name."""
-    pattern_type: int = 3
+    pattern_type: int
     """The ACL resource pattern type."""
-    principal: str = ''
+    principal: str
     """The ACL principal."""
-    host: str = ''
+    host: str
     """The ACL host."""
-    operation: int = 0
+    operation: int
     """The ACL operation."""
-    permission_type: int = 0
+    permission_type: int
     """The ACL permission type."""
 
+    def __init__(self, error_code: int = 0, error_message: str | None = '', resource_type: int = 0, resource_name: str = '', pattern_type: int = 3, principal: str = '', host: str = '', operation: int = 0, permission_type: int = 0) -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        self.pattern_type = pattern_type
+        self.principal = principal
+        self.host = host
+        self.operation = operation
+        self.permission_type = permission_type
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteAclsMatchingAcl:
+            return NotImplemented
+        return (self.error_code, self.error_message, self.resource_type, self.resource_name, self.pattern_type, self.principal, self.host, self.operation, self.permission_type) == (other.error_code, other.error_message, other.resource_type, other.resource_name, other.pattern_type, other.principal, other.host, other.operation, other.permission_type)
+
+
 class DeleteAclsFilterResult(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'error_message', 'matching_acls')
+    error_code: int
     """The error code, or 0 if the filter succeeded."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, or null if the filter succeeded."""
-    matching_acls: list[DeleteAclsMatchingAcl] = _field(default_factory=list)
+    matching_acls: list[DeleteAclsMatchingAcl]
     """The ACLs which matched this filter."""
 
+    def __init__(self, error_code: int = 0, error_message: str | None = '', matching_acls: list[DeleteAclsMatchingAcl] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.matching_acls = [] if matching_acls is _FACTORY else matching_acls
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteAclsFilterResult:
+            return NotImplemented
+        return (self.error_code, self.error_message, self.matching_acls) == (other.error_code, other.error_message, other.matching_acls)
+
+
 class DeleteAclsResponse(_Message):
     """DeleteAclsResponse: versions 0-3, flexible 2+."""
 
+    __slots__ = ('throttle_time_ms', 'filter_results')
     NAME = 'DeleteAclsResponse'
     API_KEY = 31
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 2
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    filter_results: list[DeleteAclsFilterResult] = _field(default_factory=list)
+    filter_results: list[DeleteAclsFilterResult]
     """The results for each filter."""
+
+    def __init__(self, throttle_time_ms: int = 0, filter_results: list[DeleteAclsFilterResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.filter_results = [] if filter_results is _FACTORY else filter_results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteAclsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.filter_results) == (other.throttle_time_ms, other.filter_results)
 
 
 def _enc_DeleteAclsMatchingAcl_0(a: _Append, o: DeleteAclsMatchingAcl) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
@@ -29,17 +28,25 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['DeleteGroupsRequest']
 
 
-@_dataclass(slots=True)
 class DeleteGroupsRequest(_Message):
     """DeleteGroupsRequest: versions 0-2, flexible 2+."""
 
+    __slots__ = ('groups_names',)
     NAME = 'DeleteGroupsRequest'
     API_KEY = 42
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    groups_names: list[str] = _field(default_factory=list)
+    groups_names: list[str]
     """The group names to delete."""
+
+    def __init__(self, groups_names: list[str] = _FACTORY) -> None:
+        self.groups_names = [] if groups_names is _FACTORY else groups_names
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteGroupsRequest:
+            return NotImplemented
+        return (self.groups_names,) == (other.groups_names,)
 
 
 def _enc_DeleteGroupsRequest_0(a: _Append, o: DeleteGroupsRequest) -> None:

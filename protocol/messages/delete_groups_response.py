@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,27 +31,45 @@ _S0 = _struct.Struct('>h')
 _S1 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class DeletableGroupResult(_Struct):
-    group_id: str = ''
+    __slots__ = ('group_id', 'error_code')
+    group_id: str
     """The group id"""
-    error_code: int = 0
+    error_code: int
     """The deletion error, or 0 if the deletion succeeded."""
 
+    def __init__(self, group_id: str = '', error_code: int = 0) -> None:
+        self.group_id = group_id
+        self.error_code = error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeletableGroupResult:
+            return NotImplemented
+        return (self.group_id, self.error_code) == (other.group_id, other.error_code)
+
+
 class DeleteGroupsResponse(_Message):
     """DeleteGroupsResponse: versions 0-2, flexible 2+."""
 
+    __slots__ = ('throttle_time_ms', 'results')
     NAME = 'DeleteGroupsResponse'
     API_KEY = 42
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    results: list[DeletableGroupResult] = _field(default_factory=list)
+    results: list[DeletableGroupResult]
     """The deletion results"""
+
+    def __init__(self, throttle_time_ms: int = 0, results: list[DeletableGroupResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _FACTORY else results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteGroupsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.results) == (other.throttle_time_ms, other.results)
 
 
 def _enc_DeletableGroupResult_0(a: _Append, o: DeletableGroupResult) -> None:

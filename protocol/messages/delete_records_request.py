@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,35 +31,62 @@ _S0 = _struct.Struct('>iq')
 _S1 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class DeleteRecordsPartition(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'offset')
+    partition_index: int
     """The partition index."""
-    offset: int = 0
+    offset: int
     """The deletion offset."""
 
+    def __init__(self, partition_index: int = 0, offset: int = 0) -> None:
+        self.partition_index = partition_index
+        self.offset = offset
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteRecordsPartition:
+            return NotImplemented
+        return (self.partition_index, self.offset) == (other.partition_index, other.offset)
+
+
 class DeleteRecordsTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[DeleteRecordsPartition] = _field(default_factory=list)
+    partitions: list[DeleteRecordsPartition]
     """Each partition that we want to delete records from."""
 
+    def __init__(self, name: str = '', partitions: list[DeleteRecordsPartition] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteRecordsTopic:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class DeleteRecordsRequest(_Message):
     """DeleteRecordsRequest: versions 0-2, flexible 2+."""
 
+    __slots__ = ('topics', 'timeout_ms')
     NAME = 'DeleteRecordsRequest'
     API_KEY = 21
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    topics: list[DeleteRecordsTopic] = _field(default_factory=list)
+    topics: list[DeleteRecordsTopic]
     """Each topic that we want to delete records from."""
-    timeout_ms: int = 0
+    timeout_ms: int
     """How long to wait for the deletion to complete, in milliseconds."""
+
+    def __init__(self, topics: list[DeleteRecordsTopic] = _FACTORY, timeout_ms: int = 0) -> None:
+        self.topics = [] if topics is _FACTORY else topics
+        self.timeout_ms = timeout_ms
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteRecordsRequest:
+            return NotImplemented
+        return (self.topics, self.timeout_ms) == (other.topics, other.timeout_ms)
 
 
 def _enc_DeleteRecordsPartition_0(a: _Append, o: DeleteRecordsPartition) -> None:

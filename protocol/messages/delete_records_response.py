@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,37 +31,65 @@ _S0 = _struct.Struct('>iqh')
 _S1 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class DeleteRecordsPartitionResult(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'low_watermark', 'error_code')
+    partition_index: int
     """The partition index."""
-    low_watermark: int = 0
+    low_watermark: int
     """The partition low water mark."""
-    error_code: int = 0
+    error_code: int
     """The deletion error code, or 0 if the deletion succeeded."""
 
+    def __init__(self, partition_index: int = 0, low_watermark: int = 0, error_code: int = 0) -> None:
+        self.partition_index = partition_index
+        self.low_watermark = low_watermark
+        self.error_code = error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteRecordsPartitionResult:
+            return NotImplemented
+        return (self.partition_index, self.low_watermark, self.error_code) == (other.partition_index, other.low_watermark, other.error_code)
+
+
 class DeleteRecordsTopicResult(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[DeleteRecordsPartitionResult] = _field(default_factory=list)
+    partitions: list[DeleteRecordsPartitionResult]
     """Each partition that we wanted to delete records from."""
 
+    def __init__(self, name: str = '', partitions: list[DeleteRecordsPartitionResult] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteRecordsTopicResult:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class DeleteRecordsResponse(_Message):
     """DeleteRecordsResponse: versions 0-2, flexible 2+."""
 
+    __slots__ = ('throttle_time_ms', 'topics')
     NAME = 'DeleteRecordsResponse'
     API_KEY = 21
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    topics: list[DeleteRecordsTopicResult] = _field(default_factory=list)
+    topics: list[DeleteRecordsTopicResult]
     """Each topic that we wanted to delete records from."""
+
+    def __init__(self, throttle_time_ms: int = 0, topics: list[DeleteRecordsTopicResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteRecordsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.topics) == (other.throttle_time_ms, other.topics)
 
 
 def _enc_DeleteRecordsPartitionResult_0(a: _Append, o: DeleteRecordsPartitionResult) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -30,33 +29,59 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class PartitionData(_Struct):
-    partition: int = 0
+    __slots__ = ('partition',)
+    partition: int
     """The partition index."""
 
+    def __init__(self, partition: int = 0) -> None:
+        self.partition = partition
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition,) == (other.partition,)
+
+
 class DeleteStateData(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'partitions')
+    topic_id: uuid.UUID
     """The topic identifier."""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
     """The data for the partitions."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteStateData:
+            return NotImplemented
+        return (self.topic_id, self.partitions) == (other.topic_id, other.partitions)
+
+
 class DeleteShareGroupStateRequest(_Message):
     """DeleteShareGroupStateRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('group_id', 'topics')
     NAME = 'DeleteShareGroupStateRequest'
     API_KEY = 86
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    group_id: str = ''
+    group_id: str
     """The group identifier."""
-    topics: list[DeleteStateData] = _field(default_factory=list)
+    topics: list[DeleteStateData]
     """The data for the topics."""
+
+    def __init__(self, group_id: str = '', topics: list[DeleteStateData] = _FACTORY) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteShareGroupStateRequest:
+            return NotImplemented
+        return (self.group_id, self.topics) == (other.group_id, other.topics)
 
 
 def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:

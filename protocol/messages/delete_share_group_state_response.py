@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -30,35 +29,62 @@ _S0 = _struct.Struct('>ih')
 _S1 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class PartitionResult(_Struct):
-    partition: int = 0
+    __slots__ = ('partition', 'error_code', 'error_message')
+    partition: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    error_message: str | None = None
+    error_message: str | None
     """The error message, or null if there was no error."""
 
+    def __init__(self, partition: int = 0, error_code: int = 0, error_message: str | None = None) -> None:
+        self.partition = partition
+        self.error_code = error_code
+        self.error_message = error_message
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionResult:
+            return NotImplemented
+        return (self.partition, self.error_code, self.error_message) == (other.partition, other.error_code, other.error_message)
+
+
 class DeleteStateResult(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'partitions')
+    topic_id: uuid.UUID
     """The topic identifier"""
-    partitions: list[PartitionResult] = _field(default_factory=list)
+    partitions: list[PartitionResult]
     """The results for the partitions."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, partitions: list[PartitionResult] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteStateResult:
+            return NotImplemented
+        return (self.topic_id, self.partitions) == (other.topic_id, other.partitions)
+
+
 class DeleteShareGroupStateResponse(_Message):
     """DeleteShareGroupStateResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('results',)
     NAME = 'DeleteShareGroupStateResponse'
     API_KEY = 86
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    results: list[DeleteStateResult] = _field(default_factory=list)
+    results: list[DeleteStateResult]
     """The delete results"""
+
+    def __init__(self, results: list[DeleteStateResult] = _FACTORY) -> None:
+        self.results = [] if results is _FACTORY else results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteShareGroupStateResponse:
+            return NotImplemented
+        return (self.results,) == (other.results,)
 
 
 def _enc_PartitionResult_0(a: _Append, o: PartitionResult) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,29 +36,48 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class DeleteTopicState(_Struct):
-    name: str | None = None
+    __slots__ = ('name', 'topic_id')
+    name: str | None
     """The topic name"""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """The unique topic ID"""
 
+    def __init__(self, name: str | None = None, topic_id: uuid.UUID = _ZERO_UUID) -> None:
+        self.name = name
+        self.topic_id = topic_id
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteTopicState:
+            return NotImplemented
+        return (self.name, self.topic_id) == (other.name, other.topic_id)
+
+
 class DeleteTopicsRequest(_Message):
     """DeleteTopicsRequest: versions 0-6, flexible 4+."""
 
+    __slots__ = ('topics', 'topic_names', 'timeout_ms')
     NAME = 'DeleteTopicsRequest'
     API_KEY = 20
     MIN_VERSION = 0
     MAX_VERSION = 6
     FLEXIBLE_MIN = 4
-    topics: list[DeleteTopicState] = _field(default_factory=list)
+    topics: list[DeleteTopicState]
     """The name or topic ID of the topic"""
-    topic_names: list[str] = _field(default_factory=list)
+    topic_names: list[str]
     """The names of the topics to delete"""
-    timeout_ms: int = 0
+    timeout_ms: int
     """The length of time in milliseconds to wait for the deletions to complete."""
+
+    def __init__(self, topics: list[DeleteTopicState] = _FACTORY, topic_names: list[str] = _FACTORY, timeout_ms: int = 0) -> None:
+        self.topics = [] if topics is _FACTORY else topics
+        self.topic_names = [] if topic_names is _FACTORY else topic_names
+        self.timeout_ms = timeout_ms
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteTopicsRequest:
+            return NotImplemented
+        return (self.topics, self.topic_names, self.timeout_ms) == (other.topics, other.topic_names, other.timeout_ms)
 
 
 def _enc_DeleteTopicsRequest_0(a: _Append, o: DeleteTopicsRequest) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -38,31 +37,51 @@ _S1 = _struct.Struct('>i')
 _S2 = _struct.Struct('>16sh')
 
 
-@_dataclass(slots=True)
 class DeletableTopicResult(_Struct):
-    name: str | None = ''
+    __slots__ = ('name', 'topic_id', 'error_code', 'error_message')
+    name: str | None
     """The topic name"""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """the unique topic ID"""
-    error_code: int = 0
+    error_code: int
     """The deletion error, or 0 if the deletion succeeded."""
-    error_message: str | None = None
+    error_message: str | None
     """The error message, or null if there was no error."""
 
+    def __init__(self, name: str | None = '', topic_id: uuid.UUID = _ZERO_UUID, error_code: int = 0, error_message: str | None = None) -> None:
+        self.name = name
+        self.topic_id = topic_id
+        self.error_code = error_code
+        self.error_message = error_message
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeletableTopicResult:
+            return NotImplemented
+        return (self.name, self.topic_id, self.error_code, self.error_message) == (other.name, other.topic_id, other.error_code, other.error_message)
+
+
 class DeleteTopicsResponse(_Message):
     """DeleteTopicsResponse: versions 0-6, flexible 4+."""
 
+    __slots__ = ('throttle_time_ms', 'responses')
     NAME = 'DeleteTopicsResponse'
     API_KEY = 20
     MIN_VERSION = 0
     MAX_VERSION = 6
     FLEXIBLE_MIN = 4
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    responses: list[DeletableTopicResult] = _field(default_factory=list)
+    responses: list[DeletableTopicResult]
     """The results for each topic we tried to delete."""
+
+    def __init__(self, throttle_time_ms: int = 0, responses: list[DeletableTopicResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.responses = [] if responses is _FACTORY else responses
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DeleteTopicsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.responses) == (other.throttle_time_ms, other.responses)
 
 
 def _enc_DeletableTopicResult_0(a: _Append, o: DeletableTopicResult) -> None:

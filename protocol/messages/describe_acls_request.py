@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
@@ -30,29 +28,43 @@ _S1 = _struct.Struct('>bb')
 _S2 = _struct.Struct('>bh')
 
 
-@_dataclass(slots=True)
 class DescribeAclsRequest(_Message):
     """DescribeAclsRequest: versions 0-3, flexible 2+."""
 
+    __slots__ = ('resource_type_filter', 'resource_name_filter', 'pattern_type_filter', 'principal_filter', 'host_filter', 'operation', 'permission_type')
     NAME = 'DescribeAclsRequest'
     API_KEY = 29
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 2
-    resource_type_filter: int = 0
+    resource_type_filter: int
     """The resource type."""
-    resource_name_filter: str | None = ''
+    resource_name_filter: str | None
     """The resource name, or null to match any resource name."""
-    pattern_type_filter: int = 3
+    pattern_type_filter: int
     """The resource pattern to match."""
-    principal_filter: str | None = ''
+    principal_filter: str | None
     """The principal to match, or null to match any principal."""
-    host_filter: str | None = ''
+    host_filter: str | None
     """The host to match, or null to match any host."""
-    operation: int = 0
+    operation: int
     """The operation to match."""
-    permission_type: int = 0
+    permission_type: int
     """The permission type to match."""
+
+    def __init__(self, resource_type_filter: int = 0, resource_name_filter: str | None = '', pattern_type_filter: int = 3, principal_filter: str | None = '', host_filter: str | None = '', operation: int = 0, permission_type: int = 0) -> None:
+        self.resource_type_filter = resource_type_filter
+        self.resource_name_filter = resource_name_filter
+        self.pattern_type_filter = pattern_type_filter
+        self.principal_filter = principal_filter
+        self.host_filter = host_filter
+        self.operation = operation
+        self.permission_type = permission_type
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeAclsRequest:
+            return NotImplemented
+        return (self.resource_type_filter, self.resource_name_filter, self.pattern_type_filter, self.principal_filter, self.host_filter, self.operation, self.permission_type) == (other.resource_type_filter, other.resource_name_filter, other.pattern_type_filter, other.principal_filter, other.host_filter, other.operation, other.permission_type)
 
 
 def _enc_DescribeAclsRequest_0(a: _Append, o: DescribeAclsRequest) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -40,47 +39,80 @@ _S3 = _struct.Struct('>ih')
 _S4 = _struct.Struct('>ihh')
 
 
-@_dataclass(slots=True)
 class AclDescription(_Struct):
-    principal: str = ''
+    __slots__ = ('principal', 'host', 'operation', 'permission_type')
+    principal: str
     """The ACL principal."""
-    host: str = ''
+    host: str
     """The ACL host."""
-    operation: int = 0
+    operation: int
     """The ACL operation."""
-    permission_type: int = 0
+    permission_type: int
     """The ACL permission type."""
 
+    def __init__(self, principal: str = '', host: str = '', operation: int = 0, permission_type: int = 0) -> None:
+        self.principal = principal
+        self.host = host
+        self.operation = operation
+        self.permission_type = permission_type
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AclDescription:
+            return NotImplemented
+        return (self.principal, self.host, self.operation, self.permission_type) == (other.principal, other.host, other.operation, other.permission_type)
+
+
 class DescribeAclsResource(_Struct):
-    resource_type: int = 0
+    __slots__ = ('resource_type', 'resource_name', 'pattern_type', 'acls')
+    resource_type: int
     """The resource type."""
-    resource_name: str = ''
+    resource_name: str
     """The resource name."""
-    pattern_type: int = 3
+    pattern_type: int
     """The resource pattern type."""
-    acls: list[AclDescription] = _field(default_factory=list)
+    acls: list[AclDescription]
     """The ACLs."""
 
+    def __init__(self, resource_type: int = 0, resource_name: str = '', pattern_type: int = 3, acls: list[AclDescription] = _FACTORY) -> None:
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        self.pattern_type = pattern_type
+        self.acls = [] if acls is _FACTORY else acls
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeAclsResource:
+            return NotImplemented
+        return (self.resource_type, self.resource_name, self.pattern_type, self.acls) == (other.resource_type, other.resource_name, other.pattern_type, other.acls)
+
+
 class DescribeAclsResponse(_Message):
     """DescribeAclsResponse: versions 0-3, flexible 2+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'resources')
     NAME = 'DescribeAclsResponse'
     API_KEY = 29
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 2
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, or null if there was no error."""
-    resources: list[DescribeAclsResource] = _field(default_factory=list)
+    resources: list[DescribeAclsResource]
     """Each Resource that is referenced in an ACL."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = '', resources: list[DescribeAclsResource] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.resources = [] if resources is _FACTORY else resources
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeAclsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.error_message, self.resources) == (other.throttle_time_ms, other.error_code, other.error_message, other.resources)
 
 
 def _enc_AclDescription_0(a: _Append, o: AclDescription) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,29 +36,48 @@ _S1 = _struct.Struct('>bh')
 _S2 = _struct.Struct('>?')
 
 
-@_dataclass(slots=True)
 class ComponentData(_Struct):
-    entity_type: str = ''
+    __slots__ = ('entity_type', 'match_type', 'match')
+    entity_type: str
     """The entity type that the filter component applies to."""
-    match_type: int = 0
+    match_type: int
     """How to match the entity {0 = exact name, 1 = default name, 2 = any specified name}."""
-    match: str | None = ''
+    match: str | None
     """The string to match against, or null if unused for the match type."""
 
+    def __init__(self, entity_type: str = '', match_type: int = 0, match: str | None = '') -> None:
+        self.entity_type = entity_type
+        self.match_type = match_type
+        self.match = match
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ComponentData:
+            return NotImplemented
+        return (self.entity_type, self.match_type, self.match) == (other.entity_type, other.match_type, other.match)
+
+
 class DescribeClientQuotasRequest(_Message):
     """DescribeClientQuotasRequest: versions 0-1, flexible 1+."""
 
+    __slots__ = ('components', 'strict')
     NAME = 'DescribeClientQuotasRequest'
     API_KEY = 48
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 1
-    components: list[ComponentData] = _field(default_factory=list)
+    components: list[ComponentData]
     """Filter components to apply to quota entities."""
-    strict: bool = False
+    strict: bool
     """Whether the match is strict, i.e. should exclude entities with unspecified entity types."""
+
+    def __init__(self, components: list[ComponentData] = _FACTORY, strict: bool = False) -> None:
+        self.components = [] if components is _FACTORY else components
+        self.strict = strict
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeClientQuotasRequest:
+            return NotImplemented
+        return (self.components, self.strict) == (other.components, other.strict)
 
 
 def _enc_ComponentData_0(a: _Append, o: ComponentData) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -39,47 +38,85 @@ _S1 = _struct.Struct('>ih')
 _S2 = _struct.Struct('>ihh')
 
 
-@_dataclass(slots=True)
 class EntityData(_Struct):
-    entity_type: str = ''
+    __slots__ = ('entity_type', 'entity_name')
+    entity_type: str
     """The entity type."""
-    entity_name: str | None = ''
+    entity_name: str | None
     """The entity name, or null if the default."""
 
+    def __init__(self, entity_type: str = '', entity_name: str | None = '') -> None:
+        self.entity_type = entity_type
+        self.entity_name = entity_name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EntityData:
+            return NotImplemented
+        return (self.entity_type, self.entity_name) == (other.entity_type, other.entity_name)
+
+
 class ValueData(_Struct):
-    key: str = ''
+    __slots__ = ('key', 'value')
+    key: str
     """The quota configuration key."""
-    value: float = 0.0
+    value: float
     """The quota configuration value."""
 
+    def __init__(self, key: str = '', value: float = 0.0) -> None:
+        self.key = key
+        self.value = value
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ValueData:
+            return NotImplemented
+        return (self.key, self.value) == (other.key, other.value)
+
+
 class EntryData(_Struct):
-    entity: list[EntityData] = _field(default_factory=list)
+    __slots__ = ('entity', 'values')
+    entity: list[EntityData]
     """The quota entity description."""
-    values: list[ValueData] = _field(default_factory=list)
+    values: list[ValueData]
     """The quota values for the entity."""
 
+    def __init__(self, entity: list[EntityData] = _FACTORY, values: list[ValueData] = _FACTORY) -> None:
+        self.entity = [] if entity is _FACTORY else entity
+        self.values = [] if values is _FACTORY else values
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EntryData:
+            return NotImplemented
+        return (self.entity, self.values) == (other.entity, other.values)
+
+
 class DescribeClientQuotasResponse(_Message):
     """DescribeClientQuotasResponse: versions 0-1, flexible 1+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'entries')
     NAME = 'DescribeClientQuotasResponse'
     API_KEY = 48
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 1
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or `0` if the quota description succeeded."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, or `null` if the quota description succeeded."""
-    entries: list[EntryData] | None = _field(default_factory=list)
+    entries: list[EntryData] | None
     """A result entry."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = '', entries: list[EntryData] | None = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.entries = [] if entries is _FACTORY else entries
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeClientQuotasResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.error_message, self.entries) == (other.throttle_time_ms, other.error_code, other.error_message, other.entries)
 
 
 def _enc_EntityData_0(a: _Append, o: EntityData) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import EncodeError as _EncodeError
@@ -23,19 +21,28 @@ _S0 = _struct.Struct('>?')
 _S1 = _struct.Struct('>?b')
 
 
-@_dataclass(slots=True)
 class DescribeClusterRequest(_Message):
     """DescribeClusterRequest: versions 0-1, flexible 0+."""
 
+    __slots__ = ('include_cluster_authorized_operations', 'endpoint_type')
     NAME = 'DescribeClusterRequest'
     API_KEY = 60
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    include_cluster_authorized_operations: bool = False
+    include_cluster_authorized_operations: bool
     """Whether to include cluster authorized operations."""
-    endpoint_type: int = 1
+    endpoint_type: int
     """The endpoint type to describe. 1=brokers, 2=controllers."""
+
+    def __init__(self, include_cluster_authorized_operations: bool = False, endpoint_type: int = 1) -> None:
+        self.include_cluster_authorized_operations = include_cluster_authorized_operations
+        self.endpoint_type = endpoint_type
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeClusterRequest:
+            return NotImplemented
+        return (self.include_cluster_authorized_operations, self.endpoint_type) == (other.include_cluster_authorized_operations, other.endpoint_type)
 
 
 def _enc_DescribeClusterRequest_0(a: _Append, o: DescribeClusterRequest) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,43 +31,69 @@ _S1 = _struct.Struct('>ih')
 _S2 = _struct.Struct('>b')
 
 
-@_dataclass(slots=True)
 class DescribeClusterBroker(_Struct):
-    broker_id: int = 0
+    __slots__ = ('broker_id', 'host', 'port', 'rack')
+    broker_id: int
     """The broker ID."""
-    host: str = ''
+    host: str
     """The broker hostname."""
-    port: int = 0
+    port: int
     """The broker port."""
-    rack: str | None = None
+    rack: str | None
     """The rack of the broker, or null if it has not been assigned to a rack."""
 
+    def __init__(self, broker_id: int = 0, host: str = '', port: int = 0, rack: str | None = None) -> None:
+        self.broker_id = broker_id
+        self.host = host
+        self.port = port
+        self.rack = rack
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeClusterBroker:
+            return NotImplemented
+        return (self.broker_id, self.host, self.port, self.rack) == (other.broker_id, other.host, other.port, other.rack)
+
+
 class DescribeClusterResponse(_Message):
     """DescribeClusterResponse: versions 0-1, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'endpoint_type', 'cluster_id', 'controller_id', 'brokers', 'cluster_authorized_operations')
     NAME = 'DescribeClusterResponse'
     API_KEY = 60
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The top-level error code, or 0 if there was no error"""
-    error_message: str | None = None
+    error_message: str | None
     """The top-level error message, or null if there was no error."""
-    endpoint_type: int = 1
+    endpoint_type: int
     """The endpoint type that was described. 1=brokers, 2=controllers."""
-    cluster_id: str = ''
+    cluster_id: str
     """The cluster ID that responding broker belongs to."""
-    controller_id: int = -1
+    controller_id: int
     """The ID of the controller broker."""
-    brokers: list[DescribeClusterBroker] = _field(default_factory=list)
+    brokers: list[DescribeClusterBroker]
     """Each broker in the response."""
-    cluster_authorized_operations: int = -2147483648
+    cluster_authorized_operations: int
     """32-bit bitfield to represent authorized operations for this cluster."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = None, endpoint_type: int = 1, cluster_id: str = '', controller_id: int = -1, brokers: list[DescribeClusterBroker] = _FACTORY, cluster_authorized_operations: int = -2147483648) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.endpoint_type = endpoint_type
+        self.cluster_id = cluster_id
+        self.controller_id = controller_id
+        self.brokers = [] if brokers is _FACTORY else brokers
+        self.cluster_authorized_operations = cluster_authorized_operations
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeClusterResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.error_message, self.endpoint_type, self.cluster_id, self.controller_id, self.brokers, self.cluster_authorized_operations) == (other.throttle_time_ms, other.error_code, other.error_message, other.endpoint_type, other.cluster_id, other.controller_id, other.brokers, other.cluster_authorized_operations)
 
 
 def _enc_DescribeClusterBroker_0(a: _Append, o: DescribeClusterBroker) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,31 +36,51 @@ _S2 = _struct.Struct('>?')
 _S3 = _struct.Struct('>??')
 
 
-@_dataclass(slots=True)
 class DescribeConfigsResource(_Struct):
-    resource_type: int = 0
+    __slots__ = ('resource_type', 'resource_name', 'configuration_keys')
+    resource_type: int
     """The resource type."""
-    resource_name: str = ''
+    resource_name: str
     """The resource name."""
-    configuration_keys: list[str] | None = _field(default_factory=list)
+    configuration_keys: list[str] | None
     """The configuration keys to list, or null to list all configuration keys."""
 
+    def __init__(self, resource_type: int = 0, resource_name: str = '', configuration_keys: list[str] | None = _FACTORY) -> None:
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        self.configuration_keys = [] if configuration_keys is _FACTORY else configuration_keys
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeConfigsResource:
+            return NotImplemented
+        return (self.resource_type, self.resource_name, self.configuration_keys) == (other.resource_type, other.resource_name, other.configuration_keys)
+
+
 class DescribeConfigsRequest(_Message):
     """DescribeConfigsRequest: versions 0-4, flexible 4+."""
 
+    __slots__ = ('resources', 'include_synonyms', 'include_documentation')
     NAME = 'DescribeConfigsRequest'
     API_KEY = 32
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 4
-    resources: list[DescribeConfigsResource] = _field(default_factory=list)
+    resources: list[DescribeConfigsResource]
     """The resources whose configurations we want to describe."""
-    include_synonyms: bool = False
+    include_synonyms: bool
     """True if we should include all synonyms."""
-    include_documentation: bool = False
+    include_documentation: bool
     """True if we should include configuration documentation."""
+
+    def __init__(self, resources: list[DescribeConfigsResource] = _FACTORY, include_synonyms: bool = False, include_documentation: bool = False) -> None:
+        self.resources = [] if resources is _FACTORY else resources
+        self.include_synonyms = include_synonyms
+        self.include_documentation = include_documentation
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeConfigsRequest:
+            return NotImplemented
+        return (self.resources, self.include_synonyms, self.include_documentation) == (other.resources, other.include_synonyms, other.include_documentation)
 
 
 def _enc_DescribeConfigsResource_0(a: _Append, o: DescribeConfigsResource) -> None:

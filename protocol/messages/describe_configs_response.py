@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -43,65 +42,112 @@ _S5 = _struct.Struct('>i')
 _S6 = _struct.Struct('>?b?')
 
 
-@_dataclass(slots=True)
 class DescribeConfigsSynonym(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'value', 'source')
+    name: str
     """The synonym name."""
-    value: str | None = ''
+    value: str | None
     """The synonym value."""
-    source: int = 0
+    source: int
     """The synonym source."""
 
+    def __init__(self, name: str = '', value: str | None = '', source: int = 0) -> None:
+        self.name = name
+        self.value = value
+        self.source = source
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeConfigsSynonym:
+            return NotImplemented
+        return (self.name, self.value, self.source) == (other.name, other.value, other.source)
+
+
 class DescribeConfigsResourceResult(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'value', 'read_only', 'is_default', 'config_source', 'is_sensitive', 'synonyms', 'config_type', 'documentation')
+    name: str
     """The configuration name."""
-    value: str | None = ''
+    value: str | None
     """The configuration value."""
-    read_only: bool = False
+    read_only: bool
     """True if the configuration is read-only."""
-    is_default: bool = False
+    is_default: bool
     """True if the configuration is not set."""
-    config_source: int = -1
+    config_source: int
     """The configuration source."""
-    is_sensitive: bool = False
+    is_sensitive: bool
     """True if this configuration is sensitive."""
-    synonyms: list[DescribeConfigsSynonym] = _field(default_factory=list)
+    synonyms: list[DescribeConfigsSynonym]
     """The synonyms for this configuration key."""
-    config_type: int = 0
+    config_type: int
     """The configuration data type. Type can be one of the following values - BOOLEAN, STRING, INT, SHORT, LONG, DOUBLE, LIST, CLASS, PASSWORD"""
-    documentation: str | None = ''
+    documentation: str | None
     """The configuration documentation."""
 
+    def __init__(self, name: str = '', value: str | None = '', read_only: bool = False, is_default: bool = False, config_source: int = -1, is_sensitive: bool = False, synonyms: list[DescribeConfigsSynonym] = _FACTORY, config_type: int = 0, documentation: str | None = '') -> None:
+        self.name = name
+        self.value = value
+        self.read_only = read_only
+        self.is_default = is_default
+        self.config_source = config_source
+        self.is_sensitive = is_sensitive
+        self.synonyms = [] if synonyms is _FACTORY else synonyms
+        self.config_type = config_type
+        self.documentation = documentation
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeConfigsResourceResult:
+            return NotImplemented
+        return (self.name, self.value, self.read_only, self.is_default, self.config_source, self.is_sensitive, self.synonyms, self.config_type, self.documentation) == (other.name, other.value, other.read_only, other.is_default, other.config_source, other.is_sensitive, other.synonyms, other.config_type, other.documentation)
+
+
 class DescribeConfigsResult(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'error_message', 'resource_type', 'resource_name', 'configs')
+    error_code: int
     """The error code, or 0 if we were able to successfully describe the configurations."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, or null if we were able to successfully describe the configurations."""
-    resource_type: int = 0
+    resource_type: int
     """The resource type."""
-    resource_name: str = ''
+    resource_name: str
     """The resource name."""
-    configs: list[DescribeConfigsResourceResult] = _field(default_factory=list)
+    configs: list[DescribeConfigsResourceResult]
     """Each listed configuration."""
 
+    def __init__(self, error_code: int = 0, error_message: str | None = '', resource_type: int = 0, resource_name: str = '', configs: list[DescribeConfigsResourceResult] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        self.configs = [] if configs is _FACTORY else configs
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeConfigsResult:
+            return NotImplemented
+        return (self.error_code, self.error_message, self.resource_type, self.resource_name, self.configs) == (other.error_code, other.error_message, other.resource_type, other.resource_name, other.configs)
+
+
 class DescribeConfigsResponse(_Message):
     """DescribeConfigsResponse: versions 0-4, flexible 4+."""
 
+    __slots__ = ('throttle_time_ms', 'results')
     NAME = 'DescribeConfigsResponse'
     API_KEY = 32
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 4
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    results: list[DescribeConfigsResult] = _field(default_factory=list)
+    results: list[DescribeConfigsResult]
     """The results for each resource."""
+
+    def __init__(self, throttle_time_ms: int = 0, results: list[DescribeConfigsResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.results = [] if results is _FACTORY else results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeConfigsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.results) == (other.throttle_time_ms, other.results)
 
 
 def _enc_DescribeConfigsResourceResult_0(a: _Append, o: DescribeConfigsResourceResult) -> None:

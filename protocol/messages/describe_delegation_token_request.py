@@ -7,10 +7,9 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -30,25 +29,42 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['DescribeDelegationTokenOwner', 'DescribeDelegationTokenRequest']
 
 
-@_dataclass(slots=True)
 class DescribeDelegationTokenOwner(_Struct):
-    principal_type: str = ''
+    __slots__ = ('principal_type', 'principal_name')
+    principal_type: str
     """The owner principal type."""
-    principal_name: str = ''
+    principal_name: str
     """The owner principal name."""
 
+    def __init__(self, principal_type: str = '', principal_name: str = '') -> None:
+        self.principal_type = principal_type
+        self.principal_name = principal_name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeDelegationTokenOwner:
+            return NotImplemented
+        return (self.principal_type, self.principal_name) == (other.principal_type, other.principal_name)
+
+
 class DescribeDelegationTokenRequest(_Message):
     """DescribeDelegationTokenRequest: versions 0-3, flexible 2+."""
 
+    __slots__ = ('owners',)
     NAME = 'DescribeDelegationTokenRequest'
     API_KEY = 41
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 2
-    owners: list[DescribeDelegationTokenOwner] | None = _field(default_factory=list)
+    owners: list[DescribeDelegationTokenOwner] | None
     """Each owner that we want to describe delegation tokens for, or null to describe all tokens."""
+
+    def __init__(self, owners: list[DescribeDelegationTokenOwner] | None = _FACTORY) -> None:
+        self.owners = [] if owners is _FACTORY else owners
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeDelegationTokenRequest:
+            return NotImplemented
+        return (self.owners,) == (other.owners,)
 
 
 def _enc_DescribeDelegationTokenOwner_0(a: _Append, o: DescribeDelegationTokenOwner) -> None:

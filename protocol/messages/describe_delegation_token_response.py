@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -40,53 +39,89 @@ _S2 = _struct.Struct('>h')
 _S3 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class DescribedDelegationTokenRenewer(_Struct):
-    principal_type: str = ''
+    __slots__ = ('principal_type', 'principal_name')
+    principal_type: str
     """The renewer principal type"""
-    principal_name: str = ''
+    principal_name: str
     """The renewer principal name"""
 
+    def __init__(self, principal_type: str = '', principal_name: str = '') -> None:
+        self.principal_type = principal_type
+        self.principal_name = principal_name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribedDelegationTokenRenewer:
+            return NotImplemented
+        return (self.principal_type, self.principal_name) == (other.principal_type, other.principal_name)
+
+
 class DescribedDelegationToken(_Struct):
-    principal_type: str = ''
+    __slots__ = ('principal_type', 'principal_name', 'token_requester_principal_type', 'token_requester_principal_name', 'issue_timestamp', 'expiry_timestamp', 'max_timestamp', 'token_id', 'hmac', 'renewers')
+    principal_type: str
     """The token principal type."""
-    principal_name: str = ''
+    principal_name: str
     """The token principal name."""
-    token_requester_principal_type: str = ''
+    token_requester_principal_type: str
     """The principal type of the requester of the token."""
-    token_requester_principal_name: str = ''
+    token_requester_principal_name: str
     """The principal type of the requester of the token."""
-    issue_timestamp: int = 0
+    issue_timestamp: int
     """The token issue timestamp in milliseconds."""
-    expiry_timestamp: int = 0
+    expiry_timestamp: int
     """The token expiry timestamp in milliseconds."""
-    max_timestamp: int = 0
+    max_timestamp: int
     """The token maximum timestamp length in milliseconds."""
-    token_id: str = ''
+    token_id: str
     """The token ID."""
-    hmac: bytes = b""
+    hmac: bytes
     """The token HMAC."""
-    renewers: list[DescribedDelegationTokenRenewer] = _field(default_factory=list)
+    renewers: list[DescribedDelegationTokenRenewer]
     """Those who are able to renew this token before it expires."""
 
+    def __init__(self, principal_type: str = '', principal_name: str = '', token_requester_principal_type: str = '', token_requester_principal_name: str = '', issue_timestamp: int = 0, expiry_timestamp: int = 0, max_timestamp: int = 0, token_id: str = '', hmac: bytes = b"", renewers: list[DescribedDelegationTokenRenewer] = _FACTORY) -> None:
+        self.principal_type = principal_type
+        self.principal_name = principal_name
+        self.token_requester_principal_type = token_requester_principal_type
+        self.token_requester_principal_name = token_requester_principal_name
+        self.issue_timestamp = issue_timestamp
+        self.expiry_timestamp = expiry_timestamp
+        self.max_timestamp = max_timestamp
+        self.token_id = token_id
+        self.hmac = hmac
+        self.renewers = [] if renewers is _FACTORY else renewers
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribedDelegationToken:
+            return NotImplemented
+        return (self.principal_type, self.principal_name, self.token_requester_principal_type, self.token_requester_principal_name, self.issue_timestamp, self.expiry_timestamp, self.max_timestamp, self.token_id, self.hmac, self.renewers) == (other.principal_type, other.principal_name, other.token_requester_principal_type, other.token_requester_principal_name, other.issue_timestamp, other.expiry_timestamp, other.max_timestamp, other.token_id, other.hmac, other.renewers)
+
+
 class DescribeDelegationTokenResponse(_Message):
     """DescribeDelegationTokenResponse: versions 0-3, flexible 2+."""
 
+    __slots__ = ('error_code', 'tokens', 'throttle_time_ms')
     NAME = 'DescribeDelegationTokenResponse'
     API_KEY = 41
     MIN_VERSION = 0
     MAX_VERSION = 3
     FLEXIBLE_MIN = 2
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    tokens: list[DescribedDelegationToken] = _field(default_factory=list)
+    tokens: list[DescribedDelegationToken]
     """The tokens."""
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
+
+    def __init__(self, error_code: int = 0, tokens: list[DescribedDelegationToken] = _FACTORY, throttle_time_ms: int = 0) -> None:
+        self.error_code = error_code
+        self.tokens = [] if tokens is _FACTORY else tokens
+        self.throttle_time_ms = throttle_time_ms
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeDelegationTokenResponse:
+            return NotImplemented
+        return (self.error_code, self.tokens, self.throttle_time_ms) == (other.error_code, other.tokens, other.throttle_time_ms)
 
 
 def _enc_DescribedDelegationTokenRenewer_0(a: _Append, o: DescribedDelegationTokenRenewer) -> None:

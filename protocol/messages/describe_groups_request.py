@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
@@ -31,19 +30,28 @@ __all__ = ['DescribeGroupsRequest']
 _S0 = _struct.Struct('>?')
 
 
-@_dataclass(slots=True)
 class DescribeGroupsRequest(_Message):
     """DescribeGroupsRequest: versions 0-5, flexible 5+."""
 
+    __slots__ = ('groups', 'include_authorized_operations')
     NAME = 'DescribeGroupsRequest'
     API_KEY = 15
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 5
-    groups: list[str] = _field(default_factory=list)
+    groups: list[str]
     """The names of the groups to describe"""
-    include_authorized_operations: bool = False
+    include_authorized_operations: bool
     """Whether to include authorized operations."""
+
+    def __init__(self, groups: list[str] = _FACTORY, include_authorized_operations: bool = False) -> None:
+        self.groups = [] if groups is _FACTORY else groups
+        self.include_authorized_operations = include_authorized_operations
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeGroupsRequest:
+            return NotImplemented
+        return (self.groups, self.include_authorized_operations) == (other.groups, other.include_authorized_operations)
 
 
 def _enc_DescribeGroupsRequest_0(a: _Append, o: DescribeGroupsRequest) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -43,53 +42,89 @@ _S1 = _struct.Struct('>hh')
 _S2 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class DescribedGroupMember(_Struct):
-    member_id: str = ''
+    __slots__ = ('member_id', 'group_instance_id', 'client_id', 'client_host', 'member_metadata', 'member_assignment')
+    member_id: str
     """The member ID assigned by the group coordinator."""
-    group_instance_id: str | None = None
+    group_instance_id: str | None
     """The unique identifier of the consumer instance provided by end user."""
-    client_id: str = ''
+    client_id: str
     """The client ID used in the member's latest join group request."""
-    client_host: str = ''
+    client_host: str
     """The client host."""
-    member_metadata: bytes = b""
+    member_metadata: bytes
     """The metadata corresponding to the current group protocol in use."""
-    member_assignment: bytes = b""
+    member_assignment: bytes
     """The current assignment provided by the group leader."""
 
+    def __init__(self, member_id: str = '', group_instance_id: str | None = None, client_id: str = '', client_host: str = '', member_metadata: bytes = b"", member_assignment: bytes = b"") -> None:
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.client_id = client_id
+        self.client_host = client_host
+        self.member_metadata = member_metadata
+        self.member_assignment = member_assignment
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribedGroupMember:
+            return NotImplemented
+        return (self.member_id, self.group_instance_id, self.client_id, self.client_host, self.member_metadata, self.member_assignment) == (other.member_id, other.group_instance_id, other.client_id, other.client_host, other.member_metadata, other.member_assignment)
+
+
 class DescribedGroup(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'group_id', 'group_state', 'protocol_type', 'protocol_data', 'members', 'authorized_operations')
+    error_code: int
     """The describe error, or 0 if there was no error."""
-    group_id: str = ''
+    group_id: str
     """The group ID string."""
-    group_state: str = ''
+    group_state: str
     """The group state string, or the empty string."""
-    protocol_type: str = ''
+    protocol_type: str
     """The group protocol type, or the empty string."""
-    protocol_data: str = ''
+    protocol_data: str
     """The group protocol data, or the empty string."""
-    members: list[DescribedGroupMember] = _field(default_factory=list)
+    members: list[DescribedGroupMember]
     """The group members."""
-    authorized_operations: int = -2147483648
+    authorized_operations: int
     """32-bit bitfield to represent authorized operations for this group."""
 
+    def __init__(self, error_code: int = 0, group_id: str = '', group_state: str = '', protocol_type: str = '', protocol_data: str = '', members: list[DescribedGroupMember] = _FACTORY, authorized_operations: int = -2147483648) -> None:
+        self.error_code = error_code
+        self.group_id = group_id
+        self.group_state = group_state
+        self.protocol_type = protocol_type
+        self.protocol_data = protocol_data
+        self.members = [] if members is _FACTORY else members
+        self.authorized_operations = authorized_operations
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribedGroup:
+            return NotImplemented
+        return (self.error_code, self.group_id, self.group_state, self.protocol_type, self.protocol_data, self.members, self.authorized_operations) == (other.error_code, other.group_id, other.group_state, other.protocol_type, other.protocol_data, other.members, other.authorized_operations)
+
+
 class DescribeGroupsResponse(_Message):
     """DescribeGroupsResponse: versions 0-5, flexible 5+."""
 
+    __slots__ = ('throttle_time_ms', 'groups')
     NAME = 'DescribeGroupsResponse'
     API_KEY = 15
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 5
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    groups: list[DescribedGroup] = _field(default_factory=list)
+    groups: list[DescribedGroup]
     """Each described group."""
+
+    def __init__(self, throttle_time_ms: int = 0, groups: list[DescribedGroup] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.groups = [] if groups is _FACTORY else groups
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeGroupsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.groups) == (other.throttle_time_ms, other.groups)
 
 
 def _enc_DescribedGroupMember_0(a: _Append, o: DescribedGroupMember) -> None:

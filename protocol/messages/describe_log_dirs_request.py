@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -34,25 +33,42 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['DescribableLogDirTopic', 'DescribeLogDirsRequest']
 
 
-@_dataclass(slots=True)
 class DescribableLogDirTopic(_Struct):
-    topic: str = ''
+    __slots__ = ('topic', 'partitions')
+    topic: str
     """The topic name"""
-    partitions: list[int] = _field(default_factory=list)
+    partitions: list[int]
     """The partition indexes."""
 
+    def __init__(self, topic: str = '', partitions: list[int] = _FACTORY) -> None:
+        self.topic = topic
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribableLogDirTopic:
+            return NotImplemented
+        return (self.topic, self.partitions) == (other.topic, other.partitions)
+
+
 class DescribeLogDirsRequest(_Message):
     """DescribeLogDirsRequest: versions 0-4, flexible 2+."""
 
+    __slots__ = ('topics',)
     NAME = 'DescribeLogDirsRequest'
     API_KEY = 35
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 2
-    topics: list[DescribableLogDirTopic] | None = _field(default_factory=list)
+    topics: list[DescribableLogDirTopic] | None
     """Each topic that we want to describe log directories for, or null for all topics."""
+
+    def __init__(self, topics: list[DescribableLogDirTopic] | None = _FACTORY) -> None:
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeLogDirsRequest:
+            return NotImplemented
+        return (self.topics,) == (other.topics,)
 
 
 def _enc_DescribableLogDirTopic_0(a: _Append, o: DescribableLogDirTopic) -> None:

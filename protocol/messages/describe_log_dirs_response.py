@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,54 +36,96 @@ _S4 = _struct.Struct('>ih')
 _S5 = _struct.Struct('>qq')
 
 
-@_dataclass(slots=True)
 class DescribeLogDirsPartition(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'partition_size', 'offset_lag', 'is_future_key')
+    partition_index: int
     """The partition index."""
-    partition_size: int = 0
+    partition_size: int
     """The size of the log segments in this partition in bytes."""
-    offset_lag: int = 0
+    offset_lag: int
     """The lag of the log's LEO w.r.t. partition's HW (if it is the current log for the partition) or current replica's LEO (if it is the future log for the partition)"""
-    is_future_key: bool = False
+    is_future_key: bool
     """True if this log is created by AlterReplicaLogDirsRequest and will replace the current log of the replica in the future."""
 
+    def __init__(self, partition_index: int = 0, partition_size: int = 0, offset_lag: int = 0, is_future_key: bool = False) -> None:
+        self.partition_index = partition_index
+        self.partition_size = partition_size
+        self.offset_lag = offset_lag
+        self.is_future_key = is_future_key
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeLogDirsPartition:
+            return NotImplemented
+        return (self.partition_index, self.partition_size, self.offset_lag, self.is_future_key) == (other.partition_index, other.partition_size, other.offset_lag, other.is_future_key)
+
+
 class DescribeLogDirsTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[DescribeLogDirsPartition] = _field(default_factory=list)
+    partitions: list[DescribeLogDirsPartition]
+
+    def __init__(self, name: str = '', partitions: list[DescribeLogDirsPartition] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeLogDirsTopic:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
 
 
-@_dataclass(slots=True)
 class DescribeLogDirsResult(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'log_dir', 'topics', 'total_bytes', 'usable_bytes')
+    error_code: int
     """The error code, or 0 if there was no error."""
-    log_dir: str = ''
+    log_dir: str
     """The absolute log directory path."""
-    topics: list[DescribeLogDirsTopic] = _field(default_factory=list)
+    topics: list[DescribeLogDirsTopic]
     """Each topic."""
-    total_bytes: int = -1
+    total_bytes: int
     """The total size in bytes of the volume the log directory is in."""
-    usable_bytes: int = -1
+    usable_bytes: int
     """The usable size in bytes of the volume the log directory is in."""
 
+    def __init__(self, error_code: int = 0, log_dir: str = '', topics: list[DescribeLogDirsTopic] = _FACTORY, total_bytes: int = -1, usable_bytes: int = -1) -> None:
+        self.error_code = error_code
+        self.log_dir = log_dir
+        self.topics = [] if topics is _FACTORY else topics
+        self.total_bytes = total_bytes
+        self.usable_bytes = usable_bytes
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeLogDirsResult:
+            return NotImplemented
+        return (self.error_code, self.log_dir, self.topics, self.total_bytes, self.usable_bytes) == (other.error_code, other.log_dir, other.topics, other.total_bytes, other.usable_bytes)
+
+
 class DescribeLogDirsResponse(_Message):
     """DescribeLogDirsResponse: versions 0-4, flexible 2+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'results')
     NAME = 'DescribeLogDirsResponse'
     API_KEY = 35
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 2
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    results: list[DescribeLogDirsResult] = _field(default_factory=list)
+    results: list[DescribeLogDirsResult]
     """The log directories."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, results: list[DescribeLogDirsResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.results = [] if results is _FACTORY else results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeLogDirsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.results) == (other.throttle_time_ms, other.error_code, other.results)
 
 
 def _enc_DescribeLogDirsPartition_0(a: _Append, o: DescribeLogDirsPartition) -> None:

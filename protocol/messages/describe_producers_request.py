@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -28,24 +27,41 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['TopicRequest', 'DescribeProducersRequest']
 
 
-@_dataclass(slots=True)
 class TopicRequest(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partition_indexes')
+    name: str
     """The topic name."""
-    partition_indexes: list[int] = _field(default_factory=list)
+    partition_indexes: list[int]
     """The indexes of the partitions to list producers for."""
 
+    def __init__(self, name: str = '', partition_indexes: list[int] = _FACTORY) -> None:
+        self.name = name
+        self.partition_indexes = [] if partition_indexes is _FACTORY else partition_indexes
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicRequest:
+            return NotImplemented
+        return (self.name, self.partition_indexes) == (other.name, other.partition_indexes)
+
+
 class DescribeProducersRequest(_Message):
     """DescribeProducersRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('topics',)
     NAME = 'DescribeProducersRequest'
     API_KEY = 61
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    topics: list[TopicRequest] = _field(default_factory=list)
+    topics: list[TopicRequest]
+
+    def __init__(self, topics: list[TopicRequest] = _FACTORY) -> None:
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeProducersRequest:
+            return NotImplemented
+        return (self.topics,) == (other.topics,)
 
 
 def _enc_TopicRequest_0(a: _Append, o: TopicRequest) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -31,48 +30,90 @@ _S1 = _struct.Struct('>ih')
 _S2 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class ProducerState(_Struct):
-    producer_id: int = 0
-    producer_epoch: int = 0
-    last_sequence: int = -1
-    last_timestamp: int = -1
-    coordinator_epoch: int = 0
-    current_txn_start_offset: int = -1
+    __slots__ = ('producer_id', 'producer_epoch', 'last_sequence', 'last_timestamp', 'coordinator_epoch', 'current_txn_start_offset')
+    producer_id: int
+    producer_epoch: int
+    last_sequence: int
+    last_timestamp: int
+    coordinator_epoch: int
+    current_txn_start_offset: int
+
+    def __init__(self, producer_id: int = 0, producer_epoch: int = 0, last_sequence: int = -1, last_timestamp: int = -1, coordinator_epoch: int = 0, current_txn_start_offset: int = -1) -> None:
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.last_sequence = last_sequence
+        self.last_timestamp = last_timestamp
+        self.coordinator_epoch = coordinator_epoch
+        self.current_txn_start_offset = current_txn_start_offset
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ProducerState:
+            return NotImplemented
+        return (self.producer_id, self.producer_epoch, self.last_sequence, self.last_timestamp, self.coordinator_epoch, self.current_txn_start_offset) == (other.producer_id, other.producer_epoch, other.last_sequence, other.last_timestamp, other.coordinator_epoch, other.current_txn_start_offset)
 
 
-@_dataclass(slots=True)
 class PartitionResponse(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'error_code', 'error_message', 'active_producers')
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The partition error code, or 0 if there was no error."""
-    error_message: str | None = None
+    error_message: str | None
     """The partition error message, which may be null if no additional details are available"""
-    active_producers: list[ProducerState] = _field(default_factory=list)
+    active_producers: list[ProducerState]
+
+    def __init__(self, partition_index: int = 0, error_code: int = 0, error_message: str | None = None, active_producers: list[ProducerState] = _FACTORY) -> None:
+        self.partition_index = partition_index
+        self.error_code = error_code
+        self.error_message = error_message
+        self.active_producers = [] if active_producers is _FACTORY else active_producers
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionResponse:
+            return NotImplemented
+        return (self.partition_index, self.error_code, self.error_message, self.active_producers) == (other.partition_index, other.error_code, other.error_message, other.active_producers)
 
 
-@_dataclass(slots=True)
 class TopicResponse(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name"""
-    partitions: list[PartitionResponse] = _field(default_factory=list)
+    partitions: list[PartitionResponse]
     """Each partition in the response."""
 
+    def __init__(self, name: str = '', partitions: list[PartitionResponse] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicResponse:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class DescribeProducersResponse(_Message):
     """DescribeProducersResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'topics')
     NAME = 'DescribeProducersResponse'
     API_KEY = 61
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    topics: list[TopicResponse] = _field(default_factory=list)
+    topics: list[TopicResponse]
     """Each topic in the response."""
+
+    def __init__(self, throttle_time_ms: int = 0, topics: list[TopicResponse] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeProducersResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.topics) == (other.throttle_time_ms, other.topics)
 
 
 def _enc_ProducerState_0(a: _Append, o: ProducerState) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -27,29 +26,54 @@ __all__ = ['PartitionData', 'TopicData', 'DescribeQuorumRequest']
 _S0 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class PartitionData(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index',)
+    partition_index: int
     """The partition index."""
 
+    def __init__(self, partition_index: int = 0) -> None:
+        self.partition_index = partition_index
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition_index,) == (other.partition_index,)
+
+
 class TopicData(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partitions')
+    topic_name: str
     """The topic name."""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
+
+    def __init__(self, topic_name: str = '', partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicData:
+            return NotImplemented
+        return (self.topic_name, self.partitions) == (other.topic_name, other.partitions)
 
 
-@_dataclass(slots=True)
 class DescribeQuorumRequest(_Message):
     """DescribeQuorumRequest: versions 0-2, flexible 0+."""
 
+    __slots__ = ('topics',)
     NAME = 'DescribeQuorumRequest'
     API_KEY = 55
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 0
-    topics: list[TopicData] = _field(default_factory=list)
+    topics: list[TopicData]
+
+    def __init__(self, topics: list[TopicData] = _FACTORY) -> None:
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeQuorumRequest:
+            return NotImplemented
+        return (self.topics,) == (other.topics,)
 
 
 def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:

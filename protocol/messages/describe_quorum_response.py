@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -40,74 +39,140 @@ _S7 = _struct.Struct('>H')
 _S8 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class ReplicaState(_Struct):
-    replica_id: int = 0
-    replica_directory_id: uuid.UUID = _ZERO_UUID
-    log_end_offset: int = 0
+    __slots__ = ('replica_id', 'replica_directory_id', 'log_end_offset', 'last_fetch_timestamp', 'last_caught_up_timestamp')
+    replica_id: int
+    replica_directory_id: uuid.UUID
+    log_end_offset: int
     """The last known log end offset of the follower or -1 if it is unknown"""
-    last_fetch_timestamp: int = -1
+    last_fetch_timestamp: int
     """The last known leader wall clock time time when a follower fetched from the leader. This is reported as -1 both for the current leader or if it is unknown for a voter"""
-    last_caught_up_timestamp: int = -1
+    last_caught_up_timestamp: int
     """The leader wall clock append time of the offset for which the follower made the most recent fetch request. This is reported as the current time for the leader and -1 if unknown for a voter"""
 
+    def __init__(self, replica_id: int = 0, replica_directory_id: uuid.UUID = _ZERO_UUID, log_end_offset: int = 0, last_fetch_timestamp: int = -1, last_caught_up_timestamp: int = -1) -> None:
+        self.replica_id = replica_id
+        self.replica_directory_id = replica_directory_id
+        self.log_end_offset = log_end_offset
+        self.last_fetch_timestamp = last_fetch_timestamp
+        self.last_caught_up_timestamp = last_caught_up_timestamp
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ReplicaState:
+            return NotImplemented
+        return (self.replica_id, self.replica_directory_id, self.log_end_offset, self.last_fetch_timestamp, self.last_caught_up_timestamp) == (other.replica_id, other.replica_directory_id, other.log_end_offset, other.last_fetch_timestamp, other.last_caught_up_timestamp)
+
+
 class PartitionData(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'error_code', 'error_message', 'leader_id', 'leader_epoch', 'high_watermark', 'current_voters', 'observers')
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
-    error_message: str | None = ''
+    error_code: int
+    error_message: str | None
     """The error message, or null if there was no error."""
-    leader_id: int = 0
+    leader_id: int
     """The ID of the current leader or -1 if the leader is unknown."""
-    leader_epoch: int = 0
+    leader_epoch: int
     """The latest known leader epoch"""
-    high_watermark: int = 0
-    current_voters: list[ReplicaState] = _field(default_factory=list)
-    observers: list[ReplicaState] = _field(default_factory=list)
+    high_watermark: int
+    current_voters: list[ReplicaState]
+    observers: list[ReplicaState]
+
+    def __init__(self, partition_index: int = 0, error_code: int = 0, error_message: str | None = '', leader_id: int = 0, leader_epoch: int = 0, high_watermark: int = 0, current_voters: list[ReplicaState] = _FACTORY, observers: list[ReplicaState] = _FACTORY) -> None:
+        self.partition_index = partition_index
+        self.error_code = error_code
+        self.error_message = error_message
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
+        self.high_watermark = high_watermark
+        self.current_voters = [] if current_voters is _FACTORY else current_voters
+        self.observers = [] if observers is _FACTORY else observers
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition_index, self.error_code, self.error_message, self.leader_id, self.leader_epoch, self.high_watermark, self.current_voters, self.observers) == (other.partition_index, other.error_code, other.error_message, other.leader_id, other.leader_epoch, other.high_watermark, other.current_voters, other.observers)
 
 
-@_dataclass(slots=True)
 class TopicData(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partitions')
+    topic_name: str
     """The topic name."""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
+
+    def __init__(self, topic_name: str = '', partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicData:
+            return NotImplemented
+        return (self.topic_name, self.partitions) == (other.topic_name, other.partitions)
 
 
-@_dataclass(slots=True)
 class Listener(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'host', 'port')
+    name: str
     """The name of the endpoint"""
-    host: str = ''
+    host: str
     """The hostname"""
-    port: int = 0
+    port: int
     """The port"""
 
+    def __init__(self, name: str = '', host: str = '', port: int = 0) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Listener:
+            return NotImplemented
+        return (self.name, self.host, self.port) == (other.name, other.host, other.port)
+
+
 class Node(_Struct):
-    node_id: int = 0
+    __slots__ = ('node_id', 'listeners')
+    node_id: int
     """The ID of the associated node"""
-    listeners: list[Listener] = _field(default_factory=list)
+    listeners: list[Listener]
     """The listeners of this controller"""
 
+    def __init__(self, node_id: int = 0, listeners: list[Listener] = _FACTORY) -> None:
+        self.node_id = node_id
+        self.listeners = [] if listeners is _FACTORY else listeners
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Node:
+            return NotImplemented
+        return (self.node_id, self.listeners) == (other.node_id, other.listeners)
+
+
 class DescribeQuorumResponse(_Message):
     """DescribeQuorumResponse: versions 0-2, flexible 0+."""
 
+    __slots__ = ('error_code', 'error_message', 'topics', 'nodes')
     NAME = 'DescribeQuorumResponse'
     API_KEY = 55
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 0
-    error_code: int = 0
+    error_code: int
     """The top level error code."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, or null if there was no error."""
-    topics: list[TopicData] = _field(default_factory=list)
-    nodes: list[Node] = _field(default_factory=list)
+    topics: list[TopicData]
+    nodes: list[Node]
+
+    def __init__(self, error_code: int = 0, error_message: str | None = '', topics: list[TopicData] = _FACTORY, nodes: list[Node] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.topics = [] if topics is _FACTORY else topics
+        self.nodes = [] if nodes is _FACTORY else nodes
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeQuorumResponse:
+            return NotImplemented
+        return (self.error_code, self.error_message, self.topics, self.nodes) == (other.error_code, other.error_message, other.topics, other.nodes)
 
 
 def _enc_ReplicaState_0(a: _Append, o: ReplicaState) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -30,35 +29,62 @@ __all__ = ['TopicRequest', 'Cursor', 'DescribeTopicPartitionsRequest']
 _S0 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class TopicRequest(_Struct):
-    name: str = ''
+    __slots__ = ('name',)
+    name: str
     """The topic name"""
 
+    def __init__(self, name: str = '') -> None:
+        self.name = name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicRequest:
+            return NotImplemented
+        return (self.name,) == (other.name,)
+
+
 class Cursor(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partition_index')
+    topic_name: str
     """The name for the first topic to process"""
-    partition_index: int = 0
+    partition_index: int
     """The partition index to start with"""
 
+    def __init__(self, topic_name: str = '', partition_index: int = 0) -> None:
+        self.topic_name = topic_name
+        self.partition_index = partition_index
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Cursor:
+            return NotImplemented
+        return (self.topic_name, self.partition_index) == (other.topic_name, other.partition_index)
+
+
 class DescribeTopicPartitionsRequest(_Message):
     """DescribeTopicPartitionsRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('topics', 'response_partition_limit', 'cursor')
     NAME = 'DescribeTopicPartitionsRequest'
     API_KEY = 75
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    topics: list[TopicRequest] = _field(default_factory=list)
+    topics: list[TopicRequest]
     """The topics to fetch details for."""
-    response_partition_limit: int = 2000
+    response_partition_limit: int
     """The maximum number of partitions included in the response."""
-    cursor: Cursor | None = None
+    cursor: Cursor | None
     """The first topic and partition index to fetch details for."""
+
+    def __init__(self, topics: list[TopicRequest] = _FACTORY, response_partition_limit: int = 2000, cursor: Cursor | None = None) -> None:
+        self.topics = [] if topics is _FACTORY else topics
+        self.response_partition_limit = response_partition_limit
+        self.cursor = cursor
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeTopicPartitionsRequest:
+            return NotImplemented
+        return (self.topics, self.response_partition_limit, self.cursor) == (other.topics, other.response_partition_limit, other.cursor)
 
 
 # Default instances that struct fields are compared against (never handed out).

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -39,67 +38,115 @@ _S2 = _struct.Struct('>16s?')
 _S3 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class DescribeTopicPartitionsResponsePartition(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'eligible_leader_replicas', 'last_known_elr', 'offline_replicas')
+    error_code: int
     """The partition error, or 0 if there was no error."""
-    partition_index: int = 0
+    partition_index: int
     """The partition index."""
-    leader_id: int = 0
+    leader_id: int
     """The ID of the leader broker."""
-    leader_epoch: int = -1
+    leader_epoch: int
     """The leader epoch of this partition."""
-    replica_nodes: list[int] = _field(default_factory=list)
+    replica_nodes: list[int]
     """The set of all nodes that host this partition."""
-    isr_nodes: list[int] = _field(default_factory=list)
+    isr_nodes: list[int]
     """The set of nodes that are in sync with the leader for this partition."""
-    eligible_leader_replicas: list[int] | None = None
+    eligible_leader_replicas: list[int] | None
     """The new eligible leader replicas otherwise."""
-    last_known_elr: list[int] | None = None
+    last_known_elr: list[int] | None
     """The last known ELR."""
-    offline_replicas: list[int] = _field(default_factory=list)
+    offline_replicas: list[int]
     """The set of offline replicas of this partition."""
 
+    def __init__(self, error_code: int = 0, partition_index: int = 0, leader_id: int = 0, leader_epoch: int = -1, replica_nodes: list[int] = _FACTORY, isr_nodes: list[int] = _FACTORY, eligible_leader_replicas: list[int] | None = None, last_known_elr: list[int] | None = None, offline_replicas: list[int] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.partition_index = partition_index
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
+        self.replica_nodes = [] if replica_nodes is _FACTORY else replica_nodes
+        self.isr_nodes = [] if isr_nodes is _FACTORY else isr_nodes
+        self.eligible_leader_replicas = eligible_leader_replicas
+        self.last_known_elr = last_known_elr
+        self.offline_replicas = [] if offline_replicas is _FACTORY else offline_replicas
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeTopicPartitionsResponsePartition:
+            return NotImplemented
+        return (self.error_code, self.partition_index, self.leader_id, self.leader_epoch, self.replica_nodes, self.isr_nodes, self.eligible_leader_replicas, self.last_known_elr, self.offline_replicas) == (other.error_code, other.partition_index, other.leader_id, other.leader_epoch, other.replica_nodes, other.isr_nodes, other.eligible_leader_replicas, other.last_known_elr, other.offline_replicas)
+
+
 class DescribeTopicPartitionsResponseTopic(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations')
+    error_code: int
     """The topic error, or 0 if there was no error."""
-    name: str | None = ''
+    name: str | None
     """The topic name."""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """The topic id."""
-    is_internal: bool = False
+    is_internal: bool
     """True if the topic is internal."""
-    partitions: list[DescribeTopicPartitionsResponsePartition] = _field(default_factory=list)
+    partitions: list[DescribeTopicPartitionsResponsePartition]
     """Each partition in the topic."""
-    topic_authorized_operations: int = -2147483648
+    topic_authorized_operations: int
     """32-bit bitfield to represent authorized operations for this topic."""
 
+    def __init__(self, error_code: int = 0, name: str | None = '', topic_id: uuid.UUID = _ZERO_UUID, is_internal: bool = False, partitions: list[DescribeTopicPartitionsResponsePartition] = _FACTORY, topic_authorized_operations: int = -2147483648) -> None:
+        self.error_code = error_code
+        self.name = name
+        self.topic_id = topic_id
+        self.is_internal = is_internal
+        self.partitions = [] if partitions is _FACTORY else partitions
+        self.topic_authorized_operations = topic_authorized_operations
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeTopicPartitionsResponseTopic:
+            return NotImplemented
+        return (self.error_code, self.name, self.topic_id, self.is_internal, self.partitions, self.topic_authorized_operations) == (other.error_code, other.name, other.topic_id, other.is_internal, other.partitions, other.topic_authorized_operations)
+
+
 class Cursor(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partition_index')
+    topic_name: str
     """The name for the first topic to process"""
-    partition_index: int = 0
+    partition_index: int
     """The partition index to start with"""
 
+    def __init__(self, topic_name: str = '', partition_index: int = 0) -> None:
+        self.topic_name = topic_name
+        self.partition_index = partition_index
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Cursor:
+            return NotImplemented
+        return (self.topic_name, self.partition_index) == (other.topic_name, other.partition_index)
+
+
 class DescribeTopicPartitionsResponse(_Message):
     """DescribeTopicPartitionsResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'topics', 'next_cursor')
     NAME = 'DescribeTopicPartitionsResponse'
     API_KEY = 75
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    topics: list[DescribeTopicPartitionsResponseTopic] = _field(default_factory=list)
+    topics: list[DescribeTopicPartitionsResponseTopic]
     """Each topic in the response."""
-    next_cursor: Cursor | None = None
+    next_cursor: Cursor | None
     """The next topic and partition index to fetch details for."""
+
+    def __init__(self, throttle_time_ms: int = 0, topics: list[DescribeTopicPartitionsResponseTopic] = _FACTORY, next_cursor: Cursor | None = None) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _FACTORY else topics
+        self.next_cursor = next_cursor
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeTopicPartitionsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.topics, self.next_cursor) == (other.throttle_time_ms, other.topics, other.next_cursor)
 
 
 # Default instances that struct fields are compared against (never handed out).

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
@@ -25,17 +24,25 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['DescribeTransactionsRequest']
 
 
-@_dataclass(slots=True)
 class DescribeTransactionsRequest(_Message):
     """DescribeTransactionsRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('transactional_ids',)
     NAME = 'DescribeTransactionsRequest'
     API_KEY = 65
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    transactional_ids: list[str] = _field(default_factory=list)
+    transactional_ids: list[str]
     """Array of transactionalIds to include in describe results. If empty, then no results will be returned."""
+
+    def __init__(self, transactional_ids: list[str] = _FACTORY) -> None:
+        self.transactional_ids = [] if transactional_ids is _FACTORY else transactional_ids
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeTransactionsRequest:
+            return NotImplemented
+        return (self.transactional_ids,) == (other.transactional_ids,)
 
 
 def _enc_DescribeTransactionsRequest_0(a: _Append, o: DescribeTransactionsRequest) -> None:

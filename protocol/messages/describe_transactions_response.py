@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -31,37 +30,70 @@ _S1 = _struct.Struct('>iqqh')
 _S2 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class TopicData(_Struct):
-    topic: str = ''
-    partitions: list[int] = _field(default_factory=list)
+    __slots__ = ('topic', 'partitions')
+    topic: str
+    partitions: list[int]
+
+    def __init__(self, topic: str = '', partitions: list[int] = _FACTORY) -> None:
+        self.topic = topic
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicData:
+            return NotImplemented
+        return (self.topic, self.partitions) == (other.topic, other.partitions)
 
 
-@_dataclass(slots=True)
 class TransactionState(_Struct):
-    error_code: int = 0
-    transactional_id: str = ''
-    transaction_state: str = ''
-    transaction_timeout_ms: int = 0
-    transaction_start_time_ms: int = 0
-    producer_id: int = 0
-    producer_epoch: int = 0
-    topics: list[TopicData] = _field(default_factory=list)
+    __slots__ = ('error_code', 'transactional_id', 'transaction_state', 'transaction_timeout_ms', 'transaction_start_time_ms', 'producer_id', 'producer_epoch', 'topics')
+    error_code: int
+    transactional_id: str
+    transaction_state: str
+    transaction_timeout_ms: int
+    transaction_start_time_ms: int
+    producer_id: int
+    producer_epoch: int
+    topics: list[TopicData]
     """The set of partitions included in the current transaction (if active). When a transaction is preparing to commit or abort, this will include only partitions which do not have markers."""
 
+    def __init__(self, error_code: int = 0, transactional_id: str = '', transaction_state: str = '', transaction_timeout_ms: int = 0, transaction_start_time_ms: int = 0, producer_id: int = 0, producer_epoch: int = 0, topics: list[TopicData] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.transactional_id = transactional_id
+        self.transaction_state = transaction_state
+        self.transaction_timeout_ms = transaction_timeout_ms
+        self.transaction_start_time_ms = transaction_start_time_ms
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.topics = [] if topics is _FACTORY else topics
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TransactionState:
+            return NotImplemented
+        return (self.error_code, self.transactional_id, self.transaction_state, self.transaction_timeout_ms, self.transaction_start_time_ms, self.producer_id, self.producer_epoch, self.topics) == (other.error_code, other.transactional_id, other.transaction_state, other.transaction_timeout_ms, other.transaction_start_time_ms, other.producer_id, other.producer_epoch, other.topics)
+
+
 class DescribeTransactionsResponse(_Message):
     """DescribeTransactionsResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'transaction_states')
     NAME = 'DescribeTransactionsResponse'
     API_KEY = 65
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    transaction_states: list[TransactionState] = _field(default_factory=list)
+    transaction_states: list[TransactionState]
+
+    def __init__(self, throttle_time_ms: int = 0, transaction_states: list[TransactionState] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.transaction_states = [] if transaction_states is _FACTORY else transaction_states
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeTransactionsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.transaction_states) == (other.throttle_time_ms, other.transaction_states)
 
 
 def _enc_TopicData_0(a: _Append, o: TopicData) -> None:

@@ -7,10 +7,9 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -25,23 +24,39 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['UserName', 'DescribeUserScramCredentialsRequest']
 
 
-@_dataclass(slots=True)
 class UserName(_Struct):
-    name: str = ''
+    __slots__ = ('name',)
+    name: str
     """The user name."""
 
+    def __init__(self, name: str = '') -> None:
+        self.name = name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UserName:
+            return NotImplemented
+        return (self.name,) == (other.name,)
+
+
 class DescribeUserScramCredentialsRequest(_Message):
     """DescribeUserScramCredentialsRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('users',)
     NAME = 'DescribeUserScramCredentialsRequest'
     API_KEY = 50
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    users: list[UserName] | None = _field(default_factory=list)
+    users: list[UserName] | None
     """The users to describe, or null/empty to describe all users."""
+
+    def __init__(self, users: list[UserName] | None = _FACTORY) -> None:
+        self.users = [] if users is _FACTORY else users
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeUserScramCredentialsRequest:
+            return NotImplemented
+        return (self.users,) == (other.users,)
 
 
 def _enc_UserName_0(a: _Append, o: UserName) -> None:

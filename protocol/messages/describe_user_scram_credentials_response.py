@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -31,43 +30,74 @@ _S1 = _struct.Struct('>h')
 _S2 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class CredentialInfo(_Struct):
-    mechanism: int = 0
+    __slots__ = ('mechanism', 'iterations')
+    mechanism: int
     """The SCRAM mechanism."""
-    iterations: int = 0
+    iterations: int
     """The number of iterations used in the SCRAM credential."""
 
+    def __init__(self, mechanism: int = 0, iterations: int = 0) -> None:
+        self.mechanism = mechanism
+        self.iterations = iterations
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CredentialInfo:
+            return NotImplemented
+        return (self.mechanism, self.iterations) == (other.mechanism, other.iterations)
+
+
 class DescribeUserScramCredentialsResult(_Struct):
-    user: str = ''
+    __slots__ = ('user', 'error_code', 'error_message', 'credential_infos')
+    user: str
     """The user name."""
-    error_code: int = 0
+    error_code: int
     """The user-level error code."""
-    error_message: str | None = ''
+    error_message: str | None
     """The user-level error message, if any."""
-    credential_infos: list[CredentialInfo] = _field(default_factory=list)
+    credential_infos: list[CredentialInfo]
     """The mechanism and related information associated with the user's SCRAM credentials."""
 
+    def __init__(self, user: str = '', error_code: int = 0, error_message: str | None = '', credential_infos: list[CredentialInfo] = _FACTORY) -> None:
+        self.user = user
+        self.error_code = error_code
+        self.error_message = error_message
+        self.credential_infos = [] if credential_infos is _FACTORY else credential_infos
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeUserScramCredentialsResult:
+            return NotImplemented
+        return (self.user, self.error_code, self.error_message, self.credential_infos) == (other.user, other.error_code, other.error_message, other.credential_infos)
+
+
 class DescribeUserScramCredentialsResponse(_Message):
     """DescribeUserScramCredentialsResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results')
     NAME = 'DescribeUserScramCredentialsResponse'
     API_KEY = 50
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The message-level error code, 0 except for user authorization or infrastructure issues."""
-    error_message: str | None = ''
+    error_message: str | None
     """The message-level error message, if any."""
-    results: list[DescribeUserScramCredentialsResult] = _field(default_factory=list)
+    results: list[DescribeUserScramCredentialsResult]
     """The results for descriptions, one per user."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = '', results: list[DescribeUserScramCredentialsResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.results = [] if results is _FACTORY else results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not DescribeUserScramCredentialsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.error_message, self.results) == (other.throttle_time_ms, other.error_code, other.error_message, other.results)
 
 
 def _enc_CredentialInfo_0(a: _Append, o: CredentialInfo) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,29 +36,48 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>b')
 
 
-@_dataclass(slots=True)
 class TopicPartitions(_Struct):
-    topic: str = ''
+    __slots__ = ('topic', 'partitions')
+    topic: str
     """The name of a topic."""
-    partitions: list[int] = _field(default_factory=list)
+    partitions: list[int]
     """The partitions of this topic whose leader should be elected."""
 
+    def __init__(self, topic: str = '', partitions: list[int] = _FACTORY) -> None:
+        self.topic = topic
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicPartitions:
+            return NotImplemented
+        return (self.topic, self.partitions) == (other.topic, other.partitions)
+
+
 class ElectLeadersRequest(_Message):
     """ElectLeadersRequest: versions 0-2, flexible 2+."""
 
+    __slots__ = ('election_type', 'topic_partitions', 'timeout_ms')
     NAME = 'ElectLeadersRequest'
     API_KEY = 43
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    election_type: int = 0
+    election_type: int
     """Type of elections to conduct for the partition. A value of '0' elects the preferred replica. A value of '1' elects the first live replica if there are no in-sync replica."""
-    topic_partitions: list[TopicPartitions] | None = _field(default_factory=list)
+    topic_partitions: list[TopicPartitions] | None
     """The topic partitions to elect leaders."""
-    timeout_ms: int = 60000
+    timeout_ms: int
     """The time in ms to wait for the election to complete."""
+
+    def __init__(self, election_type: int = 0, topic_partitions: list[TopicPartitions] | None = _FACTORY, timeout_ms: int = 60000) -> None:
+        self.election_type = election_type
+        self.topic_partitions = [] if topic_partitions is _FACTORY else topic_partitions
+        self.timeout_ms = timeout_ms
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ElectLeadersRequest:
+            return NotImplemented
+        return (self.election_type, self.topic_partitions, self.timeout_ms) == (other.election_type, other.topic_partitions, other.timeout_ms)
 
 
 def _enc_TopicPartitions_0(a: _Append, o: TopicPartitions) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -38,39 +37,68 @@ _S1 = _struct.Struct('>ihh')
 _S2 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class PartitionResult(_Struct):
-    partition_id: int = 0
+    __slots__ = ('partition_id', 'error_code', 'error_message')
+    partition_id: int
     """The partition id"""
-    error_code: int = 0
+    error_code: int
     """The result error, or zero if there was no error."""
-    error_message: str | None = ''
+    error_message: str | None
     """The result message, or null if there was no error."""
 
+    def __init__(self, partition_id: int = 0, error_code: int = 0, error_message: str | None = '') -> None:
+        self.partition_id = partition_id
+        self.error_code = error_code
+        self.error_message = error_message
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionResult:
+            return NotImplemented
+        return (self.partition_id, self.error_code, self.error_message) == (other.partition_id, other.error_code, other.error_message)
+
+
 class ReplicaElectionResult(_Struct):
-    topic: str = ''
+    __slots__ = ('topic', 'partition_result')
+    topic: str
     """The topic name"""
-    partition_result: list[PartitionResult] = _field(default_factory=list)
+    partition_result: list[PartitionResult]
     """The results for each partition"""
 
+    def __init__(self, topic: str = '', partition_result: list[PartitionResult] = _FACTORY) -> None:
+        self.topic = topic
+        self.partition_result = [] if partition_result is _FACTORY else partition_result
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ReplicaElectionResult:
+            return NotImplemented
+        return (self.topic, self.partition_result) == (other.topic, other.partition_result)
+
+
 class ElectLeadersResponse(_Message):
     """ElectLeadersResponse: versions 0-2, flexible 2+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'replica_election_results')
     NAME = 'ElectLeadersResponse'
     API_KEY = 43
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The top level response error code."""
-    replica_election_results: list[ReplicaElectionResult] = _field(default_factory=list)
+    replica_election_results: list[ReplicaElectionResult]
     """The election results, or an empty array if the requester did not have permission and the request asks for all partitions."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, replica_election_results: list[ReplicaElectionResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.replica_election_results = [] if replica_election_results is _FACTORY else replica_election_results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ElectLeadersResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.replica_election_results) == (other.throttle_time_ms, other.error_code, other.replica_election_results)
 
 
 def _enc_PartitionResult_0(a: _Append, o: PartitionResult) -> None:

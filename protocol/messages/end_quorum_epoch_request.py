@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -41,56 +40,106 @@ _S1 = _struct.Struct('>i16s')
 _S2 = _struct.Struct('>H')
 
 
-@_dataclass(slots=True)
 class ReplicaInfo(_Struct):
-    candidate_id: int = 0
-    candidate_directory_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('candidate_id', 'candidate_directory_id')
+    candidate_id: int
+    candidate_directory_id: uuid.UUID
+
+    def __init__(self, candidate_id: int = 0, candidate_directory_id: uuid.UUID = _ZERO_UUID) -> None:
+        self.candidate_id = candidate_id
+        self.candidate_directory_id = candidate_directory_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ReplicaInfo:
+            return NotImplemented
+        return (self.candidate_id, self.candidate_directory_id) == (other.candidate_id, other.candidate_directory_id)
 
 
-@_dataclass(slots=True)
 class PartitionData(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'leader_id', 'leader_epoch', 'preferred_successors', 'preferred_candidates')
+    partition_index: int
     """The partition index."""
-    leader_id: int = 0
+    leader_id: int
     """The current leader ID that is resigning"""
-    leader_epoch: int = 0
+    leader_epoch: int
     """The current epoch"""
-    preferred_successors: list[int] = _field(default_factory=list)
+    preferred_successors: list[int]
     """A sorted list of preferred successors to start the election"""
-    preferred_candidates: list[ReplicaInfo] = _field(default_factory=list)
+    preferred_candidates: list[ReplicaInfo]
     """A sorted list of preferred candidates to start the election"""
 
+    def __init__(self, partition_index: int = 0, leader_id: int = 0, leader_epoch: int = 0, preferred_successors: list[int] = _FACTORY, preferred_candidates: list[ReplicaInfo] = _FACTORY) -> None:
+        self.partition_index = partition_index
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
+        self.preferred_successors = [] if preferred_successors is _FACTORY else preferred_successors
+        self.preferred_candidates = [] if preferred_candidates is _FACTORY else preferred_candidates
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition_index, self.leader_id, self.leader_epoch, self.preferred_successors, self.preferred_candidates) == (other.partition_index, other.leader_id, other.leader_epoch, other.preferred_successors, other.preferred_candidates)
+
+
 class TopicData(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partitions')
+    topic_name: str
     """The topic name."""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
+
+    def __init__(self, topic_name: str = '', partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicData:
+            return NotImplemented
+        return (self.topic_name, self.partitions) == (other.topic_name, other.partitions)
 
 
-@_dataclass(slots=True)
 class LeaderEndpoint(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'host', 'port')
+    name: str
     """The name of the endpoint"""
-    host: str = ''
+    host: str
     """The node's hostname"""
-    port: int = 0
+    port: int
     """The node's port"""
 
+    def __init__(self, name: str = '', host: str = '', port: int = 0) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderEndpoint:
+            return NotImplemented
+        return (self.name, self.host, self.port) == (other.name, other.host, other.port)
+
+
 class EndQuorumEpochRequest(_Message):
     """EndQuorumEpochRequest: versions 0-1, flexible 1+."""
 
+    __slots__ = ('cluster_id', 'topics', 'leader_endpoints')
     NAME = 'EndQuorumEpochRequest'
     API_KEY = 54
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 1
-    cluster_id: str | None = None
-    topics: list[TopicData] = _field(default_factory=list)
-    leader_endpoints: list[LeaderEndpoint] = _field(default_factory=list)
+    cluster_id: str | None
+    topics: list[TopicData]
+    leader_endpoints: list[LeaderEndpoint]
     """Endpoints for the leader"""
+
+    def __init__(self, cluster_id: str | None = None, topics: list[TopicData] = _FACTORY, leader_endpoints: list[LeaderEndpoint] = _FACTORY) -> None:
+        self.cluster_id = cluster_id
+        self.topics = [] if topics is _FACTORY else topics
+        self.leader_endpoints = [] if leader_endpoints is _FACTORY else leader_endpoints
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EndQuorumEpochRequest:
+            return NotImplemented
+        return (self.cluster_id, self.topics, self.leader_endpoints) == (other.cluster_id, other.topics, other.leader_endpoints)
 
 
 def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:

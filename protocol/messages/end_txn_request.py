@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -25,23 +23,34 @@ __all__ = ['EndTxnRequest']
 _S0 = _struct.Struct('>qh?')
 
 
-@_dataclass(slots=True)
 class EndTxnRequest(_Message):
     """EndTxnRequest: versions 0-4, flexible 3+."""
 
+    __slots__ = ('transactional_id', 'producer_id', 'producer_epoch', 'committed')
     NAME = 'EndTxnRequest'
     API_KEY = 26
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 3
-    transactional_id: str = ''
+    transactional_id: str
     """The ID of the transaction to end."""
-    producer_id: int = 0
+    producer_id: int
     """The producer ID."""
-    producer_epoch: int = 0
+    producer_epoch: int
     """The current epoch associated with the producer."""
-    committed: bool = False
+    committed: bool
     """True if the transaction was committed, false if it was aborted."""
+
+    def __init__(self, transactional_id: str = '', producer_id: int = 0, producer_epoch: int = 0, committed: bool = False) -> None:
+        self.transactional_id = transactional_id
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.committed = committed
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EndTxnRequest:
+            return NotImplemented
+        return (self.transactional_id, self.producer_id, self.producer_epoch, self.committed) == (other.transactional_id, other.producer_id, other.producer_epoch, other.committed)
 
 
 def _enc_EndTxnRequest_0(a: _Append, o: EndTxnRequest) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,19 +19,28 @@ __all__ = ['EndTxnResponse']
 _S0 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class EndTxnResponse(_Message):
     """EndTxnResponse: versions 0-4, flexible 3+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code')
     NAME = 'EndTxnResponse'
     API_KEY = 26
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 3
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EndTxnResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code) == (other.throttle_time_ms, other.error_code)
 
 
 def _enc_EndTxnResponse_0(a: _Append, o: EndTxnResponse) -> None:

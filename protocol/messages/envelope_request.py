@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
@@ -26,21 +24,31 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['EnvelopeRequest']
 
 
-@_dataclass(slots=True)
 class EnvelopeRequest(_Message):
     """EnvelopeRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('request_data', 'request_principal', 'client_host_address')
     NAME = 'EnvelopeRequest'
     API_KEY = 58
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    request_data: bytes | memoryview = b""
+    request_data: bytes | memoryview
     """The embedded request header and data."""
-    request_principal: bytes | None = b""
+    request_principal: bytes | None
     """Value of the initial client principal when the request is redirected by a broker."""
-    client_host_address: bytes = b""
+    client_host_address: bytes
     """The original client's address in bytes."""
+
+    def __init__(self, request_data: bytes | memoryview = b"", request_principal: bytes | None = b"", client_host_address: bytes = b"") -> None:
+        self.request_data = request_data
+        self.request_principal = request_principal
+        self.client_host_address = client_host_address
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EnvelopeRequest:
+            return NotImplemented
+        return (self.request_data, self.request_principal, self.client_host_address) == (other.request_data, other.request_principal, other.client_host_address)
 
 
 def _enc_EnvelopeRequest_0(a: _Append, o: EnvelopeRequest) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -24,19 +22,28 @@ __all__ = ['EnvelopeResponse']
 _S0 = _struct.Struct('>h')
 
 
-@_dataclass(slots=True)
 class EnvelopeResponse(_Message):
     """EnvelopeResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('response_data', 'error_code')
     NAME = 'EnvelopeResponse'
     API_KEY = 58
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    response_data: bytes | memoryview | None = None
+    response_data: bytes | memoryview | None
     """The embedded response header and data."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
+
+    def __init__(self, response_data: bytes | memoryview | None = None, error_code: int = 0) -> None:
+        self.response_data = response_data
+        self.error_code = error_code
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EnvelopeResponse:
+            return NotImplemented
+        return (self.response_data, self.error_code) == (other.response_data, other.error_code)
 
 
 def _enc_EnvelopeResponse_0(a: _Append, o: EnvelopeResponse) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -25,19 +23,28 @@ __all__ = ['ExpireDelegationTokenRequest']
 _S0 = _struct.Struct('>q')
 
 
-@_dataclass(slots=True)
 class ExpireDelegationTokenRequest(_Message):
     """ExpireDelegationTokenRequest: versions 0-2, flexible 2+."""
 
+    __slots__ = ('hmac', 'expiry_time_period_ms')
     NAME = 'ExpireDelegationTokenRequest'
     API_KEY = 40
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    hmac: bytes = b""
+    hmac: bytes
     """The HMAC of the delegation token to be expired."""
-    expiry_time_period_ms: int = 0
+    expiry_time_period_ms: int
     """The expiry time period in milliseconds."""
+
+    def __init__(self, hmac: bytes = b"", expiry_time_period_ms: int = 0) -> None:
+        self.hmac = hmac
+        self.expiry_time_period_ms = expiry_time_period_ms
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ExpireDelegationTokenRequest:
+            return NotImplemented
+        return (self.hmac, self.expiry_time_period_ms) == (other.hmac, other.expiry_time_period_ms)
 
 
 def _enc_ExpireDelegationTokenRequest_0(a: _Append, o: ExpireDelegationTokenRequest) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -53,84 +52,146 @@ _S9 = _struct.Struct('>iq')
 _S10 = _struct.Struct('>iiibii')
 
 
-@_dataclass(slots=True)
 class ReplicaState(_Struct):
-    replica_id: int = -1
+    __slots__ = ('replica_id', 'replica_epoch')
+    replica_id: int
     """The replica ID of the follower, or -1 if this request is from a consumer."""
-    replica_epoch: int = -1
+    replica_epoch: int
     """The epoch of this follower, or -1 if not available."""
 
+    def __init__(self, replica_id: int = -1, replica_epoch: int = -1) -> None:
+        self.replica_id = replica_id
+        self.replica_epoch = replica_epoch
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ReplicaState:
+            return NotImplemented
+        return (self.replica_id, self.replica_epoch) == (other.replica_id, other.replica_epoch)
+
+
 class FetchPartition(_Struct):
-    partition: int = 0
+    __slots__ = ('partition', 'current_leader_epoch', 'fetch_offset', 'last_fetched_epoch', 'log_start_offset', 'partition_max_bytes', 'replica_directory_id')
+    partition: int
     """The partition index."""
-    current_leader_epoch: int = -1
+    current_leader_epoch: int
     """The current leader epoch of the partition."""
-    fetch_offset: int = 0
+    fetch_offset: int
     """The message offset."""
-    last_fetched_epoch: int = -1
+    last_fetched_epoch: int
     """The epoch of the last fetched record or -1 if there is none"""
-    log_start_offset: int = -1
+    log_start_offset: int
     """The earliest available offset of the follower replica.  The field is only used when the request is sent by the follower."""
-    partition_max_bytes: int = 0
+    partition_max_bytes: int
     """The maximum bytes to fetch from this partition.  See KIP-74 for cases where this limit may not be honored."""
-    replica_directory_id: uuid.UUID = _ZERO_UUID
+    replica_directory_id: uuid.UUID
     """The directory id of the follower fetching"""
 
+    def __init__(self, partition: int = 0, current_leader_epoch: int = -1, fetch_offset: int = 0, last_fetched_epoch: int = -1, log_start_offset: int = -1, partition_max_bytes: int = 0, replica_directory_id: uuid.UUID = _ZERO_UUID) -> None:
+        self.partition = partition
+        self.current_leader_epoch = current_leader_epoch
+        self.fetch_offset = fetch_offset
+        self.last_fetched_epoch = last_fetched_epoch
+        self.log_start_offset = log_start_offset
+        self.partition_max_bytes = partition_max_bytes
+        self.replica_directory_id = replica_directory_id
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FetchPartition:
+            return NotImplemented
+        return (self.partition, self.current_leader_epoch, self.fetch_offset, self.last_fetched_epoch, self.log_start_offset, self.partition_max_bytes, self.replica_directory_id) == (other.partition, other.current_leader_epoch, other.fetch_offset, other.last_fetched_epoch, other.log_start_offset, other.partition_max_bytes, other.replica_directory_id)
+
+
 class FetchTopic(_Struct):
-    topic: str = ''
+    __slots__ = ('topic', 'topic_id', 'partitions')
+    topic: str
     """The name of the topic to fetch."""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """The unique topic ID"""
-    partitions: list[FetchPartition] = _field(default_factory=list)
+    partitions: list[FetchPartition]
     """The partitions to fetch."""
 
+    def __init__(self, topic: str = '', topic_id: uuid.UUID = _ZERO_UUID, partitions: list[FetchPartition] = _FACTORY) -> None:
+        self.topic = topic
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FetchTopic:
+            return NotImplemented
+        return (self.topic, self.topic_id, self.partitions) == (other.topic, other.topic_id, other.partitions)
+
+
 class ForgottenTopic(_Struct):
-    topic: str = ''
+    __slots__ = ('topic', 'topic_id', 'partitions')
+    topic: str
     """The topic name."""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """The unique topic ID"""
-    partitions: list[int] = _field(default_factory=list)
+    partitions: list[int]
     """The partitions indexes to forget."""
 
+    def __init__(self, topic: str = '', topic_id: uuid.UUID = _ZERO_UUID, partitions: list[int] = _FACTORY) -> None:
+        self.topic = topic
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ForgottenTopic:
+            return NotImplemented
+        return (self.topic, self.topic_id, self.partitions) == (other.topic, other.topic_id, other.partitions)
+
+
 class FetchRequest(_Message):
     """FetchRequest: versions 0-17, flexible 12+."""
 
+    __slots__ = ('cluster_id', 'replica_id', 'replica_state', 'max_wait_ms', 'min_bytes', 'max_bytes', 'isolation_level', 'session_id', 'session_epoch', 'topics', 'forgotten_topics_data', 'rack_id')
     NAME = 'FetchRequest'
     API_KEY = 1
     MIN_VERSION = 0
     MAX_VERSION = 17
     FLEXIBLE_MIN = 12
-    cluster_id: str | None = None
+    cluster_id: str | None
     """The clusterId if known. This is used to validate metadata fetches prior to broker registration."""
-    replica_id: int = -1
+    replica_id: int
     """The broker ID of the follower, of -1 if this request is from a consumer."""
-    replica_state: ReplicaState = _field(default_factory=ReplicaState)
-    max_wait_ms: int = 0
+    replica_state: ReplicaState
+    max_wait_ms: int
     """The maximum time in milliseconds to wait for the response."""
-    min_bytes: int = 0
+    min_bytes: int
     """The minimum bytes to accumulate in the response."""
-    max_bytes: int = 2147483647
+    max_bytes: int
     """The maximum bytes to fetch.  See KIP-74 for cases where this limit may not be honored."""
-    isolation_level: int = 0
+    isolation_level: int
     """This setting controls the visibility of transactional records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records visible. With READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED transactional records are visible. To be more concrete, READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset), and enables the inclusion of the list of aborted transactions in the result, which allows consumers to discard ABORTED transactional records"""
-    session_id: int = 0
+    session_id: int
     """The fetch session ID."""
-    session_epoch: int = -1
+    session_epoch: int
     """The fetch session epoch, which is used for ordering requests in a session."""
-    topics: list[FetchTopic] = _field(default_factory=list)
+    topics: list[FetchTopic]
     """The topics to fetch."""
-    forgotten_topics_data: list[ForgottenTopic] = _field(default_factory=list)
+    forgotten_topics_data: list[ForgottenTopic]
     """In an incremental fetch request, the partitions to remove."""
-    rack_id: str = ''
+    rack_id: str
     """Rack ID of the consumer making this request"""
+
+    def __init__(self, cluster_id: str | None = None, replica_id: int = -1, replica_state: ReplicaState = _FACTORY, max_wait_ms: int = 0, min_bytes: int = 0, max_bytes: int = 2147483647, isolation_level: int = 0, session_id: int = 0, session_epoch: int = -1, topics: list[FetchTopic] = _FACTORY, forgotten_topics_data: list[ForgottenTopic] = _FACTORY, rack_id: str = '') -> None:
+        self.cluster_id = cluster_id
+        self.replica_id = replica_id
+        self.replica_state = ReplicaState() if replica_state is _FACTORY else replica_state
+        self.max_wait_ms = max_wait_ms
+        self.min_bytes = min_bytes
+        self.max_bytes = max_bytes
+        self.isolation_level = isolation_level
+        self.session_id = session_id
+        self.session_epoch = session_epoch
+        self.topics = [] if topics is _FACTORY else topics
+        self.forgotten_topics_data = [] if forgotten_topics_data is _FACTORY else forgotten_topics_data
+        self.rack_id = rack_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FetchRequest:
+            return NotImplemented
+        return (self.cluster_id, self.replica_id, self.replica_state, self.max_wait_ms, self.min_bytes, self.max_bytes, self.isolation_level, self.session_id, self.session_epoch, self.topics, self.forgotten_topics_data, self.rack_id) == (other.cluster_id, other.replica_id, other.replica_state, other.max_wait_ms, other.min_bytes, other.max_bytes, other.isolation_level, other.session_id, other.session_epoch, other.topics, other.forgotten_topics_data, other.rack_id)
 
 
 # Default instances that struct fields are compared against (never handed out).

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -53,100 +52,187 @@ _S8 = _struct.Struct('>qi')
 _S9 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class EpochEndOffset(_Struct):
-    epoch: int = -1
-    end_offset: int = -1
+    __slots__ = ('epoch', 'end_offset')
+    epoch: int
+    end_offset: int
+
+    def __init__(self, epoch: int = -1, end_offset: int = -1) -> None:
+        self.epoch = epoch
+        self.end_offset = end_offset
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EpochEndOffset:
+            return NotImplemented
+        return (self.epoch, self.end_offset) == (other.epoch, other.end_offset)
 
 
-@_dataclass(slots=True)
 class LeaderIdAndEpoch(_Struct):
-    leader_id: int = -1
+    __slots__ = ('leader_id', 'leader_epoch')
+    leader_id: int
     """The ID of the current leader or -1 if the leader is unknown."""
-    leader_epoch: int = -1
+    leader_epoch: int
     """The latest known leader epoch"""
 
+    def __init__(self, leader_id: int = -1, leader_epoch: int = -1) -> None:
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderIdAndEpoch:
+            return NotImplemented
+        return (self.leader_id, self.leader_epoch) == (other.leader_id, other.leader_epoch)
+
+
 class SnapshotId(_Struct):
-    end_offset: int = -1
-    epoch: int = -1
+    __slots__ = ('end_offset', 'epoch')
+    end_offset: int
+    epoch: int
+
+    def __init__(self, end_offset: int = -1, epoch: int = -1) -> None:
+        self.end_offset = end_offset
+        self.epoch = epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SnapshotId:
+            return NotImplemented
+        return (self.end_offset, self.epoch) == (other.end_offset, other.epoch)
 
 
-@_dataclass(slots=True)
 class AbortedTransaction(_Struct):
-    producer_id: int = 0
+    __slots__ = ('producer_id', 'first_offset')
+    producer_id: int
     """The producer id associated with the aborted transaction."""
-    first_offset: int = 0
+    first_offset: int
     """The first offset in the aborted transaction."""
 
+    def __init__(self, producer_id: int = 0, first_offset: int = 0) -> None:
+        self.producer_id = producer_id
+        self.first_offset = first_offset
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AbortedTransaction:
+            return NotImplemented
+        return (self.producer_id, self.first_offset) == (other.producer_id, other.first_offset)
+
+
 class PartitionData(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'error_code', 'high_watermark', 'last_stable_offset', 'log_start_offset', 'diverging_epoch', 'current_leader', 'snapshot_id', 'aborted_transactions', 'preferred_read_replica', 'records')
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no fetch error."""
-    high_watermark: int = 0
+    high_watermark: int
     """The current high water mark."""
-    last_stable_offset: int = -1
+    last_stable_offset: int
     """The last stable offset (or LSO) of the partition. This is the last offset such that the state of all transactional records prior to this offset have been decided (ABORTED or COMMITTED)"""
-    log_start_offset: int = -1
+    log_start_offset: int
     """The current log start offset."""
-    diverging_epoch: EpochEndOffset = _field(default_factory=EpochEndOffset)
+    diverging_epoch: EpochEndOffset
     """In case divergence is detected based on the `LastFetchedEpoch` and `FetchOffset` in the request, this field indicates the largest epoch and its end offset such that subsequent records are known to diverge"""
-    current_leader: LeaderIdAndEpoch = _field(default_factory=LeaderIdAndEpoch)
-    snapshot_id: SnapshotId = _field(default_factory=SnapshotId)
+    current_leader: LeaderIdAndEpoch
+    snapshot_id: SnapshotId
     """In the case of fetching an offset less than the LogStartOffset, this is the end offset and epoch that should be used in the FetchSnapshot request."""
-    aborted_transactions: list[AbortedTransaction] | None = _field(default_factory=list)
+    aborted_transactions: list[AbortedTransaction] | None
     """The aborted transactions."""
-    preferred_read_replica: int = -1
+    preferred_read_replica: int
     """The preferred read replica for the consumer to use on its next fetch request"""
-    records: Sized | None = None
+    records: Sized | None
     """The record data."""
 
+    def __init__(self, partition_index: int = 0, error_code: int = 0, high_watermark: int = 0, last_stable_offset: int = -1, log_start_offset: int = -1, diverging_epoch: EpochEndOffset = _FACTORY, current_leader: LeaderIdAndEpoch = _FACTORY, snapshot_id: SnapshotId = _FACTORY, aborted_transactions: list[AbortedTransaction] | None = _FACTORY, preferred_read_replica: int = -1, records: Sized | None = None) -> None:
+        self.partition_index = partition_index
+        self.error_code = error_code
+        self.high_watermark = high_watermark
+        self.last_stable_offset = last_stable_offset
+        self.log_start_offset = log_start_offset
+        self.diverging_epoch = EpochEndOffset() if diverging_epoch is _FACTORY else diverging_epoch
+        self.current_leader = LeaderIdAndEpoch() if current_leader is _FACTORY else current_leader
+        self.snapshot_id = SnapshotId() if snapshot_id is _FACTORY else snapshot_id
+        self.aborted_transactions = [] if aborted_transactions is _FACTORY else aborted_transactions
+        self.preferred_read_replica = preferred_read_replica
+        self.records = records
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition_index, self.error_code, self.high_watermark, self.last_stable_offset, self.log_start_offset, self.diverging_epoch, self.current_leader, self.snapshot_id, self.aborted_transactions, self.preferred_read_replica, self.records) == (other.partition_index, other.error_code, other.high_watermark, other.last_stable_offset, other.log_start_offset, other.diverging_epoch, other.current_leader, other.snapshot_id, other.aborted_transactions, other.preferred_read_replica, other.records)
+
+
 class FetchableTopicResponse(_Struct):
-    topic: str = ''
+    __slots__ = ('topic', 'topic_id', 'partitions')
+    topic: str
     """The topic name."""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """The unique topic ID"""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
     """The topic partitions."""
 
+    def __init__(self, topic: str = '', topic_id: uuid.UUID = _ZERO_UUID, partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic = topic
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FetchableTopicResponse:
+            return NotImplemented
+        return (self.topic, self.topic_id, self.partitions) == (other.topic, other.topic_id, other.partitions)
+
+
 class NodeEndpoint(_Struct):
-    node_id: int = 0
+    __slots__ = ('node_id', 'host', 'port', 'rack')
+    node_id: int
     """The ID of the associated node."""
-    host: str = ''
+    host: str
     """The node's hostname."""
-    port: int = 0
+    port: int
     """The node's port."""
-    rack: str | None = None
+    rack: str | None
     """The rack of the node, or null if it has not been assigned to a rack."""
 
+    def __init__(self, node_id: int = 0, host: str = '', port: int = 0, rack: str | None = None) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        self.rack = rack
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not NodeEndpoint:
+            return NotImplemented
+        return (self.node_id, self.host, self.port, self.rack) == (other.node_id, other.host, other.port, other.rack)
+
+
 class FetchResponse(_Message):
     """FetchResponse: versions 0-17, flexible 12+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'session_id', 'responses', 'node_endpoints')
     NAME = 'FetchResponse'
     API_KEY = 1
     MIN_VERSION = 0
     MAX_VERSION = 17
     FLEXIBLE_MIN = 12
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The top level response error code."""
-    session_id: int = 0
+    session_id: int
     """The fetch session ID, or 0 if this is not part of a fetch session."""
-    responses: list[FetchableTopicResponse] = _field(default_factory=list)
+    responses: list[FetchableTopicResponse]
     """The response topics."""
-    node_endpoints: list[NodeEndpoint] = _field(default_factory=list)
+    node_endpoints: list[NodeEndpoint]
     """Endpoints for all current-leaders enumerated in PartitionData, with errors NOT_LEADER_OR_FOLLOWER & FENCED_LEADER_EPOCH."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, session_id: int = 0, responses: list[FetchableTopicResponse] = _FACTORY, node_endpoints: list[NodeEndpoint] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.session_id = session_id
+        self.responses = [] if responses is _FACTORY else responses
+        self.node_endpoints = [] if node_endpoints is _FACTORY else node_endpoints
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FetchResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.session_id, self.responses, self.node_endpoints) == (other.throttle_time_ms, other.error_code, other.session_id, other.responses, other.node_endpoints)
 
 
 # Default instances that struct fields are compared against (never handed out).

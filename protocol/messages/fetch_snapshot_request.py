@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,51 +36,92 @@ _S2 = _struct.Struct('>q')
 _S3 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class SnapshotId(_Struct):
-    end_offset: int = 0
-    epoch: int = 0
+    __slots__ = ('end_offset', 'epoch')
+    end_offset: int
+    epoch: int
+
+    def __init__(self, end_offset: int = 0, epoch: int = 0) -> None:
+        self.end_offset = end_offset
+        self.epoch = epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SnapshotId:
+            return NotImplemented
+        return (self.end_offset, self.epoch) == (other.end_offset, other.epoch)
 
 
-@_dataclass(slots=True)
 class PartitionSnapshot(_Struct):
-    partition: int = 0
+    __slots__ = ('partition', 'current_leader_epoch', 'snapshot_id', 'position', 'replica_directory_id')
+    partition: int
     """The partition index"""
-    current_leader_epoch: int = 0
+    current_leader_epoch: int
     """The current leader epoch of the partition, -1 for unknown leader epoch"""
-    snapshot_id: SnapshotId = _field(default_factory=SnapshotId)
+    snapshot_id: SnapshotId
     """The snapshot endOffset and epoch to fetch"""
-    position: int = 0
+    position: int
     """The byte position within the snapshot to start fetching from"""
-    replica_directory_id: uuid.UUID = _ZERO_UUID
+    replica_directory_id: uuid.UUID
     """The directory id of the follower fetching"""
 
+    def __init__(self, partition: int = 0, current_leader_epoch: int = 0, snapshot_id: SnapshotId = _FACTORY, position: int = 0, replica_directory_id: uuid.UUID = _ZERO_UUID) -> None:
+        self.partition = partition
+        self.current_leader_epoch = current_leader_epoch
+        self.snapshot_id = SnapshotId() if snapshot_id is _FACTORY else snapshot_id
+        self.position = position
+        self.replica_directory_id = replica_directory_id
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionSnapshot:
+            return NotImplemented
+        return (self.partition, self.current_leader_epoch, self.snapshot_id, self.position, self.replica_directory_id) == (other.partition, other.current_leader_epoch, other.snapshot_id, other.position, other.replica_directory_id)
+
+
 class TopicSnapshot(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The name of the topic to fetch"""
-    partitions: list[PartitionSnapshot] = _field(default_factory=list)
+    partitions: list[PartitionSnapshot]
     """The partitions to fetch"""
 
+    def __init__(self, name: str = '', partitions: list[PartitionSnapshot] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicSnapshot:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class FetchSnapshotRequest(_Message):
     """FetchSnapshotRequest: versions 0-1, flexible 0+."""
 
+    __slots__ = ('cluster_id', 'replica_id', 'max_bytes', 'topics')
     NAME = 'FetchSnapshotRequest'
     API_KEY = 59
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    cluster_id: str | None = None
+    cluster_id: str | None
     """The clusterId if known, this is used to validate metadata fetches prior to broker registration"""
-    replica_id: int = -1
+    replica_id: int
     """The broker ID of the follower"""
-    max_bytes: int = 2147483647
+    max_bytes: int
     """The maximum bytes to fetch from all of the snapshots"""
-    topics: list[TopicSnapshot] = _field(default_factory=list)
+    topics: list[TopicSnapshot]
     """The topics to fetch"""
+
+    def __init__(self, cluster_id: str | None = None, replica_id: int = -1, max_bytes: int = 2147483647, topics: list[TopicSnapshot] = _FACTORY) -> None:
+        self.cluster_id = cluster_id
+        self.replica_id = replica_id
+        self.max_bytes = max_bytes
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FetchSnapshotRequest:
+            return NotImplemented
+        return (self.cluster_id, self.replica_id, self.max_bytes, self.topics) == (other.cluster_id, other.replica_id, other.max_bytes, other.topics)
 
 
 # Default instances that struct fields are compared against (never handed out).

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -38,72 +37,134 @@ _S4 = _struct.Struct('>i')
 _S5 = _struct.Struct('>H')
 
 
-@_dataclass(slots=True)
 class SnapshotId(_Struct):
-    end_offset: int = 0
-    epoch: int = 0
+    __slots__ = ('end_offset', 'epoch')
+    end_offset: int
+    epoch: int
+
+    def __init__(self, end_offset: int = 0, epoch: int = 0) -> None:
+        self.end_offset = end_offset
+        self.epoch = epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SnapshotId:
+            return NotImplemented
+        return (self.end_offset, self.epoch) == (other.end_offset, other.epoch)
 
 
-@_dataclass(slots=True)
 class LeaderIdAndEpoch(_Struct):
-    leader_id: int = 0
+    __slots__ = ('leader_id', 'leader_epoch')
+    leader_id: int
     """The ID of the current leader or -1 if the leader is unknown."""
-    leader_epoch: int = 0
+    leader_epoch: int
     """The latest known leader epoch"""
 
+    def __init__(self, leader_id: int = 0, leader_epoch: int = 0) -> None:
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderIdAndEpoch:
+            return NotImplemented
+        return (self.leader_id, self.leader_epoch) == (other.leader_id, other.leader_epoch)
+
+
 class PartitionSnapshot(_Struct):
-    index: int = 0
+    __slots__ = ('index', 'error_code', 'snapshot_id', 'current_leader', 'size', 'position', 'unaligned_records')
+    index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no fetch error."""
-    snapshot_id: SnapshotId = _field(default_factory=SnapshotId)
+    snapshot_id: SnapshotId
     """The snapshot endOffset and epoch fetched"""
-    current_leader: LeaderIdAndEpoch = _field(default_factory=LeaderIdAndEpoch)
-    size: int = 0
+    current_leader: LeaderIdAndEpoch
+    size: int
     """The total size of the snapshot."""
-    position: int = 0
+    position: int
     """The starting byte position within the snapshot included in the Bytes field."""
-    unaligned_records: Sized | None = None
+    unaligned_records: Sized | None
     """Snapshot data in records format which may not be aligned on an offset boundary"""
 
+    def __init__(self, index: int = 0, error_code: int = 0, snapshot_id: SnapshotId = _FACTORY, current_leader: LeaderIdAndEpoch = _FACTORY, size: int = 0, position: int = 0, unaligned_records: Sized | None = None) -> None:
+        self.index = index
+        self.error_code = error_code
+        self.snapshot_id = SnapshotId() if snapshot_id is _FACTORY else snapshot_id
+        self.current_leader = LeaderIdAndEpoch() if current_leader is _FACTORY else current_leader
+        self.size = size
+        self.position = position
+        self.unaligned_records = unaligned_records
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionSnapshot:
+            return NotImplemented
+        return (self.index, self.error_code, self.snapshot_id, self.current_leader, self.size, self.position, self.unaligned_records) == (other.index, other.error_code, other.snapshot_id, other.current_leader, other.size, other.position, other.unaligned_records)
+
+
 class TopicSnapshot(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The name of the topic to fetch."""
-    partitions: list[PartitionSnapshot] = _field(default_factory=list)
+    partitions: list[PartitionSnapshot]
     """The partitions to fetch."""
 
+    def __init__(self, name: str = '', partitions: list[PartitionSnapshot] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicSnapshot:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class NodeEndpoint(_Struct):
-    node_id: int = 0
+    __slots__ = ('node_id', 'host', 'port')
+    node_id: int
     """The ID of the associated node"""
-    host: str = ''
+    host: str
     """The node's hostname"""
-    port: int = 0
+    port: int
     """The node's port"""
 
+    def __init__(self, node_id: int = 0, host: str = '', port: int = 0) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.port = port
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not NodeEndpoint:
+            return NotImplemented
+        return (self.node_id, self.host, self.port) == (other.node_id, other.host, other.port)
+
+
 class FetchSnapshotResponse(_Message):
     """FetchSnapshotResponse: versions 0-1, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'topics', 'node_endpoints')
     NAME = 'FetchSnapshotResponse'
     API_KEY = 59
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The top level response error code."""
-    topics: list[TopicSnapshot] = _field(default_factory=list)
+    topics: list[TopicSnapshot]
     """The topics to fetch."""
-    node_endpoints: list[NodeEndpoint] = _field(default_factory=list)
+    node_endpoints: list[NodeEndpoint]
     """Endpoints for all current-leaders enumerated in PartitionSnapshot"""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, topics: list[TopicSnapshot] = _FACTORY, node_endpoints: list[NodeEndpoint] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.topics = [] if topics is _FACTORY else topics
+        self.node_endpoints = [] if node_endpoints is _FACTORY else node_endpoints
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FetchSnapshotResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.topics, self.node_endpoints) == (other.throttle_time_ms, other.error_code, other.topics, other.node_endpoints)
 
 
 # Default instances that struct fields are compared against (never handed out).

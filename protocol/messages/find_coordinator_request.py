@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
@@ -29,21 +28,31 @@ __all__ = ['FindCoordinatorRequest']
 _S0 = _struct.Struct('>b')
 
 
-@_dataclass(slots=True)
 class FindCoordinatorRequest(_Message):
     """FindCoordinatorRequest: versions 0-6, flexible 3+."""
 
+    __slots__ = ('key', 'key_type', 'coordinator_keys')
     NAME = 'FindCoordinatorRequest'
     API_KEY = 10
     MIN_VERSION = 0
     MAX_VERSION = 6
     FLEXIBLE_MIN = 3
-    key: str = ''
+    key: str
     """The coordinator key."""
-    key_type: int = 0
+    key_type: int
     """The coordinator key type. (Group, transaction, etc.)"""
-    coordinator_keys: list[str] = _field(default_factory=list)
+    coordinator_keys: list[str]
     """The coordinator keys."""
+
+    def __init__(self, key: str = '', key_type: int = 0, coordinator_keys: list[str] = _FACTORY) -> None:
+        self.key = key
+        self.key_type = key_type
+        self.coordinator_keys = [] if coordinator_keys is _FACTORY else coordinator_keys
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FindCoordinatorRequest:
+            return NotImplemented
+        return (self.key, self.key_type, self.coordinator_keys) == (other.key, other.key_type, other.coordinator_keys)
 
 
 def _enc_FindCoordinatorRequest_0(a: _Append, o: FindCoordinatorRequest) -> None:

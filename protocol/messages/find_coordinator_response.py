@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,45 +36,72 @@ _S3 = _struct.Struct('>ih')
 _S4 = _struct.Struct('>ihh')
 
 
-@_dataclass(slots=True)
 class Coordinator(_Struct):
-    key: str = ''
+    __slots__ = ('key', 'node_id', 'host', 'port', 'error_code', 'error_message')
+    key: str
     """The coordinator key."""
-    node_id: int = 0
+    node_id: int
     """The node id."""
-    host: str = ''
+    host: str
     """The host name."""
-    port: int = 0
+    port: int
     """The port."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, or null if there was no error."""
 
+    def __init__(self, key: str = '', node_id: int = 0, host: str = '', port: int = 0, error_code: int = 0, error_message: str | None = '') -> None:
+        self.key = key
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        self.error_code = error_code
+        self.error_message = error_message
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Coordinator:
+            return NotImplemented
+        return (self.key, self.node_id, self.host, self.port, self.error_code, self.error_message) == (other.key, other.node_id, other.host, other.port, other.error_code, other.error_message)
+
+
 class FindCoordinatorResponse(_Message):
     """FindCoordinatorResponse: versions 0-6, flexible 3+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'node_id', 'host', 'port', 'coordinators')
     NAME = 'FindCoordinatorResponse'
     API_KEY = 10
     MIN_VERSION = 0
     MAX_VERSION = 6
     FLEXIBLE_MIN = 3
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, or null if there was no error."""
-    node_id: int = 0
+    node_id: int
     """The node id."""
-    host: str = ''
+    host: str
     """The host name."""
-    port: int = 0
+    port: int
     """The port."""
-    coordinators: list[Coordinator] = _field(default_factory=list)
+    coordinators: list[Coordinator]
     """Each coordinator result in the response"""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = '', node_id: int = 0, host: str = '', port: int = 0, coordinators: list[Coordinator] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        self.coordinators = [] if coordinators is _FACTORY else coordinators
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FindCoordinatorResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.error_message, self.node_id, self.host, self.port, self.coordinators) == (other.throttle_time_ms, other.error_code, other.error_message, other.node_id, other.host, other.port, other.coordinators)
 
 
 def _enc_FindCoordinatorResponse_0(a: _Append, o: FindCoordinatorResponse) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -23,17 +21,25 @@ __all__ = ['GetTelemetrySubscriptionsRequest']
 _S0 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class GetTelemetrySubscriptionsRequest(_Message):
     """GetTelemetrySubscriptionsRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('client_instance_id',)
     NAME = 'GetTelemetrySubscriptionsRequest'
     API_KEY = 71
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    client_instance_id: uuid.UUID = _ZERO_UUID
+    client_instance_id: uuid.UUID
     """Unique id for this client instance, must be set to 0 on the first request."""
+
+    def __init__(self, client_instance_id: uuid.UUID = _ZERO_UUID) -> None:
+        self.client_instance_id = client_instance_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not GetTelemetrySubscriptionsRequest:
+            return NotImplemented
+        return (self.client_instance_id,) == (other.client_instance_id,)
 
 
 def _enc_GetTelemetrySubscriptionsRequest_0(a: _Append, o: GetTelemetrySubscriptionsRequest) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
@@ -30,33 +29,49 @@ _S1 = _struct.Struct('>b')
 _S2 = _struct.Struct('>ii?')
 
 
-@_dataclass(slots=True)
 class GetTelemetrySubscriptionsResponse(_Message):
     """GetTelemetrySubscriptionsResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'client_instance_id', 'subscription_id', 'accepted_compression_types', 'push_interval_ms', 'telemetry_max_bytes', 'delta_temporality', 'requested_metrics')
     NAME = 'GetTelemetrySubscriptionsResponse'
     API_KEY = 71
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    client_instance_id: uuid.UUID = _ZERO_UUID
+    client_instance_id: uuid.UUID
     """Assigned client instance id if ClientInstanceId was 0 in the request, else 0."""
-    subscription_id: int = 0
+    subscription_id: int
     """Unique identifier for the current subscription set for this client instance."""
-    accepted_compression_types: list[int] = _field(default_factory=list)
+    accepted_compression_types: list[int]
     """Compression types that broker accepts for the PushTelemetryRequest."""
-    push_interval_ms: int = 0
+    push_interval_ms: int
     """Configured push interval, which is the lowest configured interval in the current subscription set."""
-    telemetry_max_bytes: int = 0
+    telemetry_max_bytes: int
     """The maximum bytes of binary data the broker accepts in PushTelemetryRequest."""
-    delta_temporality: bool = False
+    delta_temporality: bool
     """Flag to indicate monotonic/counter metrics are to be emitted as deltas or cumulative values"""
-    requested_metrics: list[str] = _field(default_factory=list)
+    requested_metrics: list[str]
     """Requested metrics prefix string match. Empty array: No metrics subscribed, Array[0] empty string: All metrics subscribed."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, client_instance_id: uuid.UUID = _ZERO_UUID, subscription_id: int = 0, accepted_compression_types: list[int] = _FACTORY, push_interval_ms: int = 0, telemetry_max_bytes: int = 0, delta_temporality: bool = False, requested_metrics: list[str] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.client_instance_id = client_instance_id
+        self.subscription_id = subscription_id
+        self.accepted_compression_types = [] if accepted_compression_types is _FACTORY else accepted_compression_types
+        self.push_interval_ms = push_interval_ms
+        self.telemetry_max_bytes = telemetry_max_bytes
+        self.delta_temporality = delta_temporality
+        self.requested_metrics = [] if requested_metrics is _FACTORY else requested_metrics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not GetTelemetrySubscriptionsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.client_instance_id, self.subscription_id, self.accepted_compression_types, self.push_interval_ms, self.telemetry_max_bytes, self.delta_temporality, self.requested_metrics) == (other.throttle_time_ms, other.error_code, other.client_instance_id, other.subscription_id, other.accepted_compression_types, other.push_interval_ms, other.telemetry_max_bytes, other.delta_temporality, other.requested_metrics)
 
 
 def _enc_GetTelemetrySubscriptionsResponse_0(a: _Append, o: GetTelemetrySubscriptionsResponse) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -20,16 +18,24 @@ from protocol.primitives import read_string as _read_string
 __all__ = ['GroupMetadataKey']
 
 
-@_dataclass(slots=True)
 class GroupMetadataKey(_Message):
     """GroupMetadataKey: versions 2, flexible none."""
 
+    __slots__ = ('group',)
     NAME = 'GroupMetadataKey'
     API_KEY = -1
     MIN_VERSION = 2
     MAX_VERSION = 2
     FLEXIBLE_MIN = None
-    group: str = ''
+    group: str
+
+    def __init__(self, group: str = '') -> None:
+        self.group = group
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not GroupMetadataKey:
+            return NotImplemented
+        return (self.group,) == (other.group,)
 
 
 def _enc_GroupMetadataKey_2(a: _Append, o: GroupMetadataKey) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -43,33 +42,61 @@ _S2 = _struct.Struct('>ii')
 _S3 = _struct.Struct('>q')
 
 
-@_dataclass(slots=True)
 class MemberMetadata(_Struct):
-    member_id: str = ''
-    group_instance_id: str | None = None
-    client_id: str = ''
-    client_host: str = ''
-    rebalance_timeout: int = -1
-    session_timeout: int = 0
-    subscription: bytes = b""
-    assignment: bytes = b""
+    __slots__ = ('member_id', 'group_instance_id', 'client_id', 'client_host', 'rebalance_timeout', 'session_timeout', 'subscription', 'assignment')
+    member_id: str
+    group_instance_id: str | None
+    client_id: str
+    client_host: str
+    rebalance_timeout: int
+    session_timeout: int
+    subscription: bytes
+    assignment: bytes
+
+    def __init__(self, member_id: str = '', group_instance_id: str | None = None, client_id: str = '', client_host: str = '', rebalance_timeout: int = -1, session_timeout: int = 0, subscription: bytes = b"", assignment: bytes = b"") -> None:
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.client_id = client_id
+        self.client_host = client_host
+        self.rebalance_timeout = rebalance_timeout
+        self.session_timeout = session_timeout
+        self.subscription = subscription
+        self.assignment = assignment
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MemberMetadata:
+            return NotImplemented
+        return (self.member_id, self.group_instance_id, self.client_id, self.client_host, self.rebalance_timeout, self.session_timeout, self.subscription, self.assignment) == (other.member_id, other.group_instance_id, other.client_id, other.client_host, other.rebalance_timeout, other.session_timeout, other.subscription, other.assignment)
 
 
-@_dataclass(slots=True)
 class GroupMetadataValue(_Message):
     """GroupMetadataValue: versions 0-4, flexible 4+."""
 
+    __slots__ = ('protocol_type', 'generation', 'protocol', 'leader', 'current_state_timestamp', 'members')
     NAME = 'GroupMetadataValue'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 4
-    protocol_type: str = ''
-    generation: int = 0
-    protocol: str | None = ''
-    leader: str | None = ''
-    current_state_timestamp: int = -1
-    members: list[MemberMetadata] = _field(default_factory=list)
+    protocol_type: str
+    generation: int
+    protocol: str | None
+    leader: str | None
+    current_state_timestamp: int
+    members: list[MemberMetadata]
+
+    def __init__(self, protocol_type: str = '', generation: int = 0, protocol: str | None = '', leader: str | None = '', current_state_timestamp: int = -1, members: list[MemberMetadata] = _FACTORY) -> None:
+        self.protocol_type = protocol_type
+        self.generation = generation
+        self.protocol = protocol
+        self.leader = leader
+        self.current_state_timestamp = current_state_timestamp
+        self.members = [] if members is _FACTORY else members
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not GroupMetadataValue:
+            return NotImplemented
+        return (self.protocol_type, self.generation, self.protocol, self.leader, self.current_state_timestamp, self.members) == (other.protocol_type, other.generation, other.protocol, other.leader, other.current_state_timestamp, other.members)
 
 
 def _enc_MemberMetadata_0(a: _Append, o: MemberMetadata) -> None:

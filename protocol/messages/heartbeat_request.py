@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
@@ -33,23 +31,34 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class HeartbeatRequest(_Message):
     """HeartbeatRequest: versions 0-4, flexible 4+."""
 
+    __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id')
     NAME = 'HeartbeatRequest'
     API_KEY = 12
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 4
-    group_id: str = ''
+    group_id: str
     """The group id."""
-    generation_id: int = 0
+    generation_id: int
     """The generation of the group."""
-    member_id: str = ''
+    member_id: str
     """The member ID."""
-    group_instance_id: str | None = None
+    group_instance_id: str | None
     """The unique identifier of the consumer instance provided by end user."""
+
+    def __init__(self, group_id: str = '', generation_id: int = 0, member_id: str = '', group_instance_id: str | None = None) -> None:
+        self.group_id = group_id
+        self.generation_id = generation_id
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not HeartbeatRequest:
+            return NotImplemented
+        return (self.group_id, self.generation_id, self.member_id, self.group_instance_id) == (other.group_id, other.generation_id, other.member_id, other.group_instance_id)
 
 
 def _enc_HeartbeatRequest_0(a: _Append, o: HeartbeatRequest) -> None:

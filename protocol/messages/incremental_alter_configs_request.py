@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,39 +36,68 @@ _S1 = _struct.Struct('>bh')
 _S2 = _struct.Struct('>?')
 
 
-@_dataclass(slots=True)
 class AlterableConfig(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'config_operation', 'value')
+    name: str
     """The configuration key name."""
-    config_operation: int = 0
+    config_operation: int
     """The type (Set, Delete, Append, Subtract) of operation."""
-    value: str | None = ''
+    value: str | None
     """The value to set for the configuration key."""
 
+    def __init__(self, name: str = '', config_operation: int = 0, value: str | None = '') -> None:
+        self.name = name
+        self.config_operation = config_operation
+        self.value = value
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterableConfig:
+            return NotImplemented
+        return (self.name, self.config_operation, self.value) == (other.name, other.config_operation, other.value)
+
+
 class AlterConfigsResource(_Struct):
-    resource_type: int = 0
+    __slots__ = ('resource_type', 'resource_name', 'configs')
+    resource_type: int
     """The resource type."""
-    resource_name: str = ''
+    resource_name: str
     """The resource name."""
-    configs: list[AlterableConfig] = _field(default_factory=list)
+    configs: list[AlterableConfig]
     """The configurations."""
 
+    def __init__(self, resource_type: int = 0, resource_name: str = '', configs: list[AlterableConfig] = _FACTORY) -> None:
+        self.resource_type = resource_type
+        self.resource_name = resource_name
+        self.configs = [] if configs is _FACTORY else configs
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AlterConfigsResource:
+            return NotImplemented
+        return (self.resource_type, self.resource_name, self.configs) == (other.resource_type, other.resource_name, other.configs)
+
+
 class IncrementalAlterConfigsRequest(_Message):
     """IncrementalAlterConfigsRequest: versions 0-1, flexible 1+."""
 
+    __slots__ = ('resources', 'validate_only')
     NAME = 'IncrementalAlterConfigsRequest'
     API_KEY = 44
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 1
-    resources: list[AlterConfigsResource] = _field(default_factory=list)
+    resources: list[AlterConfigsResource]
     """The incremental updates for each resource."""
-    validate_only: bool = False
+    validate_only: bool
     """True if we should validate the request, but not change the configurations."""
+
+    def __init__(self, resources: list[AlterConfigsResource] = _FACTORY, validate_only: bool = False) -> None:
+        self.resources = [] if resources is _FACTORY else resources
+        self.validate_only = validate_only
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not IncrementalAlterConfigsRequest:
+            return NotImplemented
+        return (self.resources, self.validate_only) == (other.resources, other.validate_only)
 
 
 def _enc_AlterableConfig_0(a: _Append, o: AlterableConfig) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import EncodeError as _EncodeError
@@ -27,23 +25,34 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>iqh')
 
 
-@_dataclass(slots=True)
 class InitProducerIdRequest(_Message):
     """InitProducerIdRequest: versions 0-5, flexible 2+."""
 
+    __slots__ = ('transactional_id', 'transaction_timeout_ms', 'producer_id', 'producer_epoch')
     NAME = 'InitProducerIdRequest'
     API_KEY = 22
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 2
-    transactional_id: str | None = ''
+    transactional_id: str | None
     """The transactional id, or null if the producer is not transactional."""
-    transaction_timeout_ms: int = 0
+    transaction_timeout_ms: int
     """The time in ms to wait before aborting idle transactions sent by this producer. This is only relevant if a TransactionalId has been defined."""
-    producer_id: int = -1
+    producer_id: int
     """The producer id. This is used to disambiguate requests if a transactional id is reused following its expiration."""
-    producer_epoch: int = -1
+    producer_epoch: int
     """The producer's current epoch. This will be checked against the producer epoch on the broker, and the request will return an error if they do not match."""
+
+    def __init__(self, transactional_id: str | None = '', transaction_timeout_ms: int = 0, producer_id: int = -1, producer_epoch: int = -1) -> None:
+        self.transactional_id = transactional_id
+        self.transaction_timeout_ms = transaction_timeout_ms
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not InitProducerIdRequest:
+            return NotImplemented
+        return (self.transactional_id, self.transaction_timeout_ms, self.producer_id, self.producer_epoch) == (other.transactional_id, other.transaction_timeout_ms, other.producer_id, other.producer_epoch)
 
 
 def _enc_InitProducerIdRequest_0(a: _Append, o: InitProducerIdRequest) -> None:

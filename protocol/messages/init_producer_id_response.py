@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,23 +19,34 @@ __all__ = ['InitProducerIdResponse']
 _S0 = _struct.Struct('>ihqh')
 
 
-@_dataclass(slots=True)
 class InitProducerIdResponse(_Message):
     """InitProducerIdResponse: versions 0-5, flexible 2+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'producer_id', 'producer_epoch')
     NAME = 'InitProducerIdResponse'
     API_KEY = 22
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 2
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    producer_id: int = -1
+    producer_id: int
     """The current producer id."""
-    producer_epoch: int = 0
+    producer_epoch: int
     """The current epoch associated with the producer id."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, producer_id: int = -1, producer_epoch: int = 0) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not InitProducerIdResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.producer_id, self.producer_epoch) == (other.throttle_time_ms, other.error_code, other.producer_id, other.producer_epoch)
 
 
 def _enc_InitProducerIdResponse_0(a: _Append, o: InitProducerIdResponse) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -44,39 +43,63 @@ _S2 = _struct.Struct('>ii')
 _S3 = _struct.Struct('>iih')
 
 
-@_dataclass(slots=True)
 class JoinGroupRequestProtocol(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'metadata')
+    name: str
     """The protocol name."""
-    metadata: bytes = b""
+    metadata: bytes
     """The protocol metadata."""
 
+    def __init__(self, name: str = '', metadata: bytes = b"") -> None:
+        self.name = name
+        self.metadata = metadata
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not JoinGroupRequestProtocol:
+            return NotImplemented
+        return (self.name, self.metadata) == (other.name, other.metadata)
+
+
 class JoinGroupRequest(_Message):
     """JoinGroupRequest: versions 0-9, flexible 6+."""
 
+    __slots__ = ('group_id', 'session_timeout_ms', 'rebalance_timeout_ms', 'member_id', 'group_instance_id', 'protocol_type', 'protocols', 'reason')
     NAME = 'JoinGroupRequest'
     API_KEY = 11
     MIN_VERSION = 0
     MAX_VERSION = 9
     FLEXIBLE_MIN = 6
-    group_id: str = ''
+    group_id: str
     """The group identifier."""
-    session_timeout_ms: int = 0
+    session_timeout_ms: int
     """The coordinator considers the consumer dead if it receives no heartbeat after this timeout in milliseconds."""
-    rebalance_timeout_ms: int = -1
+    rebalance_timeout_ms: int
     """The maximum time in milliseconds that the coordinator will wait for each member to rejoin when rebalancing the group."""
-    member_id: str = ''
+    member_id: str
     """The member id assigned by the group coordinator."""
-    group_instance_id: str | None = None
+    group_instance_id: str | None
     """The unique identifier of the consumer instance provided by end user."""
-    protocol_type: str = ''
+    protocol_type: str
     """The unique name the for class of protocols implemented by the group we want to join."""
-    protocols: list[JoinGroupRequestProtocol] = _field(default_factory=list)
+    protocols: list[JoinGroupRequestProtocol]
     """The list of protocols that the member supports."""
-    reason: str | None = None
+    reason: str | None
     """The reason why the member (re-)joins the group."""
+
+    def __init__(self, group_id: str = '', session_timeout_ms: int = 0, rebalance_timeout_ms: int = -1, member_id: str = '', group_instance_id: str | None = None, protocol_type: str = '', protocols: list[JoinGroupRequestProtocol] = _FACTORY, reason: str | None = None) -> None:
+        self.group_id = group_id
+        self.session_timeout_ms = session_timeout_ms
+        self.rebalance_timeout_ms = rebalance_timeout_ms
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.protocol_type = protocol_type
+        self.protocols = [] if protocols is _FACTORY else protocols
+        self.reason = reason
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not JoinGroupRequest:
+            return NotImplemented
+        return (self.group_id, self.session_timeout_ms, self.rebalance_timeout_ms, self.member_id, self.group_instance_id, self.protocol_type, self.protocols, self.reason) == (other.group_id, other.session_timeout_ms, other.rebalance_timeout_ms, other.member_id, other.group_instance_id, other.protocol_type, other.protocols, other.reason)
 
 
 def _enc_JoinGroupRequestProtocol_0(a: _Append, o: JoinGroupRequestProtocol) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -45,42 +44,68 @@ _S3 = _struct.Struct('>ihih')
 _S4 = _struct.Struct('>?')
 
 
-@_dataclass(slots=True)
 class JoinGroupResponseMember(_Struct):
-    member_id: str = ''
+    __slots__ = ('member_id', 'group_instance_id', 'metadata')
+    member_id: str
     """The group member ID."""
-    group_instance_id: str | None = None
+    group_instance_id: str | None
     """The unique identifier of the consumer instance provided by end user."""
-    metadata: bytes = b""
+    metadata: bytes
     """The group member metadata."""
 
+    def __init__(self, member_id: str = '', group_instance_id: str | None = None, metadata: bytes = b"") -> None:
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.metadata = metadata
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not JoinGroupResponseMember:
+            return NotImplemented
+        return (self.member_id, self.group_instance_id, self.metadata) == (other.member_id, other.group_instance_id, other.metadata)
+
+
 class JoinGroupResponse(_Message):
     """JoinGroupResponse: versions 0-9, flexible 6+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'generation_id', 'protocol_type', 'protocol_name', 'leader', 'skip_assignment', 'member_id', 'members')
     NAME = 'JoinGroupResponse'
     API_KEY = 11
     MIN_VERSION = 0
     MAX_VERSION = 9
     FLEXIBLE_MIN = 6
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    generation_id: int = -1
+    generation_id: int
     """The generation ID of the group."""
-    protocol_type: str | None = None
+    protocol_type: str | None
     """The group protocol name."""
-    protocol_name: str | None = ''
+    protocol_name: str | None
     """The group protocol selected by the coordinator."""
-    leader: str = ''
+    leader: str
     """The leader of the group."""
-    skip_assignment: bool = False
+    skip_assignment: bool
     """True if the leader must skip running the assignment."""
-    member_id: str = ''
+    member_id: str
     """The member ID assigned by the group coordinator."""
-    members: list[JoinGroupResponseMember] = _field(default_factory=list)
+    members: list[JoinGroupResponseMember]
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, generation_id: int = -1, protocol_type: str | None = None, protocol_name: str | None = '', leader: str = '', skip_assignment: bool = False, member_id: str = '', members: list[JoinGroupResponseMember] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.generation_id = generation_id
+        self.protocol_type = protocol_type
+        self.protocol_name = protocol_name
+        self.leader = leader
+        self.skip_assignment = skip_assignment
+        self.member_id = member_id
+        self.members = [] if members is _FACTORY else members
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not JoinGroupResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.generation_id, self.protocol_type, self.protocol_name, self.leader, self.skip_assignment, self.member_id, self.members) == (other.throttle_time_ms, other.error_code, other.generation_id, other.protocol_type, other.protocol_name, other.leader, other.skip_assignment, other.member_id, other.members)
 
 
 def _enc_JoinGroupResponseMember_0(a: _Append, o: JoinGroupResponseMember) -> None:

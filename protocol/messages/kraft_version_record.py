@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,19 +19,28 @@ __all__ = ['KRaftVersionRecord']
 _S0 = _struct.Struct('>hh')
 
 
-@_dataclass(slots=True)
 class KRaftVersionRecord(_Message):
     """KRaftVersionRecord: versions 0, flexible 0+."""
 
+    __slots__ = ('version', 'kraft_version')
     NAME = 'KRaftVersionRecord'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    version: int = 0
+    version: int
     """The version of the kraft version record"""
-    kraft_version: int = 0
+    kraft_version: int
     """The kraft protocol version"""
+
+    def __init__(self, version: int = 0, kraft_version: int = 0) -> None:
+        self.version = version
+        self.kraft_version = kraft_version
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not KRaftVersionRecord:
+            return NotImplemented
+        return (self.version, self.kraft_version) == (other.version, other.kraft_version)
 
 
 def _enc_KRaftVersionRecord_0(a: _Append, o: KRaftVersionRecord) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -47,79 +46,133 @@ _S8 = _struct.Struct('>?b')
 _S9 = _struct.Struct('>i?iqb')
 
 
-@_dataclass(slots=True)
 class LeaderAndIsrPartitionState(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partition_index', 'controller_epoch', 'leader', 'leader_epoch', 'isr', 'partition_epoch', 'replicas', 'adding_replicas', 'removing_replicas', 'is_new', 'leader_recovery_state')
+    topic_name: str
     """The topic name.  This is only present in v0 or v1."""
-    partition_index: int = 0
+    partition_index: int
     """The partition index."""
-    controller_epoch: int = 0
+    controller_epoch: int
     """The controller epoch."""
-    leader: int = 0
+    leader: int
     """The broker ID of the leader."""
-    leader_epoch: int = 0
+    leader_epoch: int
     """The leader epoch."""
-    isr: list[int] = _field(default_factory=list)
+    isr: list[int]
     """The in-sync replica IDs."""
-    partition_epoch: int = 0
+    partition_epoch: int
     """The current epoch for the partition. The epoch is a monotonically increasing value which is incremented after every partition change. (Since the LeaderAndIsr request is only used by the legacy controller, this corresponds to the zkVersion)"""
-    replicas: list[int] = _field(default_factory=list)
+    replicas: list[int]
     """The replica IDs."""
-    adding_replicas: list[int] = _field(default_factory=list)
+    adding_replicas: list[int]
     """The replica IDs that we are adding this partition to, or null if no replicas are being added."""
-    removing_replicas: list[int] = _field(default_factory=list)
+    removing_replicas: list[int]
     """The replica IDs that we are removing this partition from, or null if no replicas are being removed."""
-    is_new: bool = False
+    is_new: bool
     """Whether the replica should have existed on the broker or not."""
-    leader_recovery_state: int = 0
+    leader_recovery_state: int
     """1 if the partition is recovering from an unclean leader election; 0 otherwise."""
 
+    def __init__(self, topic_name: str = '', partition_index: int = 0, controller_epoch: int = 0, leader: int = 0, leader_epoch: int = 0, isr: list[int] = _FACTORY, partition_epoch: int = 0, replicas: list[int] = _FACTORY, adding_replicas: list[int] = _FACTORY, removing_replicas: list[int] = _FACTORY, is_new: bool = False, leader_recovery_state: int = 0) -> None:
+        self.topic_name = topic_name
+        self.partition_index = partition_index
+        self.controller_epoch = controller_epoch
+        self.leader = leader
+        self.leader_epoch = leader_epoch
+        self.isr = [] if isr is _FACTORY else isr
+        self.partition_epoch = partition_epoch
+        self.replicas = [] if replicas is _FACTORY else replicas
+        self.adding_replicas = [] if adding_replicas is _FACTORY else adding_replicas
+        self.removing_replicas = [] if removing_replicas is _FACTORY else removing_replicas
+        self.is_new = is_new
+        self.leader_recovery_state = leader_recovery_state
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderAndIsrPartitionState:
+            return NotImplemented
+        return (self.topic_name, self.partition_index, self.controller_epoch, self.leader, self.leader_epoch, self.isr, self.partition_epoch, self.replicas, self.adding_replicas, self.removing_replicas, self.is_new, self.leader_recovery_state) == (other.topic_name, other.partition_index, other.controller_epoch, other.leader, other.leader_epoch, other.isr, other.partition_epoch, other.replicas, other.adding_replicas, other.removing_replicas, other.is_new, other.leader_recovery_state)
+
+
 class LeaderAndIsrTopicState(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'topic_id', 'partition_states')
+    topic_name: str
     """The topic name."""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """The unique topic ID."""
-    partition_states: list[LeaderAndIsrPartitionState] = _field(default_factory=list)
+    partition_states: list[LeaderAndIsrPartitionState]
     """The state of each partition"""
 
+    def __init__(self, topic_name: str = '', topic_id: uuid.UUID = _ZERO_UUID, partition_states: list[LeaderAndIsrPartitionState] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.topic_id = topic_id
+        self.partition_states = [] if partition_states is _FACTORY else partition_states
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderAndIsrTopicState:
+            return NotImplemented
+        return (self.topic_name, self.topic_id, self.partition_states) == (other.topic_name, other.topic_id, other.partition_states)
+
+
 class LeaderAndIsrLiveLeader(_Struct):
-    broker_id: int = 0
+    __slots__ = ('broker_id', 'host_name', 'port')
+    broker_id: int
     """The leader's broker ID."""
-    host_name: str = ''
+    host_name: str
     """The leader's hostname."""
-    port: int = 0
+    port: int
     """The leader's port."""
 
+    def __init__(self, broker_id: int = 0, host_name: str = '', port: int = 0) -> None:
+        self.broker_id = broker_id
+        self.host_name = host_name
+        self.port = port
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderAndIsrLiveLeader:
+            return NotImplemented
+        return (self.broker_id, self.host_name, self.port) == (other.broker_id, other.host_name, other.port)
+
+
 class LeaderAndIsrRequest(_Message):
     """LeaderAndIsrRequest: versions 0-7, flexible 4+."""
 
+    __slots__ = ('controller_id', 'is_kraft_controller', 'controller_epoch', 'broker_epoch', 'type', 'ungrouped_partition_states', 'topic_states', 'live_leaders')
     NAME = 'LeaderAndIsrRequest'
     API_KEY = 4
     MIN_VERSION = 0
     MAX_VERSION = 7
     FLEXIBLE_MIN = 4
-    controller_id: int = 0
+    controller_id: int
     """The current controller ID."""
-    is_kraft_controller: bool = False
+    is_kraft_controller: bool
     """If KRaft controller id is used during migration. See KIP-866"""
-    controller_epoch: int = 0
+    controller_epoch: int
     """The current controller epoch."""
-    broker_epoch: int = -1
+    broker_epoch: int
     """The current broker epoch."""
-    type: int = 0
+    type: int
     """The type that indicates whether all topics are included in the request"""
-    ungrouped_partition_states: list[LeaderAndIsrPartitionState] = _field(default_factory=list)
+    ungrouped_partition_states: list[LeaderAndIsrPartitionState]
     """The state of each partition, in a v0 or v1 message."""
-    topic_states: list[LeaderAndIsrTopicState] = _field(default_factory=list)
+    topic_states: list[LeaderAndIsrTopicState]
     """Each topic."""
-    live_leaders: list[LeaderAndIsrLiveLeader] = _field(default_factory=list)
+    live_leaders: list[LeaderAndIsrLiveLeader]
     """The current live leaders."""
+
+    def __init__(self, controller_id: int = 0, is_kraft_controller: bool = False, controller_epoch: int = 0, broker_epoch: int = -1, type: int = 0, ungrouped_partition_states: list[LeaderAndIsrPartitionState] = _FACTORY, topic_states: list[LeaderAndIsrTopicState] = _FACTORY, live_leaders: list[LeaderAndIsrLiveLeader] = _FACTORY) -> None:
+        self.controller_id = controller_id
+        self.is_kraft_controller = is_kraft_controller
+        self.controller_epoch = controller_epoch
+        self.broker_epoch = broker_epoch
+        self.type = type
+        self.ungrouped_partition_states = [] if ungrouped_partition_states is _FACTORY else ungrouped_partition_states
+        self.topic_states = [] if topic_states is _FACTORY else topic_states
+        self.live_leaders = [] if live_leaders is _FACTORY else live_leaders
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderAndIsrRequest:
+            return NotImplemented
+        return (self.controller_id, self.is_kraft_controller, self.controller_epoch, self.broker_epoch, self.type, self.ungrouped_partition_states, self.topic_states, self.live_leaders) == (other.controller_id, other.is_kraft_controller, other.controller_epoch, other.broker_epoch, other.type, other.ungrouped_partition_states, other.topic_states, other.live_leaders)
 
 
 def _enc_LeaderAndIsrPartitionState_0(a: _Append, o: LeaderAndIsrPartitionState) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -36,39 +35,68 @@ _S1 = _struct.Struct('>h')
 _S2 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class LeaderAndIsrPartitionError(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partition_index', 'error_code')
+    topic_name: str
     """The topic name."""
-    partition_index: int = 0
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The partition error code, or 0 if there was no error."""
 
+    def __init__(self, topic_name: str = '', partition_index: int = 0, error_code: int = 0) -> None:
+        self.topic_name = topic_name
+        self.partition_index = partition_index
+        self.error_code = error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderAndIsrPartitionError:
+            return NotImplemented
+        return (self.topic_name, self.partition_index, self.error_code) == (other.topic_name, other.partition_index, other.error_code)
+
+
 class LeaderAndIsrTopicError(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'partition_errors')
+    topic_id: uuid.UUID
     """The unique topic ID"""
-    partition_errors: list[LeaderAndIsrPartitionError] = _field(default_factory=list)
+    partition_errors: list[LeaderAndIsrPartitionError]
     """Each partition."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, partition_errors: list[LeaderAndIsrPartitionError] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.partition_errors = [] if partition_errors is _FACTORY else partition_errors
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderAndIsrTopicError:
+            return NotImplemented
+        return (self.topic_id, self.partition_errors) == (other.topic_id, other.partition_errors)
+
+
 class LeaderAndIsrResponse(_Message):
     """LeaderAndIsrResponse: versions 0-7, flexible 4+."""
 
+    __slots__ = ('error_code', 'partition_errors', 'topics')
     NAME = 'LeaderAndIsrResponse'
     API_KEY = 4
     MIN_VERSION = 0
     MAX_VERSION = 7
     FLEXIBLE_MIN = 4
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    partition_errors: list[LeaderAndIsrPartitionError] = _field(default_factory=list)
+    partition_errors: list[LeaderAndIsrPartitionError]
     """Each partition in v0 to v4 message."""
-    topics: list[LeaderAndIsrTopicError] = _field(default_factory=list)
+    topics: list[LeaderAndIsrTopicError]
     """Each topic"""
+
+    def __init__(self, error_code: int = 0, partition_errors: list[LeaderAndIsrPartitionError] = _FACTORY, topics: list[LeaderAndIsrTopicError] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.partition_errors = [] if partition_errors is _FACTORY else partition_errors
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderAndIsrResponse:
+            return NotImplemented
+        return (self.error_code, self.partition_errors, self.topics) == (other.error_code, other.partition_errors, other.topics)
 
 
 def _enc_LeaderAndIsrPartitionError_0(a: _Append, o: LeaderAndIsrPartitionError) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -30,30 +29,50 @@ _S1 = _struct.Struct('>hi')
 _S2 = _struct.Struct('>i16s')
 
 
-@_dataclass(slots=True)
 class Voter(_Struct):
-    voter_id: int = 0
-    voter_directory_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('voter_id', 'voter_directory_id')
+    voter_id: int
+    voter_directory_id: uuid.UUID
     """The directory id of the voter"""
 
+    def __init__(self, voter_id: int = 0, voter_directory_id: uuid.UUID = _ZERO_UUID) -> None:
+        self.voter_id = voter_id
+        self.voter_directory_id = voter_directory_id
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Voter:
+            return NotImplemented
+        return (self.voter_id, self.voter_directory_id) == (other.voter_id, other.voter_directory_id)
+
+
 class LeaderChangeMessage(_Message):
     """LeaderChangeMessage: versions 0-1, flexible 0+."""
 
+    __slots__ = ('version', 'leader_id', 'voters', 'granting_voters')
     NAME = 'LeaderChangeMessage'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    version: int = 0
+    version: int
     """The version of the leader change message"""
-    leader_id: int = 0
+    leader_id: int
     """The ID of the newly elected leader"""
-    voters: list[Voter] = _field(default_factory=list)
+    voters: list[Voter]
     """The set of voters in the quorum for this epoch"""
-    granting_voters: list[Voter] = _field(default_factory=list)
+    granting_voters: list[Voter]
     """The voters who voted for the leader at the time of election"""
+
+    def __init__(self, version: int = 0, leader_id: int = 0, voters: list[Voter] = _FACTORY, granting_voters: list[Voter] = _FACTORY) -> None:
+        self.version = version
+        self.leader_id = leader_id
+        self.voters = [] if voters is _FACTORY else voters
+        self.granting_voters = [] if granting_voters is _FACTORY else granting_voters
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderChangeMessage:
+            return NotImplemented
+        return (self.version, self.leader_id, self.voters, self.granting_voters) == (other.version, other.leader_id, other.voters, other.granting_voters)
 
 
 def _enc_Voter_0(a: _Append, o: Voter) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -35,31 +34,51 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['MemberIdentity', 'LeaveGroupRequest']
 
 
-@_dataclass(slots=True)
 class MemberIdentity(_Struct):
-    member_id: str = ''
+    __slots__ = ('member_id', 'group_instance_id', 'reason')
+    member_id: str
     """The member ID to remove from the group."""
-    group_instance_id: str | None = None
+    group_instance_id: str | None
     """The group instance ID to remove from the group."""
-    reason: str | None = None
+    reason: str | None
     """The reason why the member left the group."""
 
+    def __init__(self, member_id: str = '', group_instance_id: str | None = None, reason: str | None = None) -> None:
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.reason = reason
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MemberIdentity:
+            return NotImplemented
+        return (self.member_id, self.group_instance_id, self.reason) == (other.member_id, other.group_instance_id, other.reason)
+
+
 class LeaveGroupRequest(_Message):
     """LeaveGroupRequest: versions 0-5, flexible 4+."""
 
+    __slots__ = ('group_id', 'member_id', 'members')
     NAME = 'LeaveGroupRequest'
     API_KEY = 13
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 4
-    group_id: str = ''
+    group_id: str
     """The ID of the group to leave."""
-    member_id: str = ''
+    member_id: str
     """The member ID to remove from the group."""
-    members: list[MemberIdentity] = _field(default_factory=list)
+    members: list[MemberIdentity]
     """List of leaving member identities."""
+
+    def __init__(self, group_id: str = '', member_id: str = '', members: list[MemberIdentity] = _FACTORY) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.members = [] if members is _FACTORY else members
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaveGroupRequest:
+            return NotImplemented
+        return (self.group_id, self.member_id, self.members) == (other.group_id, other.member_id, other.members)
 
 
 def _enc_LeaveGroupRequest_0(a: _Append, o: LeaveGroupRequest) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,31 +36,51 @@ _S0 = _struct.Struct('>h')
 _S1 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class MemberResponse(_Struct):
-    member_id: str = ''
+    __slots__ = ('member_id', 'group_instance_id', 'error_code')
+    member_id: str
     """The member ID to remove from the group."""
-    group_instance_id: str | None = ''
+    group_instance_id: str | None
     """The group instance ID to remove from the group."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
 
+    def __init__(self, member_id: str = '', group_instance_id: str | None = '', error_code: int = 0) -> None:
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.error_code = error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MemberResponse:
+            return NotImplemented
+        return (self.member_id, self.group_instance_id, self.error_code) == (other.member_id, other.group_instance_id, other.error_code)
+
+
 class LeaveGroupResponse(_Message):
     """LeaveGroupResponse: versions 0-5, flexible 4+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'members')
     NAME = 'LeaveGroupResponse'
     API_KEY = 13
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 4
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    members: list[MemberResponse] = _field(default_factory=list)
+    members: list[MemberResponse]
     """List of leaving member responses."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, members: list[MemberResponse] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.members = [] if members is _FACTORY else members
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaveGroupResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.members) == (other.throttle_time_ms, other.error_code, other.members)
 
 
 def _enc_LeaveGroupResponse_0(a: _Append, o: LeaveGroupResponse) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -20,15 +18,23 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['ListClientMetricsResourcesRequest']
 
 
-@_dataclass(slots=True)
 class ListClientMetricsResourcesRequest(_Message):
     """ListClientMetricsResourcesRequest: versions 0, flexible 0+."""
 
+    __slots__ = ()
     NAME = 'ListClientMetricsResourcesRequest'
     API_KEY = 74
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
+
+    def __init__(self) -> None:
+        pass
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListClientMetricsResourcesRequest:
+            return NotImplemented
+        return True
 
 
 def _enc_ListClientMetricsResourcesRequest_0(a: _Append, o: ListClientMetricsResourcesRequest) -> None:

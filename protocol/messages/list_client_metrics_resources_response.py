@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -27,27 +26,45 @@ __all__ = ['ClientMetricsResource', 'ListClientMetricsResourcesResponse']
 _S0 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class ClientMetricsResource(_Struct):
-    name: str = ''
+    __slots__ = ('name',)
+    name: str
     """The resource name."""
 
+    def __init__(self, name: str = '') -> None:
+        self.name = name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ClientMetricsResource:
+            return NotImplemented
+        return (self.name,) == (other.name,)
+
+
 class ListClientMetricsResourcesResponse(_Message):
     """ListClientMetricsResourcesResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'client_metrics_resources')
     NAME = 'ListClientMetricsResourcesResponse'
     API_KEY = 74
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    client_metrics_resources: list[ClientMetricsResource] = _field(default_factory=list)
+    client_metrics_resources: list[ClientMetricsResource]
     """Each client metrics resource in the response."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, client_metrics_resources: list[ClientMetricsResource] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.client_metrics_resources = [] if client_metrics_resources is _FACTORY else client_metrics_resources
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListClientMetricsResourcesResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.client_metrics_resources) == (other.throttle_time_ms, other.error_code, other.client_metrics_resources)
 
 
 def _enc_ClientMetricsResource_0(a: _Append, o: ClientMetricsResource) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
@@ -26,19 +25,28 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['ListGroupsRequest']
 
 
-@_dataclass(slots=True)
 class ListGroupsRequest(_Message):
     """ListGroupsRequest: versions 0-5, flexible 3+."""
 
+    __slots__ = ('states_filter', 'types_filter')
     NAME = 'ListGroupsRequest'
     API_KEY = 16
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 3
-    states_filter: list[str] = _field(default_factory=list)
+    states_filter: list[str]
     """The states of the groups we want to list. If empty, all groups are returned with their state."""
-    types_filter: list[str] = _field(default_factory=list)
+    types_filter: list[str]
     """The types of the groups we want to list. If empty, all groups are returned with their type."""
+
+    def __init__(self, states_filter: list[str] = _FACTORY, types_filter: list[str] = _FACTORY) -> None:
+        self.states_filter = [] if states_filter is _FACTORY else states_filter
+        self.types_filter = [] if types_filter is _FACTORY else types_filter
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListGroupsRequest:
+            return NotImplemented
+        return (self.states_filter, self.types_filter) == (other.states_filter, other.types_filter)
 
 
 def _enc_ListGroupsRequest_0(a: _Append, o: ListGroupsRequest) -> None:

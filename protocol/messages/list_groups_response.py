@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,33 +31,54 @@ _S0 = _struct.Struct('>h')
 _S1 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class ListedGroup(_Struct):
-    group_id: str = ''
+    __slots__ = ('group_id', 'protocol_type', 'group_state', 'group_type')
+    group_id: str
     """The group ID."""
-    protocol_type: str = ''
+    protocol_type: str
     """The group protocol type."""
-    group_state: str = ''
+    group_state: str
     """The group state name."""
-    group_type: str = ''
+    group_type: str
     """The group type name."""
 
+    def __init__(self, group_id: str = '', protocol_type: str = '', group_state: str = '', group_type: str = '') -> None:
+        self.group_id = group_id
+        self.protocol_type = protocol_type
+        self.group_state = group_state
+        self.group_type = group_type
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListedGroup:
+            return NotImplemented
+        return (self.group_id, self.protocol_type, self.group_state, self.group_type) == (other.group_id, other.protocol_type, other.group_state, other.group_type)
+
+
 class ListGroupsResponse(_Message):
     """ListGroupsResponse: versions 0-5, flexible 3+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'groups')
     NAME = 'ListGroupsResponse'
     API_KEY = 16
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 3
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    groups: list[ListedGroup] = _field(default_factory=list)
+    groups: list[ListedGroup]
     """Each group in the response."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, groups: list[ListedGroup] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.groups = [] if groups is _FACTORY else groups
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListGroupsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.groups) == (other.throttle_time_ms, other.error_code, other.groups)
 
 
 def _enc_ListedGroup_0(a: _Append, o: ListedGroup) -> None:

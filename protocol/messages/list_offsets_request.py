@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -36,41 +35,71 @@ _S3 = _struct.Struct('>ib')
 _S4 = _struct.Struct('>iiq')
 
 
-@_dataclass(slots=True)
 class ListOffsetsPartition(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'current_leader_epoch', 'timestamp', 'max_num_offsets')
+    partition_index: int
     """The partition index."""
-    current_leader_epoch: int = -1
+    current_leader_epoch: int
     """The current leader epoch."""
-    timestamp: int = 0
+    timestamp: int
     """The current timestamp."""
-    max_num_offsets: int = 1
+    max_num_offsets: int
     """The maximum number of offsets to report."""
 
+    def __init__(self, partition_index: int = 0, current_leader_epoch: int = -1, timestamp: int = 0, max_num_offsets: int = 1) -> None:
+        self.partition_index = partition_index
+        self.current_leader_epoch = current_leader_epoch
+        self.timestamp = timestamp
+        self.max_num_offsets = max_num_offsets
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListOffsetsPartition:
+            return NotImplemented
+        return (self.partition_index, self.current_leader_epoch, self.timestamp, self.max_num_offsets) == (other.partition_index, other.current_leader_epoch, other.timestamp, other.max_num_offsets)
+
+
 class ListOffsetsTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[ListOffsetsPartition] = _field(default_factory=list)
+    partitions: list[ListOffsetsPartition]
     """Each partition in the request."""
 
+    def __init__(self, name: str = '', partitions: list[ListOffsetsPartition] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListOffsetsTopic:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class ListOffsetsRequest(_Message):
     """ListOffsetsRequest: versions 0-9, flexible 6+."""
 
+    __slots__ = ('replica_id', 'isolation_level', 'topics')
     NAME = 'ListOffsetsRequest'
     API_KEY = 2
     MIN_VERSION = 0
     MAX_VERSION = 9
     FLEXIBLE_MIN = 6
-    replica_id: int = 0
+    replica_id: int
     """The broker ID of the requester, or -1 if this request is being made by a normal consumer."""
-    isolation_level: int = 0
+    isolation_level: int
     """This setting controls the visibility of transactional records. Using READ_UNCOMMITTED (isolation_level = 0) makes all records visible. With READ_COMMITTED (isolation_level = 1), non-transactional and COMMITTED transactional records are visible. To be more concrete, READ_COMMITTED returns all data from offsets smaller than the current LSO (last stable offset), and enables the inclusion of the list of aborted transactions in the result, which allows consumers to discard ABORTED transactional records"""
-    topics: list[ListOffsetsTopic] = _field(default_factory=list)
+    topics: list[ListOffsetsTopic]
     """Each topic in the request."""
+
+    def __init__(self, replica_id: int = 0, isolation_level: int = 0, topics: list[ListOffsetsTopic] = _FACTORY) -> None:
+        self.replica_id = replica_id
+        self.isolation_level = isolation_level
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListOffsetsRequest:
+            return NotImplemented
+        return (self.replica_id, self.isolation_level, self.topics) == (other.replica_id, other.isolation_level, other.topics)
 
 
 def _enc_ListOffsetsPartition_0(a: _Append, o: ListOffsetsPartition) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -37,42 +36,73 @@ _S2 = _struct.Struct('>i')
 _S3 = _struct.Struct('>ihqqi')
 
 
-@_dataclass(slots=True)
 class ListOffsetsPartitionResponse(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'error_code', 'old_style_offsets', 'timestamp', 'offset', 'leader_epoch')
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The partition error code, or 0 if there was no error."""
-    old_style_offsets: list[int] = _field(default_factory=list)
+    old_style_offsets: list[int]
     """The result offsets."""
-    timestamp: int = -1
+    timestamp: int
     """The timestamp associated with the returned offset."""
-    offset: int = -1
+    offset: int
     """The returned offset."""
-    leader_epoch: int = -1
+    leader_epoch: int
+
+    def __init__(self, partition_index: int = 0, error_code: int = 0, old_style_offsets: list[int] = _FACTORY, timestamp: int = -1, offset: int = -1, leader_epoch: int = -1) -> None:
+        self.partition_index = partition_index
+        self.error_code = error_code
+        self.old_style_offsets = [] if old_style_offsets is _FACTORY else old_style_offsets
+        self.timestamp = timestamp
+        self.offset = offset
+        self.leader_epoch = leader_epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListOffsetsPartitionResponse:
+            return NotImplemented
+        return (self.partition_index, self.error_code, self.old_style_offsets, self.timestamp, self.offset, self.leader_epoch) == (other.partition_index, other.error_code, other.old_style_offsets, other.timestamp, other.offset, other.leader_epoch)
 
 
-@_dataclass(slots=True)
 class ListOffsetsTopicResponse(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name"""
-    partitions: list[ListOffsetsPartitionResponse] = _field(default_factory=list)
+    partitions: list[ListOffsetsPartitionResponse]
     """Each partition in the response."""
 
+    def __init__(self, name: str = '', partitions: list[ListOffsetsPartitionResponse] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListOffsetsTopicResponse:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class ListOffsetsResponse(_Message):
     """ListOffsetsResponse: versions 0-9, flexible 6+."""
 
+    __slots__ = ('throttle_time_ms', 'topics')
     NAME = 'ListOffsetsResponse'
     API_KEY = 2
     MIN_VERSION = 0
     MAX_VERSION = 9
     FLEXIBLE_MIN = 6
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    topics: list[ListOffsetsTopicResponse] = _field(default_factory=list)
+    topics: list[ListOffsetsTopicResponse]
     """Each topic in the response."""
+
+    def __init__(self, throttle_time_ms: int = 0, topics: list[ListOffsetsTopicResponse] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListOffsetsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.topics) == (other.throttle_time_ms, other.topics)
 
 
 def _enc_ListOffsetsPartitionResponse_0(a: _Append, o: ListOffsetsPartitionResponse) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -29,27 +28,45 @@ __all__ = ['ListPartitionReassignmentsTopics', 'ListPartitionReassignmentsReques
 _S0 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class ListPartitionReassignmentsTopics(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partition_indexes')
+    name: str
     """The topic name"""
-    partition_indexes: list[int] = _field(default_factory=list)
+    partition_indexes: list[int]
     """The partitions to list partition reassignments for."""
 
+    def __init__(self, name: str = '', partition_indexes: list[int] = _FACTORY) -> None:
+        self.name = name
+        self.partition_indexes = [] if partition_indexes is _FACTORY else partition_indexes
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListPartitionReassignmentsTopics:
+            return NotImplemented
+        return (self.name, self.partition_indexes) == (other.name, other.partition_indexes)
+
+
 class ListPartitionReassignmentsRequest(_Message):
     """ListPartitionReassignmentsRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('timeout_ms', 'topics')
     NAME = 'ListPartitionReassignmentsRequest'
     API_KEY = 46
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    timeout_ms: int = 60000
+    timeout_ms: int
     """The time in ms to wait for the request to complete."""
-    topics: list[ListPartitionReassignmentsTopics] | None = None
+    topics: list[ListPartitionReassignmentsTopics] | None
     """The topics to list partition reassignments for, or null to list everything."""
+
+    def __init__(self, timeout_ms: int = 60000, topics: list[ListPartitionReassignmentsTopics] | None = None) -> None:
+        self.timeout_ms = timeout_ms
+        self.topics = topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListPartitionReassignmentsRequest:
+            return NotImplemented
+        return (self.timeout_ms, self.topics) == (other.timeout_ms, other.topics)
 
 
 def _enc_ListPartitionReassignmentsTopics_0(a: _Append, o: ListPartitionReassignmentsTopics) -> None:

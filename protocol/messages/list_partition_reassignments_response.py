@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,43 +31,74 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class OngoingPartitionReassignment(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'replicas', 'adding_replicas', 'removing_replicas')
+    partition_index: int
     """The index of the partition."""
-    replicas: list[int] = _field(default_factory=list)
+    replicas: list[int]
     """The current replica set."""
-    adding_replicas: list[int] = _field(default_factory=list)
+    adding_replicas: list[int]
     """The set of replicas we are currently adding."""
-    removing_replicas: list[int] = _field(default_factory=list)
+    removing_replicas: list[int]
     """The set of replicas we are currently removing."""
 
+    def __init__(self, partition_index: int = 0, replicas: list[int] = _FACTORY, adding_replicas: list[int] = _FACTORY, removing_replicas: list[int] = _FACTORY) -> None:
+        self.partition_index = partition_index
+        self.replicas = [] if replicas is _FACTORY else replicas
+        self.adding_replicas = [] if adding_replicas is _FACTORY else adding_replicas
+        self.removing_replicas = [] if removing_replicas is _FACTORY else removing_replicas
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OngoingPartitionReassignment:
+            return NotImplemented
+        return (self.partition_index, self.replicas, self.adding_replicas, self.removing_replicas) == (other.partition_index, other.replicas, other.adding_replicas, other.removing_replicas)
+
+
 class OngoingTopicReassignment(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[OngoingPartitionReassignment] = _field(default_factory=list)
+    partitions: list[OngoingPartitionReassignment]
     """The ongoing reassignments for each partition."""
 
+    def __init__(self, name: str = '', partitions: list[OngoingPartitionReassignment] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OngoingTopicReassignment:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class ListPartitionReassignmentsResponse(_Message):
     """ListPartitionReassignmentsResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'topics')
     NAME = 'ListPartitionReassignmentsResponse'
     API_KEY = 46
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The top-level error code, or 0 if there was no error"""
-    error_message: str | None = ''
+    error_message: str | None
     """The top-level error message, or null if there was no error."""
-    topics: list[OngoingTopicReassignment] = _field(default_factory=list)
+    topics: list[OngoingTopicReassignment]
     """The ongoing reassignments for each topic."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = '', topics: list[OngoingTopicReassignment] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListPartitionReassignmentsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.error_message, self.topics) == (other.throttle_time_ms, other.error_code, other.error_message, other.topics)
 
 
 def _enc_OngoingPartitionReassignment_0(a: _Append, o: OngoingPartitionReassignment) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
@@ -29,21 +28,31 @@ __all__ = ['ListTransactionsRequest']
 _S0 = _struct.Struct('>q')
 
 
-@_dataclass(slots=True)
 class ListTransactionsRequest(_Message):
     """ListTransactionsRequest: versions 0-1, flexible 0+."""
 
+    __slots__ = ('state_filters', 'producer_id_filters', 'duration_filter')
     NAME = 'ListTransactionsRequest'
     API_KEY = 66
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    state_filters: list[str] = _field(default_factory=list)
+    state_filters: list[str]
     """The transaction states to filter by: if empty, all transactions are returned; if non-empty, then only transactions matching one of the filtered states will be returned"""
-    producer_id_filters: list[int] = _field(default_factory=list)
+    producer_id_filters: list[int]
     """The producerIds to filter by: if empty, all transactions will be returned; if non-empty, only transactions which match one of the filtered producerIds will be returned"""
-    duration_filter: int = -1
+    duration_filter: int
     """Duration (in millis) to filter by: if < 0, all transactions will be returned; otherwise, only transactions running longer than this duration will be returned"""
+
+    def __init__(self, state_filters: list[str] = _FACTORY, producer_id_filters: list[int] = _FACTORY, duration_filter: int = -1) -> None:
+        self.state_filters = [] if state_filters is _FACTORY else state_filters
+        self.producer_id_filters = [] if producer_id_filters is _FACTORY else producer_id_filters
+        self.duration_filter = duration_filter
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListTransactionsRequest:
+            return NotImplemented
+        return (self.state_filters, self.producer_id_filters, self.duration_filter) == (other.state_filters, other.producer_id_filters, other.duration_filter)
 
 
 def _enc_ListTransactionsRequest_0(a: _Append, o: ListTransactionsRequest) -> None:

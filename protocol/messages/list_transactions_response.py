@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -28,29 +27,50 @@ _S0 = _struct.Struct('>q')
 _S1 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class TransactionState(_Struct):
-    transactional_id: str = ''
-    producer_id: int = 0
-    transaction_state: str = ''
+    __slots__ = ('transactional_id', 'producer_id', 'transaction_state')
+    transactional_id: str
+    producer_id: int
+    transaction_state: str
     """The current transaction state of the producer"""
 
+    def __init__(self, transactional_id: str = '', producer_id: int = 0, transaction_state: str = '') -> None:
+        self.transactional_id = transactional_id
+        self.producer_id = producer_id
+        self.transaction_state = transaction_state
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TransactionState:
+            return NotImplemented
+        return (self.transactional_id, self.producer_id, self.transaction_state) == (other.transactional_id, other.producer_id, other.transaction_state)
+
+
 class ListTransactionsResponse(_Message):
     """ListTransactionsResponse: versions 0-1, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'unknown_state_filters', 'transaction_states')
     NAME = 'ListTransactionsResponse'
     API_KEY = 66
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
-    unknown_state_filters: list[str] = _field(default_factory=list)
+    error_code: int
+    unknown_state_filters: list[str]
     """Set of state filters provided in the request which were unknown to the transaction coordinator"""
-    transaction_states: list[TransactionState] = _field(default_factory=list)
+    transaction_states: list[TransactionState]
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, unknown_state_filters: list[str] = _FACTORY, transaction_states: list[TransactionState] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.unknown_state_filters = [] if unknown_state_filters is _FACTORY else unknown_state_filters
+        self.transaction_states = [] if transaction_states is _FACTORY else transaction_states
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ListTransactionsResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.unknown_state_filters, self.transaction_states) == (other.throttle_time_ms, other.error_code, other.unknown_state_filters, other.transaction_states)
 
 
 def _enc_TransactionState_0(a: _Append, o: TransactionState) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -40,31 +39,51 @@ _S2 = _struct.Struct('>16s')
 _S3 = _struct.Struct('>??')
 
 
-@_dataclass(slots=True)
 class MetadataRequestTopic(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'name')
+    topic_id: uuid.UUID
     """The topic id."""
-    name: str | None = ''
+    name: str | None
     """The topic name."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, name: str | None = '') -> None:
+        self.topic_id = topic_id
+        self.name = name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MetadataRequestTopic:
+            return NotImplemented
+        return (self.topic_id, self.name) == (other.topic_id, other.name)
+
+
 class MetadataRequest(_Message):
     """MetadataRequest: versions 0-12, flexible 9+."""
 
+    __slots__ = ('topics', 'allow_auto_topic_creation', 'include_cluster_authorized_operations', 'include_topic_authorized_operations')
     NAME = 'MetadataRequest'
     API_KEY = 3
     MIN_VERSION = 0
     MAX_VERSION = 12
     FLEXIBLE_MIN = 9
-    topics: list[MetadataRequestTopic] | None = _field(default_factory=list)
+    topics: list[MetadataRequestTopic] | None
     """The topics to fetch metadata for."""
-    allow_auto_topic_creation: bool = True
+    allow_auto_topic_creation: bool
     """If this is true, the broker may auto-create topics that we requested which do not already exist, if it is configured to do so."""
-    include_cluster_authorized_operations: bool = False
+    include_cluster_authorized_operations: bool
     """Whether to include cluster authorized operations."""
-    include_topic_authorized_operations: bool = False
+    include_topic_authorized_operations: bool
     """Whether to include topic authorized operations."""
+
+    def __init__(self, topics: list[MetadataRequestTopic] | None = _FACTORY, allow_auto_topic_creation: bool = True, include_cluster_authorized_operations: bool = False, include_topic_authorized_operations: bool = False) -> None:
+        self.topics = [] if topics is _FACTORY else topics
+        self.allow_auto_topic_creation = allow_auto_topic_creation
+        self.include_cluster_authorized_operations = include_cluster_authorized_operations
+        self.include_topic_authorized_operations = include_topic_authorized_operations
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MetadataRequest:
+            return NotImplemented
+        return (self.topics, self.allow_auto_topic_creation, self.include_cluster_authorized_operations, self.include_topic_authorized_operations) == (other.topics, other.allow_auto_topic_creation, other.include_cluster_authorized_operations, other.include_topic_authorized_operations)
 
 
 def _enc_MetadataRequestTopic_0(a: _Append, o: MetadataRequestTopic) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -48,73 +47,124 @@ _S6 = _struct.Struct('>hiii')
 _S7 = _struct.Struct('>16s?')
 
 
-@_dataclass(slots=True)
 class MetadataResponseBroker(_Struct):
-    node_id: int = 0
+    __slots__ = ('node_id', 'host', 'port', 'rack')
+    node_id: int
     """The broker ID."""
-    host: str = ''
+    host: str
     """The broker hostname."""
-    port: int = 0
+    port: int
     """The broker port."""
-    rack: str | None = None
+    rack: str | None
     """The rack of the broker, or null if it has not been assigned to a rack."""
 
+    def __init__(self, node_id: int = 0, host: str = '', port: int = 0, rack: str | None = None) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        self.rack = rack
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MetadataResponseBroker:
+            return NotImplemented
+        return (self.node_id, self.host, self.port, self.rack) == (other.node_id, other.host, other.port, other.rack)
+
+
 class MetadataResponsePartition(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'partition_index', 'leader_id', 'leader_epoch', 'replica_nodes', 'isr_nodes', 'offline_replicas')
+    error_code: int
     """The partition error, or 0 if there was no error."""
-    partition_index: int = 0
+    partition_index: int
     """The partition index."""
-    leader_id: int = 0
+    leader_id: int
     """The ID of the leader broker."""
-    leader_epoch: int = -1
+    leader_epoch: int
     """The leader epoch of this partition."""
-    replica_nodes: list[int] = _field(default_factory=list)
+    replica_nodes: list[int]
     """The set of all nodes that host this partition."""
-    isr_nodes: list[int] = _field(default_factory=list)
+    isr_nodes: list[int]
     """The set of nodes that are in sync with the leader for this partition."""
-    offline_replicas: list[int] = _field(default_factory=list)
+    offline_replicas: list[int]
     """The set of offline replicas of this partition."""
 
+    def __init__(self, error_code: int = 0, partition_index: int = 0, leader_id: int = 0, leader_epoch: int = -1, replica_nodes: list[int] = _FACTORY, isr_nodes: list[int] = _FACTORY, offline_replicas: list[int] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.partition_index = partition_index
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
+        self.replica_nodes = [] if replica_nodes is _FACTORY else replica_nodes
+        self.isr_nodes = [] if isr_nodes is _FACTORY else isr_nodes
+        self.offline_replicas = [] if offline_replicas is _FACTORY else offline_replicas
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MetadataResponsePartition:
+            return NotImplemented
+        return (self.error_code, self.partition_index, self.leader_id, self.leader_epoch, self.replica_nodes, self.isr_nodes, self.offline_replicas) == (other.error_code, other.partition_index, other.leader_id, other.leader_epoch, other.replica_nodes, other.isr_nodes, other.offline_replicas)
+
+
 class MetadataResponseTopic(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'name', 'topic_id', 'is_internal', 'partitions', 'topic_authorized_operations')
+    error_code: int
     """The topic error, or 0 if there was no error."""
-    name: str | None = ''
+    name: str | None
     """The topic name. Null for non-existing topics queried by ID. This is never null when ErrorCode is zero. One of Name and TopicId is always populated."""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """The topic id. Zero for non-existing topics queried by name. This is never zero when ErrorCode is zero. One of Name and TopicId is always populated."""
-    is_internal: bool = False
+    is_internal: bool
     """True if the topic is internal."""
-    partitions: list[MetadataResponsePartition] = _field(default_factory=list)
+    partitions: list[MetadataResponsePartition]
     """Each partition in the topic."""
-    topic_authorized_operations: int = -2147483648
+    topic_authorized_operations: int
     """32-bit bitfield to represent authorized operations for this topic."""
 
+    def __init__(self, error_code: int = 0, name: str | None = '', topic_id: uuid.UUID = _ZERO_UUID, is_internal: bool = False, partitions: list[MetadataResponsePartition] = _FACTORY, topic_authorized_operations: int = -2147483648) -> None:
+        self.error_code = error_code
+        self.name = name
+        self.topic_id = topic_id
+        self.is_internal = is_internal
+        self.partitions = [] if partitions is _FACTORY else partitions
+        self.topic_authorized_operations = topic_authorized_operations
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MetadataResponseTopic:
+            return NotImplemented
+        return (self.error_code, self.name, self.topic_id, self.is_internal, self.partitions, self.topic_authorized_operations) == (other.error_code, other.name, other.topic_id, other.is_internal, other.partitions, other.topic_authorized_operations)
+
+
 class MetadataResponse(_Message):
     """MetadataResponse: versions 0-12, flexible 9+."""
 
+    __slots__ = ('throttle_time_ms', 'brokers', 'cluster_id', 'controller_id', 'topics', 'cluster_authorized_operations')
     NAME = 'MetadataResponse'
     API_KEY = 3
     MIN_VERSION = 0
     MAX_VERSION = 12
     FLEXIBLE_MIN = 9
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    brokers: list[MetadataResponseBroker] = _field(default_factory=list)
+    brokers: list[MetadataResponseBroker]
     """A list of brokers present in the cluster."""
-    cluster_id: str | None = None
+    cluster_id: str | None
     """The cluster ID that responding broker belongs to."""
-    controller_id: int = -1
+    controller_id: int
     """The ID of the controller broker."""
-    topics: list[MetadataResponseTopic] = _field(default_factory=list)
+    topics: list[MetadataResponseTopic]
     """Each topic in the response."""
-    cluster_authorized_operations: int = -2147483648
+    cluster_authorized_operations: int
     """32-bit bitfield to represent authorized operations for this cluster."""
+
+    def __init__(self, throttle_time_ms: int = 0, brokers: list[MetadataResponseBroker] = _FACTORY, cluster_id: str | None = None, controller_id: int = -1, topics: list[MetadataResponseTopic] = _FACTORY, cluster_authorized_operations: int = -2147483648) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.brokers = [] if brokers is _FACTORY else brokers
+        self.cluster_id = cluster_id
+        self.controller_id = controller_id
+        self.topics = [] if topics is _FACTORY else topics
+        self.cluster_authorized_operations = cluster_authorized_operations
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not MetadataResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.brokers, self.cluster_id, self.controller_id, self.topics, self.cluster_authorized_operations) == (other.throttle_time_ms, other.brokers, other.cluster_id, other.controller_id, other.topics, other.cluster_authorized_operations)
 
 
 def _enc_MetadataResponseBroker_0(a: _Append, o: MetadataResponseBroker) -> None:

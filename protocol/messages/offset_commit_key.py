@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,18 +19,28 @@ __all__ = ['OffsetCommitKey']
 _S0 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class OffsetCommitKey(_Message):
     """OffsetCommitKey: versions 0-1, flexible none."""
 
+    __slots__ = ('group', 'topic', 'partition')
     NAME = 'OffsetCommitKey'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = None
-    group: str = ''
-    topic: str = ''
-    partition: int = 0
+    group: str
+    topic: str
+    partition: int
+
+    def __init__(self, group: str = '', topic: str = '', partition: int = 0) -> None:
+        self.group = group
+        self.topic = topic
+        self.partition = partition
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetCommitKey:
+            return NotImplemented
+        return (self.group, self.topic, self.partition) == (other.group, other.topic, other.partition)
 
 
 def _enc_OffsetCommitKey_0(a: _Append, o: OffsetCommitKey) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -45,49 +44,83 @@ _S7 = _struct.Struct('>iqi')
 _S8 = _struct.Struct('>iqih')
 
 
-@_dataclass(slots=True)
 class OffsetCommitRequestPartition(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'commit_timestamp', 'committed_metadata')
+    partition_index: int
     """The partition index."""
-    committed_offset: int = 0
+    committed_offset: int
     """The message offset to be committed."""
-    committed_leader_epoch: int = -1
+    committed_leader_epoch: int
     """The leader epoch of this partition."""
-    commit_timestamp: int = -1
+    commit_timestamp: int
     """The timestamp of the commit."""
-    committed_metadata: str | None = ''
+    committed_metadata: str | None
     """Any associated metadata the client wants to keep."""
 
+    def __init__(self, partition_index: int = 0, committed_offset: int = 0, committed_leader_epoch: int = -1, commit_timestamp: int = -1, committed_metadata: str | None = '') -> None:
+        self.partition_index = partition_index
+        self.committed_offset = committed_offset
+        self.committed_leader_epoch = committed_leader_epoch
+        self.commit_timestamp = commit_timestamp
+        self.committed_metadata = committed_metadata
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetCommitRequestPartition:
+            return NotImplemented
+        return (self.partition_index, self.committed_offset, self.committed_leader_epoch, self.commit_timestamp, self.committed_metadata) == (other.partition_index, other.committed_offset, other.committed_leader_epoch, other.commit_timestamp, other.committed_metadata)
+
+
 class OffsetCommitRequestTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[OffsetCommitRequestPartition] = _field(default_factory=list)
+    partitions: list[OffsetCommitRequestPartition]
     """Each partition to commit offsets for."""
 
+    def __init__(self, name: str = '', partitions: list[OffsetCommitRequestPartition] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetCommitRequestTopic:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class OffsetCommitRequest(_Message):
     """OffsetCommitRequest: versions 0-9, flexible 8+."""
 
+    __slots__ = ('group_id', 'generation_id_or_member_epoch', 'member_id', 'group_instance_id', 'retention_time_ms', 'topics')
     NAME = 'OffsetCommitRequest'
     API_KEY = 8
     MIN_VERSION = 0
     MAX_VERSION = 9
     FLEXIBLE_MIN = 8
-    group_id: str = ''
+    group_id: str
     """The unique group identifier."""
-    generation_id_or_member_epoch: int = -1
+    generation_id_or_member_epoch: int
     """The generation of the group if using the classic group protocol or the member epoch if using the consumer protocol."""
-    member_id: str = ''
+    member_id: str
     """The member ID assigned by the group coordinator."""
-    group_instance_id: str | None = None
+    group_instance_id: str | None
     """The unique identifier of the consumer instance provided by end user."""
-    retention_time_ms: int = -1
+    retention_time_ms: int
     """The time period in ms to retain the offset."""
-    topics: list[OffsetCommitRequestTopic] = _field(default_factory=list)
+    topics: list[OffsetCommitRequestTopic]
     """The topics to commit offsets for."""
+
+    def __init__(self, group_id: str = '', generation_id_or_member_epoch: int = -1, member_id: str = '', group_instance_id: str | None = None, retention_time_ms: int = -1, topics: list[OffsetCommitRequestTopic] = _FACTORY) -> None:
+        self.group_id = group_id
+        self.generation_id_or_member_epoch = generation_id_or_member_epoch
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.retention_time_ms = retention_time_ms
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetCommitRequest:
+            return NotImplemented
+        return (self.group_id, self.generation_id_or_member_epoch, self.member_id, self.group_instance_id, self.retention_time_ms, self.topics) == (other.group_id, other.generation_id_or_member_epoch, other.member_id, other.group_instance_id, other.retention_time_ms, other.topics)
 
 
 def _enc_OffsetCommitRequestPartition_0(a: _Append, o: OffsetCommitRequestPartition) -> None:

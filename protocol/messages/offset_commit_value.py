@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
@@ -30,20 +28,32 @@ _S3 = _struct.Struct('>qi')
 _S4 = _struct.Struct('>qih')
 
 
-@_dataclass(slots=True)
 class OffsetCommitValue(_Message):
     """OffsetCommitValue: versions 0-4, flexible 4+."""
 
+    __slots__ = ('offset', 'leader_epoch', 'metadata', 'commit_timestamp', 'expire_timestamp')
     NAME = 'OffsetCommitValue'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 4
-    offset: int = 0
-    leader_epoch: int = -1
-    metadata: str = ''
-    commit_timestamp: int = 0
-    expire_timestamp: int = -1
+    offset: int
+    leader_epoch: int
+    metadata: str
+    commit_timestamp: int
+    expire_timestamp: int
+
+    def __init__(self, offset: int = 0, leader_epoch: int = -1, metadata: str = '', commit_timestamp: int = 0, expire_timestamp: int = -1) -> None:
+        self.offset = offset
+        self.leader_epoch = leader_epoch
+        self.metadata = metadata
+        self.commit_timestamp = commit_timestamp
+        self.expire_timestamp = expire_timestamp
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetCommitValue:
+            return NotImplemented
+        return (self.offset, self.leader_epoch, self.metadata, self.commit_timestamp, self.expire_timestamp) == (other.offset, other.leader_epoch, other.metadata, other.commit_timestamp, other.expire_timestamp)
 
 
 def _enc_OffsetCommitValue_0(a: _Append, o: OffsetCommitValue) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -25,33 +24,59 @@ __all__ = ['OffsetDeleteRequestPartition', 'OffsetDeleteRequestTopic', 'OffsetDe
 _S0 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class OffsetDeleteRequestPartition(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index',)
+    partition_index: int
     """The partition index."""
 
+    def __init__(self, partition_index: int = 0) -> None:
+        self.partition_index = partition_index
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetDeleteRequestPartition:
+            return NotImplemented
+        return (self.partition_index,) == (other.partition_index,)
+
+
 class OffsetDeleteRequestTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[OffsetDeleteRequestPartition] = _field(default_factory=list)
+    partitions: list[OffsetDeleteRequestPartition]
     """Each partition to delete offsets for."""
 
+    def __init__(self, name: str = '', partitions: list[OffsetDeleteRequestPartition] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetDeleteRequestTopic:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class OffsetDeleteRequest(_Message):
     """OffsetDeleteRequest: versions 0, flexible none."""
 
+    __slots__ = ('group_id', 'topics')
     NAME = 'OffsetDeleteRequest'
     API_KEY = 47
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = None
-    group_id: str = ''
+    group_id: str
     """The unique group identifier."""
-    topics: list[OffsetDeleteRequestTopic] = _field(default_factory=list)
+    topics: list[OffsetDeleteRequestTopic]
     """The topics to delete offsets for"""
+
+    def __init__(self, group_id: str = '', topics: list[OffsetDeleteRequestTopic] = _FACTORY) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetDeleteRequest:
+            return NotImplemented
+        return (self.group_id, self.topics) == (other.group_id, other.topics)
 
 
 def _enc_OffsetDeleteRequestPartition_0(a: _Append, o: OffsetDeleteRequestPartition) -> None:

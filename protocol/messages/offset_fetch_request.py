@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -39,51 +38,91 @@ _S0 = _struct.Struct('>?')
 _S1 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class OffsetFetchRequestTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partition_indexes')
+    name: str
     """The topic name."""
-    partition_indexes: list[int] = _field(default_factory=list)
+    partition_indexes: list[int]
     """The partition indexes we would like to fetch offsets for."""
 
+    def __init__(self, name: str = '', partition_indexes: list[int] = _FACTORY) -> None:
+        self.name = name
+        self.partition_indexes = [] if partition_indexes is _FACTORY else partition_indexes
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetFetchRequestTopic:
+            return NotImplemented
+        return (self.name, self.partition_indexes) == (other.name, other.partition_indexes)
+
+
 class OffsetFetchRequestTopics(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partition_indexes')
+    name: str
     """The topic name."""
-    partition_indexes: list[int] = _field(default_factory=list)
+    partition_indexes: list[int]
     """The partition indexes we would like to fetch offsets for."""
 
+    def __init__(self, name: str = '', partition_indexes: list[int] = _FACTORY) -> None:
+        self.name = name
+        self.partition_indexes = [] if partition_indexes is _FACTORY else partition_indexes
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetFetchRequestTopics:
+            return NotImplemented
+        return (self.name, self.partition_indexes) == (other.name, other.partition_indexes)
+
+
 class OffsetFetchRequestGroup(_Struct):
-    group_id: str = ''
+    __slots__ = ('group_id', 'member_id', 'member_epoch', 'topics')
+    group_id: str
     """The group ID."""
-    member_id: str | None = None
+    member_id: str | None
     """The member ID assigned by the group coordinator if using the new consumer protocol (KIP-848)."""
-    member_epoch: int = -1
+    member_epoch: int
     """The member epoch if using the new consumer protocol (KIP-848)."""
-    topics: list[OffsetFetchRequestTopics] | None = _field(default_factory=list)
+    topics: list[OffsetFetchRequestTopics] | None
     """Each topic we would like to fetch offsets for, or null to fetch offsets for all topics."""
 
+    def __init__(self, group_id: str = '', member_id: str | None = None, member_epoch: int = -1, topics: list[OffsetFetchRequestTopics] | None = _FACTORY) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.member_epoch = member_epoch
+        self.topics = [] if topics is _FACTORY else topics
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetFetchRequestGroup:
+            return NotImplemented
+        return (self.group_id, self.member_id, self.member_epoch, self.topics) == (other.group_id, other.member_id, other.member_epoch, other.topics)
+
+
 class OffsetFetchRequest(_Message):
     """OffsetFetchRequest: versions 0-9, flexible 6+."""
 
+    __slots__ = ('group_id', 'topics', 'groups', 'require_stable')
     NAME = 'OffsetFetchRequest'
     API_KEY = 9
     MIN_VERSION = 0
     MAX_VERSION = 9
     FLEXIBLE_MIN = 6
-    group_id: str = ''
+    group_id: str
     """The group to fetch offsets for."""
-    topics: list[OffsetFetchRequestTopic] | None = _field(default_factory=list)
+    topics: list[OffsetFetchRequestTopic] | None
     """Each topic we would like to fetch offsets for, or null to fetch offsets for all topics."""
-    groups: list[OffsetFetchRequestGroup] = _field(default_factory=list)
+    groups: list[OffsetFetchRequestGroup]
     """Each group we would like to fetch offsets for"""
-    require_stable: bool = False
+    require_stable: bool
     """Whether broker should hold on returning unstable offsets but set a retriable error code for the partitions."""
+
+    def __init__(self, group_id: str = '', topics: list[OffsetFetchRequestTopic] | None = _FACTORY, groups: list[OffsetFetchRequestGroup] = _FACTORY, require_stable: bool = False) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is _FACTORY else topics
+        self.groups = [] if groups is _FACTORY else groups
+        self.require_stable = require_stable
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetFetchRequest:
+            return NotImplemented
+        return (self.group_id, self.topics, self.groups, self.require_stable) == (other.group_id, other.topics, other.groups, other.require_stable)
 
 
 def _enc_OffsetFetchRequestTopic_0(a: _Append, o: OffsetFetchRequestTopic) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -41,77 +40,140 @@ _S4 = _struct.Struct('>iqi')
 _S5 = _struct.Struct('>iqih')
 
 
-@_dataclass(slots=True)
 class OffsetFetchResponsePartition(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code')
+    partition_index: int
     """The partition index."""
-    committed_offset: int = 0
+    committed_offset: int
     """The committed message offset."""
-    committed_leader_epoch: int = -1
+    committed_leader_epoch: int
     """The leader epoch."""
-    metadata: str | None = ''
+    metadata: str | None
     """The partition metadata."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
 
+    def __init__(self, partition_index: int = 0, committed_offset: int = 0, committed_leader_epoch: int = -1, metadata: str | None = '', error_code: int = 0) -> None:
+        self.partition_index = partition_index
+        self.committed_offset = committed_offset
+        self.committed_leader_epoch = committed_leader_epoch
+        self.metadata = metadata
+        self.error_code = error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetFetchResponsePartition:
+            return NotImplemented
+        return (self.partition_index, self.committed_offset, self.committed_leader_epoch, self.metadata, self.error_code) == (other.partition_index, other.committed_offset, other.committed_leader_epoch, other.metadata, other.error_code)
+
+
 class OffsetFetchResponseTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[OffsetFetchResponsePartition] = _field(default_factory=list)
+    partitions: list[OffsetFetchResponsePartition]
     """The responses per partition"""
 
+    def __init__(self, name: str = '', partitions: list[OffsetFetchResponsePartition] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetFetchResponseTopic:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class OffsetFetchResponsePartitions(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'metadata', 'error_code')
+    partition_index: int
     """The partition index."""
-    committed_offset: int = 0
+    committed_offset: int
     """The committed message offset."""
-    committed_leader_epoch: int = -1
+    committed_leader_epoch: int
     """The leader epoch."""
-    metadata: str | None = ''
+    metadata: str | None
     """The partition metadata."""
-    error_code: int = 0
+    error_code: int
     """The partition-level error code, or 0 if there was no error."""
 
+    def __init__(self, partition_index: int = 0, committed_offset: int = 0, committed_leader_epoch: int = -1, metadata: str | None = '', error_code: int = 0) -> None:
+        self.partition_index = partition_index
+        self.committed_offset = committed_offset
+        self.committed_leader_epoch = committed_leader_epoch
+        self.metadata = metadata
+        self.error_code = error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetFetchResponsePartitions:
+            return NotImplemented
+        return (self.partition_index, self.committed_offset, self.committed_leader_epoch, self.metadata, self.error_code) == (other.partition_index, other.committed_offset, other.committed_leader_epoch, other.metadata, other.error_code)
+
+
 class OffsetFetchResponseTopics(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[OffsetFetchResponsePartitions] = _field(default_factory=list)
+    partitions: list[OffsetFetchResponsePartitions]
     """The responses per partition"""
 
+    def __init__(self, name: str = '', partitions: list[OffsetFetchResponsePartitions] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetFetchResponseTopics:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class OffsetFetchResponseGroup(_Struct):
-    group_id: str = ''
+    __slots__ = ('group_id', 'topics', 'error_code')
+    group_id: str
     """The group ID."""
-    topics: list[OffsetFetchResponseTopics] = _field(default_factory=list)
+    topics: list[OffsetFetchResponseTopics]
     """The responses per topic."""
-    error_code: int = 0
+    error_code: int
     """The group-level error code, or 0 if there was no error."""
 
+    def __init__(self, group_id: str = '', topics: list[OffsetFetchResponseTopics] = _FACTORY, error_code: int = 0) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is _FACTORY else topics
+        self.error_code = error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetFetchResponseGroup:
+            return NotImplemented
+        return (self.group_id, self.topics, self.error_code) == (other.group_id, other.topics, other.error_code)
+
+
 class OffsetFetchResponse(_Message):
     """OffsetFetchResponse: versions 0-9, flexible 6+."""
 
+    __slots__ = ('throttle_time_ms', 'topics', 'error_code', 'groups')
     NAME = 'OffsetFetchResponse'
     API_KEY = 9
     MIN_VERSION = 0
     MAX_VERSION = 9
     FLEXIBLE_MIN = 6
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    topics: list[OffsetFetchResponseTopic] = _field(default_factory=list)
+    topics: list[OffsetFetchResponseTopic]
     """The responses per topic."""
-    error_code: int = 0
+    error_code: int
     """The top-level error code, or 0 if there was no error."""
-    groups: list[OffsetFetchResponseGroup] = _field(default_factory=list)
+    groups: list[OffsetFetchResponseGroup]
     """The responses per group id."""
+
+    def __init__(self, throttle_time_ms: int = 0, topics: list[OffsetFetchResponseTopic] = _FACTORY, error_code: int = 0, groups: list[OffsetFetchResponseGroup] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _FACTORY else topics
+        self.error_code = error_code
+        self.groups = [] if groups is _FACTORY else groups
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetFetchResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.topics, self.error_code, self.groups) == (other.throttle_time_ms, other.topics, other.error_code, other.groups)
 
 
 def _enc_OffsetFetchResponsePartition_0(a: _Append, o: OffsetFetchResponsePartition) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -33,37 +32,65 @@ _S1 = _struct.Struct('>iii')
 _S2 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class OffsetForLeaderPartition(_Struct):
-    partition: int = 0
+    __slots__ = ('partition', 'current_leader_epoch', 'leader_epoch')
+    partition: int
     """The partition index."""
-    current_leader_epoch: int = -1
+    current_leader_epoch: int
     """An epoch used to fence consumers/replicas with old metadata. If the epoch provided by the client is larger than the current epoch known to the broker, then the UNKNOWN_LEADER_EPOCH error code will be returned. If the provided epoch is smaller, then the FENCED_LEADER_EPOCH error code will be returned."""
-    leader_epoch: int = 0
+    leader_epoch: int
     """The epoch to look up an offset for."""
 
+    def __init__(self, partition: int = 0, current_leader_epoch: int = -1, leader_epoch: int = 0) -> None:
+        self.partition = partition
+        self.current_leader_epoch = current_leader_epoch
+        self.leader_epoch = leader_epoch
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetForLeaderPartition:
+            return NotImplemented
+        return (self.partition, self.current_leader_epoch, self.leader_epoch) == (other.partition, other.current_leader_epoch, other.leader_epoch)
+
+
 class OffsetForLeaderTopic(_Struct):
-    topic: str = ''
+    __slots__ = ('topic', 'partitions')
+    topic: str
     """The topic name."""
-    partitions: list[OffsetForLeaderPartition] = _field(default_factory=list)
+    partitions: list[OffsetForLeaderPartition]
     """Each partition to get offsets for."""
 
+    def __init__(self, topic: str = '', partitions: list[OffsetForLeaderPartition] = _FACTORY) -> None:
+        self.topic = topic
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetForLeaderTopic:
+            return NotImplemented
+        return (self.topic, self.partitions) == (other.topic, other.partitions)
+
+
 class OffsetForLeaderEpochRequest(_Message):
     """OffsetForLeaderEpochRequest: versions 0-4, flexible 4+."""
 
+    __slots__ = ('replica_id', 'topics')
     NAME = 'OffsetForLeaderEpochRequest'
     API_KEY = 23
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 4
-    replica_id: int = -2
+    replica_id: int
     """The broker ID of the follower, of -1 if this request is from a consumer."""
-    topics: list[OffsetForLeaderTopic] = _field(default_factory=list)
+    topics: list[OffsetForLeaderTopic]
     """Each topic to get offsets for."""
+
+    def __init__(self, replica_id: int = -2, topics: list[OffsetForLeaderTopic] = _FACTORY) -> None:
+        self.replica_id = replica_id
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetForLeaderEpochRequest:
+            return NotImplemented
+        return (self.replica_id, self.topics) == (other.replica_id, other.topics)
 
 
 def _enc_OffsetForLeaderPartition_0(a: _Append, o: OffsetForLeaderPartition) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -33,39 +32,68 @@ _S1 = _struct.Struct('>hiiq')
 _S2 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class EpochEndOffset(_Struct):
-    error_code: int = 0
+    __slots__ = ('error_code', 'partition', 'leader_epoch', 'end_offset')
+    error_code: int
     """The error code 0, or if there was no error."""
-    partition: int = 0
+    partition: int
     """The partition index."""
-    leader_epoch: int = -1
+    leader_epoch: int
     """The leader epoch of the partition."""
-    end_offset: int = -1
+    end_offset: int
     """The end offset of the epoch."""
 
+    def __init__(self, error_code: int = 0, partition: int = 0, leader_epoch: int = -1, end_offset: int = -1) -> None:
+        self.error_code = error_code
+        self.partition = partition
+        self.leader_epoch = leader_epoch
+        self.end_offset = end_offset
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not EpochEndOffset:
+            return NotImplemented
+        return (self.error_code, self.partition, self.leader_epoch, self.end_offset) == (other.error_code, other.partition, other.leader_epoch, other.end_offset)
+
+
 class OffsetForLeaderTopicResult(_Struct):
-    topic: str = ''
+    __slots__ = ('topic', 'partitions')
+    topic: str
     """The topic name."""
-    partitions: list[EpochEndOffset] = _field(default_factory=list)
+    partitions: list[EpochEndOffset]
     """Each partition in the topic we fetched offsets for."""
 
+    def __init__(self, topic: str = '', partitions: list[EpochEndOffset] = _FACTORY) -> None:
+        self.topic = topic
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetForLeaderTopicResult:
+            return NotImplemented
+        return (self.topic, self.partitions) == (other.topic, other.partitions)
+
+
 class OffsetForLeaderEpochResponse(_Message):
     """OffsetForLeaderEpochResponse: versions 0-4, flexible 4+."""
 
+    __slots__ = ('throttle_time_ms', 'topics')
     NAME = 'OffsetForLeaderEpochResponse'
     API_KEY = 23
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 4
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    topics: list[OffsetForLeaderTopicResult] = _field(default_factory=list)
+    topics: list[OffsetForLeaderTopicResult]
     """Each topic we fetched offsets for."""
+
+    def __init__(self, throttle_time_ms: int = 0, topics: list[OffsetForLeaderTopicResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not OffsetForLeaderEpochResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.topics) == (other.throttle_time_ms, other.topics)
 
 
 def _enc_EpochEndOffset_0(a: _Append, o: EpochEndOffset) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -43,39 +42,68 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>hi')
 
 
-@_dataclass(slots=True)
 class PartitionProduceData(_Struct):
-    index: int = 0
+    __slots__ = ('index', 'records')
+    index: int
     """The partition index."""
-    records: Sized | None = None
+    records: Sized | None
     """The record data to be produced."""
 
+    def __init__(self, index: int = 0, records: Sized | None = None) -> None:
+        self.index = index
+        self.records = records
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionProduceData:
+            return NotImplemented
+        return (self.index, self.records) == (other.index, other.records)
+
+
 class TopicProduceData(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partition_data')
+    name: str
     """The topic name."""
-    partition_data: list[PartitionProduceData] = _field(default_factory=list)
+    partition_data: list[PartitionProduceData]
     """Each partition to produce to."""
 
+    def __init__(self, name: str = '', partition_data: list[PartitionProduceData] = _FACTORY) -> None:
+        self.name = name
+        self.partition_data = [] if partition_data is _FACTORY else partition_data
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicProduceData:
+            return NotImplemented
+        return (self.name, self.partition_data) == (other.name, other.partition_data)
+
+
 class ProduceRequest(_Message):
     """ProduceRequest: versions 0-11, flexible 9+."""
 
+    __slots__ = ('transactional_id', 'acks', 'timeout_ms', 'topic_data')
     NAME = 'ProduceRequest'
     API_KEY = 0
     MIN_VERSION = 0
     MAX_VERSION = 11
     FLEXIBLE_MIN = 9
-    transactional_id: str | None = None
+    transactional_id: str | None
     """The transactional ID, or null if the producer is not transactional."""
-    acks: int = 0
+    acks: int
     """The number of acknowledgments the producer requires the leader to have received before considering a request complete. Allowed values: 0 for no acknowledgments, 1 for only the leader and -1 for the full ISR."""
-    timeout_ms: int = 0
+    timeout_ms: int
     """The timeout to await a response in milliseconds."""
-    topic_data: list[TopicProduceData] = _field(default_factory=list)
+    topic_data: list[TopicProduceData]
     """Each topic to produce to."""
+
+    def __init__(self, transactional_id: str | None = None, acks: int = 0, timeout_ms: int = 0, topic_data: list[TopicProduceData] = _FACTORY) -> None:
+        self.transactional_id = transactional_id
+        self.acks = acks
+        self.timeout_ms = timeout_ms
+        self.topic_data = [] if topic_data is _FACTORY else topic_data
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ProduceRequest:
+            return NotImplemented
+        return (self.transactional_id, self.acks, self.timeout_ms, self.topic_data) == (other.transactional_id, other.acks, other.timeout_ms, other.topic_data)
 
 
 def _enc_PartitionProduceData_0(a: _Append, o: PartitionProduceData) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -45,76 +44,139 @@ _S4 = _struct.Struct('>ih')
 _S5 = _struct.Struct('>ii')
 
 
-@_dataclass(slots=True)
 class BatchIndexAndErrorMessage(_Struct):
-    batch_index: int = 0
+    __slots__ = ('batch_index', 'batch_index_error_message')
+    batch_index: int
     """The batch index of the record that cause the batch to be dropped"""
-    batch_index_error_message: str | None = None
+    batch_index_error_message: str | None
     """The error message of the record that caused the batch to be dropped"""
 
+    def __init__(self, batch_index: int = 0, batch_index_error_message: str | None = None) -> None:
+        self.batch_index = batch_index
+        self.batch_index_error_message = batch_index_error_message
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not BatchIndexAndErrorMessage:
+            return NotImplemented
+        return (self.batch_index, self.batch_index_error_message) == (other.batch_index, other.batch_index_error_message)
+
+
 class LeaderIdAndEpoch(_Struct):
-    leader_id: int = -1
+    __slots__ = ('leader_id', 'leader_epoch')
+    leader_id: int
     """The ID of the current leader or -1 if the leader is unknown."""
-    leader_epoch: int = -1
+    leader_epoch: int
     """The latest known leader epoch"""
 
+    def __init__(self, leader_id: int = -1, leader_epoch: int = -1) -> None:
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderIdAndEpoch:
+            return NotImplemented
+        return (self.leader_id, self.leader_epoch) == (other.leader_id, other.leader_epoch)
+
+
 class PartitionProduceResponse(_Struct):
-    index: int = 0
+    __slots__ = ('index', 'error_code', 'base_offset', 'log_append_time_ms', 'log_start_offset', 'record_errors', 'error_message', 'current_leader')
+    index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    base_offset: int = 0
+    base_offset: int
     """The base offset."""
-    log_append_time_ms: int = -1
+    log_append_time_ms: int
     """The timestamp returned by broker after appending the messages. If CreateTime is used for the topic, the timestamp will be -1.  If LogAppendTime is used for the topic, the timestamp will be the broker local time when the messages are appended."""
-    log_start_offset: int = -1
+    log_start_offset: int
     """The log start offset."""
-    record_errors: list[BatchIndexAndErrorMessage] = _field(default_factory=list)
+    record_errors: list[BatchIndexAndErrorMessage]
     """The batch indices of records that caused the batch to be dropped"""
-    error_message: str | None = None
+    error_message: str | None
     """The global error message summarizing the common root cause of the records that caused the batch to be dropped"""
-    current_leader: LeaderIdAndEpoch = _field(default_factory=LeaderIdAndEpoch)
+    current_leader: LeaderIdAndEpoch
+
+    def __init__(self, index: int = 0, error_code: int = 0, base_offset: int = 0, log_append_time_ms: int = -1, log_start_offset: int = -1, record_errors: list[BatchIndexAndErrorMessage] = _FACTORY, error_message: str | None = None, current_leader: LeaderIdAndEpoch = _FACTORY) -> None:
+        self.index = index
+        self.error_code = error_code
+        self.base_offset = base_offset
+        self.log_append_time_ms = log_append_time_ms
+        self.log_start_offset = log_start_offset
+        self.record_errors = [] if record_errors is _FACTORY else record_errors
+        self.error_message = error_message
+        self.current_leader = LeaderIdAndEpoch() if current_leader is _FACTORY else current_leader
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionProduceResponse:
+            return NotImplemented
+        return (self.index, self.error_code, self.base_offset, self.log_append_time_ms, self.log_start_offset, self.record_errors, self.error_message, self.current_leader) == (other.index, other.error_code, other.base_offset, other.log_append_time_ms, other.log_start_offset, other.record_errors, other.error_message, other.current_leader)
 
 
-@_dataclass(slots=True)
 class TopicProduceResponse(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partition_responses')
+    name: str
     """The topic name"""
-    partition_responses: list[PartitionProduceResponse] = _field(default_factory=list)
+    partition_responses: list[PartitionProduceResponse]
     """Each partition that we produced to within the topic."""
 
+    def __init__(self, name: str = '', partition_responses: list[PartitionProduceResponse] = _FACTORY) -> None:
+        self.name = name
+        self.partition_responses = [] if partition_responses is _FACTORY else partition_responses
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicProduceResponse:
+            return NotImplemented
+        return (self.name, self.partition_responses) == (other.name, other.partition_responses)
+
+
 class NodeEndpoint(_Struct):
-    node_id: int = 0
+    __slots__ = ('node_id', 'host', 'port', 'rack')
+    node_id: int
     """The ID of the associated node."""
-    host: str = ''
+    host: str
     """The node's hostname."""
-    port: int = 0
+    port: int
     """The node's port."""
-    rack: str | None = None
+    rack: str | None
     """The rack of the node, or null if it has not been assigned to a rack."""
 
+    def __init__(self, node_id: int = 0, host: str = '', port: int = 0, rack: str | None = None) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        self.rack = rack
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not NodeEndpoint:
+            return NotImplemented
+        return (self.node_id, self.host, self.port, self.rack) == (other.node_id, other.host, other.port, other.rack)
+
+
 class ProduceResponse(_Message):
     """ProduceResponse: versions 0-11, flexible 9+."""
 
+    __slots__ = ('responses', 'throttle_time_ms', 'node_endpoints')
     NAME = 'ProduceResponse'
     API_KEY = 0
     MIN_VERSION = 0
     MAX_VERSION = 11
     FLEXIBLE_MIN = 9
-    responses: list[TopicProduceResponse] = _field(default_factory=list)
+    responses: list[TopicProduceResponse]
     """Each produce response"""
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    node_endpoints: list[NodeEndpoint] = _field(default_factory=list)
+    node_endpoints: list[NodeEndpoint]
     """Endpoints for all current-leaders enumerated in PartitionProduceResponses, with errors NOT_LEADER_OR_FOLLOWER."""
+
+    def __init__(self, responses: list[TopicProduceResponse] = _FACTORY, throttle_time_ms: int = 0, node_endpoints: list[NodeEndpoint] = _FACTORY) -> None:
+        self.responses = [] if responses is _FACTORY else responses
+        self.throttle_time_ms = throttle_time_ms
+        self.node_endpoints = [] if node_endpoints is _FACTORY else node_endpoints
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ProduceResponse:
+            return NotImplemented
+        return (self.responses, self.throttle_time_ms, self.node_endpoints) == (other.responses, other.throttle_time_ms, other.node_endpoints)
 
 
 # Default instances that struct fields are compared against (never handed out).

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -25,25 +23,37 @@ __all__ = ['PushTelemetryRequest']
 _S0 = _struct.Struct('>16si?b')
 
 
-@_dataclass(slots=True)
 class PushTelemetryRequest(_Message):
     """PushTelemetryRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('client_instance_id', 'subscription_id', 'terminating', 'compression_type', 'metrics')
     NAME = 'PushTelemetryRequest'
     API_KEY = 72
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    client_instance_id: uuid.UUID = _ZERO_UUID
+    client_instance_id: uuid.UUID
     """Unique id for this client instance."""
-    subscription_id: int = 0
+    subscription_id: int
     """Unique identifier for the current subscription."""
-    terminating: bool = False
+    terminating: bool
     """Client is terminating the connection."""
-    compression_type: int = 0
+    compression_type: int
     """Compression codec used to compress the metrics."""
-    metrics: bytes = b""
+    metrics: bytes
     """Metrics encoded in OpenTelemetry MetricsData v1 protobuf format."""
+
+    def __init__(self, client_instance_id: uuid.UUID = _ZERO_UUID, subscription_id: int = 0, terminating: bool = False, compression_type: int = 0, metrics: bytes = b"") -> None:
+        self.client_instance_id = client_instance_id
+        self.subscription_id = subscription_id
+        self.terminating = terminating
+        self.compression_type = compression_type
+        self.metrics = metrics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PushTelemetryRequest:
+            return NotImplemented
+        return (self.client_instance_id, self.subscription_id, self.terminating, self.compression_type, self.metrics) == (other.client_instance_id, other.subscription_id, other.terminating, other.compression_type, other.metrics)
 
 
 def _enc_PushTelemetryRequest_0(a: _Append, o: PushTelemetryRequest) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,52 +31,93 @@ _S2 = _struct.Struct('>iq')
 _S3 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class StateBatch(_Struct):
-    first_offset: int = 0
+    __slots__ = ('first_offset', 'last_offset', 'delivery_state', 'delivery_count')
+    first_offset: int
     """The base offset of this state batch."""
-    last_offset: int = 0
+    last_offset: int
     """The last offset of this state batch."""
-    delivery_state: int = 0
+    delivery_state: int
     """The state - 0:Available,2:Acked,4:Archived."""
-    delivery_count: int = 0
+    delivery_count: int
     """The delivery count."""
 
+    def __init__(self, first_offset: int = 0, last_offset: int = 0, delivery_state: int = 0, delivery_count: int = 0) -> None:
+        self.first_offset = first_offset
+        self.last_offset = last_offset
+        self.delivery_state = delivery_state
+        self.delivery_count = delivery_count
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not StateBatch:
+            return NotImplemented
+        return (self.first_offset, self.last_offset, self.delivery_state, self.delivery_count) == (other.first_offset, other.last_offset, other.delivery_state, other.delivery_count)
+
+
 class PartitionResult(_Struct):
-    partition: int = 0
+    __slots__ = ('partition', 'error_code', 'error_message', 'state_epoch', 'start_offset', 'state_batches')
+    partition: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    error_message: str | None = None
+    error_message: str | None
     """The error message, or null if there was no error."""
-    state_epoch: int = 0
+    state_epoch: int
     """The state epoch for this share-partition."""
-    start_offset: int = 0
+    start_offset: int
     """The share-partition start offset, which can be -1 if it is not yet initialized."""
-    state_batches: list[StateBatch] = _field(default_factory=list)
+    state_batches: list[StateBatch]
+
+    def __init__(self, partition: int = 0, error_code: int = 0, error_message: str | None = None, state_epoch: int = 0, start_offset: int = 0, state_batches: list[StateBatch] = _FACTORY) -> None:
+        self.partition = partition
+        self.error_code = error_code
+        self.error_message = error_message
+        self.state_epoch = state_epoch
+        self.start_offset = start_offset
+        self.state_batches = [] if state_batches is _FACTORY else state_batches
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionResult:
+            return NotImplemented
+        return (self.partition, self.error_code, self.error_message, self.state_epoch, self.start_offset, self.state_batches) == (other.partition, other.error_code, other.error_message, other.state_epoch, other.start_offset, other.state_batches)
 
 
-@_dataclass(slots=True)
 class ReadStateResult(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'partitions')
+    topic_id: uuid.UUID
     """The topic identifier"""
-    partitions: list[PartitionResult] = _field(default_factory=list)
+    partitions: list[PartitionResult]
     """The results for the partitions."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, partitions: list[PartitionResult] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ReadStateResult:
+            return NotImplemented
+        return (self.topic_id, self.partitions) == (other.topic_id, other.partitions)
+
+
 class ReadShareGroupStateResponse(_Message):
     """ReadShareGroupStateResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('results',)
     NAME = 'ReadShareGroupStateResponse'
     API_KEY = 84
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    results: list[ReadStateResult] = _field(default_factory=list)
+    results: list[ReadStateResult]
     """The read results"""
+
+    def __init__(self, results: list[ReadStateResult] = _FACTORY) -> None:
+        self.results = [] if results is _FACTORY else results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ReadShareGroupStateResponse:
+            return NotImplemented
+        return (self.results,) == (other.results,)
 
 
 def _enc_StateBatch_0(a: _Append, o: StateBatch) -> None:

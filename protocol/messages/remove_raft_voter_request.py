@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -25,20 +23,30 @@ __all__ = ['RemoveRaftVoterRequest']
 _S0 = _struct.Struct('>i16s')
 
 
-@_dataclass(slots=True)
 class RemoveRaftVoterRequest(_Message):
     """RemoveRaftVoterRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('cluster_id', 'voter_id', 'voter_directory_id')
     NAME = 'RemoveRaftVoterRequest'
     API_KEY = 81
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    cluster_id: str | None = ''
-    voter_id: int = 0
+    cluster_id: str | None
+    voter_id: int
     """The replica id of the voter getting removed from the topic partition"""
-    voter_directory_id: uuid.UUID = _ZERO_UUID
+    voter_directory_id: uuid.UUID
     """The directory id of the voter getting removed from the topic partition"""
+
+    def __init__(self, cluster_id: str | None = '', voter_id: int = 0, voter_directory_id: uuid.UUID = _ZERO_UUID) -> None:
+        self.cluster_id = cluster_id
+        self.voter_id = voter_id
+        self.voter_directory_id = voter_directory_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not RemoveRaftVoterRequest:
+            return NotImplemented
+        return (self.cluster_id, self.voter_id, self.voter_directory_id) == (other.cluster_id, other.voter_id, other.voter_directory_id)
 
 
 def _enc_RemoveRaftVoterRequest_0(a: _Append, o: RemoveRaftVoterRequest) -> None:

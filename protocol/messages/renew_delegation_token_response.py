@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,21 +19,31 @@ __all__ = ['RenewDelegationTokenResponse']
 _S0 = _struct.Struct('>hqi')
 
 
-@_dataclass(slots=True)
 class RenewDelegationTokenResponse(_Message):
     """RenewDelegationTokenResponse: versions 0-2, flexible 2+."""
 
+    __slots__ = ('error_code', 'expiry_timestamp_ms', 'throttle_time_ms')
     NAME = 'RenewDelegationTokenResponse'
     API_KEY = 39
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    expiry_timestamp_ms: int = 0
+    expiry_timestamp_ms: int
     """The timestamp in milliseconds at which this token expires."""
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
+
+    def __init__(self, error_code: int = 0, expiry_timestamp_ms: int = 0, throttle_time_ms: int = 0) -> None:
+        self.error_code = error_code
+        self.expiry_timestamp_ms = expiry_timestamp_ms
+        self.throttle_time_ms = throttle_time_ms
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not RenewDelegationTokenResponse:
+            return NotImplemented
+        return (self.error_code, self.expiry_timestamp_ms, self.throttle_time_ms) == (other.error_code, other.expiry_timestamp_ms, other.throttle_time_ms)
 
 
 def _enc_RenewDelegationTokenResponse_0(a: _Append, o: RenewDelegationTokenResponse) -> None:

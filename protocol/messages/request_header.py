@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
@@ -25,23 +23,34 @@ _S0 = _struct.Struct('>hhi')
 _S1 = _struct.Struct('>hhih')
 
 
-@_dataclass(slots=True)
 class RequestHeader(_Message):
     """RequestHeader: versions 0-2, flexible 2+."""
 
+    __slots__ = ('request_api_key', 'request_api_version', 'correlation_id', 'client_id')
     NAME = 'RequestHeader'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    request_api_key: int = 0
+    request_api_key: int
     """The API key of this request."""
-    request_api_version: int = 0
+    request_api_version: int
     """The API version of this request."""
-    correlation_id: int = 0
+    correlation_id: int
     """The correlation ID of this request."""
-    client_id: str | None = ''
+    client_id: str | None
     """The client ID string."""
+
+    def __init__(self, request_api_key: int = 0, request_api_version: int = 0, correlation_id: int = 0, client_id: str | None = '') -> None:
+        self.request_api_key = request_api_key
+        self.request_api_version = request_api_version
+        self.correlation_id = correlation_id
+        self.client_id = client_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not RequestHeader:
+            return NotImplemented
+        return (self.request_api_key, self.request_api_version, self.correlation_id, self.client_id) == (other.request_api_key, other.request_api_version, other.correlation_id, other.client_id)
 
 
 def _enc_RequestHeader_0(a: _Append, o: RequestHeader) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,17 +19,25 @@ __all__ = ['ResponseHeader']
 _S0 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class ResponseHeader(_Message):
     """ResponseHeader: versions 0-1, flexible 1+."""
 
+    __slots__ = ('correlation_id',)
     NAME = 'ResponseHeader'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 1
-    correlation_id: int = 0
+    correlation_id: int
     """The correlation ID of this response."""
+
+    def __init__(self, correlation_id: int = 0) -> None:
+        self.correlation_id = correlation_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ResponseHeader:
+            return NotImplemented
+        return (self.correlation_id,) == (other.correlation_id,)
 
 
 def _enc_ResponseHeader_0(a: _Append, o: ResponseHeader) -> None:

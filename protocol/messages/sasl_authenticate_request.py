@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -24,17 +22,25 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['SaslAuthenticateRequest']
 
 
-@_dataclass(slots=True)
 class SaslAuthenticateRequest(_Message):
     """SaslAuthenticateRequest: versions 0-2, flexible 2+."""
 
+    __slots__ = ('auth_bytes',)
     NAME = 'SaslAuthenticateRequest'
     API_KEY = 36
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    auth_bytes: bytes = b""
+    auth_bytes: bytes
     """The SASL authentication bytes from the client, as defined by the SASL mechanism."""
+
+    def __init__(self, auth_bytes: bytes = b"") -> None:
+        self.auth_bytes = auth_bytes
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SaslAuthenticateRequest:
+            return NotImplemented
+        return (self.auth_bytes,) == (other.auth_bytes,)
 
 
 def _enc_SaslAuthenticateRequest_0(a: _Append, o: SaslAuthenticateRequest) -> None:

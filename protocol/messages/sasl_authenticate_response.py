@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
@@ -32,23 +30,34 @@ _S1 = _struct.Struct('>hh')
 _S2 = _struct.Struct('>q')
 
 
-@_dataclass(slots=True)
 class SaslAuthenticateResponse(_Message):
     """SaslAuthenticateResponse: versions 0-2, flexible 2+."""
 
+    __slots__ = ('error_code', 'error_message', 'auth_bytes', 'session_lifetime_ms')
     NAME = 'SaslAuthenticateResponse'
     API_KEY = 36
     MIN_VERSION = 0
     MAX_VERSION = 2
     FLEXIBLE_MIN = 2
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    error_message: str | None = ''
+    error_message: str | None
     """The error message, or null if there was no error."""
-    auth_bytes: bytes = b""
+    auth_bytes: bytes
     """The SASL authentication bytes from the server, as defined by the SASL mechanism."""
-    session_lifetime_ms: int = 0
+    session_lifetime_ms: int
     """Number of milliseconds after which only re-authentication over the existing connection to create a new session can occur."""
+
+    def __init__(self, error_code: int = 0, error_message: str | None = '', auth_bytes: bytes = b"", session_lifetime_ms: int = 0) -> None:
+        self.error_code = error_code
+        self.error_message = error_message
+        self.auth_bytes = auth_bytes
+        self.session_lifetime_ms = session_lifetime_ms
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SaslAuthenticateResponse:
+            return NotImplemented
+        return (self.error_code, self.error_message, self.auth_bytes, self.session_lifetime_ms) == (other.error_code, other.error_message, other.auth_bytes, other.session_lifetime_ms)
 
 
 def _enc_SaslAuthenticateResponse_0(a: _Append, o: SaslAuthenticateResponse) -> None:

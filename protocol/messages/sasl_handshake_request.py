@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -20,17 +18,25 @@ from protocol.primitives import read_string as _read_string
 __all__ = ['SaslHandshakeRequest']
 
 
-@_dataclass(slots=True)
 class SaslHandshakeRequest(_Message):
     """SaslHandshakeRequest: versions 0-1, flexible none."""
 
+    __slots__ = ('mechanism',)
     NAME = 'SaslHandshakeRequest'
     API_KEY = 17
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = None
-    mechanism: str = ''
+    mechanism: str
     """The SASL mechanism chosen by the client."""
+
+    def __init__(self, mechanism: str = '') -> None:
+        self.mechanism = mechanism
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SaslHandshakeRequest:
+            return NotImplemented
+        return (self.mechanism,) == (other.mechanism,)
 
 
 def _enc_SaslHandshakeRequest_0(a: _Append, o: SaslHandshakeRequest) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
@@ -24,19 +23,28 @@ __all__ = ['SaslHandshakeResponse']
 _S0 = _struct.Struct('>h')
 
 
-@_dataclass(slots=True)
 class SaslHandshakeResponse(_Message):
     """SaslHandshakeResponse: versions 0-1, flexible none."""
 
+    __slots__ = ('error_code', 'mechanisms')
     NAME = 'SaslHandshakeResponse'
     API_KEY = 17
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = None
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    mechanisms: list[str] = _field(default_factory=list)
+    mechanisms: list[str]
     """The mechanisms enabled in the server."""
+
+    def __init__(self, error_code: int = 0, mechanisms: list[str] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.mechanisms = [] if mechanisms is _FACTORY else mechanisms
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SaslHandshakeResponse:
+            return NotImplemented
+        return (self.error_code, self.mechanisms) == (other.error_code, other.mechanisms)
 
 
 def _enc_SaslHandshakeResponse_0(a: _Append, o: SaslHandshakeResponse) -> None:

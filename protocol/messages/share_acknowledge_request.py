@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,49 +31,88 @@ _S2 = _struct.Struct('>i')
 _S3 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class AcknowledgementBatch(_Struct):
-    first_offset: int = 0
+    __slots__ = ('first_offset', 'last_offset', 'acknowledge_types')
+    first_offset: int
     """First offset of batch of records to acknowledge."""
-    last_offset: int = 0
+    last_offset: int
     """Last offset (inclusive) of batch of records to acknowledge."""
-    acknowledge_types: list[int] = _field(default_factory=list)
+    acknowledge_types: list[int]
     """Array of acknowledge types - 0:Gap,1:Accept,2:Release,3:Reject."""
 
+    def __init__(self, first_offset: int = 0, last_offset: int = 0, acknowledge_types: list[int] = _FACTORY) -> None:
+        self.first_offset = first_offset
+        self.last_offset = last_offset
+        self.acknowledge_types = [] if acknowledge_types is _FACTORY else acknowledge_types
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AcknowledgementBatch:
+            return NotImplemented
+        return (self.first_offset, self.last_offset, self.acknowledge_types) == (other.first_offset, other.last_offset, other.acknowledge_types)
+
+
 class AcknowledgePartition(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'acknowledgement_batches')
+    partition_index: int
     """The partition index."""
-    acknowledgement_batches: list[AcknowledgementBatch] = _field(default_factory=list)
+    acknowledgement_batches: list[AcknowledgementBatch]
     """Record batches to acknowledge."""
 
+    def __init__(self, partition_index: int = 0, acknowledgement_batches: list[AcknowledgementBatch] = _FACTORY) -> None:
+        self.partition_index = partition_index
+        self.acknowledgement_batches = [] if acknowledgement_batches is _FACTORY else acknowledgement_batches
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AcknowledgePartition:
+            return NotImplemented
+        return (self.partition_index, self.acknowledgement_batches) == (other.partition_index, other.acknowledgement_batches)
+
+
 class AcknowledgeTopic(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'partitions')
+    topic_id: uuid.UUID
     """The unique topic ID."""
-    partitions: list[AcknowledgePartition] = _field(default_factory=list)
+    partitions: list[AcknowledgePartition]
     """The partitions containing records to acknowledge."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, partitions: list[AcknowledgePartition] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not AcknowledgeTopic:
+            return NotImplemented
+        return (self.topic_id, self.partitions) == (other.topic_id, other.partitions)
+
+
 class ShareAcknowledgeRequest(_Message):
     """ShareAcknowledgeRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('group_id', 'member_id', 'share_session_epoch', 'topics')
     NAME = 'ShareAcknowledgeRequest'
     API_KEY = 79
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    group_id: str | None = None
+    group_id: str | None
     """The group identifier."""
-    member_id: str | None = ''
+    member_id: str | None
     """The member ID."""
-    share_session_epoch: int = 0
+    share_session_epoch: int
     """The current share session epoch: 0 to open a share session; -1 to close it; otherwise increments for consecutive requests."""
-    topics: list[AcknowledgeTopic] = _field(default_factory=list)
+    topics: list[AcknowledgeTopic]
     """The topics containing records to acknowledge."""
+
+    def __init__(self, group_id: str | None = None, member_id: str | None = '', share_session_epoch: int = 0, topics: list[AcknowledgeTopic] = _FACTORY) -> None:
+        self.group_id = group_id
+        self.member_id = member_id
+        self.share_session_epoch = share_session_epoch
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ShareAcknowledgeRequest:
+            return NotImplemented
+        return (self.group_id, self.member_id, self.share_session_epoch, self.topics) == (other.group_id, other.member_id, other.share_session_epoch, other.topics)
 
 
 def _enc_AcknowledgementBatch_0(a: _Append, o: AcknowledgementBatch) -> None:

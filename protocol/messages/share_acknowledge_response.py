@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -34,64 +33,116 @@ _S2 = _struct.Struct('>16s')
 _S3 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class LeaderIdAndEpoch(_Struct):
-    leader_id: int = 0
+    __slots__ = ('leader_id', 'leader_epoch')
+    leader_id: int
     """The ID of the current leader or -1 if the leader is unknown."""
-    leader_epoch: int = 0
+    leader_epoch: int
     """The latest known leader epoch."""
 
+    def __init__(self, leader_id: int = 0, leader_epoch: int = 0) -> None:
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not LeaderIdAndEpoch:
+            return NotImplemented
+        return (self.leader_id, self.leader_epoch) == (other.leader_id, other.leader_epoch)
+
+
 class PartitionData(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'error_code', 'error_message', 'current_leader')
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    error_message: str | None = None
+    error_message: str | None
     """The error message, or null if there was no error."""
-    current_leader: LeaderIdAndEpoch = _field(default_factory=LeaderIdAndEpoch)
+    current_leader: LeaderIdAndEpoch
+
+    def __init__(self, partition_index: int = 0, error_code: int = 0, error_message: str | None = None, current_leader: LeaderIdAndEpoch = _FACTORY) -> None:
+        self.partition_index = partition_index
+        self.error_code = error_code
+        self.error_message = error_message
+        self.current_leader = LeaderIdAndEpoch() if current_leader is _FACTORY else current_leader
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition_index, self.error_code, self.error_message, self.current_leader) == (other.partition_index, other.error_code, other.error_message, other.current_leader)
 
 
-@_dataclass(slots=True)
 class ShareAcknowledgeTopicResponse(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'partitions')
+    topic_id: uuid.UUID
     """The unique topic ID."""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
     """The topic partitions."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ShareAcknowledgeTopicResponse:
+            return NotImplemented
+        return (self.topic_id, self.partitions) == (other.topic_id, other.partitions)
+
+
 class NodeEndpoint(_Struct):
-    node_id: int = 0
+    __slots__ = ('node_id', 'host', 'port', 'rack')
+    node_id: int
     """The ID of the associated node."""
-    host: str = ''
+    host: str
     """The node's hostname."""
-    port: int = 0
+    port: int
     """The node's port."""
-    rack: str | None = None
+    rack: str | None
     """The rack of the node, or null if it has not been assigned to a rack."""
 
+    def __init__(self, node_id: int = 0, host: str = '', port: int = 0, rack: str | None = None) -> None:
+        self.node_id = node_id
+        self.host = host
+        self.port = port
+        self.rack = rack
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not NodeEndpoint:
+            return NotImplemented
+        return (self.node_id, self.host, self.port, self.rack) == (other.node_id, other.host, other.port, other.rack)
+
+
 class ShareAcknowledgeResponse(_Message):
     """ShareAcknowledgeResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'responses', 'node_endpoints')
     NAME = 'ShareAcknowledgeResponse'
     API_KEY = 79
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The top level response error code."""
-    error_message: str | None = None
+    error_message: str | None
     """The top-level error message, or null if there was no error."""
-    responses: list[ShareAcknowledgeTopicResponse] = _field(default_factory=list)
+    responses: list[ShareAcknowledgeTopicResponse]
     """The response topics."""
-    node_endpoints: list[NodeEndpoint] = _field(default_factory=list)
+    node_endpoints: list[NodeEndpoint]
     """Endpoints for all current leaders enumerated in PartitionData with error NOT_LEADER_OR_FOLLOWER."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = None, responses: list[ShareAcknowledgeTopicResponse] = _FACTORY, node_endpoints: list[NodeEndpoint] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.responses = [] if responses is _FACTORY else responses
+        self.node_endpoints = [] if node_endpoints is _FACTORY else node_endpoints
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ShareAcknowledgeResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.error_message, self.responses, self.node_endpoints) == (other.throttle_time_ms, other.error_code, other.error_message, other.responses, other.node_endpoints)
 
 
 # Default instances that struct fields are compared against (never handed out).

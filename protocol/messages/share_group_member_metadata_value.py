@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.primitives import Append as _Append
 from protocol.primitives import Buf as _Buf
@@ -27,23 +26,34 @@ from protocol.primitives import skip_tagged_fields as _skip_tagged_fields
 __all__ = ['ShareGroupMemberMetadataValue']
 
 
-@_dataclass(slots=True)
 class ShareGroupMemberMetadataValue(_Message):
     """ShareGroupMemberMetadataValue: versions 0, flexible 0+."""
 
+    __slots__ = ('rack_id', 'client_id', 'client_host', 'subscribed_topic_names')
     NAME = 'ShareGroupMemberMetadataValue'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    rack_id: str | None = ''
+    rack_id: str | None
     """The (optional) rack id."""
-    client_id: str = ''
+    client_id: str
     """The client id."""
-    client_host: str = ''
+    client_host: str
     """The client host."""
-    subscribed_topic_names: list[str] = _field(default_factory=list)
+    subscribed_topic_names: list[str]
     """The list of subscribed topic names."""
+
+    def __init__(self, rack_id: str | None = '', client_id: str = '', client_host: str = '', subscribed_topic_names: list[str] = _FACTORY) -> None:
+        self.rack_id = rack_id
+        self.client_id = client_id
+        self.client_host = client_host
+        self.subscribed_topic_names = [] if subscribed_topic_names is _FACTORY else subscribed_topic_names
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ShareGroupMemberMetadataValue:
+            return NotImplemented
+        return (self.rack_id, self.client_id, self.client_host, self.subscribed_topic_names) == (other.rack_id, other.client_id, other.client_host, other.subscribed_topic_names)
 
 
 def _enc_ShareGroupMemberMetadataValue_0(a: _Append, o: ShareGroupMemberMetadataValue) -> None:

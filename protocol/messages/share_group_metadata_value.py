@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,17 +19,25 @@ __all__ = ['ShareGroupMetadataValue']
 _S0 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class ShareGroupMetadataValue(_Message):
     """ShareGroupMetadataValue: versions 0, flexible 0+."""
 
+    __slots__ = ('epoch',)
     NAME = 'ShareGroupMetadataValue'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    epoch: int = 0
+    epoch: int
     """The group epoch."""
+
+    def __init__(self, epoch: int = 0) -> None:
+        self.epoch = epoch
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ShareGroupMetadataValue:
+            return NotImplemented
+        return (self.epoch,) == (other.epoch,)
 
 
 def _enc_ShareGroupMetadataValue_0(a: _Append, o: ShareGroupMetadataValue) -> None:

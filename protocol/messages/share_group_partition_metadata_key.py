@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -20,17 +18,25 @@ from protocol.primitives import read_string as _read_string
 __all__ = ['ShareGroupPartitionMetadataKey']
 
 
-@_dataclass(slots=True)
 class ShareGroupPartitionMetadataKey(_Message):
     """ShareGroupPartitionMetadataKey: versions 9, flexible none."""
 
+    __slots__ = ('group_id',)
     NAME = 'ShareGroupPartitionMetadataKey'
     API_KEY = -1
     MIN_VERSION = 9
     MAX_VERSION = 9
     FLEXIBLE_MIN = None
-    group_id: str = ''
+    group_id: str
     """The group id."""
+
+    def __init__(self, group_id: str = '') -> None:
+        self.group_id = group_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ShareGroupPartitionMetadataKey:
+            return NotImplemented
+        return (self.group_id,) == (other.group_id,)
 
 
 def _enc_ShareGroupPartitionMetadataKey_9(a: _Append, o: ShareGroupPartitionMetadataKey) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -31,37 +30,65 @@ __all__ = ['TopicPartitionsInfo', 'TopicInfo', 'ShareGroupPartitionMetadataValue
 _S0 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class TopicPartitionsInfo(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'topic_name', 'partitions')
+    topic_id: uuid.UUID
     """The topic identifier."""
-    topic_name: str = ''
+    topic_name: str
     """The topic name."""
-    partitions: list[int] = _field(default_factory=list)
+    partitions: list[int]
     """The partitions."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, topic_name: str = '', partitions: list[int] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.topic_name = topic_name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicPartitionsInfo:
+            return NotImplemented
+        return (self.topic_id, self.topic_name, self.partitions) == (other.topic_id, other.topic_name, other.partitions)
+
+
 class TopicInfo(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'topic_name')
+    topic_id: uuid.UUID
     """The topic identifier."""
-    topic_name: str = ''
+    topic_name: str
     """The topic name."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, topic_name: str = '') -> None:
+        self.topic_id = topic_id
+        self.topic_name = topic_name
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicInfo:
+            return NotImplemented
+        return (self.topic_id, self.topic_name) == (other.topic_id, other.topic_name)
+
+
 class ShareGroupPartitionMetadataValue(_Message):
     """ShareGroupPartitionMetadataValue: versions 0, flexible 0+."""
 
+    __slots__ = ('initialized_topics', 'deleting_topics')
     NAME = 'ShareGroupPartitionMetadataValue'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    initialized_topics: list[TopicPartitionsInfo] = _field(default_factory=list)
+    initialized_topics: list[TopicPartitionsInfo]
     """The topics with initialized share-group state."""
-    deleting_topics: list[TopicInfo] = _field(default_factory=list)
+    deleting_topics: list[TopicInfo]
     """The topics whose share-group state is being deleted."""
+
+    def __init__(self, initialized_topics: list[TopicPartitionsInfo] = _FACTORY, deleting_topics: list[TopicInfo] = _FACTORY) -> None:
+        self.initialized_topics = [] if initialized_topics is _FACTORY else initialized_topics
+        self.deleting_topics = [] if deleting_topics is _FACTORY else deleting_topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not ShareGroupPartitionMetadataValue:
+            return NotImplemented
+        return (self.initialized_topics, self.deleting_topics) == (other.initialized_topics, other.deleting_topics)
 
 
 def _enc_TopicPartitionsInfo_0(a: _Append, o: TopicPartitionsInfo) -> None:

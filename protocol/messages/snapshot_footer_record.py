@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,17 +19,25 @@ __all__ = ['SnapshotFooterRecord']
 _S0 = _struct.Struct('>h')
 
 
-@_dataclass(slots=True)
 class SnapshotFooterRecord(_Message):
     """SnapshotFooterRecord: versions 0, flexible 0+."""
 
+    __slots__ = ('version',)
     NAME = 'SnapshotFooterRecord'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    version: int = 0
+    version: int
     """The version of the snapshot footer record"""
+
+    def __init__(self, version: int = 0) -> None:
+        self.version = version
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SnapshotFooterRecord:
+            return NotImplemented
+        return (self.version,) == (other.version,)
 
 
 def _enc_SnapshotFooterRecord_0(a: _Append, o: SnapshotFooterRecord) -> None:

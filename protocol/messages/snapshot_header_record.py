@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,19 +19,28 @@ __all__ = ['SnapshotHeaderRecord']
 _S0 = _struct.Struct('>hq')
 
 
-@_dataclass(slots=True)
 class SnapshotHeaderRecord(_Message):
     """SnapshotHeaderRecord: versions 0, flexible 0+."""
 
+    __slots__ = ('version', 'last_contained_log_timestamp')
     NAME = 'SnapshotHeaderRecord'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    version: int = 0
+    version: int
     """The version of the snapshot header record"""
-    last_contained_log_timestamp: int = 0
+    last_contained_log_timestamp: int
     """The append time of the last record from the log contained in this snapshot"""
+
+    def __init__(self, version: int = 0, last_contained_log_timestamp: int = 0) -> None:
+        self.version = version
+        self.last_contained_log_timestamp = last_contained_log_timestamp
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SnapshotHeaderRecord:
+            return NotImplemented
+        return (self.version, self.last_contained_log_timestamp) == (other.version, other.last_contained_log_timestamp)
 
 
 def _enc_SnapshotHeaderRecord_0(a: _Append, o: SnapshotHeaderRecord) -> None:

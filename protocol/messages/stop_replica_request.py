@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -39,65 +38,117 @@ _S3 = _struct.Struct('>iiq')
 _S4 = _struct.Struct('>i?iq')
 
 
-@_dataclass(slots=True)
 class StopReplicaPartitionV0(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partition_index')
+    topic_name: str
     """The topic name."""
-    partition_index: int = 0
+    partition_index: int
     """The partition index."""
 
+    def __init__(self, topic_name: str = '', partition_index: int = 0) -> None:
+        self.topic_name = topic_name
+        self.partition_index = partition_index
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not StopReplicaPartitionV0:
+            return NotImplemented
+        return (self.topic_name, self.partition_index) == (other.topic_name, other.partition_index)
+
+
 class StopReplicaTopicV1(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partition_indexes')
+    name: str
     """The topic name."""
-    partition_indexes: list[int] = _field(default_factory=list)
+    partition_indexes: list[int]
     """The partition indexes."""
 
+    def __init__(self, name: str = '', partition_indexes: list[int] = _FACTORY) -> None:
+        self.name = name
+        self.partition_indexes = [] if partition_indexes is _FACTORY else partition_indexes
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not StopReplicaTopicV1:
+            return NotImplemented
+        return (self.name, self.partition_indexes) == (other.name, other.partition_indexes)
+
+
 class StopReplicaPartitionState(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'leader_epoch', 'delete_partition')
+    partition_index: int
     """The partition index."""
-    leader_epoch: int = -1
+    leader_epoch: int
     """The leader epoch."""
-    delete_partition: bool = False
+    delete_partition: bool
     """Whether this partition should be deleted."""
 
+    def __init__(self, partition_index: int = 0, leader_epoch: int = -1, delete_partition: bool = False) -> None:
+        self.partition_index = partition_index
+        self.leader_epoch = leader_epoch
+        self.delete_partition = delete_partition
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not StopReplicaPartitionState:
+            return NotImplemented
+        return (self.partition_index, self.leader_epoch, self.delete_partition) == (other.partition_index, other.leader_epoch, other.delete_partition)
+
+
 class StopReplicaTopicState(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partition_states')
+    topic_name: str
     """The topic name."""
-    partition_states: list[StopReplicaPartitionState] = _field(default_factory=list)
+    partition_states: list[StopReplicaPartitionState]
     """The state of each partition"""
 
+    def __init__(self, topic_name: str = '', partition_states: list[StopReplicaPartitionState] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.partition_states = [] if partition_states is _FACTORY else partition_states
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not StopReplicaTopicState:
+            return NotImplemented
+        return (self.topic_name, self.partition_states) == (other.topic_name, other.partition_states)
+
+
 class StopReplicaRequest(_Message):
     """StopReplicaRequest: versions 0-4, flexible 2+."""
 
+    __slots__ = ('controller_id', 'is_kraft_controller', 'controller_epoch', 'broker_epoch', 'delete_partitions', 'ungrouped_partitions', 'topics', 'topic_states')
     NAME = 'StopReplicaRequest'
     API_KEY = 5
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 2
-    controller_id: int = 0
+    controller_id: int
     """The controller id."""
-    is_kraft_controller: bool = False
+    is_kraft_controller: bool
     """If KRaft controller id is used during migration. See KIP-866"""
-    controller_epoch: int = 0
+    controller_epoch: int
     """The controller epoch."""
-    broker_epoch: int = -1
+    broker_epoch: int
     """The broker epoch."""
-    delete_partitions: bool = False
+    delete_partitions: bool
     """Whether these partitions should be deleted."""
-    ungrouped_partitions: list[StopReplicaPartitionV0] = _field(default_factory=list)
+    ungrouped_partitions: list[StopReplicaPartitionV0]
     """The partitions to stop."""
-    topics: list[StopReplicaTopicV1] = _field(default_factory=list)
+    topics: list[StopReplicaTopicV1]
     """The topics to stop."""
-    topic_states: list[StopReplicaTopicState] = _field(default_factory=list)
+    topic_states: list[StopReplicaTopicState]
     """Each topic."""
+
+    def __init__(self, controller_id: int = 0, is_kraft_controller: bool = False, controller_epoch: int = 0, broker_epoch: int = -1, delete_partitions: bool = False, ungrouped_partitions: list[StopReplicaPartitionV0] = _FACTORY, topics: list[StopReplicaTopicV1] = _FACTORY, topic_states: list[StopReplicaTopicState] = _FACTORY) -> None:
+        self.controller_id = controller_id
+        self.is_kraft_controller = is_kraft_controller
+        self.controller_epoch = controller_epoch
+        self.broker_epoch = broker_epoch
+        self.delete_partitions = delete_partitions
+        self.ungrouped_partitions = [] if ungrouped_partitions is _FACTORY else ungrouped_partitions
+        self.topics = [] if topics is _FACTORY else topics
+        self.topic_states = [] if topic_states is _FACTORY else topic_states
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not StopReplicaRequest:
+            return NotImplemented
+        return (self.controller_id, self.is_kraft_controller, self.controller_epoch, self.broker_epoch, self.delete_partitions, self.ungrouped_partitions, self.topics, self.topic_states) == (other.controller_id, other.is_kraft_controller, other.controller_epoch, other.broker_epoch, other.delete_partitions, other.ungrouped_partitions, other.topics, other.topic_states)
 
 
 def _enc_StopReplicaPartitionV0_0(a: _Append, o: StopReplicaPartitionV0) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,29 +31,48 @@ _S0 = _struct.Struct('>ih')
 _S1 = _struct.Struct('>h')
 
 
-@_dataclass(slots=True)
 class StopReplicaPartitionError(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partition_index', 'error_code')
+    topic_name: str
     """The topic name."""
-    partition_index: int = 0
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The partition error code, or 0 if there was no partition error."""
 
+    def __init__(self, topic_name: str = '', partition_index: int = 0, error_code: int = 0) -> None:
+        self.topic_name = topic_name
+        self.partition_index = partition_index
+        self.error_code = error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not StopReplicaPartitionError:
+            return NotImplemented
+        return (self.topic_name, self.partition_index, self.error_code) == (other.topic_name, other.partition_index, other.error_code)
+
+
 class StopReplicaResponse(_Message):
     """StopReplicaResponse: versions 0-4, flexible 2+."""
 
+    __slots__ = ('error_code', 'partition_errors')
     NAME = 'StopReplicaResponse'
     API_KEY = 5
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 2
-    error_code: int = 0
+    error_code: int
     """The top-level error code, or 0 if there was no top-level error."""
-    partition_errors: list[StopReplicaPartitionError] = _field(default_factory=list)
+    partition_errors: list[StopReplicaPartitionError]
     """The responses for each partition."""
+
+    def __init__(self, error_code: int = 0, partition_errors: list[StopReplicaPartitionError] = _FACTORY) -> None:
+        self.error_code = error_code
+        self.partition_errors = [] if partition_errors is _FACTORY else partition_errors
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not StopReplicaResponse:
+            return NotImplemented
+        return (self.error_code, self.partition_errors) == (other.error_code, other.partition_errors)
 
 
 def _enc_StopReplicaPartitionError_0(a: _Append, o: StopReplicaPartitionError) -> None:

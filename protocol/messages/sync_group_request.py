@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -42,37 +41,60 @@ _S0 = _struct.Struct('>i')
 _S1 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class SyncGroupRequestAssignment(_Struct):
-    member_id: str = ''
+    __slots__ = ('member_id', 'assignment')
+    member_id: str
     """The ID of the member to assign."""
-    assignment: bytes = b""
+    assignment: bytes
     """The member assignment."""
 
+    def __init__(self, member_id: str = '', assignment: bytes = b"") -> None:
+        self.member_id = member_id
+        self.assignment = assignment
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SyncGroupRequestAssignment:
+            return NotImplemented
+        return (self.member_id, self.assignment) == (other.member_id, other.assignment)
+
+
 class SyncGroupRequest(_Message):
     """SyncGroupRequest: versions 0-5, flexible 4+."""
 
+    __slots__ = ('group_id', 'generation_id', 'member_id', 'group_instance_id', 'protocol_type', 'protocol_name', 'assignments')
     NAME = 'SyncGroupRequest'
     API_KEY = 14
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 4
-    group_id: str = ''
+    group_id: str
     """The unique group identifier."""
-    generation_id: int = 0
+    generation_id: int
     """The generation of the group."""
-    member_id: str = ''
+    member_id: str
     """The member ID assigned by the group."""
-    group_instance_id: str | None = None
+    group_instance_id: str | None
     """The unique identifier of the consumer instance provided by end user."""
-    protocol_type: str | None = None
+    protocol_type: str | None
     """The group protocol type."""
-    protocol_name: str | None = None
+    protocol_name: str | None
     """The group protocol name."""
-    assignments: list[SyncGroupRequestAssignment] = _field(default_factory=list)
+    assignments: list[SyncGroupRequestAssignment]
     """Each assignment."""
+
+    def __init__(self, group_id: str = '', generation_id: int = 0, member_id: str = '', group_instance_id: str | None = None, protocol_type: str | None = None, protocol_name: str | None = None, assignments: list[SyncGroupRequestAssignment] = _FACTORY) -> None:
+        self.group_id = group_id
+        self.generation_id = generation_id
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.protocol_type = protocol_type
+        self.protocol_name = protocol_name
+        self.assignments = [] if assignments is _FACTORY else assignments
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SyncGroupRequest:
+            return NotImplemented
+        return (self.group_id, self.generation_id, self.member_id, self.group_instance_id, self.protocol_type, self.protocol_name, self.assignments) == (other.group_id, other.generation_id, other.member_id, other.group_instance_id, other.protocol_type, other.protocol_name, other.assignments)
 
 
 def _enc_SyncGroupRequestAssignment_0(a: _Append, o: SyncGroupRequestAssignment) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -28,25 +26,37 @@ _S0 = _struct.Struct('>h')
 _S1 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class SyncGroupResponse(_Message):
     """SyncGroupResponse: versions 0-5, flexible 4+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'protocol_type', 'protocol_name', 'assignment')
     NAME = 'SyncGroupResponse'
     API_KEY = 14
     MIN_VERSION = 0
     MAX_VERSION = 5
     FLEXIBLE_MIN = 4
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
-    protocol_type: str | None = None
+    protocol_type: str | None
     """The group protocol type."""
-    protocol_name: str | None = None
+    protocol_name: str | None
     """The group protocol name."""
-    assignment: bytes = b""
+    assignment: bytes
     """The member assignment."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, protocol_type: str | None = None, protocol_name: str | None = None, assignment: bytes = b"") -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.protocol_type = protocol_type
+        self.protocol_name = protocol_name
+        self.assignment = assignment
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not SyncGroupResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.protocol_type, self.protocol_name, self.assignment) == (other.throttle_time_ms, other.error_code, other.protocol_type, other.protocol_name, other.assignment)
 
 
 def _enc_SyncGroupResponse_0(a: _Append, o: SyncGroupResponse) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -20,16 +18,24 @@ from protocol.primitives import read_string as _read_string
 __all__ = ['TransactionLogKey']
 
 
-@_dataclass(slots=True)
 class TransactionLogKey(_Message):
     """TransactionLogKey: versions 0, flexible none."""
 
+    __slots__ = ('transactional_id',)
     NAME = 'TransactionLogKey'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = None
-    transactional_id: str = ''
+    transactional_id: str
+
+    def __init__(self, transactional_id: str = '') -> None:
+        self.transactional_id = transactional_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TransactionLogKey:
+            return NotImplemented
+        return (self.transactional_id,) == (other.transactional_id,)
 
 
 def _enc_TransactionLogKey_0(a: _Append, o: TransactionLogKey) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -36,35 +35,58 @@ _S0 = _struct.Struct('>qhib')
 _S1 = _struct.Struct('>qq')
 
 
-@_dataclass(slots=True)
 class PartitionsSchema(_Struct):
-    topic: str = ''
-    partition_ids: list[int] = _field(default_factory=list)
+    __slots__ = ('topic', 'partition_ids')
+    topic: str
+    partition_ids: list[int]
+
+    def __init__(self, topic: str = '', partition_ids: list[int] = _FACTORY) -> None:
+        self.topic = topic
+        self.partition_ids = [] if partition_ids is _FACTORY else partition_ids
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionsSchema:
+            return NotImplemented
+        return (self.topic, self.partition_ids) == (other.topic, other.partition_ids)
 
 
-@_dataclass(slots=True)
 class TransactionLogValue(_Message):
     """TransactionLogValue: versions 0-1, flexible 1+."""
 
+    __slots__ = ('producer_id', 'producer_epoch', 'transaction_timeout_ms', 'transaction_status', 'transaction_partitions', 'transaction_last_update_timestamp_ms', 'transaction_start_timestamp_ms')
     NAME = 'TransactionLogValue'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 1
-    producer_id: int = 0
+    producer_id: int
     """Producer id in use by the transactional id"""
-    producer_epoch: int = 0
+    producer_epoch: int
     """Epoch associated with the producer id"""
-    transaction_timeout_ms: int = 0
+    transaction_timeout_ms: int
     """Transaction timeout in milliseconds"""
-    transaction_status: int = 0
+    transaction_status: int
     """TransactionState the transaction is in"""
-    transaction_partitions: list[PartitionsSchema] | None = _field(default_factory=list)
+    transaction_partitions: list[PartitionsSchema] | None
     """Set of partitions involved in the transaction"""
-    transaction_last_update_timestamp_ms: int = 0
+    transaction_last_update_timestamp_ms: int
     """Time the transaction was last updated"""
-    transaction_start_timestamp_ms: int = 0
+    transaction_start_timestamp_ms: int
     """Time the transaction was started"""
+
+    def __init__(self, producer_id: int = 0, producer_epoch: int = 0, transaction_timeout_ms: int = 0, transaction_status: int = 0, transaction_partitions: list[PartitionsSchema] | None = _FACTORY, transaction_last_update_timestamp_ms: int = 0, transaction_start_timestamp_ms: int = 0) -> None:
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.transaction_timeout_ms = transaction_timeout_ms
+        self.transaction_status = transaction_status
+        self.transaction_partitions = [] if transaction_partitions is _FACTORY else transaction_partitions
+        self.transaction_last_update_timestamp_ms = transaction_last_update_timestamp_ms
+        self.transaction_start_timestamp_ms = transaction_start_timestamp_ms
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TransactionLogValue:
+            return NotImplemented
+        return (self.producer_id, self.producer_epoch, self.transaction_timeout_ms, self.transaction_status, self.transaction_partitions, self.transaction_last_update_timestamp_ms, self.transaction_start_timestamp_ms) == (other.producer_id, other.producer_epoch, other.transaction_timeout_ms, other.transaction_status, other.transaction_partitions, other.transaction_last_update_timestamp_ms, other.transaction_start_timestamp_ms)
 
 
 def _enc_PartitionsSchema_0(a: _Append, o: PartitionsSchema) -> None:

@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -41,51 +40,86 @@ _S4 = _struct.Struct('>iqih')
 _S5 = _struct.Struct('>qhi')
 
 
-@_dataclass(slots=True)
 class TxnOffsetCommitRequestPartition(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'committed_offset', 'committed_leader_epoch', 'committed_metadata')
+    partition_index: int
     """The index of the partition within the topic."""
-    committed_offset: int = 0
+    committed_offset: int
     """The message offset to be committed."""
-    committed_leader_epoch: int = -1
+    committed_leader_epoch: int
     """The leader epoch of the last consumed record."""
-    committed_metadata: str | None = ''
+    committed_metadata: str | None
     """Any associated metadata the client wants to keep."""
 
+    def __init__(self, partition_index: int = 0, committed_offset: int = 0, committed_leader_epoch: int = -1, committed_metadata: str | None = '') -> None:
+        self.partition_index = partition_index
+        self.committed_offset = committed_offset
+        self.committed_leader_epoch = committed_leader_epoch
+        self.committed_metadata = committed_metadata
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TxnOffsetCommitRequestPartition:
+            return NotImplemented
+        return (self.partition_index, self.committed_offset, self.committed_leader_epoch, self.committed_metadata) == (other.partition_index, other.committed_offset, other.committed_leader_epoch, other.committed_metadata)
+
+
 class TxnOffsetCommitRequestTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[TxnOffsetCommitRequestPartition] = _field(default_factory=list)
+    partitions: list[TxnOffsetCommitRequestPartition]
     """The partitions inside the topic that we want to commit offsets for."""
 
+    def __init__(self, name: str = '', partitions: list[TxnOffsetCommitRequestPartition] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TxnOffsetCommitRequestTopic:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class TxnOffsetCommitRequest(_Message):
     """TxnOffsetCommitRequest: versions 0-4, flexible 3+."""
 
+    __slots__ = ('transactional_id', 'group_id', 'producer_id', 'producer_epoch', 'generation_id', 'member_id', 'group_instance_id', 'topics')
     NAME = 'TxnOffsetCommitRequest'
     API_KEY = 28
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 3
-    transactional_id: str = ''
+    transactional_id: str
     """The ID of the transaction."""
-    group_id: str = ''
+    group_id: str
     """The ID of the group."""
-    producer_id: int = 0
+    producer_id: int
     """The current producer ID in use by the transactional ID."""
-    producer_epoch: int = 0
+    producer_epoch: int
     """The current epoch associated with the producer ID."""
-    generation_id: int = -1
+    generation_id: int
     """The generation of the consumer."""
-    member_id: str = ''
+    member_id: str
     """The member ID assigned by the group coordinator."""
-    group_instance_id: str | None = None
+    group_instance_id: str | None
     """The unique identifier of the consumer instance provided by end user."""
-    topics: list[TxnOffsetCommitRequestTopic] = _field(default_factory=list)
+    topics: list[TxnOffsetCommitRequestTopic]
     """Each topic that we want to commit offsets for."""
+
+    def __init__(self, transactional_id: str = '', group_id: str = '', producer_id: int = 0, producer_epoch: int = 0, generation_id: int = -1, member_id: str = '', group_instance_id: str | None = None, topics: list[TxnOffsetCommitRequestTopic] = _FACTORY) -> None:
+        self.transactional_id = transactional_id
+        self.group_id = group_id
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.generation_id = generation_id
+        self.member_id = member_id
+        self.group_instance_id = group_instance_id
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TxnOffsetCommitRequest:
+            return NotImplemented
+        return (self.transactional_id, self.group_id, self.producer_id, self.producer_epoch, self.generation_id, self.member_id, self.group_instance_id, self.topics) == (other.transactional_id, other.group_id, other.producer_id, other.producer_epoch, other.generation_id, other.member_id, other.group_instance_id, other.topics)
 
 
 def _enc_TxnOffsetCommitRequestPartition_0(a: _Append, o: TxnOffsetCommitRequestPartition) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,35 +31,62 @@ _S0 = _struct.Struct('>ih')
 _S1 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class TxnOffsetCommitResponsePartition(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'error_code')
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
 
+    def __init__(self, partition_index: int = 0, error_code: int = 0) -> None:
+        self.partition_index = partition_index
+        self.error_code = error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TxnOffsetCommitResponsePartition:
+            return NotImplemented
+        return (self.partition_index, self.error_code) == (other.partition_index, other.error_code)
+
+
 class TxnOffsetCommitResponseTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[TxnOffsetCommitResponsePartition] = _field(default_factory=list)
+    partitions: list[TxnOffsetCommitResponsePartition]
     """The responses for each partition in the topic."""
 
+    def __init__(self, name: str = '', partitions: list[TxnOffsetCommitResponsePartition] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TxnOffsetCommitResponseTopic:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class TxnOffsetCommitResponse(_Message):
     """TxnOffsetCommitResponse: versions 0-4, flexible 3+."""
 
+    __slots__ = ('throttle_time_ms', 'topics')
     NAME = 'TxnOffsetCommitResponse'
     API_KEY = 28
     MIN_VERSION = 0
     MAX_VERSION = 4
     FLEXIBLE_MIN = 3
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    topics: list[TxnOffsetCommitResponseTopic] = _field(default_factory=list)
+    topics: list[TxnOffsetCommitResponseTopic]
     """The responses for each topic."""
+
+    def __init__(self, throttle_time_ms: int = 0, topics: list[TxnOffsetCommitResponseTopic] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TxnOffsetCommitResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.topics) == (other.throttle_time_ms, other.topics)
 
 
 def _enc_TxnOffsetCommitResponsePartition_0(a: _Append, o: TxnOffsetCommitResponsePartition) -> None:

@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,17 +19,25 @@ __all__ = ['UnregisterBrokerRequest']
 _S0 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class UnregisterBrokerRequest(_Message):
     """UnregisterBrokerRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('broker_id',)
     NAME = 'UnregisterBrokerRequest'
     API_KEY = 64
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    broker_id: int = 0
+    broker_id: int
     """The broker ID to unregister."""
+
+    def __init__(self, broker_id: int = 0) -> None:
+        self.broker_id = broker_id
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UnregisterBrokerRequest:
+            return NotImplemented
+        return (self.broker_id,) == (other.broker_id,)
 
 
 def _enc_UnregisterBrokerRequest_0(a: _Append, o: UnregisterBrokerRequest) -> None:

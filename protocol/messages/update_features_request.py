@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -31,33 +30,54 @@ _S2 = _struct.Struct('>hb')
 _S3 = _struct.Struct('>?')
 
 
-@_dataclass(slots=True)
 class FeatureUpdateKey(_Struct):
-    feature: str = ''
+    __slots__ = ('feature', 'max_version_level', 'allow_downgrade', 'upgrade_type')
+    feature: str
     """The name of the finalized feature to be updated."""
-    max_version_level: int = 0
+    max_version_level: int
     """The new maximum version level for the finalized feature. A value >= 1 is valid. A value < 1, is special, and can be used to request the deletion of the finalized feature."""
-    allow_downgrade: bool = False
+    allow_downgrade: bool
     """DEPRECATED in version 1 (see DowngradeType). When set to true, the finalized feature version level is allowed to be downgraded/deleted. The downgrade request will fail if the new maximum version level is a value that's not lower than the existing maximum finalized version level."""
-    upgrade_type: int = 1
+    upgrade_type: int
     """Determine which type of upgrade will be performed: 1 will perform an upgrade only (default), 2 is safe downgrades only (lossless), 3 is unsafe downgrades (lossy)."""
 
+    def __init__(self, feature: str = '', max_version_level: int = 0, allow_downgrade: bool = False, upgrade_type: int = 1) -> None:
+        self.feature = feature
+        self.max_version_level = max_version_level
+        self.allow_downgrade = allow_downgrade
+        self.upgrade_type = upgrade_type
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not FeatureUpdateKey:
+            return NotImplemented
+        return (self.feature, self.max_version_level, self.allow_downgrade, self.upgrade_type) == (other.feature, other.max_version_level, other.allow_downgrade, other.upgrade_type)
+
+
 class UpdateFeaturesRequest(_Message):
     """UpdateFeaturesRequest: versions 0-1, flexible 0+."""
 
+    __slots__ = ('timeout_ms', 'feature_updates', 'validate_only')
     NAME = 'UpdateFeaturesRequest'
     API_KEY = 57
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    timeout_ms: int = 60000
+    timeout_ms: int
     """How long to wait in milliseconds before timing out the request."""
-    feature_updates: list[FeatureUpdateKey] = _field(default_factory=list)
+    feature_updates: list[FeatureUpdateKey]
     """The list of updates to finalized features."""
-    validate_only: bool = False
+    validate_only: bool
     """True if we should validate the request, but not perform the upgrade or downgrade."""
+
+    def __init__(self, timeout_ms: int = 60000, feature_updates: list[FeatureUpdateKey] = _FACTORY, validate_only: bool = False) -> None:
+        self.timeout_ms = timeout_ms
+        self.feature_updates = [] if feature_updates is _FACTORY else feature_updates
+        self.validate_only = validate_only
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UpdateFeaturesRequest:
+            return NotImplemented
+        return (self.timeout_ms, self.feature_updates, self.validate_only) == (other.timeout_ms, other.feature_updates, other.validate_only)
 
 
 def _enc_FeatureUpdateKey_0(a: _Append, o: FeatureUpdateKey) -> None:

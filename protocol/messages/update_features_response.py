@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -30,33 +29,54 @@ _S0 = _struct.Struct('>h')
 _S1 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class UpdatableFeatureResult(_Struct):
-    feature: str = ''
+    __slots__ = ('feature', 'error_code', 'error_message')
+    feature: str
     """The name of the finalized feature."""
-    error_code: int = 0
+    error_code: int
     """The feature update error code or `0` if the feature update succeeded."""
-    error_message: str | None = ''
+    error_message: str | None
     """The feature update error, or `null` if the feature update succeeded."""
 
+    def __init__(self, feature: str = '', error_code: int = 0, error_message: str | None = '') -> None:
+        self.feature = feature
+        self.error_code = error_code
+        self.error_message = error_message
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UpdatableFeatureResult:
+            return NotImplemented
+        return (self.feature, self.error_code, self.error_message) == (other.feature, other.error_code, other.error_message)
+
+
 class UpdateFeaturesResponse(_Message):
     """UpdateFeaturesResponse: versions 0-1, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'error_message', 'results')
     NAME = 'UpdateFeaturesResponse'
     API_KEY = 57
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The top-level error code, or `0` if there was no top-level error."""
-    error_message: str | None = ''
+    error_message: str | None
     """The top-level error message, or `null` if there was no top-level error."""
-    results: list[UpdatableFeatureResult] = _field(default_factory=list)
+    results: list[UpdatableFeatureResult]
     """Results for each feature update."""
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, error_message: str | None = '', results: list[UpdatableFeatureResult] = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.error_message = error_message
+        self.results = [] if results is _FACTORY else results
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UpdateFeaturesResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.error_message, self.results) == (other.throttle_time_ms, other.error_code, other.error_message, other.results)
 
 
 def _enc_UpdatableFeatureResult_0(a: _Append, o: UpdatableFeatureResult) -> None:

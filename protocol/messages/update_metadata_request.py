@@ -7,12 +7,11 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
 from protocol.exceptions import EncodeError as _EncodeError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -53,88 +52,152 @@ _S7 = _struct.Struct('>i?iq')
 _S8 = _struct.Struct('>b')
 
 
-@_dataclass(slots=True)
 class UpdateMetadataPartitionState(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partition_index', 'controller_epoch', 'leader', 'leader_epoch', 'isr', 'zk_version', 'replicas', 'offline_replicas')
+    topic_name: str
     """In older versions of this RPC, the topic name."""
-    partition_index: int = 0
+    partition_index: int
     """The partition index."""
-    controller_epoch: int = 0
+    controller_epoch: int
     """The controller epoch."""
-    leader: int = 0
+    leader: int
     """The ID of the broker which is the current partition leader."""
-    leader_epoch: int = 0
+    leader_epoch: int
     """The leader epoch of this partition."""
-    isr: list[int] = _field(default_factory=list)
+    isr: list[int]
     """The brokers which are in the ISR for this partition."""
-    zk_version: int = 0
+    zk_version: int
     """The Zookeeper version."""
-    replicas: list[int] = _field(default_factory=list)
+    replicas: list[int]
     """All the replicas of this partition."""
-    offline_replicas: list[int] = _field(default_factory=list)
+    offline_replicas: list[int]
     """The replicas of this partition which are offline."""
 
+    def __init__(self, topic_name: str = '', partition_index: int = 0, controller_epoch: int = 0, leader: int = 0, leader_epoch: int = 0, isr: list[int] = _FACTORY, zk_version: int = 0, replicas: list[int] = _FACTORY, offline_replicas: list[int] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.partition_index = partition_index
+        self.controller_epoch = controller_epoch
+        self.leader = leader
+        self.leader_epoch = leader_epoch
+        self.isr = [] if isr is _FACTORY else isr
+        self.zk_version = zk_version
+        self.replicas = [] if replicas is _FACTORY else replicas
+        self.offline_replicas = [] if offline_replicas is _FACTORY else offline_replicas
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UpdateMetadataPartitionState:
+            return NotImplemented
+        return (self.topic_name, self.partition_index, self.controller_epoch, self.leader, self.leader_epoch, self.isr, self.zk_version, self.replicas, self.offline_replicas) == (other.topic_name, other.partition_index, other.controller_epoch, other.leader, other.leader_epoch, other.isr, other.zk_version, other.replicas, other.offline_replicas)
+
+
 class UpdateMetadataTopicState(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'topic_id', 'partition_states')
+    topic_name: str
     """The topic name."""
-    topic_id: uuid.UUID = _ZERO_UUID
+    topic_id: uuid.UUID
     """The topic id."""
-    partition_states: list[UpdateMetadataPartitionState] = _field(default_factory=list)
+    partition_states: list[UpdateMetadataPartitionState]
     """The partition that we would like to update."""
 
+    def __init__(self, topic_name: str = '', topic_id: uuid.UUID = _ZERO_UUID, partition_states: list[UpdateMetadataPartitionState] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.topic_id = topic_id
+        self.partition_states = [] if partition_states is _FACTORY else partition_states
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UpdateMetadataTopicState:
+            return NotImplemented
+        return (self.topic_name, self.topic_id, self.partition_states) == (other.topic_name, other.topic_id, other.partition_states)
+
+
 class UpdateMetadataEndpoint(_Struct):
-    port: int = 0
+    __slots__ = ('port', 'host', 'listener', 'security_protocol')
+    port: int
     """The port of this endpoint"""
-    host: str = ''
+    host: str
     """The hostname of this endpoint"""
-    listener: str = ''
+    listener: str
     """The listener name."""
-    security_protocol: int = 0
+    security_protocol: int
     """The security protocol type."""
 
+    def __init__(self, port: int = 0, host: str = '', listener: str = '', security_protocol: int = 0) -> None:
+        self.port = port
+        self.host = host
+        self.listener = listener
+        self.security_protocol = security_protocol
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UpdateMetadataEndpoint:
+            return NotImplemented
+        return (self.port, self.host, self.listener, self.security_protocol) == (other.port, other.host, other.listener, other.security_protocol)
+
+
 class UpdateMetadataBroker(_Struct):
-    id: int = 0
+    __slots__ = ('id', 'v0_host', 'v0_port', 'endpoints', 'rack')
+    id: int
     """The broker id."""
-    v0_host: str = ''
+    v0_host: str
     """The broker hostname."""
-    v0_port: int = 0
+    v0_port: int
     """The broker port."""
-    endpoints: list[UpdateMetadataEndpoint] = _field(default_factory=list)
+    endpoints: list[UpdateMetadataEndpoint]
     """The broker endpoints."""
-    rack: str | None = ''
+    rack: str | None
     """The rack which this broker belongs to."""
 
+    def __init__(self, id: int = 0, v0_host: str = '', v0_port: int = 0, endpoints: list[UpdateMetadataEndpoint] = _FACTORY, rack: str | None = '') -> None:
+        self.id = id
+        self.v0_host = v0_host
+        self.v0_port = v0_port
+        self.endpoints = [] if endpoints is _FACTORY else endpoints
+        self.rack = rack
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UpdateMetadataBroker:
+            return NotImplemented
+        return (self.id, self.v0_host, self.v0_port, self.endpoints, self.rack) == (other.id, other.v0_host, other.v0_port, other.endpoints, other.rack)
+
+
 class UpdateMetadataRequest(_Message):
     """UpdateMetadataRequest: versions 0-8, flexible 6+."""
 
+    __slots__ = ('controller_id', 'is_kraft_controller', 'type', 'controller_epoch', 'broker_epoch', 'ungrouped_partition_states', 'topic_states', 'live_brokers')
     NAME = 'UpdateMetadataRequest'
     API_KEY = 6
     MIN_VERSION = 0
     MAX_VERSION = 8
     FLEXIBLE_MIN = 6
-    controller_id: int = 0
+    controller_id: int
     """The controller id."""
-    is_kraft_controller: bool = False
+    is_kraft_controller: bool
     """If KRaft controller id is used during migration. See KIP-866"""
-    type: int = 0
+    type: int
     """Indicates if this request is a Full metadata snapshot (2), Incremental (1), or Unknown (0). Using during ZK migration, see KIP-866"""
-    controller_epoch: int = 0
+    controller_epoch: int
     """The controller epoch."""
-    broker_epoch: int = -1
+    broker_epoch: int
     """The broker epoch."""
-    ungrouped_partition_states: list[UpdateMetadataPartitionState] = _field(default_factory=list)
+    ungrouped_partition_states: list[UpdateMetadataPartitionState]
     """In older versions of this RPC, each partition that we would like to update."""
-    topic_states: list[UpdateMetadataTopicState] = _field(default_factory=list)
+    topic_states: list[UpdateMetadataTopicState]
     """In newer versions of this RPC, each topic that we would like to update."""
-    live_brokers: list[UpdateMetadataBroker] = _field(default_factory=list)
+    live_brokers: list[UpdateMetadataBroker]
+
+    def __init__(self, controller_id: int = 0, is_kraft_controller: bool = False, type: int = 0, controller_epoch: int = 0, broker_epoch: int = -1, ungrouped_partition_states: list[UpdateMetadataPartitionState] = _FACTORY, topic_states: list[UpdateMetadataTopicState] = _FACTORY, live_brokers: list[UpdateMetadataBroker] = _FACTORY) -> None:
+        self.controller_id = controller_id
+        self.is_kraft_controller = is_kraft_controller
+        self.type = type
+        self.controller_epoch = controller_epoch
+        self.broker_epoch = broker_epoch
+        self.ungrouped_partition_states = [] if ungrouped_partition_states is _FACTORY else ungrouped_partition_states
+        self.topic_states = [] if topic_states is _FACTORY else topic_states
+        self.live_brokers = [] if live_brokers is _FACTORY else live_brokers
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UpdateMetadataRequest:
+            return NotImplemented
+        return (self.controller_id, self.is_kraft_controller, self.type, self.controller_epoch, self.broker_epoch, self.ungrouped_partition_states, self.topic_states, self.live_brokers) == (other.controller_id, other.is_kraft_controller, other.type, other.controller_epoch, other.broker_epoch, other.ungrouped_partition_states, other.topic_states, other.live_brokers)
 
 
 def _enc_UpdateMetadataPartitionState_0(a: _Append, o: UpdateMetadataPartitionState) -> None:

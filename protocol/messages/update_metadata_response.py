@@ -7,8 +7,6 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.message import Message as _Message
@@ -21,17 +19,25 @@ __all__ = ['UpdateMetadataResponse']
 _S0 = _struct.Struct('>h')
 
 
-@_dataclass(slots=True)
 class UpdateMetadataResponse(_Message):
     """UpdateMetadataResponse: versions 0-8, flexible 6+."""
 
+    __slots__ = ('error_code',)
     NAME = 'UpdateMetadataResponse'
     API_KEY = 6
     MIN_VERSION = 0
     MAX_VERSION = 8
     FLEXIBLE_MIN = 6
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
+
+    def __init__(self, error_code: int = 0) -> None:
+        self.error_code = error_code
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UpdateMetadataResponse:
+            return NotImplemented
+        return (self.error_code,) == (other.error_code,)
 
 
 def _enc_UpdateMetadataResponse_0(a: _Append, o: UpdateMetadataResponse) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -33,44 +32,76 @@ _S1 = _struct.Struct('>hh')
 _S2 = _struct.Struct('>ii16s')
 
 
-@_dataclass(slots=True)
 class Listener(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'host', 'port')
+    name: str
     """The name of the endpoint"""
-    host: str = ''
+    host: str
     """The hostname"""
-    port: int = 0
+    port: int
     """The port"""
 
+    def __init__(self, name: str = '', host: str = '', port: int = 0) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Listener:
+            return NotImplemented
+        return (self.name, self.host, self.port) == (other.name, other.host, other.port)
+
+
 class KRaftVersionFeature(_Struct):
-    min_supported_version: int = 0
+    __slots__ = ('min_supported_version', 'max_supported_version')
+    min_supported_version: int
     """The minimum supported KRaft protocol version"""
-    max_supported_version: int = 0
+    max_supported_version: int
     """The maximum supported KRaft protocol version"""
 
+    def __init__(self, min_supported_version: int = 0, max_supported_version: int = 0) -> None:
+        self.min_supported_version = min_supported_version
+        self.max_supported_version = max_supported_version
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not KRaftVersionFeature:
+            return NotImplemented
+        return (self.min_supported_version, self.max_supported_version) == (other.min_supported_version, other.max_supported_version)
+
+
 class UpdateRaftVoterRequest(_Message):
     """UpdateRaftVoterRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('cluster_id', 'current_leader_epoch', 'voter_id', 'voter_directory_id', 'listeners', 'kraft_version_feature')
     NAME = 'UpdateRaftVoterRequest'
     API_KEY = 82
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    cluster_id: str | None = ''
-    current_leader_epoch: int = 0
+    cluster_id: str | None
+    current_leader_epoch: int
     """The current leader epoch of the partition, -1 for unknown leader epoch"""
-    voter_id: int = 0
+    voter_id: int
     """The replica id of the voter getting updated in the topic partition"""
-    voter_directory_id: uuid.UUID = _ZERO_UUID
+    voter_directory_id: uuid.UUID
     """The directory id of the voter getting updated in the topic partition"""
-    listeners: list[Listener] = _field(default_factory=list)
+    listeners: list[Listener]
     """The endpoint that can be used to communicate with the leader"""
-    kraft_version_feature: KRaftVersionFeature = _field(default_factory=KRaftVersionFeature)
+    kraft_version_feature: KRaftVersionFeature
     """The range of versions of the protocol that the replica supports"""
+
+    def __init__(self, cluster_id: str | None = '', current_leader_epoch: int = 0, voter_id: int = 0, voter_directory_id: uuid.UUID = _ZERO_UUID, listeners: list[Listener] = _FACTORY, kraft_version_feature: KRaftVersionFeature = _FACTORY) -> None:
+        self.cluster_id = cluster_id
+        self.current_leader_epoch = current_leader_epoch
+        self.voter_id = voter_id
+        self.voter_directory_id = voter_directory_id
+        self.listeners = [] if listeners is _FACTORY else listeners
+        self.kraft_version_feature = KRaftVersionFeature() if kraft_version_feature is _FACTORY else kraft_version_feature
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UpdateRaftVoterRequest:
+            return NotImplemented
+        return (self.cluster_id, self.current_leader_epoch, self.voter_id, self.voter_directory_id, self.listeners, self.kraft_version_feature) == (other.cluster_id, other.current_leader_epoch, other.voter_id, other.voter_directory_id, other.listeners, other.kraft_version_feature)
 
 
 # Default instances that struct fields are compared against (never handed out).

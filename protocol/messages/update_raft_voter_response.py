@@ -7,10 +7,9 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -29,32 +28,53 @@ _S1 = _struct.Struct('>i')
 _S2 = _struct.Struct('>ih')
 
 
-@_dataclass(slots=True)
 class CurrentLeader(_Struct):
-    leader_id: int = -1
+    __slots__ = ('leader_id', 'leader_epoch', 'host', 'port')
+    leader_id: int
     """The replica id of the current leader or -1 if the leader is unknown"""
-    leader_epoch: int = -1
+    leader_epoch: int
     """The latest known leader epoch"""
-    host: str = ''
+    host: str
     """The node's hostname"""
-    port: int = 0
+    port: int
     """The node's port"""
 
+    def __init__(self, leader_id: int = -1, leader_epoch: int = -1, host: str = '', port: int = 0) -> None:
+        self.leader_id = leader_id
+        self.leader_epoch = leader_epoch
+        self.host = host
+        self.port = port
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not CurrentLeader:
+            return NotImplemented
+        return (self.leader_id, self.leader_epoch, self.host, self.port) == (other.leader_id, other.leader_epoch, other.host, other.port)
+
+
 class UpdateRaftVoterResponse(_Message):
     """UpdateRaftVoterResponse: versions 0, flexible 0+."""
 
+    __slots__ = ('throttle_time_ms', 'error_code', 'current_leader')
     NAME = 'UpdateRaftVoterResponse'
     API_KEY = 82
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    throttle_time_ms: int = 0
+    throttle_time_ms: int
     """The duration in milliseconds for which the request was throttled due to a quota violation, or zero if the request did not violate any quota."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error"""
-    current_leader: CurrentLeader = _field(default_factory=CurrentLeader)
+    current_leader: CurrentLeader
+
+    def __init__(self, throttle_time_ms: int = 0, error_code: int = 0, current_leader: CurrentLeader = _FACTORY) -> None:
+        self.throttle_time_ms = throttle_time_ms
+        self.error_code = error_code
+        self.current_leader = CurrentLeader() if current_leader is _FACTORY else current_leader
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not UpdateRaftVoterResponse:
+            return NotImplemented
+        return (self.throttle_time_ms, self.error_code, self.current_leader) == (other.throttle_time_ms, other.error_code, other.current_leader)
 
 
 # Default instances that struct fields are compared against (never handed out).

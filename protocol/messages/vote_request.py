@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -33,44 +32,77 @@ _S1 = _struct.Struct('>iii16s16siq')
 _S2 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class PartitionData(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'candidate_epoch', 'candidate_id', 'candidate_directory_id', 'voter_directory_id', 'last_offset_epoch', 'last_offset')
+    partition_index: int
     """The partition index."""
-    candidate_epoch: int = 0
+    candidate_epoch: int
     """The bumped epoch of the candidate sending the request"""
-    candidate_id: int = 0
+    candidate_id: int
     """The replica id of the voter sending the request"""
-    candidate_directory_id: uuid.UUID = _ZERO_UUID
+    candidate_directory_id: uuid.UUID
     """The directory id of the voter sending the request"""
-    voter_directory_id: uuid.UUID = _ZERO_UUID
+    voter_directory_id: uuid.UUID
     """The ID of the voter sending the request"""
-    last_offset_epoch: int = 0
+    last_offset_epoch: int
     """The epoch of the last record written to the metadata log"""
-    last_offset: int = 0
+    last_offset: int
     """The offset of the last record written to the metadata log"""
 
+    def __init__(self, partition_index: int = 0, candidate_epoch: int = 0, candidate_id: int = 0, candidate_directory_id: uuid.UUID = _ZERO_UUID, voter_directory_id: uuid.UUID = _ZERO_UUID, last_offset_epoch: int = 0, last_offset: int = 0) -> None:
+        self.partition_index = partition_index
+        self.candidate_epoch = candidate_epoch
+        self.candidate_id = candidate_id
+        self.candidate_directory_id = candidate_directory_id
+        self.voter_directory_id = voter_directory_id
+        self.last_offset_epoch = last_offset_epoch
+        self.last_offset = last_offset
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition_index, self.candidate_epoch, self.candidate_id, self.candidate_directory_id, self.voter_directory_id, self.last_offset_epoch, self.last_offset) == (other.partition_index, other.candidate_epoch, other.candidate_id, other.candidate_directory_id, other.voter_directory_id, other.last_offset_epoch, other.last_offset)
+
+
 class TopicData(_Struct):
-    topic_name: str = ''
+    __slots__ = ('topic_name', 'partitions')
+    topic_name: str
     """The topic name."""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
+
+    def __init__(self, topic_name: str = '', partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic_name = topic_name
+        self.partitions = [] if partitions is _FACTORY else partitions
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not TopicData:
+            return NotImplemented
+        return (self.topic_name, self.partitions) == (other.topic_name, other.partitions)
 
 
-@_dataclass(slots=True)
 class VoteRequest(_Message):
     """VoteRequest: versions 0-1, flexible 0+."""
 
+    __slots__ = ('cluster_id', 'voter_id', 'topics')
     NAME = 'VoteRequest'
     API_KEY = 52
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 0
-    cluster_id: str | None = None
-    voter_id: int = -1
+    cluster_id: str | None
+    voter_id: int
     """The replica id of the voter receiving the request"""
-    topics: list[TopicData] = _field(default_factory=list)
+    topics: list[TopicData]
+
+    def __init__(self, cluster_id: str | None = None, voter_id: int = -1, topics: list[TopicData] = _FACTORY) -> None:
+        self.cluster_id = cluster_id
+        self.voter_id = voter_id
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not VoteRequest:
+            return NotImplemented
+        return (self.cluster_id, self.voter_id, self.topics) == (other.cluster_id, other.voter_id, other.topics)
 
 
 def _enc_PartitionData_0(a: _Append, o: PartitionData) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,48 +31,87 @@ _S2 = _struct.Struct('>i16s')
 _S3 = _struct.Struct('>h')
 
 
-@_dataclass(slots=True)
 class Endpoint(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'host', 'port')
+    name: str
     """The name of the endpoint"""
-    host: str = ''
+    host: str
     """The hostname"""
-    port: int = 0
+    port: int
     """The port"""
 
+    def __init__(self, name: str = '', host: str = '', port: int = 0) -> None:
+        self.name = name
+        self.host = host
+        self.port = port
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Endpoint:
+            return NotImplemented
+        return (self.name, self.host, self.port) == (other.name, other.host, other.port)
+
+
 class KRaftVersionFeature(_Struct):
-    min_supported_version: int = 0
+    __slots__ = ('min_supported_version', 'max_supported_version')
+    min_supported_version: int
     """The minimum supported KRaft protocol version"""
-    max_supported_version: int = 0
+    max_supported_version: int
     """The maximum supported KRaft protocol version"""
 
+    def __init__(self, min_supported_version: int = 0, max_supported_version: int = 0) -> None:
+        self.min_supported_version = min_supported_version
+        self.max_supported_version = max_supported_version
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not KRaftVersionFeature:
+            return NotImplemented
+        return (self.min_supported_version, self.max_supported_version) == (other.min_supported_version, other.max_supported_version)
+
+
 class Voter(_Struct):
-    voter_id: int = 0
+    __slots__ = ('voter_id', 'voter_directory_id', 'endpoints', 'kraft_version_feature')
+    voter_id: int
     """The replica id of the voter in the topic partition"""
-    voter_directory_id: uuid.UUID = _ZERO_UUID
+    voter_directory_id: uuid.UUID
     """The directory id of the voter in the topic partition"""
-    endpoints: list[Endpoint] = _field(default_factory=list)
+    endpoints: list[Endpoint]
     """The endpoint that can be used to communicate with the voter"""
-    kraft_version_feature: KRaftVersionFeature = _field(default_factory=KRaftVersionFeature)
+    kraft_version_feature: KRaftVersionFeature
     """The range of versions of the protocol that the replica supports"""
 
+    def __init__(self, voter_id: int = 0, voter_directory_id: uuid.UUID = _ZERO_UUID, endpoints: list[Endpoint] = _FACTORY, kraft_version_feature: KRaftVersionFeature = _FACTORY) -> None:
+        self.voter_id = voter_id
+        self.voter_directory_id = voter_directory_id
+        self.endpoints = [] if endpoints is _FACTORY else endpoints
+        self.kraft_version_feature = KRaftVersionFeature() if kraft_version_feature is _FACTORY else kraft_version_feature
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not Voter:
+            return NotImplemented
+        return (self.voter_id, self.voter_directory_id, self.endpoints, self.kraft_version_feature) == (other.voter_id, other.voter_directory_id, other.endpoints, other.kraft_version_feature)
+
+
 class VotersRecord(_Message):
     """VotersRecord: versions 0, flexible 0+."""
 
+    __slots__ = ('version', 'voters')
     NAME = 'VotersRecord'
     API_KEY = -1
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    version: int = 0
+    version: int
     """The version of the voters record"""
-    voters: list[Voter] = _field(default_factory=list)
+    voters: list[Voter]
+
+    def __init__(self, version: int = 0, voters: list[Voter] = _FACTORY) -> None:
+        self.version = version
+        self.voters = [] if voters is _FACTORY else voters
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not VotersRecord:
+            return NotImplemented
+        return (self.version, self.voters) == (other.version, other.voters)
 
 
 # Default instances that struct fields are compared against (never handed out).

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -31,52 +30,93 @@ _S1 = _struct.Struct('>iiiq')
 _S2 = _struct.Struct('>16s')
 
 
-@_dataclass(slots=True)
 class StateBatch(_Struct):
-    first_offset: int = 0
+    __slots__ = ('first_offset', 'last_offset', 'delivery_state', 'delivery_count')
+    first_offset: int
     """The base offset of this state batch."""
-    last_offset: int = 0
+    last_offset: int
     """The last offset of this state batch."""
-    delivery_state: int = 0
+    delivery_state: int
     """The state - 0:Available,2:Acked,4:Archived"""
-    delivery_count: int = 0
+    delivery_count: int
     """The delivery count."""
 
+    def __init__(self, first_offset: int = 0, last_offset: int = 0, delivery_state: int = 0, delivery_count: int = 0) -> None:
+        self.first_offset = first_offset
+        self.last_offset = last_offset
+        self.delivery_state = delivery_state
+        self.delivery_count = delivery_count
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not StateBatch:
+            return NotImplemented
+        return (self.first_offset, self.last_offset, self.delivery_state, self.delivery_count) == (other.first_offset, other.last_offset, other.delivery_state, other.delivery_count)
+
+
 class PartitionData(_Struct):
-    partition: int = 0
+    __slots__ = ('partition', 'state_epoch', 'leader_epoch', 'start_offset', 'state_batches')
+    partition: int
     """The partition index."""
-    state_epoch: int = 0
+    state_epoch: int
     """The state epoch for this share-partition."""
-    leader_epoch: int = 0
+    leader_epoch: int
     """The leader epoch of the share-partition."""
-    start_offset: int = 0
+    start_offset: int
     """The share-partition start offset, or -1 if the start offset is not being written."""
-    state_batches: list[StateBatch] = _field(default_factory=list)
+    state_batches: list[StateBatch]
+
+    def __init__(self, partition: int = 0, state_epoch: int = 0, leader_epoch: int = 0, start_offset: int = 0, state_batches: list[StateBatch] = _FACTORY) -> None:
+        self.partition = partition
+        self.state_epoch = state_epoch
+        self.leader_epoch = leader_epoch
+        self.start_offset = start_offset
+        self.state_batches = [] if state_batches is _FACTORY else state_batches
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not PartitionData:
+            return NotImplemented
+        return (self.partition, self.state_epoch, self.leader_epoch, self.start_offset, self.state_batches) == (other.partition, other.state_epoch, other.leader_epoch, other.start_offset, other.state_batches)
 
 
-@_dataclass(slots=True)
 class WriteStateData(_Struct):
-    topic_id: uuid.UUID = _ZERO_UUID
+    __slots__ = ('topic_id', 'partitions')
+    topic_id: uuid.UUID
     """The topic identifier."""
-    partitions: list[PartitionData] = _field(default_factory=list)
+    partitions: list[PartitionData]
     """The data for the partitions."""
 
+    def __init__(self, topic_id: uuid.UUID = _ZERO_UUID, partitions: list[PartitionData] = _FACTORY) -> None:
+        self.topic_id = topic_id
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not WriteStateData:
+            return NotImplemented
+        return (self.topic_id, self.partitions) == (other.topic_id, other.partitions)
+
+
 class WriteShareGroupStateRequest(_Message):
     """WriteShareGroupStateRequest: versions 0, flexible 0+."""
 
+    __slots__ = ('group_id', 'topics')
     NAME = 'WriteShareGroupStateRequest'
     API_KEY = 85
     MIN_VERSION = 0
     MAX_VERSION = 0
     FLEXIBLE_MIN = 0
-    group_id: str = ''
+    group_id: str
     """The group identifier."""
-    topics: list[WriteStateData] = _field(default_factory=list)
+    topics: list[WriteStateData]
     """The data for the topics."""
+
+    def __init__(self, group_id: str = '', topics: list[WriteStateData] = _FACTORY) -> None:
+        self.group_id = group_id
+        self.topics = [] if topics is _FACTORY else topics
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not WriteShareGroupStateRequest:
+            return NotImplemented
+        return (self.group_id, self.topics) == (other.group_id, other.topics)
 
 
 def _enc_StateBatch_0(a: _Append, o: StateBatch) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -35,39 +34,68 @@ _S0 = _struct.Struct('>qh?')
 _S1 = _struct.Struct('>i')
 
 
-@_dataclass(slots=True)
 class WritableTxnMarkerTopic(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partition_indexes')
+    name: str
     """The topic name."""
-    partition_indexes: list[int] = _field(default_factory=list)
+    partition_indexes: list[int]
     """The indexes of the partitions to write transaction markers for."""
 
+    def __init__(self, name: str = '', partition_indexes: list[int] = _FACTORY) -> None:
+        self.name = name
+        self.partition_indexes = [] if partition_indexes is _FACTORY else partition_indexes
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not WritableTxnMarkerTopic:
+            return NotImplemented
+        return (self.name, self.partition_indexes) == (other.name, other.partition_indexes)
+
+
 class WritableTxnMarker(_Struct):
-    producer_id: int = 0
+    __slots__ = ('producer_id', 'producer_epoch', 'transaction_result', 'topics', 'coordinator_epoch')
+    producer_id: int
     """The current producer ID."""
-    producer_epoch: int = 0
+    producer_epoch: int
     """The current epoch associated with the producer ID."""
-    transaction_result: bool = False
+    transaction_result: bool
     """The result of the transaction to write to the partitions (false = ABORT, true = COMMIT)."""
-    topics: list[WritableTxnMarkerTopic] = _field(default_factory=list)
+    topics: list[WritableTxnMarkerTopic]
     """Each topic that we want to write transaction marker(s) for."""
-    coordinator_epoch: int = 0
+    coordinator_epoch: int
     """Epoch associated with the transaction state partition hosted by this transaction coordinator"""
 
+    def __init__(self, producer_id: int = 0, producer_epoch: int = 0, transaction_result: bool = False, topics: list[WritableTxnMarkerTopic] = _FACTORY, coordinator_epoch: int = 0) -> None:
+        self.producer_id = producer_id
+        self.producer_epoch = producer_epoch
+        self.transaction_result = transaction_result
+        self.topics = [] if topics is _FACTORY else topics
+        self.coordinator_epoch = coordinator_epoch
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not WritableTxnMarker:
+            return NotImplemented
+        return (self.producer_id, self.producer_epoch, self.transaction_result, self.topics, self.coordinator_epoch) == (other.producer_id, other.producer_epoch, other.transaction_result, other.topics, other.coordinator_epoch)
+
+
 class WriteTxnMarkersRequest(_Message):
     """WriteTxnMarkersRequest: versions 0-1, flexible 1+."""
 
+    __slots__ = ('markers',)
     NAME = 'WriteTxnMarkersRequest'
     API_KEY = 27
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 1
-    markers: list[WritableTxnMarker] = _field(default_factory=list)
+    markers: list[WritableTxnMarker]
     """The transaction markers to be written."""
+
+    def __init__(self, markers: list[WritableTxnMarker] = _FACTORY) -> None:
+        self.markers = [] if markers is _FACTORY else markers
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not WriteTxnMarkersRequest:
+            return NotImplemented
+        return (self.markers,) == (other.markers,)
 
 
 def _enc_WritableTxnMarkerTopic_0(a: _Append, o: WritableTxnMarkerTopic) -> None:

@@ -7,11 +7,10 @@ from __future__ import annotations
 import struct as _struct
 import uuid
 from collections.abc import Sized
-from dataclasses import dataclass as _dataclass
-from dataclasses import field as _field
 from typing import Any as _Any
 
 from protocol.exceptions import BadLengthError as _BadLengthError
+from protocol.message import DEFAULT_FACTORY as _FACTORY
 from protocol.message import Message as _Message
 from protocol.message import Struct as _Struct
 from protocol.primitives import Append as _Append
@@ -32,41 +31,76 @@ _S0 = _struct.Struct('>ih')
 _S1 = _struct.Struct('>q')
 
 
-@_dataclass(slots=True)
 class WritableTxnMarkerPartitionResult(_Struct):
-    partition_index: int = 0
+    __slots__ = ('partition_index', 'error_code')
+    partition_index: int
     """The partition index."""
-    error_code: int = 0
+    error_code: int
     """The error code, or 0 if there was no error."""
 
+    def __init__(self, partition_index: int = 0, error_code: int = 0) -> None:
+        self.partition_index = partition_index
+        self.error_code = error_code
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not WritableTxnMarkerPartitionResult:
+            return NotImplemented
+        return (self.partition_index, self.error_code) == (other.partition_index, other.error_code)
+
+
 class WritableTxnMarkerTopicResult(_Struct):
-    name: str = ''
+    __slots__ = ('name', 'partitions')
+    name: str
     """The topic name."""
-    partitions: list[WritableTxnMarkerPartitionResult] = _field(default_factory=list)
+    partitions: list[WritableTxnMarkerPartitionResult]
     """The results by partition."""
 
+    def __init__(self, name: str = '', partitions: list[WritableTxnMarkerPartitionResult] = _FACTORY) -> None:
+        self.name = name
+        self.partitions = [] if partitions is _FACTORY else partitions
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not WritableTxnMarkerTopicResult:
+            return NotImplemented
+        return (self.name, self.partitions) == (other.name, other.partitions)
+
+
 class WritableTxnMarkerResult(_Struct):
-    producer_id: int = 0
+    __slots__ = ('producer_id', 'topics')
+    producer_id: int
     """The current producer ID in use by the transactional ID."""
-    topics: list[WritableTxnMarkerTopicResult] = _field(default_factory=list)
+    topics: list[WritableTxnMarkerTopicResult]
     """The results by topic."""
 
+    def __init__(self, producer_id: int = 0, topics: list[WritableTxnMarkerTopicResult] = _FACTORY) -> None:
+        self.producer_id = producer_id
+        self.topics = [] if topics is _FACTORY else topics
 
-@_dataclass(slots=True)
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not WritableTxnMarkerResult:
+            return NotImplemented
+        return (self.producer_id, self.topics) == (other.producer_id, other.topics)
+
+
 class WriteTxnMarkersResponse(_Message):
     """WriteTxnMarkersResponse: versions 0-1, flexible 1+."""
 
+    __slots__ = ('markers',)
     NAME = 'WriteTxnMarkersResponse'
     API_KEY = 27
     MIN_VERSION = 0
     MAX_VERSION = 1
     FLEXIBLE_MIN = 1
-    markers: list[WritableTxnMarkerResult] = _field(default_factory=list)
+    markers: list[WritableTxnMarkerResult]
     """The results for writing makers."""
+
+    def __init__(self, markers: list[WritableTxnMarkerResult] = _FACTORY) -> None:
+        self.markers = [] if markers is _FACTORY else markers
+
+    def __eq__(self, other: object) -> bool:
+        if type(other) is not WriteTxnMarkersResponse:
+            return NotImplemented
+        return (self.markers,) == (other.markers,)
 
 
 def _enc_WritableTxnMarkerPartitionResult_0(a: _Append, o: WritableTxnMarkerPartitionResult) -> None:

@@ -20,9 +20,8 @@ import struct
 from collections.abc import Iterator
 from typing import NamedTuple
 
-import crc32c
-
 from protocol.exceptions import CorruptRecordError
+from protocol.records.crc import crc32c
 
 BASE_OFFSET_OFFSET = 0
 LENGTH_OFFSET = 8
@@ -151,7 +150,7 @@ def magic_at(buf: bytes | bytearray | memoryview, pos: int = 0) -> int:
 def compute_crc(buf: bytes | bytearray | memoryview, pos: int, size: int) -> int:
     """CRC-32C over attributes..end of the v2 batch at ``pos`` spanning ``size`` bytes."""
     view = memoryview(buf)[pos + ATTRIBUTES_OFFSET : pos + size]
-    return int(crc32c.crc32c(view))
+    return int(crc32c(view))
 
 
 def crc_is_valid(buf: bytes | bytearray | memoryview, pos: int, header: BatchHeader) -> bool:
