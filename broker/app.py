@@ -11,31 +11,32 @@ import os
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from broker.cluster.meta_properties import ensure_meta_properties, recorded_identity
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
 from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin
-from broker.cluster.zk_admin import ZkAdmin
-from broker.cluster.zk_mode import ZkCluster
 from broker.config import BrokerConfig, topic_log_config
 from broker.config.unapplied import warn_unapplied
 from broker.disk import DiskWorkers
 from broker.group import GroupCoordinator
 from broker.handlers import api_versions, handlers_for
 from broker.handlers.base import RequestContext
-from broker.network.client import ClientConfig, NetworkClient
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import ListenAddress, Server
-from broker.replica.alter_partition import AlterPartitionManager
 from broker.replica.control import UNKNOWN_BROKER_EPOCH
-from broker.replica.fetcher import ReplicaFetcherManager
 from broker.replica.manager import ReplicaManager
 from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol import api as papi
 from storage import FileSystem, LogConfig, LogManager, SystemClock
+
+if TYPE_CHECKING:
+    # Cluster mode's modules load only in cluster mode (an embedded broker's start is its imports).
+    from broker.cluster.zk_admin import ZkAdmin
+    from broker.cluster.zk_mode import ZkCluster
+    from broker.replica.alter_partition import AlterPartitionManager
 
 log = logging.getLogger(__name__)
 
@@ -126,6 +127,9 @@ class Broker:
             # Replicas are served once the controller's LeaderAndIsr names them (the logs are loaded).
             self.replica_manager.metadata_cache = self.metadata_cache
             self.replica_manager.fetch_topic_configs = self._fetch_topic_configs
+            from broker.network.client import ClientConfig, NetworkClient
+            from broker.replica.alter_partition import AlterPartitionManager
+
             self.alter_partition = AlterPartitionManager(
                 self.node_id,
                 self._controller_endpoint,
@@ -158,6 +162,8 @@ class Broker:
         if cluster is None:
             return None
         if self._zk_admin is None or self._zk_admin.cluster is not cluster:
+            from broker.cluster.zk_admin import ZkAdmin
+
             self._zk_admin = ZkAdmin(self, cluster)
         return self._zk_admin
 
@@ -264,6 +270,8 @@ class Broker:
 
     async def _join_zookeeper(self) -> None:
         """KafkaServer.startup's first steps: connect, the cluster id, the broker id."""
+        from broker.cluster.zk_mode import ZkCluster
+
         self.zk_cluster = await ZkCluster.connect(self.config)
         try:
             cluster_id, node_id = await self.zk_cluster.resolve_identity(self.config, self.log_dirs)
@@ -311,6 +319,8 @@ class Broker:
         self._schedule_periodic()
         if self.cluster_mode:
             # Followers replicate through the fetchers (issue 13); stopped in stop() and halt().
+            from broker.replica.fetcher import ReplicaFetcherManager
+
             self.replica_manager.control.fetchers = ReplicaFetcherManager.for_broker(self)
         self.group_coordinator.start()
         # What start-up loaded lives as long as the broker: take it out of the cyclic collector's
@@ -451,6 +461,10 @@ class Broker:
 
     async def _stop_fetchers(self) -> None:
         fetchers = self.replica_manager.control.fetchers
+        if fetchers is None:
+            return
+        from broker.replica.fetcher import ReplicaFetcherManager
+
         if isinstance(fetchers, ReplicaFetcherManager):
             self.replica_manager.control.fetchers = None
             await fetchers.shutdown()
