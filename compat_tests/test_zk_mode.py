@@ -279,10 +279,3 @@ def test_unreachable_zookeeper_exits_non_zero_with_a_clear_message(tmp_path: Pat
     with pytest.raises(RuntimeError, match="broker exited with 1 during start") as failure:
         broker.start()
     assert "Timed out waiting for connection while in state: CONNECTING" in str(failure.value)
-
-
-def test_a_duplicate_broker_id_exits_non_zero(cluster: Cluster, tmp_path: Path) -> None:
-    twin = broker_process(tmp_path / "twin", cluster.connect, 1)
-    with pytest.raises(RuntimeError, match="broker exited with 1 during start") as failure:
-        twin.start()
-    assert "/brokers/ids/1, node already exists" in str(failure.value)
