@@ -14,6 +14,12 @@ version conflict reloads that partition's state and the event's requests are not
 does not send for partitions whose write failed), then the deleted topics' znodes, then the
 requests, in order, through the :class:`~broker.cluster.channel.ChannelManager` to each broker's
 inter-broker endpoint (the controller included: it talks to itself over the network, as Kafka).
+
+Answers fed back as events: StopReplica answers (topic deletion) and LeaderAndIsr answers that
+carry KAFKA_STORAGE_ERROR or clear a replica known offline (Kafka's
+LeaderAndIsrResponseReceived: replicas in failed log dirs go offline). ``/log_dir_event_notification``
+is watched: the brokers it names get a LeaderAndIsr for all their replicas, then the
+notifications are deleted, fenced by the controller epoch.
 """
 
 from __future__ import annotations

@@ -20,6 +20,13 @@ broker tries to create it and bump ``/controller_epoch`` in one multi-op. The wi
 :class:`~broker.cluster.controller_driver.ControllerDriver`. Every election step and every
 controller event runs one at a time from one queue on the loop (Kafka's ControllerEventManager),
 so the sans-I/O controller is never entered twice.
+
+Log dir failures (Kafka's ReplicaManager.handleLogDirFailure in ZooKeeper mode): from
+:meth:`ZkCluster.start` on, every log dir the :class:`~storage.manager.LogManager` takes offline
+(on whatever thread found the disk error) is handed to the loop, its partitions leave the replica
+fetchers, and ``/log_dir_event_notification/log_dir_event_<seq>`` is written with this broker's id
+(retried until written or closed); dirs already offline at start are reported too. The controller
+then asks this broker, by LeaderAndIsr, which replicas are offline.
 """
 
 from __future__ import annotations
