@@ -41,7 +41,7 @@ import re
 import shutil
 import threading
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 from storage.checkpoint import (
@@ -108,6 +108,9 @@ class LogManager:
         self.uncleanable: dict[TopicPartition, Exception] = {}
         #: Log dirs taken offline after a disk error, with what failed (see ``mark_dir_offline``).
         self.offline_dirs: dict[Path, str] = {}
+        #: Called once per dir taken offline, on the thread that found the error (the broker
+        #: tells ZooKeeper's controller, as Kafka's LogDirFailureChannel consumer does).
+        self.on_dir_offline: Callable[[Path], None] | None = None
         self._closed = False
         for log_dir in self.log_dirs:
             self._load_dir(log_dir)
@@ -215,7 +218,13 @@ class LogManager:
             for key in affected:
                 # Descriptors are released without a flush or an index write: the disk failed.
                 self._logs[key].mark_deleted()
-            return True
+        listener = self.on_dir_offline
+        if listener is not None:
+            try:
+                listener(log_dir)
+            except Exception:
+                _logger.exception("the listener of log dir failures failed for %s", log_dir)
+        return True
 
     def mark_offline_for(self, log_: Log, what: str, cause: BaseException) -> bool:
         """:meth:`mark_dir_offline` for the directory holding ``log_``."""

@@ -14,6 +14,12 @@ version conflict reloads that partition's state and the event's requests are not
 does not send for partitions whose write failed), then the deleted topics' znodes, then the
 requests, in order, through the :class:`~broker.cluster.channel.ChannelManager` to each broker's
 inter-broker endpoint (the controller included: it talks to itself over the network, as Kafka).
+
+Answers fed back as events: StopReplica answers (topic deletion) and LeaderAndIsr answers that
+carry KAFKA_STORAGE_ERROR or clear a replica known offline (Kafka's
+LeaderAndIsrResponseReceived: replicas in failed log dirs go offline). ``/log_dir_event_notification``
+is watched: the brokers it names get a LeaderAndIsr for all their replicas, then the
+notifications are deleted, fenced by the controller epoch.
 """
 
 from __future__ import annotations
@@ -51,6 +57,8 @@ from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.alter_partition_request import AlterPartitionRequest
 from protocol.messages.alter_partition_response import AlterPartitionResponse
+from protocol.messages.leader_and_isr_request import LeaderAndIsrRequest
+from protocol.messages.leader_and_isr_response import LeaderAndIsrResponse
 from protocol.messages.stop_replica_request import StopReplicaRequest
 from protocol.messages.stop_replica_response import StopReplicaResponse
 
@@ -119,6 +127,13 @@ def to_znode_state(state: LeaderIsrAndControllerEpoch, zk_version: int) -> data.
         int(lai.leader_recovery_state),
         zk_version,
     )
+
+
+def _error_code(code: int) -> ErrorCode:
+    try:
+        return ErrorCode(code)
+    except ValueError:
+        return ErrorCode.UNKNOWN_SERVER_ERROR
 
 
 def _as_bool(value: str | None) -> bool | None:
@@ -239,6 +254,7 @@ class ControllerDriver:
         self._config_changes_seen = {n for n, _ in await zk.get_config_changes(self._config_watch())}
         # Pending notifications and requests written while there was no controller.
         await self._on_isr_change()
+        await self._on_log_dir_event()
         await self._on_preferred_replica_election()
         self._schedule_rebalance()
 
@@ -368,6 +384,22 @@ class ControllerDriver:
         await self.carry_out(decisions)
         await self.zk.delete_isr_change_notifications(sequences, self.epoch_zk_version)
 
+    async def _on_log_dir_event(self) -> None:
+        """``/log_dir_event_notification``: brokers whose log dir failed (Kafka's
+        processLogDirEventNotification). Each gets a LeaderAndIsr for all its replicas, whose
+        KAFKA_STORAGE_ERROR answers take those replicas offline; then the notifications go
+        (fenced by the controller epoch), processed or not, as Kafka's ``finally``."""
+        sequences = await self.zk.get_log_dir_event_notifications(
+            self._watch("LogDirEventNotification", self._on_log_dir_event)
+        )
+        if not sequences:
+            return
+        try:
+            brokers = await self.zk.get_brokers_from_log_dir_events(sequences)
+            await self.carry_out(self.controller.on_log_dir_failure(BrokerId(b) for b in brokers))
+        finally:
+            await self.zk.delete_log_dir_event_notifications(sequences, self.epoch_zk_version)
+
     async def _on_preferred_replica_election(self) -> None:
         watch = self._watch("PreferredReplicaElection", self._on_preferred_replica_election)
         await self.zk.exists(paths.PREFERRED_REPLICA_ELECTION, watch)
@@ -482,7 +514,40 @@ class ControllerDriver:
             callback = None
             if isinstance(request.request, StopReplicaRequest):
                 callback = self._stop_replica_callback(request.broker)
+            elif isinstance(request.request, LeaderAndIsrRequest):
+                callback = self._leader_and_isr_callback(request.broker)
             self.channels.send(request.broker, request.request, callback, version=request.version)
+
+    def _leader_and_isr_callback(self, broker: BrokerId) -> Callable[[Response], None]:
+        """Feed a LeaderAndIsr answer back as an event: KAFKA_STORAGE_ERROR takes replicas offline."""
+
+        def on_response(response: Response) -> None:
+            body = response.body
+            if not isinstance(body, LeaderAndIsrResponse):
+                return
+            error = _error_code(body.error_code)
+            ctx = self.controller.context
+            errors: dict[TopicPartition, ErrorCode] = {
+                TopicPartition(e.topic_name, e.partition_index): _error_code(e.error_code)
+                for e in body.partition_errors
+            }
+            for topic in body.topics:  # v5+: by topic id
+                name = ctx.topic_name(topic.topic_id)
+                if name is not None:
+                    errors.update(
+                        (TopicPartition(name, e.partition_index), _error_code(e.error_code))
+                        for e in topic.partition_errors
+                    )
+            storage_error = any(e is ErrorCode.KAFKA_STORAGE_ERROR for e in errors.values())
+            if error is ErrorCode.NONE and not storage_error and not ctx.replicas_on_offline_dirs.get(broker):
+                return  # the common case: nothing offline before or now, no event needed
+
+            async def event() -> None:
+                await self.carry_out(self.controller.on_leader_and_isr_response(broker, errors, error))
+
+            self.cluster.put(f"LeaderAndIsrResponseReceived({broker})", event)
+
+        return on_response
 
     def _stop_replica_callback(self, broker: BrokerId) -> Callable[[Response], None]:
         def on_response(response: Response) -> None:

@@ -20,6 +20,13 @@ broker tries to create it and bump ``/controller_epoch`` in one multi-op. The wi
 :class:`~broker.cluster.controller_driver.ControllerDriver`. Every election step and every
 controller event runs one at a time from one queue on the loop (Kafka's ControllerEventManager),
 so the sans-I/O controller is never entered twice.
+
+Log dir failures (Kafka's ReplicaManager.handleLogDirFailure in ZooKeeper mode): from
+:meth:`ZkCluster.start` on, every log dir the :class:`~storage.manager.LogManager` takes offline
+(on whatever thread found the disk error) is handed to the loop, its partitions leave the replica
+fetchers, and ``/log_dir_event_notification/log_dir_event_<seq>`` is written with this broker's id
+(retried until written or closed); dirs already offline at start are reported too. The controller
+then asks this broker, by LeaderAndIsr, which replicas are offline.
 """
 
 from __future__ import annotations
@@ -115,6 +122,9 @@ class ZkCluster:
         self._closed = False
         #: The controller id /controller names (-1: none), as this broker last read it.
         self.active_controller_id = -1
+        self._loop: asyncio.AbstractEventLoop | None = None
+        #: Notifications of failed log dirs being written (kept referenced until done).
+        self._log_dir_events: set[asyncio.Task[None]] = set()
 
     # -- the interface for the rest of the broker ------------------------------------------------
 
@@ -192,6 +202,53 @@ class ZkCluster:
         self.zk.add_new_session_callback(self._on_new_session)
         await self.registrar.register()
         self.put("Startup", self._elect)
+        self._loop = asyncio.get_running_loop()
+        broker.log_manager.on_dir_offline = self._log_dir_failed
+        for log_dir in list(broker.log_manager.offline_dirs):
+            self._propagate_log_dir_failure(log_dir)
+
+    # -- failed log dirs ----------------------------------------------------------------------------
+
+    def _log_dir_failed(self, log_dir: Path) -> None:
+        """LogManager's listener, on whatever thread found the disk error."""
+        loop = self._loop
+        if loop is not None and not self._closed:
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self._propagate_log_dir_failure, log_dir)
+
+    def _propagate_log_dir_failure(self, log_dir: Path) -> None:
+        """Kafka's ReplicaManager.handleLogDirFailure in ZooKeeper mode: stop fetching into the
+        failed dir, then write ``/log_dir_event_notification/log_dir_event_<seq>`` so that the
+        controller asks this broker which replicas are offline and moves their leadership."""
+        broker = self.broker
+        if broker is None or self._closed:
+            return
+        offline = {
+            tp
+            for tp in broker.replica_manager.partitions
+            if broker.log_manager.log_dir_of(tp.topic, tp.partition) == log_dir
+        }
+        fetchers = broker.replica_manager.control.fetchers
+        if offline and fetchers is not None:
+            fetchers.remove_partitions(offline)
+        task = asyncio.get_running_loop().create_task(
+            self._write_log_dir_event(broker.node_id, log_dir), name="brook-log-dir-event"
+        )
+        self._log_dir_events.add(task)
+        task.add_done_callback(self._log_dir_events.discard)
+
+    async def _write_log_dir_event(self, broker_id: int, log_dir: Path) -> None:
+        delay_s = 0.1
+        while not self._closed:
+            try:
+                path = await self.zk.create_log_dir_event_notification(broker_id)
+            except Exception as exc:  # connection loss: retried, as Kafka's ZooKeeperClient does
+                log.warning("could not write the log dir event of %s yet: %s", log_dir, exc)
+                await asyncio.sleep(delay_s)
+                delay_s = min(delay_s * 2, 2.0)
+                continue
+            log.info("log dir %s failed: the controller is told through %s", log_dir, path)
+            return
 
     # -- the event queue --------------------------------------------------------------------------
 
@@ -401,6 +458,8 @@ class ZkCluster:
                 break
             task.cancel()
             await asyncio.wait({task}, timeout=0.25)
+        for pending in list(self._log_dir_events):
+            pending.cancel()
         await self._resign()
         await self.zk.close()
 

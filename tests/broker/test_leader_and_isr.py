@@ -384,3 +384,28 @@ def test_clients_cannot_produce_to_an_internal_topic_led_here(ccall: Caller) -> 
     )
     answer = ccall(request, 9).responses[0].partition_responses[0]
     assert answer.error_code == ErrorCode.INVALID_TOPIC_EXCEPTION
+
+
+def test_replicas_in_a_failed_log_dir_answer_storage_error_at_the_same_epoch(
+    ccall: Caller, cluster: Broker
+) -> None:
+    """What the controller's log-dir-failure probe relies on (Kafka's onBrokerLogDirFailure): it
+    resends the current leaderships, and only replicas in an offline dir answer
+    KAFKA_STORAGE_ERROR; the healthy ones answer STALE_CONTROLLER_EPOCH (epoch not newer)."""
+    states = [PState("t", 0, LOCAL, 3, [LOCAL, OTHER]), PState("t", 1, OTHER, 3, [OTHER, LOCAL])]
+    first = ccall(leader_and_isr(7, states, topic_ids={"t": T_ID}), 7)
+    assert errors_of(first, 7) == {(T_ID, 0): 0, (T_ID, 1): 0}
+    log_dir = cluster.log_manager.log_dir_of("t", 0)
+    assert log_dir is not None
+    told: list[Path] = []
+    cluster.log_manager.on_dir_offline = told.append
+    assert cluster.log_manager.mark_dir_offline(log_dir, "appending to t-0", OSError(28, "No space left"))
+    assert told == [log_dir]
+    again = ccall(leader_and_isr(7, states, topic_ids={"t": T_ID}), 7)
+    expected = {
+        (T_ID, p): ErrorCode.KAFKA_STORAGE_ERROR
+        if cluster.log_manager.log_dir_of("t", p) == log_dir
+        else ErrorCode.STALE_CONTROLLER_EPOCH
+        for p in (0, 1)
+    }
+    assert errors_of(roundtrip(again, 7), 7) == expected

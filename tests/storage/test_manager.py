@@ -214,3 +214,23 @@ def test_logs_created_from_many_threads_at_once(tmp_path: Path, clock: ManualClo
     assert all(len(found) == 6 and all(log is found[0] for log in found) for found in results.values())
     assert sorted(len(list(d.glob("t-*"))) for d in dirs) == [6, 6]  # spread evenly, no stray dirs
     manager.close()
+
+
+def test_the_dir_offline_listener_hears_each_dir_once_and_cannot_break_the_manager(
+    tmp_path: Path, clock: ManualClock
+) -> None:
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    manager = LogManager(dirs, LogConfig(), clock)
+    heard: list[Path] = []
+
+    def listener(log_dir: Path) -> None:
+        heard.append(log_dir)
+        raise RuntimeError("a listener bug")
+
+    manager.on_dir_offline = listener
+    assert manager.mark_dir_offline(dirs[0], "writing", OSError(5, "I/O error"))
+    assert not manager.mark_dir_offline(dirs[0], "writing again", OSError(5, "I/O error"))
+    assert manager.mark_dir_offline(dirs[1], "writing", OSError(28, "No space left on device"))
+    assert heard == dirs
+    assert set(manager.offline_dirs) == set(dirs)
+    manager.abandon()

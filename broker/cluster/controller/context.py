@@ -222,6 +222,9 @@ class ControllerContext:
     topics_ineligible_for_deletion: set[str] = field(default_factory=set)
     #: Per-topic ``unclean.leader.election.enable`` overrides (``/config/topics/<t>``).
     topic_unclean_leader_election: dict[str, bool] = field(default_factory=dict)
+    #: Replicas of live brokers that answered KAFKA_STORAGE_ERROR to a LeaderAndIsr: their log
+    #: dir failed (Kafka's ``replicasOnOfflineDirs``). Forgotten when the broker dies or restarts.
+    replicas_on_offline_dirs: dict[BrokerId, set[TopicPartition]] = field(default_factory=dict)
 
     # -- brokers ------------------------------------------------------------------------------
 
@@ -241,10 +244,15 @@ class ControllerContext:
     def is_replica_online(
         self, broker: BrokerId, partition: TopicPartition, *, include_shutting_down: bool = False
     ) -> bool:
-        del partition  # Kafka also checks replicas on offline log dirs; Brook does not track them yet
         if include_shutting_down:
-            return broker in self.live_brokers
-        return broker in self.live_brokers and broker not in self.shutting_down_broker_ids
+            online = broker in self.live_brokers
+        else:
+            online = broker in self.live_brokers and broker not in self.shutting_down_broker_ids
+        return online and partition not in self.replicas_on_offline_dirs.get(broker, ())
+
+    def online_replicas(self, partition: TopicPartition) -> set[BrokerId]:
+        """The assigned replicas that are online: live brokers, not shutting down, dir not failed."""
+        return {r for r in self.replica_assignment(partition) if self.is_replica_online(r, partition)}
 
     # -- topics and assignments ---------------------------------------------------------------
 

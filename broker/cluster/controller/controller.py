@@ -160,6 +160,8 @@ class Controller:
         ctx.partition_states.clear()
         ctx.replica_states.clear()
         ctx.topic_unclean_leader_election = dict(topic_unclean_leader_election or {})
+        # Learnt again from the LeaderAndIsr answers to the requests below.
+        ctx.replicas_on_offline_dirs.clear()
         self._begin()
         queued = {t for t in topics_to_delete if t in ctx.assignments}
         if not self.config.delete_topic_enable:
@@ -246,6 +248,8 @@ class Controller:
 
     def _on_broker_startup(self, new_brokers: list[BrokerId]) -> None:
         ctx = self.context
+        for broker in new_brokers:
+            ctx.replicas_on_offline_dirs.pop(broker, None)
         existing = ctx.live_or_shutting_down_broker_ids - set(new_brokers)
         # Old brokers learn the new ones; new ones learn every partition.
         self.batch.add_update_metadata(existing)
@@ -266,7 +270,53 @@ class Controller:
         ctx = self.context
         for broker in dead:
             ctx.shutting_down_broker_ids.discard(broker)
+            ctx.replicas_on_offline_dirs.pop(broker, None)
         self._on_replicas_offline(ctx.replicas_on_brokers(dead))
+
+    # -- log dir failures ---------------------------------------------------------------------
+
+    def on_log_dir_failure(self, broker_ids: Iterable[BrokerId]) -> ControllerDecisions:
+        """``/log_dir_event_notification`` named these brokers (Kafka's onBrokerLogDirFailure):
+        send each a LeaderAndIsr for all its replicas; the replicas in failed dirs answer
+        KAFKA_STORAGE_ERROR, which :meth:`on_leader_and_isr_response` acts on."""
+        ctx = self.context
+        brokers = sorted({b for b in broker_ids if b in ctx.live_brokers})
+        self._begin()
+        if brokers:
+            log.info("Handling log directory failure for brokers %s", ",".join(map(str, brokers)))
+            self.replicas.handle_state_changes(ctx.replicas_on_brokers(brokers), ReplicaState.ONLINE)
+        return self._finish()
+
+    def on_leader_and_isr_response(
+        self,
+        broker: BrokerId,
+        errors: Mapping[TopicPartition, ErrorCode],
+        error: ErrorCode = ErrorCode.NONE,
+    ) -> ControllerDecisions:
+        """A broker answered a LeaderAndIsr (Kafka's processLeaderAndIsrResponseReceived):
+        KAFKA_STORAGE_ERROR marks that replica offline, NONE online again; replicas newly
+        offline go through :meth:`_on_replicas_offline` (new leaders, out of the ISRs,
+        UpdateMetadata with ``offline_replicas``). Other errors change nothing."""
+        ctx = self.context
+        self._begin()
+        if error is not ErrorCode.NONE:
+            log.error("Received error %s in LeaderAndIsr response from broker %d", error.name, broker)
+            return self._finish()
+        if broker not in ctx.live_brokers:
+            return self._finish()
+        previous = ctx.replicas_on_offline_dirs.get(broker, set())
+        online = {p for p, e in errors.items() if e is ErrorCode.NONE}
+        offline = {p for p, e in errors.items() if e is ErrorCode.KAFKA_STORAGE_ERROR}
+        current = (previous - online) | offline
+        if current:
+            ctx.replicas_on_offline_dirs[broker] = current
+        else:
+            ctx.replicas_on_offline_dirs.pop(broker, None)
+        newly_offline = sorted(current - previous)
+        if newly_offline:
+            log.info("Mark replicas %s on broker %d as offline", ",".join(map(str, newly_offline)), broker)
+            self._on_replicas_offline([PartitionReplica(p, broker) for p in newly_offline])
+        return self._finish()
 
     def _on_replicas_offline(self, offline: list[PartitionReplica]) -> None:
         ctx = self.context

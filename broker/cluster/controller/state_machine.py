@@ -169,8 +169,9 @@ class PartitionStateMachine:
     def _elect(self, partitions: Sequence[TopicPartition], strategy: ElectionStrategy) -> ElectionOutcome:
         outcome: ElectionOutcome = {}
         results: list[ElectionResult] = []
-        live = self.context.live_broker_ids
         for partition in partitions:
+            # Kafka's isReplicaOnline: a live broker whose log dir of this partition has not failed.
+            live = self.context.online_replicas(partition)
             leadership = self.context.leadership.get(partition)
             if leadership is None:
                 outcome[partition] = (
@@ -215,7 +216,11 @@ class PartitionStateMachine:
                         partition,
                         current,
                         assignment.replicas,
-                        self.context.live_or_shutting_down_broker_ids,
+                        {
+                            r
+                            for r in assignment.replicas
+                            if self.context.is_replica_online(r, partition, include_shutting_down=True)
+                        },
                         self.context.shutting_down_broker_ids,
                     )
                 )
