@@ -52,7 +52,13 @@ if TYPE_CHECKING:
         ElectionType,
         TopicSnapshot,
     )
-    from broker.cluster.controller.decisions import ControllerDecisions, PartitionStateWrite
+    from broker.cluster.controller.decisions import (
+        AssignmentWrite,
+        ControllerDecisions,
+        PartitionStateWrite,
+        ZkReassignmentRemoval,
+    )
+    from broker.cluster.controller.reassignment import ReassignmentOutcome
     from broker.cluster.controller.requests import (
         BrokerRequest,
         ControllerBrokerRequestBatch,
@@ -85,6 +91,9 @@ _MODULE_OF = {
     "TopicSnapshot": "controller",
     "ControllerDecisions": "decisions",
     "PartitionStateWrite": "decisions",
+    "AssignmentWrite": "decisions",
+    "ZkReassignmentRemoval": "decisions",
+    "ReassignmentOutcome": "reassignment",
     "BrokerRequest": "requests",
     "ControllerBrokerRequestBatch": "requests",
     "RequestVersions": "requests",
@@ -102,6 +111,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AssignmentError",
+    "AssignmentWrite",
     "BrokerInfo",
     "BrokerPlacement",
     "BrokerRequest",
@@ -120,10 +130,12 @@ __all__ = [
     "PartitionReplica",
     "PartitionState",
     "PartitionStateWrite",
+    "ReassignmentOutcome",
     "ReplicaAssignment",
     "ReplicaState",
     "RequestVersions",
     "TopicSnapshot",
+    "ZkReassignmentRemoval",
     "assign_replicas_to_brokers",
     "new_partitions_assignment",
 ]
