@@ -190,3 +190,38 @@ def test_reassign_through_the_znode(four: BrokerCluster) -> None:
     assert state["leader"] == 4
     _wait_logs_gone(cluster, [1, 2], topic)
     _read_all(cluster, topic, 4, values)
+
+
+def test_a_broker_that_is_not_the_controller_answers_not_controller(four: BrokerCluster) -> None:
+    import asyncio
+
+    from broker.network.client import BrokerConnection, ClientConfig
+    from protocol.messages.alter_partition_reassignments_request import (
+        AlterPartitionReassignmentsRequest,
+        ReassignablePartition,
+        ReassignableTopic,
+    )
+    from protocol.messages.list_partition_reassignments_request import ListPartitionReassignmentsRequest
+
+    controller = four.controller_id()
+    other = next(b for b in four.ids if b != controller)
+
+    async def ask() -> tuple[int, int]:
+        conn = await BrokerConnection.open(
+            other, "127.0.0.1", four.brokers[other].port, ClientConfig(client_id="reassign-test")
+        )
+        try:
+            alter = AlterPartitionReassignmentsRequest(
+                topics=[ReassignableTopic("t", [ReassignablePartition(0, [1])])]
+            )
+            altered = (await asyncio.wait_for(conn.request(alter, version=0), TIMEOUT)).body
+            listed = (
+                await asyncio.wait_for(conn.request(ListPartitionReassignmentsRequest(), version=0), TIMEOUT)
+            ).body
+            assert altered.responses == [] and listed.topics == []
+            return altered.error_code, listed.error_code
+        finally:
+            conn.close()
+            await conn.wait_closed()
+
+    assert asyncio.run(ask()) == (41, 41)  # NOT_CONTROLLER
