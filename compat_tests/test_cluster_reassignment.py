@@ -225,3 +225,39 @@ def test_a_broker_that_is_not_the_controller_answers_not_controller(four: Broker
             await conn.wait_closed()
 
     assert asyncio.run(ask()) == (41, 41)  # NOT_CONTROLLER
+
+
+def test_a_new_controller_resumes_a_reassignment_in_flight(four: BrokerCluster) -> None:
+    """The controller moves (its /controller znode deleted, as Kafka's admin tools may) while a
+    target replica is frozen: the next controller finds the adding and removing replicas in the
+    assignment znode and completes the reassignment (Kafka's initializePartitionReassignments)."""
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+
+    cluster = four
+    topic = _topic_on(cluster, "resumed", [1, 2])
+    values = _produce(cluster, topic)
+    controller = cluster.controller_id()
+    epoch = cluster.controller_epoch()
+    assert controller is not None and epoch is not None
+    admin = KafkaAdminClient(
+        bootstrap_servers=cluster.bootstrap_of(controller), request_timeout_ms=int(TIMEOUT * 1000)
+    )
+    try:
+        assert admin.list_partition_reassignments() == {}
+        frozen = 4 if controller != 4 else 3
+        cluster.pause(frozen)
+        try:
+            assert admin.alter_partition_reassignments({KTopicPartition(topic, 0): [3, 4]}) == {
+                KTopicPartition(topic, 0): None
+            }
+            cluster.zk.delete("/controller")
+            cluster.wait_controller(min_epoch=epoch + 1)
+        finally:
+            cluster.resume(frozen)
+    finally:
+        admin.close()
+    _wait_assignment(cluster, topic, [3, 4])
+    _wait_isr(cluster, topic, {3, 4})
+    _wait_logs_gone(cluster, [1, 2], topic)
+    _read_all(cluster, topic, 3, values)
