@@ -249,3 +249,19 @@ def test_reassign_to_invariants(origin: list[int], target: list[int]) -> None:
     cancelled = moving.reassign_to(moving.origin_replicas)
     assert not cancelled.is_being_reassigned
     assert cancelled.replicas == moving.origin_replicas
+
+
+def test_a_returning_target_broker_gets_the_reassignment_again() -> None:
+    ctl = cluster((1, 2))
+    reassign(ctl, [3, 4])
+    ctl.on_broker_failure([BrokerId(4)])
+    assert TP in ctl.context.partitions_being_reassigned
+    d = ctl.on_broker_startup([broker(4, epoch=2000)])
+    lai = [lai_partitions(s.request)[(T, 0)] for s in of_kind(d, LeaderAndIsrRequest) if s.broker == 4]
+    assert lai and lai[-1][3]  # is_new: the adding replica starts (again) as a follower
+    # Still waiting for 3 and 4 to join the ISR.
+    assert ctl.list_partition_reassignments() == {
+        TP: ReplicaAssignment(ids(3, 4, 1, 2), ids(3, 4), ids(1, 2))
+    }
+    d = set_isr(ctl, [1, 2, 3, 4])
+    assert ctl.context.full_assignment(TP) == ReplicaAssignment(ids(3, 4))
