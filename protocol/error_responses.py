@@ -22,6 +22,7 @@ from protocol import api as papi
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import ApiError
 from protocol.message import Message
+from protocol.messages import alter_partition_reassignments_response as alter_reassignments
 from protocol.messages import api_versions_response as api_versions
 from protocol.messages import create_partitions_response as create_partitions
 from protocol.messages import create_topics_response as create_topics
@@ -36,6 +37,7 @@ from protocol.messages import find_coordinator_response as find_coordinator
 from protocol.messages import incremental_alter_configs_response as incremental_alter_configs
 from protocol.messages import leader_and_isr_response as leader_and_isr
 from protocol.messages import list_offsets_response as list_offsets
+from protocol.messages import list_partition_reassignments_response as list_reassignments
 from protocol.messages import metadata_response as metadata
 from protocol.messages import offset_commit_response as offset_commit
 from protocol.messages import offset_fetch_response as offset_fetch
@@ -437,6 +439,48 @@ def _elect_leaders(request: Any, version: int, code: int, message: str | None) -
     )
 
 
+def _alter_partition_reassignments(request: Any, version: int, code: int, message: str | None) -> Message:
+    """Every requested partition and the top level with the error, as Kafka's
+    AlterPartitionReassignmentsRequest.getErrorResponse."""
+    del version
+    return alter_reassignments.AlterPartitionReassignmentsResponse(
+        error_code=code,
+        error_message=message,
+        responses=[
+            alter_reassignments.ReassignableTopicResponse(
+                name=t.name,
+                partitions=[
+                    alter_reassignments.ReassignablePartitionResponse(
+                        partition_index=p.partition_index, error_code=code, error_message=message
+                    )
+                    for p in t.partitions
+                ],
+            )
+            for t in request.topics
+        ],
+    )
+
+
+def _list_partition_reassignments(request: Any, version: int, code: int, message: str | None) -> Message:
+    """The top-level error and each requested partition with empty replica lists, as Kafka's
+    ListPartitionReassignmentsRequest.getErrorResponse."""
+    del version
+    return list_reassignments.ListPartitionReassignmentsResponse(
+        error_code=code,
+        error_message=message,
+        topics=[
+            list_reassignments.OngoingTopicReassignment(
+                name=t.name,
+                partitions=[
+                    list_reassignments.OngoingPartitionReassignment(partition_index=i)
+                    for i in t.partition_indexes
+                ],
+            )
+            for t in request.topics or []
+        ],
+    )
+
+
 def _top_level(api_key: int) -> Builder:
     """Kafka answers these with the top-level error code and nothing else (Heartbeat,
     LeaveGroup, ListGroups, DescribeLogDirs, OffsetDelete, ControlledShutdown, AlterPartition)."""
@@ -478,6 +522,8 @@ _BUILDERS: dict[int, Builder] = {
     42: _delete_groups,
     43: _elect_leaders,
     44: _incremental_alter_configs,
+    45: _alter_partition_reassignments,
+    46: _list_partition_reassignments,
     47: _top_level(47),
     56: _top_level(56),
     60: _describe_cluster,

@@ -32,7 +32,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from kazoo.exceptions import BadVersionError, NodeExistsError
-from kazoo.protocol.states import WatchedEvent
+from kazoo.protocol.states import EventType, WatchedEvent
 
 from broker.cluster.channel import ChannelManager
 from broker.cluster.controller import (
@@ -47,10 +47,13 @@ from broker.cluster.controller import (
     LeaderAndIsr,
     LeaderIsrAndControllerEpoch,
     LeaderRecoveryState,
+    ReassignmentOutcome,
     ReplicaAssignment,
     TopicSnapshot,
+    ZkReassignmentRemoval,
 )
 from broker.cluster.zk import data, paths
+from broker.cluster.zk.client import MATCH_ANY_VERSION
 from broker.cluster.zk.errors import ControllerMovedError
 from broker.network.client import ClientConfig, Response
 from broker.types import BrokerId, TopicPartition
@@ -252,6 +255,9 @@ class ControllerDriver:
         await self.carry_out(decisions)
         # Config changes before now were read with the topics; later ones are followed.
         self._config_changes_seen = {n for n, _ in await zk.get_config_changes(self._config_watch())}
+        # Reassignments: the znode's (watched for its creation), then those the api left.
+        zk_requested = await self._read_zk_reassignment()
+        await self.carry_out(self.controller.initialize_reassignments(zk_requested))
         # Pending notifications and requests written while there was no controller.
         await self._on_isr_change()
         await self._on_log_dir_event()
@@ -412,6 +418,37 @@ class ControllerDriver:
         await self.carry_out(decisions)
         await self.zk.delete_preferred_replica_election(self.epoch_zk_version)
 
+    def _reassignment_watch(self) -> Callable[[WatchedEvent], None]:
+        """Kafka's PartitionReassignmentHandler: only the znode's creation starts reassignments;
+        any other firing (the controller's own updates, the deletion) just re-arms the watch."""
+
+        def fired(event: WatchedEvent) -> None:
+            if event.type == EventType.CREATED:
+                self._put("ZkPartitionReassignment", self._on_zk_reassignment)
+            else:
+                self._put("ZkPartitionReassignmentWatch", self._read_zk_reassignment_watch_only)
+
+        return fired
+
+    async def _read_zk_reassignment(self) -> dict[TopicPartition, list[int]]:
+        """Arm the watch; the znode's reassignments (empty without it)."""
+        if await self.zk.exists(paths.REASSIGN_PARTITIONS, self._reassignment_watch()) is None:
+            return {}
+        try:
+            requested = await self.zk.get_partition_reassignment()
+        except data.ZkDataError as exc:
+            log.error("controller %d: unreadable %s: %s", self.broker.node_id, paths.REASSIGN_PARTITIONS, exc)
+            return {}
+        return {TopicPartition(t, p): replicas for (t, p), replicas in requested.items()}
+
+    async def _read_zk_reassignment_watch_only(self) -> None:
+        await self.zk.exists(paths.REASSIGN_PARTITIONS, self._reassignment_watch())
+
+    async def _on_zk_reassignment(self) -> None:
+        requested = await self._read_zk_reassignment()
+        if requested:
+            await self.carry_out(self.controller.on_zk_reassignment(requested))
+
     # -- periodic ---------------------------------------------------------------------------------
 
     def _schedule_rebalance(self) -> None:
@@ -461,6 +498,28 @@ class ControllerDriver:
 
         return await self.submit("AlterPartitionReceived", work)
 
+    async def alter_partition_reassignments(
+        self, requested: Mapping[TopicPartition, list[int] | None]
+    ) -> dict[TopicPartition, ReassignmentOutcome]:
+        chosen = dict(requested)
+
+        async def work() -> dict[TopicPartition, ReassignmentOutcome]:
+            answers, decisions = self.controller.alter_partition_reassignments(chosen)
+            await self.carry_out(decisions)
+            return answers
+
+        return await self.submit("ApiPartitionReassignment", work)
+
+    async def list_partition_reassignments(
+        self, partitions: Iterable[TopicPartition] | None
+    ) -> dict[TopicPartition, ReplicaAssignment]:
+        chosen = None if partitions is None else list(partitions)
+
+        async def work() -> dict[TopicPartition, ReplicaAssignment]:
+            return self.controller.list_partition_reassignments(chosen)
+
+        return await self.submit("ListPartitionReassignments", work)
+
     # -- carrying out decisions -------------------------------------------------------------------
 
     def _open_channel(self, broker: BrokerInfo) -> None:
@@ -505,6 +564,20 @@ class ControllerDriver:
                 )
         if conflicts:
             self.controller.reload_partition_states(conflicts)
+        for assignment in decisions.assignment_writes:
+            await self.zk.set_topic_assignment(
+                assignment.topic,
+                data.TopicAssignment(
+                    assignment.topic_id,
+                    {p: list(a.replicas) for p, a in assignment.partitions.items()},
+                    {p: list(a.adding_replicas) for p, a in assignment.partitions.items()},
+                    {p: list(a.removing_replicas) for p, a in assignment.partitions.items()},
+                ),
+                MATCH_ANY_VERSION,
+                self.epoch_zk_version,
+            )
+        if decisions.zk_reassignment_removals:
+            await self._remove_from_zk_reassignment(decisions.zk_reassignment_removals)
         for topic in decisions.deleted_topics:
             await self.zk.delete_topic_znodes(topic, self.epoch_zk_version)
             self._topics_watched.discard(topic)
@@ -548,6 +621,33 @@ class ControllerDriver:
             self.cluster.put(f"LeaderAndIsrResponseReceived({broker})", event)
 
         return on_response
+
+    async def _remove_from_zk_reassignment(self, removals: list[ZkReassignmentRemoval]) -> None:
+        """Kafka's ``maybeRemoveFromZkReassignment``: rewrite the znode without these partitions,
+        or delete it when none is left."""
+        if await self.zk.exists(paths.REASSIGN_PARTITIONS) is None:
+            return
+        try:
+            current = await self.zk.get_partition_reassignment()
+        except data.ZkDataError:
+            current = {}
+
+        def removed(key: tuple[str, int], replicas: list[int]) -> bool:
+            tp = TopicPartition(*key)
+            return any(
+                r.partition == tp and (r.replicas is None or list(r.replicas) == replicas) for r in removals
+            )
+
+        keep = {k: v for k, v in current.items() if not removed(k, v)}
+        if current and keep == current:
+            return
+        if keep:
+            await self.zk.set_partition_reassignment(keep, self.epoch_zk_version)
+        else:
+            log.info(
+                "No more partitions need to be reassigned. Deleting zk path %s", paths.REASSIGN_PARTITIONS
+            )
+            await self.zk.delete_partition_reassignment(self.epoch_zk_version)
 
     def _stop_replica_callback(self, broker: BrokerId) -> Callable[[Response], None]:
         def on_response(response: Response) -> None:

@@ -1,8 +1,10 @@
 """Request handlers, one module per api. ``handlers_for(cluster_mode)`` is what a broker serves
 and exactly what ApiVersions advertises: ``HANDLERS`` less the controller-to-broker apis
 (LeaderAndIsr, StopReplica, UpdateMetadata) and the apis the controller answers
-(ControlledShutdown, ElectLeaders, AlterPartition), which only a broker in cluster mode serves, as
-only Kafka's ZooKeeper-mode brokers do (their schemas' ``zkBroker`` listener).
+(ControlledShutdown, ElectLeaders, AlterPartition, AlterPartitionReassignments,
+ListPartitionReassignments), which only a broker in cluster mode serves (the first five only
+Kafka's ZooKeeper-mode brokers serve; the reassignment apis need a controller, which the embedded
+node does not run).
 
 A handler module (and the message modules it uses) is imported at the first request of its api,
 not at start: a broker's first start pays only for the apis its clients use. Until then the
@@ -58,6 +60,9 @@ _MODULES = (
     "controlled_shutdown",
     "elect_leaders",
     "alter_partition",
+    # admin apis the ZooKeeper-mode controller answers (cluster mode)
+    "alter_partition_reassignments",
+    "list_partition_reassignments",
 )
 
 _SPECS: dict[str, ApiSpec] = {spec.request_module.removesuffix("_request"): spec for spec in APIS.values()}
@@ -84,7 +89,8 @@ def _stand_in(spec: ApiSpec) -> Handler:
 
 
 HANDLERS: dict[int, Handler] = {key: _stand_in(_SPECS[module]) for key, module in MODULE_OF.items()}
-#: LeaderAndIsr, StopReplica, UpdateMetadata; ControlledShutdown, ElectLeaders, AlterPartition.
+#: LeaderAndIsr, StopReplica, UpdateMetadata; ControlledShutdown, ElectLeaders, AlterPartition;
+#: AlterPartitionReassignments, ListPartitionReassignments.
 CLUSTER_MODE_APIS = frozenset(
     _SPECS[module].api_key
     for module in (
@@ -94,6 +100,8 @@ CLUSTER_MODE_APIS = frozenset(
         "controlled_shutdown",
         "elect_leaders",
         "alter_partition",
+        "alter_partition_reassignments",
+        "list_partition_reassignments",
     )
 )
 _EMBEDDED = {key: h for key, h in HANDLERS.items() if key not in CLUSTER_MODE_APIS}

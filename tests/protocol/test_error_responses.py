@@ -139,3 +139,36 @@ def test_any_well_formed_request_has_an_error_response_that_encodes(
         return
     encoded = response.encode(version)
     assert type(response).decode(encoded, version).encode(version) == encoded
+
+
+def test_reassignment_apis_answer_every_named_partition_and_the_top_level() -> None:
+    from protocol.messages.alter_partition_reassignments_request import (
+        AlterPartitionReassignmentsRequest,
+        ReassignablePartition,
+        ReassignableTopic,
+    )
+    from protocol.messages.list_partition_reassignments_request import (
+        ListPartitionReassignmentsRequest,
+        ListPartitionReassignmentsTopics,
+    )
+
+    alter = AlterPartitionReassignmentsRequest(
+        topics=[ReassignableTopic("a", [ReassignablePartition(0, [1]), ReassignablePartition(3, None)])]
+    )
+    answer: Any = error_response(45, 0, alter, UNKNOWN, "why")
+    assert (answer.error_code, answer.error_message) == (UNKNOWN, "why")
+    assert [
+        (t.name, [(p.partition_index, p.error_code) for p in t.partitions]) for t in answer.responses
+    ] == [("a", [(0, UNKNOWN), (3, UNKNOWN)])]
+    listed: Any = error_response(
+        46,
+        0,
+        ListPartitionReassignmentsRequest(topics=[ListPartitionReassignmentsTopics("b", [2])]),
+        UNKNOWN,
+        None,
+    )
+    assert listed.error_code == UNKNOWN
+    assert [(t.name, [(p.partition_index, p.replicas) for p in t.partitions]) for t in listed.topics] == [
+        ("b", [(2, [])])
+    ]
+    assert error_response(46, 0, ListPartitionReassignmentsRequest(topics=None), UNKNOWN, None).topics == []  # type: ignore[union-attr]

@@ -1,8 +1,9 @@
 """Brook's cluster controller, sans I/O: Kafka 3.9's ZooKeeper-mode controller decisions.
 
 Events go in (fail-over, broker changes, topic creation and deletion, elections, controlled
-shutdown, AlterPartition), :class:`ControllerDecisions` come out (conditional partition-state
-writes for ZooKeeper, LeaderAndIsr / UpdateMetadata / StopReplica requests for brokers). The
+shutdown, AlterPartition, reassignments), :class:`ControllerDecisions` come out (conditional
+partition-state and assignment writes for ZooKeeper, LeaderAndIsr / UpdateMetadata / StopReplica
+requests for brokers). The
 ZooKeeper client and the inter-broker network client carry them out; nothing here does I/O.
 
 Driving it (the integrator's loop, one event at a time on the event loop)::
@@ -16,8 +17,11 @@ Driving it (the integrator's loop, one event at a time on the event loop)::
     answers, d = ctl.elect_leaders(partitions, ElectionType.PREFERRED); d = ctl.auto_rebalance()
     result, d = ctl.controlled_shutdown(broker, broker_epoch)
     response, d = ctl.alter_partition(request, version)
+    outcomes, d = ctl.alter_partition_reassignments({tp: [3, 4]})   # None cancels
+    d = ctl.on_zk_reassignment(requested); ongoing = ctl.list_partition_reassignments()
     # carry out d: d.partition_writes in order (multi-op with the /controller_epoch version
-    # check), d.deleted_topics, then d.requests in order; log d.failures.
+    # check), d.assignment_writes, d.zk_reassignment_removals, d.deleted_topics, then
+    # d.requests in order; log d.failures.
 """
 
 from __future__ import annotations
@@ -52,7 +56,13 @@ if TYPE_CHECKING:
         ElectionType,
         TopicSnapshot,
     )
-    from broker.cluster.controller.decisions import ControllerDecisions, PartitionStateWrite
+    from broker.cluster.controller.decisions import (
+        AssignmentWrite,
+        ControllerDecisions,
+        PartitionStateWrite,
+        ZkReassignmentRemoval,
+    )
+    from broker.cluster.controller.reassignment import ReassignmentOutcome
     from broker.cluster.controller.requests import (
         BrokerRequest,
         ControllerBrokerRequestBatch,
@@ -85,6 +95,9 @@ _MODULE_OF = {
     "TopicSnapshot": "controller",
     "ControllerDecisions": "decisions",
     "PartitionStateWrite": "decisions",
+    "AssignmentWrite": "decisions",
+    "ZkReassignmentRemoval": "decisions",
+    "ReassignmentOutcome": "reassignment",
     "BrokerRequest": "requests",
     "ControllerBrokerRequestBatch": "requests",
     "RequestVersions": "requests",
@@ -102,6 +115,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = [
     "AssignmentError",
+    "AssignmentWrite",
     "BrokerInfo",
     "BrokerPlacement",
     "BrokerRequest",
@@ -120,10 +134,12 @@ __all__ = [
     "PartitionReplica",
     "PartitionState",
     "PartitionStateWrite",
+    "ReassignmentOutcome",
     "ReplicaAssignment",
     "ReplicaState",
     "RequestVersions",
     "TopicSnapshot",
+    "ZkReassignmentRemoval",
     "assign_replicas_to_brokers",
     "new_partitions_assignment",
 ]

@@ -132,6 +132,15 @@ class ReplicaAssignment:
     def origin_replicas(self) -> tuple[BrokerId, ...]:
         return tuple(r for r in self.replicas if r not in self.adding_replicas)
 
+    def reassign_to(self, target: Sequence[BrokerId]) -> ReplicaAssignment:
+        """Kafka's ``ReplicaAssignment.reassignTo``: RS = TRS + ORS (distinct, target first),
+        AR = RS - ORS, RR = RS - TRS."""
+        origin = self.origin_replicas
+        full = tuple(dict.fromkeys((*target, *origin)))
+        return ReplicaAssignment(
+            full, tuple(r for r in full if r not in origin), tuple(r for r in full if r not in target)
+        )
+
     def remove_replica(self, replica: BrokerId) -> ReplicaAssignment:
         return ReplicaAssignment(
             tuple(r for r in self.replicas if r != replica),
@@ -225,6 +234,8 @@ class ControllerContext:
     #: Replicas of live brokers that answered KAFKA_STORAGE_ERROR to a LeaderAndIsr: their log
     #: dir failed (Kafka's ``replicasOnOfflineDirs``). Forgotten when the broker dies or restarts.
     replicas_on_offline_dirs: dict[BrokerId, set[TopicPartition]] = field(default_factory=dict)
+    #: Partitions with a reassignment in flight (Kafka's ``partitionsBeingReassigned``).
+    partitions_being_reassigned: set[TopicPartition] = field(default_factory=set)
 
     # -- brokers ------------------------------------------------------------------------------
 
@@ -264,6 +275,7 @@ class ControllerContext:
         for partition in self.partitions_for_topic(topic):
             self.leadership.pop(partition, None)
             self.partition_states.pop(partition, None)
+            self.partitions_being_reassigned.discard(partition)
         self.replica_states = {r: s for r, s in self.replica_states.items() if r.topic != topic}
         self.assignments.pop(topic, None)
         self.topic_ids.pop(topic, None)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import enum
 import logging
 import uuid
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from broker.cluster.controller.alter_partition import validate_alter_partition
@@ -30,6 +30,7 @@ from broker.cluster.controller.context import (
 )
 from broker.cluster.controller.decisions import ControllerDecisions
 from broker.cluster.controller.election import ElectionStrategy, preferred_replica_leader
+from broker.cluster.controller.reassignment import ReassignmentOutcome, Reassignments
 from broker.cluster.controller.requests import ControllerBrokerRequestBatch, RequestVersions
 from broker.cluster.controller.state_machine import (
     ElectionOutcome,
@@ -114,6 +115,16 @@ class Controller:
             self.context, self.batch, self.writer, config.controller_id, config.unclean_leader_election_enable
         )
         self.replicas = ReplicaStateMachine(self.context, self.batch, self.writer, config.controller_id)
+        self.reassignments = Reassignments(
+            self.context,
+            self.batch,
+            self.writer,
+            self.partitions,
+            self.replicas,
+            self._current_decisions,
+            self._flush,
+            self._resume_deletions,
+        )
 
     # -- event plumbing -----------------------------------------------------------------------
 
@@ -162,6 +173,9 @@ class Controller:
         ctx.topic_unclean_leader_election = dict(topic_unclean_leader_election or {})
         # Learnt again from the LeaderAndIsr answers to the requests below.
         ctx.replicas_on_offline_dirs.clear()
+        ctx.partitions_being_reassigned = {
+            p for p in ctx.all_partitions() if ctx.full_assignment(p).is_being_reassigned
+        }
         self._begin()
         queued = {t for t in topics_to_delete if t in ctx.assignments}
         if not self.config.delete_topic_enable:
@@ -202,6 +216,9 @@ class Controller:
         known = [p for p in states if p.topic in self.context.assignments]
         if known:
             self.batch.add_update_metadata(self.context.live_or_shutting_down_broker_ids, known)
+            self._flush()
+        for partition in sorted(known):
+            self.reassignments.maybe_complete(partition)
         return self._finish()
 
     # -- brokers ------------------------------------------------------------------------------
@@ -261,6 +278,7 @@ class Controller:
         self._flush()
         self.partitions.trigger_online_partition_state_change()
         self._flush()
+        self.reassignments.restart_for_new_brokers(new_brokers)
         resumed = {r.topic for r in replicas_on_new if ctx.is_topic_queued_for_deletion(r.topic)}
         if resumed:
             ctx.topics_ineligible_for_deletion -= resumed
@@ -677,6 +695,11 @@ class Controller:
             else:
                 answers[partition] = verdict
         self.batch.add_update_metadata(ctx.live_or_shutting_down_broker_ids, proposed)
+        self._flush()
+        # An ISR that grew may hold every target replica of a reassignment now.
+        for partition, answer in sorted(answers.items()):
+            if not isinstance(answer, ErrorCode):
+                self.reassignments.maybe_complete(partition)
         response = AlterPartitionResponse(topics=unknown_ids)
         by_topic: dict[str, AlterPartitionResponseTopic] = {}
         for partition, answer in sorted(answers.items()):
@@ -708,3 +731,39 @@ class Controller:
                     )
                 )
         return response, self._finish()
+
+    # -- reassignment -------------------------------------------------------------------------
+
+    def alter_partition_reassignments(
+        self, requested: Mapping[TopicPartition, Sequence[int] | None]
+    ) -> tuple[dict[TopicPartition, ReassignmentOutcome], ControllerDecisions]:
+        """AlterPartitionReassignments (api 45): start, replace or (None) cancel reassignments."""
+        self._begin()
+        results = self.reassignments.from_api(requested)
+        return results, self._finish()
+
+    def on_zk_reassignment(self, requested: Mapping[TopicPartition, Sequence[int]]) -> ControllerDecisions:
+        """``/admin/reassign_partitions`` was created with these target replicas."""
+        self._begin()
+        self.reassignments.from_znode(requested)
+        return self._finish()
+
+    def initialize_reassignments(
+        self, zk_requested: Mapping[TopicPartition, Sequence[int]]
+    ) -> ControllerDecisions:
+        """After fail-over: the znode's reassignments, then those left in the assignments by
+        the api (Kafka's ``initializePartitionReassignments``)."""
+        self._begin()
+        started = self.reassignments.from_znode(zk_requested) if zk_requested else set()
+        self.reassignments.resume(skip=started)
+        return self._finish()
+
+    def list_partition_reassignments(
+        self, partitions: Iterable[TopicPartition] | None = None
+    ) -> dict[TopicPartition, ReplicaAssignment]:
+        """ListPartitionReassignments (api 46): the ongoing ones among ``partitions`` (None: all)."""
+        ctx = self.context
+        chosen = ctx.partitions_being_reassigned if partitions is None else set(partitions)
+        return {
+            p: ctx.full_assignment(p) for p in sorted(chosen) if ctx.full_assignment(p).is_being_reassigned
+        }

@@ -9,9 +9,11 @@ that partition's state (:meth:`Controller.reload_partition_states`) before the n
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from broker.cluster.controller.context import LeaderIsrAndControllerEpoch
+from broker.cluster.controller.context import LeaderIsrAndControllerEpoch, ReplicaAssignment
 from broker.cluster.controller.requests import BrokerRequest
 from broker.types import BrokerId, TopicPartition
 from protocol.messages.leader_and_isr_request import LeaderAndIsrRequest
@@ -33,12 +35,37 @@ class PartitionStateWrite:
     expected_zk_version: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class AssignmentWrite:
+    """Write ``/brokers/topics/<topic>`` with the topic's full assignment (replicas, adding and
+    removing replicas), fenced by the controller epoch, any znode version (Kafka's
+    ``setTopicAssignmentRaw``)."""
+
+    topic: str
+    topic_id: uuid.UUID
+    partitions: Mapping[int, ReplicaAssignment]
+
+
+@dataclass(frozen=True, slots=True)
+class ZkReassignmentRemoval:
+    """Drop ``partition`` from ``/admin/reassign_partitions`` (Kafka's
+    ``maybeRemoveFromZkReassignment``): always when ``replicas`` is None, else only if the znode
+    asks for exactly these replicas. The znode is deleted once it lists nothing."""
+
+    partition: TopicPartition
+    replicas: tuple[BrokerId, ...] | None = None
+
+
 @dataclass(slots=True)
 class ControllerDecisions:
     controller_epoch: int
     #: Every write is conditional on ``/controller_epoch`` still having this version.
     controller_epoch_zk_version: int
     partition_writes: list[PartitionStateWrite] = field(default_factory=list)
+    #: ``/brokers/topics/<t>`` writes, in order, after the partition-state writes.
+    assignment_writes: list[AssignmentWrite] = field(default_factory=list)
+    #: Entries of ``/admin/reassign_partitions`` to drop, after the assignment writes.
+    zk_reassignment_removals: list[ZkReassignmentRemoval] = field(default_factory=list)
     #: In sending order: Kafka sends after each state-machine step, so a bounced broker gets its
     #: StopReplica before its new LeaderAndIsr.
     requests: list[BrokerRequest] = field(default_factory=list)
@@ -50,7 +77,13 @@ class ControllerDecisions:
 
     @property
     def is_empty(self) -> bool:
-        return not (self.partition_writes or self.requests or self.deleted_topics)
+        return not (
+            self.partition_writes
+            or self.assignment_writes
+            or self.zk_reassignment_removals
+            or self.requests
+            or self.deleted_topics
+        )
 
     def requests_for(self, broker: BrokerId) -> list[BrokerRequest]:
         return [r for r in self.requests if r.broker == broker]

@@ -885,6 +885,16 @@ class KafkaZkClient:
         got = await self.get_data(paths.REASSIGN_PARTITIONS, watch)
         return data.decode_reassignment(got[0]) if got else {}
 
+    async def set_partition_reassignment(
+        self, reassignment: Mapping[tuple[str, int], Sequence[int]], epoch_zk_version: int
+    ) -> None:
+        """Kafka's ``setOrCreatePartitionReassignment``: fenced, any version."""
+        value = data.encode_reassignment(reassignment)
+        try:
+            await self.fenced_set(paths.REASSIGN_PARTITIONS, value, MATCH_ANY_VERSION, epoch_zk_version)
+        except NoNodeError:
+            await self.fenced_create(paths.REASSIGN_PARTITIONS, value, epoch_zk_version)
+
     async def delete_partition_reassignment(self, epoch_zk_version: int) -> None:
         with contextlib.suppress(NoNodeError):
             await self.fenced_delete(paths.REASSIGN_PARTITIONS, MATCH_ANY_VERSION, epoch_zk_version)

@@ -1,0 +1,263 @@
+"""Partition reassignment in a four-broker cluster of real processes, as Kafka 3.9's ZooKeeper-mode
+controller runs it: a partition on brokers {1, 2} holding acknowledged records (acks=all) moves
+to {3, 4}, through kafka-python's AdminClient (AlterPartitionReassignments, api 45; confluent-kafka
+2.16 has no such call) and through ``/admin/reassign_partitions`` written directly (the legacy
+path of kafka-reassign-partitions.sh). The new replicas catch up and join the ISR, leadership
+moves to them, the old replicas stop and their logs are deleted, the assignment znode ends with
+the target replicas only, and every record is read back from the new leader.
+ListPartitionReassignments (api 46) shows the reassignment while it runs and nothing after."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from compat_tests.clients.admin import unique_topic
+from compat_tests.cluster import BrokerCluster, cluster_of
+from compat_tests.cluster_clients import SteadyProducer, new_consumer, read_from
+from compat_tests.zookeeper import ZooKeeperServer
+
+TIMEOUT = 60.0
+RECORDS = 3000
+
+
+@pytest.fixture(scope="module")
+def four(zookeeper: ZooKeeperServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerCluster]:
+    yield from cluster_of(
+        zookeeper.connect_string, tmp_path_factory.mktemp("reassign"), size=4, offsets_replication_factor=1
+    )
+
+
+def _topic_on(cluster: BrokerCluster, prefix: str, replicas: list[int]) -> str:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    topic = unique_topic(prefix)
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    futures = admin.create_topics(
+        [NewTopic(topic, 1, replica_assignment=[replicas])],
+        operation_timeout=TIMEOUT,
+        request_timeout=TIMEOUT,
+    )
+    futures[topic].result(timeout=TIMEOUT)
+    _wait_isr(cluster, topic, set(replicas))
+    return topic
+
+
+def _state(raw: bytes | None) -> dict[str, Any] | None:
+    return None if not raw else json.loads(raw)
+
+
+def _wait_isr(
+    cluster: BrokerCluster, topic: str, isr: set[int], leader_in: set[int] | None = None
+) -> dict[str, Any]:
+    def ok(raw: bytes | None, _stat: Any) -> bool:
+        state = _state(raw)
+        return (
+            state is not None
+            and set(state["isr"]) == isr
+            and state["leader"] in (leader_in if leader_in is not None else isr)
+        )
+
+    raw, _ = cluster.wait_data(
+        f"/brokers/topics/{topic}/partitions/0/state", ok, TIMEOUT, f"{topic}-0 ISR {sorted(isr)}"
+    )
+    state = _state(raw)
+    assert state is not None
+    return state
+
+
+def _produce(cluster: BrokerCluster, topic: str) -> list[bytes]:
+    values = [b"record-%05d-" % i + b"x" * 200 for i in range(RECORDS)]
+    producer = SteadyProducer(cluster.bootstrap, acks="all")
+    try:
+        deliveries = producer.send_and_wait(topic, values, 0)
+    finally:
+        producer.close()
+    assert [d.error for d in deliveries] == [None] * RECORDS
+    return values
+
+
+def _wait_assignment(cluster: BrokerCluster, topic: str, replicas: list[int]) -> dict[str, Any]:
+    def done(raw: bytes | None, _stat: Any) -> bool:
+        znode = _state(raw)
+        return (
+            znode is not None
+            and znode["partitions"] == {"0": replicas}
+            and not znode.get("adding_replicas")
+            and not znode.get("removing_replicas")
+        )
+
+    raw, _ = cluster.wait_data(f"/brokers/topics/{topic}", done, TIMEOUT, f"{topic} assigned to {replicas}")
+    znode = _state(raw)
+    assert znode is not None
+    return znode
+
+
+def _log_dir(cluster: BrokerCluster, broker: int, topic: str) -> Path:
+    return cluster.brokers[broker].data_dir / f"{topic}-0"
+
+
+def _wait_logs_gone(cluster: BrokerCluster, brokers: list[int], topic: str) -> None:
+    """The old replicas' logs are deleted as Kafka deletes them: the directory is renamed
+    ``<topic>-0.<uuid>-delete`` at once and removed after ``file.delete.delay.ms``. Bounded poll."""
+    deadline = time.monotonic() + TIMEOUT
+    for broker in brokers:
+        data = cluster.brokers[broker].data_dir
+        while live := _live_logs(data, topic):
+            assert time.monotonic() < deadline, f"broker {broker} still has {live}"
+            time.sleep(0.1)
+
+
+def _live_logs(data: Path, topic: str) -> list[str]:
+    return [
+        p.name for p in data.iterdir() if p.name.startswith(f"{topic}-0") and not p.name.endswith("-delete")
+    ]
+
+
+def _read_all(cluster: BrokerCluster, topic: str, leader: int, values: list[bytes]) -> None:
+    consumer = new_consumer(cluster.bootstrap_of(leader))
+    try:
+        got = read_from(consumer, topic, 0, 0, len(values), timeout=TIMEOUT)
+    finally:
+        consumer.close()
+    assert [m.value() for m in got] == values
+    assert [m.offset() for m in got] == list(range(len(values)))
+
+
+def test_reassign_through_the_admin_api(four: BrokerCluster) -> None:
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+
+    cluster = four
+    topic = _topic_on(cluster, "api-moved", [1, 2])
+    values = _produce(cluster, topic)
+    tp = KTopicPartition(topic, 0)
+    controller = cluster.controller_id()
+    assert controller is not None
+    admin = KafkaAdminClient(
+        bootstrap_servers=cluster.bootstrap_of(controller), request_timeout_ms=int(TIMEOUT * 1000)
+    )
+    try:
+        assert admin.list_partition_reassignments() == {}  # connected to the controller first
+        # A target replica frozen (not the controller): the reassignment cannot complete while
+        # the listing is taken. Well within the session timeout, so it stays registered.
+        frozen = 4 if controller != 4 else 3
+        cluster.pause(frozen)
+        try:
+            assert admin.alter_partition_reassignments({tp: [3, 4]}) == {tp: None}
+            ongoing = admin.list_partition_reassignments()
+        finally:
+            cluster.resume(frozen)
+        assert ongoing == {
+            tp: {"replicas": [3, 4, 1, 2], "adding_replicas": [3, 4], "removing_replicas": [1, 2]}
+        }
+
+        znode = _wait_assignment(cluster, topic, [3, 4])
+        state = _wait_isr(cluster, topic, {3, 4})
+        assert state["leader"] == 3
+        assert znode["topic_id"]
+        assert admin.list_partition_reassignments() == {}
+        # Nothing left to cancel.
+        cancelled = admin.alter_partition_reassignments({tp: None})
+        assert cancelled[tp] is not None and cancelled[tp].__name__ == "NoReassignmentInProgressError"
+    finally:
+        admin.close()
+    _wait_logs_gone(cluster, [1, 2], topic)
+    assert _log_dir(cluster, 3, topic).is_dir() and _log_dir(cluster, 4, topic).is_dir()
+    _read_all(cluster, topic, 3, values)
+
+
+def test_reassign_through_the_znode(four: BrokerCluster) -> None:
+    cluster = four
+    topic = _topic_on(cluster, "znode-moved", [1, 2])
+    values = _produce(cluster, topic)
+    request = {"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [4, 3]}]}
+    cluster.zk.create("/admin/reassign_partitions", json.dumps(request).encode(), makepath=True)
+
+    cluster.wait_data(
+        "/admin/reassign_partitions",
+        lambda raw, stat: stat is None,
+        TIMEOUT,
+        "the reassignment znode's deletion",
+    )
+    _wait_assignment(cluster, topic, [4, 3])
+    state = _wait_isr(cluster, topic, {3, 4})
+    assert state["leader"] == 4
+    _wait_logs_gone(cluster, [1, 2], topic)
+    _read_all(cluster, topic, 4, values)
+
+
+def test_a_broker_that_is_not_the_controller_answers_not_controller(four: BrokerCluster) -> None:
+    import asyncio
+
+    from broker.network.client import BrokerConnection, ClientConfig
+    from protocol.messages.alter_partition_reassignments_request import (
+        AlterPartitionReassignmentsRequest,
+        ReassignablePartition,
+        ReassignableTopic,
+    )
+    from protocol.messages.list_partition_reassignments_request import ListPartitionReassignmentsRequest
+
+    controller = four.controller_id()
+    other = next(b for b in four.ids if b != controller)
+
+    async def ask() -> tuple[int, int]:
+        conn = await BrokerConnection.open(
+            other, "127.0.0.1", four.brokers[other].port, ClientConfig(client_id="reassign-test")
+        )
+        try:
+            alter = AlterPartitionReassignmentsRequest(
+                topics=[ReassignableTopic("t", [ReassignablePartition(0, [1])])]
+            )
+            altered = (await asyncio.wait_for(conn.request(alter, version=0), TIMEOUT)).body
+            listed = (
+                await asyncio.wait_for(conn.request(ListPartitionReassignmentsRequest(), version=0), TIMEOUT)
+            ).body
+            assert altered.responses == [] and listed.topics == []
+            return altered.error_code, listed.error_code
+        finally:
+            conn.close()
+            await conn.wait_closed()
+
+    assert asyncio.run(ask()) == (41, 41)  # NOT_CONTROLLER
+
+
+def test_a_new_controller_resumes_a_reassignment_in_flight(four: BrokerCluster) -> None:
+    """The controller moves (its /controller znode deleted, as Kafka's admin tools may) while a
+    target replica is frozen: the next controller finds the adding and removing replicas in the
+    assignment znode and completes the reassignment (Kafka's initializePartitionReassignments)."""
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+
+    cluster = four
+    topic = _topic_on(cluster, "resumed", [1, 2])
+    values = _produce(cluster, topic)
+    controller = cluster.controller_id()
+    epoch = cluster.controller_epoch()
+    assert controller is not None and epoch is not None
+    admin = KafkaAdminClient(
+        bootstrap_servers=cluster.bootstrap_of(controller), request_timeout_ms=int(TIMEOUT * 1000)
+    )
+    try:
+        assert admin.list_partition_reassignments() == {}
+        frozen = 4 if controller != 4 else 3
+        cluster.pause(frozen)
+        try:
+            assert admin.alter_partition_reassignments({KTopicPartition(topic, 0): [3, 4]}) == {
+                KTopicPartition(topic, 0): None
+            }
+            cluster.zk.delete("/controller")
+            cluster.wait_controller(min_epoch=epoch + 1)
+        finally:
+            cluster.resume(frozen)
+    finally:
+        admin.close()
+    _wait_assignment(cluster, topic, [3, 4])
+    _wait_isr(cluster, topic, {3, 4})
+    _wait_logs_gone(cluster, [1, 2], topic)
+    _read_all(cluster, topic, 3, values)
