@@ -78,6 +78,31 @@ def wait_full_isr(cluster: BrokerCluster, topic: str) -> None:
     cluster.wait_view(whole, TIMEOUT, f"{topic}: a leader and a full ISR everywhere")
 
 
+def prepare_offsets_topic(cluster: BrokerCluster, topic: str) -> None:
+    """Have ``__consumer_offsets`` created and fully replicated before anything is measured: the
+    first consumer with a ``group.id`` (librdkafka looks its coordinator up even when assigning
+    partitions itself) creates it, 50 partitions x 3 replicas, which would load the brokers in
+    the middle of a measurement."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "bench-warm-up"})
+    try:
+        consumer.committed([TopicPartition(topic, 0)], timeout=TIMEOUT)
+    finally:
+        consumer.close()
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        found = admin.list_topics(timeout=10).topics.get("__consumer_offsets")
+        parts = found.partitions.values() if found is not None else []
+        if parts and all(p.leader >= 0 and len(p.isrs) == len(p.replicas) for p in parts):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("__consumer_offsets not created and fully replicated")
+        time.sleep(0.2)  # the brokers' Metadata: polled, bounded
+
+
 def non_controller_partition(cluster: BrokerCluster, topic: str) -> tuple[int, int]:
     """(partition, leader) of a partition whose leader is not the controller."""
     controller = cluster.controller_id()
@@ -199,6 +224,8 @@ def main(args: argparse.Namespace) -> None:
         try:
             single.start()
             cluster.start()
+            create_topic(cluster.bootstrap, "warm-up", 3)
+            prepare_offsets_topic(cluster, "warm-up")
             rounds = [produce_round(single, cluster, args.messages, i) for i in range(args.rounds)]
             last_rf1, last_rf3 = rounds[-1]["topics"]
             consumed = {
