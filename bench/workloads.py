@@ -7,6 +7,7 @@ python bench/workloads.py kp-produce BOOTSTRAP TOPIC COUNT
 python bench/workloads.py kp-consume BOOTSTRAP TOPIC COUNT
 python bench/workloads.py small-requests BOOTSTRAP TOPIC PRODUCERS SECONDS
 python bench/workloads.py spread BOOTSTRAP TOPIC COUNT
+python bench/workloads.py replication-lag BOOTSTRAP TOPIC RATE SECONDS
 """
 
 from __future__ import annotations
@@ -290,6 +291,65 @@ def spread(bootstrap: str, topic: str, count: int) -> None:
     _emit(msgs=count, partitions=partitions, seconds=elapsed, rate=count / elapsed)
 
 
+def replication_lag(bootstrap: str, topic: str, rate: int, seconds: float) -> None:
+    """Replication lag as a client can see it: ``rate`` msg/s produced with acks=1 (acknowledged
+    after the leader's own append), and a consumer on the leader, which reads only below the high
+    watermark, i.e. what every ISR member has and the leader knows it has. Per record: the
+    consumer's receipt time minus the producer's acknowledgement time (same process clock)."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    producer = Producer(
+        {"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 0, "enable.idempotence": False}
+    )
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": "bench-replication-lag", "enable.auto.commit": False}
+    )
+    producer.produce(topic, b"warm-up")
+    producer.flush(30)
+    metadata = consumer.list_topics(topic, timeout=10)
+    partitions = sorted(metadata.topics[topic].partitions)
+    consumer.assign([TopicPartition(topic, p, -1) for p in partitions])  # OFFSET_END
+    time.sleep(1.0)  # let the consumer's first fetches reach the end
+    acked: dict[tuple[int, int], float] = {}
+    received: dict[tuple[int, int], float] = {}
+    total = int(rate * seconds)
+    done = threading.Event()
+
+    def receive() -> None:
+        while len(received) < total and not done.is_set():
+            message = consumer.poll(0.1)
+            if message is not None and message.error() is None:
+                received[(message.partition(), message.offset())] = time.perf_counter()
+
+    def on_ack(err: Any, msg: Any) -> None:
+        if err is None:
+            acked[(msg.partition(), msg.offset())] = time.perf_counter()
+
+    receiver = threading.Thread(target=receive)
+    receiver.start()
+    interval = 1.0 / rate
+    start = time.perf_counter()
+    for i in range(total):
+        target = start + i * interval
+        while (now := time.perf_counter()) < target:
+            producer.poll(min(0.0005, target - now))
+        producer.produce(topic, PAYLOAD, partition=partitions[i % len(partitions)], on_delivery=on_ack)
+        producer.poll(0)
+    producer.flush(30)
+    receiver.join(timeout=30)
+    done.set()
+    consumer.close()
+    # A record can reach the consumer before its acknowledgement is delivered to this process
+    # (both are callbacks): that shows as a negative lag, counted as 0.
+    samples = sorted(max(0.0, received[k] - t) for k, t in acked.items() if k in received)
+
+    def pct(p: float) -> float:
+        return samples[min(len(samples) - 1, int(p * len(samples)))] * 1000 if samples else float("nan")
+
+    _emit(msgs=len(samples), sent=total, acked=len(acked), p50_ms=pct(0.50), p99_ms=pct(0.99),
+          p999_ms=pct(0.999), max_ms=pct(1.0))
+
+
 def main(argv: list[str]) -> None:
     kind, bootstrap, topic, *rest = argv
     if kind == "produce":
@@ -306,6 +366,8 @@ def main(argv: list[str]) -> None:
         small_requests(bootstrap, topic, int(rest[0]), float(rest[1]))
     elif kind == "spread":
         spread(bootstrap, topic, int(rest[0]))
+    elif kind == "replication-lag":
+        replication_lag(bootstrap, topic, int(rest[0]), float(rest[1]))
     else:
         raise SystemExit(f"unknown workload {kind}")
 

@@ -1,0 +1,348 @@
+"""Replication at RF 3 (issue 13's "Performance"): a three-broker Brook cluster on a real ZooKeeper
+next to one Brook broker, in one run. Prints figures and their targets; asserts nothing.
+
+    PYTHONPATH=. .venv/bin/python bench/bench_cluster.py [--messages 1000000] [--rounds 1]
+
+Needs Debian's zookeeper package and java (as the cluster tests do) and confluent-kafka.
+
+- **Produce**: the produce workload of ``bench/run.py`` (librdkafka, 100 B, ``linger.ms=5``,
+  ``batch.size=1000000``, default partitioner, 6 partitions): acks=1 to the single broker
+  (RF 1) and acks=all to the cluster (RF 3, ``min.insync.replicas=2``), rounds interleaved.
+  Printed: both rates, their ratio (target >= 0.6), the brokers' CPU per message.
+- **Consume** from earliest, from the leaders (``bench/run.py``'s consume workload). Reading from
+  followers needs KIP-392 (``replica.selector.class``, ``client.rack``), which Brook does not
+  have: a consumer fetches from leaders only, and that is said, not measured.
+- **End-to-end latency** at 5,000 msg/s on the cluster (``bench/run.py``'s latency workload:
+  librdkafka's default acks=all and ``fetch.wait.max.ms``): p50 / p99 (target p99 <= 10 ms), and
+  the same workload on the single broker in the same run: the floor the machine allows.
+- **Replication lag**, steady state, at 5,000 msg/s: records produced with acks=1 (acknowledged
+  after the leader's own append), read by a consumer on the leader, which only sees records below
+  the high watermark: below the HW means every ISR member has fetched the record *and* the leader
+  has learnt it from their next fetch. Lag = the consumer's receipt minus the producer's
+  acknowledgement, so it is the replication lag plus one consumer fetch turn (the consumer's long
+  poll is woken when the HW moves): an upper bound, measured from outside with stock clients only.
+  Target p99 <= 10 ms.
+- **Unavailability** of one partition (led by a broker that is not the controller) while a
+  producer (acks=all, ``linger.ms=0``, librdkafka's default retries and backoff) sends one record
+  every 2 ms: the longest time without an acknowledgement, from the fault until the old leader
+  has exited and the new one acknowledges (a SIGTERMed leader acknowledges on during its
+  controlled shutdown, so the gap can come after the fault).
+  Faults: kill -9 of the leader (bounded below by ``zookeeper.session.timeout.ms``, here
+  ``--session-timeout-ms``, as in Kafka: the controller learns of the death from ZooKeeper), and,
+  after the killed broker is back in the ISR, SIGTERM of the partition's leader (a controlled
+  shutdown: the controller moves the leaderships first; target <= 1 s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "bench"))
+
+from run import cpu_seconds, workload  # noqa: E402
+
+from compat_tests.cluster import BrokerCluster  # noqa: E402
+from compat_tests.harness import BrokerProcess  # noqa: E402
+from compat_tests.zookeeper import ZooKeeperServer  # noqa: E402
+
+PARTITIONS = 6
+TIMEOUT = 60.0
+SEND_INTERVAL = 0.002
+
+
+def create_topic(bootstrap: str, topic: str, replication: int, configs: dict[str, str] | None = None) -> None:
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    new = NewTopic(topic, PARTITIONS, replication, config=configs or {})
+    for future in admin.create_topics([new], operation_timeout=TIMEOUT, request_timeout=TIMEOUT).values():
+        future.result(TIMEOUT)
+
+
+def wait_full_isr(cluster: BrokerCluster, topic: str) -> None:
+    """Every partition of ``topic`` has a leader and all three replicas in its ISR, as the
+    brokers' Metadata says (ZooKeeper alone does not tell that the clients see it)."""
+
+    def whole(view: Any) -> bool:
+        parts = view.topics.get(topic, {})
+        full = (leader >= 0 and len(isr) == 3 for leader, _, isr in parts.values())
+        return len(parts) == PARTITIONS and all(full)
+
+    cluster.wait_view(whole, TIMEOUT, f"{topic}: a leader and a full ISR everywhere")
+
+
+def prepare_offsets_topic(cluster: BrokerCluster, topic: str) -> None:
+    """Have ``__consumer_offsets`` created and fully replicated before anything is measured: the
+    first consumer with a ``group.id`` (librdkafka looks its coordinator up even when assigning
+    partitions itself) creates it, 50 partitions x 3 replicas, which would load the brokers in
+    the middle of a measurement."""
+    from confluent_kafka import Consumer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    consumer = Consumer({"bootstrap.servers": cluster.bootstrap, "group.id": "bench-warm-up"})
+    try:
+        consumer.committed([TopicPartition(topic, 0)], timeout=TIMEOUT)
+    finally:
+        consumer.close()
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        found = admin.list_topics(timeout=10).topics.get("__consumer_offsets")
+        parts = found.partitions.values() if found is not None else []
+        if parts and all(p.leader >= 0 and len(p.isrs) == len(p.replicas) for p in parts):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("__consumer_offsets not created and fully replicated")
+        time.sleep(0.2)  # the brokers' Metadata: polled, bounded
+
+
+def non_controller_partition(cluster: BrokerCluster, topic: str) -> tuple[int, int]:
+    """(partition, leader) of a partition whose leader is not the controller."""
+    controller = cluster.controller_id()
+    for p in range(PARTITIONS):
+        leader = cluster.leader_of(topic, p)
+        if leader is not None and leader >= 0 and leader != controller:
+            return p, leader
+    raise RuntimeError(f"every partition of {topic} is led by the controller {controller}")
+
+
+def cluster_cpu(cluster: BrokerCluster) -> float:
+    return sum(cpu_seconds(b.proc.pid) for b in cluster.brokers.values() if b.proc is not None and b.alive())
+
+
+def produce_round(single: BrokerProcess, cluster: BrokerCluster, messages: int, index: int) -> dict[str, Any]:
+    """One round: acks=1 to the single broker, then acks=all to the cluster, each on a new topic."""
+    one, three = f"rf1-{index}", f"rf3-{index}"
+    create_topic(single.bootstrap, one, 1)
+    create_topic(cluster.bootstrap, three, 3, {"min.insync.replicas": "2"})
+    wait_full_isr(cluster, three)
+    assert single.proc is not None
+    before = cpu_seconds(single.proc.pid)
+    single_result = workload("produce", single.bootstrap, one, messages, "1")
+    single_result["broker_cpu_s"] = cpu_seconds(single.proc.pid) - before
+    before = cluster_cpu(cluster)
+    cluster_result = workload("produce", cluster.bootstrap, three, messages, "all")
+    cluster_result["broker_cpu_s"] = cluster_cpu(cluster) - before
+    return {"single": single_result, "cluster": cluster_result, "topics": (one, three)}
+
+
+class SteadyWriter:
+    """One record every ``SEND_INTERVAL`` to one partition, acks=all; every acknowledgement timed."""
+
+    def __init__(self, bootstrap: str, topic: str, partition: int) -> None:
+        from confluent_kafka import Producer
+
+        self.producer = Producer(
+            {"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0, "message.timeout.ms": 60_000}
+        )
+        self.topic = topic
+        self.partition = partition
+        self.acks: list[tuple[float, float]] = []  # (sent, acknowledged), perf_counter seconds
+        self.errors: list[str] = []
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        next_send = time.perf_counter()
+        while not self.stop.is_set():
+            now = time.perf_counter()
+            if now >= next_send:
+                sent = now
+
+                def done(err: Any, _msg: Any, sent: float = sent) -> None:
+                    if err is None:
+                        self.acks.append((sent, time.perf_counter()))
+                    else:
+                        self.errors.append(str(err))
+
+                self.producer.produce(self.topic, b"z" * 100, partition=self.partition, on_delivery=done)
+                next_send += SEND_INTERVAL
+            self.producer.poll(max(0.0, min(SEND_INTERVAL, next_send - time.perf_counter())))
+        self.producer.flush(TIMEOUT)
+
+    def start(self) -> SteadyWriter:
+        self.thread.start()
+        return self
+
+    def first_ack_sent_after(self, t0: float, timeout: float) -> float:
+        """Seconds from ``t0`` to the first acknowledgement of a record sent after ``t0``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            later = [acked for sent, acked in list(self.acks) if sent >= t0]
+            if later:
+                return min(later) - t0
+            time.sleep(0.01)  # the acknowledgements arrive on another thread: polled, bounded
+        raise TimeoutError(f"no acknowledgement within {timeout} s of the fault; errors: {self.errors[:3]}")
+
+    def longest_silence(self, t0: float) -> float:
+        """The longest time from ``t0`` on without an acknowledgement (gaps between consecutive
+        acknowledgements, the first one measured from ``t0``)."""
+        times = sorted(acked for _, acked in list(self.acks) if acked >= t0)
+        points = [t0, *times]
+        return max(b - a for a, b in itertools.pairwise(points)) if times else float("inf")
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(TIMEOUT)
+
+
+def unavailability(
+    cluster: BrokerCluster, topic: str, fault: Callable[[int], None]
+) -> tuple[float, int, int, list[str]]:
+    """(seconds unavailable, partition, its old leader, delivery errors) for ``fault(leader)``.
+
+    Unavailable = the longest time without any acknowledgement from the fault until the old
+    leader's process has exited and a record sent after that has been acknowledged (by the new
+    leader). A SIGTERMed leader goes on acknowledging during its controlled shutdown, so "the
+    first acknowledgement after the fault" would not see the gap; the longest silence does."""
+    partition, leader = non_controller_partition(cluster, topic)
+    writer = SteadyWriter(cluster.bootstrap, topic, partition).start()
+    old = cluster.brokers[leader].proc
+    assert old is not None
+    try:
+        warm = time.perf_counter()
+        writer.first_ack_sent_after(warm, TIMEOUT)  # the writer runs: its metadata and connections are up
+        time.sleep(0.5)  # a steady state before the fault
+        t0 = time.perf_counter()
+        fault(leader)
+        old.wait(TIMEOUT)
+        writer.first_ack_sent_after(time.perf_counter(), TIMEOUT)
+        time.sleep(0.2)  # acknowledgements of what was sent meanwhile
+        seconds = writer.longest_silence(t0)
+    finally:
+        writer.close()
+    return seconds, partition, leader, writer.errors
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p * len(ordered)))] if ordered else float("nan")
+
+
+def main(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory(prefix="bench-cluster-") as tmp:
+        root = Path(tmp)
+        zookeeper = ZooKeeperServer(root / "zookeeper").start()
+        single = BrokerProcess(root / "single" / "data", {"num.partitions": str(PARTITIONS)})
+        cluster = BrokerCluster(
+            zookeeper.connect_string,
+            root / "cluster",
+            3,
+            overrides={"min.insync.replicas": "2", "default.replication.factor": "3"},
+            session_timeout_ms=args.session_timeout_ms,
+        )
+        try:
+            single.start()
+            cluster.start()
+            create_topic(cluster.bootstrap, "warm-up", 3)
+            prepare_offsets_topic(cluster, "warm-up")
+            rounds = [produce_round(single, cluster, args.messages, i) for i in range(args.rounds)]
+            last_rf1, last_rf3 = rounds[-1]["topics"]
+            consumed = {
+                "single": workload("consume", single.bootstrap, last_rf1, args.messages),
+                "cluster": workload("consume", cluster.bootstrap, last_rf3, args.messages),
+            }
+            create_topic(cluster.bootstrap, "latency", 3, {"min.insync.replicas": "2"})
+            wait_full_isr(cluster, "latency")
+            latency = workload("latency", cluster.bootstrap, "latency", args.rate, args.seconds)
+            # The same workload on the single broker, in the same run: the machine's floor.
+            create_topic(single.bootstrap, "latency", 1)
+            single_latency = workload("latency", single.bootstrap, "latency", args.rate, args.seconds)
+            create_topic(cluster.bootstrap, "lag", 3, {"min.insync.replicas": "2"})
+            wait_full_isr(cluster, "lag")
+            lag = workload("replication-lag", cluster.bootstrap, "lag", args.rate, args.seconds)
+
+            create_topic(cluster.bootstrap, "failover", 3, {"min.insync.replicas": "2"})
+            wait_full_isr(cluster, "failover")
+            killed = unavailability(cluster, "failover", lambda b: cluster.brokers[b].proc.kill())  # type: ignore[union-attr]
+            cluster.restart(killed[2], hard=True)
+            wait_full_isr(cluster, "failover")
+            terminated = unavailability(
+                cluster, "failover", lambda b: cluster.brokers[b].proc.terminate()  # type: ignore[union-attr]
+            )
+            exit_code = cluster.brokers[terminated[2]].proc.returncode  # type: ignore[union-attr]
+        finally:
+            cluster.close()
+            single.kill()
+            zookeeper.kill()
+
+    def median(side: str, key: str) -> float:
+        return float(statistics.median(r[side][key] for r in rounds))
+
+    single_rate, cluster_rate = median("single", "rate"), median("cluster", "rate")
+    ratio = cluster_rate / single_rate
+    print(
+        f"three Brook brokers + ZooKeeper, RF 3, min.insync.replicas=2, {PARTITIONS} partitions, "
+        f"{args.messages:,} x 100 B, {args.rounds} round(s), medians"
+    )
+    for index, r in enumerate(rounds):
+        print(
+            f"  round {index + 1}: single acks=1 {r['single']['rate']:,.0f} msg/s, "
+            f"cluster acks=all {r['cluster']['rate']:,.0f} msg/s "
+            f"(failed {r['single']['failed']} / {r['cluster']['failed']})"
+        )
+    mark = "✓" if ratio >= 0.6 else "✗"
+    print(
+        f"produce: cluster RF 3 acks=all {cluster_rate:,.0f} msg/s / single broker acks=1 "
+        f"{single_rate:,.0f} msg/s = {ratio:.2f} (target >= 0.6 {mark})"
+    )
+    cpu_single = statistics.median(r["single"]["broker_cpu_s"] / args.messages * 1e6 for r in rounds)
+    cpu_cluster = statistics.median(r["cluster"]["broker_cpu_s"] / args.messages * 1e6 for r in rounds)
+    print(
+        f"broker CPU per message: single {cpu_single:.2f} us, "
+        f"cluster (three brokers together) {cpu_cluster:.2f} us"
+    )
+    print(
+        f"consume from earliest, from the leaders: cluster {consumed['cluster']['rate']:,.0f} msg/s "
+        f"({consumed['cluster']['msgs']:,} of {consumed['cluster']['expected']:,}), single broker "
+        f"{consumed['single']['rate']:,.0f} msg/s"
+    )
+    print("consume from followers: not measured, Brook has no KIP-392 (replica.selector.class, client.rack)")
+    mark = "✓" if latency["p99_ms"] <= 10 else "✗"
+    print(
+        f"end-to-end latency at {args.rate:,} msg/s on the cluster (acks=all, default fetch.wait.max.ms): "
+        f"p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, p99.9 {latency['p999_ms']:.1f} ms "
+        f"({latency['msgs']:,} of {latency['sent']:,}) (target p99 <= 10 ms {mark})"
+    )
+    print(
+        f"  the same on the single broker (no replication), same run: p50 {single_latency['p50_ms']:.1f} ms, "
+        f"p99 {single_latency['p99_ms']:.1f} ms, p99.9 {single_latency['p999_ms']:.1f} ms"
+    )
+    mark = "✓" if lag["p99_ms"] <= 10 else "✗"
+    print(
+        f"replication lag at {args.rate:,} msg/s (acks=1 acknowledgement -> below the HW, seen by a consumer "
+        f"on the leader): p50 {lag['p50_ms']:.1f} ms, p99 {lag['p99_ms']:.1f} ms, max {lag['max_ms']:.1f} ms "
+        f"({lag['msgs']:,} of {lag['sent']:,}) (target p99 <= 10 ms {mark})"
+    )
+    print(
+        f"unavailability after kill -9 of the leader of failover-{killed[1]} (broker {killed[2]}): "
+        f"{killed[0]:.2f} s (zookeeper.session.timeout.ms={args.session_timeout_ms}; "
+        f"{len(killed[3])} delivery errors)"
+    )
+    mark = "✓" if terminated[0] <= 1.0 else "✗"
+    print(
+        f"unavailability after SIGTERM (controlled shutdown) of the leader of failover-{terminated[1]} "
+        f"(broker {terminated[2]}, exit {exit_code}): {terminated[0]:.2f} s "
+        f"({len(terminated[3])} delivery errors) (target <= 1 s {mark})"
+    )
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--rate", type=int, default=5_000)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--session-timeout-ms", type=int, default=6000)
+    main(parser.parse_args())
