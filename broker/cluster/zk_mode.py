@@ -40,7 +40,7 @@ from broker.cluster.zk import data
 from broker.cluster.zk.broker_id import resolve_broker_id
 from broker.cluster.zk.client import BrokerRegistrar, KafkaZkClient, SessionState, ZkSettings
 from broker.cluster.zk.cluster_id import check_cluster_id
-from broker.cluster.zk.errors import ControllerMovedError
+from broker.cluster.zk.errors import ControllerMovedError, ZkUnavailableError
 from broker.config import BrokerConfig
 from broker.network.client import ClientConfig, NetworkClient
 from broker.types import BrokerId, TopicPartition
@@ -205,15 +205,38 @@ class ZkCluster:
     async def _run_events(self) -> None:
         while True:
             name, event = await self._events.get()
+            await self._run_event(name, event)
+
+    async def _run_event(self, name: str, event: Event) -> None:
+        """Run one event; while ZooKeeper is unreachable, run it again once the connection is back.
+
+        kazoo drops every watch when the connection is lost and fires each with a state event, so
+        the events queued then must run again after the reconnection: they re-read ZooKeeper and
+        re-arm their watch, which a failure would lose for good. The queue waits meanwhile, as
+        Kafka's controller event thread waits in ``retryRequestsUntilConnected``; after a session
+        expiry the event runs once the new session is connected (a resigned controller's events
+        then do nothing)."""
+        while True:
             try:
                 await event()
+                return
             except ControllerMovedError as exc:
                 log.info("controller moved while processing %s (%s): resigning", name, exc)
                 await self._move_controller()
+                return
+            except ZkUnavailableError as exc:
+                if self._closed:
+                    return
+                log.warning("controller event %s waits for ZooKeeper: %s", name, exc)
+                await self.zk.wait_connected()
+                if self._closed:
+                    return
+                log.info("ZooKeeper is back: running controller event %s again", name)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("controller event %s failed", name)
+                return
 
     # -- election ---------------------------------------------------------------------------------
 
