@@ -318,9 +318,19 @@ class ZkCluster:
         if state is SessionState.EXPIRED:
             # Kafka's session-expiry handler: the controller resigns (its /controller is gone).
             # Inactive at once: no queued event may act as controller any more.
-            if self.controller is not None:
-                self.controller.active = False
-            self.put("Expire", self._resign)
+            expired = self.controller
+            if expired is not None:
+                expired.active = False
+
+            async def resign_expired() -> None:
+                # Only the controller of the expired session: an event queued before this one
+                # (a watch kazoo fired at the disconnect) may already have run again in the new
+                # session and won the election there; resigning that one would leave
+                # /controller naming this broker with no controller behind it.
+                if self.controller is expired:
+                    await self._resign()
+
+            self.put("Expire", resign_expired)
 
     async def _on_new_session(self) -> None:
         # BrokerRegistrar re-registers on its own callback; watches went with the old session.
