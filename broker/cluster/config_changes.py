@@ -104,8 +104,12 @@ class ConfigChangeWatcher:
             try:
                 await self._process()
             except (ZkError, ZookeeperError) as exc:
-                # The next watch event or new session retries; the changes stay in ZooKeeper.
+                # The changes stay in ZooKeeper. The watch is gone (kazoo drops every watch with
+                # the connection): pass again once connected, which sets it again.
                 log.warning("cannot read config changes from ZooKeeper: %s", exc)
+                if not self._stopped and not self.zk.connected:
+                    await self.zk.wait_connected()
+                    self._again = True
             if not self._again or self._stopped:
                 break
         self.processed.set()

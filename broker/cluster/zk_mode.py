@@ -47,7 +47,7 @@ from broker.cluster.zk import data
 from broker.cluster.zk.broker_id import resolve_broker_id
 from broker.cluster.zk.client import BrokerRegistrar, KafkaZkClient, SessionState, ZkSettings
 from broker.cluster.zk.cluster_id import check_cluster_id
-from broker.cluster.zk.errors import ControllerMovedError
+from broker.cluster.zk.errors import ControllerMovedError, ZkUnavailableError
 from broker.config import BrokerConfig
 from broker.network.client import ClientConfig, NetworkClient
 from broker.types import BrokerId, TopicPartition
@@ -262,15 +262,38 @@ class ZkCluster:
     async def _run_events(self) -> None:
         while True:
             name, event = await self._events.get()
+            await self._run_event(name, event)
+
+    async def _run_event(self, name: str, event: Event) -> None:
+        """Run one event; while ZooKeeper is unreachable, run it again once the connection is back.
+
+        kazoo drops every watch when the connection is lost and fires each with a state event, so
+        the events queued then must run again after the reconnection: they re-read ZooKeeper and
+        re-arm their watch, which a failure would lose for good. The queue waits meanwhile, as
+        Kafka's controller event thread waits in ``retryRequestsUntilConnected``; after a session
+        expiry the event runs once the new session is connected (a resigned controller's events
+        then do nothing)."""
+        while True:
             try:
                 await event()
+                return
             except ControllerMovedError as exc:
                 log.info("controller moved while processing %s (%s): resigning", name, exc)
                 await self._move_controller()
+                return
+            except ZkUnavailableError as exc:
+                if self._closed:
+                    return
+                log.warning("controller event %s waits for ZooKeeper: %s", name, exc)
+                await self.zk.wait_connected()
+                if self._closed:
+                    return
+                log.info("ZooKeeper is back: running controller event %s again", name)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("controller event %s failed", name)
+                return
 
     # -- election ---------------------------------------------------------------------------------
 
@@ -352,9 +375,19 @@ class ZkCluster:
         if state is SessionState.EXPIRED:
             # Kafka's session-expiry handler: the controller resigns (its /controller is gone).
             # Inactive at once: no queued event may act as controller any more.
-            if self.controller is not None:
-                self.controller.active = False
-            self.put("Expire", self._resign)
+            expired = self.controller
+            if expired is not None:
+                expired.active = False
+
+            async def resign_expired() -> None:
+                # Only the controller of the expired session: an event queued before this one
+                # (a watch kazoo fired at the disconnect) may already have run again in the new
+                # session and won the election there; resigning that one would leave
+                # /controller naming this broker with no controller behind it.
+                if self.controller is expired:
+                    await self._resign()
+
+            self.put("Expire", resign_expired)
 
     async def _on_new_session(self) -> None:
         # BrokerRegistrar re-registers on its own callback; watches went with the old session.

@@ -203,6 +203,14 @@ class KafkaZkClient:
         await asyncio.to_thread(_stop_and_close, self._zk)
 
     @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self) -> None:
+        """Until the connection is back (the same session or a new one); at once when it is."""
+        await self._connected.wait()
+
+    @property
     def session_id(self) -> int | None:
         return self._session_id
 

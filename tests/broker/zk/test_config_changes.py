@@ -5,10 +5,16 @@ skipped; expired notifications purged after processing."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import logging
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+
+import pytest
 
 from broker.cluster.config_changes import ConfigChangeWatcher, sequence_of
 from broker.cluster.zk import paths
+from broker.cluster.zk.client import KafkaZkClient, ZkSettings
+from compat_tests.zookeeper import ZooKeeperServer
 from tests.broker.zk.conftest import run
 from tests.broker.zk.zk_admin_kit import connect_zk
 
@@ -63,3 +69,58 @@ def test_changes_are_applied_in_order_once_and_purged_when_expired(connect: str)
             await reader.close()
 
     run(body())
+
+
+@pytest.fixture
+def own_zookeeper(tmp_path: Path) -> Iterator[ZooKeeperServer]:
+    """A server of the test's own, to kill and restart."""
+    server = ZooKeeperServer(tmp_path / "zk").start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+def test_changes_after_an_outage_are_applied(own_zookeeper: ZooKeeperServer) -> None:
+    """kazoo drops every watch with the connection and fires each at once; the pass it starts
+    fails while ZooKeeper is away. The watcher must pass again once the connection is back (the
+    same session), or no later change would ever reach this broker."""
+    connect = own_zookeeper.connect_string
+
+    async def body() -> None:
+        settings = ZkSettings(connect, session_timeout_ms=20000, request_timeout_ms=1000)
+        writer = await KafkaZkClient.connect(settings)
+        reader = await KafkaZkClient.connect(settings)
+        await writer.create_top_level_paths()
+        applied: list[tuple[str, dict[str, str]]] = []
+        failed = asyncio.Event()
+
+        def apply(topic: str, config: Mapping[str, str]) -> None:
+            applied.append((topic, dict(config)))
+
+        class FailureSeen(logging.Handler):
+            def emit(self, record: logging.LogRecord) -> None:
+                if "cannot read config changes" in record.getMessage():
+                    failed.set()
+
+        handler = FailureSeen()
+        logging.getLogger("broker.cluster.config_changes").addHandler(handler)
+        watcher = ConfigChangeWatcher(reader, apply)
+        try:
+            await watcher.start()
+            session = reader.session_id
+            await asyncio.to_thread(own_zookeeper.kill)
+            await asyncio.wait_for(failed.wait(), 10)  # the watch fired and its pass failed
+            await asyncio.to_thread(own_zookeeper.start)
+            await writer.change_entity_config("topics", "after", {"segment.ms": "100"})
+            while ("after", {"segment.ms": "100"}) not in applied:
+                watcher.processed.clear()
+                await asyncio.wait_for(watcher.processed.wait(), 15)
+            assert reader.session_id == session  # the same session: no new-session trigger
+        finally:
+            logging.getLogger("broker.cluster.config_changes").removeHandler(handler)
+            watcher.stop()
+            await reader.close()
+            await writer.close()
+
+    run(body(), timeout=60)
