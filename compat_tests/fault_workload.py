@@ -68,7 +68,9 @@ class Workload:
         while not self._stopping.is_set():
             value = make_value(self.run, partition, sequences[partition])
             try:
-                self.producer.produce(self.topic, value=value, partition=partition, on_delivery=self._on_delivery)
+                self.producer.produce(
+                    self.topic, value=value, partition=partition, on_delivery=self._on_delivery
+                )
             except BufferError:
                 self.producer.poll(0.1)
                 continue
@@ -94,7 +96,9 @@ class Workload:
     def wait_acked(self, more_than: int, timeout: float = TIMEOUT) -> int:
         """Wait until more than ``more_than`` writes are acknowledged (the workload makes progress)."""
         with self._lock:
-            if not self._lock.wait_for(lambda: len(self.acked) > more_than or self.fatal is not None, timeout):
+            if not self._lock.wait_for(
+                lambda: len(self.acked) > more_than or self.fatal is not None, timeout
+            ):
                 raise AssertionError(
                     f"no acknowledgement beyond {more_than} in {timeout} s (errors: {self.errors[-3:]})"
                 )

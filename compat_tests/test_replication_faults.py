@@ -47,12 +47,17 @@ def _leader(cluster: BrokerCluster, topic: str, partition: int = 0) -> int:
     return int(cluster.wait_for_leader(topic, partition, lambda leader: leader >= 0, TIMEOUT)["leader"])
 
 
-def _wait_isr(cluster: BrokerCluster, topic: str, partition: int, size: int, timeout: float = TIMEOUT) -> None:
+def _wait_isr(
+    cluster: BrokerCluster, topic: str, partition: int, size: int, timeout: float = TIMEOUT
+) -> None:
     def ok(data: bytes | None, _stat: Any) -> bool:
         return bool(data) and len(json.loads(data)["isr"]) == size  # type: ignore[arg-type]
 
     cluster.wait_data(
-        f"/brokers/topics/{topic}/partitions/{partition}/state", ok, timeout, f"an ISR of {size} for {topic}-{partition}"
+        f"/brokers/topics/{topic}/partitions/{partition}/state",
+        ok,
+        timeout,
+        f"an ISR of {size} for {topic}-{partition}",
     )
 
 
@@ -136,7 +141,9 @@ def test_rolling_restart_of_all_brokers(safe_cluster: BrokerCluster) -> None:
             old_epoch = cluster.broker_epoch(broker_id) or 0
             before = workload.acked_count()
             code = cluster.stop(broker_id)
-            assert code == 0, f"broker {broker_id} exited with {code}:\n{cluster.brokers[broker_id].log_tail()}"
+            assert code == 0, (
+                f"broker {broker_id} exited with {code}:\n{cluster.brokers[broker_id].log_tail()}"
+            )
             workload.wait_acked(before + 50)  # the two others serve meanwhile
             cluster.brokers[broker_id].start()
             cluster.wait_reregistered(broker_id, old_epoch, TIMEOUT)
@@ -218,7 +225,9 @@ def test_unclean_election_loss_is_reported(zookeeper: ZooKeeperServer, tmp_path:
         cluster.wait_unregistered(leader, _bound(cluster))
         stale = followers[0]
         cluster.brokers[stale].start()  # the only live replica, out of the ISR: elected uncleanly
-        cluster.wait_for_leader(topic, 0, lambda b: b == stale, _bound(cluster), "the stale replica as leader")
+        cluster.wait_for_leader(
+            topic, 0, lambda b: b == stale, _bound(cluster), "the stale replica as leader"
+        )
         for other in (leader, followers[1]):
             cluster.brokers[other].start()
         _wait_isr(cluster, topic, 0, 3, timeout=TIMEOUT + 10)
