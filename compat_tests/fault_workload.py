@@ -26,6 +26,8 @@ class Workload:
         self.topic = topic
         self.partitions = partitions
         self.run = uuid.uuid4().hex[:8]
+        self._lock = threading.Condition()
+        self.fatal: str | None = None
         self.producer = Producer(
             {
                 "bootstrap.servers": bootstrap,
@@ -37,20 +39,26 @@ class Workload:
                 "retry.backoff.ms": 50,
                 "topic.metadata.refresh.interval.ms": 1000,
                 "log_level": 2,  # not every refused connection to a dead broker
+                "error_cb": self._on_error,
                 **overrides,
             }
         )
         self.acked: list[Acked] = []
         self.errors: list[str] = []
-        self.fatal: str | None = None
         self.sent = 0
-        self._lock = threading.Condition()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._write, name=f"workload-{self.run}", daemon=True)
 
     def start(self) -> Workload:
         self._thread.start()
         return self
+
+    def _on_error(self, err: Any) -> None:
+        """Client-level errors; a fatal one (the idempotent producer gave up) is kept, not raised."""
+        if err.fatal():
+            with self._lock:
+                self.fatal = str(err)
+                self._lock.notify_all()
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         with self._lock:
@@ -65,7 +73,7 @@ class Workload:
 
         sequences = [0] * self.partitions
         partition = 0
-        while not self._stopping.is_set():
+        while not self._stopping.is_set() and self.fatal is None:
             value = make_value(self.run, partition, sequences[partition])
             try:
                 self.producer.produce(

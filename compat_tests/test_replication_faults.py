@@ -22,6 +22,8 @@ import pytest
 from compat_tests.cluster import FAILOVER_SLACK, BrokerCluster, cluster_of
 from compat_tests.cluster_clients import create_topic
 from compat_tests.fault_workload import Workload, verify
+from compat_tests.harness import free_port
+from compat_tests.partition_proxy import LinkProxy
 from compat_tests.zookeeper import ZooKeeperServer
 
 PARTITIONS = 3
@@ -204,9 +206,9 @@ def test_unclean_election_loss_is_reported(zookeeper: ZooKeeperServer, tmp_path:
     acknowledges alone; it dies and a stale replica is elected. The checker must report exactly the
     writes acknowledged by the lone leader as lost."""
     unsafe = {**SAFE, "min.insync.replicas": "1", "unclean.leader.election.enable": "true"}
-    clusters = cluster_of(zookeeper.connect_string, tmp_path / "cluster", overrides=unsafe)
-    cluster = next(clusters)
+    cluster = BrokerCluster(zookeeper.connect_string, tmp_path / "cluster", overrides=unsafe)
     try:
+        cluster.start()
         topic = create_topic(cluster.bootstrap, "unclean", 1)
         _wait_isr(cluster, topic, 0, 3)
         workload = Workload(cluster.bootstrap, topic, 1)
@@ -240,4 +242,65 @@ def test_unclean_election_loss_is_reported(zookeeper: ZooKeeperServer, tmp_path:
         assert report.lost >= 200, f"an unclean election lost nothing? {report}"
         assert report.lost <= report.acknowledged - shared
     finally:
-        clusters.close()
+        cluster.close()
+
+
+def test_network_partition_of_the_leader(zookeeper: ZooKeeperServer, tmp_path: Path) -> None:
+    """The leader is cut off from ZooKeeper and from its peers (followers' fetches, the
+    controller's requests) by proxies on those links, while clients still reach it: its session
+    expires, another replica is elected, and the isolated one, which still believes it leads,
+    must not acknowledge anything. Then the links heal and it rejoins as a follower.
+
+    Each broker reaches ZooKeeper through a proxy of its own and advertises, on an INTERNAL
+    inter-broker listener, a proxy in front of that listener. Not cut: the isolated broker's own
+    requests to the controller (AlterPartition), which share the controller's proxy with the
+    third broker's; the controller fences them by partition epoch."""
+    zk_host, _, zk_port = zookeeper.connect_string.split(",")[0].rpartition(":")
+    cluster = BrokerCluster(zookeeper.connect_string, tmp_path / "cluster", overrides=SAFE)
+    proxies: list[LinkProxy] = []
+    zk_links: dict[int, LinkProxy] = {}
+    peer_links: dict[int, LinkProxy] = {}
+    for broker_id, proc in cluster.brokers.items():
+        internal = free_port()
+        zk_links[broker_id] = LinkProxy(zk_host, int(zk_port)).start()
+        peer_links[broker_id] = LinkProxy("127.0.0.1", internal).start()
+        proxies += [zk_links[broker_id], peer_links[broker_id]]
+        proc.overrides.update(
+            {
+                "zookeeper.connect": f"{zk_links[broker_id].address}{cluster.chroot}",
+                "listeners": f"PLAINTEXT://127.0.0.1:{proc.port},INTERNAL://127.0.0.1:{internal}",
+                "advertised.listeners": (
+                    f"PLAINTEXT://127.0.0.1:{proc.port},INTERNAL://{peer_links[broker_id].address}"
+                ),
+                "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,INTERNAL:PLAINTEXT",
+                "inter.broker.listener.name": "INTERNAL",
+            }
+        )
+    try:
+        cluster.start()
+        topic, workload = _start(cluster)
+        try:
+            controller = cluster.controller_id()
+            partition, leader = next(
+                (p, _leader(cluster, topic, p))
+                for p in range(PARTITIONS)
+                if _leader(cluster, topic, p) != controller
+            )
+            old_epoch = cluster.broker_epoch(leader)
+            assert old_epoch is not None
+            zk_links[leader].cut()
+            peer_links[leader].cut()
+            try:
+                cluster.wait_for_leader_change(topic, partition, leader, _bound(cluster))
+                workload.wait_acked(workload.acked_count() + 300)  # through the new leaders
+            finally:
+                zk_links[leader].heal()
+                peer_links[leader].heal()
+            cluster.wait_reregistered(leader, old_epoch, _bound(cluster) + 10)
+            _wait_all_in_sync(cluster, topic)
+        finally:
+            _finish(cluster, workload, "network partition of the leader from ZooKeeper and its peers")
+    finally:
+        cluster.close()
+        for proxy in proxies:
+            proxy.close()
