@@ -13,6 +13,7 @@ of 10 s (Kafka's default is 30 s).
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -304,3 +305,105 @@ def test_network_partition_of_the_leader(zookeeper: ZooKeeperServer, tmp_path: P
         cluster.close()
         for proxy in proxies:
             proxy.close()
+
+
+def test_committed_offsets_survive_the_kill_9_of_the_group_coordinator(safe_cluster: BrokerCluster) -> None:
+    """A subscribed consumer commits as it goes; its coordinator (the leader of its
+    ``__consumer_offsets`` partition, RF 3) is killed; commits go on against the new coordinator,
+    and a fresh member of the group starts exactly at the last commit that was acknowledged."""
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient
+
+    cluster = safe_cluster
+    topic = create_topic(cluster.bootstrap, "group-faults", 1)
+    producer = Producer(
+        {"bootstrap.servers": cluster.bootstrap, "acks": "all", "linger.ms": 5, "log_level": 2}
+    )
+    for i in range(3000):
+        producer.produce(topic, b"%d" % i, partition=0)
+    assert producer.flush(TIMEOUT) == 0
+    group = f"faults-{topic}"
+
+    def member() -> Any:
+        return Consumer(
+            {
+                "bootstrap.servers": cluster.live_bootstrap(),
+                "group.id": group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "session.timeout.ms": 10000,
+                "topic.metadata.refresh.interval.ms": 1000,
+                "log_level": 2,
+            }
+        )
+
+    def commit_some(consumer: Any) -> int | None:
+        """Consume a few records and commit after them synchronously; the committed offset, or
+        None when the commit failed (the coordinator moving)."""
+        got = [m for m in consumer.consume(50, 1.0) if m.error() is None]
+        if not got:
+            return None
+        try:
+            [tp] = consumer.commit(
+                offsets=[TopicPartition(topic, 0, got[-1].offset() + 1)], asynchronous=False
+            )
+        except KafkaException:
+            return None
+        return None if tp.error else int(tp.offset)
+
+    consumer = member()
+    consumer.subscribe([topic])
+    committed: list[int] = []
+    try:
+        while len(committed) < 5:
+            offset = commit_some(consumer)
+            if offset is not None:
+                committed.append(offset)
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        coordinator = admin.describe_consumer_groups([group])[group].result(timeout=TIMEOUT).coordinator.id
+        cluster.kill(coordinator)
+        before_kill = committed[-1]
+        # What the dead coordinator acknowledged must be what its successor serves, before any
+        # new commit could hide a loss.
+        seen = consumer.committed([TopicPartition(topic, 0)], timeout=_bound(cluster) + TIMEOUT)
+        assert seen[0].offset == before_kill, (seen, committed)
+        seen_after_kill = seen[0].offset
+        successor = admin.describe_consumer_groups([group])[group].result(timeout=TIMEOUT).coordinator.id
+        assert successor != coordinator
+        failed = 0
+        before = len(committed)
+        while len(committed) < before + 5:  # commits acknowledged by the new coordinator
+            offset = commit_some(consumer)
+            if offset is None:
+                failed += 1
+                assert failed < 200, "no commit acknowledged after the coordinator's death"
+            else:
+                committed.append(offset)
+        last = committed[-1]
+    finally:
+        consumer.close()
+    cluster.wait_unregistered(coordinator, _bound(cluster))
+    fresh = member()
+    try:
+        seen = fresh.committed([TopicPartition(topic, 0)], timeout=TIMEOUT)
+        assert seen[0].offset == last, (seen, committed)
+        fresh.subscribe([topic])
+        first = read_first(fresh)
+        assert first == last, (first, last)
+    finally:
+        fresh.close()
+    print(
+        f"\nFAULTS kill -9 of the group coordinator {coordinator} (then {successor}): "
+        f"commits acknowledged={len(committed)} failed={failed} before_kill={before_kill} "
+        f"served_after_kill={seen_after_kill} last={last} resumed_at={first}"
+    )
+
+
+def read_first(consumer: Any, timeout: float = TIMEOUT) -> int:
+    """The offset of the first record a subscribed consumer gets (bounded)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for m in consumer.consume(1, 1.0):
+            if m.error() is None:
+                return int(m.offset())
+    raise AssertionError(f"nothing consumed in {timeout} s")
