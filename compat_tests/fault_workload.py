@@ -120,11 +120,18 @@ class Workload:
 
     def stop(self) -> None:
         """Stop writing, wait for every delivery report, destroy the client."""
+        from confluent_kafka import KafkaException
+
         self._stopping.set()
         self._thread.join(TIMEOUT)
         assert not self._thread.is_alive(), "the workload's thread did not stop"
-        left = self.producer.flush(60)
-        assert left == 0, f"{left} messages without a delivery report"
+        try:
+            left = self.producer.flush(60)
+        except (KafkaException, SystemError) as exc:
+            # a fatal error surfacing from the client's queue: the reports so far are what counts
+            self.fatal = self.fatal or str(exc)
+        else:
+            assert left == 0, f"{left} messages without a delivery report"
         self.producer.close()
 
 
@@ -170,8 +177,10 @@ def read_back(
             for m in consumer.consume(500, 0.5):
                 if m.error():
                     continue  # transient (a leader moving); the client retries
-                read[m.partition()].append((m.offset(), m.value()))
-                position[m.partition()] = m.offset()
+                partition, offset = m.partition(), m.offset()
+                assert partition is not None and offset is not None
+                read[partition].append((offset, m.value()))
+                position[partition] = offset
         return read
     finally:
         consumer.close()
