@@ -131,6 +131,7 @@ def test_restart_after_sigkill_while_producing(fresh_broker: BrokerProcess) -> N
     writer = threading.Thread(target=produce, daemon=True)
     writer.start()
     try:
+
         def enough_acked() -> bool:
             producer.poll(0.05)  # serve delivery reports even once the writer is done
             return len(acked) >= 1500

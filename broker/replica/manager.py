@@ -16,10 +16,11 @@ broker when every log dir is offline; Brook keeps running so that metadata and a
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from broker.cluster.metadata import ClusterMetadata, PartitionState, TopicInfo
 from broker.cluster.metadata_cache import LeaderHint
@@ -49,6 +50,7 @@ if TYPE_CHECKING:
     from broker.cluster.metadata_cache import MetadataCache
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 
 class ReplicaManager:
@@ -237,6 +239,22 @@ class ReplicaManager:
     # -- cluster mode: what the controller asks (LeaderAndIsr, StopReplica) -------------------------
 
     async def become_leader_or_follower(
+        self,
+        controller_id: int,
+        controller_epoch: int,
+        transitions: list[PartitionTransition],
+        disk: DiskRunner,
+    ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+        """:meth:`_become_leader_or_follower`, carried through to the end even when the caller is
+        cancelled (the controller's connection closed, as when the controller itself shuts down):
+        the new epochs are applied before the disk work, so a change stopped half-way would keep
+        them without handing followers to their new leaders' fetchers, and the next controller's
+        LeaderAndIsr at the same epoch would be ignored as not newer."""
+        return await _uncancellable(
+            self._become_leader_or_follower(controller_id, controller_epoch, transitions, disk)
+        )
+
+    async def _become_leader_or_follower(
         self,
         controller_id: int,
         controller_epoch: int,
@@ -496,6 +514,12 @@ class ReplicaManager:
     async def stop_replicas(
         self, controller_id: int, controller_epoch: int, stops: list[ReplicaStop], disk: DiskRunner
     ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
+        """:meth:`_stop_replicas`, carried through to the end even when the caller is cancelled."""
+        return await _uncancellable(self._stop_replicas(controller_id, controller_epoch, stops, disk))
+
+    async def _stop_replicas(
+        self, controller_id: int, controller_epoch: int, stops: list[ReplicaStop], disk: DiskRunner
+    ) -> tuple[ErrorCode, dict[TopicPartition, ErrorCode]]:
         """Kafka's ReplicaManager.stopReplicas: STALE_CONTROLLER_EPOCH for an older controller, else
         per partition KAFKA_STORAGE_ERROR (offline replica), FENCED_LEADER_EPOCH (a leader epoch
         older than the hosted one; -1 and -2 skip the check), or NONE. Stopped replicas leave the
@@ -559,3 +583,19 @@ class ReplicaManager:
         return failures
 
 
+_RUNNING: set[asyncio.Task[object]] = set()
+
+
+async def _uncancellable(work: Awaitable[_T]) -> _T:
+    """Await ``work`` as a task of its own that a cancellation of the caller does not stop (it is
+    kept referenced until done; a failure nobody awaits any more is logged)."""
+    task: asyncio.Task[_T] = asyncio.ensure_future(work)
+    _RUNNING.add(task)
+
+    def done(t: asyncio.Task[_T]) -> None:
+        _RUNNING.discard(t)
+        if not t.cancelled() and t.exception() is not None:
+            log.error("a controller request's state change failed", exc_info=t.exception())
+
+    task.add_done_callback(done)
+    return await asyncio.shield(task)

@@ -29,9 +29,7 @@ def end_offsets(bootstrap: str, topic: str, partitions: int) -> list[int]:
     """The high watermark of each partition, as a consumer sees it."""
     from confluent_kafka import Consumer, TopicPartition
 
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": f"brook-compat-{uuid.uuid4().hex[:8]}"}
-    )
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": f"brook-compat-{uuid.uuid4().hex[:8]}"})
     try:
         return [consumer.get_watermark_offsets(TopicPartition(topic, p), 15)[1] for p in range(partitions)]
     finally:

@@ -163,9 +163,7 @@ class Follower:
         self, bootstrap: str, topic: str, *, offset: str, partition: int | None = None, count: int = 1
     ) -> None:
         args = consume_args(bootstrap, topic, offset, partition, count, ())
-        self.proc = subprocess.Popen(
-            [require_kcat(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE
-        )
+        self.proc = subprocess.Popen([require_kcat(), *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.records: queue.Queue[Rec] = queue.Queue()
         self._thread = threading.Thread(target=self._pump, daemon=True)
         self._thread.start()
