@@ -9,8 +9,10 @@ progress. Reads stop at the high watermark (read_uncommitted) or the last stable
 (read_committed, v4+; equal while there are no transactions).
 
 Long poll: when less than ``min_bytes`` is available and ``max_wait_ms`` > 0 (and no partition
-has an error), the request waits on the partitions' append events — never a sleep loop — and is
-answered as soon as enough data arrives, or when ``max_wait_ms`` passes.
+has an error), the request waits on the partitions' events — never a sleep loop — and is
+answered as soon as enough data arrives, or when ``max_wait_ms`` passes. A follower's waits for
+appends; a consumer's for high-watermark moves only (it reads below the HW: on a cluster's
+leader an append alone shows it nothing).
 
 From v12 a fetch naming its ``last_fetched_epoch`` whose log diverged from the leader's (that
 epoch ends here below the fetch offset, or only older epochs are known) gets no records but a
@@ -418,8 +420,13 @@ class _DelayedFetch:
         self.partitions = list(
             {id(t.partition): t.partition for t in targets if t.partition is not None}.values()
         )
+        # A consumer sees nothing of an append until the HW moves past it: only that wakes it.
+        follower = replica_id_of(request, ctx.version) >= 0
         for partition in self.partitions:
-            partition.add_listener(self.wake)
+            if follower:
+                partition.add_listener(self.wake)
+            else:
+                partition.add_watermark_listener(self.wake)
         self.timer = loop.call_later(request.max_wait_ms / 1000.0, self.expire)
         # Completion, expiry and cancellation (the connection closed) all end here.
         self.future.add_done_callback(self._forget)

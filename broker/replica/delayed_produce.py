@@ -1,7 +1,8 @@
 """acks=all waiting for replication (Kafka's DelayedProduce).
 
-One future, one timer and one listener per partition: every append, high-watermark move and ISR
-change on a partition calls its listener, which asks
+One future, one timer and one watermark listener per partition: every high-watermark move, ISR
+or leadership change on a partition (not an append that leaves the high watermark in place, which
+cannot complete it) calls its listener, which asks
 :meth:`Partition.check_enough_replicas_reach_offset` for the partitions still pending (O(1) each).
 The request completes when none is pending; partitions still pending when ``timeout_ms`` passes
 answer REQUEST_TIMED_OUT. Nothing polls.
@@ -32,7 +33,7 @@ class DelayedProduce:
         if self.future.done():
             return
         for partition in self._partitions():
-            partition.add_listener(self.check)
+            partition.add_watermark_listener(self.check)
         self._timer = loop.call_later(max(timeout_ms, 0) / 1000.0, self._expire)
         self.future.add_done_callback(self._forget)
 

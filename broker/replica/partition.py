@@ -8,8 +8,13 @@ asks the controller for ISR changes (AlterPartition, through ``isr_sender``): a 
 reaches the high watermark joins, one not caught up for ``replica.lag.time.max.ms`` leaves
 (:meth:`Partition.maybe_shrink_isr`, run every half of it).
 
-Fetches and produces that wait register a listener that every append, high-watermark move and
-ISR change calls: long polls and acks=all are completed by events, never by polling.
+Fetches and produces that wait register a listener: long polls and acks=all are completed by
+events, never by polling. Follower fetches wait for appends (:meth:`Partition.add_listener`:
+every append, high-watermark move, ISR or leadership change); consumer fetches and acks=all
+produces wait for the high watermark (:meth:`Partition.add_watermark_listener`: the same events
+but appends that leave the high watermark where it was, which in a cluster is every leader
+append: waking them then only costs a useless check per waiter and append, and a burst of
+pipelined produces made that quadratic).
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class Partition:
         self.state = state
         self.local_id = local_id
         self._listeners: set[Listener] = set()
+        self._watermark_listeners: set[Listener] = set()
         #: The followers' positions and the ISR while this replica leads; None otherwise.
         self.leader_state: LeaderReplicaState | None = None
         #: Cluster mode: where ISR changes go (None: the ISR never changes, as on one node).
@@ -115,25 +121,41 @@ class Partition:
     # -- listeners -------------------------------------------------------------------------------
 
     def add_listener(self, listener: Listener) -> None:
+        """Call ``listener`` after every append, high-watermark move, ISR or leadership change."""
         self._listeners.add(listener)
 
+    def add_watermark_listener(self, listener: Listener) -> None:
+        """Call ``listener`` after every high-watermark move, ISR or leadership change, but not
+        after an append that leaves the high watermark where it was (what a consumer's long poll
+        and an acks=all produce wait for)."""
+        self._watermark_listeners.add(listener)
+
     def remove_listener(self, listener: Listener) -> None:
+        """Forget ``listener``, however it was added."""
         self._listeners.discard(listener)
+        self._watermark_listeners.discard(listener)
 
     def wake_waiters(self) -> None:
         """Wake whatever waits on this replica (a leadership change: delayed fetches then answer
         NOT_LEADER_OR_FOLLOWER at once, as Kafka completes them when a leader steps down)."""
         self._notify()
 
-    def _notify(self) -> None:
-        if self._listeners:
-            for listener in list(self._listeners):
+    def _notify(self, watermark_moved: bool = True) -> None:
+        """Call the listeners; the watermark listeners only when ``watermark_moved`` (anything but
+        an append that left the high watermark in place)."""
+        self._call(self._listeners)
+        if watermark_moved:
+            self._call(self._watermark_listeners)
+
+    def _call(self, listeners: set[Listener]) -> None:
+        if listeners:
+            for listener in list(listeners):
                 try:
                     listener()
                 except Exception:
                     # A waiter's fault must not fail the append that already happened.
                     log.exception("listener of %s failed; removing it", self.tp)
-                    self._listeners.discard(listener)
+                    listeners.discard(listener)
 
     # -- writes ----------------------------------------------------------------------------------
 
@@ -340,8 +362,7 @@ class Partition:
             self.producers.update(header, info.first_offset)
         elif header is None:
             self._track_producers(records)
-        self.maybe_increment_high_watermark()
-        self._notify()
+        self._notify(watermark_moved=self.maybe_increment_high_watermark())
         return AppendOutcome(
             ErrorCode.NONE, info.first_offset, info.last_offset, info.log_append_time, info.log_start_offset
         )
