@@ -35,6 +35,7 @@ from kazoo.exceptions import BadVersionError, NodeExistsError
 from kazoo.protocol.states import EventType, WatchedEvent
 
 from broker.cluster.channel import ChannelManager
+from broker.cluster.config_changes import TOPIC_CONFIG_TYPE
 from broker.cluster.controller import (
     BrokerInfo,
     ControlledShutdownResult,
@@ -290,11 +291,12 @@ class ControllerDriver:
         return found
 
     async def _topic_unclean_overrides(self, topics: Iterable[str]) -> dict[str, bool]:
+        names = list(topics)
+        # One round of concurrent reads: fail-over reads every topic's config.
+        configs = await asyncio.gather(*(self.zk.get_entity_config(TOPIC_CONFIG_TYPE, t) for t in names))
         overrides: dict[str, bool] = {}
-        for topic in topics:
-            value = _as_bool(
-                (await self.zk.get_entity_config("topics", topic)).get("unclean.leader.election.enable")
-            )
+        for topic, config in zip(names, configs, strict=True):
+            value = _as_bool(config.get("unclean.leader.election.enable"))
             if value is not None:
                 overrides[topic] = value
         return overrides
@@ -354,9 +356,9 @@ class ControllerDriver:
         enabled: list[str] = []
         for _name, entity in fresh:
             entity_type, _, topic = entity.partition("/")
-            if entity_type != "topics" or topic not in ctx.assignments:
+            if entity_type != TOPIC_CONFIG_TYPE or topic not in ctx.assignments:
                 continue
-            config = await self.zk.get_entity_config("topics", topic)
+            config = await self.zk.get_entity_config(TOPIC_CONFIG_TYPE, topic)
             value = _as_bool(config.get("unclean.leader.election.enable"))
             before = ctx.topic_unclean_leader_election.get(topic)
             if value is None:

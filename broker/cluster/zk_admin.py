@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, ZookeeperError
 
-from broker.cluster.config_changes import ConfigChangeWatcher
+from broker.cluster.config_changes import TOPIC_CONFIG_TYPE, ConfigChangeWatcher
 from broker.cluster.controller.assignment import (
     AssignmentError,
     BrokerPlacement,
@@ -47,6 +47,7 @@ from broker.config import ConfigError, topic_log_config, validate_topic_configs
 from broker.group.store import OFFSETS_TOPIC, offsets_topic_configs
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
+from protocol.primitives import ZERO_UUID
 
 if TYPE_CHECKING:
     from broker.app import Broker
@@ -56,8 +57,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-ZERO_UUID = uuid.UUID(int=0)
-TOPIC_CONFIG_TYPE = "topics"
 
 
 @dataclass(frozen=True, slots=True)

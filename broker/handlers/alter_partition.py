@@ -25,7 +25,7 @@ def handle(
     ctx: RequestContext, request: AlterPartitionRequest
 ) -> AlterPartitionResponse | Coroutine[object, object, AlterPartitionResponse]:
     cluster = ctx.broker.zk_cluster
-    if cluster is None or cluster.controller is None or not cluster.controller.active:
+    if cluster is None or not cluster.is_active_controller:
         return AlterPartitionResponse(error_code=ErrorCode.NOT_CONTROLLER)
     return _alter(ctx, request)
 

@@ -58,7 +58,7 @@ def handle(
     ctx: RequestContext, request: AlterPartitionReassignmentsRequest
 ) -> AlterPartitionReassignmentsResponse | Coroutine[object, object, AlterPartitionReassignmentsResponse]:
     cluster = ctx.broker.zk_cluster
-    if cluster is None or cluster.controller is None or not cluster.controller.active:
+    if cluster is None or not cluster.is_active_controller:
         return _not_controller()
     requested: dict[TopicPartition, list[int] | None] = {}
     for topic in request.topics:

@@ -34,8 +34,7 @@ def handle(
     ctx: RequestContext, request: ControlledShutdownRequest
 ) -> ControlledShutdownResponse | Coroutine[object, object, ControlledShutdownResponse]:
     cluster = ctx.broker.zk_cluster
-    driver = cluster.controller if cluster is not None else None
-    if driver is None or not driver.active:
+    if cluster is None or not cluster.is_active_controller:
         return ControlledShutdownResponse(error_code=ErrorCode.NOT_CONTROLLER)
     return _shutdown(ctx, request)
 

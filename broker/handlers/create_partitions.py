@@ -17,14 +17,18 @@ as Kafka's DelayedCreatePartitions, for leaders of the new partitions up to ``ti
 from __future__ import annotations
 
 from collections import Counter
+from typing import TYPE_CHECKING
 
 from broker.cluster.topics import TopicError
-from broker.cluster.zk_admin import ZkAdmin, leaders_elected
 from broker.handlers.base import Handler, RequestContext
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.create_partitions_request import CreatePartitionsRequest
 from protocol.messages.create_partitions_response import CreatePartitionsResponse, CreatePartitionsTopicResult
+
+if TYPE_CHECKING:
+    # ZooKeeper mode only: kazoo and the ZooKeeper client load with it, never on the embedded node.
+    from broker.cluster.zk_admin import ZkAdmin
 
 API_KEY = 37
 
@@ -55,6 +59,8 @@ async def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> Creat
 
 
 async def _handle_in_zookeeper(request: CreatePartitionsRequest, admin: ZkAdmin) -> CreatePartitionsResponse:
+    from broker.cluster.zk_admin import leaders_elected
+
     results = [
         CreatePartitionsTopicResult(name=topic.name, error_code=0, error_message=None)
         for topic in request.topics

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 from broker.cluster.topics import TopicError
-from broker.cluster.zk_admin import PlannedTopic, ZkAdmin, leaders_elected
 from broker.config import describe_topic
 from broker.handlers.base import Handler, RequestContext
 from protocol.error_codes import ErrorCode
@@ -34,6 +34,10 @@ from protocol.messages.create_topics_response import (
     CreateTopicsResponse,
 )
 from protocol.primitives import ZERO_UUID
+
+if TYPE_CHECKING:
+    # ZooKeeper mode only: kazoo and the ZooKeeper client load with it, never on the embedded node.
+    from broker.cluster.zk_admin import PlannedTopic, ZkAdmin
 
 API_KEY = 19
 
@@ -120,6 +124,8 @@ async def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTop
 async def _handle_in_zookeeper(
     ctx: RequestContext, request: CreateTopicsRequest, admin: ZkAdmin
 ) -> CreateTopicsResponse:
+    from broker.cluster.zk_admin import leaders_elected
+
     version = ctx.version
     if not admin.is_active_controller:
         return CreateTopicsResponse(

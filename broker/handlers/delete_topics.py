@@ -17,14 +17,18 @@ there get REQUEST_TIMED_OUT. A topic already marked is deleted again without err
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import ZERO_UUID
 from broker.cluster.topics import TopicError
-from broker.cluster.zk_admin import ZkAdmin, topics_gone
 from broker.handlers.base import Handler, RequestContext
 from protocol.error_codes import ErrorCode
 from protocol.messages.delete_topics_request import DeleteTopicsRequest
 from protocol.messages.delete_topics_response import DeletableTopicResult, DeleteTopicsResponse
+
+if TYPE_CHECKING:
+    # ZooKeeper mode only: kazoo and the ZooKeeper client load with it, never on the embedded node.
+    from broker.cluster.zk_admin import ZkAdmin
 
 API_KEY = 20
 
@@ -75,6 +79,8 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
 async def _handle_in_zookeeper(
     ctx: RequestContext, request: DeleteTopicsRequest, admin: ZkAdmin
 ) -> DeleteTopicsResponse:
+    from broker.cluster.zk_admin import topics_gone
+
     version = ctx.version
     results: list[DeletableTopicResult] = []
     marked: dict[str, DeletableTopicResult] = {}

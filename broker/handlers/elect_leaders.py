@@ -64,7 +64,7 @@ def handle(
 ) -> ElectLeadersResponse | Coroutine[object, object, ElectLeadersResponse]:
     partitions = _requested(ctx, request)
     cluster = ctx.broker.zk_cluster
-    if cluster is None or cluster.controller is None or not cluster.controller.active:
+    if cluster is None or not cluster.is_active_controller:
         return _not_controller(partitions)
     election = ElectionType.PREFERRED if ctx.version == 0 else ElectionType(request.election_type)
     return _elect(ctx, partitions, election, every_partition=request.topic_partitions is None)

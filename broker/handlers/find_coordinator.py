@@ -24,16 +24,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import BrokerEndpoint
 from broker.cluster.topics import TopicError
-from broker.cluster.zk_admin import ZkAdmin
 from broker.group.store import OFFSETS_TOPIC
 from broker.handlers.base import Handler, RequestContext
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.find_coordinator_request import FindCoordinatorRequest
 from protocol.messages.find_coordinator_response import Coordinator, FindCoordinatorResponse
+
+if TYPE_CHECKING:
+    # ZooKeeper mode only: kazoo and the ZooKeeper client load with it, never on the embedded node.
+    from broker.cluster.zk_admin import ZkAdmin
 
 log = logging.getLogger(__name__)
 

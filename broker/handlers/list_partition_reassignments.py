@@ -36,7 +36,7 @@ def handle(
     ctx: RequestContext, request: ListPartitionReassignmentsRequest
 ) -> ListPartitionReassignmentsResponse | Coroutine[object, object, ListPartitionReassignmentsResponse]:
     cluster = ctx.broker.zk_cluster
-    if cluster is None or cluster.controller is None or not cluster.controller.active:
+    if cluster is None or not cluster.is_active_controller:
         return _not_controller()
     partitions = (
         None

@@ -30,11 +30,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import INTERNAL_TOPICS, ZERO_UUID, TopicInfo, topic_name_error
 from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicError
-from broker.cluster.zk_admin import ZkAdmin
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.manager import ReplicaManager
 from broker.types import TopicPartition
@@ -47,6 +47,10 @@ from protocol.messages.metadata_response import (
     MetadataResponsePartition,
     MetadataResponseTopic,
 )
+
+if TYPE_CHECKING:
+    # ZooKeeper mode only: kazoo and the ZooKeeper client load with it, never on the embedded node.
+    from broker.cluster.zk_admin import ZkAdmin
 
 log = logging.getLogger(__name__)
 

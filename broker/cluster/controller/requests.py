@@ -85,35 +85,21 @@ class RequestVersions:
                 f"inter.broker.protocol.version {ibp} is older than {cls.OLDEST_SUPPORTED_IBP}, "
                 "which Brook's controller does not speak"
             )
-        if is_at_least(ibp, "3.4-IV0"):
-            lai = 7
-        elif is_at_least(ibp, "3.2-IV0"):
-            lai = 6
-        elif is_at_least(ibp, "2.8-IV1"):
-            lai = 5
-        elif is_at_least(ibp, "2.4-IV1"):
-            lai = 4
-        elif is_at_least(ibp, "2.4-IV0"):
-            lai = 3
-        else:
-            lai = 2
-        if is_at_least(ibp, "3.4-IV0"):
-            um = 8
-        elif is_at_least(ibp, "2.8-IV1"):
-            um = 7
-        elif is_at_least(ibp, "2.4-IV1"):
-            um = 6
-        else:
-            um = 5
-        if is_at_least(ibp, "3.4-IV0"):
-            sr = 4
-        elif is_at_least(ibp, "2.6-IV0"):
-            sr = 3
-        elif is_at_least(ibp, "2.4-IV1"):
-            sr = 2
-        else:
-            sr = 1
+        lai = _version_for(ibp, _LEADER_AND_ISR_VERSIONS, 2)
+        um = _version_for(ibp, _UPDATE_METADATA_VERSIONS, 5)
+        sr = _version_for(ibp, _STOP_REPLICA_VERSIONS, 1)
         return cls(lai, um, sr, is_at_least(ibp, "3.2-IV0"))
+
+
+#: (first IBP, request version), newest first: Kafka's ControllerChannelManager choices.
+_LEADER_AND_ISR_VERSIONS = (("3.4-IV0", 7), ("3.2-IV0", 6), ("2.8-IV1", 5), ("2.4-IV1", 4), ("2.4-IV0", 3))
+_UPDATE_METADATA_VERSIONS = (("3.4-IV0", 8), ("2.8-IV1", 7), ("2.4-IV1", 6))
+_STOP_REPLICA_VERSIONS = (("3.4-IV0", 4), ("2.6-IV0", 3), ("2.4-IV1", 2))
+
+
+def _version_for(ibp: str, table: tuple[tuple[str, int], ...], oldest: int) -> int:
+    """The version of the first row whose IBP ``ibp`` reaches, else ``oldest``."""
+    return next((version for first, version in table if is_at_least(ibp, first)), oldest)
 
 
 @dataclass(frozen=True, slots=True)

@@ -74,6 +74,18 @@ async def wait_metadata(broker: Broker, predicate: Callable[[MetadataCache], boo
     return await broker.zk_cluster.await_metadata(predicate, WAIT)
 
 
+async def write_isr_and_notify(zk: KafkaZkClient, topic: str, partition: int, isr: tuple[int, ...]) -> None:
+    """Write the partition's ISR into its state znode (leader and epochs kept) and post an ISR
+    change notification, as a leader did before AlterPartition."""
+    state = await zk.get_partition_state(topic, partition)
+    assert state is not None
+    changed = data.PartitionState(state.leader, state.leader_epoch, isr, state.controller_epoch)
+    await zk.set_data(
+        paths.partition_state(topic, partition), data.encode_partition_state(changed), state.zk_version
+    )
+    await zk.create_isr_change_notification([(topic, partition)])
+
+
 def controller_of(brokers: list[Broker]) -> Broker:
     [controller] = [b for b in brokers if b.zk_cluster is not None and b.zk_cluster.is_active_controller]
     return controller
@@ -513,14 +525,8 @@ def test_isr_change_notifications_reach_every_broker_and_are_deleted(connect: st
                 await zk.create_topic("isr", data.TopicAssignment(uuid.uuid4(), {0: [0, 1]}), {})
                 tp = TopicPartition("isr", 0)
                 assert await wait_metadata(brokers[1], partition_led(tp, 0))
-                state = await zk.get_partition_state("isr", 0)
-                assert state is not None
                 # An old-style leader writes its ISR itself, then notifies.
-                shrunk = data.PartitionState(0, state.leader_epoch, (0,), state.controller_epoch)
-                await zk.set_data(
-                    paths.partition_state("isr", 0), data.encode_partition_state(shrunk), state.zk_version
-                )
-                await zk.create_isr_change_notification([("isr", 0)])
+                await write_isr_and_notify(zk, "isr", 0, (0,))
                 for broker in brokers:
                     assert await wait_metadata(
                         broker, lambda c: (p := c.partition(tp)) is not None and p.isr == [0]
@@ -573,14 +579,8 @@ def test_turning_on_unclean_election_for_a_topic_elects_its_leaderless_partition
                 await zk.create_topic("unc", data.TopicAssignment(uuid.uuid4(), {0: [1, 0]}), {})
                 tp = TopicPartition("unc", 0)
                 assert await wait_metadata(brokers[0], partition_led(tp, 1))
-                state = await zk.get_partition_state("unc", 0)
-                assert state is not None
                 # Only the leader is in sync: its loss leaves no clean candidate.
-                alone = data.PartitionState(1, state.leader_epoch, (1,), state.controller_epoch)
-                await zk.set_data(
-                    paths.partition_state("unc", 0), data.encode_partition_state(alone), state.zk_version
-                )
-                await zk.create_isr_change_notification([("unc", 0)])
+                await write_isr_and_notify(zk, "unc", 0, (1,))
                 assert await wait_metadata(
                     brokers[0], lambda c: (p := c.partition(tp)) is not None and p.isr == [1]
                 )
