@@ -80,15 +80,20 @@ def run(config: BrokerConfig) -> int:
     else:
         runner = uvloop.run
     from broker.cluster.meta_properties import MetaPropertiesError
-    from broker.cluster.zk.broker_id import BrokerIdConfigError
-    from broker.cluster.zk.errors import BrokerIdInUseError, ZkError
 
+    fatal: tuple[type[Exception], ...] = (MetaPropertiesError,)
+    if not config.standalone:
+        # ZooKeeper mode only: kazoo loads with these, never on the embedded node.
+        from broker.cluster.zk.broker_id import BrokerIdConfigError
+        from broker.cluster.zk.errors import BrokerIdInUseError, ZkError
+
+        fatal += (ZkError, BrokerIdInUseError, BrokerIdConfigError)
     try:
         return runner(_serve(config))
     except OSError as exc:
         print(f"brook: {exc}", file=sys.stderr)
         return 1
-    except (ZkError, BrokerIdInUseError, MetaPropertiesError, BrokerIdConfigError) as exc:
+    except fatal as exc:
         # ZooKeeper unreachable, a duplicate broker.id, another cluster's log dirs (Kafka's
         # "Fatal error during KafkaServer startup").
         logging.getLogger("broker").error("Fatal error during broker startup. Prepare to shutdown: %s", exc)

@@ -90,7 +90,7 @@ class Broker:
             d.mkdir(parents=True, exist_ok=True)
         #: ZooKeeper mode: the cluster id comes from /cluster/id and the broker id may be
         #: generated there, so meta.properties is written at start, not here.
-        self.zk_mode = config.zookeeper_connect is not None
+        self.zk_mode = not config.standalone
         if self.zk_mode:
             recorded_cluster, recorded_broker = recorded_identity(self.log_dirs)
             if self.node_id < 0 and recorded_broker is not None:

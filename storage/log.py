@@ -35,6 +35,7 @@ import threading
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from protocol.exceptions import CorruptRecordError, EncodeError
 from protocol.records.batch import (
@@ -43,7 +44,6 @@ from protocol.records.batch import (
     RECORD_BATCH_OVERHEAD,
     TIMESTAMP_TYPE_MASK,
     BatchHeader,
-    read_header,
     set_log_append_time,
     set_max_timestamp,
 )
@@ -442,7 +442,7 @@ class Log:
         offset_of_max_ts = -1
         batches: list[tuple[int, int, int, int]] = []
         epochs: list[tuple[int, int]] = []
-        producer_batches: list[tuple[int, int]] = []
+        producer_batches: list[tuple[tuple[Any, ...], int]] = []
         pos = 0
         while pos < n:
             if n - pos < RECORD_BATCH_OVERHEAD:
@@ -487,7 +487,7 @@ class Log:
                 if epoch >= 0 and (not epochs or epoch > epochs[-1][0]):
                     epochs.append((epoch, base))
                 if fields[9] >= 0:
-                    producer_batches.append((pos, base))
+                    producer_batches.append((fields, base))
             if first_offset < 0:
                 first_offset = base
             last = base + last_delta
@@ -505,8 +505,9 @@ class Log:
             for epoch, start in epochs:
                 self._maybe_start_epoch(epoch, start)
         self._write(mv, batches, first_offset, next_offset - 1, max_ts)
-        for pos, base in producer_batches:
-            self.producer_state.update(read_header(mv, pos), base)
+        for header_fields, base in producer_batches:
+            # The header as unpacked in the loop (same struct as read_header's): no second read.
+            self.producer_state.update(_new_tuple(BatchHeader, header_fields), base)
         # tuple.__new__ directly: a NamedTuple's own constructor costs ~0.2 us more per call.
         return _new_tuple(
             AppendInfo,

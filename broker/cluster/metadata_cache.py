@@ -235,13 +235,6 @@ class MetadataCache:
         partitions = self._partitions.get(tp.topic)
         return None if partitions is None else partitions.get(tp.partition)
 
-    def leader_hint(self, tp: TopicPartition, listener: str) -> LeaderHint:
-        """Kafka's getCurrentLeader for the KIP-951 hints of Produce v10+ and Fetch v16+."""
-        state = self.partition(tp)
-        if state is None:
-            return LeaderHint()
-        return LeaderHint(state.leader, state.leader_epoch, self.alive_endpoint(state.leader, listener))
-
     def partition_metadata(
         self,
         topic: str,

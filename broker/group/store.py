@@ -295,7 +295,11 @@ class OffsetsTopic:
             except (StorageError, OSError) as exc:
                 log.error("cannot flush %s: %s", replica.tp, exc)
                 return AppendResult(ErrorCode.KAFKA_STORAGE_ERROR, base_offset)
-        # acks=all: answered when the high watermark passes the records (event-driven).
+        # acks=all: answered when the high watermark passes the records (event-driven); on one
+        # broker, or with the followers already there, that is now (no waiter to build).
+        done, code = replica.check_enough_replicas_reach_offset(last_offset + 1)
+        if done:
+            return AppendResult(code, base_offset)
         (code,) = await DelayedProduce([(replica, last_offset + 1)], self.config.commit_timeout_ms).future
         return AppendResult(code, base_offset)
 

@@ -23,7 +23,7 @@ from protocol.apispec import ApiSpec
 from protocol.messages._index import APIS
 
 #: The handler modules, by api; each defines ``HANDLER``.
-_MODULES = (
+_EMBEDDED_MODULES = (
     "produce",
     "fetch",
     "list_offsets",
@@ -52,18 +52,22 @@ _MODULES = (
     "list_groups",
     "delete_groups",
     "offset_delete",
-    # from the controller (cluster mode)
+)
+#: Served only in cluster mode.
+_CLUSTER_MODULES = (
+    # from the controller
     "leader_and_isr",
     "stop_replica",
     "update_metadata",
-    # to the controller (cluster mode)
+    # to the controller
     "controlled_shutdown",
     "elect_leaders",
     "alter_partition",
-    # admin apis the ZooKeeper-mode controller answers (cluster mode)
+    # admin apis the ZooKeeper-mode controller answers
     "alter_partition_reassignments",
     "list_partition_reassignments",
 )
+_MODULES = _EMBEDDED_MODULES + _CLUSTER_MODULES
 
 _SPECS: dict[str, ApiSpec] = {spec.request_module.removesuffix("_request"): spec for spec in APIS.values()}
 #: api key -> handler module.
@@ -89,21 +93,7 @@ def _stand_in(spec: ApiSpec) -> Handler:
 
 
 HANDLERS: dict[int, Handler] = {key: _stand_in(_SPECS[module]) for key, module in MODULE_OF.items()}
-#: LeaderAndIsr, StopReplica, UpdateMetadata; ControlledShutdown, ElectLeaders, AlterPartition;
-#: AlterPartitionReassignments, ListPartitionReassignments.
-CLUSTER_MODE_APIS = frozenset(
-    _SPECS[module].api_key
-    for module in (
-        "leader_and_isr",
-        "stop_replica",
-        "update_metadata",
-        "controlled_shutdown",
-        "elect_leaders",
-        "alter_partition",
-        "alter_partition_reassignments",
-        "list_partition_reassignments",
-    )
-)
+CLUSTER_MODE_APIS = frozenset(_SPECS[module].api_key for module in _CLUSTER_MODULES)
 _EMBEDDED = {key: h for key, h in HANDLERS.items() if key not in CLUSTER_MODE_APIS}
 
 

@@ -200,7 +200,7 @@ def _resolve(ctx: RequestContext, request: FetchRequest) -> list[_Target]:
             # Cluster mode: ids resolve through the controller's cache; names go straight to the
             # replica manager, which knows hosted replicas and tells "led elsewhere" from unknown.
             name = cache.topic_name(topic.topic_id) if by_id else topic.topic
-            named = None if name is None else (name, cache.topic_id(name))
+            named = None if name is None else (name, topic.topic_id if by_id else cache.topic_id(name))
         else:
             info = metadata.topic_by_id(topic.topic_id) if by_id else metadata.topic(topic.topic)
             named = None if info is None else (info.name, info.topic_id)
