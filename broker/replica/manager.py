@@ -51,6 +51,8 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+#: (partition, producer id, producer epoch, committed, offset of the marker)
+TxnMarkerListener = Callable[[TopicPartition, int, int, bool, int], None]
 
 
 class ReplicaManager:
@@ -85,6 +87,24 @@ class ReplicaManager:
         #: ``replica.lag.time.max.ms``; set by the broker.
         self.isr_sender: IsrSender | None = None
         self.replica_lag_time_max_ms = DEFAULT_MAX_LAG_MS
+        #: Called after a transaction marker (COMMIT/ABORT control batch) is written to a local
+        #: partition as leader; the group coordinator completes transactional offset commits there.
+        self._txn_marker_listeners: list[TxnMarkerListener] = []
+
+    def add_txn_marker_listener(self, listener: TxnMarkerListener) -> None:
+        """``listener(tp, producer_id, producer_epoch, committed, marker_offset)`` after each marker."""
+        self._txn_marker_listeners.append(listener)
+
+    def notify_txn_marker(
+        self, tp: TopicPartition, producer_id: int, producer_epoch: int, committed: bool, marker_offset: int
+    ) -> None:
+        """Tell the listeners that ``producer_id``'s transaction on ``tp`` ended with a marker at
+        ``marker_offset`` (a listener's failure is logged, never propagated to the marker write)."""
+        for listener in self._txn_marker_listeners:
+            try:
+                listener(tp, producer_id, producer_epoch, committed, marker_offset)
+            except Exception:
+                log.exception("transaction marker listener failed for %s-%d", tp[0], tp[1])
 
     def get(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)
