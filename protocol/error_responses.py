@@ -44,6 +44,7 @@ from protocol.messages import offset_fetch_response as offset_fetch
 from protocol.messages import offset_for_leader_epoch_response as offset_for_leader_epoch
 from protocol.messages import produce_response as produce
 from protocol.messages import stop_replica_response as stop_replica
+from protocol.messages import txn_offset_commit_response as txn_offset_commit
 from protocol.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
 from protocol.messages.describe_cluster_response import DescribeClusterResponse
 from protocol.messages.init_producer_id_response import InitProducerIdResponse
@@ -176,6 +177,23 @@ def _offset_commit(request: Any, version: int, code: int, message: str | None) -
                 name=topic.name,
                 partitions=[
                     offset_commit.OffsetCommitResponsePartition(
+                        partition_index=p.partition_index, error_code=code
+                    )
+                    for p in topic.partitions
+                ],
+            )
+            for topic in request.topics
+        ]
+    )
+
+
+def _txn_offset_commit(request: Any, version: int, code: int, message: str | None) -> Message:
+    return txn_offset_commit.TxnOffsetCommitResponse(
+        topics=[
+            txn_offset_commit.TxnOffsetCommitResponseTopic(
+                name=topic.name,
+                partitions=[
+                    txn_offset_commit.TxnOffsetCommitResponsePartition(
                         partition_index=p.partition_index, error_code=code
                     )
                     for p in topic.partitions
@@ -515,6 +533,7 @@ _BUILDERS: dict[int, Builder] = {
     21: _delete_records,
     22: _init_producer_id,
     23: _offset_for_leader_epoch,
+    28: _txn_offset_commit,
     32: _describe_configs,
     33: _alter_configs,
     35: _top_level(35),

@@ -41,6 +41,7 @@ from broker.group.records import group_metadata_key, group_metadata_value
 from broker.group.state import GroupState
 from broker.group.store import OFFSETS_TOPIC, OffsetsTopic, group_write_error
 from broker.group.timers import LoopScheduler, Scheduler, TimerHandle
+from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.group_metadata_value import GroupMetadataValue, MemberMetadata
 
@@ -67,6 +68,7 @@ class Api(enum.Enum):
     DESCRIBE_GROUPS = "DescribeGroups"
     DELETE_GROUPS = "DeleteGroups"
     OFFSET_DELETE = "OffsetDelete"
+    TXN_OFFSET_COMMIT = "TxnOffsetCommit"
 
 
 #: Apis that accept the empty group id (offset storage only, and describing/deleting it).
@@ -121,6 +123,7 @@ class GroupCoordinator:
             broker, self.config, self.clock, self._on_group_loaded, self._on_group_unloaded
         )
         self.active = False
+        self._hears_markers = False
         self._background: set[asyncio.Task[Any]] = set()
         self._expiry_timer: TimerHandle | None = None
         # Imported here: both modules build on this one.
@@ -139,10 +142,36 @@ class GroupCoordinator:
     # -- lifecycle ----------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Load the partitions this broker leads and start the offset expiration timer."""
+        """Load the partitions this broker leads, listen for transaction markers and start the
+        offset expiration timer."""
         self.active = True
+        if not self._hears_markers:
+            self._hears_markers = True
+            self.broker.replica_manager.add_txn_marker_listener(self.on_txn_marker)
+            self.store.on_marker_after_load = self.offsets.complete_txn
         self.store.start()
         self._schedule_expiry()
+
+    def on_txn_marker(
+        self, tp: TopicPartition, producer_id: int, producer_epoch: int, committed: bool, marker_offset: int
+    ) -> None:
+        """A replica manager listener: a COMMIT/ABORT marker was written (durably) on a partition
+        this broker leads. On ``__consumer_offsets`` it ends the producer's pending offsets in
+        that partition's groups; a partition still loading applies it after its replay."""
+        if tp.topic != OFFSETS_TOPIC or not self.active:
+            return
+        index = tp.partition
+        if self.store.note_marker_while_loading(index, producer_id, committed, marker_offset):
+            return
+        log.debug(
+            "%s marker of producer %d (epoch %d) at %s-%d",
+            "COMMIT" if committed else "ABORT",
+            producer_id,
+            producer_epoch,
+            tp.topic,
+            index,
+        )
+        self.offsets.complete_txn(index, producer_id, committed)
 
     async def stop(self) -> None:
         self.active = False

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import struct
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -70,6 +70,9 @@ class ClassicGroup:
         self.pending_sync_members: set[str] = set()
         self.offsets: dict[TopicPartitionKey, CommittedOffset] = {}
         self.pending_offset_commits: dict[TopicPartitionKey, OffsetAndMetadata] = {}
+        #: Transactional offset commits by producer id, visible only after a COMMIT marker
+        #: (record_offset None: the batch is not appended yet).
+        self.pending_txn_offset_commits: dict[int, dict[TopicPartitionKey, CommittedOffset]] = {}
         self.subscribed_topics: set[str] | None = None
         #: A member joined during the initial rebalance delay (the delay may be extended).
         self.new_member_added = False
@@ -324,7 +327,16 @@ class ClassicGroup:
         return entry.value if entry is not None else None
 
     def has_offsets(self) -> bool:
-        return bool(self.offsets) or bool(self.pending_offset_commits)
+        return (
+            bool(self.offsets) or bool(self.pending_offset_commits) or bool(self.pending_txn_offset_commits)
+        )
+
+    def has_pending_offset_commits_for(self, tp: TopicPartitionKey) -> bool:
+        """A plain commit in flight, or a transactional one not yet ended by its marker
+        (OffsetFetch's ``require_stable`` answers UNSTABLE_OFFSET_COMMIT for it)."""
+        return tp in self.pending_offset_commits or any(
+            tp in pending for pending in self.pending_txn_offset_commits.values()
+        )
 
     def prepare_offset_commit(self, offsets: dict[TopicPartitionKey, OffsetAndMetadata]) -> None:
         self.pending_offset_commits.update(offsets)
@@ -348,10 +360,72 @@ class ClassicGroup:
         if self.pending_offset_commits.get(tp) == value:
             del self.pending_offset_commits[tp]
 
+    # -- transactional offsets (Kafka's GroupMetadata, KIP-98) ---------------------------------------
+
+    @property
+    def active_producers(self) -> set[int]:
+        return set(self.pending_txn_offset_commits)
+
+    def has_pending_offset_commits_from(self, producer_id: int) -> bool:
+        return producer_id in self.pending_txn_offset_commits
+
+    def prepare_txn_offset_commit(
+        self, producer_id: int, offsets: Mapping[TopicPartitionKey, OffsetAndMetadata]
+    ) -> None:
+        """Stage a transactional commit before its batch is written (no log offset yet)."""
+        staged = self.pending_txn_offset_commits.setdefault(producer_id, {})
+        for tp, value in offsets.items():
+            staged[tp] = CommittedOffset(None, value)
+
+    def on_txn_offset_commit_appended(
+        self, producer_id: int, tp: TopicPartitionKey, committed: CommittedOffset
+    ) -> None:
+        """The transactional batch is durable: remember where it is, so that the marker can order
+        it against plain commits (unless a later commit of that producer replaced it meanwhile)."""
+        staged = self.pending_txn_offset_commits.get(producer_id)
+        if staged is not None and tp in staged and staged[tp].value == committed.value:
+            staged[tp] = committed
+
+    def fail_pending_txn_offset_commit(self, producer_id: int, tp: TopicPartitionKey) -> None:
+        """The batch was not written: forget the staged offset (the client retries)."""
+        staged = self.pending_txn_offset_commits.get(producer_id)
+        if staged is None:
+            return
+        staged.pop(tp, None)
+        if not staged:
+            del self.pending_txn_offset_commits[producer_id]
+
+    def complete_pending_txn_offset_commit(self, producer_id: int, committed: bool) -> None:
+        """The producer's marker is written: on COMMIT its offsets become visible, unless the
+        cache holds a commit from a later batch; on ABORT they are dropped."""
+        staged = self.pending_txn_offset_commits.pop(producer_id, None)
+        if not committed or staged is None:
+            return
+        for tp, entry in staged.items():
+            if entry.record_offset is None:
+                # Kafka throws here; a marker can only follow the batch's append, so this is
+                # a commit whose append never completed: it never became part of the log.
+                log.warning(
+                    "group %s: producer %d's offset for %s-%d ended before its append",
+                    self.group_id,
+                    producer_id,
+                    *tp,
+                )
+                continue
+            current = self.offsets.get(tp)
+            if (
+                current is None
+                or current.record_offset is None
+                or current.record_offset < entry.record_offset
+            ):
+                self.offsets[tp] = entry
+
     def remove_offsets(self, tps: list[TopicPartitionKey]) -> dict[TopicPartitionKey, OffsetAndMetadata]:
         removed: dict[TopicPartitionKey, OffsetAndMetadata] = {}
         for tp in tps:
             self.pending_offset_commits.pop(tp, None)
+            for staged in self.pending_txn_offset_commits.values():
+                staged.pop(tp, None)
             entry = self.offsets.pop(tp, None)
             if entry is not None:
                 removed[tp] = entry.value

@@ -2,8 +2,10 @@
 
 The log is read from its start to its end offset in chunks of ``offsets.load.buffer.size``;
 every record is applied in order, so the last write of a key wins and a tombstone removes it
-(Kafka's ``doLoadGroupsAndOffsets``). Transactional offset commits count only once their
-COMMIT marker is read. The replay yields to the event loop every few milliseconds, so a large
+(Kafka's ``doLoadGroupsAndOffsets``). Offsets in transactional batches are held per producer id
+until that producer's control batch: COMMIT applies them (unless a later batch already wrote
+the key), ABORT drops them; those still open at the end stay pending in their groups, for a
+marker written later to complete. The replay yields to the event loop every few milliseconds, so a large
 partition never stalls the broker; meanwhile its groups answer COORDINATOR_LOAD_IN_PROGRESS.
 """
 
@@ -37,6 +39,10 @@ class Replayed:
     offsets: dict[GroupTopicPartition, CommittedOffset] = field(default_factory=dict)
     groups: dict[str, tuple[int, GroupMetadataValue]] = field(default_factory=dict)
     removed_groups: set[str] = field(default_factory=set)
+    #: Transactional offsets without a marker yet, by producer id.
+    pending_txn: dict[int, dict[GroupTopicPartition, CommittedOffset]] = field(default_factory=dict)
+    #: The log end offset the replay read up to.
+    end_offset: int = 0
     records: int = 0
     bytes: int = 0
 
@@ -44,9 +50,10 @@ class Replayed:
 async def replay(log_: Log, buffer_size: int) -> Replayed:
     """Apply every record of ``log_`` from its start to its current end."""
     state = Replayed()
-    pending_txn: dict[int, dict[GroupTopicPartition, CommittedOffset]] = {}
+    pending_txn = state.pending_txn
     offset = log_.log_start_offset
     end = log_.log_end_offset
+    state.end_offset = end
     budget_start = time.monotonic()
     while offset < end:
         try:
@@ -70,11 +77,7 @@ async def replay(log_: Log, buffer_size: int) -> Replayed:
         await asyncio.sleep(0)  # at least once per chunk
         budget_start = time.monotonic()
     if pending_txn:
-        log.warning(
-            "%s: ignoring transactional offset commits of %d producers without a commit marker",
-            log_,
-            len(pending_txn),
-        )
+        log.info("%s: %d producers have transactional offset commits still open", log_, len(pending_txn))
     return state
 
 
@@ -129,19 +132,27 @@ def _older(current: CommittedOffset, candidate: CommittedOffset) -> bool:
 
 
 def build_groups(state: Replayed, now_ms: int) -> list[ClassicGroup]:
-    """Groups with their metadata and offsets; groups that only have offsets come back Empty."""
+    """Groups with their metadata, offsets and still-open transactional offsets; groups that
+    only have offsets come back Empty."""
     offsets_by_group: dict[str, dict[TopicPartitionKey, CommittedOffset]] = {}
     for (group_id, topic, partition), committed in state.offsets.items():
         offsets_by_group.setdefault(group_id, {})[(topic, partition)] = committed
+    pending_by_group: dict[str, dict[int, dict[TopicPartitionKey, CommittedOffset]]] = {}
+    for producer_id, staged in state.pending_txn.items():
+        for (group_id, topic, partition), committed in staged.items():
+            by_producer = pending_by_group.setdefault(group_id, {})
+            by_producer.setdefault(producer_id, {})[(topic, partition)] = committed
     groups: list[ClassicGroup] = []
     for group_id, (version, value) in state.groups.items():
-        group = group_from_value(group_id, version, value, now_ms)
-        group.offsets.update(offsets_by_group.pop(group_id, {}))
-        groups.append(group)
-    for group_id, offsets in offsets_by_group.items():
-        group = ClassicGroup(group_id, GroupState.EMPTY, now_ms)
-        group.offsets.update(offsets)
-        groups.append(group)
+        groups.append(group_from_value(group_id, version, value, now_ms))
+    known = {group.group_id for group in groups}
+    for group_id in [*offsets_by_group, *pending_by_group]:
+        if group_id not in known:
+            known.add(group_id)
+            groups.append(ClassicGroup(group_id, GroupState.EMPTY, now_ms))
+    for group in groups:
+        group.offsets.update(offsets_by_group.get(group.group_id, {}))
+        group.pending_txn_offset_commits.update(pending_by_group.get(group.group_id, {}))
     return groups
 
 

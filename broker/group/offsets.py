@@ -14,6 +14,18 @@ As Kafka 3.9's classic coordinator:
   an Empty group without offsets is removed (with a tombstone for its metadata);
 * OffsetDelete removes offsets of an Empty group, or of topics a consumer group does not
   subscribe to (GROUP_SUBSCRIBED_TO_TOPIC for the others).
+
+Transactional offset commits (TxnOffsetCommit, KIP-98/447, Kafka's handleTxnCommitOffsets):
+
+* a group that does not exist is created Empty; a commit naming a member (v3+: generation,
+  member id, instance id) is fenced as a plain one is (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID,
+  ILLEGAL_GENERATION), one naming none is accepted whatever the group's state; it is no
+  heartbeat and is not refused during a rebalance;
+* the offsets are written as one transactional batch of the producer and are then pending for
+  (group, producer id): OffsetFetch does not return them (``require_stable`` answers
+  UNSTABLE_OFFSET_COMMIT) until the producer's COMMIT marker lands on the group's partition,
+  which makes them visible unless a plain commit from a later batch wrote the partition since;
+  an ABORT marker drops them (:meth:`OffsetManager.complete_txn`).
 """
 
 from __future__ import annotations
@@ -25,7 +37,13 @@ from typing import TYPE_CHECKING
 
 from broker.group.coordinator import Api
 from broker.group.group import ClassicGroup, CommittedOffset, TopicPartitionKey
-from broker.group.records import OffsetAndMetadata, group_metadata_key, offset_commit_key, offset_commit_value
+from broker.group.records import (
+    OffsetAndMetadata,
+    TxnProducer,
+    group_metadata_key,
+    offset_commit_key,
+    offset_commit_value,
+)
 from broker.group.state import GroupState
 from broker.group.store import commit_write_error
 from protocol.error_codes import ErrorCode
@@ -128,6 +146,77 @@ class OffsetManager:
             log.debug("offset commit of group %s failed: %s", group.group_id, error.name)
         return {tp: (error if tp in valid else E.OFFSET_METADATA_TOO_LARGE) for tp in offsets}
 
+    # -- TxnOffsetCommit ----------------------------------------------------------------------------
+
+    async def txn_commit(
+        self,
+        group_id: str,
+        producer: TxnProducer,
+        member_id: str,
+        instance_id: str | None,
+        generation_id: int,
+        offsets: Mapping[TopicPartitionKey, OffsetAndMetadata],
+    ) -> dict[TopicPartitionKey, ErrorCode]:
+        """Write ``offsets`` in ``producer``'s transaction; they stay pending until its marker."""
+        coordinator = self.coordinator
+        error = coordinator.validate_group_status(group_id, Api.TXN_OFFSET_COMMIT)
+        if error is not None:
+            return dict.fromkeys(offsets, error)
+        group = self.store.get(group_id) or self.store.add(ClassicGroup(group_id, S.EMPTY, coordinator.now()))
+        error = self._validate_txn(group, member_id, instance_id, generation_id)
+        if error is not None:
+            return dict.fromkeys(offsets, error)
+        limit = coordinator.config.metadata_max_bytes
+        valid = {tp: om for tp, om in offsets.items() if len(om.metadata.encode()) <= limit}
+        if not valid:
+            return dict.fromkeys(offsets, E.OFFSET_METADATA_TOO_LARGE)
+        producer_id = producer.producer_id
+        entries = [
+            (offset_commit_key(group_id, tp[0], tp[1]), offset_commit_value(om)) for tp, om in valid.items()
+        ]
+        self.store.add_producer_group(producer_id, group_id)
+        group.prepare_txn_offset_commit(producer_id, valid)
+        result = await self.store.append(group_id, entries, producer)
+        if result.error == E.NONE:
+            if group.state is not S.DEAD:
+                for tp, om in valid.items():
+                    group.on_txn_offset_commit_appended(
+                        producer_id, tp, CommittedOffset(result.base_offset, om)
+                    )
+            error = E.NONE
+        else:
+            if group.state is not S.DEAD:
+                for tp in valid:
+                    group.fail_pending_txn_offset_commit(producer_id, tp)
+                if not group.has_pending_offset_commits_from(producer_id):
+                    self.store.remove_producer_group(producer_id, group_id)
+            error = commit_write_error(result.error)
+            log.debug("transactional offset commit of group %s failed: %s", group_id, error.name)
+        return {tp: (error if tp in valid else E.OFFSET_METADATA_TOO_LARGE) for tp in offsets}
+
+    def _validate_txn(
+        self, group: ClassicGroup, member_id: str, instance_id: str | None, generation_id: int
+    ) -> ErrorCode | None:
+        """Kafka's validateOffsetCommit for a transactional commit (KIP-447)."""
+        if group.state is S.DEAD:
+            return E.COORDINATOR_NOT_AVAILABLE
+        if generation_id >= 0 or member_id != "" or instance_id is not None:
+            error = self.coordinator._validate_current_member(group, member_id, instance_id)
+            if error is not None:
+                return error
+            return E.ILLEGAL_GENERATION if generation_id != group.generation_id else None
+        return None
+
+    def complete_txn(self, index: int, producer_id: int, committed: bool) -> None:
+        """``producer_id``'s marker was written on ``__consumer_offsets`` partition ``index``:
+        make its pending offsets in that partition's groups visible (COMMIT) or drop them
+        (ABORT), as Kafka's handleTxnCompletion."""
+        for group_id in self.store.groups_of_producer(producer_id, index):
+            group = self.store.get(group_id)
+            if group is not None and group.state is not S.DEAD:
+                group.complete_pending_txn_offset_commit(producer_id, committed)
+            self.store.remove_producer_group(producer_id, group_id)
+
     # -- OffsetFetch --------------------------------------------------------------------------------
 
     def fetch(
@@ -144,7 +233,7 @@ class OffsetManager:
         wanted = list(group.offsets) if partitions is None else partitions
         results: list[tuple[TopicPartitionKey, FetchedOffset]] = []
         for tp in wanted:
-            if require_stable and tp in group.pending_offset_commits:
+            if require_stable and group.has_pending_offset_commits_for(tp):
                 results.append((tp, FetchedOffset(error=E.UNSTABLE_OFFSET_COMMIT)))
                 continue
             value = group.offset(tp)

@@ -10,8 +10,10 @@ behind a big-endian int16 version prefix (Kafka's ``MessageUtil.toVersionPrefixe
 * group metadata value: version 3 (static members' group.instance.id included);
 * a tombstone (null value) deletes an offset or a group.
 
-Batches are magic v2, CreateTime, no producer id, compressed with
-``offsets.topic.compression.codec``.
+Batches are magic v2, CreateTime, compressed with ``offsets.topic.compression.codec``, with no
+producer id; a TxnOffsetCommit's batch is transactional, in the producer's id and epoch, with
+base sequence -1 (Kafka's GroupMetadataManager writes 0; the partition's producer state does not
+check the sequence of a coordinator's batch either way).
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ OFFSET_KEY_VERSION = 1
 GROUP_KEY_VERSION = 2
 GROUP_VALUE_VERSION = 3
 NO_LEADER_EPOCH = -1
+NO_SEQUENCE = -1
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,9 +134,33 @@ def read_group_value(data: bytes | memoryview) -> tuple[int, GroupMetadataValue]
     return version, value
 
 
+@dataclass(frozen=True, slots=True)
+class TxnProducer:
+    """The transactional producer a TxnOffsetCommit batch is written for."""
+
+    producer_id: int
+    producer_epoch: int
+
+
 def build_records(
-    entries: Sequence[tuple[bytes, bytes | None]], timestamp: int, compression: int = 0
+    entries: Sequence[tuple[bytes, bytes | None]],
+    timestamp: int,
+    compression: int = 0,
+    txn: TxnProducer | None = None,
 ) -> bytearray:
-    """One v2 batch of (key, value) records; a None value is a tombstone."""
+    """One v2 batch of (key, value) records; a None value is a tombstone. With ``txn`` the batch
+    is transactional, in that producer's name, with no sequence (a coordinator-origin batch)."""
     records = [Record(i, 0, key, value) for i, (key, value) in enumerate(entries)]
-    return bytearray(build_batch(records, base_timestamp=timestamp, compression=compression))
+    if txn is None:
+        return bytearray(build_batch(records, base_timestamp=timestamp, compression=compression))
+    return bytearray(
+        build_batch(
+            records,
+            base_timestamp=timestamp,
+            compression=compression,
+            producer_id=txn.producer_id,
+            producer_epoch=txn.producer_epoch,
+            base_sequence=NO_SEQUENCE,
+            transactional=True,
+        )
+    )

@@ -29,7 +29,7 @@ from broker.group.config import GroupConfig
 from broker.group.group import ClassicGroup
 from broker.group.hashing import partition_for
 from broker.group.loader import build_groups, replay
-from broker.group.records import build_records
+from broker.group.records import TxnProducer, build_records
 from broker.replica.delayed_produce import DelayedProduce
 from broker.replica.partition import Partition
 from broker.types import TopicPartition
@@ -88,6 +88,14 @@ class OffsetsTopic:
         self.epochs: dict[int, int] = {}
         self._tasks: dict[int, asyncio.Task[None]] = {}
         self.shutting_down = False
+        #: Producer id -> groups holding its pending transactional offsets (Kafka's
+        #: openGroupsForProducer), so that a marker finds its groups without a scan.
+        self.producer_groups: dict[int, set[str]] = {}
+        #: Markers heard for a partition while it loads: (producer id, committed, marker offset).
+        self._markers_while_loading: dict[int, list[tuple[int, bool, int]]] = {}
+        #: Called with (index, producer id, committed) for each marker of a partition that
+        #: the replay did not see (it was written while the partition loaded).
+        self.on_marker_after_load: Callable[[int, int, bool], None] | None = None
 
     # -- partitions -------------------------------------------------------------------------------
 
@@ -193,6 +201,7 @@ class OffsetsTopic:
             self.owned.add(index)
             return
         self.loading.add(index)
+        self._markers_while_loading[index] = []
         self._tasks[index] = asyncio.get_running_loop().create_task(self._load(index, replica))
 
     async def _load(self, index: int, replica: Partition) -> None:
@@ -205,7 +214,10 @@ class OffsetsTopic:
             for group in groups:
                 if group.group_id not in self.groups:
                     self.groups[group.group_id] = group
+                    for producer_id in group.active_producers:
+                        self.add_producer_group(producer_id, group.group_id)
                     self.on_loaded(group)
+            self._apply_markers_heard_while_loading(index, state.end_offset)
             log.info(
                 "loaded %d groups (%d records, %d bytes) from %s-%d in %d ms",
                 len(groups),
@@ -221,9 +233,42 @@ class OffsetsTopic:
             log.exception("error loading offsets and group metadata from %s-%d", OFFSETS_TOPIC, index)
         finally:
             self._tasks.pop(index, None)
+            self._markers_while_loading.pop(index, None)
             if index in self.loading:
                 self.loading.discard(index)
                 self.owned.add(index)
+
+    def note_marker_while_loading(
+        self, index: int, producer_id: int, committed: bool, marker_offset: int
+    ) -> bool:
+        """Keep a marker of a partition being loaded for after the replay; False if not loading."""
+        queued = self._markers_while_loading.get(index)
+        if queued is None:
+            return False
+        queued.append((producer_id, committed, marker_offset))
+        return True
+
+    def _apply_markers_heard_while_loading(self, index: int, replayed_end: int) -> None:
+        """The replay read the log up to ``replayed_end``: markers written after it end the
+        transactions the loaded groups still hold as pending."""
+        for producer_id, committed, marker_offset in self._markers_while_loading.get(index, []):
+            if marker_offset >= replayed_end and self.on_marker_after_load is not None:
+                self.on_marker_after_load(index, producer_id, committed)
+
+    def add_producer_group(self, producer_id: int, group_id: str) -> None:
+        self.producer_groups.setdefault(producer_id, set()).add(group_id)
+
+    def remove_producer_group(self, producer_id: int, group_id: str) -> None:
+        groups = self.producer_groups.get(producer_id)
+        if groups is not None:
+            groups.discard(group_id)
+            if not groups:
+                del self.producer_groups[producer_id]
+
+    def groups_of_producer(self, producer_id: int, index: int) -> list[str]:
+        """The groups on partition ``index`` with pending offsets of ``producer_id``."""
+        count = self.partition_count
+        return [g for g in self.producer_groups.get(producer_id, ()) if partition_for(g, count) == index]
 
     def on_leadership_change(self, leading: list[Partition], not_leading: list[Partition]) -> None:
         """Cluster mode, as Kafka's onLeadershipChange: load the offsets partitions this broker
@@ -239,6 +284,7 @@ class OffsetsTopic:
         """Another broker leads partition ``index`` now: forget its groups."""
         self.owned.discard(index)
         self.loading.discard(index)
+        self._markers_while_loading.pop(index, None)
         task = self._tasks.pop(index, None)
         if task is not None:
             task.cancel()
@@ -247,6 +293,8 @@ class OffsetsTopic:
             if partition_for(group_id, count) == index:
                 self.on_unloaded(group)
                 del self.groups[group_id]
+                for producer_id in group.active_producers:
+                    self.remove_producer_group(producer_id, group_id)
 
     def stop(self) -> None:
         self.shutting_down = True
@@ -264,8 +312,11 @@ class OffsetsTopic:
 
     # -- appends ----------------------------------------------------------------------------------
 
-    def append(self, group_id: str, entries: Entries) -> Awaitable[AppendResult]:
-        """Write ``entries`` to the group's partition now; await the result for durability."""
+    def append(
+        self, group_id: str, entries: Entries, txn: TxnProducer | None = None
+    ) -> Awaitable[AppendResult]:
+        """Write ``entries`` to the group's partition now, as one batch (transactional, in
+        ``txn``'s name, when given); await the result for durability."""
         replica = self.replica(self.partition_for(group_id))
         if replica is None:
             return _done(AppendResult(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
@@ -275,7 +326,7 @@ class OffsetsTopic:
         if leader_state is not None and leader_state.is_under_min_isr(replica.log.config.min_insync_replicas):
             # The coordinator writes with acks=all, as Kafka's (effective min ISR).
             return _done(AppendResult(ErrorCode.NOT_ENOUGH_REPLICAS))
-        batch = build_records(entries, self.clock.milliseconds(), self.config.compression_codec)
+        batch = build_records(entries, self.clock.milliseconds(), self.config.compression_codec, txn)
         try:
             outcome = replica.append_internal(batch)
         except RecordTooLargeError:

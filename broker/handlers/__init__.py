@@ -52,6 +52,8 @@ _EMBEDDED_MODULES = (
     "list_groups",
     "delete_groups",
     "offset_delete",
+    # group coordinator, transactions
+    "txn_offset_commit",
 )
 #: Served only in cluster mode.
 _CLUSTER_MODULES = (
