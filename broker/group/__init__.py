@@ -2,8 +2,8 @@
 
 Modules: :mod:`.hashing` (group id to partition), :mod:`.records` (the topic's key/value
 formats), :mod:`.group` and :mod:`.member` (group data), :mod:`.state` (states),
-:mod:`.coordinator` (JoinGroup/SyncGroup/Heartbeat/LeaveGroup and timers), :mod:`.offsets`
-(OffsetCommit/OffsetFetch/OffsetDelete, expiration), :mod:`.admin` (Describe/List/DeleteGroups),
+:mod:`.coordinator` (JoinGroup/SyncGroup/Heartbeat/LeaveGroup, timers, transaction markers),
+:mod:`.offsets` (OffsetCommit/TxnOffsetCommit/OffsetFetch/OffsetDelete, expiration), :mod:`.admin` (Describe/List/DeleteGroups),
 :mod:`.store` (ownership, loading, durable appends), :mod:`.loader` (replay), :mod:`.timers`
 (injectable scheduler), :mod:`.config`.
 

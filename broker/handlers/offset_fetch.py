@@ -3,8 +3,11 @@
 Reads committed offsets (-1 with no metadata where none is committed), whatever the group's
 state, so consumers that only store offsets work too. v2+ may ask for every committed offset of
 the group (null topics) and carry a group-level error; v5+ answer the leader epoch; v7+
-``require_stable`` makes a partition whose commit is still being written answer
-UNSTABLE_OFFSET_COMMIT; v8+ ask for several groups at once, each with its own error. Kafka 3.9
+``require_stable`` makes a partition whose commit is still being written, or whose
+transactional commit (TxnOffsetCommit) still waits for its marker, answer
+UNSTABLE_OFFSET_COMMIT (at the partition: the group-level error stays NONE, as in Kafka's
+classic coordinator, and the client retries); v8+ ask for several groups at once, each with
+its own error. Kafka 3.9
 reads v0 from ZooKeeper; Brook reads it from the coordinator like v1. Before v2 a group-level
 error (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, ...) is reported on every requested
 partition.
