@@ -8,6 +8,7 @@ what that side does once a marker is durably appended on the group's partition."
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,3 +120,47 @@ def test_a_later_transaction_of_the_same_group_commits_over_the_first(
     assert fetched(admin, group, stable=False)[0] == (5, 0)
     end_transaction(node, group, pid, epoch, True)
     assert fetched(admin, group, stable=True)[0] == (9, 0)
+
+
+def test_a_read_committed_consumer_waits_for_the_marker(node: EmbeddedBroker, admin: KafkaAdmin) -> None:
+    """librdkafka asks for stable offsets under read_committed and retries on
+    UNSTABLE_OFFSET_COMMIT: ``committed()`` returns the transaction's offset once it commits."""
+    from confluent_kafka import Consumer
+    from confluent_kafka import TopicPartition as ClientTopicPartition
+
+    group = "wire-librdkafka"
+    pid, epoch = producer(admin)
+    assert txn_commit(admin, group, pid, epoch, {0: 21}) == [0]
+    answered_unstable = threading.Event()
+
+    def watch_fetches(broker: Any) -> None:
+        offsets = broker.group_coordinator.offsets
+        plain = offsets.fetch
+
+        def fetch(group_id: str, partitions: Any, require_stable: bool) -> Any:
+            error, entries = plain(group_id, partitions, require_stable)
+            if group_id == group and any(f.error == UNSTABLE for _, f in entries):
+                answered_unstable.set()
+            return error, entries
+
+        offsets.fetch = fetch
+
+    node.call(watch_fetches, TIMEOUT)
+    consumer = Consumer(
+        {"bootstrap.servers": node.bootstrap_servers, "group.id": group, "isolation.level": "read_committed"}
+    )
+    result: list[Any] = []
+    asking = threading.Thread(
+        target=lambda: result.append(consumer.committed([ClientTopicPartition("input", 0)], timeout=TIMEOUT))
+    )
+    try:
+        asking.start()
+        assert answered_unstable.wait(TIMEOUT), "the consumer never asked for stable offsets"
+        end_transaction(node, group, pid, epoch, True)
+        asking.join(TIMEOUT)
+        assert not asking.is_alive()
+        ((tp,),) = result
+        assert (tp.topic, tp.partition, tp.offset) == ("input", 0, 21)
+    finally:
+        node.call(lambda broker: vars(broker.group_coordinator.offsets).pop("fetch", None), TIMEOUT)
+        consumer.close()
