@@ -3,9 +3,9 @@
 Modules: :mod:`.hashing` (group id to partition), :mod:`.records` (the topic's key/value
 formats), :mod:`.group` and :mod:`.member` (group data), :mod:`.state` (states),
 :mod:`.coordinator` (JoinGroup/SyncGroup/Heartbeat/LeaveGroup, timers, transaction markers),
-:mod:`.offsets` (OffsetCommit/TxnOffsetCommit/OffsetFetch/OffsetDelete, expiration), :mod:`.admin` (Describe/List/DeleteGroups),
-:mod:`.store` (ownership, loading, durable appends), :mod:`.loader` (replay), :mod:`.timers`
-(injectable scheduler), :mod:`.config`.
+:mod:`.offsets` (OffsetCommit/TxnOffsetCommit/OffsetFetch/OffsetDelete, expiration),
+:mod:`.admin` (Describe/List/DeleteGroups), :mod:`.store` (ownership, loading, durable
+appends), :mod:`.loader` (replay), :mod:`.timers` (injectable scheduler), :mod:`.config`.
 
 The broker builds one :class:`GroupCoordinator` (``broker.group_coordinator``), calls
 ``start()`` once it listens and ``await stop()`` on shutdown; handlers call

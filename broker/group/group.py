@@ -403,8 +403,8 @@ class ClassicGroup:
             return
         for tp, entry in staged.items():
             if entry.record_offset is None:
-                # Kafka throws here; a marker can only follow the batch's append, so this is
-                # a commit whose append never completed: it never became part of the log.
+                # Kafka throws: a client ends its transaction only once the commit was
+                # answered. Skip the offset rather than fail the marker's write.
                 log.warning(
                     "group %s: producer %d's offset for %s-%d ended before its append",
                     self.group_id,

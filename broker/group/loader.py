@@ -2,11 +2,12 @@
 
 The log is read from its start to its end offset in chunks of ``offsets.load.buffer.size``;
 every record is applied in order, so the last write of a key wins and a tombstone removes it
-(Kafka's ``doLoadGroupsAndOffsets``). Offsets in transactional batches are held per producer id
-until that producer's control batch: COMMIT applies them (unless a later batch already wrote
+(Kafka's ``doLoadGroupsAndOffsets``). Offsets in transactional batches are held per producer
+id until that producer's control batch: COMMIT applies them (unless a later batch already wrote
 the key), ABORT drops them; those still open at the end stay pending in their groups, for a
-marker written later to complete. The replay yields to the event loop every few milliseconds, so a large
-partition never stalls the broker; meanwhile its groups answer COORDINATOR_LOAD_IN_PROGRESS.
+marker written later to complete. The replay yields to the event loop every few milliseconds,
+so a large partition never stalls the broker; meanwhile its groups answer
+COORDINATOR_LOAD_IN_PROGRESS.
 """
 
 from __future__ import annotations
