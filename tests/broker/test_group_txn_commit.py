@@ -304,3 +304,19 @@ def test_a_marker_heard_while_the_partition_loads_is_applied_after_the_replay(tm
             await kit.close()
 
     asyncio.run(main())
+
+
+def test_a_deleted_group_is_not_brought_back_by_its_marker(tmp_path: Path) -> None:
+    async def scenario(kit: GroupKit) -> None:
+        from protocol.messages.delete_groups_request import DeleteGroupsRequest
+
+        await topics(kit)
+        assert await txn_commit(kit, {("t", 0): 5}) == {("t", 0): 0}
+        assert G in kit.coord.groups and kit.coord.groups[G].has_offsets()
+        assert (await kit.call(DeleteGroupsRequest([G]), 2)).results[0].error_code == 0
+        assert G not in kit.coord.groups
+        marker(kit, committed=True)
+        assert G not in kit.coord.groups and kit.coord.store.producer_groups == {}
+        assert await stable_fetch(kit, {"t": [0]}) == {("t", 0): -1}
+
+    run(tmp_path, scenario)
