@@ -52,6 +52,12 @@ _EMBEDDED_MODULES = (
     "list_groups",
     "delete_groups",
     "offset_delete",
+    # transaction coordinator
+    "add_partitions_to_txn",
+    "add_offsets_to_txn",
+    "end_txn",
+    "describe_transactions",
+    "list_transactions",
 )
 #: Served only in cluster mode.
 _CLUSTER_MODULES = (
