@@ -119,6 +119,14 @@ class TransactionCoordinator:
         self.store.stop()
         await self.markers.close()
 
+    async def wait_idle(self) -> None:
+        """Until no load, background write or marker is in flight (tests and shutdown)."""
+        while True:
+            pending = [*self.store.tasks, *self._background, *self.markers.tasks]
+            if not pending:
+                return
+            await asyncio.gather(*pending, return_exceptions=True)
+
     def _now(self) -> int:
         return self.clock.milliseconds()
 

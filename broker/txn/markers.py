@@ -97,13 +97,9 @@ class MarkerSender:
             log.error("sending the markers of %s failed", transactional_id, exc_info=task.exception())
 
     @property
-    def in_flight(self) -> int:
-        return len(self._tasks)
-
-    async def wait_idle(self) -> None:
-        """Until no transaction has markers in flight (tests, stop)."""
-        while self._tasks:
-            await asyncio.gather(*self._tasks.values(), return_exceptions=True)
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The transactions whose markers are in flight."""
+        return list(self._tasks.values())
 
     def remove_partition(self, index: int) -> None:
         """The coordinator resigned ``__transaction_state`` partition ``index``: stop its markers."""

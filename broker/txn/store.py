@@ -215,6 +215,11 @@ class TransactionStateTopic:
             if metadata.state in (TxnState.PREPARE_COMMIT, TxnState.PREPARE_ABORT):
                 self.on_loaded_prepared(index, epoch, metadata)
 
+    @property
+    def tasks(self) -> list[asyncio.Task[None]]:
+        """The loads in progress."""
+        return list(self._tasks.values())
+
     def on_leadership_change(self, leading: list[Partition], not_leading: list[Partition]) -> None:
         """Cluster mode: a replica manager leadership listener (Kafka's onLeadershipChange)."""
         for partition in leading:

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from collections.abc import Callable
 from typing import Any
@@ -29,7 +28,6 @@ class FakeMarkerWriter:
         self.error_for = error_for or (lambda tp: ErrorCode.NONE)
         self.written: list[Written] = []
         self.attempts = 0
-        self.changed = asyncio.Event()
 
     async def __call__(self, markers: list[WritableTxnMarker]) -> list[WritableTxnMarkerResult]:
         results = []
@@ -43,26 +41,20 @@ class FakeMarkerWriter:
                     error = self.error_for(tp)
                     if error == ErrorCode.NONE:
                         self.written.append(
-                            (tp, marker.producer_id, marker.producer_epoch, marker.transaction_result,
-                             marker.coordinator_epoch)
+                            (
+                                tp,
+                                marker.producer_id,
+                                marker.producer_epoch,
+                                marker.transaction_result,
+                                marker.coordinator_epoch,
+                            )
                         )
                     partitions.append(WritableTxnMarkerPartitionResult(index, error))
                 topics.append(WritableTxnMarkerTopicResult(topic.name, partitions))
             results.append(WritableTxnMarkerResult(marker.producer_id, topics))
-        self.changed.set()
         return results
 
 
 async def acall(c: Caller, request: Any, version: int) -> Any:
     result = c.start(request, version)
     return await result if inspect.isawaitable(result) else result
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait for background work (the marker sender) until ``predicate`` holds, yielding to the
-    loop; fails after ``timeout`` seconds."""
-    async def poll() -> None:
-        while not predicate():
-            await asyncio.sleep(0.001)
-
-    await asyncio.wait_for(poll(), timeout)
