@@ -289,6 +289,7 @@ class TransactionCoordinator:
     ) -> ProducerIdAndEpoch:
         begun = self._begin_end(transactional_id, producer_id, producer_epoch, commit, from_client)
         if isinstance(begun, ProducerIdAndEpoch):
+            self._drop_unused_fence(transactional_id)
             return begun
         return await self._finish_end(transactional_id, producer_id, producer_epoch, commit, *begun)
 
@@ -328,6 +329,12 @@ class TransactionCoordinator:
                     current.has_failed_epoch_fence = True
             return ProducerIdAndEpoch(error)
         return self._send_markers(transactional_id, coordinator_epoch, producer_id, producer_epoch, commit)
+
+    def _drop_unused_fence(self, transactional_id: str) -> None:
+        """A prepared epoch fence whose abort could not start must not stay pending."""
+        metadata = self.store.get(transactional_id).metadata
+        if metadata is not None and metadata.pending_state is S.PREPARE_EPOCH_FENCE:
+            metadata.pending_state = None
 
     def _prepare_end(
         self,
@@ -439,6 +446,7 @@ class TransactionCoordinator:
             begun = self._begin_end(tid, pid, epoch, False, from_client=False)
             if isinstance(begun, ProducerIdAndEpoch):
                 log.info("aborting %s was cancelled: %s", tid, begun.error.name)
+                self._drop_unused_fence(tid)
                 continue
             self._spawn(self._finish_end(tid, pid, epoch, False, *begun))
             started += 1
