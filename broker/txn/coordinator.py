@@ -116,6 +116,8 @@ class TransactionCoordinator:
         for timer in self._timers.values():
             timer.cancel()
         self._timers.clear()
+        for task in self._background:
+            task.cancel()
         self.store.stop()
         await self.markers.close()
 

@@ -10,10 +10,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import struct
 import time
 
 from broker.txn.records import read_key, read_value
 from broker.txn.state import TransactionMetadata
+from protocol.exceptions import ProtocolError
 from protocol.records import decode_batch, iter_batches
 from storage import Log, StorageError
 
@@ -64,11 +66,20 @@ def _apply(
     if key is None:
         log.warning("skipping a record without a key at offset %d", offset)
         return
-    transactional_id = read_key(key)
+    try:
+        transactional_id = read_key(key)
+    except (struct.error, ProtocolError) as exc:
+        log.error("skipping an unreadable key at offset %d: %s", offset, exc)
+        return
     if transactional_id is None:
         log.warning("skipping a record with an unknown key version at offset %d", offset)
         return
     if value is None:
         loaded.pop(transactional_id, None)
         return
-    loaded[transactional_id] = TransactionMetadata.from_transit(transactional_id, read_value(value))
+    try:
+        transit = read_value(value)
+    except (ValueError, struct.error, ProtocolError) as exc:
+        log.error("skipping an unreadable value of %s at offset %d: %s", transactional_id, offset, exc)
+        return
+    loaded[transactional_id] = TransactionMetadata.from_transit(transactional_id, transit)

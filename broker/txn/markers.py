@@ -218,6 +218,11 @@ class MarkerSender:
         except (ClientError, OSError) as exc:
             log.info("sending markers to broker %d failed: %s", leader, exc)
             return dict.fromkeys(partitions, E.NETWORK_EXCEPTION)
+        except Exception:
+            # A bug, not the peer: logged, retried after a longer pause rather than lost.
+            log.exception("writing markers of %s on broker %d failed", markers.transactional_id, leader)
+            await asyncio.sleep(1)
+            return dict.fromkeys(partitions, E.UNKNOWN_SERVER_ERROR)
         errors = dict.fromkeys(partitions, E.UNKNOWN_SERVER_ERROR)
         for result in results:
             for topic in result.topics:

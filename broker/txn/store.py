@@ -195,8 +195,12 @@ class TransactionStateTopic:
         except asyncio.CancelledError:
             raise
         except Exception:
+            # Not served at all rather than served empty (new producer ids would break fencing),
+            # as Kafka: the partition answers NOT_COORDINATOR until it is elected again.
             log.exception("error loading transactions from %s-%d", TRANSACTION_STATE_TOPIC, index)
-            loaded = {}
+            if self.loading.get(index) == epoch:
+                del self.loading[index]
+            return
         finally:
             self._tasks.pop(index, None)
         if self.shutting_down or self.loading.get(index) != epoch:

@@ -555,3 +555,24 @@ def test_init_producer_id_all_versions(tmp_path: Path, version: int) -> None:
         assert (second.producer_id, second.producer_epoch) == (first.producer_id, first.producer_epoch + 1)
 
     run(tmp_path, scenario)
+
+
+def test_unreadable_records_are_skipped_on_load(tmp_path: Path) -> None:
+    from broker.txn.records import build_records, key_bytes
+
+    async def scenario(h: Harness) -> None:
+        await h.start()
+        pid = (await h.init("tx")).producer_id
+        index = partition_for("tx", PARTITIONS)
+        replica = h.coordinator.store.replica(index)
+        assert replica is not None
+        garbage = [
+            (key_bytes("tx"), b"\x00\x00\x01"),
+            (b"\x00", b"x"),
+            (key_bytes("tx"), b"\x00\x07" + b"\x00" * 30),
+        ]
+        assert replica.append_internal(build_records(garbage, 0)).error == E.NONE
+        await h.restart_coordinator()
+        assert (h.meta("tx").producer_id, h.meta("tx").producer_epoch) == (pid, 0)
+
+    run(tmp_path, scenario)
