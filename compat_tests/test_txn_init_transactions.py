@@ -1,12 +1,15 @@
-"""confluent-kafka's ``init_transactions()`` against an embedded broker: FindCoordinator with
-the transaction key type creates ``__transaction_state`` and names this broker, InitProducerId
-hands out the producer id and epoch, and a second producer with the same transactional id bumps
-the epoch (the first is fenced). What the broker recorded is read with DescribeTransactions."""
+"""Each client's transactional initialisation against an embedded broker (confluent-kafka's
+``init_transactions()``, kafka-python's, aiokafka's ``start()`` with a transactional id):
+FindCoordinator with the transaction key type creates ``__transaction_state`` and names this
+broker, InitProducerId hands out the producer id and epoch, and a second producer with the same
+transactional id bumps the epoch (the first is fenced). What the broker recorded is read with
+DescribeTransactions."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
@@ -14,8 +17,6 @@ from broker.embedding import EmbeddedBroker, embedded
 from compat_tests.clients.raw import read_frame
 from protocol import api as papi
 from protocol.messages.describe_transactions_request import DescribeTransactionsRequest
-
-confluent_kafka = pytest.importorskip("confluent_kafka")
 
 
 @pytest.fixture(scope="module")
@@ -32,21 +33,48 @@ def describe(b: EmbeddedBroker, transactional_id: str) -> tuple[int, str, int, i
     return state.error_code, state.transaction_state, state.producer_id, state.producer_epoch
 
 
-def producer(b: EmbeddedBroker, transactional_id: str) -> object:
-    return confluent_kafka.Producer(
-        {
-            "bootstrap.servers": b.bootstrap_servers,
-            "transactional.id": transactional_id,
-            "socket.timeout.ms": 10000,
-        }
-    )
+def init_confluent(bootstrap: str, transactional_id: str) -> None:
+    from confluent_kafka import Producer
+
+    Producer({"bootstrap.servers": bootstrap, "transactional.id": transactional_id}).init_transactions(30)
 
 
-def test_init_transactions_succeeds_and_a_second_producer_bumps_the_epoch(running: EmbeddedBroker) -> None:
-    first = producer(running, "compat-tx")
-    first.init_transactions(30)  # type: ignore[attr-defined]
-    error, state, producer_id, epoch = describe(running, "compat-tx")
+def init_kafka_python(bootstrap: str, transactional_id: str) -> None:
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id)
+    try:
+        producer.init_transactions()
+    finally:
+        producer.close(timeout=5)
+
+
+def init_aiokafka(bootstrap: str, transactional_id: str) -> None:
+    from aiokafka import AIOKafkaProducer
+
+    async def main() -> None:
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, transactional_id=transactional_id)
+        await asyncio.wait_for(producer.start(), 30)  # initialises the transactional producer
+        await producer.stop()
+
+    asyncio.run(main())
+
+
+CLIENTS: dict[str, Callable[[str, str], None]] = {
+    "confluent-kafka": init_confluent,
+    "kafka-python": init_kafka_python,
+    "aiokafka": init_aiokafka,
+}
+
+
+@pytest.mark.parametrize("client", sorted(CLIENTS))
+def test_init_transactions_succeeds_and_a_second_producer_bumps_the_epoch(
+    running: EmbeddedBroker, client: str
+) -> None:
+    transactional_id = f"compat-tx-{client}"
+    init = CLIENTS[client]
+    init(running.bootstrap_servers, transactional_id)
+    error, state, producer_id, epoch = describe(running, transactional_id)
     assert (error, state, epoch) == (0, "Empty", 0) and producer_id >= 0
-    second = producer(running, "compat-tx")
-    second.init_transactions(30)  # type: ignore[attr-defined]
-    assert describe(running, "compat-tx") == (0, "Empty", producer_id, 1)
+    init(running.bootstrap_servers, transactional_id)
+    assert describe(running, transactional_id) == (0, "Empty", producer_id, 1)
