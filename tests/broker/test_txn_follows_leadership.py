@@ -195,3 +195,51 @@ def test_markers_for_another_leader_go_over_the_wire_and_are_retried(tmp_path: P
         asyncio.run(scenario())
     finally:
         broker.log_manager.close()
+
+
+def test_a_transition_is_answered_once_the_followers_have_it(tmp_path: Path) -> None:
+    """Writes to ``__transaction_state`` are acks=all: InitProducerId waits for the high
+    watermark, which moves when the follower in the ISR fetches past the record."""
+    from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+
+    broker = cluster_broker(tmp_path / "cluster-data", **{"transaction.state.log.num.partitions": str(COUNT)})
+    c = Caller(broker)
+    coordinator: TransactionCoordinator = broker.txn_coordinator
+    index = partition_for(TID, COUNT)
+    states = [PState(TXN, i, LOCAL, 1, [LOCAL, OTHER], isr=[LOCAL, OTHER]) for i in range(COUNT)]
+
+    def follower_fetch(offset: int) -> FetchRequest:
+        partition = FetchPartition(
+            index, current_leader_epoch=1, fetch_offset=offset, partition_max_bytes=1 << 20
+        )
+        request = FetchRequest(
+            max_wait_ms=0, min_bytes=1, max_bytes=1 << 20, topics=[FetchTopic(TXN, partitions=[partition])]
+        )
+        request.replica_id = OTHER
+        return request
+
+    async def scenario() -> None:
+        coordinator.start()
+        await acall(c, update_metadata(8, NODES, states), 8)
+        assert (await acall(c, leader_and_isr(7, states), 7)).error_code == 0
+        await asyncio.wait_for(coordinator.wait_idle(), 10)
+        replica = coordinator.store.replica(index)
+        assert replica is not None
+        appended = asyncio.Event()
+        replica.add_listener(appended.set)
+        pending = asyncio.ensure_future(acall(c, InitProducerIdRequest(TID, 60000), 4))
+        await asyncio.wait_for(appended.wait(), 10)  # the record is written; the answer must wait
+        await asyncio.sleep(0)
+        assert replica.log_end_offset == 1 and not pending.done()
+        await acall(c, follower_fetch(0), 12)
+        await asyncio.sleep(0)
+        assert not pending.done()
+        await acall(c, follower_fetch(1), 12)  # the follower has the record: the HW passes it
+        answer = await asyncio.wait_for(pending, 10)
+        assert (answer.error_code, answer.producer_epoch) == (ErrorCode.NONE, 0)
+        await coordinator.stop()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        broker.log_manager.close()
