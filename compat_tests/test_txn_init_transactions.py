@@ -8,7 +8,9 @@ DescribeTransactions."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import socket
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
@@ -18,6 +20,8 @@ from compat_tests.clients.raw import read_frame
 from protocol import api as papi
 from protocol.messages.describe_transactions_request import DescribeTransactionsRequest
 
+COORDINATOR_LOAD_IN_PROGRESS = 14
+
 
 @pytest.fixture(scope="module")
 def running() -> Iterator[EmbeddedBroker]:
@@ -26,10 +30,17 @@ def running() -> Iterator[EmbeddedBroker]:
 
 
 def describe(b: EmbeddedBroker, transactional_id: str) -> tuple[int, str, int, int]:
+    """DescribeTransactions, retried as a client does while the partition loads after a start."""
+    deadline = time.monotonic() + 10
     with socket.create_connection((b.host, b.port), timeout=10) as sock:
-        sock.sendall(papi.encode_request(DescribeTransactionsRequest([transactional_id]), 0, 1))
-        _, body = papi.decode_response(read_frame(sock), 65, 0)
-    (state,) = body.transaction_states
+        for correlation_id in itertools.count(1):
+            request = DescribeTransactionsRequest([transactional_id])
+            sock.sendall(papi.encode_request(request, 0, correlation_id))
+            _, body = papi.decode_response(read_frame(sock), 65, 0)
+            (state,) = body.transaction_states
+            if state.error_code != COORDINATOR_LOAD_IN_PROGRESS or time.monotonic() > deadline:
+                break
+            time.sleep(0.01)
     return state.error_code, state.transaction_state, state.producer_id, state.producer_epoch
 
 
@@ -78,3 +89,17 @@ def test_init_transactions_succeeds_and_a_second_producer_bumps_the_epoch(
     assert (error, state, epoch) == (0, "Empty", 0) and producer_id >= 0
     init(running.bootstrap_servers, transactional_id)
     assert describe(running, transactional_id) == (0, "Empty", producer_id, 1)
+
+
+def test_the_state_survives_a_restart_and_a_kill() -> None:
+    """The embedded broker reloads ``__transaction_state`` at start: the id keeps its producer
+    id and the next initialisation bumps the epoch again."""
+    with embedded({"transaction.state.log.num.partitions": 2}) as b:
+        init_confluent(b.bootstrap_servers, "restarted")
+        _, _, producer_id, _ = describe(b, "restarted")
+        b.restart()
+        assert describe(b, "restarted") == (0, "Empty", producer_id, 0)
+        init_confluent(b.bootstrap_servers, "restarted")
+        b.kill()
+        b.start()
+        assert describe(b, "restarted") == (0, "Empty", producer_id, 1)

@@ -33,7 +33,7 @@ from broker.cluster.metadata import BrokerEndpoint
 from broker.cluster.topics import TopicError
 from broker.group.store import OFFSETS_TOPIC
 from broker.handlers.base import Handler, RequestContext
-from broker.txn.store import TRANSACTION_STATE_TOPIC
+from broker.txn import TRANSACTION_STATE_TOPIC
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.find_coordinator_request import FindCoordinatorRequest

@@ -6,9 +6,9 @@
   loading, the cache, durable writes;
 * :mod:`broker.txn.markers`: COMMIT/ABORT markers to each partition leader;
 * :mod:`broker.txn.coordinator`: the apis' logic and the timers.
+
+Nothing is imported here: the broker loads the coordinator at its first use
+(``Broker.txn_coordinator``).
 """
 
-from broker.txn.coordinator import ProducerIdAndEpoch, TransactionCoordinator
-from broker.txn.store import TRANSACTION_STATE_TOPIC
-
-__all__ = ["TRANSACTION_STATE_TOPIC", "ProducerIdAndEpoch", "TransactionCoordinator"]
+TRANSACTION_STATE_TOPIC = "__transaction_state"

@@ -89,6 +89,8 @@ class TransactionCoordinator:
     # -- life cycle -------------------------------------------------------------------------------
 
     def start(self) -> None:
+        if self.active:
+            return
         self.active = True
         self.store.start()
         self._every(self.config.abort_timed_out_interval_ms, self.abort_timed_out_transactions)

@@ -28,6 +28,7 @@ from broker.cluster.topics import TopicError
 from broker.group.hashing import partition_for
 from broker.replica.delayed_produce import DelayedProduce
 from broker.replica.partition import Partition
+from broker.txn import TRANSACTION_STATE_TOPIC
 from broker.txn.config import TxnConfig, transaction_topic_configs
 from broker.txn.loader import replay
 from broker.txn.records import build_records, key_bytes, value_bytes
@@ -41,8 +42,6 @@ if TYPE_CHECKING:
     from broker.app import Broker
 
 log = logging.getLogger(__name__)
-
-TRANSACTION_STATE_TOPIC = "__transaction_state"
 
 E = ErrorCode
 

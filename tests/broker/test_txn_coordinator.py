@@ -13,7 +13,8 @@ import pytest
 
 from broker.group.hashing import partition_for
 from broker.group.timers import ManualScheduler
-from broker.txn import TRANSACTION_STATE_TOPIC, TransactionCoordinator
+from broker.txn import TRANSACTION_STATE_TOPIC
+from broker.txn.coordinator import TransactionCoordinator
 from broker.txn.state import TransactionMetadata, TxnState
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode

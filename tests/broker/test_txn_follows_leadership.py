@@ -10,7 +10,7 @@ import asyncio
 from pathlib import Path
 
 from broker.group.hashing import partition_for
-from broker.txn import TransactionCoordinator
+from broker.txn.coordinator import TransactionCoordinator
 from broker.txn.state import TxnState
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
