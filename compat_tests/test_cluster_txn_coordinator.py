@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -74,9 +75,15 @@ def test_the_coordinator_moves_with_its_partition_across_kill_9(txn_cluster: Bro
     other = next(i for i in cluster.ids if i != coordinator)
     assert describe(cluster, other, tid)[0] == 16  # NOT_COORDINATOR
 
+    killed_at = time.monotonic()
     cluster.kill(coordinator)
     bound = cluster.session_timeout_ms / 1000 + FAILOVER_SLACK
     new_state = cluster.wait_for_leader_change(TXN_TOPIC, index, coordinator, bound + 10)
     successor = int(new_state["leader"])
     init_transactions(cluster.live_bootstrap(), tid)
+    print(
+        f"\nTXN coordinator {coordinator} killed, {successor} took over; init_transactions answered "
+        f"{time.monotonic() - killed_at:.1f} s after the kill (session timeout "
+        f"{cluster.session_timeout_ms / 1000:.0f} s)"
+    )
     assert describe(cluster, successor, tid) == (0, "Empty", producer_id, 1)
