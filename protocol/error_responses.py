@@ -22,6 +22,7 @@ from protocol import api as papi
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import ApiError
 from protocol.message import Message
+from protocol.messages import add_partitions_to_txn_response as add_partitions_to_txn
 from protocol.messages import alter_partition_reassignments_response as alter_reassignments
 from protocol.messages import api_versions_response as api_versions
 from protocol.messages import create_partitions_response as create_partitions
@@ -31,6 +32,7 @@ from protocol.messages import delete_records_response as delete_records
 from protocol.messages import delete_topics_response as delete_topics
 from protocol.messages import describe_configs_response as describe_configs
 from protocol.messages import describe_groups_response as describe_groups
+from protocol.messages import describe_transactions_response as describe_transactions
 from protocol.messages import elect_leaders_response as elect_leaders
 from protocol.messages import fetch_response as fetch
 from protocol.messages import find_coordinator_response as find_coordinator
@@ -499,6 +501,30 @@ def _list_partition_reassignments(request: Any, version: int, code: int, message
     )
 
 
+def _add_partitions_to_txn(request: Any, version: int, code: int, message: str | None) -> Message:
+    """v0-3: the error for every partition of the one transaction; v4+: the top-level error."""
+    if version >= 4:
+        return add_partitions_to_txn.AddPartitionsToTxnResponse(error_code=code)
+    return add_partitions_to_txn.AddPartitionsToTxnResponse(
+        results_by_topic_v3_and_below=[
+            add_partitions_to_txn.AddPartitionsToTxnTopicResult(
+                topic.name,
+                [add_partitions_to_txn.AddPartitionsToTxnPartitionResult(p, code) for p in topic.partitions],
+            )
+            for topic in request.v3_and_below_topics
+        ]
+    )
+
+
+def _describe_transactions(request: Any, version: int, code: int, message: str | None) -> Message:
+    return describe_transactions.DescribeTransactionsResponse(
+        transaction_states=[
+            describe_transactions.TransactionState(error_code=code, transactional_id=transactional_id)
+            for transactional_id in request.transactional_ids
+        ]
+    )
+
+
 def _top_level(api_key: int) -> Builder:
     """Kafka answers these with the top-level error code and nothing else (Heartbeat,
     LeaveGroup, ListGroups, DescribeLogDirs, OffsetDelete, ControlledShutdown, AlterPartition)."""
@@ -533,6 +559,9 @@ _BUILDERS: dict[int, Builder] = {
     21: _delete_records,
     22: _init_producer_id,
     23: _offset_for_leader_epoch,
+    24: _add_partitions_to_txn,
+    25: _top_level(25),
+    26: _top_level(26),
     28: _txn_offset_commit,
     32: _describe_configs,
     33: _alter_configs,
@@ -546,4 +575,6 @@ _BUILDERS: dict[int, Builder] = {
     47: _top_level(47),
     56: _top_level(56),
     60: _describe_cluster,
+    65: _describe_transactions,
+    66: _top_level(66),
 }

@@ -99,6 +99,16 @@ APPLIED: frozenset[str] = frozenset(
         "offsets.retention.minutes",
         "offsets.retention.check.interval.ms",
         "offsets.commit.timeout.ms",
+        # transaction coordinator (broker.txn)
+        "transaction.state.log.num.partitions",
+        "transaction.state.log.replication.factor",
+        "transaction.state.log.min.isr",
+        "transaction.state.log.segment.bytes",
+        "transaction.state.log.load.buffer.size",
+        "transaction.max.timeout.ms",
+        "transactional.id.expiration.ms",
+        "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+        "transaction.remove.expired.transaction.cleanup.interval.ms",
         # replica fetchers (cluster mode)
         "num.replica.fetchers",
         "replica.fetch.max.bytes",

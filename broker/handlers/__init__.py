@@ -52,7 +52,12 @@ _EMBEDDED_MODULES = (
     "list_groups",
     "delete_groups",
     "offset_delete",
-    # group coordinator, transactions
+    # transactions: coordinator, then the group coordinator's side
+    "add_partitions_to_txn",
+    "add_offsets_to_txn",
+    "end_txn",
+    "describe_transactions",
+    "list_transactions",
     "txn_offset_commit",
 )
 #: Served only in cluster mode.

@@ -5,8 +5,11 @@ A group's coordinator is the leader of its ``__consumer_offsets`` partition,
 first time a coordinator is looked up (see :mod:`broker.group.store`), so the first answer
 already names the coordinator (Kafka answers COORDINATOR_NOT_AVAILABLE once while it creates
 the topic; clients retry either way). v1+ carries a key type: 0 group, 1 transaction, 2 share
-(v6+ only, INVALID_REQUEST before). Brook has no transaction or share coordinator yet: those
-keys get COORDINATOR_NOT_AVAILABLE. v4+ batches keys (``coordinator_keys``) and answers one
+(v6+ only, INVALID_REQUEST before). A transactional id's coordinator is, the same way, the leader
+of its ``__transaction_state`` partition (``transaction.state.log.num.partitions``), a topic
+created on the first lookup of a transactional id like the offsets topic (see
+:mod:`broker.txn.store`). Brook has no share coordinator: share keys get
+COORDINATOR_NOT_AVAILABLE. v4+ batches keys (``coordinator_keys``) and answers one
 entry per key; v0-v3 answer a single coordinator with the error message (v1+) ``"NONE"`` on
 success, as Kafka does, and node -1, host "" and port -1 on error. A group whose partition lies
 in a failed log dir gets COORDINATOR_NOT_AVAILABLE (the partition has no leader then).
@@ -30,6 +33,7 @@ from broker.cluster.metadata import BrokerEndpoint
 from broker.cluster.topics import TopicError
 from broker.group.store import OFFSETS_TOPIC
 from broker.handlers.base import Handler, RequestContext
+from broker.txn import TRANSACTION_STATE_TOPIC
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.find_coordinator_request import FindCoordinatorRequest
@@ -58,6 +62,8 @@ _MESSAGES = {
 def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCode, BrokerEndpoint | None]:
     if key_type == SHARE and ctx.version < 6:
         return ErrorCode.INVALID_REQUEST, None
+    if key_type == TRANSACTION:
+        return _find_transaction_coordinator(ctx, key)
     if key_type != GROUP:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
     store = ctx.broker.group_coordinator.store
@@ -70,6 +76,21 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCode, Brok
     if ctx.broker.replica_manager.is_offline(TopicPartition(info.name, index)):
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None  # leaderless, as Metadata shows it
     leader = info.partitions[index].leader
+    for endpoint in ctx.broker.live_brokers(ctx.conn.listener):
+        if endpoint.node_id == leader:
+            return ErrorCode.NONE, endpoint
+    return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+
+
+def _find_transaction_coordinator(ctx: RequestContext, key: str) -> tuple[ErrorCode, BrokerEndpoint | None]:
+    store = ctx.broker.txn_coordinator.store
+    tp = TopicPartition(TRANSACTION_STATE_TOPIC, store.partition_for(key))
+    if ctx.broker.cluster_mode:
+        return _find_in_cache(ctx, tp)
+    info = store.info
+    if info is None or ctx.broker.replica_manager.is_offline(tp):
+        return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
+    leader = info.partitions[tp.partition].leader
     for endpoint in ctx.broker.live_brokers(ctx.conn.listener):
         if endpoint.node_id == leader:
             return ErrorCode.NONE, endpoint
@@ -95,6 +116,22 @@ def handle(
     admin = broker.zk_admin
     if key_type == GROUP and admin is not None and not broker.metadata_cache.contains(OFFSETS_TOPIC):
         return _after_offsets_topic_in_zookeeper(ctx, request, admin)
+    creatable = not broker.cluster_mode or admin is not None
+    if key_type == TRANSACTION and creatable and not broker.txn_coordinator.store.exists():
+        return _after_transaction_topic(ctx, request)
+    return _answer(ctx, request)
+
+
+async def _after_transaction_topic(
+    ctx: RequestContext, request: FindCoordinatorRequest
+) -> FindCoordinatorResponse:
+    """The first transactional id lookup creates ``__transaction_state`` (ZooKeeper mode: writes
+    it to ZooKeeper and answers COORDINATOR_NOT_AVAILABLE until the controller elects leaders)."""
+    try:
+        await ctx.broker.txn_coordinator.store.ensure_topic()
+    except TopicError as exc:
+        if exc.code != ErrorCode.TOPIC_ALREADY_EXISTS:
+            log.warning("cannot create the transaction state topic: %s", exc)
     return _answer(ctx, request)
 
 

@@ -104,7 +104,7 @@ def error_codes(value: Any) -> list[int]:
     elif isinstance(value, Struct):
         for f in dataclasses.fields(value):  # type: ignore[arg-type]
             item = getattr(value, f.name)
-            if f.name == "error_code":
+            if f.name.endswith("error_code"):  # AddPartitionsToTxn v0-3: partition_error_code
                 found.append(item)
             else:
                 found += error_codes(item)

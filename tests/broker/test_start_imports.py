@@ -25,6 +25,7 @@ NOT_AT_START = (
     "broker.cluster.controller.context",
     "broker.handlers.produce",
     "broker.handlers.leader_and_isr",
+    "broker.txn.coordinator",
     "protocol.messages.produce_request",
     "protocol.messages.fetch_response",
 )

@@ -1,0 +1,25 @@
+"""ListTransactions (key 66), versions 0-1.
+
+The transactions this broker coordinates, filtered by state names (unknown names are echoed in
+``unknown_state_filters``), producer ids and, v1+, ``duration_filter`` (only transactions
+running longer than that many ms; -1: no filter). COORDINATOR_LOAD_IN_PROGRESS while a
+``__transaction_state`` partition is loading.
+"""
+
+from __future__ import annotations
+
+from broker.handlers.base import Handler, RequestContext
+from protocol.messages.list_transactions_request import ListTransactionsRequest
+from protocol.messages.list_transactions_response import ListTransactionsResponse
+
+API_KEY = 66
+
+
+def handle(ctx: RequestContext, request: ListTransactionsRequest) -> ListTransactionsResponse:
+    duration = request.duration_filter if ctx.version >= 1 else -1
+    return ctx.broker.txn_coordinator.list_transactions(
+        request.state_filters, request.producer_id_filters, duration
+    )
+
+
+HANDLER = Handler(API_KEY, 0, 1, handle)
