@@ -17,7 +17,7 @@ from broker.cluster.meta_properties import ensure_meta_properties, recorded_iden
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
 from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin
-from broker.config import BrokerConfig, topic_log_config
+from broker.config import BrokerConfig, ConfigError, topic_log_config
 from broker.config.unapplied import warn_unapplied
 from broker.disk import DiskWorkers
 from broker.group import GroupCoordinator
@@ -138,6 +138,12 @@ class Broker:
             )
             self.replica_manager.isr_sender = self.alter_partition.submit
             self.replica_manager.replica_lag_time_max_ms = config.replica_lag_time_max_ms
+            from broker.replica.selector import selector_from_config
+
+            try:
+                self.replica_manager.replica_selector = selector_from_config(config.replica_selector_class)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
         else:
             self.replica_manager.load()
         # Group coordinator: consumer groups and committed offsets on __consumer_offsets.

@@ -33,6 +33,13 @@ record again (as Kafka's DelayedFetch). Data leaves as file slices (sendfile), a
 In cluster mode, topic ids resolve through the controller's metadata cache; from v16 a
 NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH partition carries the current leader and epoch and
 the response that leader's endpoint (KIP-951).
+
+Reads from the closest replica (KIP-392, cluster mode, consumer fetches v11+): a follower replica
+serves consumers as Kafka's do (FetchIsolation HIGH_WATERMARK: reads stop at the follower's own
+high watermark, an offset between it and the log end reads nothing, one past the log end is
+OFFSET_OUT_OF_RANGE). On a leader with ``replica.selector.class`` set, a partition whose selector
+picks a follower for the request's ``rack_id`` is answered at once with
+``preferred_read_replica``, the leader's offsets and no records. Below v11 only leaders serve.
 """
 
 from __future__ import annotations
@@ -83,6 +90,10 @@ class _Target:
     error: ErrorCode
     #: A follower's fetch that diverges from the leader's log: (epoch, end offset) to answer.
     diverging: tuple[int, int] | None = None
+    #: KIP-392: the replica the consumer should read from instead (answered without records).
+    preferred_replica: int = -1
+    #: A consumer's read served by a follower replica here (v11+, bounded by its high watermark).
+    from_follower: bool = False
 
 
 def replica_id_of(request: FetchRequest, version: int) -> int:
@@ -103,12 +114,16 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     cap = ctx.broker.config.fetch_max_bytes
     request.max_bytes = min(request.max_bytes if version >= 3 else 2**31 - 1, cap)
     request.min_bytes = min(request.min_bytes, request.max_bytes)
-    targets = _resolve(ctx, request)
+    follower = replica_id >= 0
+    # KIP-392: a consumer's fetch from v11 may read from a follower, and may be told where to read.
+    reads_from_followers = ctx.broker.cluster_mode and not follower and version >= 11
+    targets = _resolve(ctx, request, reads_from_followers)
     if version >= 12:
         _find_divergence(targets)
-    follower = replica_id >= 0
     if follower:
         _record_follower_fetches(ctx, BrokerId(replica_id), targets)
+    elif reads_from_followers and ctx.broker.replica_manager.replica_selector is not None:
+        _choose_read_replicas(ctx, request.rack_id, targets)
     may_wait = request.max_wait_ms > 0 and request.min_bytes > 0 and targets
     if may_wait and _nothing_to_read(
         targets, version >= 4 and request.isolation_level == READ_COMMITTED, follower
@@ -139,6 +154,29 @@ def _find_divergence(targets: list[_Target]) -> None:
             target.diverging = (epoch, end)
 
 
+def _choose_read_replicas(ctx: RequestContext, client_rack: str, targets: list[_Target]) -> None:
+    """KIP-392 on the leader: where ``replica.selector.class`` prefers a follower for this
+    consumer, the partition is answered with ``preferred_read_replica`` and no records."""
+    replicas = ctx.broker.replica_manager
+    now_ms = ctx.broker.clock.milliseconds()
+    listener = ctx.conn.listener
+    for target in targets:
+        partition = target.partition
+        if partition is None or target.error or target.diverging is not None or target.from_follower:
+            continue
+        target.preferred_replica = replicas.preferred_read_replica(
+            partition, client_rack, target.request.fetch_offset, listener, now_ms
+        )
+        if target.preferred_replica >= 0:
+            log.debug(
+                "RackAwareReplicaSelector returned preferred replica %d for %s-%d (client rack %r)",
+                target.preferred_replica,
+                target.topic,
+                target.request.partition,
+                client_rack,
+            )
+
+
 def _record_follower_fetches(ctx: RequestContext, replica: BrokerId, targets: list[_Target]) -> None:
     """A follower's fetch: check it is a replica, and record its position where the read will
     succeed (Kafka records after the read, with the log end from before it; on the
@@ -167,7 +205,7 @@ def _nothing_to_read(targets: list[_Target], committed: bool, follower: bool = F
     and no error."""
     for target in targets:
         partition = target.partition
-        if partition is None or target.error or target.diverging is not None:
+        if partition is None or target.error or target.diverging is not None or target.preferred_replica >= 0:
             return False
         offset = target.request.fetch_offset
         if follower:
@@ -187,7 +225,7 @@ def _session_error(request: FetchRequest) -> ErrorCode | None:
     return None
 
 
-def _resolve(ctx: RequestContext, request: FetchRequest) -> list[_Target]:
+def _resolve(ctx: RequestContext, request: FetchRequest, reads_from_followers: bool = False) -> list[_Target]:
     broker = ctx.broker
     metadata = broker.metadata
     replicas = broker.replica_manager
@@ -209,8 +247,12 @@ def _resolve(ctx: RequestContext, request: FetchRequest) -> list[_Target]:
                 code = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 targets.append(_Target(topic.topic, topic.topic_id, p, None, code))
                 continue
-            partition, code = replicas.leader_for(named[0], p.partition, p.current_leader_epoch)
-            targets.append(_Target(named[0], named[1], p, partition, code))
+            if reads_from_followers:
+                partition, code = replicas.replica_for_read(named[0], p.partition, p.current_leader_epoch)
+            else:
+                partition, code = replicas.leader_for(named[0], p.partition, p.current_leader_epoch)
+            from_follower = partition is not None and not partition.is_leader
+            targets.append(_Target(named[0], named[1], p, partition, code, from_follower=from_follower))
     return targets
 
 
@@ -249,7 +291,7 @@ def _read_all(
                 _partition_error(p.partition, target.error or ErrorCode.UNKNOWN_SERVER_ERROR, version)
             )
             continue
-        if not partition.is_leader:
+        if not _still_serves(ctx, target, partition):
             # It stepped down (or was deleted) while this fetch waited on it.
             errors = True
             current.partitions.append(
@@ -276,6 +318,11 @@ def _read_all(
         if target.diverging is not None:
             data.diverging_epoch = EpochEndOffset(*target.diverging)
             errors = True  # answered at once: the follower must truncate before fetching on
+            current.partitions.append(data)
+            continue
+        if target.preferred_replica >= 0:
+            data.preferred_read_replica = target.preferred_replica
+            errors = True  # answered at once, as Kafka: the consumer goes to that replica
             current.partitions.append(data)
             continue
         limit = min(p.partition_max_bytes, budget)
@@ -318,6 +365,14 @@ def _read_all(
     if errors and version >= 16:
         response.node_endpoints = _leader_hints(ctx, targets, topics)
     return response, total, errors
+
+
+def _still_serves(ctx: RequestContext, target: _Target, partition: Partition) -> bool:
+    """Whether ``partition`` may still answer this fetch: the leader, or for a consumer reading
+    from a follower (KIP-392) the replica still hosted here."""
+    if partition.is_leader:
+        return True
+    return target.from_follower and ctx.broker.replica_manager.get(partition.tp) is partition
 
 
 def _leader_hints(
