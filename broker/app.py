@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from broker.cluster.zk_admin import ZkAdmin
     from broker.cluster.zk_mode import ZkCluster
     from broker.replica.alter_partition import AlterPartitionManager
+    from broker.replica.log_dir_mover import LogDirMover
 
 log = logging.getLogger(__name__)
 
@@ -264,6 +265,10 @@ class Broker:
             await self._join_zookeeper()
         try:
             await self._start_serving(freeze_gc)
+            if self.log_manager.future_logs():
+                # Moves between log dirs that a stop interrupted go on (cluster mode: once a
+                # LeaderAndIsr names the replica).
+                self.log_dir_mover().resume()
             if self.zk_cluster is not None:
                 # Listeners bound (port 0 resolved): register, then join the controller election.
                 await self.zk_cluster.start(self)
@@ -273,6 +278,18 @@ class Broker:
             if self.zk_cluster is not None:
                 await self.zk_cluster.close()
             raise
+
+    def log_dir_mover(self) -> LogDirMover:
+        """The mover of replicas between log dirs (AlterReplicaLogDirs), made at first use."""
+        mover = self.replica_manager.log_dir_mover
+        if mover is None:
+            from broker.replica.log_dir_mover import LogDirMover
+
+            mover = LogDirMover(
+                self.replica_manager, self.log_manager, self.disk.run, self.config.replica_fetch_max_bytes
+            )
+            self.replica_manager.log_dir_mover = mover
+        return mover
 
     async def _join_zookeeper(self) -> None:
         """KafkaServer.startup's first steps: connect, the cluster id, the broker id."""
@@ -433,6 +450,8 @@ class Broker:
         # Topic changes whose requests were dropped still finish before the logs close.
         await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
         await self._stop_fetchers()
+        if self.replica_manager.log_dir_mover is not None:
+            await self.replica_manager.log_dir_mover.stop()
         await self.group_coordinator.stop()
         if self.alter_partition is not None:
             await self.alter_partition.close()
@@ -458,6 +477,8 @@ class Broker:
             for conn in list(self.server.connections):
                 conn.close("broker halted")
         await self._stop_fetchers()
+        if self.replica_manager.log_dir_mover is not None:
+            await self.replica_manager.log_dir_mover.stop()
         self.group_coordinator.active = False
         self.group_coordinator.store.stop()
         if self.alter_partition is not None:

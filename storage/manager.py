@@ -321,14 +321,19 @@ class LogManager:
         return True
 
     def replace_current_with_future(
-        self, topic: str, partition: int, on_swap: Callable[[Log], None] | None = None
+        self,
+        topic: str,
+        partition: int,
+        on_swap: Callable[[Log], None] | None = None,
+        catch_up: Callable[[], object] | None = None,
     ) -> Log | None:
         """Kafka's replaceCurrentWithFutureLog: when the future log has caught up with the
         current one (same log end offset, checked under the current log's lock, so nothing
         appends meanwhile), the future is closed, the current directory renamed ``-delete`` and
         the future's renamed to ``<topic>-<partition>``, then opened there. ``on_swap(new log)``
-        runs before the lock is released (the partition takes the new log). The new log, or
-        None when the future is behind (copy more and try again). Blocking."""
+        runs before the lock is released (the partition takes the new log); ``catch_up()`` runs
+        first under it (the last copy, which no append can race). The new log, or None when the
+        future is behind (copy more and try again). Blocking."""
         key = (topic, partition)
         with self._lock:
             current = self._logs.get(key)
@@ -342,6 +347,8 @@ class LogManager:
         # The manager's lock is never taken under a log's lock (mark_dir_offline and close take
         # them the other way round): the maps change after this block, the partition in it.
         with current.lock:
+            if catch_up is not None:
+                catch_up()
             if future.log_end_offset != current.log_end_offset:
                 return None
             future.high_watermark = current.high_watermark

@@ -49,6 +49,7 @@ from storage import (
 
 if TYPE_CHECKING:
     from broker.cluster.metadata_cache import MetadataCache
+    from broker.replica.log_dir_mover import LogDirMover
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -93,6 +94,8 @@ class ReplicaManager:
         self._txn_marker_listeners: list[TxnMarkerListener] = []
         #: Cluster mode: ``replica.selector.class`` (KIP-392); None: consumers read from leaders.
         self.replica_selector: ReplicaSelector | None = None
+        #: Moves between log dirs (AlterReplicaLogDirs); made by the broker at first use.
+        self.log_dir_mover: LogDirMover | None = None
 
     def add_txn_marker_listener(self, listener: TxnMarkerListener) -> None:
         """``listener(tp, producer_id, producer_epoch, committed, marker_offset)`` after each marker."""
@@ -530,8 +533,11 @@ class ReplicaManager:
                         for p in followers
                     }
                 )
+        mover = self.log_dir_mover
         for partition in (*leaders, *followers):
             partition.wake_waiters()
+            if mover is not None:
+                mover.start(partition.tp)  # a move a stop interrupted goes on
         self._tell_listeners(leaders, followers)
 
     def _apply(self, partition: Partition, transition: PartitionTransition) -> None:
