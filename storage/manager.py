@@ -240,14 +240,15 @@ class LogManager:
             self._logs[key] = self._reopen_at(future, target)
             self._dir_of[key] = log_dir
 
-    def _reopen_at(self, log: Log, target: Path) -> Log:
-        """Close ``log`` cleanly, rename its directory to ``target`` and open it there."""
+    def _reopen_at(self, log: Log, target: Path, config: LogConfig | None = None) -> Log:
+        """Close ``log`` cleanly, rename its directory to ``target`` and open it there (with
+        ``config``, default its own)."""
         log.close()
         self.fs.replace(log.directory, target)
         self.fs.fsync_dir(target.parent)
         return Log.open(
             target,
-            log.config,
+            config if config is not None else log.config,
             clock=self.clock,
             fs=self.fs,
             handles=self.handles,
@@ -365,7 +366,8 @@ class LogManager:
                 failed = (source_dir, f"moving {topic}-{partition} away", exc)
             if failed is None:
                 try:
-                    new = self._reopen_at(future, dest_dir / f"{topic}-{partition}")
+                    # The current log's config: topic config changes during the move reached it only.
+                    new = self._reopen_at(future, dest_dir / f"{topic}-{partition}", current.config)
                 except OSError as exc:
                     failed = (dest_dir, f"moving {topic}-{partition} in", exc)
             if new is not None:
