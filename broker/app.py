@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from broker.cluster.zk_admin import ZkAdmin
     from broker.cluster.zk_mode import ZkCluster
     from broker.replica.alter_partition import AlterPartitionManager
+    from broker.replica.fetch_session_cache import FetchSessionCache
     from broker.replica.log_dir_mover import LogDirMover
 
 log = logging.getLogger(__name__)
@@ -85,6 +86,8 @@ class Broker:
         self.disk = DiskWorkers(config.get("background.threads"))
         self.fs = fs if fs is not None else FileSystem()
         self._built = False
+        #: The leader's fetch sessions (KIP-227), made by the Fetch handler at its first request.
+        self.fetch_sessions: FetchSessionCache | None = None
 
         self.log_dirs = [Path(d) for d in config.log_dirs]
         for d in self.log_dirs:

@@ -19,9 +19,11 @@ epoch ends here below the fetch offset, or only older epochs are known) gets no 
 ``diverging_epoch``: the epoch and end offset to truncate to (KIP-320; followers truncate this
 way, as Kafka 3.9's); an epoch the leader cannot place at all is OFFSET_OUT_OF_RANGE.
 
-Fetch sessions (KIP-227, v7+) are declined the way Kafka declines them when its session cache is
-full: full fetches get session id 0, so clients keep sending full requests; an incremental fetch
-naming a session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id (UNKNOWN_TOPIC_ID).
+Fetch sessions (KIP-227, v7+): a full fetch with epoch 0 gets a session while
+``max.incremental.fetch.session.cache.slots`` allows, then incremental fetches read every
+partition of their session and answer only those with news; FETCH_SESSION_ID_NOT_FOUND and
+INVALID_FETCH_SESSION_EPOCH as Kafka (:mod:`broker.replica.fetch_session_cache`). v13+ names
+topics by id (UNKNOWN_TOPIC_ID).
 Follower fetches (the replica id: ``replica_id`` below v15, ``replica_state.replica_id`` from
 v15) are served in cluster mode only (NOT_LEADER_OR_FOLLOWER on the embedded node), as Kafka's
 Partition.fetchRecords: a replica outside the assignment gets UNKNOWN_LEADER_EPOCH (the request
@@ -52,6 +54,7 @@ from dataclasses import dataclass
 
 from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
+from broker.replica.fetch_session_cache import FetchSessionCache, SessionContext
 from broker.replica.partition import Partition
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
@@ -74,8 +77,6 @@ from storage import FileSlice, OffsetOutOfRangeError, StorageError
 log = logging.getLogger(__name__)
 
 API_KEY = 1
-FINAL_EPOCH = -1
-INITIAL_EPOCH = 0
 READ_COMMITTED = 1
 
 
@@ -106,10 +107,11 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     replica_id = replica_id_of(request, version)
     if replica_id >= 0 and not ctx.broker.cluster_mode:
         return FetchResponse(error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER, session_id=0, responses=[])
+    session: SessionContext | None = None
     if version >= 7:
-        session_error = _session_error(request)
-        if session_error is not None:
-            return FetchResponse(error_code=session_error, session_id=0, responses=[])
+        session = _sessions(ctx).open(request, version, replica_id >= 0, ctx.broker.clock.milliseconds())
+        if session.error:
+            return FetchResponse(error_code=session.error, session_id=0, responses=[])
     # fetch.max.bytes caps what one response holds, and so what a long poll may wait for.
     cap = ctx.broker.config.fetch_max_bytes
     request.max_bytes = min(request.max_bytes if version >= 3 else 2**31 - 1, cap)
@@ -129,12 +131,27 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
         targets, version >= 4 and request.isolation_level == READ_COMMITTED, follower
     ):
         # An idle consumer's poll: wait without building the empty answer first.
-        return _DelayedFetch(ctx, request, targets).future
+        return _DelayedFetch(ctx, request, targets, session).future
     response, total, errors = _read_all(ctx, request, targets)
     if not may_wait or total >= request.min_bytes or errors:
-        return response
+        return _finish(ctx, session, response)
     _release(response)
-    return _DelayedFetch(ctx, request, targets).future
+    return _DelayedFetch(ctx, request, targets, session).future
+
+
+def _sessions(ctx: RequestContext) -> FetchSessionCache:
+    cache = ctx.broker.fetch_sessions
+    if cache is None:
+        cache = FetchSessionCache(ctx.broker.config.max_incremental_fetch_session_cache_slots)
+        ctx.broker.fetch_sessions = cache
+    return cache
+
+
+def _finish(ctx: RequestContext, session: SessionContext | None, response: FetchResponse) -> FetchResponse:
+    """The final response, as its fetch session has it (KIP-227, :mod:`fetch_session_cache`)."""
+    if session is None:
+        return response
+    return _sessions(ctx).finish(session, response, ctx.broker.clock.milliseconds())
 
 
 def _find_divergence(targets: list[_Target]) -> None:
@@ -215,14 +232,6 @@ def _nothing_to_read(targets: list[_Target], committed: bool, follower: bool = F
         if offset != end or offset < partition.log_start_offset:
             return False
     return True
-
-
-def _session_error(request: FetchRequest) -> ErrorCode | None:
-    if request.session_id != 0:
-        return ErrorCode.FETCH_SESSION_ID_NOT_FOUND
-    if request.session_epoch not in (FINAL_EPOCH, INITIAL_EPOCH):
-        return ErrorCode.INVALID_FETCH_SESSION_EPOCH
-    return None
 
 
 def _resolve(ctx: RequestContext, request: FetchRequest, reads_from_followers: bool = False) -> list[_Target]:
@@ -464,12 +473,19 @@ class _DelayedFetch:
     once, in the appender's call) or by its ``max_wait_ms`` timer. Callbacks and one future, no
     task: an idle long poll costs a timer and a listener per partition."""
 
-    __slots__ = ("ctx", "future", "partitions", "request", "targets", "timer")
+    __slots__ = ("ctx", "future", "partitions", "request", "session", "targets", "timer")
 
-    def __init__(self, ctx: RequestContext, request: FetchRequest, targets: list[_Target]) -> None:
+    def __init__(
+        self,
+        ctx: RequestContext,
+        request: FetchRequest,
+        targets: list[_Target],
+        session: SessionContext | None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         self.ctx = ctx
         self.request = request
+        self.session = session
         self.targets = targets
         self.future: asyncio.Future[FetchResponse] = loop.create_future()
         self.partitions = list(
@@ -491,13 +507,14 @@ class _DelayedFetch:
             return
         response, total, errors = _read_all(self.ctx, self.request, self.targets)
         if total >= self.request.min_bytes or errors:
-            self.future.set_result(response)
+            self.future.set_result(_finish(self.ctx, self.session, response))
         else:
             _release(response)
 
     def expire(self) -> None:
         if not self.future.done():
-            self.future.set_result(_read_all(self.ctx, self.request, self.targets)[0])
+            response = _read_all(self.ctx, self.request, self.targets)[0]
+            self.future.set_result(_finish(self.ctx, self.session, response))
 
     def _forget(self, _: object) -> None:
         self.timer.cancel()
