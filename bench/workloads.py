@@ -65,21 +65,23 @@ def produce(bootstrap: str, topic: str, count: int, acks: str) -> None:
     _emit(msgs=count, delivered=delivered, failed=failed, seconds=elapsed, rate=count / elapsed)
 
 
-def consume(bootstrap: str, topic: str, count: int) -> None:
+def consume(bootstrap: str, topic: str, count: int, rack: str = "") -> None:
     """Read every partition from its log start to its end (the mock keeps only ~5 MB per
-    partition, so "everything there is" is what both brokers are asked for)."""
+    partition, so "everything there is" is what both brokers are asked for). A ``rack`` is the
+    consumer's ``client.rack``: with KIP-392 on the brokers, it reads from that rack's replicas."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "bench-unused",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "fetch.max.bytes": 52_428_800,
-            "enable.partition.eof": True,
-        }
-    )
+    settings = {
+        "bootstrap.servers": bootstrap,
+        "group.id": "bench-unused",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "fetch.max.bytes": 52_428_800,
+        "enable.partition.eof": True,
+    }
+    if rack:
+        settings["client.rack"] = rack
+    consumer = Consumer(settings)
     metadata = consumer.list_topics(topic, timeout=10)
     partitions = [TopicPartition(topic, p, -2) for p in metadata.topics[topic].partitions]  # OFFSET_BEGINNING
     expected = 0
@@ -218,9 +220,17 @@ def small_requests(bootstrap: str, topic: str, producers: int, seconds: float) -
         return on_stats
 
     clients = [
-        Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": 1, "enable.idempotence": False,
-                  "statistics.interval.ms": 500, "stats_cb": stats_for(i),
-                  "queue.buffering.max.messages": 20_000})
+        Producer(
+            {
+                "bootstrap.servers": bootstrap,
+                "linger.ms": 0,
+                "acks": 1,
+                "enable.idempotence": False,
+                "statistics.interval.ms": 500,
+                "stats_cb": stats_for(i),
+                "queue.buffering.max.messages": 20_000,
+            }
+        )
         for i in range(producers)
     ]
     for client in clients:
@@ -257,8 +267,13 @@ def small_requests(bootstrap: str, topic: str, producers: int, seconds: float) -
         client.flush(30)
     time.sleep(0.6)  # one more statistics interval
     requests = produce_requests() - before
-    _emit(requests=requests, messages=sent, seconds=elapsed, rate=requests / elapsed,
-          msgs_per_request=sent / max(requests, 1))
+    _emit(
+        requests=requests,
+        messages=sent,
+        seconds=elapsed,
+        rate=requests / elapsed,
+        msgs_per_request=sent / max(requests, 1),
+    )
 
 
 def spread(bootstrap: str, topic: str, count: int) -> None:
@@ -346,8 +361,15 @@ def replication_lag(bootstrap: str, topic: str, rate: int, seconds: float) -> No
     def pct(p: float) -> float:
         return samples[min(len(samples) - 1, int(p * len(samples)))] * 1000 if samples else float("nan")
 
-    _emit(msgs=len(samples), sent=total, acked=len(acked), p50_ms=pct(0.50), p99_ms=pct(0.99),
-          p999_ms=pct(0.999), max_ms=pct(1.0))
+    _emit(
+        msgs=len(samples),
+        sent=total,
+        acked=len(acked),
+        p50_ms=pct(0.50),
+        p99_ms=pct(0.99),
+        p999_ms=pct(0.999),
+        max_ms=pct(1.0),
+    )
 
 
 def main(argv: list[str]) -> None:
@@ -355,7 +377,7 @@ def main(argv: list[str]) -> None:
     if kind == "produce":
         produce(bootstrap, topic, int(rest[0]), rest[1])
     elif kind == "consume":
-        consume(bootstrap, topic, int(rest[0]))
+        consume(bootstrap, topic, int(rest[0]), *rest[1:2])
     elif kind == "latency":
         latency(bootstrap, topic, int(rest[0]), float(rest[1]))
     elif kind == "kp-produce":
