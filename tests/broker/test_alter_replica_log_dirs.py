@@ -192,3 +192,13 @@ def test_a_move_interrupted_by_a_crash_completes_after_the_restart(tmp_path: Pat
         assert not (a / "t-0").exists()
     finally:
         third.log_manager.close()
+
+
+def test_an_offline_dir_is_a_storage_error(two_dirs: tuple[Broker, Caller, Path, Path]) -> None:
+    broker, call, a, b = two_dirs
+    broker.log_manager.mark_dir_offline(b, "a test", OSError(5, "Input/output error"))
+    assert codes(call(alter(str(b), [0]), 2)) == {("t", 0): ErrorCode.KAFKA_STORAGE_ERROR}
+    assert codes(call(alter(str(a), [0]), 2)) == {("t", 0): ErrorCode.NONE}  # its own dir: nothing to do
+    # The partition's own dir offline: its replica is offline.
+    broker.log_manager.mark_dir_offline(a, "a test", OSError(5, "Input/output error"))
+    assert codes(call(alter(str(a), [0]), 2)) == {("t", 0): ErrorCode.KAFKA_STORAGE_ERROR}
