@@ -126,15 +126,11 @@ async def main(args: argparse.Namespace) -> None:
         finally:
             broker.stop()
     print(f"client loop: {type(asyncio.get_running_loop()).__module__}")
-    print(
-        f"ApiVersions v{conn.choose_version(18)} pipelined (window {args.window}): "
-        f"{statistics.median(pipelined):,.0f} requests/s"
-    )
+    print(f"ApiVersions v{conn.choose_version(18)} pipelined (window {args.window}): "
+          f"{statistics.median(pipelined):,.0f} requests/s")
     print(f"ApiVersions one at a time: {statistics.median(serial):,.0f} requests/s")
-    print(
-        f"Fetch, 1 MiB responses ({count} per pass over {args.fetch_mib} MiB): "
-        f"{statistics.median(rates):,.0f} MB/s"
-    )
+    print(f"Fetch, 1 MiB responses ({count} per pass over {args.fetch_mib} MiB): "
+          f"{statistics.median(rates):,.0f} MB/s")
 
 
 if __name__ == "__main__":

@@ -220,17 +220,9 @@ def small_requests(bootstrap: str, topic: str, producers: int, seconds: float) -
         return on_stats
 
     clients = [
-        Producer(
-            {
-                "bootstrap.servers": bootstrap,
-                "linger.ms": 0,
-                "acks": 1,
-                "enable.idempotence": False,
-                "statistics.interval.ms": 500,
-                "stats_cb": stats_for(i),
-                "queue.buffering.max.messages": 20_000,
-            }
-        )
+        Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "acks": 1, "enable.idempotence": False,
+                  "statistics.interval.ms": 500, "stats_cb": stats_for(i),
+                  "queue.buffering.max.messages": 20_000})
         for i in range(producers)
     ]
     for client in clients:
@@ -267,13 +259,8 @@ def small_requests(bootstrap: str, topic: str, producers: int, seconds: float) -
         client.flush(30)
     time.sleep(0.6)  # one more statistics interval
     requests = produce_requests() - before
-    _emit(
-        requests=requests,
-        messages=sent,
-        seconds=elapsed,
-        rate=requests / elapsed,
-        msgs_per_request=sent / max(requests, 1),
-    )
+    _emit(requests=requests, messages=sent, seconds=elapsed, rate=requests / elapsed,
+          msgs_per_request=sent / max(requests, 1))
 
 
 def spread(bootstrap: str, topic: str, count: int) -> None:
@@ -361,15 +348,8 @@ def replication_lag(bootstrap: str, topic: str, rate: int, seconds: float) -> No
     def pct(p: float) -> float:
         return samples[min(len(samples) - 1, int(p * len(samples)))] * 1000 if samples else float("nan")
 
-    _emit(
-        msgs=len(samples),
-        sent=total,
-        acked=len(acked),
-        p50_ms=pct(0.50),
-        p99_ms=pct(0.99),
-        p999_ms=pct(0.999),
-        max_ms=pct(1.0),
-    )
+    _emit(msgs=len(samples), sent=total, acked=len(acked), p50_ms=pct(0.50), p99_ms=pct(0.99),
+          p999_ms=pct(0.999), max_ms=pct(1.0))
 
 
 def main(argv: list[str]) -> None:
