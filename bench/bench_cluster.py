@@ -280,9 +280,7 @@ def main(args: argparse.Namespace) -> None:
             cluster.restart(killed[2], hard=True)
             wait_full_isr(cluster, "failover")
             terminated = unavailability(
-                cluster,
-                "failover",
-                lambda b: cluster.brokers[b].proc.terminate(),  # type: ignore[union-attr]
+                cluster, "failover", lambda b: cluster.brokers[b].proc.terminate()  # type: ignore[union-attr]
             )
             exit_code = cluster.brokers[terminated[2]].proc.returncode  # type: ignore[union-attr]
         finally:
