@@ -9,9 +9,12 @@ Needs Debian's zookeeper package and java (as the cluster tests do) and confluen
   ``batch.size=1000000``, default partitioner, 6 partitions): acks=1 to the single broker
   (RF 1) and acks=all to the cluster (RF 3, ``min.insync.replicas=2``), rounds interleaved.
   Printed: both rates, their ratio (target >= 0.6), the brokers' CPU per message.
-- **Consume** from earliest, from the leaders (``bench/run.py``'s consume workload). Reading from
-  followers needs KIP-392 (``replica.selector.class``, ``client.rack``), which Brook does not
-  have: a consumer fetches from leaders only, and that is said, not measured.
+- **Consume** from earliest, from the leaders (``bench/run.py``'s consume workload), then the
+  same with ``client.rack=b``: the brokers are in racks a, b and c with
+  ``replica.selector.class=RackAwareReplicaSelector`` (KIP-392), so that consumer reads every
+  partition from broker 2, as a follower where broker 2 does not lead.
+- ``--fetch-session-slots 0`` declines fetch sessions (KIP-227) on the cluster, for a before /
+  after comparison of leader-side sessions (Kafka's default, 1000, otherwise).
 - **End-to-end latency** at 5,000 msg/s on the cluster (``bench/run.py``'s latency workload:
   librdkafka's default acks=all and ``fetch.wait.max.ms``): p50 / p99 (target p99 <= 10 ms), and
   the same workload on the single broker in the same run: the floor the machine allows.
@@ -239,9 +242,16 @@ def main(args: argparse.Namespace) -> None:
             zookeeper.connect_string,
             root / "cluster",
             3,
-            overrides={"min.insync.replicas": "2", "default.replication.factor": "3"},
+            overrides={
+                "min.insync.replicas": "2",
+                "default.replication.factor": "3",
+                "replica.selector.class": "org.apache.kafka.common.replica.RackAwareReplicaSelector",
+                "max.incremental.fetch.session.cache.slots": str(args.fetch_session_slots),
+            },
             session_timeout_ms=args.session_timeout_ms,
         )
+        for broker_id, rack in zip(cluster.ids, "abc", strict=False):
+            cluster.brokers[broker_id].overrides["broker.rack"] = rack
         try:
             single.start()
             cluster.start()
@@ -252,6 +262,7 @@ def main(args: argparse.Namespace) -> None:
             consumed = {
                 "single": workload("consume", single.bootstrap, last_rf1, args.messages),
                 "cluster": workload("consume", cluster.bootstrap, last_rf3, args.messages),
+                "rack": workload("consume", cluster.bootstrap, last_rf3, args.messages, "b"),
             }
             create_topic(cluster.bootstrap, "latency", 3, {"min.insync.replicas": "2"})
             wait_full_isr(cluster, "latency")
@@ -284,6 +295,7 @@ def main(args: argparse.Namespace) -> None:
     ratio = cluster_rate / single_rate
     print(
         f"three Brook brokers + ZooKeeper, RF 3, min.insync.replicas=2, {PARTITIONS} partitions, "
+        f"fetch session slots {args.fetch_session_slots}, "
         f"{args.messages:,} x 100 B, {args.rounds} round(s), medians"
     )
     for index, r in enumerate(rounds):
@@ -308,7 +320,11 @@ def main(args: argparse.Namespace) -> None:
         f"({consumed['cluster']['msgs']:,} of {consumed['cluster']['expected']:,}), single broker "
         f"{consumed['single']['rate']:,.0f} msg/s"
     )
-    print("consume from followers: not measured, Brook has no KIP-392 (replica.selector.class, client.rack)")
+    rack = consumed["rack"]
+    print(
+        f"consume from earliest with client.rack=b (KIP-392: all from broker 2, leader or follower): "
+        f"{rack['rate']:,.0f} msg/s ({rack['msgs']:,} of {rack['expected']:,})"
+    )
     mark = "✓" if latency["p99_ms"] <= 10 else "✗"
     print(
         f"end-to-end latency at {args.rate:,} msg/s on the cluster (acks=all, default fetch.wait.max.ms): "
@@ -345,4 +361,5 @@ if __name__ == "__main__":
     parser.add_argument("--rate", type=int, default=5_000)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--session-timeout-ms", type=int, default=6000)
+    parser.add_argument("--fetch-session-slots", type=int, default=1000)
     main(parser.parse_args())

@@ -65,21 +65,23 @@ def produce(bootstrap: str, topic: str, count: int, acks: str) -> None:
     _emit(msgs=count, delivered=delivered, failed=failed, seconds=elapsed, rate=count / elapsed)
 
 
-def consume(bootstrap: str, topic: str, count: int) -> None:
+def consume(bootstrap: str, topic: str, count: int, rack: str = "") -> None:
     """Read every partition from its log start to its end (the mock keeps only ~5 MB per
-    partition, so "everything there is" is what both brokers are asked for)."""
+    partition, so "everything there is" is what both brokers are asked for). A ``rack`` is the
+    consumer's ``client.rack``: with KIP-392 on the brokers, it reads from that rack's replicas."""
     from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-    consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": "bench-unused",
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "fetch.max.bytes": 52_428_800,
-            "enable.partition.eof": True,
-        }
-    )
+    settings = {
+        "bootstrap.servers": bootstrap,
+        "group.id": "bench-unused",
+        "enable.auto.commit": False,
+        "auto.offset.reset": "earliest",
+        "fetch.max.bytes": 52_428_800,
+        "enable.partition.eof": True,
+    }
+    if rack:
+        settings["client.rack"] = rack
+    consumer = Consumer(settings)
     metadata = consumer.list_topics(topic, timeout=10)
     partitions = [TopicPartition(topic, p, -2) for p in metadata.topics[topic].partitions]  # OFFSET_BEGINNING
     expected = 0
@@ -355,7 +357,7 @@ def main(argv: list[str]) -> None:
     if kind == "produce":
         produce(bootstrap, topic, int(rest[0]), rest[1])
     elif kind == "consume":
-        consume(bootstrap, topic, int(rest[0]))
+        consume(bootstrap, topic, int(rest[0]), *rest[1:2])
     elif kind == "latency":
         latency(bootstrap, topic, int(rest[0]), float(rest[1]))
     elif kind == "kp-produce":

@@ -17,7 +17,7 @@ from broker.cluster.meta_properties import ensure_meta_properties, recorded_iden
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
 from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin
-from broker.config import BrokerConfig, topic_log_config
+from broker.config import BrokerConfig, ConfigError, topic_log_config
 from broker.config.unapplied import warn_unapplied
 from broker.disk import DiskWorkers
 from broker.group import GroupCoordinator
@@ -38,6 +38,8 @@ if TYPE_CHECKING:
     from broker.cluster.zk_admin import ZkAdmin
     from broker.cluster.zk_mode import ZkCluster
     from broker.replica.alter_partition import AlterPartitionManager
+    from broker.replica.fetch_session_cache import FetchSessionCache
+    from broker.replica.log_dir_mover import LogDirMover
     from broker.replica.partition import Partition
     from broker.txn.coordinator import TransactionCoordinator
 
@@ -87,6 +89,8 @@ class Broker:
         self.disk = DiskWorkers(config.get("background.threads"))
         self.fs = fs if fs is not None else FileSystem()
         self._built = False
+        #: The leader's fetch sessions (KIP-227), made by the Fetch handler at its first request.
+        self.fetch_sessions: FetchSessionCache | None = None
 
         self.log_dirs = [Path(d) for d in config.log_dirs]
         for d in self.log_dirs:
@@ -141,6 +145,12 @@ class Broker:
             )
             self.replica_manager.isr_sender = self.alter_partition.submit
             self.replica_manager.replica_lag_time_max_ms = config.replica_lag_time_max_ms
+            from broker.replica.selector import selector_from_config
+
+            try:
+                self.replica_manager.replica_selector = selector_from_config(config.replica_selector_class)
+            except ValueError as exc:
+                raise ConfigError(str(exc)) from exc
         else:
             self.replica_manager.load()
         # Group coordinator: consumer groups and committed offsets on __consumer_offsets.
@@ -291,6 +301,10 @@ class Broker:
             await self._join_zookeeper()
         try:
             await self._start_serving(freeze_gc)
+            if self.log_manager.future_logs():
+                # Moves between log dirs that a stop interrupted go on (cluster mode: once a
+                # LeaderAndIsr names the replica).
+                self.log_dir_mover().resume()
             if self.zk_cluster is not None:
                 # Listeners bound (port 0 resolved): register, then join the controller election.
                 await self.zk_cluster.start(self)
@@ -300,6 +314,18 @@ class Broker:
             if self.zk_cluster is not None:
                 await self.zk_cluster.close()
             raise
+
+    def log_dir_mover(self) -> LogDirMover:
+        """The mover of replicas between log dirs (AlterReplicaLogDirs), made at first use."""
+        mover = self.replica_manager.log_dir_mover
+        if mover is None:
+            from broker.replica.log_dir_mover import LogDirMover
+
+            mover = LogDirMover(
+                self.replica_manager, self.log_manager, self.disk.run, self.config.replica_fetch_max_bytes
+            )
+            self.replica_manager.log_dir_mover = mover
+        return mover
 
     async def _join_zookeeper(self) -> None:
         """KafkaServer.startup's first steps: connect, the cluster id, the broker id."""
@@ -463,6 +489,8 @@ class Broker:
         # Topic changes whose requests were dropped still finish before the logs close.
         await self.topics.settle(max(0.5, timeout - (time.monotonic() - started)))
         await self._stop_fetchers()
+        if self.replica_manager.log_dir_mover is not None:
+            await self.replica_manager.log_dir_mover.stop()
         await self.group_coordinator.stop()
         if self._txn_coordinator is not None:
             await self._txn_coordinator.stop()
@@ -490,6 +518,8 @@ class Broker:
             for conn in list(self.server.connections):
                 conn.close("broker halted")
         await self._stop_fetchers()
+        if self.replica_manager.log_dir_mover is not None:
+            await self.replica_manager.log_dir_mover.stop()
         self.group_coordinator.active = False
         self.group_coordinator.store.stop()
         if self._txn_coordinator is not None:

@@ -24,6 +24,7 @@ from protocol.exceptions import ApiError
 from protocol.message import Message
 from protocol.messages import add_partitions_to_txn_response as add_partitions_to_txn
 from protocol.messages import alter_partition_reassignments_response as alter_reassignments
+from protocol.messages import alter_replica_log_dirs_response as alter_dirs
 from protocol.messages import api_versions_response as api_versions
 from protocol.messages import create_partitions_response as create_partitions
 from protocol.messages import create_topics_response as create_topics
@@ -525,6 +526,23 @@ def _describe_transactions(request: Any, version: int, code: int, message: str |
     )
 
 
+def _alter_replica_log_dirs(request: Any, version: int, code: int, message: str | None) -> Message:
+    """Kafka's AlterReplicaLogDirsRequest.getErrorResponse: every named partition, per dir."""
+    return alter_dirs.AlterReplicaLogDirsResponse(
+        results=[
+            alter_dirs.AlterReplicaLogDirTopicResult(
+                topic_name=t.name,
+                partitions=[
+                    alter_dirs.AlterReplicaLogDirPartitionResult(partition_index=i, error_code=code)
+                    for i in t.partitions
+                ],
+            )
+            for d in request.dirs
+            for t in d.topics
+        ],
+    )
+
+
 def _top_level(api_key: int) -> Builder:
     """Kafka answers these with the top-level error code and nothing else (Heartbeat,
     LeaveGroup, ListGroups, DescribeLogDirs, OffsetDelete, ControlledShutdown, AlterPartition)."""
@@ -565,6 +583,7 @@ _BUILDERS: dict[int, Builder] = {
     28: _txn_offset_commit,
     32: _describe_configs,
     33: _alter_configs,
+    34: _alter_replica_log_dirs,
     35: _top_level(35),
     37: _create_partitions,
     42: _delete_groups,

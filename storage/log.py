@@ -124,6 +124,7 @@ def _renumbered(mv: memoryview, pos: int) -> memoryview:
         raise InvalidRecordBatchError(f"record batch at position {pos}: {exc}") from None
     return memoryview(bytearray(mv[:pos]) + rebuilt + mv[pos + header.size :])
 
+
 #: Runs a callable later in a worker thread (the broker's disk pool); never on the caller's
 #: thread, since the caller may be an event loop.
 Background = Callable[[Callable[[], None]], None]
@@ -218,11 +219,13 @@ class Log:
         topic_id: uuid.UUID | None = None,
         background: Background | None = None,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
+        topic_partition: tuple[str, int] | None = None,
     ) -> Log:
-        """Open (creating if needed) the log in ``directory``, named ``<topic>-<partition>``.
+        """Open (creating if needed) the log in ``directory``, named ``<topic>-<partition>``
+        unless ``topic_partition`` is given (a future log's ``<topic>-<partition>.<id>-future``).
 
         ``background`` runs a callable in a worker thread (the flush of a rolled segment)."""
-        parsed = parse_partition_dir(directory.name)
+        parsed = topic_partition if topic_partition is not None else parse_partition_dir(directory.name)
         if parsed is None:
             raise ValueError(f"{directory.name!r} is not a <topic>-<partition> directory name")
         fs = fs if fs is not None else FileSystem()
@@ -273,6 +276,12 @@ class Log:
     @property
     def config(self) -> LogConfig:
         return self._config
+
+    @property
+    def lock(self) -> threading.RLock:
+        """The log's re-entrant lock: held by the caller, nothing appends, truncates or rolls
+        (a move between log dirs swaps the current log for the future one under it)."""
+        return self._lock
 
     @property
     def log_start_offset(self) -> int:

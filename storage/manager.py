@@ -32,6 +32,15 @@ dir is offline; the manager never does: that decision is the broker's.
 ``delete_log`` renames the directory to ``<topic>-<partition>.<32 hex>-delete`` at once (as
 Kafka) and removes it after ``file.delete.delay.ms``; leftover ``-delete`` directories are
 removed at start-up.
+
+Future logs (a replica moving to another log dir of this broker, AlterReplicaLogDirs): at most one
+per partition, in ``<topic>-<partition>.<32 hex>-future`` of the destination dir
+(:meth:`create_future_log`), filled by :func:`storage.log_mover.copy_step`, then swapped in by
+:meth:`replace_current_with_future` under the current log's lock: the current directory is renamed
+``-delete`` and the future one takes the plain name. They are flushed and checkpointed with their
+dir, not cleaned and not subject to retention (the copy follows the current log's start), and
+loaded again at start-up; a future dir whose current log is gone (a crash between the two renames
+of a swap) becomes the current log.
 """
 
 from __future__ import annotations
@@ -66,6 +75,7 @@ from storage.retention import delete_old_segments
 _logger = logging.getLogger(__name__)
 
 _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
+_FUTURE_DIR = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)\.[0-9a-f]{32}-future$")
 
 TopicPartition = tuple[str, int]
 
@@ -100,6 +110,12 @@ class LogManager:
         self._lock = threading.RLock()
         self._logs: dict[TopicPartition, Log] = {}
         self._dir_of: dict[TopicPartition, Path] = {}
+        #: Future logs (replicas moving to another log dir), with their dirs.
+        self._futures: dict[TopicPartition, Log] = {}
+        self._future_dir_of: dict[TopicPartition, Path] = {}
+        #: Where a replica not hosted yet is to be created (AlterReplicaLogDirs before the replica
+        #: exists; Kafka's preferredLogDirs).
+        self.preferred_dirs: dict[TopicPartition, Path] = {}
         #: Logs being created by some thread, with the dir chosen for each.
         self._creating: dict[TopicPartition, tuple[threading.Event, Path]] = {}
         #: Logs that could not be loaded, with the reason; never served.
@@ -114,6 +130,7 @@ class LogManager:
         self._closed = False
         for log_dir in self.log_dirs:
             self._load_dir(log_dir)
+        self._promote_orphan_futures()
 
     # -- loading ----------------------------------------------------------------------------------
 
@@ -138,7 +155,10 @@ class LogManager:
             if child.name.endswith("-delete"):
                 shutil.rmtree(child, ignore_errors=True)
                 continue
-            if child.name.endswith(("-future", "-stray")):
+            if child.name.endswith("-future"):
+                self._load_future(child, log_dir, clean, recovery, starts, hws)
+                continue
+            if child.name.endswith("-stray"):
                 continue
             parsed = parse_partition_dir(child.name)
             if parsed is None:
@@ -169,6 +189,228 @@ class LogManager:
             self._logs[parsed] = log
             self._dir_of[parsed] = log_dir
         marker.delete()
+
+    def _load_future(
+        self,
+        child: Path,
+        log_dir: Path,
+        clean: bool,
+        recovery: Mapping[TopicPartition, int],
+        starts: Mapping[TopicPartition, int],
+        hws: Mapping[TopicPartition, int],
+    ) -> None:
+        match = _FUTURE_DIR.match(child.name)
+        if match is None:
+            return
+        key = (match["topic"], int(match["partition"]))
+        if key in self._futures:
+            _logger.warning("a second future log of %s-%d is ignored: %s", key[0], key[1], child)
+            return
+        try:
+            log = Log.open(
+                child,
+                self._topic_configs.get(key[0], self.default_config),
+                clock=self.clock,
+                fs=self.fs,
+                handles=self.handles,
+                deleter=self.deleter,
+                recovery_point=recovery.get(key, 0),
+                log_start_offset=starts.get(key, 0),
+                high_watermark=hws.get(key, 0),
+                had_clean_shutdown=clean,
+                background=self._background,
+                producer_id_expiration_ms=self.producer_id_expiration_ms,
+                topic_partition=key,
+            )
+        except (StorageError, OSError, ValueError) as exc:
+            # Kafka would fail the dir; the move is simply lost here (the current log serves).
+            _logger.error("cannot load the future log %s, so its move is dropped: %s", child, exc)
+            return
+        self._futures[key] = log
+        self._future_dir_of[key] = log_dir
+
+    def _promote_orphan_futures(self) -> None:
+        """A future log without a current one: the process died in the middle of a swap, after
+        the current directory was renamed for deletion (the future had every offset then)."""
+        for key in [k for k in self._futures if k not in self._logs and k not in self.offline]:
+            future = self._futures.pop(key)
+            log_dir = self._future_dir_of.pop(key)
+            target = log_dir / f"{key[0]}-{key[1]}"
+            _logger.warning("the move of %s-%d to %s was interrupted by a stop; completing it", *key, log_dir)
+            self._logs[key] = self._reopen_at(future, target)
+            self._dir_of[key] = log_dir
+
+    def _reopen_at(self, log: Log, target: Path, config: LogConfig | None = None) -> Log:
+        """Close ``log`` cleanly, rename its directory to ``target`` and open it there (with
+        ``config``, default its own)."""
+        log.close()
+        self.fs.replace(log.directory, target)
+        self.fs.fsync_dir(target.parent)
+        return Log.open(
+            target,
+            config if config is not None else log.config,
+            clock=self.clock,
+            fs=self.fs,
+            handles=self.handles,
+            deleter=self.deleter,
+            recovery_point=log.log_end_offset,
+            log_start_offset=log.log_start_offset,
+            high_watermark=log.high_watermark,
+            had_clean_shutdown=True,
+            background=self._background,
+            producer_id_expiration_ms=self.producer_id_expiration_ms,
+        )
+
+    # -- future logs (moves between log dirs) ------------------------------------------------------
+
+    def future_log(self, topic: str, partition: int) -> Log | None:
+        return self._futures.get((topic, partition))
+
+    def future_dir_of(self, topic: str, partition: int) -> Path | None:
+        return self._future_dir_of.get((topic, partition))
+
+    def future_logs(self) -> list[Log]:
+        with self._lock:
+            return list(self._futures.values())
+
+    def create_future_log(self, topic: str, partition: int, log_dir: Path) -> Log:
+        """The future log of ``topic-partition`` in ``log_dir`` (created empty if absent), with
+        the current log's topic id and configuration. Blocking (a directory and its files)."""
+        key = (topic, partition)
+        with self._lock:
+            current = self._logs.get(key)
+            if current is None:
+                raise StorageError(f"{topic}-{partition} has no log to move")
+            if log_dir in self.offline_dirs or log_dir not in self.log_dirs:
+                raise LogDirOfflineError(f"log dir {log_dir} is offline or unknown")
+            existing = self._futures.get(key)
+            if existing is not None:
+                if self._future_dir_of[key] != log_dir:
+                    raise StorageError(f"{topic}-{partition} is already moving to {self._future_dir_of[key]}")
+                return existing
+        try:
+            future = Log.open(
+                log_dir / f"{topic}-{partition}.{uuid.uuid4().hex}-future",
+                current.config,
+                clock=self.clock,
+                fs=self.fs,
+                handles=self.handles,
+                deleter=self.deleter,
+                topic_id=current.topic_id,
+                background=self._background,
+                producer_id_expiration_ms=self.producer_id_expiration_ms,
+                topic_partition=key,
+            )
+        except OSError as exc:
+            self.mark_dir_offline(log_dir, f"creating the future log of {topic}-{partition}", exc)
+            raise LogDirOfflineError(f"log directory {log_dir} is offline: {exc}") from exc
+        with self._lock:
+            self._futures[key] = future
+            self._future_dir_of[key] = log_dir
+        return future
+
+    def remove_future_log(self, topic: str, partition: int) -> bool:
+        """Drop the future log (a move cancelled or redirected): its directory is deleted as a
+        log's is. False when there was none."""
+        key = (topic, partition)
+        with self._lock:
+            future = self._futures.pop(key, None)
+            log_dir = self._future_dir_of.pop(key, None)
+        if future is None:
+            return False
+        self._discard(future, log_dir or future.directory.parent, f"{topic}-{partition}")
+        return True
+
+    def replace_current_with_future(
+        self,
+        topic: str,
+        partition: int,
+        on_swap: Callable[[Log], None] | None = None,
+        catch_up: Callable[[], object] | None = None,
+    ) -> Log | None:
+        """Kafka's replaceCurrentWithFutureLog: when the future log has caught up with the
+        current one (same log end offset, checked under the current log's lock, so nothing
+        appends meanwhile), the future is closed, the current directory renamed ``-delete`` and
+        the future's renamed to ``<topic>-<partition>``, then opened there. ``on_swap(new log)``
+        runs before the lock is released (the partition takes the new log); ``catch_up()`` runs
+        first under it (the last copy, which no append can race). The new log, or None when the
+        future is behind (copy more and try again). Blocking."""
+        key = (topic, partition)
+        with self._lock:
+            current = self._logs.get(key)
+            future = self._futures.get(key)
+            source_dir = self._dir_of.get(key)
+            dest_dir = self._future_dir_of.get(key)
+        if current is None or future is None or source_dir is None or dest_dir is None:
+            raise StorageError(f"{topic}-{partition} has no move in progress")
+        failed: tuple[Path, str, OSError] | None = None
+        new: Log | None = None
+        # The manager's lock is never taken under a log's lock (mark_dir_offline and close take
+        # them the other way round): the maps change after this block, the partition in it.
+        with current.lock:
+            if catch_up is not None:
+                catch_up()
+            if future.log_end_offset != current.log_end_offset:
+                return None
+            future.high_watermark = current.high_watermark
+            future.close()
+            # The current directory goes first: a crash between the renames leaves the future one
+            # alone, which the next start completes (two plain directories would not load).
+            current.mark_deleted()
+            doomed = current.directory.with_name(f"{topic}-{partition}.{uuid.uuid4().hex}-delete")
+            try:
+                self.fs.replace(current.directory, doomed)
+                current.mark_reopened_directory(doomed)
+                self.fs.fsync_dir(source_dir)
+            except OSError as exc:
+                failed = (source_dir, f"moving {topic}-{partition} away", exc)
+            if failed is None:
+                try:
+                    # The current log's config: topic config changes during the move reached it only.
+                    new = self._reopen_at(future, dest_dir / f"{topic}-{partition}", current.config)
+                except OSError as exc:
+                    failed = (dest_dir, f"moving {topic}-{partition} in", exc)
+            if new is not None:
+                new.cleaner_checkpoint = current.cleaner_checkpoint
+                if on_swap is not None:
+                    on_swap(new)
+        with self._lock:
+            self._futures.pop(key, None)
+            self._future_dir_of.pop(key, None)
+            if new is not None:
+                self._logs[key] = new
+                self._dir_of[key] = dest_dir
+        if failed is not None:
+            self.mark_dir_offline(*failed)
+            raise LogDirOfflineError(f"log directory {failed[0]} is offline: {failed[2]}") from failed[2]
+        assert new is not None
+        self.deleter.schedule([doomed], current.config.file_delete_delay_ms)
+        try:
+            self._checkpoint_dir(source_dir, self._entries_in(source_dir))
+        except OSError as exc:
+            self.mark_dir_offline(source_dir, "writing the offset checkpoints", exc)
+        return new
+
+    def _entries_in(self, log_dir: Path) -> list[tuple[TopicPartition, Log]]:
+        with self._lock:
+            entries = [(k, log) for k, log in self._logs.items() if self._dir_of[k] == log_dir]
+            entries += [(k, log) for k, log in self._futures.items() if self._future_dir_of[k] == log_dir]
+        return entries
+
+    def _discard(self, log: Log, log_dir: Path, what: str) -> None:
+        """Rename ``log``'s directory ``-delete`` and schedule its removal."""
+        if log_dir in self.offline_dirs:
+            return
+        log.mark_deleted()
+        target = log.directory.with_name(f"{what}.{uuid.uuid4().hex}-delete")
+        try:
+            self.fs.replace(log.directory, target)
+            log.mark_reopened_directory(target)
+            self.fs.fsync_dir(log_dir)
+        except OSError as exc:
+            self.mark_dir_offline(log_dir, f"deleting {what}", exc)
+            return
+        self.deleter.schedule([target], log.config.file_delete_delay_ms)
 
     # -- logs -------------------------------------------------------------------------------------
 
@@ -218,6 +460,10 @@ class LogManager:
             for key in affected:
                 # Descriptors are released without a flush or an index write: the disk failed.
                 self._logs[key].mark_deleted()
+            for key in [k for k, d in self._future_dir_of.items() if d == log_dir]:
+                # A move into (or out of, below) a failed dir is abandoned: the current log serves.
+                self._futures.pop(key).mark_deleted()
+                del self._future_dir_of[key]
         listener = self.on_dir_offline
         if listener is not None:
             try:
@@ -275,7 +521,11 @@ class LogManager:
                             counts[d] = counts.get(d, 0) + 1
                     for _, d in self._creating.values():
                         counts[d] = counts.get(d, 0) + 1
-                    log_dir = min(online, key=lambda d: counts.get(d, 0))
+                    preferred = self.preferred_dirs.pop(key, None)
+                    if preferred in online:
+                        log_dir = preferred  # AlterReplicaLogDirs named it before the replica existed
+                    else:
+                        log_dir = min(online, key=lambda d: counts.get(d, 0))
                     done = threading.Event()
                     self._creating[key] = (done, log_dir)
                     break
@@ -310,8 +560,11 @@ class LogManager:
         return log
 
     def delete_log(self, topic: str, partition: int) -> bool:
-        """Take the log out of service and delete its directory (see module docstring)."""
+        """Take the log out of service and delete its directory (see module docstring), and its
+        future log's if it was moving."""
         key = (topic, partition)
+        self.remove_future_log(topic, partition)
+        self.preferred_dirs.pop(key, None)
         with self._lock:
             log = self._logs.pop(key, None)
             self.offline.pop(key, None)
@@ -343,6 +596,8 @@ class LogManager:
             by_dir: dict[Path, list[tuple[TopicPartition, Log]]] = {d: [] for d in self.log_dirs}
             for key, log in self._logs.items():
                 by_dir.setdefault(self._dir_of[key], []).append((key, log))
+            for key, log in self._futures.items():
+                by_dir.setdefault(self._future_dir_of[key], []).append((key, log))
         for log_dir, entries in by_dir.items():
             if log_dir in self.offline_dirs:
                 continue
@@ -401,8 +656,8 @@ class LogManager:
         due: list[tuple[bool, float, TopicPartition, Log]] = []
         for log in self.all_logs():
             key = (log.topic, log.partition)
-            if key in self.uncleanable:
-                continue
+            if key in self.uncleanable or key in self._futures:
+                continue  # a moving log is not cleaned (Kafka pauses cleaning during the copy)
             rng = cleanable_range(log, now)
             if rng is not None and should_clean(rng, log.config.min_cleanable_dirty_ratio):
                 due.append((rng.needs_compaction_now, rng.ratio, key, log))
@@ -426,7 +681,7 @@ class LogManager:
         the descriptor pool close the files of logs that saw no append since the previous call.
         Returns how many logs were flushed. Blocks on fsync."""
         flushed = 0
-        for log_ in self.all_logs():
+        for log_ in self.all_logs() + self.future_logs():
             try:
                 if log_.flush_if_due():
                     flushed += 1
@@ -443,7 +698,7 @@ class LogManager:
         with self._lock:
             if self._closed:
                 return
-            for log_ in self.all_logs():
+            for log_ in self.all_logs() + self.future_logs():
                 log_.abandon()
             self._closed = True
 
@@ -452,7 +707,7 @@ class LogManager:
         with self._lock:
             if self._closed:
                 return
-            for log_ in self.all_logs():
+            for log_ in self.all_logs() + self.future_logs():
                 try:
                     log_.close()
                 except OSError as exc:

@@ -332,6 +332,7 @@ class BrokerConfig:
     # ----------------------------------------------------------------- typed settings
 
     broker_rack = _Field("broker.rack", _as_opt_str)
+    replica_selector_class = _Field("replica.selector.class", _as_opt_str)
     zookeeper_session_timeout_ms = _Field("zookeeper.session.timeout.ms", _as_int)
     zookeeper_max_in_flight_requests = _Field("zookeeper.max.in.flight.requests", _as_int)
     controlled_shutdown_enable = _Field("controlled.shutdown.enable", _as_bool)

@@ -30,6 +30,7 @@ APPLIED: frozenset[str] = frozenset(
         "broker.id.generation.enable",
         "reserved.broker.max.id",
         "broker.rack",
+        "replica.selector.class",
         "listeners",
         "advertised.listeners",
         "listener.security.protocol.map",

@@ -37,6 +37,7 @@ _EMBEDDED_MODULES = (
     "describe_configs",
     "alter_configs",
     "describe_log_dirs",
+    "alter_replica_log_dirs",
     "create_partitions",
     "incremental_alter_configs",
     "describe_cluster",

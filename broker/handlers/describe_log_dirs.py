@@ -1,7 +1,9 @@
 """DescribeLogDirs (key 35), versions 0-4.
 
 Each log directory with the partitions it holds (size in bytes, offset lag 0 on a leader) and,
-v4+, the disk's total and usable bytes. A null topic list (an empty one in v0) asks for all.
+v4+, the disk's total and usable bytes. A replica moving to another dir (AlterReplicaLogDirs) is
+also listed in that dir with ``is_future_key`` and its offset lag behind the current log.
+A null topic list (an empty one in v0) asks for all.
 A log dir taken offline after a disk error is answered KAFKA_STORAGE_ERROR with no topics and
 -1 for the sizes, as Kafka's ReplicaManager.describeLogDirs; one whose disk cannot be asked for
 its sizes gets UNKNOWN_SERVER_ERROR (Kafka: the error of the IOException).
@@ -51,6 +53,18 @@ def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogD
                 is_future_key=False,
             )
         )
+        future = broker.log_manager.future_log(tp.topic, tp.partition)
+        future_dir = broker.log_manager.future_dir_of(tp.topic, tp.partition)
+        if future is not None and future_dir is not None:
+            # A replica moving to another dir (AlterReplicaLogDirs): lag behind the current log.
+            per_dir[str(future_dir.resolve())][tp.topic].append(
+                DescribeLogDirsPartition(
+                    partition_index=tp.partition,
+                    partition_size=future.size_in_bytes(),
+                    offset_lag=max(partition.log.log_end_offset - future.log_end_offset, 0),
+                    is_future_key=True,
+                )
+            )
     results: list[DescribeLogDirsResult] = []
     for d in broker.config.log_dirs:
         path = str(d.resolve())
@@ -64,7 +78,7 @@ def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogD
             results.append(_failed(path, ErrorCode.UNKNOWN_SERVER_ERROR))
             continue
         topics = [
-            DescribeLogDirsTopic(name=name, partitions=sorted(parts, key=lambda p: p.partition_index))
+            DescribeLogDirsTopic(name=name, partitions=sorted(parts, key=_partition_order))
             for name, parts in sorted(per_dir.get(path, {}).items())
         ]
         results.append(
@@ -77,6 +91,10 @@ def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogD
             )
         )
     return DescribeLogDirsResponse(throttle_time_ms=0, error_code=0, results=results)
+
+
+def _partition_order(p: DescribeLogDirsPartition) -> tuple[int, bool]:
+    return p.partition_index, p.is_future_key
 
 
 def _failed(path: str, code: ErrorCode) -> DescribeLogDirsResult:

@@ -19,9 +19,11 @@ epoch ends here below the fetch offset, or only older epochs are known) gets no 
 ``diverging_epoch``: the epoch and end offset to truncate to (KIP-320; followers truncate this
 way, as Kafka 3.9's); an epoch the leader cannot place at all is OFFSET_OUT_OF_RANGE.
 
-Fetch sessions (KIP-227, v7+) are declined the way Kafka declines them when its session cache is
-full: full fetches get session id 0, so clients keep sending full requests; an incremental fetch
-naming a session gets FETCH_SESSION_ID_NOT_FOUND. v13+ names topics by id (UNKNOWN_TOPIC_ID).
+Fetch sessions (KIP-227, v7+): a full fetch with epoch 0 gets a session while
+``max.incremental.fetch.session.cache.slots`` allows, then incremental fetches read every
+partition of their session and answer only those with news; FETCH_SESSION_ID_NOT_FOUND and
+INVALID_FETCH_SESSION_EPOCH as Kafka (:mod:`broker.replica.fetch_session_cache`). v13+ names
+topics by id (UNKNOWN_TOPIC_ID).
 Follower fetches (the replica id: ``replica_id`` below v15, ``replica_state.replica_id`` from
 v15) are served in cluster mode only (NOT_LEADER_OR_FOLLOWER on the embedded node), as Kafka's
 Partition.fetchRecords: a replica outside the assignment gets UNKNOWN_LEADER_EPOCH (the request
@@ -33,6 +35,13 @@ record again (as Kafka's DelayedFetch). Data leaves as file slices (sendfile), a
 In cluster mode, topic ids resolve through the controller's metadata cache; from v16 a
 NOT_LEADER_OR_FOLLOWER or FENCED_LEADER_EPOCH partition carries the current leader and epoch and
 the response that leader's endpoint (KIP-951).
+
+Reads from the closest replica (KIP-392, cluster mode, consumer fetches v11+): a follower replica
+serves consumers as Kafka's do (FetchIsolation HIGH_WATERMARK: reads stop at the follower's own
+high watermark, an offset between it and the log end reads nothing, one past the log end is
+OFFSET_OUT_OF_RANGE). On a leader with ``replica.selector.class`` set, a partition whose selector
+picks a follower for the request's ``rack_id`` is answered at once with
+``preferred_read_replica``, the leader's offsets and no records. Below v11 only leaders serve.
 """
 
 from __future__ import annotations
@@ -45,6 +54,7 @@ from dataclasses import dataclass
 
 from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
+from broker.replica.fetch_session_cache import FetchSessionCache, SessionContext
 from broker.replica.partition import Partition
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
@@ -67,8 +77,6 @@ from storage import FileSlice, OffsetOutOfRangeError, StorageError
 log = logging.getLogger(__name__)
 
 API_KEY = 1
-FINAL_EPOCH = -1
-INITIAL_EPOCH = 0
 READ_COMMITTED = 1
 
 
@@ -83,6 +91,10 @@ class _Target:
     error: ErrorCode
     #: A follower's fetch that diverges from the leader's log: (epoch, end offset) to answer.
     diverging: tuple[int, int] | None = None
+    #: KIP-392: the replica the consumer should read from instead (answered without records).
+    preferred_replica: int = -1
+    #: A consumer's read served by a follower replica here (v11+, bounded by its high watermark).
+    from_follower: bool = False
 
 
 def replica_id_of(request: FetchRequest, version: int) -> int:
@@ -95,31 +107,51 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     replica_id = replica_id_of(request, version)
     if replica_id >= 0 and not ctx.broker.cluster_mode:
         return FetchResponse(error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER, session_id=0, responses=[])
+    session: SessionContext | None = None
     if version >= 7:
-        session_error = _session_error(request)
-        if session_error is not None:
-            return FetchResponse(error_code=session_error, session_id=0, responses=[])
+        session = _sessions(ctx).open(request, version, replica_id >= 0, ctx.broker.clock.milliseconds())
+        if session.error:
+            return FetchResponse(error_code=session.error, session_id=0, responses=[])
     # fetch.max.bytes caps what one response holds, and so what a long poll may wait for.
     cap = ctx.broker.config.fetch_max_bytes
     request.max_bytes = min(request.max_bytes if version >= 3 else 2**31 - 1, cap)
     request.min_bytes = min(request.min_bytes, request.max_bytes)
-    targets = _resolve(ctx, request)
+    follower = replica_id >= 0
+    # KIP-392: a consumer's fetch from v11 may read from a follower, and may be told where to read.
+    reads_from_followers = ctx.broker.cluster_mode and not follower and version >= 11
+    targets = _resolve(ctx, request, reads_from_followers)
     if version >= 12:
         _find_divergence(targets)
-    follower = replica_id >= 0
     if follower:
         _record_follower_fetches(ctx, BrokerId(replica_id), targets)
+    elif reads_from_followers and ctx.broker.replica_manager.replica_selector is not None:
+        _choose_read_replicas(ctx, request.rack_id, targets)
     may_wait = request.max_wait_ms > 0 and request.min_bytes > 0 and targets
     if may_wait and _nothing_to_read(
         targets, version >= 4 and request.isolation_level == READ_COMMITTED, follower
     ):
         # An idle consumer's poll: wait without building the empty answer first.
-        return _DelayedFetch(ctx, request, targets).future
+        return _DelayedFetch(ctx, request, targets, session).future
     response, total, errors = _read_all(ctx, request, targets)
     if not may_wait or total >= request.min_bytes or errors:
-        return response
+        return _finish(ctx, session, response)
     _release(response)
-    return _DelayedFetch(ctx, request, targets).future
+    return _DelayedFetch(ctx, request, targets, session).future
+
+
+def _sessions(ctx: RequestContext) -> FetchSessionCache:
+    cache = ctx.broker.fetch_sessions
+    if cache is None:
+        cache = FetchSessionCache(ctx.broker.config.max_incremental_fetch_session_cache_slots)
+        ctx.broker.fetch_sessions = cache
+    return cache
+
+
+def _finish(ctx: RequestContext, session: SessionContext | None, response: FetchResponse) -> FetchResponse:
+    """The final response, as its fetch session has it (KIP-227, :mod:`fetch_session_cache`)."""
+    if session is None:
+        return response
+    return _sessions(ctx).finish(session, response, ctx.broker.clock.milliseconds())
 
 
 def _find_divergence(targets: list[_Target]) -> None:
@@ -137,6 +169,29 @@ def _find_divergence(targets: list[_Target]) -> None:
             target.error = ErrorCode.OFFSET_OUT_OF_RANGE
         elif epoch < p.last_fetched_epoch or end < p.fetch_offset:
             target.diverging = (epoch, end)
+
+
+def _choose_read_replicas(ctx: RequestContext, client_rack: str, targets: list[_Target]) -> None:
+    """KIP-392 on the leader: where ``replica.selector.class`` prefers a follower for this
+    consumer, the partition is answered with ``preferred_read_replica`` and no records."""
+    replicas = ctx.broker.replica_manager
+    now_ms = ctx.broker.clock.milliseconds()
+    listener = ctx.conn.listener
+    for target in targets:
+        partition = target.partition
+        if partition is None or target.error or target.diverging is not None or target.from_follower:
+            continue
+        target.preferred_replica = replicas.preferred_read_replica(
+            partition, client_rack, target.request.fetch_offset, listener, now_ms
+        )
+        if target.preferred_replica >= 0:
+            log.debug(
+                "RackAwareReplicaSelector returned preferred replica %d for %s-%d (client rack %r)",
+                target.preferred_replica,
+                target.topic,
+                target.request.partition,
+                client_rack,
+            )
 
 
 def _record_follower_fetches(ctx: RequestContext, replica: BrokerId, targets: list[_Target]) -> None:
@@ -167,7 +222,7 @@ def _nothing_to_read(targets: list[_Target], committed: bool, follower: bool = F
     and no error."""
     for target in targets:
         partition = target.partition
-        if partition is None or target.error or target.diverging is not None:
+        if partition is None or target.error or target.diverging is not None or target.preferred_replica >= 0:
             return False
         offset = target.request.fetch_offset
         if follower:
@@ -179,15 +234,7 @@ def _nothing_to_read(targets: list[_Target], committed: bool, follower: bool = F
     return True
 
 
-def _session_error(request: FetchRequest) -> ErrorCode | None:
-    if request.session_id != 0:
-        return ErrorCode.FETCH_SESSION_ID_NOT_FOUND
-    if request.session_epoch not in (FINAL_EPOCH, INITIAL_EPOCH):
-        return ErrorCode.INVALID_FETCH_SESSION_EPOCH
-    return None
-
-
-def _resolve(ctx: RequestContext, request: FetchRequest) -> list[_Target]:
+def _resolve(ctx: RequestContext, request: FetchRequest, reads_from_followers: bool = False) -> list[_Target]:
     broker = ctx.broker
     metadata = broker.metadata
     replicas = broker.replica_manager
@@ -209,8 +256,12 @@ def _resolve(ctx: RequestContext, request: FetchRequest) -> list[_Target]:
                 code = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 targets.append(_Target(topic.topic, topic.topic_id, p, None, code))
                 continue
-            partition, code = replicas.leader_for(named[0], p.partition, p.current_leader_epoch)
-            targets.append(_Target(named[0], named[1], p, partition, code))
+            if reads_from_followers:
+                partition, code = replicas.replica_for_read(named[0], p.partition, p.current_leader_epoch)
+            else:
+                partition, code = replicas.leader_for(named[0], p.partition, p.current_leader_epoch)
+            from_follower = partition is not None and not partition.is_leader
+            targets.append(_Target(named[0], named[1], p, partition, code, from_follower=from_follower))
     return targets
 
 
@@ -249,7 +300,7 @@ def _read_all(
                 _partition_error(p.partition, target.error or ErrorCode.UNKNOWN_SERVER_ERROR, version)
             )
             continue
-        if not partition.is_leader:
+        if not _still_serves(ctx, target, partition):
             # It stepped down (or was deleted) while this fetch waited on it.
             errors = True
             current.partitions.append(
@@ -276,6 +327,11 @@ def _read_all(
         if target.diverging is not None:
             data.diverging_epoch = EpochEndOffset(*target.diverging)
             errors = True  # answered at once: the follower must truncate before fetching on
+            current.partitions.append(data)
+            continue
+        if target.preferred_replica >= 0:
+            data.preferred_read_replica = target.preferred_replica
+            errors = True  # answered at once, as Kafka: the consumer goes to that replica
             current.partitions.append(data)
             continue
         limit = min(p.partition_max_bytes, budget)
@@ -318,6 +374,14 @@ def _read_all(
     if errors and version >= 16:
         response.node_endpoints = _leader_hints(ctx, targets, topics)
     return response, total, errors
+
+
+def _still_serves(ctx: RequestContext, target: _Target, partition: Partition) -> bool:
+    """Whether ``partition`` may still answer this fetch: the leader, or for a consumer reading
+    from a follower (KIP-392) the replica still hosted here."""
+    if partition.is_leader:
+        return True
+    return target.from_follower and ctx.broker.replica_manager.get(partition.tp) is partition
 
 
 def _leader_hints(
@@ -409,12 +473,19 @@ class _DelayedFetch:
     once, in the appender's call) or by its ``max_wait_ms`` timer. Callbacks and one future, no
     task: an idle long poll costs a timer and a listener per partition."""
 
-    __slots__ = ("ctx", "future", "partitions", "request", "targets", "timer")
+    __slots__ = ("ctx", "future", "partitions", "request", "session", "targets", "timer")
 
-    def __init__(self, ctx: RequestContext, request: FetchRequest, targets: list[_Target]) -> None:
+    def __init__(
+        self,
+        ctx: RequestContext,
+        request: FetchRequest,
+        targets: list[_Target],
+        session: SessionContext | None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         self.ctx = ctx
         self.request = request
+        self.session = session
         self.targets = targets
         self.future: asyncio.Future[FetchResponse] = loop.create_future()
         self.partitions = list(
@@ -436,13 +507,14 @@ class _DelayedFetch:
             return
         response, total, errors = _read_all(self.ctx, self.request, self.targets)
         if total >= self.request.min_bytes or errors:
-            self.future.set_result(response)
+            self.future.set_result(_finish(self.ctx, self.session, response))
         else:
             _release(response)
 
     def expire(self) -> None:
         if not self.future.done():
-            self.future.set_result(_read_all(self.ctx, self.request, self.targets)[0])
+            response = _read_all(self.ctx, self.request, self.targets)[0]
+            self.future.set_result(_finish(self.ctx, self.session, response))
 
     def _forget(self, _: object) -> None:
         self.timer.cancel()

@@ -34,6 +34,7 @@ from broker.replica.control import (
     ReplicaStop,
 )
 from broker.replica.partition import DEFAULT_MAX_LAG_MS, IsrSender, Partition
+from broker.replica.selector import ReplicaSelector, ReplicaView, preferred_read_replica
 from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from storage import (
@@ -48,6 +49,7 @@ from storage import (
 
 if TYPE_CHECKING:
     from broker.cluster.metadata_cache import MetadataCache
+    from broker.replica.log_dir_mover import LogDirMover
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
@@ -90,6 +92,10 @@ class ReplicaManager:
         #: Called after a transaction marker (COMMIT/ABORT control batch) is written to a local
         #: partition as leader; the group coordinator completes transactional offset commits there.
         self._txn_marker_listeners: list[TxnMarkerListener] = []
+        #: Cluster mode: ``replica.selector.class`` (KIP-392); None: consumers read from leaders.
+        self.replica_selector: ReplicaSelector | None = None
+        #: Moves between log dirs (AlterReplicaLogDirs); made by the broker at first use.
+        self.log_dir_mover: LogDirMover | None = None
 
     def add_txn_marker_listener(self, listener: TxnMarkerListener) -> None:
         """``listener(tp, producer_id, producer_epoch, committed, marker_offset)`` after each marker."""
@@ -116,6 +122,20 @@ class ReplicaManager:
         UNKNOWN_TOPIC_OR_PARTITION (no such partition), NOT_LEADER_OR_FOLLOWER (led elsewhere),
         FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH (the caller's leader epoch, when it sends one,
         is older / newer than ours)."""
+        return self._local_replica(topic, index, current_leader_epoch, require_leader=True)
+
+    def replica_for_read(
+        self, topic: str, index: int, current_leader_epoch: int = -1
+    ) -> tuple[Partition | None, ErrorCode]:
+        """The local replica of ``topic``-``index``, leader or follower, for a consumer that may
+        read from followers (Fetch v11+, KIP-392; Kafka's localLogWithEpochOrThrow without
+        requireLeader); the same errors as :meth:`leader_for` but NOT_LEADER_OR_FOLLOWER for a
+        follower."""
+        return self._local_replica(topic, index, current_leader_epoch, require_leader=False)
+
+    def _local_replica(
+        self, topic: str, index: int, current_leader_epoch: int, *, require_leader: bool
+    ) -> tuple[Partition | None, ErrorCode]:
         partition = self.partitions.get((topic, index))  # type: ignore[call-overload]
         if partition is None:
             if self.offline_partitions and TopicPartition(topic, index) in self.offline_partitions:
@@ -126,13 +146,40 @@ class ReplicaManager:
             return None, ErrorCode.NOT_LEADER_OR_FOLLOWER if known else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
         if self.log_manager.offline_dirs and self.log_manager.is_offline(topic, index):
             return None, ErrorCode.KAFKA_STORAGE_ERROR
-        if not partition.is_leader:
+        if require_leader and not partition.is_leader:
             return None, ErrorCode.NOT_LEADER_OR_FOLLOWER
         if current_leader_epoch >= 0 and current_leader_epoch != partition.leader_epoch:
             if current_leader_epoch < partition.leader_epoch:
                 return None, ErrorCode.FENCED_LEADER_EPOCH
             return None, ErrorCode.UNKNOWN_LEADER_EPOCH
         return partition, ErrorCode.NONE
+
+    def preferred_read_replica(
+        self, partition: Partition, client_rack: str, fetch_offset: int, listener: str, now_ms: int
+    ) -> int:
+        """Kafka's findPreferredReadReplica for a consumer's fetch (v11+) from the leader: the
+        follower ``replica.selector.class`` picks among the committed ISR members whose logs cover
+        ``fetch_offset`` and that are alive on ``listener``, or -1 (read from the leader)."""
+        selector = self.replica_selector
+        leader_state = partition.leader_state
+        cache = self.metadata_cache
+        if selector is None or leader_state is None or cache is None or not partition.is_leader:
+            return -1
+        followers: list[ReplicaView] = []
+        for broker_id, state in leader_state.followers.items():
+            if broker_id not in leader_state.isr:
+                continue  # a lagging follower might never catch up with the consumer
+            if not state.log_start_offset <= fetch_offset <= state.log_end_offset:
+                continue
+            endpoint = cache.alive_endpoint(broker_id, listener)
+            if endpoint is None:
+                continue  # Kafka's Node.noNode(): never chosen
+            followers.append(
+                ReplicaView(broker_id, endpoint.rack, state.log_end_offset, now_ms - state.last_caught_up_ms)
+            )
+        own = cache.alive_endpoint(self.local_id, listener)
+        leader = ReplicaView(self.local_id, own.rack if own else None, partition.log_end_offset, 0)
+        return preferred_read_replica(selector, client_rack, leader, followers)
 
     def current_leader(self, tp: TopicPartition, listener: str) -> LeaderHint:
         """Kafka's getCurrentLeader, for the KIP-951 hints of a NOT_LEADER_OR_FOLLOWER (or fenced)
@@ -486,8 +533,11 @@ class ReplicaManager:
                         for p in followers
                     }
                 )
+        mover = self.log_dir_mover
         for partition in (*leaders, *followers):
             partition.wake_waiters()
+            if mover is not None:
+                mover.start(partition.tp)  # a move a stop interrupted goes on
         self._tell_listeners(leaders, followers)
 
     def _apply(self, partition: Partition, transition: PartitionTransition) -> None:

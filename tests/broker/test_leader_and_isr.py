@@ -121,10 +121,14 @@ def test_leader_then_follower_then_leader_again(ccall: Caller, cluster: Broker) 
         (OTHER, "10.0.0.2", 9093, "r2")
     ]
 
-    fetched = roundtrip(ccall(_fetch_request(version=16), 16), 16)
+    # Below v11 consumers read from leaders only; from v11 a follower serves them (KIP-392), so
+    # the KIP-951 hint shows on a stale leader epoch.
+    old_fetch = ccall(_fetch_request(version=10), 10)
+    assert old_fetch.responses[0].partitions[0].error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    fetched = roundtrip(ccall(_fetch_request(version=16, leader_epoch=1), 16), 16)
     assert isinstance(fetched, FetchResponse)
     data = fetched.responses[0].partitions[0]
-    assert data.error_code == ErrorCode.NOT_LEADER_OR_FOLLOWER
+    assert data.error_code == ErrorCode.FENCED_LEADER_EPOCH
     assert (data.current_leader.leader_id, data.current_leader.leader_epoch) == (OTHER, 2)
     assert [n.node_id for n in fetched.node_endpoints] == [OTHER]
 
