@@ -84,6 +84,13 @@ def _default_overrides(config: pytest.Config) -> dict[str, str]:
     return result
 
 
+def _wants_own_broker(request: pytest.FixtureRequest) -> bool:
+    """Whether this test runs on a broker of its own: marked ``kafka_broker`` without
+    ``per_test=False``."""
+    marker = request.node.get_closest_marker(BROKER_MARKER)
+    return marker is not None and marker.kwargs.get("per_test", True) is not False
+
+
 def _start(overrides: Mapping[str, Any], keywords: Mapping[str, Any]) -> EmbeddedBroker:
     from broker.embedding import EmbeddedBroker
 
@@ -104,9 +111,10 @@ def kafka_session_broker(pytestconfig: pytest.Config) -> Iterator[EmbeddedBroker
 def kafka_broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker]:
     """The session's broker, or one of this test's own when it is marked ``kafka_broker``."""
     marker = request.node.get_closest_marker(BROKER_MARKER)
-    if marker is None or marker.kwargs.get("per_test", True) is False:
+    if not _wants_own_broker(request):
         yield request.getfixturevalue("kafka_session_broker")
         return
+    assert marker is not None
     keywords = {k: v for k, v in marker.kwargs.items() if k != "per_test"}
     overrides = dict(_default_overrides(request.config))
     for positional in marker.args:
@@ -162,7 +170,7 @@ def kafka_topic(
         config=spec.get("config") or None,
     )
     yield name
-    if kafka_broker.running and request.node.get_closest_marker(BROKER_MARKER) is None:
+    if kafka_broker.running and not _wants_own_broker(request):
         # On the shared broker: leave nothing behind for later tests. A failure here (the test
         # stopped or killed the broker, say) must not turn a passed test into an error.
         with contextlib.suppress(Exception):
