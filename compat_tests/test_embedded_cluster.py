@@ -11,9 +11,10 @@ import pytest
 
 import broker
 from broker import testing_zookeeper
+from broker.admin_client import KafkaAdmin
 from broker.config import ConfigError
 from broker.embedding_cluster import EmbeddedCluster
-from compat_tests.zookeeper import ZooKeeperServer
+from compat_tests.zookeeper import ZooKeeperServer, free_port
 
 
 def open_descriptors() -> set[str]:
@@ -66,6 +67,17 @@ def test_controller_failover_and_a_restarted_broker(zookeeper: ZooKeeperServer) 
         # The restarted broker is back in every partition's ISR.
         state = cluster.describe(["events"]).topics["events"]
         assert all(controller in s.isr for s in state.values())
+
+
+def test_admin_follows_the_controller_and_skips_a_dead_address(zookeeper: ZooKeeperServer) -> None:
+    with broker.embedded_cluster(2, zookeeper.connect_string) as cluster:
+        controller = cluster.controller_id
+        other = next(b for i, b in cluster.brokers.items() if i != controller)
+        dead = f"127.0.0.1:{free_port()}"
+        with KafkaAdmin(f"{dead},{other.bootstrap_servers}") as admin:
+            admin.create_topic("via-the-controller", partitions=2, replication_factor=2)
+            assert admin.address == ("127.0.0.1", cluster.brokers[controller].port)  # moved there
+        assert sorted(cluster.wait_for_leaders("via-the-controller")) == [0, 1]
 
 
 def test_clusters_on_one_zookeeper_are_isolated(zookeeper: ZooKeeperServer) -> None:
