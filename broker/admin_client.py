@@ -15,7 +15,6 @@ import socket
 import struct
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -26,6 +25,7 @@ from protocol.messages.create_topics_request import CreatableTopic, CreatableTop
 from protocol.messages.delete_topics_request import DeleteTopicsRequest
 from protocol.messages.describe_configs_request import DescribeConfigsRequest, DescribeConfigsResource
 from protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+from storage.fast_dataclass import dataclass
 
 #: Versions every Kafka 2.x/3.x broker answers; no flexible-version feature is needed here.
 METADATA_VERSION = 9
