@@ -151,6 +151,9 @@ class EmbeddedBroker:
         settings = {**EMBEDDED_TEST_DEFAULTS, **normalise_overrides(overrides, keywords)}
         #: The data directory is ours (and removed at stop) unless the caller named one.
         self.owns_data = "log.dirs" not in settings and "log.dir" not in settings
+        #: Whether the data is fsync'd: not in a temporary directory (it does not outlive the
+        #: process). An owner that removes a given directory itself may turn it off before start.
+        self.fsync_data = not self.owns_data
         self._settings = settings
         # Validated now (the temporary directory comes at start): a bad key fails where it is written.
         self.config = self._load(
@@ -250,7 +253,7 @@ class EmbeddedBroker:
             config = self._start_config()
             thread = _LoopThread()
             try:
-                broker = thread.call(_boot(config, unsynced=self.owns_data), timeout)
+                broker = thread.call(_boot(config, unsynced=not self.fsync_data), timeout)
             except BaseException:
                 thread.close(timeout)
                 self._remove_data()

@@ -10,7 +10,8 @@
         ...  # consume everything
 
 Each broker is an :class:`~broker.embedding.EmbeddedBroker` (ids 1..N, its own thread and event
-loop, a free loopback port kept across restarts, data in ``<cluster dir>/broker-<id>``), so each
+loop, a free loopback port kept across restarts, data in ``<cluster dir>/broker-<id>``, not
+fsync'd: the cluster's temporary directory is removed at stop), so each
 has ``stop()``, ``start()``, ``restart()`` and ``kill()``. ``kill()`` drops the broker's ZooKeeper
 session with its connections: its registration goes at once, as when a killed process's session is
 closed, rather than after ``zookeeper.session.timeout.ms``.
@@ -254,23 +255,26 @@ class EmbeddedCluster:
                 self._zookeeper = ZooKeeperServer(self._base_dir / "zookeeper").start(timeout)
                 hosts = self._zookeeper.connect_string
             self._connect = hosts if "/" in hosts else f"{hosts}/brook-{uuid.uuid4().hex[:10]}"
-            self.brokers = {
-                broker_id: EmbeddedBroker(
-                    {
-                        **self._settings,
-                        "broker.id": str(broker_id),
-                        "zookeeper.connect": self._connect,
-                        "log.dirs": str(self._base_dir / f"broker-{broker_id}"),
-                    }
-                )
-                for broker_id in range(1, self.size + 1)
-            }
+            self.brokers = {broker_id: self._member(broker_id) for broker_id in range(1, self.size + 1)}
             self._each(lambda b: b.start(timeout), list(self.brokers.values()))
             self.wait_for_brokers(timeout)
         except BaseException:
             self.stop()
             raise
         return self
+
+    def _member(self, broker_id: int) -> EmbeddedBroker:
+        assert self._base_dir is not None and self._connect is not None
+        member = EmbeddedBroker(
+            {
+                **self._settings,
+                "broker.id": str(broker_id),
+                "zookeeper.connect": self._connect,
+                "log.dirs": str(self._base_dir / f"broker-{broker_id}"),
+            }
+        )
+        member.fsync_data = False  # the cluster's directory goes at stop, as a broker's temporary one
+        return member
 
     def stop(self, timeout: float = DEFAULT_STOP_TIMEOUT) -> None:
         """Stop every broker, then the ZooKeeper the cluster started, and remove the cluster's
