@@ -64,7 +64,8 @@ def test_controller_failover_and_a_restarted_broker(zookeeper: ZooKeeperServer) 
         assert controller not in cluster.wait_for_leaders("events").values()
         cluster.brokers[controller].start()
         assert cluster.wait_for_brokers() == new_controller
-        # The restarted broker is back in every partition's ISR.
+        # The restarted broker catches up and is back in every partition's ISR.
+        cluster.wait_for_leaders("events")
         state = cluster.describe(["events"]).topics["events"]
         assert all(controller in s.isr for s in state.values())
 
