@@ -60,12 +60,12 @@ def _is_classvar(annotation: Any) -> bool:
 
 
 def _collect(cls: type) -> list[dataclasses.Field[Any]]:
-    fields: list[dataclasses.Field[Any]] = []
+    # As dataclasses: the bases' fields in reverse MRO order; a field redefined keeps its place.
+    fields: dict[str, dataclasses.Field[Any]] = {}
     for base in cls.__mro__[-1:0:-1]:
         inherited = base.__dict__.get("__dataclass_fields__")
         if inherited:
-            fields = [f for f in fields if f.name not in inherited] + list(inherited.values())
-    own: list[dataclasses.Field[Any]] = []
+            fields.update(inherited)
     for name, annotation in cls.__dict__.get("__annotations__", {}).items():  # noqa: RUF063 - own only
         if _is_classvar(annotation):
             continue
@@ -83,15 +83,14 @@ def _collect(cls: type) -> list[dataclasses.Field[Any]]:
         spec.name = name
         spec.type = annotation
         spec._field_type = _FIELD  # type: ignore[attr-defined]
-        own.append(spec)
+        fields[name] = spec
         # As dataclasses does: a default stays as the class attribute, a bare field() goes.
         if isinstance(default, dataclasses.Field):
             if spec.default is _MISSING:
                 delattr(cls, name)
             else:
                 setattr(cls, name, spec.default)
-    names = {f.name for f in own}
-    return [f for f in fields if f.name not in names] + own
+    return list(fields.values())
 
 
 def _init_source(

@@ -124,6 +124,26 @@ def test_defaults_are_class_attributes_without_slots_and_factories_are_fresh() -
     assert [f.name for f in dataclasses.fields(Plain)] == ["a", "items"]
 
 
+def test_inherited_fields_keep_their_order() -> None:
+    shapes = []
+    for decorator in (dataclasses.dataclass, fast_dataclass.dataclass):
+
+        @decorator
+        class Base:
+            a: int
+            b: int = 2
+
+        @decorator(frozen=False)
+        class Child(Base):
+            c: int = 3
+            a: int = 1
+
+        child = Child()
+        shapes.append(([f.name for f in dataclasses.fields(Child)], repr(child), child == Child(1, 2, 3)))
+    assert shapes[0] == shapes[1]
+    assert shapes[1][0] == ["a", "b", "c"]
+
+
 def test_refusals_match_dataclasses() -> None:
     for decorator in (dataclasses.dataclass, fast_dataclass.dataclass):
         with pytest.raises(ValueError, match="mutable default"):
