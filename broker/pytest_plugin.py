@@ -200,7 +200,7 @@ def kafka_topic(
 
 
 @pytest.fixture(scope="session")
-def kafka_zookeeper(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kafka_zookeeper(pytestconfig: pytest.Config) -> Iterator[str]:
     """The ZooKeeper connect string of the session's clusters: the one configured, or a real
     server started here (skipped, with the reason, when none is installed)."""
     given = pytestconfig.getoption("brook_zookeeper") or pytestconfig.getini("brook_zookeeper_connect")
@@ -213,11 +213,20 @@ def kafka_zookeeper(pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPa
         zookeeper_classpath()
     except ZooKeeperMissing as missing:
         pytest.skip(f"kafka_zookeeper: no ZooKeeper to start ({missing}); or pass --brook-zookeeper")
-    server = ZooKeeperServer(tmp_path_factory.mktemp("brook-zookeeper")).start()
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    # A directory of its own (not pytest's kept tmp dirs): nothing of ZooKeeper's stays behind.
+    base = Path(tempfile.mkdtemp(prefix="brook-zookeeper-"))
     try:
-        yield server.connect_string
+        server = ZooKeeperServer(base).start()
+        try:
+            yield server.connect_string
+        finally:
+            server.kill()
     finally:
-        server.kill()
+        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
