@@ -19,6 +19,10 @@ librdkafka's mock cluster. Prints figures, asserts nothing.
    creation to the first delivered record) and a workload (``--messages`` records of 100 bytes
    produced, then consumed) with confluent-kafka against the mock and against a warm embedded
    Brook broker.
+7. **Embedded cluster** (``--cluster-runs``, 0 skips it; needs an installed ZooKeeper):
+   ``broker.embedded_cluster(brokers=3)`` started on one ZooKeeper server (started once, outside
+   the figures), a topic of replication factor 3 created, its leader killed and the new leaders
+   awaited (``wait_for_leaders``), then the stop.
 """
 
 from __future__ import annotations
@@ -333,6 +337,35 @@ def versus_mock(runs: int, messages: int) -> dict[str, Any]:
     }
 
 
+# -- embedded cluster ------------------------------------------------------------------------------------
+
+
+def cluster(runs: int) -> dict[str, list[float]]:
+    import broker
+    from broker.testing_zookeeper import ZooKeeperServer
+
+    results: dict[str, list[float]] = {"start": [], "create": [], "failover": [], "stop": []}
+    with tempfile.TemporaryDirectory(prefix="brook-bench-zk-") as tmp:
+        zookeeper = ZooKeeperServer(Path(tmp)).start()
+        try:
+            for _ in range(runs):
+                t0 = time.perf_counter()
+                c = broker.embedded_cluster(3, zookeeper.connect_string).start()
+                t1 = time.perf_counter()
+                c.create_topic("bench", partitions=3, replication_factor=3)
+                t2 = time.perf_counter()
+                c.brokers[c.leader_of("bench", 0)].kill()
+                c.wait_for_leaders("bench")
+                t3 = time.perf_counter()
+                c.stop()
+                t4 = time.perf_counter()
+                for key, value in zip(results, (t1 - t0, t2 - t1, t3 - t2, t4 - t3), strict=True):
+                    results[key].append(value)
+        finally:
+            zookeeper.kill()
+    return results
+
+
 # -- report ----------------------------------------------------------------------------------------------
 
 
@@ -346,6 +379,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--cycles", type=int, default=100)
     parser.add_argument("--messages", type=int, default=10000)
+    parser.add_argument("--cluster-runs", type=int, default=3)
     parser.add_argument("--cold-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.cold_child:
@@ -387,6 +421,13 @@ def main() -> None:
     print(f"\n{args.cycles} start/create/produce/stop cycles in one process ({each:.1f} ms each)")
     for key in ("threads", "fds", "rss_mib"):
         print(f"  {key:8} before {leak['before'][key]:8.1f}   after {leak['after'][key]:8.1f}")
+    if args.cluster_runs:
+        figures = cluster(args.cluster_runs)
+        print("\nembedded cluster of 3 brokers on one ZooKeeper (topic of replication factor 3)")
+        print(f"  embedded_cluster() -> formed      {ms(figures['start'])}")
+        print(f"  create_topic (leaders everywhere) {ms(figures['create'])}")
+        print(f"  leader killed -> new leaders      {ms(figures['failover'])}")
+        print(f"  stop                              {ms(figures['stop'])}")
     mock = versus_mock(args.runs, args.messages)
     print("\nlibrdkafka mock cluster (test.mock.num.brokers=1), same confluent-kafka client")
     print(f"  client creation -> first delivery {ms(mock['mock_start'])}")

@@ -1,8 +1,11 @@
 """A small blocking admin client over Brook's own protocol codec: create, delete, list and describe
 topics on any Kafka-compatible broker, with no Kafka client library installed.
 
-It exists for the pytest plugin's ``kafka_admin`` fixture and for scripts; it talks to one broker
-(the bootstrap address), which is all a single node needs. Requests and responses are the
+It exists for the pytest plugin's ``kafka_admin`` fixture, :mod:`broker.embedded_cluster` and
+scripts. It talks to one broker at a time: the first bootstrap address that accepts a connection
+(the next ones when that broker goes away). Topic creation and deletion answered NOT_CONTROLLER (a
+ZooKeeper-mode cluster runs them on its controller) are sent again to the controller that Metadata
+names. Requests and responses are the
 generated classes of :mod:`protocol.messages`, framed by :func:`protocol.api.encode_request`.
 """
 
@@ -12,7 +15,6 @@ import socket
 import struct
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
@@ -23,6 +25,7 @@ from protocol.messages.create_topics_request import CreatableTopic, CreatableTop
 from protocol.messages.delete_topics_request import DeleteTopicsRequest
 from protocol.messages.describe_configs_request import DescribeConfigsRequest, DescribeConfigsResource
 from protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+from storage.fast_dataclass import dataclass
 
 #: Versions every Kafka 2.x/3.x broker answers; no flexible-version feature is needed here.
 METADATA_VERSION = 9
@@ -31,6 +34,8 @@ DELETE_TOPICS_VERSION = 4
 DESCRIBE_CONFIGS_VERSION = 4
 TOPIC_RESOURCE = 2
 MAX_RESPONSE = 64 << 20
+#: How many times a create or delete follows NOT_CONTROLLER to a newly named controller.
+CONTROLLER_ATTEMPTS = 5
 
 
 class AdminError(Exception):
@@ -50,13 +55,38 @@ class TopicDescription:
     internal: bool
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionState:
+    leader: int  # -1: no leader
+    replicas: tuple[int, ...]
+    isr: tuple[int, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ClusterDescription:
+    """One broker's Metadata answer: the live brokers it knows, the controller, partition states."""
+
+    brokers: dict[int, tuple[str, int]]
+    controller_id: int
+    #: topic -> partition -> state (only the topics asked for, or every topic)
+    topics: dict[str, dict[int, PartitionState]]
+
+
+def _parse_address(entry: str) -> tuple[str, int]:
+    host, _, port = entry.strip().rpartition(":")
+    return host.strip("[]") or "127.0.0.1", int(port)
+
+
 class KafkaAdmin:
-    """Admin requests to the broker at ``bootstrap`` (``host:port``), over one connection opened
-    on first use. Thread-safe (one request at a time); use as a context manager or :meth:`close`."""
+    """Admin requests to a broker of ``bootstrap`` (``host:port[,host:port...]``), over one
+    connection opened on first use. Thread-safe (one request at a time); use as a context manager
+    or :meth:`close`."""
 
     def __init__(self, bootstrap: str, *, timeout: float = 30.0, client_id: str = "brook-admin") -> None:
-        host, _, port = bootstrap.split(",")[0].strip().rpartition(":")
-        self.address = (host.strip("[]") or "127.0.0.1", int(port))
+        self.addresses = [_parse_address(entry) for entry in bootstrap.split(",") if entry.strip()]
+        if not self.addresses:
+            raise ValueError(f"no bootstrap address in {bootstrap!r}")
+        self.address = self.addresses[0]
         self.timeout = timeout
         self.client_id = client_id
         self._sock: socket.socket | None = None
@@ -80,18 +110,55 @@ class KafkaAdmin:
             configs=[CreatableTopicConfig(k, _text(v)) for k, v in (config or {}).items()],
         )
         request = CreateTopicsRequest(topics=[topic], timeout_ms=int(self.timeout * 1000))
-        response = self._call(request, CREATE_TOPICS_VERSION)
-        for result in response.topics:
-            if result.error_code:
-                raise AdminError(result.error_code, result.error_message, name)
+        self._on_controller(request, CREATE_TOPICS_VERSION, lambda r: r.topics, name)
 
     def delete_topic(self, name: str) -> None:
         """Delete ``name``; raises :class:`AdminError` (UNKNOWN_TOPIC_OR_PARTITION, ...)."""
         request = DeleteTopicsRequest(topic_names=[name], timeout_ms=int(self.timeout * 1000))
-        response = self._call(request, DELETE_TOPICS_VERSION)
-        for result in response.responses:
-            if result.error_code:
-                raise AdminError(result.error_code, result.error_message, name)
+        self._on_controller(request, DELETE_TOPICS_VERSION, lambda r: r.responses, name)
+
+    def _on_controller(self, request: Message, version: int, results: Any, name: str) -> None:
+        """Send ``request`` (one topic); on NOT_CONTROLLER, again to the controller Metadata names."""
+        for _ in range(CONTROLLER_ATTEMPTS):
+            response = self._call(request, version)
+            codes = [(r.error_code, r.error_message) for r in results(response)]
+            if any(code == ErrorCode.NOT_CONTROLLER for code, _ in codes):
+                self._move_to_controller()
+                continue
+            for code, message in codes:
+                if code:
+                    raise AdminError(code, message, name)
+            return
+        raise AdminError(ErrorCode.NOT_CONTROLLER, "the controller kept moving", name)
+
+    def _move_to_controller(self) -> None:
+        cluster = self.describe_cluster([])
+        address = cluster.brokers.get(cluster.controller_id)
+        if address is None:
+            raise AdminError(ErrorCode.NOT_CONTROLLER, "no live controller in the cluster's Metadata")
+        with self._lock:
+            if address != self.address:
+                self._disconnect()
+                self.address = address
+
+    def describe_cluster(self, topics: Iterable[str] | None = None) -> ClusterDescription:
+        """The brokers, the controller and the partition states of ``topics`` (None: every topic)
+        as the connected broker sees them. Unknown topics are left out."""
+        wanted = None if topics is None else [MetadataRequestTopic(name=n) for n in topics]
+        request = MetadataRequest(topics=wanted, allow_auto_topic_creation=False)
+        response = self._call(request, METADATA_VERSION)
+        states: dict[str, dict[int, PartitionState]] = {}
+        for topic in response.topics:
+            if topic.error_code == 0:
+                states[topic.name or ""] = {
+                    p.partition_index: PartitionState(p.leader_id, tuple(p.replica_nodes), tuple(p.isr_nodes))
+                    for p in topic.partitions
+                }
+        return ClusterDescription(
+            brokers={b.node_id: (b.host, b.port) for b in response.brokers},
+            controller_id=response.controller_id,
+            topics=states,
+        )
 
     def list_topics(self, *, internal: bool = False) -> set[str]:
         """The names of every topic (internal ones such as ``__consumer_offsets`` on request)."""
@@ -145,7 +212,20 @@ class KafkaAdmin:
 
     def _connect(self) -> socket.socket:
         if self._sock is None:
-            self._sock = socket.create_connection(self.address, timeout=self.timeout)
+            # The current address first, then the other bootstrap addresses in order.
+            candidates = [self.address, *(a for a in self.addresses if a != self.address)]
+            failure: OSError | None = None
+            for address in candidates:
+                try:
+                    self._sock = socket.create_connection(address, timeout=self.timeout)
+                except OSError as exc:
+                    failure = exc
+                    continue
+                self.address = address
+                break
+            else:
+                assert failure is not None
+                raise failure
         return self._sock
 
     def _disconnect(self) -> None:

@@ -107,7 +107,7 @@ class Broker:
                 self._build()
             # else: built in start() once ZooKeeper has generated the id
         else:
-            self.cluster_id = ensure_meta_properties(self.log_dirs, self.node_id)
+            self.cluster_id = ensure_meta_properties(self.log_dirs, self.node_id, fsync=self.fs.fsync)
             self._build()
 
     def _build(self) -> None:

@@ -13,7 +13,9 @@ The broker runs on an event loop of its own in a thread of the caller's process 
 a child process: ``bench/bench_embedded.py``; a child pays the interpreter start and Brook's
 imports on every start). It listens on a free loopback port (port 0 bound, the bound port
 advertised) and keeps its data in a temporary directory, removed at :meth:`~EmbeddedBroker.stop`,
-unless ``log.dirs`` / ``log.dir`` names one.
+unless ``log.dirs`` / ``log.dir`` names one. Temporary data is never fsync'd
+(:class:`storage.fs.UnsyncedFileSystem`): it does not outlive the process, and a topic's creation
+would otherwise wait for several fsyncs.
 
 Overrides are ``server.properties`` keys: keyword arguments with the dots written as underscores
 (``num_partitions=3`` is ``num.partitions=3``), or a mapping with the real keys (needed for keys
@@ -149,6 +151,9 @@ class EmbeddedBroker:
         settings = {**EMBEDDED_TEST_DEFAULTS, **normalise_overrides(overrides, keywords)}
         #: The data directory is ours (and removed at stop) unless the caller named one.
         self.owns_data = "log.dirs" not in settings and "log.dir" not in settings
+        #: Whether the data is fsync'd: not in a temporary directory (it does not outlive the
+        #: process). An owner that removes a given directory itself may turn it off before start.
+        self.fsync_data = not self.owns_data
         self._settings = settings
         # Validated now (the temporary directory comes at start): a bad key fails where it is written.
         self.config = self._load(
@@ -248,7 +253,7 @@ class EmbeddedBroker:
             config = self._start_config()
             thread = _LoopThread()
             try:
-                broker = thread.call(_boot(config), timeout)
+                broker = thread.call(_boot(config, unsynced=not self.fsync_data), timeout)
             except BaseException:
                 thread.close(timeout)
                 self._remove_data()
@@ -337,11 +342,14 @@ class EmbeddedBroker:
         return f"<EmbeddedBroker {where}>"
 
 
-async def _boot(config: BrokerConfig) -> Broker:
+async def _boot(config: BrokerConfig, *, unsynced: bool) -> Broker:
+    """``unsynced``: the data is a temporary directory, removed at stop: no fsync is worth its
+    milliseconds there (a topic's creation syncs several files and directories)."""
     # Imported here: `import broker` (and the pytest plugin) stays light until a broker starts.
     from broker.app import Broker
+    from storage import UnsyncedFileSystem
 
-    broker = Broker(config)
+    broker = Broker(config, fs=UnsyncedFileSystem() if unsynced else None)
     try:
         await broker.start(freeze_gc=False)
     except BaseException:

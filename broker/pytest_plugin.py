@@ -21,10 +21,17 @@ Fixtures:
   indirect parametrization: ``@pytest.mark.parametrize("kafka_topic", [{"partitions": 3}],
   indirect=True)``.
 
+* ``kafka_cluster``: an :class:`~broker.embedding_cluster.EmbeddedCluster` of this test: three
+  ZooKeeper-mode brokers unless marked ``@pytest.mark.kafka_cluster(brokers=5, **overrides)``,
+  started for the test and stopped after it (tests of fail-over kill brokers). Its brokers live in
+  a ZooKeeper chroot of their own on ``kafka_zookeeper``.
+* ``kafka_zookeeper``: the session's ZooKeeper connect string: ``--brook-zookeeper`` /
+  ``brook_zookeeper_connect`` when given, else a real ZooKeeper server started from an installed
+  distribution (Debian's ``zookeeper`` package or ``$ZOOKEEPER_HOME``) on a free loopback port.
+  Without one, the tests that use it are skipped, the reason saying how to install it.
+
 Options: ``--brook-override KEY=VALUE`` (repeatable) and the ini setting ``brook_overrides``
 (one ``KEY=VALUE`` a line) set ``server.properties`` keys of every broker the plugin starts.
-
-Cluster fixtures (several brokers) need Brook's cluster mode, which does not exist yet.
 """
 
 from __future__ import annotations
@@ -40,9 +47,12 @@ import pytest
 if TYPE_CHECKING:
     from broker.admin_client import KafkaAdmin
     from broker.embedding import EmbeddedBroker
+    from broker.embedding_cluster import EmbeddedCluster
 
 BROKER_MARKER = "kafka_broker"
 TOPIC_MARKER = "kafka_topic"
+CLUSTER_MARKER = "kafka_cluster"
+DEFAULT_CLUSTER_SIZE = 3
 TOPIC_NAME_MAX = 249
 
 
@@ -55,9 +65,16 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         metavar="KEY=VALUE",
         help="a server.properties key for every embedded broker (repeatable)",
     )
+    group.addoption(
+        "--brook-zookeeper",
+        default=None,
+        metavar="HOST:PORT[/CHROOT]",
+        help="the ZooKeeper of kafka_cluster's brokers (default: one started from an installed ZooKeeper)",
+    )
     parser.addini(
         "brook_overrides", "server.properties KEY=VALUE lines for every embedded broker", "linelist"
     )
+    parser.addini("brook_zookeeper_connect", "the ZooKeeper of kafka_cluster's brokers", "string", "")
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -71,6 +88,11 @@ def pytest_configure(config: pytest.Config) -> None:
         f"{TOPIC_MARKER}(partitions=1, config=None, replication_factor=1): how the kafka_topic fixture "
         "creates the test's topic",
     )
+    config.addinivalue_line(
+        "markers",
+        f"{CLUSTER_MARKER}(brokers=3, overrides=None, /, **keys): the size of this test's kafka_cluster "
+        "and server.properties overrides of its brokers (dots written as underscores)",
+    )
 
 
 def _default_overrides(config: pytest.Config) -> dict[str, str]:
@@ -82,6 +104,13 @@ def _default_overrides(config: pytest.Config) -> dict[str, str]:
             raise pytest.UsageError(f"brook override {entry!r}: expected KEY=VALUE")
         result[key.strip()] = value.strip()
     return result
+
+
+def _wants_own_broker(request: pytest.FixtureRequest) -> bool:
+    """Whether this test runs on a broker of its own: marked ``kafka_broker`` without
+    ``per_test=False``."""
+    marker = request.node.get_closest_marker(BROKER_MARKER)
+    return marker is not None and marker.kwargs.get("per_test", True) is not False
 
 
 def _start(overrides: Mapping[str, Any], keywords: Mapping[str, Any]) -> EmbeddedBroker:
@@ -104,9 +133,10 @@ def kafka_session_broker(pytestconfig: pytest.Config) -> Iterator[EmbeddedBroker
 def kafka_broker(request: pytest.FixtureRequest) -> Iterator[EmbeddedBroker]:
     """The session's broker, or one of this test's own when it is marked ``kafka_broker``."""
     marker = request.node.get_closest_marker(BROKER_MARKER)
-    if marker is None or marker.kwargs.get("per_test", True) is False:
+    if not _wants_own_broker(request):
         yield request.getfixturevalue("kafka_session_broker")
         return
+    assert marker is not None
     keywords = {k: v for k, v in marker.kwargs.items() if k != "per_test"}
     overrides = dict(_default_overrides(request.config))
     for positional in marker.args:
@@ -162,11 +192,64 @@ def kafka_topic(
         config=spec.get("config") or None,
     )
     yield name
-    if kafka_broker.running and request.node.get_closest_marker(BROKER_MARKER) is None:
+    if kafka_broker.running and not _wants_own_broker(request):
         # On the shared broker: leave nothing behind for later tests. A failure here (the test
         # stopped or killed the broker, say) must not turn a passed test into an error.
         with contextlib.suppress(Exception):
             kafka_admin.delete_topic(name)
+
+
+@pytest.fixture(scope="session")
+def kafka_zookeeper(pytestconfig: pytest.Config) -> Iterator[str]:
+    """The ZooKeeper connect string of the session's clusters: the one configured, or a real
+    server started here (skipped, with the reason, when none is installed)."""
+    given = pytestconfig.getoption("brook_zookeeper") or pytestconfig.getini("brook_zookeeper_connect")
+    if given:
+        yield str(given)
+        return
+    from broker.testing_zookeeper import ZooKeeperMissing, ZooKeeperServer, zookeeper_classpath
+
+    try:
+        zookeeper_classpath()
+    except ZooKeeperMissing as missing:
+        pytest.skip(f"kafka_zookeeper: no ZooKeeper to start ({missing}); or pass --brook-zookeeper")
+    import shutil
+    import tempfile
+    from pathlib import Path
+
+    # A directory of its own (not pytest's kept tmp dirs): nothing of ZooKeeper's stays behind.
+    base = Path(tempfile.mkdtemp(prefix="brook-zookeeper-"))
+    try:
+        server = ZooKeeperServer(base).start()
+        try:
+            yield server.connect_string
+        finally:
+            server.kill()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def kafka_cluster(request: pytest.FixtureRequest, kafka_zookeeper: str) -> Iterator[EmbeddedCluster]:
+    """A cluster of this test's own, in a chroot of the session's ZooKeeper."""
+    from broker.embedding_cluster import EmbeddedCluster
+
+    marker = request.node.get_closest_marker(CLUSTER_MARKER)
+    overrides = dict(_default_overrides(request.config))
+    keywords: dict[str, Any] = {}
+    size = DEFAULT_CLUSTER_SIZE
+    if marker is not None:
+        keywords = dict(marker.kwargs)
+        size = int(keywords.pop("brokers", DEFAULT_CLUSTER_SIZE))
+        for positional in marker.args:
+            if not isinstance(positional, Mapping):
+                raise pytest.UsageError(f"{CLUSTER_MARKER} marker: positional arguments must be dicts")
+            overrides.update(positional)
+    cluster = EmbeddedCluster(size, kafka_zookeeper, overrides, **keywords).start()
+    try:
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 def _topic_name(base: str) -> str:

@@ -167,7 +167,7 @@ from storage.errors import (
     StorageCorruptionError,
     StorageError,
 )
-from storage.fs import FileSystem
+from storage.fs import FileSystem, UnsyncedFileSystem
 from storage.leader_epoch import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, EpochEntry, LeaderEpochCache
 from storage.log import Log
 from storage.manager import LogManager
@@ -204,4 +204,5 @@ __all__ = [
     "StorageCorruptionError",
     "StorageError",
     "SystemClock",
+    "UnsyncedFileSystem",
 ]

@@ -49,12 +49,12 @@ import threading
 import time
 import weakref
 from collections.abc import Iterator
-from dataclasses import dataclass
 from itertools import pairwise
 
 from protocol.exceptions import CorruptRecordError, EncodeError
 from protocol.records.batch import LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, BatchHeader, read_header
 from storage.errors import StorageCorruptionError, StorageError
+from storage.fast_dataclass import dataclass
 from storage.index import INT32_MAX
 from storage.log import Log
 from storage.segment import CLEANED_SUFFIX, LogSegment

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
+
+from storage.fast_dataclass import dataclass
 
 #: Java's Long.MAX_VALUE, Kafka's "never" for flush.messages, flush.ms, max.compaction.lag.ms ...
 LONG_MAX = (1 << 63) - 1

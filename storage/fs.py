@@ -108,3 +108,16 @@ class FileSystem:
             return self.read_exact(fd, self.file_size(fd), 0)
         finally:
             self.close(fd)
+
+
+class UnsyncedFileSystem(FileSystem):
+    """:class:`FileSystem` without fsync, for data that does not outlive its process: an
+    embedded broker's temporary directory, removed at stop (:mod:`broker.embedding`). A crash
+    there loses nothing that was meant to last, and each fsync skipped is a few milliseconds (a
+    topic's creation syncs several files and directories). Every other call is the same."""
+
+    def fsync(self, fd: int) -> None:
+        return None
+
+    def fsync_dir(self, path: Path) -> None:
+        return None

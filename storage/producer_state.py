@@ -30,11 +30,11 @@ import re
 import struct
 from collections import deque
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from protocol.records.batch import NO_PRODUCER_EPOCH, NO_SEQUENCE, BatchHeader
 from protocol.records.crc import crc32c
+from storage.fast_dataclass import dataclass, field
 from storage.fs import FileSystem
 
 #: Kafka keeps this many batches per producer for duplicate detection (and so do clients:

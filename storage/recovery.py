@@ -22,12 +22,12 @@ from __future__ import annotations
 
 import random
 import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from storage.clock import Clock
 from storage.config import LogConfig
 from storage.errors import StorageCorruptionError
+from storage.fast_dataclass import dataclass, field
 from storage.fs import FileSystem
 from storage.handles import HandleCache
 from storage.segment import (

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import os
-from dataclasses import dataclass
 from typing import NamedTuple
+
+from storage.fast_dataclass import dataclass
 
 
 class FileSlice:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from broker.types import BrokerId
@@ -38,14 +39,14 @@ def read_meta_properties(path: Path) -> dict[str, str]:
     return _read(path)
 
 
-def _write(path: Path, cluster_id: str, node_id: BrokerId) -> None:
+def _write(path: Path, cluster_id: str, node_id: BrokerId, fsync: Callable[[int], None]) -> None:
     stamp = time.strftime("%a %b %d %H:%M:%S %Z %Y")
     text = f"#\n#{stamp}\ncluster.id={cluster_id}\nversion=0\nbroker.id={node_id}\n"
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8") as out:
         out.write(text)
         out.flush()
-        os.fsync(out.fileno())
+        fsync(out.fileno())
     os.replace(tmp, path)
 
 
@@ -70,9 +71,16 @@ def recorded_identity(log_dirs: list[Path]) -> tuple[str | None, int | None]:
     return cluster_id, broker_id
 
 
-def ensure_meta_properties(log_dirs: list[Path], node_id: BrokerId, cluster_id: str | None = None) -> str:
+def ensure_meta_properties(
+    log_dirs: list[Path],
+    node_id: BrokerId,
+    cluster_id: str | None = None,
+    *,
+    fsync: Callable[[int], None] = os.fsync,
+) -> str:
     """Return the cluster id recorded in the log dirs; dirs without meta.properties get one with
-    ``cluster_id`` (ZooKeeper's ``/cluster/id`` in cluster mode), or a new id the first time."""
+    ``cluster_id`` (ZooKeeper's ``/cluster/id`` in cluster mode), or a new id the first time.
+    ``fsync``: the broker's file system's (a no-op for an embedded broker's temporary data)."""
     found: dict[Path, dict[str, str]] = {}
     for d in log_dirs:
         path = d / META_PROPERTIES
@@ -96,5 +104,5 @@ def ensure_meta_properties(log_dirs: list[Path], node_id: BrokerId, cluster_id: 
         cluster_id = new_cluster_id()
     for d in log_dirs:
         if d not in found:
-            _write(d / META_PROPERTIES, cluster_id, node_id)
+            _write(d / META_PROPERTIES, cluster_id, node_id, fsync)
     return cluster_id

@@ -15,13 +15,13 @@ import re
 import threading
 import uuid
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from broker.types import BrokerId, TopicPartition
 from protocol.primitives import ZERO_UUID
 from storage.checkpoint import encode_topic_id
+from storage.fast_dataclass import dataclass, field
 from storage.fs import FileSystem
 
 log = logging.getLogger(__name__)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 
 from broker.cluster.metadata import INTERNAL_TOPICS, BrokerEndpoint
 from broker.types import BrokerId, TopicPartition
@@ -22,6 +21,7 @@ from protocol.error_codes import ErrorCode
 from protocol.messages.metadata_response import MetadataResponsePartition
 from protocol.messages.update_metadata_request import UpdateMetadataPartitionState, UpdateMetadataRequest
 from protocol.primitives import ZERO_UUID
+from storage.fast_dataclass import dataclass, field
 
 log = logging.getLogger(__name__)
 

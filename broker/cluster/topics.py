@@ -17,7 +17,6 @@ import itertools
 import logging
 import random
 from collections.abc import Coroutine, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broker.cluster.controller.assignment import (
@@ -37,6 +36,7 @@ from broker.config import ConfigError, validate_topic_configs
 from broker.types import BrokerId
 from protocol.error_codes import ErrorCode
 from storage import StorageError
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.app import Broker

@@ -26,7 +26,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, TypeVar
 
 from kazoo.exceptions import BadVersionError, NodeExistsError, ZookeeperError
@@ -48,6 +47,7 @@ from broker.group.store import OFFSETS_TOPIC, offsets_topic_configs
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.primitives import ZERO_UUID
+from storage.fast_dataclass import dataclass, field
 
 if TYPE_CHECKING:
     from broker.app import Broker

@@ -8,9 +8,10 @@ non-PLAINTEXT listeners are not supported yet, and a standalone broker needs no 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from storage.fast_dataclass import dataclass
 
 from .errors import ConfigError
 from .listeners import (

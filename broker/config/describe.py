@@ -18,7 +18,8 @@ reproduces this quirk: tools comparing Brook with Kafka see the same output.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from dataclasses import dataclass
+
+from storage.fast_dataclass import dataclass
 
 from .dynamic import ALL_DYNAMIC, broker_config_synonyms
 from .model import BrokerConfig

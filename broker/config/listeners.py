@@ -12,7 +12,8 @@ from __future__ import annotations
 import ipaddress
 import re
 from collections import defaultdict
-from dataclasses import dataclass
+
+from storage.fast_dataclass import dataclass
 
 from .broker_defs import SECURITY_PROTOCOLS
 from .errors import ConfigError

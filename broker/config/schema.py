@@ -10,8 +10,9 @@ DescribeConfigs response (``DescribeConfigsResponse.ConfigType`` / ``ConfigSourc
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from .validators import Validator

@@ -9,7 +9,7 @@ throttles) always start from the defaults below.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from storage.fast_dataclass import dataclass
 
 from .broker_defs import COMPRESSION_TYPES, DEFAULT_MAX_MESSAGE_BYTES, GZIP_LEVEL
 from .schema import LONG_MAX, ConfigDef, define

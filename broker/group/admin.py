@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broker.group.coordinator import Api
 from broker.group.group import ClassicGroup, GroupSummary
 from broker.group.state import GroupState
 from protocol.error_codes import ErrorCode
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.group.coordinator import GroupCoordinator

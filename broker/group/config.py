@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from broker.config import BrokerConfig
+from storage.fast_dataclass import dataclass
 
 #: Kafka's GroupCoordinator.NewMemberJoinTimeoutMs: how long a new member may sit in a join.
 NEW_MEMBER_JOIN_TIMEOUT_MS = 5 * 60 * 1000

@@ -31,7 +31,6 @@ import enum
 import functools
 import logging
 from collections.abc import Coroutine, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broker.group.config import NEW_MEMBER_JOIN_TIMEOUT_MS, GroupConfig
@@ -44,6 +43,7 @@ from broker.group.timers import LoopScheduler, Scheduler, TimerHandle
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.group_metadata_value import GroupMetadataValue, MemberMetadata
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.app import Broker

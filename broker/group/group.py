@@ -11,7 +11,6 @@ import logging
 import struct
 import uuid
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broker.group.member import JoinCallback, JoinMember, JoinResult, Member, Protocols, SyncResult
@@ -19,6 +18,7 @@ from broker.group.records import OffsetAndMetadata
 from broker.group.state import GroupState, IllegalTransition, can_transition
 from protocol.error_codes import ErrorCode
 from protocol.messages.consumer_protocol_subscription import ConsumerProtocolSubscription
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.group.timers import TimerHandle

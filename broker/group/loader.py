@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from dataclasses import dataclass, field
 
 from broker.group.group import ClassicGroup, CommittedOffset, TopicPartitionKey
 from broker.group.member import Member
@@ -24,6 +23,7 @@ from broker.group.state import GroupState
 from protocol.messages.group_metadata_value import GroupMetadataValue
 from protocol.records import COMMIT, decode_batch, iter_batches, parse_control_key
 from storage import Log, StorageError
+from storage.fast_dataclass import dataclass, field
 
 log = logging.getLogger(__name__)
 

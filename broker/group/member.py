@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
 from broker.group.timers import TimerHandle
 from protocol.error_codes import ErrorCode
+from storage.fast_dataclass import dataclass, field
 
 #: (protocol name, member metadata for it), in the member's order of preference.
 Protocols = list[tuple[str, bytes]]

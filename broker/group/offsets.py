@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broker.group.coordinator import Api
@@ -47,6 +46,7 @@ from broker.group.records import (
 from broker.group.state import GroupState
 from broker.group.store import commit_write_error
 from protocol.error_codes import ErrorCode
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.group.coordinator import GroupCoordinator

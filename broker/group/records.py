@@ -21,13 +21,13 @@ from __future__ import annotations
 import functools
 import struct
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from protocol.messages.group_metadata_key import GroupMetadataKey
 from protocol.messages.group_metadata_value import GroupMetadataValue
 from protocol.messages.offset_commit_key import OffsetCommitKey
 from protocol.messages.offset_commit_value import OffsetCommitValue
 from protocol.records import Record, build_batch
+from storage.fast_dataclass import dataclass
 
 _VERSION = struct.Struct(">h")
 OFFSET_KEY_VERSION = 1

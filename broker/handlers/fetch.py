@@ -50,7 +50,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable
-from dataclasses import dataclass
 
 from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
@@ -73,6 +72,7 @@ from protocol.records import downconvert
 from protocol.records.compression import ZSTD
 from protocol.records.errors import UnsupportedCompressionError
 from storage import FileSlice, OffsetOutOfRangeError, StorageError
+from storage.fast_dataclass import dataclass
 
 log = logging.getLogger(__name__)
 

@@ -34,7 +34,6 @@ import random
 import struct
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from protocol import api as papi
@@ -46,6 +45,7 @@ from protocol.messages.api_versions_request import ApiVersionsRequest
 from protocol.messages.api_versions_response import ApiVersionsResponse
 from protocol.messages.request_header import RequestHeader
 from protocol.messages.response_header import ResponseHeader
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.config import BrokerConfig

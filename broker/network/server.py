@@ -14,13 +14,13 @@ import logging
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, normalise_ip
 from protocol import api as papi
 from protocol.message import Message
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.handlers.base import Handler

@@ -21,7 +21,6 @@ import contextlib
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from broker.network.client import ClientClosedError, ClientError, NetworkClient
 from broker.replica.isr import CommittedIsr, PendingIsrChange
@@ -35,6 +34,7 @@ from protocol.messages.alter_partition_request import (
 )
 from protocol.messages.alter_partition_response import AlterPartitionResponse
 from protocol.primitives import ZERO_UUID
+from storage.fast_dataclass import dataclass
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from broker.types import BrokerId, TopicPartition
+from storage.fast_dataclass import dataclass, field
 
 if TYPE_CHECKING:
     from broker.replica.partition import Partition

@@ -41,7 +41,6 @@ import logging
 import struct
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broker.network.client import ClientConfig, ClientError, NetworkClient
@@ -65,6 +64,7 @@ from protocol.messages.offset_for_leader_epoch_request import (
     OffsetForLeaderTopic,
 )
 from storage import Log, StorageError
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.app import Broker

@@ -19,10 +19,10 @@ A pure state machine (no I/O, no clock: every call takes ``now_ms``), as Kafka 3
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Iterable
-from dataclasses import dataclass, field
 
 from broker.types import BrokerId
 from protocol.error_codes import ErrorCode
+from storage.fast_dataclass import dataclass, field
 
 #: Kafka's UnifiedLog.UnknownOffset: a follower that has not fetched in this leadership term.
 UNKNOWN_OFFSET = -1

@@ -23,7 +23,6 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 
 from broker.cluster.metadata import PartitionState
 from broker.replica.isr import CommittedIsr, LeaderReplicaState, PendingIsrChange
@@ -31,6 +30,7 @@ from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.records import batch as rb
 from storage import AppendInfo, Log
+from storage.fast_dataclass import dataclass
 from storage.producer_state import (
     BatchMetadata,
     InvalidProducerEpoch,

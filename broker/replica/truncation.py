@@ -11,8 +11,9 @@ smaller epoch ends and asks again (the answer is then not final).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from enum import Enum
+
+from storage.fast_dataclass import dataclass
 
 #: OffsetsForLeaderEpochResponse.UNDEFINED_EPOCH and UNDEFINED_EPOCH_OFFSET.
 UNDEFINED_EPOCH = -1

@@ -7,6 +7,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 TIMEOUT = 20.0
 seen_topics: list[str] = []
+shared_marker_topics: list[str] = []
 
 
 def produce(bootstrap: str, topic: str, values: list[bytes], partition: int = 0) -> None:
@@ -49,6 +50,18 @@ def test_produce_and_consume_through_a_group(kafka_bootstrap: str, kafka_topic: 
         assert got == [b"hello", b"world"]
     finally:
         consumer.close()
+
+
+@pytest.mark.kafka_broker(per_test=False)
+def test_marked_for_the_shared_broker(kafka_broker, kafka_session_broker, kafka_topic: str) -> None:
+    assert kafka_broker is kafka_session_broker
+    shared_marker_topics.append(kafka_topic)
+
+
+def test_the_shared_marker_tests_topic_was_deleted(kafka_admin) -> None:
+    # Runs after the test above (file order): its topic, on the shared broker, must be gone.
+    assert len(shared_marker_topics) == 1
+    assert shared_marker_topics[0] not in kafka_admin.list_topics()
 
 
 @pytest.mark.parametrize("round_", [1, 2])

@@ -277,3 +277,28 @@ def test_admin_client_reports_kafka_errors(kafka: EmbeddedBroker) -> None:
 
 def test_config_names_the_real_data_directory_once_started(kafka: EmbeddedBroker) -> None:
     assert kafka.config.log_dirs == [kafka.data_dir]
+
+
+def _fsyncs_during_start_and_topic_creation(monkeypatch: pytest.MonkeyPatch, b: EmbeddedBroker) -> int:
+    calls: list[int] = []
+    real = os.fsync
+
+    def counting(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(os, "fsync", counting)
+    with b, KafkaAdmin(b.bootstrap_servers) as admin:
+        admin.create_topic("synced-or-not", partitions=2)
+    monkeypatch.setattr(os, "fsync", real)
+    return len(calls)
+
+
+def test_temporary_data_is_never_fsynced(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _fsyncs_during_start_and_topic_creation(monkeypatch, broker.embedded()) == 0
+
+
+def test_given_log_dirs_are_fsynced(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # meta.properties, the topic's files and directories, the metadata document, the clean stop.
+    b = broker.embedded(log_dirs=str(tmp_path / "data"))
+    assert _fsyncs_during_start_and_topic_creation(monkeypatch, b) > 0

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import random
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from broker.types import BrokerId
 from protocol.error_codes import ErrorCode
+from storage.fast_dataclass import dataclass
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,11 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import NamedTuple
 
 from broker.types import NO_BROKER, BrokerId, TopicPartition
+from storage.fast_dataclass import dataclass, field
 
 #: Kafka's ``LeaderAndIsr.NO_LEADER``.
 NO_LEADER = NO_BROKER

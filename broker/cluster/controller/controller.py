@@ -13,7 +13,6 @@ import enum
 import logging
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 
 from broker.cluster.controller.alter_partition import validate_alter_partition
 from broker.cluster.controller.context import (
@@ -45,6 +44,7 @@ from protocol.messages.alter_partition_request import AlterPartitionRequest
 from protocol.messages.alter_partition_response import AlterPartitionResponse
 from protocol.messages.alter_partition_response import PartitionData as AlterPartitionResponsePartition
 from protocol.messages.alter_partition_response import TopicData as AlterPartitionResponseTopic
+from storage.fast_dataclass import dataclass, field
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, field
 
 from broker.cluster.controller.context import LeaderIsrAndControllerEpoch, ReplicaAssignment
 from broker.cluster.controller.requests import BrokerRequest
@@ -19,6 +18,7 @@ from broker.types import BrokerId, TopicPartition
 from protocol.messages.leader_and_isr_request import LeaderAndIsrRequest
 from protocol.messages.stop_replica_request import StopReplicaRequest
 from protocol.messages.update_metadata_request import UpdateMetadataRequest
+from storage.fast_dataclass import dataclass, field
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
 
 from broker.cluster.controller.context import LeaderAndIsr
 from broker.types import BrokerId, TopicPartition
+from storage.fast_dataclass import dataclass
 
 
 class ElectionStrategy(enum.Enum):

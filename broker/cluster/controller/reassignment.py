@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from broker.cluster.controller.context import (
     ControllerContext,
@@ -40,6 +39,7 @@ from broker.cluster.controller.state_machine import (
 )
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
+from storage.fast_dataclass import dataclass
 
 log = logging.getLogger(__name__)
 

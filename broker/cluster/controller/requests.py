@@ -19,7 +19,6 @@ from __future__ import annotations
 import enum
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 from broker.cluster.controller.context import (
     EPOCH_DURING_DELETE,
@@ -51,6 +50,7 @@ from protocol.messages.update_metadata_request import (
     UpdateMetadataRequest,
     UpdateMetadataTopicState,
 )
+from storage.fast_dataclass import dataclass
 
 ControlRequest = LeaderAndIsrRequest | UpdateMetadataRequest | StopReplicaRequest
 

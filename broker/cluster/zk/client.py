@@ -29,7 +29,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from enum import Enum
 from typing import Any, TypeVar
 
@@ -63,6 +62,7 @@ from broker.cluster.zk.errors import (
     ZkConnectionTimeoutError,
     ZkUnavailableError,
 )
+from storage.fast_dataclass import dataclass
 
 log = logging.getLogger(__name__)
 

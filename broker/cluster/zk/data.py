@@ -16,7 +16,6 @@ import json
 import re
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from broker.cluster.zk.jvm_order import (
@@ -26,6 +25,7 @@ from broker.cluster.zk.jvm_order import (
 )
 from storage import CheckpointFormatError
 from storage.checkpoint import decode_topic_id, encode_topic_id
+from storage.fast_dataclass import dataclass, field
 
 T = TypeVar("T")
 
