@@ -20,9 +20,8 @@ Blocking file work: run it in a worker thread, never on the event loop.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from storage.errors import OffsetOutOfRangeError
+from storage.fast_dataclass import dataclass
 from storage.log import Log
 
 #: How much one step copies at most (Kafka's replica.fetch.max.bytes default is 1 MiB).

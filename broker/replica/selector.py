@@ -13,8 +13,9 @@ the leader is answered as ``preferred_read_replica`` with no records. Pure: no I
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 from typing import Protocol
+
+from storage.fast_dataclass import dataclass
 
 RACK_AWARE_SELECTOR = "org.apache.kafka.common.replica.RackAwareReplicaSelector"
 

@@ -3,9 +3,8 @@ TransactionConfig, same keys)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from broker.config import BrokerConfig
+from storage.fast_dataclass import dataclass
 
 
 @dataclass(frozen=True, slots=True)

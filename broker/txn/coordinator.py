@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine, Iterable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from broker.group.timers import LoopScheduler, Scheduler, TimerHandle
@@ -42,6 +41,7 @@ from broker.txn.state import (
 from broker.txn.store import TransactionStateTopic
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.app import Broker

@@ -23,12 +23,12 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broker.txn.state import TransactionMetadata, TxnTransit
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     # Loaded at the first marker (an embedded broker's start is its imports).

@@ -20,7 +20,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import TopicInfo
@@ -37,6 +36,7 @@ from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from storage import RecordTooLargeError, StorageError
 from storage.clock import Clock
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.app import Broker
