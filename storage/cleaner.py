@@ -36,9 +36,9 @@ truncation below it may have removed the records that shadowed others), as Kafka
 on truncation. Both threads run Python: the pass hands the GIL over once a millisecond, so an
 append waits about that long for it at worst (``bench/bench_cleaner.py``).
 
-Limits, stated plainly: transactional and control batches are copied unchanged (there is no
-transaction index yet, so aborted data cannot be told apart and is never used to shadow other
-records); records without a key are dropped as Kafka does.
+Limits, stated plainly: transactional and control batches are copied unchanged (aborted data
+and markers are not removed yet, and never shadow other records), and the groups' ``.txnindex``
+entries are copied into the cleaned segment; records without a key are dropped as Kafka does.
 """
 
 from __future__ import annotations
@@ -498,6 +498,11 @@ class Cleaner:
             if out:
                 cleaned.append(memoryview(out), metas)
                 stats.bytes_written += len(out)
+            # Transactional data and markers are all kept, so are their aborted transactions.
+            for seg in group:
+                for txn in seg.txn_index.entries():
+                    cleaned.txn_index.append(txn)
+            cleaned.txn_index.flush()
             cleaned.on_become_inactive()
             fd = cleaned.dup_fd()
             try:
