@@ -31,6 +31,7 @@ from protocol.messages import delete_records_response as delete_records
 from protocol.messages import delete_topics_response as delete_topics
 from protocol.messages import describe_configs_response as describe_configs
 from protocol.messages import describe_groups_response as describe_groups
+from protocol.messages import describe_producers_response as describe_producers
 from protocol.messages import elect_leaders_response as elect_leaders
 from protocol.messages import fetch_response as fetch
 from protocol.messages import find_coordinator_response as find_coordinator
@@ -44,6 +45,7 @@ from protocol.messages import offset_fetch_response as offset_fetch
 from protocol.messages import offset_for_leader_epoch_response as offset_for_leader_epoch
 from protocol.messages import produce_response as produce
 from protocol.messages import stop_replica_response as stop_replica
+from protocol.messages import write_txn_markers_response as write_txn_markers
 from protocol.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
 from protocol.messages.describe_cluster_response import DescribeClusterResponse
 from protocol.messages.init_producer_id_response import InitProducerIdResponse
@@ -481,6 +483,49 @@ def _list_partition_reassignments(request: Any, version: int, code: int, message
     )
 
 
+def _write_txn_markers(request: Any, version: int, code: int, message: str | None) -> Message:
+    """Every partition of every marker with the error, as Kafka's
+    WriteTxnMarkersRequest.getErrorResponse."""
+    del version, message
+    return write_txn_markers.WriteTxnMarkersResponse(
+        markers=[
+            write_txn_markers.WritableTxnMarkerResult(
+                producer_id=m.producer_id,
+                topics=[
+                    write_txn_markers.WritableTxnMarkerTopicResult(
+                        name=t.name,
+                        partitions=[
+                            write_txn_markers.WritableTxnMarkerPartitionResult(
+                                partition_index=i, error_code=code
+                            )
+                            for i in t.partition_indexes
+                        ],
+                    )
+                    for t in m.topics
+                ],
+            )
+            for m in request.markers
+        ]
+    )
+
+
+def _describe_producers(request: Any, version: int, code: int, message: str | None) -> Message:
+    """Every requested partition with the error, as Kafka's DescribeProducersRequest.getErrorResponse."""
+    del version, message
+    return describe_producers.DescribeProducersResponse(
+        topics=[
+            describe_producers.TopicResponse(
+                name=t.name,
+                partitions=[
+                    describe_producers.PartitionResponse(partition_index=i, error_code=code)
+                    for i in t.partition_indexes
+                ],
+            )
+            for t in request.topics
+        ]
+    )
+
+
 def _top_level(api_key: int) -> Builder:
     """Kafka answers these with the top-level error code and nothing else (Heartbeat,
     LeaveGroup, ListGroups, DescribeLogDirs, OffsetDelete, ControlledShutdown, AlterPartition)."""
@@ -515,6 +560,7 @@ _BUILDERS: dict[int, Builder] = {
     21: _delete_records,
     22: _init_producer_id,
     23: _offset_for_leader_epoch,
+    27: _write_txn_markers,
     32: _describe_configs,
     33: _alter_configs,
     35: _top_level(35),
@@ -527,4 +573,5 @@ _BUILDERS: dict[int, Builder] = {
     47: _top_level(47),
     56: _top_level(56),
     60: _describe_cluster,
+    61: _describe_producers,
 }

@@ -52,6 +52,9 @@ _EMBEDDED_MODULES = (
     "list_groups",
     "delete_groups",
     "offset_delete",
+    # transactions, partition side
+    "write_txn_markers",
+    "describe_producers",
 )
 #: Served only in cluster mode.
 _CLUSTER_MODULES = (

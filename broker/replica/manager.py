@@ -48,11 +48,15 @@ from storage import (
 
 if TYPE_CHECKING:
     from broker.cluster.metadata_cache import MetadataCache
+    from protocol.messages.write_txn_markers_request import WritableTxnMarker
+    from protocol.messages.write_txn_markers_response import WritableTxnMarkerResult
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 #: (partition, producer id, producer epoch, committed, offset of the marker)
 TxnMarkerListener = Callable[[TopicPartition, int, int, bool, int], None]
+#: Kafka writes markers with request.timeout.ms (30 s by default) as the append timeout.
+DEFAULT_TXN_MARKER_TIMEOUT_MS = 30_000
 
 
 class ReplicaManager:
@@ -90,6 +94,8 @@ class ReplicaManager:
         #: Called after a transaction marker (COMMIT/ABORT control batch) is written to a local
         #: partition as leader; the group coordinator completes transactional offset commits there.
         self._txn_marker_listeners: list[TxnMarkerListener] = []
+        #: How long a marker write waits for replication (Kafka: request.timeout.ms, 30 s).
+        self.txn_marker_timeout_ms = DEFAULT_TXN_MARKER_TIMEOUT_MS
 
     def add_txn_marker_listener(self, listener: TxnMarkerListener) -> None:
         """``listener(tp, producer_id, producer_epoch, committed, marker_offset)`` after each marker."""
@@ -105,6 +111,15 @@ class ReplicaManager:
                 listener(tp, producer_id, producer_epoch, committed, marker_offset)
             except Exception:
                 log.exception("transaction marker listener failed for %s-%d", tp[0], tp[1])
+
+    async def write_txn_markers(self, markers: list[WritableTxnMarker]) -> list[WritableTxnMarkerResult]:
+        """Append each COMMIT/ABORT marker to each partition it names that this broker leads, with
+        acks=-1, and answer per partition once the marker is replicated (or failed); the marker
+        listeners hear of each durable marker first. See :mod:`broker.replica.txn_markers`."""
+        # Imported at the first marker: a broker without transactions never loads the messages.
+        from broker.replica.txn_markers import write_txn_markers
+
+        return await write_txn_markers(self, markers, self.txn_marker_timeout_ms)
 
     def get(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)
