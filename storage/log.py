@@ -306,14 +306,16 @@ class Log:
 
     @property
     def first_unstable_offset(self) -> int | None:
-        """First offset of the earliest transaction not yet decided and replicated (None: none)."""
-        return self.producer_state.first_unstable_offset()
+        """First offset of the earliest transaction not yet decided and replicated (None: none),
+        never below the log start offset (Kafka's maybeIncrementFirstUnstableOffset)."""
+        first = self.producer_state.first_unstable_offset()
+        return None if first is None else max(first, self._log_start)
 
     @property
     def last_stable_offset(self) -> int:
         """Kafka's lastStableOffset: the first unstable offset when it lies below the high
         watermark, else the high watermark. A read_committed consumer reads below it."""
-        first = self.producer_state.first_unstable_offset()
+        first = self.first_unstable_offset
         hw = self._hw
         return first if first is not None and first < hw else hw
 

@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol.records.batch import iter_batches
+from storage.cleaner import Cleaner
 from storage.clock import ManualClock
 from storage.config import LogConfig
 from storage.log import Log
@@ -35,7 +36,7 @@ def append_txn(
 ) -> int:
     """A client batch as the partition appends it (append, then the producer state); its offset."""
     data = make_batch(
-        count,
+        [(b"k%d" % i, b"v%d" % i) for i in range(count)],
         producer_id=pid,
         producer_epoch=epoch,
         base_sequence=seq,
@@ -272,3 +273,41 @@ def test_random_histories_match_the_model_and_survive_a_crash(
         assert again.producer_state.ongoing_transactions() == {f: p for p, f in model.open.items()}
     finally:
         again.close()
+
+
+def test_cleaning_keeps_the_aborted_transactions_of_the_cleaned_segments(
+    open_log: OpenLog, clock: ManualClock
+) -> None:
+    compact = LogConfig(
+        segment_bytes=400, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0, file_delete_delay_ms=0
+    )
+    log = open_log(compact)
+    expected: list[AbortedTxn] = []
+    for i in range(6):
+        first = append_txn(log, 1, i * 2)
+        at = marker(log, 1, committed=i % 2 == 1)
+        if i % 2 == 0:
+            expected.append(AbortedTxn(1, first, at, at + 1))
+    for i in range(6):  # plain records, so that the segments holding the transactions roll
+        append_txn(log, 2, i * 2, transactional=False)
+    advance_hw(log)
+    assert log.segment_count > 2
+    before = log.collect_aborted_transactions(0, log.log_end_offset)
+    assert before == expected
+    stats = Cleaner().clean(log, clock.milliseconds())
+    assert stats is not None
+    assert log.collect_aborted_transactions(0, log.log_end_offset) == expected
+    # And from the files, after a reopen.
+    log.close()
+    again = open_log(compact, had_clean_shutdown=True, high_watermark=log.log_end_offset)
+    assert again.collect_aborted_transactions(0, again.log_end_offset) == expected
+
+
+def test_first_unstable_offset_is_never_below_the_log_start(open_log: OpenLog) -> None:
+    log = open_log()
+    append_txn(log, 1, 0)  # 0-1, left open
+    append_txn(log, 2, 0, transactional=False)  # 2-3
+    advance_hw(log)
+    assert log.last_stable_offset == 0
+    log.delete_records_before(3)
+    assert log.first_unstable_offset == log.last_stable_offset == 3
