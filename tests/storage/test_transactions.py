@@ -11,7 +11,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from protocol.records.batch import iter_batches
+from protocol.records.batch import BatchHeader, iter_batches
+from protocol.records.record import Record, decode_batch
 from storage.cleaner import Cleaner
 from storage.clock import ManualClock
 from storage.config import LogConfig
@@ -275,32 +276,164 @@ def test_random_histories_match_the_model_and_survive_a_crash(
         again.close()
 
 
-def test_cleaning_keeps_the_aborted_transactions_of_the_cleaned_segments(
+COMPACT = LogConfig(
+    segment_bytes=400,
+    cleanup_policy="compact",
+    min_cleanable_dirty_ratio=0.0,
+    file_delete_delay_ms=0,
+    delete_retention_ms=1000,
+)
+
+
+def batches_of(log: Log) -> list[tuple[BatchHeader, list[Record]]]:
+    out = []
+    for seg in log.segments():
+        data = seg.pread(seg.size, 0)
+        for pos, _ in iter_batches(data):
+            out.append(decode_batch(data, pos))
+    return out
+
+
+def read_committed(log: Log) -> list[tuple[int, bytes | None, bytes | None]]:
+    """What a read_committed consumer gets from offset 0, with the fetch's aborted transactions
+    (the consumer's algorithm, written independently of the cleaner's)."""
+    lso = log.last_stable_offset
+    aborted = sorted(log.collect_aborted_transactions(0, lso), key=lambda t: t.first_offset)
+    active: set[int] = set()
+    out = []
+    for header, records in batches_of(log):
+        if header.base_offset >= lso:
+            break
+        while aborted and aborted[0].first_offset <= header.base_offset + header.last_offset_delta:
+            active.add(aborted.pop(0).producer_id)
+        if header.is_control:
+            if records and records[0].key is not None and records[0].key[2:4] == b"\x00\x00":  # ABORT
+                active.discard(header.producer_id)
+            continue
+        if header.is_transactional and header.producer_id in active:
+            continue
+        out.extend((header.base_offset + r.offset_delta, r.key, r.value) for r in records)
+    return out
+
+
+def compacted(records: list[tuple[int, bytes | None, bytes | None]]) -> dict[bytes | None, bytes]:
+    latest: dict[bytes | None, bytes | None] = {}
+    for _, key, value in records:
+        latest[key] = value
+    return {k: v for k, v in latest.items() if v is not None}
+
+
+def append_keyed(
+    log: Log, pid: int, seq: int, pairs: list[tuple[bytes, bytes | None]], transactional: bool
+) -> None:
+    data = make_batch(
+        pairs, producer_id=pid, producer_epoch=0, base_sequence=seq, attributes=TXN if transactional else 0
+    )
+    info = log.append(data, 0)
+    ((_, header),) = list(iter_batches(data))
+    log.producer_state.update(header, info.first_offset)
+
+
+def test_cleaning_drops_aborted_records_then_markers_after_their_horizon(
     open_log: OpenLog, clock: ManualClock
 ) -> None:
-    compact = LogConfig(
-        segment_bytes=400, cleanup_policy="compact", min_cleanable_dirty_ratio=0.0, file_delete_delay_ms=0
-    )
-    log = open_log(compact)
-    expected: list[AbortedTxn] = []
-    for i in range(6):
-        first = append_txn(log, 1, i * 2)
-        at = marker(log, 1, committed=i % 2 == 1)
-        if i % 2 == 0:
-            expected.append(AbortedTxn(1, first, at, at + 1))
-    for i in range(6):  # plain records, so that the segments holding the transactions roll
-        append_txn(log, 2, i * 2, transactional=False)
+    log = open_log(COMPACT)
+    append_keyed(log, 1, 0, [(b"a", b"aborted")], transactional=True)  # 0
+    append_keyed(log, 2, 0, [(b"b", b"committed")], transactional=True)  # 1
+    marker(log, 1, committed=False)  # 2
+    marker(log, 2, committed=True)  # 3
+    append_keyed(log, 1, 1, [(b"a", b"later")], transactional=True)  # 4: producer 1 goes on
+    marker(log, 1, committed=True)  # 5
+    for i in range(12):  # plain records after them, so that their segments can be cleaned
+        append_keyed(log, 3, i, [(b"c", b"%d" % i)], transactional=False)
     advance_hw(log)
-    assert log.segment_count > 2
-    before = log.collect_aborted_transactions(0, log.log_end_offset)
-    assert before == expected
-    stats = Cleaner().clean(log, clock.milliseconds())
-    assert stats is not None
-    assert log.collect_aborted_transactions(0, log.log_end_offset) == expected
-    # And from the files, after a reopen.
-    log.close()
-    again = open_log(compact, had_clean_shutdown=True, high_watermark=log.log_end_offset)
-    assert again.collect_aborted_transactions(0, again.log_end_offset) == expected
+    view = read_committed(log)
+    assert (0, b"a", b"aborted") not in view and (1, b"b", b"committed") in view
+
+    def offsets() -> list[int]:
+        return [h.base_offset for h, _ in batches_of(log)]
+
+    assert Cleaner().clean(log, clock.milliseconds()) is not None
+    # The aborted record is gone; its marker stays (records of it were read in this pass), indexed.
+    assert 0 not in offsets() and {1, 2, 3} <= set(offsets())
+    assert log.collect_aborted_transactions(0, 4) == [AbortedTxn(1, 0, 2, 1)]  # B still open then
+    assert compacted(read_committed(log)) == compacted(view)
+    # Next pass: no record of A's transaction is left, so its marker gets a delete horizon.
+    assert Cleaner().clean(log, clock.milliseconds(), force=True) is not None
+    headers = {h.base_offset: h for h, _ in batches_of(log)}
+    assert headers[2].has_delete_horizon and headers[2].base_timestamp == clock.now_ms + 1000
+    assert not headers[3].has_delete_horizon  # B's record is still there
+    assert log.collect_aborted_transactions(0, 4) == []
+    clock.advance(1001)
+    assert Cleaner().clean(log, clock.milliseconds()) is not None
+    # A's marker went after its horizon; B's stays with B's record.
+    assert [o for o in offsets() if o < 4] == [1, 3]
+    assert compacted(read_committed(log)) == compacted(view)
+
+
+histories = st.lists(
+    st.tuples(
+        st.sampled_from(["txn", "commit", "abort", "plain"]),
+        st.integers(1, 3),
+        st.sampled_from([b"k0", b"k1", b"k2", b"k3"]),
+        st.one_of(st.none(), st.sampled_from([b"x", b"y", b"z"])),
+    ),
+    min_size=1,
+    max_size=40,
+)
+
+
+@settings(max_examples=40, deadline=None)
+@given(histories)
+def test_cleaning_keeps_what_read_committed_consumers_see(
+    tmp_path_factory: pytest.TempPathFactory, history: list[tuple[str, int, bytes, bytes | None]]
+) -> None:
+    directory = tmp_path_factory.mktemp("clean") / "t-0"
+    clock = ManualClock(1_700_000_000_000)
+    log = Log.open(directory, COMPACT, clock=clock)
+    try:
+        seqs = dict.fromkeys(range(1, 8), 0)
+        open_txns: set[int] = set()
+        for op, pid, key, value in history:
+            if op == "txn":
+                append_keyed(log, pid, seqs[pid], [(key, value)], transactional=True)
+                open_txns.add(pid)
+                seqs[pid] += 1
+            elif op == "plain":
+                append_keyed(log, pid + 4, seqs[pid + 4], [(key, value)], transactional=False)
+                seqs[pid + 4] += 1
+            else:
+                marker(log, pid, committed=op == "commit")
+                open_txns.discard(pid)
+        for i in range(8):  # roll past the history, so that it can be cleaned
+            append_keyed(log, 7, i, [(b"filler", b"%d" % i)], transactional=False)
+        advance_hw(log)
+        lso = log.last_stable_offset
+        view = compacted(read_committed(log))
+
+        def past_lso() -> list[tuple[int, int, bool, list[tuple[int, bytes | None, bytes | None]]]]:
+            # What the batches hold (a tombstone's batch may get a delete horizon, as in Kafka).
+            return [
+                (
+                    h.base_offset,
+                    h.producer_id,
+                    h.is_transactional,
+                    [(r.offset_delta, r.key, r.value) for r in recs],
+                )
+                for h, recs in batches_of(log)
+                if h.base_offset >= lso
+            ]
+
+        unstable = past_lso()
+        for _ in range(3):
+            Cleaner().clean(log, clock.milliseconds(), force=True)
+            assert compacted(read_committed(log)) == view
+            assert log.last_stable_offset == lso
+            # Nothing at or past the LSO is touched (undecided transactions).
+            assert past_lso() == unstable
+            clock.advance(1001)
+    finally:
+        log.close()
 
 
 def test_first_unstable_offset_is_never_below_the_log_start(open_log: OpenLog) -> None:
