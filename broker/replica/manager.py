@@ -96,6 +96,9 @@ class ReplicaManager:
         self._txn_marker_listeners: list[TxnMarkerListener] = []
         #: How long a marker write waits for replication (Kafka: request.timeout.ms, 30 s).
         self.txn_marker_timeout_ms = DEFAULT_TXN_MARKER_TIMEOUT_MS
+        #: The broker's disk workers, for the fsync a marker write owes to flush.messages (None:
+        #: not flushed there; the next flush covers it).
+        self.disk: DiskRunner | None = None
 
     def add_txn_marker_listener(self, listener: TxnMarkerListener) -> None:
         """``listener(tp, producer_id, producer_epoch, committed, marker_offset)`` after each marker."""

@@ -5,7 +5,8 @@ For each marker and each partition it names: the local leader appends one COMMIT
 batch (:meth:`Partition.append_txn_marker`), as Kafka with acks=-1: refused with
 NOT_ENOUGH_REPLICAS when the ISR is under the effective min ISR, then answered once the high
 watermark passes the marker (:class:`DelayedProduce`; NOT_ENOUGH_REPLICAS_AFTER_APPEND,
-REQUEST_TIMED_OUT after ``timeout_ms``). Per partition errors: UNKNOWN_TOPIC_OR_PARTITION,
+REQUEST_TIMED_OUT after ``timeout_ms``, ``request.timeout.ms`` as in Kafka), after an fsync when
+``flush.messages`` is reached. Per partition errors: UNKNOWN_TOPIC_OR_PARTITION,
 NOT_LEADER_OR_FOLLOWER, KAFKA_STORAGE_ERROR, INVALID_PRODUCER_EPOCH,
 TRANSACTION_COORDINATOR_FENCED. Each marker that became durable is reported to the marker
 listeners (the group coordinator completes transactional offset commits), before the answer, as
@@ -71,6 +72,7 @@ async def write_txn_markers(
                     written.append(_Written(answer, partition, marker, offset))
             topics.append(WritableTxnMarkerTopicResult(name=topic.name, partitions=answers))
         results.append(WritableTxnMarkerResult(producer_id=marker.producer_id, topics=topics))
+    await _flush_if_needed(replicas, written)
     await _wait_replicated(written, timeout_ms)
     for item in written:
         if item.answer.error_code == ErrorCode.NONE:
@@ -110,10 +112,27 @@ def _append(
     return ErrorCode(outcome.error), partition, outcome.base_offset
 
 
+async def _flush_if_needed(replicas: ReplicaManager, written: list[_Written]) -> None:
+    """flush.messages reached: fsync before answering (in a disk worker), as Kafka's append."""
+    disk = replicas.disk
+    if disk is None:
+        return
+    for item in written:
+        log_ = item.partition.log
+        if not log_.flush_needed():
+            continue
+        try:
+            await disk.run(log_.flush, item.offset + 1)
+        except (StorageError, OSError) as exc:
+            item.answer.error_code = replicas.storage_failure(item.partition, exc, "flushing")
+
+
 async def _wait_replicated(written: list[_Written], timeout_ms: int) -> None:
     """acks=-1: each marker is answered once the HW passes it (at once on one node)."""
     pending: list[_Written] = []
     for item in written:
+        if item.answer.error_code != ErrorCode.NONE:
+            continue
         done, code = item.partition.check_enough_replicas_reach_offset(item.offset + 1)
         if done:
             item.answer.error_code = code

@@ -28,7 +28,7 @@ from protocol.records import Record, build_batch
 from protocol.records.record import decode_batch
 from storage import FileSlice
 from storage.txn_index import AbortedTxn
-from tests.broker.conftest import Caller
+from tests.broker.conftest import Caller, make_broker
 from tests.broker.control_kit import PState
 from tests.broker.fake_controller import FakeController
 from tests.broker.fake_server import run
@@ -302,6 +302,41 @@ def test_follower_replicates_markers_with_the_same_lso_and_txnindex(tmp_path: Pa
                 name = "00000000000000000000.txnindex"
                 leader_index = tmp_path / "b1" / f"{TP.topic}-0" / name
                 assert leader_index.read_bytes() == (tmp_path / "b2" / f"{TP.topic}-0" / name).read_bytes()
+            finally:
+                await cluster.stop_all()
+
+    run(scenario(), timeout=60)
+
+
+def test_marker_is_flushed_when_flush_messages_is_reached(tmp_path: Path) -> None:
+    broker = make_broker(tmp_path / "data", **{"log.flush.interval.messages": "1"})
+    try:
+        call = Caller(broker)
+        create(call, "fl")
+        call(produce_txn("fl", txn_batch([b"x"], 0)), 9)
+        log = broker.replica_manager.get(("fl", 0)).log
+        assert log.recovery_point == 1
+        assert marker_codes(call(markers("fl", committed=False), 1)) == [0]
+        assert log.recovery_point == 2  # fsync'd before the answer
+    finally:
+        broker.log_manager.close()
+
+
+def test_marker_not_replicated_in_time_answers_request_timed_out(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with FakeController([1, 2, CONTROLLER], {TP.topic: T_ID}) as controller:
+            cluster = Cluster(tmp_path, controller, **{"min.insync.replicas": "2"})
+            try:
+                leader_broker = await cluster.start(1)  # the follower never starts: the HW stays
+                await cluster.tell(PState(TP.topic, 0, 1, 1, [1, 2], isr=[1, 2]))
+                leader_broker.replica_manager.txn_marker_timeout_ms = 200
+                heard: list[object] = []
+                leader_broker.replica_manager.add_txn_marker_listener(lambda *args: heard.append(args))
+                results = await leader_broker.replica_manager.write_txn_markers(
+                    markers(TP.topic, False).markers
+                )
+                assert codes_of(results) == [ErrorCode.REQUEST_TIMED_OUT]
+                assert cluster.partition(1).log_end_offset == 1 and heard == []  # written, not durable
             finally:
                 await cluster.stop_all()
 
