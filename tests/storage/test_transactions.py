@@ -3,6 +3,7 @@ offset and LSO, markers, the ``.txnindex`` (Kafka's format), reload, recovery an
 
 from __future__ import annotations
 
+import io
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +17,7 @@ from protocol.records.record import Record, decode_batch
 from storage.cleaner import Cleaner
 from storage.clock import ManualClock
 from storage.config import LogConfig
+from storage.dump import dump_path
 from storage.log import Log
 from storage.producer_state import CoordinatorFenced, InvalidProducerEpoch, InvalidTxnState
 from storage.txn_index import (
@@ -444,3 +446,14 @@ def test_first_unstable_offset_is_never_below_the_log_start(open_log: OpenLog) -
     assert log.last_stable_offset == 0
     log.delete_records_before(3)
     assert log.first_unstable_offset == log.last_stable_offset == 3
+
+
+def test_dump_prints_markers_and_the_txnindex(open_log: OpenLog, tmp_path: Path) -> None:
+    log = open_log()
+    append_txn(log, 9, 0)
+    marker(log, 9, committed=False, coordinator_epoch=4)
+    out = io.StringIO()
+    assert dump_path(tmp_path / "t-0", out, deep=True) == 0
+    text = out.getvalue()
+    assert "| endTxnMarker: ABORT coordinatorEpoch: 4" in text
+    assert "version: 0 producerId: 9 firstOffset: 0 lastOffset: 2 lastStableOffset: 3" in text
