@@ -302,6 +302,20 @@ def test_follower_replicates_markers_with_the_same_lso_and_txnindex(tmp_path: Pa
                 name = "00000000000000000000.txnindex"
                 leader_index = tmp_path / "b1" / f"{TP.topic}-0" / name
                 assert leader_index.read_bytes() == (tmp_path / "b2" / f"{TP.topic}-0" / name).read_bytes()
+
+                # A read_committed long poll at the LSO on the leader, woken once the COMMIT marker
+                # is replicated: the HW passes it, and the LSO moves with it.
+                waiting = asyncio.ensure_future(
+                    caller.start(fetch(TP.topic, 1, committed=True, max_wait_ms=30_000), 12)
+                )
+                await asyncio.sleep(0.05)
+                assert not waiting.done()
+                committed = markers(TP.topic, True, pid=PID + 1).markers
+                assert codes_of(await leader_broker.replica_manager.write_txn_markers(committed)) == [0]
+                data = (await asyncio.wait_for(waiting, 10)).responses[0].partitions[0]
+                assert data.last_stable_offset == data.high_watermark == 5
+                assert values_of(data) == [b"v", b"v"]  # PID + 1's, then PID's aborted one
+                assert data.aborted_transactions == [AbortedTransaction(producer_id=PID, first_offset=0)]
             finally:
                 await cluster.stop_all()
 
