@@ -127,6 +127,8 @@ class Broker:
         self.replica_manager = ReplicaManager(
             self.node_id, self.log_manager, self.metadata, self.log_config_for
         )
+        self.replica_manager.disk = self.disk
+        self.replica_manager.txn_marker_timeout_ms = config.request_timeout_ms
         self.topics = TopicAdmin(self)
         #: Cluster mode: leaders send ISR changes to the controller through it (AlterPartition).
         self.alter_partition: AlterPartitionManager | None = None

@@ -33,6 +33,7 @@ from protocol.messages import delete_records_response as delete_records
 from protocol.messages import delete_topics_response as delete_topics
 from protocol.messages import describe_configs_response as describe_configs
 from protocol.messages import describe_groups_response as describe_groups
+from protocol.messages import describe_producers_response as describe_producers
 from protocol.messages import describe_transactions_response as describe_transactions
 from protocol.messages import elect_leaders_response as elect_leaders
 from protocol.messages import fetch_response as fetch
@@ -48,6 +49,7 @@ from protocol.messages import offset_for_leader_epoch_response as offset_for_lea
 from protocol.messages import produce_response as produce
 from protocol.messages import stop_replica_response as stop_replica
 from protocol.messages import txn_offset_commit_response as txn_offset_commit
+from protocol.messages import write_txn_markers_response as write_txn_markers
 from protocol.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
 from protocol.messages.describe_cluster_response import DescribeClusterResponse
 from protocol.messages.init_producer_id_response import InitProducerIdResponse
@@ -543,6 +545,49 @@ def _alter_replica_log_dirs(request: Any, version: int, code: int, message: str 
     )
 
 
+def _write_txn_markers(request: Any, version: int, code: int, message: str | None) -> Message:
+    """Every partition of every marker with the error, as Kafka's
+    WriteTxnMarkersRequest.getErrorResponse."""
+    del version, message
+    return write_txn_markers.WriteTxnMarkersResponse(
+        markers=[
+            write_txn_markers.WritableTxnMarkerResult(
+                producer_id=m.producer_id,
+                topics=[
+                    write_txn_markers.WritableTxnMarkerTopicResult(
+                        name=t.name,
+                        partitions=[
+                            write_txn_markers.WritableTxnMarkerPartitionResult(
+                                partition_index=i, error_code=code
+                            )
+                            for i in t.partition_indexes
+                        ],
+                    )
+                    for t in m.topics
+                ],
+            )
+            for m in request.markers
+        ]
+    )
+
+
+def _describe_producers(request: Any, version: int, code: int, message: str | None) -> Message:
+    """Every requested partition with the error, as Kafka's DescribeProducersRequest.getErrorResponse."""
+    del version, message
+    return describe_producers.DescribeProducersResponse(
+        topics=[
+            describe_producers.TopicResponse(
+                name=t.name,
+                partitions=[
+                    describe_producers.PartitionResponse(partition_index=i, error_code=code)
+                    for i in t.partition_indexes
+                ],
+            )
+            for t in request.topics
+        ]
+    )
+
+
 def _top_level(api_key: int) -> Builder:
     """Kafka answers these with the top-level error code and nothing else (Heartbeat,
     LeaveGroup, ListGroups, DescribeLogDirs, OffsetDelete, ControlledShutdown, AlterPartition)."""
@@ -580,6 +625,7 @@ _BUILDERS: dict[int, Builder] = {
     24: _add_partitions_to_txn,
     25: _top_level(25),
     26: _top_level(26),
+    27: _write_txn_markers,
     28: _txn_offset_commit,
     32: _describe_configs,
     33: _alter_configs,
@@ -596,4 +642,5 @@ _BUILDERS: dict[int, Builder] = {
     60: _describe_cluster,
     65: _describe_transactions,
     66: _top_level(66),
+    61: _describe_producers,
 }

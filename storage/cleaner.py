@@ -36,9 +36,15 @@ truncation below it may have removed the records that shadowed others), as Kafka
 on truncation. Both threads run Python: the pass hands the GIL over once a millisecond, so an
 append waits about that long for it at worst (``bench/bench_cleaner.py``).
 
-Limits, stated plainly: transactional and control batches are copied unchanged (there is no
-transaction index yet, so aborted data cannot be told apart and is never used to shadow other
-records); records without a key are dropped as Kafka does.
+Transactions (Kafka's CleanedTransactionMetadata): the range never passes the last stable
+offset, so every transaction in it is decided. With the aborted transactions from the
+``.txnindex``, the records of aborted transactions are dropped and shadow nothing; committed
+transactional records are compacted like any others. A COMMIT/ABORT marker whose transaction
+has no record left in the batches read gets a delete horizon and goes at a later pass after it;
+a kept ABORT marker is indexed again in the cleaned segment's ``.txnindex``. Batches at or past
+the end of the offset map are kept whole (Kafka may also drop aborted records and markers there).
+
+Limits, stated plainly: records without a key are dropped as Kafka does.
 """
 
 from __future__ import annotations
@@ -48,6 +54,7 @@ import os
 import threading
 import time
 import weakref
+from collections import deque
 from collections.abc import Iterator
 from itertools import pairwise
 
@@ -57,7 +64,9 @@ from storage.errors import StorageCorruptionError, StorageError
 from storage.fast_dataclass import dataclass
 from storage.index import INT32_MAX
 from storage.log import Log
+from storage.producer_state import marker_of_batch
 from storage.segment import CLEANED_SUFFIX, LogSegment
+from storage.txn_index import AbortedTxn, TransactionIndex
 
 DEFAULT_MAX_MAP_ENTRIES = 1_000_000
 #: Logs a pass is running on (Kafka's LogCleanerManager "in progress" state): a second pass on
@@ -107,7 +116,9 @@ def cleanable_range(log: Log, now_ms: int) -> CleanableRange | None:
     first_dirty = log.cleaner_checkpoint
     if first_dirty < start or first_dirty > log.log_end_offset:
         first_dirty = start
-    candidates = [segments[-1].base_offset, log.high_watermark]
+    # Never past the last stable offset: every transaction below it is decided (Kafka's
+    # firstUncleanableDirtyOffset), so its records can be told committed or aborted.
+    candidates = [segments[-1].base_offset, log.high_watermark, log.last_stable_offset]
     if config.min_compaction_lag_ms > 0:
         for seg, following in pairwise(segments):
             nxt = following.base_offset
@@ -242,6 +253,67 @@ class _Snapshot:
     first_dirty_position: int
 
 
+class _TxnFilter:
+    """Kafka's CleanedTransactionMetadata: which batches of a cleaned range belong to aborted
+    transactions, and which markers no record of their transaction needs any more.
+
+    Fed the aborted transactions overlapping the range (from the ``.txnindex``) and then every
+    batch in offset order. With ``index`` (the cleaned segment's), an ABORT marker kept because
+    records of its transaction were read is indexed again there."""
+
+    __slots__ = ("_aborted", "_index", "_ongoing_aborted", "_ongoing_committed")
+
+    def __init__(self, aborted: list[AbortedTxn], index: TransactionIndex | None = None) -> None:
+        self._aborted = deque(sorted(set(aborted), key=lambda t: (t.first_offset, t.last_offset)))
+        self._index = index
+        #: producer id -> (its aborted transaction, whether a batch of it was read)
+        self._ongoing_aborted: dict[int, tuple[AbortedTxn, bool]] = {}
+        self._ongoing_committed: set[int] = set()
+
+    def _consume_up_to(self, offset: int) -> None:
+        aborted = self._aborted
+        while aborted and aborted[0].first_offset <= offset:
+            txn = aborted.popleft()
+            self._ongoing_aborted.setdefault(txn.producer_id, (txn, False))
+
+    def on_batch(self, header: BatchHeader) -> bool:
+        """A data batch: True when it belongs to an aborted transaction (its records go)."""
+        self._consume_up_to(header.base_offset + header.last_offset_delta)
+        if not header.is_transactional:
+            return False
+        found = self._ongoing_aborted.get(header.producer_id)
+        if found is not None:
+            self._ongoing_aborted[header.producer_id] = (found[0], True)
+            return True
+        self._ongoing_committed.add(header.producer_id)
+        return False
+
+    def on_control(self, header: BatchHeader, raw: memoryview) -> bool:
+        """A control batch: True when no record of its transaction was read, so the marker may
+        go once its delete horizon passed (Kafka keeps a marker until its data is gone)."""
+        self._consume_up_to(header.base_offset + header.last_offset_delta)
+        if header.records_count <= 0:
+            return True  # emptied by an earlier pass
+        try:
+            marker = marker_of_batch(raw)
+        except CorruptRecordError as exc:
+            raise StorageCorruptionError(f"control batch at offset {header.base_offset}: {exc}") from exc
+        if marker is None:
+            return False
+        pid = header.producer_id
+        if marker.committed:
+            if pid in self._ongoing_committed:
+                self._ongoing_committed.discard(pid)
+                return False
+            return True
+        found = self._ongoing_aborted.pop(pid, None)
+        if found is not None and found[1]:
+            if self._index is not None:
+                self._index.append(found[0])
+            return False
+        return True
+
+
 class Cleaner:
     """Compacts one log at a time; stateless between passes apart from configuration.
 
@@ -355,6 +427,7 @@ class Cleaner:
         keymap: dict[bytes, int] = {}
         map_end = rng.first_dirty
         full = False
+        txns = _TxnFilter(log.collect_aborted_transactions(rng.first_dirty, rng.first_uncleanable))
         for i, seg in enumerate(segments[:-1]):
             nxt = segments[i + 1].base_offset
             if nxt <= rng.first_dirty:
@@ -370,7 +443,9 @@ class Cleaner:
                         continue
                     if last >= rng.first_uncleanable:
                         break
-                    if not (header.is_control or header.is_transactional):
+                    if header.is_control:
+                        txns.on_control(header, raw)
+                    elif not txns.on_batch(header):  # aborted records shadow nothing
                         try:
                             _, records = decode_batch(raw, 0, verify_crc=False)
                         except CorruptRecordError as exc:
@@ -390,16 +465,20 @@ class Cleaner:
         return keymap, map_end
 
     @staticmethod
-    def _last_batch_of_producers(log: Log, snap: _Snapshot, guard: LogSegment) -> dict[int, int]:
-        """Producer id -> last offset of its last batch anywhere in the log (as of the snapshot;
-        a batch appended since only makes a kept empty batch unnecessary, never wrong)."""
-        last_of_producer: dict[int, int] = {}
+    def _last_batch_of_producers(log: Log, snap: _Snapshot, guard: LogSegment) -> _LastBatches:
+        """Per producer id, the last offset of its last data batch and of its last batch of any
+        kind anywhere in the log (as of the snapshot; a batch appended since only makes a kept
+        batch unnecessary, never wrong)."""
+        last_of_producer = _LastBatches()
         for seg in snap.segments:
             source = _Source(log, seg, snap.sizes[seg.base_offset])
             try:
                 for _, header, _ in iter_raw_batches(source):
                     if header.producer_id >= 0:
-                        last_of_producer[header.producer_id] = header.base_offset + header.last_offset_delta
+                        last = header.base_offset + header.last_offset_delta
+                        last_of_producer.any[header.producer_id] = last
+                        if not header.is_control:
+                            last_of_producer.data[header.producer_id] = last
             except StorageCorruptionError:
                 if seg.base_offset < guard.base_offset:
                     raise
@@ -450,7 +529,7 @@ class Cleaner:
         snap: _Snapshot,
         keymap: dict[bytes, int],
         map_end: int,
-        last_of_producer: dict[int, int],
+        last_of_producer: _LastBatches,
         now_ms: int,
         stats: _Counters,
     ) -> LogSegment:
@@ -466,6 +545,9 @@ class Cleaner:
             preallocate_indexes=False,
         )
         try:
+            upper = _next_bases(snap.segments, snap.log_end_offset)[group[-1].base_offset]
+            aborted = log.collect_aborted_transactions(group[0].base_offset, upper)
+            txns = _TxnFilter(aborted, cleaned.txn_index)
             out = bytearray()
             metas: list[tuple[int, int, int, int]] = []
             for seg in group:
@@ -474,7 +556,7 @@ class Cleaner:
                     for _, header, raw in iter_raw_batches(source):
                         stats.bytes_read += len(raw)
                         kept = self._filter_batch(
-                            log, header, raw, keymap, map_end, last_of_producer, now_ms, stats
+                            log, header, raw, keymap, map_end, last_of_producer, txns, now_ms, stats
                         )
                         if kept is None:
                             continue
@@ -498,6 +580,7 @@ class Cleaner:
             if out:
                 cleaned.append(memoryview(out), metas)
                 stats.bytes_written += len(out)
+            cleaned.txn_index.flush()  # the aborted transactions whose markers stay
             cleaned.on_become_inactive()
             fd = cleaned.dup_fd()
             try:
@@ -518,6 +601,38 @@ class Cleaner:
                 cleaned.delete_files()
             raise
 
+    @staticmethod
+    def _filter_marker(
+        log: Log,
+        header: BatchHeader,
+        raw: memoryview,
+        map_end: int,
+        last_of_producer: _LastBatches,
+        txns: _TxnFilter,
+        now_ms: int,
+        stats: _Counters,
+    ) -> bytes | None:
+        """Kafka's marker retention: a marker whose transaction has no record left gets a delete
+        horizon (``now + delete.retention.ms``) the first time, and goes at a pass after it,
+        unless it is its producer's last batch (kept for the producer's state). Deliberately
+        more careful than Kafka: a marker at or past the end of the offset map (the last stable
+        offset, at most) is kept as it is."""
+        discardable = txns.on_control(header, raw)
+        last = header.base_offset + header.last_offset_delta
+        if not discardable or last >= map_end or last_of_producer.any.get(header.producer_id) == last:
+            stats.records_retained += max(header.records_count, 0)
+            return bytes(raw)
+        if header.has_delete_horizon:
+            if now_ms >= header.base_timestamp:
+                return None
+            stats.delete_horizon = max(stats.delete_horizon, header.base_timestamp)
+            stats.records_retained += max(header.records_count, 0)
+            return bytes(raw)
+        horizon = now_ms + log.config.delete_retention_ms
+        stats.delete_horizon = max(stats.delete_horizon, horizon)
+        stats.records_retained += max(header.records_count, 0)
+        return _marker_with_horizon(header, raw, horizon)
+
     def _filter_batch(
         self,
         log: Log,
@@ -525,16 +640,18 @@ class Cleaner:
         raw: memoryview,
         keymap: dict[bytes, int],
         map_end: int,
-        last_of_producer: dict[int, int],
+        last_of_producer: _LastBatches,
+        txns: _TxnFilter,
         now_ms: int,
         stats: _Counters,
     ) -> bytes | None:
         from protocol.records.record import build_batch, decode_batch
 
         stats.records_read += max(header.records_count, 0)
-        if header.is_control or header.is_transactional:
-            stats.records_retained += max(header.records_count, 0)
-            return bytes(raw)
+        if header.is_control:
+            return self._filter_marker(log, header, raw, map_end, last_of_producer, txns, now_ms, stats)
+        # Aborted records go, but (more careful than Kafka) none at or past the map's end.
+        aborted = txns.on_batch(header) and header.base_offset + header.last_offset_delta < map_end
         try:
             _, records = decode_batch(raw, 0, verify_crc=False)
         except CorruptRecordError as exc:
@@ -545,7 +662,7 @@ class Cleaner:
         drop_tombstones = header.has_delete_horizon and now_ms >= header.base_timestamp
         retained = []
         tombstones = False
-        for rec in records:
+        for rec in [] if aborted else records:
             offset = base + rec.offset_delta
             if offset >= map_end:
                 keep = True
@@ -576,13 +693,14 @@ class Cleaner:
                     producer_id=header.producer_id,
                     producer_epoch=header.producer_epoch,
                     base_sequence=header.base_sequence,
+                    transactional=header.is_transactional,
                     partition_leader_epoch=header.partition_leader_epoch,
                     last_offset_delta=header.last_offset_delta,
                     delete_horizon_ms=horizon,
                 )
             if (
                 header.producer_id >= 0
-                and last_of_producer.get(header.producer_id) == base + header.last_offset_delta
+                and last_of_producer.data.get(header.producer_id) == base + header.last_offset_delta
             ):
                 return build_batch(
                     [],
@@ -593,6 +711,7 @@ class Cleaner:
                     producer_id=header.producer_id,
                     producer_epoch=header.producer_epoch,
                     base_sequence=header.base_sequence,
+                    transactional=header.is_transactional,
                     partition_leader_epoch=header.partition_leader_epoch,
                     last_offset_delta=header.last_offset_delta,
                 )
@@ -601,6 +720,41 @@ class Cleaner:
                 f"{log.directory.name}: cannot re-encode batch {base}: {exc}"
             ) from exc
         return None
+
+
+def _marker_with_horizon(header: BatchHeader, raw: memoryview, horizon: int) -> bytes:
+    """The control batch ``raw`` again, stamped with a delete horizon (its record unchanged)."""
+    from protocol.records.record import build_batch, decode_batch
+
+    try:
+        _, records = decode_batch(raw, 0, verify_crc=False)
+        return build_batch(
+            records,
+            base_offset=header.base_offset,
+            base_timestamp=header.base_timestamp,
+            max_timestamp=header.max_timestamp,
+            log_append_time=header.is_log_append_time,
+            producer_id=header.producer_id,
+            producer_epoch=header.producer_epoch,
+            base_sequence=header.base_sequence,
+            transactional=header.is_transactional,
+            control=True,
+            partition_leader_epoch=header.partition_leader_epoch,
+            last_offset_delta=header.last_offset_delta,
+            delete_horizon_ms=horizon,
+        )
+    except (CorruptRecordError, EncodeError) as exc:
+        raise StorageCorruptionError(f"control batch at offset {header.base_offset}: {exc}") from exc
+
+
+class _LastBatches:
+    """Producer id -> last offset of its last data batch, and of its last batch of any kind."""
+
+    __slots__ = ("any", "data")
+
+    def __init__(self) -> None:
+        self.data: dict[int, int] = {}
+        self.any: dict[int, int] = {}
 
 
 class _Counters:

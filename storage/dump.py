@@ -4,7 +4,7 @@ Usage::
 
     python -m storage.dump PATH [PATH ...] [--deep-iteration] [--index-sanity-check]
 
-PATH may be a ``.log``, ``.index`` or ``.timeindex`` file, a checkpoint file,
+PATH may be a ``.log``, ``.index``, ``.timeindex`` or ``.txnindex`` file, a checkpoint file,
 ``partition.metadata``, a partition directory (every file in it) or a log dir (its partitions).
 Files are only read, never changed, so a live log can be inspected; an active segment's index
 shows its pre-allocated zero tail as ``(N unused slots)``. Batches are printed with their
@@ -24,7 +24,8 @@ from typing import TextIO
 
 from protocol.records.batch import LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, BatchHeader, compute_crc, read_header
 from storage.checkpoint import decode_topic_id
-from storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX
+from storage.segment import INDEX_SUFFIX, LOG_SUFFIX, TIME_INDEX_SUFFIX, TXN_INDEX_SUFFIX
+from storage.txn_index import ENTRY_SIZE, CorruptTxnIndexError, decode_entries
 
 CODECS = {0: "none", 1: "gzip", 2: "snappy", 3: "lz4", 4: "zstd"}
 
@@ -100,6 +101,9 @@ def _dump_records(batch: bytes, header: BatchHeader, out: TextIO) -> None:
     except Exception as exc:  # a dump tool reports, it does not crash
         out.write(f"| cannot decode records: {exc}\n")
         return
+    if header.is_control:
+        _dump_marker(batch, out)
+        return
     for rec in records:
         key = "null" if rec.key is None else str(len(rec.key))
         value = "null" if rec.value is None else str(len(rec.value))
@@ -107,6 +111,42 @@ def _dump_records(batch: bytes, header: BatchHeader, out: TextIO) -> None:
             f"| offset: {record_offset(header, rec)} timestamp: {record_timestamp(header, rec)} "
             f"keySize: {key} valueSize: {value} headerKeys: {[k for k, _ in rec.headers]}\n"
         )
+
+
+def _dump_marker(batch: bytes, out: TextIO) -> None:
+    """A control record as Kafka's dump prints it (``endTxnMarker: COMMIT coordinatorEpoch: 3``)."""
+    from storage.producer_state import marker_of_batch
+
+    try:
+        marker = marker_of_batch(batch)
+    except Exception as exc:  # a dump tool reports, it does not crash
+        out.write(f"| cannot decode the control record: {exc}\n")
+        return
+    if marker is None:
+        out.write("| control record (not a transaction marker)\n")
+        return
+    kind = "COMMIT" if marker.committed else "ABORT"
+    out.write(f"| endTxnMarker: {kind} coordinatorEpoch: {marker.coordinator_epoch}\n")
+
+
+def dump_txn_index(path: Path, out: TextIO) -> int:
+    """Each aborted transaction, as Kafka's DumpLogSegments prints a ``.txnindex``."""
+    data = path.read_bytes()
+    out.write(f"Dumping {path}\n")
+    try:
+        entries = decode_entries(data)
+    except CorruptTxnIndexError as exc:
+        out.write(f"{exc}\n")
+        return 1
+    for txn in entries:
+        out.write(
+            f"version: 0 producerId: {txn.producer_id} firstOffset: {txn.first_offset} "
+            f"lastOffset: {txn.last_offset} lastStableOffset: {txn.last_stable_offset}\n"
+        )
+    if len(data) % ENTRY_SIZE:
+        out.write(f"{len(data) % ENTRY_SIZE} trailing bytes (torn entry)\n")
+        return 1
+    return 0
 
 
 def dump_index(path: Path, out: TextIO, *, entry_size: int, fmt: str, time: bool) -> int:
@@ -180,6 +220,8 @@ def dump_path(path: Path, out: TextIO, *, deep: bool = False, sanity: bool = Fal
         return dump_index(path, out, entry_size=8, fmt=">ii", time=False)
     if name.endswith(TIME_INDEX_SUFFIX):
         return dump_index(path, out, entry_size=12, fmt=">qi", time=True)
+    if name.endswith(TXN_INDEX_SUFFIX):
+        return dump_txn_index(path, out)
     if name.endswith("checkpoint") or name in ("partition.metadata", ".kafka_cleanshutdown"):
         return dump_text(path, out)
     out.write(f"Skipping {path}: unknown file type\n")

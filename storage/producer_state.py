@@ -1,4 +1,4 @@
-"""Idempotent-producer state of one partition and its snapshot files (Kafka's ProducerStateManager).
+"""Producer state of one partition and its snapshot files (Kafka's ProducerStateManager).
 
 For each producer id the partition remembers its epoch and its last five batches (sequence range
 and offsets). An incoming batch from a known epoch must continue the sequence; a batch that
@@ -19,6 +19,13 @@ A snapshot at offset ``o`` holds the state after every batch below ``o``. Like K
 only each producer's last batch, so right after a reload a retry of an older one of the five
 is not recognised as a duplicate (Kafka answers the same way).
 
+Transactions: a transactional batch opens its producer's transaction at its first offset (if
+none is open); a COMMIT/ABORT marker ends it and records the coordinator epoch. Open
+transactions, and ended ones whose marker is not yet below the high watermark, make up the
+first unstable offset (Kafka's ongoingTxns and unreplicatedTxns), from which the log derives the
+last stable offset. The open transaction's first offset is the snapshot's
+``current_txn_first_offset``, so a reload reopens it.
+
 The :class:`~storage.log.Log` owns one manager and decides when snapshots are taken (segment
 roll, clean shutdown, after loading) and dropped (segments deleted, truncation).
 """
@@ -32,8 +39,10 @@ from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
+from protocol.exceptions import CorruptRecordError
 from protocol.records.batch import NO_PRODUCER_EPOCH, NO_SEQUENCE, BatchHeader
 from protocol.records.crc import crc32c
+from protocol.records.record import ABORT, COMMIT, decode_batch, parse_control_key, parse_end_txn_marker
 from storage.fast_dataclass import dataclass, field
 from storage.fs import FileSystem
 
@@ -44,6 +53,7 @@ INT32_MAX = (1 << 31) - 1
 #: ``producer.id.expiration.ms`` default (one day).
 DEFAULT_PRODUCER_ID_EXPIRATION_MS = 86_400_000
 
+_NO_OFFSET = 1 << 63
 SNAPSHOT_SUFFIX = ".snapshot"
 SNAPSHOT_VERSION = 1
 #: version, crc; then the entry count, where the CRC-covered part starts (Kafka: offset 6).
@@ -62,6 +72,16 @@ class OutOfOrderSequence(Exception):
     """The batch's first sequence does not follow the producer's last one."""
 
 
+class InvalidTxnState(Exception):
+    """A non-transactional batch from a producer whose transaction is open (Kafka's
+    InvalidTxnStateException)."""
+
+
+class CoordinatorFenced(Exception):
+    """A marker whose coordinator epoch is older than the one the producer's last marker carried
+    (Kafka's TransactionCoordinatorFencedException)."""
+
+
 class CorruptSnapshotError(Exception):
     """A producer snapshot file fails its CRC, has an unknown version or is cut short."""
 
@@ -75,13 +95,31 @@ class BatchMetadata:
     timestamp: int
 
 
+@dataclass(slots=True, frozen=True)
+class TxnMarker:
+    """The end-transaction marker of a control batch: COMMIT or ABORT, and the coordinator epoch."""
+
+    committed: bool
+    coordinator_epoch: int
+
+
+@dataclass(slots=True, frozen=True)
+class CompletedTxn:
+    """A transaction ended by a marker at ``last_offset`` (Kafka's CompletedTxn)."""
+
+    producer_id: int
+    first_offset: int
+    last_offset: int
+    aborted: bool
+
+
 @dataclass(slots=True)
 class ProducerEntry:
     epoch: int = NO_PRODUCER_EPOCH
     batches: deque[BatchMetadata] = field(default_factory=lambda: deque(maxlen=BATCHES_PER_PRODUCER))
     last_timestamp: int = -1
     coordinator_epoch: int = -1
-    #: First offset of the producer's ongoing transaction, -1 when none (no transactions yet).
+    #: First offset of the producer's ongoing transaction, -1 when none.
     current_txn_first_offset: int = -1
 
     @property
@@ -109,6 +147,18 @@ class SnapshotEntry:
     timestamp: int
     coordinator_epoch: int = -1
     current_txn_first_offset: int = -1
+
+
+def marker_of_batch(batch: bytes | bytearray | memoryview, pos: int = 0) -> TxnMarker | None:
+    """The end-transaction marker of the control batch at ``pos`` (None for another control
+    type, such as KRaft's); :class:`CorruptRecordError` when its record cannot be parsed."""
+    _, records = decode_batch(batch, pos, verify_crc=False)
+    if not records:
+        raise CorruptRecordError(f"control batch at position {pos} has no record")
+    kind = parse_control_key(records[0].key)
+    if kind not in (ABORT, COMMIT):
+        return None
+    return TxnMarker(kind == COMMIT, parse_end_txn_marker(records[0].value))
 
 
 def _in_sequence(last_seq: int, next_seq: int) -> bool:
@@ -188,6 +238,11 @@ class ProducerStateManager:
         expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     ) -> None:
         self.producers: dict[int, ProducerEntry] = {}
+        #: Open transactions: first offset -> producer id (Kafka's ongoingTxns).
+        self._ongoing: dict[int, int] = {}
+        #: Ended transactions whose marker is not yet below the high watermark, by first offset
+        #: (Kafka's unreplicatedTxns): they still hold the LSO back.
+        self._unreplicated: dict[int, CompletedTxn] = {}
         self.directory = directory
         self.fs = fs if fs is not None else FileSystem()
         self.expiration_ms = expiration_ms
@@ -236,22 +291,66 @@ class ProducerStateManager:
                 )
         elif entry.epoch != NO_PRODUCER_EPOCH and not _in_sequence(entry.last_seq, first_seq):
             raise OutOfOrderSequence(f"producer {pid} sent sequence {first_seq} after {entry.last_seq}")
+        if not header.is_transactional and entry.current_txn_first_offset >= 0:
+            raise InvalidTxnState(
+                f"Expected transactional write from producer {pid} at epoch {epoch}: its "
+                f"transaction started at offset {entry.current_txn_first_offset} is still open"
+            )
         return None
 
-    def update(self, header: BatchHeader, first_offset: int) -> None:
-        """Record a batch that was appended at ``first_offset`` (leader or follower, or replay)."""
+    def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> None:
+        """Validate a COMMIT/ABORT marker before the leader appends it (Kafka's
+        ProducerAppendInfo.appendEndTxnMarker checks): :class:`InvalidProducerEpoch` for an epoch
+        older than the producer's, :class:`CoordinatorFenced` for a coordinator epoch older than
+        the last marker's. A marker for an unknown producer is accepted, as in Kafka."""
+        entry = self.producers.get(producer_id)
+        if entry is None:
+            return
+        if producer_epoch < entry.epoch:
+            raise InvalidProducerEpoch(
+                f"marker epoch {producer_epoch} of producer {producer_id} is older than its "
+                f"current epoch {entry.epoch}"
+            )
+        if coordinator_epoch < entry.coordinator_epoch:
+            raise CoordinatorFenced(
+                f"marker of producer {producer_id} from coordinator epoch {coordinator_epoch}, "
+                f"older than the last seen {entry.coordinator_epoch}"
+            )
+
+    def update(
+        self, header: BatchHeader, first_offset: int, marker: TxnMarker | None = None
+    ) -> CompletedTxn | None:
+        """Record a batch appended at ``first_offset`` (leader, follower or replay).
+
+        A transactional data batch opens its producer's transaction if none is open; a control
+        batch with its ``marker`` ends it. Returns the ended transaction (None when the marker
+        ended no open transaction, or for any other batch); it is then unreplicated until the
+        high watermark passes the marker (:meth:`on_high_watermark_updated`)."""
         pid = header.producer_id
         if pid < 0:
-            return
+            return None
         entry = self.producers.get(pid)
         if entry is None:
             entry = self.producers[pid] = ProducerEntry()
         if header.producer_epoch != entry.epoch:
             entry.epoch = header.producer_epoch
             entry.batches.clear()
+        entry.last_timestamp = header.max_timestamp
         if header.is_control:
-            entry.last_timestamp = header.max_timestamp
-            return
+            if marker is None:
+                return None
+            completed = None
+            first = entry.current_txn_first_offset
+            if first >= 0:
+                completed = CompletedTxn(pid, first, first_offset, not marker.committed)
+                self._ongoing.pop(first, None)
+                self._unreplicated[first] = completed
+            entry.current_txn_first_offset = -1
+            entry.coordinator_epoch = marker.coordinator_epoch
+            return completed
+        if header.is_transactional and entry.current_txn_first_offset < 0:
+            entry.current_txn_first_offset = first_offset
+            self._ongoing[first_offset] = pid
         entry.batches.append(
             BatchMetadata(
                 header.base_sequence,
@@ -261,11 +360,43 @@ class ProducerStateManager:
                 header.max_timestamp,
             )
         )
-        entry.last_timestamp = header.max_timestamp
+        return None
+
+    # -- transactions ------------------------------------------------------------------------------
+
+    def first_unstable_offset(self) -> int | None:
+        """The first offset of the earliest transaction that is open or whose marker is not yet
+        below the high watermark (Kafka's firstUnstableOffset); None when there is none."""
+        ongoing, unreplicated = self._ongoing, self._unreplicated
+        if not ongoing and not unreplicated:
+            return None
+        return min(min(ongoing, default=_NO_OFFSET), min(unreplicated, default=_NO_OFFSET))
+
+    def last_stable_offset_after(self, completed: CompletedTxn) -> int:
+        """The LSO once ``completed`` ended, as Kafka stores it in the aborted-transaction index:
+        the first offset of the earliest other open transaction, else the marker's offset + 1."""
+        others = [first for first, pid in self._ongoing.items() if pid != completed.producer_id]
+        return min(others) if others else completed.last_offset + 1
+
+    def on_high_watermark_updated(self, high_watermark: int) -> None:
+        """Forget the ended transactions whose marker is now below the high watermark."""
+        if self._unreplicated:
+            for first in [f for f, t in self._unreplicated.items() if t.last_offset < high_watermark]:
+                del self._unreplicated[first]
+
+    def ongoing_transactions(self) -> dict[int, int]:
+        """First offset -> producer id of each open transaction (a copy)."""
+        return dict(self._ongoing)
+
+    def _forget_transactions(self) -> None:
+        self._ongoing.clear()
+        self._unreplicated.clear()
 
     def rebuild(self, headers: Iterable[BatchHeader]) -> None:
-        """Forget everything and replay the headers of a log from its start."""
+        """Forget everything and replay the headers of a log from its start (no markers: for
+        logs without transactions)."""
         self.producers.clear()
+        self._forget_transactions()
         self.replay(headers)
 
     def replay(self, headers: Iterable[BatchHeader]) -> None:
@@ -385,6 +516,7 @@ class ProducerStateManager:
             if offset > log_end_offset or offset <= log_start_offset:
                 self.remove_snapshot(offset)
         self.producers.clear()
+        self._forget_transactions()
         self.batches_replayed = 0
         while self.snapshots:
             offset = max(self.snapshots)
@@ -404,6 +536,7 @@ class ProducerStateManager:
     def truncate_fully(self, offset: int) -> None:
         """Forget every producer and delete every snapshot (the log restarts at ``offset``)."""
         self.producers.clear()
+        self._forget_transactions()
         for snapshot in sorted(self.snapshots):
             self.remove_snapshot(snapshot)
         self.last_snapshot_offset = 0
@@ -427,6 +560,8 @@ class ProducerStateManager:
                 )
             )
         self.producers[e.producer_id] = entry
+        if e.current_txn_first_offset >= 0:
+            self._ongoing[e.current_txn_first_offset] = e.producer_id
 
     def _remove_leftovers(self, directory: Path) -> None:
         """A crash can leave a ``.tmp`` snapshot (never renamed) or a ``.deleted`` one."""

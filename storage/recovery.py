@@ -54,6 +54,11 @@ class LoadResult:
     truncated_bytes: int = 0
     rebuilt_indexes: int = 0
     epochs_seen: dict[int, int] = field(default_factory=dict)
+    #: After an unclean stop the recovered segments' ``.txnindex`` files are emptied; this is the
+    #: base offset of the first of them holding a transaction marker (None: none does). The log
+    #: rebuilds the indexes as it replays the producer state from there (Kafka's
+    #: LogSegment.recover with the producer state).
+    txn_index_rebuild_from: int | None = None
 
 
 def jitter(config: LogConfig, rng: random.Random) -> int:
@@ -125,9 +130,13 @@ def load_segments(
             if seg.base_offset <= recovery_point:
                 first = i
         i = first
+        markers: list[int] = []
         while i < len(segments):
             seg = segments[i]
-            truncated = seg.recover(result.epochs_seen, protect_below=recovery_point)
+            seg.txn_index.reset()
+            truncated = seg.recover(result.epochs_seen, protect_below=recovery_point, markers_seen=markers)
+            if markers and result.txn_index_rebuild_from is None:
+                result.txn_index_rebuild_from = seg.base_offset
             result.recovered_segments += 1
             result.truncated_bytes += truncated
             if i < len(segments) - 1:

@@ -39,6 +39,7 @@ from storage.fs import FileSystem
 from storage.handles import HandleCache, ManagedFile
 from storage.index import INT32_MAX, OffsetIndex
 from storage.time_index import NO_TIMESTAMP, TimeIndex
+from storage.txn_index import TransactionIndex
 
 LOG_SUFFIX = ".log"
 INDEX_SUFFIX = ".index"
@@ -96,6 +97,7 @@ class LogSegment:
         "roll_jitter_ms",
         "size",
         "time_index",
+        "txn_index",
     )
 
     def __init__(
@@ -132,6 +134,7 @@ class LogSegment:
             base_offset,
             config.segment_index_bytes,
         )
+        self.txn_index = TransactionIndex(fs, directory / file_name(base_offset, TXN_INDEX_SUFFIX + suffix))
         self.created_ms = clock.milliseconds()
         self._rolling_ts: int | None = None
         #: Record timestamp above which a time roll is due (segment.ms after the first batch's
@@ -187,6 +190,7 @@ class LogSegment:
             if index.path.exists():
                 fs.unlink(index.path)
             index.persist(preallocate=preallocate_indexes)
+        seg.txn_index.reset()
         seg._max_ts = NO_TIMESTAMP
         seg._bytes_since_last_index_entry = 0
         return seg
@@ -489,14 +493,20 @@ class LogSegment:
 
     # -- recovery ---------------------------------------------------------------------------------
 
-    def recover(self, on_batch_epoch: dict[int, int] | None = None, protect_below: int = -1) -> int:
+    def recover(
+        self,
+        on_batch_epoch: dict[int, int] | None = None,
+        protect_below: int = -1,
+        markers_seen: list[int] | None = None,
+    ) -> int:
         """Validate every batch (framing, magic, CRC-32C, offsets), rebuild both indexes, and cut
         the file at the first invalid byte. Returns the number of bytes truncated.
 
         ``on_batch_epoch`` collects ``leader_epoch -> first base offset`` for the epochs seen, so
         the caller can repair its leader-epoch cache. If the invalid data starts below offset
         ``protect_below`` (the recovery point: data there was fsync'd and must be intact),
-        :class:`StorageCorruptionError` is raised and nothing is truncated.
+        :class:`StorageCorruptionError` is raised and nothing is truncated. ``markers_seen``
+        collects the offsets of the valid transaction-marker (producer control) batches.
         """
         self.offset_index.reset()
         self.time_index.reset()
@@ -521,6 +531,8 @@ class LogSegment:
                 batches.append((position, size, last, header.max_timestamp))
                 if on_batch_epoch is not None and header.partition_leader_epoch >= 0:
                     on_batch_epoch.setdefault(header.partition_leader_epoch, header.base_offset)
+                if markers_seen is not None and header.is_control and header.producer_id >= 0:
+                    markers_seen.append(header.base_offset)
                 valid = position + size
         except SegmentInvalid as exc:
             if expected_next < protect_below:
@@ -602,6 +614,7 @@ class LogSegment:
         mapping = self.translate_offset(offset)
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
+        self.txn_index.truncate_to(offset)
         self._forget_index_arrays()
         removed = 0
         if mapping is not None:
@@ -683,7 +696,7 @@ class LogSegment:
         self.handles.close(self.log_file)
 
     def files(self) -> list[Path]:
-        return [self.log_file.path, self.offset_index.path, self.time_index.path]
+        return [self.log_file.path, self.offset_index.path, self.time_index.path, self.txn_index.path]
 
     def rename_suffix(self, old: str, new: str) -> None:
         """Rename all files from ``<name><old>`` to ``<name><new>`` (open descriptors stay valid)."""
@@ -694,6 +707,7 @@ class LogSegment:
             path_holder.path = target
         for index in (self.offset_index, self.time_index):
             index.rename(_with_suffix(index.path, old, new))
+        self.txn_index.rename(_with_suffix(self.txn_index.path, old, new))
 
     def delete_files(self) -> None:
         self.release_write_pin()
@@ -701,9 +715,6 @@ class LogSegment:
         for path in self.files():
             if path.exists():
                 self.fs.unlink(path)
-        txn = self.directory / file_name(self.base_offset, TXN_INDEX_SUFFIX)
-        if txn.exists():
-            self.fs.unlink(txn)
 
     def __repr__(self) -> str:
         return f"LogSegment(base_offset={self.base_offset}, size={self.size})"

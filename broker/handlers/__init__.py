@@ -60,6 +60,9 @@ _EMBEDDED_MODULES = (
     "describe_transactions",
     "list_transactions",
     "txn_offset_commit",
+    # transactions, partition side
+    "write_txn_markers",
+    "describe_producers",
 )
 #: Served only in cluster mode.
 _CLUSTER_MODULES = (

@@ -6,7 +6,11 @@ for v2-v3). Limits: ``partition_max_bytes`` per partition and ``max_bytes`` (v3+
 response, capped by the broker's ``fetch.max.bytes`` as in Kafka (which caps ``min_bytes`` by it
 too), except that the first batch found is always sent whole, so a consumer can always
 progress. Reads stop at the high watermark (read_uncommitted) or the last stable offset
-(read_committed, v4+; equal while there are no transactions).
+(read_committed, v4+: min(HW, first offset of a transaction still open or whose marker is not
+yet replicated)); a read_committed answer lists the aborted transactions overlapping the
+records it sends (from the segments' ``.txnindex``), so the consumer drops their records. The
+LSO moves only with the HW (a marker holds it until replicated), so waiting on HW moves wakes
+read_committed long polls too.
 
 Long poll: when less than ``min_bytes`` is available and ``max_wait_ms`` > 0 (and no partition
 has an error), the request waits on the partitions' events — never a sleep loop — and is
@@ -60,6 +64,7 @@ from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
 from protocol.messages.fetch_request import FetchPartition, FetchRequest
 from protocol.messages.fetch_response import (
+    AbortedTransaction,
     EpochEndOffset,
     FetchableTopicResponse,
     FetchResponse,
@@ -352,6 +357,15 @@ def _read_all(
                 # Offsets unknown (-1), as Kafka's LogReadResult for a KafkaStorageException.
                 current.partitions.append(_partition_error(p.partition, code, version))
                 continue
+            if committed and result.slice is not None:
+                try:
+                    data.aborted_transactions = _aborted(partition, p.fetch_offset, result.next_offset)
+                except (StorageError, OSError) as exc:
+                    result.slice.close()
+                    errors = True
+                    code = ctx.broker.replica_manager.storage_failure(partition, exc, "reading from")
+                    current.partitions.append(_partition_error(p.partition, code, version))
+                    continue
             if result.slice is not None:
                 size = result.slice.length
                 total += size
@@ -382,6 +396,15 @@ def _still_serves(ctx: RequestContext, target: _Target, partition: Partition) ->
     if partition.is_leader:
         return True
     return target.from_follower and ctx.broker.replica_manager.get(partition.tp) is partition
+
+
+def _aborted(partition: Partition, start: int, end: int) -> list[AbortedTransaction]:
+    """Kafka's FetchDataInfo.abortedTransactions: the aborted transactions overlapping the records
+    sent, ``[start, end)``, from the ``.txnindex`` files (in memory after their first read)."""
+    return [
+        AbortedTransaction(producer_id=t.producer_id, first_offset=t.first_offset)
+        for t in partition.log.collect_aborted_transactions(start, end)
+    ]
 
 
 def _leader_hints(

@@ -20,6 +20,11 @@ one call. Exceptions, as Kafka:
 - Idempotent batches (producer id set) are checked against the partition's producer state: a
   retried batch is acknowledged with its first offsets and not appended again;
   OUT_OF_ORDER_SEQUENCE_NUMBER and INVALID_PRODUCER_EPOCH otherwise.
+- Transactional batches (in a request with a transactional id) open the producer's transaction
+  on the partition at their first offset, which holds the last stable offset there until the
+  coordinator's COMMIT/ABORT marker (WriteTxnMarkers); a non-transactional batch from a producer
+  whose transaction is open is INVALID_TXN_STATE. KIP-890's partition verification
+  (AddPartitionsToTxn verify_only) is not done: the batch is appended unverified.
 
 When ``flush.messages`` is reached the partition is fsync'd before the answer, as Kafka's append
 does on its request thread; here the fsync runs in a disk worker while the event loop serves
@@ -37,8 +42,7 @@ acks=0 gets no response (the network layer drops it).
 A disk error while appending answers KAFKA_STORAGE_ERROR for that partition and takes its log dir
 offline (see :mod:`broker.replica.manager`); the other partitions of the request are answered as
 usual; so are they when the append of one partition fails otherwise (UNKNOWN_SERVER_ERROR for
-it, logged). Transactional produce is not supported yet (TRANSACTIONAL_ID_AUTHORIZATION_FAILED...
-see README). From v10, a NOT_LEADER_OR_FOLLOWER partition carries the current leader and epoch and
+it, logged). From v10, a NOT_LEADER_OR_FOLLOWER partition carries the current leader and epoch and
 the response that leader's endpoint (KIP-951), from the hosted replica or the metadata cache.
 """
 
@@ -111,12 +115,7 @@ def handle(
     request_error: tuple[ErrorCode, str | None] | None = None
     if acks not in (-1, 0, 1):
         request_error = (ErrorCode.INVALID_REQUIRED_ACKS, None)
-    elif request.transactional_id is not None:
-        request_error = (
-            ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
-            "transactions are not supported by this broker yet",
-        )
-    elif _has_transactional_records(request):
+    elif request.transactional_id is None and _has_transactional_records(request):
         # Kafka checks the transactional id's authorization for such a request, and there is none.
         request_error = (
             ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,

@@ -50,11 +50,15 @@ from storage import (
 if TYPE_CHECKING:
     from broker.cluster.metadata_cache import MetadataCache
     from broker.replica.log_dir_mover import LogDirMover
+    from protocol.messages.write_txn_markers_request import WritableTxnMarker
+    from protocol.messages.write_txn_markers_response import WritableTxnMarkerResult
 
 log = logging.getLogger(__name__)
 _T = TypeVar("_T")
 #: (partition, producer id, producer epoch, committed, offset of the marker)
 TxnMarkerListener = Callable[[TopicPartition, int, int, bool, int], None]
+#: Kafka writes markers with request.timeout.ms (30 s by default) as the append timeout.
+DEFAULT_TXN_MARKER_TIMEOUT_MS = 30_000
 
 
 class ReplicaManager:
@@ -96,6 +100,11 @@ class ReplicaManager:
         self.replica_selector: ReplicaSelector | None = None
         #: Moves between log dirs (AlterReplicaLogDirs); made by the broker at first use.
         self.log_dir_mover: LogDirMover | None = None
+        #: How long a marker write waits for replication (Kafka: request.timeout.ms, 30 s).
+        self.txn_marker_timeout_ms = DEFAULT_TXN_MARKER_TIMEOUT_MS
+        #: The broker's disk workers, for the fsync a marker write owes to flush.messages (None:
+        #: not flushed there; the next flush covers it).
+        self.disk: DiskRunner | None = None
 
     def add_txn_marker_listener(self, listener: TxnMarkerListener) -> None:
         """``listener(tp, producer_id, producer_epoch, committed, marker_offset)`` after each marker."""
@@ -111,6 +120,15 @@ class ReplicaManager:
                 listener(tp, producer_id, producer_epoch, committed, marker_offset)
             except Exception:
                 log.exception("transaction marker listener failed for %s-%d", tp[0], tp[1])
+
+    async def write_txn_markers(self, markers: list[WritableTxnMarker]) -> list[WritableTxnMarkerResult]:
+        """Append each COMMIT/ABORT marker to each partition it names that this broker leads, with
+        acks=-1, and answer per partition once the marker is replicated (or failed); the marker
+        listeners hear of each durable marker first. See :mod:`broker.replica.txn_markers`."""
+        # Imported at the first marker: a broker without transactions never loads the messages.
+        from broker.replica.txn_markers import write_txn_markers
+
+        return await write_txn_markers(self, markers, self.txn_marker_timeout_ms)
 
     def get(self, tp: TopicPartition) -> Partition | None:
         return self.partitions.get(tp)

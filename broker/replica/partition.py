@@ -33,7 +33,9 @@ from storage import AppendInfo, Log
 from storage.fast_dataclass import dataclass
 from storage.producer_state import (
     BatchMetadata,
+    CoordinatorFenced,
     InvalidProducerEpoch,
+    InvalidTxnState,
     OutOfOrderSequence,
     ProducerStateManager,
 )
@@ -110,8 +112,8 @@ class Partition:
 
     @property
     def last_stable_offset(self) -> int:
-        # No transactions yet: nothing is pending, so everything below the HW is stable.
-        return self.log.high_watermark
+        """min(HW, first unstable offset): what a read_committed consumer may read below."""
+        return self.log.last_stable_offset
 
     @property
     def producers(self) -> ProducerStateManager:
@@ -348,6 +350,8 @@ class Partition:
                 return AppendOutcome(ErrorCode.INVALID_PRODUCER_EPOCH, message=str(exc))
             except OutOfOrderSequence as exc:
                 return AppendOutcome(ErrorCode.OUT_OF_ORDER_SEQUENCE_NUMBER, message=str(exc))
+            except InvalidTxnState as exc:
+                return AppendOutcome(ErrorCode.INVALID_TXN_STATE, message=str(exc))
         if duplicate is not None:
             return AppendOutcome(
                 ErrorCode.NONE,
@@ -367,8 +371,31 @@ class Partition:
             ErrorCode.NONE, info.first_offset, info.last_offset, info.log_append_time, info.log_start_offset
         )
 
+    def append_txn_marker(
+        self, producer_id: int, producer_epoch: int, coordinator_epoch: int, committed: bool
+    ) -> AppendOutcome:
+        """Append a COMMIT/ABORT marker as leader (WriteTxnMarkers). INVALID_PRODUCER_EPOCH or
+        TRANSACTION_COORDINATOR_FENCED when the producer state fences it, nothing written."""
+        try:
+            info = self.log.append_txn_marker(
+                producer_id, producer_epoch, coordinator_epoch, committed, self.state.leader_epoch
+            )
+        except InvalidProducerEpoch as exc:
+            return AppendOutcome(ErrorCode.INVALID_PRODUCER_EPOCH, message=str(exc))
+        except CoordinatorFenced as exc:
+            return AppendOutcome(ErrorCode.TRANSACTION_COORDINATOR_FENCED, message=str(exc))
+        # The HW may move (one node), and with it the LSO: read_committed long polls wake.
+        self._notify(watermark_moved=self.maybe_increment_high_watermark())
+        return AppendOutcome(
+            ErrorCode.NONE, info.first_offset, info.last_offset, info.log_append_time, info.log_start_offset
+        )
+
     def append_internal(self, records: bytearray | memoryview) -> AppendOutcome:
-        """Append batches the broker itself built (coordinator records), as leader."""
+        """Append batches the broker itself built (coordinator records), as leader. A
+        transactional batch (the group coordinator's TxnOffsetCommit records: producer id and
+        epoch, no sequence; Kafka's AppendOrigin.COORDINATOR) opens its producer's transaction
+        without any sequence check, as a client's would, so the LSO and the marker that ends it
+        work the same."""
         view = records if isinstance(records, memoryview) else memoryview(records)
         return self.append_as_leader(view, None)
 
