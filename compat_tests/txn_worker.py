@@ -1,0 +1,125 @@
+"""A consume-transform-produce worker in its own process, for the exactly-once tests that kill it.
+
+``python -m compat_tests.txn_worker '<json config>'`` runs confluent-kafka's exactly-once loop:
+a read_committed consumer assigned every partition of ``input`` (assign(), no group membership,
+so a killed worker's successor need not wait for a session timeout), a transactional producer
+with ``transactional_id``, and one transaction per batch of at most ``batch`` records: each
+record is copied (same key, value and partition) to ``output`` and the consumer's positions are
+sent with ``send_offsets_to_transaction`` for ``group``.
+
+It reports on stdout, one JSON object a line:
+
+* ``{"ev": "ready"}`` once ``init_transactions`` has fenced any predecessor and the partitions
+  are assigned;
+* ``{"ev": "holding", "txn": n}`` when it holds transaction ``n`` open (records flushed, offsets
+  sent, not committed) because ``hold_at`` is ``n``; it commits after reading ``go`` on stdin;
+* ``{"ev": "committed", "txn": n, "positions": {partition: next offset}}`` after each commit;
+* ``{"ev": "failed", "error": ..., "kind": ...}`` before exiting non-zero on an error: the test
+  starts a successor, which fences this producer and aborts its open transaction, as an
+  application's supervisor would.
+
+Config keys: bootstrap, input, output, partitions, group, transactional_id, batch (default 20),
+hold_at (default none), transaction_timeout_ms (default 10000).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+from typing import Any
+
+_lock = threading.Lock()
+
+
+def emit(**event: Any) -> None:
+    with _lock:
+        sys.stdout.write(json.dumps(event) + "\n")
+        sys.stdout.flush()
+
+
+def _wait_for_go() -> None:
+    for line in sys.stdin:
+        if line.strip() == "go":
+            return
+    raise SystemExit(0)  # the test went away
+
+
+def _kind(exc: Any) -> str:
+    err = exc.args[0] if exc.args else None
+    if err is None or not hasattr(err, "fatal"):
+        return "other"
+    if err.fatal():
+        return "fatal"
+    if err.txn_requires_abort():
+        return "abortable"
+    return "retriable" if err.retriable() else "other"
+
+
+def run(cfg: dict[str, Any]) -> int:
+    from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+
+    timeout = 30.0
+    producer = Producer(
+        {
+            "bootstrap.servers": cfg["bootstrap"],
+            "transactional.id": cfg["transactional_id"],
+            "transaction.timeout.ms": cfg.get("transaction_timeout_ms", 10000),
+            "client.id": "txn-worker",
+        }
+    )
+    consumer = Consumer(
+        {
+            "bootstrap.servers": cfg["bootstrap"],
+            "group.id": cfg["group"],
+            "client.id": "txn-worker",
+            "isolation.level": "read_committed",
+            "enable.auto.commit": False,
+            "auto.offset.reset": "earliest",
+            "topic.metadata.refresh.interval.ms": 1000,
+        }
+    )
+    try:
+        producer.init_transactions(timeout)
+        partitions = [TopicPartition(cfg["input"], p) for p in range(cfg["partitions"])]
+        # No offset given: librdkafka fetches the committed ones (require_stable, as it is
+        # read_committed), i.e. after the predecessor's pending offsets were aborted.
+        consumer.assign(partitions)
+        emit(ev="ready")
+        txn = 0
+        positions: dict[int, int] = {}
+        while True:
+            messages = [m for m in consumer.consume(cfg.get("batch", 20), timeout=0.3) if not m.error()]
+            if not messages:
+                continue
+            txn += 1
+            producer.begin_transaction()
+            for msg in messages:
+                producer.produce(cfg["output"], value=msg.value(), key=msg.key(), partition=msg.partition())
+                positions[msg.partition()] = msg.offset() + 1
+            offsets = [TopicPartition(cfg["input"], p, o) for p, o in sorted(positions.items())]
+            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), timeout)
+            if cfg.get("hold_at") == txn:
+                producer.flush(timeout)
+                emit(ev="holding", txn=txn)
+                _wait_for_go()
+            while True:
+                try:
+                    producer.commit_transaction(timeout)
+                    break
+                except KafkaException as exc:
+                    if _kind(exc) != "retriable":
+                        raise
+            emit(ev="committed", txn=txn, positions={str(p): o for p, o in positions.items()})
+    except KafkaException as exc:
+        emit(ev="failed", error=str(exc), kind=_kind(exc))
+        return 3
+
+
+def main() -> None:
+    cfg = json.loads(sys.argv[1])
+    sys.exit(run(cfg))
+
+
+if __name__ == "__main__":
+    main()
