@@ -113,10 +113,12 @@ def read_all(
                 )
             for msg in consumer.consume(500, timeout=0.5):
                 err = msg.error()
+                value, partition = msg.value(), msg.partition()
                 if err is None:
-                    values.append(msg.value())
-                elif err.code() == KafkaError._PARTITION_EOF:
-                    at_end.add(msg.partition())
+                    assert value is not None, "a record without a value"
+                    values.append(value)
+                elif err.code() == KafkaError._PARTITION_EOF and partition is not None:
+                    at_end.add(partition)
                 else:
                     raise AssertionError(f"reading {topic}: {err}")
         return values

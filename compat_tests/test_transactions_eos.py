@@ -30,7 +30,13 @@ from compat_tests.cluster import BrokerCluster, cluster_of
 from compat_tests.cluster_clients import create_topic as create_replicated_topic
 from compat_tests.eos import Worker, check_exactly_once, produce_input, read_all, run_until_consumed
 from compat_tests.harness import BrokerProcess
-from compat_tests.txn_raw import GROUP_KEY, TRANSACTION_KEY, find_coordinator, offset_fetch_stable
+from compat_tests.txn_raw import (
+    GROUP_KEY,
+    TRANSACTION_KEY,
+    broker_address,
+    find_coordinator,
+    offset_fetch_stable,
+)
 from compat_tests.zookeeper import ZooKeeperServer
 
 PARTITIONS = 3
@@ -117,16 +123,9 @@ def _verify(bootstrap: str, cfg: dict[str, Any], inputs: list[bytes]) -> None:
     # The group's offsets are the transactions' offsets, stable once every transaction ended.
     error, coordinator = find_coordinator(bootstrap, cfg["group"], GROUP_KEY)
     assert error == 0, error
-    address = _address_of(bootstrap, coordinator)
+    address = broker_address(bootstrap, coordinator)
     offsets = offset_fetch_stable(address, cfg["group"], cfg["input"], list(range(PARTITIONS)))
     assert offsets == {p: (0, PER_PARTITION) for p in range(PARTITIONS)}, offsets
-
-
-def _address_of(bootstrap: str, node_id: int) -> str:
-    from confluent_kafka.admin import AdminClient
-
-    brokers = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=15).brokers
-    return f"{brokers[node_id].host}:{brokers[node_id].port}"
 
 
 def test_exactly_once_across_worker_kills(eos_broker: BrokerProcess) -> None:

@@ -54,3 +54,12 @@ def offset_fetch_stable(
         if t.name == topic
         for part in t.partitions
     }
+
+
+def broker_address(bootstrap: str, node_id: int) -> str:
+    """``host:port`` of broker ``node_id`` as Metadata (confluent-kafka's) names it."""
+    from confluent_kafka.admin import AdminClient
+
+    brokers = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=15).brokers
+    assert node_id in brokers, f"no broker {node_id} in Metadata: {sorted(brokers)}"
+    return f"{brokers[node_id].host}:{brokers[node_id].port}"

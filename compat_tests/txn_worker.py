@@ -95,8 +95,10 @@ def run(cfg: dict[str, Any]) -> int:
             txn += 1
             producer.begin_transaction()
             for msg in messages:
-                producer.produce(cfg["output"], value=msg.value(), key=msg.key(), partition=msg.partition())
-                positions[msg.partition()] = msg.offset() + 1
+                partition, offset = msg.partition(), msg.offset()
+                assert partition is not None and offset is not None
+                producer.produce(cfg["output"], value=msg.value(), key=msg.key(), partition=partition)
+                positions[partition] = offset + 1
             offsets = [TopicPartition(cfg["input"], p, o) for p, o in sorted(positions.items())]
             producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), timeout)
             if cfg.get("hold_at") == txn:
