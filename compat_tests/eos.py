@@ -194,10 +194,10 @@ class Worker:
                 self._cond.wait(min(left, 0.5))
 
     def positions(self) -> dict[int, int]:
-        """The input positions of the last commit this worker reported."""
+        """The input positions of the last commit this worker reported (or found when it started)."""
         with self._cond:
             for event in reversed(self.events):
-                if event["ev"] == "committed":
+                if event["ev"] in ("committed", "ready"):
                     return {int(p): o for p, o in event["positions"].items()}
         return {}
 

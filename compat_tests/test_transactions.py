@@ -121,6 +121,9 @@ def test_a_zombie_producer_is_fenced(txn_broker: BrokerProcess, driver: TxnDrive
     assert driver.read(bootstrap, topic, "read_committed", end) == [*successor, end]
     everything = driver.read(bootstrap, topic, "read_uncommitted", end)
     assert everything[: len(zombie)] == zombie and everything[-1] == end
+    assert [v for v in everything if v.startswith(b"zombie")] == zombie, (
+        "a fenced producer's send was written"
+    )
     assert [v for v in everything if v.startswith(b"successor")] == successor
 
 

@@ -9,8 +9,8 @@ sent with ``send_offsets_to_transaction`` for ``group``.
 
 It reports on stdout, one JSON object a line:
 
-* ``{"ev": "ready"}`` once ``init_transactions`` has fenced any predecessor and the partitions
-  are assigned;
+* ``{"ev": "ready", "positions": {partition: committed offset}}`` once ``init_transactions`` has
+  fenced any predecessor and the partitions are assigned;
 * ``{"ev": "holding", "txn": n}`` when it holds transaction ``n`` open (records flushed, offsets
   sent, not committed) because ``hold_at`` is ``n``; it commits after reading ``go`` on stdin;
 * ``{"ev": "committed", "txn": n, "positions": {partition: next offset}}`` after each commit;
@@ -85,9 +85,12 @@ def run(cfg: dict[str, Any]) -> int:
         # No offset given: librdkafka fetches the committed ones (require_stable, as it is
         # read_committed), i.e. after the predecessor's pending offsets were aborted.
         consumer.assign(partitions)
-        emit(ev="ready")
+        # Every transaction sends the positions of all partitions, starting from the committed ones.
+        positions = {
+            tp.partition: tp.offset for tp in consumer.committed(partitions, timeout) if tp.offset >= 0
+        }
+        emit(ev="ready", positions={str(p): o for p, o in positions.items()})
         txn = 0
-        positions: dict[int, int] = {}
         while True:
             messages = [m for m in consumer.consume(cfg.get("batch", 20), timeout=0.3) if not m.error()]
             if not messages:
