@@ -143,6 +143,29 @@ def test_exactly_once_across_worker_kills(eos_broker: BrokerProcess) -> None:
     _verify(bootstrap, cfg, inputs)
 
 
+def test_exactly_once_across_a_broker_crash(eos_broker: BrokerProcess) -> None:
+    """kill -9 of the broker (and the worker) while a transaction is open: the restarted broker
+    reloads the transaction from ``__transaction_state`` and the producer state (the open
+    transaction, the LSO) from its log, and the successor's InitProducerId aborts it."""
+    bootstrap = eos_broker.bootstrap
+    topic_in = create_topic(bootstrap, unique_topic("eos-in"), PARTITIONS)
+    topic_out = create_topic(bootstrap, unique_topic("eos-out"), PARTITIONS)
+    inputs = produce_input(bootstrap, topic_in, PARTITIONS, PER_PARTITION)
+    cfg = _config(bootstrap, topic_in, topic_out)
+
+    worker = Worker(**cfg, hold_at=3)
+    try:
+        assert worker.wait_event("holding", 45) is not None, worker.describe()
+        eos_broker.kill()
+    finally:
+        worker.kill()
+    eos_broker.start()
+    worker, _restarts = run_until_consumed(cfg, dict.fromkeys(range(PARTITIONS), PER_PARTITION), 60)
+    worker.stop()
+
+    _verify(bootstrap, cfg, inputs)
+
+
 # -- a cluster, with the transaction coordinator killed ------------------------------------------
 
 
