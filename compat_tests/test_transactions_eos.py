@@ -183,6 +183,38 @@ def eos_cluster(zookeeper: ZooKeeperServer, tmp_path: Path) -> Iterator[BrokerCl
     )
 
 
+def _kill_the_coordinator_mid_transaction(cluster: BrokerCluster, cfg: dict[str, Any]) -> None:
+    """A worker holds a transaction open; its coordinator's broker is killed; the worker commits
+    (or fails and is replaced); the broker is restarted; the workers finish the input."""
+    bootstrap = cluster.bootstrap
+    workers = [Worker(**cfg, hold_at=2)]
+    try:
+        assert workers[-1].wait_event("holding", 45) is not None, workers[-1].describe()
+        error, coordinator = find_coordinator(bootstrap, cfg["transactional_id"], TRANSACTION_KEY)
+        assert error == 0 and coordinator in cluster.ids, (error, coordinator)
+        cluster.kill(coordinator)
+        workers[-1].go()
+
+        # The held transaction commits through the new coordinator; should the client give up on
+        # it instead (an abortable error), its successor must still get going on the survivors.
+        if workers[-1].wait_event("committed", 60, min_txn=2) is None:
+            print(f"the held transaction failed: {workers[-1].describe()}")
+            workers.append(Worker(**cfg))
+            assert workers[-1].wait_event("committed", 60) is not None, workers[-1].describe()
+        survivors = ",".join(cluster.bootstrap_of(i) for i in cluster.ids if i != coordinator)
+        error, moved_to = find_coordinator(survivors, cfg["transactional_id"], TRANSACTION_KEY)
+        assert error == 0 and moved_to != coordinator, (error, moved_to)
+
+        cluster.restart(coordinator)
+        last, _restarts = run_until_consumed(
+            cfg, dict.fromkeys(range(PARTITIONS), PER_PARTITION), 60, worker=workers[-1]
+        )
+        workers.append(last)
+    finally:
+        for worker in workers:
+            worker.stop()
+
+
 def test_exactly_once_across_coordinator_kill_in_a_cluster(eos_cluster: BrokerCluster) -> None:
     cluster = eos_cluster
     bootstrap = cluster.bootstrap
@@ -198,26 +230,8 @@ def test_exactly_once_across_coordinator_kill_in_a_cluster(eos_cluster: BrokerCl
     assert state is not None, "no __transaction_state topic after a transactional producer ran"
     assert {len(r) for r in state["partitions"].values()} == {3}, state
 
-    worker = Worker(**cfg, hold_at=2)
-    assert worker.wait_event("holding", 45) is not None, worker.describe()
-    error, coordinator = find_coordinator(bootstrap, cfg["transactional_id"], TRANSACTION_KEY)
-    assert error == 0 and coordinator in cluster.ids, (error, coordinator)
-    cluster.kill(coordinator)
-    worker.go()
-
-    survivors = ",".join(cluster.bootstrap_of(i) for i in cluster.ids if i != coordinator)
-    # The held transaction commits through the new coordinator; should the client give up on it
-    # instead (an abortable error), its successor must still get going on the surviving brokers.
-    if worker.wait_event("committed", 60, min_txn=2) is None:
-        worker = Worker(**cfg)
-        assert worker.wait_event("committed", 60) is not None, worker.describe()
-    error, moved_to = find_coordinator(survivors, cfg["transactional_id"], TRANSACTION_KEY)
-    assert error == 0 and moved_to != coordinator, (error, moved_to)
-
-    cluster.restart(coordinator)
-    worker, _restarts = run_until_consumed(
-        cfg, dict.fromkeys(range(PARTITIONS), PER_PARTITION), 60, worker=worker
-    )
-    worker.stop()
-
+    try:
+        _kill_the_coordinator_mid_transaction(cluster, cfg)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}\n{cluster.logs(40)}") from None
     _verify(bootstrap, cfg, inputs)
