@@ -27,6 +27,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from typing import Any
 
 _lock = threading.Lock()
@@ -54,6 +55,26 @@ def _kind(exc: Any) -> str:
     if err.txn_requires_abort():
         return "abortable"
     return "retriable" if err.retriable() else "other"
+
+
+def _committed(consumer: Any, partitions: list[Any], timeout: float) -> list[Any]:
+    """The group's committed offsets, retried while the group's coordinator moves or loads (as
+    after the offsets topic was just created): librdkafka's committed() does not retry those."""
+    from confluent_kafka import KafkaError, KafkaException
+
+    moving = {
+        KafkaError.NOT_COORDINATOR,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+    }
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return list(consumer.committed(partitions, timeout))
+        except KafkaException as exc:
+            if exc.args[0].code() not in moving or time.monotonic() > deadline:
+                raise
+            time.sleep(0.2)  # back-off before asking again, as a client's retry would
 
 
 def run(cfg: dict[str, Any]) -> int:
@@ -87,7 +108,7 @@ def run(cfg: dict[str, Any]) -> int:
         consumer.assign(partitions)
         # Every transaction sends the positions of all partitions, starting from the committed ones.
         positions = {
-            tp.partition: tp.offset for tp in consumer.committed(partitions, timeout) if tp.offset >= 0
+            tp.partition: tp.offset for tp in _committed(consumer, partitions, timeout) if tp.offset >= 0
         }
         emit(ev="ready", positions={str(p): o for p, o in positions.items()})
         txn = 0
