@@ -173,7 +173,7 @@ class Worker:
     def describe(self) -> str:
         return (
             f"worker {self.cfg.get('transactional_id')} alive={self.proc.poll() is None} "
-            f"exit={self.proc.returncode}\nlast events: {self.events[-6:]}\n"
+            f"exit={self.proc.returncode}\nlast events: {self.events[-12:]}\n"
             f"stderr:\n{''.join(self._stderr[-15:])}"
         )
 

@@ -13,6 +13,8 @@ It reports on stdout, one JSON object a line:
   fenced any predecessor and the partitions are assigned;
 * ``{"ev": "holding", "txn": n}`` when it holds transaction ``n`` open (records flushed, offsets
   sent, not committed) because ``hold_at`` is ``n``; it commits after reading ``go`` on stdin;
+* ``{"ev": "begun", "txn": n, "records": {partition: count}}`` when transaction ``n`` begins;
+* ``{"ev": "commit_retry", "txn": n, "error": ...}`` when a commit failed with a retriable error;
 * ``{"ev": "committed", "txn": n, "positions": {partition: next offset}}`` after each commit;
 * ``{"ev": "failed", "error": ..., "kind": ...}`` before exiting non-zero on an error: the test
   starts a successor, which fences this producer and aborts its open transaction, as an
@@ -77,6 +79,13 @@ def _committed(consumer: Any, partitions: list[Any], timeout: float) -> list[Any
             time.sleep(0.2)  # back-off before asking again, as a client's retry would
 
 
+def _count(messages: list[Any]) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for msg in messages:
+        counts[msg.partition()] = counts.get(msg.partition(), 0) + 1
+    return counts
+
+
 def run(cfg: dict[str, Any]) -> int:
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
@@ -118,6 +127,7 @@ def run(cfg: dict[str, Any]) -> int:
                 continue
             txn += 1
             producer.begin_transaction()
+            emit(ev="begun", txn=txn, records={str(p): n for p, n in _count(messages).items()})
             for msg in messages:
                 partition, offset = msg.partition(), msg.offset()
                 assert partition is not None and offset is not None
@@ -136,6 +146,7 @@ def run(cfg: dict[str, Any]) -> int:
                 except KafkaException as exc:
                     if _kind(exc) != "retriable":
                         raise
+                    emit(ev="commit_retry", txn=txn, error=str(exc))
             emit(ev="committed", txn=txn, positions={str(p): o for p, o in positions.items()})
     except KafkaException as exc:
         emit(ev="failed", error=str(exc), kind=_kind(exc))
