@@ -171,9 +171,13 @@ class Worker:
             del self._stderr[:-40]
 
     def describe(self) -> str:
+        with self._cond:
+            events = [e for e in self.events if e["ev"] != "stats"][-12:]
+            stats = next((e for e in reversed(self.events) if e["ev"] == "stats"), None)
         return (
             f"worker {self.cfg.get('transactional_id')} alive={self.proc.poll() is None} "
-            f"exit={self.proc.returncode}\nlast events: {self.events[-12:]}\n"
+            f"exit={self.proc.returncode}\nlast events: {events}\n"
+            f"last input partition stats: {stats}\n"
             f"stderr:\n{''.join(self._stderr[-15:])}"
         )
 

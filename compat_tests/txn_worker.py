@@ -16,6 +16,8 @@ It reports on stdout, one JSON object a line:
 * ``{"ev": "begun", "txn": n, "records": {partition: count}}`` when transaction ``n`` begins;
 * ``{"ev": "commit_retry", "txn": n, "error": ...}`` when a commit failed with a retriable error;
 * ``{"ev": "committed", "txn": n, "positions": {partition: next offset}}`` after each commit;
+* ``{"ev": "stats", "partitions": {...}}`` every second: librdkafka's fetch state, leader and
+  offsets of each input partition (for the failure messages);
 * ``{"ev": "failed", "error": ..., "kind": ...}`` before exiting non-zero on an error: the test
   starts a successor, which fences this producer and aborts its open transaction, as an
   application's supervisor would.
@@ -79,6 +81,16 @@ def _committed(consumer: Any, partitions: list[Any], timeout: float) -> list[Any
             time.sleep(0.2)  # back-off before asking again, as a client's retry would
 
 
+def _report_stats(raw: str, topic: str) -> None:
+    stats = json.loads(raw)
+    keys = ("fetch_state", "leader", "hi_offset", "ls_offset", "app_offset", "committed_offset", "fetchq_cnt")
+    partitions = stats.get("topics", {}).get(topic, {}).get("partitions", {})
+    emit(
+        ev="stats",
+        partitions={p: {k: v.get(k) for k in keys} for p, v in partitions.items() if p != "-1"},
+    )
+
+
 def _count(messages: list[Any]) -> dict[int, int]:
     counts: dict[int, int] = {}
     for msg in messages:
@@ -107,6 +119,9 @@ def run(cfg: dict[str, Any]) -> int:
             "enable.auto.commit": False,
             "auto.offset.reset": "earliest",
             "topic.metadata.refresh.interval.ms": 1000,
+            # librdkafka's view of each input partition, reported when a test fails.
+            "statistics.interval.ms": 1000,
+            "stats_cb": lambda raw: _report_stats(raw, cfg["input"]),
         }
     )
     try:
