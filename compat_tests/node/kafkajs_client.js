@@ -13,6 +13,18 @@
 //     (through a consumer group: kafkajs has no assign(); produceWhileWaiting sends p-0, p-1, ...
 //     every 300 ms after the group is joined, until count records were read)
 //     -> {"messages": [{"partition", "offset", "key", "value", "headers", "timestamp"}]}
+//     "readUncommitted": bool (default false: kafkajs reads committed), "untilValue": v (stop
+//     once a record with value v was read, whatever count says)
+//   {"op": "transactions", "brokers": [...], "topic": t, "transactionalId": id,
+//    "transactionTimeout": ms, "transactions": [{"messages": [message, ...],
+//    "end": "commit"|"abort"|"open"}]}
+//     (one transactional producer; "open" leaves the transaction open and exits without
+//     disconnecting, for the broker to abort when it times out) -> {"ended": [end, ...]}
+//   {"op": "fence", "brokers": [...], "topic": t, "transactionalId": id, "zombie": [message...],
+//    "successor": [message...]}
+//     (the zombie opens a transaction and sends; a second producer with the same id connects
+//     (InitProducerId), sends and commits; then the zombie tries to send and commit)
+//     -> {"zombieError": {"name", "type", "message"} | null}
 //   {"op": "admin", "brokers": [...], "actions": [{"createTopics": {...}} | {"listTopics": {}} |
 //    {"fetchTopicMetadata": {...}} | {"fetchTopicOffsetsByTimestamp": [topic, ts]} |
 //    {"deleteTopics": {...}}]}
@@ -136,7 +148,9 @@ async function produce (cmd) {
 
 async function consume (cmd) {
   const kafka = client(cmd)
-  const consumer = kafka.consumer({ groupId: cmd.groupId, maxWaitTimeInMs: 200 })
+  const consumer = kafka.consumer({
+    groupId: cmd.groupId, maxWaitTimeInMs: 200, readUncommitted: !!cmd.readUncommitted
+  })
   const messages = []
   let producer = null
   let producing = null
@@ -174,7 +188,8 @@ async function consume (cmd) {
             headers,
             timestamp: message.timestamp
           })
-          if (messages.length >= cmd.count) {
+          const last = messages[messages.length - 1].value
+          if (messages.length >= cmd.count || (cmd.untilValue !== undefined && last === cmd.untilValue)) {
             clearTimeout(timer)
             resolve()
           }
@@ -187,6 +202,61 @@ async function consume (cmd) {
     await consumer.disconnect()
   }
   return { messages }
+}
+
+function transactionalProducer (cmd) {
+  return client(cmd).producer({
+    transactionalId: cmd.transactionalId,
+    idempotent: true,
+    maxInFlightRequests: 1,
+    transactionTimeout: cmd.transactionTimeout || 60000,
+    allowAutoTopicCreation: false
+  })
+}
+
+async function transactions (cmd) {
+  const producer = transactionalProducer(cmd)
+  await producer.connect()
+  const ended = []
+  let open = false
+  for (const spec of cmd.transactions) {
+    const txn = await producer.transaction()
+    await txn.send({ topic: cmd.topic, acks: -1, messages: spec.messages.map(toMessage) })
+    if (spec.end === 'commit') await txn.commit()
+    else if (spec.end === 'abort') await txn.abort()
+    else open = true
+    ended.push(spec.end)
+    if (open) break
+  }
+  // An open transaction is left to the broker's timeout: no abort, no disconnect (main exits).
+  if (!open) await producer.disconnect()
+  return { ended }
+}
+
+function describeError (err) {
+  return { name: err.name, type: err.type || null, message: String(err.message) }
+}
+
+async function fence (cmd) {
+  const zombie = transactionalProducer(cmd)
+  await zombie.connect()
+  const zombieTxn = await zombie.transaction()
+  await zombieTxn.send({ topic: cmd.topic, acks: -1, messages: cmd.zombie.map(toMessage) })
+  const successor = transactionalProducer(cmd)
+  await successor.connect()
+  const txn = await successor.transaction()
+  await txn.send({ topic: cmd.topic, acks: -1, messages: cmd.successor.map(toMessage) })
+  await txn.commit()
+  let zombieError = null
+  try {
+    await zombieTxn.send({ topic: cmd.topic, acks: -1, messages: cmd.zombie.map(toMessage) })
+    await zombieTxn.commit()
+  } catch (err) {
+    zombieError = describeError(err)
+  }
+  await successor.disconnect()
+  await zombie.disconnect().catch(() => {})
+  return { zombieError }
 }
 
 async function admin (cmd) {
@@ -212,7 +282,7 @@ async function main () {
   const chunks = []
   for await (const chunk of process.stdin) chunks.push(chunk)
   const cmd = JSON.parse(Buffer.concat(chunks).toString())
-  const ops = { produce, consume, admin }
+  const ops = { produce, consume, admin, transactions, fence }
   const run = ops[cmd.op]
   if (!run) throw new Error(`unknown op ${cmd.op}`)
   return run(cmd)
