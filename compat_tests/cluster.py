@@ -471,11 +471,18 @@ class BrokerCluster:
         bootstrap: str | None = None,
     ) -> ClusterView:
         """Poll Metadata until ``predicate`` holds (no event tells a client's view has changed)."""
+        from confluent_kafka import KafkaException
+
         deadline = time.monotonic() + timeout
+        view: ClusterView | str = "none yet"
         while True:
-            view = self.view(bootstrap)
-            if predicate(view):
-                return view
+            try:
+                view = self.view(bootstrap, timeout=max(1.0, min(15.0, deadline - time.monotonic())))
+            except KafkaException as exc:  # a partial answer while brokers are still starting
+                view = f"Metadata failed: {exc}"
+            else:
+                if predicate(view):
+                    return view
             if time.monotonic() >= deadline:
                 raise AssertionError(f"timed out after {timeout} s waiting for {what}; last Metadata: {view}")
             time.sleep(0.1)
