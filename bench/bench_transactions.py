@@ -76,6 +76,34 @@ def transactional_rate(bootstrap: str, topic: str, args: argparse.Namespace) -> 
     return args.records / (time.monotonic() - started)
 
 
+def _check_logs(bootstrap: str, idem_topic: str, txn_topic: str, args: argparse.Namespace) -> None:
+    """The figures count only what is in the logs: every record once, and one COMMIT marker per
+    transaction and partition (read_committed sees every transactional record)."""
+    from confluent_kafka import Consumer, TopicPartition
+
+    def end(topic: str, isolation: str) -> int:
+        consumer = Consumer(
+            {"bootstrap.servers": bootstrap, "group.id": "bench-check", "isolation.level": isolation}
+        )
+        try:
+            return sum(
+                consumer.get_watermark_offsets(TopicPartition(topic, p), 15)[1]
+                for p in range(args.partitions)
+            )
+        finally:
+            consumer.close()
+
+    records = args.records * args.rounds
+    transactions = -(-args.records // args.per_txn) * args.rounds
+    idem_end, txn_end = end(idem_topic, "read_uncommitted"), end(txn_topic, "read_committed")
+    markers = min(args.partitions, args.per_txn) * transactions
+    print(
+        f"log end offsets: idempotent {idem_end:,}, transactional {txn_end:,} ({markers:,} of them markers)"
+    )
+    if idem_end != records or txn_end != records + markers:
+        raise RuntimeError(f"expected {records:,} records and {markers:,} markers in the logs")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--records", type=int, default=200_000)
@@ -100,6 +128,7 @@ def main() -> None:
                     f"round {round_no}: idempotent {idem[-1]:,.0f} records/s, "
                     f"transactional {txn[-1]:,.0f} records/s"
                 )
+            _check_logs(bootstrap, idem_topic, txn_topic, args)
         finally:
             broker.stop()
     idem_median, txn_median = statistics.median(idem), statistics.median(txn)
