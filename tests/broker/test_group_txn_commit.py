@@ -32,6 +32,7 @@ NO_VERIFICATION = {"transaction.partition.verification.enable": "false"}
 def run(path: Path, scenario: Callable[[GroupKit], Awaitable[None]], **overrides: str) -> None:
     run_kit(path, scenario, **{**NO_VERIFICATION, **overrides})
 
+
 G = "grp"
 PID = 4000
 EPOCH = 2

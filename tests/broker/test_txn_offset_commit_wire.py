@@ -38,7 +38,10 @@ def node() -> Iterator[EmbeddedBroker]:
     # The markers are emulated, with no AddOffsetsToTxn: KIP-890 verification is off here
     # (test_txn_verification.py covers it on).
     with embedded(
-        {"offsets.topic.num.partitions": OFFSETS_PARTITIONS, "transaction.partition.verification.enable": False}
+        {
+            "offsets.topic.num.partitions": OFFSETS_PARTITIONS,
+            "transaction.partition.verification.enable": False,
+        }
     ) as b:
         yield b
 
