@@ -530,17 +530,11 @@ def test_the_client_runs_on_uvloop(tmp_path: Path) -> None:
 def test_configs_for_the_controller_and_the_fetchers_follow_the_broker_keys() -> None:
     from broker.config import load_config
 
-    config = load_config(
-        None,
-        [
-            "broker.id=3",
-            "request.timeout.ms=1234",
-            "replica.socket.timeout.ms=4321",
-            "socket.connection.setup.timeout.ms=111",
-            "socket.connection.setup.timeout.max.ms=222",
-            "replica.fetch.backoff.ms=77",
-        ],
-    )
+    config = load_config(None, [
+        "broker.id=3", "request.timeout.ms=1234", "replica.socket.timeout.ms=4321",
+        "socket.connection.setup.timeout.ms=111", "socket.connection.setup.timeout.max.ms=222",
+        "replica.fetch.backoff.ms=77",
+    ])
     controller = ClientConfig.for_controller(config)
     assert (controller.client_id, controller.request_timeout_ms) == ("3", 1234)
     assert (controller.connect_timeout_ms, controller.connect_timeout_max_ms) == (111, 222)
