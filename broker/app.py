@@ -41,6 +41,7 @@ if TYPE_CHECKING:
     from broker.replica.fetch_session_cache import FetchSessionCache
     from broker.replica.log_dir_mover import LogDirMover
     from broker.replica.partition import Partition
+    from broker.replica.txn_verification import TxnVerifier
     from broker.txn.coordinator import TransactionCoordinator
 
 log = logging.getLogger(__name__)
@@ -162,6 +163,8 @@ class Broker:
             self.replica_manager.control.listeners.append(self.group_coordinator.store.on_leadership_change)
         # Transaction coordinator on __transaction_state: built at first use (see txn_coordinator).
         self._txn_coordinator: TransactionCoordinator | None = None
+        #: KIP-890 verification of transactional appends: built at the first one.
+        self._txn_verifier: TxnVerifier | None = None
         self._serving = False
         if cluster_mode:
             self.replica_manager.control.listeners.append(self._txn_leadership_change)
@@ -183,6 +186,15 @@ class Broker:
     @txn_coordinator.setter
     def txn_coordinator(self, coordinator: TransactionCoordinator) -> None:
         self._txn_coordinator = coordinator
+
+    @property
+    def txn_verifier(self) -> TxnVerifier:
+        """The leader's side of KIP-890 verification, built at the first transactional append."""
+        if self._txn_verifier is None:
+            from broker.replica.txn_verification import TxnVerifier
+
+            self._txn_verifier = TxnVerifier(self)
+        return self._txn_verifier
 
     def _txn_leadership_change(self, leading: list[Partition], not_leading: list[Partition]) -> None:
         """Cluster mode: hand ``__transaction_state`` leadership changes to the coordinator."""
@@ -496,6 +508,8 @@ class Broker:
         await self.group_coordinator.stop()
         if self._txn_coordinator is not None:
             await self._txn_coordinator.stop()
+        if self._txn_verifier is not None:
+            await self._txn_verifier.close()
         if self.alter_partition is not None:
             await self.alter_partition.close()
         # Flushes, checkpoints and the clean-shutdown marker: off the loop like all disk work.
@@ -526,6 +540,8 @@ class Broker:
         self.group_coordinator.store.stop()
         if self._txn_coordinator is not None:
             await self._txn_coordinator.stop()
+        if self._txn_verifier is not None:
+            await self._txn_verifier.close()
         if self.alter_partition is not None:
             await self.alter_partition.close()
         await asyncio.get_running_loop().run_in_executor(None, self._abandon_storage)

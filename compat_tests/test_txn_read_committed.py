@@ -1,11 +1,13 @@
 """Stock consumers with ``isolation.level=read_committed`` against transactions written by hand.
 
-The transaction coordinator is not part of this test: transactional batches go in with Produce
-(a transactional id set) and their ends with WriteTxnMarkers, as a coordinator sends them. The
-log then holds, in this order: A's records, B's, A's again, a plain record, A's ABORT, B's again,
-B's COMMIT, and C's record in a transaction still open. A read_committed consumer must skip A's
-records (the fetch lists A as aborted), deliver B's and the plain one, and stop before C's (the
-last stable offset); once C commits, C's record follows. read_uncommitted sees everything.
+The transaction coordinator only hands out the producer ids (InitProducerId) and holds the
+partition in each transaction (AddPartitionsToTxn), which the broker's KIP-890 verification
+requires before a transactional batch; the batches go in with Produce and their ends with
+WriteTxnMarkers, as a coordinator sends them, so the log's order is fixed. It then holds, in this
+order: A's records, B's, A's again, a plain record, A's ABORT, B's again, B's COMMIT, and C's
+record in a transaction still open. A read_committed consumer must skip A's records (the fetch
+lists A as aborted), deliver B's and the plain one, and stop before C's (the last stable
+offset); once C commits, C's record follows. read_uncommitted sees everything.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ import pytest
 from broker.network.client import BrokerConnection, ClientConfig
 from compat_tests.clients.admin import create_topic, unique_topic
 from compat_tests.harness import BrokerProcess
+from protocol.messages.add_partitions_to_txn_request import AddPartitionsToTxnRequest, AddPartitionsToTxnTopic
+from protocol.messages.find_coordinator_request import FindCoordinatorRequest
+from protocol.messages.init_producer_id_request import InitProducerIdRequest
 from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
 from protocol.messages.write_txn_markers_request import (
     WritableTxnMarker,
@@ -29,19 +34,29 @@ from protocol.messages.write_txn_markers_request import (
 from protocol.records import Record, build_batch
 
 READ_TIMEOUT = 30.0
-A, B, C, PLAIN = 500, 501, 502, 503
+#: The plain (idempotent, non-transactional) producer's id, far from those the coordinator hands out.
+PLAIN = 1_000_000_000
 CLIENT = ClientConfig(client_id="txn-writer", request_timeout_ms=10_000)
 COMMITTED_BEFORE_C = [b"b0", b"p0", b"b1"]
 EVERYTHING = [b"a0", b"a1", b"b0", b"a2", b"p0", b"b1", b"c0"]
 
 
-async def _send(port: int, requests: list[tuple[object, int]]) -> None:
+Step = tuple[object, int]
+
+
+async def _send(port: int, requests: list[Step]) -> None:
     conn = await BrokerConnection.open(0, "127.0.0.1", port, CLIENT)
     try:
         for request, version in requests:
             response = (await conn.request(request, version=version)).body  # type: ignore[arg-type]
             if isinstance(request, ProduceRequest):
                 codes = [p.error_code for t in response.responses for p in t.partition_responses]
+            elif isinstance(request, AddPartitionsToTxnRequest):
+                codes = [
+                    p.partition_error_code
+                    for t in response.results_by_topic_v3_and_below
+                    for p in t.results_by_partition
+                ]
             else:
                 codes = [p.error_code for m in response.markers for t in m.topics for p in t.partitions]
             assert codes == [0], (request, response)
@@ -50,19 +65,58 @@ async def _send(port: int, requests: list[tuple[object, int]]) -> None:
         await conn.wait_closed()
 
 
-def _data(
-    topic: str, pid: int, seq: int, values: list[bytes], transactional: bool = True
-) -> tuple[object, int]:
+@dataclass(frozen=True)
+class Producer:
+    transactional_id: str
+    producer_id: int
+    epoch: int
+
+
+async def _init_producers(port: int, topic: str, names: list[str]) -> list[Producer]:
+    """A producer id per transactional id from the coordinator (retried while it loads), and
+    partition 0 of ``topic`` added to each one's transaction."""
+    conn = await BrokerConnection.open(0, "127.0.0.1", port, CLIENT)
+    producers = []
+    try:
+        for name in names:
+            tid = f"tx-{topic}-{name}"
+            await conn.request(FindCoordinatorRequest(key=tid, key_type=1), version=3)
+            deadline = time.monotonic() + READ_TIMEOUT
+            while True:
+                init = (await conn.request(InitProducerIdRequest(tid, 600_000), version=4)).body
+                if init.error_code == 0 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.05)  # the coordinator loads its partition: retry as clients do
+            assert init.error_code == 0, init
+            producers.append(Producer(tid, init.producer_id, init.producer_epoch))
+    finally:
+        conn.close()
+        await conn.wait_closed()
+    return producers
+
+
+def _add(topic: str, producer: Producer) -> Step:
+    request = AddPartitionsToTxnRequest(
+        v3_and_below_transactional_id=producer.transactional_id,
+        v3_and_below_producer_id=producer.producer_id,
+        v3_and_below_producer_epoch=producer.epoch,
+        v3_and_below_topics=[AddPartitionsToTxnTopic(topic, [0])],
+    )
+    return request, 3
+
+
+def _data(topic: str, producer: Producer | None, seq: int, values: list[bytes]) -> Step:
+    """A transactional batch of ``producer``, or a plain idempotent one when it is None."""
     batch = build_batch(
         [Record(i, 0, b"k", v) for i, v in enumerate(values)],
         base_timestamp=int(time.time() * 1000),
-        producer_id=pid,
-        producer_epoch=0,
+        producer_id=PLAIN if producer is None else producer.producer_id,
+        producer_epoch=0 if producer is None else producer.epoch,
         base_sequence=seq,
-        transactional=transactional,
+        transactional=producer is not None,
     )
     request = ProduceRequest(
-        transactional_id=f"tx-{pid}" if transactional else None,
+        transactional_id=None if producer is None else producer.transactional_id,
         acks=-1,
         timeout_ms=10_000,
         topic_data=[TopicProduceData(topic, [PartitionProduceData(0, batch)])],
@@ -70,10 +124,10 @@ def _data(
     return request, 9
 
 
-def _end(topic: str, pid: int, committed: bool) -> tuple[object, int]:
+def _end(topic: str, producer: Producer, committed: bool) -> Step:
     marker = WritableTxnMarker(
-        producer_id=pid,
-        producer_epoch=0,
+        producer_id=producer.producer_id,
+        producer_epoch=producer.epoch,
         transaction_result=committed,
         topics=[WritableTxnMarkerTopic(topic, [0])],
         coordinator_epoch=0,
@@ -85,9 +139,10 @@ def _end(topic: str, pid: int, committed: bool) -> tuple[object, int]:
 class Written:
     broker: BrokerProcess
     topic: str
+    c: Producer
 
     def commit_c(self) -> None:
-        asyncio.run(_send(self.broker.port, [_end(self.topic, C, committed=True)]))
+        asyncio.run(_send(self.broker.port, [_end(self.topic, self.c, committed=True)]))
 
 
 @pytest.fixture(scope="module")
@@ -101,18 +156,22 @@ def broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProcess]:
 
 def write(broker: BrokerProcess) -> Written:
     topic = create_topic(broker.bootstrap, unique_topic("txn"), partitions=1)
+    a, b, c = asyncio.run(_init_producers(broker.port, topic, ["a", "b", "c"]))
     steps = [
-        _data(topic, A, 0, [b"a0", b"a1"]),
-        _data(topic, B, 0, [b"b0"]),
-        _data(topic, A, 2, [b"a2"]),
-        _data(topic, PLAIN, 0, [b"p0"], transactional=False),
-        _end(topic, A, committed=False),
-        _data(topic, B, 1, [b"b1"]),
-        _end(topic, B, committed=True),
-        _data(topic, C, 0, [b"c0"]),
+        _add(topic, a),
+        _add(topic, b),
+        _add(topic, c),
+        _data(topic, a, 0, [b"a0", b"a1"]),
+        _data(topic, b, 0, [b"b0"]),
+        _data(topic, a, 2, [b"a2"]),
+        _data(topic, None, 0, [b"p0"]),
+        _end(topic, a, committed=False),
+        _data(topic, b, 1, [b"b1"]),
+        _end(topic, b, committed=True),
+        _data(topic, c, 0, [b"c0"]),
     ]
     asyncio.run(_send(broker.port, steps))
-    return Written(broker, topic)
+    return Written(broker, topic, c)
 
 
 Poll = Callable[[], list[bytes]]

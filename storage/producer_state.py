@@ -26,6 +26,16 @@ first unstable offset (Kafka's ongoingTxns and unreplicatedTxns), from which the
 last stable offset. The open transaction's first offset is the snapshot's
 ``current_txn_first_offset``, so a reload reopens it.
 
+KIP-890 verification (Kafka's VerificationStateEntry): before a transactional batch of a
+producer with no open transaction here is appended, the leader asks the transaction coordinator
+whether the partition is in the ongoing transaction. It first records a
+:class:`VerificationStateEntry` holding a fresh :class:`VerificationGuard`; the append must
+present that same guard (:meth:`ProducerStateManager.check`), so a marker that ended the
+transaction meanwhile (it clears the entry) or a newer verification makes the stale one fail
+with INVALID_TXN_STATE. The entry also keeps the lowest sequence seen while verifying, so that a
+later batch cannot overtake one that must be retried. Entries are never in snapshots; one left
+unverified expires with ``producer.id.expiration.ms``.
+
 The :class:`~storage.log.Log` owns one manager and decides when snapshots are taken (segment
 roll, clean shutdown, after loading) and dropped (segments deleted, truncation).
 """
@@ -33,6 +43,7 @@ roll, clean shutdown, after loading) and dropped (segments deleted, truncation).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import re
 import struct
 from collections import deque
@@ -80,6 +91,47 @@ class InvalidTxnState(Exception):
 class CoordinatorFenced(Exception):
     """A marker whose coordinator epoch is older than the one the producer's last marker carried
     (Kafka's TransactionCoordinatorFencedException)."""
+
+
+class VerificationGuard:
+    """A unique token for one verification of a producer's transaction on a partition (Kafka's
+    VerificationGuard). :data:`SENTINEL_GUARD` verifies nothing."""
+
+    __slots__ = ("value",)
+    _ids = itertools.count(1)
+
+    def __init__(self, value: int | None = None) -> None:
+        self.value = next(VerificationGuard._ids) if value is None else value
+
+    def verify(self, presented: VerificationGuard) -> bool:
+        """Whether ``presented`` is this guard (the sentinel never is)."""
+        return presented.value != 0 and presented.value == self.value
+
+    def __repr__(self) -> str:
+        return f"VerificationGuard({self.value})"
+
+
+#: The guard of an append that started no verification: it passes only when the producer's
+#: transaction is already open on the partition.
+SENTINEL_GUARD = VerificationGuard(0)
+
+
+@dataclass(slots=True)
+class VerificationStateEntry:
+    """A producer's verification in progress on one partition (Kafka's VerificationStateEntry)."""
+
+    timestamp: int
+    guard: VerificationGuard
+    lowest_sequence: int
+    epoch: int
+
+    def update_lowest_sequence(self, sequence: int, epoch: int) -> None:
+        """Keep the lowest sequence seen in the current epoch; a newer epoch starts over."""
+        if epoch == self.epoch and sequence < self.lowest_sequence:
+            self.lowest_sequence = sequence
+        if epoch > self.epoch:
+            self.epoch = epoch
+            self.lowest_sequence = sequence
 
 
 class CorruptSnapshotError(Exception):
@@ -243,6 +295,8 @@ class ProducerStateManager:
         #: Ended transactions whose marker is not yet below the high watermark, by first offset
         #: (Kafka's unreplicatedTxns): they still hold the LSO back.
         self._unreplicated: dict[int, CompletedTxn] = {}
+        #: KIP-890 verifications in progress, by producer id (never snapshotted).
+        self._verifications: dict[int, VerificationStateEntry] = {}
         self.directory = directory
         self.fs = fs if fs is not None else FileSystem()
         self.expiration_ms = expiration_ms
@@ -260,12 +314,16 @@ class ProducerStateManager:
 
     # -- validation and updates --------------------------------------------------------------------
 
-    def check(self, header: BatchHeader) -> BatchMetadata | None:
+    def check(
+        self, header: BatchHeader, verification_guard: VerificationGuard | None = None
+    ) -> BatchMetadata | None:
         """Validate a client batch before it is appended.
 
         Returns the metadata of the earlier append when the batch is a duplicate; raises
         :class:`InvalidProducerEpoch` or :class:`OutOfOrderSequence` when it must be rejected;
-        returns None when it may be appended.
+        returns None when it may be appended. With a ``verification_guard`` (KIP-890
+        verification is on) a transactional batch of a producer without an open transaction
+        must present its verification's guard (:class:`InvalidTxnState` otherwise).
         """
         pid = header.producer_id
         if pid < 0:
@@ -274,12 +332,18 @@ class ProducerStateManager:
         epoch = header.producer_epoch
         first_seq = header.base_sequence
         if entry is None:
+            if verification_guard is not None and header.is_transactional:
+                self.check_verified(pid, verification_guard)
+                self._check_lowest_sequence(pid, first_seq)
             # Unknown producer (new, or its batches were removed by retention): accept any
             # sequence, as Kafka does when it has no epoch for the producer.
             return None
         duplicate = entry.find_duplicate(epoch, first_seq, header.last_sequence)
         if duplicate is not None:
             return duplicate
+        if verification_guard is not None and header.is_transactional and entry.current_txn_first_offset < 0:
+            self.check_verified(pid, verification_guard)
+            self._check_lowest_sequence(pid, first_seq)
         if epoch < entry.epoch:
             raise InvalidProducerEpoch(
                 f"epoch {epoch} of producer {pid} is older than its current epoch {entry.epoch}"
@@ -297,6 +361,52 @@ class ProducerStateManager:
                 f"transaction started at offset {entry.current_txn_first_offset} is still open"
             )
         return None
+
+    def check_verified(self, producer_id: int, verification_guard: VerificationGuard) -> None:
+        """KIP-890 (Kafka's batchMissingRequiredVerification): a transactional batch may open the
+        producer's transaction here only with the guard of its verification;
+        :class:`InvalidTxnState` otherwise. Passes when the transaction is already open."""
+        entry = self.producers.get(producer_id)
+        if entry is not None and entry.current_txn_first_offset >= 0:
+            return
+        state = self._verifications.get(producer_id)
+        if state is None or not state.guard.verify(verification_guard):
+            raise InvalidTxnState(f"Record of producer {producer_id} was not part of an ongoing transaction")
+
+    def _check_lowest_sequence(self, producer_id: int, first_seq: int) -> None:
+        state = self._verifications.get(producer_id)
+        if state is not None and first_seq > state.lowest_sequence:
+            raise OutOfOrderSequence(
+                f"Out of order sequence number for producer {producer_id}: {first_seq} (incoming "
+                f"seq. number), {state.lowest_sequence} (earliest seen sequence)"
+            )
+
+    def has_ongoing_transaction(self, producer_id: int) -> bool:
+        entry = self.producers.get(producer_id)
+        return entry is not None and entry.current_txn_first_offset >= 0
+
+    def maybe_start_verification(
+        self, producer_id: int, sequence: int, epoch: int, now_ms: int
+    ) -> VerificationGuard:
+        """Kafka's maybeStartTransactionVerification: :data:`SENTINEL_GUARD` when the producer's
+        transaction is open here (nothing to verify), else the guard of its verification entry
+        (created if needed; the lowest sequence and epoch updated)."""
+        if self.has_ongoing_transaction(producer_id):
+            return SENTINEL_GUARD
+        state = self._verifications.get(producer_id)
+        if state is None:
+            state = self._verifications[producer_id] = VerificationStateEntry(
+                now_ms, VerificationGuard(), sequence, epoch
+            )
+        else:
+            state.update_lowest_sequence(sequence, epoch)
+        return state.guard
+
+    def verification_state(self, producer_id: int) -> VerificationStateEntry | None:
+        return self._verifications.get(producer_id)
+
+    def clear_verification(self, producer_id: int) -> None:
+        self._verifications.pop(producer_id, None)
 
     def check_marker(self, producer_id: int, producer_epoch: int, coordinator_epoch: int) -> None:
         """Validate a COMMIT/ABORT marker before the leader appends it (Kafka's
@@ -329,6 +439,9 @@ class ProducerStateManager:
         pid = header.producer_id
         if pid < 0:
             return None
+        if self._verifications and header.is_transactional:
+            # A data batch opened the transaction or a marker ended it: the verification is over.
+            self._verifications.pop(pid, None)
         entry = self.producers.get(pid)
         if entry is None:
             entry = self.producers[pid] = ProducerEntry()
@@ -421,6 +534,10 @@ class ProducerStateManager:
         stale = [pid for pid, e in self.producers.items() if self._expired(e, now_ms, limit)]
         for pid in stale:
             del self.producers[pid]
+        if self._verifications:
+            # Kafka's removeExpiredProducers: verifications never completed linger no longer.
+            for pid in [p for p, v in self._verifications.items() if now_ms - v.timestamp >= limit]:
+                del self._verifications[pid]
         return len(stale)
 
     # -- snapshots ---------------------------------------------------------------------------------

@@ -110,6 +110,8 @@ APPLIED: frozenset[str] = frozenset(
         "transactional.id.expiration.ms",
         "transaction.abort.timed.out.transaction.cleanup.interval.ms",
         "transaction.remove.expired.transaction.cleanup.interval.ms",
+        # KIP-890 verification of transactional appends (broker.replica.txn_verification)
+        "transaction.partition.verification.enable",
         # replica fetchers (cluster mode)
         "num.replica.fetchers",
         "replica.fetch.max.bytes",

@@ -46,7 +46,9 @@ from broker.group.records import (
 from broker.group.state import GroupState
 from broker.group.store import commit_write_error
 from protocol.error_codes import ErrorCode
+from protocol.records.batch import NO_SEQUENCE
 from storage.fast_dataclass import dataclass
+from storage.producer_state import VerificationGuard
 
 if TYPE_CHECKING:
     from broker.group.coordinator import GroupCoordinator
@@ -156,12 +158,25 @@ class OffsetManager:
         instance_id: str | None,
         generation_id: int,
         offsets: Mapping[TopicPartitionKey, OffsetAndMetadata],
+        transactional_id: str | None = None,
+        generic_errors: bool = False,
     ) -> dict[TopicPartitionKey, ErrorCode]:
-        """Write ``offsets`` in ``producer``'s transaction; they stay pending until its marker."""
+        """Write ``offsets`` in ``producer``'s transaction; they stay pending until its marker.
+
+        With ``transactional_id`` and ``transaction.partition.verification.enable``, the group's
+        partition must first be verified in the ongoing transaction with the coordinator
+        (KIP-890, Kafka's handleTxnCommitOffsets); ``generic_errors`` (v4+) keeps
+        TRANSACTION_ABORTABLE, which older clients get as INVALID_TXN_STATE."""
         coordinator = self.coordinator
         error = coordinator.validate_group_status(group_id, Api.TXN_OFFSET_COMMIT)
         if error is not None:
             return dict.fromkeys(offsets, error)
+        guard: VerificationGuard | None = None
+        if transactional_id is not None:
+            verified = await self._verify(group_id, transactional_id, producer, generic_errors)
+            if isinstance(verified, ErrorCode):
+                return dict.fromkeys(offsets, commit_write_error(verified))
+            guard = verified
         group = self.store.get(group_id) or self.store.add(ClassicGroup(group_id, S.EMPTY, coordinator.now()))
         error = self._validate_txn(group, member_id, instance_id, generation_id)
         if error is not None:
@@ -176,7 +191,7 @@ class OffsetManager:
         ]
         self.store.add_producer_group(producer_id, group_id)
         group.prepare_txn_offset_commit(producer_id, valid)
-        result = await self.store.append(group_id, entries, producer)
+        result = await self.store.append(group_id, entries, producer, guard)
         if result.error == E.NONE:
             if group.state is not S.DEAD:
                 for tp, om in valid.items():
@@ -193,6 +208,33 @@ class OffsetManager:
             error = commit_write_error(result.error)
             log.debug("transactional offset commit of group %s failed: %s", group_id, error.name)
         return {tp: (error if tp in valid else E.OFFSET_METADATA_TOO_LARGE) for tp in offsets}
+
+    async def _verify(
+        self, group_id: str, transactional_id: str, producer: TxnProducer, generic_errors: bool
+    ) -> VerificationGuard | ErrorCode | None:
+        """KIP-890 for the group's ``__consumer_offsets`` partition: the guard the append must
+        present (None when verification is off or the partition is not led here: the append
+        answers that), or the error of a failed verification."""
+        broker = self.store.broker
+        verifier = broker.txn_verifier
+        if not verifier.enabled:
+            return None
+        replica = self.store.replica(self.store.partition_for(group_id))
+        if replica is None or not replica.is_leader:
+            return None
+        guard = replica.maybe_start_transaction_verification(
+            producer.producer_id, NO_SEQUENCE, producer.producer_epoch
+        )
+        answer = verifier.start(
+            transactional_id,
+            producer.producer_id,
+            producer.producer_epoch,
+            [(replica.tp, guard)],
+            generic_errors,
+        )
+        errors = answer if isinstance(answer, dict) else await answer
+        error = errors.get(replica.tp, E.NONE)
+        return guard if error == E.NONE else error
 
     def _validate_txn(
         self, group: ClassicGroup, member_id: str, instance_id: str | None, generation_id: int

@@ -36,6 +36,7 @@ from protocol.error_codes import ErrorCode
 from storage import RecordTooLargeError, StorageError
 from storage.clock import Clock
 from storage.fast_dataclass import dataclass
+from storage.producer_state import VerificationGuard
 
 if TYPE_CHECKING:
     from broker.app import Broker
@@ -313,10 +314,15 @@ class OffsetsTopic:
     # -- appends ----------------------------------------------------------------------------------
 
     def append(
-        self, group_id: str, entries: Entries, txn: TxnProducer | None = None
+        self,
+        group_id: str,
+        entries: Entries,
+        txn: TxnProducer | None = None,
+        verification_guard: VerificationGuard | None = None,
     ) -> Awaitable[AppendResult]:
         """Write ``entries`` to the group's partition now, as one batch (transactional, in
-        ``txn``'s name, when given); await the result for durability."""
+        ``txn``'s name, when given, then presenting its KIP-890 ``verification_guard``); await
+        the result for durability."""
         replica = self.replica(self.partition_for(group_id))
         if replica is None:
             return _done(AppendResult(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
@@ -328,7 +334,7 @@ class OffsetsTopic:
             return _done(AppendResult(ErrorCode.NOT_ENOUGH_REPLICAS))
         batch = build_records(entries, self.clock.milliseconds(), self.config.compression_codec, txn)
         try:
-            outcome = replica.append_internal(batch)
+            outcome = replica.append_internal(batch, verification_guard)
         except RecordTooLargeError:
             return _done(AppendResult(ErrorCode.MESSAGE_TOO_LARGE))
         except (StorageError, OSError) as exc:

@@ -23,8 +23,17 @@ one call. Exceptions, as Kafka:
 - Transactional batches (in a request with a transactional id) open the producer's transaction
   on the partition at their first offset, which holds the last stable offset there until the
   coordinator's COMMIT/ABORT marker (WriteTxnMarkers); a non-transactional batch from a producer
-  whose transaction is open is INVALID_TXN_STATE. KIP-890's partition verification
-  (AddPartitionsToTxn verify_only) is not done: the batch is appended unverified.
+  whose transaction is open is INVALID_TXN_STATE.
+- KIP-890 verification (``transaction.partition.verification.enable``, default true): a
+  transactional batch of a producer with no open transaction on the partition is appended only
+  once the transactional id's coordinator confirms the partition is in the ongoing transaction
+  (:mod:`broker.replica.txn_verification`; a local coordinator answers at once, a remote one
+  with AddPartitionsToTxn v4 ``verify_only``, awaited without blocking the loop) and only if no
+  marker ended the transaction meanwhile (the verification guard). Not in the transaction:
+  INVALID_TXN_STATE ("Partition was not added to the transaction"; TRANSACTION_ABORTABLE from
+  v11); CONCURRENT_TRANSACTIONS, NETWORK_EXCEPTION and the coordinator errors:
+  NOT_ENOUGH_REPLICAS, which old clients retry; PRODUCER_FENCED: INVALID_PRODUCER_EPOCH.
+  Transactional batches of two producer ids in one request: INVALID_PRODUCER_ID_MAPPING for all.
 
 When ``flush.messages`` is reached the partition is fsync'd before the answer, as Kafka's append
 does on its request thread; here the fsync runs in a disk worker while the event loop serves
@@ -57,6 +66,8 @@ from broker.cluster.metadata import INTERNAL_TOPICS
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.delayed_produce import DelayedProduce
 from broker.replica.partition import AppendOutcome, Partition
+from broker.replica.txn_verification import Errors as VerificationErrors
+from broker.replica.txn_verification import produce_error
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
@@ -85,6 +96,7 @@ from storage import (
     StorageCorruptionError,
     StorageError,
 )
+from storage.producer_state import SENTINEL_GUARD, VerificationGuard
 
 log = logging.getLogger(__name__)
 
@@ -106,13 +118,10 @@ class _Reject(Exception):
 def handle(
     ctx: RequestContext, request: ProduceRequest
 ) -> ProduceResponse | Awaitable[ProduceResponse | None] | None:
-    broker = ctx.broker
-    version = ctx.version
     acks = request.acks
-    replicas = broker.replica_manager
-    metadata = broker.metadata
     # Problems of the whole request answer every partition alike.
     request_error: tuple[ErrorCode, str | None] | None = None
+    verification: _Verification | None = None
     if acks not in (-1, 0, 1):
         request_error = (ErrorCode.INVALID_REQUIRED_ACKS, None)
     elif request.transactional_id is None and _has_transactional_records(request):
@@ -121,6 +130,116 @@ def handle(
             ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             "Transactional Id authorization failed.",
         )
+    elif request.transactional_id is not None:
+        started = _start_verification(ctx, request)
+        if isinstance(started, _Verification):
+            if started.pending is not None:
+                return _append_after_verification(ctx, request, started)
+            verification = started
+        elif started is not None:
+            request_error = started
+    return _append_all(ctx, request, request_error, verification)
+
+
+class _Verification:
+    """KIP-890 state of one transactional produce: each partition's guard, the partitions the
+    coordinator did not verify (with the produce error), and the answer still awaited."""
+
+    __slots__ = ("errors", "guards", "pending")
+
+    def __init__(
+        self,
+        guards: dict[TopicPartition, VerificationGuard],
+        errors: dict[TopicPartition, tuple[ErrorCode, str]],
+        pending: asyncio.Future[VerificationErrors] | None = None,
+    ) -> None:
+        self.guards = guards
+        self.errors = errors
+        self.pending = pending
+
+
+def _start_verification(
+    ctx: RequestContext, request: ProduceRequest
+) -> _Verification | tuple[ErrorCode, str] | None:
+    """Kafka's handleProduceAppend before the append: guards for the partitions with a
+    transactional batch, and the coordinator asked about those whose producer has no open
+    transaction there. None when verification is off or there is no transactional batch."""
+    transactional: dict[TopicPartition, rb.BatchHeader] = {}
+    for topic in request.topic_data:
+        for pdata in topic.partition_data:
+            header = _transactional_header(pdata.records)
+            if header is not None:
+                transactional[TopicPartition(topic.name, pdata.index)] = header
+    if not transactional:
+        return None
+    broker = ctx.broker
+    verifier = broker.txn_verifier
+    if not verifier.enabled:
+        return None
+    producers = {(h.producer_id, h.producer_epoch) for h in transactional.values()}
+    if len(producers) > 1:
+        return (
+            ErrorCode.INVALID_PRODUCER_ID_MAPPING,
+            "Transactional records contained more than one producer ID",
+        )
+    ((producer_id, producer_epoch),) = producers
+    guards: dict[TopicPartition, VerificationGuard] = {}
+    for tp, header in transactional.items():
+        partition, _ = broker.replica_manager.leader_for(tp.topic, tp.partition)
+        if partition is not None:  # otherwise the append answers the partition's error
+            guards[tp] = partition.maybe_start_transaction_verification(
+                producer_id, header.base_sequence, producer_epoch
+            )
+    assert request.transactional_id is not None
+    answer = verifier.start(
+        request.transactional_id, producer_id, producer_epoch, guards.items(), generic_errors=ctx.version > 10
+    )
+    if isinstance(answer, dict):
+        return _Verification(guards, {tp: produce_error(e) for tp, e in answer.items()})
+    return _Verification(guards, {}, answer)
+
+
+async def _append_after_verification(
+    ctx: RequestContext, request: ProduceRequest, verification: _Verification
+) -> ProduceResponse | None:
+    assert verification.pending is not None
+    answer = await verification.pending
+    verification.errors = {tp: produce_error(e) for tp, e in answer.items()}
+    verification.pending = None
+    result = _append_all(ctx, request, None, verification)
+    if result is None or isinstance(result, ProduceResponse):
+        return result
+    return await result
+
+
+def _transactional_header(records: object) -> rb.BatchHeader | None:
+    """The header of a v2 transactional batch with a producer id, if ``records`` starts with one."""
+    if (
+        isinstance(records, (bytes, bytearray, memoryview))
+        and len(records) > rb.ATTRIBUTES_OFFSET + 1
+        and records[rb.MAGIC_OFFSET] == 2
+        and records[rb.ATTRIBUTES_OFFSET + 1] & rb.TRANSACTIONAL_MASK
+    ):
+        try:
+            header = rb.read_header(records, 0)
+        except DecodeError:
+            return None  # the append rejects it
+        if header.producer_id >= 0:
+            return header
+    return None
+
+
+def _append_all(
+    ctx: RequestContext,
+    request: ProduceRequest,
+    request_error: tuple[ErrorCode, str | None] | None,
+    verification: _Verification | None,
+) -> ProduceResponse | Awaitable[ProduceResponse | None] | None:
+    broker = ctx.broker
+    version = ctx.version
+    acks = request.acks
+    replicas = broker.replica_manager
+    metadata = broker.metadata
     responses: list[TopicProduceResponse] = []
     to_flush: list[tuple[PartitionProduceResponse, Log, int]] | None = None
     to_replicate: list[tuple[PartitionProduceResponse, Partition, int]] | None = None
@@ -148,9 +267,17 @@ def handle(
             if acks == -1 and len(partition.state.isr) < partition.log.config.min_insync_replicas:
                 results.append(_error(index, ErrorCode.NOT_ENOUGH_REPLICAS, version))
                 continue
+            guard: VerificationGuard | None = None
+            if verification is not None:
+                tp = TopicPartition(name, index)
+                failed = verification.errors.get(tp)
+                if failed is not None:
+                    results.append(_error(index, failed[0], version, failed[1]))
+                    continue
+                guard = verification.guards.get(tp, SENTINEL_GUARD)
             try:
                 records, header = _prepare(pdata.records, version, partition.log.config, f"{name}-{index}")
-                outcome: AppendOutcome = partition.append_as_leader(records, header)
+                outcome: AppendOutcome = partition.append_as_leader(records, header, guard)
             except _Reject as exc:
                 results.append(_error(index, exc.code, version, exc.message, exc.record_errors))
                 continue

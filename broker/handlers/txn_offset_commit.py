@@ -13,8 +13,13 @@ COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID, the p
 errors of the append) for every partition. Before v2 COORDINATOR_LOAD_IN_PROGRESS is answered
 as COORDINATOR_NOT_AVAILABLE, as Kafka does for clients older than KAFKA-7296.
 
-Not done: KIP-890's verification of the transaction with its coordinator before the append
-(``transaction.partition.verification.enable``) is the transaction coordinator's side.
+KIP-890 (``transaction.partition.verification.enable``, default true): when the producer has
+no open transaction on the group's ``__consumer_offsets`` partition, that partition must first be
+verified in the ongoing transaction with the transactional id's coordinator (as Kafka's
+handleTxnCommitOffsets; see :mod:`broker.replica.txn_verification`). Not in the transaction
+(no AddOffsetsToTxn): INVALID_TXN_STATE (TRANSACTION_ABORTABLE from v4); a fenced producer:
+INVALID_PRODUCER_EPOCH; an unreachable coordinator: COORDINATOR_LOAD_IN_PROGRESS, the others as
+offset-commit errors (Kafka's maybeConvertOffsetCommitError).
 """
 
 from __future__ import annotations
@@ -61,6 +66,8 @@ async def handle(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOff
                 request.group_instance_id if version >= 3 else None,
                 request.generation_id if version >= 3 else -1,
                 offsets,
+                transactional_id=request.transactional_id,
+                generic_errors=version >= 4,
             )
         )
     if version < 2:

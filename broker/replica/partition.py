@@ -38,6 +38,7 @@ from storage.producer_state import (
     InvalidTxnState,
     OutOfOrderSequence,
     ProducerStateManager,
+    VerificationGuard,
 )
 
 log = logging.getLogger(__name__)
@@ -336,16 +337,33 @@ class Partition:
             return True, ErrorCode.NOT_ENOUGH_REPLICAS_AFTER_APPEND
         return False, ErrorCode.NONE
 
-    def append_as_leader(self, records: memoryview, header: rb.BatchHeader | None) -> AppendOutcome:
+    def maybe_start_transaction_verification(
+        self, producer_id: int, sequence: int, epoch: int
+    ) -> VerificationGuard:
+        """KIP-890 (Kafka's Partition.maybeStartTransactionVerification): the guard an append of
+        this producer's transactional batch must present once the coordinator verified the
+        partition; the sentinel when its transaction is already open here."""
+        return self.producers.maybe_start_verification(
+            producer_id, sequence, epoch, self.log.clock.milliseconds()
+        )
+
+    def append_as_leader(
+        self,
+        records: memoryview,
+        header: rb.BatchHeader | None,
+        verification_guard: VerificationGuard | None = None,
+    ) -> AppendOutcome:
         """Append client batches (already validated for shape by the produce handler).
 
         ``header`` is the single batch's header when the request carried exactly one batch (v3+),
-        which is when idempotence applies.
+        which is when idempotence applies. ``verification_guard`` (KIP-890 verification on): a
+        transactional batch that would open its producer's transaction needs that guard to be
+        the current verification's (INVALID_TXN_STATE otherwise).
         """
         duplicate: BatchMetadata | None = None
         if header is not None and header.producer_id >= 0:
             try:
-                duplicate = self.producers.check(header)
+                duplicate = self.producers.check(header, verification_guard)
             except InvalidProducerEpoch as exc:
                 return AppendOutcome(ErrorCode.INVALID_PRODUCER_EPOCH, message=str(exc))
             except OutOfOrderSequence as exc:
@@ -390,13 +408,23 @@ class Partition:
             ErrorCode.NONE, info.first_offset, info.last_offset, info.log_append_time, info.log_start_offset
         )
 
-    def append_internal(self, records: bytearray | memoryview) -> AppendOutcome:
+    def append_internal(
+        self, records: bytearray | memoryview, verification_guard: VerificationGuard | None = None
+    ) -> AppendOutcome:
         """Append batches the broker itself built (coordinator records), as leader. A
         transactional batch (the group coordinator's TxnOffsetCommit records: producer id and
         epoch, no sequence; Kafka's AppendOrigin.COORDINATOR) opens its producer's transaction
         without any sequence check, as a client's would, so the LSO and the marker that ends it
-        work the same."""
+        work the same. With a ``verification_guard`` its transactional batches need their
+        KIP-890 verification still to hold (INVALID_TXN_STATE otherwise)."""
         view = records if isinstance(records, memoryview) else memoryview(records)
+        if verification_guard is not None:
+            for _, header in rb.iter_batches(view):
+                if header.is_transactional and not header.is_control and header.producer_id >= 0:
+                    try:
+                        self.producers.check_verified(header.producer_id, verification_guard)
+                    except InvalidTxnState as exc:
+                        return AppendOutcome(ErrorCode.INVALID_TXN_STATE, message=str(exc))
         return self.append_as_leader(view, None)
 
     def _track_producers(self, records: memoryview) -> None:

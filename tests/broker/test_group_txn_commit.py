@@ -6,6 +6,7 @@ replay of open and ended transactions after a restart."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from broker.group import partition_for
@@ -20,7 +21,17 @@ from protocol.messages.txn_offset_commit_request import (
 )
 from protocol.records import COMMIT, build_control_batch, decode_batch, iter_batches, parse_control_key
 from tests.broker.test_group_coordinator import single_member_group
-from tests.broker.test_group_kit import GroupKit, run
+from tests.broker.test_group_kit import GroupKit
+from tests.broker.test_group_kit import run as run_kit
+
+#: These tests write markers by hand, with no transaction coordinator: KIP-890 verification off
+#: (``transaction.partition.verification.enable=false``); test_txn_verification.py covers it on.
+NO_VERIFICATION = {"transaction.partition.verification.enable": "false"}
+
+
+def run(path: Path, scenario: Callable[[GroupKit], Awaitable[None]], **overrides: str) -> None:
+    run_kit(path, scenario, **{**NO_VERIFICATION, **overrides})
+
 
 G = "grp"
 PID = 4000
@@ -244,7 +255,7 @@ def _request(offsets: dict[tuple[str, int], int]) -> TxnOffsetCommitRequest:
 
 def test_a_restart_keeps_open_transactions_pending_and_applies_written_markers(tmp_path: Path) -> None:
     async def main() -> None:
-        first = GroupKit(tmp_path)
+        first = GroupKit(tmp_path, **NO_VERIFICATION)
         await first.start()
         await topics(first)
         assert await txn_commit(first, {("t", 0): 5}, producer_id=PID) == {("t", 0): 0}
@@ -261,7 +272,7 @@ def test_a_restart_keeps_open_transactions_pending_and_applies_written_markers(t
         assert header.is_control and parse_control_key(records[0].key) == COMMIT
         await first.close()
 
-        kit = GroupKit(tmp_path)
+        kit = GroupKit(tmp_path, **NO_VERIFICATION)
         await kit.start(create_topic=False)
         await kit.settle()
         try:
@@ -283,13 +294,13 @@ def test_a_restart_keeps_open_transactions_pending_and_applies_written_markers(t
 
 def test_a_marker_heard_while_the_partition_loads_is_applied_after_the_replay(tmp_path: Path) -> None:
     async def main() -> None:
-        first = GroupKit(tmp_path)
+        first = GroupKit(tmp_path, **NO_VERIFICATION)
         await first.start()
         await topics(first)
         assert await txn_commit(first, {("t", 0): 5}) == {("t", 0): 0}
         await first.close()
 
-        kit = GroupKit(tmp_path)
+        kit = GroupKit(tmp_path, **NO_VERIFICATION)
         await kit.start(create_topic=False)
         try:
             assert kit.coord.store.is_loading(G)

@@ -50,8 +50,8 @@ FAST = ClientConfig(
 
 
 @asynccontextmanager
-async def brook(path: Path) -> AsyncIterator[Broker]:
-    broker = make_broker(path)
+async def brook(path: Path, **overrides: str) -> AsyncIterator[Broker]:
+    broker = make_broker(path, **overrides)
     await broker.start()
     try:
         yield broker

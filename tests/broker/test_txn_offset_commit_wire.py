@@ -35,7 +35,14 @@ OFFSETS_PARTITIONS = 3
 
 @pytest.fixture(scope="module")
 def node() -> Iterator[EmbeddedBroker]:
-    with embedded({"offsets.topic.num.partitions": OFFSETS_PARTITIONS}) as b:
+    # The markers are emulated, with no AddOffsetsToTxn: KIP-890 verification is off here
+    # (test_txn_verification.py covers it on).
+    with embedded(
+        {
+            "offsets.topic.num.partitions": OFFSETS_PARTITIONS,
+            "transaction.partition.verification.enable": False,
+        }
+    ) as b:
         yield b
 
 

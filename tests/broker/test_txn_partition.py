@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from broker.app import Broker
 from broker.network.client import BrokerConnection
@@ -40,6 +43,20 @@ from tests.broker.test_replication_e2e import CONTROLLER, T_ID, TP, Cluster, unt
 #: segment by segment.ms, and a fetch reads one segment at a time.
 TS = int(time.time() * 1000)
 PID = 1000
+#: These tests play the transaction coordinator by hand (transactional batches without
+#: AddPartitionsToTxn, markers written directly): KIP-890 verification is off, as a Kafka broker
+#: with ``transaction.partition.verification.enable=false``. tests/broker/test_txn_verification.py
+#: covers it on.
+NO_VERIFICATION = {"transaction.partition.verification.enable": "false"}
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    b = make_broker(tmp_path / "data", **NO_VERIFICATION)
+    try:
+        yield b
+    finally:
+        b.log_manager.close()
 
 
 def txn_batch(
@@ -143,7 +160,7 @@ def latest(call: Caller, topic: str, committed: bool) -> int:
 
 def test_aborted_then_committed_transaction_over_the_wire(tmp_path: Path) -> None:
     async def scenario() -> None:
-        async with brook(tmp_path) as broker:
+        async with brook(tmp_path, **NO_VERIFICATION) as broker:
             heard: list[tuple[TopicPartition, int, int, bool, int]] = []
             broker.replica_manager.add_txn_marker_listener(lambda *args: heard.append(args))
             conn = await BrokerConnection.open(0, "127.0.0.1", broker.bound_ports["PLAINTEXT"], FAST)
@@ -279,7 +296,7 @@ def test_coordinator_written_transactional_batch_holds_the_lso(call: Caller) -> 
 def test_follower_replicates_markers_with_the_same_lso_and_txnindex(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with FakeController([1, 2, CONTROLLER], {TP.topic: T_ID}) as controller:
-            cluster = Cluster(tmp_path, controller, **{"min.insync.replicas": "2"})
+            cluster = Cluster(tmp_path, controller, **{"min.insync.replicas": "2", **NO_VERIFICATION})
             try:
                 leader_broker: Broker = await cluster.start(1)
                 await cluster.start(2)
@@ -323,7 +340,7 @@ def test_follower_replicates_markers_with_the_same_lso_and_txnindex(tmp_path: Pa
 
 
 def test_marker_is_flushed_when_flush_messages_is_reached(tmp_path: Path) -> None:
-    broker = make_broker(tmp_path / "data", **{"log.flush.interval.messages": "1"})
+    broker = make_broker(tmp_path / "data", **{"log.flush.interval.messages": "1", **NO_VERIFICATION})
     try:
         call = Caller(broker)
         create(call, "fl")
@@ -339,7 +356,7 @@ def test_marker_is_flushed_when_flush_messages_is_reached(tmp_path: Path) -> Non
 def test_marker_not_replicated_in_time_answers_request_timed_out(tmp_path: Path) -> None:
     async def scenario() -> None:
         async with FakeController([1, 2, CONTROLLER], {TP.topic: T_ID}) as controller:
-            cluster = Cluster(tmp_path, controller, **{"min.insync.replicas": "2"})
+            cluster = Cluster(tmp_path, controller, **{"min.insync.replicas": "2", **NO_VERIFICATION})
             try:
                 leader_broker = await cluster.start(1)  # the follower never starts: the HW stays
                 await cluster.tell(PState(TP.topic, 0, 1, 1, [1, 2], isr=[1, 2]))
