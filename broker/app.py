@@ -20,7 +20,7 @@ from broker.cluster.topics import TopicAdmin
 from broker.config import BrokerConfig, ConfigError, topic_log_config
 from broker.config.unapplied import warn_unapplied
 from broker.disk import DiskWorkers
-from broker.group import GroupCoordinator
+from broker.group import OFFSETS_TOPIC
 from broker.handlers import api_versions, handlers_for
 from broker.handlers.base import RequestContext
 from broker.network.connection import Connection
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     # Cluster mode's modules load only in cluster mode (an embedded broker's start is its imports).
     from broker.cluster.zk_admin import ZkAdmin
     from broker.cluster.zk_mode import ZkCluster
+    from broker.group import GroupCoordinator
     from broker.replica.alter_partition import AlterPartitionManager
     from broker.replica.fetch_session_cache import FetchSessionCache
     from broker.replica.log_dir_mover import LogDirMover
@@ -153,17 +154,39 @@ class Broker:
                 raise ConfigError(str(exc)) from exc
         else:
             self.replica_manager.load()
-        # Group coordinator: consumer groups and committed offsets on __consumer_offsets.
-        self.group_coordinator = GroupCoordinator(self)
+        # Group coordinator on __consumer_offsets: built at first use (see group_coordinator).
+        self._group_coordinator: GroupCoordinator | None = None
+        self._serving = False
         if cluster_mode:
             # The coordinator follows the controller's leadership of __consumer_offsets.
             self.replica_manager.control.listeners.append(self.group_coordinator.store.on_leadership_change)
         # Transaction coordinator on __transaction_state: built at first use (see txn_coordinator).
         self._txn_coordinator: TransactionCoordinator | None = None
-        self._serving = False
         if cluster_mode:
             self.replica_manager.control.listeners.append(self._txn_leadership_change)
         self._built = True
+
+    @property
+    def group_coordinator(self) -> GroupCoordinator:
+        """The group coordinator (consumer groups and committed offsets), imported and built at
+        its first use: a group or offsets request, or a start that finds ``__consumer_offsets``
+        (cluster mode builds it with the broker). Most embedded brokers never see a group."""
+        if self._group_coordinator is None:
+            from broker.group import GroupCoordinator
+
+            self._group_coordinator = GroupCoordinator(self)
+            if self._serving:
+                self._group_coordinator.start()
+        return self._group_coordinator
+
+    @group_coordinator.setter
+    def group_coordinator(self, coordinator: GroupCoordinator) -> None:
+        self._group_coordinator = coordinator
+
+    @property
+    def built_group_coordinator(self) -> GroupCoordinator | None:
+        """The group coordinator if it was built, without building it."""
+        return self._group_coordinator
 
     @property
     def txn_coordinator(self) -> TransactionCoordinator:
@@ -381,7 +404,8 @@ class Broker:
             from broker.replica.fetcher import ReplicaFetcherManager
 
             self.replica_manager.control.fetchers = ReplicaFetcherManager.for_broker(self)
-        self.group_coordinator.start()
+        if self._group_coordinator is not None or self.metadata.topic(OFFSETS_TOPIC) is not None:
+            self.group_coordinator.start()  # loads the partitions this broker leads
         self._serving = True
         if self._txn_coordinator is not None or self.metadata.topic(TRANSACTION_STATE_TOPIC) is not None:
             self.txn_coordinator.start()  # loads the partitions this broker leads
@@ -491,7 +515,8 @@ class Broker:
         await self._stop_fetchers()
         if self.replica_manager.log_dir_mover is not None:
             await self.replica_manager.log_dir_mover.stop()
-        await self.group_coordinator.stop()
+        if self._group_coordinator is not None:
+            await self._group_coordinator.stop()
         if self._txn_coordinator is not None:
             await self._txn_coordinator.stop()
         if self.alter_partition is not None:
@@ -520,8 +545,9 @@ class Broker:
         await self._stop_fetchers()
         if self.replica_manager.log_dir_mover is not None:
             await self.replica_manager.log_dir_mover.stop()
-        self.group_coordinator.active = False
-        self.group_coordinator.store.stop()
+        if self._group_coordinator is not None:
+            self._group_coordinator.active = False
+            self._group_coordinator.store.stop()
         if self._txn_coordinator is not None:
             await self._txn_coordinator.stop()
         if self.alter_partition is not None:

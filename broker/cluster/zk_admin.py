@@ -43,7 +43,8 @@ from broker.cluster.topics import TopicAdmin, TopicError
 from broker.cluster.zk import data, paths
 from broker.cluster.zk.errors import ZkError
 from broker.config import ConfigError, topic_log_config, validate_topic_configs
-from broker.group.store import OFFSETS_TOPIC, offsets_topic_configs
+from broker.group import OFFSETS_TOPIC
+from broker.group.store import offsets_topic_configs
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.primitives import ZERO_UUID

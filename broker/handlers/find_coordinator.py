@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import BrokerEndpoint
 from broker.cluster.topics import TopicError
-from broker.group.store import OFFSETS_TOPIC
+from broker.group import OFFSETS_TOPIC
 from broker.handlers.base import Handler, RequestContext
 from broker.txn import TRANSACTION_STATE_TOPIC
 from broker.types import TopicPartition

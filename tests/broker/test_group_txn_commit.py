@@ -8,8 +8,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
-from broker.group import partition_for
-from broker.group.store import OFFSETS_TOPIC
+from broker.group import OFFSETS_TOPIC, partition_for
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode as E
 from protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
