@@ -15,7 +15,6 @@ from typing import TYPE_CHECKING, Any
 
 from broker.cluster.meta_properties import ensure_meta_properties, recorded_identity
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
-from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin
 from broker.config import BrokerConfig, ConfigError, topic_log_config
 from broker.config.unapplied import warn_unapplied
@@ -35,6 +34,7 @@ from storage import FileSystem, LogConfig, LogManager, SystemClock
 
 if TYPE_CHECKING:
     # Cluster mode's modules load only in cluster mode (an embedded broker's start is its imports).
+    from broker.cluster.metadata_cache import MetadataCache
     from broker.cluster.zk_admin import ZkAdmin
     from broker.cluster.zk_mode import ZkCluster
     from broker.group import GroupCoordinator
@@ -115,7 +115,7 @@ class Broker:
         """The storage, metadata, replica manager and coordinators of broker ``node_id``."""
         config, cluster_mode = self.config, self.cluster_mode
         self.metadata = ClusterMetadata(self.log_dirs[0] / METADATA_FILE, self.cluster_id, self.fs)
-        self.metadata_cache = MetadataCache(self.node_id)
+        self._metadata_cache: MetadataCache | None = None
         self.log_manager = LogManager(
             self.log_dirs,
             config.log_config(),
@@ -165,6 +165,16 @@ class Broker:
         if cluster_mode:
             self.replica_manager.control.listeners.append(self._txn_leadership_change)
         self._built = True
+
+    @property
+    def metadata_cache(self) -> MetadataCache:
+        """Cluster mode's view of the cluster as the controller pushes it (UpdateMetadata), built
+        at first use: the embedded node answers from ``metadata`` and never loads it."""
+        if self._metadata_cache is None:
+            from broker.cluster.metadata_cache import MetadataCache
+
+            self._metadata_cache = MetadataCache(self.node_id)
+        return self._metadata_cache
 
     @property
     def group_coordinator(self) -> GroupCoordinator:

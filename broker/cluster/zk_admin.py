@@ -37,8 +37,8 @@ from broker.cluster.controller.assignment import (
     assign_replicas_to_brokers,
     new_partitions_assignment,
 )
-from broker.cluster.metadata import INTERNAL_TOPICS, topic_name_error, unify_collision_chars
-from broker.cluster.metadata_cache import NO_LEADER_ID, MetadataCache
+from broker.cluster.metadata import INTERNAL_TOPICS, NO_LEADER_ID, topic_name_error, unify_collision_chars
+from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin, TopicError
 from broker.cluster.zk import data, paths
 from broker.cluster.zk.errors import ZkError
