@@ -18,6 +18,7 @@ from collections.abc import Iterable, Mapping
 from types import TracebackType
 from typing import Any
 
+from broker.network.hosts import resolvable
 from protocol import api as papi
 from protocol.error_codes import ErrorCode
 from protocol.message import Message
@@ -217,7 +218,8 @@ class KafkaAdmin:
             failure: OSError | None = None
             for address in candidates:
                 try:
-                    self._sock = socket.create_connection(address, timeout=self.timeout)
+                    host, port = address
+                    self._sock = socket.create_connection((resolvable(host), port), timeout=self.timeout)
                 except OSError as exc:
                     failure = exc
                     continue

@@ -79,6 +79,7 @@ NOT_AFTER_PRODUCE_AND_FETCH = (
     "broker.replica.selector",
     "protocol.records.legacy",
     "uvloop",
+    "encodings.idna",  # bound and connected with ASCII host names (broker.network.hosts)
 )
 
 SERVE_WITHOUT_GROUPS = f"""
