@@ -70,7 +70,6 @@ from storage.fs import FileSystem
 from storage.handles import HandleCache
 from storage.log import Background, Log, parse_partition_dir
 from storage.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
-from storage.retention import delete_old_segments
 
 if TYPE_CHECKING:
     # The cleaner loads at its first run (see LogManager.cleaner).
@@ -639,6 +638,8 @@ class LogManager:
     def run_retention_once(self) -> int:
         """Apply retention to every log and remove files whose deletion delay has passed.
         Returns the number of segments deleted."""
+        from storage.retention import delete_old_segments  # the first run is minutes after a start
+
         now = self.clock.milliseconds()
         deleted = 0
         for log_ in self.all_logs():

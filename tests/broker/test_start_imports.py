@@ -33,6 +33,7 @@ NOT_AT_START = (
     "broker.group.store",
     # the cleaner (first cleaner run), magic 0/1 records (first old client), LZ4's xxh32
     "storage.cleaner",
+    "storage.retention",
     "protocol.records.legacy",
     "protocol.records.convert",
     "protocol.records.xxh32",
