@@ -176,6 +176,10 @@ class Broker:
             self._metadata_cache = MetadataCache(self.node_id)
         return self._metadata_cache
 
+    @metadata_cache.setter
+    def metadata_cache(self, cache: MetadataCache) -> None:
+        self._metadata_cache = cache
+
     @property
     def group_coordinator(self) -> GroupCoordinator:
         """The group coordinator (consumer groups and committed offsets), imported and built at
