@@ -16,7 +16,7 @@ import struct
 import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 from broker.network.hosts import resolvable
 from protocol import api as papi
@@ -219,7 +219,9 @@ class KafkaAdmin:
             for address in candidates:
                 try:
                     host, port = address
-                    self._sock = socket.create_connection((resolvable(host), port), timeout=self.timeout)
+                    # A bytes host works (getaddrinfo takes one); typeshed lists only str.
+                    target = (cast(str, resolvable(host)), port)
+                    self._sock = socket.create_connection(target, timeout=self.timeout)
                 except OSError as exc:
                     failure = exc
                     continue
