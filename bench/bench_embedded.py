@@ -13,8 +13,8 @@ librdkafka's mock cluster. Prints figures, asserts nothing.
 4. **First consumer group**: subscribe() instead of assign(): FindCoordinator creates
    ``__consumer_offsets`` (1 partition in the embedded defaults), then JoinGroup / SyncGroup.
 5. **Leaks**: ``--cycles`` start / create topic / produce (Brook's codec) / stop cycles in one
-   process: threads, file descriptors and RSS before and after (after one warm-up cycle: the first
-   uvloop loop of a process opens libuv's one signal pipe for good).
+   process: threads, file descriptors and RSS before and after (after one warm-up cycle: what is
+   loaded at first use stays loaded).
 6. **librdkafka's mock cluster** (``test.mock.num.brokers=1``) in the same run: start (client
    creation to the first delivered record) and a workload (``--messages`` records of 100 bytes
    produced, then consumed) with confluent-kafka against the mock and against a warm embedded

@@ -16,8 +16,9 @@ import struct
 import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
+from broker.network.hosts import resolvable
 from protocol import api as papi
 from protocol.error_codes import ErrorCode
 from protocol.message import Message
@@ -217,7 +218,10 @@ class KafkaAdmin:
             failure: OSError | None = None
             for address in candidates:
                 try:
-                    self._sock = socket.create_connection(address, timeout=self.timeout)
+                    host, port = address
+                    # A bytes host works (getaddrinfo takes one); typeshed lists only str.
+                    target = (cast(str, resolvable(host)), port)
+                    self._sock = socket.create_connection(target, timeout=self.timeout)
                 except OSError as exc:
                     failure = exc
                     continue

@@ -15,12 +15,11 @@ from typing import TYPE_CHECKING, Any
 
 from broker.cluster.meta_properties import ensure_meta_properties, recorded_identity
 from broker.cluster.metadata import METADATA_FILE, BrokerEndpoint, ClusterMetadata, TopicInfo
-from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin
 from broker.config import BrokerConfig, ConfigError, topic_log_config
 from broker.config.unapplied import warn_unapplied
 from broker.disk import DiskWorkers
-from broker.group import GroupCoordinator
+from broker.group import OFFSETS_TOPIC
 from broker.handlers import api_versions, handlers_for
 from broker.handlers.base import RequestContext
 from broker.network.connection import Connection
@@ -35,8 +34,10 @@ from storage import FileSystem, LogConfig, LogManager, SystemClock
 
 if TYPE_CHECKING:
     # Cluster mode's modules load only in cluster mode (an embedded broker's start is its imports).
+    from broker.cluster.metadata_cache import MetadataCache
     from broker.cluster.zk_admin import ZkAdmin
     from broker.cluster.zk_mode import ZkCluster
+    from broker.group import GroupCoordinator
     from broker.replica.alter_partition import AlterPartitionManager
     from broker.replica.fetch_session_cache import FetchSessionCache
     from broker.replica.log_dir_mover import LogDirMover
@@ -115,7 +116,7 @@ class Broker:
         """The storage, metadata, replica manager and coordinators of broker ``node_id``."""
         config, cluster_mode = self.config, self.cluster_mode
         self.metadata = ClusterMetadata(self.log_dirs[0] / METADATA_FILE, self.cluster_id, self.fs)
-        self.metadata_cache = MetadataCache(self.node_id)
+        self._metadata_cache: MetadataCache | None = None
         self.log_manager = LogManager(
             self.log_dirs,
             config.log_config(),
@@ -156,8 +157,9 @@ class Broker:
                 raise ConfigError(str(exc)) from exc
         else:
             self.replica_manager.load()
-        # Group coordinator: consumer groups and committed offsets on __consumer_offsets.
-        self.group_coordinator = GroupCoordinator(self)
+        # Group coordinator on __consumer_offsets: built at first use (see group_coordinator).
+        self._group_coordinator: GroupCoordinator | None = None
+        self._serving = False
         if cluster_mode:
             # The coordinator follows the controller's leadership of __consumer_offsets.
             self.replica_manager.control.listeners.append(self.group_coordinator.store.on_leadership_change)
@@ -165,10 +167,45 @@ class Broker:
         self._txn_coordinator: TransactionCoordinator | None = None
         #: KIP-890 verification of transactional appends: built at the first one.
         self._txn_verifier: TxnVerifier | None = None
-        self._serving = False
         if cluster_mode:
             self.replica_manager.control.listeners.append(self._txn_leadership_change)
         self._built = True
+
+    @property
+    def metadata_cache(self) -> MetadataCache:
+        """Cluster mode's view of the cluster as the controller pushes it (UpdateMetadata), built
+        at first use: the embedded node answers from ``metadata`` and never loads it."""
+        if self._metadata_cache is None:
+            from broker.cluster.metadata_cache import MetadataCache
+
+            self._metadata_cache = MetadataCache(self.node_id)
+        return self._metadata_cache
+
+    @metadata_cache.setter
+    def metadata_cache(self, cache: MetadataCache) -> None:
+        self._metadata_cache = cache
+
+    @property
+    def group_coordinator(self) -> GroupCoordinator:
+        """The group coordinator (consumer groups and committed offsets), imported and built at
+        its first use: a group or offsets request, or a start that finds ``__consumer_offsets``
+        (cluster mode builds it with the broker). Most embedded brokers never see a group."""
+        if self._group_coordinator is None:
+            from broker.group import GroupCoordinator
+
+            self._group_coordinator = GroupCoordinator(self)
+            if self._serving:
+                self._group_coordinator.start()
+        return self._group_coordinator
+
+    @group_coordinator.setter
+    def group_coordinator(self, coordinator: GroupCoordinator) -> None:
+        self._group_coordinator = coordinator
+
+    @property
+    def built_group_coordinator(self) -> GroupCoordinator | None:
+        """The group coordinator if it was built, without building it."""
+        return self._group_coordinator
 
     @property
     def txn_coordinator(self) -> TransactionCoordinator:
@@ -395,7 +432,8 @@ class Broker:
             from broker.replica.fetcher import ReplicaFetcherManager
 
             self.replica_manager.control.fetchers = ReplicaFetcherManager.for_broker(self)
-        self.group_coordinator.start()
+        if self._group_coordinator is not None or self.metadata.topic(OFFSETS_TOPIC) is not None:
+            self.group_coordinator.start()  # loads the partitions this broker leads
         self._serving = True
         if self._txn_coordinator is not None or self.metadata.topic(TRANSACTION_STATE_TOPIC) is not None:
             self.txn_coordinator.start()  # loads the partitions this broker leads
@@ -505,7 +543,8 @@ class Broker:
         await self._stop_fetchers()
         if self.replica_manager.log_dir_mover is not None:
             await self.replica_manager.log_dir_mover.stop()
-        await self.group_coordinator.stop()
+        if self._group_coordinator is not None:
+            await self._group_coordinator.stop()
         if self._txn_coordinator is not None:
             await self._txn_coordinator.stop()
         if self._txn_verifier is not None:
@@ -536,8 +575,9 @@ class Broker:
         await self._stop_fetchers()
         if self.replica_manager.log_dir_mover is not None:
             await self.replica_manager.log_dir_mover.stop()
-        self.group_coordinator.active = False
-        self.group_coordinator.store.stop()
+        if self._group_coordinator is not None:
+            self._group_coordinator.active = False
+            self._group_coordinator.store.stop()
         if self._txn_coordinator is not None:
             await self._txn_coordinator.stop()
         if self._txn_verifier is not None:

@@ -91,16 +91,15 @@ def normalise_overrides(
 
 
 class _LoopThread:
-    """An event loop running in a thread of its own (uvloop when installed), and its teardown:
-    pending tasks cancelled, async generators and the default executor shut down, thread joined."""
+    """An event loop running in a thread of its own, and its teardown: pending tasks cancelled,
+    async generators and the default executor shut down, thread joined.
+
+    It is asyncio's own loop, not uvloop (which ``python -m broker`` uses): importing uvloop was
+    ~4 ms of a first start's ~130, and a test's traffic runs as fast on either (measured with
+    20,000 records through confluent-kafka: the same time and CPU within the noise)."""
 
     def __init__(self) -> None:
-        try:
-            import uvloop
-        except ImportError:
-            self.loop = asyncio.new_event_loop()
-        else:
-            self.loop = uvloop.new_event_loop()
+        self.loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name=THREAD_NAME, daemon=True)
         self._thread.start()
 

@@ -149,7 +149,8 @@ produce never does), never for ``flush.messages`` (see ``flush_needed``); trunca
 segments) but holds a log's lock only for short swaps.
 """
 
-from storage.cleaner import CleanerStats
+from typing import TYPE_CHECKING, Any
+
 from storage.clock import Clock, ManualClock, SystemClock
 from storage.config import LogConfig
 from storage.errors import (
@@ -172,6 +173,19 @@ from storage.leader_epoch import UNDEFINED_EPOCH, UNDEFINED_EPOCH_OFFSET, EpochE
 from storage.log import Log
 from storage.manager import LogManager
 from storage.results import AppendInfo, BatchPosition, FileSlice, OffsetAndTimestamp, ReadResult
+
+if TYPE_CHECKING:
+    from storage.cleaner import CleanerStats
+
+
+def __getattr__(name: str) -> Any:
+    # The cleaner loads at its first use (PEP 562): a broker's start does not need it.
+    if name == "CleanerStats":
+        from storage.cleaner import CleanerStats
+
+        return CleanerStats
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "UNDEFINED_EPOCH",

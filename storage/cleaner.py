@@ -60,6 +60,7 @@ from itertools import pairwise
 
 from protocol.exceptions import CorruptRecordError, EncodeError
 from protocol.records.batch import LOG_OVERHEAD, RECORD_BATCH_OVERHEAD, BatchHeader, read_header
+from storage.config import DEFAULT_CLEANER_MAX_MAP_ENTRIES
 from storage.errors import StorageCorruptionError, StorageError
 from storage.fast_dataclass import dataclass
 from storage.index import INT32_MAX
@@ -68,7 +69,7 @@ from storage.producer_state import marker_of_batch
 from storage.segment import CLEANED_SUFFIX, LogSegment
 from storage.txn_index import AbortedTxn, TransactionIndex
 
-DEFAULT_MAX_MAP_ENTRIES = 1_000_000
+DEFAULT_MAX_MAP_ENTRIES = DEFAULT_CLEANER_MAX_MAP_ENTRIES
 #: Logs a pass is running on (Kafka's LogCleanerManager "in progress" state): a second pass on
 #: the same log would write the same ``.cleaned`` files, so it does not start.
 _IN_PROGRESS: weakref.WeakSet[Log] = weakref.WeakSet()

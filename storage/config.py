@@ -24,6 +24,9 @@ LONG_MAX = (1 << 63) - 1
 
 CLEANUP_POLICIES = ("delete", "compact", "compact,delete")
 TIMESTAMP_TYPES = ("CreateTime", "LogAppendTime")
+#: The cleaner's offset map holds at most this many keys per pass (a log with more distinct keys
+#: is compacted over several passes).
+DEFAULT_CLEANER_MAX_MAP_ENTRIES = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)

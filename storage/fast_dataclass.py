@@ -5,14 +5,17 @@ frozen class) and builds an ``inspect.Signature`` for the docstring: about 0.6 t
 on the machines measured. Brook's broker and storage define about sixty, all created when a broker
 starts: a large part of an embedded broker's first start (``bench/bench_embedded.py``).
 
-Here one ``exec`` per class compiles ``__init__``, ``__eq__`` and ``__hash__`` together, and
-``__repr__`` and the frozen ``__setattr__`` / ``__delattr__`` are shared functions. The classes are
-the standard library's from outside: the same methods and semantics for the options Brook uses
-(``frozen``, ``slots``, ``eq``; ``field(default=, default_factory=, repr=, compare=)``;
-``__post_init__``; ``ClassVar`` annotations left out), ``__dataclass_fields__`` of real
-:class:`dataclasses.Field` objects, so :func:`dataclasses.fields`, :func:`dataclasses.replace`,
-:func:`dataclasses.asdict` and :func:`dataclasses.is_dataclass` work. Options outside that set
-raise ``TypeError`` rather than being ignored. Type checkers see the standard decorator.
+Here ``__init__`` is compiled once per shape (field count, which fields have default factories,
+frozen, ``__post_init__``) and each class gets that code with its own field names put in
+(``CodeType.replace``): about a third as many compilations as classes at a broker's start.
+``__eq__``, ``__hash__``, ``__repr__`` and the frozen ``__setattr__`` / ``__delattr__`` are
+shared functions. The classes are the standard library's from outside: the same methods and
+semantics for the options Brook uses (``frozen``, ``slots``, ``eq``; ``field(default=,
+default_factory=, repr=, compare=)``; ``__post_init__``; ``ClassVar`` annotations left out),
+``__dataclass_fields__`` of real :class:`dataclasses.Field` objects, so :func:`dataclasses.fields`,
+:func:`dataclasses.replace`, :func:`dataclasses.asdict` and :func:`dataclasses.is_dataclass` work.
+Options outside that set raise ``TypeError`` rather than being ignored. Type checkers see the
+standard decorator.
 
 ``tests/storage/test_fast_dataclass.py`` checks the equivalence against ``dataclasses`` on
 generated class shapes.
@@ -24,6 +27,7 @@ import dataclasses
 import operator
 import reprlib
 from collections.abc import Callable
+from types import CodeType, FunctionType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 __all__ = ["dataclass", "field"]
@@ -93,39 +97,59 @@ def _collect(cls: type) -> list[dataclasses.Field[Any]]:
     return list(fields.values())
 
 
-def _init_source(
-    fields: list[dataclasses.Field[Any]], *, frozen: bool, post_init: bool
-) -> tuple[str, dict[str, Any]]:
-    """``__init__``'s source, as dataclasses writes it, and the names it refers to."""
+#: Compiled ``__init__`` templates by shape: (field count, the positions of default factories,
+#: frozen, __post_init__). A default value is no code (it is in ``__defaults__``), so most classes
+#: of a shape share one compilation, and a class's own ``__init__`` is the template's code with its
+#: field names put in (``CodeType.replace``): no ``compile`` per class.
+_TEMPLATES: dict[tuple[int, tuple[int, ...], bool, bool], CodeType] = {}
+#: The template's placeholder for field ``i``; not a name any class uses.
+_PLACEHOLDER = "_fast_dataclass_field_{}"
+
+
+def _template(count: int, factories: tuple[int, ...], *, frozen: bool, post_init: bool) -> CodeType:
+    key = (count, factories, frozen, post_init)
+    code = _TEMPLATES.get(key)
+    if code is None:
+        names = [_PLACEHOLDER.format(i) for i in range(count)]
+        body = []
+        for i, name in enumerate(names):
+            value = f"__factory_{i}() if {name} is __factory_marker else {name}" if i in factories else name
+            if frozen:
+                body.append(f"    __object_setattr(self, {name!r}, {value})")
+            else:
+                body.append(f"    self.{name} = {value}")
+        if post_init:
+            body.append("    self.__post_init__()")
+        source = f"def __init__({', '.join(['self', *names])}):\n" + "\n".join(body or ["    pass"]) + "\n"
+        namespace: dict[str, Any] = {}
+        exec(source, {}, namespace)  # once per shape
+        code = namespace["__init__"].__code__
+        _TEMPLATES[key] = code
+    return code
+
+
+def _init_function(fields: list[dataclasses.Field[Any]], *, frozen: bool, post_init: bool) -> FunctionType:
+    """``__init__`` as dataclasses writes it (the same parameters, defaults and assignments)."""
     env: dict[str, Any] = {"__object_setattr": object.__setattr__, "__factory_marker": _FACTORY}
-    params: list[str] = []
-    body: list[str] = []
-    seen_default = False
-    for f in fields:
+    defaults: list[Any] = []
+    factories: list[int] = []
+    for i, f in enumerate(fields):
         if f.default is not _MISSING:
-            env[f"__default_{f.name}"] = f.default
-            params.append(f"{f.name}=__default_{f.name}")
-            seen_default = True
-            value = f.name
+            defaults.append(f.default)
         elif f.default_factory is not _MISSING:
-            env[f"__factory_{f.name}"] = f.default_factory
-            params.append(f"{f.name}=__factory_marker")
-            seen_default = True
-            value = f"__factory_{f.name}() if {f.name} is __factory_marker else {f.name}"
-        else:
-            if seen_default:
-                raise TypeError(f"non-default argument {f.name!r} follows default argument")
-            params.append(f.name)
-            value = f.name
-        if frozen:
-            body.append(f"    __object_setattr(self, {f.name!r}, {value})")
-        else:
-            body.append(f"    self.{f.name} = {value}")
-    if post_init:
-        body.append("    self.__post_init__()")
-    lines = [f"def __init__(self, {', '.join(params)}):" if params else "def __init__(self):"]
-    lines += body or ["    pass"]
-    return "\n".join(lines) + "\n", env
+            env[f"__factory_{i}"] = f.default_factory
+            defaults.append(_FACTORY)
+            factories.append(i)
+        elif defaults:
+            raise TypeError(f"non-default argument {f.name!r} follows default argument")
+    template = _template(len(fields), tuple(factories), frozen=frozen, post_init=post_init)
+    real = {_PLACEHOLDER.format(i): f.name for i, f in enumerate(fields)}
+    code = template.replace(
+        co_varnames=tuple(real.get(n, n) for n in template.co_varnames),
+        co_names=tuple(real.get(n, n) for n in template.co_names),
+        co_consts=tuple(real.get(c, c) if isinstance(c, str) else c for c in template.co_consts),
+    )
+    return FunctionType(code, env, "__init__", tuple(defaults) or None)
 
 
 class _FactoryMarker:
@@ -236,10 +260,7 @@ def _process(cls: type[_T], *, frozen: bool, slots: bool, eq: bool) -> type[_T]:
         cls = _with_slots(cls, fields)
     cls.__dataclass_fields__ = {f.name: f for f in fields}  # type: ignore[attr-defined]
     cls.__dataclass_params__ = _params(eq=eq, frozen=frozen, slots=slots)  # type: ignore[attr-defined]
-    source, env = _init_source(fields, frozen=frozen, post_init=hasattr(cls, "__post_init__"))
-    namespace: dict[str, Any] = {}
-    exec(source, env, namespace)  # the only compilation: __init__ keeps the speed of dataclasses'
-    _set(cls, "__init__", namespace["__init__"])
+    _set(cls, "__init__", _init_function(fields, frozen=frozen, post_init=hasattr(cls, "__post_init__")))
     _set(cls, "__repr__", _repr_for(tuple(f.name for f in fields if f.repr)))
     if eq:
         compared = _tuple_getter(tuple(f.name for f in fields if f.compare))

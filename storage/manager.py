@@ -52,6 +52,7 @@ import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from storage.checkpoint import (
     CLEANER_OFFSET_CHECKPOINT,
@@ -61,16 +62,18 @@ from storage.checkpoint import (
     CleanShutdownFile,
     OffsetCheckpointFile,
 )
-from storage.cleaner import DEFAULT_MAX_MAP_ENTRIES, Cleaner, CleanerStats, cleanable_range, should_clean
 from storage.clock import Clock, SystemClock
-from storage.config import LogConfig
+from storage.config import DEFAULT_CLEANER_MAX_MAP_ENTRIES, LogConfig
 from storage.deletion import FileDeleter
 from storage.errors import CheckpointFormatError, InconsistentTopicIdError, LogDirOfflineError, StorageError
 from storage.fs import FileSystem
 from storage.handles import HandleCache
 from storage.log import Background, Log, parse_partition_dir
 from storage.producer_state import DEFAULT_PRODUCER_ID_EXPIRATION_MS
-from storage.retention import delete_old_segments
+
+if TYPE_CHECKING:
+    # The cleaner loads at its first run (see LogManager.cleaner).
+    from storage.cleaner import Cleaner, CleanerStats
 
 _logger = logging.getLogger(__name__)
 
@@ -90,7 +93,7 @@ class LogManager:
         fs: FileSystem | None = None,
         topic_configs: Mapping[str, LogConfig] | None = None,
         max_open_files: int = 1024,
-        cleaner_max_map_entries: int = DEFAULT_MAX_MAP_ENTRIES,
+        cleaner_max_map_entries: int = DEFAULT_CLEANER_MAX_MAP_ENTRIES,
         background: Background | None = None,
         producer_id_expiration_ms: int = DEFAULT_PRODUCER_ID_EXPIRATION_MS,
     ) -> None:
@@ -102,7 +105,8 @@ class LogManager:
         self.fs = fs if fs is not None else FileSystem()
         self.handles = HandleCache(self.fs, max_open_files)
         self.deleter = FileDeleter(self.fs, self.clock)
-        self.cleaner = Cleaner(cleaner_max_map_entries)
+        self._cleaner_max_map_entries = cleaner_max_map_entries
+        self._cleaner: Cleaner | None = None
         #: producer.id.expiration.ms: producers idle this long are not restored from snapshots.
         self.producer_id_expiration_ms = producer_id_expiration_ms
         self._topic_configs = dict(topic_configs or {})
@@ -634,6 +638,8 @@ class LogManager:
     def run_retention_once(self) -> int:
         """Apply retention to every log and remove files whose deletion delay has passed.
         Returns the number of segments deleted."""
+        from storage.retention import delete_old_segments  # the first run is minutes after a start
+
         now = self.clock.milliseconds()
         deleted = 0
         for log_ in self.all_logs():
@@ -650,8 +656,24 @@ class LogManager:
             _logger.error("removing deleted log files failed: %s", exc)
         return deleted
 
+    @property
+    def cleaner(self) -> Cleaner:
+        """The compactor, imported and built at its first use (the first cleaner run, in a
+        worker thread): a start does not pay for it."""
+        cleaner = self._cleaner
+        if cleaner is None:
+            from storage.cleaner import Cleaner
+
+            with self._lock:
+                if self._cleaner is None:
+                    self._cleaner = Cleaner(self._cleaner_max_map_entries)
+                cleaner = self._cleaner
+        return cleaner
+
     def run_cleaner_once(self, max_logs: int | None = None) -> list[CleanerStats]:
         """Compact the logs that are due, dirtiest first (at most ``max_logs``)."""
+        from storage.cleaner import cleanable_range, should_clean
+
         now = self.clock.milliseconds()
         due: list[tuple[bool, float, TopicPartition, Log]] = []
         for log in self.all_logs():

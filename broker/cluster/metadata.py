@@ -140,6 +140,20 @@ class BrokerEndpoint:
     rack: str | None = None
 
 
+#: No leader (Kafka's LeaderAndIsr.NoLeader).
+NO_LEADER_ID = -1
+
+
+@dataclass(frozen=True, slots=True)
+class LeaderHint:
+    """The current leader of a partition as the metadata knows it (KIP-951); -1/-1/None if
+    unknown. Defined here rather than with the cluster mode's cache, which only cluster mode loads."""
+
+    leader_id: int = NO_LEADER_ID
+    leader_epoch: int = -1
+    endpoint: BrokerEndpoint | None = None
+
+
 class ClusterMetadata:
     """Topics and partition states, persisted as JSON (embedded mode)."""
 

@@ -15,7 +15,7 @@ import logging
 import uuid
 from collections.abc import Callable, Iterator
 
-from broker.cluster.metadata import INTERNAL_TOPICS, BrokerEndpoint
+from broker.cluster.metadata import INTERNAL_TOPICS, NO_LEADER_ID, BrokerEndpoint
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.metadata_response import MetadataResponsePartition
@@ -27,7 +27,6 @@ log = logging.getLogger(__name__)
 
 #: Kafka's LeaderAndIsr.LeaderDuringDelete: the controller's mark of a partition being deleted.
 LEADER_DURING_DELETE = -2
-NO_LEADER_ID = -1
 #: Kafka's SecurityProtocol ids; before UpdateMetadata v3 an endpoint's listener is named after
 #: its security protocol (ListenerName.forSecurityProtocol).
 SECURITY_PROTOCOL_NAMES = {0: "PLAINTEXT", 1: "SSL", 2: "SASL_PLAINTEXT", 3: "SASL_SSL"}
@@ -58,15 +57,6 @@ class CachedPartition:
     zk_version: int
     replicas: list[BrokerId]
     offline_replicas: list[BrokerId] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True)
-class LeaderHint:
-    """The current leader of a partition as the cache knows it (KIP-951); -1/-1/None if unknown."""
-
-    leader_id: int = NO_LEADER_ID
-    leader_epoch: int = -1
-    endpoint: BrokerEndpoint | None = None
 
 
 def flat_partition_states(

@@ -343,7 +343,10 @@ class TopicAdmin:
         detached = broker.replica_manager.detach_topic(name, len(info.partitions))
         broker.metadata.delete_topic(name)
         # Committed offsets of a deleted topic go with it (Kafka's handleDeletedPartitions).
-        broker.group_coordinator.offsets.on_partitions_deleted((name, i) for i in range(len(info.partitions)))
+        # (No coordinator built: no __consumer_offsets at start and no group since, so no offsets.)
+        coordinator = broker.built_group_coordinator
+        if coordinator is not None:
+            coordinator.offsets.on_partitions_deleted((name, i) for i in range(len(info.partitions)))
         log.info("deleted topic %s (id %s)", name, info.topic_id)
         return info, detached
 

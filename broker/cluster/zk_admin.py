@@ -37,13 +37,14 @@ from broker.cluster.controller.assignment import (
     assign_replicas_to_brokers,
     new_partitions_assignment,
 )
-from broker.cluster.metadata import INTERNAL_TOPICS, topic_name_error, unify_collision_chars
-from broker.cluster.metadata_cache import NO_LEADER_ID, MetadataCache
+from broker.cluster.metadata import INTERNAL_TOPICS, NO_LEADER_ID, topic_name_error, unify_collision_chars
+from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicAdmin, TopicError
 from broker.cluster.zk import data, paths
 from broker.cluster.zk.errors import ZkError
 from broker.config import ConfigError, topic_log_config, validate_topic_configs
-from broker.group.store import OFFSETS_TOPIC, offsets_topic_configs
+from broker.group import OFFSETS_TOPIC
+from broker.group.store import offsets_topic_configs
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.primitives import ZERO_UUID

@@ -10,7 +10,6 @@ tools that diff them against a real Kafka (``0.5``, ``1.7976931348623157E308``, 
 from __future__ import annotations
 
 import re
-from decimal import Decimal
 
 from .errors import ConfigError
 from .schema import (
@@ -103,6 +102,8 @@ def java_double_str(value: float) -> str:
     magnitude = abs(value)
     if 1e-3 <= magnitude < 1e7:
         return repr(value)  # Python's repr is plain (with ".0") in exactly this range
+    from decimal import Decimal  # rarely needed: not loaded with every start
+
     sign = "-" if value < 0 else ""
     _, digits, exponent = Decimal(repr(magnitude)).as_tuple()
     assert isinstance(exponent, int)

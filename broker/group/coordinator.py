@@ -33,12 +33,13 @@ import logging
 from collections.abc import Coroutine, Mapping
 from typing import TYPE_CHECKING, Any
 
+from broker.group import OFFSETS_TOPIC
 from broker.group.config import NEW_MEMBER_JOIN_TIMEOUT_MS, GroupConfig
 from broker.group.group import ClassicGroup
 from broker.group.member import JoinCallback, JoinResult, Member, Protocols, SyncResult
 from broker.group.records import group_metadata_key, group_metadata_value
 from broker.group.state import GroupState
-from broker.group.store import OFFSETS_TOPIC, OffsetsTopic, group_write_error
+from broker.group.store import OffsetsTopic, group_write_error
 from broker.group.timers import LoopScheduler, Scheduler, TimerHandle
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode

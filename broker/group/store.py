@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import TopicInfo
 from broker.cluster.topics import TopicError
+from broker.group import OFFSETS_TOPIC
 from broker.group.config import GroupConfig
 from broker.group.group import ClassicGroup
 from broker.group.hashing import partition_for
@@ -43,7 +44,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-OFFSETS_TOPIC = "__consumer_offsets"
 
 GroupHook = Callable[[ClassicGroup], None]
 Entries = Sequence[tuple[bytes, bytes | None]]

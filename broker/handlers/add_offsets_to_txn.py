@@ -7,7 +7,7 @@ errors as AddPartitionsToTxn's, PRODUCER_FENCED becoming INVALID_PRODUCER_EPOCH 
 
 from __future__ import annotations
 
-from broker.group.store import OFFSETS_TOPIC
+from broker.group import OFFSETS_TOPIC
 from broker.handlers.base import Handler, RequestContext
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode

@@ -73,7 +73,6 @@ from protocol.messages.fetch_response import (
     PartitionData,
 )
 from protocol.records import batch as rb
-from protocol.records import downconvert
 from protocol.records.compression import ZSTD
 from protocol.records.errors import UnsupportedCompressionError
 from storage import FileSlice, OffsetOutOfRangeError, StorageError
@@ -441,6 +440,8 @@ def _downconvert(data: FileSlice, magic: int, fetch_offset: int) -> bytes | Erro
     """Down-convert a slice for a v0-v3 fetch. zstd batches cannot be down-converted: as Kafka's
     lazy conversion, what comes before the first one is sent, and a fetch that starts at one gets
     UNSUPPORTED_COMPRESSION_TYPE (an empty answer would make the consumer ask again forever)."""
+    from protocol.records.convert import downconvert  # old clients only: loaded at first use
+
     try:
         raw = data.read()
     finally:

@@ -33,7 +33,6 @@ from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import INTERNAL_TOPICS, ZERO_UUID, TopicInfo, topic_name_error
-from broker.cluster.metadata_cache import MetadataCache
 from broker.cluster.topics import TopicError
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.manager import ReplicaManager
@@ -50,6 +49,7 @@ from protocol.messages.metadata_response import (
 
 if TYPE_CHECKING:
     # ZooKeeper mode only: kazoo and the ZooKeeper client load with it, never on the embedded node.
+    from broker.cluster.metadata_cache import MetadataCache
     from broker.cluster.zk_admin import ZkAdmin
 
 log = logging.getLogger(__name__)

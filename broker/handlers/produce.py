@@ -81,7 +81,7 @@ from protocol.messages.produce_response import (
     TopicProduceResponse,
 )
 from protocol.records import batch as rb
-from protocol.records import build_batch, decode_batch, upconvert_to_v2
+from protocol.records import build_batch, decode_batch
 from protocol.records.compression import GZIP, LZ4, NONE, SNAPPY, ZSTD
 from storage import (
     CorruptBatchError,
@@ -409,6 +409,8 @@ def _prepare(
             raise _Reject(
                 ErrorCode.INVALID_RECORD, "Produce requests with version 3 and above must have magic v2"
             )
+        from protocol.records.convert import upconvert_to_v2  # magic 0/1 only: loaded at first use
+
         try:
             view = memoryview(bytearray(upconvert_to_v2(view, now_ms=int(time.time() * 1000))))
         except DecodeError as exc:

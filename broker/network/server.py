@@ -17,6 +17,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from broker.network.connection import Connection
+from broker.network.hosts import resolvable
 from broker.network.quotas import ConnectionQuotas, normalise_ip
 from protocol import api as papi
 from protocol.message import Message
@@ -70,7 +71,9 @@ class Server:
         bound = []
         for address in addresses:
             host = address.host or "0.0.0.0"
-            infos = socket.getaddrinfo(host, address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+            infos = socket.getaddrinfo(
+                resolvable(host), address.port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+            )
             family, _, _, _, sockaddr = infos[0]
             sock = socket.socket(family, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -23,11 +23,11 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 
 from protocol.error_codes import ErrorCode
 from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
 from protocol.messages.fetch_response import FetchResponse, PartitionData
+from storage.fast_dataclass import dataclass, field
 
 NO_SESSION = 0
 INITIAL_EPOCH = 0

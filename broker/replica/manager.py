@@ -22,8 +22,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
-from broker.cluster.metadata import ClusterMetadata, PartitionState, TopicInfo
-from broker.cluster.metadata_cache import LeaderHint
+from broker.cluster.metadata import ClusterMetadata, LeaderHint, PartitionState, TopicInfo
 from broker.replica.control import (
     EPOCH_DURING_DELETE,
     NO_EPOCH,
@@ -34,7 +33,6 @@ from broker.replica.control import (
     ReplicaStop,
 )
 from broker.replica.partition import DEFAULT_MAX_LAG_MS, IsrSender, Partition
-from broker.replica.selector import ReplicaSelector, ReplicaView, preferred_read_replica
 from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from storage import (
@@ -50,6 +48,7 @@ from storage import (
 if TYPE_CHECKING:
     from broker.cluster.metadata_cache import MetadataCache
     from broker.replica.log_dir_mover import LogDirMover
+    from broker.replica.selector import ReplicaSelector
     from protocol.messages.write_txn_markers_request import WritableTxnMarker
     from protocol.messages.write_txn_markers_response import WritableTxnMarkerResult
 
@@ -183,6 +182,9 @@ class ReplicaManager:
         cache = self.metadata_cache
         if selector is None or leader_state is None or cache is None or not partition.is_leader:
             return -1
+        # Cluster mode with replica.selector.class only: not loaded by an embedded node.
+        from broker.replica.selector import ReplicaView, preferred_read_replica
+
         followers: list[ReplicaView] = []
         for broker_id, state in leader_state.followers.items():
             if broker_id not in leader_state.isr:

@@ -3,7 +3,13 @@
 Modules: :mod:`.batch` (zero-copy v2 header view, iteration, in-place patching), :mod:`.record`
 (record decode/encode, control records), :mod:`.compression` (codecs), :mod:`.legacy` (magic 0/1),
 :mod:`.convert` (up/down-conversion), :mod:`.errors`. Sans I/O; imports nothing from broker/storage.
+
+The magic 0/1 names (:mod:`.legacy`, :mod:`.convert`) are imported at their first use (PEP 562):
+most brokers never see a pre-0.11 client, and every start imports this package.
 """
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 from protocol.records.batch import (
     BatchHeader,
@@ -20,9 +26,7 @@ from protocol.records.batch import (
     set_partition_leader_epoch,
 )
 from protocol.records.compression import DEFAULT_MAX_UNCOMPRESSED_SIZE, GZIP, LZ4, NONE, SNAPPY, ZSTD
-from protocol.records.convert import downconvert, upconvert_to_v2
 from protocol.records.errors import InvalidRecordError, UnsupportedCompressionError
-from protocol.records.legacy import LegacyMessage, build_message_set, iter_legacy_messages
 from protocol.records.record import (
     ABORT,
     COMMIT,
@@ -37,6 +41,28 @@ from protocol.records.record import (
     record_offset,
     record_timestamp,
 )
+
+if TYPE_CHECKING:
+    from protocol.records.convert import downconvert, upconvert_to_v2
+    from protocol.records.legacy import LegacyMessage, build_message_set, iter_legacy_messages
+
+_LAZY_MODULE_OF = {
+    "downconvert": "convert",
+    "upconvert_to_v2": "convert",
+    "LegacyMessage": "legacy",
+    "build_message_set": "legacy",
+    "iter_legacy_messages": "legacy",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY_MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
 
 __all__ = [
     "ABORT",

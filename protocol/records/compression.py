@@ -33,7 +33,6 @@ import zlib
 from typing import Any, Final
 
 from protocol.exceptions import CorruptRecordError
-from protocol.records.xxh32 import xxh32
 
 Buffer = bytes | bytearray | memoryview
 
@@ -107,6 +106,8 @@ def _lz4_compress(data: Buffer, magic: int) -> bytes:
         store_size=False,
     )
     if magic == 0:
+        from protocol.records.xxh32 import xxh32
+
         # Without a content size the descriptor is FLG, BD and HC at bytes 4, 5 and 6.
         broken = (xxh32(frame[0:6]) >> 8) & 0xFF
         frame = frame[:6] + bytes((broken,)) + frame[7:]
@@ -219,6 +220,8 @@ def _lz4_decompress(data: Buffer, magic: int, max_size: int) -> bytes:
     if len(frame) <= descriptor_end:
         raise CorruptRecordError("LZ4 frame descriptor truncated")
     if magic == 0:
+        from protocol.records.xxh32 import xxh32
+
         # Kafka ignores the (historically wrong) header checksum of magic-0 frames: repair it.
         frame[descriptor_end] = (xxh32(frame[4:descriptor_end]) >> 8) & 0xFF
     d: Any = lz4.frame.LZ4FrameDecompressor()

@@ -9,8 +9,7 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from broker.group import partition_for
-from broker.group.store import OFFSETS_TOPIC
+from broker.group import OFFSETS_TOPIC, partition_for
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode as E
 from protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest

@@ -79,3 +79,37 @@ assert h.handlers_for(False)[12] is h.HANDLERS[12]
 
 def test_a_first_request_through_a_stand_in_loads_the_module_and_answers() -> None:
     run(FIRST_REQUEST)  # in a fresh process: nothing loaded before
+
+
+GROUP_MODULES_IN_SLICES = """
+import asyncio, sys
+from broker.handlers import find_coordinator
+
+async def main():
+    ticks = 0
+    stop = False
+
+    async def ticker():
+        nonlocal ticks
+        while not stop:
+            ticks += 1
+            await asyncio.sleep(0)
+
+    task = asyncio.ensure_future(ticker())
+    await asyncio.sleep(0)
+    missing = [m for m in find_coordinator._GROUP_MODULES if m not in sys.modules]
+    start = ticks
+    await find_coordinator._load_group_modules()
+    stop = True
+    await task
+    assert len(missing) >= 5, missing
+    assert all(m in sys.modules for m in find_coordinator._GROUP_MODULES)
+    # The loop ran other work between the modules: once per module at least.
+    assert ticks - start >= len(missing), (ticks - start, missing)
+
+asyncio.run(main())
+"""
+
+
+def test_the_first_group_lookup_imports_the_coordinator_in_slices() -> None:
+    run(GROUP_MODULES_IN_SLICES)

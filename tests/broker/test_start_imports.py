@@ -28,6 +28,22 @@ NOT_AT_START = (
     "broker.txn.coordinator",
     "protocol.messages.produce_request",
     "protocol.messages.fetch_response",
+    # the group coordinator (first group request, or a start that finds __consumer_offsets)
+    "broker.group.coordinator",
+    "broker.group.store",
+    # the cleaner (first cleaner run), magic 0/1 records (first old client), LZ4's xxh32
+    "storage.cleaner",
+    "storage.retention",
+    "protocol.records.legacy",
+    "protocol.records.convert",
+    "protocol.records.xxh32",
+    # cluster mode only
+    "broker.cluster.metadata_cache",
+    "broker.replica.selector",
+    "protocol.messages.update_metadata_request",
+    # the embedded broker runs asyncio's loop; decimal only renders rare doubles
+    "uvloop",
+    "decimal",
 )
 
 
@@ -54,3 +70,74 @@ def test_the_controller_package_exports_resolve_to_their_modules() -> None:
         module = importlib.import_module(f"broker.cluster.controller.{controller._MODULE_OF[name]}")
         assert getattr(controller, name) is getattr(module, name)
     assert not hasattr(controller, "NoSuchName")
+
+
+#: What an embedded broker that created a topic, took a record and served it back has not loaded.
+NOT_AFTER_PRODUCE_AND_FETCH = (
+    "broker.group.coordinator",
+    "storage.cleaner",
+    "broker.cluster.metadata_cache",
+    "broker.replica.selector",
+    "protocol.records.legacy",
+    "uvloop",
+    "encodings.idna",  # bound and connected with ASCII host names (broker.network.hosts)
+)
+
+SERVE_WITHOUT_GROUPS = f"""
+import sys, time
+import broker
+from broker.admin_client import KafkaAdmin
+from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+from protocol.messages.find_coordinator_request import FindCoordinatorRequest
+from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
+from protocol.records import Record, build_batch, decode_batch
+
+batch = bytes(build_batch([Record(0, 0, None, b"v")], base_timestamp=int(time.time() * 1000)))
+with broker.embedded() as b, KafkaAdmin(b.bootstrap_servers) as admin:
+    admin.create_topic("t")
+    data = [TopicProduceData("t", [PartitionProduceData(0, batch)])]
+    produced = admin._call(ProduceRequest(acks=1, timeout_ms=5000, topic_data=data), 9)
+    assert produced.responses[0].partition_responses[0].error_code == 0, produced
+    fetch = FetchRequest(
+        replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, isolation_level=0,
+        topics=[FetchTopic("t", partitions=[FetchPartition(0, fetch_offset=0, partition_max_bytes=1 << 20)])],
+    )
+    fetched = admin._call(fetch, 11)
+    header, records = decode_batch(fetched.responses[0].partitions[0].records)
+    assert [r.value for r in records] == [b"v"], fetched
+    loaded = [name for name in {NOT_AFTER_PRODUCE_AND_FETCH!r} if name in sys.modules]
+    assert loaded == [], loaded
+    assert b.call(lambda broker: broker.built_group_coordinator) is None
+    assert "__consumer_offsets" not in admin.list_topics(internal=True)
+
+    # A group lookup builds the coordinator (and, as in Kafka, creates __consumer_offsets).
+    found = admin._call(FindCoordinatorRequest(key="g"), 3)
+    assert found.error_code == 0, found
+    assert b.call(lambda broker: broker.built_group_coordinator.active)
+    assert "__consumer_offsets" in admin.list_topics(internal=True)
+"""
+
+
+def test_serving_produce_and_fetch_loads_no_group_coordinator_and_a_group_lookup_does() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", SERVE_WITHOUT_GROUPS],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr.decode()
+
+
+def test_a_restart_that_finds_consumer_offsets_builds_the_coordinator_at_start(tmp_path: Path) -> None:
+    import broker
+    from broker.admin_client import KafkaAdmin
+    from protocol.messages.find_coordinator_request import FindCoordinatorRequest
+
+    with broker.embedded(log_dirs=str(tmp_path)) as b:
+        assert b.call(lambda broker: broker.built_group_coordinator) is None
+        with KafkaAdmin(b.bootstrap_servers) as admin:
+            assert admin._call(FindCoordinatorRequest(key="g"), 3).error_code == 0
+        b.restart()
+        coordinator = b.call(lambda broker: broker.built_group_coordinator)
+        assert coordinator is not None and coordinator.active

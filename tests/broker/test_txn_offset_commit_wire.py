@@ -16,8 +16,7 @@ import pytest
 
 from broker.admin_client import KafkaAdmin
 from broker.embedding import EmbeddedBroker, embedded
-from broker.group import partition_for
-from broker.group.store import OFFSETS_TOPIC
+from broker.group import OFFSETS_TOPIC, partition_for
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.find_coordinator_request import FindCoordinatorRequest

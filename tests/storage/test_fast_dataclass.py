@@ -5,6 +5,7 @@ slots, eq, __post_init__) built both ways and compared instance by instance."""
 from __future__ import annotations
 
 import dataclasses
+import inspect
 from typing import Any, ClassVar
 
 import pytest
@@ -97,6 +98,11 @@ def describe(cls: type, args: tuple[Any, ...]) -> dict[str, Any]:
         "too_many": outcome(lambda: cls(*args, 1, 2, 3, 4, 5, 6, 7)),
         "too_few": outcome(lambda: cls()) if args else ("n/a", None),
         "unhashable_class": cls.__hash__ is None,
+        # Names, kinds and defaults (neither builds annotations the same way).
+        "signature": [(p.name, p.kind, repr(p.default)) for p in inspect.signature(cls).parameters.values()],
+        "by_keyword": outcome(lambda: repr(cls(**{f.name: v for f, v in zip(fields, args, strict=False)}))),
+        "twice": outcome(lambda: repr(cls(*args, **{f.name: 0 for f in fields[:1]}))),
+        "unknown_keyword": outcome(lambda: repr(cls(*args, no_such_field=1))),
     }
 
 
@@ -184,3 +190,24 @@ def test_an_exception_dataclass_with_slots() -> None:
         assert (error.code, error == Failure(3, "bad")) == (3, True)
         with pytest.raises(Failure):
             raise error
+
+
+def test_classes_of_one_shape_share_one_compiled_init() -> None:
+    """``__init__`` is compiled once per shape and renamed per class (no compile per class)."""
+
+    @fast_dataclass.dataclass(frozen=True, slots=True)
+    class First:
+        alpha: int
+        beta: str = "b"
+
+    @fast_dataclass.dataclass(frozen=True, slots=True)
+    class Second:
+        gamma: int
+        delta: str = "d"
+
+    first, second = First.__init__, Second.__init__  # type: ignore[misc]
+    assert first.__code__.co_code == second.__code__.co_code
+    assert first.__code__.co_varnames == ("self", "alpha", "beta")
+    assert second.__code__.co_varnames == ("self", "gamma", "delta")
+    assert (First(1).alpha, Second(2, delta="x").delta) == (1, "x")
+    assert not any(name.startswith("_fast_dataclass_field") for name in dir(Second(3)))
