@@ -13,7 +13,7 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from broker.network.connection import Connection
@@ -115,6 +115,19 @@ class Server:
         address = self._addresses.pop(conn, None)
         if address is not None:
             self.quotas.release(address)
+        if self._accept_paused and self._accepting and self.quotas.slot_available:
+            self._accept_paused = False
+            self._watch_listeners()
+
+    def set_connection_limits(
+        self, max_connections: int, max_per_ip: int, per_ip_overrides: Mapping[str, int] | None = None
+    ) -> None:
+        """Dynamic ``max.connections`` / ``max.connections.per.ip`` (and overrides): they apply to
+        the next connection accepted; existing ones stay, as in Kafka."""
+        self.quotas.max_connections = max_connections
+        self.quotas.max_per_ip = max_per_ip
+        if per_ip_overrides is not None:
+            self.quotas.per_ip_overrides = dict(per_ip_overrides)
         if self._accept_paused and self._accepting and self.quotas.slot_available:
             self._accept_paused = False
             self._watch_listeners()
