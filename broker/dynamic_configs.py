@@ -133,6 +133,8 @@ class DynamicConfigs:
         when it no longer checks (e.g. stored by a broker of another version)."""
         if entity not in (DEFAULT_ENTITY, str(self.broker.node_id)):
             return False
+        if dict(layer) == self.layer(entity):
+            return True  # e.g. the start-up read of an unchanged znode
         try:
             new = self.checked(entity, layer)
         except ConfigError as exc:

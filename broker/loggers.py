@@ -20,8 +20,6 @@ TRACE = 5
 ALL = 1
 OFF = logging.CRITICAL + 10
 
-logging.addLevelName(TRACE, "TRACE")
-
 #: log4j's level names and their Python levels.
 LEVELS: dict[str, int] = {
     "ALL": ALL,

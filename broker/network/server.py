@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, normalise_ip
+from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry
+from broker.request_log import enabled as request_log_enabled
 from protocol import api as papi
 from protocol.message import Message
 from storage.fast_dataclass import dataclass
@@ -25,6 +27,7 @@ from storage.fast_dataclass import dataclass
 if TYPE_CHECKING:
     from broker.handlers.base import Handler
 
+API_VERSIONS = 18
 log = logging.getLogger(__name__)
 
 
@@ -195,8 +198,27 @@ class Server:
             )
             conn.close(None)
             return
+        if api_key == API_VERSIONS and version >= 3:
+            # Kept for the request log's clientInformation, as Kafka's ClientInformation.
+            body = request.body
+            conn.client_software = (
+                body.client_software_name or UNKNOWN_SOFTWARE,
+                body.client_software_version or UNKNOWN_SOFTWARE,
+            )
         ctx = self.make_context(conn, request)
         slot = conn.new_slot(api_key, version, request.header.correlation_id, request.body)
+        if request_log_enabled():  # the request log's only cost when it is off
+            slot.log_entry = RequestLogEntry(
+                api_key,
+                request.api.name,
+                version,
+                request.header.correlation_id,
+                request.header.client_id,
+                request.body,
+                conn.connection_id,
+                conn.listener,
+                conn.client_software,
+            )
         try:
             result = handler.handle(ctx, request.body)
         except Exception as exc:
@@ -209,6 +231,8 @@ class Server:
             )
             conn.fail(slot, exc)
             return
+        if slot.log_entry is not None:
+            slot.log_entry.handler_returned()
         if result is None or isinstance(result, Message):
             conn.complete(slot, result)
         else:
