@@ -120,6 +120,7 @@ class Broker:
             # The dynamic configs stored in the metadata document apply before the logs load;
             # in ZooKeeper mode they come from /config/brokers once connected.
             self.config = self.dynamic_configs.load(self.metadata.broker_configs)
+            self.disk.resize(self.config.background_threads)
         config, cluster_mode = self.config, self.cluster_mode
         self.metadata_cache = MetadataCache(self.node_id)
         self.log_manager = LogManager(
@@ -214,9 +215,12 @@ class Broker:
     def reconfigure(self, config: BrokerConfig) -> None:
         """Make ``config`` (a dynamic change, checked) the broker's configuration, without a
         restart: the topic defaults of every log (``log.*`` and the other broker synonyms of topic
-        configs, for topics not overriding them), the connection limits, and every setting read
-        when used (e.g. ``producer.id.expiration.ms``)."""
+        configs, for topics not overriding them), the connection limits, the disk workers
+        (``background.threads``), and every setting read when used (e.g.
+        ``producer.id.expiration.ms``)."""
         self.config = config
+        if isinstance(self.disk, DiskWorkers):
+            self.disk.resize(config.background_threads)
         if not self._built:
             return
         self.log_manager.default_config = config.log_config()

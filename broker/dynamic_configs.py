@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from broker.cluster.topics import TopicError
 from broker.config import BROKER_CONFIGS, BrokerConfig, ConfigError, ConfigSource, ConfigType
-from broker.config.dynamic import ALL_DYNAMIC
+from broker.config.dynamic import ALL_DYNAMIC, LOG_RECONFIGURABLE
 from protocol.error_codes import ErrorCode
 
 if TYPE_CHECKING:
@@ -47,6 +47,18 @@ PASSWORD_CONFIGS = (
     *sorted(n for n in ALL_DYNAMIC if n in BROKER_CONFIGS and BROKER_CONFIGS[n].type is ConfigType.PASSWORD),
     "sasl.jaas.config",
 )
+
+
+#: The dynamic configs Brook acts on when they change: the topic defaults (the broker synonyms of
+#: topic configs, applied to every log without an override), the connection limits, the disk
+#: workers, and what is read at each use.
+ACTED_ON = LOG_RECONFIGURABLE | {
+    "max.connections",
+    "max.connections.per.ip",
+    "max.connections.per.ip.overrides",
+    "background.threads",
+    "producer.id.expiration.ms",
+}
 
 
 def is_password_config(name: str) -> bool:
@@ -146,6 +158,12 @@ class DynamicConfigs:
             {n: ("[hidden]" if is_password_config(n) else v) for n, v in layer.items()},
         )
         self.broker.reconfigure(new)
+        ignored = sorted(n for n in layer if n not in ACTED_ON)
+        if ignored:
+            log.warning(
+                "These dynamic broker configs are stored and described but have no effect in Brook: %s",
+                ", ".join(ignored),
+            )
         return True
 
     def load(self, stored: Mapping[str, Mapping[str, str]]) -> BrokerConfig:

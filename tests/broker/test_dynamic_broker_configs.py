@@ -4,6 +4,9 @@ logs without overrides, DescribeConfigs sources and synonyms, persistence across
 
 from __future__ import annotations
 
+import asyncio
+import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -207,5 +210,37 @@ def test_precedence(tmp_path_factory: pytest.TempPathFactory, default, per_broke
             assert alter(call, "0", {"log.retention.ms": str(per_broker)}).error_code == 0
         expected = next(v for v in (per_broker, default, static, 7 * 24 * 3600 * 1000) if v is not None)
         assert broker.log_manager.default_config.retention_ms == expected
+    finally:
+        broker.log_manager.close()
+
+
+def test_background_threads_resize_the_disk_workers(call: Caller) -> None:
+    disk = call.broker.disk
+    assert alter(call, "", {"background.threads": "3"}).error_code == 0
+    assert disk.threads == 3
+    assert asyncio.run(disk.run(threading.current_thread)).name.startswith("brook-disk")
+
+
+def test_stored_dynamic_config_that_no_longer_checks_is_skipped(tmp_path: Path) -> None:
+    """A layer stored by hand (or by another version) that fails the checks is logged and
+    skipped at start; the broker starts with its static configs."""
+    data = tmp_path / "data"
+    make_broker(data).log_manager.close()
+    doc = (
+        json.loads((data / "brook-metadata.json").read_text())
+        if (data / "brook-metadata.json").exists()
+        else {}
+    )
+    doc.setdefault("version", 1)
+    doc.setdefault("topics", {})
+    doc["broker_configs"] = {
+        "<default>": {"log.retention.ms": "not a number"},
+        "0": {"log.segment.bytes": "2000000"},
+    }
+    (data / "brook-metadata.json").write_text(json.dumps(doc))
+    broker = make_broker(data)
+    try:
+        assert broker.config.source("log.retention.ms") is ConfigSource.DEFAULT_CONFIG
+        assert broker.config.log_segment_bytes == 2000000
     finally:
         broker.log_manager.close()
