@@ -154,8 +154,9 @@ def _apply_operations(
             except ConfigError as exc:
                 raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from None
             if not listed:
+                verb = "append" if op == OP_APPEND else "subtract"
                 raise TopicError(
-                    ErrorCode.INVALID_CONFIG, f"Config value append is not allowed for config key: {name}"
+                    ErrorCode.INVALID_CONFIG, f"Config value {verb} is not allowed for config key: {name}"
                 )
             current_text = configs.get(name)
             if current_text is None:

@@ -18,8 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, normalise_ip
-from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry
-from broker.request_log import enabled as request_log_enabled
+from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry, request_logger
 from protocol import api as papi
 from protocol.message import Message
 from storage.fast_dataclass import dataclass
@@ -207,7 +206,7 @@ class Server:
             )
         ctx = self.make_context(conn, request)
         slot = conn.new_slot(api_key, version, request.header.correlation_id, request.body)
-        if request_log_enabled():  # the request log's only cost when it is off
+        if request_logger.isEnabledFor(logging.DEBUG):  # the request log's only cost when it is off
             slot.log_entry = RequestLogEntry(
                 api_key,
                 request.api.name,

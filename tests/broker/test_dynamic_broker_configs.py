@@ -156,6 +156,13 @@ def test_incremental_list_operations(call: Caller) -> None:
         ErrorCode.INVALID_CONFIG,
         "Config value append is not allowed for config key: log.retention.ms",
     )
+    out = incremental(call, "", ("log.retention.ms", SUBTRACT, "5"))
+    assert out.error_message == "Config value subtract is not allowed for config key: log.retention.ms"
+    out = incremental(call, "", ("no.such.key", APPEND, "5"))
+    assert (out.error_code, out.error_message) == (
+        ErrorCode.INVALID_CONFIG,
+        "Unknown config name: no.such.key",
+    )
 
 
 def test_message_max_bytes_refuses_a_larger_batch(call: Caller) -> None:
