@@ -135,10 +135,14 @@ class DynamicConfigs:
 
     def checked(self, entity: str, layer: Mapping[str, str]) -> BrokerConfig:
         """The broker's configuration with ``layer`` in place of ``entity``'s (ConfigError if
-        Kafka would refuse it)."""
+        Kafka would refuse it, including the topic defaults the logs would get, as Kafka's
+        DynamicLogConfig.validateReconfiguration)."""
         if entity == DEFAULT_ENTITY:
-            return self.config.with_dynamic(cluster_default=layer)
-        return self.config.with_dynamic(per_broker=layer)
+            new = self.config.with_dynamic(cluster_default=layer)
+        else:
+            new = self.config.with_dynamic(per_broker=layer)
+        new.log_config()
+        return new
 
     def apply(self, entity: str, layer: Mapping[str, str]) -> bool:
         """Make ``layer`` the current one of ``entity`` and reconfigure the broker; False (logged)
