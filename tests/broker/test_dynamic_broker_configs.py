@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import socket
+import struct
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -251,3 +254,38 @@ def test_stored_dynamic_config_that_no_longer_checks_is_skipped(tmp_path: Path) 
         assert broker.config.log_segment_bytes == 2000000
     finally:
         broker.log_manager.close()
+
+
+def test_max_connections_per_ip_applies_to_the_next_connection(tmp_path: Path) -> None:
+    """On a serving broker: once max.connections.per.ip=1 is set through the only connection, a
+    second connection from the same address is closed at once; the first stays."""
+    from broker.embedding import EmbeddedBroker
+    from protocol import api as papi
+
+    def call(sock: socket.socket, request: Any, version: int, correlation: int) -> Any:
+        sock.sendall(papi.encode_request(request, version, correlation, "test"))
+        (size,) = struct.unpack(">i", _recv_exact(sock, 4))
+        got, body = papi.decode_response(_recv_exact(sock, size), request.API_KEY, version)
+        assert got == correlation
+        return body
+
+    with (
+        EmbeddedBroker({"log.dirs": str(tmp_path / "data")}) as broker,
+        socket.create_connection((broker.host, broker.port), timeout=10) as first,
+    ):
+        resource = AlterConfigsResource(BROKER, "", [AlterableConfig("max.connections.per.ip", "1")])
+        (result,) = call(first, AlterConfigsRequest([resource], False), 2, 1).responses
+        assert result.error_code == 0, result
+        with socket.create_connection((broker.host, broker.port), timeout=10) as second:
+            assert second.recv(1) == b""  # accepted and closed: over the limit
+        described = call(first, DescribeConfigsRequest([DescribeConfigsResource(BROKER, "", None)]), 4, 2)
+        assert [(c.name, c.value) for c in described.results[0].configs] == [("max.connections.per.ip", "1")]
+
+
+def _recv_exact(sock: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = sock.recv(n - len(buf))
+        assert chunk, "connection closed"
+        buf += chunk
+    return buf
