@@ -118,7 +118,7 @@ class Broker:
         self.metadata = ClusterMetadata(self.log_dirs[0] / METADATA_FILE, self.cluster_id, self.fs)
         if not self.zk_mode:
             # The dynamic configs stored in the metadata document apply before the logs load;
-            # in ZooKeeper mode they come from /config/brokers once connected.
+            # in ZooKeeper mode they come from /config/brokers once connected, before serving.
             self.config = self.dynamic_configs.load(self.metadata.broker_configs)
             self.disk.resize(self.config.background_threads)
         config, cluster_mode = self.config, self.cluster_mode
@@ -349,6 +349,8 @@ class Broker:
         if self.zk_mode:
             await self._join_zookeeper()
         try:
+            if self.zk_cluster is not None:
+                await self._load_dynamic_configs()
             await self._start_serving(freeze_gc)
             if self.log_manager.future_logs():
                 # Moves between log dirs that a stop interrupted go on (cluster mode: once a
@@ -363,6 +365,21 @@ class Broker:
             if self.zk_cluster is not None:
                 await self.zk_cluster.close()
             raise
+
+    async def _load_dynamic_configs(self) -> None:
+        """ZooKeeper mode, before serving: this broker's and the cluster's dynamic configs from
+        ``/config/brokers`` (Kafka's DynamicBrokerConfig.initialize); changes come later through
+        the config change notifications."""
+        assert self.zk_cluster is not None
+        from broker.dynamic_configs import BROKER_ENTITY_TYPE, DEFAULT_ENTITY
+
+        zk = self.zk_cluster.zk
+        stored = {
+            entity: await zk.get_entity_config(BROKER_ENTITY_TYPE, entity)
+            for entity in (DEFAULT_ENTITY, str(self.node_id))
+        }
+        if any(stored.values()):
+            self.reconfigure(self.dynamic_configs.load(stored))
 
     def log_dir_mover(self) -> LogDirMover:
         """The mover of replicas between log dirs (AlterReplicaLogDirs), made at first use."""
