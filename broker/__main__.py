@@ -29,13 +29,29 @@ from pathlib import Path
 from broker.config import BrokerConfig, ConfigError, load_config
 
 
+class KafkaFormatter(logging.Formatter):
+    """Kafka's log4j layout ``[%d] %p %m (%c)%n``: ``[2026-12-03 10:15:00,123] INFO message
+    (logger.name)``, with log4j's level names (WARN, FATAL, TRACE)."""
+
+    def __init__(self) -> None:
+        super().__init__("[%(asctime)s] %(levelname)s %(message)s (%(name)s)")
+
+    def format(self, record: logging.LogRecord) -> str:
+        from broker.loggers import level_name
+
+        record.levelname = level_name(record.levelno)
+        return super().format(record)
+
+
 def _setup_logging() -> None:
+    """The server's logging (only ``python -m broker``: an embedded broker leaves the host's
+    logging alone). ``kafka.request.logger`` starts at WARN, as in Kafka's log4j.properties;
+    BROKER_LOGGER alters switch it to DEBUG at run time."""
     level = os.environ.get("BROOK_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(
-        level=getattr(logging, level, logging.INFO),
-        format="[%(asctime)s] %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KafkaFormatter())
+    logging.basicConfig(level=getattr(logging, level, logging.INFO), handlers=[handler])
+    logging.getLogger("kafka.request.logger").setLevel(logging.WARNING)
 
 
 def _parse(argv: list[str]) -> argparse.Namespace:

@@ -19,6 +19,7 @@ from broker.cluster.topics import TopicAdmin
 from broker.config import BrokerConfig, ConfigError, topic_log_config
 from broker.config.unapplied import warn_unapplied
 from broker.disk import DiskWorkers
+from broker.dynamic_configs import DynamicConfigs
 from broker.group import OFFSETS_TOPIC
 from broker.handlers import api_versions, handlers_for
 from broker.handlers.base import RequestContext
@@ -93,6 +94,8 @@ class Broker:
         self._built = False
         #: The leader's fetch sessions (KIP-227), made by the Fetch handler at its first request.
         self.fetch_sessions: FetchSessionCache | None = None
+        #: Dynamic broker configs (AlterConfigs on BROKER resources).
+        self.dynamic_configs = DynamicConfigs(self)
 
         self.log_dirs = [Path(d) for d in config.log_dirs]
         for d in self.log_dirs:
@@ -114,8 +117,13 @@ class Broker:
 
     def _build(self) -> None:
         """The storage, metadata, replica manager and coordinators of broker ``node_id``."""
-        config, cluster_mode = self.config, self.cluster_mode
         self.metadata = ClusterMetadata(self.log_dirs[0] / METADATA_FILE, self.cluster_id, self.fs)
+        if not self.zk_mode:
+            # The dynamic configs stored in the metadata document apply before the logs load;
+            # in ZooKeeper mode they come from /config/brokers once connected, before serving.
+            self.config = self.dynamic_configs.load(self.metadata.broker_configs)
+            self.disk.resize(self.config.background_threads)
+        config, cluster_mode = self.config, self.cluster_mode
         self._metadata_cache: MetadataCache | None = None
         self.log_manager = LogManager(
             self.log_dirs,
@@ -249,6 +257,47 @@ class Broker:
     def log_config_for(self, info: TopicInfo) -> LogConfig:
         return topic_log_config(self.config, info.configs)
 
+    def _topic_overrides(self, topic: str) -> Mapping[str, str]:
+        if self._zk_admin is not None:
+            return self._zk_admin.topic_overrides.get(topic, {})
+        info = self.metadata.topic(topic)
+        return {} if info is None else info.configs
+
+    def reconfigure(self, config: BrokerConfig) -> None:
+        """Make ``config`` (a dynamic change, checked) the broker's configuration, without a
+        restart: the topic defaults of every log (``log.*`` and the other broker synonyms of topic
+        configs, for topics not overriding them), the connection limits, the disk workers
+        (``background.threads``), and every setting read when used (e.g.
+        ``producer.id.expiration.ms``)."""
+        self.config = config
+        if isinstance(self.disk, DiskWorkers):
+            self.disk.resize(config.background_threads)
+        if not self._built:
+            return
+        self.log_manager.default_config = config.log_config()
+        by_topic: dict[str, LogConfig] = {}
+        for local in (*self.log_manager.all_logs(), *self.log_manager.future_logs()):
+            topic_config = by_topic.get(local.topic)
+            if topic_config is None:
+                try:
+                    topic_config = topic_log_config(config, self._topic_overrides(local.topic))
+                except ConfigError as exc:
+                    log.error("topic %s keeps its config: %s", local.topic, exc)
+                    continue
+                by_topic[local.topic] = topic_config
+            local.update_config(topic_config)
+        if self.server is not None and self.loop is not None:
+            self.server.set_connection_limits(config.max_connections, config.max_connections_per_ip)
+            # Host names in the overrides resolve without blocking the loop.
+            task = self.loop.create_task(self._update_per_ip_overrides(config))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _update_per_ip_overrides(self, config: BrokerConfig) -> None:
+        assert self.loop is not None and self.server is not None
+        overrides = await resolve_overrides(self.loop, config.max_connections_per_ip_overrides)
+        self.server.set_connection_limits(config.max_connections, config.max_connections_per_ip, overrides)
+
     @property
     def zk_admin(self) -> ZkAdmin | None:
         """ZooKeeper mode's topic and config administration (None without ``zk_cluster``)."""
@@ -351,6 +400,8 @@ class Broker:
         if self.zk_mode:
             await self._join_zookeeper()
         try:
+            if self.zk_cluster is not None:
+                await self._load_dynamic_configs()
             await self._start_serving(freeze_gc)
             if self.log_manager.future_logs():
                 # Moves between log dirs that a stop interrupted go on (cluster mode: once a
@@ -365,6 +416,21 @@ class Broker:
             if self.zk_cluster is not None:
                 await self.zk_cluster.close()
             raise
+
+    async def _load_dynamic_configs(self) -> None:
+        """ZooKeeper mode, before serving: this broker's and the cluster's dynamic configs from
+        ``/config/brokers`` (Kafka's DynamicBrokerConfig.initialize); changes come later through
+        the config change notifications."""
+        assert self.zk_cluster is not None
+        from broker.dynamic_configs import BROKER_ENTITY_TYPE, DEFAULT_ENTITY
+
+        zk = self.zk_cluster.zk
+        stored = {
+            entity: await zk.get_entity_config(BROKER_ENTITY_TYPE, entity)
+            for entity in (DEFAULT_ENTITY, str(self.node_id))
+        }
+        if any(stored.values()):
+            self.reconfigure(self.dynamic_configs.load(stored))
 
     def log_dir_mover(self) -> LogDirMover:
         """The mover of replicas between log dirs (AlterReplicaLogDirs), made at first use."""

@@ -27,7 +27,22 @@ class DiskWorkers:
     def __init__(self, threads: int) -> None:
         self.threads = max(1, threads)
         self._pool = ThreadPoolExecutor(max_workers=self.threads, thread_name_prefix=THREAD_PREFIX)
+        #: Pools replaced by :meth:`resize`, finishing the work they had (joined at shutdown).
+        self._retired: list[ThreadPoolExecutor] = []
         self._closed = False
+
+    def resize(self, threads: int) -> None:
+        """A dynamic ``background.threads``: new work goes to a pool of that size; the old pool
+        finishes what it was given and its threads end (Kafka's DynamicThreadPool resizes its
+        scheduler the same way: work in progress is not interrupted)."""
+        threads = max(1, threads)
+        if threads == self.threads or self._closed:
+            return
+        old = self._pool
+        self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix=THREAD_PREFIX)
+        self.threads = threads
+        old.shutdown(wait=False)
+        self._retired.append(old)
 
     def background(self, work: Callable[[], None]) -> None:
         """Run ``work`` in a worker; nobody waits for it, so a failure is logged. Dropped after
@@ -49,7 +64,8 @@ class DiskWorkers:
         """Wait for queued work to finish (or, with ``cancel_pending``, only for the work already
         running: a crash emulation), then stop the threads."""
         self._closed = True
-        self._pool.shutdown(wait=True, cancel_futures=cancel_pending)
+        for pool in (*self._retired, self._pool):
+            pool.shutdown(wait=True, cancel_futures=cancel_pending)
 
 
 def _log_failure(future: Future[None]) -> None:

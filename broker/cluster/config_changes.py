@@ -1,13 +1,15 @@
-"""Topic config changes from ZooKeeper, as Kafka's ZkConfigManager and its
+"""Topic and broker config changes from ZooKeeper, as Kafka's ZkConfigManager and its
 ZkNodeChangeNotificationListener on ``/config/changes``.
 
 Every broker runs one :class:`ConfigChangeWatcher`. At start it applies every topic's
-``/config/topics/<t>``, then it watches ``/config/changes``: each ``config_change_<seq>`` newer
-than the last one processed names an entity (``topics/<t>``), whose config is read and applied, in
-sequence order. After each pass, notifications older than ``change_expiration_ms`` (Kafka: 15
-minutes) are deleted. The watch and a new session (watches die with an expired one) both trigger a
-pass; passes never overlap. Entities other than topics (brokers, clients, users) are skipped: Brook
-has no dynamic broker or quota configs yet.
+``/config/topics/<t>`` and its own dynamic broker configs (``/config/brokers/<default>``, then
+``/config/brokers/<id>``), then it watches ``/config/changes``: each ``config_change_<seq>`` newer
+than the last one processed names an entity (``topics/<t>``, ``brokers/<id>``), whose config is
+read and applied, in sequence order; a broker entity applies only to that broker (``<default>`` to
+all), as Kafka's BrokerConfigHandler. After each pass, notifications older than
+``change_expiration_ms`` (Kafka: 15 minutes) are deleted. The watch and a new session (watches die
+with an expired one) both trigger a pass; passes never overlap. Other entities (clients, users)
+are skipped: Brook has no quota configs yet.
 
 Everything runs on the event loop: kazoo's watch callbacks are handed to it by KafkaZkClient.
 """
@@ -32,8 +34,12 @@ log = logging.getLogger(__name__)
 CHANGE_EXPIRATION_MS = 15 * 60 * 1000
 TOPIC_CONFIG_TYPE = "topics"
 TOPICS_PREFIX = f"{TOPIC_CONFIG_TYPE}/"
+BROKER_CONFIG_TYPE = "brokers"
+BROKERS_PREFIX = f"{BROKER_CONFIG_TYPE}/"
 
 TopicConfigApplier = Callable[[str, Mapping[str, str]], None]
+#: (broker entity: an id or ``<default>``, its dynamic configs).
+BrokerConfigApplier = Callable[[str, Mapping[str, str]], object]
 
 
 def sequence_of(name: str) -> int | None:
@@ -52,11 +58,16 @@ class ConfigChangeWatcher:
         zk: KafkaZkClient,
         apply: TopicConfigApplier,
         *,
+        apply_broker: BrokerConfigApplier | None = None,
+        broker_entities: tuple[str, ...] = (),
         change_expiration_ms: int = CHANGE_EXPIRATION_MS,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
         self.zk = zk
         self.apply = apply
+        self.apply_broker = apply_broker
+        #: The broker entities this broker follows, in the order they apply at start.
+        self.broker_entities = broker_entities
         self.change_expiration_ms = change_expiration_ms
         self.now_ms = now_ms
         #: Kafka's lastExecutedChange: the sequence of the last notification processed.
@@ -74,6 +85,8 @@ class ConfigChangeWatcher:
         configs = await asyncio.gather(*(self.zk.get_entity_config(TOPIC_CONFIG_TYPE, t) for t in topics))
         for topic, config in zip(topics, configs, strict=True):
             self._apply(topic, config)
+        for entity in self.broker_entities:
+            await self._broker_changed(entity)
         # As Kafka at start: every pending notification is processed too (re-applying is
         # harmless), which also purges the expired ones.
         await self._run_pass()
@@ -143,11 +156,25 @@ class ConfigChangeWatcher:
                 await self.zk.delete(path)  # False when another broker purged it first
 
     async def _entity_changed(self, entity: str) -> None:
+        if entity.startswith(BROKERS_PREFIX):
+            name = entity[len(BROKERS_PREFIX) :]
+            if name in self.broker_entities:
+                await self._broker_changed(name)
+            return
         if not entity.startswith(TOPICS_PREFIX):
             log.debug("config change of %s: no dynamic configs of that kind in Brook", entity)
             return
         topic = entity[len(TOPICS_PREFIX) :]
         self._apply(topic, await self.zk.get_entity_config(TOPIC_CONFIG_TYPE, topic))
+
+    async def _broker_changed(self, entity: str) -> None:
+        if self.apply_broker is None:
+            return
+        config = await self.zk.get_entity_config(BROKER_CONFIG_TYPE, entity)
+        try:
+            self.apply_broker(entity, config)
+        except Exception:
+            log.exception("applying the dynamic config of broker entity %s failed", entity)
 
     def _apply(self, topic: str, config: Mapping[str, str]) -> None:
         try:

@@ -164,6 +164,8 @@ class ClusterMetadata:
         self.topics: dict[str, TopicInfo] = {}
         self.by_id: dict[uuid.UUID, TopicInfo] = {}
         self.next_producer_id = 0
+        #: Dynamic broker configs by entity (a broker id or ``<default>``), as ``/config/brokers``.
+        self.broker_configs: dict[str, dict[str, str]] = {}
         #: Bumped by every change; a write of an older snapshot than the last written is skipped.
         self._generation = 0
         self._written_generation = -1
@@ -181,6 +183,8 @@ class ClusterMetadata:
             info = TopicInfo.from_json(name, topic)
             self.topics[name] = info
             self.by_id[info.topic_id] = info
+        for entity, configs in raw.get("broker_configs", {}).items():
+            self.broker_configs[str(entity)] = {str(k): str(v) for k, v in configs.items()}
 
     def snapshot(self) -> tuple[int, dict[str, Any]]:
         """The document as it is now, as fresh dicts and lists (shared with nothing live), for
@@ -193,6 +197,8 @@ class ClusterMetadata:
             "next_producer_id": self.next_producer_id,
             "topics": {name: info.to_json() for name, info in sorted(self.topics.items())},
         }
+        if self.broker_configs:
+            doc["broker_configs"] = {e: dict(c) for e, c in sorted(self.broker_configs.items())}
         return self._generation, doc
 
     def write(self, snapshot: tuple[int, dict[str, Any]]) -> None:
@@ -293,6 +299,14 @@ class ClusterMetadata:
 
     def set_topic_configs(self, name: str, configs: Mapping[str, str]) -> None:
         self.topics[name].configs = dict(configs)
+        self._changed()
+
+    def set_broker_configs(self, entity: str, configs: Mapping[str, str]) -> None:
+        """Replace the dynamic configs of a broker id or ``<default>`` (empty removes them)."""
+        if configs:
+            self.broker_configs[entity] = dict(configs)
+        else:
+            self.broker_configs.pop(entity, None)
         self._changed()
 
     def allocate_producer_ids(self, count: int) -> tuple[int, int]:

@@ -145,7 +145,14 @@ class ZkAdmin:
         """Start following topic configs in ZooKeeper (ZkConfigManager): every stored topic
         config is applied to the local logs, then each change notification."""
         if self.config_watcher is None:
-            self.config_watcher = ConfigChangeWatcher(self.zk, self.apply_topic_config)
+            from broker.dynamic_configs import DEFAULT_ENTITY
+
+            self.config_watcher = ConfigChangeWatcher(
+                self.zk,
+                self.apply_topic_config,
+                apply_broker=self.broker.dynamic_configs.apply,
+                broker_entities=(DEFAULT_ENTITY, str(self.broker.node_id)),
+            )
             await self.config_watcher.start()
 
     def stop(self) -> None:

@@ -445,20 +445,27 @@ def _with_id_synonyms(static: dict[str, str]) -> dict[str, str]:
     return static
 
 
+def _scala_set(names: list[str]) -> str:
+    """A set of names as Kafka's messages print it (Scala's ``Set(a, b)``)."""
+    return f"Set({', '.join(names)})"
+
+
 def _check_dynamic(configs: Mapping[str, str], *, per_broker: bool) -> None:
-    """Kafka's ``DynamicBrokerConfig.validateConfigs`` rules for a dynamic layer."""
+    """Kafka's ``DynamicBrokerConfig.validateConfigs`` rules for a dynamic layer. As Kafka's
+    ``nonDynamicProps``, only known broker keys can be "not dynamic": names Kafka does not define
+    (custom reporters' settings, listener-prefixed ones) may be set."""
     not_dynamic = sorted(
         name
         for name in configs
-        if (listener_base_name(name) or name) not in ALL_DYNAMIC and name not in DYNAMIC_ONLY_CONFIGS
+        if name in BROKER_CONFIGS and name not in ALL_DYNAMIC and name not in DYNAMIC_ONLY_CONFIGS
     )
     if not_dynamic:
-        raise ConfigError(f"Cannot update these configs dynamically: {not_dynamic}")
+        raise ConfigError(f"Cannot update these configs dynamically: {_scala_set(not_dynamic)}")
     unprefixed_security = sorted(name for name in configs if name in SSL_RECONFIGURABLE)
     if unprefixed_security:
         raise ConfigError(
             "These security configs can be dynamically updated only per-listener using the listener prefix: "
-            f"{unprefixed_security}"
+            f"{_scala_set(unprefixed_security)}"
         )
     if not per_broker:
         broker_only = sorted(
@@ -470,5 +477,5 @@ def _check_dynamic(configs: Mapping[str, str], *, per_broker: bool) -> None:
         if broker_only:
             raise ConfigError(
                 "Cannot update these configs at default cluster level, broker id must be specified: "
-                f"{broker_only}"
+                f"{_scala_set(broker_only)}"
             )

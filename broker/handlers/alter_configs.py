@@ -2,9 +2,14 @@
 
 Replaces a topic's whole set of overrides with the given configs (configs not named return to
 their defaults), after validating every one (INVALID_CONFIG); ``validate_only`` checks only.
-Changes apply to the partitions' logs at once and persist. Dynamic broker configs are not
-supported yet: BROKER resources get INVALID_REQUEST (Kafka answers the same for configs that
-cannot change at run time).
+Changes apply to the partitions' logs at once and persist.
+
+BROKER resources (this broker's id, or "" for the cluster-wide default) replace that dynamic
+layer, checked as Kafka's DynamicBrokerConfig: a config that cannot change at run time is
+INVALID_CONFIG "Invalid config value for resource ConfigResource(type=BROKER, name='1'): Cannot
+update these configs dynamically: Set(...)", another broker's id INVALID_REQUEST
+(:mod:`broker.handlers.broker_configs`). BROKER_LOGGER is INVALID_REQUEST, as Kafka (only
+IncrementalAlterConfigs changes logger levels).
 
 ZooKeeper mode (any broker, as Kafka's ZkAdminManager): the topic must exist in ZooKeeper; the
 validated overrides replace ``/config/topics/<t>`` and a change notification tells every broker,
@@ -16,7 +21,8 @@ from __future__ import annotations
 from functools import partial
 
 from broker.handlers.base import Handler, RequestContext
-from broker.handlers.configs_common import alter_resource, alter_resource_async
+from broker.handlers.broker_configs import alter_broker_configs
+from broker.handlers.configs_common import RESOURCE_BROKER, alter_resource, alter_resource_async
 from protocol.messages.alter_configs_request import AlterConfigsRequest
 from protocol.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
 
@@ -33,6 +39,12 @@ async def handle(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConf
             resource_name=resource.resource_name,
         )
         configs = {c.name: c.value for c in resource.configs}
+        if resource.resource_type == RESOURCE_BROKER:
+            out.error_code, out.error_message = await alter_broker_configs(
+                ctx, resource.resource_name, lambda _current, new=configs: new, request.validate_only
+            )
+            responses.append(out)
+            continue
         admin = ctx.broker.zk_admin
         if admin is not None:
             zk_change = partial(

@@ -20,17 +20,23 @@ OP_SUBTRACT = 3
 
 def alter_resource(resource_type: int, alter_topic: Callable[[], None]) -> tuple[int, str | None]:
     """(error code, message) of changing one resource of AlterConfigs / IncrementalAlterConfigs:
-    a topic is changed by ``alter_topic``; broker configs cannot change at run time yet (Kafka
-    answers INVALID_REQUEST for configs that cannot)."""
+    a topic is changed by ``alter_topic``; BROKER resources are handled before (broker_configs)."""
     if resource_type == RESOURCE_TOPIC:
         try:
             alter_topic()
         except TopicError as exc:
             return exc.code, exc.message
         return ErrorCode.NONE, None
-    if resource_type == RESOURCE_BROKER:
-        return ErrorCode.INVALID_REQUEST, "Dynamic broker configs are not supported by this broker yet"
-    return ErrorCode.INVALID_REQUEST, f"Unsupported resource type {resource_type}"
+    return ErrorCode.INVALID_REQUEST, (
+        "AlterConfigs is only supported for topics and brokers, "
+        f"but resource type is {type_name(resource_type)}"
+    )
+
+
+def type_name(resource_type: int) -> str:
+    """ConfigResource.Type's name of a resource type id."""
+    names = {RESOURCE_TOPIC: "TOPIC", RESOURCE_BROKER: "BROKER", RESOURCE_BROKER_LOGGER: "BROKER_LOGGER"}
+    return names.get(resource_type, "UNKNOWN")
 
 
 async def alter_resource_async(

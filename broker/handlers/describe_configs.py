@@ -2,7 +2,10 @@
 
 TOPIC resources list every topic config with its value and where it comes from (topic override,
 static broker setting, default), BROKER resources every broker config (resource name: this
-broker's id; "" lists the cluster-wide dynamic defaults). ``configuration_keys`` narrows the list
+broker's id; "" lists the cluster-wide dynamic defaults; dynamic values report
+DYNAMIC_BROKER_CONFIG / DYNAMIC_DEFAULT_BROKER_CONFIG), BROKER_LOGGER resources (this broker's id)
+every logger with its effective level (source DYNAMIC_BROKER_LOGGER_CONFIG, as Kafka).
+``configuration_keys`` narrows the list
 (null or empty: all). v0 reports ``is_default``; v1+ the source and, when asked, the synonyms in
 Kafka's order; v3+ the type and, when asked, the documentation. Sensitive values are null.
 
@@ -15,9 +18,17 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from broker.cluster.topics import TopicError
-from broker.config import ConfigEntry, describe_broker, describe_cluster_defaults, describe_topic
+from broker.config import (
+    ConfigEntry,
+    ConfigSource,
+    ConfigType,
+    describe_broker,
+    describe_cluster_defaults,
+    describe_topic,
+)
 from broker.handlers.base import Handler, RequestContext
-from broker.handlers.configs_common import RESOURCE_BROKER, RESOURCE_TOPIC
+from broker.handlers.configs_common import RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC
+from broker.loggers import loggers
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_configs_request import DescribeConfigsRequest, DescribeConfigsResource
 from protocol.messages.describe_configs_response import (
@@ -109,6 +120,12 @@ def _describe(
             if resource.resource_name
             else describe_cluster_defaults(broker.config)
         )
+    elif resource.resource_type == RESOURCE_BROKER_LOGGER:
+        error = _logger_resource_error(broker.node_id, resource.resource_name)
+        if error is not None:
+            result.error_code, result.error_message = ErrorCode.INVALID_REQUEST, error
+            return result
+        entries = [_logger_entry(name, level) for name, level in sorted(loggers().items())]
     else:
         result.error_code = ErrorCode.INVALID_REQUEST
         result.error_message = f"Unsupported resource type {resource.resource_type}"
@@ -117,6 +134,33 @@ def _describe(
     keys = set(resource.configuration_keys) if resource.configuration_keys else None
     result.configs = [_entry(e, ctx.version, request) for e in entries if keys is None or e.name in keys]
     return result
+
+
+def _logger_resource_error(node_id: int, name: str) -> str | None:
+    """Kafka's ConfigHelper checks of a BROKER_LOGGER resource name."""
+    if not name:
+        return "Broker id must not be empty"
+    try:
+        requested = int(name)
+    except ValueError:
+        return f"Broker id must be an integer, but it is: {name}"
+    if requested != node_id:
+        return f"Unexpected broker id, expected {node_id} but received {name}"
+    return None
+
+
+def _logger_entry(name: str, level: str) -> ConfigEntry:
+    return ConfigEntry(
+        name=name,
+        value=level,
+        read_only=False,
+        is_default=False,
+        source=ConfigSource.DYNAMIC_BROKER_LOGGER_CONFIG,
+        is_sensitive=False,
+        synonyms=(),
+        config_type=ConfigType.UNKNOWN,
+        documentation=None,
+    )
 
 
 def _entry(e: ConfigEntry, version: int, request: DescribeConfigsRequest) -> DescribeConfigsResourceResult:

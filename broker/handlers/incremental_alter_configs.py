@@ -3,7 +3,12 @@
 Changes named topic configs and keeps the others: SET a value, DELETE an override (back to the
 default), APPEND to or SUBTRACT from a list config (e.g. cleanup.policy); APPEND/SUBTRACT on a
 non-list config, or a config named twice, is INVALID_CONFIG / INVALID_REQUEST as in Kafka.
-``validate_only`` checks only. BROKER resources: not supported yet (INVALID_REQUEST).
+``validate_only`` checks only.
+
+BROKER resources (this broker's id, or "" for the cluster-wide default): the operations apply to
+the stored dynamic layer (APPEND/SUBTRACT on LIST broker configs, from the default when unset),
+then as AlterConfigs (:mod:`broker.handlers.broker_configs`). BROKER_LOGGER resources change logger
+levels at run time (:mod:`broker.loggers`, Kafka's ``kafka-configs --entity-type broker-loggers``).
 
 ZooKeeper mode (any broker, as Kafka's ZkAdminManager): the operations apply to the overrides
 read from ``/config/topics/<t>``, and the result is written back with a change notification,
@@ -13,20 +18,25 @@ which every broker applies to its logs.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from functools import partial
 
 from broker.cluster.topics import TopicError
-from broker.config import ConfigError, is_list_config, topic_default_text
+from broker.config import ConfigError, ConfigType, broker_definition, is_list_config, topic_default_text
+from broker.config.values import format_value
 from broker.handlers.base import Handler, RequestContext
+from broker.handlers.broker_configs import alter_broker_configs
 from broker.handlers.configs_common import (
     OP_APPEND,
     OP_DELETE,
     OP_SET,
     OP_SUBTRACT,
+    RESOURCE_BROKER,
+    RESOURCE_BROKER_LOGGER,
     alter_resource,
     alter_resource_async,
 )
+from broker.loggers import alter_logger_levels
 from protocol.error_codes import ErrorCode
 from protocol.messages.incremental_alter_configs_request import (
     AlterConfigsResource,
@@ -51,6 +61,21 @@ async def handle(
             resource_type=resource.resource_type,
             resource_name=resource.resource_name,
         )
+        if resource.resource_type == RESOURCE_BROKER:
+            out.error_code, out.error_message = await alter_broker_configs(
+                ctx,
+                resource.resource_name,
+                partial(_apply_operations, resource=resource, is_list=_broker_list, default=_broker_default),
+                request.validate_only,
+            )
+            responses.append(out)
+            continue
+        if resource.resource_type == RESOURCE_BROKER_LOGGER:
+            out.error_code, out.error_message = alter_logger_levels(
+                ctx.broker.node_id, resource.resource_name, resource.configs, request.validate_only
+            )
+            responses.append(out)
+            continue
         if ctx.broker.zk_admin is not None:
             zk_change = partial(_alter_topic_in_zookeeper, ctx, resource, request.validate_only)
             out.error_code, out.error_message = await alter_resource_async(resource.resource_type, zk_change)
@@ -87,8 +112,30 @@ async def _alter_topic_in_zookeeper(
     await admin.set_topic_config(name, configs, validate_only=validate_only)
 
 
-def _apply_operations(current: Mapping[str, str], resource: AlterConfigsResource) -> dict[str, str | None]:
-    """The overrides after the resource's operations (Kafka's prepareIncrementalConfigs)."""
+def _topic_default(name: str) -> str | None:
+    return topic_default_text(None, name)
+
+
+def _broker_list(name: str) -> bool:
+    definition = broker_definition(name)
+    if definition is None:
+        raise ConfigError(f"Unknown config name: {name}", name=name)
+    return definition.type is ConfigType.LIST
+
+
+def _broker_default(name: str) -> str | None:
+    definition = broker_definition(name)
+    return None if definition is None else format_value(definition.type, definition.default)
+
+
+def _apply_operations(
+    current: Mapping[str, str],
+    resource: AlterConfigsResource,
+    is_list: Callable[[str], bool] = is_list_config,
+    default: Callable[[str], str | None] = _topic_default,
+) -> dict[str, str | None]:
+    """The configs after the resource's operations (Kafka's prepareIncrementalConfigs): topic
+    overrides by default, or a dynamic broker layer with ``is_list`` / ``default`` of broker keys."""
     duplicates = [name for name, n in Counter(c.name for c in resource.configs).items() if n > 1]
     if duplicates:
         raise TopicError(
@@ -103,23 +150,24 @@ def _apply_operations(current: Mapping[str, str], resource: AlterConfigsResource
             configs.pop(name, None)
         elif op in (OP_APPEND, OP_SUBTRACT):
             try:
-                listed = is_list_config(name)
+                listed = is_list(name)
             except ConfigError as exc:
                 raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from None
             if not listed:
+                verb = "append" if op == OP_APPEND else "subtract"
                 raise TopicError(
-                    ErrorCode.INVALID_CONFIG, f"Config value append is not allowed for config key: {name}"
+                    ErrorCode.INVALID_CONFIG, f"Config value {verb} is not allowed for config key: {name}"
                 )
             current_text = configs.get(name)
             if current_text is None:
-                current_text = topic_default_text(None, name) or ""
-            current = [v.strip() for v in current_text.split(",") if v.strip()]
+                current_text = default(name) or ""
+            values = [v.strip() for v in current_text.split(",") if v.strip()]
             given = [v.strip() for v in (change.value or "").split(",") if v.strip()]
             if op == OP_APPEND:
-                current += [v for v in given if v not in current]
+                values += [v for v in given if v not in values]
             else:
-                current = [v for v in current if v not in given]
-            configs[name] = ",".join(current)
+                values = [v for v in values if v not in given]
+            configs[name] = ",".join(values)
         else:
             raise TopicError(ErrorCode.INVALID_REQUEST, f"Unknown config operation {op}")
     return configs

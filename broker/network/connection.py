@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry
 from protocol import api as papi
 from protocol.exceptions import DecodeError, FrameTooLargeError, UnknownApiError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
@@ -47,7 +48,7 @@ RECEIVE_BUFFER = 16 * 1024
 class Slot:
     """A response position in the connection's order."""
 
-    __slots__ = ("api_key", "correlation_id", "done", "parts", "request", "version")
+    __slots__ = ("api_key", "correlation_id", "done", "log_entry", "parts", "request", "version")
 
     def __init__(self, api_key: int, version: int, correlation_id: int, request: Any = None) -> None:
         self.api_key = api_key
@@ -57,6 +58,8 @@ class Slot:
         self.parts: list[Any] | None = None
         #: The request body, kept until the slot is answered: a failure is answered from it.
         self.request = request
+        #: Set when the request log is on (broker.request_log).
+        self.log_entry: RequestLogEntry | None = None
 
 
 class Connection:
@@ -81,6 +84,9 @@ class Connection:
         #: True while the frames of one read are handled: their responses leave in one write.
         self.in_read = False
         self.tasks: set[asyncio.Task[Any]] = set()
+        #: The client's software name and version (ApiVersions v3+), for the request log.
+        self.client_software = (UNKNOWN_SOFTWARE, UNKNOWN_SOFTWARE)
+        self._connection_id: str | None = None
         self._resume_reading()
 
     # -- reading -------------------------------------------------------------------------------
@@ -204,7 +210,22 @@ class Connection:
                 return
         slot.request = None
         slot.done = True
+        if slot.log_entry is not None:
+            slot.log_entry.completed(body)
         self._pump()
+
+    @property
+    def connection_id(self) -> str:
+        """Kafka's connection id, ``local host:port-peer host:port-index`` (index 0: Brook has no
+        processors to number connections by)."""
+        if self._connection_id is None:
+            try:
+                local = self.sock.getsockname()
+                here = f"{local[0]}:{local[1]}" if isinstance(local, tuple) else str(local)
+            except OSError:
+                here = "unknown"
+            self._connection_id = f"{here}-{self.peer}-0"
+        return self._connection_id
 
     def fail(self, slot: Slot, exc: BaseException) -> None:
         """A handler raised or its response cannot be encoded: answer with the api's error
@@ -258,6 +279,8 @@ class Connection:
         moved = False
         while slots and slots[0].done:
             slot = slots.popleft()
+            if slot.log_entry is not None:
+                slot.log_entry.emit()
             if slot.parts is not None:
                 for piece in slot.parts:
                     self.out.append(piece)

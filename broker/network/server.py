@@ -13,12 +13,13 @@ import asyncio
 import logging
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from broker.network.connection import Connection
 from broker.network.hosts import resolvable
 from broker.network.quotas import ConnectionQuotas, normalise_ip
+from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry, request_logger
 from protocol import api as papi
 from protocol.message import Message
 from storage.fast_dataclass import dataclass
@@ -26,6 +27,7 @@ from storage.fast_dataclass import dataclass
 if TYPE_CHECKING:
     from broker.handlers.base import Handler
 
+API_VERSIONS = 18
 log = logging.getLogger(__name__)
 
 
@@ -122,6 +124,19 @@ class Server:
             self._accept_paused = False
             self._watch_listeners()
 
+    def set_connection_limits(
+        self, max_connections: int, max_per_ip: int, per_ip_overrides: Mapping[str, int] | None = None
+    ) -> None:
+        """Dynamic ``max.connections`` / ``max.connections.per.ip`` (and overrides): they apply to
+        the next connection accepted; existing ones stay, as in Kafka."""
+        self.quotas.max_connections = max_connections
+        self.quotas.max_per_ip = max_per_ip
+        if per_ip_overrides is not None:
+            self.quotas.per_ip_overrides = dict(per_ip_overrides)
+        if self._accept_paused and self._accepting and self.quotas.slot_available:
+            self._accept_paused = False
+            self._watch_listeners()
+
     # -- accepting -----------------------------------------------------------------------------
 
     def _accept(self, listening: socket.socket, listener: str) -> None:
@@ -185,8 +200,27 @@ class Server:
             )
             conn.close(None)
             return
+        if api_key == API_VERSIONS and version >= 3:
+            # Kept for the request log's clientInformation, as Kafka's ClientInformation.
+            body = request.body
+            conn.client_software = (
+                body.client_software_name or UNKNOWN_SOFTWARE,
+                body.client_software_version or UNKNOWN_SOFTWARE,
+            )
         ctx = self.make_context(conn, request)
         slot = conn.new_slot(api_key, version, request.header.correlation_id, request.body)
+        if request_logger.isEnabledFor(logging.DEBUG):  # the request log's only cost when it is off
+            slot.log_entry = RequestLogEntry(
+                api_key,
+                request.api.name,
+                version,
+                request.header.correlation_id,
+                request.header.client_id,
+                request.body,
+                conn.connection_id,
+                conn.listener,
+                conn.client_software,
+            )
         try:
             result = handler.handle(ctx, request.body)
         except Exception as exc:
@@ -199,6 +233,8 @@ class Server:
             )
             conn.fail(slot, exc)
             return
+        if slot.log_entry is not None:
+            slot.log_entry.handler_returned()
         if result is None or isinstance(result, Message):
             conn.complete(slot, result)
         else:

@@ -71,6 +71,40 @@ def test_changes_are_applied_in_order_once_and_purged_when_expired(connect: str)
     run(body())
 
 
+def test_broker_entities_apply_to_their_broker_only(connect: str) -> None:
+    """``brokers/<default>`` and ``brokers/<own id>`` are applied (stored ones at start, default
+    first), another broker's id is not (Kafka's BrokerConfigHandler)."""
+
+    async def body() -> None:
+        writer, reader = await connect_zk(connect), await connect_zk(connect)
+        brokers: list[tuple[str, dict[str, str]]] = []
+
+        def apply_broker(entity: str, config: Mapping[str, str]) -> None:
+            brokers.append((entity, dict(config)))
+
+        watcher = ConfigChangeWatcher(
+            reader, lambda _t, _c: None, apply_broker=apply_broker, broker_entities=("<default>", "1")
+        )
+        try:
+            await writer.set_or_create_entity_config("brokers", "1", {"log.segment.bytes": "2000000"})
+            await watcher.start()
+            assert brokers == [("<default>", {}), ("1", {"log.segment.bytes": "2000000"})]
+            brokers.clear()
+            watcher.processed.clear()
+            await writer.change_entity_config("brokers", "2", {"log.retention.ms": "1"})
+            await writer.change_entity_config("brokers", "<default>", {"log.retention.ms": "5"})
+            while not brokers:
+                await asyncio.wait_for(watcher.processed.wait(), 10)
+                watcher.processed.clear()
+            assert brokers == [("<default>", {"log.retention.ms": "5"})]
+        finally:
+            watcher.stop()
+            await writer.close()
+            await reader.close()
+
+    run(body())
+
+
 @pytest.fixture
 def own_zookeeper(tmp_path: Path) -> Iterator[ZooKeeperServer]:
     """A server of the test's own, to kill and restart."""
