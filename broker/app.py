@@ -23,6 +23,8 @@ from broker.disk import DiskWorkers
 from broker.group import GroupCoordinator
 from broker.handlers import api_versions, handlers_for
 from broker.handlers.base import RequestContext
+from broker.metrics.address import parse_metrics_listener
+from broker.metrics.stats import BrokerStats
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import ListenAddress, Server
@@ -37,6 +39,7 @@ if TYPE_CHECKING:
     # Cluster mode's modules load only in cluster mode (an embedded broker's start is its imports).
     from broker.cluster.zk_admin import ZkAdmin
     from broker.cluster.zk_mode import ZkCluster
+    from broker.metrics.endpoint import MetricsEndpoint
     from broker.replica.alter_partition import AlterPartitionManager
     from broker.replica.fetch_session_cache import FetchSessionCache
     from broker.replica.log_dir_mover import LogDirMover
@@ -91,6 +94,14 @@ class Broker:
         self._built = False
         #: The leader's fetch sessions (KIP-227), made by the Fetch handler at its first request.
         self.fetch_sessions: FetchSessionCache | None = None
+        #: Counters the request path updates; served by ``metrics`` when it is configured.
+        self.stats = BrokerStats()
+        try:
+            self._metrics_address = parse_metrics_listener(str(config.get("brook.metrics.listener") or ""))
+        except ValueError as exc:
+            raise ConfigError(f"brook.metrics.listener: {exc}") from exc
+        #: The /metrics endpoint (``brook.metrics.listener``); None when it is off.
+        self.metrics: MetricsEndpoint | None = None
 
         self.log_dirs = [Path(d) for d in config.log_dirs]
         for d in self.log_dirs:
@@ -127,6 +138,7 @@ class Broker:
         self.replica_manager = ReplicaManager(
             self.node_id, self.log_manager, self.metadata, self.log_config_for
         )
+        self.replica_manager.isr_changes = self.stats.isr_changes
         self.topics = TopicAdmin(self)
         #: Cluster mode: leaders send ISR changes to the controller through it (AlterPartition).
         self.alter_partition: AlterPartitionManager | None = None
@@ -363,6 +375,7 @@ class Broker:
             max_frame_size=self.config.socket_request_max_bytes,
             idle_timeout_ms=self.config.connections_max_idle_ms,
             quotas=quotas,
+            stats=self.stats,
         )
         addresses = [ListenAddress(lst.name, lst.host, lst.port) for lst in self.config.listeners]
         for address, port in self.server.listen(addresses):
@@ -375,6 +388,8 @@ class Broker:
                 port,
                 self.cluster_id,
             )
+        if self._metrics_address is not None:
+            await self._start_metrics(*self._metrics_address)
         self._schedule_periodic()
         if self.cluster_mode:
             # Followers replicate through the fetchers (issue 13); stopped in stop() and halt().
@@ -391,6 +406,16 @@ class Broker:
         if freeze_gc:
             gc.collect()
             gc.freeze()
+
+    async def _start_metrics(self, host: str, port: int) -> None:
+        """Serve /metrics; imported only here, so a broker without it never loads prometheus_client."""
+        from broker.metrics.endpoint import MetricsEndpoint
+
+        self.metrics = MetricsEndpoint(self, host, port)
+        bound = await self.metrics.start()
+        log.info(
+            "Brook broker %d serving Prometheus metrics on http://%s:%d/metrics", self.node_id, host, bound
+        )
 
     def _schedule_periodic(self) -> None:
         cfg = self.config
@@ -479,6 +504,8 @@ class Broker:
         if self.server is not None:
             self.server.stop_accepting()
             await self.server.drain(max(0.5, timeout / 2))
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self._zk_admin is not None:
             self._zk_admin.stop()
         if self.zk_cluster is not None:
@@ -517,6 +544,8 @@ class Broker:
             self.server.stop_accepting()
             for conn in list(self.server.connections):
                 conn.close("broker halted")
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self._stop_fetchers()
         if self.replica_manager.log_dir_mover is not None:
             await self.replica_manager.log_dir_mover.stop()

@@ -47,9 +47,11 @@ RECEIVE_BUFFER = 16 * 1024
 class Slot:
     """A response position in the connection's order."""
 
-    __slots__ = ("api_key", "correlation_id", "done", "parts", "request", "version")
+    __slots__ = ("api_key", "correlation_id", "done", "parts", "received", "request", "version")
 
-    def __init__(self, api_key: int, version: int, correlation_id: int, request: Any = None) -> None:
+    def __init__(
+        self, api_key: int, version: int, correlation_id: int, request: Any = None, received: float = 0.0
+    ) -> None:
         self.api_key = api_key
         self.version = version
         self.correlation_id = correlation_id
@@ -57,6 +59,8 @@ class Slot:
         self.parts: list[Any] | None = None
         #: The request body, kept until the slot is answered: a failure is answered from it.
         self.request = request
+        #: ``time.monotonic()`` of the read that brought the request (0: not timed).
+        self.received = received
 
 
 class Connection:
@@ -183,7 +187,8 @@ class Connection:
     # -- responses -----------------------------------------------------------------------------
 
     def new_slot(self, api_key: int, version: int, correlation_id: int, request: Any = None) -> Slot:
-        slot = Slot(api_key, version, correlation_id, request)
+        # The read's timestamp (taken for the idle reaper anyway) is the request's arrival.
+        slot = Slot(api_key, version, correlation_id, request, self.last_active)
         self.slots.append(slot)
         return slot
 
@@ -204,6 +209,10 @@ class Connection:
                 return
         slot.request = None
         slot.done = True
+        if slot.received:
+            # Kafka's TotalTimeMs ends when the response is sent; here, when it is queued.
+            elapsed_ms = (time.monotonic() - slot.received) * 1000.0
+            self.server.stats.request_done(slot.api_key, slot.version, elapsed_ms)
         self._pump()
 
     def fail(self, slot: Slot, exc: BaseException) -> None:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from broker.cluster.metadata import ClusterMetadata, PartitionState, TopicInfo
 from broker.cluster.metadata_cache import LeaderHint
+from broker.metrics.stats import IsrChangeCounts
 from broker.replica.control import (
     EPOCH_DURING_DELETE,
     NO_EPOCH,
@@ -96,6 +97,8 @@ class ReplicaManager:
         self.replica_selector: ReplicaSelector | None = None
         #: Moves between log dirs (AlterReplicaLogDirs); made by the broker at first use.
         self.log_dir_mover: LogDirMover | None = None
+        #: Committed ISR shrinks and expands of the partitions led here (metrics).
+        self.isr_changes = IsrChangeCounts()
 
     def add_txn_marker_listener(self, listener: TxnMarkerListener) -> None:
         """``listener(tp, producer_id, producer_epoch, committed, marker_offset)`` after each marker."""
@@ -553,6 +556,7 @@ class ReplicaManager:
         )
         if transition.leader == self.local_id:
             partition.isr_sender = self.isr_sender
+            partition.isr_changes = self.isr_changes
             partition.isr_eligible = self._isr_eligible
             partition.max_lag_ms = self.replica_lag_time_max_ms
             partition.make_leader(was_leader, self.log_manager.clock.milliseconds())

@@ -28,6 +28,7 @@ NOT_AT_START = (
     "broker.txn.coordinator",
     "protocol.messages.produce_request",
     "protocol.messages.fetch_response",
+    "prometheus_client",  # only with brook.metrics.listener set
 )
 
 
