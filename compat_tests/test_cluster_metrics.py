@@ -89,7 +89,6 @@ def test_controller_count_and_replica_gauges_follow_a_broker_kill(
 
     victim = next(i for i in cluster.ids if i != controller)
     lost = [p for p in range(3) if cluster.partition_state(single, p)["leader"] == victim]  # type: ignore[index]
-    followed = [p for p in range(3) if cluster.leader_of(replicated, p) != victim]
     cluster.kill(victim)
 
     def shrunk() -> bool:
@@ -104,9 +103,8 @@ def test_controller_count_and_replica_gauges_follow_a_broker_kill(
     assert {
         i: value(s, "kafka_controller_kafkacontroller_activecontrollercount") for i, s in live.items()
     } == {i: (1 if i == controller else 0) for i in cluster.ids if i != victim}
-    # The controller took the dead broker out of every ISR itself (Kafka's onBrokerFailure), so
-    # the leaders' own shrinks (AlterPartition) may or may not have happened first: see below.
-    assert followed
+    # ISR shrinks are not checked here: the controller takes a dead broker out of every ISR
+    # itself (Kafka's onBrokerFailure), racing the leaders' own AlterPartition. See below.
 
 
 def test_a_paused_follower_is_one_isr_shrink_per_partition_and_one_expand_when_it_returns(
