@@ -3,6 +3,8 @@ scraped over HTTP and parsed with prometheus_client's parser."""
 
 from __future__ import annotations
 
+import json
+import re
 import socket
 import subprocess
 import sys
@@ -10,6 +12,7 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given
@@ -263,3 +266,69 @@ def test_a_broker_without_the_listener_serves_nothing_and_never_imports_promethe
     )  # fmt: skip
     assert result.returncode == 0, result.stderr.decode()
     assert result.stdout.decode().strip() == "False"
+
+
+# -- the Grafana dashboard ---------------------------------------------------------------------
+
+DASHBOARD = REPO / "docker" / "grafana" / "brook-dashboard.json"
+_PROMQL_WORDS = {
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+}
+
+
+def promql_metric_names(expr: str) -> set[str]:
+    """The metric names an expression reads: identifiers that are not functions, keywords,
+    label names in ``by (...)``, matchers, ranges or strings."""
+    stripped = re.sub(r'"[^"]*"', "", expr)
+    stripped = re.sub(r"\{[^}]*\}", " ", stripped)
+    stripped = re.sub(r"\[[^\]]*\]", " ", stripped)
+    stripped = re.sub(r"\b(by|without|on|ignoring)\s*\([^)]*\)", " ", stripped)
+    names = set()
+    for match in re.finditer(r"[A-Za-z_:][A-Za-z0-9_:]*", stripped):
+        rest = stripped[match.end() :].lstrip()
+        if rest.startswith("(") or match.group() in _PROMQL_WORDS:
+            continue
+        names.add(match.group())
+    return names
+
+
+def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
+    exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            found = re.fullmatch(r"label_values\((\w+),\s*\w+\)", variable["definition"])
+            assert found, variable["definition"]
+            exprs.append(found.group(1))
+    return exprs
+
+
+def test_promql_names_are_extracted_without_functions_labels_or_strings() -> None:
+    expr = 'histogram_quantile(0.99, sum by (request, le) (rate(a_bucket{x="b_c"}[5m]))) / sum(b) or c'
+    assert promql_metric_names(expr) == {"a_bucket", "b", "c"}
+
+
+def test_the_grafana_dashboard_loads_and_reads_only_metrics_a_broker_serves(
+    workload: tuple[Scrape, Scrape],
+) -> None:
+    dashboard = json.loads(DASHBOARD.read_text(encoding="utf-8"))
+    assert dashboard["title"] and dashboard["uid"]
+    ids = [p["id"] for p in dashboard["panels"]]
+    assert len(ids) == len(set(ids))
+    exprs = dashboard_queries(dashboard)
+    assert len(exprs) >= 15
+    served = {name for name, _ in workload[1]}
+    used = set().union(*(promql_metric_names(e) for e in exprs))
+    assert used, exprs
+    assert used <= served, sorted(used - served)
+    for panel in dashboard["panels"]:
+        for target in panel.get("targets", []):
+            assert target["refId"] and target["datasource"]["type"] == "prometheus"
