@@ -344,6 +344,7 @@ class TopicAdmin:
         broker.metadata.delete_topic(name)
         # Committed offsets of a deleted topic go with it (Kafka's handleDeletedPartitions).
         broker.group_coordinator.offsets.on_partitions_deleted((name, i) for i in range(len(info.partitions)))
+        broker.stats.forget_topic(name)  # a deleted topic's series go, as Kafka removes its metrics
         log.info("deleted topic %s (id %s)", name, info.topic_id)
         return info, detached
 

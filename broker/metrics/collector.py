@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from broker.metrics.stats import PSEUDO_API_NAMES
 from protocol import api as papi
 from protocol.exceptions import UnknownApiError
 
@@ -25,6 +26,8 @@ if TYPE_CHECKING:
 
 
 def _api_name(api_key: int) -> str:
+    if api_key in PSEUDO_API_NAMES:
+        return PSEUDO_API_NAMES[api_key]
     try:
         return papi.api(api_key).name
     except UnknownApiError:

@@ -15,6 +15,13 @@ REQUEST_TIME_BUCKETS_MS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+#: Pseudo api keys of Kafka's RequestMetrics for Fetch split by who fetches (Kafka records a
+#: fetch under both "Fetch" and one of these).
+FETCH_CONSUMER = -1
+FETCH_FOLLOWER = -2
+PSEUDO_API_NAMES = {FETCH_CONSUMER: "FetchConsumer", FETCH_FOLLOWER: "FetchFollower"}
+
+
 class TopicCounts:
     """Kafka's BrokerTopicMetrics of one topic (or of all: the ``None`` key)."""
 

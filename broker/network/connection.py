@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from broker.metrics.stats import FETCH_CONSUMER, FETCH_FOLLOWER
 from protocol import api as papi
 from protocol.exceptions import DecodeError, FrameTooLargeError, UnknownApiError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
@@ -42,6 +43,7 @@ _IOV_MAX = 512
 #: Per-connection receive buffer for small requests; a larger frame gets a buffer of its own that
 #: the kernel fills directly. Small, because idle connections keep theirs (1,000 x 16 KiB).
 RECEIVE_BUFFER = 16 * 1024
+FETCH_KEY = 1
 
 
 class Slot:
@@ -207,12 +209,15 @@ class Connection:
                 _close_regions_of(body)
                 self.fail(slot, exc)
                 return
-        slot.request = None
+        request, slot.request = slot.request, None
         slot.done = True
         if slot.received:
             # Kafka's TotalTimeMs ends when the response is sent; here, when it is queued.
             elapsed_ms = (time.monotonic() - slot.received) * 1000.0
-            self.server.stats.request_done(slot.api_key, slot.version, elapsed_ms)
+            stats = self.server.stats
+            stats.request_done(slot.api_key, slot.version, elapsed_ms)
+            if slot.api_key == FETCH_KEY and request is not None:
+                stats.request_done(_fetch_kind(request, slot.version), slot.version, elapsed_ms)
         self._pump()
 
     def fail(self, slot: Slot, exc: BaseException) -> None:
@@ -372,6 +377,12 @@ class Connection:
         with contextlib.suppress(OSError):
             self.sock.close()
         self.server.forget(self)
+
+
+def _fetch_kind(request: Any, version: int) -> int:
+    """Kafka's RequestMetrics name of a fetch: FetchFollower with a replica id, else FetchConsumer."""
+    replica_id = request.replica_state.replica_id if version >= 15 else request.replica_id
+    return FETCH_FOLLOWER if replica_id >= 0 else FETCH_CONSUMER
 
 
 def _safe_peek(view: memoryview) -> papi.Peek | None:

@@ -154,8 +154,13 @@ def test_messages_and_bytes_in_are_exact_per_topic_and_in_total(
             )
         all_messages += messages
         all_bytes += size
-    assert value(after, "kafka_server_brokertopicmetrics_messagesin_total") == all_messages
-    assert value(after, "kafka_server_brokertopicmetrics_bytesin_total") == all_bytes
+    # The group coordinator's appends count too, as in Kafka: one commit of three offsets.
+    offsets = "__consumer_offsets"
+    assert value(after, "kafka_server_brokertopicmetrics_messagesin_total", topic=offsets) == len(COMMITTED)
+    offsets_bytes = log_bytes(broker, offsets, 0)
+    assert value(after, "kafka_server_brokertopicmetrics_bytesin_total", topic=offsets) == offsets_bytes
+    assert value(after, "kafka_server_brokertopicmetrics_messagesin_total") == all_messages + len(COMMITTED)
+    assert value(after, "kafka_server_brokertopicmetrics_bytesin_total") == all_bytes + offsets_bytes
 
 
 def test_bytes_out_are_the_record_bytes_the_consumer_read(
@@ -183,6 +188,14 @@ def test_request_counts_per_api_are_exact(broker: EmbeddedBroker, workload: tupl
     for api in ("Produce", "Fetch", "OffsetCommit", "CreateTopics"):
         assert sum(v for (n, labels), v in after.items() if n == "kafka_network_requestmetrics_requests_total"
                    and ("request", api) in labels) >= 1, api  # fmt: skip
+    # Kafka counts a fetch under Fetch and under FetchConsumer or FetchFollower.
+    requests = "kafka_network_requestmetrics_requests_total"
+    fetches = {
+        kind: sum(v for (n, labels), v in after.items() if n == requests and ("request", kind) in labels)
+        for kind in ("Fetch", "FetchConsumer", "FetchFollower")
+    }
+    assert fetches["Fetch"] == fetches["FetchConsumer"] >= 1
+    assert fetches["FetchFollower"] == 0
     port = metrics_port(broker)
     start = scrape(port)
     key = {"request": "Metadata", "version": str(METADATA_VERSION)}
@@ -332,3 +345,20 @@ def test_the_grafana_dashboard_loads_and_reads_only_metrics_a_broker_serves(
     for panel in dashboard["panels"]:
         for target in panel.get("targets", []):
             assert target["refId"] and target["datasource"]["type"] == "prometheus"
+
+
+def test_a_deleted_topic_leaves_the_scrape(broker: EmbeddedBroker) -> None:
+    from confluent_kafka import Producer
+
+    port = metrics_port(broker)
+    with KafkaAdmin(broker.bootstrap_servers, timeout=TIMEOUT) as admin:
+        admin.create_topic("metrics-doomed")
+        producer = Producer({"bootstrap.servers": broker.bootstrap_servers})
+        producer.produce("metrics-doomed", b"x")
+        assert producer.flush(TIMEOUT) == 0
+        assert (
+            value(scrape(port), "kafka_server_brokertopicmetrics_messagesin_total", topic="metrics-doomed")
+            == 1
+        )
+        admin.delete_topic("metrics-doomed")
+    assert not [key for key in scrape(port) if ("topic", "metrics-doomed") in key[1]]
