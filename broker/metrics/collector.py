@@ -94,8 +94,10 @@ class BrokerCollector(Collector):
             "Requests answered, per api and version (RequestsPerSec count).",
             labels=["request", "version"],
         )
-        for (api_key, version), count in sorted(stats.request_counts.items()):
-            requests.add_metric([_api_name(api_key), str(version)], count)
+        for api_key, histogram in sorted(stats.request_times.items()):
+            for version, count in enumerate(histogram.by_version):
+                if count:
+                    requests.add_metric([_api_name(api_key), str(version)], count)
         yield requests
         times = HistogramMetricFamily(
             "kafka_network_requestmetrics_totaltimems",

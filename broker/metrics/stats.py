@@ -33,18 +33,28 @@ class TopicCounts:
         self.bytes_out = 0
 
 
-class RequestTimes:
-    """One api's request count and total-time histogram (non-cumulative bucket counts)."""
+#: Request versions counted per api: above every version Kafka 3.9 defines (the server
+#: dispatches only versions its handler serves, so a peer cannot send a larger one here).
+MAX_VERSIONS = 64
 
-    __slots__ = ("buckets", "count", "sum_ms")
+
+class RequestTimes:
+    """One api's request counts per version and its total-time histogram (non-cumulative
+    bucket counts)."""
+
+    __slots__ = ("buckets", "by_version", "sum_ms")
 
     def __init__(self) -> None:
-        self.count = 0
+        self.by_version = [0] * MAX_VERSIONS
         self.sum_ms = 0.0
         self.buckets = [0] * (len(REQUEST_TIME_BUCKETS_MS) + 1)
 
-    def observe(self, ms: float) -> None:
-        self.count += 1
+    @property
+    def count(self) -> int:
+        return sum(self.by_version)
+
+    def observe(self, version: int, ms: float) -> None:
+        self.by_version[version] += 1
         self.sum_ms += ms
         self.buckets[bisect_left(REQUEST_TIME_BUCKETS_MS, ms)] += 1
 
@@ -72,14 +82,13 @@ class BrokerStats:
     """A broker's counters. One per :class:`~broker.app.Broker`: several brokers in a process
     (embedded, tests) never share them."""
 
-    __slots__ = ("all_topics", "isr_changes", "request_counts", "request_times", "topics")
+    __slots__ = ("all_topics", "isr_changes", "request_times", "topics")
 
     def __init__(self) -> None:
         self.topics: dict[str, TopicCounts] = {}
         self.all_topics = TopicCounts()
-        #: (api key, version) -> requests answered (Kafka's RequestsPerSec has both labels).
-        self.request_counts: dict[tuple[int, int], int] = {}
-        #: api key -> its total-time histogram.
+        #: api key -> requests answered per version (Kafka's RequestsPerSec has both labels) and
+        #: the total-time histogram.
         self.request_times: dict[int, RequestTimes] = {}
         self.isr_changes = IsrChangeCounts()
 
@@ -106,13 +115,11 @@ class BrokerStats:
         self.all_topics.bytes_out += size
 
     def request_done(self, api_key: int, version: int, elapsed_ms: float) -> None:
-        key = (api_key, version)
-        counts = self.request_counts
-        counts[key] = counts.get(key, 0) + 1
+        """Once per answered request (on the loop): a few list increments, no allocation."""
         times = self.request_times.get(api_key)
         if times is None:
             times = self.request_times[api_key] = RequestTimes()
-        times.observe(elapsed_ms)
+        times.observe(version, elapsed_ms)
 
     def forget_topic(self, name: str) -> None:
         """A deleted topic's series go (Kafka removes a deleted topic's metrics)."""

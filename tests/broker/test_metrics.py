@@ -54,8 +54,8 @@ def test_the_listener_is_off_by_default() -> None:
 @given(st.lists(st.floats(0, 100_000, allow_nan=False), max_size=200))
 def test_the_request_time_histogram_is_cumulative_and_counts_each_observation(times: list[float]) -> None:
     histogram = RequestTimes()
-    for ms in times:
-        histogram.observe(ms)
+    for i, ms in enumerate(times):
+        histogram.observe(i % 3, ms)
     buckets = histogram.cumulative()
     assert buckets[-1] == ("+Inf", len(times))
     counts = [n for _, n in buckets]
@@ -64,6 +64,8 @@ def test_the_request_time_histogram_is_cumulative_and_counts_each_observation(ti
         assert float(le) == bound
         assert n == sum(1 for ms in times if ms <= bound)
     assert histogram.sum_ms == pytest.approx(sum(times))
+    assert histogram.count == len(times)
+    assert histogram.by_version[:3] == [len(range(v, len(times), 3)) for v in range(3)]
 
 
 # -- a real broker -----------------------------------------------------------------------------
