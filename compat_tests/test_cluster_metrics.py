@@ -163,3 +163,46 @@ def test_a_paused_follower_is_one_isr_shrink_per_partition_and_one_expand_when_i
         0.2,
         "no partition under-replicated",
     )
+
+
+def test_the_coordinator_alone_reports_its_groups_lag_from_every_leader(
+    metered: tuple[BrokerCluster, dict[int, int]],
+) -> None:
+    from confluent_kafka import Consumer, Producer, TopicPartition
+
+    cluster, ports = metered
+    topic = create_topic(cluster.bootstrap, "metrics-lag", partitions=3, replication=1)
+    ends = {0: 5, 1: 7, 2: 9}
+    committed = {0: 2, 1: 3, 2: 9}
+    leaders = {
+        p: cluster.wait_for_leader(topic, p, lambda leader: leader >= 0, TIMEOUT)["leader"] for p in ends
+    }
+    assert len(set(leaders.values())) > 1  # the coordinator leads at most some of them
+    producer = Producer({"bootstrap.servers": cluster.bootstrap, "acks": "all"})
+    for p, count in ends.items():
+        for i in range(count):
+            producer.produce(topic, b"m%d" % i, partition=p)
+    assert producer.flush(TIMEOUT) == 0
+    group = "metrics-lag-group"
+    consumer = Consumer(
+        {"bootstrap.servers": cluster.bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
+    try:
+        consumer.commit(
+            offsets=[TopicPartition(topic, p, offset) for p, offset in committed.items()], asynchronous=False
+        )
+    finally:
+        consumer.close()
+
+    def lag_series() -> dict[int, dict[str, float]]:
+        found: dict[int, dict[str, float]] = {}
+        for broker_id, samples in _scrape_live(cluster, ports).items():
+            for (name, labels), v in samples.items():
+                if name == "kafka_consumergroup_lag" and ("consumergroup", group) in labels:
+                    found.setdefault(broker_id, {})[dict(labels)["partition"]] = v
+        return found
+
+    wait_until(lambda: any(len(s) == 3 for s in lag_series().values()), TIMEOUT, 0.2, "the group's lag")
+    reported = lag_series()
+    assert len(reported) == 1, reported  # the coordinator only
+    assert next(iter(reported.values())) == {str(p): float(ends[p] - committed[p]) for p in ends}

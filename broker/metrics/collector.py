@@ -18,6 +18,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from broker.metrics.stats import PSEUDO_API_NAMES
+from broker.types import TopicPartition
 from protocol import api as papi
 from protocol.exceptions import UnknownApiError
 
@@ -58,6 +59,22 @@ class BrokerCollector(Collector):
     def __init__(self, broker: Broker) -> None:
         self.broker = broker
         self.idle = LoopIdleMeter()
+        #: High watermarks of partitions led by other brokers (cluster mode), fetched by the
+        #: endpoint just before a scrape collects: :meth:`remote_partitions` says which.
+        self.remote_end_offsets: dict[TopicPartition, int] = {}
+
+    def remote_partitions(self) -> set[TopicPartition]:
+        """Partitions with offsets committed in groups coordinated here that this broker does not
+        lead: their log ends must come from their leaders."""
+        local = self.broker.replica_manager.partitions
+        wanted: set[TopicPartition] = set()
+        for group in self.broker.group_coordinator.groups.values():
+            for topic, index in group.offsets:
+                tp = TopicPartition(topic, index)
+                partition = local.get(tp)
+                if partition is None or not partition.is_leader:
+                    wanted.add(tp)
+        return wanted
 
     def collect(self) -> Iterator[Metric]:
         yield from self._topic_metrics()
@@ -214,8 +231,8 @@ class BrokerCollector(Collector):
         )
         lag = GaugeMetricFamily(
             "kafka_consumergroup_lag",
-            "High watermark (the log end consumers see) minus the group's committed offset, for "
-            "partitions hosted on this broker.",
+            "High watermark (the log end consumers see, from the leader) minus the group's "
+            "committed offset, for the groups this broker coordinates.",
             labels=labels,
         )
         replicas = self.broker.replica_manager
@@ -224,8 +241,13 @@ class BrokerCollector(Collector):
                 offset = committed.value.offset
                 values = [group_id, topic, str(index)]
                 current.add_metric(values, offset)
-                partition = replicas.partitions.get((topic, index))  # type: ignore[call-overload]
-                if partition is not None:
-                    lag.add_metric(values, max(0, partition.high_watermark - offset))
+                tp = TopicPartition(topic, index)
+                partition = replicas.partitions.get(tp)
+                if partition is not None and partition.is_leader:
+                    end: int | None = partition.high_watermark
+                else:
+                    end = self.remote_end_offsets.get(tp)
+                if end is not None:
+                    lag.add_metric(values, max(0, end - offset))
         yield current
         yield lag

@@ -19,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, ProcessCol
 from prometheus_client.core import Metric
 
 from broker.metrics.collector import BrokerCollector
+from broker.metrics.end_offsets import RemoteEndOffsets
 
 if TYPE_CHECKING:
     from broker.app import Broker
@@ -29,6 +30,8 @@ log = logging.getLogger(__name__)
 MAX_REQUEST_BYTES = 16 * 1024
 #: A client that sends no complete request within this is dropped.
 REQUEST_TIMEOUT_S = 10.0
+#: How long a scrape waits for other leaders' end offsets (Prometheus' default timeout is 10 s).
+END_OFFSETS_TIMEOUT_S = 3.0
 
 
 class _Frozen:
@@ -48,7 +51,10 @@ class MetricsEndpoint:
         self.host = host
         self.requested_port = port
         self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(BrokerCollector(broker))
+        self.collector = BrokerCollector(broker)
+        self.registry.register(self.collector)
+        #: Cluster mode: leaders' high watermarks for the lag of groups coordinated here.
+        self.end_offsets = RemoteEndOffsets(broker) if broker.cluster_mode else None
         # process_* (CPU, memory, descriptors) of the process, as the JMX exporter adds the JVM's.
         ProcessCollector(registry=self.registry)
         self._server: asyncio.Server | None = None
@@ -71,9 +77,16 @@ class MetricsEndpoint:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self._server.wait_closed(), 2.0)
             self._server = None
+        if self.end_offsets is not None:
+            await self.end_offsets.close()
 
     async def render(self) -> bytes:
         """The exposition text: collected on the loop, formatted in a worker thread."""
+        if self.end_offsets is not None:
+            remote = self.collector.remote_partitions()
+            self.collector.remote_end_offsets = (
+                await self.end_offsets.fetch(remote, END_OFFSETS_TIMEOUT_S) if remote else {}
+            )
         families = list(self.registry.collect())
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(None, generate_latest, _Frozen(families))
