@@ -23,6 +23,8 @@ from broker.dynamic_configs import DynamicConfigs
 from broker.group import OFFSETS_TOPIC
 from broker.handlers import api_versions, handlers_for
 from broker.handlers.base import RequestContext
+from broker.metrics.address import parse_metrics_listener
+from broker.metrics.stats import BrokerStats
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import ListenAddress, Server
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
     from broker.cluster.zk_admin import ZkAdmin
     from broker.cluster.zk_mode import ZkCluster
     from broker.group import GroupCoordinator
+    from broker.metrics.endpoint import MetricsEndpoint
     from broker.replica.alter_partition import AlterPartitionManager
     from broker.replica.fetch_session_cache import FetchSessionCache
     from broker.replica.log_dir_mover import LogDirMover
@@ -96,6 +99,14 @@ class Broker:
         self.fetch_sessions: FetchSessionCache | None = None
         #: Dynamic broker configs (AlterConfigs on BROKER resources).
         self.dynamic_configs = DynamicConfigs(self)
+        #: Counters the request path updates; served by ``metrics`` when it is configured.
+        self.stats = BrokerStats()
+        try:
+            self._metrics_address = parse_metrics_listener(str(config.get("brook.metrics.listener") or ""))
+        except ValueError as exc:
+            raise ConfigError(f"brook.metrics.listener: {exc}") from exc
+        #: The /metrics endpoint (``brook.metrics.listener``); None when it is off.
+        self.metrics: MetricsEndpoint | None = None
 
         self.log_dirs = [Path(d) for d in config.log_dirs]
         for d in self.log_dirs:
@@ -139,6 +150,7 @@ class Broker:
         )
         self.replica_manager.disk = self.disk
         self.replica_manager.txn_marker_timeout_ms = config.request_timeout_ms
+        self.replica_manager.isr_changes = self.stats.isr_changes
         self.topics = TopicAdmin(self)
         #: Cluster mode: leaders send ISR changes to the controller through it (AlterPartition).
         self.alter_partition: AlterPartitionManager | None = None
@@ -480,6 +492,7 @@ class Broker:
             max_frame_size=self.config.socket_request_max_bytes,
             idle_timeout_ms=self.config.connections_max_idle_ms,
             quotas=quotas,
+            stats=self.stats,
         )
         addresses = [ListenAddress(lst.name, lst.host, lst.port) for lst in self.config.listeners]
         for address, port in self.server.listen(addresses):
@@ -492,6 +505,8 @@ class Broker:
                 port,
                 self.cluster_id,
             )
+        if self._metrics_address is not None:
+            await self._start_metrics(*self._metrics_address)
         self._schedule_periodic()
         if self.cluster_mode:
             # Followers replicate through the fetchers (issue 13); stopped in stop() and halt().
@@ -509,6 +524,16 @@ class Broker:
         if freeze_gc:
             gc.collect()
             gc.freeze()
+
+    async def _start_metrics(self, host: str, port: int) -> None:
+        """Serve /metrics; imported only here, so a broker without it never loads prometheus_client."""
+        from broker.metrics.endpoint import MetricsEndpoint
+
+        self.metrics = MetricsEndpoint(self, host, port)
+        bound = await self.metrics.start()
+        log.info(
+            "Brook broker %d serving Prometheus metrics on http://%s:%d/metrics", self.node_id, host, bound
+        )
 
     def _schedule_periodic(self) -> None:
         cfg = self.config
@@ -597,6 +622,8 @@ class Broker:
         if self.server is not None:
             self.server.stop_accepting()
             await self.server.drain(max(0.5, timeout / 2))
+        if self.metrics is not None:
+            await self.metrics.stop()
         if self._zk_admin is not None:
             self._zk_admin.stop()
         if self.zk_cluster is not None:
@@ -638,6 +665,8 @@ class Broker:
             self.server.stop_accepting()
             for conn in list(self.server.connections):
                 conn.close("broker halted")
+        if self.metrics is not None:
+            await self.metrics.stop()
         await self._stop_fetchers()
         if self.replica_manager.log_dir_mover is not None:
             await self.replica_manager.log_dir_mover.stop()

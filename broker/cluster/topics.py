@@ -347,6 +347,7 @@ class TopicAdmin:
         coordinator = broker.built_group_coordinator
         if coordinator is not None:
             coordinator.offsets.on_partitions_deleted((name, i) for i in range(len(info.partitions)))
+        broker.stats.forget_topic(name)  # a deleted topic's series go, as Kafka removes its metrics
         log.info("deleted topic %s (id %s)", name, info.topic_id)
         return info, detached
 

@@ -21,6 +21,7 @@ from .schema import ConfigType as T
 from .schema import Importance as I
 from .validators import (
     MetadataVersionValid,
+    MetricsListener,
     NonEmptyString,
     NonNull,
     OneOf,
@@ -508,6 +509,14 @@ REMOTE_LOG: tuple[ConfigDef, ...] = (
     define("remote.fetch.max.wait.ms", T.INT, 500, M, "Longest wait of a remote fetch.", at_least(1)),
 )
 
+#: Brook's own keys (no Kafka equivalent), under the ``brook.`` prefix; internal, so that
+#: DescribeConfigs lists what Kafka lists.
+BROOK: tuple[ConfigDef, ...] = (
+    define("brook.metrics.listener", T.STRING, "", M,
+           "Brook's own: serve Prometheus /metrics on http://host:port (empty: off).",
+           MetricsListener(), internal=True),
+)
+
 # fmt: on
 BROKER_GROUPS: tuple[tuple[ConfigDef, ...], ...] = (
     SERVER,
@@ -521,6 +530,7 @@ BROKER_GROUPS: tuple[tuple[ConfigDef, ...], ...] = (
     QUOTA_AND_METRICS,
     KRAFT,
     REMOTE_LOG,
+    BROOK,
 )
 
 # fmt: off

@@ -24,6 +24,8 @@ log = logging.getLogger("broker.config")
 #: never silently ignored). Everything else in BROKER_CONFIGS is accepted and has no effect.
 APPLIED: frozenset[str] = frozenset(
     {
+        # Brook's own
+        "brook.metrics.listener",
         # identity, mode and listeners
         "broker.id",
         "node.id",

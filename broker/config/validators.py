@@ -125,6 +125,23 @@ class NonEmptyString:
         return "non-empty string"
 
 
+class MetricsListener:
+    """Brook's ``brook.metrics.listener``: empty, or ``http://host:port``."""
+
+    __slots__ = ()
+
+    def check(self, name: str, value: ConfigValue) -> None:
+        from broker.metrics.address import parse_metrics_listener
+
+        try:
+            parse_metrics_listener(str(value or ""))
+        except ValueError as exc:
+            raise ConfigError.invalid(name, value, str(exc)) from None
+
+    def describe(self) -> str:
+        return "empty or http://host:port"
+
+
 class NonNull:
     __slots__ = ()
 

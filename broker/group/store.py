@@ -342,6 +342,10 @@ class OffsetsTopic:
             return _done(AppendResult(code))
         if outcome.error != ErrorCode.NONE:
             return _done(AppendResult(outcome.error))
+        # Kafka's BytesInPerSec / MessagesInPerSec count coordinator appends too.
+        self.broker.stats.produced(
+            replica.tp.topic, outcome.last_offset - outcome.base_offset + 1, len(batch)
+        )
         return self._durable(replica, outcome.base_offset, outcome.last_offset)
 
     async def _durable(self, replica: Partition, base_offset: int, last_offset: int) -> AppendResult:

@@ -138,7 +138,7 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
         return _DelayedFetch(ctx, request, targets, session).future
     response, total, errors = _read_all(ctx, request, targets)
     if not may_wait or total >= request.min_bytes or errors:
-        return _finish(ctx, session, response)
+        return _finish(ctx, session, response, request, targets)
     _release(response)
     return _DelayedFetch(ctx, request, targets, session).future
 
@@ -151,11 +151,32 @@ def _sessions(ctx: RequestContext) -> FetchSessionCache:
     return cache
 
 
-def _finish(ctx: RequestContext, session: SessionContext | None, response: FetchResponse) -> FetchResponse:
+def _finish(
+    ctx: RequestContext,
+    session: SessionContext | None,
+    response: FetchResponse,
+    request: FetchRequest,
+    targets: list[_Target],
+) -> FetchResponse:
     """The final response, as its fetch session has it (KIP-227, :mod:`fetch_session_cache`)."""
+    if replica_id_of(request, ctx.version) < 0:
+        _count_bytes_out(ctx, response, targets)
     if session is None:
         return response
     return _sessions(ctx).finish(session, response, ctx.broker.clock.milliseconds())
+
+
+def _count_bytes_out(ctx: RequestContext, response: FetchResponse, targets: list[_Target]) -> None:
+    """Kafka's BytesOutPerSec: the record bytes of a consumer's answer, per topic (a follower's
+    are ReplicationBytesOutPerSec, not counted here). ``_read_all`` answers each target with one
+    partition entry, in order."""
+    stats = ctx.broker.stats
+    answered = (p for topic in response.responses for p in topic.partitions)
+    for target, data in zip(targets, answered, strict=False):
+        records = data.records
+        size = records.length if isinstance(records, FileSlice) else len(records) if records else 0
+        if size:
+            stats.fetched(target.topic, size)
 
 
 def _find_divergence(targets: list[_Target]) -> None:
@@ -531,14 +552,14 @@ class _DelayedFetch:
             return
         response, total, errors = _read_all(self.ctx, self.request, self.targets)
         if total >= self.request.min_bytes or errors:
-            self.future.set_result(_finish(self.ctx, self.session, response))
+            self.future.set_result(_finish(self.ctx, self.session, response, self.request, self.targets))
         else:
             _release(response)
 
     def expire(self) -> None:
         if not self.future.done():
             response = _read_all(self.ctx, self.request, self.targets)[0]
-            self.future.set_result(_finish(self.ctx, self.session, response))
+            self.future.set_result(_finish(self.ctx, self.session, response, self.request, self.targets))
 
     def _forget(self, _: object) -> None:
         self.timer.cancel()

@@ -301,6 +301,8 @@ def _append_all(
             if outcome.error:
                 results.append(_error(index, outcome.error, version, outcome.message))
                 continue
+            # Kafka's MessagesInPerSec / BytesInPerSec: once per batch, the bytes as received.
+            broker.stats.produced(name, outcome.last_offset - outcome.base_offset + 1, len(pdata.records))
             answer = PartitionProduceResponse(
                 index=index,
                 error_code=0,

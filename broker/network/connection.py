@@ -23,6 +23,7 @@ from collections import deque
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
+from broker.metrics.stats import FETCH_CONSUMER, FETCH_FOLLOWER
 from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry
 from protocol import api as papi
 from protocol.exceptions import DecodeError, FrameTooLargeError, UnknownApiError, UnsupportedVersionError
@@ -43,14 +44,17 @@ _IOV_MAX = 512
 #: Per-connection receive buffer for small requests; a larger frame gets a buffer of its own that
 #: the kernel fills directly. Small, because idle connections keep theirs (1,000 x 16 KiB).
 RECEIVE_BUFFER = 16 * 1024
+FETCH_KEY = 1
 
 
 class Slot:
     """A response position in the connection's order."""
 
-    __slots__ = ("api_key", "correlation_id", "done", "log_entry", "parts", "request", "version")
+    __slots__ = ("api_key", "correlation_id", "done", "log_entry", "parts", "received", "request", "version")
 
-    def __init__(self, api_key: int, version: int, correlation_id: int, request: Any = None) -> None:
+    def __init__(
+        self, api_key: int, version: int, correlation_id: int, request: Any = None, received: float = 0.0
+    ) -> None:
         self.api_key = api_key
         self.version = version
         self.correlation_id = correlation_id
@@ -60,6 +64,8 @@ class Slot:
         self.request = request
         #: Set when the request log is on (broker.request_log).
         self.log_entry: RequestLogEntry | None = None
+        #: ``time.monotonic()`` of the read that brought the request (0: not timed).
+        self.received = received
 
 
 class Connection:
@@ -189,7 +195,8 @@ class Connection:
     # -- responses -----------------------------------------------------------------------------
 
     def new_slot(self, api_key: int, version: int, correlation_id: int, request: Any = None) -> Slot:
-        slot = Slot(api_key, version, correlation_id, request)
+        # The read's timestamp (taken for the idle reaper anyway) is the request's arrival.
+        slot = Slot(api_key, version, correlation_id, request, self.last_active)
         self.slots.append(slot)
         return slot
 
@@ -208,10 +215,17 @@ class Connection:
                 _close_regions_of(body)
                 self.fail(slot, exc)
                 return
-        slot.request = None
+        request, slot.request = slot.request, None
         slot.done = True
         if slot.log_entry is not None:
             slot.log_entry.completed(body)
+        if slot.received:
+            # Kafka's TotalTimeMs ends when the response is sent; here, when it is queued.
+            elapsed_ms = (time.monotonic() - slot.received) * 1000.0
+            stats = self.server.stats
+            stats.request_done(slot.api_key, slot.version, elapsed_ms)
+            if slot.api_key == FETCH_KEY and request is not None:
+                stats.request_done(_fetch_kind(request, slot.version), slot.version, elapsed_ms)
         self._pump()
 
     @property
@@ -386,6 +400,12 @@ class Connection:
         with contextlib.suppress(OSError):
             self.sock.close()
         self.server.forget(self)
+
+
+def _fetch_kind(request: Any, version: int) -> int:
+    """Kafka's RequestMetrics name of a fetch: FetchFollower with a replica id, else FetchConsumer."""
+    replica_id = request.replica_state.replica_id if version >= 15 else request.replica_id
+    return FETCH_FOLLOWER if replica_id >= 0 else FETCH_CONSUMER
 
 
 def _safe_peek(view: memoryview) -> papi.Peek | None:

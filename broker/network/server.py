@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from broker.metrics.stats import BrokerStats
 from broker.network.connection import Connection
 from broker.network.hosts import resolvable
 from broker.network.quotas import ConnectionQuotas, normalise_ip
@@ -49,6 +50,7 @@ class Server:
         max_frame_size: int,
         idle_timeout_ms: int,
         quotas: ConnectionQuotas | None = None,
+        stats: BrokerStats | None = None,
     ) -> None:
         self.loop = loop
         self.handlers = handlers
@@ -65,6 +67,8 @@ class Server:
         #: Accepting stopped because max.connections connections are open.
         self._accept_paused = False
         self._reaper: asyncio.TimerHandle | None = None
+        #: Request counts and times (read by the metrics collector).
+        self.stats = stats if stats is not None else BrokerStats()
 
     # -- lifecycle -----------------------------------------------------------------------------
 

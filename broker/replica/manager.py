@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, TypeVar
 
 from broker.cluster.metadata import ClusterMetadata, LeaderHint, PartitionState, TopicInfo
+from broker.metrics.stats import IsrChangeCounts
 from broker.replica.control import (
     EPOCH_DURING_DELETE,
     NO_EPOCH,
@@ -104,6 +105,8 @@ class ReplicaManager:
         #: The broker's disk workers, for the fsync a marker write owes to flush.messages (None:
         #: not flushed there; the next flush covers it).
         self.disk: DiskRunner | None = None
+        #: Committed ISR shrinks and expands of the partitions led here (metrics).
+        self.isr_changes = IsrChangeCounts()
 
     def add_txn_marker_listener(self, listener: TxnMarkerListener) -> None:
         """``listener(tp, producer_id, producer_epoch, committed, marker_offset)`` after each marker."""
@@ -573,6 +576,7 @@ class ReplicaManager:
         )
         if transition.leader == self.local_id:
             partition.isr_sender = self.isr_sender
+            partition.isr_changes = self.isr_changes
             partition.isr_eligible = self._isr_eligible
             partition.max_lag_ms = self.replica_lag_time_max_ms
             partition.make_leader(was_leader, self.log_manager.clock.milliseconds())

@@ -25,6 +25,7 @@ import uuid
 from collections.abc import Callable
 
 from broker.cluster.metadata import PartitionState
+from broker.metrics.stats import IsrChangeCounts
 from broker.replica.isr import CommittedIsr, LeaderReplicaState, PendingIsrChange
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
@@ -88,6 +89,8 @@ class Partition:
         #: Whether a broker may join the ISR (Kafka, ZooKeeper mode: it is alive).
         self.isr_eligible: Callable[[BrokerId], bool] = _always
         self.max_lag_ms = DEFAULT_MAX_LAG_MS
+        #: Where committed ISR shrinks and expands are counted (the broker's metrics).
+        self.isr_changes: IsrChangeCounts | None = None
 
     # -- state -----------------------------------------------------------------------------------
 
@@ -283,6 +286,13 @@ class Partition:
                 log.info("Ignoring ISR %s of %s from the controller: stale epochs", answer, self.tp)
                 return
             st = self.state
+            counts = self.isr_changes
+            if counts is not None and len(answer.isr) != len(st.isr):
+                # Kafka's IsrShrinksPerSec / IsrExpandsPerSec, marked when the change commits.
+                if len(answer.isr) < len(st.isr):
+                    counts.shrinks += 1
+                else:
+                    counts.expands += 1
             self.state = PartitionState(
                 list(st.replicas), st.leader, st.leader_epoch, list(answer.isr), answer.partition_epoch
             )

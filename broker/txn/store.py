@@ -343,6 +343,10 @@ class TransactionStateTopic:
             )
         if outcome.error != E.NONE:
             return outcome.error
+        # Kafka's BytesInPerSec / MessagesInPerSec count coordinator appends too.
+        self.broker.stats.produced(
+            replica.tp.topic, outcome.last_offset - outcome.base_offset + 1, len(batch)
+        )
         last_offset = outcome.last_offset
         if replica.log.flush_needed():
             try:

@@ -44,6 +44,7 @@ NOT_AT_START = (
     # the embedded broker runs asyncio's loop; decimal only renders rare doubles
     "uvloop",
     "decimal",
+    "prometheus_client",  # only with brook.metrics.listener set
 )
 
 
