@@ -25,9 +25,10 @@ from broker.handlers import api_versions, handlers_for
 from broker.handlers.base import RequestContext
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, resolve_overrides
-from broker.network.server import ListenAddress, Server
+from broker.network.server import Server
 from broker.replica.control import UNKNOWN_BROKER_EPOCH
 from broker.replica.manager import ReplicaManager
+from broker.security.listeners import listen_addresses
 from broker.txn import TRANSACTION_STATE_TOPIC
 from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol import api as papi
@@ -364,7 +365,7 @@ class Broker:
             idle_timeout_ms=self.config.connections_max_idle_ms,
             quotas=quotas,
         )
-        addresses = [ListenAddress(lst.name, lst.host, lst.port) for lst in self.config.listeners]
+        addresses = listen_addresses(self.config)
         for address, port in self.server.listen(addresses):
             self.bound_ports[address.name] = port
             log.info(

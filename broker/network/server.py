@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from broker.network.connection import Connection
+from broker.network.connection import Connection, TlsListener
 from broker.network.quotas import ConnectionQuotas, normalise_ip
 from protocol import api as papi
 from protocol.message import Message
@@ -33,6 +33,9 @@ class ListenAddress:
     name: str
     host: str
     port: int
+    security_protocol: str = "PLAINTEXT"
+    #: Set on SSL listeners: connections on them run the TLS handshake first.
+    tls: TlsListener | None = None
 
 
 class Server:
@@ -86,7 +89,7 @@ class Server:
 
     def _watch_listeners(self) -> None:
         for address, sock in self.listeners:
-            self.loop.add_reader(sock.fileno(), self._accept, sock, address.name)
+            self.loop.add_reader(sock.fileno(), self._accept, sock, address)
 
     def _unwatch_listeners(self) -> None:
         for _, sock in self.listeners:
@@ -121,7 +124,7 @@ class Server:
 
     # -- accepting -----------------------------------------------------------------------------
 
-    def _accept(self, listening: socket.socket, listener: str) -> None:
+    def _accept(self, listening: socket.socket, listener: ListenAddress) -> None:
         for _ in range(64):
             if not self.quotas.slot_available:
                 # max.connections: leave new connections in the backlog until one closes.
@@ -150,7 +153,20 @@ class Server:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
-            conn = Connection(self, sock, peer, listener)
+            try:
+                conn = Connection(
+                    self,
+                    sock,
+                    peer,
+                    listener.name,
+                    security_protocol=listener.security_protocol,
+                    tls=listener.tls,
+                )
+            except (OSError, ValueError) as exc:  # the peer left before the TLS wrap
+                log.info("connection from %s dropped at accept: %s", peer, exc)
+                self.quotas.release(ip)
+                sock.close()
+                continue
             self._addresses[conn] = ip
             self.connections.add(conn)
 
