@@ -43,7 +43,10 @@ class Pki:
 
 
 def _name(cn: str, ou: str | None = None) -> x509.Name:
-    attrs = [x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"), x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Brook")]
+    attrs = [
+        x509.NameAttribute(NameOID.COUNTRY_NAME, "DE"),
+        x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Brook"),
+    ]
     if ou:
         attrs.append(x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, ou))
     attrs.append(x509.NameAttribute(NameOID.COMMON_NAME, cn))
@@ -125,7 +128,11 @@ def _leaf(
     paths.keystore.write_bytes(encrypted_key + chain)
     paths.p12.write_bytes(
         pkcs12.serialize_key_and_certificates(
-            label.encode(), key, cert, [issuer[1]], serialization.BestAvailableEncryption(STORE_PASSWORD.encode())
+            label.encode(),
+            key,
+            cert,
+            [issuer[1]],
+            serialization.BestAvailableEncryption(STORE_PASSWORD.encode()),
         )
     )
     return paths
