@@ -205,9 +205,10 @@ def load(env: Mapping[str, str], arguments: Arguments) -> tuple[BrokerConfig, li
 
 
 def healthcheck_target(config: BrokerConfig) -> tuple[str, int]:
-    """Where a check inside the container reaches the broker: its first listener, on loopback
-    when that listener binds every interface."""
-    first = config.listeners[0]
+    """Where a check inside the container reaches the broker: its first PLAINTEXT listener (else
+    its first listener), on loopback when that listener binds every interface."""
+    plaintext = [listener for listener in config.listeners if listener.security_protocol == "PLAINTEXT"]
+    first = (plaintext or config.listeners)[0]
     host = first.host if first.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
     return host, first.port
 
