@@ -177,3 +177,52 @@ def test_large_fetch_over_tls_is_byte_exact(requested: EmbeddedBroker, pki: Pki)
     finally:
         consumer.close()
     assert got == values
+
+
+@pytest.fixture(scope="module")
+def both(pki: Pki) -> Iterator[EmbeddedBroker]:
+    settings = ssl_listener_settings(pki)
+    settings["listeners"] = "PLAINTEXT://127.0.0.1:0,SSL://127.0.0.1:0"
+    settings["security.inter.broker.protocol"] = "PLAINTEXT"
+    with embedding.embedded(settings) as broker:
+        yield broker
+
+
+def test_fetch_over_tls_equals_fetch_over_plaintext_even_read_slowly(both: EmbeddedBroker, pki: Pki) -> None:
+    """Pipelined fetches of several MB (file regions: sendfile on one listener, preadv and
+    encryption on the other) read by a client with a small receive buffer, so the broker's TLS
+    writes block and resume: the response bytes are the same on both listeners."""
+    confluent_kafka = pytest.importorskip("confluent_kafka")
+    from protocol import api as papi
+    from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+
+    topic = "tls-vs-plaintext"
+    producer = confluent_kafka.Producer({"bootstrap.servers": both.bootstrap_servers, "linger.ms": 5})
+    for i in range(3000):
+        producer.produce(topic, bytes([i % 256]) * 2000, partition=0)
+    assert producer.flush(30) == 0
+    request = FetchRequest(
+        max_wait_ms=0,
+        min_bytes=1,
+        max_bytes=64 << 20,
+        topics=[
+            FetchTopic(topic, partitions=[FetchPartition(0, fetch_offset=0, partition_max_bytes=64 << 20)])
+        ],
+    )
+    frames = b"".join(papi.encode_request(request, 4, correlation) for correlation in range(3))
+    ssl_port = both.call(lambda b: b.bound_ports["SSL"])
+
+    def fetch_all(sock: socket.socket) -> list[bytes]:
+        sock.sendall(frames)
+        return [read_frame(sock) for _ in range(3)]
+
+    with socket.create_connection(("127.0.0.1", both.port), timeout=TIMEOUT) as plain:
+        expected = fetch_all(plain)
+    raw = socket.socket()
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    raw.settimeout(TIMEOUT)
+    raw.connect(("127.0.0.1", ssl_port))
+    with _client_context(pki).wrap_socket(raw, server_hostname="localhost") as tls:
+        got = fetch_all(tls)
+    assert len(expected[0]) > 5_000_000
+    assert got == expected
