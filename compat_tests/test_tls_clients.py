@@ -237,3 +237,52 @@ def test_kcat(requested: TlsBroker, pki: Pki, with_certificate: bool) -> None:
         capture_output=True,
     )
     assert sorted(consumed.stdout.decode().split("\n")[:50]) == sorted(values)
+
+
+# -- kafkajs (Node) ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("with_certificate", [False, True])
+def test_kafkajs(requested: TlsBroker, pki: Pki, with_certificate: bool) -> None:
+    from compat_tests.clients.node import run_kafkajs
+    from compat_tests.clients.tools import require_kafkajs
+
+    require_kafkajs()
+    tls: dict[str, str] = {"ca": str(pki.ca)}
+    if with_certificate:
+        tls.update(cert=str(pki.client.cert), key=str(pki.client.key))
+    topic = _topic("kafkajs-tls")
+    values = [f"kafkajs-{i}" for i in range(50)]
+    run_kafkajs(
+        {
+            "op": "admin",
+            "brokers": [requested.bootstrap],
+            "ssl": tls,
+            "actions": [{"createTopics": {"topics": [{"topic": topic, "numPartitions": 2}]}}],
+        }
+    )
+    run_kafkajs(
+        {
+            "op": "produce",
+            "brokers": [requested.bootstrap],
+            "ssl": tls,
+            "topic": topic,
+            "acks": -1,
+            "compression": "none",
+            "idempotent": False,
+            "batches": [[{"key": None, "value": v} for v in values]],
+        }
+    )
+    result = run_kafkajs(
+        {
+            "op": "consume",
+            "brokers": [requested.bootstrap],
+            "ssl": tls,
+            "topic": topic,
+            "groupId": topic,
+            "fromBeginning": True,
+            "count": len(values),
+            "timeoutMs": 30_000,
+        }
+    )
+    assert sorted(m["value"] for m in result["messages"]) == sorted(values)
