@@ -26,7 +26,7 @@ import socket
 import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from broker.security.principal import USER_TYPE, KafkaPrincipal, SecurityContext
@@ -62,7 +62,8 @@ class TlsListener:
     principals, and how long a handshake may take before the connection is closed."""
 
     context: ssl.SSLContext
-    principal_name: Any  # Callable[[str], str]: SslPrincipalMapper.name
+    #: A verified client certificate's subject DN -> principal name (SslPrincipalMapper.name).
+    principal_name: Callable[[str], str]
     handshake_timeout_s: float
 
 

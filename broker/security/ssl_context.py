@@ -223,13 +223,18 @@ def _load_keystore(context: ssl.SSLContext, get: Lookup) -> bool:
 def _load_pem_chain(context: ssl.SSLContext, pem: bytes, password: str | None, key: str) -> None:
     with _private_file(pem) as path:
         try:
-            context.load_cert_chain(path, password=password)
+            # Never None: OpenSSL would then prompt for the password on the terminal.
+            context.load_cert_chain(path, password=password if password is not None else _no_password)
         except (ssl.SSLError, ValueError) as exc:
             raise ConfigError(
                 f"Cannot load the key store of {key}: {exc} (is ssl.key.password right, and does it hold "
                 "a private key and its certificate chain?)",
                 name=key,
             ) from exc
+
+
+def _no_password() -> bytes:
+    return b""
 
 
 def _pkcs12_as_pem(data: bytes, password: str | None, location: str) -> tuple[bytes, str]:

@@ -162,6 +162,11 @@ def test_unusable_settings_are_config_errors(
 def test_wrong_key_password_and_jks_file(pki: Pki, tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"ssl\.key\.password"):
         server_context(_config(**_pem(pki, **{"ssl.key.password": "wrong"})), "SSL")
+    # An encrypted key and no password: an error, never a prompt on the terminal.
+    with pytest.raises(ConfigError, match=r"ssl\.key\.password"):
+        server_context(
+            _config(**{"ssl.keystore.type": "PEM", "ssl.keystore.location": str(pki.server.keystore)}), "SSL"
+        )
     jks = tmp_path / "old.jks"
     jks.write_bytes(b"\xfe\xed\xfe\xed" + b"\x00" * 64)
     with pytest.raises(ConfigError, match="keytool -importkeystore"):
