@@ -183,3 +183,43 @@ def test_sasl_listeners_are_still_refused(protocol: str) -> None:
         load_config(
             None, [f"listeners={protocol}://127.0.0.1:0", f"security.inter.broker.protocol={protocol}"]
         )
+
+
+def test_docker_image_settings(pki: Pki, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The container takes TLS as KAFKA_* variables, also in apache/kafka's file-name convention
+    (key stores and password files under the secrets directory)."""
+    import importlib.util
+    import sys
+
+    spec = importlib.util.spec_from_file_location(
+        "brook_entrypoint_tls", Path(__file__).resolve().parents[2] / "docker" / "entrypoint.py"
+    )
+    assert spec is not None and spec.loader is not None
+    entrypoint = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = entrypoint
+    spec.loader.exec_module(entrypoint)
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "broker.p12").write_bytes(pki.server.p12.read_bytes())
+    (secrets / "truststore.p12").write_bytes(pki.ca_p12.read_bytes())
+    (secrets / "store_creds").write_text(STORE_PASSWORD + "\n")
+    monkeypatch.setattr(entrypoint, "SECRETS_DIR", secrets)
+    env = {
+        "KAFKA_LISTENERS": "PLAINTEXT://127.0.0.1:9092,SSL://0.0.0.0:9093",
+        "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://127.0.0.1:9092,SSL://localhost:9093",
+        "KAFKA_SSL_KEYSTORE_FILENAME": "broker.p12",
+        "KAFKA_SSL_KEYSTORE_CREDENTIALS": "store_creds",
+        "KAFKA_SSL_KEY_CREDENTIALS": "store_creds",
+        "KAFKA_SSL_TRUSTSTORE_FILENAME": "truststore.p12",
+        "KAFKA_SSL_TRUSTSTORE_CREDENTIALS": "store_creds",
+        "KAFKA_SSL_CLIENT_AUTH": "required",
+        "KAFKA_LISTENER_NAME_SSL_SSL_PRINCIPAL_MAPPING_RULES": "RULE:^CN=([^,]+),.*$/$1/",
+    }
+    config, _ = entrypoint.load(env, entrypoint.Arguments())
+    assert config.get("ssl.keystore.location") == str(secrets / "broker.p12")
+    assert "ssl.keystore.filename" not in config.names
+    [plain, tls] = listen_addresses(config)
+    assert plain.tls is None and tls.tls is not None
+    assert tls.tls.context.verify_mode == ssl.CERT_REQUIRED
+    assert tls.tls.principal_name("CN=alice,OU=clients") == "alice"
+    assert entrypoint.healthcheck_target(config) == ("127.0.0.1", 9092)
