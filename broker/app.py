@@ -27,9 +27,10 @@ from broker.metrics.address import parse_metrics_listener
 from broker.metrics.stats import BrokerStats
 from broker.network.connection import Connection
 from broker.network.quotas import ConnectionQuotas, resolve_overrides
-from broker.network.server import ListenAddress, Server
+from broker.network.server import Server
 from broker.replica.control import UNKNOWN_BROKER_EPOCH
 from broker.replica.manager import ReplicaManager
+from broker.security.listeners import listen_addresses
 from broker.txn import TRANSACTION_STATE_TOPIC
 from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol import api as papi
@@ -494,7 +495,7 @@ class Broker:
             quotas=quotas,
             stats=self.stats,
         )
-        addresses = [ListenAddress(lst.name, lst.host, lst.port) for lst in self.config.listeners]
+        addresses = listen_addresses(self.config)
         for address, port in self.server.listen(addresses):
             self.bound_ports[address.name] = port
             log.info(

@@ -7,6 +7,7 @@ a test harness asks whether the broker is serving (not merely listening).
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import sys
 
@@ -15,10 +16,23 @@ from protocol.exceptions import ProtocolError
 from protocol.messages.api_versions_request import ApiVersionsRequest
 
 
-def check(host: str, port: int, timeout: float = 3.0) -> bool:
+def check(host: str, port: int, timeout: float = 3.0, *, tls: bool | None = None) -> bool:
+    """True when ApiVersions is answered; ``tls`` None tries plaintext, then TLS."""
+    if tls is None:
+        return check(host, port, timeout, tls=False) or check(host, port, timeout, tls=True)
     request = papi.encode_request(ApiVersionsRequest(), 0, correlation_id=1, client_id="brook-healthcheck")
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
+        sock = socket.create_connection((host, port), timeout=timeout)
+        if tls:
+            context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+            try:
+                sock = context.wrap_socket(sock, server_hostname=host)
+            except BaseException:
+                sock.close()
+                raise
+        with sock:
             sock.sendall(request)
             size = struct.unpack(">i", _read(sock, 4))[0]
             if not 0 < size < 1 << 20:

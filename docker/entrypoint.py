@@ -26,6 +26,11 @@ exactly Brook's standalone mode, so the KRaft keys are dropped with a warning: `
 and the controller listeners themselves. A KRaft quorum of several nodes, a controller-only node or a
 broker-only node are refused with a clear message: they need Brook's cluster mode (ZooKeeper).
 
+TLS: the ``ssl.*`` keys as ``KAFKA_SSL_*`` variables with key files mounted anywhere, or apache/kafka's
+convention: ``KAFKA_SSL_KEYSTORE_FILENAME``, ``KAFKA_SSL_TRUSTSTORE_FILENAME`` and the password files
+``KAFKA_SSL_KEY_CREDENTIALS``, ``KAFKA_SSL_KEYSTORE_CREDENTIALS``, ``KAFKA_SSL_TRUSTSTORE_CREDENTIALS``,
+all under ``/etc/kafka/secrets`` (``BROOK_SECRETS_DIR`` moves it).
+
 Logging: ``BROOK_LOG_LEVEL``, else ``KAFKA_LOG4J_ROOT_LOGLEVEL`` (as Kafka's image), else INFO.
 
 SIGTERM (``docker stop``) stops the broker gracefully: in-flight requests finish, logs are flushed and
@@ -49,11 +54,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from broker.config import BrokerConfig, ConfigError, config_from_environment, read_properties
-from broker.config.environment import PREFIX, is_config_variable
+from broker.config.environment import PREFIX, env_to_config_name, is_config_variable
 
 DATA_DIR = "/var/lib/brook/data"
 MOUNTED_PROPERTIES = Path("/mnt/shared/config/server.properties")
 DEFAULT_LISTENERS = "PLAINTEXT://0.0.0.0:9092"
+#: Where apache/kafka's image expects mounted key stores and password files.
+SECRETS_DIR = Path(os.environ.get("BROOK_SECRETS_DIR", "/etc/kafka/secrets"))
+SECRET_VARIABLES = {
+    "KAFKA_SSL_KEYSTORE_FILENAME": ("ssl.keystore.location", False),
+    "KAFKA_SSL_TRUSTSTORE_FILENAME": ("ssl.truststore.location", False),
+    "KAFKA_SSL_KEY_CREDENTIALS": ("ssl.key.password", True),
+    "KAFKA_SSL_KEYSTORE_CREDENTIALS": ("ssl.keystore.password", True),
+    "KAFKA_SSL_TRUSTSTORE_CREDENTIALS": ("ssl.truststore.password", True),
+}
 TARGET_FILE = Path(os.environ.get("BROOK_HEALTHCHECK_TARGET_FILE", "/tmp/brook-healthcheck-target"))
 KRAFT_KEYS = (
     "process.roles",
@@ -176,6 +190,7 @@ def container_static(
     static: dict[str, str] = dict(properties or {})
     variables = {**env, **arguments.variables}
     static.update(config_from_environment(variables))
+    _kafka_image_secrets(variables, static, notes)
     static.update(arguments.overrides)
     if "listeners" not in static:
         if "advertised.listeners" in static:
@@ -187,6 +202,23 @@ def container_static(
         static["log.dirs"] = DATA_DIR
     _drop_kraft(static, notes)
     return static, notes
+
+
+def _kafka_image_secrets(variables: Mapping[str, str], static: dict[str, str], notes: list[str]) -> None:
+    """apache/kafka's image names TLS key material by file name under /etc/kafka/secrets:
+    ``KAFKA_SSL_KEYSTORE_FILENAME`` and ``KAFKA_SSL_TRUSTSTORE_FILENAME`` become the locations,
+    the ``*_CREDENTIALS`` files hold the passwords (read as the image's ``$(cat file)`` does)."""
+    for variable, (key, is_password) in SECRET_VARIABLES.items():
+        value = variables.get(variable)
+        static.pop(env_to_config_name(variable), None)  # not a broker config of its own
+        if not value:
+            continue
+        path = SECRETS_DIR / value
+        if is_password:
+            static[key] = path.read_text(encoding="utf-8").rstrip("\n")
+        else:
+            static[key] = str(path)
+        notes.append(f"{key} taken from {variable} ({path})")
 
 
 def _read_file(arguments: Arguments) -> dict[str, str]:
@@ -205,9 +237,10 @@ def load(env: Mapping[str, str], arguments: Arguments) -> tuple[BrokerConfig, li
 
 
 def healthcheck_target(config: BrokerConfig) -> tuple[str, int]:
-    """Where a check inside the container reaches the broker: its first listener, on loopback
-    when that listener binds every interface."""
-    first = config.listeners[0]
+    """Where a check inside the container reaches the broker: its first PLAINTEXT listener (else
+    its first listener), on loopback when that listener binds every interface."""
+    plaintext = [listener for listener in config.listeners if listener.security_protocol == "PLAINTEXT"]
+    first = (plaintext or config.listeners)[0]
     host = first.host if first.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
     return host, first.port
 

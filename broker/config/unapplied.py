@@ -2,7 +2,7 @@
 
 Brook accepts every Kafka 3.9 broker key, so that a ``server.properties`` written for Kafka loads
 and DescribeConfigs lists what Kafka lists. Many keys have no effect in Brook's design (one event
-loop instead of network and I/O thread pools, no replication yet, no SSL/SASL,
+loop instead of network and I/O thread pools, no SASL,
 quotas, metrics or tiered storage). :data:`APPLIED` lists the keys Brook does act on; any other
 broker key set to a value other than its default is named in a warning at start-up, so an operator
 is never misled into thinking a setting works.
@@ -140,6 +140,22 @@ APPLIED: frozenset[str] = frozenset(
         "request.timeout.ms",
         "socket.connection.setup.timeout.ms",
         "socket.connection.setup.timeout.max.ms",
+        # TLS listeners and the inter-broker TLS client (broker.security)
+        "ssl.client.auth",
+        "ssl.principal.mapping.rules",
+        "ssl.enabled.protocols",
+        "ssl.cipher.suites",
+        "ssl.endpoint.identification.algorithm",
+        "ssl.keystore.type",
+        "ssl.keystore.location",
+        "ssl.keystore.password",
+        "ssl.keystore.key",
+        "ssl.keystore.certificate.chain",
+        "ssl.key.password",
+        "ssl.truststore.type",
+        "ssl.truststore.location",
+        "ssl.truststore.password",
+        "ssl.truststore.certificates",
     }
 )
 

@@ -12,6 +12,7 @@ from storage.fast_dataclass import dataclass
 if TYPE_CHECKING:
     from broker.app import Broker
     from broker.network.connection import Connection
+    from broker.security.principal import SecurityContext
 
 Result = Message | None | Awaitable[Message | None]
 
@@ -33,6 +34,12 @@ class RequestContext:
     @property
     def peer(self) -> str:
         return self.conn.peer
+
+    @property
+    def security(self) -> SecurityContext:
+        """Listener, security protocol and principal of the connection: what authorization and
+        quotas check."""
+        return self.conn.security
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,9 @@ import contextlib
 import logging
 import math
 import random
+import ssl
 import struct
+import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
@@ -125,6 +127,9 @@ class ClientConfig:
     discover_versions: bool = True
     software_name: str = "brook"
     software_version: str = "0.1.0"
+    #: TLS towards the other brokers' inter-broker listener (``security.inter.broker.protocol``
+    #: or ``inter.broker.listener.name`` naming an SSL listener); None for PLAINTEXT.
+    ssl_context: ssl.SSLContext | None = None
 
     @classmethod
     def for_controller(cls, config: BrokerConfig) -> ClientConfig:
@@ -134,6 +139,7 @@ class ClientConfig:
         fixed 100 ms. Versions are discovered (Kafka pins them by inter.broker.protocol.version;
         asking keeps a controller from sending a version a Brook broker's handler lacks)."""
         return cls(
+            ssl_context=inter_broker_ssl_context(config),
             client_id=str(config.get("broker.id")),
             connect_timeout_ms=_int(config, "socket.connection.setup.timeout.ms"),
             connect_timeout_max_ms=_int(config, "socket.connection.setup.timeout.max.ms"),
@@ -149,6 +155,7 @@ class ClientConfig:
         ``replica.fetch.backoff.ms`` after an error, so reconnects here use that too."""
         backoff = _int(config, "replica.fetch.backoff.ms")
         return cls(
+            ssl_context=inter_broker_ssl_context(config),
             client_id=f"broker-{config.get('broker.id')}-fetcher-{fetcher_id}",
             connect_timeout_ms=_int(config, "socket.connection.setup.timeout.ms"),
             connect_timeout_max_ms=_int(config, "socket.connection.setup.timeout.max.ms"),
@@ -156,6 +163,24 @@ class ClientConfig:
             reconnect_backoff_ms=backoff,
             reconnect_backoff_max_ms=backoff,
         )
+
+
+_SSL_CONTEXTS: weakref.WeakKeyDictionary[BrokerConfig, ssl.SSLContext | None] = weakref.WeakKeyDictionary()
+
+
+def inter_broker_ssl_context(config: BrokerConfig) -> ssl.SSLContext | None:
+    """The client TLS context for the inter-broker listener (None if it is PLAINTEXT), built
+    once per configuration: the controller's channels and every fetcher share it."""
+    if config not in _SSL_CONTEXTS:
+        listener = config.inter_broker_listener_name
+        protocol = config.listener_security_protocol_map.get(listener, listener)
+        context = None
+        if protocol == "SSL":
+            from broker.security.ssl_context import client_context
+
+            context = client_context(config, listener)
+        _SSL_CONTEXTS[config] = context
+    return _SSL_CONTEXTS[config]
 
 
 def _int(config: BrokerConfig, name: str) -> int:
@@ -293,7 +318,12 @@ class BrokerConnection(asyncio.BufferedProtocol):
         timeout = (connect_timeout_ms if connect_timeout_ms is not None else config.connect_timeout_ms) / 1000
         try:
             async with asyncio.timeout(timeout):
-                await loop.create_connection(lambda: conn, host, port)
+                if config.ssl_context is None:
+                    await loop.create_connection(lambda: conn, host, port)
+                else:
+                    await loop.create_connection(
+                        lambda: conn, host, port, ssl=config.ssl_context, server_hostname=host
+                    )
         except TimeoutError as exc:
             raise ConnectTimeoutError(
                 f"no connection to broker {node_id} at {host}:{port} within {timeout * 1000:.0f} ms"

@@ -9,6 +9,11 @@ decoder ``recv_into`` its own buffers (a large produce request is read straight 
 Requests are handled as they arrive and may complete out of order (a long-polling fetch, a
 produce waiting for replicas); responses are queued in slots and written in arrival order, as
 Kafka clients require when they pipeline. A produce with acks=0 takes no slot.
+
+On an SSL listener the socket is an ``ssl.SSLSocket`` driven the same way: the handshake runs
+non-blocking (``SSLWantReadError``/``SSLWantWriteError`` re-arm the reader or writer) under a
+deadline, and since sendfile cannot encrypt, file regions are read with ``os.preadv`` into one
+buffer, together with the response bytes around them, and written as large TLS writes.
 """
 
 from __future__ import annotations
@@ -18,18 +23,22 @@ import contextlib
 import logging
 import os
 import socket
+import ssl
 import time
 from collections import deque
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from broker.metrics.stats import FETCH_CONSUMER, FETCH_FOLLOWER
 from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry
+from broker.security.principal import USER_TYPE, KafkaPrincipal, SecurityContext
+from broker.security.ssl_principal import NoMatchingRuleError, subject_dn
 from protocol import api as papi
 from protocol.exceptions import DecodeError, FrameTooLargeError, UnknownApiError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
 from protocol.message import Message
 from storage import FileSlice
+from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.network.server import Server
@@ -45,6 +54,26 @@ _IOV_MAX = 512
 #: the kernel fills directly. Small, because idle connections keep theirs (1,000 x 16 KiB).
 RECEIVE_BUFFER = 16 * 1024
 FETCH_KEY = 1
+
+
+#: Largest plaintext handed to one TLS write: file data and the response bytes around it are
+#: gathered up to this size (OpenSSL cuts it into 16 KiB records).
+TLS_CHUNK = 256 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TlsListener:
+    """What an SSL listener's connections need: its context, how client certificates map to
+    principals, and how long a handshake may take before the connection is closed."""
+
+    context: ssl.SSLContext
+    #: A verified client certificate's subject DN -> principal name (SslPrincipalMapper.name).
+    principal_name: Callable[[str], str]
+    handshake_timeout_s: float
+
+
+class _RecordDataShrank(Exception):
+    """A file region ended early: the segment was truncated while its frame was being sent."""
 
 
 class Slot:
@@ -69,13 +98,35 @@ class Slot:
 
 
 class Connection:
-    def __init__(self, server: Server, sock: socket.socket, peer: str, listener: str) -> None:
+    def __init__(
+        self,
+        server: Server,
+        sock: socket.socket,
+        peer: str,
+        listener: str,
+        *,
+        security_protocol: str = "PLAINTEXT",
+        tls: TlsListener | None = None,
+    ) -> None:
         self.server = server
         self.loop = server.loop
-        self.sock = sock
-        self.fd = sock.fileno()
         self.peer = peer
         self.listener = listener
+        #: Listener, protocol and principal: what authorization and quotas look at.
+        self.security = SecurityContext(listener, security_protocol)
+        self.tls = tls
+        self.handshaking = False
+        self._handshake_timer: asyncio.TimerHandle | None = None
+        self._handshake_writer = False
+        #: TLS: plaintext being written; retried as it is after SSLWantWriteError, as OpenSSL requires.
+        self._tls_chunk: memoryview | None = None
+        self._tls_buffer: bytearray | None = None
+        if tls is not None:
+            sock = tls.context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            self.handshaking = True
+            self._handshake_timer = self.loop.call_later(tls.handshake_timeout_s, self._handshake_expired)
+        self.sock = sock
+        self.fd = sock.fileno()
         self.decoder = FrameDecoder(server.max_frame_size, RECEIVE_BUFFER)
         self.slots: deque[Slot] = deque()
         self.out: deque[Any] = deque()
@@ -101,6 +152,16 @@ class Connection:
         if not self.reading and not self.closed and not self.closing:
             self.loop.add_reader(self.fd, self._on_readable)
             self.reading = True
+            if self.tls is not None and not self.handshaking and self._tls_pending():
+                # Decrypted bytes wait inside OpenSSL: the socket will not signal them.
+                self.loop.call_soon(self._on_readable)
+
+    def _tls_pending(self) -> int:
+        assert isinstance(self.sock, ssl.SSLSocket)
+        try:
+            return self.sock.pending()
+        except (OSError, ValueError):
+            return 0
 
     def _pause_reading(self) -> None:
         if self.reading:
@@ -108,6 +169,9 @@ class Connection:
             self.reading = False
 
     def _on_readable(self) -> None:
+        if self.tls is not None:
+            self._on_tls_readable()
+            return
         try:
             n = self.sock.recv_into(self.decoder.get_buffer())
         except (BlockingIOError, InterruptedError):
@@ -118,6 +182,103 @@ class Connection:
         if n == 0:
             self.close(None)
             return
+        self._received(n)
+
+    def _on_tls_readable(self) -> None:
+        if self.closed or not self.reading:
+            return
+        if self.handshaking and not self._handshake():
+            return
+        sock = self.sock
+        while True:
+            try:
+                n = sock.recv_into(self.decoder.get_buffer())
+            except (ssl.SSLWantReadError, ssl.SSLWantWriteError, BlockingIOError, InterruptedError):
+                return
+            except ssl.SSLError as exc:
+                self.close(f"TLS error: {exc.reason or exc}")
+                return
+            except OSError as exc:
+                self.close(f"read failed: {exc}")
+                return
+            if n == 0:
+                self.close(None)
+                return
+            self._received(n)
+            if self.closed or self.closing or not self.reading or not self._tls_pending():
+                return
+
+    # -- TLS handshake ---------------------------------------------------------------------------
+
+    def _handshake(self) -> bool:
+        """One step of the server handshake; True once it is complete and the principal known."""
+        assert isinstance(self.sock, ssl.SSLSocket) and self.tls is not None
+        try:
+            self.sock.do_handshake()
+        except ssl.SSLWantReadError:
+            self._want_handshake_write(False)
+            return False
+        except ssl.SSLWantWriteError:
+            self._want_handshake_write(True)
+            return False
+        except ssl.SSLError as exc:
+            # As Kafka, at INFO: a peer's failure is no fault of the broker's.
+            self._handshake_failed(f"SSL handshake failed: {exc.reason or exc}")
+            return False
+        except OSError as exc:
+            self._handshake_failed(f"SSL handshake failed: {exc}")
+            return False
+        self.handshaking = False
+        self._want_handshake_write(False)
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        principal = self._certificate_principal()
+        if principal is None:
+            return False
+        self.security = SecurityContext(self.listener, self.security.security_protocol, principal)
+        return True
+
+    def _certificate_principal(self) -> KafkaPrincipal | None:
+        """The mapped DN of a verified client certificate, ANONYMOUS without one; None (and the
+        connection closed) when no mapping rule applies, as Kafka fails the authentication."""
+        assert isinstance(self.sock, ssl.SSLSocket) and self.tls is not None
+        cert = self.sock.getpeercert() if self.tls.context.verify_mode != ssl.CERT_NONE else None
+        if not cert:
+            return self.security.principal
+        dn = subject_dn(cert.get("subject", ()))  # type: ignore[arg-type]
+        try:
+            return KafkaPrincipal(USER_TYPE, self.tls.principal_name(dn))
+        except NoMatchingRuleError as exc:
+            self._handshake_failed(f"Failed authentication: {exc}")
+            return None
+
+    def _want_handshake_write(self, wanted: bool) -> None:
+        if wanted and not self._handshake_writer:
+            self.loop.add_writer(self.fd, self._on_handshake_writable)
+            self._handshake_writer = True
+        elif not wanted and self._handshake_writer:
+            self.loop.remove_writer(self.fd)
+            self._handshake_writer = False
+
+    def _on_handshake_writable(self) -> None:
+        self._want_handshake_write(False)
+        self._on_tls_readable()
+
+    def _handshake_failed(self, reason: str) -> None:
+        log.info("closing connection from %s on %s: %s", self.peer, self.listener, reason)
+        self.close(None)
+
+    def _handshake_expired(self) -> None:
+        self._handshake_timer = None
+        if self.handshaking and not self.closed:
+            self._handshake_failed(
+                f"no TLS handshake within {self.tls.handshake_timeout_s if self.tls else 0:g} s"
+            )
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def _received(self, n: int) -> None:
         self.last_active = time.monotonic()
         bad_size: FrameTooLargeError | None = None
         try:
@@ -178,7 +339,7 @@ class Connection:
         self._finish_closing()
 
     def _finish_closing(self) -> None:
-        if self.closing and not self.closed and not self.slots and not self.out:
+        if self.closing and not self.closed and not self.slots and not self.out and self._tls_chunk is None:
             self.close(None)
 
     def _answer_unsupported_api_versions(self, view: memoryview) -> bool:
@@ -314,6 +475,9 @@ class Connection:
     # -- writing -------------------------------------------------------------------------------
 
     def _write(self) -> None:
+        if self.tls is not None:
+            self._write_tls()
+            return
         out = self.out
         sock = self.sock
         try:
@@ -368,9 +532,87 @@ class Connection:
             if not self.reading:
                 self._pump()
 
+    def _write_tls(self) -> None:
+        sock = self.sock
+        try:
+            while True:
+                chunk = self._tls_chunk
+                if chunk is None:
+                    chunk = self._next_tls_chunk()
+                    if chunk is None:
+                        break
+                    self._tls_chunk = chunk
+                sent = sock.send(chunk)
+                self._tls_chunk = chunk[sent:] if sent < len(chunk) else None
+        except (ssl.SSLWantWriteError, ssl.SSLWantReadError, BlockingIOError, InterruptedError):
+            pass
+        except _RecordDataShrank:
+            self.close("record data shrank while it was being sent")
+            return
+        except ssl.SSLError as exc:
+            self.close(f"TLS write failed: {exc.reason or exc}")
+            return
+        except OSError as exc:
+            self.close(f"write failed: {exc}")
+            return
+        if self._tls_chunk is not None or self.out:
+            if not self.writing:
+                self.loop.add_writer(self.fd, self._write)
+                self.writing = True
+            return
+        self._tls_buffer = None  # idle connections keep no 256 KiB buffer
+        if self.writing:
+            self.loop.remove_writer(self.fd)
+            self.writing = False
+            if not self.reading:
+                self._pump()
+
+    def _next_tls_chunk(self) -> memoryview | None:
+        """The next plaintext to encrypt: one large response piece as it is, or pieces and file
+        regions gathered into one buffer (file data read straight into it: its one copy)."""
+        out = self.out
+        if not out:
+            return None
+        head = out[0]
+        if not isinstance(head, FileSlice) and len(head) >= TLS_CHUNK:
+            out.popleft()
+            self.pending_bytes -= len(head)
+            return memoryview(head)
+        size = min(TLS_CHUNK, max(self.pending_bytes, 1))
+        if not isinstance(head, FileSlice):
+            size = max(size, len(head))  # never an empty chunk, whatever the accounting says
+        if self._tls_buffer is None or len(self._tls_buffer) < size:
+            self._tls_buffer = bytearray(size)
+        view = memoryview(self._tls_buffer)
+        room = len(view)
+        filled = 0
+        while out and filled < room:
+            head = out[0]
+            if isinstance(head, FileSlice):
+                want = min(head.length - self.out_offset, room - filled)
+                got = os.preadv(head.fd, [view[filled : filled + want]], head.position + self.out_offset)
+                if got <= 0:
+                    raise _RecordDataShrank
+                filled += got
+                self.out_offset += got
+                self.pending_bytes -= got
+                if self.out_offset == head.length:
+                    out.popleft()
+                    head.close()
+                    self.out_offset = 0
+                continue
+            length = len(head)
+            if length > room - filled:
+                break
+            view[filled : filled + length] = head
+            filled += length
+            self.pending_bytes -= length
+            out.popleft()
+        return view[:filled]
+
     @property
     def idle(self) -> bool:
-        return not self.slots and not self.out and not self.tasks
+        return not self.slots and not self.out and not self.tasks and self._tls_chunk is None
 
     # -- closing -------------------------------------------------------------------------------
 
@@ -383,9 +625,13 @@ class Connection:
         if self.reading:
             self.loop.remove_reader(self.fd)
             self.reading = False
-        if self.writing:
+        if self.writing or self._handshake_writer:
             self.loop.remove_writer(self.fd)
-            self.writing = False
+            self.writing = self._handshake_writer = False
+        if self._handshake_timer is not None:
+            self._handshake_timer.cancel()
+            self._handshake_timer = None
+        self._tls_chunk = None
         for piece in self.out:
             if isinstance(piece, FileSlice):
                 piece.close()

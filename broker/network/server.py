@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from broker.metrics.stats import BrokerStats
-from broker.network.connection import Connection
+from broker.network.connection import Connection, TlsListener
 from broker.network.hosts import resolvable
 from broker.network.quotas import ConnectionQuotas, normalise_ip
 from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry, request_logger
@@ -37,6 +37,9 @@ class ListenAddress:
     name: str
     host: str
     port: int
+    security_protocol: str = "PLAINTEXT"
+    #: Set on SSL listeners: connections on them run the TLS handshake first.
+    tls: TlsListener | None = None
 
 
 class Server:
@@ -95,7 +98,7 @@ class Server:
 
     def _watch_listeners(self) -> None:
         for address, sock in self.listeners:
-            self.loop.add_reader(sock.fileno(), self._accept, sock, address.name)
+            self.loop.add_reader(sock.fileno(), self._accept, sock, address)
 
     def _unwatch_listeners(self) -> None:
         for _, sock in self.listeners:
@@ -143,7 +146,7 @@ class Server:
 
     # -- accepting -----------------------------------------------------------------------------
 
-    def _accept(self, listening: socket.socket, listener: str) -> None:
+    def _accept(self, listening: socket.socket, listener: ListenAddress) -> None:
         for _ in range(64):
             if not self.quotas.slot_available:
                 # max.connections: leave new connections in the backlog until one closes.
@@ -172,7 +175,20 @@ class Server:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             peer = f"{addr[0]}:{addr[1]}" if isinstance(addr, tuple) else str(addr)
-            conn = Connection(self, sock, peer, listener)
+            try:
+                conn = Connection(
+                    self,
+                    sock,
+                    peer,
+                    listener.name,
+                    security_protocol=listener.security_protocol,
+                    tls=listener.tls,
+                )
+            except (OSError, ValueError) as exc:  # the peer left before the TLS wrap
+                log.info("connection from %s dropped at accept: %s", peer, exc)
+                self.quotas.release(ip)
+                sock.close()
+                continue
             self._addresses[conn] = ip
             self.connections.add(conn)
 

@@ -29,7 +29,11 @@
 //    {"fetchTopicMetadata": {...}} | {"fetchTopicOffsetsByTimestamp": [topic, ts]} |
 //    {"deleteTopics": {...}}]}
 //     -> {"results": [...]}
+// Any command may carry "ssl": {"ca": path, "cert": path, "key": path} (cert and key optional):
+// the client then connects with TLS, trusting that CA and presenting that certificate.
 'use strict'
+
+const fs = require('fs')
 
 const { Kafka, CompressionTypes, CompressionCodecs, logLevel } = require('kafkajs')
 const SnappyCodec = require('kafkajs-snappy')
@@ -93,10 +97,21 @@ const COMPRESSION = {
   zstd: CompressionTypes.ZSTD
 }
 
+function tlsOptions (ssl) {
+  if (!ssl) return undefined
+  const options = { ca: [fs.readFileSync(ssl.ca, 'utf-8')] }
+  if (ssl.cert) {
+    options.cert = fs.readFileSync(ssl.cert, 'utf-8')
+    options.key = fs.readFileSync(ssl.key, 'utf-8')
+  }
+  return options
+}
+
 function client (cmd) {
   return new Kafka({
     clientId: 'brook-compat-kafkajs',
     brokers: cmd.brokers,
+    ssl: tlsOptions(cmd.ssl),
     logLevel: logLevel.WARN,
     // stdout carries the result only.
     logCreator: () => ({ namespace, level, log }) => {

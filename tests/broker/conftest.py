@@ -15,16 +15,19 @@ from broker.app import Broker
 from broker.config import load_config
 from broker.handlers import HANDLERS
 from broker.handlers.base import RequestContext
+from broker.security.principal import SecurityContext
 from protocol.messages.request_header import RequestHeader
 from storage import FileSystem
 
 T = TypeVar("T")
+PLAINTEXT_SECURITY = SecurityContext("PLAINTEXT", "PLAINTEXT")
 
 
 @dataclass
 class FakeConnection:
     peer: str = "127.0.0.1:40000"
     listener: str = "PLAINTEXT"
+    security: SecurityContext = PLAINTEXT_SECURITY
 
 
 class InlineDisk:

@@ -28,7 +28,7 @@ def test_one_warning_names_every_setting_without_effect(
         "num.network.threads": "8",
         "num.replica.fetchers": "4",  # applied (replica fetchers): not named
         "queued.max.requests": "100",
-        "ssl.keystore.password": "secret-value",
+        "delegation.token.secret.key": "secret-value",  # a password, and not applied
         "max.connections": "50",  # applied: not named
         "num.partitions": "3",  # applied: not named
         "background.threads": "10",  # Kafka's default: not named
@@ -39,10 +39,10 @@ def test_one_warning_names_every_setting_without_effect(
     [message] = unapplied_warnings(caplog)
     named = message.rpartition(": ")[2].split(", ")
     assert sorted(named) == [
+        "delegation.token.secret.key",
         "num.io.threads",
         "num.network.threads",
         "queued.max.requests",
-        "ssl.keystore.password",
     ]
     assert "secret-value" not in message
 
