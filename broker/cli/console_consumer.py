@@ -1,0 +1,246 @@
+"""``brook console-consumer``: kafka-console-consumer.sh — a topic's records to stdout.
+
+A simple consumer that assigns itself every partition of the topic (or ``--partition``) and fetches
+from each leader (Fetch v12 at most: topics by name). With ``--group`` it starts from the group's
+committed offsets and commits its position with OffsetCommit (a simple, generation-less commit, so
+the group must have no active members) when it stops; it does not join the group.
+``--isolation-level read_committed`` reads to the last stable offset and drops aborted records.
+Records are printed as Kafka's DefaultMessageFormatter prints them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from collections import defaultdict
+from typing import Any, BinaryIO
+
+from broker.cli.client import CliError, KafkaClient, KafkaError, NodeConnection
+from broker.cli.common import add_connection_options, client_from, parse_key_values
+from broker.cli.lines import FormatterConfig, format_record
+from broker.cli.offsets import (
+    EARLIEST,
+    LATEST,
+    READ_COMMITTED,
+    READ_UNCOMMITTED,
+    TopicPartition,
+    commit_offsets,
+    fetch_committed,
+    list_offsets,
+)
+from protocol.error_codes import ErrorCode
+from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
+from protocol.records.batch import TIMESTAMP_TYPE_MASK, iter_batches
+from protocol.records.record import decode_batch, parse_control_key
+
+FETCH_MAX_WAIT_MS = 200
+PARTITION_MAX_BYTES = 1 << 20
+ABORT_MARKER = 0
+
+
+def add_parser(subparsers: Any) -> None:
+    parser = subparsers.add_parser("console-consumer", help="Print a topic's records.")
+    add_connection_options(parser)
+    parser.add_argument("--topic", required=True)
+    parser.add_argument("--partition", type=int)
+    parser.add_argument("--offset", default=None, help="earliest, latest or an offset (needs --partition)")
+    parser.add_argument("--from-beginning", action="store_true")
+    parser.add_argument("--max-messages", type=int)
+    parser.add_argument("--timeout-ms", type=int, help="Exit when no message arrived for this long.")
+    parser.add_argument("--group")
+    parser.add_argument("--property", action="append", default=[])
+    parser.add_argument("--consumer-property", action="append", default=[])
+    parser.add_argument(
+        "--isolation-level", choices=("read_committed", "read_uncommitted"), default="read_uncommitted"
+    )
+    parser.add_argument("--skip-message-on-error", action="store_true")
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    consumer_props = parse_key_values(args.consumer_property)
+    if args.offset is not None and args.partition is None:
+        raise CliError("The partition is required when offset is specified.")
+    if args.offset is not None and args.group:
+        raise CliError("Options group and offset cannot be specified together.")
+    if args.partition is not None and args.group:
+        raise CliError("Options group and partition cannot be specified together.")
+    formatter = FormatterConfig.from_properties(parse_key_values(args.property))
+    isolation = (
+        READ_COMMITTED
+        if (consumer_props.get("isolation.level") or args.isolation_level) == "read_committed"
+        else READ_UNCOMMITTED
+    )
+    group = args.group or consumer_props.get("group.id")
+    reset = consumer_props.get("auto.offset.reset", "earliest" if args.from_beginning else "latest")
+    with client_from(
+        args, {k: v for k, v in consumer_props.items() if k.startswith(("security.", "ssl.", "sasl."))}
+    ) as client:
+        consumer = SimpleConsumer(client, args.topic, isolation=isolation, group=group)
+        consumer.assign(args.partition, args.offset, reset)
+        count = consumer.consume(sys.stdout.buffer, formatter, args.max_messages, args.timeout_ms)
+    print(f"Processed a total of {count} messages", file=sys.stderr)
+    return 0
+
+
+class SimpleConsumer:
+    """Fetches the assigned partitions from their leaders, in order, from tracked positions."""
+
+    def __init__(self, client: KafkaClient, topic: str, *, isolation: int, group: str | None) -> None:
+        self.client = client
+        self.topic = topic
+        self.isolation = isolation
+        self.group = group
+        self.positions: dict[TopicPartition, int] = {}
+        self._reset = "latest"
+        self._coordinator: NodeConnection | None = None
+
+    def assign(self, partition: int | None, offset: str | None, reset: str) -> None:
+        leaders = self.client.leaders([self.topic])
+        partitions = sorted(leaders) if partition is None else [(self.topic, partition)]
+        if partition is not None and (self.topic, partition) not in leaders:
+            raise CliError(f"Partition {self.topic}-{partition} does not exist")
+        if reset not in ("earliest", "latest"):
+            raise CliError(f"Invalid value {reset} for configuration auto.offset.reset")
+        self._reset = reset
+        committed: dict[TopicPartition, int] = {}
+        if self.group:
+            _, self._coordinator = self.client.coordinator(self.group)
+            committed = fetch_committed(self._coordinator, self.group, partitions)
+        if offset is not None and offset not in ("earliest", "latest"):
+            try:
+                self.positions = {tp: int(offset) for tp in partitions}
+            except ValueError:
+                raise CliError(
+                    f"The provided offset value '{offset}' is incorrect. Valid values are "
+                    "'earliest', 'latest', or a non-negative long."
+                ) from None
+            return
+        start = EARLIEST if (offset or reset) == "earliest" else LATEST
+        missing = [tp for tp in partitions if tp not in committed]
+        reset_to = list_offsets(self.client, missing, start, self.isolation) if missing else {}
+        self.positions = {**reset_to, **committed}
+
+    def consume(
+        self, out: BinaryIO, formatter: FormatterConfig, max_messages: int | None, timeout_ms: int | None
+    ) -> int:
+        count = 0
+        last_message = time.monotonic()
+        try:
+            while max_messages is None or count < max_messages:
+                for record in self._poll():
+                    out.write(format_record(formatter, **record))
+                    count += 1
+                    last_message = time.monotonic()
+                    if max_messages is not None and count >= max_messages:
+                        break
+                out.flush()
+                if timeout_ms is not None and (time.monotonic() - last_message) * 1000 >= timeout_ms:
+                    print(
+                        "ERROR Error processing message, terminating consumer process: "
+                        "org.apache.kafka.common.errors.TimeoutException",
+                        file=sys.stderr,
+                    )
+                    break
+        finally:
+            self.commit()
+        return count
+
+    def commit(self) -> None:
+        if self.group and self._coordinator is not None and self.positions:
+            commit_offsets(self._coordinator, self.group, self.positions)
+
+    def _poll(self) -> list[dict[str, Any]]:
+        """One fetch round to every leader; the records in partition order, positions moved past them."""
+        leaders = self.client.leaders([self.topic])
+        by_leader: dict[int, list[TopicPartition]] = defaultdict(list)
+        for tp in sorted(self.positions):
+            by_leader[leaders.get(tp, -1)].append(tp)
+        records: list[dict[str, Any]] = []
+        for leader, tps in by_leader.items():
+            if leader < 0:
+                continue
+            request = FetchRequest(
+                max_wait_ms=FETCH_MAX_WAIT_MS,
+                min_bytes=1,
+                isolation_level=self.isolation,
+                topics=[
+                    FetchTopic(
+                        topic=self.topic,
+                        partitions=[
+                            FetchPartition(
+                                partition=p,
+                                fetch_offset=self.positions[(t, p)],
+                                partition_max_bytes=PARTITION_MAX_BYTES,
+                            )
+                            for t, p in tps
+                        ],
+                    )
+                ],
+            )
+            response = self.client.node(leader).call(request)
+            if response.error_code:
+                raise KafkaError(response.error_code, None, "Fetch")
+            for topic in response.responses:
+                for data in topic.partitions:
+                    records += self._partition_records(topic.topic, data)
+        return records
+
+    def _partition_records(self, topic: str, data: Any) -> list[dict[str, Any]]:
+        tp = (topic, data.partition_index)
+        if data.error_code == ErrorCode.OFFSET_OUT_OF_RANGE:
+            start = EARLIEST if self._reset == "earliest" else LATEST
+            self.positions[tp] = list_offsets(self.client, [tp], start, self.isolation)[tp]
+            return []
+        if data.error_code:
+            if ErrorCode(data.error_code).retriable:
+                return []
+            raise KafkaError(data.error_code, None, f"Fetch of {topic}-{data.partition_index}")
+        buf = bytes(data.records or b"")
+        aborted = sorted((a.first_offset, a.producer_id) for a in (data.aborted_transactions or []))
+        return self._decode(tp, buf, aborted)
+
+    def _decode(self, tp: TopicPartition, buf: bytes, aborted: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        position = self.positions[tp]
+        records: list[dict[str, Any]] = []
+        aborting: set[int] = set()
+        for pos, header in iter_batches(buf):
+            while aborted and aborted[0][0] <= header.last_offset:
+                aborting.add(aborted.pop(0)[1])
+            if header.last_offset < position:
+                continue
+            _, batch = decode_batch(buf, pos)
+            if header.is_control:
+                if batch and parse_control_key(batch[0].key) == ABORT_MARKER:
+                    aborting.discard(header.producer_id)
+                position = header.next_offset
+                continue
+            if (
+                self.isolation == READ_COMMITTED
+                and header.is_transactional
+                and header.producer_id in aborting
+            ):
+                position = header.next_offset
+                continue
+            for record in batch:
+                offset = header.base_offset + record.offset_delta
+                if offset < position:
+                    continue
+                log_append = bool(header.attributes & TIMESTAMP_TYPE_MASK)
+                records.append(
+                    {
+                        "timestamp_type": 1 if log_append else 0,
+                        "timestamp": header.max_timestamp
+                        if log_append
+                        else header.base_timestamp + record.timestamp_delta,
+                        "partition": tp[1],
+                        "offset": offset,
+                        "headers": record.headers,
+                        "key": record.key,
+                        "value": record.value,
+                    }
+                )
+            position = header.next_offset
+        self.positions[tp] = position
+        return records
