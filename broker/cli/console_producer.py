@@ -26,6 +26,7 @@ from protocol.records.record import Record, build_batch
 CODECS = {"none": 0, "gzip": 1, "snappy": 2, "lz4": 3, "zstd": 4}
 MAX_BATCH_RECORDS = 1000
 RETRIES = 5
+RETRY_BACKOFF_S = 0.1
 CHUNK = 1 << 16
 
 
@@ -125,9 +126,11 @@ class LineProducer:
         for line in lines:
             by_partition[self._partition(line)].append(line)
         pending = dict(by_partition)
-        for _ in range(RETRIES):
+        for attempt in range(RETRIES):
             if not pending:
                 break
+            if attempt:
+                time.sleep(RETRY_BACKOFF_S * attempt)  # Kafka's retry.backoff.ms: a leader is moving
             pending = self._send_once(pending)
         if pending:
             raise CliError(

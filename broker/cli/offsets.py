@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import struct
+import time
 from collections import defaultdict
 from collections.abc import Iterable
 
@@ -22,7 +23,8 @@ LATEST = -1
 EARLIEST = -2
 READ_UNCOMMITTED = 0
 READ_COMMITTED = 1
-_ATTEMPTS = 3
+_ATTEMPTS = 5
+RETRY_BACKOFF_S = 0.1
 
 
 def list_offsets(
@@ -35,9 +37,11 @@ def list_offsets(
     leader; -1 where no record has that timestamp or later. Leader moves are retried."""
     pending = sorted(set(partitions))
     result: dict[TopicPartition, int] = {}
-    for _ in range(_ATTEMPTS):
+    for attempt in range(_ATTEMPTS):
         if not pending:
             break
+        if attempt:
+            time.sleep(RETRY_BACKOFF_S * attempt)  # Kafka's retry.backoff.ms: a new leader is being elected
         leaders = client.leaders({t for t, _ in pending})
         by_leader: dict[int, list[TopicPartition]] = defaultdict(list)
         for tp in pending:
