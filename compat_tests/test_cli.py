@@ -735,6 +735,16 @@ def test_cluster_topics_and_groups(cluster: BrokerCluster) -> None:
     )
     for partition in range(3):
         cluster.wait_for_leader(topic, partition, lambda leader: leader >= 0, 30.0)
+    # Brokers other than the controller learn of the topic from UpdateMetadata, a moment later.
+    for broker_id in cluster.ids:
+        cluster.wait_view(
+            lambda view: (
+                len(view.topics.get(topic, {})) == 3 and all(p[0] >= 0 for p in view.topics[topic].values())
+            ),
+            30.0,
+            f"{topic} in broker {broker_id}'s metadata",
+            bootstrap=cluster.bootstrap_of(broker_id),
+        )
     lines = (
         ok("topics", "--bootstrap-server", bootstrap, "--describe", "--topic", topic).rstrip("\n").split("\n")
     )

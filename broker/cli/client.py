@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import socket
 import struct
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 
 from protocol import api as papi
 from protocol.error_codes import ErrorCode
@@ -22,6 +23,9 @@ from protocol.messages.find_coordinator_request import FindCoordinatorRequest
 from protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
 
 MAX_RESPONSE = 256 << 20
+RETRY_BACKOFF_S = 0.1
+RETRY_BACKOFF_MAX_S = 1.0
+T = TypeVar("T")
 API_VERSIONS_KEY = 18
 GROUP_KEY_TYPE = 0
 TRANSACTION_KEY_TYPE = 1
@@ -250,10 +254,30 @@ class KafkaClient:
         return self.node(response.controller_id)
 
     def coordinator(self, key: str, key_type: int = GROUP_KEY_TYPE) -> tuple[int, NodeConnection]:
-        """(node id, connection) of the group (or transaction) coordinator of ``key``."""
-        response = self.any.call(FindCoordinatorRequest(key=key, key_type=key_type))
-        check_error(response.error_code, response.error_message, key)
-        return response.node_id, self.connection_to(response.node_id, response.host, response.port)
+        """(node id, connection) of the group (or transaction) coordinator of ``key``; retried
+        while the coordinator is not available (its internal topic being created or loaded)."""
+
+        def find() -> tuple[int, NodeConnection]:
+            response = self.any.call(FindCoordinatorRequest(key=key, key_type=key_type))
+            check_error(response.error_code, response.error_message, key)
+            return response.node_id, self.connection_to(response.node_id, response.host, response.port)
+
+        return self.retrying(find)
+
+    def retrying(self, action: Callable[[], T]) -> T:
+        """``action()``, again after Kafka's retry backoff while it fails with a retriable error,
+        until the client's timeout."""
+        deadline = time.monotonic() + self.timeout
+        backoff = RETRY_BACKOFF_S
+        while True:
+            try:
+                return action()
+            except KafkaError as exc:
+                retriable = exc.code in ErrorCode._value2member_map_ and ErrorCode(exc.code).retriable
+                if not retriable or time.monotonic() + backoff > deadline:
+                    raise
+            time.sleep(backoff)
+            backoff = min(backoff * 2, RETRY_BACKOFF_MAX_S)
 
     def leaders(self, topics: Iterable[str]) -> dict[tuple[str, int], int]:
         """(topic, partition) -> leader id of every partition of ``topics``; unknown topics raise."""

@@ -106,8 +106,10 @@ class SimpleConsumer:
         self._reset = reset
         committed: dict[TopicPartition, int] = {}
         if self.group:
-            _, self._coordinator = self.client.coordinator(self.group)
-            committed = fetch_committed(self._coordinator, self.group, partitions)
+            group = self.group
+            _, coordinator = self.client.coordinator(group)
+            self._coordinator = coordinator
+            committed = self.client.retrying(lambda: fetch_committed(coordinator, group, partitions))
         if offset is not None and offset not in ("earliest", "latest"):
             try:
                 self.positions = {tp: int(offset) for tp in partitions}

@@ -8,6 +8,7 @@ import re
 import sys
 import time
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from broker.cli.client import CliError, KafkaClient, KafkaError, check_error
@@ -126,11 +127,13 @@ def list_groups(client: KafkaClient, args: argparse.Namespace) -> int:
 
 
 def _describe_group(client: KafkaClient, group: str) -> tuple[int, Any, Any]:
-    node_id, conn = client.coordinator(group)
-    response = conn.call(DescribeGroupsRequest(groups=[group]))
-    described = response.groups[0]
-    check_error(described.error_code, None, f"Group {group}")
-    return node_id, conn, described
+    def describe() -> tuple[int, Any, Any]:
+        node_id, conn = client.coordinator(group)
+        described = conn.call(DescribeGroupsRequest(groups=[group])).groups[0]
+        check_error(described.error_code, None, f"Group {group}")
+        return node_id, conn, described
+
+    return client.retrying(describe)
 
 
 def _member_state(group: str, state: str, rows: int) -> bool:
@@ -178,7 +181,7 @@ def describe(client: KafkaClient, groups: list[str], args: argparse.Namespace) -
 
 def offset_rows(client: KafkaClient, conn: Any, group: str, described: Any) -> list[list[str]]:
     """GROUP TOPIC PARTITION CURRENT-OFFSET LOG-END-OFFSET LAG CONSUMER-ID HOST CLIENT-ID rows."""
-    committed = committed_offsets(conn, group)
+    committed = client.retrying(partial(committed_offsets, conn, group))
     owners: dict[TopicPartition, Any] = {}
     idle_members = []
     for member in described.members:
@@ -356,7 +359,7 @@ def reset_offsets(client: KafkaClient, groups: list[str], args: argparse.Namespa
             plans[group] = {}
             failed = True
             continue
-        committed = committed_offsets(conn, group)
+        committed = client.retrying(partial(committed_offsets, conn, group))
         partitions = _partitions_to_reset(client, args, committed)
         plan = _new_offsets(client, args, partitions, committed)
         if args.execute:
