@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 from protocol import api as papi
 from protocol.error_codes import ErrorCode
+from protocol.exceptions import ProtocolError
 from protocol.message import Message
 from protocol.messages.api_versions_request import ApiVersionsRequest
 from protocol.messages.find_coordinator_request import FindCoordinatorRequest
@@ -90,6 +91,11 @@ def parse_address(entry: str) -> tuple[str, int]:
     if not sep or not port.isdigit():
         raise CliError(f"Invalid url in bootstrap.servers: {entry.strip()}")
     return host.strip("[]") or "127.0.0.1", int(port)
+
+
+def retriable(code: int) -> bool:
+    """Whether a client may send the request again unchanged (Kafka's RetriableException)."""
+    return code in ErrorCode._value2member_map_ and ErrorCode(code).retriable
 
 
 def check_error(code: int, message: str | None = None, subject: str = "") -> None:
@@ -170,6 +176,10 @@ class NodeConnection:
             raise CliError(f"Timed out waiting for a response from {self.label}") from exc
         except OSError as exc:
             raise CliError(f"Connection to {self.label} failed: {exc}") from exc
+        except ProtocolError as exc:  # the peer's bytes do not decode: an error, never a crash
+            raise CliError(
+                f"Bad response from {self.label} to {papi.api(request.API_KEY).name}: {exc}"
+            ) from exc
         if correlation != self._correlation:
             raise CliError(
                 f"Response to request {correlation} from {self.label}, expected {self._correlation}"
@@ -273,8 +283,7 @@ class KafkaClient:
             try:
                 return action()
             except KafkaError as exc:
-                retriable = exc.code in ErrorCode._value2member_map_ and ErrorCode(exc.code).retriable
-                if not retriable or time.monotonic() + backoff > deadline:
+                if not retriable(exc.code) or time.monotonic() + backoff > deadline:
                     raise
             time.sleep(backoff)
             backoff = min(backoff * 2, RETRY_BACKOFF_MAX_S)

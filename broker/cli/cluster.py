@@ -9,7 +9,7 @@ from typing import Any
 
 from broker.cli.client import CliError, KafkaClient, UnsupportedApi, check_error
 from broker.cli.common import add_connection_options, client_from, progress
-from protocol.error_codes import ErrorCode
+from protocol.error_codes import ErrorCode, error_name
 from protocol.messages.describe_cluster_request import DescribeClusterRequest
 from protocol.messages.describe_log_dirs_request import DescribeLogDirsRequest
 
@@ -114,5 +114,5 @@ def _log_dir(result: Any, topics: list[str]) -> dict[str, Any]:
     ]
     error = None
     if result.error_code:
-        error = ERROR_CLASSES.get(result.error_code, ErrorCode(result.error_code).name)
+        error = ERROR_CLASSES.get(result.error_code, error_name(result.error_code))
     return {"logDir": result.log_dir, "error": error, "partitions": partitions}

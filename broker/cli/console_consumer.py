@@ -16,7 +16,7 @@ import time
 from collections import defaultdict
 from typing import Any, BinaryIO
 
-from broker.cli.client import CliError, KafkaClient, KafkaError, NodeConnection
+from broker.cli.client import CliError, KafkaClient, KafkaError, NodeConnection, retriable
 from broker.cli.common import add_connection_options, client_from, parse_key_values
 from broker.cli.lines import FormatterConfig, format_record
 from broker.cli.offsets import (
@@ -30,6 +30,7 @@ from broker.cli.offsets import (
     list_offsets,
 )
 from protocol.error_codes import ErrorCode
+from protocol.exceptions import CorruptRecordError
 from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
 from protocol.records.batch import TIMESTAMP_TYPE_MASK, iter_batches
 from protocol.records.record import decode_batch, parse_control_key
@@ -77,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     with client_from(
         args, {k: v for k, v in consumer_props.items() if k.startswith(("security.", "ssl.", "sasl."))}
     ) as client:
-        consumer = SimpleConsumer(client, args.topic, isolation=isolation, group=group)
+        consumer = SimpleConsumer(
+            client, args.topic, isolation=isolation, group=group, skip_corrupt=args.skip_message_on_error
+        )
         consumer.assign(args.partition, args.offset, reset)
         count = consumer.consume(sys.stdout.buffer, formatter, args.max_messages, args.timeout_ms)
     print(f"Processed a total of {count} messages", file=sys.stderr)
@@ -87,8 +90,17 @@ def run(args: argparse.Namespace) -> int:
 class SimpleConsumer:
     """Fetches the assigned partitions from their leaders, in order, from tracked positions."""
 
-    def __init__(self, client: KafkaClient, topic: str, *, isolation: int, group: str | None) -> None:
+    def __init__(
+        self,
+        client: KafkaClient,
+        topic: str,
+        *,
+        isolation: int,
+        group: str | None,
+        skip_corrupt: bool = False,
+    ) -> None:
         self.client = client
+        self.skip_corrupt = skip_corrupt
         self.topic = topic
         self.isolation = isolation
         self.group = group
@@ -196,12 +208,15 @@ class SimpleConsumer:
             self.positions[tp] = list_offsets(self.client, [tp], start, self.isolation)[tp]
             return []
         if data.error_code:
-            if ErrorCode(data.error_code).retriable:
+            if retriable(data.error_code):
                 return []
             raise KafkaError(data.error_code, None, f"Fetch of {topic}-{data.partition_index}")
         buf = bytes(data.records or b"")
         aborted = sorted((a.first_offset, a.producer_id) for a in (data.aborted_transactions or []))
-        return self._decode(tp, buf, aborted)
+        try:
+            return self._decode(tp, buf, aborted)
+        except CorruptRecordError as exc:  # a batch header that does not parse: nothing to skip to
+            raise CliError(f"Error processing message, terminating consumer process: {topic}: {exc}") from exc
 
     def _decode(self, tp: TopicPartition, buf: bytes, aborted: list[tuple[int, int]]) -> list[dict[str, Any]]:
         position = self.positions[tp]
@@ -212,7 +227,18 @@ class SimpleConsumer:
                 aborting.add(aborted.pop(0)[1])
             if header.last_offset < position:
                 continue
-            _, batch = decode_batch(buf, pos)
+            try:
+                _, batch = decode_batch(buf, pos)
+            except CorruptRecordError as exc:
+                if not self.skip_corrupt:
+                    raise CliError(
+                        f"Error processing message, terminating consumer process: CorruptRecordException: "
+                        f"{tp[0]}-{tp[1]} at offset {header.base_offset}: {exc}"
+                    ) from exc
+                where = f"{tp[0]}-{tp[1]} at offset {header.base_offset}"
+                print(f"ERROR Skipping a corrupt batch of {where}: {exc}", file=sys.stderr)
+                position = header.next_offset
+                continue
             if header.is_control:
                 if batch and parse_control_key(batch[0].key) == ABORT_MARKER:
                     aborting.discard(header.producer_id)

@@ -16,10 +16,9 @@ from collections import defaultdict
 from collections.abc import Iterator
 from typing import Any, BinaryIO
 
-from broker.cli.client import CliError, KafkaClient, KafkaError
+from broker.cli.client import CliError, KafkaClient, KafkaError, retriable
 from broker.cli.common import add_connection_options, client_from, parse_key_values
 from broker.cli.lines import LineReaderConfig, ParsedLine, parse_line, partition_for_key
-from protocol.error_codes import ErrorCode
 from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
 from protocol.records.record import Record, build_batch
 
@@ -173,7 +172,7 @@ class LineProducer:
                 for p in topic.partition_responses:
                     if p.error_code == 0:
                         continue
-                    if ErrorCode(p.error_code).retriable:
+                    if retriable(p.error_code):
                         retry[p.index] = batches[p.index]
                         continue
                     raise KafkaError(p.error_code, p.error_message, f"Produce to {self.topic}-{p.index}")

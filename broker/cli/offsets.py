@@ -7,8 +7,7 @@ import time
 from collections import defaultdict
 from collections.abc import Iterable
 
-from broker.cli.client import CliError, KafkaClient, NodeConnection, check_error
-from protocol.error_codes import ErrorCode
+from broker.cli.client import CliError, KafkaClient, NodeConnection, check_error, retriable
 from protocol.messages.consumer_protocol_assignment import ConsumerProtocolAssignment
 from protocol.messages.list_offsets_request import ListOffsetsPartition, ListOffsetsRequest, ListOffsetsTopic
 from protocol.messages.offset_commit_request import (
@@ -65,7 +64,7 @@ def list_offsets(
             for topic_response in response.topics:
                 for p in topic_response.partitions:
                     tp = (topic_response.name, p.partition_index)
-                    if p.error_code and ErrorCode(p.error_code).retriable:
+                    if retriable(p.error_code):
                         retry.append(tp)
                         continue
                     check_error(p.error_code, None, f"{tp[0]}-{tp[1]}")
