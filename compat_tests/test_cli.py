@@ -453,6 +453,8 @@ def test_consumer_groups_lag_reset_and_delete(bootstrap: str) -> None:
     )
     gone = brook("consumer-groups", "--bootstrap-server", bootstrap, "--delete", "--group", group)
     assert gone.returncode == 1 and "GroupIdNotFoundException" in gone.stdout
+    dead = brook("consumer-groups", "--bootstrap-server", bootstrap, "--describe", "--group", group)
+    assert (dead.returncode, dead.stdout) == (1, f"\nError: Consumer group '{group}' does not exist.\n")
 
 
 def test_consumer_groups_with_an_active_member(bootstrap: str) -> None:

@@ -157,6 +157,8 @@ class SimpleConsumer:
                         file=sys.stderr,
                     )
                     break
+        except KeyboardInterrupt:  # Ctrl-C ends the session as Kafka's does: commit, then the count
+            pass
         finally:
             self.commit()
         return count

@@ -80,9 +80,9 @@ def run(args: argparse.Namespace) -> int:
     with client_from(args) as client:
         if args.list:
             return list_groups(client, args)
-        groups = list_group_ids(client) if args.all_groups else args.group
-        if not groups:
+        if not args.all_groups and not args.group:
             raise CliError("Option [group] or [all-groups] is required with this action")
+        groups = list_group_ids(client) if args.all_groups else args.group
         if args.describe:
             return describe(client, groups, args)
         if args.delete:
@@ -149,8 +149,13 @@ def _member_state(group: str, state: str, rows: int) -> bool:
 
 
 def describe(client: KafkaClient, groups: list[str], args: argparse.Namespace) -> int:
+    """Prints each group as ConsumerGroupCommand does; exit 1 if one does not exist (Kafka exits 0
+    after its error line, which a script cannot tell from success)."""
+    missing = 0
     for group in groups:
         node_id, conn, described = _describe_group(client, group)
+        if described.group_state == "Dead":
+            missing += 1
         if args.members:
             _print_members(group, described, args.verbose)
         elif args.state is not None:
@@ -176,7 +181,7 @@ def describe(client: KafkaClient, groups: list[str], args: argparse.Namespace) -
             rows = offset_rows(client, conn, group, described)
             if _member_state(group, described.group_state, len(rows)):
                 print(format_offsets(rows), end="")
-    return 0
+    return 1 if missing else 0
 
 
 def offset_rows(client: KafkaClient, conn: Any, group: str, described: Any) -> list[list[str]]:
