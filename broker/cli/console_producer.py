@@ -27,6 +27,7 @@ MAX_BATCH_RECORDS = 1000
 RETRIES = 5
 RETRY_BACKOFF_S = 0.1
 CHUNK = 1 << 16
+PROGRESS_EVERY = 100_000
 
 
 def add_parser(subparsers: Any) -> None:
@@ -93,6 +94,7 @@ class LineProducer:
         self.partitions = self._partition_count()
         self._next_partition = 0
         self.sent = 0
+        self._next_report = PROGRESS_EVERY
 
     def _partition_count(self) -> int:
         response = self.client.metadata([self.topic])
@@ -114,9 +116,16 @@ class LineProducer:
                 parsed.append(parse_line(_text(raw), reader, line_number))
             for i in range(0, len(parsed), MAX_BATCH_RECORDS):
                 self.send(parsed[i : i + MAX_BATCH_RECORDS])
+            self._progress()
         if partial:
             self.send([parse_line(_text(partial), reader, line_number + 1)])
         return self.sent
+
+    def _progress(self) -> None:
+        """A running count on a terminal's stderr for long inputs (never in pipes: Kafka prints none)."""
+        if self.sent >= self._next_report and sys.stderr.isatty():
+            print(f"\r{self.sent} records sent to {self.topic}", end="", file=sys.stderr, flush=True)
+            self._next_report = self.sent + PROGRESS_EVERY
 
     def send(self, lines: list[ParsedLine]) -> None:
         if not lines:

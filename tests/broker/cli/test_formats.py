@@ -219,3 +219,13 @@ def test_describe_filters() -> None:
         "t", uuid.UUID(int=1), parts, [], {1}, argparse.Namespace(**{**flags, "unavailable_partitions": True})
     )
     assert [line.split("\t")[2] for line in unavailable] == ["Partition: 1", "Partition: 2"]
+
+
+def test_the_console_script_points_at_main() -> None:
+    import tomllib
+
+    from broker.cli import main as main_module
+
+    pyproject = tomllib.loads((Path(__file__).resolve().parents[3] / "pyproject.toml").read_text())
+    module, _, function = pyproject["project"]["scripts"]["brook"].partition(":")
+    assert module == main_module.__name__ and callable(getattr(main_module, function))
