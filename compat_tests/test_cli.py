@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 
 from compat_tests.cluster import BrokerCluster
-from compat_tests.harness import REPO, BrokerProcess
+from compat_tests.harness import REPO, BrokerProcess, wait_until
 
 TIMEOUT = 60.0
 _COLUMNS = [
@@ -318,6 +318,58 @@ def test_console_consumer_group_commits_and_resumes(bootstrap: str) -> None:
         "1",
     )
     assert again == "late\n"
+
+
+def test_console_consumer_is_a_group_member(bootstrap: str) -> None:
+    """``--group`` joins the group: an active member while it runs, its offsets committed at the end."""
+    topic, group = unique("cli-member"), unique("cli-member-group")
+    ok("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", "2")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [
+        sys.executable,
+        "-m",
+        "broker.cli",
+        "console-consumer",
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--group",
+        group,
+        "--max-messages",
+        "2",
+        "--timeout-ms",
+        "30000",
+    ]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=REPO, env=env)
+    try:
+
+        def member_listed() -> bool:
+            result = brook(
+                "consumer-groups",
+                "--bootstrap-server",
+                bootstrap,
+                "--describe",
+                "--group",
+                group,
+                "--members",
+            )
+            rows = [line.split() for line in result.stdout.split("\n")[2:] if line.strip()]
+            return result.returncode == 0 and len(rows) == 1 and rows[0][3:5] == ["brook-cli", "2"]
+
+        wait_until(member_listed, TIMEOUT, interval=0.2, message="the console consumer as a group member")
+        ok("console-producer", "--bootstrap-server", bootstrap, "--topic", topic, stdin=b"one\ntwo\n")
+        out, err = proc.communicate(timeout=TIMEOUT)
+    finally:
+        proc.kill()
+        proc.wait(timeout=TIMEOUT)
+    assert proc.returncode == 0, err
+    assert sorted(out.decode().split()) == ["one", "two"]
+    rows = offset_table(
+        ok("consumer-groups", "--bootstrap-server", bootstrap, "--describe", "--group", group)
+    )
+    assert sorted((r[2], r[5], r[6]) for r in rows) == [("0", "0", "-"), ("1", "0", "-")]
+    assert sum(int(r[3]) for r in rows) == 2
 
 
 def _confluent_group_commit(bootstrap: str, topic: str, group: str, count: int) -> None:

@@ -145,12 +145,19 @@ class NodeConnection:
         bottom = max(low, spec.min_version)
         return top if top >= bottom else None
 
-    def call(self, request: Message, cap: int | None = None) -> Any:
-        """Send ``request`` at the highest version both sides speak (at most ``cap``)."""
+    def call(self, request: Message, cap: int | None = None, timeout: float | None = None) -> Any:
+        """Send ``request`` at the highest version both sides speak (at most ``cap``) and wait for
+        its response (``timeout`` seconds instead of the client's, for JoinGroup's long wait)."""
         version = self.version_for(request.API_KEY, cap)
         if version is None:
             raise UnsupportedApi(request.API_KEY, self.label)
-        return self._roundtrip(request, version)
+        if timeout is None:
+            return self._roundtrip(request, version)
+        self._sock.settimeout(timeout)
+        try:
+            return self._roundtrip(request, version)
+        finally:
+            self._sock.settimeout(self.timeout)
 
     def send_only(self, request: Message) -> None:
         """Send a request that gets no response (Produce with acks=0)."""
@@ -165,7 +172,10 @@ class NodeConnection:
 
     def _roundtrip(self, request: Message, version: int) -> Any:
         self._correlation += 1
-        frame = papi.encode_request(request, version, self._correlation, self.client_id)
+        try:
+            frame = papi.encode_request(request, version, self._correlation, self.client_id)
+        except ProtocolError as exc:
+            raise CliError(f"Cannot encode {papi.api(request.API_KEY).name} v{version}: {exc}") from exc
         try:
             self._sock.sendall(frame)
             (size,) = struct.unpack(">i", self._read(4))

@@ -1,11 +1,11 @@
 """``brook console-consumer``: kafka-console-consumer.sh — a topic's records to stdout.
 
-A simple consumer that assigns itself every partition of the topic (or ``--partition``) and fetches
-from each leader (Fetch v12 at most: topics by name). With ``--group`` it starts from the group's
-committed offsets and commits its position with OffsetCommit (a simple, generation-less commit, so
-the group must have no active members) when it stops; it does not join the group.
-``--isolation-level read_committed`` reads to the last stable offset and drops aborted records.
-Records are printed as Kafka's DefaultMessageFormatter prints them.
+Without ``--group`` it assigns itself every partition of the topic (or ``--partition``). With
+``--group`` it is a classic group member (:mod:`broker.cli.group_member`): the group assigns its
+partitions (range), it starts from the group's committed offsets, and commits the offsets of the
+records it printed when the group rebalances and when it stops. Fetches go to each leader (Fetch v12
+at most: topics by name). ``--isolation-level read_committed`` reads to the last stable offset and
+leaves out aborted records. Records are printed as Kafka's DefaultMessageFormatter prints them.
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import time
 from collections import defaultdict
 from typing import Any, BinaryIO
 
-from broker.cli.client import CliError, KafkaClient, KafkaError, NodeConnection, retriable
+from broker.cli.client import CliError, KafkaClient, KafkaError, retriable
 from broker.cli.common import add_connection_options, client_from, parse_key_values
+from broker.cli.group_member import GroupMember
 from broker.cli.lines import FormatterConfig, format_record
 from broker.cli.offsets import (
     EARLIEST,
@@ -25,7 +26,6 @@ from broker.cli.offsets import (
     READ_COMMITTED,
     READ_UNCOMMITTED,
     TopicPartition,
-    commit_offsets,
     fetch_committed,
     list_offsets,
 )
@@ -105,23 +105,25 @@ class SimpleConsumer:
         self.isolation = isolation
         self.group = group
         self.positions: dict[TopicPartition, int] = {}
+        #: The position after the last record printed, per partition: what a commit stores.
+        self.consumed: dict[TopicPartition, int] = {}
         self._reset = "latest"
-        self._coordinator: NodeConnection | None = None
+        self.member: GroupMember | None = None
 
     def assign(self, partition: int | None, offset: str | None, reset: str) -> None:
-        leaders = self.client.leaders([self.topic])
-        partitions = sorted(leaders) if partition is None else [(self.topic, partition)]
-        if partition is not None and (self.topic, partition) not in leaders:
-            raise CliError(f"Partition {self.topic}-{partition} does not exist")
+        """Take ``partition`` (or every partition, or with a group what the group assigns) and set
+        the start positions: ``offset``, else the group's committed offsets, else ``reset``."""
         if reset not in ("earliest", "latest"):
             raise CliError(f"Invalid value {reset} for configuration auto.offset.reset")
         self._reset = reset
-        committed: dict[TopicPartition, int] = {}
         if self.group:
-            group = self.group
-            _, coordinator = self.client.coordinator(group)
-            self._coordinator = coordinator
-            committed = self.client.retrying(lambda: fetch_committed(coordinator, group, partitions))
+            self.member = GroupMember(self.client, self.group, [self.topic])
+            self._start(self.member.join())
+            return
+        leaders = self.client.leaders([self.topic])
+        if partition is not None and (self.topic, partition) not in leaders:
+            raise CliError(f"Partition {self.topic}-{partition} does not exist")
+        partitions = sorted(leaders) if partition is None else [(self.topic, partition)]
         if offset is not None and offset not in ("earliest", "latest"):
             try:
                 self.positions = {tp: int(offset) for tp in partitions}
@@ -130,21 +132,37 @@ class SimpleConsumer:
                     f"The provided offset value '{offset}' is incorrect. Valid values are "
                     "'earliest', 'latest', or a non-negative long."
                 ) from None
+            self.consumed = dict(self.positions)
             return
-        start = EARLIEST if (offset or reset) == "earliest" else LATEST
+        if offset is not None:
+            self._reset = offset
+        self._start(partitions)
+
+    def _start(self, partitions: list[TopicPartition]) -> None:
+        committed: dict[TopicPartition, int] = {}
+        if self.member is not None and partitions:
+            member = self.member
+            committed = self.client.retrying(
+                lambda: fetch_committed(member.coordinator, member.group, partitions)
+            )
+        start = EARLIEST if self._reset == "earliest" else LATEST
         missing = [tp for tp in partitions if tp not in committed]
         reset_to = list_offsets(self.client, missing, start, self.isolation) if missing else {}
         self.positions = {**reset_to, **committed}
+        self.consumed = dict(self.positions)
 
     def consume(
         self, out: BinaryIO, formatter: FormatterConfig, max_messages: int | None, timeout_ms: int | None
     ) -> int:
+        """Print records until ``max_messages`` or ``timeout_ms`` without one; the count."""
         count = 0
         last_message = time.monotonic()
         try:
             while max_messages is None or count < max_messages:
+                self._keep_membership()
                 for record in self._poll():
                     out.write(format_record(formatter, **record))
+                    self.consumed[(self.topic, record["partition"])] = record["offset"] + 1
                     count += 1
                     last_message = time.monotonic()
                     if max_messages is not None and count >= max_messages:
@@ -160,15 +178,33 @@ class SimpleConsumer:
         except KeyboardInterrupt:  # Ctrl-C ends the session as Kafka's does: commit, then the count
             pass
         finally:
-            self.commit()
+            self.close()
         return count
 
-    def commit(self) -> None:
-        if self.group and self._coordinator is not None and self.positions:
-            commit_offsets(self._coordinator, self.group, self.positions)
+    def _keep_membership(self) -> None:
+        """Heartbeat; when the group rebalances, commit what was printed and join again."""
+        if self.member is not None and self.member.heartbeat_due():
+            self._commit()
+            self._start(self.member.join())
+
+    def _commit(self) -> None:
+        if self.member is not None:
+            try:
+                self.member.commit(self.consumed)
+            except KafkaError as exc:  # the group moved on: the next owner starts from the last commit
+                print(f"WARN Offset commit failed for group {self.member.group}: {exc}", file=sys.stderr)
+
+    def close(self) -> None:
+        """Commit the offsets of the records printed, then leave the group."""
+        if self.member is not None:
+            self._commit()
+            self.member.leave()
 
     def _poll(self) -> list[dict[str, Any]]:
         """One fetch round to every leader; the records in partition order, positions moved past them."""
+        if not self.positions:  # a group member with no partition: wait as a fetch would
+            time.sleep(FETCH_MAX_WAIT_MS / 1000)
+            return []
         leaders = self.client.leaders([self.topic])
         by_leader: dict[int, list[TopicPartition]] = defaultdict(list)
         for tp in sorted(self.positions):

@@ -229,3 +229,42 @@ def test_the_console_script_points_at_main() -> None:
     pyproject = tomllib.loads((Path(__file__).resolve().parents[3] / "pyproject.toml").read_text())
     module, _, function = pyproject["project"]["scripts"]["brook"].partition(":")
     assert module == main_module.__name__ and callable(getattr(main_module, function))
+
+
+@given(
+    members=st.dictionaries(
+        st.text("abcdef", min_size=1, max_size=4),
+        st.sets(st.sampled_from(["t1", "t2", "t3"]), min_size=1),
+        min_size=1,
+        max_size=6,
+    ),
+    counts=st.fixed_dictionaries({"t1": st.integers(0, 9), "t2": st.integers(0, 9), "t3": st.integers(0, 9)}),
+)
+def test_range_assignor_assigns_each_partition_once_evenly(
+    members: dict[str, set[str]], counts: dict[str, int]
+) -> None:
+    from broker.cli.group_member import range_assign
+
+    plan = range_assign({m: sorted(t) for m, t in members.items()}, counts)
+    assert set(plan) == set(members)
+    for topic, count in counts.items():
+        subscribers = sorted(m for m, topics in members.items() if topic in topics)
+        owned = [[p for t, p in plan[m] if t == topic] for m in subscribers]
+        assert sorted(p for ps in owned for p in ps) == (list(range(count)) if subscribers else [])
+        if subscribers:
+            sizes = [len(ps) for ps in owned]
+            assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+            assert all(ps == list(range(ps[0], ps[0] + len(ps))) for ps in owned if ps)  # contiguous ranges
+
+
+def test_subscription_and_assignment_round_trip() -> None:
+    from broker.cli.group_member import decode_subscription, encode_assignment, encode_subscription
+    from broker.cli.offsets import decode_assignment
+
+    assert decode_subscription(encode_subscription(["b", "a"])) == ["a", "b"]
+    assert decode_assignment(encode_assignment([("t", 2), ("s", 0), ("t", 1)])) == [
+        ("s", 0),
+        ("t", 1),
+        ("t", 2),
+    ]
+    assert decode_subscription(b"\x00") == [] and decode_assignment(b"\x00\x01\xff") == []
