@@ -238,6 +238,59 @@ def test_console_round_trip_with_keys_and_headers(bootstrap: str) -> None:
     assert re.fullmatch(r"CreateTime:\d{13}\|v1\n", stamped), stamped
 
 
+def test_console_producer_acks_0_compression_and_replica_assignment(bootstrap: str) -> None:
+    topic = unique("cli-acks0")
+    assert (
+        ok(
+            "topics",
+            "--bootstrap-server",
+            bootstrap,
+            "--create",
+            "--topic",
+            topic,
+            "--replica-assignment",
+            "0,0",
+        )
+        == f"Created topic {topic}.\n"
+    )
+    assert "\tPartitionCount: 2\tReplicationFactor: 1\t" in ok(
+        "topics", "--bootstrap-server", bootstrap, "--describe", "--topic", topic
+    )
+    ok(
+        "console-producer",
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--request-required-acks",
+        "0",
+        stdin=b"fire\nforget\n",
+    )
+    ok(
+        "console-producer",
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--compression-codec",
+        "gzip",
+        stdin=b"packed\nsmall\n",
+    )
+    out = ok(
+        "console-consumer",
+        "--bootstrap-server",
+        bootstrap,
+        "--topic",
+        topic,
+        "--from-beginning",
+        "--max-messages",
+        "4",
+        "--timeout-ms",
+        "20000",
+    )
+    assert sorted(out.split()) == ["fire", "forget", "packed", "small"]
+
+
 def test_console_producer_partitions_keys_as_kafka(bootstrap: str) -> None:
     """Keyed records land where Kafka's default partitioner (murmur2) puts them."""
     from broker.cli.lines import partition_for_key

@@ -13,7 +13,12 @@ from broker.cli.common import add_connection_options, client_from, parse_key_val
 from protocol.error_codes import ErrorCode
 from protocol.message import Message
 from protocol.messages.create_partitions_request import CreatePartitionsRequest, CreatePartitionsTopic
-from protocol.messages.create_topics_request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
+from protocol.messages.create_topics_request import (
+    CreatableReplicaAssignment,
+    CreatableTopic,
+    CreatableTopicConfig,
+    CreateTopicsRequest,
+)
 from protocol.messages.delete_topics_request import DeleteTopicsRequest
 from protocol.messages.describe_configs_request import DescribeConfigsRequest, DescribeConfigsResource
 
@@ -32,6 +37,9 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--partitions", type=int)
     parser.add_argument("--replication-factor", type=int)
     parser.add_argument("--config", action="append", default=[], help="A topic config override name=value.")
+    parser.add_argument(
+        "--replica-assignment", help="broker_id_for_part1_replica1:broker_id_for_part1_replica2,..."
+    )
     parser.add_argument("--if-exists", action="store_true")
     parser.add_argument("--if-not-exists", action="store_true")
     parser.add_argument("--exclude-internal", action="store_true")
@@ -99,12 +107,28 @@ def create(client: KafkaClient, args: argparse.Namespace) -> None:
         raise CliError("The replication factor must be between 1 and 32767 inclusive")
     if args.partitions is not None and args.partitions < 1:
         raise CliError("The partitions must be greater than 0")
-    topic = CreatableTopic(
-        name=args.topic,
-        num_partitions=-1 if args.partitions is None else args.partitions,
-        replication_factor=-1 if args.replication_factor is None else args.replication_factor,
-        configs=[CreatableTopicConfig(k, v) for k, v in parse_key_values(args.config).items()],
-    )
+    configs = [CreatableTopicConfig(k, v) for k, v in parse_key_values(args.config).items()]
+    if args.replica_assignment:
+        if args.partitions is not None or args.replication_factor is not None:
+            raise CliError(
+                'Option "[replica-assignment]" can\'t be used with option "[partitions]" '
+                'or "[replication-factor]"'
+            )
+        assignment = parse_replica_assignment(args.replica_assignment)
+        topic = CreatableTopic(
+            name=args.topic,
+            num_partitions=-1,
+            replication_factor=-1,
+            assignments=[CreatableReplicaAssignment(p, brokers) for p, brokers in enumerate(assignment)],
+            configs=configs,
+        )
+    else:
+        topic = CreatableTopic(
+            name=args.topic,
+            num_partitions=-1 if args.partitions is None else args.partitions,
+            replication_factor=-1 if args.replication_factor is None else args.replication_factor,
+            configs=configs,
+        )
     request = CreateTopicsRequest(topics=[topic], timeout_ms=int(client.timeout * 1000))
     try:
         _on_controller(client, request, lambda r: r.topics, args.topic)
@@ -113,6 +137,27 @@ def create(client: KafkaClient, args: argparse.Namespace) -> None:
             return
         raise
     print(f"Created topic {args.topic}.")
+
+
+def parse_replica_assignment(text: str) -> list[list[int]]:
+    """TopicCommand.parseReplicaAssignment: partitions by commas, their replicas by colons."""
+    result: list[list[int]] = []
+    for i, entry in enumerate(text.split(",")):
+        try:
+            brokers = [int(b.strip()) for b in entry.split(":")]
+        except ValueError:
+            raise CliError(f"Invalid replica assignment {text!r}: broker ids are integers") from None
+        duplicates = sorted({b for b in brokers if brokers.count(b) > 1})
+        if duplicates:
+            raise CliError(
+                "Partition replica lists may not contain duplicate entries: " + ",".join(map(str, duplicates))
+            )
+        if result and len(brokers) != len(result[0]):
+            raise CliError(
+                f"Partition {i} has different replication factor: [{', '.join(map(str, brokers))}]"
+            )
+        result.append(brokers)
+    return result
 
 
 def alter(client: KafkaClient, args: argparse.Namespace) -> None:

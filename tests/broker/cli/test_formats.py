@@ -268,3 +268,13 @@ def test_subscription_and_assignment_round_trip() -> None:
         ("t", 2),
     ]
     assert decode_subscription(b"\x00") == [] and decode_assignment(b"\x00\x01\xff") == []
+
+
+def test_replica_assignment_as_kafka() -> None:
+    from broker.cli.topics import parse_replica_assignment
+
+    assert parse_replica_assignment("1:2, 2:3,3:1") == [[1, 2], [2, 3], [3, 1]]
+    with pytest.raises(CliError, match="may not contain duplicate entries: 1"):
+        parse_replica_assignment("1:1")
+    with pytest.raises(CliError, match=r"Partition 1 has different replication factor: \[2\]"):
+        parse_replica_assignment("1:2,2")
