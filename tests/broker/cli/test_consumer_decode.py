@@ -1,0 +1,79 @@
+"""The console consumer's decoding of a fetched partition: positions, control batches and, under
+read_committed, the records of aborted transactions left out (Kafka's fetcher semantics)."""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from broker.cli.console_consumer import SimpleConsumer
+from broker.cli.offsets import READ_COMMITTED, READ_UNCOMMITTED
+from protocol.records.record import ABORT, COMMIT, Record, build_batch, build_control_batch
+
+TP = ("t", 0)
+
+
+def _data(*values: bytes, base: int, pid: int = -1, txn: bool = False) -> bytes:
+    records = [Record(i, i, None, v) for i, v in enumerate(values)]
+    return build_batch(
+        records,
+        base_offset=base,
+        base_timestamp=1000,
+        producer_id=pid,
+        producer_epoch=0 if txn else -1,
+        base_sequence=0 if pid >= 0 else -1,
+        transactional=txn,
+    )
+
+
+def _marker(kind: int, pid: int, base: int) -> bytes:
+    return build_control_batch(
+        kind, coordinator_epoch=0, producer_id=pid, producer_epoch=0, timestamp=1, base_offset=base
+    )
+
+
+def _consumer(isolation: int, position: int = 0) -> SimpleConsumer:
+    consumer = SimpleConsumer(cast(Any, None), "t", isolation=isolation, group=None)
+    consumer.positions = {TP: position}
+    return consumer
+
+
+# offsets: 0-1 plain, 2-3 txn pid 7 (aborted), 4 abort marker, 5 txn pid 8, 6 commit marker, 7 plain
+LOG = (
+    _data(b"a", b"b", base=0)
+    + _data(b"x", b"y", base=2, pid=7, txn=True)
+    + _marker(ABORT, 7, 4)
+    + _data(b"c", base=5, pid=8, txn=True)
+    + _marker(COMMIT, 8, 6)
+    + _data(b"d", base=7)
+)
+
+
+def test_read_uncommitted_returns_every_data_record_and_skips_markers() -> None:
+    consumer = _consumer(READ_UNCOMMITTED)
+    records = consumer._decode(TP, LOG, [])
+    assert [(r["offset"], r["value"]) for r in records] == [
+        (0, b"a"),
+        (1, b"b"),
+        (2, b"x"),
+        (3, b"y"),
+        (5, b"c"),
+        (7, b"d"),
+    ]
+    assert [r["timestamp"] for r in records[:2]] == [1000, 1001]
+    assert consumer.positions[TP] == 8
+
+
+def test_read_committed_leaves_out_aborted_transactions() -> None:
+    consumer = _consumer(READ_COMMITTED)
+    records = consumer._decode(TP, LOG, [(2, 7)])
+    assert [r["value"] for r in records] == [b"a", b"b", b"c", b"d"]
+    assert consumer.positions[TP] == 8
+
+
+def test_records_before_the_position_are_not_returned_again() -> None:
+    consumer = _consumer(READ_UNCOMMITTED, position=1)
+    assert [r["offset"] for r in consumer._decode(TP, LOG, [])] == [1, 2, 3, 5, 7]
+    partial = LOG[: len(LOG) - 5]  # a fetch may end inside a batch: that batch comes next time
+    consumer = _consumer(READ_UNCOMMITTED)
+    assert [r["offset"] for r in consumer._decode(TP, partial, [])] == [0, 1, 2, 3, 5]
+    assert consumer.positions[TP] == 7
