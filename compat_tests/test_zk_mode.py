@@ -252,7 +252,16 @@ def test_sigterm_moves_leadership_first_and_producers_see_no_error(cluster: Clus
 def test_restarting_the_whole_cluster_keeps_its_metadata(cluster: Cluster) -> None:
     cluster.create_topic("kept", {0: [0, 1, 2], 1: [1, 2, 0]})
     wait_for(lambda: metadata_leaders(cluster, "kept") == {0: 0, 1: 1}, "leaders")
-    before = cluster.admin().list_topics("kept", timeout=5).topics["kept"]
+    # The leaders above may come from another broker than the one this admin asks: keep asking
+    # until the answer has both partitions too.
+    seen: list[Any] = []
+
+    def full_metadata() -> bool:
+        seen.append(cluster.admin().list_topics("kept", timeout=5).topics["kept"])
+        return len(seen[-1].partitions) == 2
+
+    wait_for(full_metadata, "metadata with both partitions")
+    before = seen[-1]
     topic_id = zk_run(cluster.connect, lambda zk: zk.get_topic_assignment("kept"))
     cluster.stop()
     cluster.start()
