@@ -182,7 +182,8 @@ def test_a_stopped_broker_leaves_no_thread_descriptor_or_frozen_object() -> None
             b.start()
         assert not b.running
     gc.collect()  # the clients' sockets, if any are left to the collector
-    assert live_threads() <= threads  # none of its own left (an earlier kill()ed broker's worker may finish meanwhile)
+    # None of its own left (a disk worker of an earlier kill()ed broker may finish meanwhile).
+    assert live_threads() <= threads
     assert open_fds() == fds
     assert gc.get_freeze_count() == frozen
 
