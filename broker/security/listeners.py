@@ -7,9 +7,6 @@ from typing import TYPE_CHECKING
 from broker.network.connection import TlsListener
 from broker.network.server import ListenAddress
 
-from .ssl_context import listener_lookup, server_context
-from .ssl_principal import SslPrincipalMapper
-
 if TYPE_CHECKING:
     from broker.config import BrokerConfig
 
@@ -25,6 +22,10 @@ def listen_addresses(config: BrokerConfig) -> list[ListenAddress]:
     for listener in config.listeners:
         tls = None
         if listener.security_protocol == "SSL":
+            # Loaded only for an SSL listener: a PLAINTEXT broker's start does not pay for them.
+            from .ssl_context import listener_lookup, server_context
+            from .ssl_principal import SslPrincipalMapper
+
             rules = listener_lookup(config, listener.name)("ssl.principal.mapping.rules")
             mapper = SslPrincipalMapper(None if rules is None else str(rules))
             tls = TlsListener(server_context(config, listener.name), mapper.name, timeout_s)
