@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from broker.replica.log_dir_mover import LogDirMover
     from broker.replica.partition import Partition
     from broker.replica.txn_verification import TxnVerifier
+    from broker.security.store_reload import SslStores
     from broker.txn.coordinator import TransactionCoordinator
 
 log = logging.getLogger(__name__)
@@ -86,6 +87,8 @@ class Broker:
         self.clock = SystemClock()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.server: Server | None = None
+        #: The SSL listeners' key and trust stores, reloaded on AlterConfigs (None without SSL).
+        self.ssl_stores: SslStores | None = None
         self.bound_ports: dict[str, int] = {}
         self._timers: dict[str, asyncio.TimerHandle] = {}
         self._background: set[asyncio.Future[Any]] = set()
@@ -285,6 +288,8 @@ class Broker:
         self.config = config
         if isinstance(self.disk, DiskWorkers):
             self.disk.resize(config.background_threads)
+        if self.ssl_stores is not None:
+            self.ssl_stores.reload(config)
         if not self._built:
             return
         self.log_manager.default_config = config.log_config()
@@ -496,6 +501,11 @@ class Broker:
             stats=self.stats,
         )
         addresses = listen_addresses(self.config)
+        tls_listeners = {a.name: a.tls for a in addresses if a.tls is not None}
+        if tls_listeners:
+            from broker.security.store_reload import SslStores
+
+            self.ssl_stores = SslStores(self.config, tls_listeners)
         for address, port in self.server.listen(addresses):
             self.bound_ports[address.name] = port
             log.info(

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from broker.cluster.topics import TopicError
 from broker.config import BROKER_CONFIGS, BrokerConfig, ConfigError, ConfigSource, ConfigType
-from broker.config.dynamic import ALL_DYNAMIC, LOG_RECONFIGURABLE
+from broker.config.dynamic import ALL_DYNAMIC, LOG_RECONFIGURABLE, SSL_RECONFIGURABLE, listener_base_name
 from protocol.error_codes import ErrorCode
 
 if TYPE_CHECKING:
@@ -115,7 +115,9 @@ class DynamicConfigs:
         layer = {name: value for name, value in configs.items() if value is not None}
         per_broker = entity != DEFAULT_ENTITY
         try:
-            self.checked(entity, layer)
+            new = self.checked(entity, layer)
+            if per_broker and self.broker.ssl_stores is not None:
+                self.broker.ssl_stores.check(new)
             for name in layer:
                 if is_password_config(name):
                     if not per_broker:
@@ -132,6 +134,16 @@ class DynamicConfigs:
                 ErrorCode.INVALID_CONFIG, f"Invalid config value for resource {label}: {exc}"
             ) from None
         return entity, layer
+
+    def reload_ssl_stores(self, layer: Mapping[str, str]) -> None:
+        """Reload the SSL listeners whose store files changed on disk when ``layer`` (this
+        broker's, just altered) names a store setting: Kafka reloads a key store altered to the
+        same path. Changed paths reload through :meth:`apply` on every broker."""
+        stores = self.broker.ssl_stores
+        if stores is not None and any(
+            (listener_base_name(name) or name) in SSL_RECONFIGURABLE for name in layer
+        ):
+            stores.reload(self.config)
 
     def checked(self, entity: str, layer: Mapping[str, str]) -> BrokerConfig:
         """The broker's configuration with ``layer`` in place of ``entity``'s (ConfigError if

@@ -5,7 +5,9 @@ The resource name is this broker's id (its own layer) or "" (the cluster-wide de
 layer is checked (:meth:`DynamicConfigs.prepare`); ``validate_only`` stops there. Embedded node: the
 layer goes into the metadata document (written before the answer by the handler) and applies at
 once. ZooKeeper mode: ``/config/brokers/<id|<default>>`` and a ``/config/changes`` notification are
-written, and every broker applies the change from the notification.
+written, and every broker applies the change from the notification. A layer of this broker that
+names an SSL store setting also reloads the stores whose files changed on disk (Kafka's reload of a
+key store altered to the same path; :mod:`broker.security.store_reload`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 
 from broker.cluster.topics import TopicError
-from broker.dynamic_configs import BROKER_ENTITY_TYPE
+from broker.dynamic_configs import BROKER_ENTITY_TYPE, DEFAULT_ENTITY
 from broker.handlers.base import RequestContext
 from protocol.error_codes import ErrorCode
 
@@ -42,6 +44,8 @@ async def alter_broker_configs(
         else:
             broker.metadata.set_broker_configs(entity, layer)
             dynamic.apply(entity, layer)
+        if entity != DEFAULT_ENTITY:
+            dynamic.reload_ssl_stores(layer)
     except TopicError as exc:
         return exc.code, exc.message
     return ErrorCode.NONE, None

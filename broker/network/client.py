@@ -183,6 +183,11 @@ def inter_broker_ssl_context(config: BrokerConfig) -> ssl.SSLContext | None:
     return _SSL_CONTEXTS[config]
 
 
+def forget_inter_broker_ssl_contexts() -> None:
+    """Build the inter-broker TLS contexts anew at the next connection (the stores reloaded)."""
+    _SSL_CONTEXTS.clear()
+
+
 def _int(config: BrokerConfig, name: str) -> int:
     value = config.get(name)
     assert isinstance(value, int), (name, value)

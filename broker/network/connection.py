@@ -61,10 +61,11 @@ FETCH_KEY = 1
 TLS_CHUNK = 256 * 1024
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class TlsListener:
-    """What an SSL listener's connections need: its context, how client certificates map to
-    principals, and how long a handshake may take before the connection is closed."""
+    """What an SSL listener's connections need: its context (replaced when the key or trust
+    store is reloaded), how client certificates map to principals, and how long a handshake may
+    take before the connection is closed."""
 
     context: ssl.SSLContext
     #: A verified client certificate's subject DN -> principal name (SslPrincipalMapper.name).

@@ -108,6 +108,49 @@ def client_context(config: BrokerConfig, listener: str) -> ssl.SSLContext:
     return context
 
 
+def keystore_identity(config: BrokerConfig, listener: str) -> tuple[str, frozenset[str]] | None:
+    """The subject DN (RFC 4514) and subject alternative names of the first certificate of the
+    listener's key store; None without a key store."""
+    get = listener_lookup(config, listener)
+    location = _text(get("ssl.keystore.location"))
+    inline_chain = _text(get("ssl.keystore.certificate.chain"))
+    x509 = _x509()
+    if location is None:
+        if inline_chain is None:
+            return None
+        certificate = x509.load_pem_x509_certificates(inline_chain.encode())[0]
+    else:
+        data = _read(location, "ssl.keystore.location")
+        if _store_type(get, "ssl.keystore.type", data) == "PEM":
+            start = data.find(b"-----BEGIN CERTIFICATE-----")
+            if start < 0:
+                raise ConfigError.invalid("ssl.keystore.location", location, "it holds no certificate")
+            certificate = x509.load_pem_x509_certificates(data[start:])[0]
+        else:
+            _, pkcs12 = _cryptography()
+            password = _text(get("ssl.keystore.password"))
+            try:
+                _, certificate, _ = pkcs12.load_key_and_certificates(
+                    data, password.encode() if password else None
+                )
+            except ValueError as exc:
+                raise ConfigError.invalid("ssl.keystore.location", location, str(exc)) from exc
+            if certificate is None:
+                return None
+    try:
+        names = certificate.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+        alternative = frozenset(str(name.value) for name in names)
+    except x509.ExtensionNotFound:
+        alternative = frozenset()
+    return certificate.subject.rfc4514_string(), alternative
+
+
+def _x509():  # type: ignore[no-untyped-def]
+    from cryptography import x509
+
+    return x509
+
+
 def _apply_common(context: ssl.SSLContext, get: Lookup) -> None:
     protocols = _list(get("ssl.enabled.protocols")) or ["TLSv1.2", "TLSv1.3"]
     unknown = [p for p in protocols if p not in _VERSIONS]

@@ -35,6 +35,7 @@ class Identity:
 @dataclass(frozen=True, slots=True)
 class Pki:
     ca: Path  # the trusted CA certificate (PEM)
+    ca_key: Path  # its private key (PEM, unencrypted), to issue more certificates in a test
     ca_p12: Path  # the same as a PKCS12 trust store (STORE_PASSWORD)
     server: Identity
     client: Identity
@@ -81,6 +82,7 @@ def _leaf(
     *,
     server: bool,
     expired: bool = False,
+    alternative_names: tuple[str, ...] = ("localhost", "127.0.0.1"),
 ) -> Identity:
     key = ec.generate_private_key(ec.SECP256R1())
     now = datetime.datetime.now(datetime.UTC)
@@ -101,9 +103,7 @@ def _leaf(
     )
     if server:
         builder = builder.add_extension(
-            x509.SubjectAlternativeName(
-                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
-            ),
+            x509.SubjectAlternativeName([_general_name(n) for n in alternative_names]),
             critical=False,
         )
     cert = builder.sign(issuer[0], hashes.SHA256())
@@ -138,6 +138,36 @@ def _leaf(
     return paths
 
 
+def _general_name(name: str) -> x509.GeneralName:
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        return x509.DNSName(name)
+
+
+def issue_server_identity(
+    pki: Pki,
+    directory: Path,
+    label: str,
+    *,
+    cn: str = "localhost",
+    alternative_names: tuple[str, ...] = ("localhost", "127.0.0.1"),
+) -> Identity:
+    """Another server certificate from the test CA (a new key and serial): a key store to
+    reload. The same DN and names as ``pki.server`` unless told otherwise."""
+    ca_key = serialization.load_pem_private_key(pki.ca_key.read_bytes(), None)
+    assert isinstance(ca_key, ec.EllipticCurvePrivateKey)
+    ca_cert = x509.load_pem_x509_certificate(pki.ca.read_bytes())
+    return _leaf(
+        directory,
+        label,
+        _name(cn, "brokers"),
+        (ca_key, ca_cert),
+        server=True,
+        alternative_names=alternative_names,
+    )
+
+
 def make_pki(directory: Path) -> Pki:
     directory.mkdir(parents=True, exist_ok=True)
     ca = _ca("Brook Test CA")
@@ -150,8 +180,15 @@ def make_pki(directory: Path) -> Pki:
             None, None, None, [ca[1]], serialization.BestAvailableEncryption(STORE_PASSWORD.encode())
         )
     )
+    ca_key = directory / "ca.key"
+    ca_key.write_bytes(
+        ca[0].private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        )
+    )
     return Pki(
         ca=ca_path,
+        ca_key=ca_key,
         ca_p12=ca_p12,
         server=_leaf(directory, "server", _name("localhost", "brokers"), ca, server=True),
         client=_leaf(directory, "client", _name("alice", "clients"), ca, server=False),
