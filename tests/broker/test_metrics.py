@@ -320,8 +320,9 @@ def dashboard_queries(dashboard: dict[str, Any]) -> list[str]:
     exprs = [t["expr"] for p in dashboard["panels"] for t in p.get("targets", [])]
     for variable in dashboard["templating"]["list"]:
         if variable["type"] == "query":
-            found = re.fullmatch(r"label_values\((\w+),\s*\w+\)", variable["definition"])
-            assert found, variable["definition"]
+            query = variable["query"]["query"]
+            found = re.fullmatch(r"label_values\((\w+),\s*\w+\)", query)
+            assert found, query
             exprs.append(found.group(1))
     return exprs
 
