@@ -21,6 +21,7 @@ from broker.network.connection import Connection, TlsListener
 from broker.network.hosts import resolvable
 from broker.network.quotas import ConnectionQuotas, normalise_ip
 from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry, request_logger
+from broker.security.sasl_config import SaslListener
 from protocol import api as papi
 from protocol.message import Message
 from storage.fast_dataclass import dataclass
@@ -40,6 +41,8 @@ class ListenAddress:
     security_protocol: str = "PLAINTEXT"
     #: Set on SSL listeners: connections on them run the TLS handshake first.
     tls: TlsListener | None = None
+    #: Set on SASL listeners: connections on them authenticate first.
+    sasl: SaslListener | None = None
 
 
 class Server:
@@ -183,6 +186,7 @@ class Server:
                     listener.name,
                     security_protocol=listener.security_protocol,
                     tls=listener.tls,
+                    sasl=listener.sasl,
                 )
             except (OSError, ValueError) as exc:  # the peer left before the TLS wrap
                 log.info("connection from %s dropped at accept: %s", peer, exc)
