@@ -244,6 +244,8 @@ class Server:
                 conn.connection_id,
                 conn.listener,
                 conn.client_software,
+                conn.security.security_protocol,
+                str(conn.security.principal),
             )
         try:
             result = handler.handle(ctx, request.body)
