@@ -259,7 +259,8 @@ def test_scram_credentials_from_alter_user_scram_credentials(broker: EmbeddedBro
     client, response = _scram(broker, mechanism, user, "not-bob-pw")
     assert response.error_code == ErrorCode.SASL_AUTHENTICATION_FAILED
     assert response.error_message == (
-        f"Authentication failed during authentication due to invalid credentials with SASL mechanism {mechanism}"
+        "Authentication failed during authentication due to invalid credentials with SASL mechanism "
+        f"{mechanism}"
     )
     assert client.closed()
     client, response = _scram(broker, mechanism, "nobody", "bob-pw")
