@@ -37,9 +37,11 @@ def listen_addresses(
             tls = TlsListener(server_context(config, listener.name), mapper.name, timeout_s)
         sasl = None
         if listener.security_protocol in ("SASL_PLAINTEXT", "SASL_SSL"):
-            from .sasl_config import sasl_listener
+            from .sasl_config import check_inter_broker_sasl, sasl_listener
 
             sasl = sasl_listener(config, listener.name, scram_credentials)
+            if listener.name == config.inter_broker_listener_name:
+                check_inter_broker_sasl(config, listener.name, sasl.mechanisms)
         addresses.append(
             ListenAddress(listener.name, listener.host, listener.port, listener.security_protocol, tls, sasl)
         )

@@ -153,3 +153,19 @@ def client_credentials(config: BrokerConfig, listener: str, mechanism: str) -> t
             value=mechanism,
         )
     return module.options["username"], module.options["password"]
+
+
+def check_inter_broker_sasl(config: BrokerConfig, listener: str, enabled: list[str]) -> None:
+    """Kafka's start-up rule: the inter-broker mechanism is enabled on the inter-broker listener;
+    and in cluster mode (where brokers connect to each other) its JAAS module names the user."""
+    mechanism = str(config.get("sasl.mechanism.inter.broker.protocol"))
+    if mechanism not in enabled:
+        raise ConfigError(
+            "sasl.mechanism.inter.broker.protocol must be included in sasl.enabled.mechanisms when SASL "
+            f"is used for inter-broker communication (it is {mechanism}; enabled on {listener}: "
+            f"{', '.join(enabled)})",
+            name="sasl.mechanism.inter.broker.protocol",
+            value=mechanism,
+        )
+    if not config.standalone:
+        client_credentials(config, listener, mechanism)
