@@ -15,6 +15,7 @@ does not say whether the user exists. No message ever holds a password or token.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from typing import Protocol
@@ -23,6 +24,8 @@ from broker.security.plain import PlainFailure, PlainServer
 from broker.security.principal import USER_TYPE, KafkaPrincipal
 from broker.security.sasl_config import PLAIN, SaslListener
 from broker.security.scram import ScramError, ScramServer
+
+log = logging.getLogger(__name__)
 
 HANDSHAKE_OR_VERSIONS_REQUEST = "HANDSHAKE_OR_VERSIONS_REQUEST"
 HANDSHAKE_REQUEST = "HANDSHAKE_REQUEST"
@@ -144,6 +147,8 @@ class SaslServerAuthenticator:
             raise SaslFailure(str(exc)) from None
         except ScramError as exc:
             self.state = FAILED
+            # The detail stays in the broker's debug log (it never holds a token or password).
+            log.debug("SCRAM %s exchange failed: %s", self.mechanism, exc)
             raise SaslFailure(
                 exc.client_message
                 or f"Authentication failed during {self._text()} due to invalid credentials "

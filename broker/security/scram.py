@@ -104,6 +104,17 @@ def credential_from_password(
     )
 
 
+def secure_random_string() -> str:
+    """Kafka's ScramFormatter.secureRandomString: 130 random bits in base 36."""
+    value = secrets.randbits(130)
+    digits = "0123456789abcdefghijklmnopqrstuvwxyz"
+    out = []
+    while value:
+        value, digit = divmod(value, 36)
+        out.append(digits[digit])
+    return "".join(reversed(out)) or "0"
+
+
 def _xor(a: bytes, b: bytes) -> bytes:
     return bytes(x ^ y for x, y in zip(a, b, strict=True))
 
@@ -142,7 +153,7 @@ class ScramServer:
             raise ValueError(f"unsupported SCRAM mechanism {mechanism}")
         self.mechanism = mechanism
         self._lookup = lookup
-        self._server_nonce = nonce if nonce is not None else secrets.token_urlsafe(24)
+        self._server_nonce = nonce if nonce is not None else secure_random_string()
         self._state = "first"
         self._credential: ScramCredential | None = None
         self._client_first_bare = ""
@@ -201,7 +212,9 @@ class ScramServer:
         match = _CLIENT_FINAL.fullmatch(text)
         if match is None:
             raise ScramError("Authentication failed: Invalid client final message")
-        if match["nonce"] != self._nonce:
+        # Kafka checks only that the nonce ends with the server-first one: librdkafka before 2.1
+        # sends its own nonce twice in front of it.
+        if not match["nonce"].endswith(self._nonce):
             raise ScramError("Invalid client nonce in the final client message.")
         try:
             binding = base64.b64decode(match["binding"], validate=True)
@@ -234,7 +247,7 @@ class ScramClient:
             raise ValueError(f"unsupported SCRAM mechanism {mechanism}")
         self.mechanism = mechanism
         self._password = password
-        self._nonce = nonce if nonce is not None else secrets.token_urlsafe(24)
+        self._nonce = nonce if nonce is not None else secure_random_string()
         self._bare = f"n={_encode_saslname(username)},r={self._nonce}"
         self._server_signature = b""
 

@@ -148,3 +148,15 @@ def test_kafka_python_client_authenticates_against_the_server() -> None:
         server_final = server.evaluate(client.final_message())
         client.process_server_final_message(server_final)
         assert server.complete
+
+
+def test_old_librdkafka_nonce_prefix_is_accepted_as_kafka_does() -> None:
+    """librdkafka before 2.1 repeats its nonce in front of the combined one; Kafka checks only
+    that the final nonce ends with the server-first nonce, and so does Brook."""
+    server = ScramServer("SCRAM-SHA-256", {USER: _rfc_credential()}.get, nonce=SERVER_NONCE)
+    server.evaluate(CLIENT_FIRST)
+    doubled = CLIENT_FINAL.replace(b"r=rOpr", b"r=" + CLIENT_NONCE.encode() + b"rOpr")
+    # The proof covers the nonce as sent: the RFC proof no longer matches, so it fails on the
+    # proof, not on the nonce.
+    with pytest.raises(ScramError, match="Invalid client credentials"):
+        server.evaluate(doubled)
