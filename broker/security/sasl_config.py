@@ -32,8 +32,8 @@ class SaslListener:
     """What a SASL listener's connections need to authenticate their clients."""
 
     mechanisms: list[str]
-    #: PLAIN: user -> password, from the JAAS ``user_<name>`` options.
-    plain_users: dict[str, str]
+    #: PLAIN: user -> password, from the JAAS ``user_<name>`` options (never in the repr).
+    plain_users: dict[str, str] = field(repr=False)
     scram_credentials: ScramCredentialStore | None
     max_receive_size: int = 524288
     failed_authentication_delay_ms: int = 100
