@@ -72,7 +72,7 @@ def test_missing_or_bad_jaas_is_a_start_error_without_the_password() -> None:
 
 
 def test_inter_broker_mechanism_must_be_enabled() -> None:
-    with pytest.raises(ConfigError, match="sasl.mechanism.inter.broker.protocol must be included"):
+    with pytest.raises(ConfigError, match=r"sasl\.mechanism\.inter\.broker\.protocol must be included"):
         listen_addresses(
             _config(
                 **{
