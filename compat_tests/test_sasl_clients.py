@@ -381,3 +381,24 @@ def test_new_scram_user_authenticates_on_its_next_connection(sasl_broker: SaslBr
     for future in admin.alter_user_scram_credentials([upsert]).values():
         future.result(TIMEOUT)
     assert admin_module.AdminClient(dave).list_topics(timeout=TIMEOUT).brokers
+
+
+def test_cli_adds_two_mechanisms_and_deletes_one(sasl_broker: SaslBroker, tmp_path: Path) -> None:
+    admin = _client_properties(tmp_path, sasl_broker, "SASL_SSL", "PLAIN", "admin", "admin-secret")
+    common = ["configs", "--bootstrap-server", sasl_broker.bootstrap("SASL_SSL"), "--command-config", admin]
+    user = ["--entity-type", "users", "--entity-name", "frank"]
+    ok(
+        *common, "--alter", *user,
+        "--add-config", "SCRAM-SHA-256=[iterations=4096,password=f-pw],SCRAM-SHA-512=[password=f-pw]",
+    )  # fmt: skip
+    assert ok(*common, "--describe", *user) == (
+        "SCRAM credential configs for user-principal 'frank' are "
+        "SCRAM-SHA-256=iterations=4096, SCRAM-SHA-512=iterations=4096\n"
+    )
+    ok(*common, "--alter", *user, "--delete-config", "SCRAM-SHA-512")
+    assert ok(*common, "--describe", *user).endswith("are SCRAM-SHA-256=iterations=4096\n")
+    from compat_tests.test_cli import brook
+
+    refused = brook(*common, "--alter", *user, "--add-config", "SCRAM-SHA-256=[iterations=100,password=f-pw]")
+    assert refused.returncode != 0 and "Iterations 100 is less than the minimum 4096" in refused.stderr
+    assert "f-pw" not in refused.stderr

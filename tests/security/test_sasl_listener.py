@@ -201,7 +201,12 @@ def test_huge_token_and_garbage_close_only_their_connection(broker: EmbeddedBrok
     before_handshake = Client(sasl_port(broker))
     before_handshake.sock.sendall(struct.pack(">i", 10 * 1024 * 1024))
     assert before_handshake.closed()
-    for garbage in (b"\xff" * 64, b"\x00\x00\x00\x08" + b"\x00\x11" + b"\xff" * 6, b"GET / HTTP/1.1\r\n\r\n"):
+    for garbage in (
+        struct.pack(">i", 19) + plain_token("alice", "alice-secret"),  # a SASL token before the handshake
+        b"\xff" * 64,
+        b"\x00\x00\x00\x08" + b"\x00\x11" + b"\xff" * 6,
+        b"GET / HTTP/1.1\r\n\r\n",
+    ):
         bad = Client(sasl_port(broker))
         bad.sock.sendall(garbage)
         assert bad.closed()
