@@ -184,7 +184,7 @@ def test_sasl_listeners_load_and_refuse_kafkas_default_gssapi_at_start(protocol:
     config = load_config(
         None, [f"listeners={protocol}://127.0.0.1:0", f"security.inter.broker.protocol={protocol}"]
     )
-    with pytest.raises(ConfigError, match="GSSAPI enabled on listener .* is not supported|has no key store"):
+    with pytest.raises(ConfigError, match=r"GSSAPI enabled on listener .* is not supported|has no key store"):
         listen_addresses(config)
 
 
