@@ -38,10 +38,9 @@ from typing import TYPE_CHECKING, Any
 from broker.metrics.stats import FETCH_CONSUMER, FETCH_FOLLOWER
 from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry
 from broker.security.principal import USER_TYPE, KafkaPrincipal, SecurityContext
-from broker.security.sasl_config import SaslListener
-from broker.security.sasl_server import IllegalSaslState, SaslFailure, SaslServerAuthenticator
 from broker.security.ssl_principal import NoMatchingRuleError, subject_dn
 from protocol import api as papi
+from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError, FrameTooLargeError, UnknownApiError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
 from protocol.framing import frame as frame_of
@@ -51,6 +50,8 @@ from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.network.server import Server
+    from broker.security.sasl_config import SaslListener
+    from broker.security.sasl_server import SaslServerAuthenticator
 
 log = logging.getLogger(__name__)
 
@@ -141,7 +142,12 @@ class Connection:
         self.fd = sock.fileno()
         self.decoder = FrameDecoder(server.max_frame_size, RECEIVE_BUFFER)
         #: SASL listeners: the authentication state; None on PLAINTEXT and SSL.
-        self.authenticator = SaslServerAuthenticator(sasl) if sasl is not None else None
+        self.authenticator: SaslServerAuthenticator | None = None
+        if sasl is not None:
+            # Loaded only on a SASL listener: a PLAINTEXT broker's start does not pay for it.
+            from broker.security.sasl_server import SaslServerAuthenticator
+
+            self.authenticator = SaslServerAuthenticator(sasl)
         #: Authentication failed: nothing more is read; the answer and close come after the delay.
         self.auth_failed = False
         self._auth_failure_timer: asyncio.TimerHandle | None = None
@@ -358,6 +364,13 @@ class Connection:
     def _sasl_frame(self, frame: bytearray) -> bool:
         """A frame on a SASL listener: True when authentication took it (Kafka's authenticator
         sees every frame until the channel is ready, and again during re-authentication)."""
+        from broker.security.sasl_server import (
+            AUTHENTICATE,
+            REAUTH_BAD_MECHANISM,
+            IllegalSaslState,
+            SaslFailure,
+        )
+
         auth = self.authenticator
         assert auth is not None
         if self.auth_failed:
@@ -391,11 +404,12 @@ class Connection:
             return True
         api_key, version = request.api.api_key, request.version
         correlation_id = request.header.correlation_id
-        if auth.state == "AUTHENTICATE" and api_key != SASL_AUTHENTICATE_KEY:
+        if auth.state == AUTHENTICATE and api_key != SASL_AUTHENTICATE_KEY:
             message = f"Unexpected Kafka request of type {request.api.name} during SASL authentication."
-            self._fail_authentication(message, self._error_reply(request, 34, message))
+            reply = self._error_reply(request, ErrorCode.ILLEGAL_SASL_STATE, message)
+            self._fail_authentication(message, reply)
             return True
-        if api_key == SASL_AUTHENTICATE_KEY and auth.state in ("AUTHENTICATE", "REAUTH_BAD_MECHANISM"):
+        if api_key == SASL_AUTHENTICATE_KEY and auth.state in (AUTHENTICATE, REAUTH_BAD_MECHANISM):
             self._sasl_authenticate(request.body.auth_bytes, version, correlation_id)
             return True
         try:
@@ -414,16 +428,16 @@ class Connection:
         mechanism = request.body.mechanism
         enabled = list(auth.listener.mechanisms)
         if not auth.handshake(version, mechanism):
-            # UNSUPPORTED_SASL_MECHANISM (33), with the enabled mechanisms, then the close.
-            reply = papi.encode_response_parts(
-                api_key, version, correlation_id, SaslHandshakeResponse(33, enabled)
-            )
+            # UNSUPPORTED_SASL_MECHANISM with the enabled mechanisms, then the close.
+            unsupported = SaslHandshakeResponse(ErrorCode.UNSUPPORTED_SASL_MECHANISM, enabled)
+            reply = papi.encode_response_parts(api_key, version, correlation_id, unsupported)
             self._fail_authentication(f"Unsupported SASL mechanism {mechanism}", reply)
             return True
-        self._send_now(api_key, version, correlation_id, SaslHandshakeResponse(0, enabled))
+        self._send_now(api_key, version, correlation_id, SaslHandshakeResponse(ErrorCode.NONE, enabled))
         return True
 
     def _sasl_authenticate(self, token: bytes, version: int, correlation_id: int) -> None:
+        from broker.security.sasl_server import SaslFailure
         from protocol.messages.sasl_authenticate_response import SaslAuthenticateResponse
 
         auth = self.authenticator
@@ -431,11 +445,11 @@ class Connection:
         try:
             reply, lifetime_ms = auth.authenticate(token, version)
         except SaslFailure as exc:
-            body = SaslAuthenticateResponse(58, exc.client_message)
+            body = SaslAuthenticateResponse(ErrorCode.SASL_AUTHENTICATION_FAILED, exc.client_message)
             parts = papi.encode_response_parts(SASL_AUTHENTICATE_KEY, version, correlation_id, body)
             self._fail_authentication(exc.client_message, parts)
             return
-        body = SaslAuthenticateResponse(0, None, reply, lifetime_ms)
+        body = SaslAuthenticateResponse(ErrorCode.NONE, None, reply, lifetime_ms)
         self._send_now(SASL_AUTHENTICATE_KEY, version, correlation_id, body)
         self._maybe_authenticated()
 

@@ -21,13 +21,13 @@ from broker.network.connection import Connection, TlsListener
 from broker.network.hosts import resolvable
 from broker.network.quotas import ConnectionQuotas, normalise_ip
 from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry, request_logger
-from broker.security.sasl_config import SaslListener
 from protocol import api as papi
 from protocol.message import Message
 from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.handlers.base import Handler
+    from broker.security.sasl_config import SaslListener
 
 API_VERSIONS = 18
 log = logging.getLogger(__name__)
