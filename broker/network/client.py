@@ -390,7 +390,8 @@ class BrokerConnection(asyncio.BufferedProtocol):
             if body.error_code != ErrorCode.NONE:
                 raise ConnectError(f"SASL authentication failed: {body.error_message}")
             try:
-                token = exchange.respond(body.auth_bytes)
+                # SCRAM's client final runs PBKDF2 (milliseconds at 4096 iterations): not on the loop.
+                token = await self.loop.run_in_executor(None, exchange.respond, body.auth_bytes)
             except ScramError as exc:
                 raise ConnectError(f"SASL authentication failed: {exc}") from None
 
