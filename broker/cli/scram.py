@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from broker.cli.client import CliError, KafkaClient, KafkaError
 from broker.security.scram import MECHANISM_NAMES, MECHANISM_TYPES, MECHANISMS, salted_password
+from protocol.error_codes import ErrorCode
 from protocol.messages.alter_user_scram_credentials_request import (
     AlterUserScramCredentialsRequest,
     ScramCredentialDeletion,
@@ -91,9 +92,15 @@ def describe(client: KafkaClient, user: str | None) -> None:
     if response.error_code:
         raise KafkaError(response.error_code, response.error_message)
     for result in response.results:
+        if result.error_code == ErrorCode.RESOURCE_NOT_FOUND:
+            continue  # Kafka's DescribeUserScramCredentialsResult.users() leaves these out
         if result.error_code:
-            if user:
-                raise KafkaError(result.error_code, result.error_message)
+            known = result.error_code in ErrorCode._value2member_map_
+            name = ErrorCode(result.error_code).name if known else f"error {result.error_code}"
+            print(
+                f"Error retrieving SCRAM credential configs for user-principal '{result.user}': "
+                f"{name}: {result.error_message}"
+            )
             continue
         text = ", ".join(
             f"{MECHANISM_NAMES.get(info.mechanism, 'UNKNOWN')}=iterations={info.iterations}"
