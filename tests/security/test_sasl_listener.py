@@ -386,3 +386,24 @@ def test_no_password_in_the_request_log(broker: EmbeddedBroker, caplog: pytest.L
             logging.getLogger("kafka.request.logger").setLevel(logging.NOTSET)
     assert "alice-secret" not in caplog.text
     assert '"principal":"User:alice"' in caplog.text and '"securityProtocol":"SASL_PLAINTEXT"' in caplog.text
+
+
+def test_stalled_handshakes_do_not_block_others(broker: EmbeddedBroker) -> None:
+    """Fifty clients stop mid-way (half a size prefix, half a token, a handshake and nothing);
+    a new client authenticates meanwhile."""
+    stalled = []
+    for i in range(50):
+        client = Client(sasl_port(broker))
+        if i % 3 == 0:
+            client.sock.sendall(b"\x00\x00")
+        elif i % 3 == 1:
+            assert client.call(SaslHandshakeRequest("PLAIN"), 0).error_code == 0
+            client.sock.sendall(struct.pack(">i", 100) + b"\0alice")
+        else:
+            assert client.call(SaslHandshakeRequest("PLAIN"), 1).error_code == 0
+        stalled.append(client)
+    good = authenticate_plain(broker, "alice", "alice-secret")
+    assert good.call(MetadataRequest(topics=[]), 9).brokers
+    good.close()
+    for client in stalled:
+        client.close()
