@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from broker.replica.log_dir_mover import LogDirMover
     from broker.replica.partition import Partition
     from broker.replica.txn_verification import TxnVerifier
+    from broker.scram_credentials import ScramCredentials
     from broker.security.store_reload import SslStores
     from broker.txn.coordinator import TransactionCoordinator
 
@@ -111,6 +112,8 @@ class Broker:
             raise ConfigError(f"brook.metrics.listener: {exc}") from exc
         #: The /metrics endpoint (``brook.metrics.listener``); None when it is off.
         self.metrics: MetricsEndpoint | None = None
+        #: SCRAM credentials (SASL listeners, Describe/AlterUserScramCredentials), made at first use.
+        self._scram_credentials: ScramCredentials | None = None
 
         self.log_dirs = [Path(d) for d in config.log_dirs]
         for d in self.log_dirs:
@@ -450,6 +453,14 @@ class Broker:
         if any(stored.values()):
             self.reconfigure(self.dynamic_configs.load(stored))
 
+    @property
+    def scram_credentials(self) -> ScramCredentials:
+        if self._scram_credentials is None:
+            from broker.scram_credentials import ScramCredentials
+
+            self._scram_credentials = ScramCredentials(self)
+        return self._scram_credentials
+
     def log_dir_mover(self) -> LogDirMover:
         """The mover of replicas between log dirs (AlterReplicaLogDirs), made at first use."""
         mover = self.replica_manager.log_dir_mover
@@ -500,7 +511,11 @@ class Broker:
             quotas=quotas,
             stats=self.stats,
         )
-        addresses = listen_addresses(self.config)
+        scram = None
+        if any(listener.security_protocol.startswith("SASL_") for listener in self.config.listeners):
+            scram = self.scram_credentials
+            await scram.ensure_loaded()
+        addresses = listen_addresses(self.config, None if scram is None else scram.store)
         tls_listeners = {a.name: a.tls for a in addresses if a.tls is not None}
         if tls_listeners:
             from broker.security.store_reload import SslStores

@@ -52,8 +52,10 @@ class RequestLogEntry:
         "correlation_id",
         "listener",
         "local_done_ns",
+        "principal",
         "request",
         "response",
+        "security_protocol",
         "software",
         "started_ns",
         "version",
@@ -70,6 +72,8 @@ class RequestLogEntry:
         connection_id: str,
         listener: str,
         software: tuple[str, str],
+        security_protocol: str = "PLAINTEXT",
+        principal: str = "User:ANONYMOUS",
     ) -> None:
         self.api_key = api_key
         self.api_name = api_name
@@ -80,6 +84,8 @@ class RequestLogEntry:
         self.connection_id = connection_id
         self.listener = listener
         self.software = software
+        self.security_protocol = security_protocol
+        self.principal = principal
         self.started_ns = time.monotonic_ns()
         self.local_done_ns = 0
         self.completed_ns = 0
@@ -118,8 +124,8 @@ class RequestLogEntry:
             "throttleTimeMs": 0,
             "responseQueueTimeMs": _ms(now_ns - completed),
             "sendTimeMs": 0.0,
-            "securityProtocol": "PLAINTEXT",
-            "principal": "User:ANONYMOUS",
+            "securityProtocol": self.security_protocol,
+            "principal": self.principal,
             "listener": self.listener,
             "clientInformation": {"softwareName": self.software[0], "softwareVersion": self.software[1]},
         }

@@ -25,6 +25,7 @@ from protocol.message import Message
 from protocol.messages import add_partitions_to_txn_response as add_partitions_to_txn
 from protocol.messages import alter_partition_reassignments_response as alter_reassignments
 from protocol.messages import alter_replica_log_dirs_response as alter_dirs
+from protocol.messages import alter_user_scram_credentials_response as alter_scram
 from protocol.messages import api_versions_response as api_versions
 from protocol.messages import create_partitions_response as create_partitions
 from protocol.messages import create_topics_response as create_topics
@@ -35,6 +36,7 @@ from protocol.messages import describe_configs_response as describe_configs
 from protocol.messages import describe_groups_response as describe_groups
 from protocol.messages import describe_producers_response as describe_producers
 from protocol.messages import describe_transactions_response as describe_transactions
+from protocol.messages import describe_user_scram_credentials_response as describe_scram
 from protocol.messages import elect_leaders_response as elect_leaders
 from protocol.messages import fetch_response as fetch
 from protocol.messages import find_coordinator_response as find_coordinator
@@ -47,6 +49,7 @@ from protocol.messages import offset_commit_response as offset_commit
 from protocol.messages import offset_fetch_response as offset_fetch
 from protocol.messages import offset_for_leader_epoch_response as offset_for_leader_epoch
 from protocol.messages import produce_response as produce
+from protocol.messages import sasl_authenticate_response as sasl_authenticate
 from protocol.messages import stop_replica_response as stop_replica
 from protocol.messages import txn_offset_commit_response as txn_offset_commit
 from protocol.messages import write_txn_markers_response as write_txn_markers
@@ -588,6 +591,26 @@ def _describe_producers(request: Any, version: int, code: int, message: str | No
     )
 
 
+def _sasl_authenticate(request: Any, version: int, code: int, message: str | None) -> Message:
+    del request, version
+    return sasl_authenticate.SaslAuthenticateResponse(error_code=code, error_message=message)
+
+
+def _describe_user_scram_credentials(request: Any, version: int, code: int, message: str | None) -> Message:
+    """Kafka's DescribeUserScramCredentialsRequest.getErrorResponse: the top-level error."""
+    del request, version
+    return describe_scram.DescribeUserScramCredentialsResponse(error_code=code, error_message=message)
+
+
+def _alter_user_scram_credentials(request: Any, version: int, code: int, message: str | None) -> Message:
+    """Every user named in the request (deletions, then upsertions, once each) with the error."""
+    del version
+    users = dict.fromkeys([d.name for d in request.deletions] + [u.name for u in request.upsertions])
+    return alter_scram.AlterUserScramCredentialsResponse(
+        results=[alter_scram.AlterUserScramCredentialsResult(user, code, message) for user in users]
+    )
+
+
 def _top_level(api_key: int) -> Builder:
     """Kafka answers these with the top-level error code and nothing else (Heartbeat,
     LeaveGroup, ListGroups, DescribeLogDirs, OffsetDelete, ControlledShutdown, AlterPartition)."""
@@ -616,6 +639,7 @@ _BUILDERS: dict[int, Builder] = {
     14: _sync_group,
     15: _describe_groups,
     16: _top_level(16),
+    17: _top_level(17),
     18: _api_versions,
     19: _create_topics,
     20: _delete_topics,
@@ -631,6 +655,7 @@ _BUILDERS: dict[int, Builder] = {
     33: _alter_configs,
     34: _alter_replica_log_dirs,
     35: _top_level(35),
+    36: _sasl_authenticate,
     37: _create_partitions,
     42: _delete_groups,
     43: _elect_leaders,
@@ -638,6 +663,8 @@ _BUILDERS: dict[int, Builder] = {
     45: _alter_partition_reassignments,
     46: _list_partition_reassignments,
     47: _top_level(47),
+    50: _describe_user_scram_credentials,
+    51: _alter_user_scram_credentials,
     56: _top_level(56),
     60: _describe_cluster,
     65: _describe_transactions,

@@ -9,11 +9,12 @@ Brook. One connection per node, opened on first use; one request in flight per c
 from __future__ import annotations
 
 import socket
+import ssl
 import struct
 import time
 from collections.abc import Callable, Iterable
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from protocol import api as papi
 from protocol.error_codes import ErrorCode
@@ -22,6 +23,10 @@ from protocol.message import Message
 from protocol.messages.api_versions_request import ApiVersionsRequest
 from protocol.messages.find_coordinator_request import FindCoordinatorRequest
 from protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+
+if TYPE_CHECKING:
+    from broker.cli.security import ClientSecurity
+    from broker.security.sasl_client import SaslClientSettings
 
 MAX_RESPONSE = 256 << 20
 RETRY_BACKOFF_S = 0.1
@@ -106,18 +111,52 @@ def check_error(code: int, message: str | None = None, subject: str = "") -> Non
 class NodeConnection:
     """One socket to one broker with its negotiated api versions."""
 
-    def __init__(self, address: tuple[str, int], timeout: float, client_id: str) -> None:
+    def __init__(
+        self, address: tuple[str, int], timeout: float, client_id: str, security: ClientSecurity | None = None
+    ) -> None:
         self.address = address
         self.timeout = timeout
         self.client_id = client_id
         self._correlation = 0
         try:
             self._sock = socket.create_connection(address, timeout=timeout)
+            if security is not None and security.ssl_context is not None:
+                self._sock = security.ssl_context.wrap_socket(self._sock, server_hostname=address[0])
+        except ssl.SSLError as exc:
+            raise CliError(
+                f"TLS handshake with {address[0]}:{address[1]} failed: {exc.reason or exc}"
+            ) from exc
         except OSError as exc:
             raise CliError(
                 f"Connection to node {address[0]}:{address[1]} could not be established ({exc})"
             ) from exc
         self.versions = self._negotiate()
+        if security is not None and security.sasl is not None:
+            self._authenticate(security.sasl)
+
+    def _authenticate(self, settings: SaslClientSettings) -> None:
+        """SaslHandshake v1 then SaslAuthenticate, as Kafka's SaslClientAuthenticator."""
+        from broker.security.scram import ScramError
+        from protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
+        from protocol.messages.sasl_handshake_request import SaslHandshakeRequest
+
+        handshake = self._roundtrip(SaslHandshakeRequest(settings.mechanism), 1)
+        if handshake.error_code:
+            raise CliError(
+                f"Unexpected handshake request with client mechanism {settings.mechanism}, "
+                f"enabled mechanisms are {handshake.mechanisms}"
+            )
+        exchange = settings.exchange()
+        token: bytes | None = exchange.first()
+        version = self.version_for(SaslAuthenticateRequest.API_KEY, 1)
+        while token is not None:
+            response = self._roundtrip(SaslAuthenticateRequest(token), 0 if version is None else version)
+            if response.error_code:
+                raise CliError(f"SaslAuthenticationException: {response.error_message}")
+            try:
+                token = exchange.respond(response.auth_bytes)
+            except ScramError as exc:
+                raise CliError(f"SaslAuthenticationException: {exc}") from None
 
     @property
     def label(self) -> str:
@@ -212,7 +251,15 @@ class NodeConnection:
 class KafkaClient:
     """Connections to a cluster found from ``bootstrap`` (``host:port[,host:port...]``)."""
 
-    def __init__(self, bootstrap: str, *, timeout: float = 30.0, client_id: str = "brook-cli") -> None:
+    def __init__(
+        self,
+        bootstrap: str,
+        *,
+        timeout: float = 30.0,
+        client_id: str = "brook-cli",
+        security: ClientSecurity | None = None,
+    ) -> None:
+        self.security = security
         self.addresses = [parse_address(e) for e in bootstrap.split(",") if e.strip()]
         if not self.addresses:
             raise CliError('Missing required argument "[bootstrap-server]"')
@@ -231,7 +278,7 @@ class KafkaClient:
             failures = []
             for address in self.addresses:
                 try:
-                    self._bootstrap = NodeConnection(address, self.timeout, self.client_id)
+                    self._bootstrap = NodeConnection(address, self.timeout, self.client_id, self.security)
                     break
                 except CliError as exc:
                     failures.append(str(exc))
@@ -246,7 +293,7 @@ class KafkaClient:
             address = self._brokers.get(node_id)
             if address is None:
                 raise CliError(f"Broker {node_id} is not in the cluster's metadata")
-            self._nodes[node_id] = NodeConnection(address, self.timeout, self.client_id)
+            self._nodes[node_id] = NodeConnection(address, self.timeout, self.client_id, self.security)
         return self._nodes[node_id]
 
     def connection_to(self, node_id: int, host: str, port: int) -> NodeConnection:

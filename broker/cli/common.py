@@ -9,10 +9,6 @@ from pathlib import Path
 
 from broker.cli.client import CliError, KafkaClient
 
-#: Client properties that need TLS or SASL, which Brook's client does not speak yet (issue 15).
-_SECURE_PREFIXES = ("ssl.", "sasl.")
-_PLAIN_PROTOCOLS = {"PLAINTEXT"}
-
 
 def add_connection_options(parser: argparse.ArgumentParser, *, required: bool = True) -> None:
     parser.add_argument(
@@ -65,28 +61,21 @@ def parse_key_values(entries: Sequence[str]) -> dict[str, str]:
     return result
 
 
-def check_client_properties(props: dict[str, str]) -> None:
-    """Refuse, loudly, the settings this client cannot honour (TLS, SASL)."""
-    protocol = props.get("security.protocol", "PLAINTEXT").upper()
-    if protocol not in _PLAIN_PROTOCOLS:
-        raise CliError(
-            f"security.protocol={protocol} is not supported by the brook command line yet "
-            "(TLS and SASL arrive with issue 15); only PLAINTEXT is."
-        )
-    secure = sorted(k for k in props if k.startswith(_SECURE_PREFIXES))
-    if secure:
-        raise CliError(
-            "TLS/SASL client settings are not supported by the brook command line yet (issue 15): "
-            + ", ".join(secure)
-        )
-
-
 def client_from(args: argparse.Namespace, extra: dict[str, str] | None = None) -> KafkaClient:
+    """A client from ``--bootstrap-server`` and the ``--command-config`` properties, with TLS
+    and SASL as ``security.protocol`` asks (:mod:`broker.cli.security`)."""
+    from broker.cli.security import security_from
+
     props = read_properties(args.command_config) if getattr(args, "command_config", None) else {}
     props.update(extra or {})
-    check_client_properties(props)
+    security = security_from(props)
     timeout = float(props.get("request.timeout.ms", "30000")) / 1000
-    return KafkaClient(args.bootstrap_server, timeout=timeout, client_id=props.get("client.id", "brook-cli"))
+    return KafkaClient(
+        args.bootstrap_server,
+        timeout=timeout,
+        client_id=props.get("client.id", "brook-cli"),
+        security=None if security.protocol == "PLAINTEXT" else security,
+    )
 
 
 def pretty_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

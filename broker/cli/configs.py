@@ -1,11 +1,14 @@
 """``brook configs``: kafka-configs.sh (ConfigCommand) — describe and alter the configs of topics and
-brokers (DescribeConfigs, IncrementalAlterConfigs) and users' quotas (Describe/AlterClientQuotas)."""
+brokers (DescribeConfigs, IncrementalAlterConfigs), users' quotas (Describe/AlterClientQuotas) and
+users' SCRAM credentials (Describe/AlterUserScramCredentials, :mod:`broker.cli.scram`)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 from typing import Any
 
+from broker.cli import scram
 from broker.cli.client import CliError, KafkaClient, KafkaError, NodeConnection, UnsupportedApi, check_error
 from broker.cli.common import add_connection_options, client_from, parse_key_values
 from protocol.messages.alter_client_quotas_request import AlterClientQuotasRequest, OpData
@@ -94,7 +97,13 @@ def _run(args: argparse.Namespace) -> int:
     with client_from(args) as client:
         if entity_type == "users":
             if args.describe:
-                describe_quotas(client, name)
+                # A broker without client quotas may still hold SCRAM credentials.
+                with contextlib.suppress(UnsupportedApi):
+                    describe_quotas(client, name)
+                if name != "":  # ConfigCommand: not with --entity-default / --user-defaults
+                    scram.describe(client, name)
+            elif _has_scram(args):
+                _alter_scram(client, name, args)
             else:
                 alter_quotas(client, name, args)
             return 0
@@ -108,6 +117,26 @@ def _run(args: argparse.Namespace) -> int:
                 raise CliError(f"An entity name must be specified with --alter of {entity_type}")
             alter_resource(client, entity_type, name, args)
     return 0
+
+
+def _has_scram(args: argparse.Namespace) -> bool:
+    added = scram.parse_add_config(args.add_config)
+    deleted = [k.strip() for entry in args.delete_config for k in entry.split(",") if k.strip()]
+    return any(scram.is_scram(k) for k in [*added, *deleted])
+
+
+def _alter_scram(client: KafkaClient, name: str | None, args: argparse.Namespace) -> None:
+    """SCRAM credentials of one user (ConfigCommand refuses mixing them with quota configs)."""
+    added = scram.parse_add_config(args.add_config)
+    deleted = [k.strip() for entry in args.delete_config for k in entry.split(",") if k.strip()]
+    if not all(scram.is_scram(k) for k in [*added, *deleted]):
+        raise CliError(
+            "Cannot alter both quota and SCRAM credential configs simultaneously for 'users' using "
+            "--bootstrap-server."
+        )
+    if name is None:
+        raise CliError("An entity name must be specified with --alter of users")
+    scram.alter(client, name, added, deleted)
 
 
 def _broker_id(name: str) -> int:

@@ -9,7 +9,7 @@ read and applied, in sequence order; a broker entity applies only to that broker
 all), as Kafka's BrokerConfigHandler. After each pass, notifications older than
 ``change_expiration_ms`` (Kafka: 15 minutes) are deleted. The watch and a new session (watches die
 with an expired one) both trigger a pass; passes never overlap. Other entities (clients, users)
-are skipped: Brook has no quota configs yet.
+are skipped, except ``users/<user>`` when an ``apply_user`` is given (SCRAM credentials).
 
 Everything runs on the event loop: kazoo's watch callbacks are handed to it by KafkaZkClient.
 """
@@ -36,10 +36,14 @@ TOPIC_CONFIG_TYPE = "topics"
 TOPICS_PREFIX = f"{TOPIC_CONFIG_TYPE}/"
 BROKER_CONFIG_TYPE = "brokers"
 BROKERS_PREFIX = f"{BROKER_CONFIG_TYPE}/"
+USER_CONFIG_TYPE = "users"
+USERS_PREFIX = f"{USER_CONFIG_TYPE}/"
 
 TopicConfigApplier = Callable[[str, Mapping[str, str]], None]
 #: (broker entity: an id or ``<default>``, its dynamic configs).
 BrokerConfigApplier = Callable[[str, Mapping[str, str]], object]
+#: (sanitized user name, the user's config: SCRAM credentials and quotas).
+UserConfigApplier = Callable[[str, Mapping[str, str]], object]
 
 
 def sequence_of(name: str) -> int | None:
@@ -60,6 +64,7 @@ class ConfigChangeWatcher:
         *,
         apply_broker: BrokerConfigApplier | None = None,
         broker_entities: tuple[str, ...] = (),
+        apply_user: UserConfigApplier | None = None,
         change_expiration_ms: int = CHANGE_EXPIRATION_MS,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
@@ -68,6 +73,7 @@ class ConfigChangeWatcher:
         self.apply_broker = apply_broker
         #: The broker entities this broker follows, in the order they apply at start.
         self.broker_entities = broker_entities
+        self.apply_user = apply_user
         self.change_expiration_ms = change_expiration_ms
         self.now_ms = now_ms
         #: Kafka's lastExecutedChange: the sequence of the last notification processed.
@@ -156,6 +162,14 @@ class ConfigChangeWatcher:
                 await self.zk.delete(path)  # False when another broker purged it first
 
     async def _entity_changed(self, entity: str) -> None:
+        if entity.startswith(USERS_PREFIX) and self.apply_user is not None:
+            user = entity[len(USERS_PREFIX) :]
+            config = await self.zk.get_entity_config(USER_CONFIG_TYPE, user)
+            try:
+                self.apply_user(user, config)
+            except Exception:
+                log.exception("applying the config of user %s failed", user)
+            return
         if entity.startswith(BROKERS_PREFIX):
             name = entity[len(BROKERS_PREFIX) :]
             if name in self.broker_entities:

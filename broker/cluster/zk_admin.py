@@ -152,6 +152,7 @@ class ZkAdmin:
                 self.apply_topic_config,
                 apply_broker=self.broker.dynamic_configs.apply,
                 broker_entities=(DEFAULT_ENTITY, str(self.broker.node_id)),
+                apply_user=self.broker.scram_credentials.user_changed,
             )
             await self.config_watcher.start()
 

@@ -19,8 +19,8 @@ from .broker_defs import SECURITY_PROTOCOLS
 from .errors import ConfigError
 from .values import java_trim
 
-#: What Brook can serve today (SASL_PLAINTEXT and SASL_SSL wait for SASL).
-SUPPORTED_PROTOCOLS = ("PLAINTEXT", "SSL")
+#: What Brook can serve: all four of Kafka's security protocols.
+SUPPORTED_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 _ENDPOINT = re.compile(r"(.*)://\[?([0-9a-zA-Z\-%._:]*)\]?:(-?[0-9]+)")
 _CSV = re.compile(r"\s*,\s*")
 #: Hosts that mean "any interface": fine to bind, useless to advertise.
@@ -125,7 +125,7 @@ def _check_ports(listeners: list[Listener], config: str, text: str) -> None:
 
 
 def check_supported(listeners: list[Listener], config: str) -> None:
-    """Brook serves PLAINTEXT and SSL for now: refuse anything else up front, by name."""
+    """Refuse a protocol Brook cannot serve up front, by name (all four of Kafka's are served)."""
     for listener in listeners:
         if listener.security_protocol not in SUPPORTED_PROTOCOLS:
             raise ConfigError(

@@ -2,7 +2,7 @@
 
 Brook accepts every Kafka 3.9 broker key, so that a ``server.properties`` written for Kafka loads
 and DescribeConfigs lists what Kafka lists. Many keys have no effect in Brook's design (one event
-loop instead of network and I/O thread pools, no SASL,
+loop instead of network and I/O thread pools, no
 quotas, metrics or tiered storage). :data:`APPLIED` lists the keys Brook does act on; any other
 broker key set to a value other than its default is named in a warning at start-up, so an operator
 is never misled into thinking a setting works.
@@ -156,6 +156,13 @@ APPLIED: frozenset[str] = frozenset(
         "ssl.truststore.location",
         "ssl.truststore.password",
         "ssl.truststore.certificates",
+        # SASL listeners and the inter-broker SASL client (broker.security)
+        "sasl.enabled.mechanisms",
+        "sasl.jaas.config",
+        "sasl.mechanism.inter.broker.protocol",
+        "sasl.server.max.receive.size",
+        "connection.failed.authentication.delay.ms",
+        "connections.max.reauth.ms",
     }
 )
 

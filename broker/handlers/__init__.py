@@ -63,6 +63,11 @@ _EMBEDDED_MODULES = (
     # transactions, partition side
     "write_txn_markers",
     "describe_producers",
+    # SASL (the authentication exchange itself is the connection's) and SCRAM credentials
+    "sasl_handshake",
+    "sasl_authenticate",
+    "describe_user_scram_credentials",
+    "alter_user_scram_credentials",
 )
 #: Served only in cluster mode.
 _CLUSTER_MODULES = (

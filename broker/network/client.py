@@ -51,6 +51,7 @@ from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.config import BrokerConfig
+    from broker.security.sasl_client import SaslClientSettings
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,9 @@ class ClientConfig:
     #: TLS towards the other brokers' inter-broker listener (``security.inter.broker.protocol``
     #: or ``inter.broker.listener.name`` naming an SSL listener); None for PLAINTEXT.
     ssl_context: ssl.SSLContext | None = None
+    #: SASL towards a SASL inter-broker listener (``sasl.mechanism.inter.broker.protocol`` with
+    #: the listener's JAAS username and password); None otherwise.
+    sasl: SaslClientSettings | None = None
 
     @classmethod
     def for_controller(cls, config: BrokerConfig) -> ClientConfig:
@@ -140,6 +144,7 @@ class ClientConfig:
         asking keeps a controller from sending a version a Brook broker's handler lacks)."""
         return cls(
             ssl_context=inter_broker_ssl_context(config),
+            sasl=inter_broker_sasl_settings(config),
             client_id=str(config.get("broker.id")),
             connect_timeout_ms=_int(config, "socket.connection.setup.timeout.ms"),
             connect_timeout_max_ms=_int(config, "socket.connection.setup.timeout.max.ms"),
@@ -156,6 +161,7 @@ class ClientConfig:
         backoff = _int(config, "replica.fetch.backoff.ms")
         return cls(
             ssl_context=inter_broker_ssl_context(config),
+            sasl=inter_broker_sasl_settings(config),
             client_id=f"broker-{config.get('broker.id')}-fetcher-{fetcher_id}",
             connect_timeout_ms=_int(config, "socket.connection.setup.timeout.ms"),
             connect_timeout_max_ms=_int(config, "socket.connection.setup.timeout.max.ms"),
@@ -175,7 +181,7 @@ def inter_broker_ssl_context(config: BrokerConfig) -> ssl.SSLContext | None:
         listener = config.inter_broker_listener_name
         protocol = config.listener_security_protocol_map.get(listener, listener)
         context = None
-        if protocol == "SSL":
+        if protocol in ("SSL", "SASL_SSL"):
             from broker.security.ssl_context import client_context
 
             context = client_context(config, listener)
@@ -186,6 +192,17 @@ def inter_broker_ssl_context(config: BrokerConfig) -> ssl.SSLContext | None:
 def forget_inter_broker_ssl_contexts() -> None:
     """Build the inter-broker TLS contexts anew at the next connection (the stores reloaded)."""
     _SSL_CONTEXTS.clear()
+
+
+def inter_broker_sasl_settings(config: BrokerConfig) -> SaslClientSettings | None:
+    """SASL settings for the inter-broker listener (None unless it is SASL_PLAINTEXT/SASL_SSL)."""
+    listener = config.inter_broker_listener_name
+    protocol = config.listener_security_protocol_map.get(listener, listener)
+    if not protocol.startswith("SASL_"):
+        return None
+    from broker.security.sasl_client import inter_broker_sasl
+
+    return inter_broker_sasl(config)
 
 
 def _int(config: BrokerConfig, name: str) -> int:
@@ -344,7 +361,44 @@ class BrokerConnection(asyncio.BufferedProtocol):
             except BaseException:  # cancelled: the socket must not outlive the attempt
                 conn.close()
                 raise
+        if config.sasl is not None:
+            try:
+                await conn._authenticate(config.sasl)
+            except ClientError as exc:
+                conn.close(exc if isinstance(exc, ConnectionFailure) else None)
+                raise ConnectError(
+                    f"SASL authentication with broker {node_id} at {conn.peer} failed: {exc}"
+                ) from exc
+            except BaseException:
+                conn.close()
+                raise
         return conn
+
+    async def _authenticate(self, settings: SaslClientSettings) -> None:
+        """SaslHandshake v1, then SaslAuthenticate until the mechanism is done (Kafka's
+        SaslClientAuthenticator). A refusal is a ConnectError carrying the broker's message."""
+        from broker.security.scram import ScramError
+        from protocol.messages.sasl_authenticate_request import SaslAuthenticateRequest
+        from protocol.messages.sasl_handshake_request import SaslHandshakeRequest
+
+        handshake = (await self.request(SaslHandshakeRequest(settings.mechanism), version=1)).body
+        if handshake.error_code != ErrorCode.NONE:
+            raise ConnectError(
+                f"SASL handshake failed with error code {handshake.error_code} "
+                f"(enabled mechanisms: {', '.join(handshake.mechanisms)})"
+            )
+        exchange = settings.exchange()
+        token: bytes | None = exchange.first()
+        version = self.choose_version(SaslAuthenticateRequest.API_KEY, max_version=1)
+        while token is not None:
+            body = (await self.request(SaslAuthenticateRequest(token), version=version)).body
+            if body.error_code != ErrorCode.NONE:
+                raise ConnectError(f"SASL authentication failed: {body.error_message}")
+            try:
+                # SCRAM's client final runs PBKDF2 (milliseconds at 4096 iterations): not on the loop.
+                token = await self.loop.run_in_executor(None, exchange.respond, body.auth_bytes)
+            except ScramError as exc:
+                raise ConnectError(f"SASL authentication failed: {exc}") from None
 
     async def _discover_versions(self) -> None:
         version = API_VERSIONS_FIRST

@@ -10,6 +10,12 @@ Requests are handled as they arrive and may complete out of order (a long-pollin
 produce waiting for replicas); responses are queued in slots and written in arrival order, as
 Kafka clients require when they pipeline. A produce with acks=0 takes no slot.
 
+On a SASL listener (SASL_PLAINTEXT, SASL_SSL) every frame goes to the connection's
+:class:`SaslServerAuthenticator` until the client is authenticated (:meth:`Connection._sasl_frame`):
+only ApiVersions, SaslHandshake and SaslAuthenticate (or raw tokens after SaslHandshake v0) are
+served, frames are capped at ``sasl.server.max.receive.size``, and a failure is answered and the
+connection closed after ``connection.failed.authentication.delay.ms`` (a timer, nothing blocks).
+
 On an SSL listener the socket is an ``ssl.SSLSocket`` driven the same way: the handshake runs
 non-blocking (``SSLWantReadError``/``SSLWantWriteError`` re-arm the reader or writer) under a
 deadline, and since sendfile cannot encrypt, file regions are read with ``os.preadv`` into one
@@ -34,14 +40,18 @@ from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry
 from broker.security.principal import USER_TYPE, KafkaPrincipal, SecurityContext
 from broker.security.ssl_principal import NoMatchingRuleError, subject_dn
 from protocol import api as papi
+from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError, FrameTooLargeError, UnknownApiError, UnsupportedVersionError
 from protocol.framing import FrameDecoder
+from protocol.framing import frame as frame_of
 from protocol.message import Message
 from storage import FileSlice
 from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.network.server import Server
+    from broker.security.sasl_config import SaslListener
+    from broker.security.sasl_server import SaslServerAuthenticator
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +64,8 @@ _IOV_MAX = 512
 #: the kernel fills directly. Small, because idle connections keep theirs (1,000 x 16 KiB).
 RECEIVE_BUFFER = 16 * 1024
 FETCH_KEY = 1
+SASL_HANDSHAKE_KEY = 17
+SASL_AUTHENTICATE_KEY = 36
 
 
 #: Largest plaintext handed to one TLS write: file data and the response bytes around it are
@@ -108,6 +120,7 @@ class Connection:
         *,
         security_protocol: str = "PLAINTEXT",
         tls: TlsListener | None = None,
+        sasl: SaslListener | None = None,
     ) -> None:
         self.server = server
         self.loop = server.loop
@@ -129,6 +142,19 @@ class Connection:
         self.sock = sock
         self.fd = sock.fileno()
         self.decoder = FrameDecoder(server.max_frame_size, RECEIVE_BUFFER)
+        #: SASL listeners: the authentication state; None on PLAINTEXT and SSL.
+        self.authenticator: SaslServerAuthenticator | None = None
+        if sasl is not None:
+            # Loaded only on a SASL listener: a PLAINTEXT broker's start does not pay for it.
+            from broker.security.sasl_server import SaslServerAuthenticator
+
+            self.authenticator = SaslServerAuthenticator(sasl)
+        #: Authentication failed: nothing more is read; the answer and close come after the delay.
+        self.auth_failed = False
+        self._auth_failure_timer: asyncio.TimerHandle | None = None
+        if sasl is not None:
+            # Kafka reads at most sasl.server.max.receive.size per frame before authentication.
+            self.decoder.max_frame_size = sasl.max_receive_size
         self.slots: deque[Slot] = deque()
         self.out: deque[Any] = deque()
         self.out_offset = 0  # bytes of out[0] already sent
@@ -150,7 +176,7 @@ class Connection:
     # -- reading -------------------------------------------------------------------------------
 
     def _resume_reading(self) -> None:
-        if not self.reading and not self.closed and not self.closing:
+        if not self.reading and not self.closed and not self.closing and not self.auth_failed:
             self.loop.add_reader(self.fd, self._on_readable)
             self.reading = True
             if self.tls is not None and not self.handshaking and self._tls_pending():
@@ -302,12 +328,17 @@ class Connection:
         if self.closed or self.closing:
             return
         if bad_size is not None and not self.closed:
+            if self.authenticator is not None and not self.authenticator.complete:
+                self._fail_authentication("Failing SASL authentication due to invalid receive size", None)
+                return
             self._close_after_pending(str(bad_size))
             return
         if len(self.slots) >= MAX_IN_FLIGHT or self.pending_bytes >= MAX_PENDING_BYTES:
             self._pause_reading()
 
     def _handle_frame(self, frame: bytearray) -> None:
+        if self.authenticator is not None and self._sasl_frame(frame):
+            return
         view = memoryview(frame)
         try:
             # Kafka ignores bytes after a request body, and clients send some (librdkafka 2.16).
@@ -328,6 +359,163 @@ class Connection:
             self._close_after_pending(f"malformed request: {exc}")
             return
         self.server.dispatch(self, request)
+
+    # -- SASL ------------------------------------------------------------------------------------
+
+    def _sasl_frame(self, frame: bytearray) -> bool:
+        """A frame on a SASL listener: True when authentication took it (Kafka's authenticator
+        sees every frame until the channel is ready, and again during re-authentication)."""
+        from broker.security.sasl_server import (
+            AUTHENTICATE,
+            REAUTH_BAD_MECHANISM,
+            IllegalSaslState,
+            SaslFailure,
+        )
+
+        auth = self.authenticator
+        assert auth is not None
+        if self.auth_failed:
+            return True
+        if auth.complete:
+            head = _safe_peek(memoryview(frame))
+            if head is not None and head.api_key == SASL_HANDSHAKE_KEY and auth.supports_reauth:
+                auth.begin_reauthentication()  # KIP-368: the client re-authenticates
+            elif auth.session_expired():
+                self.close("session expired without re-authentication (connections.max.reauth.ms)")
+                return True
+            else:
+                return False
+        if auth.expects_raw_token:
+            # SaslHandshake v0: the tokens are frames of their own, with no request header.
+            try:
+                reply, _ = auth.authenticate(bytes(frame))
+            except SaslFailure as exc:
+                self._fail_authentication(exc.client_message, None)
+                return True
+            self._send_raw(reply)
+            self._maybe_authenticated()
+            return True
+        view = memoryview(frame)
+        try:
+            request = papi.decode_request(view, allow_trailing=True)
+        except (DecodeError, UnknownApiError, UnsupportedVersionError) as exc:
+            if self._answer_unsupported_api_versions(view):
+                return True
+            self._fail_authentication(f"invalid SASL request: {exc}", None)
+            return True
+        api_key, version = request.api.api_key, request.version
+        correlation_id = request.header.correlation_id
+        if auth.state == AUTHENTICATE and api_key != SASL_AUTHENTICATE_KEY:
+            message = f"Unexpected Kafka request of type {request.api.name} during SASL authentication."
+            reply = self._error_reply(request, ErrorCode.ILLEGAL_SASL_STATE, message)
+            self._fail_authentication(message, reply)
+            return True
+        if api_key == SASL_AUTHENTICATE_KEY and auth.state in (AUTHENTICATE, REAUTH_BAD_MECHANISM):
+            self._sasl_authenticate(request.body.auth_bytes, version, correlation_id)
+            return True
+        try:
+            auth.check_request(
+                request.api.name, api_key == papi.API_VERSIONS_KEY, api_key == SASL_HANDSHAKE_KEY
+            )
+        except IllegalSaslState as exc:
+            self._fail_authentication(exc.client_message, None)
+            return True
+        if api_key == papi.API_VERSIONS_KEY:
+            self.server.dispatch(self, request)
+            auth.api_versions_answered()
+            return True
+        from protocol.messages.sasl_handshake_response import SaslHandshakeResponse
+
+        mechanism = request.body.mechanism
+        enabled = list(auth.listener.mechanisms)
+        if not auth.handshake(version, mechanism):
+            # UNSUPPORTED_SASL_MECHANISM with the enabled mechanisms, then the close.
+            unsupported = SaslHandshakeResponse(ErrorCode.UNSUPPORTED_SASL_MECHANISM, enabled)
+            reply = papi.encode_response_parts(api_key, version, correlation_id, unsupported)
+            self._fail_authentication(f"Unsupported SASL mechanism {mechanism}", reply)
+            return True
+        self._send_now(api_key, version, correlation_id, SaslHandshakeResponse(ErrorCode.NONE, enabled))
+        return True
+
+    def _sasl_authenticate(self, token: bytes, version: int, correlation_id: int) -> None:
+        from broker.security.sasl_server import SaslFailure
+        from protocol.messages.sasl_authenticate_response import SaslAuthenticateResponse
+
+        auth = self.authenticator
+        assert auth is not None
+        try:
+            reply, lifetime_ms = auth.authenticate(token, version)
+        except SaslFailure as exc:
+            body = SaslAuthenticateResponse(ErrorCode.SASL_AUTHENTICATION_FAILED, exc.client_message)
+            parts = papi.encode_response_parts(SASL_AUTHENTICATE_KEY, version, correlation_id, body)
+            self._fail_authentication(exc.client_message, parts)
+            return
+        body = SaslAuthenticateResponse(ErrorCode.NONE, None, reply, lifetime_ms)
+        self._send_now(SASL_AUTHENTICATE_KEY, version, correlation_id, body)
+        self._maybe_authenticated()
+
+    def _maybe_authenticated(self) -> None:
+        auth = self.authenticator
+        assert auth is not None
+        if auth.complete and auth.principal is not None:
+            self.security = SecurityContext(self.listener, self.security.security_protocol, auth.principal)
+            self.decoder.max_frame_size = self.server.max_frame_size
+            log.debug("%s authenticated on %s as %s", self.peer, self.listener, auth.principal)
+
+    def _error_reply(self, request: papi.Request, code: int, message: str) -> list[Any] | None:
+        from protocol.error_responses import error_response
+
+        try:
+            body = error_response(request.api.api_key, request.version, request.body, code, message)
+            if body is None:
+                return None
+            return papi.encode_response_parts(
+                request.api.api_key, request.version, request.header.correlation_id, body
+            )
+        except Exception:
+            return None
+
+    def _send_now(self, api_key: int, version: int, correlation_id: int, body: Message) -> None:
+        """An authentication answer: in order with the other responses, not timed nor logged
+        (Kafka's request log never sees the authentication exchange)."""
+        slot = Slot(api_key, version, correlation_id)
+        self.slots.append(slot)
+        self.complete(slot, body)
+
+    def _send_raw(self, token: bytes) -> None:
+        slot = Slot(-1, 0, 0)
+        slot.parts = [frame_of(token)]
+        slot.done = True
+        self.slots.append(slot)
+        self._pump()
+
+    def _fail_authentication(self, reason: str, reply: list[Any] | None) -> None:
+        """Kafka's delayed close: stop reading now; after connection.failed.authentication.delay.ms
+        send the failure answer (if any) and close, so failed clients cannot retry in a tight loop."""
+        log.info("Failed authentication with %s on %s (%s)", self.peer, self.listener, reason)
+        self.auth_failed = True
+        self._pause_reading()
+        auth = self.authenticator
+        delay_ms = auth.listener.failed_authentication_delay_ms if auth is not None else 0
+        if delay_ms > 0:
+            self._auth_failure_timer = self.loop.call_later(delay_ms / 1000.0, self._close_failed, reply)
+        else:
+            self._close_failed(reply)
+
+    def _close_failed(self, reply: list[Any] | None) -> None:
+        self._auth_failure_timer = None
+        if self.closed:
+            return
+        if reply is not None:
+            slot = Slot(-1, 0, 0)
+            slot.parts = reply
+            slot.done = True
+            self.slots.append(slot)
+        self.closing = True
+        self._pump()
+        if self.out and not self.writing and not self.in_read:
+            self._write()
+        self._finish_closing()
 
     def _close_after_pending(self, reason: str) -> None:
         """Bad input: read nothing more, answer the requests that came before it, then close.
@@ -632,6 +820,9 @@ class Connection:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        if self._auth_failure_timer is not None:
+            self._auth_failure_timer.cancel()
+            self._auth_failure_timer = None
         self._tls_chunk = None
         for piece in self.out:
             if isinstance(piece, FileSlice):

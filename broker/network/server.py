@@ -27,6 +27,7 @@ from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.handlers.base import Handler
+    from broker.security.sasl_config import SaslListener
 
 API_VERSIONS = 18
 log = logging.getLogger(__name__)
@@ -40,6 +41,8 @@ class ListenAddress:
     security_protocol: str = "PLAINTEXT"
     #: Set on SSL listeners: connections on them run the TLS handshake first.
     tls: TlsListener | None = None
+    #: Set on SASL listeners: connections on them authenticate first.
+    sasl: SaslListener | None = None
 
 
 class Server:
@@ -183,6 +186,7 @@ class Server:
                     listener.name,
                     security_protocol=listener.security_protocol,
                     tls=listener.tls,
+                    sasl=listener.sasl,
                 )
             except (OSError, ValueError) as exc:  # the peer left before the TLS wrap
                 log.info("connection from %s dropped at accept: %s", peer, exc)
@@ -240,6 +244,8 @@ class Server:
                 conn.connection_id,
                 conn.listener,
                 conn.client_software,
+                conn.security.security_protocol,
+                str(conn.security.principal),
             )
         try:
             result = handler.handle(ctx, request.body)

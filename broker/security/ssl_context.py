@@ -93,7 +93,12 @@ def client_context(config: BrokerConfig, listener: str) -> ssl.SSLContext:
     """The context this broker connects to the ``listener`` of other brokers with: the peer's
     chain always verified, its host name too when ``ssl.endpoint.identification.algorithm`` is
     ``https`` (the default), and this broker's own key store presented when there is one."""
-    get = listener_lookup(config, listener)
+    return client_context_from(listener_lookup(config, listener))
+
+
+def client_context_from(get: Lookup) -> ssl.SSLContext:
+    """A client context from Kafka's ``ssl.*`` keys as ``get`` returns them (the broker's
+    listener keys, or a client's properties: the ``brook`` command line)."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     _apply_common(context, get)
     algorithm = (_text(get("ssl.endpoint.identification.algorithm")) or "").lower()

@@ -31,6 +31,8 @@
 //     -> {"results": [...]}
 // Any command may carry "ssl": {"ca": path, "cert": path, "key": path} (cert and key optional):
 // the client then connects with TLS, trusting that CA and presenting that certificate.
+// Any command may carry "sasl": {"mechanism": "plain" | "scram-sha-256" | "scram-sha-512",
+// "username": ..., "password": ...}: the client then authenticates with SASL.
 'use strict'
 
 const fs = require('fs')
@@ -112,6 +114,7 @@ function client (cmd) {
     clientId: 'brook-compat-kafkajs',
     brokers: cmd.brokers,
     ssl: tlsOptions(cmd.ssl),
+    sasl: cmd.sasl,
     logLevel: logLevel.WARN,
     // stdout carries the result only.
     logCreator: () => ({ namespace, level, log }) => {

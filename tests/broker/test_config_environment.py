@@ -78,3 +78,23 @@ def test_environment_sits_between_file_and_overrides(tmp_path: Path) -> None:
 def test_environment_is_not_read_implicitly(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("KAFKA_NUM_PARTITIONS", "7")
     assert load_config(None, [f"log.dir={tmp_path}"]).num_partitions == 1
+
+
+def test_sasl_settings_as_the_confluent_and_apache_images_spell_them() -> None:
+    jaas = (
+        "org.apache.kafka.common.security.plain.PlainLoginModule required "
+        'username="admin" password="admin-secret" user_alice="alice-secret";'
+    )
+    env = {
+        "KAFKA_LISTENERS": "SASL_PLAINTEXT://:9092",
+        "KAFKA_SASL_ENABLED__MECHANISMS": "wrong: __ is an underscore",
+        "KAFKA_SASL_ENABLED_MECHANISMS": "PLAIN,SCRAM-SHA-512",
+        "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_PLAIN_SASL_JAAS_CONFIG": jaas,
+        "KAFKA_LISTENER_NAME_SASL__PLAINTEXT_SCRAM___SHA___512_SASL_JAAS_CONFIG": "x",
+        "KAFKA_SASL_MECHANISM_INTER_BROKER_PROTOCOL": "PLAIN",
+    }
+    got = config_from_environment(env)
+    assert got["listener.name.sasl_plaintext.plain.sasl.jaas.config"] == jaas
+    assert got["listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config"] == "x"
+    assert got["sasl.enabled.mechanisms"] == "PLAIN,SCRAM-SHA-512"
+    assert got["sasl.mechanism.inter.broker.protocol"] == "PLAIN"

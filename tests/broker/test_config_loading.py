@@ -347,7 +347,6 @@ def test_inter_broker_listener_name() -> None:
             },
             "IPv4",
         ),
-        ({"listeners": "SASL_SSL://:9093,PLAINTEXT://:9092"}, "does not support yet"),
         ({"listener.security.protocol.map": "PLAINTEXT:TLS"}, "Invalid security protocol"),
         ({"listener.security.protocol.map": "PLAINTEXT"}, "NAME:PROTOCOL"),
         ({"advertised.listeners": "PLAINTEXT://0.0.0.0:9092"}, "nonroutable"),

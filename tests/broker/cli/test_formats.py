@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from broker.cli.client import CliError
-from broker.cli.common import check_client_properties, parse_key_values, pretty_table, read_properties
+from broker.cli.common import parse_key_values, pretty_table, read_properties
 from broker.cli.groups import format_offsets, format_reset_plan, parse_datetime, parse_duration
 from broker.cli.lines import (
     FormatterConfig,
@@ -21,6 +21,7 @@ from broker.cli.lines import (
     parse_line,
     partition_for_key,
 )
+from broker.cli.security import security_from
 from broker.cli.topics import describe_lines
 
 # Text without the separators in play (and no newline: a line is one record).
@@ -144,14 +145,28 @@ def test_client_properties(tmp_path: Path) -> None:
     config = tmp_path / "client.properties"
     config.write_text("# comment\n! also\nclient.id = me\nrequest.timeout.ms: 5000\nflag\n")
     assert read_properties(str(config)) == {"client.id": "me", "request.timeout.ms": "5000", "flag": ""}
-    check_client_properties({"security.protocol": "plaintext"})
-    for bad in (
-        {"security.protocol": "SASL_SSL"},
-        {"ssl.keystore.location": "/k"},
-        {"sasl.jaas.config": "x"},
+    assert security_from({"security.protocol": "plaintext"}).protocol == "PLAINTEXT"
+    jaas = 'org.apache.kafka.common.security.scram.ScramLoginModule required username="u" password="p";'
+    sasl = security_from(
+        {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "SCRAM-SHA-512", "sasl.jaas.config": jaas}
+    )
+    assert sasl.sasl is not None and (sasl.sasl.mechanism, sasl.sasl.username) == ("SCRAM-SHA-512", "u")
+    assert "p" not in repr(sasl.sasl).replace("password", "")
+    for bad, match in (
+        ({"security.protocol": "TLS"}, "Invalid value TLS"),
+        ({"security.protocol": "SASL_PLAINTEXT"}, "GSSAPI is not supported"),
+        ({"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN"}, "sasl.jaas.config must be set"),
+        (
+            {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN", "sasl.jaas.config": "x"},
+            "Invalid",
+        ),
+        (
+            {"security.protocol": "SSL", "ssl.truststore.location": "/missing.pem"},
+            "Invalid TLS client settings",
+        ),
     ):
-        with pytest.raises(CliError, match="not supported by the brook command line yet"):
-            check_client_properties(bad)
+        with pytest.raises(CliError, match=match):
+            security_from(bad)
     with pytest.raises(CliError, match="Could not read the command config"):
         read_properties(str(tmp_path / "missing"))
     assert parse_key_values(["a=1,b=2", "c=x=y"]) == {"a": "1", "b": "2", "c": "x=y"}
