@@ -39,6 +39,11 @@ BROKER_LOGGER = 8  # ConfigResource.Type.BROKER_LOGGER
 LINE = re.compile(r"^\[(\S+ \S+)\] DEBUG Completed request:(\{.*\}) \(kafka\.request\.logger\)$")
 
 
+def runqueue_wait(pid: int) -> float:
+    """Seconds the process's main thread has spent runnable but waiting for a CPU (schedstat)."""
+    return int(Path(f"/proc/{pid}/schedstat").read_text().split()[1]) / 1e9
+
+
 def enable_request_log(cluster: BrokerCluster) -> None:
     from broker.cli.client import KafkaClient
     from protocol.messages.incremental_alter_configs_request import (
@@ -165,13 +170,20 @@ def main(args: argparse.Namespace) -> None:
                 enable_request_log(cluster)
             pids = {b: cluster.brokers[b].proc.pid for b in cluster.ids}  # type: ignore[union-attr]
             before = {b: cpu_seconds(pid) for b, pid in pids.items()}
+            waited_before = {b: runqueue_wait(pid) for b, pid in pids.items()}
             result = workload("latency", cluster.bootstrap, "latency", args.rate, args.seconds)
             cpu = {b: cpu_seconds(pid) - before[b] for b, pid in pids.items()}
+            waited = {b: runqueue_wait(pid) - waited_before[b] for b, pid in pids.items()}
             # The workload also connects, waits 1 s at the start and drains: an upper bound per second.
             print(
                 "broker CPU during the workload: "
                 + ", ".join(f"broker {b} {s:.2f} s" for b, s in cpu.items())
                 + f" (sending lasts {args.seconds} s)"
+            )
+            # Runnable but not running: the machine's other load (the event loop's thread only).
+            print(
+                "event loops waiting for a CPU while runnable: "
+                + ", ".join(f"broker {b} {s:.2f} s" for b, s in waited.items())
             )
             print(
                 f"end-to-end at {args.rate} msg/s, {PARTITIONS} partitions: p50 {result['p50_ms']:.1f} ms, "
