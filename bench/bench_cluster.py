@@ -62,6 +62,8 @@ from compat_tests.zookeeper import ZooKeeperServer  # noqa: E402
 PARTITIONS = 6
 TIMEOUT = 60.0
 SEND_INTERVAL = 0.002
+#: What ``--only`` may name ("consume" reads what "produce" wrote, so it runs the produce rounds too).
+FIGURES = frozenset({"produce", "consume", "latency", "lag", "failover"})
 
 
 def create_topic(bootstrap: str, topic: str, replication: int, configs: dict[str, str] | None = None) -> None:
@@ -257,47 +259,79 @@ def main(args: argparse.Namespace) -> None:
             cluster.start()
             create_topic(cluster.bootstrap, "warm-up", 3)
             prepare_offsets_topic(cluster, "warm-up")
-            rounds = [produce_round(single, cluster, args.messages, i) for i in range(args.rounds)]
-            last_rf1, last_rf3 = rounds[-1]["topics"]
-            consumed = {
-                "single": workload("consume", single.bootstrap, last_rf1, args.messages),
-                "cluster": workload("consume", cluster.bootstrap, last_rf3, args.messages),
-                "rack": workload("consume", cluster.bootstrap, last_rf3, args.messages, "b"),
-            }
-            create_topic(cluster.bootstrap, "latency", 3, {"min.insync.replicas": "2"})
-            wait_full_isr(cluster, "latency")
-            latency = workload("latency", cluster.bootstrap, "latency", args.rate, args.seconds)
-            # The same workload on the single broker, in the same run: the machine's floor.
-            create_topic(single.bootstrap, "latency", 1)
-            single_latency = workload("latency", single.bootstrap, "latency", args.rate, args.seconds)
-            create_topic(cluster.bootstrap, "lag", 3, {"min.insync.replicas": "2"})
-            wait_full_isr(cluster, "lag")
-            lag = workload("replication-lag", cluster.bootstrap, "lag", args.rate, args.seconds)
-
-            create_topic(cluster.bootstrap, "failover", 3, {"min.insync.replicas": "2"})
-            wait_full_isr(cluster, "failover")
-            killed = unavailability(cluster, "failover", lambda b: cluster.brokers[b].proc.kill())  # type: ignore[union-attr]
-            cluster.restart(killed[2], hard=True)
-            wait_full_isr(cluster, "failover")
-            terminated = unavailability(
-                cluster, "failover", lambda b: cluster.brokers[b].proc.terminate()  # type: ignore[union-attr]
-            )
-            exit_code = cluster.brokers[terminated[2]].proc.returncode  # type: ignore[union-attr]
+            only = set(args.only.split(","))
+            unknown = only - FIGURES
+            if unknown:
+                raise SystemExit(f"--only: unknown figures {sorted(unknown)}; known: {sorted(FIGURES)}")
+            results: dict[str, Any] = {}
+            if "produce" in only or "consume" in only:
+                rounds = [produce_round(single, cluster, args.messages, i) for i in range(args.rounds)]
+                results["rounds"] = rounds
+            if "consume" in only:
+                last_rf1, last_rf3 = rounds[-1]["topics"]
+                results["consumed"] = {
+                    "single": workload("consume", single.bootstrap, last_rf1, args.messages),
+                    "cluster": workload("consume", cluster.bootstrap, last_rf3, args.messages),
+                    "rack": workload("consume", cluster.bootstrap, last_rf3, args.messages, "b"),
+                }
+            if "latency" in only:
+                create_topic(cluster.bootstrap, "latency", 3, {"min.insync.replicas": "2"})
+                wait_full_isr(cluster, "latency")
+                results["latency"] = workload(
+                    "latency", cluster.bootstrap, "latency", args.rate, args.seconds
+                )
+                # The same workload on the single broker, in the same run: the machine's floor.
+                create_topic(single.bootstrap, "latency", 1)
+                results["single_latency"] = workload(
+                    "latency", single.bootstrap, "latency", args.rate, args.seconds
+                )
+            if "lag" in only:
+                create_topic(cluster.bootstrap, "lag", 3, {"min.insync.replicas": "2"})
+                wait_full_isr(cluster, "lag")
+                results["lag"] = workload(
+                    "replication-lag", cluster.bootstrap, "lag", args.rate, args.seconds
+                )
+            if "failover" in only:
+                create_topic(cluster.bootstrap, "failover", 3, {"min.insync.replicas": "2"})
+                wait_full_isr(cluster, "failover")
+                killed = unavailability(cluster, "failover", lambda b: cluster.brokers[b].proc.kill())  # type: ignore[union-attr]
+                cluster.restart(killed[2], hard=True)
+                wait_full_isr(cluster, "failover")
+                terminated = unavailability(
+                    cluster,
+                    "failover",
+                    lambda b: cluster.brokers[b].proc.terminate(),  # type: ignore[union-attr]
+                )
+                exit_code = cluster.brokers[terminated[2]].proc.returncode  # type: ignore[union-attr]
+                results["failover"] = (killed, terminated, exit_code)
         finally:
             cluster.close()
             single.kill()
             zookeeper.kill()
 
+    print(
+        f"three Brook brokers + ZooKeeper, RF 3, min.insync.replicas=2, {PARTITIONS} partitions, "
+        f"fetch session slots {args.fetch_session_slots}"
+    )
+    if "rounds" in results:
+        print_produce(args, results["rounds"])
+    if "consumed" in results:
+        print_consume(results["consumed"])
+    if "latency" in results:
+        print_latency(args, results["latency"], results["single_latency"])
+    if "lag" in results:
+        print_lag(args, results["lag"])
+    if "failover" in results:
+        print_failover(args, *results["failover"])
+
+
+def print_produce(args: argparse.Namespace, rounds: list[dict[str, Any]]) -> None:
     def median(side: str, key: str) -> float:
         return float(statistics.median(r[side][key] for r in rounds))
 
     single_rate, cluster_rate = median("single", "rate"), median("cluster", "rate")
     ratio = cluster_rate / single_rate
-    print(
-        f"three Brook brokers + ZooKeeper, RF 3, min.insync.replicas=2, {PARTITIONS} partitions, "
-        f"fetch session slots {args.fetch_session_slots}, "
-        f"{args.messages:,} x 100 B, {args.rounds} round(s), medians"
-    )
+    print(f"{args.messages:,} x 100 B, {args.rounds} round(s), medians")
     for index, r in enumerate(rounds):
         print(
             f"  round {index + 1}: single acks=1 {r['single']['rate']:,.0f} msg/s, "
@@ -315,6 +349,9 @@ def main(args: argparse.Namespace) -> None:
         f"broker CPU per message: single {cpu_single:.2f} us, "
         f"cluster (three brokers together) {cpu_cluster:.2f} us"
     )
+
+
+def print_consume(consumed: dict[str, dict[str, Any]]) -> None:
     print(
         f"consume from earliest, from the leaders: cluster {consumed['cluster']['rate']:,.0f} msg/s "
         f"({consumed['cluster']['msgs']:,} of {consumed['cluster']['expected']:,}), single broker "
@@ -325,6 +362,9 @@ def main(args: argparse.Namespace) -> None:
         f"consume from earliest with client.rack=b (KIP-392: all from broker 2, leader or follower): "
         f"{rack['rate']:,.0f} msg/s ({rack['msgs']:,} of {rack['expected']:,})"
     )
+
+
+def print_latency(args: argparse.Namespace, latency: dict[str, Any], single_latency: dict[str, Any]) -> None:
     mark = "✓" if latency["p99_ms"] <= 10 else "✗"
     print(
         f"end-to-end latency at {args.rate:,} msg/s on the cluster (acks=all, default fetch.wait.max.ms): "
@@ -335,12 +375,23 @@ def main(args: argparse.Namespace) -> None:
         f"  the same on the single broker (no replication), same run: p50 {single_latency['p50_ms']:.1f} ms, "
         f"p99 {single_latency['p99_ms']:.1f} ms, p99.9 {single_latency['p999_ms']:.1f} ms"
     )
+
+
+def print_lag(args: argparse.Namespace, lag: dict[str, Any]) -> None:
     mark = "✓" if lag["p99_ms"] <= 10 else "✗"
     print(
         f"replication lag at {args.rate:,} msg/s (acks=1 acknowledgement -> below the HW, seen by a consumer "
         f"on the leader): p50 {lag['p50_ms']:.1f} ms, p99 {lag['p99_ms']:.1f} ms, max {lag['max_ms']:.1f} ms "
         f"({lag['msgs']:,} of {lag['sent']:,}) (target p99 <= 10 ms {mark})"
     )
+
+
+def print_failover(
+    args: argparse.Namespace,
+    killed: tuple[float, int, int, list[str]],
+    terminated: tuple[float, int, int, list[str]],
+    exit_code: int | None,
+) -> None:
     print(
         f"unavailability after kill -9 of the leader of failover-{killed[1]} (broker {killed[2]}): "
         f"{killed[0]:.2f} s (zookeeper.session.timeout.ms={args.session_timeout_ms}; "
@@ -362,4 +413,9 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--session-timeout-ms", type=int, default=6000)
     parser.add_argument("--fetch-session-slots", type=int, default=1000)
+    parser.add_argument(
+        "--only",
+        default=",".join(sorted(FIGURES)),
+        help="comma-separated figures to measure: " + ", ".join(sorted(FIGURES)) + " (default: all)",
+    )
     main(parser.parse_args())

@@ -320,9 +320,38 @@ def _append_all(
                     to_replicate = []
                 to_replicate.append((answer, partition, outcome.last_offset + 1))
         responses.append(TopicProduceResponse(name=name, partition_responses=results))
-    if to_flush is not None or to_replicate is not None:
-        return _answer_later(ctx, acks, responses, to_flush or [], to_replicate or [], request.timeout_ms)
+    if to_flush is not None:
+        return _answer_later(ctx, acks, responses, to_flush, to_replicate or [], request.timeout_ms)
+    if to_replicate is not None:
+        return _answer_when_replicated(ctx, acks, responses, to_replicate, request.timeout_ms)
     return _answer(ctx, acks, responses)
+
+
+def _answer_when_replicated(
+    ctx: RequestContext,
+    acks: int,
+    responses: list[TopicProduceResponse],
+    to_replicate: list[tuple[PartitionProduceResponse, Partition, int]],
+    timeout_ms: int,
+) -> ProduceResponse | asyncio.Future[ProduceResponse | None] | None:
+    """acks=all: the answer, once the high watermark passes every appended batch, built in the
+    call that moved it (no task per request: a backlog of small pipelined produces is the load
+    where that cost counts)."""
+    answered: asyncio.Future[ProduceResponse | None] = asyncio.get_running_loop().create_future()
+
+    def replicated(codes: list[ErrorCode]) -> None:
+        for (answer, _, _), code in zip(to_replicate, codes, strict=True):
+            # As Kafka's DelayedProduce: the offsets stay, the error code tells.
+            answer.error_code = code
+        if not answered.done():
+            answered.set_result(_answer(ctx, acks, responses))
+
+    delayed = DelayedProduce([(p, offset) for _, p, offset in to_replicate], timeout_ms, replicated)
+    if answered.done():  # replicated already (the ISR is the leader alone)
+        return answered.result()
+    # The connection closed: stop waiting (the slot is gone, nothing is answered).
+    answered.add_done_callback(lambda f: delayed.cancel() if f.cancelled() else None)
+    return answered
 
 
 async def _answer_later(

@@ -1,16 +1,22 @@
 """acks=all waiting for replication (Kafka's DelayedProduce).
 
-One future, one timer and one watermark listener per partition: every high-watermark move, ISR
-or leadership change on a partition (not an append that leaves the high watermark in place, which
-cannot complete it) calls its listener, which asks
+One future and one timer; each partition keeps the request in its queue of replication waiters,
+ordered by the offset it needs (:meth:`Partition.await_replication`). A high-watermark move calls
+only the waiters it passed; an ISR or leadership change (which may answer NOT_ENOUGH_REPLICAS_-
+AFTER_APPEND or NOT_LEADER_OR_FOLLOWER) calls all; each call asks
 :meth:`Partition.check_enough_replicas_reach_offset` for the partitions still pending (O(1) each).
 The request completes when none is pending; partitions still pending when ``timeout_ms`` passes
 answer REQUEST_TIMED_OUT. Nothing polls.
+
+``on_complete``, when given, is called with the codes as the request completes, in the call that
+completed it (the produce handler answers from there: no task and no extra turn of the loop per
+acks=all request).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from broker.replica.partition import Partition
 from protocol.error_codes import ErrorCode
@@ -20,11 +26,17 @@ class DelayedProduce:
     """Waits until each ``(partition, required_offset)`` is replicated; ``future`` then holds one
     error code per entry, in order (NONE when replicated)."""
 
-    __slots__ = ("_entries", "_pending", "_results", "_timer", "future")
+    __slots__ = ("_entries", "_on_complete", "_pending", "_results", "_timer", "future")
 
-    def __init__(self, entries: list[tuple[Partition, int]], timeout_ms: int) -> None:
+    def __init__(
+        self,
+        entries: list[tuple[Partition, int]],
+        timeout_ms: int,
+        on_complete: Callable[[list[ErrorCode]], None] | None = None,
+    ) -> None:
         loop = asyncio.get_running_loop()
         self._entries = entries
+        self._on_complete = on_complete
         self._results: list[ErrorCode | None] = [None] * len(entries)
         self._pending = len(entries)
         self.future: asyncio.Future[list[ErrorCode]] = loop.create_future()
@@ -32,13 +44,17 @@ class DelayedProduce:
         self.check()
         if self.future.done():
             return
-        for partition in self._partitions():
-            partition.add_watermark_listener(self.check)
+        for i, (partition, required) in enumerate(entries):
+            if self._results[i] is None:
+                partition.await_replication(required, self)
         self._timer = loop.call_later(max(timeout_ms, 0) / 1000.0, self._expire)
-        self.future.add_done_callback(self._forget)
+        if on_complete is None:
+            # Awaited: a cancelled awaiter cancels the future, which must end the wait too.
+            self.future.add_done_callback(self._on_future_done)
 
-    def _partitions(self) -> list[Partition]:
-        return list({id(p): p for p, _ in self._entries}.values())
+    @property
+    def done(self) -> bool:
+        return self.future.done()
 
     def check(self) -> None:
         if self.future.done():
@@ -51,17 +67,39 @@ class DelayedProduce:
                 self._results[i] = error
                 self._pending -= 1
         if self._pending == 0:
-            self.future.set_result([r if r is not None else ErrorCode.NONE for r in self._results])
+            self._finish([r if r is not None else ErrorCode.NONE for r in self._results])
 
     def _expire(self) -> None:
+        self._timer = None
         if self.future.done():
             return
         self.check()
-        if not self.future.done():
-            self.future.set_result([ErrorCode.REQUEST_TIMED_OUT if r is None else r for r in self._results])
+        if self.future.done():
+            return
+        for i, (partition, _) in enumerate(self._entries):
+            if self._results[i] is None:
+                partition.replication_waiter_abandoned()
+        self._finish([ErrorCode.REQUEST_TIMED_OUT if r is None else r for r in self._results])
 
-    def _forget(self, _: object) -> None:
+    def _finish(self, codes: list[ErrorCode]) -> None:
         if self._timer is not None:
             self._timer.cancel()
-        for partition in self._partitions():
-            partition.remove_listener(self.check)
+            self._timer = None
+        self.future.set_result(codes)
+        if self._on_complete is not None:
+            self._on_complete(codes)
+
+    def _on_future_done(self, future: asyncio.Future[list[ErrorCode]]) -> None:
+        if future.cancelled():
+            self.cancel()
+
+    def cancel(self) -> None:
+        """Stop waiting (the request's connection went away); nothing is answered."""
+        if self._timer is None:
+            return  # completed, expired or cancelled already
+        self._timer.cancel()
+        self._timer = None
+        self.future.cancel()
+        for i, (partition, _) in enumerate(self._entries):
+            if self._results[i] is None:
+                partition.replication_waiter_abandoned()

@@ -265,6 +265,8 @@ class ReplicaFetcher:
         self.settings = manager.settings
         self.partitions: dict[TopicPartition, PartitionFetchState] = {}
         self.session = FetchSession()
+        #: The Fetch version the session was made with (a change of version starts a new one).
+        self._session_version = FETCH_VERSION
         self.stats = FetcherStats()
         self.client = NetworkClient(manager.client_config(fetcher_id))
         self._changed = asyncio.Event()
@@ -470,13 +472,26 @@ class ReplicaFetcher:
 
     def _build_fetch(
         self, tps: list[TopicPartition]
-    ) -> tuple[FetchRequest, int, dict[TopicPartition, tuple[PartitionFetchState, int]]]:
+    ) -> tuple[
+        FetchRequest,
+        int,
+        dict[TopicPartition, tuple[PartitionFetchState, int]],
+        dict[TopicPartition, FetchPartition],
+    ]:
+        """The next fetch: ``sent`` holds every partition fetched (what the answer may carry),
+        ``named`` those the request names (all of them unless the session is incremental)."""
         manager = self.manager
         settings = self.settings
         version = FETCH_VERSION
         if any(self.partitions[tp].topic_id in (None, ZERO_UUID) for tp in tps):
             version = FETCH_VERSION_WITHOUT_IDS
+        if version != self._session_version:
+            # The leader's session keys partitions by name below v13, by id from it.
+            self.session.reset()
+            self._session_version = version
+        session = self.session
         sent: dict[TopicPartition, tuple[PartitionFetchState, int]] = {}
+        named: dict[TopicPartition, FetchPartition] = {}
         topics: dict[str, FetchTopic] = {}
         for tp in tps:
             state = self.partitions[tp]
@@ -487,20 +502,22 @@ class ReplicaFetcher:
                 continue
             log_ = partition.log
             latest = log_.leader_epochs.latest_epoch
+            fetch = FetchPartition(
+                partition=tp.partition,
+                current_leader_epoch=state.leader_epoch,
+                fetch_offset=state.fetch_offset,
+                last_fetched_epoch=-1 if latest is None else latest,
+                log_start_offset=log_.log_start_offset,
+                partition_max_bytes=settings.max_bytes,
+            )
+            sent[tp] = (state, state.fetch_offset)
+            if not session.must_send(tp, fetch):
+                continue  # the leader's session holds it as it is
+            named[tp] = fetch
             topic = topics.get(tp.topic)
             if topic is None:
                 topic = topics[tp.topic] = FetchTopic(tp.topic, state.topic_id or ZERO_UUID)
-            topic.partitions.append(
-                FetchPartition(
-                    partition=tp.partition,
-                    current_leader_epoch=state.leader_epoch,
-                    fetch_offset=state.fetch_offset,
-                    last_fetched_epoch=-1 if latest is None else latest,
-                    log_start_offset=log_.log_start_offset,
-                    partition_max_bytes=settings.max_bytes,
-                )
-            )
-            sent[tp] = (state, state.fetch_offset)
+            topic.partitions.append(fetch)
         forgotten: dict[str, ForgottenTopic] = {}
         for tp in self.session.forgotten(sent):
             topic_id = self._topic_id_of(tp)
@@ -517,7 +534,7 @@ class ReplicaFetcher:
             topics=list(topics.values()),
             forgotten_topics_data=list(forgotten.values()),
         )
-        return request, version, sent
+        return request, version, sent, named
 
     def _topic_id_of(self, tp: TopicPartition) -> uuid.UUID:
         state = self.partitions.get(tp)
@@ -526,18 +543,19 @@ class ReplicaFetcher:
         return self.manager.metadata_cache.topic_id(tp.topic)
 
     async def _fetch(self, tps: list[TopicPartition]) -> None:
-        request, version, sent = self._build_fetch(tps)
+        request, version, sent, named = self._build_fetch(tps)
         if not sent:
             return
         self.stats.fetches += 1
         response: FetchResponse = await self._connection_request(request, version)
-        self.session.on_response(response.error_code, response.session_id, sent)
+        self.session.on_response(response.error_code, response.session_id, sent, named)
         if response.error_code != ErrorCode.NONE:
             self.stats.errors += 1
             log.info("%r: fetch failed with %s", self, ErrorCode(response.error_code).name)
             self._back_off_all()
             return
-        names = {request_topic.topic_id: request_topic.topic for request_topic in request.topics}
+        # An incremental answer may carry partitions the request did not name: every fetched one.
+        names = {state.topic_id: tp.topic for tp, (state, _) in sent.items() if state.topic_id is not None}
         for topic in response.responses:
             name = names.get(topic.topic_id, "") if version >= 13 else topic.topic
             for data in topic.partitions:

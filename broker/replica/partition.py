@@ -10,19 +10,24 @@ reaches the high watermark joins, one not caught up for ``replica.lag.time.max.m
 
 Fetches and produces that wait register a listener: long polls and acks=all are completed by
 events, never by polling. Follower fetches wait for appends (:meth:`Partition.add_listener`:
-every append, high-watermark move, ISR or leadership change); consumer fetches and acks=all
-produces wait for the high watermark (:meth:`Partition.add_watermark_listener`: the same events
-but appends that leave the high watermark where it was, which in a cluster is every leader
-append: waking them then only costs a useless check per waiter and append, and a burst of
-pipelined produces made that quadratic).
+every append, high-watermark move, ISR or leadership change); consumer fetches wait for the high
+watermark (:meth:`Partition.add_watermark_listener`: the same events but appends that leave the
+high watermark where it was, which in a cluster is every leader append). acks=all produces wait
+in offset order (:meth:`Partition.await_replication`, Kafka's produce purgatory keyed by
+partition): a high-watermark move calls only the waiters it passed, so its cost does not grow
+with the number of produces still waiting (a backlog of pipelined produces made every move
+re-check them all); ISR and leadership changes, which may answer them with an error, call all.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
 import uuid
 from collections.abc import Callable
+from typing import Protocol
 
 from broker.cluster.metadata import PartitionState
 from broker.metrics.stats import IsrChangeCounts
@@ -50,6 +55,20 @@ IsrAnswer = CommittedIsr | ErrorCode
 IsrSender = Callable[[TopicPartition, uuid.UUID, PendingIsrChange], "asyncio.Future[IsrAnswer]"]
 #: Kafka's replica.lag.time.max.ms default.
 DEFAULT_MAX_LAG_MS = 30_000
+
+
+class ReplicationWaiter(Protocol):
+    """What waits in :meth:`Partition.await_replication` (a :class:`DelayedProduce`)."""
+
+    @property
+    def done(self) -> bool: ...
+
+    def check(self) -> None: ...
+
+
+#: Timed-out waiters left in a partition's queue before it is compacted (they go anyway once the
+#: high watermark passes them; this bounds the queue while it is stuck, e.g. under min ISR).
+_COMPACT_AFTER = 64
 
 
 def _always(_: BrokerId) -> bool:
@@ -82,6 +101,10 @@ class Partition:
         self.local_id = local_id
         self._listeners: set[Listener] = set()
         self._watermark_listeners: set[Listener] = set()
+        #: acks=all waiters as a heap of (required offset, arrival order, waiter).
+        self._replication_waiters: list[tuple[int, int, ReplicationWaiter]] = []
+        self._waiter_order = itertools.count()
+        self._abandoned_waiters = 0
         #: The followers' positions and the ISR while this replica leads; None otherwise.
         self.leader_state: LeaderReplicaState | None = None
         #: Cluster mode: where ISR changes go (None: the ISR never changes, as on one node).
@@ -141,17 +164,67 @@ class Partition:
         self._listeners.discard(listener)
         self._watermark_listeners.discard(listener)
 
+    def await_replication(self, required_offset: int, waiter: ReplicationWaiter) -> None:
+        """Call ``waiter.check()`` once the high watermark reaches ``required_offset``, and on
+        every ISR or leadership change before that. A waiter that is ``done`` is skipped (and
+        dropped); one that gives up early calls :meth:`replication_waiter_abandoned`."""
+        heapq.heappush(self._replication_waiters, (required_offset, next(self._waiter_order), waiter))
+
+    def replication_waiter_abandoned(self) -> None:
+        """A waiter ended before the high watermark reached it (its timeout): compact the queue
+        once such leftovers are many, so a stuck high watermark does not make it grow forever."""
+        self._abandoned_waiters += 1
+        waiters = self._replication_waiters
+        if self._abandoned_waiters > _COMPACT_AFTER and self._abandoned_waiters * 2 > len(waiters):
+            self._replication_waiters = [entry for entry in waiters if not entry[2].done]
+            heapq.heapify(self._replication_waiters)
+            self._abandoned_waiters = 0
+
     def wake_waiters(self) -> None:
         """Wake whatever waits on this replica (a leadership change: delayed fetches then answer
         NOT_LEADER_OR_FOLLOWER at once, as Kafka completes them when a leader steps down)."""
-        self._notify()
+        self._notify(state_changed=True)
 
-    def _notify(self, watermark_moved: bool = True) -> None:
+    def _notify(self, watermark_moved: bool = True, state_changed: bool = False) -> None:
         """Call the listeners; the watermark listeners only when ``watermark_moved`` (anything but
-        an append that left the high watermark in place)."""
+        an append that left the high watermark in place); the replication waiters the high
+        watermark passed, or all of them on a ``state_changed`` (ISR, leadership)."""
         self._call(self._listeners)
-        if watermark_moved:
+        if watermark_moved or state_changed:
             self._call(self._watermark_listeners)
+        if self._replication_waiters:
+            if state_changed:
+                self._check_all_replication_waiters()
+            elif watermark_moved:
+                self._complete_replicated()
+
+    def _complete_replicated(self) -> None:
+        """Call the replication waiters whose offset the high watermark reached, in offset order."""
+        waiters = self._replication_waiters
+        hw = self.log.high_watermark
+        while waiters and waiters[0][0] <= hw:
+            waiter = heapq.heappop(waiters)[2]
+            if not waiter.done:
+                self._check(waiter)
+
+    def _check_all_replication_waiters(self) -> None:
+        waiters = self._replication_waiters
+        self._replication_waiters = []
+        self._abandoned_waiters = 0
+        for entry in waiters:
+            if not entry[2].done:
+                self._check(entry[2])
+        # Those still waiting (the HW below them, enough replicas) stay, in order.
+        kept = [entry for entry in waiters if not entry[2].done]
+        self._replication_waiters.extend(kept)
+        heapq.heapify(self._replication_waiters)
+
+    def _check(self, waiter: ReplicationWaiter) -> None:
+        try:
+            waiter.check()
+        except Exception:
+            # A waiter's fault must not fail the append or fetch that moved the high watermark.
+            log.exception("replication waiter of %s failed", self.tp)
 
     def _call(self, listeners: set[Listener]) -> None:
         if listeners:
@@ -303,7 +376,7 @@ class Partition:
                 answer.partition_epoch,
             )
             self.maybe_increment_high_watermark()
-            self._notify()  # delayed produces re-check (HW, ISR size)
+            self._notify(state_changed=True)  # delayed produces re-check (HW, ISR size)
             return
         if leader_state.fail(change, answer):
             log.warning("ISR change of %s failed with %s; retrying", self.tp, answer.name)
