@@ -169,22 +169,8 @@ class LogManager:
                 continue
             if parsed in self._logs or parsed in self.offline:
                 raise StorageError(f"duplicate log directories for {parsed[0]}-{parsed[1]}: {child}")
-            config = self._topic_configs.get(parsed[0], self.default_config)
             try:
-                log = Log.open(
-                    child,
-                    config,
-                    clock=self.clock,
-                    fs=self.fs,
-                    handles=self.handles,
-                    deleter=self.deleter,
-                    recovery_point=recovery.get(parsed, 0),
-                    log_start_offset=starts.get(parsed, 0),
-                    high_watermark=hws.get(parsed, 0),
-                    had_clean_shutdown=clean,
-                    background=self._background,
-                    producer_id_expiration_ms=self.producer_id_expiration_ms,
-                )
+                log = self._open_found_log(child, parsed, clean, recovery, starts, hws)
             except (StorageError, OSError, ValueError) as exc:
                 self.offline[parsed] = exc
                 self._dir_of[parsed] = log_dir
@@ -193,6 +179,33 @@ class LogManager:
             self._logs[parsed] = log
             self._dir_of[parsed] = log_dir
         marker.delete()
+
+    def _open_found_log(
+        self,
+        child: Path,
+        key: TopicPartition,
+        clean: bool,
+        recovery: Mapping[TopicPartition, int],
+        starts: Mapping[TopicPartition, int],
+        hws: Mapping[TopicPartition, int],
+    ) -> Log:
+        """Open the log of ``key`` found in ``child`` (current or future) at startup, from its
+        dir's checkpoints and clean-shutdown marker."""
+        return Log.open(
+            child,
+            self._topic_configs.get(key[0], self.default_config),
+            clock=self.clock,
+            fs=self.fs,
+            handles=self.handles,
+            deleter=self.deleter,
+            recovery_point=recovery.get(key, 0),
+            log_start_offset=starts.get(key, 0),
+            high_watermark=hws.get(key, 0),
+            had_clean_shutdown=clean,
+            background=self._background,
+            producer_id_expiration_ms=self.producer_id_expiration_ms,
+            topic_partition=key,
+        )
 
     def _load_future(
         self,
@@ -211,21 +224,7 @@ class LogManager:
             _logger.warning("a second future log of %s-%d is ignored: %s", key[0], key[1], child)
             return
         try:
-            log = Log.open(
-                child,
-                self._topic_configs.get(key[0], self.default_config),
-                clock=self.clock,
-                fs=self.fs,
-                handles=self.handles,
-                deleter=self.deleter,
-                recovery_point=recovery.get(key, 0),
-                log_start_offset=starts.get(key, 0),
-                high_watermark=hws.get(key, 0),
-                had_clean_shutdown=clean,
-                background=self._background,
-                producer_id_expiration_ms=self.producer_id_expiration_ms,
-                topic_partition=key,
-            )
+            log = self._open_found_log(child, key, clean, recovery, starts, hws)
         except (StorageError, OSError, ValueError) as exc:
             # Kafka would fail the dir; the move is simply lost here (the current log serves).
             _logger.error("cannot load the future log %s, so its move is dropped: %s", child, exc)
