@@ -30,7 +30,7 @@ from broker.group.config import GroupConfig
 from broker.group.group import ClassicGroup
 from broker.group.hashing import partition_for
 from broker.group.loader import build_groups, replay
-from broker.group.records import TxnProducer, build_records
+from broker.group.records import NO_SEQUENCE, OFFSET_COMMIT_BASE_SEQUENCE, TxnProducer, build_records
 from broker.replica.partition import Partition
 from protocol.error_codes import ErrorCode
 from storage.clock import Clock
@@ -254,13 +254,17 @@ class OffsetsTopic(CoordinatorPartitions):
         entries: Entries,
         txn: TxnProducer | None = None,
         verification_guard: VerificationGuard | None = None,
+        *,
+        offset_commit: bool = False,
     ) -> Awaitable[AppendResult]:
         """Write ``entries`` to the group's partition now, as one batch (transactional, in
-        ``txn``'s name, when given, then presenting its KIP-890 ``verification_guard``); await
-        the result for durability."""
+        ``txn``'s name, when given, then presenting its KIP-890 ``verification_guard``; numbered
+        from sequence 0 for an ``offset_commit``, as Kafka's); await the result for durability."""
+        sequence = OFFSET_COMMIT_BASE_SEQUENCE if offset_commit else NO_SEQUENCE
+        codec = self.config.compression_codec
         return self.write_batch(
             self.partition_for(group_id),
-            lambda: build_records(entries, self.clock.milliseconds(), self.config.compression_codec, txn),
+            lambda: build_records(entries, self.clock.milliseconds(), codec, txn, base_sequence=sequence),
             self.config.commit_timeout_ms,
             "group",
             verification_guard,
