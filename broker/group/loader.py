@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 
-from broker.coordinator_partitions import replay_batches
+from broker.coordinator.replay import replay_batches
 from broker.group.group import ClassicGroup, CommittedOffset, TopicPartitionKey
 from broker.group.member import Member
 from broker.group.records import GroupKey, OffsetKey, read_group_value, read_key, read_offset_value

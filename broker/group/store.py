@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import TopicInfo
 from broker.cluster.topics import TopicError
-from broker.coordinator_partitions import AppendResult, CoordinatorPartitions
+from broker.coordinator.partitions import AppendResult, CoordinatorPartitions
 from broker.group import OFFSETS_TOPIC
 from broker.group.config import GroupConfig
 from broker.group.group import ClassicGroup

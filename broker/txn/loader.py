@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import struct
 
-from broker.coordinator_partitions import replay_batches
+from broker.coordinator.replay import replay_batches
 from broker.txn.records import read_key, read_value
 from broker.txn.state import TransactionMetadata
 from protocol.exceptions import ProtocolError

@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from broker.cluster.topics import TopicError
-from broker.coordinator_partitions import CoordinatorPartitions
+from broker.coordinator.partitions import CoordinatorPartitions
 from broker.group.hashing import partition_for
 from broker.replica.partition import Partition
 from broker.txn import TRANSACTION_STATE_TOPIC

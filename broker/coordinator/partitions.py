@@ -1,12 +1,7 @@
-"""What the group and the transaction coordinators share about their internal topic
-(``__consumer_offsets``, ``__transaction_state``), as Kafka's CoordinatorRuntime and
-TransactionStateManager both do it:
-
-* :class:`CoordinatorPartitions`: the topic's one-at-a-time creation, the leadership events that
-  make this broker load or drop a partition, the load tasks, and :meth:`~CoordinatorPartitions.
-  write_batch`, the durable (acks=all) append of one batch the coordinator built.
-* :func:`replay_batches`: reading a partition from its start to its end in chunks, yielding to
-  the event loop every few milliseconds so a large partition never stalls the broker.
+""":class:`CoordinatorPartitions`: the partitions of a coordinator's internal topic as this
+broker leads them: the topic's one-at-a-time creation, the leadership events that make this
+broker load or drop a partition, the load tasks, and :meth:`~CoordinatorPartitions.write_batch`,
+the durable (acks=all) append of one batch the coordinator built.
 
 What a partition holds (groups, transactional ids) and what owning it means stay with each
 coordinator's store, a subclass.
@@ -16,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
@@ -25,8 +19,7 @@ from broker.replica.delayed_produce import DelayedProduce
 from broker.replica.partition import Partition
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
-from protocol.records import BatchHeader, iter_batches
-from storage import Log, RecordTooLargeError, StorageError
+from storage import RecordTooLargeError, StorageError
 from storage.clock import Clock
 from storage.fast_dataclass import dataclass
 from storage.producer_state import VerificationGuard
@@ -36,58 +29,13 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Longest stretch of replay work between two yields to the event loop.
-YIELD_EVERY_S = 0.01
-
 T = TypeVar("T")
-
-#: Called with (chunk, position of the batch in it, its header) for each batch replayed.
-ApplyBatch = Callable[[bytes, int, BatchHeader], None]
 
 
 @dataclass(frozen=True, slots=True)
 class AppendResult:
     error: ErrorCode
     base_offset: int = -1
-
-
-@dataclass(frozen=True, slots=True)
-class ReplayRead:
-    """How far a replay read: the log end offset it stopped at and the bytes it read."""
-
-    end_offset: int
-    bytes: int
-
-
-async def replay_batches(log_: Log, buffer_size: int, apply: ApplyBatch) -> ReplayRead:
-    """Call ``apply`` on every batch of ``log_`` from its start to its current end, in order,
-    reading ``buffer_size`` bytes at a time. A read error ends the replay (logged)."""
-    offset = log_.log_start_offset
-    end = log_.log_end_offset
-    read = 0
-    budget_start = time.monotonic()
-    while offset < end:
-        try:
-            data = log_.read_bytes(offset, buffer_size, max_offset=end)
-        except (StorageError, OSError) as exc:
-            log.error("stopped loading %s at offset %d: %s", log_, offset, exc)
-            break
-        if not data:
-            break
-        read += len(data)
-        progressed = False
-        for pos, header in iter_batches(data):
-            apply(data, pos, header)
-            offset = header.base_offset + header.last_offset_delta + 1
-            progressed = True
-            if time.monotonic() - budget_start > YIELD_EVERY_S:
-                await asyncio.sleep(0)
-                budget_start = time.monotonic()
-        if not progressed:
-            break
-        await asyncio.sleep(0)  # at least once per chunk
-        budget_start = time.monotonic()
-    return ReplayRead(end, read)
 
 
 async def _done(result: AppendResult) -> AppendResult:
