@@ -75,20 +75,38 @@ def brook_process(*args: str, stdin: bytes | None = None) -> subprocess.Complete
     )
 
 
-def ok(*args: str, stdin: bytes | None = None) -> str:
-    result = brook(*args, stdin=stdin)
+def succeeded(result: subprocess.CompletedProcess[str], args: tuple[str, ...]) -> str:
+    """The output of a ``brook`` command that must have exited 0."""
     assert result.returncode == 0, (
         f"brook {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
     )
     return result.stdout
+
+
+def ok(*args: str, stdin: bytes | None = None) -> str:
+    return succeeded(brook(*args, stdin=stdin), args)
 
 
 def ok_process(*args: str, stdin: bytes | None = None) -> str:
-    result = brook_process(*args, stdin=stdin)
-    assert result.returncode == 0, (
-        f"brook {' '.join(args)} exited {result.returncode}:\n{result.stdout}\n{result.stderr}"
+    return succeeded(brook_process(*args, stdin=stdin), args)
+
+
+def create_topic(bootstrap: str, topic: str, *options: str) -> str:
+    return ok("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic, *options)
+
+
+def produce(bootstrap: str, topic: str, *options: str, stdin: bytes) -> str:
+    return ok("console-producer", "--bootstrap-server", bootstrap, "--topic", topic, *options, stdin=stdin)
+
+
+def consume(bootstrap: str, topic: str, *options: str) -> str:
+    return ok("console-consumer", "--bootstrap-server", bootstrap, "--topic", topic, *options)
+
+
+def reset_offsets(bootstrap: str, group: str, *options: str) -> str:
+    return ok(
+        "consumer-groups", "--bootstrap-server", bootstrap, "--reset-offsets", "--group", group, *options
     )
-    return result.stdout
 
 
 def unique(prefix: str) -> str:
@@ -102,6 +120,13 @@ def offset_table(stdout: str) -> list[list[str]]:
     return [line.split() for line in lines[1:]]
 
 
+def group_offsets(bootstrap: str, group: str) -> list[list[str]]:
+    """The rows of ``consumer-groups --describe --group``."""
+    return offset_table(
+        ok("consumer-groups", "--bootstrap-server", bootstrap, "--describe", "--group", group)
+    )
+
+
 # -- a single broker ----------------------------------------------------------------------------
 
 
@@ -113,12 +138,8 @@ def bootstrap(broker: BrokerProcess) -> str:
 def test_topics_create_list_describe_alter_delete(bootstrap: str) -> None:
     topic = unique("cli-topics")
     assert (
-        ok(
-            "topics",
-            "--bootstrap-server",
+        create_topic(
             bootstrap,
-            "--create",
-            "--topic",
             topic,
             "--partitions",
             "2",
@@ -156,7 +177,7 @@ def test_topics_create_list_describe_alter_delete(bootstrap: str) -> None:
 
 def test_topics_errors_are_kafkas_with_exit_code_1(bootstrap: str) -> None:
     topic = unique("cli-dup")
-    ok("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic)
+    create_topic(bootstrap, topic)
     again = brook("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic)
     assert again.returncode == 1
     assert again.stdout.startswith("Error while executing topic command : ")
@@ -179,7 +200,7 @@ def test_topics_errors_are_kafkas_with_exit_code_1(bootstrap: str) -> None:
 
 def test_console_round_trip_with_keys_and_headers(bootstrap: str) -> None:
     topic = unique("cli-console")
-    ok("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", "1")
+    create_topic(bootstrap, topic, "--partitions", "1")
     lines = b"h1:a,h2:b\tk1\tv1\nNO\tk2\tv2\nx:1\tk3\tv with\ttab\n"
     # The real entry point reading a pipe.
     ok_process(
@@ -198,11 +219,8 @@ def test_console_round_trip_with_keys_and_headers(bootstrap: str) -> None:
         "acks=all",
         stdin=lines,
     )
-    out = ok(
-        "console-consumer",
-        "--bootstrap-server",
+    out = consume(
         bootstrap,
-        "--topic",
         topic,
         "--from-beginning",
         "--max-messages",
@@ -221,11 +239,8 @@ def test_console_round_trip_with_keys_and_headers(bootstrap: str) -> None:
         "Partition:0\tOffset:1\tNO_HEADERS\tk2\tv2\n"
         "Partition:0\tOffset:2\tx:1\tk3\tv with\ttab\n"
     )
-    stamped = ok(
-        "console-consumer",
-        "--bootstrap-server",
+    stamped = consume(
         bootstrap,
-        "--topic",
         topic,
         "--from-beginning",
         "--max-messages",
@@ -240,54 +255,13 @@ def test_console_round_trip_with_keys_and_headers(bootstrap: str) -> None:
 
 def test_console_producer_acks_0_compression_and_replica_assignment(bootstrap: str) -> None:
     topic = unique("cli-acks0")
-    assert (
-        ok(
-            "topics",
-            "--bootstrap-server",
-            bootstrap,
-            "--create",
-            "--topic",
-            topic,
-            "--replica-assignment",
-            "0,0",
-        )
-        == f"Created topic {topic}.\n"
-    )
+    assert create_topic(bootstrap, topic, "--replica-assignment", "0,0") == f"Created topic {topic}.\n"
     assert "\tPartitionCount: 2\tReplicationFactor: 1\t" in ok(
         "topics", "--bootstrap-server", bootstrap, "--describe", "--topic", topic
     )
-    ok(
-        "console-producer",
-        "--bootstrap-server",
-        bootstrap,
-        "--topic",
-        topic,
-        "--request-required-acks",
-        "0",
-        stdin=b"fire\nforget\n",
-    )
-    ok(
-        "console-producer",
-        "--bootstrap-server",
-        bootstrap,
-        "--topic",
-        topic,
-        "--compression-codec",
-        "gzip",
-        stdin=b"packed\nsmall\n",
-    )
-    out = ok(
-        "console-consumer",
-        "--bootstrap-server",
-        bootstrap,
-        "--topic",
-        topic,
-        "--from-beginning",
-        "--max-messages",
-        "4",
-        "--timeout-ms",
-        "20000",
-    )
+    produce(bootstrap, topic, "--request-required-acks", "0", stdin=b"fire\nforget\n")
+    produce(bootstrap, topic, "--compression-codec", "gzip", stdin=b"packed\nsmall\n")
+    out = consume(bootstrap, topic, "--from-beginning", "--max-messages", "4", "--timeout-ms", "20000")
     assert sorted(out.split()) == ["fire", "forget", "packed", "small"]
 
 
@@ -296,13 +270,10 @@ def test_console_producer_partitions_keys_as_kafka(bootstrap: str) -> None:
     from broker.cli.lines import partition_for_key
 
     topic = unique("cli-keys")
-    ok("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", "4")
+    create_topic(bootstrap, topic, "--partitions", "4")
     keys = [f"key{i}" for i in range(12)]
-    ok(
-        "console-producer",
-        "--bootstrap-server",
+    produce(
         bootstrap,
-        "--topic",
         topic,
         "--property",
         "parse.key=true",
@@ -312,11 +283,8 @@ def test_console_producer_partitions_keys_as_kafka(bootstrap: str) -> None:
         expected = sorted(k for k in keys if partition_for_key(k.encode(), 4) == partition)
         if not expected:
             continue
-        out = ok(
-            "console-consumer",
-            "--bootstrap-server",
+        out = consume(
             bootstrap,
-            "--topic",
             topic,
             "--partition",
             str(partition),
@@ -332,51 +300,21 @@ def test_console_producer_partitions_keys_as_kafka(bootstrap: str) -> None:
 
 def test_console_consumer_group_commits_and_resumes(bootstrap: str) -> None:
     topic, group = unique("cli-cgroup"), unique("cli-group")
-    ok("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", "2")
-    ok(
-        "console-producer",
-        "--bootstrap-server",
-        bootstrap,
-        "--topic",
-        topic,
-        stdin=b"".join(b"m%d\n" % i for i in range(6)),
-    )
-    first = ok(
-        "console-consumer",
-        "--bootstrap-server",
-        bootstrap,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--from-beginning",
-        "--max-messages",
-        "6",
-    )
+    create_topic(bootstrap, topic, "--partitions", "2")
+    produce(bootstrap, topic, stdin=b"".join(b"m%d\n" % i for i in range(6)))
+    first = consume(bootstrap, topic, "--group", group, "--from-beginning", "--max-messages", "6")
     assert sorted(first.split()) == [f"m{i}" for i in range(6)]
-    rows = offset_table(
-        ok("consumer-groups", "--bootstrap-server", bootstrap, "--describe", "--group", group)
-    )
+    rows = group_offsets(bootstrap, group)
     assert {(r[1], r[2], r[5]) for r in rows} == {(topic, "0", "0"), (topic, "1", "0")}
-    ok("console-producer", "--bootstrap-server", bootstrap, "--topic", topic, stdin=b"late\n")
-    again = ok(
-        "console-consumer",
-        "--bootstrap-server",
-        bootstrap,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--max-messages",
-        "1",
-    )
+    produce(bootstrap, topic, stdin=b"late\n")
+    again = consume(bootstrap, topic, "--group", group, "--max-messages", "1")
     assert again == "late\n"
 
 
 def test_console_consumer_is_a_group_member(bootstrap: str) -> None:
     """``--group`` joins the group: an active member while it runs, its offsets committed at the end."""
     topic, group = unique("cli-member"), unique("cli-member-group")
-    ok("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", "2")
+    create_topic(bootstrap, topic, "--partitions", "2")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     command = [
         sys.executable,
@@ -411,16 +349,14 @@ def test_console_consumer_is_a_group_member(bootstrap: str) -> None:
             return result.returncode == 0 and len(rows) == 1 and rows[0][3:5] == ["brook-cli", "2"]
 
         wait_until(member_listed, TIMEOUT, interval=0.2, message="the console consumer as a group member")
-        ok("console-producer", "--bootstrap-server", bootstrap, "--topic", topic, stdin=b"one\ntwo\n")
+        produce(bootstrap, topic, stdin=b"one\ntwo\n")
         out, err = proc.communicate(timeout=TIMEOUT)
     finally:
         proc.kill()
         proc.wait(timeout=TIMEOUT)
     assert proc.returncode == 0, err
     assert sorted(out.decode().split()) == ["one", "two"]
-    rows = offset_table(
-        ok("consumer-groups", "--bootstrap-server", bootstrap, "--describe", "--group", group)
-    )
+    rows = group_offsets(bootstrap, group)
     assert sorted((r[2], r[5], r[6]) for r in rows) == [("0", "0", "-"), ("1", "0", "-")]
     assert sum(int(r[3]) for r in rows) == 2
 
@@ -455,17 +391,10 @@ def _confluent_group_commit(bootstrap: str, topic: str, group: str, count: int) 
 
 def test_consumer_groups_lag_reset_and_delete(bootstrap: str) -> None:
     topic, group = unique("cli-lag"), unique("cli-lag-group")
-    ok("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", "1")
-    ok(
-        "console-producer",
-        "--bootstrap-server",
-        bootstrap,
-        "--topic",
-        topic,
-        stdin=b"".join(b"r%d\n" % i for i in range(10)),
-    )
+    create_topic(bootstrap, topic, "--partitions", "1")
+    produce(bootstrap, topic, stdin=b"".join(b"r%d\n" % i for i in range(10)))
     _confluent_group_commit(bootstrap, topic, group, 4)
-    ok("console-producer", "--bootstrap-server", bootstrap, "--topic", topic, stdin=b"r10\nr11\n")
+    produce(bootstrap, topic, stdin=b"r10\nr11\n")
 
     assert group in ok("consumer-groups", "--bootstrap-server", bootstrap, "--list").split("\n")
     listed = ok("consumer-groups", "--bootstrap-server", bootstrap, "--list", "--state")
@@ -484,55 +413,16 @@ def test_consumer_groups_lag_reset_and_delete(bootstrap: str) -> None:
     assert header.split() == ["GROUP", "COORDINATOR", "(ID)", "ASSIGNMENT-STRATEGY", "STATE", "#MEMBERS"]
     assert row.split()[0] == group and row.split()[-2:] == ["Empty", "0"]
 
-    plan = ok(
-        "consumer-groups",
-        "--bootstrap-server",
-        bootstrap,
-        "--reset-offsets",
-        "--group",
-        group,
-        "--topic",
-        topic,
-        "--to-earliest",
-    )
+    plan = reset_offsets(bootstrap, group, "--topic", topic, "--to-earliest")
     assert (
         plan == f"\n{'GROUP':<30} {'TOPIC':<30} {'PARTITION':<10} {'NEW-OFFSET':<15}"
         f"\n{group:<30} {topic:<30} {0:<10} {0:<15}\n"
     )
-    assert (
-        offset_table(ok("consumer-groups", "--bootstrap-server", bootstrap, "--describe", "--group", group))[
-            0
-        ][3]
-        == "4"
-    ), "a dry run changed the committed offset"
+    assert group_offsets(bootstrap, group)[0][3] == "4", "a dry run changed the committed offset"
 
-    ok(
-        "consumer-groups",
-        "--bootstrap-server",
-        bootstrap,
-        "--reset-offsets",
-        "--group",
-        group,
-        "--all-topics",
-        "--to-offset",
-        "7",
-        "--execute",
-    )
-    assert offset_table(
-        ok("consumer-groups", "--bootstrap-server", bootstrap, "--describe", "--group", group)
-    )[0][3:6] == ["7", "12", "5"]
-    shifted = ok(
-        "consumer-groups",
-        "--bootstrap-server",
-        bootstrap,
-        "--reset-offsets",
-        "--group",
-        group,
-        "--all-topics",
-        "--shift-by",
-        "-2",
-        "--execute",
-    )
+    reset_offsets(bootstrap, group, "--all-topics", "--to-offset", "7", "--execute")
+    assert group_offsets(bootstrap, group)[0][3:6] == ["7", "12", "5"]
+    shifted = reset_offsets(bootstrap, group, "--all-topics", "--shift-by", "-2", "--execute")
     assert shifted.split("\n")[-2].split() == [group, topic, "0", "5"]
     for scenario in (
         ["--to-latest"],
@@ -540,16 +430,7 @@ def test_consumer_groups_lag_reset_and_delete(bootstrap: str) -> None:
         ["--by-duration", "PT0S"],
     ):
         expected = "0" if scenario[0] == "--to-datetime" else "12"
-        out = ok(
-            "consumer-groups",
-            "--bootstrap-server",
-            bootstrap,
-            "--reset-offsets",
-            "--group",
-            group,
-            "--all-topics",
-            *scenario,
-        )
+        out = reset_offsets(bootstrap, group, "--all-topics", *scenario)
         assert out.split("\n")[-2].split() == [group, topic, "0", expected], scenario
 
     assert (
@@ -566,8 +447,8 @@ def test_consumer_groups_with_an_active_member(bootstrap: str) -> None:
     from confluent_kafka import Consumer
 
     topic, group = unique("cli-active"), unique("cli-active-group")
-    ok("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic, "--partitions", "2")
-    ok("console-producer", "--bootstrap-server", bootstrap, "--topic", topic, stdin=b"a\nb\n")
+    create_topic(bootstrap, topic, "--partitions", "2")
+    produce(bootstrap, topic, stdin=b"a\nb\n")
     consumer = Consumer(
         {
             "bootstrap.servers": bootstrap,
@@ -598,9 +479,7 @@ def test_consumer_groups_with_an_active_member(bootstrap: str) -> None:
         cells = row.split()
         assert cells[0] == group and cells[3] == "cli-active-client" and cells[4] == "2"
         assert cells[5] == f"{topic}(0,1)"
-        rows = offset_table(
-            ok("consumer-groups", "--bootstrap-server", bootstrap, "--describe", "--group", group)
-        )
+        rows = group_offsets(bootstrap, group)
         assert [(r[1], r[2], r[8]) for r in rows] == [
             (topic, "0", "cli-active-client"),
             (topic, "1", "cli-active-client"),
@@ -628,16 +507,7 @@ def test_consumer_groups_with_an_active_member(bootstrap: str) -> None:
 
 def test_configs_describe_and_alter(bootstrap: str) -> None:
     topic = unique("cli-configs")
-    ok(
-        "topics",
-        "--bootstrap-server",
-        bootstrap,
-        "--create",
-        "--topic",
-        topic,
-        "--config",
-        "retention.ms=60000",
-    )
+    create_topic(bootstrap, topic, "--config", "retention.ms=60000")
     # Kafka lists the broker-level synonyms after the topic's (log.retention.hours=168 from
     # DEFAULT_CONFIG); which ones a broker reports is the broker's business, the format is ours.
     assert re.fullmatch(
@@ -723,8 +593,8 @@ def test_cluster_id_describe_and_log_dirs(broker: BrokerProcess) -> None:
     ]
 
     topic = unique("cli-logdirs")
-    ok("topics", "--bootstrap-server", broker.bootstrap, "--create", "--topic", topic, "--partitions", "2")
-    ok("console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic, stdin=b"x\n")
+    create_topic(broker.bootstrap, topic, "--partitions", "2")
+    produce(broker.bootstrap, topic, stdin=b"x\n")
     out = ok(
         "cluster", "--bootstrap-server", broker.bootstrap, "log-dirs", "--describe", "--topic-list", topic
     )
@@ -748,7 +618,7 @@ def test_transactions_list_and_describe(bootstrap: str) -> None:
     from confluent_kafka import Producer
 
     topic, tid = unique("cli-txn"), unique("cli-tid")
-    ok("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic)
+    create_topic(bootstrap, topic)
     producer = Producer({"bootstrap.servers": bootstrap, "transactional.id": tid})
     producer.init_transactions(30)  # Produce does not take transactional batches yet
 
@@ -784,7 +654,7 @@ def test_transactions_list_and_describe(bootstrap: str) -> None:
 
 def test_describe_producers_and_acls_say_clearly_what_the_broker_lacks(bootstrap: str) -> None:
     topic = unique("cli-producers")
-    ok("topics", "--bootstrap-server", bootstrap, "--create", "--topic", topic)
+    create_topic(bootstrap, topic)
     producers = brook(
         "transactions",
         "--bootstrap-server",
@@ -844,18 +714,7 @@ def test_cluster_topics_and_groups(cluster: BrokerCluster) -> None:
     bootstrap = "127.0.0.1:1," + cluster.bootstrap
     topic, group = unique("cli-cluster"), unique("cli-cluster-group")
     assert (
-        ok(
-            "topics",
-            "--bootstrap-server",
-            bootstrap,
-            "--create",
-            "--topic",
-            topic,
-            "--partitions",
-            "3",
-            "--replication-factor",
-            "3",
-        )
+        create_topic(bootstrap, topic, "--partitions", "3", "--replication-factor", "3")
         == f"Created topic {topic}.\n"
     )
     for partition in range(3):
@@ -886,32 +745,16 @@ def test_cluster_topics_and_groups(cluster: BrokerCluster) -> None:
         replicas = match[2].split(",")
         assert sorted(replicas) == sorted(str(i) for i in cluster.ids) and match[1] in replicas
 
-    ok(
-        "console-producer",
-        "--bootstrap-server",
+    produce(
         bootstrap,
-        "--topic",
         topic,
         "--property",
         "parse.key=true",
         stdin=b"".join(b"k%d\tv%d\n" % (i, i) for i in range(9)),
     )
-    read = ok(
-        "console-consumer",
-        "--bootstrap-server",
-        bootstrap,
-        "--topic",
-        topic,
-        "--group",
-        group,
-        "--from-beginning",
-        "--max-messages",
-        "9",
-    )
+    read = consume(bootstrap, topic, "--group", group, "--from-beginning", "--max-messages", "9")
     assert sorted(read.split()) == sorted(f"v{i}" for i in range(9))
-    rows = offset_table(
-        ok("consumer-groups", "--bootstrap-server", bootstrap, "--describe", "--group", group)
-    )
+    rows = group_offsets(bootstrap, group)
     assert sorted(r[2] for r in rows) == ["0", "1", "2"]
     assert all(r[3] == r[4] and r[5] == "0" for r in rows)
     assert sum(int(r[4]) for r in rows) == 9

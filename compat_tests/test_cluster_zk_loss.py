@@ -147,7 +147,7 @@ def test_zookeeper_back_after_the_sessions_expired(zookeeper: ZooKeeperServer, t
         assert controller_epoch is not None
         epochs = {i: cluster.broker_epoch(i) or 0 for i in cluster.ids}
 
-        proxy.cut()
+        proxy.refuse()
         during = _produce(cluster, topic, "during", 1)
         # ZooKeeper itself expires the silent sessions: the ephemeral znodes go.
         cluster.wait_children(
@@ -158,7 +158,7 @@ def test_zookeeper_back_after_the_sessions_expired(zookeeper: ZooKeeperServer, t
         )
         assert all(b.alive() for b in cluster.brokers.values()), cluster.logs()
 
-        proxy.restore()
+        proxy.heal()
         for broker_id, old in epochs.items():
             cluster.wait_reregistered(broker_id, old, TIMEOUT)
         new_controller = cluster.wait_controller(min_epoch=controller_epoch + 1, timeout=TIMEOUT)

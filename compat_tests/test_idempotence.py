@@ -20,8 +20,8 @@ from compat_tests.clients.admin import create_topic, unique_topic
 from compat_tests.clients.drivers import ALL_DRIVERS, REFERENCE, Driver
 from compat_tests.clients.logfiles import batches
 from compat_tests.clients.model import Msg
-from compat_tests.clients.proxy import KafkaProxy
 from compat_tests.harness import BrokerProcess
+from compat_tests.tcp_proxy import TcpProxy
 
 PRODUCE = 0
 INIT_PRODUCER_ID = 22
@@ -30,7 +30,7 @@ INIT_PRODUCER_ID = 22
 @dataclass
 class Proxied:
     broker: BrokerProcess
-    proxy: KafkaProxy
+    proxy: TcpProxy
 
     @property
     def bootstrap(self) -> str:
@@ -40,7 +40,7 @@ class Proxied:
 @pytest.fixture(scope="module")
 def proxied(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proxied]:
     broker = BrokerProcess(tmp_path_factory.mktemp("idempotence") / "data")
-    proxy = KafkaProxy("127.0.0.1", broker.port).start()
+    proxy = TcpProxy("127.0.0.1", broker.port, kafka_frames=True).start()
     broker.overrides["advertised.listeners"] = f"PLAINTEXT://{proxy.address}"
     broker.start()
     try:

@@ -23,7 +23,7 @@ from compat_tests.cluster import FAILOVER_SLACK, BrokerCluster, cluster_of
 from compat_tests.cluster_clients import create_topic
 from compat_tests.fault_workload import Workload, verify
 from compat_tests.harness import free_port
-from compat_tests.partition_proxy import LinkProxy
+from compat_tests.tcp_proxy import TcpProxy
 from compat_tests.zookeeper import ZooKeeperServer
 
 PARTITIONS = 3
@@ -257,13 +257,13 @@ def test_network_partition_of_the_leader(zookeeper: ZooKeeperServer, tmp_path: P
     third broker's; the controller fences them by partition epoch."""
     zk_host, _, zk_port = zookeeper.connect_string.split(",")[0].rpartition(":")
     cluster = BrokerCluster(zookeeper.connect_string, tmp_path / "cluster", overrides=SAFE)
-    proxies: list[LinkProxy] = []
-    zk_links: dict[int, LinkProxy] = {}
-    peer_links: dict[int, LinkProxy] = {}
+    proxies: list[TcpProxy] = []
+    zk_links: dict[int, TcpProxy] = {}
+    peer_links: dict[int, TcpProxy] = {}
     for broker_id, proc in cluster.brokers.items():
         internal = free_port()
-        zk_links[broker_id] = LinkProxy(zk_host, int(zk_port)).start()
-        peer_links[broker_id] = LinkProxy("127.0.0.1", internal).start()
+        zk_links[broker_id] = TcpProxy(zk_host, int(zk_port)).start()
+        peer_links[broker_id] = TcpProxy("127.0.0.1", internal).start()
         proxies += [zk_links[broker_id], peer_links[broker_id]]
         proc.overrides.update(
             {

@@ -29,7 +29,7 @@ import pytest
 from compat_tests.clients.admin import create_topic, unique_topic
 from compat_tests.clients.tools import require_kafkajs
 from compat_tests.harness import BrokerProcess
-from compat_tests.txn_drivers import ABANDONED, DRIVERS, Txn, TxnDriver
+from compat_tests.txn_drivers import DRIVERS, Txn, TxnDriver, release_abandoned
 from compat_tests.txn_raw import (
     TRANSACTION_KEY,
     UNSTABLE_OFFSET_COMMIT,
@@ -53,9 +53,16 @@ def txn_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BrokerProce
         yield proc
     finally:
         alive = proc.alive()
-        ABANDONED.clear()
         proc.kill() if not alive else proc.stop()
         assert alive, f"the broker died during the transaction tests:\n{proc.log_tail()}"
+
+
+@pytest.fixture(autouse=True)
+def _release_abandoned_producers() -> Iterator[None]:
+    """The producers a test left with an open transaction stop when it ends, broker still up."""
+    yield
+    left = release_abandoned()
+    assert not left, f"producer threads outlive the test: {left}"
 
 
 @pytest.fixture(params=DRIVERS, ids=[d.name for d in DRIVERS])

@@ -10,6 +10,7 @@ value.
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -22,6 +23,27 @@ READ_TIMEOUT = 30.0
 #: Kept alive until the test ends: an abandoned producer must not be closed (a closing Java-like
 #: client aborts its open transaction itself, which would hide whether the broker's timeout did).
 ABANDONED: list[Any] = []
+
+
+def release_abandoned() -> list[str]:
+    """Once the test is over, stop the abandoned producers that run threads of their own; the
+    names of the producer threads still running after that (none expected).
+
+    A kafka-python producer's I/O thread outlives its test otherwise (until a garbage collection
+    finds the producer): once the broker is gone it keeps reconnecting, drawing its backoff
+    jitter from the global ``random``, under whatever runs next; Hypothesis then warns about
+    ``random`` used inside strategies in an unrelated property test. confluent-kafka's threads
+    are librdkafka's and use no Python ``random``; an aiokafka producer runs nothing once the
+    event loop of its test has ended."""
+    from kafka import KafkaProducer
+
+    for producer in ABANDONED:
+        if isinstance(producer, KafkaProducer):
+            producer.close(timeout=10)
+    # Looked at while the producers are still referenced (a collection cannot have ended them).
+    left = [t.name for t in threading.enumerate() if t.name.startswith("kafka-python-producer")]
+    ABANDONED.clear()
+    return left
 
 
 @dataclass(frozen=True)

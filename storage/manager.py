@@ -66,6 +66,7 @@ from storage.clock import Clock, SystemClock
 from storage.config import DEFAULT_CLEANER_MAX_MAP_ENTRIES, LogConfig
 from storage.deletion import FileDeleter
 from storage.errors import CheckpointFormatError, InconsistentTopicIdError, LogDirOfflineError, StorageError
+from storage.fast_dataclass import dataclass
 from storage.fs import FileSystem
 from storage.handles import HandleCache
 from storage.log import Background, Log, parse_partition_dir
@@ -81,6 +82,17 @@ _TOPIC_NAME = re.compile(r"^[A-Za-z0-9._-]{1,249}$")
 _FUTURE_DIR = re.compile(r"^(?P<topic>.+)-(?P<partition>\d+)\.[0-9a-f]{32}-future$")
 
 TopicPartition = tuple[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class _DirState:
+    """What a log dir's files say of the logs found in it at startup: whether it was shut down
+    cleanly, and its recovery-point, log-start-offset and high-watermark checkpoints."""
+
+    clean: bool
+    recovery: Mapping[TopicPartition, int]
+    starts: Mapping[TopicPartition, int]
+    hws: Mapping[TopicPartition, int]
 
 
 class LogManager:
@@ -148,10 +160,12 @@ class LogManager:
     def _load_dir(self, log_dir: Path) -> None:
         self.fs.mkdir(log_dir)
         marker = CleanShutdownFile(self.fs, log_dir)
-        clean = marker.exists()
-        recovery = self._read_checkpoint(log_dir, RECOVERY_POINT_CHECKPOINT)
-        starts = self._read_checkpoint(log_dir, LOG_START_OFFSET_CHECKPOINT)
-        hws = self._read_checkpoint(log_dir, REPLICATION_OFFSET_CHECKPOINT)
+        state = _DirState(
+            clean=marker.exists(),
+            recovery=self._read_checkpoint(log_dir, RECOVERY_POINT_CHECKPOINT),
+            starts=self._read_checkpoint(log_dir, LOG_START_OFFSET_CHECKPOINT),
+            hws=self._read_checkpoint(log_dir, REPLICATION_OFFSET_CHECKPOINT),
+        )
         cleaner = self._read_checkpoint(log_dir, CLEANER_OFFSET_CHECKPOINT)
         for child in sorted(log_dir.iterdir()):
             if not child.is_dir():
@@ -160,7 +174,7 @@ class LogManager:
                 shutil.rmtree(child, ignore_errors=True)
                 continue
             if child.name.endswith("-future"):
-                self._load_future(child, log_dir, clean, recovery, starts, hws)
+                self._load_future(child, log_dir, state)
                 continue
             if child.name.endswith("-stray"):
                 continue
@@ -169,22 +183,8 @@ class LogManager:
                 continue
             if parsed in self._logs or parsed in self.offline:
                 raise StorageError(f"duplicate log directories for {parsed[0]}-{parsed[1]}: {child}")
-            config = self._topic_configs.get(parsed[0], self.default_config)
             try:
-                log = Log.open(
-                    child,
-                    config,
-                    clock=self.clock,
-                    fs=self.fs,
-                    handles=self.handles,
-                    deleter=self.deleter,
-                    recovery_point=recovery.get(parsed, 0),
-                    log_start_offset=starts.get(parsed, 0),
-                    high_watermark=hws.get(parsed, 0),
-                    had_clean_shutdown=clean,
-                    background=self._background,
-                    producer_id_expiration_ms=self.producer_id_expiration_ms,
-                )
+                log = self._open_found_log(child, parsed, state)
             except (StorageError, OSError, ValueError) as exc:
                 self.offline[parsed] = exc
                 self._dir_of[parsed] = log_dir
@@ -194,15 +194,26 @@ class LogManager:
             self._dir_of[parsed] = log_dir
         marker.delete()
 
-    def _load_future(
-        self,
-        child: Path,
-        log_dir: Path,
-        clean: bool,
-        recovery: Mapping[TopicPartition, int],
-        starts: Mapping[TopicPartition, int],
-        hws: Mapping[TopicPartition, int],
-    ) -> None:
+    def _open_found_log(self, child: Path, key: TopicPartition, state: _DirState) -> Log:
+        """Open the log of ``key`` found in ``child`` (current or future) at startup, from its
+        dir's checkpoints and clean-shutdown marker."""
+        return Log.open(
+            child,
+            self._topic_configs.get(key[0], self.default_config),
+            clock=self.clock,
+            fs=self.fs,
+            handles=self.handles,
+            deleter=self.deleter,
+            recovery_point=state.recovery.get(key, 0),
+            log_start_offset=state.starts.get(key, 0),
+            high_watermark=state.hws.get(key, 0),
+            had_clean_shutdown=state.clean,
+            background=self._background,
+            producer_id_expiration_ms=self.producer_id_expiration_ms,
+            topic_partition=key,
+        )
+
+    def _load_future(self, child: Path, log_dir: Path, state: _DirState) -> None:
         match = _FUTURE_DIR.match(child.name)
         if match is None:
             return
@@ -211,21 +222,7 @@ class LogManager:
             _logger.warning("a second future log of %s-%d is ignored: %s", key[0], key[1], child)
             return
         try:
-            log = Log.open(
-                child,
-                self._topic_configs.get(key[0], self.default_config),
-                clock=self.clock,
-                fs=self.fs,
-                handles=self.handles,
-                deleter=self.deleter,
-                recovery_point=recovery.get(key, 0),
-                log_start_offset=starts.get(key, 0),
-                high_watermark=hws.get(key, 0),
-                had_clean_shutdown=clean,
-                background=self._background,
-                producer_id_expiration_ms=self.producer_id_expiration_ms,
-                topic_partition=key,
-            )
+            log = self._open_found_log(child, key, state)
         except (StorageError, OSError, ValueError) as exc:
             # Kafka would fail the dir; the move is simply lost here (the current log serves).
             _logger.error("cannot load the future log %s, so its move is dropped: %s", child, exc)

@@ -57,6 +57,42 @@ class TopicError(Exception):
         return self.message
 
 
+# -- the checks of a new topic both modes make (standalone here, ZooKeeper in zk_admin) --------
+
+
+def check_topic_name(name: str) -> None:
+    """INVALID_TOPIC_EXCEPTION for a name Kafka refuses (Topic.validate)."""
+    problem = topic_name_error(name)
+    if problem is not None:
+        raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION, problem)
+
+
+def check_not_internal(name: str, allow_internal: bool) -> None:
+    """Clients may not create the internal topics; the coordinators may."""
+    if name in INTERNAL_TOPICS and not allow_internal:
+        raise TopicError(ErrorCode.INVALID_REQUEST, f"Creation of internal topic {name} is prohibited.")
+
+
+def check_sizing(
+    num_partitions: int, replication_factor: int, assignments: Mapping[int, Sequence[int]] | None
+) -> None:
+    """An explicit assignment excludes a partition count and a replication factor."""
+    if assignments and (num_partitions != -1 or replication_factor != -1):
+        raise TopicError(
+            ErrorCode.INVALID_REQUEST,
+            "Both numPartitions or replicationFactor and replicasAssignments were set. "
+            "Both cannot be used at the same time.",
+        )
+
+
+def validated_topic_configs(configs: Mapping[str, str | None]) -> dict[str, str]:
+    """The topic overrides, checked (INVALID_CONFIG)."""
+    try:
+        return validate_topic_configs(configs)
+    except ConfigError as exc:
+        raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+
+
 def assign_replicas(
     brokers: Sequence[BrokerId],
     partitions: int,
@@ -90,11 +126,6 @@ class TopicAdmin:
         #: Topics whose creation, deletion or new partitions are being written by a worker.
         self._pending: dict[str, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Future[None]] = set()
-
-    def check_name(self, name: str) -> None:
-        problem = topic_name_error(name)
-        if problem is not None:
-            raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION, problem)
 
     def create(
         self,
@@ -245,28 +276,19 @@ class TopicAdmin:
         """Validate a creation as Kafka does; the replica assignment and validated configs."""
         broker = self.broker
         metadata = broker.metadata
-        self.check_name(name)
+        check_topic_name(name)
         if name in metadata.topics:
             raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-        if name in INTERNAL_TOPICS and not allow_internal:
-            raise TopicError(ErrorCode.INVALID_REQUEST, f"Creation of internal topic {name} is prohibited.")
+        check_not_internal(name, allow_internal)
         collision = metadata.colliding_topic(name)
         if collision is not None:
             raise TopicError(
                 ErrorCode.INVALID_TOPIC_EXCEPTION, f"Topic '{name}' collides with existing topic: {collision}"
             )
-        try:
-            topic_configs = validate_topic_configs(configs or {})
-        except ConfigError as exc:
-            raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        topic_configs = validated_topic_configs(configs or {})
         live = broker.live_broker_ids()
+        check_sizing(num_partitions, replication_factor, assignments)
         if assignments:
-            if num_partitions != -1 or replication_factor != -1:
-                raise TopicError(
-                    ErrorCode.INVALID_REQUEST,
-                    "Both numPartitions or replicationFactor and replicasAssignments were set. "
-                    "Both cannot be used at the same time.",
-                )
             plan = self.explicit_assignment(assignments, live)
         else:
             partitions = broker.config.num_partitions if num_partitions == -1 else num_partitions
@@ -420,10 +442,7 @@ class TopicAdmin:
         info = broker.metadata.topic(name)
         if info is None:
             raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist")
-        try:
-            validated = validate_topic_configs(configs)
-        except ConfigError as exc:
-            raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        validated = validated_topic_configs(configs)
         if validate_only:
             return False
         broker.metadata.set_topic_configs(name, validated)

@@ -37,12 +37,19 @@ from broker.cluster.controller.assignment import (
     assign_replicas_to_brokers,
     new_partitions_assignment,
 )
-from broker.cluster.metadata import INTERNAL_TOPICS, NO_LEADER_ID, topic_name_error, unify_collision_chars
+from broker.cluster.metadata import INTERNAL_TOPICS, NO_LEADER_ID, unify_collision_chars
 from broker.cluster.metadata_cache import MetadataCache
-from broker.cluster.topics import TopicAdmin, TopicError
+from broker.cluster.topics import (
+    TopicAdmin,
+    TopicError,
+    check_not_internal,
+    check_sizing,
+    check_topic_name,
+    validated_topic_configs,
+)
 from broker.cluster.zk import data, paths
 from broker.cluster.zk.errors import ZkError
-from broker.config import ConfigError, topic_log_config, validate_topic_configs
+from broker.config import ConfigError, topic_log_config
 from broker.group import OFFSETS_TOPIC
 from broker.group.store import offsets_topic_configs
 from broker.types import BrokerId, TopicPartition
@@ -198,23 +205,12 @@ class ZkAdmin:
         """Validate and (unless ``validate_only``) write a new topic to ZooKeeper: its config
         znode, then its assignment with a new topic id (AdminZkClient.createTopicWithAssignment).
         Returns at once: :meth:`wait_for_leaders` waits for the controller. Raises TopicError."""
-        problem = topic_name_error(name)
-        if problem is not None:
-            raise TopicError(ErrorCode.INVALID_TOPIC_EXCEPTION, problem)
-        if name in INTERNAL_TOPICS and not allow_internal:
-            raise TopicError(ErrorCode.INVALID_REQUEST, f"Creation of internal topic {name} is prohibited.")
+        check_topic_name(name)
+        check_not_internal(name, allow_internal)
         if name in self._creating or self.cache.contains(name):
             raise TopicError(ErrorCode.TOPIC_ALREADY_EXISTS, f"Topic '{name}' already exists.")
-        if assignments and (num_partitions != -1 or replication_factor != -1):
-            raise TopicError(
-                ErrorCode.INVALID_REQUEST,
-                "Both numPartitions or replicationFactor and replicasAssignments were set. "
-                "Both cannot be used at the same time.",
-            )
-        try:
-            topic_configs = validate_topic_configs(configs or {})
-        except ConfigError as exc:
-            raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        check_sizing(num_partitions, replication_factor, assignments)
+        topic_configs = validated_topic_configs(configs or {})
         self._creating.add(name)
         try:
             placements = await self.live_placements()
@@ -421,10 +417,7 @@ class ZkAdmin:
         the change notification every broker applies). Raises TopicError."""
         if await self._zk(self.zk.exists(paths.topic(name))) is None:
             raise TopicError(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, f"Topic {name} does not exist")
-        try:
-            validated = validate_topic_configs(configs)
-        except ConfigError as exc:
-            raise TopicError(ErrorCode.INVALID_CONFIG, str(exc)) from None
+        validated = validated_topic_configs(configs)
         if validate_only:
             return
         await self._zk(self.zk.change_entity_config(TOPIC_CONFIG_TYPE, name, validated))

@@ -12,23 +12,19 @@ COORDINATOR_LOAD_IN_PROGRESS.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import time
 
+from broker.coordinator.replay import replay_batches
 from broker.group.group import ClassicGroup, CommittedOffset, TopicPartitionKey
 from broker.group.member import Member
 from broker.group.records import GroupKey, OffsetKey, read_group_value, read_key, read_offset_value
 from broker.group.state import GroupState
 from protocol.messages.group_metadata_value import GroupMetadataValue
-from protocol.records import COMMIT, decode_batch, iter_batches, parse_control_key
-from storage import Log, StorageError
+from protocol.records import COMMIT, decode_batch, parse_control_key
+from storage import Log
 from storage.fast_dataclass import dataclass, field
 
 log = logging.getLogger(__name__)
-
-#: Longest stretch of replay work between two yields to the event loop.
-YIELD_EVERY_S = 0.01
 
 GroupTopicPartition = tuple[str, str, int]
 
@@ -52,31 +48,11 @@ async def replay(log_: Log, buffer_size: int) -> Replayed:
     """Apply every record of ``log_`` from its start to its current end."""
     state = Replayed()
     pending_txn = state.pending_txn
-    offset = log_.log_start_offset
-    end = log_.log_end_offset
-    state.end_offset = end
-    budget_start = time.monotonic()
-    while offset < end:
-        try:
-            data = log_.read_bytes(offset, buffer_size, max_offset=end)
-        except (StorageError, OSError) as exc:
-            log.error("stopped loading %s at offset %d: %s", log_, offset, exc)
-            break
-        if not data:
-            break
-        state.bytes += len(data)
-        progressed = False
-        for pos, header in iter_batches(data):
-            _apply_batch(state, pending_txn, data, pos)
-            offset = header.base_offset + header.last_offset_delta + 1
-            progressed = True
-            if time.monotonic() - budget_start > YIELD_EVERY_S:
-                await asyncio.sleep(0)
-                budget_start = time.monotonic()
-        if not progressed:
-            break
-        await asyncio.sleep(0)  # at least once per chunk
-        budget_start = time.monotonic()
+    read = await replay_batches(
+        log_, buffer_size, lambda data, pos, _: _apply_batch(state, pending_txn, data, pos)
+    )
+    state.end_offset = read.end_offset
+    state.bytes = read.bytes
     if pending_txn:
         log.info("%s: %d producers have transactional offset commits still open", log_, len(pending_txn))
     return state

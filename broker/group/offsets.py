@@ -134,7 +134,7 @@ class OffsetManager:
             for tp, om in valid.items()
         ]
         group.prepare_offset_commit(valid)
-        result = await self.store.append(group.group_id, entries)
+        result = await self.store.append(group.group_id, entries, offset_commit=True)
         if result.error == E.NONE:
             if group.state is not S.DEAD:
                 for tp, om in valid.items():
@@ -191,7 +191,7 @@ class OffsetManager:
         ]
         self.store.add_producer_group(producer_id, group_id)
         group.prepare_txn_offset_commit(producer_id, valid)
-        result = await self.store.append(group_id, entries, producer, guard)
+        result = await self.store.append(group_id, entries, producer, guard, offset_commit=True)
         if result.error == E.NONE:
             if group.state is not S.DEAD:
                 for tp, om in valid.items():

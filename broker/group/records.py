@@ -35,6 +35,9 @@ GROUP_KEY_VERSION = 2
 GROUP_VALUE_VERSION = 3
 NO_LEADER_EPOCH = -1
 NO_SEQUENCE = -1
+#: Kafka's GroupMetadataManager.generateOffsetRecords builds an offset-commit batch, plain or
+#: transactional, with base sequence 0; group metadata and tombstones have none (-1).
+OFFSET_COMMIT_BASE_SEQUENCE = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,12 +150,19 @@ def build_records(
     timestamp: int,
     compression: int = 0,
     txn: TxnProducer | None = None,
+    *,
+    base_sequence: int = NO_SEQUENCE,
 ) -> bytearray:
     """One v2 batch of (key, value) records; a None value is a tombstone. With ``txn`` the batch
-    is transactional, in that producer's name, with no sequence (a coordinator-origin batch)."""
+    is transactional, in that producer's name (a coordinator-origin batch: its sequence is not
+    checked). Offset commits pass :data:`OFFSET_COMMIT_BASE_SEQUENCE`."""
     records = [Record(i, 0, key, value) for i, (key, value) in enumerate(entries)]
     if txn is None:
-        return bytearray(build_batch(records, base_timestamp=timestamp, compression=compression))
+        return bytearray(
+            build_batch(
+                records, base_timestamp=timestamp, compression=compression, base_sequence=base_sequence
+            )
+        )
     return bytearray(
         build_batch(
             records,
@@ -160,7 +170,7 @@ def build_records(
             compression=compression,
             producer_id=txn.producer_id,
             producer_epoch=txn.producer_epoch,
-            base_sequence=NO_SEQUENCE,
+            base_sequence=base_sequence,
             transactional=True,
         )
     )

@@ -24,19 +24,16 @@ from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import TopicInfo
 from broker.cluster.topics import TopicError
+from broker.coordinator.partitions import AppendResult, CoordinatorPartitions
 from broker.group import OFFSETS_TOPIC
 from broker.group.config import GroupConfig
 from broker.group.group import ClassicGroup
 from broker.group.hashing import partition_for
 from broker.group.loader import build_groups, replay
-from broker.group.records import TxnProducer, build_records
-from broker.replica.delayed_produce import DelayedProduce
+from broker.group.records import NO_SEQUENCE, OFFSET_COMMIT_BASE_SEQUENCE, TxnProducer, build_records
 from broker.replica.partition import Partition
-from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
-from storage import RecordTooLargeError, StorageError
 from storage.clock import Clock
-from storage.fast_dataclass import dataclass
 from storage.producer_state import VerificationGuard
 
 if TYPE_CHECKING:
@@ -49,12 +46,6 @@ GroupHook = Callable[[ClassicGroup], None]
 Entries = Sequence[tuple[bytes, bytes | None]]
 
 
-@dataclass(frozen=True, slots=True)
-class AppendResult:
-    error: ErrorCode
-    base_offset: int = -1
-
-
 def offsets_topic_configs(config: GroupConfig) -> dict[str, str]:
     """The overrides ``__consumer_offsets`` is created with (Kafka's groupMetadataTopicConfigs)."""
     return {
@@ -64,11 +55,9 @@ def offsets_topic_configs(config: GroupConfig) -> dict[str, str]:
     }
 
 
-async def _done(result: AppendResult) -> AppendResult:
-    return result
+class OffsetsTopic(CoordinatorPartitions):
+    topic = OFFSETS_TOPIC
 
-
-class OffsetsTopic:
     def __init__(
         self,
         broker: Broker,
@@ -77,18 +66,14 @@ class OffsetsTopic:
         on_loaded: GroupHook,
         on_unloaded: GroupHook,
     ) -> None:
-        self._creation: asyncio.Future[TopicInfo] | None = None
-        self.broker = broker
+        super().__init__(broker, clock)
         self.config = config
-        self.clock = clock
         self.on_loaded = on_loaded
         self.on_unloaded = on_unloaded
         self.groups: dict[str, ClassicGroup] = {}
         self.owned: set[int] = set()
         self.loading: set[int] = set()
         self.epochs: dict[int, int] = {}
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self.shutting_down = False
         #: Producer id -> groups holding its pending transactional offsets (Kafka's
         #: openGroupsForProducer), so that a marker finds its groups without a scan.
         self.producer_groups: dict[int, set[str]] = {}
@@ -99,10 +84,6 @@ class OffsetsTopic:
         self.on_marker_after_load: Callable[[int, int, bool], None] | None = None
 
     # -- partitions -------------------------------------------------------------------------------
-
-    @property
-    def info(self) -> TopicInfo | None:
-        return self.broker.metadata.topic(OFFSETS_TOPIC)
 
     @property
     def partition_count(self) -> int:
@@ -123,50 +104,27 @@ class OffsetsTopic:
     def any_loading(self) -> bool:
         return bool(self.loading)
 
-    def replica(self, index: int) -> Partition | None:
-        return self.broker.replica_manager.get(TopicPartition(OFFSETS_TOPIC, index))
-
     async def ensure_topic(self) -> TopicInfo:
         """The topic, created (and its local partitions loaded, in disk workers) if it does not
-        exist yet. Raises :class:`TopicError` when it cannot be created.
-
-        The creation runs in a task of its own that concurrent callers share and that finishes
-        even if the request that started it is cancelled (librdkafka drops its bootstrap
-        connection meanwhile): otherwise the topic would exist with no partition taken over."""
+        exist yet, once for all concurrent callers. Raises :class:`TopicError` when it cannot be
+        created."""
         if self._creation is None:
             info = await self.broker.topics.created(OFFSETS_TOPIC)
             if info is not None:
                 return info
-            if self._creation is None:
-                self._creation = asyncio.ensure_future(self._create_topic())
-                self._creation.add_done_callback(self._created)
-        return await asyncio.shield(self._creation)
-
-    def _created(self, task: asyncio.Future[TopicInfo]) -> None:
-        self._creation = None
-        if not task.cancelled():
-            task.exception()  # retrieved: each awaiting request reports it
+        return await self._create_once(self._create_topic)
 
     async def _create_topic(self) -> TopicInfo:
         broker = self.broker
         live = len(broker.live_broker_ids())
         rf = self.config.replication_factor
-        if rf > live:
-            if not broker.config.standalone:
-                raise TopicError(
-                    ErrorCode.COORDINATOR_NOT_AVAILABLE,
-                    f"Number of alive brokers '{live}' does not meet the required replication factor "
-                    f"'{rf}' for the offsets topic (configured via 'offsets.topic.replication.factor').",
-                )
-            log.warning(
-                "creating %s with replication factor %d: offsets.topic.replication.factor=%d but only "
-                "%d broker(s) are alive (standalone mode)",
-                OFFSETS_TOPIC,
-                live,
-                rf,
-                live,
+        if rf > live and not broker.config.standalone:
+            raise TopicError(
+                ErrorCode.COORDINATOR_NOT_AVAILABLE,
+                f"Number of alive brokers '{live}' does not meet the required replication factor "
+                f"'{rf}' for the offsets topic (configured via 'offsets.topic.replication.factor').",
             )
-            rf = live
+        rf = self._standalone_replication_factor(rf, live, "offsets.topic.replication.factor")
         created = await broker.topics.create_async(
             OFFSETS_TOPIC,
             self.config.num_partitions,
@@ -175,19 +133,14 @@ class OffsetsTopic:
             allow_internal=True,
         )
         assert created is not None
-        for index, state in enumerate(created.partitions):
-            if state.leader == broker.node_id:
-                self.on_elected(index, state.leader_epoch)
+        self._take_over_led(created.partitions)
         return created
 
     def start(self) -> None:
         """Take over every local partition this broker leads (a restart is a replay)."""
         info = self.info
-        if info is None:
-            return
-        for index, state in enumerate(info.partitions):
-            if state.leader == self.broker.node_id:
-                self.on_elected(index, state.leader_epoch)
+        if info is not None:
+            self._take_over_led(info.partitions)
 
     def on_elected(self, index: int, epoch: int) -> None:
         """This broker now leads partition ``index``: load its groups (at once when it is empty)."""
@@ -203,7 +156,7 @@ class OffsetsTopic:
             return
         self.loading.add(index)
         self._markers_while_loading[index] = []
-        self._tasks[index] = asyncio.get_running_loop().create_task(self._load(index, replica))
+        self._start_load(index, self._load(index, replica))
 
     async def _load(self, index: int, replica: Partition) -> None:
         started = self.clock.milliseconds()
@@ -271,24 +224,12 @@ class OffsetsTopic:
         count = self.partition_count
         return [g for g in self.producer_groups.get(producer_id, ()) if partition_for(g, count) == index]
 
-    def on_leadership_change(self, leading: list[Partition], not_leading: list[Partition]) -> None:
-        """Cluster mode, as Kafka's onLeadershipChange: load the offsets partitions this broker
-        now leads, forget the groups of those it no longer leads (a replica manager listener)."""
-        for partition in leading:
-            if partition.tp.topic == OFFSETS_TOPIC:
-                self.on_elected(partition.tp.partition, partition.leader_epoch)
-        for partition in not_leading:
-            if partition.tp.topic == OFFSETS_TOPIC:
-                self.on_resigned(partition.tp.partition)
-
     def on_resigned(self, index: int) -> None:
         """Another broker leads partition ``index`` now: forget its groups."""
         self.owned.discard(index)
         self.loading.discard(index)
         self._markers_while_loading.pop(index, None)
-        task = self._tasks.pop(index, None)
-        if task is not None:
-            task.cancel()
+        self._cancel_load(index)
         count = self.partition_count
         for group_id, group in list(self.groups.items()):
             if partition_for(group_id, count) == index:
@@ -296,12 +237,6 @@ class OffsetsTopic:
                 del self.groups[group_id]
                 for producer_id in group.active_producers:
                     self.remove_producer_group(producer_id, group_id)
-
-    def stop(self) -> None:
-        self.shutting_down = True
-        for task in self._tasks.values():
-            task.cancel()
-        self._tasks.clear()
 
     # -- groups -----------------------------------------------------------------------------------
 
@@ -319,50 +254,21 @@ class OffsetsTopic:
         entries: Entries,
         txn: TxnProducer | None = None,
         verification_guard: VerificationGuard | None = None,
+        *,
+        offset_commit: bool = False,
     ) -> Awaitable[AppendResult]:
         """Write ``entries`` to the group's partition now, as one batch (transactional, in
-        ``txn``'s name, when given, then presenting its KIP-890 ``verification_guard``); await
-        the result for durability."""
-        replica = self.replica(self.partition_for(group_id))
-        if replica is None:
-            return _done(AppendResult(ErrorCode.UNKNOWN_TOPIC_OR_PARTITION))
-        if not replica.is_leader:
-            return _done(AppendResult(ErrorCode.NOT_LEADER_OR_FOLLOWER))
-        leader_state = replica.leader_state
-        if leader_state is not None and leader_state.is_under_min_isr(replica.log.config.min_insync_replicas):
-            # The coordinator writes with acks=all, as Kafka's (effective min ISR).
-            return _done(AppendResult(ErrorCode.NOT_ENOUGH_REPLICAS))
-        batch = build_records(entries, self.clock.milliseconds(), self.config.compression_codec, txn)
-        try:
-            outcome = replica.append_internal(batch, verification_guard)
-        except RecordTooLargeError:
-            return _done(AppendResult(ErrorCode.MESSAGE_TOO_LARGE))
-        except (StorageError, OSError) as exc:
-            code = self.broker.replica_manager.storage_failure(replica, exc, "appending group records to")
-            return _done(AppendResult(code))
-        if outcome.error != ErrorCode.NONE:
-            return _done(AppendResult(outcome.error))
-        # Kafka's BytesInPerSec / MessagesInPerSec count coordinator appends too.
-        self.broker.stats.produced(
-            replica.tp.topic, outcome.last_offset - outcome.base_offset + 1, len(batch)
+        ``txn``'s name, when given, then presenting its KIP-890 ``verification_guard``; numbered
+        from sequence 0 for an ``offset_commit``, as Kafka's); await the result for durability."""
+        sequence = OFFSET_COMMIT_BASE_SEQUENCE if offset_commit else NO_SEQUENCE
+        codec = self.config.compression_codec
+        return self.write_batch(
+            self.partition_for(group_id),
+            lambda: build_records(entries, self.clock.milliseconds(), codec, txn, base_sequence=sequence),
+            self.config.commit_timeout_ms,
+            "group",
+            verification_guard,
         )
-        return self._durable(replica, outcome.base_offset, outcome.last_offset)
-
-    async def _durable(self, replica: Partition, base_offset: int, last_offset: int) -> AppendResult:
-        if replica.log.flush_needed():
-            # flush.messages reached: fsync (in a disk worker) before answering, as Kafka does.
-            try:
-                await self.broker.disk.run(replica.log.flush, last_offset + 1)
-            except (StorageError, OSError) as exc:
-                log.error("cannot flush %s: %s", replica.tp, exc)
-                return AppendResult(ErrorCode.KAFKA_STORAGE_ERROR, base_offset)
-        # acks=all: answered when the high watermark passes the records (event-driven); on one
-        # broker, or with the followers already there, that is now (no waiter to build).
-        done, code = replica.check_enough_replicas_reach_offset(last_offset + 1)
-        if done:
-            return AppendResult(code, base_offset)
-        (code,) = await DelayedProduce([(replica, last_offset + 1)], self.config.commit_timeout_ms).future
-        return AppendResult(code, base_offset)
 
 
 def group_write_error(error: ErrorCode) -> ErrorCode:

@@ -15,10 +15,9 @@ for every partition; see :mod:`broker.group.offsets`.
 
 from __future__ import annotations
 
+from broker.group.commit_request import offsets_to_commit
 from broker.group.records import OffsetAndMetadata
 from broker.handlers.base import Handler, RequestContext
-from broker.types import TopicPartition
-from protocol.error_codes import ErrorCode
 from protocol.messages.offset_commit_request import OffsetCommitRequest
 from protocol.messages.offset_commit_response import (
     OffsetCommitResponse,
@@ -37,23 +36,17 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
     now = coordinator.now()
     retention = request.retention_time_ms if 2 <= version <= 4 else DEFAULT
     expire = None if retention == DEFAULT else now + retention
-    errors: dict[tuple[str, int], ErrorCode] = {}
-    offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
-    for topic in request.topics:
-        for p in topic.partitions:
-            tp = (topic.name, p.partition_index)
-            if not broker.partition_exists(TopicPartition(*tp)):
-                errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                continue
-            offsets[tp] = OffsetAndMetadata(
-                offset=p.committed_offset,
-                leader_epoch=p.committed_leader_epoch if version >= 6 else -1,
-                metadata=p.committed_metadata or "",
-                commit_timestamp=p.commit_timestamp
-                if version == 1 and p.commit_timestamp != DEFAULT
-                else now,
-                expire_timestamp=expire,
-            )
+    errors, offsets = offsets_to_commit(
+        request.topics,
+        broker.partition_exists,
+        lambda p: OffsetAndMetadata(
+            offset=p.committed_offset,
+            leader_epoch=p.committed_leader_epoch if version >= 6 else -1,
+            metadata=p.committed_metadata or "",
+            commit_timestamp=p.commit_timestamp if version == 1 and p.commit_timestamp != DEFAULT else now,
+            expire_timestamp=expire,
+        ),
+    )
     if offsets:
         errors.update(
             await coordinator.offsets.commit(

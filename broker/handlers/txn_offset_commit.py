@@ -24,9 +24,9 @@ offset-commit errors (Kafka's maybeConvertOffsetCommitError).
 
 from __future__ import annotations
 
+from broker.group.commit_request import offsets_to_commit
 from broker.group.records import OffsetAndMetadata, TxnProducer
 from broker.handlers.base import Handler, RequestContext
-from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.txn_offset_commit_request import TxnOffsetCommitRequest
 from protocol.messages.txn_offset_commit_response import (
@@ -43,20 +43,16 @@ async def handle(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOff
     broker = ctx.broker
     coordinator = broker.group_coordinator
     now = coordinator.now()
-    errors: dict[tuple[str, int], ErrorCode] = {}
-    offsets: dict[tuple[str, int], OffsetAndMetadata] = {}
-    for topic in request.topics:
-        for p in topic.partitions:
-            tp = (topic.name, p.partition_index)
-            if not broker.partition_exists(TopicPartition(*tp)):
-                errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
-                continue
-            offsets[tp] = OffsetAndMetadata(
-                offset=p.committed_offset,
-                leader_epoch=p.committed_leader_epoch if version >= 2 else -1,
-                metadata=p.committed_metadata or "",
-                commit_timestamp=now,
-            )
+    errors, offsets = offsets_to_commit(
+        request.topics,
+        broker.partition_exists,
+        lambda p: OffsetAndMetadata(
+            offset=p.committed_offset,
+            leader_epoch=p.committed_leader_epoch if version >= 2 else -1,
+            metadata=p.committed_metadata or "",
+            commit_timestamp=now,
+        ),
+    )
     if offsets:
         errors.update(
             await coordinator.offsets.txn_commit(

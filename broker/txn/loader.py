@@ -8,52 +8,31 @@ event loop every few milliseconds; meanwhile the partition answers COORDINATOR_L
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import struct
-import time
 
+from broker.coordinator.replay import replay_batches
 from broker.txn.records import read_key, read_value
 from broker.txn.state import TransactionMetadata
 from protocol.exceptions import ProtocolError
-from protocol.records import decode_batch, iter_batches
-from storage import Log, StorageError
+from protocol.records import BatchHeader, decode_batch
+from storage import Log
 
 log = logging.getLogger(__name__)
-
-YIELD_EVERY_S = 0.01
 
 
 async def replay(log_: Log, buffer_size: int) -> dict[str, TransactionMetadata]:
     """Every transactional id of ``log_`` as its last record left it."""
     loaded: dict[str, TransactionMetadata] = {}
-    offset = log_.log_start_offset
-    end = log_.log_end_offset
-    budget_start = time.monotonic()
-    while offset < end:
-        try:
-            data = log_.read_bytes(offset, buffer_size, max_offset=end)
-        except (StorageError, OSError) as exc:
-            log.error("stopped loading %s at offset %d: %s", log_, offset, exc)
-            break
-        if not data:
-            break
-        progressed = False
-        for pos, header in iter_batches(data):
-            offset = header.base_offset + header.last_offset_delta + 1
-            progressed = True
-            if header.is_control:
-                continue
-            _, records = decode_batch(data, pos)
-            for record in records:
-                _apply(loaded, record.key, record.value, header.base_offset + record.offset_delta)
-            if time.monotonic() - budget_start > YIELD_EVERY_S:
-                await asyncio.sleep(0)
-                budget_start = time.monotonic()
-        if not progressed:
-            break
-        await asyncio.sleep(0)
-        budget_start = time.monotonic()
+
+    def apply_batch(data: bytes, pos: int, header: BatchHeader) -> None:
+        if header.is_control:
+            return
+        _, records = decode_batch(data, pos)
+        for record in records:
+            _apply(loaded, record.key, record.value, header.base_offset + record.offset_delta)
+
+    await replay_batches(log_, buffer_size, apply_batch)
     return loaded
 
 

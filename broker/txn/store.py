@@ -22,19 +22,16 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from broker.cluster.metadata import TopicInfo
 from broker.cluster.topics import TopicError
+from broker.coordinator.partitions import CoordinatorPartitions
 from broker.group.hashing import partition_for
-from broker.replica.delayed_produce import DelayedProduce
 from broker.replica.partition import Partition
 from broker.txn import TRANSACTION_STATE_TOPIC
 from broker.txn.config import TxnConfig, transaction_topic_configs
 from broker.txn.loader import replay
 from broker.txn.records import build_records, key_bytes, value_bytes
 from broker.txn.state import TransactionMetadata, TxnState, TxnTransit
-from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
-from storage import RecordTooLargeError, StorageError
 from storage.clock import Clock
 from storage.fast_dataclass import dataclass
 
@@ -76,11 +73,12 @@ def append_error(error: ErrorCode) -> ErrorCode:
     return error
 
 
-class TransactionStateTopic:
+class TransactionStateTopic(CoordinatorPartitions):
+    topic = TRANSACTION_STATE_TOPIC
+
     def __init__(self, broker: Broker, config: TxnConfig, clock: Clock) -> None:
-        self.broker = broker
+        super().__init__(broker, clock)
         self.config = config
-        self.clock = clock
         #: partition index -> coordinator epoch, for partitions loaded and served.
         self.owned: dict[int, int] = {}
         self.loading: dict[int, int] = {}
@@ -89,15 +87,8 @@ class TransactionStateTopic:
         self.on_loaded_prepared: OnLoadedPrepared = lambda index, epoch, metadata: None
         #: Called with a partition index when this broker stops owning it.
         self.on_unloaded: Callable[[int], None] = lambda index: None
-        self._tasks: dict[int, asyncio.Task[None]] = {}
-        self._creation: asyncio.Future[None] | None = None
-        self.shutting_down = False
 
     # -- partitions -------------------------------------------------------------------------------
-
-    @property
-    def info(self) -> TopicInfo | None:
-        return self.broker.metadata.topic(TRANSACTION_STATE_TOPIC)
 
     @property
     def partition_count(self) -> int:
@@ -111,9 +102,6 @@ class TransactionStateTopic:
     def partition_for(self, transactional_id: str) -> int:
         return partition_for(transactional_id, self.partition_count)
 
-    def replica(self, index: int) -> Partition | None:
-        return self.broker.replica_manager.get(TopicPartition(TRANSACTION_STATE_TOPIC, index))
-
     def exists(self) -> bool:
         if self.broker.cluster_mode:
             return self.broker.metadata_cache.contains(TRANSACTION_STATE_TOPIC)
@@ -124,15 +112,7 @@ class TransactionStateTopic:
         the request that started it is cancelled). Raises :class:`TopicError`."""
         if self.exists():
             return
-        if self._creation is None:
-            self._creation = asyncio.ensure_future(self._create_topic())
-            self._creation.add_done_callback(self._created)
-        await asyncio.shield(self._creation)
-
-    def _created(self, task: asyncio.Future[None]) -> None:
-        self._creation = None
-        if not task.cancelled():
-            task.exception()  # retrieved: each awaiting request reports it
+        await self._create_once(self._create_topic)
 
     async def _create_topic(self) -> None:
         broker = self.broker
@@ -148,32 +128,18 @@ class TransactionStateTopic:
         if broker.cluster_mode:
             raise TopicError(E.COORDINATOR_NOT_AVAILABLE, "no ZooKeeper to create the transaction topic in")
         live = len(broker.live_broker_ids())
-        if rf > live:
-            log.warning(
-                "creating %s with replication factor %d: transaction.state.log.replication.factor=%d but "
-                "only %d broker(s) are alive (standalone mode)",
-                TRANSACTION_STATE_TOPIC,
-                live,
-                rf,
-                live,
-            )
-            rf = live
+        rf = self._standalone_replication_factor(rf, live, "transaction.state.log.replication.factor")
         created = await broker.topics.create_async(
             TRANSACTION_STATE_TOPIC, self.config.num_partitions, rf, configs=configs, allow_internal=True
         )
         assert created is not None
-        for index, state in enumerate(created.partitions):
-            if state.leader == broker.node_id:
-                self.on_elected(index, state.leader_epoch)
+        self._take_over_led(created.partitions)
 
     def start(self) -> None:
         """The embedded node: take over every local partition it leads (a restart is a replay)."""
         info = self.info
-        if info is None or self.broker.cluster_mode:
-            return
-        for index, state in enumerate(info.partitions):
-            if state.leader == self.broker.node_id:
-                self.on_elected(index, state.leader_epoch)
+        if info is not None and not self.broker.cluster_mode:
+            self._take_over_led(info.partitions)
 
     def on_elected(self, index: int, epoch: int) -> None:
         """This broker now leads partition ``index`` at ``epoch``: load it."""
@@ -186,7 +152,7 @@ class TransactionStateTopic:
             log.warning("elected for %s-%d, but it has no local replica", TRANSACTION_STATE_TOPIC, index)
             return
         self.loading[index] = epoch
-        self._tasks[index] = asyncio.get_running_loop().create_task(self._load(index, epoch, replica))
+        self._start_load(index, self._load(index, epoch, replica))
 
     async def _load(self, index: int, epoch: int, replica: Partition) -> None:
         try:
@@ -223,15 +189,6 @@ class TransactionStateTopic:
         """The loads in progress."""
         return list(self._tasks.values())
 
-    def on_leadership_change(self, leading: list[Partition], not_leading: list[Partition]) -> None:
-        """Cluster mode: a replica manager leadership listener (Kafka's onLeadershipChange)."""
-        for partition in leading:
-            if partition.tp.topic == TRANSACTION_STATE_TOPIC:
-                self.on_elected(partition.tp.partition, partition.leader_epoch)
-        for partition in not_leading:
-            if partition.tp.topic == TRANSACTION_STATE_TOPIC:
-                self.on_resigned(partition.tp.partition)
-
     def on_resigned(self, index: int) -> None:
         """Another broker leads partition ``index`` now: forget its transactions."""
         self._drop(index)
@@ -241,17 +198,9 @@ class TransactionStateTopic:
         self.owned.pop(index, None)
         self.loading.pop(index, None)
         self.transactions.pop(index, None)
-        task = self._tasks.pop(index, None)
-        if task is not None:
-            task.cancel()
+        self._cancel_load(index)
         if was_owned:
             self.on_unloaded(index)
-
-    def stop(self) -> None:
-        self.shutting_down = True
-        for task in self._tasks.values():
-            task.cancel()
-        self._tasks.clear()
 
     # -- the cache --------------------------------------------------------------------------------
 
@@ -304,7 +253,14 @@ class TransactionStateTopic:
         the caller retries the same transit (the marker sender's completion, as Kafka's
         retryOnError). Returns the error for the client."""
         value = None if transit.state is TxnState.DEAD else value_bytes(transit)
-        error = await self._write(self.partition_for(transactional_id), key_bytes(transactional_id), value)
+        key = key_bytes(transactional_id)
+        written = await self.write_batch(
+            self.partition_for(transactional_id),
+            lambda: build_records([(key, value)], self.clock.milliseconds()),
+            self.config.request_timeout_ms,
+            "transaction",
+        )
+        error = written.error
         metadata = self.still_owned(transactional_id, coordinator_epoch)
         if error != E.NONE:
             error = append_error(error)
@@ -322,40 +278,3 @@ class TransactionStateTopic:
             return E.NONE
         metadata.complete_transition(transit)
         return E.NONE
-
-    async def _write(self, index: int, key: bytes, value: bytes | None) -> ErrorCode:
-        replica = self.replica(index)
-        if replica is None:
-            return E.UNKNOWN_TOPIC_OR_PARTITION
-        if not replica.is_leader:
-            return E.NOT_LEADER_OR_FOLLOWER
-        leader_state = replica.leader_state
-        if leader_state is not None and leader_state.is_under_min_isr(replica.log.config.min_insync_replicas):
-            return E.NOT_ENOUGH_REPLICAS  # acks=all, as Kafka's EnforcedRequiredAcks
-        batch = build_records([(key, value)], self.clock.milliseconds())
-        try:
-            outcome = replica.append_internal(batch)
-        except RecordTooLargeError:
-            return E.MESSAGE_TOO_LARGE
-        except (StorageError, OSError) as exc:
-            return self.broker.replica_manager.storage_failure(
-                replica, exc, "appending transaction records to"
-            )
-        if outcome.error != E.NONE:
-            return outcome.error
-        # Kafka's BytesInPerSec / MessagesInPerSec count coordinator appends too.
-        self.broker.stats.produced(
-            replica.tp.topic, outcome.last_offset - outcome.base_offset + 1, len(batch)
-        )
-        last_offset = outcome.last_offset
-        if replica.log.flush_needed():
-            try:
-                await self.broker.disk.run(replica.log.flush, last_offset + 1)
-            except (StorageError, OSError) as exc:
-                log.error("cannot flush %s: %s", replica.tp, exc)
-                return E.KAFKA_STORAGE_ERROR
-        done, code = replica.check_enough_replicas_reach_offset(last_offset + 1)
-        if done:
-            return code
-        (code,) = await DelayedProduce([(replica, last_offset + 1)], self.config.request_timeout_ms).future
-        return code

@@ -5,7 +5,10 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from broker.group import OFFSETS_TOPIC, partition_for
+from broker.group.records import read_key
 from broker.group.state import GroupState
+from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode as E
 from protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
 from protocol.messages.offset_commit_request import (
@@ -23,6 +26,7 @@ from protocol.messages.offset_fetch_request import (
     OffsetFetchRequestGroup,
     OffsetFetchRequestTopics,
 )
+from protocol.records import decode_batch, iter_batches
 from tests.broker.test_group_coordinator import single_member_group
 from tests.broker.test_group_kit import GroupKit, run, subscription
 
@@ -54,6 +58,30 @@ def test_simple_consumer_commits_and_fetches(tmp_path: Path) -> None:
         assert await kit.fetch_offsets("other", {"t": [0]}) == {("t", 0): -1}
         group = kit.coord.groups[G]
         assert group.state is GroupState.EMPTY and group.generation_id == 0
+
+    run(tmp_path, scenario)
+
+
+def test_offset_commit_batches_start_at_sequence_0_group_metadata_has_none(tmp_path: Path) -> None:
+    """As Kafka's GroupMetadataManager: generateOffsetRecords builds an offset-commit batch with
+    base sequence 0 (and no producer), storeGroup a group-metadata batch with none (-1)."""
+
+    async def scenario(kit: GroupKit) -> None:
+        await topics(kit, "t")
+        member, generation = await single_member_group(kit)
+        committed = await kit.commit(G, {("t", 0): 5, ("t", 1): 6}, member_id=member, generation=generation)
+        assert committed == {("t", 0): 0, ("t", 1): 0}
+        replica = kit.broker.replica_manager.get(
+            TopicPartition(OFFSETS_TOPIC, partition_for(G, kit.coord.store.partition_count))
+        )
+        assert replica is not None
+        data = replica.log.read_bytes(0, 1 << 20)
+        kinds = []
+        for pos, header in iter_batches(data):
+            _, records = decode_batch(data, pos)
+            assert records[0].key is not None
+            kinds.append((type(read_key(records[0].key)).__name__, header.producer_id, header.base_sequence))
+        assert kinds == [("GroupKey", -1, -1), ("OffsetKey", -1, 0)]
 
     run(tmp_path, scenario)
 

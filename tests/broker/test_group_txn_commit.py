@@ -176,7 +176,8 @@ def test_the_batch_is_one_transactional_batch_of_the_producer(tmp_path: Path) ->
         assert len(headers) == 1
         (header,) = headers
         assert header.is_transactional and not header.is_control
-        assert (header.producer_id, header.producer_epoch, header.base_sequence) == (PID, EPOCH, -1)
+        # Kafka's GroupMetadataManager.generateOffsetRecords numbers the batch from sequence 0.
+        assert (header.producer_id, header.producer_epoch, header.base_sequence) == (PID, EPOCH, 0)
         assert header.last_offset_delta == 1  # two records
         assert replica.log.high_watermark == replica.log.log_end_offset  # answered once durable
 
