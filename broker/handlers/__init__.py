@@ -63,6 +63,10 @@ _EMBEDDED_MODULES = (
     # transactions, partition side
     "write_txn_markers",
     "describe_producers",
+    # authorization
+    "describe_acls",
+    "create_acls",
+    "delete_acls",
 )
 #: Served only in cluster mode.
 _CLUSTER_MODULES = (
