@@ -32,12 +32,12 @@ from .dynamic import (
 from .errors import ConfigError
 from .listeners import Listener
 from .registry import BROKER_CONFIGS, DYNAMIC_ONLY_CONFIGS, broker_definition
+from .schema import ConfigSource, ConfigValue, Password
+from .values import parse_value, raw_text
 
 #: Keys of Kafka's AclAuthorizer: not KafkaConfig keys (DescribeConfigs does not list them), but
 #: known, so neither warned about as unknown nor refused by the embedding API.
 AUTHORIZER_KEYS = frozenset({"super.users", "allow.everyone.if.no.acl.found"})
-from .schema import ConfigSource, ConfigValue, Password
-from .values import parse_value, raw_text
 
 if TYPE_CHECKING:
     from storage.config import LogConfig

@@ -43,8 +43,12 @@ def binding_of(creation: Any, version: int) -> AclBinding:
     kind = pattern_type(creation.resource_pattern_type) if version >= 1 else PatternType.LITERAL
     return AclBinding(
         ResourcePattern(resource_type(creation.resource_type), creation.resource_name, kind),
-        AccessControlEntry(creation.principal, creation.host, operation(creation.operation),
-                           permission(creation.permission_type)),
+        AccessControlEntry(
+            creation.principal,
+            creation.host,
+            operation(creation.operation),
+            permission(creation.permission_type),
+        ),
     )
 
 

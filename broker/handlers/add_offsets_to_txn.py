@@ -9,6 +9,13 @@ from __future__ import annotations
 
 from broker.group import OFFSETS_TOPIC
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import (
+    TRANSACTIONAL_ID,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    Op,
+    require,
+    require_group,
+)
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.add_offsets_to_txn_request import AddOffsetsToTxnRequest
@@ -18,6 +25,8 @@ API_KEY = 25
 
 
 async def handle(ctx: RequestContext, request: AddOffsetsToTxnRequest) -> AddOffsetsToTxnResponse:
+    require(ctx, Op.WRITE, TRANSACTIONAL_ID, request.transactional_id, TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    require_group(ctx, Op.READ, request.group_id)
     store = ctx.broker.group_coordinator.store
     partition = TopicPartition(OFFSETS_TOPIC, store.partition_for(request.group_id))
     error = await ctx.broker.txn_coordinator.add_partitions(

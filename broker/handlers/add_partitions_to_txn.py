@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import TRANSACTIONAL_ID, Op, authorize, checker, require_cluster
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.add_partitions_to_txn_request import (
@@ -46,6 +47,22 @@ def _result(transactional_id: str, errors: dict[TopicPartition, ErrorCode]) -> A
 
 async def _one(ctx: RequestContext, txn: AddPartitionsToTxnTransaction) -> AddPartitionsToTxnResult:
     partitions = _partitions(txn.topics)
+    if ctx.version < 4 and not authorize(ctx, Op.WRITE, TRANSACTIONAL_ID, txn.transactional_id):
+        return _result(
+            txn.transactional_id, dict.fromkeys(partitions, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        )
+    may_write = checker(ctx, Op.WRITE)
+    refused = {tp for tp in partitions if not may_write(tp.topic)}
+    if refused:
+        return _result(
+            txn.transactional_id,
+            {
+                tp: ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                if tp in refused
+                else ErrorCode.OPERATION_NOT_ATTEMPTED
+                for tp in partitions
+            },
+        )
     known = [tp for tp in partitions if ctx.broker.partition_exists(tp)]
     if len(known) != len(partitions):
         known_set = set(known)
@@ -73,6 +90,8 @@ async def _one(ctx: RequestContext, txn: AddPartitionsToTxnTransaction) -> AddPa
 
 
 async def handle(ctx: RequestContext, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse:
+    if ctx.version >= 4:
+        require_cluster(ctx, Op.CLUSTER_ACTION)  # v4+ comes from brokers (KIP-890 verification)
     if ctx.version < 4:
         txn = AddPartitionsToTxnTransaction(
             request.v3_and_below_transactional_id,

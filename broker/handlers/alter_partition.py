@@ -14,6 +14,7 @@ from collections.abc import Coroutine
 
 from broker.cluster.controller_driver import NotControllerError
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from protocol.error_codes import ErrorCode
 from protocol.messages.alter_partition_request import AlterPartitionRequest
 from protocol.messages.alter_partition_response import AlterPartitionResponse
@@ -24,6 +25,7 @@ API_KEY = 56
 def handle(
     ctx: RequestContext, request: AlterPartitionRequest
 ) -> AlterPartitionResponse | Coroutine[object, object, AlterPartitionResponse]:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     cluster = ctx.broker.zk_cluster
     if cluster is None or not cluster.is_active_controller:
         return AlterPartitionResponse(error_code=ErrorCode.NOT_CONTROLLER)

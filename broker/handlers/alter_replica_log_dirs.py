@@ -23,6 +23,7 @@ import logging
 from pathlib import Path
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.alter_replica_log_dirs_request import AlterReplicaLogDirsRequest
@@ -39,6 +40,7 @@ API_KEY = 34
 
 
 async def handle(ctx: RequestContext, request: AlterReplicaLogDirsRequest) -> AlterReplicaLogDirsResponse:
+    require_cluster(ctx, Op.ALTER)
     wanted: dict[TopicPartition, str] = {}
     for d in request.dirs:
         for topic in d.topics:

@@ -17,6 +17,7 @@ from collections.abc import Coroutine
 
 from broker.cluster.controller_driver import NotControllerError
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from broker.types import BrokerId
 from protocol.error_codes import ErrorCode
 from protocol.messages.controlled_shutdown_request import ControlledShutdownRequest
@@ -33,6 +34,7 @@ API_KEY = 7
 def handle(
     ctx: RequestContext, request: ControlledShutdownRequest
 ) -> ControlledShutdownResponse | Coroutine[object, object, ControlledShutdownResponse]:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     cluster = ctx.broker.zk_cluster
     if cluster is None or not cluster.is_active_controller:
         return ControlledShutdownResponse(error_code=ErrorCode.NOT_CONTROLLER)

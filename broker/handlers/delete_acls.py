@@ -30,7 +30,9 @@ API_KEY = 31
 
 
 def _all(request: DeleteAclsRequest, code: int, message: str | None) -> DeleteAclsResponse:
-    return DeleteAclsResponse(filter_results=[DeleteAclsFilterResult(code, message, []) for _ in request.filters])
+    return DeleteAclsResponse(
+        filter_results=[DeleteAclsFilterResult(code, message, []) for _ in request.filters]
+    )
 
 
 async def handle(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsResponse:
@@ -46,12 +48,21 @@ async def handle(ctx: RequestContext, request: DeleteAclsRequest) -> DeleteAclsR
     for filter_ in filters:
         unknown = filter_.unknown_element()
         if unknown is not None:
-            results.append(DeleteAclsFilterResult(INVALID_REQUEST, f"The filter has an unknown {unknown}", []))
+            results.append(
+                DeleteAclsFilterResult(INVALID_REQUEST, f"The filter has an unknown {unknown}", [])
+            )
             continue
         matching = [
             DeleteAclsMatchingAcl(
-                0, None, b.pattern.resource_type, b.pattern.name, b.pattern.pattern_type,
-                b.entry.principal, b.entry.host, b.entry.operation, b.entry.permission_type,
+                0,
+                None,
+                b.pattern.resource_type,
+                b.pattern.name,
+                b.pattern.pattern_type,
+                b.entry.principal,
+                b.entry.host,
+                b.entry.operation,
+                b.entry.permission_type,
             )
             for b in next(deleted)
         ]

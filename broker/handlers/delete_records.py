@@ -8,6 +8,7 @@ the high watermark is OFFSET_OUT_OF_RANGE, as in Kafka.
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, checker
 from protocol.error_codes import ErrorCode
 from protocol.messages.delete_records_request import DeleteRecordsRequest
 from protocol.messages.delete_records_response import (
@@ -24,12 +25,18 @@ HIGH_WATERMARK = -1
 async def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRecordsResponse:
     broker = ctx.broker
     topics: list[DeleteRecordsTopicResult] = []
+    may_delete = checker(ctx, Op.DELETE)
     for topic in request.topics:
         results: list[DeleteRecordsPartitionResult] = []
+        authorized = may_delete(topic.name)
         for p in topic.partitions:
             out = DeleteRecordsPartitionResult(
                 partition_index=p.partition_index, low_watermark=-1, error_code=0
             )
+            if not authorized:
+                out.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                results.append(out)
+                continue
             partition, out.error_code = broker.replica_manager.leader_for(topic.name, p.partition_index)
             if partition is not None:
                 target = partition.high_watermark if p.offset == HIGH_WATERMARK else p.offset

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 from broker.cluster.metadata import ZERO_UUID
 from broker.cluster.topics import TopicError
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, checker
 from protocol.error_codes import ErrorCode
 from protocol.messages.delete_topics_request import DeleteTopicsRequest
 from protocol.messages.delete_topics_response import DeletableTopicResult, DeleteTopicsResponse
@@ -46,6 +47,7 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
     if admin is not None:
         return await _handle_in_zookeeper(ctx, request, admin)
     wanted = _wanted(request, version)
+    may_delete = checker(ctx, Op.DELETE)
     results: list[DeletableTopicResult] = []
     for name, topic_id in wanted:
         result = DeletableTopicResult(
@@ -65,6 +67,11 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
                 continue
             name = info.name
             result.name = name
+        if not may_delete(name):
+            result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            result.error_message = "Authorization failed." if version >= 5 else None
+            results.append(result)
+            continue
         try:
             info = await broker.topics.delete_async(name)
             if version >= 6:
@@ -84,6 +91,7 @@ async def _handle_in_zookeeper(
     version = ctx.version
     results: list[DeletableTopicResult] = []
     marked: dict[str, DeletableTopicResult] = {}
+    may_delete = checker(ctx, Op.DELETE)
     blanket: ErrorCode | None = None
     if not admin.is_active_controller:
         blanket = ErrorCode.NOT_CONTROLLER
@@ -108,6 +116,10 @@ async def _handle_in_zookeeper(
                 result.error_message = "This server does not host this topic ID." if version >= 5 else None
                 continue
             result.name = name
+        if not may_delete(name):
+            result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            result.error_message = "Authorization failed." if version >= 5 else None
+            continue
         try:
             deleted_id = await admin.delete_topic(name)
         except TopicError as exc:

@@ -20,23 +20,31 @@ from broker.handlers.base import Handler, RequestContext
 from broker.security.acl import AccessControlEntry, AclOperation, ResourcePattern
 from broker.security.authz import authorize_cluster
 from protocol.messages.describe_acls_request import DescribeAclsRequest
-from protocol.messages.describe_acls_response import AclDescription, DescribeAclsResource, DescribeAclsResponse
+from protocol.messages.describe_acls_response import (
+    AclDescription,
+    DescribeAclsResource,
+    DescribeAclsResponse,
+)
 
 API_KEY = 29
 
 
 def handle(ctx: RequestContext, request: DescribeAclsRequest) -> DescribeAclsResponse:
     if not authorize_cluster(ctx, AclOperation.DESCRIBE):
-        return DescribeAclsResponse(error_code=CLUSTER_AUTHORIZATION_FAILED,
-                                    error_message="Cluster authorization failed.")
+        return DescribeAclsResponse(
+            error_code=CLUSTER_AUTHORIZATION_FAILED, error_message="Cluster authorization failed."
+        )
     authorizer = ctx.broker.authorizer
     if authorizer is None:
-        return DescribeAclsResponse(error_code=SECURITY_DISABLED,
-                                    error_message="No Authorizer is configured on the broker")
+        return DescribeAclsResponse(
+            error_code=SECURITY_DISABLED, error_message="No Authorizer is configured on the broker"
+        )
     filter_ = filter_of(request, ctx.version)
     unknown = filter_.unknown_element()
     if unknown is not None:
-        return DescribeAclsResponse(error_code=INVALID_REQUEST, error_message=f"The filter has an unknown {unknown}")
+        return DescribeAclsResponse(
+            error_code=INVALID_REQUEST, error_message=f"The filter has an unknown {unknown}"
+        )
     grouped: dict[ResourcePattern, list[AccessControlEntry]] = {}
     for binding in authorizer.acls(filter_):
         grouped.setdefault(binding.pattern, []).append(binding.entry)
@@ -45,11 +53,14 @@ def handle(ctx: RequestContext, request: DescribeAclsRequest) -> DescribeAclsRes
             pattern.resource_type,
             pattern.name,
             pattern.pattern_type,
-            [AclDescription(e.principal, e.host, e.operation, e.permission_type)
-             for e in sorted(entries, key=lambda e: (e.principal, e.host, e.operation, e.permission_type))],
+            [
+                AclDescription(e.principal, e.host, e.operation, e.permission_type)
+                for e in sorted(entries, key=lambda e: (e.principal, e.host, e.operation, e.permission_type))
+            ],
         )
-        for pattern, entries in sorted(grouped.items(), key=lambda kv: (kv[0].resource_type, kv[0].name,
-                                                                        kv[0].pattern_type))
+        for pattern, entries in sorted(
+            grouped.items(), key=lambda kv: (kv[0].resource_type, kv[0].name, kv[0].pattern_type)
+        )
     ]
     return DescribeAclsResponse(error_code=0, error_message=None, resources=resources)
 

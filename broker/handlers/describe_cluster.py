@@ -3,12 +3,16 @@
 The live brokers (as advertised on the caller's listener), the cluster id and the controller.
 v1 adds ``endpoint_type``: 1 asks for brokers (the only kind a broker serves); 2 (controllers)
 is answered with UNSUPPORTED_ENDPOINT_TYPE, as Kafka's brokers do.
+Needs DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED); the authorized operations, when
+asked, are the cluster operations the principal may do.
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
-from broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS
+from broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
+from broker.security.acl import CLUSTER_NAME, ResourceType
+from broker.security.authz import Op, authorized_operations, require_cluster
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_cluster_request import DescribeClusterRequest
 from protocol.messages.describe_cluster_response import DescribeClusterBroker, DescribeClusterResponse
@@ -18,6 +22,7 @@ BROKERS = 1
 
 
 def handle(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClusterResponse:
+    require_cluster(ctx, Op.DESCRIBE)
     broker = ctx.broker
     if ctx.version >= 1 and request.endpoint_type != BROKERS:
         return DescribeClusterResponse(
@@ -37,7 +42,7 @@ def handle(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClus
         controller_id=broker.controller_id,
         brokers=brokers,
         cluster_authorized_operations=(
-            CLUSTER_OPERATIONS
+            authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
             if request.include_cluster_authorized_operations
             else AUTHORIZED_OPERATIONS_OMITTED
         ),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
 from broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
+from broker.security.authz import GROUP, Op, authorized_operations, checker
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_groups_request import DescribeGroupsRequest
 from protocol.messages.describe_groups_response import (
@@ -29,7 +30,17 @@ def handle(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroup
     admin = ctx.broker.group_coordinator.admin
     include_ops = ctx.version >= 3 and request.include_authorized_operations
     groups = []
+    may_describe = checker(ctx, Op.DESCRIBE, GROUP)
     for group_id in request.groups:
+        if not may_describe(group_id):
+            groups.append(
+                DescribedGroup(
+                    error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
+                    group_id=group_id,
+                    authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+                )
+            )
+            continue
         error, summary = admin.describe(group_id)
         groups.append(
             DescribedGroup(
@@ -44,7 +55,7 @@ def handle(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroup
                     )
                     for m in summary.members
                 ],
-                authorized_operations=GROUP_OPERATIONS
+                authorized_operations=authorized_operations(ctx, GROUP, group_id)
                 if include_ops and error == ErrorCode.NONE
                 else AUTHORIZED_OPERATIONS_OMITTED,
             )

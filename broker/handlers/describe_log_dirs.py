@@ -16,6 +16,7 @@ import os
 from collections import defaultdict
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_log_dirs_request import DescribeLogDirsRequest
 from protocol.messages.describe_log_dirs_response import (
@@ -31,6 +32,7 @@ API_KEY = 35
 
 
 def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
+    require_cluster(ctx, Op.DESCRIBE)
     broker = ctx.broker
     wanted: dict[str, set[int]] | None = None
     if request.topics is not None and (request.topics or ctx.version > 0):

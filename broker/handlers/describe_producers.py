@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import Partition
+from broker.security.authz import Op, checker
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_producers_request import DescribeProducersRequest
@@ -31,9 +32,16 @@ def handle(ctx: RequestContext, request: DescribeProducersRequest) -> DescribePr
     replicas = broker.replica_manager
     cache = broker.metadata_cache if broker.cluster_mode else None
     topics: list[TopicResponse] = []
+    may_read = checker(ctx, Op.READ)
     for topic in request.topics:
         answers: list[PartitionResponse] = []
+        authorized = may_read(topic.name)
         for index in topic.partition_indexes:
+            if not authorized:
+                answers.append(
+                    PartitionResponse(partition_index=index, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                )
+                continue
             tp = TopicPartition(topic.name, index)
             partition = replicas.get(tp)
             if partition is None or replicas.is_offline(tp):

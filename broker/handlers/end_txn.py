@@ -11,6 +11,7 @@ INVALID_PRODUCER_ID_MAPPING. (v5's epoch bump per transaction, KIP-890 part 2, i
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import TRANSACTIONAL_ID, TRANSACTIONAL_ID_AUTHORIZATION_FAILED, Op, require
 from protocol.error_codes import ErrorCode
 from protocol.messages.end_txn_request import EndTxnRequest
 from protocol.messages.end_txn_response import EndTxnResponse
@@ -19,6 +20,7 @@ API_KEY = 26
 
 
 async def handle(ctx: RequestContext, request: EndTxnRequest) -> EndTxnResponse:
+    require(ctx, Op.WRITE, TRANSACTIONAL_ID, request.transactional_id, TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
     result = await ctx.broker.txn_coordinator.end_transaction(
         request.transactional_id, request.producer_id, request.producer_epoch, request.committed
     )

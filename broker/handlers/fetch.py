@@ -60,9 +60,9 @@ from collections.abc import Awaitable
 
 from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
-from broker.security.authz import Op, authorize_cluster, checker
 from broker.replica.fetch_session_cache import FetchSessionCache, SessionContext
 from broker.replica.partition import Partition
+from broker.security.authz import Op, authorize_cluster, checker
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
@@ -288,12 +288,16 @@ def _resolve(ctx: RequestContext, request: FetchRequest, reads_from_followers: b
         else:
             info = metadata.topic_by_id(topic.topic_id) if by_id else metadata.topic(topic.topic)
             named = None if info is None else (info.name, info.topic_id)
-        denied = may_read is not None and (named is not None or not by_id) and not may_read(
-            named[0] if named is not None else topic.topic
+        denied = (
+            may_read is not None
+            and (named is not None or not by_id)
+            and not may_read(named[0] if named is not None else topic.topic)
         )
         for p in topic.partitions:
             if denied:
-                targets.append(_Target(topic.topic, topic.topic_id, p, None, ErrorCode.TOPIC_AUTHORIZATION_FAILED))
+                targets.append(
+                    _Target(topic.topic, topic.topic_id, p, None, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                )
                 continue
             if named is None:
                 code = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION

@@ -10,6 +10,7 @@ coordinator is loading the group it answers NONE, as Kafka does.
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_group
 from protocol.messages.heartbeat_request import HeartbeatRequest
 from protocol.messages.heartbeat_response import HeartbeatResponse
 
@@ -17,6 +18,7 @@ API_KEY = 12
 
 
 def handle(ctx: RequestContext, request: HeartbeatRequest) -> HeartbeatResponse:
+    require_group(ctx, Op.READ, request.group_id)
     error = ctx.broker.group_coordinator.heartbeat(
         request.group_id,
         request.member_id,

@@ -37,6 +37,7 @@ from broker.handlers.configs_common import (
     alter_resource_async,
 )
 from broker.loggers import alter_logger_levels
+from broker.security.authz import Op, config_refusal
 from protocol.error_codes import ErrorCode
 from protocol.messages.incremental_alter_configs_request import (
     AlterConfigsResource,
@@ -61,6 +62,11 @@ async def handle(
             resource_type=resource.resource_type,
             resource_name=resource.resource_name,
         )
+        refused = config_refusal(ctx, resource.resource_type, resource.resource_name, Op.ALTER_CONFIGS)
+        if refused is not None:
+            out.error_code, out.error_message = refused, None
+            responses.append(out)
+            continue
         if resource.resource_type == RESOURCE_BROKER:
             out.error_code, out.error_message = await alter_broker_configs(
                 ctx,

@@ -18,6 +18,7 @@ from __future__ import annotations
 from broker.group import JoinRequest
 from broker.group.member import JoinResult, client_host
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_group
 from protocol.messages.join_group_request import JoinGroupRequest
 from protocol.messages.join_group_response import JoinGroupResponse, JoinGroupResponseMember
 
@@ -25,6 +26,7 @@ API_KEY = 11
 
 
 async def handle(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
+    require_group(ctx, Op.READ, request.group_id)
     version = ctx.version
     instance_id = request.group_instance_id if version >= 5 else None
     join = JoinRequest(

@@ -25,6 +25,7 @@ from collections.abc import Coroutine
 
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.control import PartitionTransition
+from broker.security.authz import Op, require_cluster
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.error_responses import error_response
@@ -45,6 +46,7 @@ API_KEY = 4
 def handle(
     ctx: RequestContext, request: LeaderAndIsrRequest
 ) -> Message | Coroutine[object, object, Message | None] | None:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     broker = ctx.broker
     if broker.is_broker_epoch_stale(request.broker_epoch):
         log.info(

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from broker.group import LeavingMember
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_group
 from protocol.error_codes import ErrorCode
 from protocol.messages.leave_group_request import LeaveGroupRequest
 from protocol.messages.leave_group_response import LeaveGroupResponse, MemberResponse
@@ -20,6 +21,7 @@ API_KEY = 13
 
 
 def handle(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
+    require_group(ctx, Op.READ, request.group_id)
     version = ctx.version
     if version >= 3:
         leaving = [

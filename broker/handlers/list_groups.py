@@ -10,6 +10,7 @@ far are listed anyway).
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import GROUP, Op, authorize_cluster, checker
 from protocol.messages.list_groups_request import ListGroupsRequest
 from protocol.messages.list_groups_response import ListedGroup, ListGroupsResponse
 
@@ -21,6 +22,10 @@ def handle(ctx: RequestContext, request: ListGroupsRequest) -> ListGroupsRespons
     error, groups = ctx.broker.group_coordinator.admin.list(
         request.states_filter if version >= 4 else [], request.types_filter if version >= 5 else []
     )
+    if not authorize_cluster(ctx, Op.DESCRIBE):
+        # Without DESCRIBE on the cluster, the groups the principal may describe.
+        may_describe = checker(ctx, Op.DESCRIBE, GROUP)
+        groups = [g for g in groups if may_describe(g.group_id)]
     return ListGroupsResponse(
         throttle_time_ms=0,
         error_code=error,

@@ -13,6 +13,7 @@ from collections.abc import Coroutine
 
 from broker.cluster.controller_driver import NotControllerError
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.list_partition_reassignments_request import ListPartitionReassignmentsRequest
@@ -35,6 +36,7 @@ def _not_controller() -> ListPartitionReassignmentsResponse:
 def handle(
     ctx: RequestContext, request: ListPartitionReassignmentsRequest
 ) -> ListPartitionReassignmentsResponse | Coroutine[object, object, ListPartitionReassignmentsResponse]:
+    require_cluster(ctx, Op.DESCRIBE)
     cluster = ctx.broker.zk_cluster
     if cluster is None or not cluster.is_active_controller:
         return _not_controller()

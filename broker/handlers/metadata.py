@@ -147,7 +147,10 @@ def _authorized_to_create(ctx: RequestContext, names: list[str]) -> list[str]:
 
 
 def _authorize_topics(
-    ctx: RequestContext, request: MetadataRequest, topics: list[MetadataResponseTopic], all_topics: bool,
+    ctx: RequestContext,
+    request: MetadataRequest,
+    topics: list[MetadataResponseTopic],
+    all_topics: bool,
     include_ops: bool,
 ) -> list[MetadataResponseTopic]:
     """Leave out (all topics) or refuse (named) what may not be described; a named topic that
@@ -161,7 +164,10 @@ def _authorize_topics(
         if name is None:  # an unknown topic id: nothing to authorize
             kept.append(topic)
             continue
-        missing = topic.error_code in (ErrorCode.UNKNOWN_TOPIC_OR_PARTITION, ErrorCode.INVALID_TOPIC_EXCEPTION)
+        missing = topic.error_code in (
+            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+            ErrorCode.INVALID_TOPIC_EXCEPTION,
+        )
         allowed = may_describe(name) and not (missing and may_create is not None and not may_create(name))
         if allowed:
             if include_ops and topic.error_code == ErrorCode.NONE:
@@ -169,12 +175,14 @@ def _authorize_topics(
             kept.append(topic)
         elif not all_topics:
             by_id = topic.topic_id != ZERO_UUID and _named_by_id(request, topic.topic_id)
-            kept.append(MetadataResponseTopic(
-                error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
-                name=None if by_id else name,
-                topic_id=topic.topic_id if by_id else ZERO_UUID,
-                is_internal=False,
-            ))
+            kept.append(
+                MetadataResponseTopic(
+                    error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                    name=None if by_id else name,
+                    topic_id=topic.topic_id if by_id else ZERO_UUID,
+                    is_internal=False,
+                )
+            )
     return kept
 
 
@@ -314,9 +322,7 @@ def _answer(
         cluster_id=broker.cluster_id,
         controller_id=broker.controller_id,
         topics=topics,
-        cluster_authorized_operations=cluster_ops
-        if include_cluster_ops
-        else AUTHORIZED_OPERATIONS_OMITTED,
+        cluster_authorized_operations=cluster_ops if include_cluster_ops else AUTHORIZED_OPERATIONS_OMITTED,
     )
 
 

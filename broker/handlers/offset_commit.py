@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from broker.group.records import OffsetAndMetadata
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, checker, require_group
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.offset_commit_request import OffsetCommitRequest
@@ -31,6 +32,8 @@ DEFAULT = -1
 
 
 async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse:
+    require_group(ctx, Op.READ, request.group_id)
+    may_read = checker(ctx, Op.READ)
     version = ctx.version
     broker = ctx.broker
     coordinator = broker.group_coordinator
@@ -42,6 +45,9 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
     for topic in request.topics:
         for p in topic.partitions:
             tp = (topic.name, p.partition_index)
+            if not may_read(topic.name):
+                errors[tp] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                continue
             if not broker.partition_exists(TopicPartition(*tp)):
                 errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue

@@ -19,6 +19,7 @@ from collections.abc import Coroutine
 
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.control import NO_EPOCH, ReplicaStop
+from broker.security.authz import Op, require_cluster
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.stop_replica_request import StopReplicaRequest
@@ -32,6 +33,7 @@ API_KEY = 5
 def handle(
     ctx: RequestContext, request: StopReplicaRequest
 ) -> StopReplicaResponse | Coroutine[object, object, StopReplicaResponse]:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     broker = ctx.broker
     if broker.is_broker_epoch_stale(request.broker_epoch):
         log.info(

@@ -13,6 +13,7 @@ COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID.
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_group
 from protocol.error_codes import ErrorCode
 from protocol.messages.sync_group_request import SyncGroupRequest
 from protocol.messages.sync_group_response import SyncGroupResponse
@@ -21,6 +22,7 @@ API_KEY = 14
 
 
 async def handle(ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
+    require_group(ctx, Op.READ, request.group_id)
     version = ctx.version
     if version >= 5 and (request.protocol_type is None or request.protocol_name is None):
         return SyncGroupResponse(error_code=ErrorCode.INCONSISTENT_GROUP_PROTOCOL, assignment=b"")

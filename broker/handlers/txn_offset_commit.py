@@ -26,6 +26,14 @@ from __future__ import annotations
 
 from broker.group.records import OffsetAndMetadata, TxnProducer
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import (
+    TRANSACTIONAL_ID,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    Op,
+    checker,
+    require,
+    require_group,
+)
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.txn_offset_commit_request import TxnOffsetCommitRequest
@@ -39,6 +47,9 @@ API_KEY = 28
 
 
 async def handle(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
+    require(ctx, Op.WRITE, TRANSACTIONAL_ID, request.transactional_id, TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    require_group(ctx, Op.READ, request.group_id)
+    may_read = checker(ctx, Op.READ)
     version = ctx.version
     broker = ctx.broker
     coordinator = broker.group_coordinator
@@ -48,6 +59,9 @@ async def handle(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOff
     for topic in request.topics:
         for p in topic.partitions:
             tp = (topic.name, p.partition_index)
+            if not may_read(topic.name):
+                errors[tp] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                continue
             if not broker.partition_exists(TopicPartition(*tp)):
                 errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 continue

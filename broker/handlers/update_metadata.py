@@ -18,6 +18,7 @@ from __future__ import annotations
 import logging
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from protocol.error_codes import ErrorCode
 from protocol.messages.update_metadata_request import UpdateMetadataRequest
 from protocol.messages.update_metadata_response import UpdateMetadataResponse
@@ -28,6 +29,7 @@ API_KEY = 6
 
 
 def handle(ctx: RequestContext, request: UpdateMetadataRequest) -> UpdateMetadataResponse:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     broker = ctx.broker
     if broker.is_broker_epoch_stale(request.broker_epoch):
         log.info(

@@ -14,6 +14,7 @@ answered.
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from protocol.messages.write_txn_markers_request import WriteTxnMarkersRequest
 from protocol.messages.write_txn_markers_response import WriteTxnMarkersResponse
 
@@ -21,6 +22,7 @@ API_KEY = 27
 
 
 async def handle(ctx: RequestContext, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     results = await ctx.broker.replica_manager.write_txn_markers(request.markers)
     return WriteTxnMarkersResponse(markers=results)
 

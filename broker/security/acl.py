@@ -65,11 +65,23 @@ Op = AclOperation
 #: AclEntry.supportedOperations: what authorized-operations bit fields are computed over.
 SUPPORTED_OPERATIONS: dict[ResourceType, tuple[AclOperation, ...]] = {
     ResourceType.TOPIC: (
-        Op.READ, Op.WRITE, Op.CREATE, Op.DESCRIBE, Op.DELETE, Op.ALTER, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS,
+        Op.READ,
+        Op.WRITE,
+        Op.CREATE,
+        Op.DESCRIBE,
+        Op.DELETE,
+        Op.ALTER,
+        Op.DESCRIBE_CONFIGS,
+        Op.ALTER_CONFIGS,
     ),
     ResourceType.GROUP: (Op.READ, Op.DESCRIBE, Op.DELETE),
     ResourceType.CLUSTER: (
-        Op.CREATE, Op.CLUSTER_ACTION, Op.DESCRIBE_CONFIGS, Op.ALTER_CONFIGS, Op.IDEMPOTENT_WRITE, Op.ALTER,
+        Op.CREATE,
+        Op.CLUSTER_ACTION,
+        Op.DESCRIBE_CONFIGS,
+        Op.ALTER_CONFIGS,
+        Op.IDEMPOTENT_WRITE,
+        Op.ALTER,
         Op.DESCRIBE,
     ),
     ResourceType.TRANSACTIONAL_ID: (Op.DESCRIBE, Op.WRITE),
@@ -126,8 +138,10 @@ class ResourcePattern:
     pattern_type: PatternType
 
     def __str__(self) -> str:
-        return f"ResourcePattern(resourceType={self.resource_type.name}, name={self.name}, " \
-               f"patternType={self.pattern_type.name})"
+        return (
+            f"ResourcePattern(resourceType={self.resource_type.name}, name={self.name}, "
+            f"patternType={self.pattern_type.name})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,8 +152,10 @@ class AccessControlEntry:
     permission_type: AclPermissionType
 
     def __str__(self) -> str:
-        return f"(principal={self.principal}, host={self.host}, operation={self.operation.name}, " \
-               f"permissionType={self.permission_type.name})"
+        return (
+            f"(principal={self.principal}, host={self.host}, operation={self.operation.name}, "
+            f"permissionType={self.permission_type.name})"
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,7 +204,10 @@ class AclBindingFilter:
         that would apply to the name; ANY and a concrete type compare names exactly."""
         if self.resource_type is not ResourceType.ANY and self.resource_type != pattern.resource_type:
             return False
-        if self.pattern_type not in (PatternType.ANY, PatternType.MATCH) and self.pattern_type != pattern.pattern_type:
+        if (
+            self.pattern_type not in (PatternType.ANY, PatternType.MATCH)
+            and self.pattern_type != pattern.pattern_type
+        ):
             return False
         if self.name is None:
             return True
@@ -205,14 +224,18 @@ class AclBindingFilter:
             (self.principal is None or self.principal == entry.principal)
             and (self.host is None or self.host == entry.host)
             and (self.operation is Op.ANY or self.operation == entry.operation)
-            and (self.permission_type is AclPermissionType.ANY or self.permission_type == entry.permission_type)
+            and (
+                self.permission_type is AclPermissionType.ANY or self.permission_type == entry.permission_type
+            )
         )
 
     def matches(self, binding: AclBinding) -> bool:
         return self.matches_pattern(binding.pattern) and self.matches_entry(binding.entry)
 
 
-def entry_applies(entry: AccessControlEntry, principal: str, host: str, operations: frozenset[AclOperation]) -> bool:
+def entry_applies(
+    entry: AccessControlEntry, principal: str, host: str, operations: frozenset[AclOperation]
+) -> bool:
     """The entry names this principal (or User:*), host (or *) and one of ``operations``."""
     return (
         entry.operation in operations

@@ -17,7 +17,13 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from broker.security.acl import AccessControlEntry, ResourcePattern, pascal, pattern_type_named, resource_type_named
+from broker.security.acl import (
+    AccessControlEntry,
+    ResourcePattern,
+    pascal,
+    pattern_type_named,
+    resource_type_named,
+)
 from broker.security.acl_json import AclJsonError, decode_entry, entry_map
 from storage.fs import FileSystem
 
@@ -31,11 +37,14 @@ def encode_document(acls: dict[ResourcePattern, Entries]) -> bytes:
             "resourceType": pascal(pattern.resource_type.name),
             "patternType": pattern.pattern_type.name,
             "name": pattern.name,
-            "acls": [entry_map(e) for e in sorted(entries, key=lambda e: (e.principal, e.host, e.operation,
-                                                                            e.permission_type))],
+            "acls": [
+                entry_map(e)
+                for e in sorted(entries, key=lambda e: (e.principal, e.host, e.operation, e.permission_type))
+            ],
         }
-        for pattern, entries in sorted(acls.items(), key=lambda kv: (kv[0].resource_type, kv[0].pattern_type,
-                                                                      kv[0].name))
+        for pattern, entries in sorted(
+            acls.items(), key=lambda kv: (kv[0].resource_type, kv[0].pattern_type, kv[0].name)
+        )
         if entries
     ]
     return json.dumps({"version": 1, "resources": resources}, indent=1, ensure_ascii=False).encode()
@@ -49,7 +58,9 @@ def decode_document(data: bytes) -> dict[ResourcePattern, Entries]:
         acls: dict[ResourcePattern, Entries] = {}
         for item in document["resources"]:
             pattern = ResourcePattern(
-                resource_type_named(item["resourceType"]), str(item["name"]), pattern_type_named(item["patternType"])
+                resource_type_named(item["resourceType"]),
+                str(item["name"]),
+                pattern_type_named(item["patternType"]),
             )
             acls[pattern] = frozenset(decode_entry(e) for e in item["acls"])
         return acls

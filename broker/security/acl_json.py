@@ -56,7 +56,10 @@ def decode_entry(item: Any) -> AccessControlEntry:
         if ":" not in principal:
             raise AclJsonError(f"bad principal {principal!r}")
         return AccessControlEntry(
-            principal, host, operation_named(str(item["operation"])), permission_named(str(item["permissionType"]))
+            principal,
+            host,
+            operation_named(str(item["operation"])),
+            permission_named(str(item["permissionType"])),
         )
     except (KeyError, TypeError, ValueError) as exc:
         raise AclJsonError(f"bad ACL entry {item!r}: {exc}") from exc
@@ -72,7 +75,11 @@ def decode_entries(data: bytes) -> frozenset[AccessControlEntry]:
         raise AclJsonError(f"ACL znode is not JSON: {exc}") from exc
     if value is None:
         return frozenset()
-    if not isinstance(value, dict) or value.get("version") != VERSION or not isinstance(value.get("acls"), list):
+    if (
+        not isinstance(value, dict)
+        or value.get("version") != VERSION
+        or not isinstance(value.get("acls"), list)
+    ):
         raise AclJsonError(f"unsupported ACL JSON: {data[:200]!r}")
     return frozenset(decode_entry(item) for item in value["acls"])
 
@@ -83,12 +90,14 @@ def encode_literal_change(pattern: ResourcePattern) -> bytes:
 
 
 def encode_extended_change(pattern: ResourcePattern) -> bytes:
-    return _dumps({
-        "version": VERSION,
-        "resourceType": pattern.resource_type.name,
-        "name": pattern.name,
-        "patternType": pattern.pattern_type.name,
-    })
+    return _dumps(
+        {
+            "version": VERSION,
+            "resourceType": pattern.resource_type.name,
+            "name": pattern.name,
+            "patternType": pattern.pattern_type.name,
+        }
+    )
 
 
 def decode_change(data: bytes, *, extended: bool) -> ResourcePattern:

@@ -27,10 +27,10 @@ from typing import Protocol
 
 from broker.security.acl import (
     CLUSTER_NAME,
+    SUPPORTED_OPERATIONS,
     WILDCARD_HOST,
     WILDCARD_PRINCIPAL,
     WILDCARD_RESOURCE,
-    SUPPORTED_OPERATIONS,
     AccessControlEntry,
     AclBinding,
     AclBindingFilter,
@@ -73,7 +73,9 @@ def parse_super_users(text: str | None) -> frozenset[str]:
 
 
 class AclAuthorizer:
-    def __init__(self, store: AclStore, *, super_users: Iterable[str] = (), allow_if_no_acl: bool = False) -> None:
+    def __init__(
+        self, store: AclStore, *, super_users: Iterable[str] = (), allow_if_no_acl: bool = False
+    ) -> None:
         self.store = store
         self.super_users = frozenset(super_users)
         self.allow_if_no_acl = allow_if_no_acl
@@ -122,8 +124,9 @@ class AclAuthorizer:
 
     # -- decisions --------------------------------------------------------------------------------
 
-    def authorize(self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType,
-                  name: str) -> bool:
+    def authorize(
+        self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType, name: str
+    ) -> bool:
         key = (principal, host, operation, resource_type, name)
         decision = self._cache.get(key)
         if decision is None:
@@ -146,8 +149,9 @@ class AclAuthorizer:
                 found.extend(e for i in range(1, len(name) + 1) if (e := prefixed.get(name[:i])))
         return found
 
-    def _decide(self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType,
-                name: str) -> bool:
+    def _decide(
+        self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType, name: str
+    ) -> bool:
         if principal in self.super_users:
             return True
         acls = self._matching(resource_type, name)
@@ -177,8 +181,9 @@ class AclAuthorizer:
                 bits |= 1 << operation
         return bits
 
-    def authorize_by_resource_type(self, principal: str, host: str, operation: AclOperation,
-                                   resource_type: ResourceType) -> bool:
+    def authorize_by_resource_type(
+        self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType
+    ) -> bool:
         """Kafka's authorizeByResourceType: could the principal do ``operation`` on some resource of
         the type? Allowed by an ALLOW literal or prefix not shadowed by a DENY on the wildcard, the
         same name, or a prefix of it."""
@@ -188,9 +193,11 @@ class AclAuthorizer:
 
         def names(index: dict[str, Entries], permission: AclPermissionType) -> set[str]:
             return {
-                name for name, entries in index.items()
+                name
+                for name, entries in index.items()
                 if any(
-                    e.permission_type is permission and e.operation in ops
+                    e.permission_type is permission
+                    and e.operation in ops
                     and (e.principal == principal or e.principal == WILDCARD_PRINCIPAL)
                     and (e.host == host or e.host == WILDCARD_HOST)
                     for e in entries
@@ -244,16 +251,22 @@ class AclAuthorizer:
         async with self._write_lock:
             candidates = set(self._acls)
             for filter_ in filters:
-                if filter_.name is not None and filter_.resource_type not in (ResourceType.ANY,) \
-                        and filter_.pattern_type in (PatternType.LITERAL, PatternType.PREFIXED):
+                if (
+                    filter_.name is not None
+                    and filter_.resource_type not in (ResourceType.ANY,)
+                    and filter_.pattern_type in (PatternType.LITERAL, PatternType.PREFIXED)
+                ):
                     candidates.add(ResourcePattern(filter_.resource_type, filter_.name, filter_.pattern_type))
             for pattern in candidates:
                 matching = [(i, f) for i, f in enumerate(filters) if f.matches_pattern(pattern)]
                 if not matching:
                     continue
 
-                def change(current: Entries, matching: list[tuple[int, AclBindingFilter]] = matching,
-                           pattern: ResourcePattern = pattern) -> Entries:
+                def change(
+                    current: Entries,
+                    matching: list[tuple[int, AclBindingFilter]] = matching,
+                    pattern: ResourcePattern = pattern,
+                ) -> Entries:
                     removed = set()
                     for entry in current:
                         for i, f in matching:

@@ -22,7 +22,9 @@ def _setting(broker: Broker, name: str) -> str | None:
 
 async def start_authorizer(broker: Broker) -> AclAuthorizer:
     super_users = parse_super_users(_setting(broker, "super.users"))
-    allow_if_no_acl = (_setting(broker, "allow.everyone.if.no.acl.found") or "false").strip().lower() == "true"
+    allow_if_no_acl = (
+        _setting(broker, "allow.everyone.if.no.acl.found") or "false"
+    ).strip().lower() == "true"
     authorizer: AclAuthorizer
     if broker.zk_cluster is not None:
         from broker.security.zk_acls import ZkAclStore

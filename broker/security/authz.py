@@ -53,7 +53,9 @@ def require_cluster(ctx: RequestContext, operation: AclOperation) -> None:
         raise ApiError(CLUSTER_AUTHORIZATION_FAILED, "Request not authorized on the cluster")
 
 
-def checker(ctx: RequestContext, operation: AclOperation, resource_type: ResourceType = TOPIC) -> Callable[[str], bool]:
+def checker(
+    ctx: RequestContext, operation: AclOperation, resource_type: ResourceType = TOPIC
+) -> Callable[[str], bool]:
     """A per-request check by name, remembering each answer (a produce names a topic once per
     partition)."""
     authorizer = ctx.broker.authorizer
@@ -71,17 +73,26 @@ def checker(ctx: RequestContext, operation: AclOperation, resource_type: Resourc
     return check
 
 
-def filter_authorized(ctx: RequestContext, operation: AclOperation, resource_type: ResourceType,
-                      items: Iterable[T], name: Callable[[T], str]) -> list[T]:
+def filter_authorized(
+    ctx: RequestContext,
+    operation: AclOperation,
+    resource_type: ResourceType,
+    items: Iterable[T],
+    name: Callable[[T], str],
+) -> list[T]:
     check = checker(ctx, operation, resource_type)
     return [item for item in items if check(name(item))]
 
 
-def authorize_by_resource_type(ctx: RequestContext, operation: AclOperation, resource_type: ResourceType) -> bool:
+def authorize_by_resource_type(
+    ctx: RequestContext, operation: AclOperation, resource_type: ResourceType
+) -> bool:
     authorizer = ctx.broker.authorizer
     if authorizer is None:
         return True
-    return authorizer.authorize_by_resource_type(str(ctx.security.principal), host_of(ctx), operation, resource_type)
+    return authorizer.authorize_by_resource_type(
+        str(ctx.security.principal), host_of(ctx), operation, resource_type
+    )
 
 
 def authorized_operations(ctx: RequestContext, resource_type: ResourceType, name: str) -> int:
@@ -98,3 +109,35 @@ def authorized_operations(ctx: RequestContext, resource_type: ResourceType, name
 
 def _always(_name: str) -> bool:
     return True
+
+
+def require(
+    ctx: RequestContext, operation: AclOperation, resource_type: ResourceType, name: str, code: int
+) -> None:
+    """Refuse the whole request with ``code`` (its api's error response) unless allowed."""
+    if not authorize(ctx, operation, resource_type, name):
+        raise ApiError(code)
+
+
+def require_group(ctx: RequestContext, operation: AclOperation, group_id: str) -> None:
+    require(ctx, operation, GROUP, group_id, GROUP_AUTHORIZATION_FAILED)
+
+
+#: ConfigResource types (DescribeConfigs, AlterConfigs, IncrementalAlterConfigs).
+_CONFIG_TOPIC = 2
+_CONFIG_BROKER = 4
+_CONFIG_BROKER_LOGGER = 8
+
+
+def config_refusal(
+    ctx: RequestContext, config_resource_type: int, name: str, operation: AclOperation
+) -> int | None:
+    """The error for a config resource the principal may not describe or alter (KafkaApis: a topic
+    needs the operation on it, a broker or broker logger on the cluster); None when allowed."""
+    if ctx.broker.authorizer is None:
+        return None
+    if config_resource_type == _CONFIG_TOPIC:
+        return None if authorize(ctx, operation, TOPIC, name) else TOPIC_AUTHORIZATION_FAILED
+    if config_resource_type in (_CONFIG_BROKER, _CONFIG_BROKER_LOGGER):
+        return None if authorize_cluster(ctx, operation) else CLUSTER_AUTHORIZATION_FAILED
+    return None

@@ -65,7 +65,10 @@ class ZkAclStore:
             children = await self.zk.get_children(changes, watch=self._watcher(changes)) or []
             self._last_seen[changes] = children[-1] if children else ""
         acls: dict[ResourcePattern, Entries] = {}
-        for root, pattern_type in ((LITERAL_ROOT, PatternType.LITERAL), (PREFIXED_ROOT, PatternType.PREFIXED)):
+        for root, pattern_type in (
+            (LITERAL_ROOT, PatternType.LITERAL),
+            (PREFIXED_ROOT, PatternType.PREFIXED),
+        ):
             for type_name in await self.zk.get_children(root) or []:
                 try:
                     resource_type = resource_type_named(type_name)
@@ -108,10 +111,13 @@ class ZkAclStore:
                 continue  # another writer was first: apply the change to its result
             break
         if pattern.pattern_type is PatternType.LITERAL:
-            await self.zk.create(f"{LITERAL_CHANGES}/{CHANGE_PREFIX}", encode_literal_change(pattern), sequential=True)
+            await self.zk.create(
+                f"{LITERAL_CHANGES}/{CHANGE_PREFIX}", encode_literal_change(pattern), sequential=True
+            )
         else:
-            await self.zk.create(f"{EXTENDED_CHANGES}/{CHANGE_PREFIX}", encode_extended_change(pattern),
-                                 sequential=True)
+            await self.zk.create(
+                f"{EXTENDED_CHANGES}/{CHANGE_PREFIX}", encode_extended_change(pattern), sequential=True
+            )
         return new
 
     # -- change notifications ---------------------------------------------------------------------

@@ -69,7 +69,7 @@ from protocol.messages.heartbeat_request import HeartbeatRequest
 stand_in = h.HANDLERS[12]
 assert 'broker.handlers.heartbeat' not in sys.modules
 coordinator = SimpleNamespace(heartbeat=lambda group, member, instance, generation: 27)
-ctx = SimpleNamespace(version=4, broker=SimpleNamespace(group_coordinator=coordinator))
+ctx = SimpleNamespace(version=4, broker=SimpleNamespace(group_coordinator=coordinator, authorizer=None))
 response = stand_in.handle(ctx, HeartbeatRequest('g', 1, 'm'))
 assert type(response).__name__ == 'HeartbeatResponse' and response.error_code == 27, response
 assert h.HANDLERS[12] is sys.modules['broker.handlers.heartbeat'].HANDLER
