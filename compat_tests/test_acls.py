@@ -449,5 +449,5 @@ def test_acls_survive_a_restart(tmp_path: Path) -> None:
 
 def test_an_unknown_authorizer_is_refused_at_start(tmp_path: Path) -> None:
     process = BrokerProcess(tmp_path / "data", {"authorizer.class.name": "com.example.MyAuthorizer"})
-    with pytest.raises(RuntimeError, match="authorizer.class.name"):
+    with pytest.raises(RuntimeError, match=r"authorizer\.class\.name"):
         process.start()
