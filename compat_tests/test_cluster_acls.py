@@ -19,9 +19,14 @@ from broker.security.acl import AclOperation, ResourceType
 from compat_tests.zookeeper import ZooKeeperServer
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
-from confluent_kafka.admin import AclBinding, AclBindingFilter, AclPermissionType, AdminClient  # noqa: E402
+from confluent_kafka.admin import (  # noqa: E402
+    AclBinding,
+    AclBindingFilter,
+    AclPermissionType,
+    AdminClient,
+    ResourcePatternType,
+)
 from confluent_kafka.admin import AclOperation as COp  # noqa: E402
-from confluent_kafka.admin import ResourcePatternType  # noqa: E402
 from confluent_kafka.admin import ResourceType as CType  # noqa: E402
 
 TIMEOUT = 30.0
