@@ -451,3 +451,89 @@ def test_an_unknown_authorizer_is_refused_at_start(tmp_path: Path) -> None:
     process = BrokerProcess(tmp_path / "data", {"authorizer.class.name": "com.example.MyAuthorizer"})
     with pytest.raises(RuntimeError, match=r"authorizer\.class\.name"):
         process.start()
+
+
+# -- brook acls (kafka-acls.sh) ---------------------------------------------------------------------
+
+
+def test_brook_acls_adds_lists_and_removes(tmp_path: Path) -> None:
+    from compat_tests.test_cli import brook
+
+    process = BrokerProcess(
+        tmp_path / "data",
+        {"authorizer.class.name": "kafka.security.authorizer.AclAuthorizer", "super.users": "User:ANONYMOUS"},
+    )
+    process.start()
+    try:
+        server = ("--bootstrap-server", process.bootstrap)
+        added = brook(
+            "acls",
+            *server,
+            "--add",
+            "--allow-principal",
+            "User:alice",
+            "--operation",
+            "Read",
+            "--topic",
+            "t1",
+        )
+        assert added.returncode == 0, added.stderr
+        assert added.stdout == (
+            "Adding ACLs for resource `ResourcePattern(resourceType=TOPIC, name=t1, patternType=LITERAL)`: \n"
+            " \t(principal=User:alice, host=*, operation=READ, permissionType=ALLOW) \n\n"
+        )
+        prefixed = brook(
+            "acls",
+            *server,
+            "--add",
+            "--deny-principal",
+            "User:bob",
+            "--deny-host",
+            "10.0.0.1",
+            "--topic",
+            "pre-",
+            "--resource-pattern-type",
+            "prefixed",
+        )
+        assert prefixed.returncode == 0, prefixed.stderr
+        consumer = brook(
+            "acls",
+            *server,
+            "--add",
+            "--allow-principal",
+            "User:carol",
+            "--consumer",
+            "--topic",
+            "c",
+            "--group",
+            "g",
+        )
+        assert consumer.returncode == 0, consumer.stderr
+        listed = brook("acls", *server, "--list", "--topic", "t1")
+        assert listed.stdout == (
+            "Current ACLs for resource `ResourcePattern(resourceType=TOPIC, name=t1, patternType=LITERAL)`: "
+            "\n \t(principal=User:alice, host=*, operation=READ, permissionType=ALLOW) \n\n"
+        )
+        everything = brook("acls", *server, "--list").stdout
+        assert (
+            "name=pre-, patternType=PREFIXED" in everything and "host=10.0.0.1, operation=ALL" in everything
+        )
+        assert "(principal=User:carol, host=*, operation=READ, permissionType=ALLOW)" in everything
+        assert "resourceType=GROUP, name=g" in everything
+
+        declined = brook("acls", *server, "--remove", "--topic", "t1", stdin=b"n\n")
+        assert declined.stdout.startswith("Are you sure you want to delete all ACLs for resource filter `")
+        assert "name=t1" in brook("acls", *server, "--list").stdout
+        removed = brook("acls", *server, "--remove", "--topic", "t1", "--force")
+        assert removed.returncode == 0 and removed.stdout == ""
+        assert "name=t1" not in brook("acls", *server, "--list").stdout
+
+        bad = brook(
+            "acls", *server, "--add", "--allow-principal", "User:x", "--operation", "Write", "--group", "g"
+        )
+        assert bad.returncode == 1
+        assert "ResourceType GROUP only supports operations" in bad.stderr
+        nobody = brook("acls", *server, "--add", "--topic", "t")
+        assert nobody.returncode == 1 and "--allow-principal, --deny-principal" in nobody.stderr
+    finally:
+        process.stop()
