@@ -301,9 +301,9 @@ def _enum(kind: Any, code: int) -> Any:
 
 
 def _list(args: argparse.Namespace, conn: NodeConnection) -> int:
-    filters = resource_filters(args, required=False)
+    filters: list[Filter | None] = [*resource_filters(args, required=False)] or [None]
     found: dict[Filter, set[AccessControlEntry]] = {}
-    for f in filters or [None]:
+    for f in filters:
         for key, acls in _describe(conn, f).items():
             found.setdefault(key, set()).update(acls)
     principals = [_principal(p) for p in args.principal]

@@ -138,6 +138,7 @@ def handle(
         )
     elif (
         ctx.broker.authorizer is not None
+        and request.transactional_id is not None
         and not authorize(ctx, Op.WRITE, TRANSACTIONAL_ID, request.transactional_id)
         and _has_transactional_records(request)
     ):
