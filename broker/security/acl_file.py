@@ -13,7 +13,7 @@ in AclEntry's JSON, so an operator can read it::
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -85,19 +85,22 @@ class FileAclStore:
         self._acls = decode_document(data) if data is not None else {}
         return dict(self._acls)
 
-    async def update(self, pattern: ResourcePattern, change: Callable[[Entries], Entries]) -> Entries:
-        current = self._acls.get(pattern, frozenset())
-        new = change(current)
-        if new == current:
-            return current
+    async def update(
+        self, changes: Mapping[ResourcePattern, Callable[[Entries], Entries]]
+    ) -> dict[ResourcePattern, Entries]:
+        """Every change in one atomic rewrite (a CreateAcls of many resources is one fsync)."""
         acls = dict(self._acls)
-        if new:
-            acls[pattern] = new
-        else:
-            acls.pop(pattern, None)
-        await self._run(self.fs.write_file_atomically, self.path, encode_document(acls))
-        self._acls = acls
-        return new
+        stored: dict[ResourcePattern, Entries] = {}
+        for pattern, change in changes.items():
+            new = stored[pattern] = change(acls.get(pattern, frozenset()))
+            if new:
+                acls[pattern] = new
+            else:
+                acls.pop(pattern, None)
+        if acls != self._acls:
+            await self._run(self.fs.write_file_atomically, self.path, encode_document(acls))
+            self._acls = acls
+        return stored
 
     async def close(self) -> None:
         return None

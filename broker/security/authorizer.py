@@ -56,13 +56,17 @@ _ALLOW = AclPermissionType.ALLOW
 _DENY = AclPermissionType.DENY
 
 
+Change = Callable[[Entries], Entries]
+
+
 class AclStore(Protocol):
-    """Where the ACLs live. ``update`` applies ``change`` to a resource's current entries
-    atomically with respect to other writers and returns the entries stored."""
+    """Where the ACLs live. ``update`` applies each change to its resource's current entries
+    (each atomically with respect to other writers; a store may write them all at once) and
+    returns the entries stored per resource."""
 
     async def load(self) -> dict[ResourcePattern, Entries]: ...
 
-    async def update(self, pattern: ResourcePattern, change: Callable[[Entries], Entries]) -> Entries: ...
+    async def update(self, changes: Mapping[ResourcePattern, Change]) -> dict[ResourcePattern, Entries]: ...
 
     async def close(self) -> None: ...
 
@@ -239,9 +243,12 @@ class AclAuthorizer:
                 results[i] = problem
             else:
                 by_pattern.setdefault(binding.pattern, []).append(binding.entry)
+        changes: dict[ResourcePattern, Change] = {
+            pattern: (lambda current, a=frozenset(added): current | a)  # type: ignore[misc]
+            for pattern, added in by_pattern.items()
+        }
         async with self._write_lock:
-            for pattern, added in by_pattern.items():
-                stored = await self.store.update(pattern, lambda current, a=added: current | frozenset(a))  # type: ignore[misc]
+            for pattern, stored in (await self.store.update(changes)).items():
                 self.apply(pattern, stored)
         return results
 
@@ -257,6 +264,7 @@ class AclAuthorizer:
                     and filter_.pattern_type in (PatternType.LITERAL, PatternType.PREFIXED)
                 ):
                     candidates.add(ResourcePattern(filter_.resource_type, filter_.name, filter_.pattern_type))
+            changes: dict[ResourcePattern, Change] = {}
             for pattern in candidates:
                 matching = [(i, f) for i, f in enumerate(filters) if f.matches_pattern(pattern)]
                 if not matching:
@@ -276,8 +284,10 @@ class AclAuthorizer:
                                 break
                     return current - removed
 
-                stored = await self.store.update(pattern, change)
-                self.apply(pattern, stored)
+                changes[pattern] = change
+            if changes:
+                for pattern, stored in (await self.store.update(changes)).items():
+                    self.apply(pattern, stored)
         results: list[list[AclBinding]] = [[] for _ in filters]
         for binding, i in deleted.items():
             results[i].append(binding)

@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from broker.cluster.zk.client import KafkaZkClient
@@ -92,7 +92,13 @@ class ZkAclStore:
             log.error("ignoring the ACLs of %s: %s", resource_path(pattern), exc)
             return frozenset()
 
-    async def update(self, pattern: ResourcePattern, change: Callable[[Entries], Entries]) -> Entries:
+    async def update(
+        self, changes: Mapping[ResourcePattern, Callable[[Entries], Entries]]
+    ) -> dict[ResourcePattern, Entries]:
+        """Each resource's znode in turn, as Kafka's AclAuthorizer.updateResourceAcls."""
+        return {pattern: await self._update_one(pattern, change) for pattern, change in changes.items()}
+
+    async def _update_one(self, pattern: ResourcePattern, change: Callable[[Entries], Entries]) -> Entries:
         path = resource_path(pattern)
         while True:
             got = await self.zk.get_data(path)

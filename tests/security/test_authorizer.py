@@ -6,7 +6,7 @@ users, allow.everyone.if.no.acl.found, authorizeByResourceType, filters."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,13 +35,17 @@ class MemoryStore:
     async def load(self) -> dict[ResourcePattern, Entries]:
         return dict(self.acls)
 
-    async def update(self, pattern: ResourcePattern, change: Callable[[Entries], Entries]) -> Entries:
-        new = change(self.acls.get(pattern, frozenset()))
-        if new:
-            self.acls[pattern] = new
-        else:
-            self.acls.pop(pattern, None)
-        return new
+    async def update(
+        self, changes: Mapping[ResourcePattern, Callable[[Entries], Entries]]
+    ) -> dict[ResourcePattern, Entries]:
+        stored = {}
+        for pattern, change in changes.items():
+            new = stored[pattern] = change(self.acls.get(pattern, frozenset()))
+            if new:
+                self.acls[pattern] = new
+            else:
+                self.acls.pop(pattern, None)
+        return stored
 
     async def close(self) -> None:
         return None
