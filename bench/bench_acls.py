@@ -219,7 +219,10 @@ def main() -> None:
             broker.stop()
         import shutil
 
-        shutil.rmtree(root, ignore_errors=True)
+        if os.environ.get("KEEP_BENCH_DATA") is None:
+            shutil.rmtree(root, ignore_errors=True)
+        else:
+            print(f"data and logs kept in {root}")
 
 
 if __name__ == "__main__":

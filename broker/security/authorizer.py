@@ -87,7 +87,8 @@ class AclAuthorizer:
         # resource type -> name -> entries, per pattern type
         self._literal: dict[ResourceType, dict[str, Entries]] = {t: {} for t in SUPPORTED_OPERATIONS}
         self._prefixed: dict[ResourceType, dict[str, Entries]] = {t: {} for t in SUPPORTED_OPERATIONS}
-        self._cache: dict[tuple[str, str, AclOperation, ResourceType, str], bool] = {}
+        # (principal, host, operation, resource type) -> name -> decision
+        self._cache: dict[tuple[str, str, int, int], dict[str, bool]] = {}
         self._write_lock = asyncio.Lock()
 
     # -- state ------------------------------------------------------------------------------------
@@ -131,14 +132,27 @@ class AclAuthorizer:
     def authorize(
         self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType, name: str
     ) -> bool:
-        key = (principal, host, operation, resource_type, name)
-        decision = self._cache.get(key)
+        decisions = self.decisions(principal, host, operation, resource_type)
+        decision = decisions.get(name)
         if decision is None:
             decision = self._decide(principal, host, operation, resource_type, name)
+            if len(decisions) >= _CACHE_LIMIT:
+                decisions.clear()
+            decisions[name] = decision
+        return decision
+
+    def decisions(
+        self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType
+    ) -> dict[str, bool]:
+        """The cached decisions by resource name for one (principal, host, operation, type): what a
+        request's checks look names up in. Replaced (not emptied) when ACLs change."""
+        key = (principal, host, int(operation), int(resource_type))
+        found = self._cache.get(key)
+        if found is None:
             if len(self._cache) >= _CACHE_LIMIT:
                 self._cache.clear()
-            self._cache[key] = decision
-        return decision
+            found = self._cache[key] = {}
+        return found
 
     def _matching(self, resource_type: ResourceType, name: str) -> list[Entries]:
         literal = self._literal[resource_type]

@@ -56,18 +56,18 @@ def require_cluster(ctx: RequestContext, operation: AclOperation) -> None:
 def checker(
     ctx: RequestContext, operation: AclOperation, resource_type: ResourceType = TOPIC
 ) -> Callable[[str], bool]:
-    """A per-request check by name, remembering each answer (a produce names a topic once per
-    partition)."""
+    """A check by name for one request: a dict lookup in the authorizer's decisions for this
+    principal, host and operation (a produce names a topic once per partition)."""
     authorizer = ctx.broker.authorizer
     if authorizer is None:
         return _always
     principal, host = str(ctx.security.principal), host_of(ctx)
-    seen: dict[str, bool] = {}
+    decisions = authorizer.decisions(principal, host, operation, resource_type)
 
     def check(name: str) -> bool:
-        allowed = seen.get(name)
+        allowed = decisions.get(name)
         if allowed is None:
-            allowed = seen[name] = authorizer.authorize(principal, host, operation, resource_type, name)
+            allowed = authorizer.authorize(principal, host, operation, resource_type, name)
         return allowed
 
     return check
