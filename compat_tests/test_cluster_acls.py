@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from kazoo.client import KazooClient
@@ -16,7 +17,10 @@ from kazoo.client import KazooClient
 import broker
 from broker.embedding import EmbeddedBroker
 from broker.security.acl import AclOperation, ResourceType
+from compat_tests.cluster import BrokerCluster
+from compat_tests.harness import free_port
 from compat_tests.zookeeper import ZooKeeperServer
+from tests.security.certs import make_pki, ssl_listener_settings
 
 confluent_kafka = pytest.importorskip("confluent_kafka")
 from confluent_kafka.admin import (  # noqa: E402
@@ -188,3 +192,100 @@ def test_inter_broker_traffic_with_cluster_action_from_zookeeper_acls(zookeeper:
         with pytest.raises(confluent_kafka.KafkaException) as refused:
             admin.create_acls([binding])[binding].result(TIMEOUT)
         assert refused.value.args[0].code() == confluent_kafka.KafkaError.CLUSTER_AUTHORIZATION_FAILED
+
+
+def test_ssl_inter_broker_listener_whose_certificate_is_a_super_user(
+    zookeeper: ZooKeeperServer, tmp_path: Path
+) -> None:
+    """Brokers talk over SSL with the server certificate (CN=localhost -> User:localhost, a super
+    user). ANONYMOUS (the PLAINTEXT clients) is DENIED CLUSTER_ACTION by an ACL written before the
+    start, so the cluster forms and replicates only if the SSL principal is what is checked."""
+    pki = make_pki(tmp_path / "pki")
+    settings = ssl_listener_settings(pki, client_auth="required")
+    del settings["security.inter.broker.protocol"]
+    cluster = BrokerCluster(
+        zookeeper.connect_string,
+        tmp_path,
+        2,
+        overrides={
+            **settings,
+            **AUTHORIZER,
+            "inter.broker.listener.name": "SSL",
+            "ssl.principal.mapping.rules": "RULE:^CN=([^,]+),.*$/$1/,DEFAULT",
+            "super.users": "User:localhost",
+            "allow.everyone.if.no.acl.found": "true",
+            "default.replication.factor": "2",
+        },
+    )
+    for member in cluster.brokers.values():
+        member.overrides["listeners"] = f"PLAINTEXT://127.0.0.1:{member.port},SSL://127.0.0.1:{free_port()}"
+    zk = _zk(zookeeper, "")
+    try:
+        acls = {
+            "version": 1,
+            "acls": [
+                {
+                    "principal": "User:ANONYMOUS",
+                    "permissionType": "Deny",
+                    "operation": "ClusterAction",
+                    "host": "*",
+                },
+                {
+                    "principal": "User:ANONYMOUS",
+                    "permissionType": "Allow",
+                    "operation": "Create",
+                    "host": "*",
+                },
+                {
+                    "principal": "User:ANONYMOUS",
+                    "permissionType": "Allow",
+                    "operation": "Describe",
+                    "host": "*",
+                },
+            ],
+        }
+        zk.create(
+            f"{cluster.chroot}/kafka-acl/Cluster/kafka-cluster", json.dumps(acls).encode(), makepath=True
+        )
+    finally:
+        zk.stop()
+        zk.close()
+    try:
+        cluster.start()
+        admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+        from confluent_kafka.admin import NewTopic
+
+        admin.create_topics([NewTopic("ssl-acl", 2, 2, config={"min.insync.replicas": "2"})])[
+            "ssl-acl"
+        ].result(TIMEOUT)
+        _wait(
+            lambda: all(
+                len((cluster.partition_state("ssl-acl", p) or {}).get("isr", [])) == 2 for p in (0, 1)
+            ),
+            "both replicas in the ISR",
+        )
+        # min.insync.replicas=2: every batch needs the follower's fetch (over SSL, as User:localhost).
+        assert _produce_all_acks(cluster.bootstrap, "ssl-acl") == [None] * 20
+        # The same inter-broker api from ANONYMOUS on PLAINTEXT is refused: the DENY holds.
+        assert (
+            _controlled_shutdown_error(cluster.bootstrap.split(",")[0]) == 31
+        )  # CLUSTER_AUTHORIZATION_FAILED
+    finally:
+        cluster.close()
+
+
+def _controlled_shutdown_error(address: str) -> int:
+    import socket
+    import struct
+
+    from protocol import api as papi
+    from protocol.messages.controlled_shutdown_request import ControlledShutdownRequest
+
+    host, port = address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=TIMEOUT) as sock:
+        sock.sendall(papi.encode_request(ControlledShutdownRequest(broker_id=99, broker_epoch=-1), 3, 5))
+        size = struct.unpack(">i", sock.recv(4, socket.MSG_WAITALL))[0]
+        data = sock.recv(size, socket.MSG_WAITALL)
+    correlation, response = papi.decode_response(data, 7, 3)
+    assert correlation == 5
+    return int(response.error_code)
