@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -40,6 +41,8 @@ PREFIXED_ROOT = f"{EXTENDED_ROOT}/prefixed"
 LITERAL_CHANGES = "/kafka-acl-changes"
 EXTENDED_CHANGES = "/kafka-acl-extended-changes"
 CHANGE_PREFIX = "acl_changes_"
+#: Kafka's AclAuthorizer changeExpirationMs (ZkNodeChangeNotificationListener's default).
+CHANGE_EXPIRATION_MS = 15 * 60 * 1000
 Entries = frozenset[AccessControlEntry]
 
 
@@ -158,11 +161,25 @@ class ZkAclStore:
                             else:
                                 self.on_change(pattern, await self._read(pattern))
                         self._last_seen[changes] = child
+                    await self._purge(changes, children)
                     return
                 except Exception:
                     log.warning("processing ACL changes under %s failed; retrying", changes, exc_info=True)
                     await asyncio.sleep(delay)
                     delay = min(delay * 2, 5.0)
+
+    async def _purge(self, changes: str, children: list[str]) -> None:
+        """ZkNodeChangeNotificationListener.purgeObsoleteNotifications: change nodes older than
+        15 minutes (every broker has long applied them) are deleted, by whichever broker sees
+        them first."""
+        cutoff_ms = time.time() * 1000 - CHANGE_EXPIRATION_MS
+        for child in children:
+            stat = await self.zk.exists(f"{changes}/{child}")
+            if stat is None:
+                continue
+            if stat.ctime >= cutoff_ms:
+                break  # sequential: the rest are younger
+            await self.zk.delete(f"{changes}/{child}")
 
     async def close(self) -> None:
         self._closed = True
