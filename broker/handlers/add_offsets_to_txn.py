@@ -3,6 +3,9 @@
 Adds the group's ``__consumer_offsets`` partition (``abs(javaHashCode(group)) %`` its partition
 count) to the transaction, so that TxnOffsetCommit may write there and the markers reach it;
 errors as AddPartitionsToTxn's, PRODUCER_FENCED becoming INVALID_PRODUCER_EPOCH for v0-1.
+
+Authorization (an authorizer configured): WRITE on the transactional id
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and READ on the group (GROUP_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -6,6 +6,10 @@ ongoing transaction (NONE, or TRANSACTION_ABORTABLE) without adding it. A partit
 this broker does not know fails its transaction: UNKNOWN_TOPIC_OR_PARTITION for it and
 OPERATION_NOT_ATTEMPTED for the others, as Kafka. Otherwise the coordinator's one error applies to
 every partition of the transaction; PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH for v0-1.
+
+Authorization (an authorizer configured): v0-v3: WRITE on the transactional id
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED, the others
+OPERATION_NOT_ATTEMPTED); v4+ comes from brokers and needs CLUSTER_ACTION.
 """
 
 from __future__ import annotations

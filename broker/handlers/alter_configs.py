@@ -14,6 +14,9 @@ IncrementalAlterConfigs changes logger levels).
 ZooKeeper mode (any broker, as Kafka's ZkAdminManager): the topic must exist in ZooKeeper; the
 validated overrides replace ``/config/topics/<t>`` and a change notification tells every broker,
 which applies them to its logs (:mod:`broker.cluster.config_changes`).
+
+Authorization (an authorizer configured): ALTER_CONFIGS on a topic (TOPIC_AUTHORIZATION_FAILED) or,
+for a broker, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ controller). On the controller, as an event: ``Controller.alter_partition`` vali
 partition (STALE_BROKER_EPOCH, FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, INELIGIBLE_REPLICA...),
 the accepted states are written to ZooKeeper (fenced) and every broker gets UpdateMetadata; the
 answer carries each partition's new state.
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -14,6 +14,8 @@ KafkaController.alterPartitionReassignments):
 
 The answer comes when the reassignment's first phase is written and its requests queued, not
 when it completes; ListPartitionReassignments shows it until then.
+
+Authorization (an authorizer configured): ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -15,6 +15,8 @@ ReplicaManager.alterReplicaLogDirs, per partition (a partition named twice takes
 
 The answer comes once each move has started, not when it completes: DescribeLogDirs shows the
 future replica and its offset lag meanwhile. Served on the embedded node and in cluster mode.
+
+Authorization (an authorizer configured): ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

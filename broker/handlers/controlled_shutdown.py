@@ -8,6 +8,9 @@ header without client id, which the protocol layer reads).
   epoch (v2+) older than the one in ZooKeeper answers STALE_BROKER_EPOCH; an unknown broker
   BROKER_NOT_AVAILABLE; else leadership moves (new LeaderAndIsr/UpdateMetadata sent) and the
   answer lists the partitions the broker still leads (the broker retries until none).
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

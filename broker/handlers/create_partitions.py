@@ -12,6 +12,8 @@ partition 0's first replica over the live brokers (or follow the explicit assign
 against them), written with a conditional update of ``/brokers/topics/<t>``. The answer waits,
 as Kafka's DelayedCreatePartitions, for leaders of the new partitions up to ``timeout_ms``
 (REQUEST_TIMED_OUT for the topics still without them).
+
+Authorization (an authorizer configured): ALTER on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

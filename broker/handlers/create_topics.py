@@ -15,6 +15,9 @@ and written to ZooKeeper (config, then assignment with a new topic id); then the
 as Kafka's DelayedCreatePartitions, until the metadata cache shows a leader for every new
 partition, up to ``timeout_ms``: the topics still leaderless then get REQUEST_TIMED_OUT.
 ``timeout_ms`` <= 0 or ``validate_only`` answers at once.
+
+Authorization (an authorizer configured): CREATE on the cluster, or else on each topic
+(TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -4,6 +4,8 @@ Deletes Empty groups and their committed offsets (tombstones in ``__consumer_off
 group with members is NON_EMPTY_GROUP, an unknown one GROUP_ID_NOT_FOUND; NOT_COORDINATOR,
 COORDINATOR_LOAD_IN_PROGRESS and INVALID_GROUP_ID as for the other group apis. Each group id is
 answered once; the answer waits for the tombstones to be written.
+
+Authorization (an authorizer configured): DELETE on each group (GROUP_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Moves each partition's log start offset up to the requested offset (-1 means the high
 watermark), deleting whole segments below it; answers the new low watermark. An offset above
 the high watermark is OFFSET_OUT_OF_RANGE, as in Kafka.
+
+Authorization (an authorizer configured): DELETE on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

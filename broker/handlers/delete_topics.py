@@ -12,6 +12,9 @@ before v3) for every topic. Topics (ids resolved through the metadata cache) are
 ``/admin/delete_topics``; the controller deletes them. The answer waits, as Kafka's
 DelayedDeleteTopics, until they are gone from the metadata cache, up to ``timeout_ms``; those still
 there get REQUEST_TIMED_OUT. A topic already marked is deleted again without error, as Kafka.
+
+Authorization (an authorizer configured): DELETE on each topic (TOPIC_AUTHORIZATION_FAILED; a topic
+named by id keeps its name to itself).
 """
 
 from __future__ import annotations
@@ -68,8 +71,7 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
             name = info.name
             result.name = name
         if not may_delete(name):
-            result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
-            result.error_message = "Authorization failed." if version >= 5 else None
+            _refuse(result, topic_id, version)
             results.append(result)
             continue
         try:
@@ -81,6 +83,15 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
             result.error_message = exc.message if version >= 5 else None
         results.append(result)
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)
+
+
+def _refuse(result: DeletableTopicResult, topic_id: uuid.UUID, version: int) -> None:
+    """DELETE refused: TOPIC_AUTHORIZATION_FAILED; a topic asked for by id keeps its name
+    to itself, as Kafka."""
+    result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    result.error_message = "Authorization failed." if version >= 5 else None
+    if version >= 6 and topic_id != ZERO_UUID:
+        result.name = None
 
 
 async def _handle_in_zookeeper(
@@ -117,8 +128,7 @@ async def _handle_in_zookeeper(
                 continue
             result.name = name
         if not may_delete(name):
-            result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
-            result.error_message = "Authorization failed." if version >= 5 else None
+            _refuse(result, topic_id, version)
             continue
         try:
             deleted_id = await admin.delete_topic(name)

@@ -11,6 +11,9 @@ Kafka's order; v3+ the type and, when asked, the documentation. Sensitive values
 
 ZooKeeper mode (any broker, as Kafka): a topic's overrides are read from ``/config/topics/<t>``
 (the topic must be in the metadata cache or in ZooKeeper).
+
+Authorization (an authorizer configured): DESCRIBE_CONFIGS on a topic (TOPIC_AUTHORIZATION_FAILED)
+or, for a broker or broker logger, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -6,6 +6,9 @@ group this coordinator does not know is reported as "Dead" with no error. v3+ ca
 authorized operations (all of a group's: READ, DELETE, DESCRIBE, as there is no authorizer);
 v4+ report ``group.instance.id``. Per-group errors: NOT_COORDINATOR,
 COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE.
+
+Authorization (an authorizer configured): DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED);
+authorized operations (v3+, when asked) are the group operations the principal may do.
 """
 
 from __future__ import annotations

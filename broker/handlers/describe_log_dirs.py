@@ -7,6 +7,8 @@ A null topic list (an empty one in v0) asks for all.
 A log dir taken offline after a disk error is answered KAFKA_STORAGE_ERROR with no topics and
 -1 for the sizes, as Kafka's ReplicaManager.describeLogDirs; one whose disk cannot be asked for
 its sizes gets UNKNOWN_SERVER_ERROR (Kafka: the error of the IOException).
+
+Authorization (an authorizer configured): DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

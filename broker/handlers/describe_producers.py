@@ -7,6 +7,8 @@ last marker and the first offset of its open transaction (-1 when none). Any hos
 answers (admin clients ask the leader). Errors: UNKNOWN_TOPIC_OR_PARTITION (no such partition),
 NOT_LEADER_OR_FOLLOWER (not hosted here, or its log dir is offline, as Kafka answers for a
 storage error).
+
+Authorization (an authorizer configured): READ on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -4,6 +4,9 @@ One entry per transactional id, from the coordinator that serves it: state name,
 and epoch, timeout, start time and the partitions by topic. TRANSACTIONAL_ID_NOT_FOUND for an
 unknown id, NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS when this broker does not (yet) serve
 its ``__transaction_state`` partition, INVALID_REQUEST for the empty id.
+
+Authorization (an authorizer configured): DESCRIBE on each transactional id
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

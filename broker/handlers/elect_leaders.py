@@ -13,6 +13,8 @@ As Kafka 3.9 in ZooKeeper mode (KafkaApis.handleElectLeaders -> KafkaController.
 
 The answer comes once the new states are written and the LeaderAndIsr requests queued (Kafka
 waits for the leaders to show in its metadata, up to ``timeout_ms``).
+
+Authorization (an authorizer configured): ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

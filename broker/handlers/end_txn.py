@@ -6,6 +6,9 @@ background (:mod:`broker.txn.markers`). A retry once the same result completed g
 it completes CONCURRENT_TRANSACTIONS; the other result, or no transaction, INVALID_TXN_STATE.
 A stale epoch gets PRODUCER_FENCED (INVALID_PRODUCER_EPOCH for v0-1), an unknown producer id
 INVALID_PRODUCER_ID_MAPPING. (v5's epoch bump per transaction, KIP-890 part 2, is Kafka 4.0.)
+
+Authorization (an authorizer configured): WRITE on the transactional id
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

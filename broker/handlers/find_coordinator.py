@@ -21,6 +21,9 @@ there, COORDINATOR_NOT_AVAILABLE, as Kafka. In ZooKeeper mode a lookup while the
 AutoTopicCreationManager) with ``offsets.topic.num.partitions`` and
 ``offsets.topic.replication.factor``, which fails while fewer brokers are alive (logged); either
 way the answer is COORDINATOR_NOT_AVAILABLE until the controller's UpdateMetadata brings leaders.
+
+Authorization (an authorizer configured): DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) or the
+transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), per key.
 """
 
 from __future__ import annotations

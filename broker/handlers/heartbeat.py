@@ -5,6 +5,8 @@ rebalance (the member must rejoin), ILLEGAL_GENERATION for another generation,
 UNKNOWN_MEMBER_ID / FENCED_INSTANCE_ID (v3+ carries ``group.instance.id``) for members that are
 gone or replaced, NOT_COORDINATOR / COORDINATOR_NOT_AVAILABLE / INVALID_GROUP_ID; while the
 coordinator is loading the group it answers NONE, as Kafka does.
+
+Authorization (an authorizer configured): READ on the group (GROUP_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -13,6 +13,9 @@ levels at run time (:mod:`broker.loggers`, Kafka's ``kafka-configs --entity-type
 ZooKeeper mode (any broker, as Kafka's ZkAdminManager): the operations apply to the overrides
 read from ``/config/topics/<t>``, and the result is written back with a change notification,
 which every broker applies to its logs.
+
+Authorization (an authorizer configured): ALTER_CONFIGS on a topic (TOPIC_AUTHORIZATION_FAILED) or,
+for a broker or broker logger, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -10,6 +10,10 @@ PRODUCER_FENCED, which v0-3 receive as INVALID_PRODUCER_EPOCH, as Kafka does. Th
 transactional id is INVALID_REQUEST, a timeout above ``transaction.max.timeout.ms`` (or not
 positive) INVALID_TRANSACTION_TIMEOUT; NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS when this
 broker does not (yet) serve the id's ``__transaction_state`` partition.
+
+Authorization (an authorizer configured): a transactional id needs WRITE on it
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer IDEMPOTENT_WRITE on the cluster or
+WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

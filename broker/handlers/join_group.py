@@ -11,6 +11,8 @@ asynchronous. Errors: INVALID_GROUP_ID, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDI
 COORDINATOR_NOT_AVAILABLE, INVALID_SESSION_TIMEOUT (outside ``group.min.session.timeout.ms`` -
 ``group.max.session.timeout.ms``), INCONSISTENT_GROUP_PROTOCOL, UNKNOWN_MEMBER_ID,
 FENCED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED (``group.max.size``), MEMBER_ID_REQUIRED.
+
+Authorization (an authorizer configured): READ on the group (GROUP_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -15,6 +15,9 @@ follower. Served in cluster mode only (as by Kafka's ZooKeeper-mode brokers).
 - ``live_leaders``, ``adding_replicas``, ``removing_replicas``, ``is_new``,
   ``leader_recovery_state`` and ``type`` are read by Kafka for reassignment, migration and
   fetcher bookkeeping only; Brook does not use them yet.
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

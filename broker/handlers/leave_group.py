@@ -6,6 +6,8 @@ error code (the member's); v3+ take a batch of members (member id and/or
 admin tools do) and answer each one (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID); v5+ carry a reason
 per member. Group-level errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
 COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID.
+
+Authorization (an authorizer configured): READ on the group (GROUP_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ broker). v4+ filter by state (case-insensitive) and report it; v5+ filter by gro
 report it ("classic" for every group here: a type filter without "classic" lists none). The
 error is COORDINATOR_LOAD_IN_PROGRESS while a partition is still loading (the groups loaded so
 far are listed anyway).
+
+Authorization (an authorizer configured): without DESCRIBE on the cluster, only the groups the
+principal may DESCRIBE are listed.
 """
 
 from __future__ import annotations

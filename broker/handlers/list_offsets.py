@@ -8,6 +8,9 @@ timestamp is at least that (with its leader epoch, v4+); none found gives offset
 v0 answers with ``old_style_offsets`` (at most ``max_num_offsets``, newest first).
 A request with a ``replica_id`` other than -1 (a follower after OFFSET_OUT_OF_RANGE) gets the log
 end offset for latest, as Kafka reads to the log end for any id but the consumers'.
+
+Authorization (an authorizer configured): DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED for its
+partitions).
 """
 
 from __future__ import annotations

@@ -5,6 +5,8 @@ As Kafka 3.9 in ZooKeeper mode (KafkaApis.handleListPartitionReassignmentsReques
 KafkaController.listPartitionReassignments): on a broker that is not the active controller a
 top-level NOT_CONTROLLER; on the controller, null ``topics`` lists every partition being
 reassigned, otherwise only those of the named partitions that are (unknown ones are left out).
+
+Authorization (an authorizer configured): DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

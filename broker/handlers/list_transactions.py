@@ -4,6 +4,9 @@ The transactions this broker coordinates, filtered by state names (unknown names
 ``unknown_state_filters``), producer ids and, v1+, ``duration_filter`` (only transactions
 running longer than that many ms; -1: no filter). COORDINATOR_LOAD_IN_PROGRESS while a
 ``__transaction_state`` partition is loading.
+
+Authorization (an authorizer configured): only the transactional ids the principal may DESCRIBE are
+listed.
 """
 
 from __future__ import annotations

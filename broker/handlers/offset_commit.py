@@ -11,6 +11,9 @@ for topics or partitions that do not exist, OFFSET_METADATA_TOO_LARGE, and the g
 (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS,
 NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID)
 for every partition; see :mod:`broker.group.offsets`.
+
+Authorization (an authorizer configured): READ on the group (GROUP_AUTHORIZATION_FAILED for every
+partition) and on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

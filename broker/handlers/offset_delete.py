@@ -6,6 +6,9 @@ with members whose subscriptions are unknown is NON_EMPTY_GROUP). Unknown topics
 are UNKNOWN_TOPIC_OR_PARTITION; group-level errors (GROUP_ID_NOT_FOUND, NOT_COORDINATOR,
 COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID) leave the topic list empty. Asynchronous: the
 answer waits for the tombstones to be written.
+
+Authorization (an authorizer configured): DELETE on the group (GROUP_AUTHORIZATION_FAILED) and READ
+on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

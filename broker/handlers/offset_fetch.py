@@ -11,6 +11,9 @@ its own error. Kafka 3.9
 reads v0 from ZooKeeper; Brook reads it from the coordinator like v1. Before v2 a group-level
 error (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, ...) is reported on every requested
 partition.
+
+Authorization (an authorizer configured): DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) and on
+each topic: a named one answers TOPIC_AUTHORIZATION_FAILED, an all-topics fetch leaves it out.
 """
 
 from __future__ import annotations

@@ -5,6 +5,9 @@ larger epoch in the leader-epoch cache, or the log end offset for the current ep
 KIP-279), with the largest epoch not above the requested one. Consumers use it (v3+, after a
 leader change) to detect truncation; followers will use it in the cluster mode.
 current_leader_epoch (v2+) fences stale callers: FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
+
+Authorization (an authorizer configured): a follower (replica id >= 0, v3+) needs CLUSTER_ACTION
+(CLUSTER_AUTHORIZATION_FAILED), a consumer DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ and deletes them when asked. Served in cluster mode only (as by Kafka's ZooKeepe
   offline log dir), FENCED_LEADER_EPOCH (a leader epoch older than ours; -1, no epoch, and -2,
   deletion, pass) or NONE. Deleted replicas stop being served at once; their logs are deleted
   in a disk worker and the answer comes after.
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -8,6 +8,8 @@ is asynchronous. v3+ carries ``group.instance.id``; v5+ must name the protocol t
 Errors: REBALANCE_IN_PROGRESS (also while the coordinator is loading, so that the member
 rejoins), ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, NOT_COORDINATOR,
 COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID.
+
+Authorization (an authorizer configured): READ on the group (GROUP_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

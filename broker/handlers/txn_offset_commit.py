@@ -20,6 +20,9 @@ handleTxnCommitOffsets; see :mod:`broker.replica.txn_verification`). Not in the 
 (no AddOffsetsToTxn): INVALID_TXN_STATE (TRANSACTION_ABORTABLE from v4); a fenced producer:
 INVALID_PRODUCER_EPOCH; an unreachable coordinator: COORDINATOR_LOAD_IN_PROGRESS, the others as
 offset-commit errors (Kafka's maybeConvertOffsetCommitError).
+
+Authorization (an authorizer configured): WRITE on the transactional id, READ on the group and on
+each topic (the matching *_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

@@ -11,6 +11,9 @@ read-only metadata cache. Served in cluster mode only (as by Kafka's ZooKeeper-m
   FindCoordinator and the KIP-951 hints of Produce and Fetch read the cache from then on.
 - ``is_kraft_controller`` and ``type`` (v8, KRaft migration) are ignored: Brook's controllers
   are ZooKeeper controllers.
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations

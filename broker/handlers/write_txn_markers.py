@@ -9,6 +9,9 @@ REQUEST_TIMED_OUT, INVALID_PRODUCER_EPOCH (an epoch older than the producer's), 
 TRANSACTION_COORDINATOR_FENCED (a coordinator epoch older than the last marker's). Served on the
 embedded node and in cluster mode; there are no ACLs, so CLUSTER_AUTHORIZATION_FAILED is never
 answered.
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
