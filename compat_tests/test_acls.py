@@ -315,6 +315,33 @@ def test_metadata_hides_what_cannot_be_described(acl_broker: AclBroker) -> None:
     assert named.topics[f"{OPEN}a"].error.code() == confluent_kafka.KafkaError.TOPIC_AUTHORIZATION_FAILED
 
 
+def test_authorized_operations(acl_broker: AclBroker) -> None:
+    from confluent_kafka import TopicCollection
+
+    alice = AdminClient(acl_broker.confluent(acl_broker.pki.client))
+    topic = f"{OPEN}a"
+    described = alice.describe_topics(TopicCollection([topic]), include_authorized_operations=True)[topic]
+    assert set(described.result(TIMEOUT).authorized_operations) == {
+        AclOperation.READ,
+        AclOperation.WRITE,
+        AclOperation.DESCRIBE,
+    }
+    # DescribeCluster needs nothing; without DESCRIBE on the cluster the operations are none.
+    cluster = alice.describe_cluster(include_authorized_operations=True).result(TIMEOUT)
+    assert not cluster.authorized_operations
+    admin = AdminClient(acl_broker.confluent(acl_broker.pki.server))  # the super user: everything
+    cluster = admin.describe_cluster(include_authorized_operations=True).result(TIMEOUT)
+    assert set(cluster.authorized_operations) == {
+        AclOperation.CREATE,
+        AclOperation.CLUSTER_ACTION,
+        AclOperation.DESCRIBE_CONFIGS,
+        AclOperation.ALTER_CONFIGS,
+        AclOperation.IDEMPOTENT_WRITE,
+        AclOperation.ALTER,
+        AclOperation.DESCRIBE,
+    }
+
+
 def test_kafka_python(acl_broker: AclBroker) -> None:
     kafka = pytest.importorskip("kafka")
     from kafka.errors import GroupAuthorizationFailedError, TopicAuthorizationFailedError

@@ -3,8 +3,8 @@
 The live brokers (as advertised on the caller's listener), the cluster id and the controller.
 v1 adds ``endpoint_type``: 1 asks for brokers (the only kind a broker serves); 2 (controllers)
 is answered with UNSUPPORTED_ENDPOINT_TYPE, as Kafka's brokers do.
-Needs DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED); the authorized operations, when
-asked, are the cluster operations the principal may do.
+Authorization: none needed (as Kafka); the authorized operations, when asked, are the cluster
+operations the principal may do, 0 without DESCRIBE on the cluster.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from broker.handlers.base import Handler, RequestContext
 from broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
 from broker.security.acl import CLUSTER_NAME, ResourceType
-from broker.security.authz import Op, authorized_operations, require_cluster
+from broker.security.authz import Op, authorize_cluster, authorized_operations
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_cluster_request import DescribeClusterRequest
 from protocol.messages.describe_cluster_response import DescribeClusterBroker, DescribeClusterResponse
@@ -22,7 +22,6 @@ BROKERS = 1
 
 
 def handle(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClusterResponse:
-    require_cluster(ctx, Op.DESCRIBE)
     broker = ctx.broker
     if ctx.version >= 1 and request.endpoint_type != BROKERS:
         return DescribeClusterResponse(
@@ -42,11 +41,18 @@ def handle(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClus
         controller_id=broker.controller_id,
         brokers=brokers,
         cluster_authorized_operations=(
-            authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
+            _cluster_operations(ctx)
             if request.include_cluster_authorized_operations
             else AUTHORIZED_OPERATIONS_OMITTED
         ),
     )
+
+
+def _cluster_operations(ctx: RequestContext) -> int:
+    """AuthHelper.computeDescribeClusterResponse: 0 without DESCRIBE on the cluster."""
+    if not authorize_cluster(ctx, Op.DESCRIBE):
+        return 0
+    return authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
 
 
 HANDLER = Handler(API_KEY, 0, 1, handle)

@@ -315,7 +315,9 @@ def _answer(
     include_cluster_ops = 8 <= version <= 10 and request.include_cluster_authorized_operations
     cluster_ops = CLUSTER_OPERATIONS
     if include_cluster_ops and broker.authorizer is not None:
-        cluster_ops = authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
+        # As Kafka: 0 without DESCRIBE on the cluster.
+        allowed = authorize_cluster(ctx, Op.DESCRIBE)
+        cluster_ops = authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME) if allowed else 0
     return MetadataResponse(
         throttle_time_ms=0,
         brokers=brokers,
