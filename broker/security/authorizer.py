@@ -40,6 +40,7 @@ from broker.security.acl import (
     ResourcePattern,
     ResourceType,
     allowing_operations,
+    pascal,
 )
 
 log = logging.getLogger("kafka.authorizer.logger")
@@ -130,7 +131,14 @@ class AclAuthorizer:
     # -- decisions --------------------------------------------------------------------------------
 
     def authorize(
-        self, principal: str, host: str, operation: AclOperation, resource_type: ResourceType, name: str
+        self,
+        principal: str,
+        host: str,
+        operation: AclOperation,
+        resource_type: ResourceType,
+        name: str,
+        *,
+        log_denied: bool = True,
     ) -> bool:
         decisions = self.decisions(principal, host, operation, resource_type)
         decision = decisions.get(name)
@@ -139,6 +147,17 @@ class AclAuthorizer:
             if len(decisions) >= _CACHE_LIMIT:
                 decisions.clear()
             decisions[name] = decision
+            if not decision and log_denied:
+                # Kafka's authorizer log line; here once per decision computed (the cache keeps
+                # a flood of identical denials out of the log).
+                log.info(
+                    "Principal = %s is Denied Operation = %s from host = %s on resource = %s:%s",
+                    principal,
+                    pascal(operation.name),
+                    host,
+                    pascal(resource_type.name),
+                    name,
+                )
         return decision
 
     def decisions(
@@ -195,7 +214,7 @@ class AclAuthorizer:
         """The bit field of supported operations allowed on the resource (bit = operation code)."""
         bits = 0
         for operation in SUPPORTED_OPERATIONS[resource_type]:
-            if self.authorize(principal, host, operation, resource_type, name):
+            if self.authorize(principal, host, operation, resource_type, name, log_denied=False):
                 bits |= 1 << operation
         return bits
 
