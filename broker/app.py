@@ -49,6 +49,7 @@ if TYPE_CHECKING:
     from broker.replica.partition import Partition
     from broker.replica.txn_verification import TxnVerifier
     from broker.scram_credentials import ScramCredentials
+    from broker.security.authorizer import AclAuthorizer
     from broker.security.store_reload import SslStores
     from broker.txn.coordinator import TransactionCoordinator
 
@@ -83,6 +84,8 @@ class Broker:
         #: None in the embedded mode (and with BROOK_CLUSTER_MODE=1 alone).
         self.zk_cluster: ZkCluster | None = None
         self._zk_admin: ZkAdmin | None = None
+        #: ``authorizer.class.name`` set: the ACL authorizer (built at start, imported only then).
+        self.authorizer: AclAuthorizer | None = None
         warn_unapplied(config)
         self.node_id = BrokerId(config.node_id)
         self.clock = SystemClock()
@@ -423,6 +426,10 @@ class Broker:
         try:
             if self.zk_cluster is not None:
                 await self._load_dynamic_configs()
+            if self.config.get("authorizer.class.name"):
+                from broker.security.authorizer_setup import start_authorizer
+
+                self.authorizer = await start_authorizer(self)
             await self._start_serving(freeze_gc)
             if self.log_manager.future_logs():
                 # Moves between log dirs that a stop interrupted go on (cluster mode: once a
@@ -652,6 +659,8 @@ class Broker:
             await self.metrics.stop()
         if self._zk_admin is not None:
             self._zk_admin.stop()
+        if self.authorizer is not None:
+            await self.authorizer.close()
         if self.zk_cluster is not None:
             # The session closes now: the broker znode (and /controller) go at once.
             await self.zk_cluster.close()
@@ -685,6 +694,8 @@ class Broker:
             self._stopping.set()
         for timer in self._timers.values():
             timer.cancel()
+        if self.authorizer is not None:
+            await self.authorizer.close()
         if self.zk_cluster is not None:
             await self.zk_cluster.close()
         if self.server is not None:

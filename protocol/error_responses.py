@@ -27,11 +27,14 @@ from protocol.messages import alter_partition_reassignments_response as alter_re
 from protocol.messages import alter_replica_log_dirs_response as alter_dirs
 from protocol.messages import alter_user_scram_credentials_response as alter_scram
 from protocol.messages import api_versions_response as api_versions
+from protocol.messages import create_acls_response as create_acls
 from protocol.messages import create_partitions_response as create_partitions
 from protocol.messages import create_topics_response as create_topics
+from protocol.messages import delete_acls_response as delete_acls
 from protocol.messages import delete_groups_response as delete_groups
 from protocol.messages import delete_records_response as delete_records
 from protocol.messages import delete_topics_response as delete_topics
+from protocol.messages import describe_acls_response as describe_acls
 from protocol.messages import describe_configs_response as describe_configs
 from protocol.messages import describe_groups_response as describe_groups
 from protocol.messages import describe_producers_response as describe_producers
@@ -404,6 +407,27 @@ def _delete_groups(request: Any, version: int, code: int, message: str | None) -
     )
 
 
+def _create_acls(request: Any, version: int, code: int, message: str | None) -> Message:
+    return create_acls.CreateAclsResponse(
+        results=[
+            create_acls.AclCreationResult(error_code=code, error_message=message) for _ in request.creations
+        ]
+    )
+
+
+def _delete_acls(request: Any, version: int, code: int, message: str | None) -> Message:
+    return delete_acls.DeleteAclsResponse(
+        filter_results=[
+            delete_acls.DeleteAclsFilterResult(error_code=code, error_message=message)
+            for _ in request.filters
+        ]
+    )
+
+
+def _describe_acls(request: Any, version: int, code: int, message: str | None) -> Message:
+    return describe_acls.DescribeAclsResponse(error_code=code, error_message=message)
+
+
 def _describe_cluster(request: Any, version: int, code: int, message: str | None) -> Message:
     return DescribeClusterResponse(error_code=code, error_message=message)
 
@@ -651,6 +675,9 @@ _BUILDERS: dict[int, Builder] = {
     26: _top_level(26),
     27: _write_txn_markers,
     28: _txn_offset_commit,
+    29: _describe_acls,
+    30: _create_acls,
+    31: _delete_acls,
     32: _describe_configs,
     33: _alter_configs,
     34: _alter_replica_log_dirs,

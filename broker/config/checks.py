@@ -108,6 +108,7 @@ def derive(config: BrokerConfig) -> Derived:
     )
     _check_control_plane(config, protocol_map, advertised_names, inter_broker)
     _check_early_start(config, listener_names)
+    _check_authorizer(config)
     retention, roll, jitter, flush = _log_times(config)
     _check_limits(config)
     overrides = _connection_overrides(config)
@@ -265,6 +266,23 @@ def _check_early_start(config: BrokerConfig, listener_names: set[str]) -> None:
             "or controller.listener.names",
             "early.start.listeners",
         )
+
+
+#: The authorizers Brook implements (both with AclAuthorizer's semantics); empty = none.
+SUPPORTED_AUTHORIZERS = (
+    "kafka.security.authorizer.AclAuthorizer",
+    "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+)
+
+
+def _check_authorizer(config: BrokerConfig) -> None:
+    name = (_opt_str(config, "authorizer.class.name") or "").strip()
+    _require(
+        not name or name in SUPPORTED_AUTHORIZERS,
+        f"authorizer.class.name {name} is not supported by Brook: use {SUPPORTED_AUTHORIZERS[0]} "
+        f"(or {SUPPORTED_AUTHORIZERS[1]}), or leave it empty for no authorization",
+        "authorizer.class.name",
+    )
 
 
 def _log_dirs(config: BrokerConfig) -> tuple[Path, ...]:

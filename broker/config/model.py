@@ -35,6 +35,10 @@ from .registry import BROKER_CONFIGS, DYNAMIC_ONLY_CONFIGS, broker_definition
 from .schema import ConfigSource, ConfigValue, Password
 from .values import parse_value, raw_text
 
+#: Keys of Kafka's AclAuthorizer: not KafkaConfig keys (DescribeConfigs does not list them), but
+#: known, so neither warned about as unknown nor refused by the embedding API.
+AUTHORIZER_KEYS = frozenset({"super.users", "allow.everyone.if.no.acl.found"})
+
 if TYPE_CHECKING:
     from storage.config import LogConfig
 
@@ -143,6 +147,9 @@ class BrokerConfig:
             base = broker_definition(name) if listener_base_name(name) else None
             if base is not None:
                 self._values[name] = parse_value(name, base.type, raw)
+                continue
+            if name in AUTHORIZER_KEYS:
+                self._values[name] = raw  # the authorizer's own settings, read as text by it
                 continue
             if name in DYNAMIC_ONLY_CONFIGS and name not in self._static:
                 dynamic = DYNAMIC_ONLY_CONFIGS[name]

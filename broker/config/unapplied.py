@@ -48,6 +48,8 @@ APPLIED: frozenset[str] = frozenset(
         "max.connections",
         "max.connections.per.ip",
         "max.connections.per.ip.overrides",
+        # authorization
+        "authorizer.class.name",
         # topics
         "num.partitions",
         "default.replication.factor",

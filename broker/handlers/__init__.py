@@ -68,6 +68,10 @@ _EMBEDDED_MODULES = (
     "sasl_authenticate",
     "describe_user_scram_credentials",
     "alter_user_scram_credentials",
+    # authorization
+    "describe_acls",
+    "create_acls",
+    "delete_acls",
 )
 #: Served only in cluster mode.
 _CLUSTER_MODULES = (

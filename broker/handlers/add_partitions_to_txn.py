@@ -6,6 +6,10 @@ ongoing transaction (NONE, or TRANSACTION_ABORTABLE) without adding it. A partit
 this broker does not know fails its transaction: UNKNOWN_TOPIC_OR_PARTITION for it and
 OPERATION_NOT_ATTEMPTED for the others, as Kafka. Otherwise the coordinator's one error applies to
 every partition of the transaction; PRODUCER_FENCED becomes INVALID_PRODUCER_EPOCH for v0-1.
+
+Authorization (an authorizer configured): v0-v3: WRITE on the transactional id
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED, the others
+OPERATION_NOT_ATTEMPTED); v4+ comes from brokers and needs CLUSTER_ACTION.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ from __future__ import annotations
 import asyncio
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import TRANSACTIONAL_ID, Op, authorize, checker, require_cluster
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.add_partitions_to_txn_request import (
@@ -46,6 +51,22 @@ def _result(transactional_id: str, errors: dict[TopicPartition, ErrorCode]) -> A
 
 async def _one(ctx: RequestContext, txn: AddPartitionsToTxnTransaction) -> AddPartitionsToTxnResult:
     partitions = _partitions(txn.topics)
+    if ctx.version < 4 and not authorize(ctx, Op.WRITE, TRANSACTIONAL_ID, txn.transactional_id):
+        return _result(
+            txn.transactional_id, dict.fromkeys(partitions, ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+        )
+    may_write = checker(ctx, Op.WRITE)
+    refused = {tp for tp in partitions if not may_write(tp.topic)}
+    if refused:
+        return _result(
+            txn.transactional_id,
+            {
+                tp: ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                if tp in refused
+                else ErrorCode.OPERATION_NOT_ATTEMPTED
+                for tp in partitions
+            },
+        )
     known = [tp for tp in partitions if ctx.broker.partition_exists(tp)]
     if len(known) != len(partitions):
         known_set = set(known)
@@ -73,6 +94,8 @@ async def _one(ctx: RequestContext, txn: AddPartitionsToTxnTransaction) -> AddPa
 
 
 async def handle(ctx: RequestContext, request: AddPartitionsToTxnRequest) -> AddPartitionsToTxnResponse:
+    if ctx.version >= 4:
+        require_cluster(ctx, Op.CLUSTER_ACTION)  # v4+ comes from brokers (KIP-890 verification)
     if ctx.version < 4:
         txn = AddPartitionsToTxnTransaction(
             request.v3_and_below_transactional_id,

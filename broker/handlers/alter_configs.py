@@ -14,6 +14,9 @@ IncrementalAlterConfigs changes logger levels).
 ZooKeeper mode (any broker, as Kafka's ZkAdminManager): the topic must exist in ZooKeeper; the
 validated overrides replace ``/config/topics/<t>`` and a change notification tells every broker,
 which applies them to its logs (:mod:`broker.cluster.config_changes`).
+
+Authorization (an authorizer configured): ALTER_CONFIGS on a topic (TOPIC_AUTHORIZATION_FAILED) or,
+for a broker, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from functools import partial
 from broker.handlers.base import Handler, RequestContext
 from broker.handlers.broker_configs import alter_broker_configs
 from broker.handlers.configs_common import RESOURCE_BROKER, alter_resource, alter_resource_async
+from broker.security.authz import Op, config_refusal
 from protocol.messages.alter_configs_request import AlterConfigsRequest
 from protocol.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
 
@@ -38,6 +42,11 @@ async def handle(ctx: RequestContext, request: AlterConfigsRequest) -> AlterConf
             resource_type=resource.resource_type,
             resource_name=resource.resource_name,
         )
+        refused = config_refusal(ctx, resource.resource_type, resource.resource_name, Op.ALTER_CONFIGS)
+        if refused is not None:
+            out.error_code, out.error_message = refused, None
+            responses.append(out)
+            continue
         configs = {c.name: c.value for c in resource.configs}
         if resource.resource_type == RESOURCE_BROKER:
             out.error_code, out.error_message = await alter_broker_configs(

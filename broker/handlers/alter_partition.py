@@ -6,6 +6,9 @@ controller). On the controller, as an event: ``Controller.alter_partition`` vali
 partition (STALE_BROKER_EPOCH, FENCED_LEADER_EPOCH, INVALID_UPDATE_VERSION, INELIGIBLE_REPLICA...),
 the accepted states are written to ZooKeeper (fenced) and every broker gets UpdateMetadata; the
 answer carries each partition's new state.
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from collections.abc import Coroutine
 
 from broker.cluster.controller_driver import NotControllerError
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from protocol.error_codes import ErrorCode
 from protocol.messages.alter_partition_request import AlterPartitionRequest
 from protocol.messages.alter_partition_response import AlterPartitionResponse
@@ -24,6 +28,7 @@ API_KEY = 56
 def handle(
     ctx: RequestContext, request: AlterPartitionRequest
 ) -> AlterPartitionResponse | Coroutine[object, object, AlterPartitionResponse]:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     cluster = ctx.broker.zk_cluster
     if cluster is None or not cluster.is_active_controller:
         return AlterPartitionResponse(error_code=ErrorCode.NOT_CONTROLLER)

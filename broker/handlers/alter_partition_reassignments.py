@@ -14,6 +14,8 @@ KafkaController.alterPartitionReassignments):
 
 The answer comes when the reassignment's first phase is written and its requests queued, not
 when it completes; ListPartitionReassignments shows it until then.
+
+Authorization (an authorizer configured): ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from collections.abc import Coroutine, Mapping
 from broker.cluster.controller import ReassignmentOutcome
 from broker.cluster.controller_driver import NotControllerError
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.alter_partition_reassignments_request import AlterPartitionReassignmentsRequest
@@ -57,6 +60,7 @@ def _not_controller() -> AlterPartitionReassignmentsResponse:
 def handle(
     ctx: RequestContext, request: AlterPartitionReassignmentsRequest
 ) -> AlterPartitionReassignmentsResponse | Coroutine[object, object, AlterPartitionReassignmentsResponse]:
+    require_cluster(ctx, Op.ALTER)
     cluster = ctx.broker.zk_cluster
     if cluster is None or not cluster.is_active_controller:
         return _not_controller()

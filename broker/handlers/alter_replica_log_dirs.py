@@ -15,6 +15,8 @@ ReplicaManager.alterReplicaLogDirs, per partition (a partition named twice takes
 
 The answer comes once each move has started, not when it completes: DescribeLogDirs shows the
 future replica and its offset lag meanwhile. Served on the embedded node and in cluster mode.
+
+Authorization (an authorizer configured): ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import logging
 from pathlib import Path
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.alter_replica_log_dirs_request import AlterReplicaLogDirsRequest
@@ -39,6 +42,7 @@ API_KEY = 34
 
 
 async def handle(ctx: RequestContext, request: AlterReplicaLogDirsRequest) -> AlterReplicaLogDirsResponse:
+    require_cluster(ctx, Op.ALTER)
     wanted: dict[TopicPartition, str] = {}
     for d in request.dirs:
         for topic in d.topics:

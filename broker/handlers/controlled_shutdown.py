@@ -8,6 +8,9 @@ header without client id, which the protocol layer reads).
   epoch (v2+) older than the one in ZooKeeper answers STALE_BROKER_EPOCH; an unknown broker
   BROKER_NOT_AVAILABLE; else leadership moves (new LeaderAndIsr/UpdateMetadata sent) and the
   answer lists the partitions the broker still leads (the broker retries until none).
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from collections.abc import Coroutine
 
 from broker.cluster.controller_driver import NotControllerError
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from broker.types import BrokerId
 from protocol.error_codes import ErrorCode
 from protocol.messages.controlled_shutdown_request import ControlledShutdownRequest
@@ -33,6 +37,7 @@ API_KEY = 7
 def handle(
     ctx: RequestContext, request: ControlledShutdownRequest
 ) -> ControlledShutdownResponse | Coroutine[object, object, ControlledShutdownResponse]:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     cluster = ctx.broker.zk_cluster
     if cluster is None or not cluster.is_active_controller:
         return ControlledShutdownResponse(error_code=ErrorCode.NOT_CONTROLLER)

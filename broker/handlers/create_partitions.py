@@ -12,15 +12,19 @@ partition 0's first replica over the live brokers (or follow the explicit assign
 against them), written with a conditional update of ``/brokers/topics/<t>``. The answer waits,
 as Kafka's DelayedCreatePartitions, for leaders of the new partitions up to ``timeout_ms``
 (REQUEST_TIMED_OUT for the topics still without them).
+
+Authorization (an authorizer configured): ALTER on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from broker.cluster.topics import TopicError
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, checker
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.create_partitions_request import CreatePartitionsRequest
@@ -36,7 +40,8 @@ API_KEY = 37
 async def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> CreatePartitionsResponse:
     admin = ctx.broker.zk_admin
     if admin is not None:
-        return await _handle_in_zookeeper(request, admin)
+        return await _handle_in_zookeeper(request, admin, checker(ctx, Op.ALTER))
+    may_alter = checker(ctx, Op.ALTER)
     counts = Counter(t.name for t in request.topics)
     results: list[CreatePartitionsTopicResult] = []
     for topic in request.topics:
@@ -44,6 +49,11 @@ async def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> Creat
         if counts[topic.name] > 1:
             result.error_code = ErrorCode.INVALID_REQUEST
             result.error_message = "Duplicate topic in request."
+            results.append(result)
+            continue
+        if not may_alter(topic.name):
+            result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            result.error_message = "Authorization failed."
             results.append(result)
             continue
         assignments = None if topic.assignments is None else [a.broker_ids for a in topic.assignments]
@@ -58,7 +68,9 @@ async def handle(ctx: RequestContext, request: CreatePartitionsRequest) -> Creat
     return CreatePartitionsResponse(throttle_time_ms=0, results=results)
 
 
-async def _handle_in_zookeeper(request: CreatePartitionsRequest, admin: ZkAdmin) -> CreatePartitionsResponse:
+async def _handle_in_zookeeper(
+    request: CreatePartitionsRequest, admin: ZkAdmin, may_alter: Callable[[str], bool]
+) -> CreatePartitionsResponse:
     from broker.cluster.zk_admin import leaders_elected
 
     results = [
@@ -75,6 +87,10 @@ async def _handle_in_zookeeper(request: CreatePartitionsRequest, admin: ZkAdmin)
         if counts[topic.name] > 1:
             result.error_code = ErrorCode.INVALID_REQUEST
             result.error_message = "Duplicate topic in request."
+            continue
+        if not may_alter(topic.name):
+            result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            result.error_message = "Authorization failed."
             continue
         assignments = None if topic.assignments is None else [a.broker_ids for a in topic.assignments]
         try:

@@ -15,17 +15,21 @@ and written to ZooKeeper (config, then assignment with a new topic id); then the
 as Kafka's DelayedCreatePartitions, until the metadata cache shows a leader for every new
 partition, up to ``timeout_ms``: the topics still leaderless then get REQUEST_TIMED_OUT.
 ``timeout_ms`` <= 0 or ``validate_only`` answers at once.
+
+Authorization (an authorizer configured): CREATE on the cluster, or else on each topic
+(TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from broker.cluster.topics import TopicError
 from broker.config import describe_topic
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, authorize_cluster, checker
 from protocol.error_codes import ErrorCode
 from protocol.messages.create_topics_request import CreatableTopic, CreateTopicsRequest
 from protocol.messages.create_topics_response import (
@@ -48,6 +52,7 @@ async def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTop
         return await _handle_in_zookeeper(ctx, request, admin)
     broker = ctx.broker
     version = ctx.version
+    may_create = _creation_check(ctx)
     counts = Counter(t.name for t in request.topics)
     results: list[CreatableTopicResult] = []
     seen: set[str] = set()
@@ -64,6 +69,10 @@ async def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTop
                 f"following topics: {topic.name}",
                 version,
             )
+            results.append(result)
+            continue
+        if not may_create(topic.name):
+            _fail(result, ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.", version)
             results.append(result)
             continue
         assignments = {a.partition_index: a.broker_ids for a in topic.assignments}
@@ -121,6 +130,13 @@ async def handle(ctx: RequestContext, request: CreateTopicsRequest) -> CreateTop
     return CreateTopicsResponse(throttle_time_ms=0, topics=results)
 
 
+def _creation_check(ctx: RequestContext) -> Callable[[str], bool]:
+    """CREATE on the cluster allows every topic; otherwise CREATE on each topic."""
+    if authorize_cluster(ctx, Op.CREATE):
+        return lambda _name: True
+    return checker(ctx, Op.CREATE)
+
+
 async def _handle_in_zookeeper(
     ctx: RequestContext, request: CreateTopicsRequest, admin: ZkAdmin
 ) -> CreateTopicsResponse:
@@ -132,6 +148,7 @@ async def _handle_in_zookeeper(
             throttle_time_ms=0,
             topics=[_not_controller(t.name, version) for t in _unique(request)],
         )
+    may_create = _creation_check(ctx)
     counts = Counter(t.name for t in request.topics)
     results: list[CreatableTopicResult] = []
     created: dict[str, PlannedTopic] = {}
@@ -140,6 +157,9 @@ async def _handle_in_zookeeper(
         results.append(result)
         if counts[topic.name] > 1:
             _fail(result, ErrorCode.INVALID_REQUEST, _duplicate_message(ctx.client_id, topic.name), version)
+            continue
+        if not may_create(topic.name):
+            _fail(result, ErrorCode.TOPIC_AUTHORIZATION_FAILED, "Authorization failed.", version)
             continue
         assignments = {a.partition_index: a.broker_ids for a in topic.assignments}
         try:

@@ -12,6 +12,9 @@ before v3) for every topic. Topics (ids resolved through the metadata cache) are
 ``/admin/delete_topics``; the controller deletes them. The answer waits, as Kafka's
 DelayedDeleteTopics, until they are gone from the metadata cache, up to ``timeout_ms``; those still
 there get REQUEST_TIMED_OUT. A topic already marked is deleted again without error, as Kafka.
+
+Authorization (an authorizer configured): DELETE on each topic (TOPIC_AUTHORIZATION_FAILED; a topic
+named by id keeps its name to itself).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import TYPE_CHECKING
 from broker.cluster.metadata import ZERO_UUID
 from broker.cluster.topics import TopicError
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, checker
 from protocol.error_codes import ErrorCode
 from protocol.messages.delete_topics_request import DeleteTopicsRequest
 from protocol.messages.delete_topics_response import DeletableTopicResult, DeleteTopicsResponse
@@ -46,6 +50,7 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
     if admin is not None:
         return await _handle_in_zookeeper(ctx, request, admin)
     wanted = _wanted(request, version)
+    may_delete = checker(ctx, Op.DELETE)
     results: list[DeletableTopicResult] = []
     for name, topic_id in wanted:
         result = DeletableTopicResult(
@@ -65,6 +70,10 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
                 continue
             name = info.name
             result.name = name
+        if not may_delete(name):
+            _refuse(result, topic_id, version)
+            results.append(result)
+            continue
         try:
             info = await broker.topics.delete_async(name)
             if version >= 6:
@@ -76,6 +85,15 @@ async def handle(ctx: RequestContext, request: DeleteTopicsRequest) -> DeleteTop
     return DeleteTopicsResponse(throttle_time_ms=0, responses=results)
 
 
+def _refuse(result: DeletableTopicResult, topic_id: uuid.UUID, version: int) -> None:
+    """DELETE refused: TOPIC_AUTHORIZATION_FAILED; a topic asked for by id keeps its name
+    to itself, as Kafka."""
+    result.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+    result.error_message = "Authorization failed." if version >= 5 else None
+    if version >= 6 and topic_id != ZERO_UUID:
+        result.name = None
+
+
 async def _handle_in_zookeeper(
     ctx: RequestContext, request: DeleteTopicsRequest, admin: ZkAdmin
 ) -> DeleteTopicsResponse:
@@ -84,6 +102,7 @@ async def _handle_in_zookeeper(
     version = ctx.version
     results: list[DeletableTopicResult] = []
     marked: dict[str, DeletableTopicResult] = {}
+    may_delete = checker(ctx, Op.DELETE)
     blanket: ErrorCode | None = None
     if not admin.is_active_controller:
         blanket = ErrorCode.NOT_CONTROLLER
@@ -108,6 +127,9 @@ async def _handle_in_zookeeper(
                 result.error_message = "This server does not host this topic ID." if version >= 5 else None
                 continue
             result.name = name
+        if not may_delete(name):
+            _refuse(result, topic_id, version)
+            continue
         try:
             deleted_id = await admin.delete_topic(name)
         except TopicError as exc:

@@ -3,12 +3,16 @@
 The live brokers (as advertised on the caller's listener), the cluster id and the controller.
 v1 adds ``endpoint_type``: 1 asks for brokers (the only kind a broker serves); 2 (controllers)
 is answered with UNSUPPORTED_ENDPOINT_TYPE, as Kafka's brokers do.
+Authorization: none needed (as Kafka); the authorized operations, when asked, are the cluster
+operations the principal may do, 0 without DESCRIBE on the cluster.
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
-from broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_OPERATIONS
+from broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
+from broker.security.acl import CLUSTER_NAME, ResourceType
+from broker.security.authz import Op, authorize_cluster, authorized_operations
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_cluster_request import DescribeClusterRequest
 from protocol.messages.describe_cluster_response import DescribeClusterBroker, DescribeClusterResponse
@@ -37,11 +41,18 @@ def handle(ctx: RequestContext, request: DescribeClusterRequest) -> DescribeClus
         controller_id=broker.controller_id,
         brokers=brokers,
         cluster_authorized_operations=(
-            CLUSTER_OPERATIONS
+            _cluster_operations(ctx)
             if request.include_cluster_authorized_operations
             else AUTHORIZED_OPERATIONS_OMITTED
         ),
     )
+
+
+def _cluster_operations(ctx: RequestContext) -> int:
+    """AuthHelper.computeDescribeClusterResponse: 0 without DESCRIBE on the cluster."""
+    if not authorize_cluster(ctx, Op.DESCRIBE):
+        return 0
+    return authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME)
 
 
 HANDLER = Handler(API_KEY, 0, 1, handle)

@@ -11,6 +11,9 @@ Kafka's order; v3+ the type and, when asked, the documentation. Sensitive values
 
 ZooKeeper mode (any broker, as Kafka): a topic's overrides are read from ``/config/topics/<t>``
 (the topic must be in the metadata cache or in ZooKeeper).
+
+Authorization (an authorizer configured): DESCRIBE_CONFIGS on a topic (TOPIC_AUTHORIZATION_FAILED)
+or, for a broker or broker logger, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from broker.config import (
 from broker.handlers.base import Handler, RequestContext
 from broker.handlers.configs_common import RESOURCE_BROKER, RESOURCE_BROKER_LOGGER, RESOURCE_TOPIC
 from broker.loggers import loggers
+from broker.security.authz import Op, config_refusal
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_configs_request import DescribeConfigsRequest, DescribeConfigsResource
 from protocol.messages.describe_configs_response import (
@@ -47,7 +51,10 @@ def handle(
     if ctx.broker.zk_admin is not None and any(r.resource_type == RESOURCE_TOPIC for r in request.resources):
         return _handle_in_zookeeper(ctx, request)
     results = [
-        _describe(ctx, resource, request, _local_overrides(ctx, resource)) for resource in request.resources
+        _refused(resource, code)
+        if (code := config_refusal(ctx, resource.resource_type, resource.resource_name, Op.DESCRIBE_CONFIGS))
+        else _describe(ctx, resource, request, _local_overrides(ctx, resource))
+        for resource in request.resources
     ]
     return DescribeConfigsResponse(throttle_time_ms=0, results=results)
 
@@ -59,6 +66,10 @@ async def _handle_in_zookeeper(
     assert admin is not None
     results = []
     for resource in request.resources:
+        code = config_refusal(ctx, resource.resource_type, resource.resource_name, Op.DESCRIBE_CONFIGS)
+        if code is not None:
+            results.append(_refused(resource, code))
+            continue
         overrides: dict[str, str] | TopicError | None = None
         if resource.resource_type == RESOURCE_TOPIC:
             name = resource.resource_name
@@ -70,6 +81,17 @@ async def _handle_in_zookeeper(
                 overrides = exc
         results.append(_describe(ctx, resource, request, overrides))
     return DescribeConfigsResponse(throttle_time_ms=0, results=results)
+
+
+def _refused(resource: DescribeConfigsResource, code: int) -> DescribeConfigsResult:
+    """DESCRIBE_CONFIGS refused: TOPIC_ / CLUSTER_AUTHORIZATION_FAILED, no configs."""
+    return DescribeConfigsResult(
+        error_code=code,
+        error_message=None,
+        resource_type=resource.resource_type,
+        resource_name=resource.resource_name,
+        configs=[],
+    )
 
 
 def _local_overrides(

@@ -6,12 +6,16 @@ group this coordinator does not know is reported as "Dead" with no error. v3+ ca
 authorized operations (all of a group's: READ, DELETE, DESCRIBE, as there is no authorizer);
 v4+ report ``group.instance.id``. Per-group errors: NOT_COORDINATOR,
 COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE.
+
+Authorization (an authorizer configured): DESCRIBE on each group (GROUP_AUTHORIZATION_FAILED);
+authorized operations (v3+, when asked) are the group operations the principal may do.
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
 from broker.handlers.metadata import AUTHORIZED_OPERATIONS_OMITTED
+from broker.security.authz import GROUP, Op, authorized_operations, checker
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_groups_request import DescribeGroupsRequest
 from protocol.messages.describe_groups_response import (
@@ -29,7 +33,17 @@ def handle(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroup
     admin = ctx.broker.group_coordinator.admin
     include_ops = ctx.version >= 3 and request.include_authorized_operations
     groups = []
+    may_describe = checker(ctx, Op.DESCRIBE, GROUP)
     for group_id in request.groups:
+        if not may_describe(group_id):
+            groups.append(
+                DescribedGroup(
+                    error_code=ErrorCode.GROUP_AUTHORIZATION_FAILED,
+                    group_id=group_id,
+                    authorized_operations=AUTHORIZED_OPERATIONS_OMITTED,
+                )
+            )
+            continue
         error, summary = admin.describe(group_id)
         groups.append(
             DescribedGroup(
@@ -44,7 +58,7 @@ def handle(ctx: RequestContext, request: DescribeGroupsRequest) -> DescribeGroup
                     )
                     for m in summary.members
                 ],
-                authorized_operations=GROUP_OPERATIONS
+                authorized_operations=authorized_operations(ctx, GROUP, group_id)
                 if include_ops and error == ErrorCode.NONE
                 else AUTHORIZED_OPERATIONS_OMITTED,
             )

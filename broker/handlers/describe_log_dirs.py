@@ -7,6 +7,8 @@ A null topic list (an empty one in v0) asks for all.
 A log dir taken offline after a disk error is answered KAFKA_STORAGE_ERROR with no topics and
 -1 for the sizes, as Kafka's ReplicaManager.describeLogDirs; one whose disk cannot be asked for
 its sizes gets UNKNOWN_SERVER_ERROR (Kafka: the error of the IOException).
+
+Authorization (an authorizer configured): DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import os
 from collections import defaultdict
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_log_dirs_request import DescribeLogDirsRequest
 from protocol.messages.describe_log_dirs_response import (
@@ -31,6 +34,7 @@ API_KEY = 35
 
 
 def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogDirsResponse:
+    require_cluster(ctx, Op.DESCRIBE)
     broker = ctx.broker
     wanted: dict[str, set[int]] | None = None
     if request.topics is not None and (request.topics or ctx.version > 0):

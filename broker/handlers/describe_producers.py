@@ -7,12 +7,15 @@ last marker and the first offset of its open transaction (-1 when none). Any hos
 answers (admin clients ask the leader). Errors: UNKNOWN_TOPIC_OR_PARTITION (no such partition),
 NOT_LEADER_OR_FOLLOWER (not hosted here, or its log dir is offline, as Kafka answers for a
 storage error).
+
+Authorization (an authorizer configured): READ on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import Partition
+from broker.security.authz import Op, checker
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.describe_producers_request import DescribeProducersRequest
@@ -31,9 +34,16 @@ def handle(ctx: RequestContext, request: DescribeProducersRequest) -> DescribePr
     replicas = broker.replica_manager
     cache = broker.metadata_cache if broker.cluster_mode else None
     topics: list[TopicResponse] = []
+    may_read = checker(ctx, Op.READ)
     for topic in request.topics:
         answers: list[PartitionResponse] = []
+        authorized = may_read(topic.name)
         for index in topic.partition_indexes:
+            if not authorized:
+                answers.append(
+                    PartitionResponse(partition_index=index, error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                )
+                continue
             tp = TopicPartition(topic.name, index)
             partition = replicas.get(tp)
             if partition is None or replicas.is_offline(tp):

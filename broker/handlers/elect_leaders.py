@@ -13,6 +13,8 @@ As Kafka 3.9 in ZooKeeper mode (KafkaApis.handleElectLeaders -> KafkaController.
 
 The answer comes once the new states are written and the LeaderAndIsr requests queued (Kafka
 waits for the leaders to show in its metadata, up to ``timeout_ms``).
+
+Authorization (an authorizer configured): ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from collections.abc import Coroutine, Mapping
 from broker.cluster.controller import ElectionOutcomeFor, ElectionType
 from broker.cluster.controller_driver import NotControllerError
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.elect_leaders_request import ElectLeadersRequest
@@ -62,6 +65,7 @@ def _not_controller(partitions: list[TopicPartition]) -> ElectLeadersResponse:
 def handle(
     ctx: RequestContext, request: ElectLeadersRequest
 ) -> ElectLeadersResponse | Coroutine[object, object, ElectLeadersResponse]:
+    require_cluster(ctx, Op.ALTER)
     partitions = _requested(ctx, request)
     cluster = ctx.broker.zk_cluster
     if cluster is None or not cluster.is_active_controller:

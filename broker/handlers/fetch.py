@@ -28,6 +28,9 @@ Fetch sessions (KIP-227, v7+): a full fetch with epoch 0 gets a session while
 partition of their session and answer only those with news; FETCH_SESSION_ID_NOT_FOUND and
 INVALID_FETCH_SESSION_EPOCH as Kafka (:mod:`broker.replica.fetch_session_cache`). v13+ names
 topics by id (UNKNOWN_TOPIC_ID).
+Authorization (an authorizer configured): a consumer needs READ on each topic, a follower
+CLUSTER_ACTION on the cluster (TOPIC_AUTHORIZATION_FAILED for the partitions otherwise).
+
 Follower fetches (the replica id: ``replica_id`` below v15, ``replica_state.replica_id`` from
 v15) are served in cluster mode only (NOT_LEADER_OR_FOLLOWER on the embedded node), as Kafka's
 Partition.fetchRecords: a replica outside the assignment gets UNKNOWN_LEADER_EPOCH (the request
@@ -59,6 +62,7 @@ from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.fetch_session_cache import FetchSessionCache, SessionContext
 from broker.replica.partition import Partition
+from broker.security.authz import Op, authorize_cluster, checker
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
@@ -266,6 +270,14 @@ def _resolve(ctx: RequestContext, request: FetchRequest, reads_from_followers: b
     by_id = ctx.version >= 13
     targets: list[_Target] = []
     cache = broker.metadata_cache if broker.cluster_mode else None
+    # Authorization: a follower needs CLUSTER_ACTION, a consumer READ on each topic.
+    if broker.authorizer is None:
+        may_read = None
+    elif replica_id_of(request, ctx.version) >= 0:
+        cluster_allowed = authorize_cluster(ctx, Op.CLUSTER_ACTION)
+        may_read = lambda _name: cluster_allowed  # noqa: E731
+    else:
+        may_read = checker(ctx, Op.READ)
     for topic in request.topics:
         named: tuple[str, uuid.UUID] | None
         if cache is not None:
@@ -276,7 +288,17 @@ def _resolve(ctx: RequestContext, request: FetchRequest, reads_from_followers: b
         else:
             info = metadata.topic_by_id(topic.topic_id) if by_id else metadata.topic(topic.topic)
             named = None if info is None else (info.name, info.topic_id)
+        denied = (
+            may_read is not None
+            and (named is not None or not by_id)
+            and not may_read(named[0] if named is not None else topic.topic)
+        )
         for p in topic.partitions:
+            if denied:
+                targets.append(
+                    _Target(topic.topic, topic.topic_id, p, None, ErrorCode.TOPIC_AUTHORIZATION_FAILED)
+                )
+                continue
             if named is None:
                 code = ErrorCode.UNKNOWN_TOPIC_ID if by_id else ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
                 targets.append(_Target(topic.topic, topic.topic_id, p, None, code))

@@ -21,6 +21,9 @@ there, COORDINATOR_NOT_AVAILABLE, as Kafka. In ZooKeeper mode a lookup while the
 AutoTopicCreationManager) with ``offsets.topic.num.partitions`` and
 ``offsets.topic.replication.factor``, which fails while fewer brokers are alive (logged); either
 way the answer is COORDINATOR_NOT_AVAILABLE until the controller's UpdateMetadata brings leaders.
+
+Authorization (an authorizer configured): DESCRIBE on the group (GROUP_AUTHORIZATION_FAILED) or the
+transactional id (TRANSACTIONAL_ID_AUTHORIZATION_FAILED), per key.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from broker.cluster.metadata import BrokerEndpoint
 from broker.cluster.topics import TopicError
 from broker.group import OFFSETS_TOPIC
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import GROUP as GROUP_RESOURCE
+from broker.security.authz import TRANSACTIONAL_ID, Op, authorize
 from broker.txn import TRANSACTION_STATE_TOPIC
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
@@ -55,6 +60,8 @@ GROUP, TRANSACTION, SHARE = 0, 1, 2
 _MESSAGES = {
     ErrorCode.NONE: "NONE",
     ErrorCode.COORDINATOR_NOT_AVAILABLE: "The coordinator is not available.",
+    ErrorCode.GROUP_AUTHORIZATION_FAILED: "Not authorized to access group: Group authorization failed.",
+    ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED: "Transactional Id authorization failed.",
     ErrorCode.INVALID_REQUEST: (
         "This most likely occurs because of a request being malformed by the client library or the "
         "message was sent to an incompatible broker. See the broker logs for more details."
@@ -66,7 +73,11 @@ def _find(ctx: RequestContext, key_type: int, key: str) -> tuple[ErrorCode, Brok
     if key_type == SHARE and ctx.version < 6:
         return ErrorCode.INVALID_REQUEST, None
     if key_type == TRANSACTION:
+        if not authorize(ctx, Op.DESCRIBE, TRANSACTIONAL_ID, key):
+            return ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED, None
         return _find_transaction_coordinator(ctx, key)
+    if key_type == GROUP and not authorize(ctx, Op.DESCRIBE, GROUP_RESOURCE, key):
+        return ErrorCode.GROUP_AUTHORIZATION_FAILED, None
     if key_type != GROUP:
         return ErrorCode.COORDINATOR_NOT_AVAILABLE, None
     store = ctx.broker.group_coordinator.store

@@ -13,6 +13,9 @@ levels at run time (:mod:`broker.loggers`, Kafka's ``kafka-configs --entity-type
 ZooKeeper mode (any broker, as Kafka's ZkAdminManager): the operations apply to the overrides
 read from ``/config/topics/<t>``, and the result is written back with a change notification,
 which every broker applies to its logs.
+
+Authorization (an authorizer configured): ALTER_CONFIGS on a topic (TOPIC_AUTHORIZATION_FAILED) or,
+for a broker or broker logger, on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from broker.handlers.configs_common import (
     alter_resource_async,
 )
 from broker.loggers import alter_logger_levels
+from broker.security.authz import Op, config_refusal
 from protocol.error_codes import ErrorCode
 from protocol.messages.incremental_alter_configs_request import (
     AlterConfigsResource,
@@ -61,6 +65,11 @@ async def handle(
             resource_type=resource.resource_type,
             resource_name=resource.resource_name,
         )
+        refused = config_refusal(ctx, resource.resource_type, resource.resource_name, Op.ALTER_CONFIGS)
+        if refused is not None:
+            out.error_code, out.error_message = refused, None
+            responses.append(out)
+            continue
         if resource.resource_type == RESOURCE_BROKER:
             out.error_code, out.error_message = await alter_broker_configs(
                 ctx,

@@ -10,12 +10,27 @@ PRODUCER_FENCED, which v0-3 receive as INVALID_PRODUCER_EPOCH, as Kafka does. Th
 transactional id is INVALID_REQUEST, a timeout above ``transaction.max.timeout.ms`` (or not
 positive) INVALID_TRANSACTION_TIMEOUT; NOT_COORDINATOR / COORDINATOR_LOAD_IN_PROGRESS when this
 broker does not (yet) serve the id's ``__transaction_state`` partition.
+
+Authorization (an authorizer configured): a transactional id needs WRITE on it
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer IDEMPOTENT_WRITE on the cluster or
+WRITE on some topic (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import (
+    CLUSTER_AUTHORIZATION_FAILED,
+    TOPIC,
+    TRANSACTIONAL_ID,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    Op,
+    authorize_by_resource_type,
+    authorize_cluster,
+    require,
+)
 from protocol.error_codes import ErrorCode
+from protocol.exceptions import ApiError
 from protocol.messages.init_producer_id_request import InitProducerIdRequest
 from protocol.messages.init_producer_id_response import InitProducerIdResponse
 
@@ -23,6 +38,15 @@ API_KEY = 22
 
 
 async def handle(ctx: RequestContext, request: InitProducerIdRequest) -> InitProducerIdResponse:
+    if request.transactional_id is not None:
+        require(
+            ctx, Op.WRITE, TRANSACTIONAL_ID, request.transactional_id, TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+        )
+    elif not authorize_cluster(ctx, Op.IDEMPOTENT_WRITE) and not authorize_by_resource_type(
+        ctx, Op.WRITE, TOPIC
+    ):
+        # An idempotent producer: IDEMPOTENT_WRITE on the cluster, or WRITE on some topic.
+        raise ApiError(CLUSTER_AUTHORIZATION_FAILED)
     if request.transactional_id is None:
         return InitProducerIdResponse(
             error_code=0, producer_id=await ctx.broker.next_producer_id(), producer_epoch=0

@@ -11,6 +11,8 @@ asynchronous. Errors: INVALID_GROUP_ID, COORDINATOR_LOAD_IN_PROGRESS, NOT_COORDI
 COORDINATOR_NOT_AVAILABLE, INVALID_SESSION_TIMEOUT (outside ``group.min.session.timeout.ms`` -
 ``group.max.session.timeout.ms``), INCONSISTENT_GROUP_PROTOCOL, UNKNOWN_MEMBER_ID,
 FENCED_INSTANCE_ID, GROUP_MAX_SIZE_REACHED (``group.max.size``), MEMBER_ID_REQUIRED.
+
+Authorization (an authorizer configured): READ on the group (GROUP_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 from broker.group import JoinRequest
 from broker.group.member import JoinResult, client_host
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_group
 from protocol.messages.join_group_request import JoinGroupRequest
 from protocol.messages.join_group_response import JoinGroupResponse, JoinGroupResponseMember
 
@@ -25,6 +28,7 @@ API_KEY = 11
 
 
 async def handle(ctx: RequestContext, request: JoinGroupRequest) -> JoinGroupResponse:
+    require_group(ctx, Op.READ, request.group_id)
     version = ctx.version
     instance_id = request.group_instance_id if version >= 5 else None
     join = JoinRequest(

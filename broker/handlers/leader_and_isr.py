@@ -15,6 +15,9 @@ follower. Served in cluster mode only (as by Kafka's ZooKeeper-mode brokers).
 - ``live_leaders``, ``adding_replicas``, ``removing_replicas``, ``is_new``,
   ``leader_recovery_state`` and ``type`` are read by Kafka for reassignment, migration and
   fetcher bookkeeping only; Brook does not use them yet.
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from collections.abc import Coroutine
 
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.control import PartitionTransition
+from broker.security.authz import Op, require_cluster
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.error_responses import error_response
@@ -45,6 +49,7 @@ API_KEY = 4
 def handle(
     ctx: RequestContext, request: LeaderAndIsrRequest
 ) -> Message | Coroutine[object, object, Message | None] | None:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     broker = ctx.broker
     if broker.is_broker_epoch_stale(request.broker_epoch):
         log.info(

@@ -6,12 +6,15 @@ error code (the member's); v3+ take a batch of members (member id and/or
 admin tools do) and answer each one (UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID); v5+ carry a reason
 per member. Group-level errors: NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS,
 COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID.
+
+Authorization (an authorizer configured): READ on the group (GROUP_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from broker.group import LeavingMember
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_group
 from protocol.error_codes import ErrorCode
 from protocol.messages.leave_group_request import LeaveGroupRequest
 from protocol.messages.leave_group_response import LeaveGroupResponse, MemberResponse
@@ -20,6 +23,7 @@ API_KEY = 13
 
 
 def handle(ctx: RequestContext, request: LeaveGroupRequest) -> LeaveGroupResponse:
+    require_group(ctx, Op.READ, request.group_id)
     version = ctx.version
     if version >= 3:
         leaving = [

@@ -8,12 +8,16 @@ timestamp is at least that (with its leader epoch, v4+); none found gives offset
 v0 answers with ``old_style_offsets`` (at most ``max_num_offsets``, newest first).
 A request with a ``replica_id`` other than -1 (a follower after OFFSET_OUT_OF_RANGE) gets the log
 end offset for latest, as Kafka reads to the log end for any id but the consumers'.
+
+Authorization (an authorizer configured): DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED for its
+partitions).
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.partition import Partition
+from broker.security.authz import Op, checker
 from protocol.error_codes import ErrorCode
 from protocol.messages.list_offsets_request import ListOffsetsRequest
 from protocol.messages.list_offsets_response import (
@@ -39,12 +43,20 @@ def handle(ctx: RequestContext, request: ListOffsetsRequest) -> ListOffsetsRespo
     committed = version >= 2 and request.isolation_level == READ_COMMITTED
     follower = request.replica_id != CONSUMER_REPLICA_ID  # Kafka: any other id reads to the log end
     topics: list[ListOffsetsTopicResponse] = []
+    may_describe = checker(ctx, Op.DESCRIBE)
     for topic in request.topics:
         results: list[ListOffsetsPartitionResponse] = []
+        authorized = may_describe(topic.name)
         for p in topic.partitions:
             out = ListOffsetsPartitionResponse(
                 partition_index=p.partition_index, error_code=0, timestamp=-1, offset=-1, leader_epoch=-1
             )
+            if not authorized:
+                out.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                if version == 0:
+                    out.old_style_offsets = []
+                results.append(out)
+                continue
             epoch = p.current_leader_epoch if version >= 4 else -1
             partition, out.error_code = broker.replica_manager.leader_for(
                 topic.name, p.partition_index, epoch

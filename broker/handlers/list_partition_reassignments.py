@@ -5,6 +5,8 @@ As Kafka 3.9 in ZooKeeper mode (KafkaApis.handleListPartitionReassignmentsReques
 KafkaController.listPartitionReassignments): on a broker that is not the active controller a
 top-level NOT_CONTROLLER; on the controller, null ``topics`` lists every partition being
 reassigned, otherwise only those of the named partitions that are (unknown ones are left out).
+
+Authorization (an authorizer configured): DESCRIBE on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Coroutine
 
 from broker.cluster.controller_driver import NotControllerError
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.list_partition_reassignments_request import ListPartitionReassignmentsRequest
@@ -35,6 +38,7 @@ def _not_controller() -> ListPartitionReassignmentsResponse:
 def handle(
     ctx: RequestContext, request: ListPartitionReassignmentsRequest
 ) -> ListPartitionReassignmentsResponse | Coroutine[object, object, ListPartitionReassignmentsResponse]:
+    require_cluster(ctx, Op.DESCRIBE)
     cluster = ctx.broker.zk_cluster
     if cluster is None or not cluster.is_active_controller:
         return _not_controller()

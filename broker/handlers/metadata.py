@@ -7,7 +7,11 @@ replicas (v5+). A partition whose replica here is in a log dir that failed has n
 list in v0) asks for every topic. Unknown topics are auto-created when ``auto.create.topics.enable``
 and the request (v4+; always in v0-v3) allow it, except internal ones; an illegal name gets
 INVALID_TOPIC_EXCEPTION. v10+ may name topics by id only: an unknown id gets UNKNOWN_TOPIC_ID.
-Authorized operations (v8+) are reported when asked, all allowed since Brook has no authorizer yet.
+Authorization (an authorizer configured): topics the principal may not DESCRIBE are left out of
+an all-topics answer and answered TOPIC_AUTHORIZATION_FAILED when named; auto-creation needs
+CREATE on the cluster or on the topic (TOPIC_AUTHORIZATION_FAILED otherwise). Authorized
+operations (v8+) are the bit fields of the topic's and the cluster's allowed operations when
+asked (all supported ones without an authorizer), -2147483648 otherwise.
 Auto-creation writes the new logs in disk workers; the answer then comes when the topics exist.
 Below v12 a topic named by null or by a topic id makes the whole request INVALID_REQUEST, as Kafka
 (the error response names such a topic "").
@@ -29,6 +33,7 @@ UNKNOWN_TOPIC_OR_PARTITION.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import Awaitable
 from typing import TYPE_CHECKING
 
@@ -36,6 +41,8 @@ from broker.cluster.metadata import INTERNAL_TOPICS, ZERO_UUID, TopicInfo, topic
 from broker.cluster.topics import TopicError
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.manager import ReplicaManager
+from broker.security.acl import CLUSTER_NAME, ResourceType
+from broker.security.authz import Op, authorize_cluster, authorized_operations, checker
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import ApiError
@@ -118,13 +125,69 @@ def handle(ctx: RequestContext, request: MetadataRequest) -> MetadataResponse | 
     if ctx.broker.cluster_mode:
         admin = ctx.broker.zk_admin
         to_create = _auto_creatable_in_cache(ctx, request) if admin is not None else []
+        to_create = _authorized_to_create(ctx, to_create)
         if admin is not None and to_create:
             return _create_in_zookeeper_then_answer(ctx, request, admin, to_create)
         return _answer(ctx, request, {})
-    to_create = _auto_creatable(ctx, request)
+    to_create = _authorized_to_create(ctx, _auto_creatable(ctx, request))
     if to_create:
         return _create_then_answer(ctx, request, to_create)
     return _answer(ctx, request, {})
+
+
+def _authorized_to_create(ctx: RequestContext, names: list[str]) -> list[str]:
+    """KafkaApis: auto-creation needs DESCRIBE on the topic and CREATE on the cluster or topic."""
+    if not names or ctx.broker.authorizer is None:
+        return names
+    may_describe = checker(ctx, Op.DESCRIBE)
+    if authorize_cluster(ctx, Op.CREATE):
+        return [n for n in names if may_describe(n)]
+    may_create = checker(ctx, Op.CREATE)
+    return [n for n in names if may_describe(n) and may_create(n)]
+
+
+def _authorize_topics(
+    ctx: RequestContext,
+    request: MetadataRequest,
+    topics: list[MetadataResponseTopic],
+    all_topics: bool,
+    include_ops: bool,
+) -> list[MetadataResponseTopic]:
+    """Leave out (all topics) or refuse (named) what may not be described; a named topic that
+    does not exist and could not be auto-created for want of CREATE is refused too."""
+    may_describe = checker(ctx, Op.DESCRIBE)
+    auto_create = bool(request.topics) and _auto_creation_allowed(ctx, request)
+    may_create = None if not auto_create or authorize_cluster(ctx, Op.CREATE) else checker(ctx, Op.CREATE)
+    kept: list[MetadataResponseTopic] = []
+    for topic in topics:
+        name = topic.name
+        if name is None:  # an unknown topic id: nothing to authorize
+            kept.append(topic)
+            continue
+        missing = topic.error_code in (
+            ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
+            ErrorCode.INVALID_TOPIC_EXCEPTION,
+        )
+        allowed = may_describe(name) and not (missing and may_create is not None and not may_create(name))
+        if allowed:
+            if include_ops and topic.error_code == ErrorCode.NONE:
+                topic.topic_authorized_operations = authorized_operations(ctx, ResourceType.TOPIC, name)
+            kept.append(topic)
+        elif not all_topics:
+            by_id = topic.topic_id != ZERO_UUID and _named_by_id(request, topic.topic_id)
+            kept.append(
+                MetadataResponseTopic(
+                    error_code=ErrorCode.TOPIC_AUTHORIZATION_FAILED,
+                    name=None if by_id else name,
+                    topic_id=topic.topic_id if by_id else ZERO_UUID,
+                    is_internal=False,
+                )
+            )
+    return kept
+
+
+def _named_by_id(request: MetadataRequest, topic_id: uuid.UUID) -> bool:
+    return any(r.name is None and r.topic_id == topic_id for r in request.topics or [])
 
 
 def _auto_creation_allowed(ctx: RequestContext, request: MetadataRequest) -> bool:
@@ -243,20 +306,25 @@ def _answer(
             else:
                 topics.append(topic_metadata(info, include_topic_ops, broker.replica_manager))
 
+    if broker.authorizer is not None:
+        topics = _authorize_topics(ctx, request, topics, all_topics, include_topic_ops)
     brokers = [
         MetadataResponseBroker(node_id=b.node_id, host=b.host, port=b.port, rack=b.rack)
         for b in broker.live_brokers(ctx.conn.listener)
     ]
     include_cluster_ops = 8 <= version <= 10 and request.include_cluster_authorized_operations
+    cluster_ops = CLUSTER_OPERATIONS
+    if include_cluster_ops and broker.authorizer is not None:
+        # As Kafka: 0 without DESCRIBE on the cluster.
+        allowed = authorize_cluster(ctx, Op.DESCRIBE)
+        cluster_ops = authorized_operations(ctx, ResourceType.CLUSTER, CLUSTER_NAME) if allowed else 0
     return MetadataResponse(
         throttle_time_ms=0,
         brokers=brokers,
         cluster_id=broker.cluster_id,
         controller_id=broker.controller_id,
         topics=topics,
-        cluster_authorized_operations=CLUSTER_OPERATIONS
-        if include_cluster_ops
-        else AUTHORIZED_OPERATIONS_OMITTED,
+        cluster_authorized_operations=cluster_ops if include_cluster_ops else AUTHORIZED_OPERATIONS_OMITTED,
     )
 
 

@@ -11,6 +11,9 @@ for topics or partitions that do not exist, OFFSET_METADATA_TOO_LARGE, and the g
 (ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, REBALANCE_IN_PROGRESS,
 NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS, COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID)
 for every partition; see :mod:`broker.group.offsets`.
+
+Authorization (an authorizer configured): READ on the group (GROUP_AUTHORIZATION_FAILED for every
+partition) and on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 from broker.group.commit_request import offsets_to_commit
 from broker.group.records import OffsetAndMetadata
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, checker, require_group
 from protocol.messages.offset_commit_request import OffsetCommitRequest
 from protocol.messages.offset_commit_response import (
     OffsetCommitResponse,
@@ -30,6 +34,8 @@ DEFAULT = -1
 
 
 async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCommitResponse:
+    require_group(ctx, Op.READ, request.group_id)
+    may_read = checker(ctx, Op.READ)
     version = ctx.version
     broker = ctx.broker
     coordinator = broker.group_coordinator
@@ -46,6 +52,7 @@ async def handle(ctx: RequestContext, request: OffsetCommitRequest) -> OffsetCom
             commit_timestamp=p.commit_timestamp if version == 1 and p.commit_timestamp != DEFAULT else now,
             expire_timestamp=expire,
         ),
+        may_read,
     )
     if offsets:
         errors.update(

@@ -6,11 +6,15 @@ with members whose subscriptions are unknown is NON_EMPTY_GROUP). Unknown topics
 are UNKNOWN_TOPIC_OR_PARTITION; group-level errors (GROUP_ID_NOT_FOUND, NOT_COORDINATOR,
 COORDINATOR_LOAD_IN_PROGRESS, INVALID_GROUP_ID) leave the topic list empty. Asynchronous: the
 answer waits for the tombstones to be written.
+
+Authorization (an authorizer configured): DELETE on the group (GROUP_AUTHORIZATION_FAILED) and READ
+on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, checker, require_group
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.offset_delete_request import OffsetDeleteRequest
@@ -24,13 +28,17 @@ API_KEY = 47
 
 
 async def handle(ctx: RequestContext, request: OffsetDeleteRequest) -> OffsetDeleteResponse:
+    require_group(ctx, Op.DELETE, request.group_id)
+    may_read = checker(ctx, Op.READ)
     broker = ctx.broker
     errors: dict[tuple[str, int], ErrorCode] = {}
     wanted: list[tuple[str, int]] = []
     for topic in request.topics:
         for p in topic.partitions:
             tp = (topic.name, p.partition_index)
-            if not broker.partition_exists(TopicPartition(*tp)):
+            if not may_read(topic.name):
+                errors[tp] = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+            elif not broker.partition_exists(TopicPartition(*tp)):
                 errors[tp] = ErrorCode.UNKNOWN_TOPIC_OR_PARTITION
             else:
                 wanted.append(tp)

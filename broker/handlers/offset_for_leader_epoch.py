@@ -5,11 +5,16 @@ larger epoch in the leader-epoch cache, or the log end offset for the current ep
 KIP-279), with the largest epoch not above the requested one. Consumers use it (v3+, after a
 leader change) to detect truncation; followers will use it in the cluster mode.
 current_leader_epoch (v2+) fences stale callers: FENCED_LEADER_EPOCH / UNKNOWN_LEADER_EPOCH.
+
+Authorization (an authorizer configured): a follower (replica id >= 0, v3+) needs CLUSTER_ACTION
+(CLUSTER_AUTHORIZATION_FAILED), a consumer DESCRIBE on each topic (TOPIC_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, checker, require_cluster
+from protocol.error_codes import ErrorCode
 from protocol.messages.offset_for_leader_epoch_request import OffsetForLeaderEpochRequest
 from protocol.messages.offset_for_leader_epoch_response import (
     EpochEndOffset,
@@ -23,10 +28,19 @@ API_KEY = 23
 def handle(ctx: RequestContext, request: OffsetForLeaderEpochRequest) -> OffsetForLeaderEpochResponse:
     broker = ctx.broker
     topics: list[OffsetForLeaderTopicResult] = []
+    # A follower (replica id >= 0, v3+) needs CLUSTER_ACTION; a consumer DESCRIBE on each topic.
+    if ctx.version >= 3 and request.replica_id >= 0:
+        require_cluster(ctx, Op.CLUSTER_ACTION)
+    may_describe = checker(ctx, Op.DESCRIBE)
     for topic in request.topics:
         results: list[EpochEndOffset] = []
+        authorized = may_describe(topic.topic)
         for p in topic.partitions:
             out = EpochEndOffset(error_code=0, partition=p.partition, leader_epoch=-1, end_offset=-1)
+            if not authorized:
+                out.error_code = ErrorCode.TOPIC_AUTHORIZATION_FAILED
+                results.append(out)
+                continue
             epoch = p.current_leader_epoch if ctx.version >= 2 else -1
             partition, out.error_code = broker.replica_manager.leader_for(topic.topic, p.partition, epoch)
             if partition is not None:

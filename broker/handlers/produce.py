@@ -35,6 +35,11 @@ one call. Exceptions, as Kafka:
   NOT_ENOUGH_REPLICAS, which old clients retry; PRODUCER_FENCED: INVALID_PRODUCER_EPOCH.
   Transactional batches of two producer ids in one request: INVALID_PRODUCER_ID_MAPPING for all.
 
+Authorization (an authorizer configured): WRITE on each topic (TOPIC_AUTHORIZATION_FAILED for
+its partitions); transactional records need WRITE on the transactional id
+(TRANSACTIONAL_ID_AUTHORIZATION_FAILED for the whole request). Kafka 3.9 no longer checks
+IDEMPOTENT_WRITE on produce (only on InitProducerId).
+
 When ``flush.messages`` is reached the partition is fsync'd before the answer, as Kafka's append
 does on its request thread; here the fsync runs in a disk worker while the event loop serves
 other requests (KAFKA_STORAGE_ERROR if it fails).
@@ -68,6 +73,7 @@ from broker.replica.delayed_produce import DelayedProduce
 from broker.replica.partition import AppendOutcome, Partition
 from broker.replica.txn_verification import Errors as VerificationErrors
 from broker.replica.txn_verification import produce_error
+from broker.security.authz import TRANSACTIONAL_ID, Op, authorize, checker
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import DecodeError
@@ -126,6 +132,16 @@ def handle(
         request_error = (ErrorCode.INVALID_REQUIRED_ACKS, None)
     elif request.transactional_id is None and _has_transactional_records(request):
         # Kafka checks the transactional id's authorization for such a request, and there is none.
+        request_error = (
+            ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+            "Transactional Id authorization failed.",
+        )
+    elif (
+        ctx.broker.authorizer is not None
+        and request.transactional_id is not None
+        and not authorize(ctx, Op.WRITE, TRANSACTIONAL_ID, request.transactional_id)
+        and _has_transactional_records(request)
+    ):
         request_error = (
             ErrorCode.TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
             "Transactional Id authorization failed.",
@@ -243,8 +259,10 @@ def _append_all(
     responses: list[TopicProduceResponse] = []
     to_flush: list[tuple[PartitionProduceResponse, Log, int]] | None = None
     to_replicate: list[tuple[PartitionProduceResponse, Partition, int]] | None = None
+    may_write = checker(ctx, Op.WRITE)
     for topic in request.topic_data:
         name = topic.name
+        authorized = may_write(name)
         if broker.cluster_mode:
             internal = name in INTERNAL_TOPICS and broker.metadata_cache.contains(name)
         else:
@@ -255,6 +273,9 @@ def _append_all(
             index = pdata.index
             if request_error is not None:
                 results.append(_error(index, request_error[0], version, request_error[1]))
+                continue
+            if not authorized:
+                results.append(_error(index, ErrorCode.TOPIC_AUTHORIZATION_FAILED, version))
                 continue
             if internal:
                 message = f"Cannot append to internal topic {name}"

@@ -10,6 +10,9 @@ and deletes them when asked. Served in cluster mode only (as by Kafka's ZooKeepe
   offline log dir), FENCED_LEADER_EPOCH (a leader epoch older than ours; -1, no epoch, and -2,
   deletion, pass) or NONE. Deleted replicas stop being served at once; their logs are deleted
   in a disk worker and the answer comes after.
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from collections.abc import Coroutine
 
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.control import NO_EPOCH, ReplicaStop
+from broker.security.authz import Op, require_cluster
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.stop_replica_request import StopReplicaRequest
@@ -32,6 +36,7 @@ API_KEY = 5
 def handle(
     ctx: RequestContext, request: StopReplicaRequest
 ) -> StopReplicaResponse | Coroutine[object, object, StopReplicaResponse]:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     broker = ctx.broker
     if broker.is_broker_epoch_stale(request.broker_epoch):
         log.info(

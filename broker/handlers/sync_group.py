@@ -8,11 +8,14 @@ is asynchronous. v3+ carries ``group.instance.id``; v5+ must name the protocol t
 Errors: REBALANCE_IN_PROGRESS (also while the coordinator is loading, so that the member
 rejoins), ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID, NOT_COORDINATOR,
 COORDINATOR_NOT_AVAILABLE, INVALID_GROUP_ID.
+
+Authorization (an authorizer configured): READ on the group (GROUP_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_group
 from protocol.error_codes import ErrorCode
 from protocol.messages.sync_group_request import SyncGroupRequest
 from protocol.messages.sync_group_response import SyncGroupResponse
@@ -21,6 +24,7 @@ API_KEY = 14
 
 
 async def handle(ctx: RequestContext, request: SyncGroupRequest) -> SyncGroupResponse:
+    require_group(ctx, Op.READ, request.group_id)
     version = ctx.version
     if version >= 5 and (request.protocol_type is None or request.protocol_name is None):
         return SyncGroupResponse(error_code=ErrorCode.INCONSISTENT_GROUP_PROTOCOL, assignment=b"")

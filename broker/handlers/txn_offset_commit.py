@@ -20,6 +20,9 @@ handleTxnCommitOffsets; see :mod:`broker.replica.txn_verification`). Not in the 
 (no AddOffsetsToTxn): INVALID_TXN_STATE (TRANSACTION_ABORTABLE from v4); a fenced producer:
 INVALID_PRODUCER_EPOCH; an unreachable coordinator: COORDINATOR_LOAD_IN_PROGRESS, the others as
 offset-commit errors (Kafka's maybeConvertOffsetCommitError).
+
+Authorization (an authorizer configured): WRITE on the transactional id, READ on the group and on
+each topic (the matching *_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -27,6 +30,14 @@ from __future__ import annotations
 from broker.group.commit_request import offsets_to_commit
 from broker.group.records import OffsetAndMetadata, TxnProducer
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import (
+    TRANSACTIONAL_ID,
+    TRANSACTIONAL_ID_AUTHORIZATION_FAILED,
+    Op,
+    checker,
+    require,
+    require_group,
+)
 from protocol.error_codes import ErrorCode
 from protocol.messages.txn_offset_commit_request import TxnOffsetCommitRequest
 from protocol.messages.txn_offset_commit_response import (
@@ -39,6 +50,9 @@ API_KEY = 28
 
 
 async def handle(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOffsetCommitResponse:
+    require(ctx, Op.WRITE, TRANSACTIONAL_ID, request.transactional_id, TRANSACTIONAL_ID_AUTHORIZATION_FAILED)
+    require_group(ctx, Op.READ, request.group_id)
+    may_read = checker(ctx, Op.READ)
     version = ctx.version
     broker = ctx.broker
     coordinator = broker.group_coordinator
@@ -52,6 +66,7 @@ async def handle(ctx: RequestContext, request: TxnOffsetCommitRequest) -> TxnOff
             metadata=p.committed_metadata or "",
             commit_timestamp=now,
         ),
+        may_read,
     )
     if offsets:
         errors.update(

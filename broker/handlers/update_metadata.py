@@ -11,6 +11,9 @@ read-only metadata cache. Served in cluster mode only (as by Kafka's ZooKeeper-m
   FindCoordinator and the KIP-951 hints of Produce and Fetch read the cache from then on.
 - ``is_kraft_controller`` and ``type`` (v8, KRaft migration) are ignored: Brook's controllers
   are ZooKeeper controllers.
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import logging
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from protocol.error_codes import ErrorCode
 from protocol.messages.update_metadata_request import UpdateMetadataRequest
 from protocol.messages.update_metadata_response import UpdateMetadataResponse
@@ -28,6 +32,7 @@ API_KEY = 6
 
 
 def handle(ctx: RequestContext, request: UpdateMetadataRequest) -> UpdateMetadataResponse:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     broker = ctx.broker
     if broker.is_broker_epoch_stale(request.broker_epoch):
         log.info(

@@ -9,11 +9,15 @@ REQUEST_TIMED_OUT, INVALID_PRODUCER_EPOCH (an epoch older than the producer's), 
 TRANSACTION_COORDINATOR_FENCED (a coordinator epoch older than the last marker's). Served on the
 embedded node and in cluster mode; there are no ACLs, so CLUSTER_AUTHORIZATION_FAILED is never
 answered.
+
+Authorization (an authorizer configured): CLUSTER_ACTION on the cluster
+(CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from protocol.messages.write_txn_markers_request import WriteTxnMarkersRequest
 from protocol.messages.write_txn_markers_response import WriteTxnMarkersResponse
 
@@ -21,6 +25,7 @@ API_KEY = 27
 
 
 async def handle(ctx: RequestContext, request: WriteTxnMarkersRequest) -> WriteTxnMarkersResponse:
+    require_cluster(ctx, Op.CLUSTER_ACTION)
     results = await ctx.broker.replica_manager.write_txn_markers(request.markers)
     return WriteTxnMarkersResponse(markers=results)
 

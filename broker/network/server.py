@@ -22,6 +22,7 @@ from broker.network.hosts import resolvable
 from broker.network.quotas import ConnectionQuotas, normalise_ip
 from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry, request_logger
 from protocol import api as papi
+from protocol.exceptions import ApiError
 from protocol.message import Message
 from storage.fast_dataclass import dataclass
 
@@ -249,6 +250,12 @@ class Server:
             )
         try:
             result = handler.handle(ctx, request.body)
+        except ApiError as exc:
+            # A request refused as a whole (an authorization failure, a malformed request): its
+            # api's error response, without a traceback in the log.
+            log.debug("%s v%d from %s refused: %s", request.api.name, version, conn.peer, exc)
+            conn.fail(slot, exc)
+            return
         except Exception as exc:
             # As Kafka: a well-formed request always gets an answer, the api's error response.
             log.exception(

@@ -53,7 +53,7 @@ def test_importing_the_broker_imports_no_handler_but_api_versions() -> None:
         "loaded = sorted(m for m in sys.modules if m.startswith('broker.handlers.'))\n"
         "assert loaded == ['broker.handlers.api_versions', 'broker.handlers.base'], loaded\n"
         "from broker.handlers.api_versions import advertised\n"
-        "assert len(advertised(True)) == 48 and len(advertised(False)) == 40\n"
+        "assert len(advertised(True)) == 51 and len(advertised(False)) == 43\n"
         "assert 'broker.handlers.produce' not in sys.modules\n"
         "assert 'protocol.messages.produce_request' not in sys.modules\n"
     )
@@ -69,7 +69,7 @@ from protocol.messages.heartbeat_request import HeartbeatRequest
 stand_in = h.HANDLERS[12]
 assert 'broker.handlers.heartbeat' not in sys.modules
 coordinator = SimpleNamespace(heartbeat=lambda group, member, instance, generation: 27)
-ctx = SimpleNamespace(version=4, broker=SimpleNamespace(group_coordinator=coordinator))
+ctx = SimpleNamespace(version=4, broker=SimpleNamespace(group_coordinator=coordinator, authorizer=None))
 response = stand_in.handle(ctx, HeartbeatRequest('g', 1, 'm'))
 assert type(response).__name__ == 'HeartbeatResponse' and response.error_code == 27, response
 assert h.HANDLERS[12] is sys.modules['broker.handlers.heartbeat'].HANDLER
