@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from compat_tests.clients.roundtrips import aiokafka_consume
 from compat_tests.harness import BrokerProcess, free_port
 from tests.security.certs import Identity, Pki, make_pki, ssl_listener_settings
 
@@ -423,16 +424,7 @@ def test_aiokafka(acl_broker: AclBroker) -> None:
         consumer = aiokafka.AIOKafkaConsumer(
             topic, group_id="alice-aio", auto_offset_reset="earliest", **alice
         )
-        await consumer.start()
-        got: list[bytes] = []
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                async for record in consumer:
-                    got.append(record.value)
-                    if len(got) == len(MESSAGES):
-                        break
-        finally:
-            await consumer.stop()
+        got = await aiokafka_consume(consumer, len(MESSAGES), TIMEOUT)
         refused = aiokafka.AIOKafkaConsumer(
             topic, group_id="not-alices-aio", auto_offset_reset="earliest", **alice
         )

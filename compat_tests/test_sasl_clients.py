@@ -9,7 +9,6 @@ The PKI comes from tests/security/certs.py (a CA and a server certificate for 12
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -18,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from compat_tests.clients.roundtrips import aiokafka_roundtrip, confluent_roundtrip, kafka_python_roundtrip
 from compat_tests.clients.tools import require_kcat
 from compat_tests.harness import BrokerProcess, free_port
 from compat_tests.test_cli import ok
@@ -146,25 +146,9 @@ def _confluent(
 
 @pytest.mark.parametrize(("protocol", "mechanism"), CASES)
 def test_confluent_kafka(sasl_broker: SaslBroker, protocol: str, mechanism: str) -> None:
-    confluent_kafka = pytest.importorskip("confluent_kafka")
+    pytest.importorskip("confluent_kafka")
     settings = _confluent(sasl_broker, protocol, mechanism, *USERS[mechanism])
-    topic = _topic("confluent-sasl")
-    producer = confluent_kafka.Producer({**settings, "linger.ms": 5})
-    for value in MESSAGES:
-        producer.produce(topic, value)
-    assert producer.flush(TIMEOUT) == 0
-    consumer = confluent_kafka.Consumer({**settings, "group.id": topic, "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    got: list[bytes] = []
-    try:
-        misses = 0
-        while len(got) < len(MESSAGES) and misses < 60:
-            message = consumer.poll(0.5)
-            misses = misses + 1 if message is None else 0
-            if message is not None and message.error() is None:
-                got.append(message.value())
-    finally:
-        consumer.close()
+    got = confluent_roundtrip(settings, _topic("confluent-sasl"), MESSAGES, TIMEOUT)
     assert sorted(got) == sorted(MESSAGES)
 
 
@@ -222,21 +206,9 @@ def _kafka_python(
 
 @pytest.mark.parametrize(("protocol", "mechanism"), CASES)
 def test_kafka_python(sasl_broker: SaslBroker, protocol: str, mechanism: str) -> None:
-    kafka = pytest.importorskip("kafka")
+    pytest.importorskip("kafka")
     settings = _kafka_python(sasl_broker, protocol, mechanism, *USERS[mechanism])
-    topic = _topic("kafka-python-sasl")
-    producer = kafka.KafkaProducer(**settings)
-    for value in MESSAGES:
-        producer.send(topic, value)
-    producer.flush(TIMEOUT)
-    producer.close(TIMEOUT)
-    consumer = kafka.KafkaConsumer(
-        topic, group_id=topic, auto_offset_reset="earliest", consumer_timeout_ms=15_000, **settings
-    )
-    try:
-        got = [record.value for _, record in zip(range(len(MESSAGES)), consumer, strict=False)]
-    finally:
-        consumer.close()
+    got = kafka_python_roundtrip(settings, _topic("kafka-python-sasl"), MESSAGES, TIMEOUT)
     assert sorted(got) == sorted(MESSAGES)
 
 
@@ -245,7 +217,7 @@ def test_kafka_python(sasl_broker: SaslBroker, protocol: str, mechanism: str) ->
 
 @pytest.mark.parametrize(("protocol", "mechanism"), CASES)
 def test_aiokafka(sasl_broker: SaslBroker, protocol: str, mechanism: str) -> None:
-    aiokafka = pytest.importorskip("aiokafka")
+    pytest.importorskip("aiokafka")
     from aiokafka.helpers import create_ssl_context
 
     user, password = USERS[mechanism]
@@ -258,31 +230,8 @@ def test_aiokafka(sasl_broker: SaslBroker, protocol: str, mechanism: str) -> Non
     }
     if protocol == "SASL_SSL":
         common["ssl_context"] = create_ssl_context(cafile=str(sasl_broker.pki.ca))
-    topic = _topic("aiokafka-sasl")
-
-    async def roundtrip() -> list[bytes]:
-        producer = aiokafka.AIOKafkaProducer(**common)
-        await producer.start()
-        try:
-            for value in MESSAGES:
-                await producer.send(topic, value)
-            await producer.flush()
-        finally:
-            await producer.stop()
-        consumer = aiokafka.AIOKafkaConsumer(topic, group_id=topic, auto_offset_reset="earliest", **common)
-        await consumer.start()
-        got: list[bytes] = []
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                async for record in consumer:
-                    got.append(record.value)
-                    if len(got) == len(MESSAGES):
-                        break
-        finally:
-            await consumer.stop()
-        return got
-
-    assert sorted(asyncio.run(roundtrip())) == sorted(MESSAGES)
+    got = aiokafka_roundtrip(common, _topic("aiokafka-sasl"), MESSAGES, TIMEOUT)
+    assert sorted(got) == sorted(MESSAGES)
 
 
 # -- kcat --------------------------------------------------------------------------------------------

@@ -8,7 +8,6 @@ localhost and 127.0.0.1, and client certificates (valid, expired, from another C
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import uuid
 from collections.abc import Iterator
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from compat_tests.clients.roundtrips import aiokafka_roundtrip, confluent_roundtrip, kafka_python_roundtrip
 from compat_tests.clients.tools import require_kcat
 from compat_tests.harness import BrokerProcess, free_port
 from tests.security.certs import Identity, Pki, make_pki, ssl_listener_settings
@@ -88,25 +88,9 @@ def _confluent_settings(broker: TlsBroker, pki: Pki, identity: Identity | None) 
 
 
 def _confluent_roundtrip(broker: TlsBroker, pki: Pki, identity: Identity | None) -> None:
-    confluent_kafka = pytest.importorskip("confluent_kafka")
+    pytest.importorskip("confluent_kafka")
     settings = _confluent_settings(broker, pki, identity)
-    topic = _topic("confluent-tls")
-    producer = confluent_kafka.Producer({**settings, "linger.ms": 5})
-    for value in MESSAGES:
-        producer.produce(topic, value)
-    assert producer.flush(TIMEOUT) == 0
-    consumer = confluent_kafka.Consumer({**settings, "group.id": topic, "auto.offset.reset": "earliest"})
-    consumer.subscribe([topic])
-    got: list[bytes] = []
-    try:
-        misses = 0
-        while len(got) < len(MESSAGES) and misses < 60:
-            message = consumer.poll(0.5)
-            misses = misses + 1 if message is None else 0
-            if message is not None and message.error() is None:
-                got.append(message.value())
-    finally:
-        consumer.close()
+    got = confluent_roundtrip(settings, _topic("confluent-tls"), MESSAGES, TIMEOUT)
     assert sorted(got) == sorted(MESSAGES)
 
 
@@ -138,7 +122,7 @@ def test_required_client_auth_refuses_bad_certificates(required: TlsBroker, pki:
 
 @pytest.mark.parametrize("with_certificate", [False, True])
 def test_kafka_python(requested: TlsBroker, pki: Pki, with_certificate: bool) -> None:
-    kafka = pytest.importorskip("kafka")
+    pytest.importorskip("kafka")
     settings: dict[str, object] = {
         "bootstrap_servers": requested.bootstrap,
         "security_protocol": "SSL",
@@ -146,19 +130,7 @@ def test_kafka_python(requested: TlsBroker, pki: Pki, with_certificate: bool) ->
     }
     if with_certificate:
         settings.update(ssl_certfile=str(pki.client.cert), ssl_keyfile=str(pki.client.key))
-    topic = _topic("kafka-python-tls")
-    producer = kafka.KafkaProducer(**settings)
-    for value in MESSAGES:
-        producer.send(topic, value)
-    producer.flush(TIMEOUT)
-    producer.close(TIMEOUT)
-    consumer = kafka.KafkaConsumer(
-        topic, group_id=topic, auto_offset_reset="earliest", consumer_timeout_ms=15_000, **settings
-    )
-    try:
-        got = [record.value for _, record in zip(range(len(MESSAGES)), consumer, strict=False)]
-    finally:
-        consumer.close()
+    got = kafka_python_roundtrip(settings, _topic("kafka-python-tls"), MESSAGES, TIMEOUT)
     assert sorted(got) == sorted(MESSAGES)
 
 
@@ -167,7 +139,7 @@ def test_kafka_python(requested: TlsBroker, pki: Pki, with_certificate: bool) ->
 
 @pytest.mark.parametrize("with_certificate", [False, True])
 def test_aiokafka(requested: TlsBroker, pki: Pki, with_certificate: bool) -> None:
-    aiokafka = pytest.importorskip("aiokafka")
+    pytest.importorskip("aiokafka")
     from aiokafka.helpers import create_ssl_context
 
     context = create_ssl_context(
@@ -175,36 +147,9 @@ def test_aiokafka(requested: TlsBroker, pki: Pki, with_certificate: bool) -> Non
         certfile=str(pki.client.cert) if with_certificate else None,
         keyfile=str(pki.client.key) if with_certificate else None,
     )
-    topic = _topic("aiokafka-tls")
-
-    async def roundtrip() -> list[bytes]:
-        common = {
-            "bootstrap_servers": requested.bootstrap,
-            "security_protocol": "SSL",
-            "ssl_context": context,
-        }
-        producer = aiokafka.AIOKafkaProducer(**common)
-        await producer.start()
-        try:
-            for value in MESSAGES:
-                await producer.send(topic, value)
-            await producer.flush()
-        finally:
-            await producer.stop()
-        consumer = aiokafka.AIOKafkaConsumer(topic, group_id=topic, auto_offset_reset="earliest", **common)
-        await consumer.start()
-        got: list[bytes] = []
-        try:
-            async with asyncio.timeout(TIMEOUT):
-                async for record in consumer:
-                    got.append(record.value)
-                    if len(got) == len(MESSAGES):
-                        break
-        finally:
-            await consumer.stop()
-        return got
-
-    assert sorted(asyncio.run(roundtrip())) == sorted(MESSAGES)
+    settings = {"bootstrap_servers": requested.bootstrap, "security_protocol": "SSL", "ssl_context": context}
+    got = aiokafka_roundtrip(settings, _topic("aiokafka-tls"), MESSAGES, TIMEOUT)
+    assert sorted(got) == sorted(MESSAGES)
 
 
 # -- kcat --------------------------------------------------------------------------------------------
