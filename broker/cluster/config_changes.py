@@ -8,8 +8,7 @@ than the last one processed names an entity (``topics/<t>``, ``brokers/<id>``), 
 read and applied, in sequence order; a broker entity applies only to that broker (``<default>`` to
 all), as Kafka's BrokerConfigHandler. After each pass, notifications older than
 ``change_expiration_ms`` (Kafka: 15 minutes) are deleted. The watch and a new session (watches die
-with an expired one) both trigger a pass; passes never overlap. Other entities (clients, users)
-are skipped: Brook has no quota configs yet.
+with an expired one) both trigger a pass; passes never overlap.
 
 Everything runs on the event loop: kazoo's watch callbacks are handed to it by KafkaZkClient.
 """
@@ -19,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from kazoo.exceptions import ZookeeperError
 from kazoo.protocol.states import WatchedEvent
@@ -40,6 +39,9 @@ BROKERS_PREFIX = f"{BROKER_CONFIG_TYPE}/"
 TopicConfigApplier = Callable[[str, Mapping[str, str]], None]
 #: (broker entity: an id or ``<default>``, its dynamic configs).
 BrokerConfigApplier = Callable[[str, Mapping[str, str]], object]
+#: (client quota entity path: ``users/<u>``, ``clients/<c>``, ``users/<u>/clients/<c>``).
+QuotaEntityApplier = Callable[[str], Awaitable[None]]
+QUOTA_PREFIXES = ("users/", "clients/")
 
 
 def sequence_of(name: str) -> int | None:
@@ -60,6 +62,7 @@ class ConfigChangeWatcher:
         *,
         apply_broker: BrokerConfigApplier | None = None,
         broker_entities: tuple[str, ...] = (),
+        apply_quota_entity: QuotaEntityApplier | None = None,
         change_expiration_ms: int = CHANGE_EXPIRATION_MS,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
@@ -68,6 +71,7 @@ class ConfigChangeWatcher:
         self.apply_broker = apply_broker
         #: The broker entities this broker follows, in the order they apply at start.
         self.broker_entities = broker_entities
+        self.apply_quota_entity = apply_quota_entity
         self.change_expiration_ms = change_expiration_ms
         self.now_ms = now_ms
         #: Kafka's lastExecutedChange: the sequence of the last notification processed.
@@ -160,6 +164,14 @@ class ConfigChangeWatcher:
             name = entity[len(BROKERS_PREFIX) :]
             if name in self.broker_entities:
                 await self._broker_changed(name)
+            return
+        if entity.startswith(QUOTA_PREFIXES) and self.apply_quota_entity is not None:
+            try:
+                await self.apply_quota_entity(entity)
+            except (ZkError, ZookeeperError):
+                raise
+            except Exception:
+                log.exception("applying the client quotas of %s failed", entity)
             return
         if not entity.startswith(TOPICS_PREFIX):
             log.debug("config change of %s: no dynamic configs of that kind in Brook", entity)

@@ -152,6 +152,7 @@ class ZkAdmin:
                 self.apply_topic_config,
                 apply_broker=self.broker.dynamic_configs.apply,
                 broker_entities=(DEFAULT_ENTITY, str(self.broker.node_id)),
+                apply_quota_entity=self.broker.quota_entity_changed,
             )
             await self.config_watcher.start()
 

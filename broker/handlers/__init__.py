@@ -63,6 +63,9 @@ _EMBEDDED_MODULES = (
     # transactions, partition side
     "write_txn_markers",
     "describe_producers",
+    # client quotas
+    "describe_client_quotas",
+    "alter_client_quotas",
 )
 #: Served only in cluster mode.
 _CLUSTER_MODULES = (

@@ -79,7 +79,17 @@ class _RecordDataShrank(Exception):
 class Slot:
     """A response position in the connection's order."""
 
-    __slots__ = ("api_key", "correlation_id", "done", "log_entry", "parts", "received", "request", "version")
+    __slots__ = (
+        "api_key",
+        "correlation_id",
+        "done",
+        "log_entry",
+        "parts",
+        "quota",
+        "received",
+        "request",
+        "version",
+    )
 
     def __init__(
         self, api_key: int, version: int, correlation_id: int, request: Any = None, received: float = 0.0
@@ -95,6 +105,8 @@ class Slot:
         self.log_entry: RequestLogEntry | None = None
         #: ``time.monotonic()`` of the read that brought the request (0: not timed).
         self.received = received
+        #: Set when client quotas are configured (broker.quotas.manager.QuotaTicket).
+        self.quota: Any = None
 
 
 class Connection:
@@ -144,12 +156,16 @@ class Connection:
         #: The client's software name and version (ApiVersions v3+), for the request log.
         self.client_software = (UNKNOWN_SOFTWARE, UNKNOWN_SOFTWARE)
         self._connection_id: str | None = None
+        #: Size of the request being dispatched (client quotas count a produce's bytes).
+        self.frame_size = 0
+        #: Client quotas: the timer that ends the connection's mute (KIP-219), None when not muted.
+        self._throttle_timer: asyncio.TimerHandle | None = None
         self._resume_reading()
 
     # -- reading -------------------------------------------------------------------------------
 
     def _resume_reading(self) -> None:
-        if not self.reading and not self.closed and not self.closing:
+        if not self.reading and not self.closed and not self.closing and self._throttle_timer is None:
             self.loop.add_reader(self.fd, self._on_readable)
             self.reading = True
             if self.tls is not None and not self.handshaking and self._tls_pending():
@@ -167,6 +183,30 @@ class Connection:
         if self.reading:
             self.loop.remove_reader(self.fd)
             self.reading = False
+
+    def throttle(self, delay_ms: int) -> None:
+        """Read nothing from this client for ``delay_ms`` (KIP-219: its response, which carries
+        the throttle time, is sent at once; the mute enforces the wait on clients that ignore
+        it). A longer mute replaces a shorter one; never a loop-blocking wait."""
+        if self.closed or delay_ms <= 0:
+            return
+        timer = self._throttle_timer
+        ends = self.loop.time() + delay_ms / 1000.0
+        if timer is not None:
+            if timer.when() >= ends:
+                return
+            timer.cancel()
+        self._pause_reading()
+        self._throttle_timer = self.loop.call_at(ends, self._end_throttle)
+
+    @property
+    def throttled(self) -> bool:
+        return self._throttle_timer is not None
+
+    def _end_throttle(self) -> None:
+        self._throttle_timer = None
+        if len(self.slots) < MAX_IN_FLIGHT // 2 and self.pending_bytes < MAX_PENDING_BYTES // 2:
+            self._resume_reading()
 
     def _on_readable(self) -> None:
         if self.tls is not None:
@@ -308,6 +348,7 @@ class Connection:
 
     def _handle_frame(self, frame: bytearray) -> None:
         view = memoryview(frame)
+        self.frame_size = len(frame) + 4  # Kafka's request.sizeInBytes counts the length prefix
         try:
             # Kafka ignores bytes after a request body, and clients send some (librdkafka 2.16).
             request = papi.decode_request(view, allow_trailing=True)
@@ -366,7 +407,10 @@ class Connection:
         if self.closed:
             _close_regions_of(body)
             return
-        if body is not None:
+        throttle_ms = 0
+        if slot.quota is not None:
+            body, throttle_ms = self._apply_quotas(slot, body)
+        if body is not None and slot.parts is None:
             try:
                 slot.parts = papi.encode_response_parts(slot.api_key, slot.version, slot.correlation_id, body)
             except Exception as exc:
@@ -388,6 +432,35 @@ class Connection:
             if slot.api_key == FETCH_KEY and request is not None:
                 stats.request_done(_fetch_kind(request, slot.version), slot.version, elapsed_ms)
         self._pump()
+        if throttle_ms:
+            self.throttle(throttle_ms)
+
+    def _apply_quotas(self, slot: Slot, body: Message | None) -> tuple[Message | None, int]:
+        """Client quotas: record what the request costs and set the response's throttle time
+        (a consumer fetch over its quota is answered empty); (response, mute time in ms)."""
+        quotas = self.server.client_quotas
+        ticket, slot.quota = slot.quota, None
+        if quotas is None:
+            return body, 0
+        if slot.api_key == FETCH_KEY and body is not None and slot.request is not None:
+            if _fetch_kind(slot.request, slot.version) == FETCH_CONSUMER:
+                started = time.perf_counter()
+                parts = papi.encode_response_parts(slot.api_key, slot.version, slot.correlation_id, body)
+                ticket.loop_seconds += time.perf_counter() - started
+                size = sum(p.length if isinstance(p, FileSlice) else len(p) for p in parts)
+                throttle_ms = quotas.fetch_throttle(ticket, size)
+                if not throttle_ms:
+                    slot.parts = parts
+                    return body, 0
+                for piece in parts:
+                    if isinstance(piece, FileSlice):
+                        piece.close()
+                return throttled_fetch_response(body, throttle_ms), throttle_ms
+            return body, 0  # a follower's fetch is exempt
+        throttle_ms = quotas.response_throttle(slot.api_key, ticket, slot.request)
+        if throttle_ms and body is not None and hasattr(body, "throttle_time_ms"):
+            body.throttle_time_ms = max(body.throttle_time_ms, throttle_ms)
+        return body, throttle_ms
 
     @property
     def connection_id(self) -> str:
@@ -631,6 +704,9 @@ class Connection:
         if self._handshake_timer is not None:
             self._handshake_timer.cancel()
             self._handshake_timer = None
+        if self._throttle_timer is not None:
+            self._throttle_timer.cancel()
+            self._throttle_timer = None
         self._tls_chunk = None
         for piece in self.out:
             if isinstance(piece, FileSlice):
@@ -652,6 +728,11 @@ def _fetch_kind(request: Any, version: int) -> int:
     """Kafka's RequestMetrics name of a fetch: FetchFollower with a replica id, else FetchConsumer."""
     replica_id = request.replica_state.replica_id if version >= 15 else request.replica_id
     return FETCH_FOLLOWER if replica_id >= 0 else FETCH_CONSUMER
+
+
+def throttled_fetch_response(body: Any, throttle_ms: int) -> Any:
+    """Kafka's getThrottledResponse: no partitions, the throttle time, the session kept."""
+    return type(body)(throttle_time_ms=throttle_ms, error_code=0, session_id=body.session_id, responses=[])
 
 
 def _safe_peek(view: memoryview) -> papi.Peek | None:

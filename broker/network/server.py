@@ -27,6 +27,7 @@ from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.handlers.base import Handler
+    from broker.quotas.manager import ClientQuotas
 
 API_VERSIONS = 18
 log = logging.getLogger(__name__)
@@ -72,6 +73,9 @@ class Server:
         self._reaper: asyncio.TimerHandle | None = None
         #: Request counts and times (read by the metrics collector).
         self.stats = stats if stats is not None else BrokerStats()
+        #: Client quotas (broker.quotas.manager.ClientQuotas), set only while a quota is
+        #: configured: without one the request path pays a single ``is None`` check.
+        self.client_quotas: ClientQuotas | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -241,8 +245,19 @@ class Server:
                 conn.listener,
                 conn.client_software,
             )
+        quotas = self.client_quotas
         try:
-            result = handler.handle(ctx, request.body)
+            if quotas is None:
+                result = handler.handle(ctx, request.body)
+            else:
+                slot.quota = ticket = quotas.ticket(
+                    conn.security.principal.name, request.header.client_id, conn.frame_size
+                )
+                started = time.perf_counter()
+                try:
+                    result = handler.handle(ctx, request.body)
+                finally:
+                    ticket.loop_seconds += time.perf_counter() - started
         except Exception as exc:
             # As Kafka: a well-formed request always gets an answer, the api's error response.
             log.exception(
