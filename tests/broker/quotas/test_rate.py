@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from broker.quotas.entity import QuotaEntity
 from broker.quotas.manager import TypeQuotas
 from broker.quotas.rate import Rate, throttle_time_ms
-from broker.quotas.entity import QuotaEntity
 
 
 def test_a_fresh_rate_counts_at_least_samples_minus_one_windows() -> None:
@@ -50,13 +50,17 @@ def test_throttle_time_is_kafkas_formula() -> None:
     bound=st.floats(min_value=1.0, max_value=1e9),
     window=st.integers(min_value=1, max_value=100_000),
 )
-def test_waiting_the_throttle_time_brings_the_rate_to_the_quota(observed: float, bound: float, window: int) -> None:
+def test_waiting_the_throttle_time_brings_the_rate_to_the_quota(
+    observed: float, bound: float, window: int
+) -> None:
     """O * W / (W + X) = T: the total over the longer span is the quota, within rounding."""
     delay = throttle_time_ms(observed, bound, window)
     if observed <= bound:
         assert delay <= 0
         return
-    assert observed * window / (window + delay) == pytest.approx(bound, rel=1e-3, abs=observed / (window + delay))
+    assert observed * window / (window + delay) == pytest.approx(
+        bound, rel=1e-3, abs=observed / (window + delay)
+    )
 
 
 def simulate(quota: float, size: int, seconds: int, gap_ms: int = 5) -> float:
@@ -74,7 +78,10 @@ def simulate(quota: float, size: int, seconds: int, gap_ms: int = 5) -> float:
 
 
 @settings(max_examples=30, deadline=None)
-@given(quota=st.integers(min_value=10_000, max_value=10_000_000), fraction=st.floats(min_value=0.02, max_value=0.5))
+@given(
+    quota=st.integers(min_value=10_000, max_value=10_000_000),
+    fraction=st.floats(min_value=0.02, max_value=0.5),
+)
 def test_a_client_that_honours_throttling_runs_at_its_quota(quota: int, fraction: float) -> None:
     # Requests of 2-50 % of the quota every 5 ms: unthrottled, the client would send 4-100x it.
     size = max(1, int(quota * fraction))
