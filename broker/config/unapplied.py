@@ -48,6 +48,9 @@ APPLIED: frozenset[str] = frozenset(
         "max.connections",
         "max.connections.per.ip",
         "max.connections.per.ip.overrides",
+        # client quotas (broker.quotas)
+        "quota.window.num",
+        "quota.window.size.seconds",
         # topics
         "num.partitions",
         "default.replication.factor",

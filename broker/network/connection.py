@@ -160,6 +160,8 @@ class Connection:
         self.frame_size = 0
         #: Client quotas: the timer that ends the connection's mute (KIP-219), None when not muted.
         self._throttle_timer: asyncio.TimerHandle | None = None
+        #: Frames read before a mute began, handled when it ends.
+        self._held: deque[bytearray] = deque()
         self._resume_reading()
 
     # -- reading -------------------------------------------------------------------------------
@@ -205,6 +207,11 @@ class Connection:
 
     def _end_throttle(self) -> None:
         self._throttle_timer = None
+        if self._held:
+            held, self._held = list(self._held), deque()
+            self._handle_frames(held)
+            if self._throttle_timer is not None or self.closed or self.closing:
+                return
         if len(self.slots) < MAX_IN_FLIGHT // 2 and self.pending_bytes < MAX_PENDING_BYTES // 2:
             self._resume_reading()
 
@@ -325,11 +332,29 @@ class Connection:
             frames = self.decoder.buffer_updated(n)
         except FrameTooLargeError as exc:
             frames, bad_size = exc.frames, exc
+        if self._held:
+            self._held.extend(frames)  # earlier frames wait out a throttle: keep the order
+            frames = []
+        self._handle_frames(frames)
+        if self.closed or self.closing:
+            return
+        if bad_size is not None and not self.closed:
+            self._close_after_pending(str(bad_size))
+            return
+        if len(self.slots) >= MAX_IN_FLIGHT or self.pending_bytes >= MAX_PENDING_BYTES:
+            self._pause_reading()
+
+    def _handle_frames(self, frames: list[bytearray]) -> None:
         # Responses completed while these frames are handled leave in one write at the end.
         self.in_read = True
         try:
-            for frame in frames:
+            for index, frame in enumerate(frames):
                 if self.closed or self.closing:
+                    break
+                if self._throttle_timer is not None:
+                    # Muted by a quota: what was already read waits too (Kafka reads one request
+                    # at a time, so it would not have read these yet).
+                    self._held.extend(frames[index:])
                     break
                 self._handle_frame(frame)
         finally:
@@ -338,13 +363,6 @@ class Connection:
                 self._write()
             if self.closing:
                 self._finish_closing()
-        if self.closed or self.closing:
-            return
-        if bad_size is not None and not self.closed:
-            self._close_after_pending(str(bad_size))
-            return
-        if len(self.slots) >= MAX_IN_FLIGHT or self.pending_bytes >= MAX_PENDING_BYTES:
-            self._pause_reading()
 
     def _handle_frame(self, frame: bytearray) -> None:
         view = memoryview(frame)
@@ -442,25 +460,25 @@ class Connection:
         ticket, slot.quota = slot.quota, None
         if quotas is None:
             return body, 0
-        if slot.api_key == FETCH_KEY and body is not None and slot.request is not None:
-            if _fetch_kind(slot.request, slot.version) == FETCH_CONSUMER:
-                started = time.perf_counter()
-                parts = papi.encode_response_parts(slot.api_key, slot.version, slot.correlation_id, body)
-                ticket.loop_seconds += time.perf_counter() - started
-                size = sum(p.length if isinstance(p, FileSlice) else len(p) for p in parts)
-                throttle_ms = quotas.fetch_throttle(ticket, size)
-                if not throttle_ms:
-                    slot.parts = parts
-                    return body, 0
-                for piece in parts:
-                    if isinstance(piece, FileSlice):
-                        piece.close()
-                return throttled_fetch_response(body, throttle_ms), throttle_ms
+        if slot.api_key != FETCH_KEY:
+            # Recorded, and the connection muted, when the handler returned (Server.dispatch).
+            if ticket.throttle_ms and body is not None and hasattr(body, "throttle_time_ms"):
+                body.throttle_time_ms = max(body.throttle_time_ms, ticket.throttle_ms)
+            return body, 0
+        if body is None or slot.request is None or _fetch_kind(slot.request, slot.version) != FETCH_CONSUMER:
             return body, 0  # a follower's fetch is exempt
-        throttle_ms = quotas.response_throttle(slot.api_key, ticket, slot.request)
-        if throttle_ms and body is not None and hasattr(body, "throttle_time_ms"):
-            body.throttle_time_ms = max(body.throttle_time_ms, throttle_ms)
-        return body, throttle_ms
+        started = time.perf_counter()
+        parts = papi.encode_response_parts(slot.api_key, slot.version, slot.correlation_id, body)
+        ticket.loop_seconds += time.perf_counter() - started
+        size = sum(p.length if isinstance(p, FileSlice) else len(p) for p in parts)
+        throttle_ms = quotas.fetch_throttle(ticket, size)
+        if not throttle_ms:
+            slot.parts = parts
+            return body, 0
+        for piece in parts:
+            if isinstance(piece, FileSlice):
+                piece.close()
+        return throttled_fetch_response(body, throttle_ms), throttle_ms
 
     @property
     def connection_id(self) -> str:
@@ -707,6 +725,7 @@ class Connection:
         if self._throttle_timer is not None:
             self._throttle_timer.cancel()
             self._throttle_timer = None
+        self._held.clear()
         self._tls_chunk = None
         for piece in self.out:
             if isinstance(piece, FileSlice):

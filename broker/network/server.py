@@ -258,6 +258,10 @@ class Server:
                     result = handler.handle(ctx, request.body)
                 finally:
                     ticket.loop_seconds += time.perf_counter() - started
+                # Known now for all but a consumer fetch (whose response size counts): the mute
+                # starts before the next request is read, as Kafka reads one at a time.
+                ticket.throttle_ms = quotas.request_throttle(api_key, version, ticket, request.body)
+                conn.throttle(ticket.throttle_ms)
         except Exception as exc:
             # As Kafka: a well-formed request always gets an answer, the api's error response.
             log.exception(

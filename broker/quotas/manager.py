@@ -61,13 +61,15 @@ class QuotaTicket:
     """What a request carries from dispatch to its response: who sent it, its size, and the
     event-loop time spent on it so far."""
 
-    __slots__ = ("client_id", "loop_seconds", "request_size", "user")
+    __slots__ = ("client_id", "loop_seconds", "request_size", "throttle_ms", "user")
 
     def __init__(self, user: str, client_id: str, request_size: int) -> None:
         self.user = user
         self.client_id = client_id
         self.request_size = request_size
         self.loop_seconds = 0.0
+        #: The throttle decided at dispatch, for the response's ``throttle_time_ms``.
+        self.throttle_ms = 0
 
 
 class TypeQuotas:
@@ -205,8 +207,12 @@ class ClientQuotas:
     def ticket(self, principal_name: str, client_id: str | None, request_size: int) -> QuotaTicket:
         return QuotaTicket(_sanitized(principal_name), client_id or "", request_size)
 
-    def response_throttle(self, api_key: int, ticket: QuotaTicket, request: Any) -> int:
-        """The throttle time of a request that is not a consumer fetch, recorded now."""
+    def request_throttle(self, api_key: int, version: int, ticket: QuotaTicket, request: Any) -> int:
+        """Once the handler has returned: the throttle time of a request, recorded now; 0 for a
+        fetch (a consumer's is decided on its response, :meth:`fetch_throttle`; a follower's is
+        exempt)."""
+        if api_key == FETCH_KEY:
+            return 0
         now = self.now_ms()
         user, client_id = ticket.user, ticket.client_id
         if api_key == PRODUCE_KEY:
