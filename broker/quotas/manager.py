@@ -120,10 +120,11 @@ class TypeQuotas:
         if rate is None:
             rate = self.rates[tags] = Rate(self.samples, self.window_ms)
         rate.record(value, now_ms)
-        observed = rate.measure(now_ms)
+        total, window = rate.total_and_window(now_ms)
+        observed = total / (window / 1000.0)
         if observed <= bound:
             return 0
-        throttle = throttle_time_ms(observed, bound, rate.window_size_ms(now_ms))
+        throttle = throttle_time_ms(observed, bound, window)
         if self.max_throttle_ms is not None:
             throttle = min(throttle, self.max_throttle_ms)
         return max(throttle, 0)

@@ -66,27 +66,32 @@ class Rate:
         sample.reset(now_ms)
         return sample
 
-    def _purge(self, now_ms: int) -> None:
+    def window_size_ms(self, now_ms: int) -> int:
+        """Kafka's Rate.windowSize: the span the rate divides by, at least ``samples - 1``
+        windows, at least 1 ms (windows with no event for the whole span are reset first)."""
+        return self.total_and_window(now_ms)[1]
+
+    def total_and_window(self, now_ms: int) -> tuple[float, int]:
+        """The sum of the samples and the window size, in one pass (the request path's cost)."""
         expire_age = self.samples * self.window_ms
+        total = 0.0
+        oldest = now_ms
         for sample in self._samples:
             if now_ms - sample.last_event_ms >= expire_age:
                 sample.reset(now_ms)
-
-    def window_size_ms(self, now_ms: int) -> int:
-        """Kafka's Rate.windowSize: the span the rate divides by, at least ``samples - 1``
-        windows, at least 1 ms."""
-        self._purge(now_ms)
-        oldest = min((s.start_ms for s in self._samples), default=now_ms)
+            else:
+                total += sample.value
+            if sample.start_ms < oldest:
+                oldest = sample.start_ms
         elapsed = now_ms - oldest
         full_windows = elapsed // self.window_ms
         if full_windows < self.samples - 1:
             elapsed += (self.samples - 1 - full_windows) * self.window_ms
-        return max(elapsed, 1)
+        return total, max(elapsed, 1)
 
     def measure(self, now_ms: int) -> float:
         """Units per second."""
-        window = self.window_size_ms(now_ms)
-        total = sum(s.value for s in self._samples)
+        total, window = self.total_and_window(now_ms)
         return total / (window / 1000.0)
 
 
