@@ -85,9 +85,10 @@ class TypeQuotas:
         #: Metric tags (user, client id; "" for any) -> rate.
         self.rates: dict[tuple[str, str], Rate] = {}
         self._resolved: dict[tuple[str, str], tuple[tuple[str, str], float | None]] = {}
-        #: For the metrics: throttle decisions and their total time.
+        #: For the metrics: throttle decisions and their total time, in all and per rate.
         self.throttle_count = 0
         self.throttle_ms_total = 0
+        self.throttles: dict[tuple[str, str], tuple[int, int]] = {}
 
     def set(self, entity: QuotaEntity, quota: float | None) -> None:
         if quota is None:
@@ -136,9 +137,12 @@ class TypeQuotas:
         if rate is not None and bound is not None:
             rate.record(-value, now_ms)
 
-    def throttled(self, throttle_ms: int) -> None:
+    def throttled(self, throttle_ms: int, user: str, client_id: str) -> None:
         self.throttle_count += 1
         self.throttle_ms_total += throttle_ms
+        tags = self.resolve(user, client_id)[0]
+        count, total = self.throttles.get(tags, (0, 0))
+        self.throttles[tags] = (count + 1, total + throttle_ms)
 
 
 def parse_quota_values(config: Mapping[str, str]) -> dict[str, float]:
@@ -222,16 +226,16 @@ class ClientQuotas:
             if request is None or getattr(request, "acks", 1) != 0:
                 by_time = self._record_time(ticket, now)
             if by_bytes > by_time:
-                self.produce.throttled(by_bytes)
+                self.produce.throttled(by_bytes, user, client_id)
                 return by_bytes
             if by_time:
-                self.request.throttled(by_time)
+                self.request.throttled(by_time, user, client_id)
             return by_time
         if api_key in EXEMPT_APIS:
             return 0
         by_time = self._record_time(ticket, now)
         if by_time:
-            self.request.throttled(by_time)
+            self.request.throttled(by_time, user, client_id)
         return by_time
 
     def fetch_throttle(self, ticket: QuotaTicket, response_size: int) -> int:
@@ -244,7 +248,7 @@ class ClientQuotas:
         throttle = max(by_bytes, by_time)
         if throttle:
             self.fetch.unrecord(user, client_id, response_size, now)
-            (self.fetch if by_bytes > by_time else self.request).throttled(throttle)
+            (self.fetch if by_bytes > by_time else self.request).throttled(throttle, user, client_id)
         return throttle
 
     def _record_time(self, ticket: QuotaTicket, now: int) -> int:

@@ -155,3 +155,23 @@ def test_a_consumer_fetch_over_its_quota_is_answered_empty(running: Running) -> 
     ((tags, rate),) = quotas.fetch.rates.items()
     assert tags == ("", "c") and rate.total_and_window(quotas.now_ms())[0] == 0
     sock.close()
+
+
+def test_quota_rates_and_throttle_times_are_in_the_metrics(running: Running) -> None:
+    from broker.metrics.collector import BrokerCollector
+
+    create_topic(running, "qm")
+    set_quota(running, QuotaEntity(None, "pm"), {"producer_byte_rate": 1.0})
+    sock = running.connect()
+    sock.sendall(produce_frame("qm", 1, 1, "pm", size=20_000))
+    _, response = papi.decode_response(read_frame(sock), 0, 9)
+    sock.close()
+    assert response.throttle_time_ms > 0
+    families = {
+        f.name: f.samples
+        for f in on_loop(running, lambda: list(BrokerCollector(running.broker)._quota_metrics()))
+    }
+    ((labels, rate),) = [(s.labels, s.value) for s in families["kafka_server_produce_byte_rate"]]
+    assert labels == {"user": "", "client_id": "pm"} and rate > 1.0
+    ((labels, throttle),) = [(s.labels, s.value) for s in families["kafka_server_produce_throttle_time"]]
+    assert labels == {"user": "", "client_id": "pm"} and throttle == response.throttle_time_ms
