@@ -84,8 +84,8 @@ class QuotaEntity(NamedTuple):
     def names(self) -> tuple[str | None, str | None]:
         """(user, client id) as the admin apis show them: desanitized, None for the default."""
         return (
-            None if self.user in (None, DEFAULT) else desanitize(self.user),  # type: ignore[arg-type]
-            None if self.client_id in (None, DEFAULT) else desanitize(self.client_id),  # type: ignore[arg-type]
+            None if self.user is None or self.user == DEFAULT else desanitize(self.user),
+            None if self.client_id is None or self.client_id == DEFAULT else desanitize(self.client_id),
         )
 
 
@@ -108,6 +108,7 @@ def quota_limit(quotas: Mapping[QuotaEntity, float], tags: tuple[str, str]) -> f
     """Kafka's DefaultQuotaCallback.quotaLimit: the quota of the rate keyed by ``tags``, the most
     specific configured entity first; None when none applies."""
     user, client_id = tags
+    candidates: tuple[QuotaEntity, ...]
     if user and client_id:
         candidates = (
             QuotaEntity(user, client_id),
