@@ -14,6 +14,11 @@ On an SSL listener the socket is an ``ssl.SSLSocket`` driven the same way: the h
 non-blocking (``SSLWantReadError``/``SSLWantWriteError`` re-arm the reader or writer) under a
 deadline, and since sendfile cannot encrypt, file regions are read with ``os.preadv`` into one
 buffer, together with the response bytes around them, and written as large TLS writes.
+
+Client quotas mute a connection for a throttle time (``throttle``, KIP-219): its responses still
+go out, nothing more is read, and frames already read wait in ``_held`` until a timer
+(``loop.call_later``) ends the mute; Kafka reads one request at a time, so it would not have
+read them yet.
 """
 
 from __future__ import annotations
