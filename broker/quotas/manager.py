@@ -209,6 +209,16 @@ class ClientQuotas:
 
     # -- the request path --------------------------------------------------------------------------
 
+    def max_fetch_bytes(self, principal_name: str, client_id: str | None) -> int:
+        """Kafka's getMaxValueInQuotaWindow for a consumer fetch: its consumer_byte_rate times
+        ``samples - 1`` windows (a larger response would be throttled whatever came before)."""
+        if not self.fetch.quotas:
+            return 2**31 - 1
+        bound = self.fetch.quota_for(_sanitized(principal_name), client_id or "")
+        if bound is None:
+            return 2**31 - 1
+        return max(1, min(2**31 - 1, int(bound * (self.fetch.samples - 1) * self.fetch.window_ms / 1000)))
+
     def ticket(self, principal_name: str, client_id: str | None, request_size: int) -> QuotaTicket:
         return QuotaTicket(_sanitized(principal_name), client_id or "", request_size)
 
