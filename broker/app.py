@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from broker.cluster.zk_mode import ZkCluster
     from broker.group import GroupCoordinator
     from broker.metrics.endpoint import MetricsEndpoint
+    from broker.quotas.service import QuotaService
     from broker.replica.alter_partition import AlterPartitionManager
     from broker.replica.fetch_session_cache import FetchSessionCache
     from broker.replica.log_dir_mover import LogDirMover
@@ -117,6 +118,8 @@ class Broker:
         self.metrics: MetricsEndpoint | None = None
         #: SCRAM credentials (SASL listeners, Describe/AlterUserScramCredentials), made at first use.
         self._scram_credentials: ScramCredentials | None = None
+        #: Client quotas (broker.quotas), built at first use: at start only when a quota is stored.
+        self._quota_service: QuotaService | None = None
 
         self.log_dirs = [Path(d) for d in config.log_dirs]
         for d in self.log_dirs:
@@ -431,6 +434,7 @@ class Broker:
 
                 self.authorizer = await start_authorizer(self)
             await self._start_serving(freeze_gc)
+            await self._start_quotas()
             if self.log_manager.future_logs():
                 # Moves between log dirs that a stop interrupted go on (cluster mode: once a
                 # LeaderAndIsr names the replica).
@@ -444,6 +448,27 @@ class Broker:
             if self.zk_cluster is not None:
                 await self.zk_cluster.close()
             raise
+
+    @property
+    def quota_service(self) -> QuotaService:
+        """Client quotas: their store, their application and their admin apis."""
+        if self._quota_service is None:
+            from broker.quotas.service import QuotaService
+
+            self._quota_service = QuotaService(self)
+        return self._quota_service
+
+    async def quota_entity_changed(self, entity_path: str) -> None:
+        """ZooKeeper mode: a config change notification for ``users/...`` or ``clients/...``."""
+        await self.quota_service.entity_changed(entity_path)
+
+    async def _start_quotas(self) -> None:
+        """Stored client quotas apply before clients are served; with none stored (the embedded
+        node's quota file absent) nothing of broker.quotas is loaded."""
+        from broker.quotas import QUOTAS_FILE
+
+        if self.zk_cluster is not None or (self.log_dirs[0] / QUOTAS_FILE).exists():
+            await self.quota_service.start()
 
     async def _load_dynamic_configs(self) -> None:
         """ZooKeeper mode, before serving: this broker's and the cluster's dynamic configs from

@@ -566,6 +566,14 @@ def test_configs_errors_from_the_broker_are_printed_with_kafkas_header(bootstrap
         "x",
     )
     assert users == ""
+    users = brook(
+        "configs", "--bootstrap-server", bootstrap, "--alter", "--user", "u", "--add-config", "bogus=1"
+    )
+    assert users.returncode == 1
+    assert users.stderr.startswith(
+        "Error while executing config command with args 'configs --bootstrap-server"
+    )
+    assert "Invalid configuration key bogus" in users.stderr
     brokers = brook(
         "configs",
         "--bootstrap-server",

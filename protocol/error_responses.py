@@ -23,6 +23,7 @@ from protocol.error_codes import ErrorCode
 from protocol.exceptions import ApiError
 from protocol.message import Message
 from protocol.messages import add_partitions_to_txn_response as add_partitions_to_txn
+from protocol.messages import alter_client_quotas_response as alter_client_quotas
 from protocol.messages import alter_partition_reassignments_response as alter_reassignments
 from protocol.messages import alter_replica_log_dirs_response as alter_dirs
 from protocol.messages import alter_user_scram_credentials_response as alter_scram
@@ -57,6 +58,7 @@ from protocol.messages import stop_replica_response as stop_replica
 from protocol.messages import txn_offset_commit_response as txn_offset_commit
 from protocol.messages import write_txn_markers_response as write_txn_markers
 from protocol.messages.alter_configs_response import AlterConfigsResourceResponse, AlterConfigsResponse
+from protocol.messages.describe_client_quotas_response import DescribeClientQuotasResponse
 from protocol.messages.describe_cluster_response import DescribeClusterResponse
 from protocol.messages.init_producer_id_response import InitProducerIdResponse
 from protocol.messages.join_group_response import JoinGroupResponse
@@ -369,6 +371,25 @@ def _alter_configs(request: Any, version: int, code: int, message: str | None) -
                 resource_name=resource.resource_name,
             )
             for resource in request.resources
+        ]
+    )
+
+
+def _describe_client_quotas(request: Any, version: int, code: int, message: str | None) -> Message:
+    """DescribeClientQuotasResponse.getErrorResponse: the error, no entries (null)."""
+    return DescribeClientQuotasResponse(error_code=code, error_message=message, entries=None)
+
+
+def _alter_client_quotas(request: Any, version: int, code: int, message: str | None) -> Message:
+    """AlterClientQuotasRequest.getErrorResponse: every entry with the error and its entity."""
+    return alter_client_quotas.AlterClientQuotasResponse(
+        entries=[
+            alter_client_quotas.EntryData(
+                error_code=code,
+                error_message=message,
+                entity=[alter_client_quotas.EntityData(e.entity_type, e.entity_name) for e in entry.entity],
+            )
+            for entry in request.entries
         ]
     )
 
@@ -692,6 +713,8 @@ _BUILDERS: dict[int, Builder] = {
     47: _top_level(47),
     50: _describe_user_scram_credentials,
     51: _alter_user_scram_credentials,
+    48: _describe_client_quotas,
+    49: _alter_client_quotas,
     56: _top_level(56),
     60: _describe_cluster,
     65: _describe_transactions,

@@ -1,6 +1,8 @@
 """``brook configs``: kafka-configs.sh (ConfigCommand) — describe and alter the configs of topics and
-brokers (DescribeConfigs, IncrementalAlterConfigs), users' quotas (Describe/AlterClientQuotas) and
-users' SCRAM credentials (Describe/AlterUserScramCredentials, :mod:`broker.cli.scram`)."""
+brokers (DescribeConfigs, IncrementalAlterConfigs), the quotas of users, client ids and users'
+client ids (Describe/AlterClientQuotas): ``--entity-type users|clients`` (``--user`` / ``--client``
+and their ``-defaults`` shortcuts, combinable for a user's client id), and users' SCRAM
+credentials (Describe/AlterUserScramCredentials, :mod:`broker.cli.scram`)."""
 
 from __future__ import annotations
 
@@ -25,7 +27,7 @@ from protocol.messages.incremental_alter_configs_request import (
 TOPIC_RESOURCE = 2
 BROKER_RESOURCE = 4
 SET, DELETE = 0, 1
-MATCH_EXACT, MATCH_DEFAULT = 0, 1
+MATCH_EXACT, MATCH_DEFAULT, MATCH_SPECIFIED = 0, 1, 2
 #: ConfigEntry.ConfigSource by its wire id.
 SOURCES = {
     0: "UNKNOWN",
@@ -38,7 +40,9 @@ SOURCES = {
     7: "CLIENT_METRICS_CONFIG",
     8: "GROUP_CONFIG",
 }
-ENTITY_TYPES = ("topics", "brokers", "users")
+ENTITY_TYPES = ("topics", "brokers", "users", "clients")
+#: ConfigCommand's entity types of quotas -> the quota apis' entity types.
+QUOTA_ENTITY_TYPES = {"users": "user", "clients": "client-id"}
 
 
 def add_parser(subparsers: Any) -> None:
@@ -54,6 +58,8 @@ def add_parser(subparsers: Any) -> None:
     parser.add_argument("--broker-defaults", action="store_true")
     parser.add_argument("--user")
     parser.add_argument("--user-defaults", action="store_true")
+    parser.add_argument("--client")
+    parser.add_argument("--client-defaults", action="store_true")
     parser.add_argument("--add-config", action="append", default=[])
     parser.add_argument("--delete-config", action="append", default=[])
     parser.add_argument("--all", action="store_true", help="List all configs, not only the dynamic ones.")
@@ -80,6 +86,22 @@ def _entity(args: argparse.Namespace) -> tuple[str, str | None]:
     return args.entity_type, args.entity_name
 
 
+def _quota_entity(args: argparse.Namespace) -> list[tuple[str, str | None]] | None:
+    """The quota entity named by --user/--client (and their defaults) or --entity-type users|clients:
+    (api entity type, name: "" the default, None every entity) pairs; None for other entities."""
+    parts: list[tuple[str, str | None]] = []
+    if args.user is not None or args.user_defaults:
+        parts.append(("user", "" if args.user_defaults else args.user))
+    if args.client is not None or args.client_defaults:
+        parts.append(("client-id", "" if args.client_defaults else args.client))
+    if parts:
+        return parts
+    if args.entity_type in QUOTA_ENTITY_TYPES and args.topic is None and args.broker is None:
+        name = "" if args.entity_default else args.entity_name
+        return [(QUOTA_ENTITY_TYPES[args.entity_type], name)]
+    return None
+
+
 def run(args: argparse.Namespace) -> int:
     """ConfigCommand prints its own argument errors bare and a failed request after a header."""
     try:
@@ -93,20 +115,24 @@ def run(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     if args.describe == args.alter:
         raise CliError("Command must include exactly one action: --describe, --alter")
-    entity_type, name = _entity(args)
-    with client_from(args) as client:
-        if entity_type == "users":
+    quota_entity = _quota_entity(args)
+    if quota_entity is not None:
+        # A user alone also has SCRAM credentials (not its defaults, nor a user's client id).
+        user = quota_entity[0][1] if [kind for kind, _ in quota_entity] == ["user"] else ""
+        with client_from(args) as client:
             if args.describe:
                 # A broker without client quotas may still hold SCRAM credentials.
                 with contextlib.suppress(UnsupportedApi):
-                    describe_quotas(client, name)
-                if name != "":  # ConfigCommand: not with --entity-default / --user-defaults
-                    scram.describe(client, name)
-            elif _has_scram(args):
-                _alter_scram(client, name, args)
+                    describe_quotas(client, quota_entity)
+                if user != "":
+                    scram.describe(client, user)
+            elif user != "" and _has_scram(args):
+                _alter_scram(client, user, args)
             else:
-                alter_quotas(client, name, args)
-            return 0
+                alter_quotas(client, quota_entity, args)
+        return 0
+    entity_type, name = _entity(args)
+    with client_from(args) as client:
         if entity_type == "brokers" and name:
             _broker_id(name)
         if args.describe:
@@ -233,28 +259,38 @@ def alter_resource(client: KafkaClient, entity_type: str, name: str, args: argpa
         print(f"Completed updating default config for {entity_type} in the cluster.")
 
 
-def describe_quotas(client: KafkaClient, name: str | None) -> None:
-    if name is None:
-        component = ComponentData(entity_type="user", match_type=2, match=None)  # any user
-    elif name == "":
-        component = ComponentData(entity_type="user", match_type=MATCH_DEFAULT, match=None)
-    else:
-        component = ComponentData(entity_type="user", match_type=MATCH_EXACT, match=name)
-    response = client.any.call(DescribeClientQuotasRequest(components=[component], strict=False))
+_WHO = {"user": "user-principal", "client-id": "client-id"}
+
+
+def describe_quotas(client: KafkaClient, entity: list[tuple[str, str | None]]) -> None:
+    """ConfigCommand.describeClientQuotaAndUserScramCredentialConfigs: one line per entity."""
+    components = []
+    for entity_type, name in entity:
+        if name is None:
+            components.append(ComponentData(entity_type=entity_type, match_type=MATCH_SPECIFIED, match=None))
+        elif name == "":
+            components.append(ComponentData(entity_type=entity_type, match_type=MATCH_DEFAULT, match=None))
+        else:
+            components.append(ComponentData(entity_type=entity_type, match_type=MATCH_EXACT, match=name))
+    # ClientQuotaFilter.containsOnly: entities of exactly the named kinds.
+    response = client.any.call(DescribeClientQuotasRequest(components=components, strict=True))
     check_error(response.error_code, response.error_message)
     for entry in response.entries or []:
         who = ", ".join(
-            f"user-principal '{e.entity_name}'" if e.entity_name is not None else "the default user-principal"
+            f"{_WHO.get(e.entity_type, e.entity_type)} '{e.entity_name}'"
+            if e.entity_name is not None
+            else f"the default {_WHO.get(e.entity_type, e.entity_type)}"
             for e in entry.entity
-            if e.entity_type == "user"
         )
         values = ", ".join(f"{v.key}={v.value}" for v in entry.values)
         print(f"Quota configs for {who} are {values}")
 
 
-def alter_quotas(client: KafkaClient, name: str | None, args: argparse.Namespace) -> None:
-    if name is None:
-        raise CliError("An entity name must be specified with --alter of users")
+def alter_quotas(client: KafkaClient, entity: list[tuple[str, str | None]], args: argparse.Namespace) -> None:
+    for entity_type, name in entity:
+        if name is None:
+            plural = "users" if entity_type == "user" else "clients"
+            raise CliError(f"An entity name must be specified with --alter of {plural}")
     to_add = parse_key_values(args.add_config)
     to_delete = [k.strip() for entry in args.delete_config for k in entry.split(",") if k.strip()]
     try:
@@ -263,12 +299,15 @@ def alter_quotas(client: KafkaClient, name: str | None, args: argparse.Namespace
         ]
     except ValueError as exc:
         raise CliError(f"Quota values must be numbers: {exc}") from None
-    entity = [AlterEntity("user", name or None)]
-    response = client.any.call(AlterClientQuotasRequest(entries=[AlterEntry(entity, ops)]))
+    request_entity = [AlterEntity(entity_type, name or None) for entity_type, name in entity]
+    response = client.any.call(AlterClientQuotasRequest(entries=[AlterEntry(request_entity, ops)]))
     for entry in response.entries:
         if entry.error_code:
             raise KafkaError(entry.error_code, entry.error_message)
+    # ConfigCommand names the first entity type only.
+    entity_type, name = entity[0]
+    plural = "users" if entity_type == "user" else "clients"
     if name:
-        print(f"Completed updating config for user {name}.")
+        print(f"Completed updating config for {plural[:-1]} {name}.")
     else:
-        print("Completed updating default config for users in the cluster.")
+        print(f"Completed updating default config for {plural} in the cluster.")

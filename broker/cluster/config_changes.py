@@ -8,8 +8,9 @@ than the last one processed names an entity (``topics/<t>``, ``brokers/<id>``), 
 read and applied, in sequence order; a broker entity applies only to that broker (``<default>`` to
 all), as Kafka's BrokerConfigHandler. After each pass, notifications older than
 ``change_expiration_ms`` (Kafka: 15 minutes) are deleted. The watch and a new session (watches die
-with an expired one) both trigger a pass; passes never overlap. Other entities (clients, users)
-are skipped, except ``users/<user>`` when an ``apply_user`` is given (SCRAM credentials).
+with an expired one) both trigger a pass; passes never overlap. ``users/<user>`` goes to
+``apply_user`` (SCRAM credentials) and, as every ``users/...`` and ``clients/...`` entity, to
+``apply_quota_entity`` (client quotas); both read the same znode and keep each other's keys.
 
 Everything runs on the event loop: kazoo's watch callbacks are handed to it by KafkaZkClient.
 """
@@ -19,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from kazoo.exceptions import ZookeeperError
 from kazoo.protocol.states import WatchedEvent
@@ -44,6 +45,9 @@ TopicConfigApplier = Callable[[str, Mapping[str, str]], None]
 BrokerConfigApplier = Callable[[str, Mapping[str, str]], object]
 #: (sanitized user name, the user's config: SCRAM credentials and quotas).
 UserConfigApplier = Callable[[str, Mapping[str, str]], object]
+#: (client quota entity path: ``users/<u>``, ``clients/<c>``, ``users/<u>/clients/<c>``).
+QuotaEntityApplier = Callable[[str], Awaitable[None]]
+QUOTA_PREFIXES = ("users/", "clients/")
 
 
 def sequence_of(name: str) -> int | None:
@@ -65,6 +69,7 @@ class ConfigChangeWatcher:
         apply_broker: BrokerConfigApplier | None = None,
         broker_entities: tuple[str, ...] = (),
         apply_user: UserConfigApplier | None = None,
+        apply_quota_entity: QuotaEntityApplier | None = None,
         change_expiration_ms: int = CHANGE_EXPIRATION_MS,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
     ) -> None:
@@ -74,6 +79,7 @@ class ConfigChangeWatcher:
         #: The broker entities this broker follows, in the order they apply at start.
         self.broker_entities = broker_entities
         self.apply_user = apply_user
+        self.apply_quota_entity = apply_quota_entity
         self.change_expiration_ms = change_expiration_ms
         self.now_ms = now_ms
         #: Kafka's lastExecutedChange: the sequence of the last notification processed.
@@ -162,18 +168,25 @@ class ConfigChangeWatcher:
                 await self.zk.delete(path)  # False when another broker purged it first
 
     async def _entity_changed(self, entity: str) -> None:
-        if entity.startswith(USERS_PREFIX) and self.apply_user is not None:
-            user = entity[len(USERS_PREFIX) :]
+        user = entity[len(USERS_PREFIX) :] if entity.startswith(USERS_PREFIX) else None
+        if user is not None and "/" not in user and self.apply_user is not None:
             config = await self.zk.get_entity_config(USER_CONFIG_TYPE, user)
             try:
                 self.apply_user(user, config)
             except Exception:
                 log.exception("applying the config of user %s failed", user)
-            return
         if entity.startswith(BROKERS_PREFIX):
             name = entity[len(BROKERS_PREFIX) :]
             if name in self.broker_entities:
                 await self._broker_changed(name)
+            return
+        if entity.startswith(QUOTA_PREFIXES) and self.apply_quota_entity is not None:
+            try:
+                await self.apply_quota_entity(entity)
+            except (ZkError, ZookeeperError):
+                raise
+            except Exception:
+                log.exception("applying the client quotas of %s failed", entity)
             return
         if not entity.startswith(TOPICS_PREFIX):
             log.debug("config change of %s: no dynamic configs of that kind in Brook", entity)

@@ -160,6 +160,7 @@ class ZkAdmin:
                 apply_broker=self.broker.dynamic_configs.apply,
                 broker_entities=(DEFAULT_ENTITY, str(self.broker.node_id)),
                 apply_user=self.broker.scram_credentials.user_changed,
+                apply_quota_entity=self.broker.quota_entity_changed,
             )
             await self.config_watcher.start()
 

@@ -50,6 +50,9 @@ APPLIED: frozenset[str] = frozenset(
         "max.connections.per.ip.overrides",
         # authorization
         "authorizer.class.name",
+        # client quotas (broker.quotas)
+        "quota.window.num",
+        "quota.window.size.seconds",
         # topics
         "num.partitions",
         "default.replication.factor",

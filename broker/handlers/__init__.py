@@ -72,6 +72,9 @@ _EMBEDDED_MODULES = (
     "describe_acls",
     "create_acls",
     "delete_acls",
+    # client quotas
+    "describe_client_quotas",
+    "alter_client_quotas",
 )
 #: Served only in cluster mode.
 _CLUSTER_MODULES = (

@@ -4,7 +4,8 @@ Record data leaves as file slices that the connection ``sendfile``s from the seg
 is never read into Python except to down-convert for v0-v3 clients (magic 0 for v0-v1, magic 1
 for v2-v3). Limits: ``partition_max_bytes`` per partition and ``max_bytes`` (v3+) for the whole
 response, capped by the broker's ``fetch.max.bytes`` as in Kafka (which caps ``min_bytes`` by it
-too), except that the first batch found is always sent whole, so a consumer can always
+too) and, for a consumer with a ``consumer_byte_rate``, by what its quota allows in ``quota.window.num
+- 1`` windows, except that the first batch found is always sent whole, so a consumer can always
 progress. Reads stop at the high watermark (read_uncommitted) or the last stable offset
 (read_committed, v4+: min(HW, first offset of a transaction still open or whose marker is not
 yet replicated)); a read_committed answer lists the aborted transactions overlapping the
@@ -122,6 +123,11 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
             return FetchResponse(error_code=session.error, session_id=0, responses=[])
     # fetch.max.bytes caps what one response holds, and so what a long poll may wait for.
     cap = ctx.broker.config.fetch_max_bytes
+    server = ctx.broker.server
+    quotas = server.client_quotas if server is not None and replica_id < 0 else None
+    if quotas is not None:
+        # Kafka's getMaxValueInQuotaWindow: never more than the quota allows in one window span.
+        cap = min(cap, quotas.max_fetch_bytes(ctx.security.principal.name, ctx.client_id))
     request.max_bytes = min(request.max_bytes if version >= 3 else 2**31 - 1, cap)
     request.min_bytes = min(request.min_bytes, request.max_bytes)
     follower = replica_id >= 0

@@ -84,6 +84,7 @@ class BrokerCollector(Collector):
         yield from self._log_sizes()
         yield from self._network_metrics()
         yield from self._group_lag()
+        yield from self._quota_metrics()
 
     # -- BrokerTopicMetrics ------------------------------------------------------------------------
 
@@ -219,6 +220,37 @@ class BrokerCollector(Collector):
         for listener, count in sorted(per_listener.items()):
             family.add_metric([listener, "0"], count)
         yield family
+
+    # -- client quotas (the JMX exporter's names of kafka.server:type=Produce|Fetch|Request) -------
+
+    def _quota_metrics(self) -> Iterator[Metric]:
+        service = self.broker._quota_service  # never built by a scrape
+        if service is None:
+            return
+        quotas = service.quotas
+        now = quotas.now_ms()
+        for kind, family_quotas, rate_name in (
+            ("produce", quotas.produce, "byte_rate"),
+            ("fetch", quotas.fetch, "byte_rate"),
+            ("request", quotas.request, "request_time"),
+        ):
+            rate = GaugeMetricFamily(
+                f"kafka_server_{kind}_{rate_name}",
+                f"{kind} quota rate per user/client-id (bytes/s; request: % of one thread)",
+                labels=["user", "client_id"],
+            )
+            for (user, client_id), measured in sorted(family_quotas.rates.items()):
+                total, window = measured.total_and_window(now)
+                rate.add_metric([user, client_id], total / (window / 1000.0))
+            yield rate
+            throttle = GaugeMetricFamily(
+                f"kafka_server_{kind}_throttle_time",
+                f"Average {kind} throttle time in ms per user/client-id since start",
+                labels=["user", "client_id"],
+            )
+            for (user, client_id), (count, total_ms) in sorted(family_quotas.throttles.items()):
+                throttle.add_metric([user, client_id], total_ms / count)
+            yield throttle
 
     # -- consumer groups (kafka_exporter's names) --------------------------------------------------
 

@@ -20,6 +20,11 @@ On an SSL listener the socket is an ``ssl.SSLSocket`` driven the same way: the h
 non-blocking (``SSLWantReadError``/``SSLWantWriteError`` re-arm the reader or writer) under a
 deadline, and since sendfile cannot encrypt, file regions are read with ``os.preadv`` into one
 buffer, together with the response bytes around them, and written as large TLS writes.
+
+Client quotas mute a connection for a throttle time (``throttle``, KIP-219): its responses still
+go out, nothing more is read, and frames already read wait in ``_held`` until a timer
+(``loop.call_later``) ends the mute; Kafka reads one request at a time, so it would not have
+read them yet.
 """
 
 from __future__ import annotations
@@ -92,7 +97,17 @@ class _RecordDataShrank(Exception):
 class Slot:
     """A response position in the connection's order."""
 
-    __slots__ = ("api_key", "correlation_id", "done", "log_entry", "parts", "received", "request", "version")
+    __slots__ = (
+        "api_key",
+        "correlation_id",
+        "done",
+        "log_entry",
+        "parts",
+        "quota",
+        "received",
+        "request",
+        "version",
+    )
 
     def __init__(
         self, api_key: int, version: int, correlation_id: int, request: Any = None, received: float = 0.0
@@ -108,6 +123,8 @@ class Slot:
         self.log_entry: RequestLogEntry | None = None
         #: ``time.monotonic()`` of the read that brought the request (0: not timed).
         self.received = received
+        #: Set when client quotas are configured (broker.quotas.manager.QuotaTicket).
+        self.quota: Any = None
 
 
 class Connection:
@@ -171,12 +188,24 @@ class Connection:
         #: The client's software name and version (ApiVersions v3+), for the request log.
         self.client_software = (UNKNOWN_SOFTWARE, UNKNOWN_SOFTWARE)
         self._connection_id: str | None = None
+        #: Size of the request being dispatched (client quotas count a produce's bytes).
+        self.frame_size = 0
+        #: Client quotas: the timer that ends the connection's mute (KIP-219), None when not muted.
+        self._throttle_timer: asyncio.TimerHandle | None = None
+        #: Frames read before a mute began, handled when it ends.
+        self._held: deque[bytearray] = deque()
         self._resume_reading()
 
     # -- reading -------------------------------------------------------------------------------
 
     def _resume_reading(self) -> None:
-        if not self.reading and not self.closed and not self.closing and not self.auth_failed:
+        if (
+            not self.reading
+            and not self.closed
+            and not self.closing
+            and not self.auth_failed
+            and self._throttle_timer is None
+        ):
             self.loop.add_reader(self.fd, self._on_readable)
             self.reading = True
             if self.tls is not None and not self.handshaking and self._tls_pending():
@@ -194,6 +223,35 @@ class Connection:
         if self.reading:
             self.loop.remove_reader(self.fd)
             self.reading = False
+
+    def throttle(self, delay_ms: int) -> None:
+        """Read nothing from this client for ``delay_ms`` (KIP-219: its response, which carries
+        the throttle time, is sent at once; the mute enforces the wait on clients that ignore
+        it). A longer mute replaces a shorter one; never a loop-blocking wait."""
+        if self.closed or delay_ms <= 0:
+            return
+        timer = self._throttle_timer
+        ends = self.loop.time() + delay_ms / 1000.0
+        if timer is not None:
+            if timer.when() >= ends:
+                return
+            timer.cancel()
+        self._pause_reading()
+        self._throttle_timer = self.loop.call_at(ends, self._end_throttle)
+
+    @property
+    def throttled(self) -> bool:
+        return self._throttle_timer is not None
+
+    def _end_throttle(self) -> None:
+        self._throttle_timer = None
+        if self._held:
+            held, self._held = list(self._held), deque()
+            self._handle_frames(held)
+            if self._throttle_timer is not None or self.closed or self.closing:
+                return
+        if len(self.slots) < MAX_IN_FLIGHT // 2 and self.pending_bytes < MAX_PENDING_BYTES // 2:
+            self._resume_reading()
 
     def _on_readable(self) -> None:
         if self.tls is not None:
@@ -312,19 +370,10 @@ class Connection:
             frames = self.decoder.buffer_updated(n)
         except FrameTooLargeError as exc:
             frames, bad_size = exc.frames, exc
-        # Responses completed while these frames are handled leave in one write at the end.
-        self.in_read = True
-        try:
-            for frame in frames:
-                if self.closed or self.closing:
-                    break
-                self._handle_frame(frame)
-        finally:
-            self.in_read = False
-            if self.out and not self.writing and not self.closed:
-                self._write()
-            if self.closing:
-                self._finish_closing()
+        if self._held:
+            self._held.extend(frames)  # earlier frames wait out a throttle: keep the order
+            frames = []
+        self._handle_frames(frames)
         if self.closed or self.closing:
             return
         if bad_size is not None and not self.closed:
@@ -336,10 +385,31 @@ class Connection:
         if len(self.slots) >= MAX_IN_FLIGHT or self.pending_bytes >= MAX_PENDING_BYTES:
             self._pause_reading()
 
+    def _handle_frames(self, frames: list[bytearray]) -> None:
+        # Responses completed while these frames are handled leave in one write at the end.
+        self.in_read = True
+        try:
+            for index, frame in enumerate(frames):
+                if self.closed or self.closing:
+                    break
+                if self._throttle_timer is not None:
+                    # Muted by a quota: what was already read waits too (Kafka reads one request
+                    # at a time, so it would not have read these yet).
+                    self._held.extend(frames[index:])
+                    break
+                self._handle_frame(frame)
+        finally:
+            self.in_read = False
+            if self.out and not self.writing and not self.closed:
+                self._write()
+            if self.closing:
+                self._finish_closing()
+
     def _handle_frame(self, frame: bytearray) -> None:
         if self.authenticator is not None and self._sasl_frame(frame):
             return
         view = memoryview(frame)
+        self.frame_size = len(frame) + 4  # Kafka's request.sizeInBytes counts the length prefix
         try:
             # Kafka ignores bytes after a request body, and clients send some (librdkafka 2.16).
             request = papi.decode_request(view, allow_trailing=True)
@@ -555,7 +625,10 @@ class Connection:
         if self.closed:
             _close_regions_of(body)
             return
-        if body is not None:
+        throttle_ms = 0
+        if slot.quota is not None:
+            body, throttle_ms = self._apply_quotas(slot, body)
+        if body is not None and slot.parts is None:
             try:
                 slot.parts = papi.encode_response_parts(slot.api_key, slot.version, slot.correlation_id, body)
             except Exception as exc:
@@ -577,6 +650,35 @@ class Connection:
             if slot.api_key == FETCH_KEY and request is not None:
                 stats.request_done(_fetch_kind(request, slot.version), slot.version, elapsed_ms)
         self._pump()
+        if throttle_ms:
+            self.throttle(throttle_ms)
+
+    def _apply_quotas(self, slot: Slot, body: Message | None) -> tuple[Message | None, int]:
+        """Client quotas: record what the request costs and set the response's throttle time
+        (a consumer fetch over its quota is answered empty); (response, mute time in ms)."""
+        quotas = self.server.client_quotas
+        ticket, slot.quota = slot.quota, None
+        if quotas is None:
+            return body, 0
+        if slot.api_key != FETCH_KEY:
+            # Recorded, and the connection muted, when the handler returned (Server.dispatch).
+            if ticket.throttle_ms and body is not None and hasattr(body, "throttle_time_ms"):
+                body.throttle_time_ms = max(body.throttle_time_ms, ticket.throttle_ms)
+            return body, 0
+        if body is None or slot.request is None or _fetch_kind(slot.request, slot.version) != FETCH_CONSUMER:
+            return body, 0  # a follower's fetch is exempt
+        started = time.perf_counter()
+        parts = papi.encode_response_parts(slot.api_key, slot.version, slot.correlation_id, body)
+        ticket.loop_seconds += time.perf_counter() - started
+        size = sum(p.length if isinstance(p, FileSlice) else len(p) for p in parts)
+        throttle_ms = quotas.fetch_throttle(ticket, size)
+        if not throttle_ms:
+            slot.parts = parts
+            return body, 0
+        for piece in parts:
+            if isinstance(piece, FileSlice):
+                piece.close()
+        return throttled_fetch_response(body, throttle_ms), throttle_ms
 
     @property
     def connection_id(self) -> str:
@@ -823,6 +925,10 @@ class Connection:
         if self._auth_failure_timer is not None:
             self._auth_failure_timer.cancel()
             self._auth_failure_timer = None
+        if self._throttle_timer is not None:
+            self._throttle_timer.cancel()
+            self._throttle_timer = None
+        self._held.clear()
         self._tls_chunk = None
         for piece in self.out:
             if isinstance(piece, FileSlice):
@@ -844,6 +950,11 @@ def _fetch_kind(request: Any, version: int) -> int:
     """Kafka's RequestMetrics name of a fetch: FetchFollower with a replica id, else FetchConsumer."""
     replica_id = request.replica_state.replica_id if version >= 15 else request.replica_id
     return FETCH_FOLLOWER if replica_id >= 0 else FETCH_CONSUMER
+
+
+def throttled_fetch_response(body: Any, throttle_ms: int) -> Any:
+    """Kafka's getThrottledResponse: no partitions, the throttle time, the session kept."""
+    return type(body)(throttle_time_ms=throttle_ms, error_code=0, session_id=body.session_id, responses=[])
 
 
 def _safe_peek(view: memoryview) -> papi.Peek | None:

@@ -28,6 +28,7 @@ from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.handlers.base import Handler
+    from broker.quotas.manager import ClientQuotas
     from broker.security.sasl_config import SaslListener
 
 API_VERSIONS = 18
@@ -76,6 +77,9 @@ class Server:
         self._reaper: asyncio.TimerHandle | None = None
         #: Request counts and times (read by the metrics collector).
         self.stats = stats if stats is not None else BrokerStats()
+        #: Client quotas (broker.quotas.manager.ClientQuotas), set only while a quota is
+        #: configured: without one the request path pays a single ``is None`` check.
+        self.client_quotas: ClientQuotas | None = None
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -248,8 +252,23 @@ class Server:
                 conn.security.security_protocol,
                 str(conn.security.principal),
             )
+        quotas = self.client_quotas
         try:
-            result = handler.handle(ctx, request.body)
+            if quotas is None:
+                result = handler.handle(ctx, request.body)
+            else:
+                slot.quota = ticket = quotas.ticket(
+                    conn.security.principal.name, request.header.client_id, conn.frame_size
+                )
+                started = time.perf_counter()
+                try:
+                    result = handler.handle(ctx, request.body)
+                finally:
+                    ticket.loop_seconds += time.perf_counter() - started
+                # Known now for all but a consumer fetch (whose response size counts): the mute
+                # starts before the next request is read, as Kafka reads one at a time.
+                ticket.throttle_ms = quotas.request_throttle(api_key, version, ticket, request.body)
+                conn.throttle(ticket.throttle_ms)
         except ApiError as exc:
             # A request refused as a whole (an authorization failure, a malformed request): its
             # api's error response, without a traceback in the log.

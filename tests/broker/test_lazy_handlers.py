@@ -53,7 +53,7 @@ def test_importing_the_broker_imports_no_handler_but_api_versions() -> None:
         "loaded = sorted(m for m in sys.modules if m.startswith('broker.handlers.'))\n"
         "assert loaded == ['broker.handlers.api_versions', 'broker.handlers.base'], loaded\n"
         "from broker.handlers.api_versions import advertised\n"
-        "assert len(advertised(True)) == 51 and len(advertised(False)) == 43\n"
+        "assert len(advertised(True)) == 53 and len(advertised(False)) == 45\n"
         "assert 'broker.handlers.produce' not in sys.modules\n"
         "assert 'protocol.messages.produce_request' not in sys.modules\n"
     )
