@@ -53,9 +53,11 @@ def test_quotas_through_zookeeper(fresh_cluster: BrokerCluster) -> None:
     assert {"version": 2, "entity_path": "users/alice"} in changes
     assert {"version": 2, "entity_path": "users/alice/clients/my%20app"} in changes
 
-    # Any broker describes them (from ZooKeeper); SCRAM keys are not quotas.
+    # Any broker describes them (from ZooKeeper); SCRAM keys are not quotas, and are described
+    # apart as ConfigCommand does for every user.
     assert ok("configs", "--bootstrap-server", two, "--describe", "--entity-type", "users") == (
         "Quota configs for user-principal 'alice' are producer_byte_rate=1024.0\n"
+        "SCRAM credential configs for user-principal 'alice' are SCRAM-SHA-256=iterations=4096\n"
     )
 
     # Applied by another broker: a client over a quota set through broker 1 is throttled by the
