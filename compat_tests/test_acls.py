@@ -14,6 +14,7 @@ The ACLs (made through confluent-kafka's AdminClient in the fixture):
 from __future__ import annotations
 
 import asyncio
+import socket
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -203,6 +204,49 @@ def test_acl_apis_need_cluster_rights(acl_broker: AclBroker) -> None:
             anonymous.describe_acls(everything)
     finally:
         anonymous.close()
+
+
+CLUSTER_AUTHORIZATION_FAILED = 31
+
+
+def test_quota_and_scram_apis_need_cluster_rights(acl_broker: AclBroker) -> None:
+    from confluent_kafka.admin import ScramCredentialInfo, ScramMechanism, UserScramCredentialUpsertion
+
+    from compat_tests.clients.raw import read_frame
+    from compat_tests.test_cli import brook
+    from protocol import api as papi
+    from protocol.messages.describe_user_scram_credentials_request import (
+        DescribeUserScramCredentialsRequest,
+        UserName,
+    )
+
+    # librdkafka 2.16 crashes on a refused DescribeUserScramCredentials (a top-level error, as Kafka
+    # answers it), so that refusal is read with a raw request.
+    request = DescribeUserScramCredentialsRequest(users=[UserName("alice")])
+    with socket.create_connection(("127.0.0.1", acl_broker.process.port), timeout=TIMEOUT) as sock:
+        sock.sendall(papi.encode_request(request, 0, 1))
+        _, answer = papi.decode_response(read_frame(sock), request.API_KEY, 0)
+    assert answer.error_code == CLUSTER_AUTHORIZATION_FAILED
+    assert [r.error_code for r in answer.results] == [CLUSTER_AUTHORIZATION_FAILED]
+    anonymous = AdminClient(acl_broker.confluent(None))
+    upsert = UserScramCredentialUpsertion(
+        "alice", ScramCredentialInfo(ScramMechanism.SCRAM_SHA_256, 4096), b"secret", b"salt"
+    )
+    with pytest.raises(confluent_kafka.KafkaException) as altered:
+        anonymous.alter_user_scram_credentials([upsert])["alice"].result(TIMEOUT)
+    assert altered.value.args[0].code() == confluent_kafka.KafkaError.CLUSTER_AUTHORIZATION_FAILED
+    for action in (["--describe"], ["--alter", "--add-config", "producer_byte_rate=1024"]):
+        refused = brook(
+            "configs", "--bootstrap-server", acl_broker.plain_bootstrap, *action, "--entity-type", "clients",
+            "--entity-name", "app",
+        )  # fmt: skip
+        assert refused.returncode != 0
+        assert "authoriz" in refused.stderr.lower(), refused.stderr
+    # The super user (the broker certificate's principal) may.
+    allowed = AdminClient(acl_broker.confluent(acl_broker.pki.server))
+    allowed.alter_user_scram_credentials([upsert])["alice"].result(TIMEOUT)
+    info = allowed.describe_user_scram_credentials(["alice"])["alice"].result(TIMEOUT)
+    assert [c.iterations for c in info.scram_credential_infos] == [4096]
 
 
 def test_kafka_python_admin(acl_broker: AclBroker) -> None:

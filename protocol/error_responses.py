@@ -642,9 +642,18 @@ def _sasl_authenticate(request: Any, version: int, code: int, message: str | Non
 
 
 def _describe_user_scram_credentials(request: Any, version: int, code: int, message: str | None) -> Message:
-    """Kafka's DescribeUserScramCredentialsRequest.getErrorResponse: the top-level error."""
-    del request, version
-    return describe_scram.DescribeUserScramCredentialsResponse(error_code=code, error_message=message)
+    """Kafka's DescribeUserScramCredentialsRequest.getErrorResponse: the top-level error, and one
+    result with the error per user asked (its name left empty, as Kafka leaves it)."""
+    del version
+    users = request.users or []
+    return describe_scram.DescribeUserScramCredentialsResponse(
+        error_code=code,
+        error_message=message,
+        results=[
+            describe_scram.DescribeUserScramCredentialsResult(error_code=code, error_message=message)
+            for _ in users
+        ],
+    )
 
 
 def _alter_user_scram_credentials(request: Any, version: int, code: int, message: str | None) -> Message:

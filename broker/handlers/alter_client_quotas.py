@@ -7,12 +7,16 @@ one and answered one by one, with Kafka's INVALID_REQUEST messages for an empty 
 entity, an empty name, an unknown key or a fractional byte rate. ``validate_only`` checks and
 stores nothing. Stored in ZooKeeper (with a change notification that every broker applies) or,
 on the embedded node, in its quota file (:mod:`broker.quotas.store`); applied here at once.
+
+Authorization (an authorizer configured): ALTER_CONFIGS on the cluster, else
+CLUSTER_AUTHORIZATION_FAILED for every entry.
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
 from broker.quotas.service import Op, QuotaRequestError
+from broker.security.authz import AclOperation, require_cluster
 from protocol.messages.alter_client_quotas_request import AlterClientQuotasRequest
 from protocol.messages.alter_client_quotas_response import AlterClientQuotasResponse, EntityData, EntryData
 
@@ -20,6 +24,7 @@ API_KEY = 49
 
 
 async def handle(ctx: RequestContext, request: AlterClientQuotasRequest) -> AlterClientQuotasResponse:
+    require_cluster(ctx, AclOperation.ALTER_CONFIGS)
     service = ctx.broker.quota_service
     results = []
     for entry in request.entries:

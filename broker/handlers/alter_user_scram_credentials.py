@@ -8,11 +8,15 @@ mechanism twice), RESOURCE_NOT_FOUND (deleting a missing credential). In cluster
 active controller answers (NOT_CONTROLLER elsewhere, as Kafka) and writes ``/config/users/<user>``
 with a change notification that every broker applies; the embedded node writes its credentials
 file before answering.
+
+Authorization (an authorizer configured): ALTER on the cluster, checked after the controller
+check as KafkaApis does; CLUSTER_AUTHORIZATION_FAILED for every user otherwise.
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
+from broker.security.authz import Op, require_cluster
 from protocol.error_codes import ErrorCode
 from protocol.messages.alter_user_scram_credentials_request import AlterUserScramCredentialsRequest
 from protocol.messages.alter_user_scram_credentials_response import (
@@ -37,6 +41,7 @@ async def handle(
                 for user in users
             ]
         )
+    require_cluster(ctx, Op.ALTER)
     credentials = broker.scram_credentials
     await credentials.ensure_loaded()
     results = await credentials.alter(request.upsertions, request.deletions)

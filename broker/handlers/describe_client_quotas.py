@@ -6,12 +6,16 @@ entity type ``user`` / ``client-id`` (``ip`` is accepted and matches nothing: Br
 quotas), match types exact / default / any specified, ``strict`` leaving out entities with parts
 the filter does not name. A bad filter is answered with the error and a null entry list.
 Read from the store (ZooKeeper in cluster mode), so any broker answers for the cluster.
+
+Authorization (an authorizer configured): DESCRIBE_CONFIGS on the cluster, else
+CLUSTER_AUTHORIZATION_FAILED.
 """
 
 from __future__ import annotations
 
 from broker.handlers.base import Handler, RequestContext
 from broker.quotas.service import FilterComponent, QuotaRequestError
+from broker.security.authz import Op, require_cluster
 from protocol.messages.describe_client_quotas_request import DescribeClientQuotasRequest
 from protocol.messages.describe_client_quotas_response import (
     DescribeClientQuotasResponse,
@@ -24,6 +28,7 @@ API_KEY = 48
 
 
 async def handle(ctx: RequestContext, request: DescribeClientQuotasRequest) -> DescribeClientQuotasResponse:
+    require_cluster(ctx, Op.DESCRIBE_CONFIGS)
     components = [FilterComponent(c.entity_type, c.match_type, c.match) for c in request.components]
     try:
         found = await ctx.broker.quota_service.describe(components, request.strict)

@@ -46,7 +46,13 @@ from broker.security.principal import USER_TYPE, KafkaPrincipal, SecurityContext
 from broker.security.ssl_principal import NoMatchingRuleError, subject_dn
 from protocol import api as papi
 from protocol.error_codes import ErrorCode
-from protocol.exceptions import DecodeError, FrameTooLargeError, UnknownApiError, UnsupportedVersionError
+from protocol.exceptions import (
+    ApiError,
+    DecodeError,
+    FrameTooLargeError,
+    UnknownApiError,
+    UnsupportedVersionError,
+)
 from protocol.framing import FrameDecoder
 from protocol.framing import frame as frame_of
 from protocol.message import Message
@@ -726,6 +732,11 @@ class Connection:
             if t.cancelled():
                 return
             exc = t.exception()
+            if isinstance(exc, ApiError):
+                # Refused as a whole (an authorization failure...): its error response, no traceback.
+                log.debug("api %d v%d from %s refused: %s", slot.api_key, slot.version, self.peer, exc)
+                self.fail(slot, exc)
+                return
             if exc is not None:
                 log.error(
                     "api %d v%d from %s failed; answering with its error response",
