@@ -9,9 +9,9 @@ with read_committed, must hold every input record exactly once, while read_uncom
 aborted copies (proof the kills left something to abort).
 
 In cluster mode (3 brokers, ZooKeeper, ``__transaction_state`` and ``__consumer_offsets`` at RF 3),
-the broker coordinating the transactional id (FindCoordinator key type 1) is killed while the
-worker holds a transaction open; the worker then commits through the new coordinator (or fails and
-is replaced), and the killed broker is restarted.
+the broker coordinating the transactional id (FindCoordinator key type 1), chosen to coordinate the
+group as well, is killed while the worker holds a transaction open; the worker then commits
+through the new coordinator (or fails and is replaced), and the killed broker is restarted.
 """
 
 from __future__ import annotations
