@@ -129,6 +129,12 @@ def read_all(
 # -- the worker process -----------------------------------------------------------------------
 
 
+def _age(stats: dict[str, Any] | None) -> str:
+    if stats is None or "at" not in stats:
+        return "none"
+    return f"{time.time() - stats['at']:.1f} s old"
+
+
 class Worker:
     """One ``compat_tests.txn_worker`` process: its events and bounded waits on them."""
 
@@ -177,7 +183,7 @@ class Worker:
         return (
             f"worker {self.cfg.get('transactional_id')} alive={self.proc.poll() is None} "
             f"exit={self.proc.returncode}\nlast events: {events}\n"
-            f"last input partition stats: {stats}\n"
+            f"last input partition stats ({_age(stats)}): {stats}\n"
             f"stderr:\n{''.join(self._stderr[-15:])}"
         )
 

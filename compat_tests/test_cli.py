@@ -312,7 +312,10 @@ def test_console_consumer_group_commits_and_resumes(bootstrap: str) -> None:
 
 
 def test_console_consumer_is_a_group_member(bootstrap: str) -> None:
-    """``--group`` joins the group: an active member while it runs, its offsets committed at the end."""
+    """``--group`` joins the group: an active member while it runs, its offsets committed at the end.
+
+    ``--from-beginning``: the member is listed once SyncGroup has answered, before it has looked up
+    its start offsets; with ``latest`` a record written in between would lie before its start."""
     topic, group = unique("cli-member"), unique("cli-member-group")
     create_topic(bootstrap, topic, "--partitions", "2")
     env = {**os.environ, "PYTHONPATH": str(REPO)}
@@ -327,6 +330,7 @@ def test_console_consumer_is_a_group_member(bootstrap: str) -> None:
         topic,
         "--group",
         group,
+        "--from-beginning",
         "--max-messages",
         "2",
         "--timeout-ms",

@@ -9,13 +9,18 @@ with read_committed, must hold every input record exactly once, while read_uncom
 aborted copies (proof the kills left something to abort).
 
 In cluster mode (3 brokers, ZooKeeper, ``__transaction_state`` and ``__consumer_offsets`` at RF 3),
-the broker coordinating the transactional id (FindCoordinator key type 1) is killed while the
-worker holds a transaction open; the worker then commits through the new coordinator (or fails and
-is replaced), and the killed broker is restarted.
+the broker coordinating the transactional id (FindCoordinator key type 1), chosen to coordinate the
+group as well, is killed while the worker holds a transaction open; the worker then commits
+through the new coordinator (or fails and is replaced), and the killed broker is restarted.
 """
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,10 +30,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from compat_tests import txn_worker
 from compat_tests.clients.admin import create_topic, unique_topic
 from compat_tests.cluster import BrokerCluster, cluster_of
 from compat_tests.cluster_clients import create_topic as create_replicated_topic
-from compat_tests.eos import Worker, check_exactly_once, produce_input, read_all, run_until_consumed
+from compat_tests.eos import REPO, Worker, check_exactly_once, produce_input, read_all, run_until_consumed
 from compat_tests.harness import BrokerProcess
 from compat_tests.txn_raw import (
     GROUP_KEY,
@@ -74,6 +80,30 @@ def test_checker_catches_a_missing_record(inputs: list[bytes], data: st.DataObje
 def test_checker_catches_a_foreign_record() -> None:
     report = check_exactly_once([b"a", b"b"], [b"a", b"b", b"c"])
     assert not report.ok and report.foreign == {b"c": 1}
+
+
+# -- the worker's guard against a client call that hangs ---------------------------------------
+
+
+def test_a_bounded_call_that_returns_in_time_gives_its_result() -> None:
+    assert txn_worker.bounded(5.0, max, 3, 4) == 4
+
+
+def test_a_client_call_hanging_past_its_timeout_ends_the_worker() -> None:
+    """librdkafka#5511: send_offsets_to_transaction() can block past its own timeout; the worker
+    must then report and exit, for the test to start a successor."""
+    code = (
+        "import time; from compat_tests import txn_worker as w; "
+        "w.HANG_MARGIN_S = 0.1; w.bounded(0.2, time.sleep, 60)"
+    )
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, timeout=60, cwd=REPO, env=env)
+    assert proc.returncode == txn_worker.HUNG_EXIT, proc.stderr
+    assert json.loads(proc.stdout) == {
+        "ev": "failed",
+        "error": "sleep did not return within 0.2 s",
+        "kind": "hung",
+    }
 
 
 # -- one broker -------------------------------------------------------------------------------
@@ -206,13 +236,40 @@ def _kill_the_coordinator_mid_transaction(cluster: BrokerCluster, cfg: dict[str,
         assert error == 0 and moved_to != coordinator, (error, moved_to)
 
         cluster.restart(coordinator)
+        # Time for a successor, should the worker's client hang (see txn_worker.bounded).
         last, _restarts = run_until_consumed(
-            cfg, dict.fromkeys(range(PARTITIONS), PER_PARTITION), 60, worker=workers[-1]
+            cfg, dict.fromkeys(range(PARTITIONS), PER_PARTITION), 120, worker=workers[-1]
         )
         workers.append(last)
     finally:
         for worker in workers:
             worker.stop()
+
+
+def _coordinator(bootstrap: str, key: str, key_type: int, timeout: float = 60.0) -> int:
+    """The coordinator of ``key``, asked until there is one (the first question creates the
+    internal topic)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        error, node = find_coordinator(bootstrap, key, key_type)
+        if error == 0:
+            return node
+        assert time.monotonic() < deadline, f"no coordinator for {key} in {timeout} s: error {error}"
+        time.sleep(0.2)  # the internal topic is being created: ask again, as a client would
+
+
+def _config_with_one_coordinator(
+    bootstrap: str, topic_in: str, topic_out: str, **extra: Any
+) -> dict[str, Any]:
+    """A config whose group and transactional id have the same coordinator, so that killing it
+    moves both (the harder case, and the one the flaky failure needed)."""
+    for _ in range(200):
+        cfg = _config(bootstrap, topic_in, topic_out, **extra)
+        if _coordinator(bootstrap, cfg["group"], GROUP_KEY) == _coordinator(
+            bootstrap, cfg["transactional_id"], TRANSACTION_KEY
+        ):
+            return cfg
+    raise AssertionError("no group and transactional id with one coordinator in 200 tries")
 
 
 def test_exactly_once_across_coordinator_kill_in_a_cluster(eos_cluster: BrokerCluster) -> None:
@@ -222,7 +279,7 @@ def test_exactly_once_across_coordinator_kill_in_a_cluster(eos_cluster: BrokerCl
     topic_out = create_replicated_topic(bootstrap, "eos-out", PARTITIONS)
     inputs = produce_input(bootstrap, topic_in, PARTITIONS, PER_PARTITION)
     # A long transaction timeout: the held transaction must outlive the fail-over, not time out.
-    cfg = _config(bootstrap, topic_in, topic_out, transaction_timeout_ms=60000)
+    cfg = _config_with_one_coordinator(bootstrap, topic_in, topic_out, transaction_timeout_ms=60000)
 
     _kill_while_holding(cfg, hold_at=2)
 

@@ -18,7 +18,8 @@ It reports on stdout, one JSON object a line:
 * ``{"ev": "committed", "txn": n, "positions": {partition: next offset}}`` after each commit;
 * ``{"ev": "stats", "partitions": {...}}`` every second: librdkafka's fetch state, leader and
   offsets of each input partition (for the failure messages);
-* ``{"ev": "failed", "error": ..., "kind": ...}`` before exiting non-zero on an error: the test
+* ``{"ev": "failed", "error": ..., "kind": ...}`` before exiting non-zero on an error, or when a
+  client call hangs past its timeout (kind ``hung``, see :func:`bounded`): the test
   starts a successor, which fences this producer and aborts its open transaction, as an
   application's supervisor would.
 
@@ -29,10 +30,14 @@ hold_at (default none), transaction_timeout_ms (default 10000).
 from __future__ import annotations
 
 import json
+import os
 import sys
 import threading
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _lock = threading.Lock()
 
@@ -41,6 +46,33 @@ def emit(**event: Any) -> None:
     with _lock:
         sys.stdout.write(json.dumps(event) + "\n")
         sys.stdout.flush()
+
+
+#: Exit code of a worker whose client call outlived its own timeout (see :func:`bounded`).
+HUNG_EXIT = 4
+#: How much longer than the call's own timeout a client call may take before the worker gives up.
+HANG_MARGIN_S = 5.0
+
+
+def bounded(timeout: float, call: Callable[..., T], *args: Any) -> T:
+    """``call(*args)``, which was given ``timeout``; should it not return by then (plus a margin), the
+    worker reports ``{"ev": "failed", "kind": "hung"}`` and exits, for the test to start a
+    successor, as a supervisor would. librdkafka 2.16's send_offsets_to_transaction() can block
+    forever, past its timeout, when the group coordinator it cached was decommissioned (its
+    broker left the Metadata while it was down: confluentinc/librdkafka#5511)."""
+
+    def give_up() -> None:
+        what = getattr(call, "__name__", "a client call")
+        emit(ev="failed", error=f"{what} did not return within {timeout} s", kind="hung")
+        os._exit(HUNG_EXIT)
+
+    watchdog = threading.Timer(timeout + HANG_MARGIN_S, give_up)
+    watchdog.daemon = True
+    watchdog.start()
+    try:
+        return call(*args)
+    finally:
+        watchdog.cancel()
 
 
 def _wait_for_go() -> None:
@@ -87,6 +119,7 @@ def _report_stats(raw: str, topic: str) -> None:
     partitions = stats.get("topics", {}).get(topic, {}).get("partitions", {})
     emit(
         ev="stats",
+        at=time.time(),  # stats are served by consume(): old ones mean a blocked main thread
         partitions={p: {k: v.get(k) for k in keys} for p, v in partitions.items() if p != "-1"},
     )
 
@@ -102,12 +135,22 @@ def run(cfg: dict[str, Any]) -> int:
     from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
     timeout = 30.0
+    # EOS_WORKER_DEBUG=<dir>: librdkafka's debug log, written by its own threads as it happens
+    # (a Python logger would only see it at the next poll), to a file per worker.
+    debug: dict[str, Any] = {}
+    debug_dir = os.environ.get("EOS_WORKER_DEBUG")
+    if debug_dir:
+        log = os.open(os.path.join(debug_dir, f"worker-{os.getpid()}.log"), os.O_WRONLY | os.O_CREAT, 0o644)
+        os.dup2(log, 2)
+        os.close(log)
+        debug = {"debug": "fetch,cgrp,eos,topic,metadata,broker,protocol"}
     producer = Producer(
         {
             "bootstrap.servers": cfg["bootstrap"],
             "transactional.id": cfg["transactional_id"],
             "transaction.timeout.ms": cfg.get("transaction_timeout_ms", 10000),
             "client.id": "txn-worker",
+            **debug,
         }
     )
     consumer = Consumer(
@@ -122,6 +165,7 @@ def run(cfg: dict[str, Any]) -> int:
             # librdkafka's view of each input partition, reported when a test fails.
             "statistics.interval.ms": 1000,
             "stats_cb": lambda raw: _report_stats(raw, cfg["input"]),
+            **debug,
         }
     )
     try:
@@ -149,14 +193,15 @@ def run(cfg: dict[str, Any]) -> int:
                 producer.produce(cfg["output"], value=msg.value(), key=msg.key(), partition=partition)
                 positions[partition] = offset + 1
             offsets = [TopicPartition(cfg["input"], p, o) for p, o in sorted(positions.items())]
-            producer.send_offsets_to_transaction(offsets, consumer.consumer_group_metadata(), timeout)
+            group = consumer.consumer_group_metadata()
+            bounded(timeout, producer.send_offsets_to_transaction, offsets, group, timeout)
             if cfg.get("hold_at") == txn:
                 producer.flush(timeout)
                 emit(ev="holding", txn=txn)
                 _wait_for_go()
             while True:
                 try:
-                    producer.commit_transaction(timeout)
+                    bounded(timeout, producer.commit_transaction, timeout)
                     break
                 except KafkaException as exc:
                     if _kind(exc) != "retriable":

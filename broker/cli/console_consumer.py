@@ -139,17 +139,21 @@ class SimpleConsumer:
         self._start(partitions)
 
     def _start(self, partitions: list[TopicPartition]) -> None:
+        """Positions for ``partitions``. After a rebalance, a partition this member keeps keeps
+        its position (as Kafka's SubscriptionState): looking it up again would skip, with
+        ``latest``, whatever was written since, should the commit before the rejoin have failed."""
+        kept = {tp: self.positions[tp] for tp in partitions if tp in self.positions}
+        new = [tp for tp in partitions if tp not in kept]
         committed: dict[TopicPartition, int] = {}
-        if self.member is not None and partitions:
+        if self.member is not None and new:
             member = self.member
-            committed = self.client.retrying(
-                lambda: fetch_committed(member.coordinator, member.group, partitions)
-            )
+            committed = self.client.retrying(lambda: fetch_committed(member.coordinator, member.group, new))
         start = EARLIEST if self._reset == "earliest" else LATEST
-        missing = [tp for tp in partitions if tp not in committed]
+        missing = [tp for tp in new if tp not in committed]
         reset_to = list_offsets(self.client, missing, start, self.isolation) if missing else {}
-        self.positions = {**reset_to, **committed}
-        self.consumed = dict(self.positions)
+        consumed = {tp: self.consumed.get(tp, position) for tp, position in kept.items()}
+        self.positions = {**reset_to, **committed, **kept}
+        self.consumed = {**reset_to, **committed, **consumed}
 
     def consume(
         self, out: BinaryIO, formatter: FormatterConfig, max_messages: int | None, timeout_ms: int | None

@@ -27,7 +27,7 @@ from kazoo.protocol.states import WatchedEvent
 
 from broker.cluster.zk import data, paths
 from broker.cluster.zk.client import KafkaZkClient
-from broker.cluster.zk.errors import ZkError
+from broker.cluster.zk.errors import ZkError, ZkUnavailableError
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,8 @@ BROKER_CONFIG_TYPE = "brokers"
 BROKERS_PREFIX = f"{BROKER_CONFIG_TYPE}/"
 USER_CONFIG_TYPE = "users"
 USERS_PREFIX = f"{USER_CONFIG_TYPE}/"
+#: The pause before passing again after a pass failed while ZooKeeper still looked connected.
+RETRY_BACKOFF_S = 1.0
 
 TopicConfigApplier = Callable[[str, Mapping[str, str]], None]
 #: (broker entity: an id or ``<default>``, its dynamic configs).
@@ -72,6 +74,7 @@ class ConfigChangeWatcher:
         apply_quota_entity: QuotaEntityApplier | None = None,
         change_expiration_ms: int = CHANGE_EXPIRATION_MS,
         now_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+        retry_backoff_s: float = RETRY_BACKOFF_S,
     ) -> None:
         self.zk = zk
         self.apply = apply
@@ -82,6 +85,7 @@ class ConfigChangeWatcher:
         self.apply_quota_entity = apply_quota_entity
         self.change_expiration_ms = change_expiration_ms
         self.now_ms = now_ms
+        self.retry_backoff_s = retry_backoff_s
         #: Kafka's lastExecutedChange: the sequence of the last notification processed.
         self.last_processed = -1
         self._pass: asyncio.Task[None] | None = None
@@ -129,10 +133,17 @@ class ConfigChangeWatcher:
             try:
                 await self._process()
             except (ZkError, ZookeeperError) as exc:
-                # The changes stay in ZooKeeper. The watch is gone (kazoo drops every watch with
-                # the connection): pass again once connected, which sets it again.
+                # The changes stay in ZooKeeper, and the watch may be gone (kazoo drops every
+                # watch with the connection; a request that failed set none): pass again, once
+                # connected. A failure seen while still connected (a request deadline passed on a
+                # slow server, or the loss not yet reported to the loop) must retry as well, or no
+                # later change would ever reach this broker.
                 log.warning("cannot read config changes from ZooKeeper: %s", exc)
-                if not self._stopped and not self.zk.connected:
+                if self._stopped:
+                    break
+                if isinstance(exc, ZkUnavailableError) or not self.zk.connected:
+                    if self.zk.connected:
+                        await asyncio.sleep(self.retry_backoff_s)
                     await self.zk.wait_connected()
                     self._again = True
             if not self._again or self._stopped:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import select
 import signal
 import subprocess
 import sys
@@ -32,6 +33,24 @@ def spawn(directory: Path, seed: int) -> subprocess.Popen[bytes]:
         stderr=subprocess.PIPE,
         env={**os.environ, "PYTHONPATH": str(REPO)},
     )
+
+
+def wait_ready(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bytes:
+    """The writer's output up to and including its ``READY`` line (it has recovered the log and is
+    about to append), read from the raw pipe so that ``communicate`` later gets all the rest."""
+    assert proc.stdout is not None
+    fd = proc.stdout.fileno()
+    seen = b""
+    deadline = time.monotonic() + timeout
+    while b"READY" not in seen or not seen.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        assert left > 0, f"the writer was not ready in {timeout} s: {seen!r}"
+        ready, _, _ = select.select([fd], [], [], left)
+        if ready:
+            chunk = os.read(fd, 4096)
+            assert chunk, f"the writer exited before it was ready: {seen!r}"
+            seen += chunk
+    return seen
 
 
 def damage_tail(part: Path, flushed: int, rng: random.Random) -> str:
@@ -91,12 +110,15 @@ def test_sigkill_writer_repeatedly(tmp_path: Path) -> None:
     last_leo = 0
     for i in range(KILLS):
         proc = spawn(tmp_path, i)
+        # The random moment counts from the writer's start of appending, not from its spawn: under
+        # load the interpreter's start alone can outlast the whole range.
+        head = wait_ready(proc)
         time.sleep(rng.uniform(0.05, 0.45))
         proc.send_signal(signal.SIGKILL)
         out, err = proc.communicate(timeout=30)
         assert proc.returncode == -signal.SIGKILL, err.decode()
         kills += 1
-        for line in out.decode().splitlines():
+        for line in (head + out).decode().splitlines():
             if line.startswith("FLUSHED "):
                 flushed = max(flushed, int(line.split()[1]))
         part = tmp_path / f"{TOPIC}-0"

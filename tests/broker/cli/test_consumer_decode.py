@@ -77,3 +77,48 @@ def test_records_before_the_position_are_not_returned_again() -> None:
     consumer = _consumer(READ_UNCOMMITTED)
     assert [r["offset"] for r in consumer._decode(TP, partial, [])] == [0, 1, 2, 3, 5]
     assert consumer.positions[TP] == 7
+
+
+# -- positions across a group rebalance ---------------------------------------------------------
+
+
+class _Member:
+    group = "g"
+    coordinator = None
+
+
+class _Client:
+    def retrying(self, call: Any) -> Any:
+        return call()
+
+
+def test_a_rejoin_keeps_the_positions_of_the_partitions_kept(monkeypatch: Any) -> None:
+    """After a rebalance the partitions still assigned go on from where they were; only a new
+    one is looked up (committed offset, else the reset policy): looking a kept one up again with
+    ``latest`` would skip what was written since (a flaky ``console-consumer --group`` test)."""
+    import broker.cli.console_consumer as module
+
+    looked_up: list[list[tuple[str, int]]] = []
+
+    def fetch_committed(_conn: Any, _group: str, partitions: list[tuple[str, int]]) -> dict[Any, int]:
+        looked_up.append(list(partitions))
+        return {}
+
+    def list_offsets(_client: Any, partitions: list[tuple[str, int]], *_: Any) -> dict[Any, int]:
+        return dict.fromkeys(partitions, 100)  # "latest": everything written so far
+
+    monkeypatch.setattr(module, "fetch_committed", fetch_committed)
+    monkeypatch.setattr(module, "list_offsets", list_offsets)
+    consumer = SimpleConsumer(cast(Any, _Client()), "t", isolation=READ_UNCOMMITTED, group="g")
+    consumer.member = cast(Any, _Member())
+    consumer._start([("t", 0)])
+    assert consumer.positions == {("t", 0): 100}
+    consumer.positions[("t", 0)] = 7  # fetched up to 7, printed up to 5
+    consumer.consumed[("t", 0)] = 5
+    consumer._start([("t", 0), ("t", 1)])  # the rebalance adds partition 1
+    assert consumer.positions == {("t", 0): 7, ("t", 1): 100}
+    assert consumer.consumed == {("t", 0): 5, ("t", 1): 100}
+    assert looked_up == [[("t", 0)], [("t", 1)]]
+    consumer._start([("t", 1)])  # and takes partition 0 away
+    assert consumer.positions == {("t", 1): 100}
+    assert consumer.consumed == {("t", 1): 100}

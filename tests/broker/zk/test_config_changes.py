@@ -5,6 +5,7 @@ skipped; expired notifications purged after processing."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -123,7 +124,9 @@ def test_changes_after_an_outage_are_applied(own_zookeeper: ZooKeeperServer) -> 
 
     async def body() -> None:
         settings = ZkSettings(connect, session_timeout_ms=20000, request_timeout_ms=1000)
-        writer = await KafkaZkClient.connect(settings)
+        # The writer's requests wait for its own reconnection (up to kazoo's back-off after a slow
+        # restart under load); the reader's short deadline makes its pass fail during the outage.
+        writer = await KafkaZkClient.connect(dataclasses.replace(settings, request_timeout_ms=40000))
         reader = await KafkaZkClient.connect(settings)
         await writer.create_top_level_paths()
         applied: list[tuple[str, dict[str, str]]] = []
@@ -144,12 +147,12 @@ def test_changes_after_an_outage_are_applied(own_zookeeper: ZooKeeperServer) -> 
             await watcher.start()
             session = reader.session_id
             await asyncio.to_thread(own_zookeeper.kill)
-            await asyncio.wait_for(failed.wait(), 10)  # the watch fired and its pass failed
+            await asyncio.wait_for(failed.wait(), 30)  # the watch fired and its pass failed
             await asyncio.to_thread(own_zookeeper.start)
             await writer.change_entity_config("topics", "after", {"segment.ms": "100"})
             while ("after", {"segment.ms": "100"}) not in applied:
                 watcher.processed.clear()
-                await asyncio.wait_for(watcher.processed.wait(), 15)
+                await asyncio.wait_for(watcher.processed.wait(), 40)
             assert reader.session_id == session  # the same session: no new-session trigger
         finally:
             logging.getLogger("broker.cluster.config_changes").removeHandler(handler)
@@ -157,4 +160,4 @@ def test_changes_after_an_outage_are_applied(own_zookeeper: ZooKeeperServer) -> 
             await reader.close()
             await writer.close()
 
-    run(body(), timeout=60)
+    run(body(), timeout=150)

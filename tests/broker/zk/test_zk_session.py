@@ -77,7 +77,10 @@ def test_outage_shorter_than_the_session_keeps_it(own_zookeeper: ZooKeeperServer
     connect = own_zookeeper.connect_string
 
     async def body() -> None:
-        client = await KafkaZkClient.connect(ZkSettings(connect, session_timeout_ms=20000))
+        # The request made during the outage has a deadline of its own, from its start: long
+        # enough for a ZooKeeper restart and kazoo's reconnection on a loaded machine.
+        settings = ZkSettings(connect, session_timeout_ms=20000, request_timeout_ms=60000)
+        client = await KafkaZkClient.connect(settings)
         try:
             suspended = asyncio.Event()
             reconnected = asyncio.Event()
@@ -93,18 +96,18 @@ def test_outage_shorter_than_the_session_keeps_it(own_zookeeper: ZooKeeperServer
             session = client.session_id
 
             await asyncio.to_thread(own_zookeeper.stop)
-            await asyncio.wait_for(suspended.wait(), 10)
+            await asyncio.wait_for(suspended.wait(), 30)
             # a request made during the outage waits for the connection and then completes
             pending = asyncio.create_task(client.get_data(paths.broker_id(7)))
             await asyncio.to_thread(own_zookeeper.start)
-            await asyncio.wait_for(reconnected.wait(), 20)
-            got = await asyncio.wait_for(pending, 20)
+            await asyncio.wait_for(reconnected.wait(), 40)
+            got = await asyncio.wait_for(pending, 40)
             assert got is not None and got[1].czxid == epoch
             assert client.session_id == session  # same session: the ephemeral survived
         finally:
             await client.close()
 
-    run(body(), timeout=60)
+    run(body(), timeout=150)
 
 
 def test_requests_fail_clearly_when_zookeeper_stays_away(own_zookeeper: ZooKeeperServer) -> None:
