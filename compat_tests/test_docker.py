@@ -9,6 +9,8 @@ socket as CI prepares it with ``scripts/container-engine.sh up``), then run as u
   the same records back;
 * the environment of Apache Kafka's own single-node compose example (KRaft, two listeners) with only
   the image name (and the host port) changed;
+* a SASL_SSL listener from ``KAFKA_*`` variables and PEM files mounted in ``/etc/kafka/secrets``
+  (apache/kafka's image conventions), used by confluent-kafka, a wrong password refused;
 * a bad configuration ends the container at once with a message.
 
 Skipped only where no engine answers and ``CI`` is not set; in CI an unreachable engine fails.
@@ -125,6 +127,8 @@ class Run:
         *,
         container_port: int | None = 9092,
         args: list[str] | None = None,
+        extra_ports: tuple[int, ...] = (),
+        mounts: dict[str, str] | None = None,
     ) -> None:
         self.client = client
         self.image = image
@@ -132,7 +136,12 @@ class Run:
         self.volume = volume
         self.container_port = container_port
         self.args = args or []
+        #: More container ports, each published on a free loopback port (``{port:N}`` in ``env``).
+        self.extra_ports = extra_ports
+        #: Host directories mounted read-only: host path -> container path.
+        self.mounts = mounts or {}
         self.port = 0
+        self.ports: dict[int, int] = {}
         self.container: Any = None
         self.ready_after = 0.0
 
@@ -141,8 +150,15 @@ class Run:
 
         for attempt in range(3):  # a port taken between choosing and binding it: choose again
             self.port = _free_port()
+            self.ports = {inner: _free_port() for inner in self.extra_ports}
             env = {k: v.replace("{port}", str(self.port)) for k, v in self.env.items()}
+            for inner_port, outer in self.ports.items():
+                env = {k: v.replace(f"{{port:{inner_port}}}", str(outer)) for k, v in env.items()}
             inner = self.container_port or self.port
+            published = {f"{inner}/tcp": ("127.0.0.1", self.port)}
+            published.update({f"{i}/tcp": ("127.0.0.1", o) for i, o in self.ports.items()})
+            volumes = {self.volume: {"bind": DATA_DIR, "mode": "rw"}} if self.volume else {}
+            volumes.update({host: {"bind": path, "mode": "ro"} for host, path in self.mounts.items()})
             started = time.monotonic()
             try:
                 self.container = self.client.containers.run(
@@ -150,8 +166,8 @@ class Run:
                     self.args,
                     detach=True,
                     environment=env,
-                    ports={f"{inner}/tcp": ("127.0.0.1", self.port)},
-                    volumes={self.volume: {"bind": DATA_DIR, "mode": "rw"}} if self.volume else None,
+                    ports=published,
+                    volumes=volumes or None,
                     labels=LABEL,
                 )
             except docker.errors.APIError as exc:
@@ -394,6 +410,63 @@ def test_kafka_official_image_compose_environment(client: Any, image: Any, runs:
     assert "single-node KRaft settings" in run.logs()
     seconds, exit_code = run.stop()
     assert exit_code == 0 and seconds < 10, run.logs()
+
+
+def test_tls_and_sasl_from_kafka_variables_and_mounted_pem_files(
+    client: Any, image: Any, runs: list[Run], tmp_path: Path
+) -> None:
+    """A SASL_SSL listener configured as apache/kafka's image is: the PEM key store named by
+    ``KAFKA_SSL_KEYSTORE_FILENAME`` in a mounted ``/etc/kafka/secrets``, its key password in the
+    ``KAFKA_SSL_KEY_CREDENTIALS`` file, PLAIN users in a per-listener JAAS variable; confluent-kafka
+    produces and consumes over it, and a wrong password is refused."""
+    from compat_tests.clients.roundtrips import confluent_roundtrip
+    from tests.security.certs import KEY_PASSWORD, make_pki
+
+    pki = make_pki(tmp_path / "pki")
+    secrets = tmp_path / "secrets"
+    secrets.mkdir()
+    (secrets / "server-keystore.pem").write_bytes(pki.server.keystore.read_bytes())
+    (secrets / "key_creds").write_text(KEY_PASSWORD + "\n")
+    for path in (secrets, *secrets.iterdir()):  # the image runs as uid 1000
+        path.chmod(0o755 if path.is_dir() else 0o644)
+    env = {
+        "KAFKA_LISTENERS": "PLAINTEXT://:9092,SASL_SSL://:9093",
+        "KAFKA_ADVERTISED_LISTENERS": "PLAINTEXT://127.0.0.1:{port},SASL_SSL://127.0.0.1:{port:9093}",
+        "KAFKA_LISTENER_SECURITY_PROTOCOL_MAP": "PLAINTEXT:PLAINTEXT,SASL_SSL:SASL_SSL",
+        "KAFKA_INTER_BROKER_LISTENER_NAME": "PLAINTEXT",
+        "KAFKA_SASL_ENABLED_MECHANISMS": "PLAIN",
+        "KAFKA_LISTENER_NAME_SASL__SSL_PLAIN_SASL_JAAS_CONFIG": (
+            "org.apache.kafka.common.security.plain.PlainLoginModule required "
+            'user_alice="alice-secret";'
+        ),
+        "KAFKA_SSL_KEYSTORE_TYPE": "PEM",
+        "KAFKA_SSL_KEYSTORE_FILENAME": "server-keystore.pem",
+        "KAFKA_SSL_KEY_CREDENTIALS": "key_creds",
+        "KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR": "1",
+    }
+    run = Run(client, image, env, None, extra_ports=(9093,), mounts={str(secrets): "/etc/kafka/secrets"})
+    runs.append(run)
+    run.start()
+    settings: dict[str, object] = {
+        "bootstrap.servers": f"127.0.0.1:{run.ports[9093]}",
+        "security.protocol": "SASL_SSL",
+        "ssl.ca.location": str(pki.ca),
+        "sasl.mechanisms": "PLAIN",
+        "sasl.username": "alice",
+        "sasl.password": "alice-secret",
+    }
+    values = [f"secured-{i}".encode() for i in range(20)]
+    assert sorted(confluent_roundtrip(settings, "docker-sasl-ssl", values, 30.0)) == sorted(values)
+
+    from confluent_kafka.admin import AdminClient
+
+    errors: list[Any] = []
+    refused = AdminClient({**settings, "sasl.password": "wrong", "error_cb": errors.append})
+    with pytest.raises(Exception):  # noqa: B017 - KafkaException or a timeout, the cause is checked below
+        refused.list_topics(timeout=10)
+    assert any("Authentication failed" in str(e) for e in errors), errors
+    logs = run.logs()
+    assert "alice-secret" not in logs and KEY_PASSWORD not in logs
 
 
 def test_invalid_configuration_ends_the_container(client: Any, image: Any, runs: list[Run]) -> None:

@@ -42,11 +42,13 @@ def wait_ready(proc: subprocess.Popen[bytes], timeout: float = 60.0) -> bytes:
     fd = proc.stdout.fileno()
     seen = b""
     deadline = time.monotonic() + timeout
+    # poll, not select: in the whole suite this process may hold descriptors above FD_SETSIZE.
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
     while b"READY" not in seen or not seen.endswith(b"\n"):
         left = deadline - time.monotonic()
         assert left > 0, f"the writer was not ready in {timeout} s: {seen!r}"
-        ready, _, _ = select.select([fd], [], [], left)
-        if ready:
+        if poller.poll(left * 1000):
             chunk = os.read(fd, 4096)
             assert chunk, f"the writer exited before it was ready: {seen!r}"
             seen += chunk
