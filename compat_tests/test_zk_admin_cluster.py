@@ -155,8 +155,10 @@ def test_topics_created_through_each_client_are_rf3_in_zookeeper(cluster: Cluste
     from kafka.admin import NewTopic as KpNewTopic
 
     confluent = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    # The cluster's first creation (the controller's first LeaderAndIsr round) on a machine loaded
+    # by the rest of the suite: the future may outlast the 20 s operation timeout (CI once: 30 s).
     confluent.create_topics([NewTopic("by-confluent", 3, 3)], operation_timeout=20)["by-confluent"].result(
-        WAIT
+        2 * WAIT
     )
 
     kp = KafkaAdminClient(bootstrap_servers=cluster.bootstrap, request_timeout_ms=30000)
