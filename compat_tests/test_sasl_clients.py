@@ -351,34 +351,6 @@ def test_aiokafka_bad_credentials(
     assert sasl_broker.process.alive()
 
 
-@pytest.mark.parametrize(
-    # Each case waits out the client's bootstrap timeout. An unknown SCRAM user is left out: in
-    # about one run in four kafka-python reported only "socket disconnected" for it (not diagnosed).
-    ("mechanism", "who"),
-    [("PLAIN", "wrong-password"), ("PLAIN", "unknown-user"), ("SCRAM-SHA-512", "wrong-password")],
-)
-def test_kafka_python_bad_credentials(
-    sasl_broker: SaslBroker, mechanism: str, who: str, caplog: pytest.LogCaptureFixture
-) -> None:
-    kafka = pytest.importorskip("kafka")
-    from kafka.errors import KafkaTimeoutError
-
-    user, password = _bad(mechanism, who)
-    # kafka-python logs the broker's answer on each try and gives up with "Unable to bootstrap".
-    with caplog.at_level(logging.ERROR, logger="kafka"), pytest.raises(KafkaTimeoutError):
-        kafka.KafkaAdminClient(
-            bootstrap_servers=sasl_broker.bootstrap("SASL_PLAINTEXT"),
-            security_protocol="SASL_PLAINTEXT",
-            sasl_mechanism=mechanism,
-            sasl_plain_username=user,
-            sasl_plain_password=password,
-            request_timeout_ms=10_000,
-            bootstrap_timeout_ms=10_000,
-        )
-    assert "SaslAuthenticationFailedError: Authentication failed" in caplog.text, caplog.text[-2000:]
-    assert sasl_broker.process.alive()
-
-
 @pytest.mark.parametrize("mechanism", MECHANISMS)
 def test_kcat_bad_credentials(sasl_broker: SaslBroker, mechanism: str) -> None:
     user, password = _bad(mechanism, "wrong-password")
