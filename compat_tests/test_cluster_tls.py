@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from compat_tests.clients.roundtrips import confluent_consume
 from compat_tests.cluster import BrokerCluster
 from compat_tests.harness import free_port, wait_until
 from compat_tests.zookeeper import ZooKeeperServer
@@ -47,7 +48,7 @@ def tls_cluster(
 
 
 def test_replication_over_tls(tls_cluster: BrokerCluster) -> None:
-    from confluent_kafka import Consumer, Producer
+    from confluent_kafka import Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
     topic = "tls-replicated"
@@ -72,22 +73,5 @@ def test_replication_over_tls(tls_cluster: BrokerCluster) -> None:
             30,
             message=f"ISR of {topic}-{partition} to hold every broker",
         )
-    consumer = Consumer(
-        {
-            "bootstrap.servers": tls_cluster.bootstrap,
-            "group.id": "tls-cluster",
-            "auto.offset.reset": "earliest",
-        }
-    )
-    consumer.subscribe([topic])
-    got: list[bytes] = []
-    try:
-        misses = 0
-        while len(got) < len(values) and misses < 60:
-            message = consumer.poll(0.5)
-            misses = misses + 1 if message is None else 0
-            if message is not None and message.error() is None:
-                got.append(message.value())
-    finally:
-        consumer.close()
+    got = confluent_consume({"bootstrap.servers": tls_cluster.bootstrap}, topic, "tls-cluster", len(values))
     assert sorted(got) == sorted(values)

@@ -19,12 +19,20 @@ def confluent_roundtrip(
     for value in values:
         producer.produce(topic, value)
     assert producer.flush(timeout) == 0
-    consumer = confluent_kafka.Consumer({**settings, "group.id": topic, "auto.offset.reset": "earliest"})
+    return confluent_consume(settings, topic, topic, len(values))
+
+
+def confluent_consume(settings: Mapping[str, object], topic: str, group: str, count: int) -> list[bytes]:
+    """confluent-kafka: up to ``count`` values of ``topic`` read as ``group`` from earliest (stops
+    after 30 s without a message)."""
+    import confluent_kafka
+
+    consumer = confluent_kafka.Consumer({**settings, "group.id": group, "auto.offset.reset": "earliest"})
     consumer.subscribe([topic])
     got: list[bytes] = []
     try:
         misses = 0
-        while len(got) < len(values) and misses < 60:
+        while len(got) < count and misses < 60:
             message = consumer.poll(0.5)
             misses = misses + 1 if message is None else 0
             if message is not None and message.error() is None:
