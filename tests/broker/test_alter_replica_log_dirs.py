@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -202,3 +203,75 @@ def test_an_offline_dir_is_a_storage_error(two_dirs: tuple[Broker, Caller, Path,
     # The partition's own dir offline: its replica is offline.
     broker.log_manager.mark_dir_offline(a, "a test", OSError(5, "Input/output error"))
     assert codes(call(alter(str(a), [0]), 2)) == {("t", 0): ErrorCode.KAFKA_STORAGE_ERROR}
+
+
+class _WatchedLock:
+    """A log's lock that reports when a thread other than its holder starts waiting for it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.holder: int | None = None
+        self.contended = threading.Event()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self.holder is not None and self.holder != threading.get_ident():
+            self.contended.set()
+        acquired: bool = self.inner.acquire(blocking, timeout)
+        if acquired:
+            self.holder = threading.get_ident()
+        return acquired
+
+    def release(self) -> None:
+        self.inner.release()
+        if not self.inner._is_owned():
+            self.holder = None
+
+
+def test_an_append_waiting_for_the_swap_lands_in_the_new_log(
+    two_dirs: tuple[Broker, Caller, Path, Path],
+) -> None:
+    """The interleaving CI caught: a produce reads the partition's log, the swap (in a disk worker,
+    holding that log's lock) renames it for deletion, then the produce gets the lock. It must
+    append to the new log (Kafka swaps under the partition's write lock), not fail with
+    KAFKA_STORAGE_ERROR."""
+    broker, call, _, b = two_dirs
+    for i in range(5):
+        assert produce(call, "t", 0, batch([b"before-%d" % i]), acks=1).error_code == 0
+    partition = broker.replica_manager.get(TP)
+    assert partition is not None
+    old = partition.log
+    future = broker.log_manager.create_future_log("t", 0, b)
+    while copy_step(old, future, 1 << 20).copied:
+        pass
+    watched = _WatchedLock(old._lock)
+    old._lock = watched  # type: ignore[assignment]
+    outcome: list[Any] = []
+
+    def append() -> None:
+        try:
+            outcome.append(partition.append_as_leader(memoryview(bytearray(batch([b"during"]))), None))
+        except Exception as exc:  # noqa: BLE001 - the failure under test
+            outcome.append(exc)
+
+    appender = threading.Thread(target=append)
+
+    def catch_up() -> None:
+        # Under the old log's lock: let the appender reach that lock, then finish the swap.
+        appender.start()
+        assert watched.contended.wait(10), "the append never waited for the swap's lock"
+
+    def adopt(new: Any) -> None:
+        partition.log = new
+
+    new = broker.log_manager.replace_current_with_future("t", 0, adopt, catch_up)
+    appender.join(10)
+    assert new is not None and partition.log is new and new.directory == b / "t-0"
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert outcome[0].error == ErrorCode.NONE and outcome[0].base_offset == 5
+    assert fetch_records(call, "t", 0, 0) == [b"before-%d" % i for i in range(5)] + [b"during"]
