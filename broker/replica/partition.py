@@ -466,8 +466,12 @@ class Partition:
         transactional batch that would open its producer's transaction needs that guard to be
         the current verification's (INVALID_TXN_STATE otherwise).
         """
-        with self.current_log() as log_:
-            outcome = self._append_as_leader(log_, records, header, verification_guard)
+        while True:  # current_log(), inline: this is the produce path
+            log_ = self.log
+            with log_.lock:
+                if self.log is log_:
+                    outcome = self._append_as_leader(log_, records, header, verification_guard)
+                    break
         if outcome.error == ErrorCode.NONE and not outcome.duplicate:
             self._notify(watermark_moved=self.maybe_increment_high_watermark())
         return outcome
