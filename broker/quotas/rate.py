@@ -32,7 +32,7 @@ class Rate:
     """A per-second rate over ``samples`` windows of ``window_ms`` (Kafka's Rate with
     ``quota.window.num`` and ``quota.window.size.seconds``)."""
 
-    __slots__ = ("_current", "_samples", "samples", "window_ms")
+    __slots__ = ("_current", "_samples", "last_record_ms", "samples", "window_ms")
 
     def __init__(self, samples: int, window_ms: int) -> None:
         if samples < 1 or window_ms < 1:
@@ -41,6 +41,8 @@ class Rate:
         self.window_ms = window_ms
         self._samples: list[_Sample] = []
         self._current = 0
+        #: When a value was last recorded (measuring resets old samples, so it is kept apart).
+        self.last_record_ms = -1
 
     def record(self, value: float, now_ms: int) -> None:
         sample = self._current_sample(now_ms)
@@ -49,6 +51,7 @@ class Rate:
         sample.value += value
         sample.event_count += 1
         sample.last_event_ms = now_ms
+        self.last_record_ms = now_ms
 
     def _current_sample(self, now_ms: int) -> _Sample:
         if not self._samples:
