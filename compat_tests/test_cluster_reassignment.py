@@ -261,3 +261,93 @@ def test_a_new_controller_resumes_a_reassignment_in_flight(four: BrokerCluster) 
     _wait_isr(cluster, topic, {3, 4})
     _wait_logs_gone(cluster, [1, 2], topic)
     _read_all(cluster, topic, 3, values)
+
+
+def _alter(cluster: BrokerCluster, resources: list[Any]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    for resource in resources:  # librdkafka sends a BROKER resource to that broker: one a call
+        admin.incremental_alter_configs([resource], request_timeout=TIMEOUT)[resource].result(timeout=TIMEOUT)
+
+
+def _config(kind: str, name: str, entries: dict[str, str | None]) -> Any:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    ops = [
+        ConfigEntry(
+            key,
+            value or "",
+            incremental_operation=AlterConfigOpType.DELETE if value is None else AlterConfigOpType.SET,
+        )
+        for key, value in entries.items()
+    ]
+    return ConfigResource(getattr(ConfigResource.Type, kind), name, incremental_configs=ops)
+
+
+def _copied(cluster: BrokerCluster, brokers: list[int], topic: str) -> list[int]:
+    """Record bytes each replica holds."""
+    sizes = []
+    for broker in brokers:
+        directory = _log_dir(cluster, broker, topic)
+        sizes.append(sum(p.stat().st_size for p in directory.glob("*.log")) if directory.is_dir() else 0)
+    return sizes
+
+
+@pytest.mark.parametrize("side", ["leader", "follower"])
+def test_a_throttled_reassignment_is_held_to_its_rate(four: BrokerCluster, side: str) -> None:
+    """What ``kafka-reassign-partitions --throttle`` sets, one side at a time: the
+    ``<side>.replication.throttled.rate`` of every broker (100 kB/s, dynamic, through
+    IncrementalAlterConfigs) and the topic's ``<side>.replication.throttled.replicas`` (the
+    current replicas for the leader side, the new ones for the follower side). About 2.7 MB must
+    move: the first fetch takes a full ``replica.fetch.max.bytes`` (1 MiB) and puts the rate at
+    1 MiB/s, so no second fetch may come for about ten seconds (Kafka's SimpleRate over 11
+    one-second windows); unthrottled the whole move takes well under a second. Removing the
+    throttle lets it finish."""
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+
+    cluster = four
+    topic = _topic_on(cluster, f"throttled-{side}", [1, 2])
+    values = [b"record-%05d-" % i + b"x" * 200 for i in range(4 * RECORDS)]
+    producer = SteadyProducer(cluster.bootstrap, acks="all")
+    try:
+        assert [d.error for d in producer.send_and_wait(topic, values, 0)] == [None] * len(values)
+    finally:
+        producer.close()
+    total = min(_copied(cluster, [1, 2], topic))
+    assert total > 2 * 1024 * 1024
+    rate = f"{side}.replication.throttled.rate"
+    replicas = "0:1,0:2" if side == "leader" else "0:3,0:4"
+    _alter(
+        cluster,
+        [_config("BROKER", str(b), {rate: "100000"}) for b in cluster.ids]
+        + [_config("TOPIC", topic, {f"{side}.replication.throttled.replicas": replicas})],
+    )
+    controller = cluster.controller_id()
+    assert controller is not None
+    admin = KafkaAdminClient(
+        bootstrap_servers=cluster.bootstrap_of(controller), request_timeout_ms=int(TIMEOUT * 1000)
+    )
+    try:
+        tp = KTopicPartition(topic, 0)
+        assert admin.alter_partition_reassignments({tp: [3, 4]}) == {tp: None}
+        started = time.monotonic()
+        deadline = started + TIMEOUT
+        while not any(_copied(cluster, [3, 4], topic)):
+            assert time.monotonic() < deadline, "the new replicas never fetched"
+            time.sleep(0.05)
+        # Three seconds after the first fetch landed: at most that one fetch's worth on either.
+        time.sleep(3.0)
+        held = max(_copied(cluster, [3, 4], topic))
+        print(
+            f"\nTHROTTLE {side}: {held:,} of {total:,} bytes copied after {time.monotonic() - started:.1f} s"
+        )
+        assert 0 < held <= 1024 * 1024 + 64 * 1024 < total
+        assert admin.list_partition_reassignments() != {}
+        _alter(cluster, [_config("BROKER", str(b), {rate: None}) for b in cluster.ids])
+        _wait_assignment(cluster, topic, [3, 4])
+        _wait_isr(cluster, topic, {3, 4})
+    finally:
+        admin.close()
+    _read_all(cluster, topic, 3, values)

@@ -153,6 +153,9 @@ class PartitionFetchState:
     truncating: bool = True
     #: Loop time before which the partition is not fetched (backoff after an error).
     delayed_until: float = 0.0
+    #: The leader's high watermark minus our fetch offset after the last answer (None before
+    #: one): 0 is Kafka's isReplicaInSync, which exempts the partition from the follower throttle.
+    lag: int | None = None
 
 
 @dataclass(slots=True)
@@ -492,6 +495,8 @@ class ReplicaFetcher:
             self.session.reset()
             self._session_version = version
         session = self.session
+        throttle = manager.replicas.replication_quotas.follower
+        throttling = throttle.active and throttle.is_exceeded()
         sent: dict[TopicPartition, tuple[PartitionFetchState, int]] = {}
         named: dict[TopicPartition, FetchPartition] = {}
         topics: dict[str, FetchTopic] = {}
@@ -502,6 +507,8 @@ class ReplicaFetcher:
                 # Led here now, or deleted: nothing to fetch (and no empty request in a loop).
                 del self.partitions[tp]
                 continue
+            if throttling and state.lag != 0 and throttle.is_throttled(tp):
+                continue  # Kafka's shouldFollowerThrottle: left out until the rate falls
             log_ = partition.log
             latest = log_.leader_epochs.latest_epoch
             fetch = FetchPartition(
@@ -547,6 +554,9 @@ class ReplicaFetcher:
     async def _fetch(self, tps: list[TopicPartition]) -> None:
         request, version, sent, named = self._build_fetch(tps)
         if not sent:
+            if any(tp in self.partitions for tp in tps):
+                # All left out by the throttle: wait as Kafka's fetcher does after an empty fetch.
+                await self._wait_for_change(self.settings.backoff_ms / 1000)
             return
         self.stats.fetches += 1
         response: FetchResponse = await self._connection_request(request, version)
@@ -599,8 +609,13 @@ class ReplicaFetcher:
                 self._back_off(tp)
             return
         records = data.records
-        if records is not None and len(records) > 0 and not await self._append(tp, state, partition, records):
-            return
+        if records is not None and len(records) > 0:
+            throttle = self.manager.replicas.replication_quotas.follower
+            if throttle.active and throttle.is_throttled(tp):
+                throttle.record(len(records))  # in-sync replicas' bytes count too, as Kafka's
+            if not await self._append(tp, state, partition, records):
+                return
+        state.lag = max(0, data.high_watermark - state.fetch_offset)
         log_ = partition.log
         high_watermark = min(data.high_watermark, log_.log_end_offset)
         if high_watermark > log_.high_watermark:

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 
 from broker.app import Broker
+from broker.replica.replication_quota import UNBOUNDED
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.alter_replica_log_dirs_request import (
@@ -256,7 +257,7 @@ def test_an_append_waiting_for_the_swap_lands_in_the_new_log(
     def append() -> None:
         try:
             outcome.append(partition.append_as_leader(memoryview(bytearray(batch([b"during"]))), None))
-        except Exception as exc:  # noqa: BLE001 - the failure under test
+        except Exception as exc:
             outcome.append(exc)
 
     appender = threading.Thread(target=append)
@@ -275,3 +276,37 @@ def test_an_append_waiting_for_the_swap_lands_in_the_new_log(
     assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
     assert outcome[0].error == ErrorCode.NONE and outcome[0].base_offset == 5
     assert fetch_records(call, "t", 0, 0) == [b"before-%d" % i for i in range(5)] + [b"during"]
+
+
+def test_a_throttled_move_waits_for_its_rate(two_dirs: tuple[Broker, Caller, Path, Path]) -> None:
+    """``replica.alter.log.dirs.io.max.bytes.per.second``: over the rate, the copy stops (the
+    quota's clock is frozen here, so it cannot fall); without the throttle it completes."""
+    from tests.broker.test_replication_throttle import throttle
+
+    broker, call, _, b = two_dirs
+    for i in range(40):
+        assert produce(call, "t", 0, batch([b"before-%d" % i]), acks=1).error_code == 0
+    quota = broker.replica_manager.replication_quotas.alter_log_dirs
+    throttle(quota, 100)
+
+    async def move() -> None:
+        assert codes(await call_async(call, alter(str(b), [0]), 2)) == {("t", 0): ErrorCode.NONE}
+        future = broker.log_manager.future_log("t", 0)
+        assert future is not None
+        async with asyncio.timeout(10):
+            while future.log_end_offset == 0:
+                await asyncio.sleep(0.01)
+        copied = future.log_end_offset
+        assert quota.is_exceeded() and copied < 40
+        await asyncio.sleep(1.5)  # at least one more look by the mover (it waits at most 1 s)
+        assert future.log_end_offset == copied
+        mover = broker.replica_manager.log_dir_mover
+        assert mover is not None and mover.moving(TP)
+        quota.update(UNBOUNDED, 11, 1000)
+        task = mover._tasks.get(TP)
+        if task is not None:
+            await asyncio.wait_for(task, 30)
+
+    asyncio.run(asyncio.wait_for(move(), 60))
+    assert broker.log_manager.log_dir_of("t", 0) == b
+    assert fetch_records(call, "t", 0, 0) == [b"before-%d" % i for i in range(40)]
