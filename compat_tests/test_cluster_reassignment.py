@@ -518,3 +518,44 @@ def test_the_reassign_partitions_command(four: BrokerCluster, tmp_path: Path) ->
     refused = brook("reassign-partitions", *boot, "--execute", "--reassignment-json-file", str(duplicate))
     reason = f"{topic}-0 contains multiple entries for 3"
     assert refused.stdout == f"Error: Partition replica lists may not contain duplicate entries: {reason}\n"
+
+
+def test_the_reassign_partitions_command_moves_log_dirs(zookeeper: ZooKeeperServer, tmp_path: Path) -> None:
+    """A reassignment file's ``log_dirs``: broker 2 keeps its replica but moves it to its second
+    log dir (AlterReplicaLogDirs from the command), and --verify reports the move."""
+    from compat_tests.test_cli import ok
+
+    cluster = BrokerCluster(zookeeper.connect_string, tmp_path / "dirs", size=2, offsets_replication_factor=1)
+    second = {b: tmp_path / "dirs" / f"broker-{b}" / "second" for b in cluster.ids}
+    for broker_id, proc in cluster.brokers.items():
+        proc.overrides["log.dirs"] = f"{proc.data_dir},{second[broker_id]}"
+    cluster.start()
+    try:
+        boot = ("--bootstrap-server", cluster.bootstrap)
+        topic = _topic_on(cluster, "dir-moved", [1, 2])
+        values = _produce(cluster, topic)
+        target = str(second[2].resolve())
+        plan = tmp_path / "plan.json"
+        entry = {"topic": topic, "partition": 0, "replicas": [1, 2], "log_dirs": ["any", target]}
+        plan.write_text(json.dumps({"version": 1, "partitions": [entry]}))
+        executed = ok("reassign-partitions", *boot, "--execute", "--reassignment-json-file", str(plan))
+        assert executed.endswith(
+            f"Successfully started partition reassignment for {topic}-0\n"
+            f"Successfully started moving log directory to {target} for replica {topic}-0 with broker 2 \n"
+        )
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            verified = ok("reassign-partitions", *boot, "--verify", "--reassignment-json-file", str(plan))
+            if f"Reassignment of replica {topic}-0-2 completed successfully." in verified:
+                break
+            assert f"Reassignment of replica {topic}-0-2 is still in progress." in verified, verified
+            assert time.monotonic() < deadline, verified
+            time.sleep(0.2)
+        assert verified.startswith(
+            f"Status of partition reassignment:\nReassignment of partition {topic}-0 is completed.\n"
+        )
+        assert (second[2] / f"{topic}-0").is_dir()
+        leader = _wait_isr(cluster, topic, {1, 2})["leader"]
+        _read_all(cluster, topic, leader, values)
+    finally:
+        cluster.close()

@@ -48,24 +48,26 @@ def handle(ctx: RequestContext, request: DescribeLogDirsRequest) -> DescribeLogD
             continue
         if replicas.is_offline(tp):
             continue
-        log_dir = str(partition.log.directory.parent.resolve())
-        per_dir[log_dir][tp.topic].append(
+        # The future first: a swap (in a disk worker) gives the partition its new log before it
+        # drops the future, so no answer shows the old dir without the move in it.
+        future = broker.log_manager.future_log(tp.topic, tp.partition)
+        future_dir = broker.log_manager.future_dir_of(tp.topic, tp.partition)
+        current = partition.log
+        per_dir[str(current.directory.parent.resolve())][tp.topic].append(
             DescribeLogDirsPartition(
                 partition_index=tp.partition,
-                partition_size=partition.log.size_in_bytes(),
+                partition_size=current.size_in_bytes(),
                 offset_lag=0,
                 is_future_key=False,
             )
         )
-        future = broker.log_manager.future_log(tp.topic, tp.partition)
-        future_dir = broker.log_manager.future_dir_of(tp.topic, tp.partition)
         if future is not None and future_dir is not None:
             # A replica moving to another dir (AlterReplicaLogDirs): lag behind the current log.
             per_dir[str(future_dir.resolve())][tp.topic].append(
                 DescribeLogDirsPartition(
                     partition_index=tp.partition,
                     partition_size=future.size_in_bytes(),
-                    offset_lag=max(partition.log.log_end_offset - future.log_end_offset, 0),
+                    offset_lag=max(current.log_end_offset - future.log_end_offset, 0),
                     is_future_key=True,
                 )
             )

@@ -310,3 +310,30 @@ def test_a_throttled_move_waits_for_its_rate(two_dirs: tuple[Broker, Caller, Pat
     asyncio.run(asyncio.wait_for(move(), 60))
     assert broker.log_manager.log_dir_of("t", 0) == b
     assert fetch_records(call, "t", 0, 0) == [b"before-%d" % i for i in range(40)]
+
+
+def test_describe_log_dirs_never_shows_the_old_dir_without_the_move(
+    two_dirs: tuple[Broker, Caller, Path, Path],
+) -> None:
+    """DescribeLogDirs asked on every loop turn of a move: each answer shows the move in progress
+    (a current replica and the future one) or its end, never the old dir alone (the swap runs in a
+    disk worker; an answer reading the partition's log before the future saw the old log and no
+    future when the swap came in between, which ``kafka-reassign-partitions --verify`` reported
+    as a cancelled move)."""
+    broker, call, a, b = two_dirs
+    for i in range(200):
+        assert produce(call, "t", 0, batch([b"v%d-" % i * 100]), acks=1).error_code == 0
+    seen: list[tuple[tuple[str, bool], ...]] = []
+
+    async def watch() -> None:
+        assert codes(await call_async(call, alter(str(b), [0]), 2)) == {("t", 0): ErrorCode.NONE}
+        mover = broker.replica_manager.log_dir_mover
+        assert mover is not None
+        async with asyncio.timeout(30):
+            while mover.moving(TP):
+                seen.append(tuple(sorted(described(call))))
+                await asyncio.sleep(0)
+
+    asyncio.run(watch())
+    old, future, done = (str(a.resolve()), False), (str(b.resolve()), True), (str(b.resolve()), False)
+    assert seen and set(seen) <= {(old, future), (done, future), (done,)}, set(seen)
