@@ -11,14 +11,17 @@ As Kafka 3.9 in ZooKeeper mode (KafkaApis.handleElectLeaders -> KafkaController.
   UNKNOWN_TOPIC_OR_PARTITION...);
 - v0 has no election type: preferred.
 
-The answer comes once the new states are written and the LeaderAndIsr requests queued (Kafka
-waits for the leaders to show in its metadata, up to ``timeout_ms``).
+The answer comes once this broker's metadata shows each elected leader (Kafka's
+DelayedElectLeader: the controller's UpdateMetadata reaches itself too); a partition whose new
+leader has not shown by ``timeout_ms`` answers REQUEST_TIMED_OUT.
 
 Authorization (an authorizer configured): ALTER on the cluster (CLUSTER_AUTHORIZATION_FAILED).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Coroutine, Mapping
 
 from broker.cluster.controller import ElectionOutcomeFor, ElectionType
@@ -71,11 +74,53 @@ def handle(
     if cluster is None or not cluster.is_active_controller:
         return _not_controller(partitions)
     election = ElectionType.PREFERRED if ctx.version == 0 else ElectionType(request.election_type)
-    return _elect(ctx, partitions, election, every_partition=request.topic_partitions is None)
+    return _elect(
+        ctx,
+        partitions,
+        election,
+        every_partition=request.topic_partitions is None,
+        timeout_ms=request.timeout_ms,
+    )
+
+
+async def _until_shown(
+    ctx: RequestContext, outcomes: dict[TopicPartition, ElectionOutcomeFor], timeout_ms: int
+) -> None:
+    """Wait until the metadata cache names each elected leader (woken by its updates); those
+    still waiting at ``timeout_ms`` become REQUEST_TIMED_OUT."""
+    cache = ctx.broker.metadata_cache
+    waiting = {tp: o.leader for tp, o in outcomes.items() if o.error is ErrorCode.NONE}
+
+    def shown() -> bool:
+        for tp, leader in list(waiting.items()):
+            cached = cache.partition(tp)
+            if cached is not None and cached.leader == leader:
+                del waiting[tp]
+        return not waiting
+
+    if shown():
+        return
+    changed = asyncio.Event()
+    cache.add_listener(changed.set)
+    try:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(max(timeout_ms, 0) / 1000):
+                while not shown():
+                    await changed.wait()
+                    changed.clear()
+    finally:
+        cache.remove_listener(changed.set)
+    for tp in waiting:
+        outcomes[tp] = ElectionOutcomeFor(ErrorCode.REQUEST_TIMED_OUT)
 
 
 async def _elect(
-    ctx: RequestContext, partitions: list[TopicPartition], election: ElectionType, *, every_partition: bool
+    ctx: RequestContext,
+    partitions: list[TopicPartition],
+    election: ElectionType,
+    *,
+    every_partition: bool,
+    timeout_ms: int,
 ) -> ElectLeadersResponse:
     cluster = ctx.broker.zk_cluster
     assert cluster is not None and cluster.controller is not None
@@ -84,6 +129,7 @@ async def _elect(
     except NotControllerError:
         return _not_controller(partitions)
     answered = {tp: outcomes[tp] for tp in partitions if tp in outcomes}
+    await _until_shown(ctx, answered, timeout_ms)
     if every_partition:
         # Kafka: an election over all partitions lists only those elected or failed.
         answered = {tp: o for tp, o in answered.items() if o.error is not ErrorCode.ELECTION_NOT_NEEDED}

@@ -91,6 +91,8 @@ class ElectionOutcomeFor:
 
     error: ErrorCode
     message: str | None = None
+    #: The leader elected (NONE only): ElectLeaders answers once the metadata shows it.
+    leader: int = -1
 
 
 @dataclass(slots=True)
@@ -586,7 +588,7 @@ class Controller:
         for partition in to_elect:
             outcome = results.get(partition, f"Failed to elect leader for partition {partition}")
             if isinstance(outcome, LeaderAndIsr):
-                answers[partition] = ElectionOutcomeFor(ErrorCode.NONE)
+                answers[partition] = ElectionOutcomeFor(ErrorCode.NONE, leader=outcome.leader)
             else:
                 answers[partition] = ElectionOutcomeFor(failed, outcome)
         return answers, self._finish()

@@ -679,6 +679,10 @@ def test_elect_leaders_on_the_controller_moves_leadership_to_the_preferred_repli
                     1: ErrorCode.ELECTION_NOT_NEEDED,
                     7: ErrorCode.UNKNOWN_TOPIC_OR_PARTITION,
                 }
+                # Answered once the controller's own metadata shows the new leader (Kafka's
+                # DelayedElectLeader), so a client asking it next sees the election done.
+                cached = controller.metadata_cache.partition(tp)
+                assert cached is not None and cached.leader == 1
                 for broker in brokers:
                     assert await wait_metadata(broker, partition_led(tp, 1))
                 after = await zk.get_partition_state("elect", 0)
