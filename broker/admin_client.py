@@ -23,9 +23,6 @@ from protocol import api as papi
 from protocol.error_codes import ErrorCode
 from protocol.message import Message
 from protocol.messages.create_topics_request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
-from protocol.messages.delete_topics_request import DeleteTopicsRequest
-from protocol.messages.describe_configs_request import DescribeConfigsRequest, DescribeConfigsResource
-from protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
 from storage.fast_dataclass import dataclass
 
 #: Versions every Kafka 2.x/3.x broker answers; no flexible-version feature is needed here.
@@ -115,6 +112,10 @@ class KafkaAdmin:
 
     def delete_topic(self, name: str) -> None:
         """Delete ``name``; raises :class:`AdminError` (UNKNOWN_TOPIC_OR_PARTITION, ...)."""
+        # The message modules other than CreateTopics' are imported at first use: a test's first
+        # broker usually only creates topics (bench/bench_embedded.py's cold start).
+        from protocol.messages.delete_topics_request import DeleteTopicsRequest
+
         request = DeleteTopicsRequest(topic_names=[name], timeout_ms=int(self.timeout * 1000))
         self._on_controller(request, DELETE_TOPICS_VERSION, lambda r: r.responses, name)
 
@@ -145,6 +146,8 @@ class KafkaAdmin:
     def describe_cluster(self, topics: Iterable[str] | None = None) -> ClusterDescription:
         """The brokers, the controller and the partition states of ``topics`` (None: every topic)
         as the connected broker sees them. Unknown topics are left out."""
+        from protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+
         wanted = None if topics is None else [MetadataRequestTopic(name=n) for n in topics]
         request = MetadataRequest(topics=wanted, allow_auto_topic_creation=False)
         response = self._call(request, METADATA_VERSION)
@@ -170,6 +173,8 @@ class KafkaAdmin:
         return self.describe_topics([name])[0]
 
     def describe_topics(self, names: Iterable[str] | None) -> list[TopicDescription]:
+        from protocol.messages.metadata_request import MetadataRequest, MetadataRequestTopic
+
         topics = None if names is None else [MetadataRequestTopic(name=n) for n in names]
         request = MetadataRequest(topics=topics, allow_auto_topic_creation=False)
         response = self._call(request, METADATA_VERSION)
@@ -182,6 +187,8 @@ class KafkaAdmin:
 
     def topic_config(self, name: str) -> dict[str, str | None]:
         """Every config of topic ``name`` with its effective value (DescribeConfigs)."""
+        from protocol.messages.describe_configs_request import DescribeConfigsRequest, DescribeConfigsResource
+
         request = DescribeConfigsRequest(resources=[DescribeConfigsResource(TOPIC_RESOURCE, name, None)])
         response = self._call(request, DESCRIBE_CONFIGS_VERSION)
         result = response.results[0]

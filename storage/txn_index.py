@@ -20,9 +20,9 @@ from __future__ import annotations
 
 import contextlib
 import struct
-from dataclasses import dataclass
 from pathlib import Path
 
+from storage.fast_dataclass import dataclass
 from storage.fs import FileSystem
 
 TXN_INDEX_VERSION = 0

@@ -58,10 +58,10 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
-from broker.replica.fetch_session_cache import FetchSessionCache, SessionContext
 from broker.replica.partition import Partition
 from broker.security.authz import Op, authorize_cluster, checker
 from broker.types import BrokerId, TopicPartition
@@ -83,10 +83,17 @@ from protocol.records.errors import UnsupportedCompressionError
 from storage import FileSlice, OffsetOutOfRangeError, StorageError
 from storage.fast_dataclass import dataclass
 
+if TYPE_CHECKING:
+    from broker.replica.fetch_session_cache import FetchSessionCache, SessionContext
+
 log = logging.getLogger(__name__)
 
 API_KEY = 1
 READ_COMMITTED = 1
+#: KIP-227's "no session, and none wanted" (session id 0, epoch -1: FINAL_EPOCH), what clients
+#: without fetch sessions send (librdkafka). FetchSessionCache.open would answer it sessionless.
+_NO_SESSION = 0
+_FINAL_EPOCH = -1
 
 
 @dataclass(slots=True)
@@ -117,7 +124,8 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     if replica_id >= 0 and not ctx.broker.cluster_mode:
         return FetchResponse(error_code=ErrorCode.NOT_LEADER_OR_FOLLOWER, session_id=0, responses=[])
     session: SessionContext | None = None
-    if version >= 7:
+    # A sessionless fetch skips the cache (and its import at a first fetch) as open() would.
+    if version >= 7 and (request.session_id != _NO_SESSION or request.session_epoch != _FINAL_EPOCH):
         session = _sessions(ctx).open(request, version, replica_id >= 0, ctx.broker.clock.milliseconds())
         if session.error:
             return FetchResponse(error_code=session.error, session_id=0, responses=[])
@@ -156,6 +164,8 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
 def _sessions(ctx: RequestContext) -> FetchSessionCache:
     cache = ctx.broker.fetch_sessions
     if cache is None:
+        from broker.replica.fetch_session_cache import FetchSessionCache
+
         cache = FetchSessionCache(ctx.broker.config.max_incremental_fetch_session_cache_slots)
         ctx.broker.fetch_sessions = cache
     return cache

@@ -66,13 +66,12 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable
+from typing import TYPE_CHECKING
 
 from broker.cluster.metadata import INTERNAL_TOPICS
 from broker.handlers.base import Handler, RequestContext
 from broker.replica.delayed_produce import DelayedProduce
 from broker.replica.partition import AppendOutcome, Partition
-from broker.replica.txn_verification import Errors as VerificationErrors
-from broker.replica.txn_verification import produce_error
 from broker.security.authz import TRANSACTIONAL_ID, Op, authorize, checker
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
@@ -103,6 +102,9 @@ from storage import (
     StorageError,
 )
 from storage.producer_state import SENTINEL_GUARD, VerificationGuard
+
+if TYPE_CHECKING:
+    from broker.replica.txn_verification import Errors as VerificationErrors
 
 log = logging.getLogger(__name__)
 
@@ -207,6 +209,9 @@ def _start_verification(
                 producer_id, header.base_sequence, producer_epoch
             )
     assert request.transactional_id is not None
+    # Imported here: only a transactional produce needs it (and its AddPartitionsToTxn messages).
+    from broker.replica.txn_verification import produce_error
+
     answer = verifier.start(
         request.transactional_id, producer_id, producer_epoch, guards.items(), generic_errors=ctx.version > 10
     )
@@ -219,6 +224,8 @@ async def _append_after_verification(
     ctx: RequestContext, request: ProduceRequest, verification: _Verification
 ) -> ProduceResponse | None:
     assert verification.pending is not None
+    from broker.replica.txn_verification import produce_error
+
     answer = await verification.pending
     verification.errors = {tp: produce_error(e) for tp, e in answer.items()}
     verification.pending = None

@@ -43,7 +43,6 @@ from typing import TYPE_CHECKING, Any
 from broker.metrics.stats import FETCH_CONSUMER, FETCH_FOLLOWER
 from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry
 from broker.security.principal import USER_TYPE, KafkaPrincipal, SecurityContext
-from broker.security.ssl_principal import NoMatchingRuleError, subject_dn
 from protocol import api as papi
 from protocol.error_codes import ErrorCode
 from protocol.exceptions import (
@@ -337,6 +336,9 @@ class Connection:
         cert = self.sock.getpeercert() if self.tls.context.verify_mode != ssl.CERT_NONE else None
         if not cert:
             return self.security.principal
+        # Imported here: its rule regexes cost a plaintext broker's first start ~2 ms for nothing.
+        from broker.security.ssl_principal import NoMatchingRuleError, subject_dn
+
         dn = subject_dn(cert.get("subject", ()))  # type: ignore[arg-type]
         try:
             return KafkaPrincipal(USER_TYPE, self.tls.principal_name(dn))
