@@ -71,14 +71,15 @@ def _wait_isr(
     return state
 
 
-def _produce(cluster: BrokerCluster, topic: str) -> list[bytes]:
-    values = [b"record-%05d-" % i + b"x" * 200 for i in range(RECORDS)]
+def _produce(cluster: BrokerCluster, topic: str, count: int = RECORDS) -> list[bytes]:
+    """``count`` acknowledged (acks=all) records of about 215 bytes to partition 0."""
+    values = [b"record-%05d-" % i + b"x" * 200 for i in range(count)]
     producer = SteadyProducer(cluster.bootstrap, acks="all")
     try:
         deliveries = producer.send_and_wait(topic, values, 0)
     finally:
         producer.close()
-    assert [d.error for d in deliveries] == [None] * RECORDS
+    assert [d.error for d in deliveries] == [None] * count
     return values
 
 
@@ -309,12 +310,7 @@ def test_a_throttled_reassignment_is_held_to_its_rate(four: BrokerCluster, side:
 
     cluster = four
     topic = _topic_on(cluster, f"throttled-{side}", [1, 2])
-    values = [b"record-%05d-" % i + b"x" * 200 for i in range(4 * RECORDS)]
-    producer = SteadyProducer(cluster.bootstrap, acks="all")
-    try:
-        assert [d.error for d in producer.send_and_wait(topic, values, 0)] == [None] * len(values)
-    finally:
-        producer.close()
+    values = _produce(cluster, topic, 4 * RECORDS)
     total = min(_copied(cluster, [1, 2], topic))
     assert total > 2 * 1024 * 1024
     rate = f"{side}.replication.throttled.rate"
@@ -381,12 +377,7 @@ def test_the_reassign_partitions_command(four: BrokerCluster, tmp_path: Path) ->
     _BOOTSTRAP[:] = [cluster.bootstrap]
     boot = ("--bootstrap-server", cluster.bootstrap)
     topic = _topic_on(cluster, "cli-moved", [1, 2])
-    values = [b"record-%05d-" % i + b"x" * 200 for i in range(4 * RECORDS)]
-    producer = SteadyProducer(cluster.bootstrap, acks="all")
-    try:
-        assert [d.error for d in producer.send_and_wait(topic, values, 0)] == [None] * len(values)
-    finally:
-        producer.close()
+    values = _produce(cluster, topic, 4 * RECORDS)
 
     topics_file = tmp_path / "topics.json"
     topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}]}))
