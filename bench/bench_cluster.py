@@ -58,7 +58,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from run import cpu_seconds, workload  # noqa: E402
 
 from compat_tests.cluster import BrokerCluster  # noqa: E402
-from compat_tests.harness import BrokerProcess  # noqa: E402
+from compat_tests.harness import BrokerProcess, free_port  # noqa: E402
 from compat_tests.zookeeper import ZooKeeperServer  # noqa: E402
 
 PARTITIONS = 6
@@ -122,6 +122,28 @@ def non_controller_partition(cluster: BrokerCluster, topic: str) -> tuple[int, i
         if leader is not None and leader >= 0 and leader != controller:
             return p, leader
     raise RuntimeError(f"every partition of {topic} is led by the controller {controller}")
+
+
+def request_counts(metrics_ports: list[int]) -> dict[str, int]:
+    """Requests answered so far per api (Fetch split into FetchFollower / FetchConsumer), summed
+    over the brokers, from their ``/metrics`` endpoints (``brook.metrics.listener``)."""
+    import urllib.request
+
+    counts: dict[str, int] = {}
+    for port in metrics_ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        for line in text.splitlines():
+            if line.startswith("kafka_network_requestmetrics_requests_total{"):
+                labels, value = line.rsplit(" ", 1)
+                name = labels.split('request="', 1)[1].split('"', 1)[0]
+                counts[name] = counts.get(name, 0) + int(float(value))
+    return counts
+
+
+def requests_per_message(before: dict[str, int], after: dict[str, int], messages: int) -> dict[str, float]:
+    names = ("Produce", "FetchFollower", "FetchConsumer")
+    return {name: (after.get(name, 0) - before.get(name, 0)) / max(1, messages) for name in names}
 
 
 def cluster_cpu(cluster: BrokerCluster) -> float:
@@ -254,8 +276,14 @@ def main(args: argparse.Namespace) -> None:
             },
             session_timeout_ms=args.session_timeout_ms,
         )
+        metrics_ports: list[int] = []
         for broker_id, rack in zip(cluster.ids, "abc", strict=False):
             cluster.brokers[broker_id].overrides["broker.rack"] = rack
+            # Request counts per api (printed with the latency and lag figures).
+            metrics_ports.append(free_port())
+            cluster.brokers[broker_id].overrides["brook.metrics.listener"] = (
+                f"http://127.0.0.1:{metrics_ports[-1]}"
+            )
         try:
             single.start()
             cluster.start()
@@ -281,11 +309,14 @@ def main(args: argparse.Namespace) -> None:
                 wait_full_isr(cluster, "latency")
                 # linger.ms=0 (one request per message or so) and librdkafka's default (5 ms).
                 for linger in ("0", "default"):
-                    before = cluster_cpu(cluster)
+                    before, counted = cluster_cpu(cluster), request_counts(metrics_ports)
                     result = workload(
                         "latency", cluster.bootstrap, "latency", args.rate, args.seconds, linger
                     )
                     result["broker_cpu_s"] = cluster_cpu(cluster) - before
+                    result["requests"] = requests_per_message(
+                        counted, request_counts(metrics_ports), result["sent"]
+                    )
                     results[f"latency_{linger}"] = result
                 # The same workload on the single broker, in the same run: the machine's floor.
                 create_topic(single.bootstrap, "latency", 1)
@@ -298,11 +329,14 @@ def main(args: argparse.Namespace) -> None:
             if "lag" in only:
                 create_topic(cluster.bootstrap, "lag", 3, {"min.insync.replicas": "2"})
                 wait_full_isr(cluster, "lag")
-                before = cluster_cpu(cluster)
+                before, counted = cluster_cpu(cluster), request_counts(metrics_ports)
                 results["lag"] = workload(
                     "replication-lag", cluster.bootstrap, "lag", args.rate, args.seconds
                 )
                 results["lag"]["broker_cpu_s"] = cluster_cpu(cluster) - before
+                results["lag"]["requests"] = requests_per_message(
+                    counted, request_counts(metrics_ports), results["lag"]["sent"]
+                )
             if "failover" in only:
                 create_topic(cluster.bootstrap, "failover", 3, {"min.insync.replicas": "2"})
                 wait_full_isr(cluster, "failover")
@@ -377,8 +411,12 @@ def print_consume(consumed: dict[str, dict[str, Any]]) -> None:
 
 
 def cpu_per_message(result: dict[str, Any]) -> str:
-    """The brokers' CPU (from /proc) per message sent, over the workload's whole run."""
-    return f"{result['broker_cpu_s'] / max(1, result['sent']) * 1e6:.0f} us"
+    """The brokers' CPU (from /proc) per message sent, over the workload's whole run, and the
+    requests the cluster answered per message by kind when they were counted."""
+    text = f"{result['broker_cpu_s'] / max(1, result['sent']) * 1e6:.0f} us"
+    if "requests" in result:
+        text += " and requests " + ", ".join(f"{k} {v:.2f}" for k, v in result["requests"].items())
+    return text
 
 
 def print_latency(
