@@ -333,12 +333,18 @@ def _read_all(
     min_one = True
     topics: list[FetchableTopicResponse] = []
     current: FetchableTopicResponse | None = None
-    current_key: tuple[str, uuid.UUID] | None = None
+    current_topic = ""
+    current_id = ZERO_UUID
     for target in targets:
-        # Partitions of one requested topic share one topic entry, as in Kafka's response.
-        key = (target.topic, target.topic_id)
-        if current is None or key != current_key:
-            current_key = key
+        # Partitions of one requested topic share one topic entry, as in Kafka's response. (The
+        # partitions of a topic share its name and id objects: ``is`` spares UUID.__eq__.)
+        topic_name, topic_id = target.topic, target.topic_id
+        if (
+            current is None
+            or (topic_name is not current_topic and topic_name != current_topic)
+            or (topic_id is not current_id and topic_id != current_id)
+        ):
+            current_topic, current_id = topic_name, topic_id
             current = FetchableTopicResponse(
                 topic=target.topic if version < 13 else "",
                 topic_id=target.topic_id if version >= 13 else ZERO_UUID,
@@ -360,7 +366,7 @@ def _read_all(
                 _partition_error(p.partition, ErrorCode.NOT_LEADER_OR_FOLLOWER, version)
             )
             continue
-        refused = _refused_for_old_fetch(partition, version, legacy_magic)
+        refused = _refused_for_old_fetch(partition, version, legacy_magic) if version < 10 else None
         if refused is not None:
             errors = True
             current.partitions.append(_partition_error(p.partition, refused, version))
