@@ -164,6 +164,9 @@ class Broker:
         self.replica_manager.disk = self.disk
         self.replica_manager.txn_marker_timeout_ms = config.request_timeout_ms
         self.replica_manager.isr_changes = self.stats.isr_changes
+        quotas = self.replica_manager.replication_quotas
+        quotas.leader.overrides_of = quotas.follower.overrides_of = self._topic_overrides
+        quotas.configure(config)
         self.topics = TopicAdmin(self)
         #: Cluster mode: leaders send ISR changes to the controller through it (AlterPartition).
         self.alter_partition: AlterPartitionManager | None = None
@@ -292,11 +295,13 @@ class Broker:
         """Make ``config`` (a dynamic change, checked) the broker's configuration, without a
         restart: the topic defaults of every log (``log.*`` and the other broker synonyms of topic
         configs, for topics not overriding them), the connection limits, the disk workers
-        (``background.threads``), and every setting read when used (e.g.
-        ``producer.id.expiration.ms``)."""
+        (``background.threads``), the replication throttles, and every setting read when used
+        (e.g. ``producer.id.expiration.ms``)."""
         self.config = config
         if isinstance(self.disk, DiskWorkers):
             self.disk.resize(config.background_threads)
+        if self._built:
+            self.replica_manager.replication_quotas.configure(config)
         if self.ssl_stores is not None:
             self.ssl_stores.reload(config)
         if not self._built:

@@ -261,3 +261,260 @@ def test_a_new_controller_resumes_a_reassignment_in_flight(four: BrokerCluster) 
     _wait_isr(cluster, topic, {3, 4})
     _wait_logs_gone(cluster, [1, 2], topic)
     _read_all(cluster, topic, 3, values)
+
+
+def _alter(cluster: BrokerCluster, resources: list[Any]) -> None:
+    from confluent_kafka.admin import AdminClient
+
+    admin = AdminClient({"bootstrap.servers": cluster.bootstrap})
+    for resource in resources:  # librdkafka sends a BROKER resource to that broker: one a call
+        admin.incremental_alter_configs([resource], request_timeout=TIMEOUT)[resource].result(timeout=TIMEOUT)
+
+
+def _config(kind: str, name: str, entries: dict[str, str | None]) -> Any:
+    from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
+
+    ops = [
+        ConfigEntry(
+            key,
+            value or "",
+            incremental_operation=AlterConfigOpType.DELETE if value is None else AlterConfigOpType.SET,
+        )
+        for key, value in entries.items()
+    ]
+    return ConfigResource(getattr(ConfigResource.Type, kind), name, incremental_configs=ops)
+
+
+def _copied(cluster: BrokerCluster, brokers: list[int], topic: str) -> list[int]:
+    """Record bytes each replica holds."""
+    sizes = []
+    for broker in brokers:
+        directory = _log_dir(cluster, broker, topic)
+        sizes.append(sum(p.stat().st_size for p in directory.glob("*.log")) if directory.is_dir() else 0)
+    return sizes
+
+
+@pytest.mark.parametrize("side", ["leader", "follower"])
+def test_a_throttled_reassignment_is_held_to_its_rate(four: BrokerCluster, side: str) -> None:
+    """What ``kafka-reassign-partitions --throttle`` sets, one side at a time: the
+    ``<side>.replication.throttled.rate`` of every broker (100 kB/s, dynamic, through
+    IncrementalAlterConfigs) and the topic's ``<side>.replication.throttled.replicas`` (the
+    current replicas for the leader side, the new ones for the follower side). About 2.7 MB must
+    move: the first fetch takes a full ``replica.fetch.max.bytes`` (1 MiB) and puts the rate at
+    1 MiB/s, so no second fetch may come for about ten seconds (Kafka's SimpleRate over 11
+    one-second windows); unthrottled the whole move takes well under a second. Removing the
+    throttle lets it finish."""
+    from kafka import KafkaAdminClient
+    from kafka import TopicPartition as KTopicPartition
+
+    cluster = four
+    topic = _topic_on(cluster, f"throttled-{side}", [1, 2])
+    values = [b"record-%05d-" % i + b"x" * 200 for i in range(4 * RECORDS)]
+    producer = SteadyProducer(cluster.bootstrap, acks="all")
+    try:
+        assert [d.error for d in producer.send_and_wait(topic, values, 0)] == [None] * len(values)
+    finally:
+        producer.close()
+    total = min(_copied(cluster, [1, 2], topic))
+    assert total > 2 * 1024 * 1024
+    rate = f"{side}.replication.throttled.rate"
+    replicas = "0:1,0:2" if side == "leader" else "0:3,0:4"
+    _alter(
+        cluster,
+        [_config("BROKER", str(b), {rate: "100000"}) for b in cluster.ids]
+        + [_config("TOPIC", topic, {f"{side}.replication.throttled.replicas": replicas})],
+    )
+    controller = cluster.controller_id()
+    assert controller is not None
+    admin = KafkaAdminClient(
+        bootstrap_servers=cluster.bootstrap_of(controller), request_timeout_ms=int(TIMEOUT * 1000)
+    )
+    try:
+        tp = KTopicPartition(topic, 0)
+        assert admin.alter_partition_reassignments({tp: [3, 4]}) == {tp: None}
+        started = time.monotonic()
+        deadline = started + TIMEOUT
+        while not any(_copied(cluster, [3, 4], topic)):
+            assert time.monotonic() < deadline, "the new replicas never fetched"
+            time.sleep(0.05)
+        # Three seconds after the first fetch landed: at most that one fetch's worth on either.
+        time.sleep(3.0)
+        held = max(_copied(cluster, [3, 4], topic))
+        print(
+            f"\nTHROTTLE {side}: {held:,} of {total:,} bytes copied after {time.monotonic() - started:.1f} s"
+        )
+        assert 0 < held <= 1024 * 1024 + 64 * 1024 < total
+        assert admin.list_partition_reassignments() != {}
+        _alter(cluster, [_config("BROKER", str(b), {rate: None}) for b in cluster.ids])
+        _wait_assignment(cluster, topic, [3, 4])
+        _wait_isr(cluster, topic, {3, 4})
+    finally:
+        admin.close()
+    _read_all(cluster, topic, 3, values)
+
+
+def _configs_of(kind: str, name: str) -> str:
+    from compat_tests.test_cli import ok
+
+    return ok(
+        "configs",
+        "--bootstrap-server",
+        _BOOTSTRAP[0],
+        "--describe",
+        "--entity-type",
+        kind,
+        "--entity-name",
+        name,
+    )
+
+
+_BOOTSTRAP: list[str] = []
+
+
+def test_the_reassign_partitions_command(four: BrokerCluster, tmp_path: Path) -> None:
+    """``brook reassign-partitions`` as kafka-reassign-partitions.sh: --generate, --execute with a
+    throttle (the configs Kafka's tool sets), --list and --verify while a target replica is frozen,
+    --verify after completion clearing the throttles, --cancel, and its argument errors."""
+    from compat_tests.test_cli import brook, ok
+
+    cluster = four
+    _BOOTSTRAP[:] = [cluster.bootstrap]
+    boot = ("--bootstrap-server", cluster.bootstrap)
+    topic = _topic_on(cluster, "cli-moved", [1, 2])
+    values = [b"record-%05d-" % i + b"x" * 200 for i in range(4 * RECORDS)]
+    producer = SteadyProducer(cluster.bootstrap, acks="all")
+    try:
+        assert [d.error for d in producer.send_and_wait(topic, values, 0)] == [None] * len(values)
+    finally:
+        producer.close()
+
+    topics_file = tmp_path / "topics.json"
+    topics_file.write_text(json.dumps({"version": 1, "topics": [{"topic": topic}]}))
+    generated = ok(
+        "reassign-partitions",
+        *boot,
+        "--generate",
+        "--topics-to-move-json-file",
+        str(topics_file),
+        "--broker-list",
+        "3,4",
+    )
+    current_text, proposed_text = generated.split("\n\n", 1)
+    assert current_text.splitlines()[0] == "Current partition replica assignment"
+    assert json.loads(current_text.splitlines()[1]) == {
+        "version": 1,
+        "partitions": [{"topic": topic, "partition": 0, "replicas": [1, 2], "log_dirs": ["any", "any"]}],
+    }
+    assert proposed_text.splitlines()[0] == "Proposed partition reassignment configuration"
+    (proposal,) = json.loads(proposed_text.splitlines()[1])["partitions"]
+    assert sorted(proposal["replicas"]) == [3, 4]
+
+    plan = tmp_path / "plan.json"
+    plan.write_text(
+        json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [3, 4]}]})
+    )
+    # 100 kB/s: the first fetch takes 1 MiB of the 2.7 MB, the next one waits about ten seconds.
+    executed = ok(
+        "reassign-partitions",
+        *boot,
+        "--execute",
+        "--reassignment-json-file",
+        str(plan),
+        "--throttle",
+        "100000",
+    )
+    rollback = json.dumps(
+        {
+            "version": 1,
+            "partitions": [{"topic": topic, "partition": 0, "replicas": [1, 2], "log_dirs": ["any", "any"]}],
+        },
+        separators=(",", ":"),
+    )
+    assert executed == (
+        f"Current partition replica assignment\n\n{rollback}\n\n"
+        "Save this to use as the --reassignment-json-file option during rollback\n"
+        "Warning: You must run --verify periodically, until the reassignment completes, to ensure the "
+        "throttle is removed.\n"
+        "The inter-broker throttle limit was set to 100000 B/s\n"
+        f"Successfully started partition reassignment for {topic}-0\n"
+    )
+    topic_configs = _configs_of("topics", topic)
+    assert "leader.replication.throttled.replicas=0:1,0:2" in topic_configs
+    assert "follower.replication.throttled.replicas=0:3,0:4" in topic_configs
+    assert "follower.replication.throttled.rate=100000" in _configs_of("brokers", "3")
+    listed = ok("reassign-partitions", *boot, "--list")
+    expected = f"{topic}-0: replicas: 3,4,1,2. adding: 3,4. removing: 1,2."
+    assert listed == f"Current partition reassignments:\n{expected}\n"
+    verified = ok("reassign-partitions", *boot, "--verify", "--reassignment-json-file", str(plan))
+    in_progress = f"Reassignment of partition {topic}-0 is still in progress."
+    assert verified == f"Status of partition reassignment:\n{in_progress}\n"  # throttles kept
+    assert "follower.replication.throttled.rate=100000" in _configs_of("brokers", "3")
+    again = brook("reassign-partitions", *boot, "--execute", "--reassignment-json-file", str(plan))
+    assert again.returncode == 1 and again.stdout.startswith("Cannot execute because there is an existing")
+    # --additional resubmits it with a higher throttle (Kafka's way of changing a throttle).
+    raised = ok(
+        "reassign-partitions",
+        *boot,
+        "--execute",
+        "--additional",
+        "--reassignment-json-file",
+        str(plan),
+        "--throttle",
+        "100000000",
+    )
+    assert "The inter-broker throttle limit was set to 100000000 B/s" in raised
+    _wait_assignment(cluster, topic, [3, 4])
+    _wait_isr(cluster, topic, {3, 4})
+    verified = ok("reassign-partitions", *boot, "--verify", "--reassignment-json-file", str(plan))
+    assert verified == (
+        f"Status of partition reassignment:\nReassignment of partition {topic}-0 is completed.\n"
+        "Clearing broker-level throttles on brokers 1,2,3,4\n"
+        f"Clearing topic-level throttles on topic {topic}\n"
+    )
+    assert "throttled" not in _configs_of("topics", topic)
+    assert "throttled" not in _configs_of("brokers", "3")
+    assert ok("reassign-partitions", *boot, "--list") == "No partition reassignments found.\n"
+    _read_all(cluster, topic, 3, values)
+
+    # Cancelled while throttled: the partition stays where it is and the throttles go.
+    back = tmp_path / "back.json"
+    back.write_text(
+        json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [1, 2]}]})
+    )
+    ok(
+        "reassign-partitions",
+        *boot,
+        "--execute",
+        "--reassignment-json-file",
+        str(back),
+        "--throttle",
+        "100000",
+    )
+    cancelled = ok("reassign-partitions", *boot, "--cancel", "--reassignment-json-file", str(back))
+    assert cancelled == (
+        f"Successfully cancelled partition reassignment for: {topic}-0\n"
+        "None of the specified partition moves are active.\n"
+        "Clearing broker-level throttles on brokers 1,2,3,4\n"
+        f"Clearing topic-level throttles on topic {topic}\n"
+    )
+    _wait_assignment(cluster, topic, [3, 4])
+    assert "throttled" not in _configs_of("topics", topic)
+
+    # Argument errors, as the Java tool words them.
+    both = brook("reassign-partitions", *boot, "--list", "--verify")
+    assert both.returncode == 1 and both.stdout.startswith(
+        "Command must include exactly one action: --generate"
+    )
+    unknown = tmp_path / "unknown.json"
+    unknown.write_text(
+        json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [3, 9]}]})
+    )
+    refused = brook("reassign-partitions", *boot, "--execute", "--reassignment-json-file", str(unknown))
+    assert refused.returncode == 1 and refused.stdout == "Error: Unknown broker id 9\n"
+    duplicate = tmp_path / "duplicate.json"
+    duplicate.write_text(
+        json.dumps({"version": 1, "partitions": [{"topic": topic, "partition": 0, "replicas": [3, 3]}]})
+    )
+    refused = brook("reassign-partitions", *boot, "--execute", "--reassignment-json-file", str(duplicate))
+    reason = f"{topic}-0 contains multiple entries for 3"
+    assert refused.stdout == f"Error: Partition replica lists may not contain duplicate entries: {reason}\n"

@@ -18,6 +18,7 @@ from broker.cli import (
     console_consumer,
     console_producer,
     groups,
+    reassign,
     topics,
     transactions,
 )
@@ -29,7 +30,17 @@ def build_parser() -> argparse.ArgumentParser:
         prog="brook", description="Kafka's command line tools, for Brook and any Kafka-compatible cluster."
     )
     subparsers = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in (topics, groups, configs, console_producer, console_consumer, cluster, transactions, acls):
+    for module in (
+        topics,
+        groups,
+        configs,
+        console_producer,
+        console_consumer,
+        cluster,
+        transactions,
+        acls,
+        reassign,
+    ):
         module.add_parser(subparsers)
     return parser
 

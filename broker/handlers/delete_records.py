@@ -9,6 +9,8 @@ Authorization (an authorizer configured): DELETE on each topic (TOPIC_AUTHORIZAT
 
 from __future__ import annotations
 
+from operator import methodcaller
+
 from broker.handlers.base import Handler, RequestContext
 from broker.security.authz import Op, checker
 from protocol.error_codes import ErrorCode
@@ -48,7 +50,8 @@ async def handle(ctx: RequestContext, request: DeleteRecordsRequest) -> DeleteRe
                     try:
                         if target > partition.log_start_offset:
                             # Segment renames and the epoch checkpoint: in a disk worker.
-                            await broker.disk.run(partition.log.delete_records_before, target)
+                            advance = methodcaller("delete_records_before", target)
+                            await broker.disk.run(partition.on_current_log, advance)
                         out.low_watermark = partition.log_start_offset
                     except LogDeletedError:  # the topic was deleted meanwhile
                         out.error_code = ErrorCode.NOT_LEADER_OR_FOLLOWER

@@ -325,8 +325,14 @@ def _read_all(
     partition has an error."""
     version = ctx.version
     budget = request.max_bytes
-    follower = replica_id_of(request, version) >= 0
+    replica_id = replica_id_of(request, version)
+    follower = replica_id >= 0
     committed = not follower and version >= 4 and request.isolation_level == READ_COMMITTED
+    # Reassignment throttle (Kafka's shouldLeaderThrottle): None unless a leader rate is set.
+    throttle = ctx.broker.replica_manager.replication_quotas.leader if follower else None
+    if throttle is not None and not throttle.active:
+        throttle = None
+    throttled_bytes = 0
     legacy_magic = 0 if version <= 1 else (1 if version <= 3 else 2)
     total = 0
     errors = False
@@ -401,10 +407,20 @@ def _read_all(
             current.partitions.append(data)
             continue
         limit = min(p.partition_max_bytes, budget)
-        if limit > 0 or min_one:
+        throttled = throttle is not None and throttle.is_throttled(partition.tp)
+        if (
+            throttle is not None
+            and throttled
+            and replica_id not in partition.state.isr
+            and throttle.is_exceeded()
+        ):
+            limit, min_one_here = 0, False  # answered without records until the rate falls
+        else:
+            min_one_here = min_one
+        if limit > 0 or min_one_here:
             max_offset = None if follower else end
             try:
-                result = partition.log.read(p.fetch_offset, max(limit, 0), max_offset, min_one)
+                result = partition.log.read(p.fetch_offset, max(limit, 0), max_offset, min_one_here)
             except OffsetOutOfRangeError:
                 errors = True
                 data.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
@@ -428,6 +444,8 @@ def _read_all(
                     continue
             if result.slice is not None:
                 size = result.slice.length
+                if throttled:
+                    throttled_bytes += size
                 total += size
                 budget -= size
                 min_one = False
@@ -444,6 +462,8 @@ def _read_all(
                         continue
                     data.records = converted
         current.partitions.append(data)
+    if throttle is not None and throttled_bytes:
+        throttle.record(throttled_bytes)
     response = FetchResponse(throttle_time_ms=0, error_code=0, session_id=0, responses=topics)
     if errors and version >= 16:
         response.node_endpoints = _leader_hints(ctx, targets, topics)

@@ -57,6 +57,12 @@ def _sanitized(name: str) -> str:
     return sanitize(name)
 
 
+#: Kafka's ClientQuotaManager.InactiveSensorExpirationTimeSeconds.
+INACTIVE_EXPIRY_MS = 3_600_000
+EXPIRY_CHECK_INTERVAL_MS = 60_000
+RESOLVED_CACHE_LIMIT = 10_000
+
+
 class QuotaTicket:
     """What a request carries from dispatch to its response: who sent it, its size, and the
     event-loop time spent on it so far."""
@@ -89,6 +95,7 @@ class TypeQuotas:
         self.throttle_count = 0
         self.throttle_ms_total = 0
         self.throttles: dict[tuple[str, str], tuple[int, int]] = {}
+        self._next_expiry_ms = 0
 
     def set(self, entity: QuotaEntity, quota: float | None) -> None:
         if quota is None:
@@ -102,6 +109,8 @@ class TypeQuotas:
         key = (user, client_id)
         found = self._resolved.get(key)
         if found is None:
+            if len(self._resolved) >= RESOLVED_CACHE_LIMIT:
+                self._resolved.clear()  # many client ids with no rate of their own
             tags = metric_tags(self.quotas, user, client_id)
             found = (tags, quota_limit(self.quotas, tags))
             self._resolved[key] = found
@@ -119,6 +128,8 @@ class TypeQuotas:
             return 0
         rate = self.rates.get(tags)
         if rate is None:
+            if now_ms >= self._next_expiry_ms:
+                self.expire_inactive(now_ms)
             rate = self.rates[tags] = Rate(self.samples, self.window_ms)
         rate.record(value, now_ms)
         total, window = rate.total_and_window(now_ms)
@@ -129,6 +140,21 @@ class TypeQuotas:
         if self.max_throttle_ms is not None:
             throttle = min(throttle, self.max_throttle_ms)
         return max(throttle, 0)
+
+    def expire_inactive(self, now_ms: int) -> None:
+        """Forget the rates (and their throttle counts) of clients idle for an hour, and the
+        cache of who counts against which rate: Kafka expires a client's quota sensors after
+        ``InactiveSensorExpirationTimeSeconds`` (3600 s), so short-lived client ids do not
+        accumulate. Runs at most once a minute, when a new rate is about to be made."""
+        self._next_expiry_ms = now_ms + EXPIRY_CHECK_INTERVAL_MS
+        idle = [
+            tags for tags, rate in self.rates.items() if now_ms - rate.last_record_ms >= INACTIVE_EXPIRY_MS
+        ]
+        for tags in idle:
+            del self.rates[tags]
+            self.throttles.pop(tags, None)
+        # A cache only: whoever sends again resolves again.
+        self._resolved.clear()
 
     def unrecord(self, user: str, client_id: str, value: float, now_ms: int) -> None:
         """Take back a recorded value (Kafka's unrecordQuotaSensor, for an emptied fetch)."""

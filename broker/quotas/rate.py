@@ -32,15 +32,20 @@ class Rate:
     """A per-second rate over ``samples`` windows of ``window_ms`` (Kafka's Rate with
     ``quota.window.num`` and ``quota.window.size.seconds``)."""
 
-    __slots__ = ("_current", "_samples", "samples", "window_ms")
+    __slots__ = ("_current", "_samples", "last_record_ms", "samples", "simple", "window_ms")
 
-    def __init__(self, samples: int, window_ms: int) -> None:
+    def __init__(self, samples: int, window_ms: int, *, simple: bool = False) -> None:
         if samples < 1 or window_ms < 1:
             raise ValueError("a rate needs at least one sample of at least 1 ms")
         self.samples = samples
         self.window_ms = window_ms
+        #: Kafka's SimpleRate (replication quotas): the span is the time since the oldest window
+        #: began, at least one window, instead of at least ``samples - 1`` windows.
+        self.simple = simple
         self._samples: list[_Sample] = []
         self._current = 0
+        #: When a value was last recorded (measuring resets old samples, so it is kept apart).
+        self.last_record_ms = -1
 
     def record(self, value: float, now_ms: int) -> None:
         sample = self._current_sample(now_ms)
@@ -49,6 +54,7 @@ class Rate:
         sample.value += value
         sample.event_count += 1
         sample.last_event_ms = now_ms
+        self.last_record_ms = now_ms
 
     def _current_sample(self, now_ms: int) -> _Sample:
         if not self._samples:
@@ -73,6 +79,16 @@ class Rate:
 
     def total_and_window(self, now_ms: int) -> tuple[float, int]:
         """The sum of the samples and the window size, in one pass (the request path's cost)."""
+        total, elapsed = self.total_and_elapsed(now_ms)
+        if self.simple:
+            return total, max(elapsed, self.window_ms)
+        full_windows = elapsed // self.window_ms
+        if full_windows < self.samples - 1:
+            elapsed += (self.samples - 1 - full_windows) * self.window_ms
+        return total, max(elapsed, 1)
+
+    def total_and_elapsed(self, now_ms: int) -> tuple[float, int]:
+        """The sum of the live samples and the time since the oldest began (no floor)."""
         expire_age = self.samples * self.window_ms
         total = 0.0
         oldest = now_ms
@@ -83,11 +99,7 @@ class Rate:
                 total += sample.value
             if sample.start_ms < oldest:
                 oldest = sample.start_ms
-        elapsed = now_ms - oldest
-        full_windows = elapsed // self.window_ms
-        if full_windows < self.samples - 1:
-            elapsed += (self.samples - 1 - full_windows) * self.window_ms
-        return total, max(elapsed, 1)
+        return total, now_ms - oldest
 
     def measure(self, now_ms: int) -> float:
         """Units per second."""

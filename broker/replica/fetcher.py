@@ -41,6 +41,7 @@ import logging
 import struct
 import uuid
 from collections.abc import Callable
+from operator import methodcaller
 from typing import TYPE_CHECKING, Any
 
 from broker.network.client import ClientConfig, ClientError, NetworkClient
@@ -152,6 +153,9 @@ class PartitionFetchState:
     truncating: bool = True
     #: Loop time before which the partition is not fetched (backoff after an error).
     delayed_until: float = 0.0
+    #: The leader's high watermark minus our fetch offset after the last answer (None before
+    #: one): 0 is Kafka's isReplicaInSync, which exempts the partition from the follower throttle.
+    lag: int | None = None
 
 
 @dataclass(slots=True)
@@ -459,13 +463,14 @@ class ReplicaFetcher:
                 )
                 self.stats.truncations += 1
             try:
-                await self.manager.disk.run(log_.truncate_to, truncation.offset)
+                truncate = methodcaller("truncate_to", truncation.offset)
+                await self.manager.disk.run(partition.on_current_log, truncate)
             except (StorageError, OSError) as exc:
                 self._storage_failure(partition, exc, "truncating")
                 return
             if self._current(tp, state) is None:
                 return
-            state.fetch_offset = log_.log_end_offset
+            state.fetch_offset = partition.log_end_offset
             state.truncating = not truncation.complete
 
     # -- fetch -------------------------------------------------------------------------------------
@@ -490,6 +495,8 @@ class ReplicaFetcher:
             self.session.reset()
             self._session_version = version
         session = self.session
+        throttle = manager.replicas.replication_quotas.follower
+        throttling = throttle.active and throttle.is_exceeded()
         sent: dict[TopicPartition, tuple[PartitionFetchState, int]] = {}
         named: dict[TopicPartition, FetchPartition] = {}
         topics: dict[str, FetchTopic] = {}
@@ -500,6 +507,8 @@ class ReplicaFetcher:
                 # Led here now, or deleted: nothing to fetch (and no empty request in a loop).
                 del self.partitions[tp]
                 continue
+            if throttling and state.lag != 0 and throttle.is_throttled(tp):
+                continue  # Kafka's shouldFollowerThrottle: left out until the rate falls
             log_ = partition.log
             latest = log_.leader_epochs.latest_epoch
             fetch = FetchPartition(
@@ -545,6 +554,9 @@ class ReplicaFetcher:
     async def _fetch(self, tps: list[TopicPartition]) -> None:
         request, version, sent, named = self._build_fetch(tps)
         if not sent:
+            if any(tp in self.partitions for tp in tps):
+                # All left out by the throttle: wait as Kafka's fetcher does after an empty fetch.
+                await self._wait_for_change(self.settings.backoff_ms / 1000)
             return
         self.stats.fetches += 1
         response: FetchResponse = await self._connection_request(request, version)
@@ -597,8 +609,13 @@ class ReplicaFetcher:
                 self._back_off(tp)
             return
         records = data.records
-        if records is not None and len(records) > 0 and not await self._append(tp, state, partition, records):
-            return
+        if records is not None and len(records) > 0:
+            throttle = self.manager.replicas.replication_quotas.follower
+            if throttle.active and throttle.is_throttled(tp):
+                throttle.record(len(records))  # in-sync replicas' bytes count too, as Kafka's
+            if not await self._append(tp, state, partition, records):
+                return
+        state.lag = max(0, data.high_watermark - state.fetch_offset)
         log_ = partition.log
         high_watermark = min(data.high_watermark, log_.log_end_offset)
         if high_watermark > log_.high_watermark:
@@ -611,8 +628,7 @@ class ReplicaFetcher:
         self, tp: TopicPartition, state: PartitionFetchState, partition: Partition, records: Any
     ) -> bool:
         view = records if isinstance(records, memoryview) else memoryview(records)
-        log_ = partition.log
-        whole, new_epoch = _scan_batches(view, log_.leader_epochs.latest_epoch)
+        whole, new_epoch = _scan_batches(view, partition.log.leader_epochs.latest_epoch)
         if whole == 0:
             return True  # only a partial batch (a leader may cut one at the size limit)
         view = view[:whole]
@@ -620,20 +636,22 @@ class ReplicaFetcher:
             if new_epoch:
                 # The epoch checkpoint is fsync'd: a disk worker's job, with the role fixed.
                 async with self.manager.replicas.control.lock:
-                    if self._current(tp, state) is None or state.fetch_offset != log_.log_end_offset:
+                    if self._current(tp, state) is None or state.fetch_offset != partition.log_end_offset:
                         return False
-                    info = await self.manager.disk.run(log_.append_as_follower, view)
+                    append = methodcaller("append_as_follower", view)
+                    info = await self.manager.disk.run(partition.on_current_log, append)
             else:
-                if state.fetch_offset != log_.log_end_offset:
-                    log.warning(
-                        "%s: fetch offset %d is not the log end %d",
-                        tp,
-                        state.fetch_offset,
-                        log_.log_end_offset,
-                    )
-                    state.truncating = True
-                    return False
-                info = log_.append_as_follower(view)
+                with partition.current_log() as log_:
+                    if state.fetch_offset != log_.log_end_offset:
+                        log.warning(
+                            "%s: fetch offset %d is not the log end %d",
+                            tp,
+                            state.fetch_offset,
+                            log_.log_end_offset,
+                        )
+                        state.truncating = True
+                        return False
+                    info = log_.append_as_follower(view)
         except OSError as exc:
             self._storage_failure(partition, exc, "appending fetched records to")
             return False
@@ -646,7 +664,7 @@ class ReplicaFetcher:
             self._back_off(tp)
             return False
         if self.partitions.get(tp) is state:
-            state.fetch_offset = log_.log_end_offset
+            state.fetch_offset = partition.log_end_offset
         self.stats.bytes_appended += info.bytes
         self.stats.batches_appended += info.batches
         return True
@@ -657,7 +675,8 @@ class ReplicaFetcher:
             if partition is None:
                 return
             try:
-                await self.manager.disk.run(partition.log.delete_records_before, offset)
+                advance = methodcaller("delete_records_before", offset)
+                await self.manager.disk.run(partition.on_current_log, advance)
             except (StorageError, OSError) as exc:
                 log.warning("%s: cannot move the log start to the leader's %d: %s", tp, offset, exc)
 
@@ -690,22 +709,23 @@ class ReplicaFetcher:
             partition = self._current(tp, state)
             if partition is None:
                 return
-            log_ = partition.log
             try:
                 if reset.kind is ResetKind.TRUNCATE_TO:
-                    await self.manager.disk.run(log_.truncate_to, reset.offset)
+                    truncate = methodcaller("truncate_to", reset.offset)
+                    await self.manager.disk.run(partition.on_current_log, truncate)
                 elif reset.kind is ResetKind.START_AT:
-                    await self.manager.disk.run(log_.truncate_fully_and_start_at, reset.offset)
+                    start_at = methodcaller("truncate_fully_and_start_at", reset.offset)
+                    await self.manager.disk.run(partition.on_current_log, start_at)
             except (StorageError, OSError) as exc:
                 self._storage_failure(partition, exc, "truncating")
                 return
             if self._current(tp, state) is None:
                 return
-            if reset.kind is ResetKind.FETCH_FROM and state.fetch_offset == log_.log_end_offset:
+            if reset.kind is ResetKind.FETCH_FROM and state.fetch_offset == partition.log_end_offset:
                 # Our offset is in the leader's range, so it refused our last fetched epoch; the
                 # same fetch would be refused at once: retry after the backoff, not in a loop.
                 self._back_off(tp)
-            state.fetch_offset = log_.log_end_offset
+            state.fetch_offset = partition.log_end_offset
 
     # -- errors ------------------------------------------------------------------------------------
 

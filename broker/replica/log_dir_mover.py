@@ -15,8 +15,9 @@ A broker that stops mid-move loads the future log again (storage) and resumes he
 the embedded node's partitions (:meth:`resume`), on LeaderAndIsr in cluster mode (the replica
 manager's hand-over calls :meth:`start`). A deleted partition, or a move cancelled or redirected
 by another AlterReplicaLogDirs, ends its task; a disk error ends it too (the dir goes offline).
-Not done: Kafka's throttle of these copies (``replica.alter.log.dirs.io.max.bytes.per.second``, a
-dynamic broker config, which Brook does not have yet).
+Throttled as Kafka's ReplicaAlterLogDirsThread by ``replica.alter.log.dirs.io.max.bytes.per.second``
+(a dynamic broker config; :mod:`broker.replica.replication_quota`): a step waits while the bytes
+copied are over the rate; the last copy under the lock at the swap is not throttled.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ DiskRun = Callable[..., Awaitable[Any]]
 #: How long a caught-up copy waits for an append before looking again (truncations and log-start
 #: moves of the current log wake nothing).
 IDLE_RECHECK_S = 1.0
+#: The longest single wait of a throttled move (a raised or removed throttle applies after it).
+MAX_THROTTLE_WAIT_MS = 1000
 
 
 class LogDirMover:
@@ -116,8 +119,14 @@ class LogDirMover:
                     listening = partition
                 current = partition.log
                 wake.clear()
+                throttle = self.replicas.replication_quotas.alter_log_dirs
+                if throttle.active and (delay_ms := throttle.delay_ms()):
+                    # replica.alter.log.dirs.io.max.bytes.per.second: wait for the rate to fall.
+                    await asyncio.sleep(min(delay_ms, MAX_THROTTLE_WAIT_MS) / 1000)
+                    continue
                 try:
                     step = await self.disk_run(copy_step, current, future, self.step_bytes)
+                    throttle.record(step.copied)
                     new = await self.disk_run(self._swap, tp, current, future) if step.lag == 0 else None
                 except StorageError as exc:
                     # The current or future log was deleted or its dir went offline meanwhile.

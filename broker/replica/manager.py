@@ -34,6 +34,7 @@ from broker.replica.control import (
     ReplicaStop,
 )
 from broker.replica.partition import DEFAULT_MAX_LAG_MS, IsrSender, Partition
+from broker.replica.replication_quota import ReplicationQuotas
 from broker.types import NO_BROKER, BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
 from storage import (
@@ -107,6 +108,8 @@ class ReplicaManager:
         self.disk: DiskRunner | None = None
         #: Committed ISR shrinks and expands of the partitions led here (metrics).
         self.isr_changes = IsrChangeCounts()
+        #: Replication throttles (unbounded until configured; the broker sets the overrides lookup).
+        self.replication_quotas = ReplicationQuotas(local_id)
 
     def add_txn_marker_listener(self, listener: TxnMarkerListener) -> None:
         """``listener(tp, producer_id, producer_epoch, committed, marker_offset)`` after each marker."""

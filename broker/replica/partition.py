@@ -26,8 +26,9 @@ import heapq
 import itertools
 import logging
 import uuid
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Protocol, TypeVar
 
 from broker.cluster.metadata import PartitionState
 from broker.metrics.stats import IsrChangeCounts
@@ -48,6 +49,7 @@ from storage.producer_state import (
 )
 
 log = logging.getLogger(__name__)
+_T = TypeVar("_T")
 
 Listener = Callable[[], None]
 #: Sends an ISR change to the controller (:meth:`AlterPartitionManager.submit`).
@@ -146,6 +148,27 @@ class Partition:
     def producers(self) -> ProducerStateManager:
         """The log's producer state (the log restores it at load and truncation)."""
         return self.log.producer_state
+
+    @contextmanager
+    def current_log(self) -> Iterator[Log]:
+        """The partition's log, locked for the caller's writes (any thread).
+
+        A move between log dirs replaces ``self.log`` under the old log's lock (Kafka swaps under
+        the partition's write lock): a writer that read ``self.log`` just before the swap and
+        then waited for that lock would write to a log renamed for deletion. Taking the lock
+        first and checking that the log is still current closes that window; the lock is
+        re-entrant, so the log's own methods take it again."""
+        while True:
+            log_ = self.log
+            with log_.lock:
+                if self.log is log_:
+                    yield log_
+                    return
+
+    def on_current_log(self, action: Callable[[Log], _T]) -> _T:
+        """``action(log)`` on the current log, locked (see :meth:`current_log`); for disk workers."""
+        with self.current_log() as log_:
+            return action(log_)
 
     # -- listeners -------------------------------------------------------------------------------
 
@@ -443,10 +466,27 @@ class Partition:
         transactional batch that would open its producer's transaction needs that guard to be
         the current verification's (INVALID_TXN_STATE otherwise).
         """
+        while True:  # current_log(), inline: this is the produce path
+            log_ = self.log
+            with log_.lock:
+                if self.log is log_:
+                    outcome = self._append_as_leader(log_, records, header, verification_guard)
+                    break
+        if outcome.error == ErrorCode.NONE and not outcome.duplicate:
+            self._notify(watermark_moved=self.maybe_increment_high_watermark())
+        return outcome
+
+    def _append_as_leader(
+        self,
+        log_: Log,
+        records: memoryview,
+        header: rb.BatchHeader | None,
+        verification_guard: VerificationGuard | None,
+    ) -> AppendOutcome:
         duplicate: BatchMetadata | None = None
         if header is not None and header.producer_id >= 0:
             try:
-                duplicate = self.producers.check(header, verification_guard)
+                duplicate = log_.producer_state.check(header, verification_guard)
             except InvalidProducerEpoch as exc:
                 return AppendOutcome(ErrorCode.INVALID_PRODUCER_EPOCH, message=str(exc))
             except OutOfOrderSequence as exc:
@@ -459,15 +499,14 @@ class Partition:
                 duplicate.first_offset,
                 duplicate.last_offset,
                 -1,
-                self.log.log_start_offset,
+                log_.log_start_offset,
                 duplicate=True,
             )
-        info: AppendInfo = self.log.append(records, self.state.leader_epoch)
+        info: AppendInfo = log_.append(records, self.state.leader_epoch)
         if header is not None and header.producer_id >= 0:
-            self.producers.update(header, info.first_offset)
+            log_.producer_state.update(header, info.first_offset)
         elif header is None:
-            self._track_producers(records)
-        self._notify(watermark_moved=self.maybe_increment_high_watermark())
+            self._track_producers(log_, records)
         return AppendOutcome(
             ErrorCode.NONE, info.first_offset, info.last_offset, info.log_append_time, info.log_start_offset
         )
@@ -478,9 +517,10 @@ class Partition:
         """Append a COMMIT/ABORT marker as leader (WriteTxnMarkers). INVALID_PRODUCER_EPOCH or
         TRANSACTION_COORDINATOR_FENCED when the producer state fences it, nothing written."""
         try:
-            info = self.log.append_txn_marker(
-                producer_id, producer_epoch, coordinator_epoch, committed, self.state.leader_epoch
-            )
+            with self.current_log() as log_:
+                info = log_.append_txn_marker(
+                    producer_id, producer_epoch, coordinator_epoch, committed, self.state.leader_epoch
+                )
         except InvalidProducerEpoch as exc:
             return AppendOutcome(ErrorCode.INVALID_PRODUCER_EPOCH, message=str(exc))
         except CoordinatorFenced as exc:
@@ -510,11 +550,12 @@ class Partition:
                         return AppendOutcome(ErrorCode.INVALID_TXN_STATE, message=str(exc))
         return self.append_as_leader(view, None)
 
-    def _track_producers(self, records: memoryview) -> None:
+    def _track_producers(self, log_: Log, records: memoryview) -> None:
         """Producer state of a multi-batch append (old produce versions, internal appends)."""
         for _, header in rb.iter_batches(records):
             if header.producer_id >= 0:
-                self.producers.update(header, header.base_offset)
+                log_.producer_state.update(header, header.base_offset)
 
     def truncate_to(self, offset: int) -> None:
-        self.log.truncate_to(offset)
+        with self.current_log() as log_:
+            log_.truncate_to(offset)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -13,6 +14,7 @@ from typing import Any
 import pytest
 
 from broker.app import Broker
+from broker.replica.replication_quota import UNBOUNDED
 from broker.types import TopicPartition
 from protocol.error_codes import ErrorCode
 from protocol.messages.alter_replica_log_dirs_request import (
@@ -202,3 +204,109 @@ def test_an_offline_dir_is_a_storage_error(two_dirs: tuple[Broker, Caller, Path,
     # The partition's own dir offline: its replica is offline.
     broker.log_manager.mark_dir_offline(a, "a test", OSError(5, "Input/output error"))
     assert codes(call(alter(str(a), [0]), 2)) == {("t", 0): ErrorCode.KAFKA_STORAGE_ERROR}
+
+
+class _WatchedLock:
+    """A log's lock that reports when a thread other than its holder starts waiting for it."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.holder: int | None = None
+        self.contended = threading.Event()
+
+    def __enter__(self) -> bool:
+        return self.acquire()
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        if self.holder is not None and self.holder != threading.get_ident():
+            self.contended.set()
+        acquired: bool = self.inner.acquire(blocking, timeout)
+        if acquired:
+            self.holder = threading.get_ident()
+        return acquired
+
+    def release(self) -> None:
+        self.inner.release()
+        if not self.inner._is_owned():
+            self.holder = None
+
+
+def test_an_append_waiting_for_the_swap_lands_in_the_new_log(
+    two_dirs: tuple[Broker, Caller, Path, Path],
+) -> None:
+    """The interleaving CI caught: a produce reads the partition's log, the swap (in a disk worker,
+    holding that log's lock) renames it for deletion, then the produce gets the lock. It must
+    append to the new log (Kafka swaps under the partition's write lock), not fail with
+    KAFKA_STORAGE_ERROR."""
+    broker, call, _, b = two_dirs
+    for i in range(5):
+        assert produce(call, "t", 0, batch([b"before-%d" % i]), acks=1).error_code == 0
+    partition = broker.replica_manager.get(TP)
+    assert partition is not None
+    old = partition.log
+    future = broker.log_manager.create_future_log("t", 0, b)
+    while copy_step(old, future, 1 << 20).copied:
+        pass
+    watched = _WatchedLock(old._lock)
+    old._lock = watched  # type: ignore[assignment]
+    outcome: list[Any] = []
+
+    def append() -> None:
+        try:
+            outcome.append(partition.append_as_leader(memoryview(bytearray(batch([b"during"]))), None))
+        except Exception as exc:
+            outcome.append(exc)
+
+    appender = threading.Thread(target=append)
+
+    def catch_up() -> None:
+        # Under the old log's lock: let the appender reach that lock, then finish the swap.
+        appender.start()
+        assert watched.contended.wait(10), "the append never waited for the swap's lock"
+
+    def adopt(new: Any) -> None:
+        partition.log = new
+
+    new = broker.log_manager.replace_current_with_future("t", 0, adopt, catch_up)
+    appender.join(10)
+    assert new is not None and partition.log is new and new.directory == b / "t-0"
+    assert len(outcome) == 1 and not isinstance(outcome[0], Exception), outcome
+    assert outcome[0].error == ErrorCode.NONE and outcome[0].base_offset == 5
+    assert fetch_records(call, "t", 0, 0) == [b"before-%d" % i for i in range(5)] + [b"during"]
+
+
+def test_a_throttled_move_waits_for_its_rate(two_dirs: tuple[Broker, Caller, Path, Path]) -> None:
+    """``replica.alter.log.dirs.io.max.bytes.per.second``: over the rate, the copy stops (the
+    quota's clock is frozen here, so it cannot fall); without the throttle it completes."""
+    from tests.broker.test_replication_throttle import throttle
+
+    broker, call, _, b = two_dirs
+    for i in range(40):
+        assert produce(call, "t", 0, batch([b"before-%d" % i]), acks=1).error_code == 0
+    quota = broker.replica_manager.replication_quotas.alter_log_dirs
+    throttle(quota, 100)
+
+    async def move() -> None:
+        assert codes(await call_async(call, alter(str(b), [0]), 2)) == {("t", 0): ErrorCode.NONE}
+        future = broker.log_manager.future_log("t", 0)
+        assert future is not None
+        async with asyncio.timeout(10):
+            while future.log_end_offset == 0:
+                await asyncio.sleep(0.01)
+        copied = future.log_end_offset
+        assert quota.is_exceeded() and copied < 40
+        await asyncio.sleep(1.5)  # at least one more look by the mover (it waits at most 1 s)
+        assert future.log_end_offset == copied
+        mover = broker.replica_manager.log_dir_mover
+        assert mover is not None and mover.moving(TP)
+        quota.update(UNBOUNDED, 11, 1000)
+        task = mover._tasks.get(TP)
+        if task is not None:
+            await asyncio.wait_for(task, 30)
+
+    asyncio.run(asyncio.wait_for(move(), 60))
+    assert broker.log_manager.log_dir_of("t", 0) == b
+    assert fetch_records(call, "t", 0, 0) == [b"before-%d" % i for i in range(40)]
