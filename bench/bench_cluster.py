@@ -16,8 +16,10 @@ Needs Debian's zookeeper package and java (as the cluster tests do) and confluen
 - ``--fetch-session-slots 0`` declines fetch sessions (KIP-227) on the cluster, for a before /
   after comparison of leader-side sessions (Kafka's default, 1000, otherwise).
 - **End-to-end latency** at 5,000 msg/s on the cluster (``bench/run.py``'s latency workload:
-  librdkafka's default acks=all and ``fetch.wait.max.ms``): p50 / p99 (target p99 <= 10 ms), and
-  the same workload on the single broker in the same run: the floor the machine allows.
+  librdkafka's default acks=all and ``fetch.wait.max.ms``): p50 / p99 (target p99 <= 10 ms), once
+  with ``linger.ms=0`` and once with librdkafka's default linger (5 ms, what a stock client runs),
+  with the brokers' CPU per message; and the linger.ms=0 workload on the single broker in the same
+  run: the floor the machine allows.
 - **Replication lag**, steady state, at 5,000 msg/s: records produced with acks=1 (acknowledged
   after the leader's own append), read by a consumer on the leader, which only sees records below
   the high watermark: below the HW means every ISR member has fetched the record *and* the leader
@@ -56,7 +58,7 @@ sys.path.insert(0, str(REPO / "bench"))
 from run import cpu_seconds, workload  # noqa: E402
 
 from compat_tests.cluster import BrokerCluster  # noqa: E402
-from compat_tests.harness import BrokerProcess  # noqa: E402
+from compat_tests.harness import BrokerProcess, free_port  # noqa: E402
 from compat_tests.zookeeper import ZooKeeperServer  # noqa: E402
 
 PARTITIONS = 6
@@ -120,6 +122,28 @@ def non_controller_partition(cluster: BrokerCluster, topic: str) -> tuple[int, i
         if leader is not None and leader >= 0 and leader != controller:
             return p, leader
     raise RuntimeError(f"every partition of {topic} is led by the controller {controller}")
+
+
+def request_counts(metrics_ports: list[int]) -> dict[str, int]:
+    """Requests answered so far per api (Fetch split into FetchFollower / FetchConsumer), summed
+    over the brokers, from their ``/metrics`` endpoints (``brook.metrics.listener``)."""
+    import urllib.request
+
+    counts: dict[str, int] = {}
+    for port in metrics_ports:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        for line in text.splitlines():
+            if line.startswith("kafka_network_requestmetrics_requests_total{"):
+                labels, value = line.rsplit(" ", 1)
+                name = labels.split('request="', 1)[1].split('"', 1)[0]
+                counts[name] = counts.get(name, 0) + int(float(value))
+    return counts
+
+
+def requests_per_message(before: dict[str, int], after: dict[str, int], messages: int) -> dict[str, float]:
+    names = ("Produce", "FetchFollower", "FetchConsumer")
+    return {name: (after.get(name, 0) - before.get(name, 0)) / max(1, messages) for name in names}
 
 
 def cluster_cpu(cluster: BrokerCluster) -> float:
@@ -252,8 +276,14 @@ def main(args: argparse.Namespace) -> None:
             },
             session_timeout_ms=args.session_timeout_ms,
         )
+        metrics_ports: list[int] = []
         for broker_id, rack in zip(cluster.ids, "abc", strict=False):
             cluster.brokers[broker_id].overrides["broker.rack"] = rack
+            # Request counts per api (printed with the latency and lag figures).
+            metrics_ports.append(free_port())
+            cluster.brokers[broker_id].overrides["brook.metrics.listener"] = (
+                f"http://127.0.0.1:{metrics_ports[-1]}"
+            )
         try:
             single.start()
             cluster.start()
@@ -277,19 +307,35 @@ def main(args: argparse.Namespace) -> None:
             if "latency" in only:
                 create_topic(cluster.bootstrap, "latency", 3, {"min.insync.replicas": "2"})
                 wait_full_isr(cluster, "latency")
-                results["latency"] = workload(
-                    "latency", cluster.bootstrap, "latency", args.rate, args.seconds
-                )
+                # linger.ms=0 (one request per message or so) and librdkafka's default (5 ms).
+                for linger in ("0", "default"):
+                    before, counted = cluster_cpu(cluster), request_counts(metrics_ports)
+                    result = workload(
+                        "latency", cluster.bootstrap, "latency", args.rate, args.seconds, linger
+                    )
+                    result["broker_cpu_s"] = cluster_cpu(cluster) - before
+                    result["requests"] = requests_per_message(
+                        counted, request_counts(metrics_ports), result["sent"]
+                    )
+                    results[f"latency_{linger}"] = result
                 # The same workload on the single broker, in the same run: the machine's floor.
                 create_topic(single.bootstrap, "latency", 1)
+                assert single.proc is not None
+                before = cpu_seconds(single.proc.pid)
                 results["single_latency"] = workload(
-                    "latency", single.bootstrap, "latency", args.rate, args.seconds
+                    "latency", single.bootstrap, "latency", args.rate, args.seconds, "0"
                 )
+                results["single_latency"]["broker_cpu_s"] = cpu_seconds(single.proc.pid) - before
             if "lag" in only:
                 create_topic(cluster.bootstrap, "lag", 3, {"min.insync.replicas": "2"})
                 wait_full_isr(cluster, "lag")
+                before, counted = cluster_cpu(cluster), request_counts(metrics_ports)
                 results["lag"] = workload(
                     "replication-lag", cluster.bootstrap, "lag", args.rate, args.seconds
+                )
+                results["lag"]["broker_cpu_s"] = cluster_cpu(cluster) - before
+                results["lag"]["requests"] = requests_per_message(
+                    counted, request_counts(metrics_ports), results["lag"]["sent"]
                 )
             if "failover" in only:
                 create_topic(cluster.bootstrap, "failover", 3, {"min.insync.replicas": "2"})
@@ -317,8 +363,8 @@ def main(args: argparse.Namespace) -> None:
         print_produce(args, results["rounds"])
     if "consumed" in results:
         print_consume(results["consumed"])
-    if "latency" in results:
-        print_latency(args, results["latency"], results["single_latency"])
+    if "latency_0" in results:
+        print_latency(args, results["latency_0"], results["latency_default"], results["single_latency"])
     if "lag" in results:
         print_lag(args, results["lag"])
     if "failover" in results:
@@ -364,16 +410,30 @@ def print_consume(consumed: dict[str, dict[str, Any]]) -> None:
     )
 
 
-def print_latency(args: argparse.Namespace, latency: dict[str, Any], single_latency: dict[str, Any]) -> None:
-    mark = "✓" if latency["p99_ms"] <= 10 else "✗"
+def cpu_per_message(result: dict[str, Any]) -> str:
+    """The brokers' CPU (from /proc) per message sent, over the workload's whole run, and the
+    requests the cluster answered per message by kind when they were counted."""
+    text = f"{result['broker_cpu_s'] / max(1, result['sent']) * 1e6:.0f} us"
+    if "requests" in result:
+        text += " and requests " + ", ".join(f"{k} {v:.2f}" for k, v in result["requests"].items())
+    return text
+
+
+def print_latency(
+    args: argparse.Namespace, linger0: dict[str, Any], linger_default: dict[str, Any], single: dict[str, Any]
+) -> None:
+    for label, latency in (("linger.ms=0", linger0), ("librdkafka's default linger.ms (5)", linger_default)):
+        mark = "✓" if latency["p99_ms"] <= 10 else "✗"
+        print(
+            f"end-to-end latency at {args.rate:,} msg/s on the cluster (acks=all, {label}, default "
+            f"fetch.wait.max.ms): p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, "
+            f"p99.9 {latency['p999_ms']:.1f} ms ({latency['msgs']:,} of {latency['sent']:,}; brokers' CPU "
+            f"{cpu_per_message(latency)} per message) (target p99 <= 10 ms {mark})"
+        )
     print(
-        f"end-to-end latency at {args.rate:,} msg/s on the cluster (acks=all, default fetch.wait.max.ms): "
-        f"p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, p99.9 {latency['p999_ms']:.1f} ms "
-        f"({latency['msgs']:,} of {latency['sent']:,}) (target p99 <= 10 ms {mark})"
-    )
-    print(
-        f"  the same on the single broker (no replication), same run: p50 {single_latency['p50_ms']:.1f} ms, "
-        f"p99 {single_latency['p99_ms']:.1f} ms, p99.9 {single_latency['p999_ms']:.1f} ms"
+        f"  the same on the single broker (no replication, linger.ms=0), same run: "
+        f"p50 {single['p50_ms']:.1f} ms, p99 {single['p99_ms']:.1f} ms, p99.9 {single['p999_ms']:.1f} ms "
+        f"(CPU {cpu_per_message(single)} per message)"
     )
 
 
@@ -382,7 +442,8 @@ def print_lag(args: argparse.Namespace, lag: dict[str, Any]) -> None:
     print(
         f"replication lag at {args.rate:,} msg/s (acks=1 acknowledgement -> below the HW, seen by a consumer "
         f"on the leader): p50 {lag['p50_ms']:.1f} ms, p99 {lag['p99_ms']:.1f} ms, max {lag['max_ms']:.1f} ms "
-        f"({lag['msgs']:,} of {lag['sent']:,}) (target p99 <= 10 ms {mark})"
+        f"({lag['msgs']:,} of {lag['sent']:,}; brokers' CPU {cpu_per_message(lag)} per message) "
+        f"(target p99 <= 10 ms {mark})"
     )
 
 

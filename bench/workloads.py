@@ -2,7 +2,7 @@
 
 python bench/workloads.py produce BOOTSTRAP TOPIC COUNT ACKS
 python bench/workloads.py consume BOOTSTRAP TOPIC COUNT
-python bench/workloads.py latency BOOTSTRAP TOPIC RATE SECONDS
+python bench/workloads.py latency BOOTSTRAP TOPIC RATE SECONDS [LINGER_MS|default]
 python bench/workloads.py kp-produce BOOTSTRAP TOPIC COUNT
 python bench/workloads.py kp-consume BOOTSTRAP TOPIC COUNT
 python bench/workloads.py small-requests BOOTSTRAP TOPIC PRODUCERS SECONDS
@@ -105,11 +105,17 @@ def consume(bootstrap: str, topic: str, count: int, rack: str = "") -> None:
     _emit(msgs=received, expected=expected, produced=count, seconds=elapsed, rate=received / elapsed)
 
 
-def latency(bootstrap: str, topic: str, rate: int, seconds: float) -> None:
-    """Send ``rate`` msg/s for ``seconds`` with default consumer settings; receive time minus send time."""
+def latency(bootstrap: str, topic: str, rate: int, seconds: float, linger_ms: str = "0") -> None:
+    """Send ``rate`` msg/s for ``seconds`` with default consumer settings; receive time minus send time.
+
+    ``linger_ms`` is the producer's ``linger.ms``; ``"default"`` leaves it unset (librdkafka's
+    default, 5 ms: what a stock client runs with)."""
     from confluent_kafka import Consumer, Producer, TopicPartition
 
-    producer = Producer({"bootstrap.servers": bootstrap, "linger.ms": 0, "enable.idempotence": False})
+    settings: dict[str, object] = {"bootstrap.servers": bootstrap, "enable.idempotence": False}
+    if linger_ms != "default":
+        settings["linger.ms"] = int(linger_ms)
+    producer = Producer(settings)
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-latency", "enable.auto.commit": False}
     )
@@ -359,7 +365,7 @@ def main(argv: list[str]) -> None:
     elif kind == "consume":
         consume(bootstrap, topic, int(rest[0]), *rest[1:2])
     elif kind == "latency":
-        latency(bootstrap, topic, int(rest[0]), float(rest[1]))
+        latency(bootstrap, topic, int(rest[0]), float(rest[1]), *rest[2:3])
     elif kind == "kp-produce":
         kp_produce(bootstrap, topic, int(rest[0]))
     elif kind == "kp-consume":

@@ -379,6 +379,11 @@ class Log:
         # Whether _append_single_batch may take an append (a test switches it off to compare).
         self._fast_append = not self._timestamp_work
 
+    @property
+    def is_open(self) -> bool:
+        """Neither closed nor deleted: reads and appends may go on."""
+        return not (self._deleted or self._closed)
+
     def _check_open(self) -> None:
         if self._deleted:
             raise LogDeletedError(f"log {self.directory.name} was deleted")

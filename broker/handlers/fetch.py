@@ -349,12 +349,18 @@ def _read_all(
     min_one = True
     topics: list[FetchableTopicResponse] = []
     current: FetchableTopicResponse | None = None
-    current_key: tuple[str, uuid.UUID] | None = None
+    current_topic = ""
+    current_id = ZERO_UUID
     for target in targets:
-        # Partitions of one requested topic share one topic entry, as in Kafka's response.
-        key = (target.topic, target.topic_id)
-        if current is None or key != current_key:
-            current_key = key
+        # Partitions of one requested topic share one topic entry, as in Kafka's response. (The
+        # partitions of a topic share its name and id objects: ``is`` spares UUID.__eq__.)
+        topic_name, topic_id = target.topic, target.topic_id
+        if (
+            current is None
+            or (topic_name is not current_topic and topic_name != current_topic)
+            or (topic_id is not current_id and topic_id != current_id)
+        ):
+            current_topic, current_id = topic_name, topic_id
             current = FetchableTopicResponse(
                 topic=target.topic if version < 13 else "",
                 topic_id=target.topic_id if version >= 13 else ZERO_UUID,
@@ -376,7 +382,7 @@ def _read_all(
                 _partition_error(p.partition, ErrorCode.NOT_LEADER_OR_FOLLOWER, version)
             )
             continue
-        refused = _refused_for_old_fetch(partition, version, legacy_magic)
+        refused = _refused_for_old_fetch(partition, version, legacy_magic) if version < 10 else None
         if refused is not None:
             errors = True
             current.partitions.append(_partition_error(p.partition, refused, version))
@@ -403,6 +409,13 @@ def _read_all(
             errors = True  # answered at once, as Kafka: the consumer goes to that replica
             current.partitions.append(data)
             continue
+        # A follower reads to the log end; a consumer to the HW (or the LSO).
+        end = partition.log_end_offset if follower else (lso if committed else hw)
+        if p.fetch_offset == end and partition.log_start_offset <= end and partition.log.is_open:
+            # At its end: the read would find nothing (the usual case for most partitions of a
+            # fetch session, read on every fetch and every wake of a long poll).
+            current.partitions.append(data)
+            continue
         limit = min(p.partition_max_bytes, budget)
         throttled = throttle is not None and throttle.is_throttled(partition.tp)
         if (
@@ -415,8 +428,7 @@ def _read_all(
         else:
             min_one_here = min_one
         if limit > 0 or min_one_here:
-            # A follower reads to the log end; a consumer to the HW (or the LSO).
-            max_offset = None if follower else (lso if committed else hw)
+            max_offset = None if follower else end
             try:
                 result = partition.log.read(p.fetch_offset, max(limit, 0), max_offset, min_one_here)
             except OffsetOutOfRangeError:
@@ -576,7 +588,17 @@ class _DelayedFetch:
     once, in the appender's call) or by its ``max_wait_ms`` timer. Callbacks and one future, no
     task: an idle long poll costs a timer and a listener per partition."""
 
-    __slots__ = ("ctx", "future", "partitions", "request", "session", "targets", "timer")
+    __slots__ = (
+        "committed",
+        "ctx",
+        "follower",
+        "future",
+        "partitions",
+        "request",
+        "session",
+        "targets",
+        "timer",
+    )
 
     def __init__(
         self,
@@ -596,6 +618,8 @@ class _DelayedFetch:
         )
         # A consumer sees nothing of an append until the HW moves past it: only that wakes it.
         follower = replica_id_of(request, ctx.version) >= 0
+        self.follower = follower
+        self.committed = not follower and ctx.version >= 4 and request.isolation_level == READ_COMMITTED
         for partition in self.partitions:
             if follower:
                 partition.add_listener(self.wake)
@@ -608,11 +632,23 @@ class _DelayedFetch:
     def wake(self) -> None:
         if self.future.done():
             return
+        if _nothing_to_read(self.targets, self.committed, self.follower) and self._all_still_served():
+            # Woken by an event that gives it nothing to read (a high-watermark move or another
+            # follower's append seen by a follower's fetch): no read of every partition.
+            return
         response, total, errors = _read_all(self.ctx, self.request, self.targets)
         if total >= self.request.min_bytes or errors:
             self.future.set_result(_finish(self.ctx, self.session, response, self.request, self.targets))
         else:
             _release(response)
+
+    def _all_still_served(self) -> bool:
+        ctx = self.ctx
+        return all(
+            _still_serves(ctx, target, target.partition)
+            for target in self.targets
+            if target.partition is not None
+        )
 
     def expire(self) -> None:
         if not self.future.done():

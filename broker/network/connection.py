@@ -189,6 +189,8 @@ class Connection:
         self.last_active = time.monotonic()
         #: True while the frames of one read are handled: their responses leave in one write.
         self.in_read = False
+        #: A write of responses completed outside a read is scheduled (see ``_pump``).
+        self._write_scheduled = False
         self.tasks: set[asyncio.Task[Any]] = set()
         #: The client's software name and version (ApiVersions v3+), for the request log.
         self.client_software = (UNKNOWN_SOFTWARE, UNKNOWN_SOFTWARE)
@@ -766,7 +768,14 @@ class Connection:
                     self.pending_bytes += piece.length if isinstance(piece, FileSlice) else len(piece)
                 moved = True
         if moved and not self.writing and not self.in_read:
-            self._write()
+            if self.closing:
+                self._write()
+            elif not self._write_scheduled:
+                # Completed by an event (a high-watermark move answers every acks=all produce
+                # it passed, each in its own callback, all in this turn of the loop): one write
+                # at the end of the turn instead of a sendmsg per response.
+                self._write_scheduled = True
+                self.loop.call_soon(self._scheduled_write)
         if (
             not self.reading
             and len(slots) < MAX_IN_FLIGHT // 2
@@ -777,6 +786,13 @@ class Connection:
             self._finish_closing()
 
     # -- writing -------------------------------------------------------------------------------
+
+    def _scheduled_write(self) -> None:
+        self._write_scheduled = False
+        if self.out and not self.writing and not self.closed:
+            self._write()
+            if self.closing:
+                self._finish_closing()
 
     def _write(self) -> None:
         if self.tls is not None:

@@ -24,9 +24,10 @@ from protocol.error_codes import ErrorCode
 
 class DelayedProduce:
     """Waits until each ``(partition, required_offset)`` is replicated; ``future`` then holds one
-    error code per entry, in order (NONE when replicated)."""
+    error code per entry, in order (NONE when replicated). With ``on_complete`` nothing needs the
+    future, so it is made only if asked for (one less future per acks=all produce)."""
 
-    __slots__ = ("_entries", "_on_complete", "_pending", "_results", "_timer", "future")
+    __slots__ = ("_codes", "_done", "_entries", "_future", "_on_complete", "_pending", "_results", "_timer")
 
     def __init__(
         self,
@@ -34,30 +35,43 @@ class DelayedProduce:
         timeout_ms: int,
         on_complete: Callable[[list[ErrorCode]], None] | None = None,
     ) -> None:
-        loop = asyncio.get_running_loop()
         self._entries = entries
         self._on_complete = on_complete
         self._results: list[ErrorCode | None] = [None] * len(entries)
         self._pending = len(entries)
-        self.future: asyncio.Future[list[ErrorCode]] = loop.create_future()
+        self._done = False
+        self._codes: list[ErrorCode] | None = None
+        self._future: asyncio.Future[list[ErrorCode]] | None = None
         self._timer: asyncio.TimerHandle | None = None
         self.check()
-        if self.future.done():
+        if self._done:
             return
         for i, (partition, required) in enumerate(entries):
             if self._results[i] is None:
                 partition.await_replication(required, self)
-        self._timer = loop.call_later(max(timeout_ms, 0) / 1000.0, self._expire)
-        if on_complete is None:
-            # Awaited: a cancelled awaiter cancels the future, which must end the wait too.
-            self.future.add_done_callback(self._on_future_done)
+        self._timer = asyncio.get_running_loop().call_later(max(timeout_ms, 0) / 1000.0, self._expire)
+
+    @property
+    def future(self) -> asyncio.Future[list[ErrorCode]]:
+        """The codes, as a future (made at the first use; cancelling it ends the wait)."""
+        future = self._future
+        if future is None:
+            future = self._future = asyncio.get_running_loop().create_future()
+            if self._codes is not None:
+                future.set_result(self._codes)
+            elif self._done:
+                future.cancel()
+            else:
+                # Awaited: a cancelled awaiter cancels the future, which must end the wait too.
+                future.add_done_callback(self._on_future_done)
+        return future
 
     @property
     def done(self) -> bool:
-        return self.future.done()
+        return self._done
 
     def check(self) -> None:
-        if self.future.done():
+        if self._done:
             return
         for i, (partition, required) in enumerate(self._entries):
             if self._results[i] is not None:
@@ -71,10 +85,10 @@ class DelayedProduce:
 
     def _expire(self) -> None:
         self._timer = None
-        if self.future.done():
+        if self._done:
             return
         self.check()
-        if self.future.done():
+        if self._done:
             return
         for i, (partition, _) in enumerate(self._entries):
             if self._results[i] is None:
@@ -85,7 +99,10 @@ class DelayedProduce:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        self.future.set_result(codes)
+        self._done = True
+        self._codes = codes
+        if self._future is not None and not self._future.done():
+            self._future.set_result(codes)
         if self._on_complete is not None:
             self._on_complete(codes)
 
@@ -99,7 +116,9 @@ class DelayedProduce:
             return  # completed, expired or cancelled already
         self._timer.cancel()
         self._timer = None
-        self.future.cancel()
+        self._done = True
+        if self._future is not None:
+            self._future.cancel()
         for i, (partition, _) in enumerate(self._entries):
             if self._results[i] is None:
                 partition.replication_waiter_abandoned()

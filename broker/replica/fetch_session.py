@@ -52,7 +52,12 @@ class FetchSession:
     def must_send(self, tp: TopicPartition, partition: FetchPartition) -> bool:
         """Whether the next request names ``tp``: always in a full request; in an incremental one
         when the session lacks it or holds other fetch fields (Kafka's FetchSessionHandler)."""
-        return self.is_full or self.taken.get(tp) != _fields(partition)
+        return self.must_send_fields(tp, _fields(partition))
+
+    def must_send_fields(self, tp: TopicPartition, fields: tuple[object, ...]) -> bool:
+        """:meth:`must_send` for the :func:`fetch_fields` of a partition (the fetcher builds a
+        request part only for the partitions it names)."""
+        return self.is_full or self.taken.get(tp) != fields
 
     def on_response(
         self,
@@ -88,12 +93,24 @@ class FetchSession:
         self.taken = {}
 
 
+def fetch_fields(
+    *,
+    fetch_offset: int,
+    current_leader_epoch: int,
+    last_fetched_epoch: int,
+    log_start_offset: int,
+    partition_max_bytes: int,
+) -> tuple[object, ...]:
+    """The fetch fields a session keeps per partition (what an incremental request updates), as
+    :meth:`FetchSession.must_send_fields` compares them."""
+    return (fetch_offset, current_leader_epoch, last_fetched_epoch, log_start_offset, partition_max_bytes)
+
+
 def _fields(p: FetchPartition) -> tuple[object, ...]:
-    """The fetch fields a session keeps per partition (what an incremental request updates)."""
-    return (
-        p.fetch_offset,
-        p.current_leader_epoch,
-        p.last_fetched_epoch,
-        p.log_start_offset,
-        p.partition_max_bytes,
+    return fetch_fields(
+        fetch_offset=p.fetch_offset,
+        current_leader_epoch=p.current_leader_epoch,
+        last_fetched_epoch=p.last_fetched_epoch,
+        log_start_offset=p.log_start_offset,
+        partition_max_bytes=p.partition_max_bytes,
     )

@@ -46,7 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from broker.network.client import ClientConfig, ClientError, NetworkClient
 from broker.replica.control import DiskRunner, FetchStart
-from broker.replica.fetch_session import FetchSession
+from broker.replica.fetch_session import FetchSession, fetch_fields
 from broker.replica.truncation import ResetKind, Truncation, out_of_range_reset, truncation_for
 from broker.types import BrokerId, TopicPartition
 from protocol.error_codes import ErrorCode
@@ -511,17 +511,25 @@ class ReplicaFetcher:
                 continue  # Kafka's shouldFollowerThrottle: left out until the rate falls
             log_ = partition.log
             latest = log_.leader_epochs.latest_epoch
+            last_fetched_epoch = -1 if latest is None else latest
+            sent[tp] = (state, state.fetch_offset)
+            fields = fetch_fields(
+                fetch_offset=state.fetch_offset,
+                current_leader_epoch=state.leader_epoch,
+                last_fetched_epoch=last_fetched_epoch,
+                log_start_offset=log_.log_start_offset,
+                partition_max_bytes=settings.max_bytes,
+            )
+            if not session.must_send_fields(tp, fields):
+                continue  # the leader's session holds it as it is (most partitions: no request part built)
             fetch = FetchPartition(
                 partition=tp.partition,
                 current_leader_epoch=state.leader_epoch,
                 fetch_offset=state.fetch_offset,
-                last_fetched_epoch=-1 if latest is None else latest,
+                last_fetched_epoch=last_fetched_epoch,
                 log_start_offset=log_.log_start_offset,
                 partition_max_bytes=settings.max_bytes,
             )
-            sent[tp] = (state, state.fetch_offset)
-            if not session.must_send(tp, fetch):
-                continue  # the leader's session holds it as it is
             named[tp] = fetch
             topic = topics.get(tp.topic)
             if topic is None:

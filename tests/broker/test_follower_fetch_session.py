@@ -10,7 +10,7 @@ import uuid
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from broker.replica.fetch_session import FetchSession
+from broker.replica.fetch_session import FetchSession, fetch_fields
 from broker.replica.fetch_session_cache import FetchSessionCache
 from broker.types import TopicPartition
 from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic, ForgottenTopic
@@ -114,3 +114,29 @@ def test_an_unchanged_partition_is_not_named_again() -> None:
     session.reset()  # a session error or a failed request: full again
     fourth, named = exchange(cache, session, {a0: FetchPartition(0, 5, 7, 4, 0, 100)})
     assert fourth.session_epoch == 0 and set(named) == {a0}
+
+
+fields_strategy = st.fixed_dictionaries(
+    {
+        "fetch_offset": st.integers(0, 3),
+        "current_leader_epoch": st.integers(0, 2),
+        "last_fetched_epoch": st.integers(-1, 2),
+        "log_start_offset": st.integers(0, 2),
+        "partition_max_bytes": st.sampled_from([100, 1 << 20]),
+    }
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(taken=fields_strategy, now=fields_strategy)
+def test_must_send_fields_decides_as_must_send(taken: dict[str, int], now: dict[str, int]) -> None:
+    """The fetcher asks with the fields alone (no request part built for a partition the session
+    holds as it is): the answer must be the one the built part would get."""
+    session = FetchSession()
+    tp = TopicPartition("a", 0)
+    session.on_response(0, 7, [tp], {tp: FetchPartition(partition=0, **taken)})
+    assert not session.is_full
+    assert session.must_send_fields(tp, fetch_fields(**now)) == session.must_send(
+        tp, FetchPartition(partition=0, **now)
+    )
+    assert session.must_send_fields(tp, fetch_fields(**now)) == (taken != now)
