@@ -30,6 +30,7 @@ from broker.network.quotas import ConnectionQuotas, resolve_overrides
 from broker.network.server import Server
 from broker.replica.control import UNKNOWN_BROKER_EPOCH
 from broker.replica.manager import ReplicaManager
+from broker.replica.replication_quota import ReplicationQuotas
 from broker.security.listeners import listen_addresses
 from broker.txn import TRANSACTION_STATE_TOPIC
 from broker.types import NO_BROKER, BrokerId, TopicPartition
@@ -164,9 +165,8 @@ class Broker:
         self.replica_manager.disk = self.disk
         self.replica_manager.txn_marker_timeout_ms = config.request_timeout_ms
         self.replica_manager.isr_changes = self.stats.isr_changes
-        quotas = self.replica_manager.replication_quotas
-        quotas.leader.overrides_of = quotas.follower.overrides_of = self._topic_overrides
-        quotas.configure(config)
+        self.replica_manager.replication_quotas = ReplicationQuotas(self.node_id, self._topic_overrides)
+        self.replica_manager.replication_quotas.configure(config)
         self.topics = TopicAdmin(self)
         #: Cluster mode: leaders send ISR changes to the controller through it (AlterPartition).
         self.alter_partition: AlterPartitionManager | None = None
@@ -300,12 +300,11 @@ class Broker:
         self.config = config
         if isinstance(self.disk, DiskWorkers):
             self.disk.resize(config.background_threads)
-        if self._built:
-            self.replica_manager.replication_quotas.configure(config)
         if self.ssl_stores is not None:
             self.ssl_stores.reload(config)
         if not self._built:
             return
+        self.replica_manager.replication_quotas.configure(config)
         self.log_manager.default_config = config.log_config()
         by_topic: dict[str, LogConfig] = {}
         for local in (*self.log_manager.all_logs(), *self.log_manager.future_logs()):

@@ -232,6 +232,17 @@ def _java(value: str | None) -> str:
     return "null" if value is None else value
 
 
+def incremental_alter(
+    client: KafkaClient, entity_type: str, name: str, ops: list[AlterableConfig], subject: str = ""
+) -> None:
+    """IncrementalAlterConfigs of one topic or broker (``name`` "" its defaults), sent where
+    Kafka's admin sends it; a refusal raises with ``subject`` before its message."""
+    resource_type, _ = _resource(entity_type, name)
+    request = IncrementalAlterConfigsRequest(resources=[AlterConfigsResource(resource_type, name, ops)])
+    result = _connection_for(client, entity_type, name).call(request).responses[0]
+    check_error(result.error_code, result.error_message, subject)
+
+
 def alter_resource(client: KafkaClient, entity_type: str, name: str, args: argparse.Namespace) -> None:
     to_add = parse_key_values(args.add_config)
     to_delete = [k.strip() for entry in args.delete_config for k in entry.split(",") if k.strip()]
@@ -246,13 +257,10 @@ def alter_resource(client: KafkaClient, entity_type: str, name: str, args: argpa
     invalid = [k for k in to_delete if k not in current]
     if invalid:
         raise CliError(f"Invalid config(s): {','.join(invalid)}")
-    resource_type, _ = _resource(entity_type, name)
     ops = [AlterableConfig(k, SET, v) for k, v in to_add.items()] + [
         AlterableConfig(k, DELETE, None) for k in to_delete
     ]
-    request = IncrementalAlterConfigsRequest(resources=[AlterConfigsResource(resource_type, name, ops)])
-    result = _connection_for(client, entity_type, name).call(request).responses[0]
-    check_error(result.error_code, result.error_message)
+    incremental_alter(client, entity_type, name, ops)
     if name:
         print(f"Completed updating config for {entity_type[:-1]} {name}.")
     else:

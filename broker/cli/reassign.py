@@ -25,11 +25,20 @@ import argparse
 import json
 import time
 from collections import Counter
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
-from broker.cli.client import CliError, KafkaClient, KafkaError, NodeConnection, UnsupportedApi, check_error
+from broker.cli.client import CliError, KafkaClient, KafkaError, UnsupportedApi, check_error
 from broker.cli.common import add_connection_options, client_from
+from broker.cli.configs import DELETE, SET, incremental_alter
+from broker.replica.replication_quota import (
+    ALTER_LOG_DIRS_RATE,
+    FOLLOWER_RATE,
+    FOLLOWER_REPLICAS,
+    LEADER_RATE,
+    LEADER_REPLICAS,
+)
 from protocol.error_codes import ErrorCode
 from protocol.messages.alter_partition_reassignments_request import (
     AlterPartitionReassignmentsRequest,
@@ -42,11 +51,7 @@ from protocol.messages.alter_replica_log_dirs_request import (
     AlterReplicaLogDirTopic,
 )
 from protocol.messages.describe_log_dirs_request import DescribableLogDirTopic, DescribeLogDirsRequest
-from protocol.messages.incremental_alter_configs_request import (
-    AlterableConfig,
-    AlterConfigsResource,
-    IncrementalAlterConfigsRequest,
-)
+from protocol.messages.incremental_alter_configs_request import AlterableConfig
 from protocol.messages.list_partition_reassignments_request import ListPartitionReassignmentsRequest
 
 Partition = tuple[str, int]
@@ -54,14 +59,7 @@ Partition = tuple[str, int]
 Replica = tuple[str, int, int]
 
 ANY_LOG_DIR = "any"
-TOPIC_RESOURCE, BROKER_RESOURCE = 2, 4
-SET, DELETE = 0, 1
-LEADER_RATE = "leader.replication.throttled.rate"
-FOLLOWER_RATE = "follower.replication.throttled.rate"
-LOG_DIRS_RATE = "replica.alter.log.dirs.io.max.bytes.per.second"
-LEADER_REPLICAS = "leader.replication.throttled.replicas"
-FOLLOWER_REPLICAS = "follower.replication.throttled.replicas"
-BROKER_LEVEL_THROTTLES = (LEADER_RATE, FOLLOWER_RATE, LOG_DIRS_RATE)
+BROKER_LEVEL_THROTTLES = (LEADER_RATE, FOLLOWER_RATE, ALTER_LOG_DIRS_RATE)
 TOPIC_LEVEL_THROTTLES = (LEADER_REPLICAS, FOLLOWER_REPLICAS)
 ACTIONS = ("generate", "execute", "verify", "cancel", "list")
 CANNOT_EXECUTE_BECAUSE_OF_EXISTING = (
@@ -209,6 +207,12 @@ def _java_list(items: list[Any]) -> str:
     return "[" + ", ".join(str(i) for i in items) + "]"
 
 
+def _by_broker(replica: Replica) -> tuple[int, str, int]:
+    """Kafka's order of replicas: by broker, then topic and partition."""
+    topic, partition, broker = replica
+    return broker, topic, partition
+
+
 def _tp(partition: Partition) -> str:
     return f"{partition[0]}-{partition[1]}"
 
@@ -241,28 +245,10 @@ def _assignment(client: KafkaClient, topics: set[str]) -> dict[Partition, list[i
     return current
 
 
-ConfigOp = tuple[str, str | None, int]
-
-
-def _alter_configs(client: KafkaClient, resources: list[tuple[int, str, list[ConfigOp]]]) -> None:
-    """IncrementalAlterConfigs: a broker's resource to that broker, topics to any broker."""
-    topics = [
-        AlterConfigsResource(kind, name, _ops(ops)) for kind, name, ops in resources if kind == TOPIC_RESOURCE
-    ]
-    targets: list[tuple[NodeConnection, list[AlterConfigsResource]]] = []
-    if topics:
-        targets.append((client.any, topics))
-    for kind, name, ops in resources:
-        if kind == BROKER_RESOURCE:
-            targets.append((client.node(int(name)), [AlterConfigsResource(kind, name, _ops(ops))]))
-    for connection, batch in targets:
-        response = connection.call(IncrementalAlterConfigsRequest(resources=batch))
-        for result in response.responses:
-            check_error(result.error_code, result.error_message, result.resource_name)
-
-
-def _ops(ops: list[ConfigOp]) -> list[AlterableConfig]:
-    return [AlterableConfig(name, op, value) for name, value, op in ops]
+def _set_configs(client: KafkaClient, entity_type: str, name: str, values: Mapping[str, str | None]) -> None:
+    """Set (or, for None, delete) dynamic configs of one topic or broker."""
+    ops = [AlterableConfig(key, DELETE if value is None else SET, value) for key, value in values.items()]
+    incremental_alter(client, entity_type, name, ops, subject=name)
 
 
 # -- --list ----------------------------------------------------------------------------------------
@@ -369,9 +355,9 @@ def _execute(client: KafkaClient, args: argparse.Namespace) -> None:
         if args.throttle >= 0:
             _set_reassignment_throttle(client, _moves(ongoing, proposed, current), args.throttle)
         if args.replica_alter_log_dirs_throttle >= 0:
-            movers = sorted({broker for _, _, broker in dirs})
             rate = str(args.replica_alter_log_dirs_throttle)
-            _alter_configs(client, [(BROKER_RESOURCE, str(b), [(LOG_DIRS_RATE, rate, SET)]) for b in movers])
+            for broker in sorted({broker for _, _, broker in dirs}):
+                _set_configs(client, "brokers", str(broker), {ALTER_LOG_DIRS_RATE: rate})
             print(
                 f"The replica-alter-dir throttle limit was set to {args.replica_alter_log_dirs_throttle} B/s"
             )
@@ -439,25 +425,14 @@ def _set_reassignment_throttle(
         leaders.setdefault(topic, set()).update(f"{partition}:{b}" for b in sources)
         followers.setdefault(topic, set()).update(f"{partition}:{b}" for b in destinations - sources)
         brokers |= sources | destinations
-    topics: list[tuple[int, str, list[ConfigOp]]] = [
-        (
-            TOPIC_RESOURCE,
-            topic,
-            [
-                (LEADER_REPLICAS, ",".join(sorted(leaders[topic])), SET),
-                (FOLLOWER_REPLICAS, ",".join(sorted(followers[topic])), SET),
-            ],
-        )
-        for topic in sorted(leaders)
-    ]
-    _alter_configs(client, topics)
-    _alter_configs(
-        client,
-        [
-            (BROKER_RESOURCE, str(b), [(LEADER_RATE, str(rate), SET), (FOLLOWER_RATE, str(rate), SET)])
-            for b in sorted(brokers)
-        ],
-    )
+    for topic in sorted(leaders):
+        throttled = {
+            LEADER_REPLICAS: ",".join(sorted(leaders[topic])),
+            FOLLOWER_REPLICAS: ",".join(sorted(followers[topic])),
+        }
+        _set_configs(client, "topics", topic, throttled)
+    for broker in sorted(brokers):
+        _set_configs(client, "brokers", str(broker), {LEADER_RATE: str(rate), FOLLOWER_RATE: str(rate)})
     print(f"The inter-broker throttle limit was set to {rate} B/s")
 
 
@@ -486,7 +461,7 @@ def _execute_moves(client: KafkaClient, dirs: dict[Replica, str], timeout_ms: in
     pending = dict(dirs)
     deadline = time.monotonic() + timeout_ms / 1000
     while pending:
-        for replica in sorted(_alter_log_dirs(client, pending), key=lambda r: (r[2], r[0], r[1])):
+        for replica in sorted(_alter_log_dirs(client, pending), key=_by_broker):
             topic, partition, broker = replica
             print(
                 f"Successfully started moving log directory to {pending.pop(replica)} for replica "
@@ -494,7 +469,7 @@ def _execute_moves(client: KafkaClient, dirs: dict[Replica, str], timeout_ms: in
             )
         if pending and time.monotonic() >= deadline:
             plural = "" if len(pending) == 1 else "s"
-            names = ",".join(f"{t}-{p}-{b}" for t, p, b in sorted(pending, key=lambda r: (r[2], r[0], r[1])))
+            names = ",".join(f"{t}-{p}-{b}" for t, p, b in sorted(pending, key=_by_broker))
             raise CliError(f"Timed out before log directory move{plural} could be started for: {names}")
         if pending:
             time.sleep(0.1)
@@ -549,19 +524,23 @@ def _verify(client: KafkaClient, args: argparse.Namespace) -> None:
     moves_ongoing = False
     if dirs:
         states = _move_states(client, dirs)
-        moves_ongoing = any(state == "active" for state, _ in states.values())
-        print(
-            "\n".join(
-                text for _, text in (states[r] for r in sorted(states, key=lambda r: (r[2], r[0], r[1])))
-            )
-        )
+        moves_ongoing = any(move.state == "active" for move in states.values())
+        print("\n".join(states[r].line for r in sorted(states, key=_by_broker)))
     if not ongoing and not moves_ongoing and not args.preserve_throttles:
         _clear_throttles(client, targets)
 
 
-def _move_states(client: KafkaClient, dirs: dict[Replica, str]) -> dict[Replica, tuple[str, str]]:
-    """Each log dir move: (state, Kafka's line for it), from DescribeLogDirs of its broker."""
-    states: dict[Replica, tuple[str, str]] = {}
+class MoveState(NamedTuple):
+    """A log dir move as --verify reports it."""
+
+    state: str  # missing, done, cancelled or active
+    line: str  # Kafka's line for it
+    current_dir: str | None  # where the replica lives now (None: missing)
+
+
+def _move_states(client: KafkaClient, dirs: dict[Replica, str]) -> dict[Replica, MoveState]:
+    """Each log dir move's state, from DescribeLogDirs of its broker."""
+    states: dict[Replica, MoveState] = {}
     for broker in sorted({b for _, _, b in dirs}):
         mine = {r: d for r, d in dirs.items() if r[2] == broker}
         topics: dict[str, list[int]] = {}
@@ -578,37 +557,27 @@ def _move_states(client: KafkaClient, dirs: dict[Replica, str]) -> dict[Replica,
             for topic in result.topics:
                 for p in topic.partitions:
                     (future if p.is_future_key else current)[(topic.name, p.partition_index)] = result.log_dir
-        for (topic, partition, b), target in mine.items():
-            name = f"{topic}-{partition}"
-            replica_name = f"{topic}-{partition}-{b}"
-            here, moving_to = current.get((topic, partition)), future.get((topic, partition))
-            if here is None:
-                states[(topic, partition, b)] = (
-                    "missing",
-                    f"Partition {name} cannot be found in any live log directory on broker {b}.",
-                )
-            elif moving_to is None and here == target:
-                states[(topic, partition, b)] = (
-                    "done",
-                    f"Reassignment of replica {replica_name} completed successfully.",
-                )
-            elif moving_to is None:
-                states[(topic, partition, b)] = (
-                    "cancelled",
-                    f"Partition {name} on broker {b} is not being moved from log dir {here} to {target}.",
-                )
-            elif moving_to == target:
-                states[(topic, partition, b)] = (
-                    "active",
-                    f"Reassignment of replica {replica_name} is still in progress.",
-                )
-            else:
-                states[(topic, partition, b)] = (
-                    "active",
-                    f"Partition {name} on broker {b} is being moved to log dir {moving_to} "
-                    f"instead of {target}.",
-                )
+        for replica, target in mine.items():
+            states[replica] = _move_state(replica, target, current.get(replica[:2]), future.get(replica[:2]))
     return states
+
+
+def _move_state(replica: Replica, target: str, here: str | None, moving_to: str | None) -> MoveState:
+    topic, partition, broker = replica
+    name = f"{topic}-{partition}"
+    if here is None:
+        return MoveState(
+            "missing", f"Partition {name} cannot be found in any live log directory on broker {broker}.", None
+        )
+    if moving_to is None and here == target:
+        return MoveState("done", f"Reassignment of replica {name}-{broker} completed successfully.", here)
+    if moving_to is None:
+        line = f"Partition {name} on broker {broker} is not being moved from log dir {here} to {target}."
+        return MoveState("cancelled", line, here)
+    if moving_to == target:
+        return MoveState("active", f"Reassignment of replica {name}-{broker} is still in progress.", here)
+    line = f"Partition {name} on broker {broker} is being moved to log dir {moving_to} instead of {target}."
+    return MoveState("active", line, here)
 
 
 def _clear_throttles(client: KafkaClient, targets: list[tuple[Partition, list[int]]]) -> None:
@@ -617,19 +586,12 @@ def _clear_throttles(client: KafkaClient, targets: list[tuple[Partition, list[in
     print(
         f"Clearing broker-level throttles on broker{'' if len(brokers) == 1 else 's'} {_csv(sorted(brokers))}"
     )
-    _alter_configs(
-        client,
-        [
-            (BROKER_RESOURCE, str(b), [(name, None, DELETE) for name in BROKER_LEVEL_THROTTLES])
-            for b in sorted(brokers)
-        ],
-    )
+    for broker in sorted(brokers):
+        _set_configs(client, "brokers", str(broker), dict.fromkeys(BROKER_LEVEL_THROTTLES))
     topics = sorted({t for (t, _), _ in targets})
     print(f"Clearing topic-level throttles on topic{'' if len(topics) == 1 else 's'} {','.join(topics)}")
-    _alter_configs(
-        client,
-        [(TOPIC_RESOURCE, t, [(name, None, DELETE) for name in TOPIC_LEVEL_THROTTLES]) for t in topics],
-    )
+    for topic in topics:
+        _set_configs(client, "topics", topic, dict.fromkeys(TOPIC_LEVEL_THROTTLES))
 
 
 def _cancel(client: KafkaClient, args: argparse.Namespace) -> None:
@@ -653,28 +615,15 @@ def _cancel(client: KafkaClient, args: argparse.Namespace) -> None:
         print("None of the specified partition reassignments are active.")
     moving: dict[Replica, str] = {}
     if dirs:
-        for replica, (state, _) in _move_states(client, dirs).items():
-            if state == "active":
-                moving[replica] = _current_dir(client, replica)
+        for replica, move in _move_states(client, dirs).items():
+            if move.state == "active" and move.current_dir is not None:
+                moving[replica] = move.current_dir
     if moving:
         _execute_moves(client, moving, args.timeout)
     else:
         print("None of the specified partition moves are active.")
     if not args.preserve_throttles:
         _clear_throttles(client, targets)
-
-
-def _current_dir(client: KafkaClient, replica: Replica) -> str:
-    topic, partition, broker = replica
-    response = client.node(broker).call(
-        DescribeLogDirsRequest(topics=[DescribableLogDirTopic(topic, [partition])])
-    )
-    for result in response.results:
-        for t in result.topics:
-            for p in t.partitions:
-                if not p.is_future_key and t.name == topic and p.partition_index == partition:
-                    return str(result.log_dir)
-    raise CliError(f"Error: {topic}-{partition} has no current log dir on broker {broker}")
 
 
 _ACTION_RUNNERS = {

@@ -20,12 +20,12 @@ Authorization (an authorizer configured): ALTER on the cluster (CLUSTER_AUTHORIZ
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Coroutine, Mapping
+from typing import TYPE_CHECKING
 
 from broker.cluster.controller import ElectionOutcomeFor, ElectionType
 from broker.cluster.controller_driver import NotControllerError
+from broker.cluster.zk_admin import await_cache
 from broker.handlers.base import Handler, RequestContext
 from broker.security.authz import Op, require_cluster
 from broker.types import TopicPartition
@@ -36,6 +36,9 @@ from protocol.messages.elect_leaders_response import (
     PartitionResult,
     ReplicaElectionResult,
 )
+
+if TYPE_CHECKING:
+    from broker.cluster.metadata_cache import MetadataCache
 
 API_KEY = 43
 
@@ -88,28 +91,16 @@ async def _until_shown(
 ) -> None:
     """Wait until the metadata cache names each elected leader (woken by its updates); those
     still waiting at ``timeout_ms`` become REQUEST_TIMED_OUT."""
-    cache = ctx.broker.metadata_cache
     waiting = {tp: o.leader for tp, o in outcomes.items() if o.error is ErrorCode.NONE}
 
-    def shown() -> bool:
+    def shown(cache: MetadataCache) -> bool:
         for tp, leader in list(waiting.items()):
             cached = cache.partition(tp)
             if cached is not None and cached.leader == leader:
                 del waiting[tp]
         return not waiting
 
-    if shown():
-        return
-    changed = asyncio.Event()
-    cache.add_listener(changed.set)
-    try:
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(max(timeout_ms, 0) / 1000):
-                while not shown():
-                    await changed.wait()
-                    changed.clear()
-    finally:
-        cache.remove_listener(changed.set)
+    await await_cache(ctx.broker.metadata_cache, shown, timeout_ms / 1000)
     for tp in waiting:
         outcomes[tp] = ElectionOutcomeFor(ErrorCode.REQUEST_TIMED_OUT)
 

@@ -58,7 +58,7 @@ import asyncio
 import logging
 import uuid
 from collections.abc import Awaitable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
@@ -85,6 +85,7 @@ from storage.fast_dataclass import dataclass
 
 if TYPE_CHECKING:
     from broker.replica.fetch_session_cache import FetchSessionCache, SessionContext
+    from broker.replica.replication_quota import ReplicationQuota
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +182,8 @@ def _finish(
     """The final response, as its fetch session has it (KIP-227, :mod:`fetch_session_cache`)."""
     if replica_id_of(request, ctx.version) < 0:
         _count_bytes_out(ctx, response, targets)
+    elif (throttle := _leader_throttle(ctx)) is not None:
+        _record_throttled_bytes(throttle, response, targets)
     if session is None:
         return response
     return _sessions(ctx).finish(session, response, ctx.broker.clock.milliseconds())
@@ -193,10 +196,34 @@ def _count_bytes_out(ctx: RequestContext, response: FetchResponse, targets: list
     stats = ctx.broker.stats
     answered = (p for topic in response.responses for p in topic.partitions)
     for target, data in zip(targets, answered, strict=False):
-        records = data.records
-        size = records.length if isinstance(records, FileSlice) else len(records) if records else 0
-        if size:
+        if size := _records_size(data.records):
             stats.fetched(target.topic, size)
+
+
+def _leader_throttle(ctx: RequestContext) -> ReplicationQuota | None:
+    """The leader's replication throttle, when a rate is set."""
+    throttle = ctx.broker.replica_manager.replication_quotas.leader
+    return throttle if throttle.active else None
+
+
+def _record_throttled_bytes(
+    throttle: ReplicationQuota, response: FetchResponse, targets: list[_Target]
+) -> None:
+    """Kafka's sizeOfThrottledPartitions, recorded once per answer to a follower: the record
+    bytes of its throttled partitions (in-sync followers' too, so the total stays bounded)."""
+    answered = (p for topic in response.responses for p in topic.partitions)
+    size = sum(
+        _records_size(data.records)
+        for target, data in zip(targets, answered, strict=False)
+        if target.partition is not None and throttle.is_throttled(target.partition.tp)
+    )
+    throttle.record(size)
+
+
+def _records_size(records: Any) -> int:
+    if isinstance(records, FileSlice):
+        return records.length
+    return len(records) if records else 0
 
 
 def _find_divergence(targets: list[_Target]) -> None:
@@ -339,10 +366,7 @@ def _read_all(
     follower = replica_id >= 0
     committed = not follower and version >= 4 and request.isolation_level == READ_COMMITTED
     # Reassignment throttle (Kafka's shouldLeaderThrottle): None unless a leader rate is set.
-    throttle = ctx.broker.replica_manager.replication_quotas.leader if follower else None
-    if throttle is not None and not throttle.active:
-        throttle = None
-    throttled_bytes = 0
+    throttle = _leader_throttle(ctx) if follower else None
     legacy_magic = 0 if version <= 1 else (1 if version <= 3 else 2)
     total = 0
     errors = False
@@ -416,21 +440,19 @@ def _read_all(
             # fetch session, read on every fetch and every wake of a long poll).
             current.partitions.append(data)
             continue
-        limit = min(p.partition_max_bytes, budget)
-        throttled = throttle is not None and throttle.is_throttled(partition.tp)
         if (
             throttle is not None
-            and throttled
             and replica_id not in partition.state.isr
+            and throttle.is_throttled(partition.tp)
             and throttle.is_exceeded()
         ):
-            limit, min_one_here = 0, False  # answered without records until the rate falls
-        else:
-            min_one_here = min_one
-        if limit > 0 or min_one_here:
+            current.partitions.append(data)  # no records for it until the rate falls
+            continue
+        limit = min(p.partition_max_bytes, budget)
+        if limit > 0 or min_one:
             max_offset = None if follower else end
             try:
-                result = partition.log.read(p.fetch_offset, max(limit, 0), max_offset, min_one_here)
+                result = partition.log.read(p.fetch_offset, max(limit, 0), max_offset, min_one)
             except OffsetOutOfRangeError:
                 errors = True
                 data.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
@@ -454,8 +476,6 @@ def _read_all(
                     continue
             if result.slice is not None:
                 size = result.slice.length
-                if throttled:
-                    throttled_bytes += size
                 total += size
                 budget -= size
                 min_one = False
@@ -472,8 +492,6 @@ def _read_all(
                         continue
                     data.records = converted
         current.partitions.append(data)
-    if throttle is not None and throttled_bytes:
-        throttle.record(throttled_bytes)
     response = FetchResponse(throttle_time_ms=0, error_code=0, session_id=0, responses=topics)
     if errors and version >= 16:
         response.node_endpoints = _leader_hints(ctx, targets, topics)

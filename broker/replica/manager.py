@@ -108,7 +108,7 @@ class ReplicaManager:
         self.disk: DiskRunner | None = None
         #: Committed ISR shrinks and expands of the partitions led here (metrics).
         self.isr_changes = IsrChangeCounts()
-        #: Replication throttles (unbounded until configured; the broker sets the overrides lookup).
+        #: Replication throttles (unbounded until configured; the broker's read the topic overrides).
         self.replication_quotas = ReplicationQuotas(local_id)
 
     def add_txn_marker_listener(self, listener: TxnMarkerListener) -> None:

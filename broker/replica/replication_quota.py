@@ -160,8 +160,7 @@ class ReplicationQuotas:
     def __init__(
         self, broker_id: int, overrides_of: Callable[[str], Mapping[str, str]] | None = None
     ) -> None:
-        no_overrides: Callable[[str], Mapping[str, str]] = lambda topic: {}  # noqa: E731
-        lookup = overrides_of or no_overrides
+        lookup = overrides_of or _no_overrides
         self.leader = ReplicationQuota(LEADER_REPLICAS, broker_id, lookup)
         self.follower = ReplicationQuota(FOLLOWER_REPLICAS, broker_id, lookup)
         self.alter_log_dirs = ReplicationQuota(None, broker_id, lookup)
@@ -177,6 +176,10 @@ class ReplicationQuotas:
         self.leader.update(_bound(config, LEADER_RATE), samples, window_ms)
         self.follower.update(_bound(config, FOLLOWER_RATE), samples, window_ms)
         self.alter_log_dirs.update(_bound(config, ALTER_LOG_DIRS_RATE), move_samples, move_window_ms)
+
+
+def _no_overrides(topic: str) -> Mapping[str, str]:
+    return {}
 
 
 def _bound(config: BrokerConfig, name: str) -> int:
