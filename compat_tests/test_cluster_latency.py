@@ -46,6 +46,13 @@ async def _parked_poll_then_produce(cluster: BrokerCluster, topic: str, leader: 
             max_bytes=1 << 20,
             topics=[FetchTopic(topic, partitions=[FetchPartition(0, -1, 0, -1, -1, 1 << 20)])],
         )
+        # Metadata from any broker can name the leader before the leader has applied its
+        # LeaderAndIsr (UNKNOWN_TOPIC_OR_PARTITION then, as Kafka answers): wait until it serves.
+        probe = FetchRequest(replica_id=-1, max_wait_ms=0, min_bytes=0, max_bytes=1 << 20, topics=poll.topics)
+        deadline = time.monotonic() + ANSWER_WITHIN
+        while (code := _partition_data((await consumer.request(probe, version=11)).body).error_code) != 0:
+            assert time.monotonic() < deadline, f"the leader still answers error {code} to a fetch"
+            await asyncio.sleep(0.05)
         polling = asyncio.ensure_future(consumer.request(poll, version=11))
         # Give the poll time to park on the leader before the record exists (the path under test);
         # the assertions below hold either way, so this pause decides no outcome.
