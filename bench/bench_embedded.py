@@ -377,7 +377,7 @@ def ms(values: list[float]) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--cycles", type=int, default=100)
+    parser.add_argument("--cycles", type=int, default=100, help="0 skips the leak cycles")
     parser.add_argument("--messages", type=int, default=10000)
     parser.add_argument("--cluster-runs", type=int, default=3)
     parser.add_argument("--cold-child", action="store_true", help=argparse.SUPPRESS)
@@ -416,11 +416,12 @@ def main() -> None:
     print("\nembedded, warm, first consumer group (subscribe: __consumer_offsets created, join, sync)")
     print(f"  embedded() -> round trip          {ms(group['round_trip'])}")
     print(f"  stop                              {ms(group['stop'])}")
-    leak = leaks(args.cycles)
-    each = leak["per_cycle_ms"]
-    print(f"\n{args.cycles} start/create/produce/stop cycles in one process ({each:.1f} ms each)")
-    for key in ("threads", "fds", "rss_mib"):
-        print(f"  {key:8} before {leak['before'][key]:8.1f}   after {leak['after'][key]:8.1f}")
+    if args.cycles:
+        leak = leaks(args.cycles)
+        each = leak["per_cycle_ms"]
+        print(f"\n{args.cycles} start/create/produce/stop cycles in one process ({each:.1f} ms each)")
+        for key in ("threads", "fds", "rss_mib"):
+            print(f"  {key:8} before {leak['before'][key]:8.1f}   after {leak['after'][key]:8.1f}")
     if args.cluster_runs:
         figures = cluster(args.cluster_runs)
         print("\nembedded cluster of 3 brokers on one ZooKeeper (topic of replication factor 3)")

@@ -299,16 +299,17 @@ def spread(bootstrap: str, topic: str, count: int) -> None:
     _emit(msgs=count, partitions=partitions, seconds=elapsed, rate=count / elapsed)
 
 
-def replication_lag(bootstrap: str, topic: str, rate: int, seconds: float) -> None:
+def replication_lag(bootstrap: str, topic: str, rate: int, seconds: float, linger_ms: str = "0") -> None:
     """Replication lag as a client can see it: ``rate`` msg/s produced with acks=1 (acknowledged
     after the leader's own append), and a consumer on the leader, which reads only below the high
     watermark, i.e. what every ISR member has and the leader knows it has. Per record: the
     consumer's receipt time minus the producer's acknowledgement time (same process clock)."""
     from confluent_kafka import Consumer, Producer, TopicPartition
 
-    producer = Producer(
-        {"bootstrap.servers": bootstrap, "acks": 1, "linger.ms": 0, "enable.idempotence": False}
-    )
+    settings: dict[str, object] = {"bootstrap.servers": bootstrap, "acks": 1, "enable.idempotence": False}
+    if linger_ms != "default":
+        settings["linger.ms"] = int(linger_ms)
+    producer = Producer(settings)
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-replication-lag", "enable.auto.commit": False}
     )
@@ -333,19 +334,29 @@ def replication_lag(bootstrap: str, topic: str, rate: int, seconds: float) -> No
         if err is None:
             acked[(msg.partition(), msg.offset())] = time.perf_counter()
 
+    def serve_acks() -> None:
+        # A thread of its own waits for acknowledgements, so each is timed when it arrives; the
+        # sender sleeps between records (confluent-kafka rounds a poll timeout down to whole
+        # milliseconds: pacing with poll() spun, taking most of a core from the brokers).
+        while not done.is_set():
+            producer.poll(0.05)
+
     receiver = threading.Thread(target=receive)
     receiver.start()
+    acks = threading.Thread(target=serve_acks)
+    acks.start()
     interval = 1.0 / rate
     start = time.perf_counter()
     for i in range(total):
         target = start + i * interval
-        while (now := time.perf_counter()) < target:
-            producer.poll(min(0.0005, target - now))
+        pause = target - time.perf_counter()
+        if pause > 0:
+            time.sleep(pause)
         producer.produce(topic, PAYLOAD, partition=partitions[i % len(partitions)], on_delivery=on_ack)
-        producer.poll(0)
     producer.flush(30)
     receiver.join(timeout=30)
     done.set()
+    acks.join(timeout=5)
     consumer.close()
     # A record can reach the consumer before its acknowledgement is delivered to this process
     # (both are callbacks): that shows as a negative lag, counted as 0.
@@ -375,7 +386,7 @@ def main(argv: list[str]) -> None:
     elif kind == "spread":
         spread(bootstrap, topic, int(rest[0]))
     elif kind == "replication-lag":
-        replication_lag(bootstrap, topic, int(rest[0]), float(rest[1]))
+        replication_lag(bootstrap, topic, int(rest[0]), float(rest[1]), *rest[2:3])
     else:
         raise SystemExit(f"unknown workload {kind}")
 
