@@ -13,6 +13,8 @@ is read, and the response holds only those with something new: records, a change
 watermark or log start offset, an error, a diverging epoch or a preferred read replica. Those
 move to the end of the session's order (the next reads start with the others, for fairness). An
 unknown session is FETCH_SESSION_ID_NOT_FOUND; a wrong epoch INVALID_FETCH_SESSION_EPOCH.
+A follower's session on the leader skips the read of its quiet partitions (the ``quiet`` test
+of :meth:`FetchSessionCache.open`, from the fetch handler), which would answer nothing.
 
 Partitions are keyed as the request names them: by topic name below v13, by topic id from v13.
 Pure: no I/O; the fetch handler drives it.
@@ -22,7 +24,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from protocol.error_codes import ErrorCode
 from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
@@ -48,6 +51,9 @@ class CachedPartition:
     request: FetchPartition
     high_watermark: int = -1
     log_start_offset: int = -1
+    #: The replica the last read of it resolved to (a follower session's quiet test; the fetch
+    #: handler sets it, this module never looks inside).
+    partition: Any = None
 
     def must_respond(self, data: PartitionData) -> bool:
         """Kafka's CachedPartition.maybeUpdateResponseData: whether an incremental response must
@@ -92,6 +98,10 @@ class SessionContext:
     error: ErrorCode = ErrorCode.NONE
     #: The request's partitions, for a new session.
     requested: list[tuple[str, uuid.UUID, FetchPartition]] = field(default_factory=list)
+    #: An incremental fetch with a quiet test: the partitions it reads, in the order of the
+    #: request's ``topics``, and those left out as quiet (watched by a long poll, not read).
+    active: list[CachedPartition] = field(default_factory=list)
+    quiet: list[CachedPartition] = field(default_factory=list)
 
 
 class FetchSessionCache:
@@ -113,9 +123,21 @@ class FetchSessionCache:
     def remove(self, session_id: int) -> None:
         self._sessions.pop(session_id, None)
 
-    def open(self, request: FetchRequest, version: int, privileged: bool, now_ms: int) -> SessionContext:
+    def open(
+        self,
+        request: FetchRequest,
+        version: int,
+        privileged: bool,
+        now_ms: int,
+        quiet: Callable[[CachedPartition], bool] | None = None,
+    ) -> SessionContext:
         """Kafka's FetchManager.newContext. An incremental request's ``topics`` are replaced by
-        the session's partitions (updated by the request), which is what the fetch then reads."""
+        the session's partitions (updated by the request), which is what the fetch then reads.
+
+        ``quiet`` (the leader's test for a follower's session) leaves out of that read each
+        partition the request does not name for which it returns True: one whose read could
+        answer nothing (Kafka reads every partition of the session and drops those from the
+        answer; Brook skips the read). They are in the context's ``quiet``."""
         by_id = version >= 13
         if version < 7 or request.session_epoch in (INITIAL_EPOCH, FINAL_EPOCH):
             if request.session_id != NO_SESSION:
@@ -132,9 +154,11 @@ class FetchSessionCache:
         if session.epoch != request.session_epoch:
             error = ErrorCode.INVALID_FETCH_SESSION_EPOCH
             return SessionContext("incremental", by_id, privileged, error=error)
+        named: set[Key] = set()
         for topic in request.topics:
             for p in topic.partitions:
                 key = _key(topic.topic, topic.topic_id, p.partition, by_id)
+                named.add(key)
                 cached = session.partitions.get(key)
                 if cached is None:
                     session.partitions[key] = CachedPartition(topic.topic, topic.topic_id, p)
@@ -145,9 +169,18 @@ class FetchSessionCache:
                 session.partitions.pop(_key(forgotten.topic, forgotten.topic_id, index, by_id), None)
         session.next_epoch()
         session.last_used_ms = now_ms
-        request.topics = _as_topics(session.partitions.values(), by_id)
         request.forgotten_topics_data = []
-        return SessionContext("incremental", by_id, privileged, session=session)
+        context = SessionContext("incremental", by_id, privileged, session=session)
+        if quiet is None:
+            request.topics = _as_topics(session.partitions.values(), by_id)
+            return context
+        for key, cached in session.partitions.items():
+            if key not in named and quiet(cached):
+                context.quiet.append(cached)
+            else:
+                context.active.append(cached)
+        request.topics = _as_topics(context.active, by_id)
+        return context
 
     def finish(self, context: SessionContext, response: FetchResponse, now_ms: int) -> FetchResponse:
         """The response as the session has it: a new session made (its id answered), or an
