@@ -146,6 +146,8 @@ def request_counts(metrics_ports: list[int]) -> dict[str, int]:
 
 
 def requests_per_message(before: dict[str, int], after: dict[str, int], messages: int) -> dict[str, float]:
+    if not after:
+        return {}  # --no-metrics: nothing counted
     names = ("Produce", "FetchFollower", "FetchConsumer")
     return {name: (after.get(name, 0) - before.get(name, 0)) / max(1, messages) for name in names}
 
@@ -283,6 +285,8 @@ def main(args: argparse.Namespace) -> None:
         metrics_ports: list[int] = []
         for broker_id, rack in zip(cluster.ids, "abc", strict=False):
             cluster.brokers[broker_id].overrides["broker.rack"] = rack
+            if args.no_metrics:
+                continue
             # Request counts per api (printed with the latency and lag figures).
             metrics_ports.append(free_port())
             cluster.brokers[broker_id].overrides["brook.metrics.listener"] = (
@@ -425,7 +429,7 @@ def cpu_per_message(result: dict[str, Any]) -> str:
     requests the cluster answered per message by kind when they were counted, and how busy the
     whole machine was (brokers, ZooKeeper and the client share its cores)."""
     text = f"{result['broker_cpu_s'] / max(1, result['sent']) * 1e6:.0f} us"
-    if "requests" in result:
+    if result.get("requests"):
         text += " and requests " + ", ".join(f"{k} {v:.2f}" for k, v in result["requests"].items())
     text += " per message"
     if "machine_busy" in result:
@@ -502,6 +506,11 @@ if __name__ == "__main__":
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--session-timeout-ms", type=int, default=6000)
     parser.add_argument("--fetch-session-slots", type=int, default=1000)
+    parser.add_argument(
+        "--no-metrics",
+        action="store_true",
+        help="brokers without the Prometheus listener (no request counts): what the metrics cost",
+    )
     parser.add_argument(
         "--only",
         default=",".join(sorted(FIGURES)),

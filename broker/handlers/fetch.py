@@ -202,7 +202,9 @@ def _quiet_test(
         leo = cached.request.fetch_offset
         if state is None or state.log_end_offset != leo:
             return False
-        partition.update_follower_fetch_state(replica, leo, cached.request.log_start_offset, leo, now_ms)
+        # update_follower_fetch_state without what cannot happen here: the follower is in the
+        # ISR and its log end does not move, so neither the ISR nor the HW can change.
+        state.record_fetch(leo, cached.request.log_start_offset, now_ms, leo)
         return True
 
     return quiet
