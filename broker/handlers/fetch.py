@@ -309,6 +309,8 @@ def _choose_read_replicas(ctx: RequestContext, client_rack: str, targets: list[_
     """KIP-392 on the leader: where ``replica.selector.class`` prefers a follower for this
     consumer, the partition is answered with ``preferred_read_replica`` and no records."""
     replicas = ctx.broker.replica_manager
+    if not client_rack and getattr(replicas.replica_selector, "picks_leader_without_rack", False):
+        return  # no replica views to build per partition for what would be the leader anyway
     now_ms = ctx.broker.clock.milliseconds()
     listener = ctx.conn.listener
     for target in targets:

@@ -43,6 +43,9 @@ class RackAwareReplicaSelector:
     highest broker id, as Kafka's ReplicaView.comparator); the leader when no replica is there or
     the client names no rack."""
 
+    #: A consumer naming no rack reads from the leader: the fetch handler asks nothing then.
+    picks_leader_without_rack = True
+
     def select(self, client_rack: str, replicas: Iterable[ReplicaView], leader: ReplicaView) -> ReplicaView:
         if not client_rack:
             return leader
