@@ -268,6 +268,8 @@ class ReplicaFetcher:
         self.fetcher_id = fetcher_id
         self.settings = manager.settings
         self.partitions: dict[TopicPartition, PartitionFetchState] = {}
+        #: Topic id -> name of every partition added (an answer by id names no topic).
+        self._topic_names: dict[uuid.UUID, str] = {}
         self.session = FetchSession()
         #: The Fetch version the session was made with (a change of version starts a new one).
         self._session_version = FETCH_VERSION
@@ -292,6 +294,9 @@ class ReplicaFetcher:
 
     def add(self, tp: TopicPartition, state: PartitionFetchState) -> None:
         self.partitions[tp] = state
+        if state.topic_id is not None:
+            # A topic id names one topic for its whole life: kept, never stale.
+            self._topic_names[state.topic_id] = tp.topic
         self._changed.set()
 
     def remove(self, partitions: set[TopicPartition]) -> None:
@@ -338,16 +343,19 @@ class ReplicaFetcher:
     async def _once(self) -> None:
         loop = asyncio.get_running_loop()
         now = loop.time()
-        ready = [tp for tp, s in self.partitions.items() if s.delayed_until <= now]
-        if not ready:
+        fetching: list[TopicPartition] = []
+        truncating: list[TopicPartition] = []
+        for tp, s in self.partitions.items():  # one pass: every fetch turn visits each partition
+            if s.delayed_until <= now:
+                (truncating if s.truncating else fetching).append(tp)
+        if not fetching and not truncating:
             await self._wait_for_change(self._next_ready(now) - now)
             return
-        truncating = [tp for tp in ready if self.partitions[tp].truncating]
         try:
             if truncating:
                 await self._truncate(truncating)
                 return
-            await self._fetch([tp for tp in ready if not self.partitions[tp].truncating])
+            await self._fetch(fetching)
         except ClientError as exc:
             self.stats.errors += 1
             self.session.reset()
@@ -575,9 +583,12 @@ class ReplicaFetcher:
             self._back_off_all()
             return
         # An incremental answer may carry partitions the request did not name: every fetched one.
-        names = {state.topic_id: tp.topic for tp, (state, _) in sent.items() if state.topic_id is not None}
+        names = self._topic_names
         for topic in response.responses:
-            name = names.get(topic.topic_id, "") if version >= 13 else topic.topic
+            known = topic.topic if version < 13 else names.get(topic.topic_id)
+            if known is None:  # a state not added by add()
+                known = next((tp.topic for tp, (st, _) in sent.items() if st.topic_id == topic.topic_id), "")
+            name = known
             for data in topic.partitions:
                 tp = TopicPartition(name, data.partition_index)
                 asked = sent.get(tp)
