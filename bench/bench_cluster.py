@@ -152,6 +152,20 @@ def requests_per_message(before: dict[str, int], after: dict[str, int], messages
     return {name: (after.get(name, 0) - before.get(name, 0)) / max(1, messages) for name in names}
 
 
+def paced(
+    args: argparse.Namespace, cluster: BrokerCluster, metrics_ports: list[int], topic: str, linger: str
+) -> dict[str, Any]:
+    """The ``latency`` or ``lag`` workload (named by its topic) at ``--rate`` on the cluster, with
+    the brokers' CPU, how busy the machine was, and the requests per message by kind."""
+    kind = "latency" if topic == "latency" else "replication-lag"
+    before, counted, busy = cluster_cpu(cluster), request_counts(metrics_ports), machine_jiffies()
+    result = workload(kind, cluster.bootstrap, topic, args.rate, args.seconds, linger)
+    result["broker_cpu_s"] = cluster_cpu(cluster) - before
+    result["machine_busy"] = busy_since(busy)
+    result["requests"] = requests_per_message(counted, request_counts(metrics_ports), result["sent"])
+    return result
+
+
 def cluster_cpu(cluster: BrokerCluster) -> float:
     return sum(cpu_seconds(b.proc.pid) for b in cluster.brokers.values() if b.proc is not None and b.alive())
 
@@ -317,17 +331,7 @@ def main(args: argparse.Namespace) -> None:
                 wait_full_isr(cluster, "latency")
                 # linger.ms=0 (one request per message or so) and librdkafka's default (5 ms).
                 for linger in ("0", "default"):
-                    before, counted = cluster_cpu(cluster), request_counts(metrics_ports)
-                    busy = machine_jiffies()
-                    result = workload(
-                        "latency", cluster.bootstrap, "latency", args.rate, args.seconds, linger
-                    )
-                    result["broker_cpu_s"] = cluster_cpu(cluster) - before
-                    result["machine_busy"] = busy_since(busy)
-                    result["requests"] = requests_per_message(
-                        counted, request_counts(metrics_ports), result["sent"]
-                    )
-                    results[f"latency_{linger}"] = result
+                    results[f"latency_{linger}"] = paced(args, cluster, metrics_ports, "latency", linger)
                 # The same workload on the single broker, in the same run: the machine's floor.
                 create_topic(single.bootstrap, "latency", 1)
                 assert single.proc is not None
@@ -340,17 +344,7 @@ def main(args: argparse.Namespace) -> None:
                 create_topic(cluster.bootstrap, "lag", 3, {"min.insync.replicas": "2"})
                 wait_full_isr(cluster, "lag")
                 for linger in ("0", "default"):
-                    before, counted = cluster_cpu(cluster), request_counts(metrics_ports)
-                    busy = machine_jiffies()
-                    result = workload(
-                        "replication-lag", cluster.bootstrap, "lag", args.rate, args.seconds, linger
-                    )
-                    result["broker_cpu_s"] = cluster_cpu(cluster) - before
-                    result["machine_busy"] = busy_since(busy)
-                    result["requests"] = requests_per_message(
-                        counted, request_counts(metrics_ports), result["sent"]
-                    )
-                    results[f"lag_{linger}"] = result
+                    results[f"lag_{linger}"] = paced(args, cluster, metrics_ports, "lag", linger)
             if "failover" in only:
                 create_topic(cluster.bootstrap, "failover", 3, {"min.insync.replicas": "2"})
                 wait_full_isr(cluster, "failover")

@@ -14,32 +14,21 @@ from unittest import mock
 
 from broker.app import Broker
 from broker.replica.partition import Partition
-from broker.types import TopicPartition
+from broker.types import BrokerId, TopicPartition
 from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic, ReplicaState
 from protocol.messages.fetch_response import FetchResponse, PartitionData
 from protocol.messages.produce_request import PartitionProduceData, ProduceRequest, TopicProduceData
-from storage.clock import ManualClock
-from tests.broker.conftest import InlineDisk
-from tests.broker.control_kit import (
-    LOCAL,
-    OTHER,
-    Node,
-    PState,
-    cluster_broker,
-    leader_and_isr,
-    update_metadata,
-)
-from tests.broker.fake_controller import FakeController
+from tests.broker.control_kit import LOCAL, OTHER
 from tests.broker.fake_server import run
 from tests.broker.test_data_plane import batch
 from tests.broker.test_leader_replication import (
-    CONTROLLER,
     EPOCH,
     T_ID,
     THIRD,
     TOPIC,
     acall,
     clock,
+    leader,
     offsets_in,
     settle,
 )
@@ -50,37 +39,10 @@ PARTITIONS = (0, 1, 2)
 @asynccontextmanager
 async def leading(tmp_path: Path, isr: list[int]) -> AsyncIterator[tuple[Broker, dict[int, Partition]]]:
     """This broker leads rep-0..2 (epoch 3) with replicas ``isr``."""
-    async with FakeController([LOCAL, OTHER, CONTROLLER, THIRD], {TOPIC: T_ID}) as controller:
-        broker = cluster_broker(tmp_path / "leader")
-        broker.disk = InlineDisk()  # type: ignore[assignment]
-        broker.clock = broker.log_manager.clock = ManualClock()  # type: ignore[assignment]
-        try:
-            nodes = [
-                Node(LOCAL, "127.0.0.1", 9092),
-                Node(OTHER, "127.0.0.1", 9093),
-                Node(CONTROLLER, "127.0.0.1", controller.port),
-                Node(THIRD, "127.0.0.1", 9094),
-            ]
-            states = [PState(TOPIC, p, LOCAL, EPOCH, isr, isr) for p in PARTITIONS]
-            for p in PARTITIONS:
-                controller.set_state(TopicPartition(TOPIC, p), LOCAL, EPOCH, isr, 0)
-            ids = {TOPIC: T_ID}
-            await settle(
-                await acall(
-                    broker, update_metadata(8, nodes, states, controller_id=CONTROLLER, topic_ids=ids), 8
-                )
-            )
-            answer = await settle(
-                await acall(broker, leader_and_isr(7, states, controller_id=CONTROLLER, topic_ids=ids), 7)
-            )
-            assert answer.error_code == 0
-            led = {p: broker.replica_manager.get(TopicPartition(TOPIC, p)) for p in PARTITIONS}
-            assert all(partition is not None and partition.is_leader for partition in led.values())
-            yield broker, led  # type: ignore[misc]
-        finally:
-            if broker.alter_partition is not None:
-                await broker.alter_partition.close()
-            broker.log_manager.close()
+    async with leader(tmp_path, isr, replicas=isr, partitions=len(PARTITIONS)) as (broker, _, _controller):
+        led = {p: broker.replica_manager.get(TopicPartition(TOPIC, p)) for p in PARTITIONS}
+        assert all(partition is not None and partition.is_leader for partition in led.values())
+        yield broker, led  # type: ignore[misc]
 
 
 async def produce(broker: Broker, index: int, values: list[bytes]) -> None:
@@ -130,7 +92,7 @@ async def caught_up_session(broker: Broker, led: dict[int, Partition], replica: 
         )
     )
     assert at_end.error_code == 0
-    return full.session_id
+    return int(full.session_id)
 
 
 def test_quiet_partitions_are_recorded_but_not_read(tmp_path: Path) -> None:
@@ -149,7 +111,7 @@ def test_quiet_partitions_are_recorded_but_not_read(tmp_path: Path) -> None:
             for p in (0, 1):  # recorded as a read would: caught up now
                 leader_state = led[p].leader_state
                 assert leader_state is not None
-                state = leader_state.followers[OTHER]
+                state = leader_state.followers[BrokerId(OTHER)]
                 assert state.last_fetch_time_ms == now and state.last_caught_up_ms == now
                 assert state.log_end_offset == 1
 

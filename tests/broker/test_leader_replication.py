@@ -63,9 +63,15 @@ async def settle(result: Any) -> Any:
 
 @asynccontextmanager
 async def leader(
-    tmp_path: Path, isr: list[int], *, min_insync: int = 1, replicas: list[int] | None = None
+    tmp_path: Path,
+    isr: list[int],
+    *,
+    min_insync: int = 1,
+    replicas: list[int] | None = None,
+    partitions: int = 1,
 ) -> AsyncIterator[tuple[Broker, Partition, FakeController]]:
-    """This broker leads rep-0 (epoch 3) with ``isr``; a fake controller answers AlterPartition."""
+    """This broker leads rep-0 (and rep-1.. up to ``partitions``; epoch 3) with ``isr``; a fake
+    controller answers AlterPartition. Yields rep-0's replica."""
     replicas = replicas or [LOCAL, OTHER]
     async with FakeController([LOCAL, OTHER, CONTROLLER, THIRD], {TOPIC: T_ID}) as controller:
         broker = cluster_broker(tmp_path / "leader", **{"min.insync.replicas": str(min_insync)})
@@ -79,11 +85,12 @@ async def leader(
                 Node(CONTROLLER, "127.0.0.1", controller.port),
                 Node(THIRD, "127.0.0.1", 9094),
             ]
-            state = PState(TOPIC, 0, LOCAL, EPOCH, replicas, isr)
-            controller.set_state(TP, LOCAL, EPOCH, isr, 0)
-            await settle(await acall(broker, update_metadata(8, nodes, [state], controller_id=CONTROLLER,
+            states = [PState(TOPIC, p, LOCAL, EPOCH, replicas, isr) for p in range(partitions)]
+            for p in range(partitions):
+                controller.set_state(TopicPartition(TOPIC, p), LOCAL, EPOCH, isr, 0)
+            await settle(await acall(broker, update_metadata(8, nodes, states, controller_id=CONTROLLER,
                                                              topic_ids={TOPIC: T_ID}), 8))
-            response = await settle(await acall(broker, leader_and_isr(7, [state], controller_id=CONTROLLER,
+            response = await settle(await acall(broker, leader_and_isr(7, states, controller_id=CONTROLLER,
                                                                        topic_ids={TOPIC: T_ID}), 7))
             assert response.error_code == 0
             partition = broker.replica_manager.get(TP)
