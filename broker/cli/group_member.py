@@ -28,7 +28,11 @@ SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_INTERVAL_S = 3.0
 #: Kafka's consumer sends JoinGroup with max.poll.interval.ms and waits that long plus 5 s.
 REBALANCE_TIMEOUT_MS = 60_000
-JOIN_ATTEMPTS = 10
+#: How long joining may take in all (Kafka's default.api.timeout.ms), and the backoff from a
+#: coordinator that is not ready (retry.backoff.ms, doubling up to retry.backoff.max.ms).
+JOIN_TIMEOUT_S = 60.0
+RETRY_BACKOFF_S = 0.1
+RETRY_BACKOFF_MAX_S = 1.0
 #: LeaveGroup v3+ names the leaving members in a list, not in ``member_id``.
 BATCHED_LEAVE_VERSION = 3
 #: Errors after which the member joins again (with a new member id for UNKNOWN_MEMBER_ID).
@@ -98,8 +102,13 @@ class GroupMember:
         return self._coordinator
 
     def join(self) -> list[TopicPartition]:
-        """Join (or rejoin) the group; this member's assigned partitions."""
-        for _ in range(JOIN_ATTEMPTS):
+        """Join (or rejoin) the group; this member's assigned partitions. A rebalance is joined
+        again at once; a coordinator that moved, is not available or is still loading the group
+        (a new ``__consumer_offsets`` partition) is asked again after a backoff, as Kafka's
+        consumer does, until ``JOIN_TIMEOUT_S``; then the last error is raised."""
+        deadline = time.monotonic() + JOIN_TIMEOUT_S
+        backoff = RETRY_BACKOFF_S
+        while True:
             try:
                 return self._join_once()
             except KafkaError as exc:
@@ -109,7 +118,11 @@ class GroupMember:
                     self._coordinator = None
                 elif exc.code not in REJOIN_ERRORS and exc.code != ErrorCode.COORDINATOR_LOAD_IN_PROGRESS:
                     raise
-        raise KafkaError(ErrorCode.REBALANCE_IN_PROGRESS, None, f"Could not join group {self.group}")
+                if time.monotonic() + backoff > deadline:
+                    raise
+                if exc.code not in REJOIN_ERRORS:
+                    time.sleep(backoff)
+                    backoff = min(backoff * 2, RETRY_BACKOFF_MAX_S)
 
     def _join_once(self) -> list[TopicPartition]:
         request = JoinGroupRequest(
