@@ -675,7 +675,9 @@ class _DelayedFetch:
         "ctx",
         "follower",
         "future",
+        "loop",
         "partitions",
+        "pending",
         "quiet",
         "request",
         "session",
@@ -691,6 +693,9 @@ class _DelayedFetch:
         session: SessionContext | None,
     ) -> None:
         loop = asyncio.get_running_loop()
+        self.loop = loop
+        #: A check is scheduled: events until it runs (appends of one read, HW moves) share it.
+        self.pending = False
         self.ctx = ctx
         self.request = request
         self.session = session
@@ -715,6 +720,14 @@ class _DelayedFetch:
         self.future.add_done_callback(self._forget)
 
     def wake(self) -> None:
+        """A watched partition changed: look at the end of this turn of the loop, so that the
+        appends (or HW moves) of one read of requests are answered in one response."""
+        if not self.pending and not self.future.done():
+            self.pending = True
+            self.loop.call_soon(self._check)
+
+    def _check(self) -> None:
+        self.pending = False
         if self.future.done():
             return
         if self.quiet:
