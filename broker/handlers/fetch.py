@@ -667,8 +667,8 @@ def _release(response: FetchResponse) -> None:
 
 class _DelayedFetch:
     """A fetch waiting for data: completed by an append to one of its partitions (checked at
-    once, in the appender's call) or by its ``max_wait_ms`` timer. Callbacks and one future, no
-    task: an idle long poll costs a timer and a listener per partition."""
+    the end of the appender's turn of the loop) or by its ``max_wait_ms`` timer. Callbacks and
+    one future, no task: an idle long poll costs a timer and a listener per partition."""
 
     __slots__ = (
         "committed",
