@@ -153,11 +153,15 @@ def requests_per_message(before: dict[str, int], after: dict[str, int], messages
 
 
 def paced(
-    args: argparse.Namespace, cluster: BrokerCluster, metrics_ports: list[int], topic: str, linger: str
+    args: argparse.Namespace,
+    cluster: BrokerCluster,
+    metrics_ports: list[int],
+    kind: str,
+    topic: str,
+    linger: str,
 ) -> dict[str, Any]:
-    """The ``latency`` or ``lag`` workload (named by its topic) at ``--rate`` on the cluster, with
-    the brokers' CPU, how busy the machine was, and the requests per message by kind."""
-    kind = "latency" if topic == "latency" else "replication-lag"
+    """The ``latency`` or ``replication-lag`` workload at ``--rate`` on the cluster, with the
+    brokers' CPU, how busy the machine was, and the requests per message by kind."""
     before, counted, busy = cluster_cpu(cluster), request_counts(metrics_ports), machine_jiffies()
     result = workload(kind, cluster.bootstrap, topic, args.rate, args.seconds, linger)
     result["broker_cpu_s"] = cluster_cpu(cluster) - before
@@ -331,7 +335,9 @@ def main(args: argparse.Namespace) -> None:
                 wait_full_isr(cluster, "latency")
                 # linger.ms=0 (one request per message or so) and librdkafka's default (5 ms).
                 for linger in ("0", "default"):
-                    results[f"latency_{linger}"] = paced(args, cluster, metrics_ports, "latency", linger)
+                    results[f"latency_{linger}"] = paced(
+                        args, cluster, metrics_ports, "latency", "latency", linger
+                    )
                 # The same workload on the single broker, in the same run: the machine's floor.
                 create_topic(single.bootstrap, "latency", 1)
                 assert single.proc is not None
@@ -344,7 +350,9 @@ def main(args: argparse.Namespace) -> None:
                 create_topic(cluster.bootstrap, "lag", 3, {"min.insync.replicas": "2"})
                 wait_full_isr(cluster, "lag")
                 for linger in ("0", "default"):
-                    results[f"lag_{linger}"] = paced(args, cluster, metrics_ports, "lag", linger)
+                    results[f"lag_{linger}"] = paced(
+                        args, cluster, metrics_ports, "replication-lag", "lag", linger
+                    )
             if "failover" in only:
                 create_topic(cluster.bootstrap, "failover", 3, {"min.insync.replicas": "2"})
                 wait_full_isr(cluster, "failover")

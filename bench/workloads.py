@@ -105,6 +105,15 @@ def consume(bootstrap: str, topic: str, count: int, rack: str = "") -> None:
     _emit(msgs=received, expected=expected, produced=count, seconds=elapsed, rate=received / elapsed)
 
 
+def _paced_producer(bootstrap: str, linger_ms: str, **extra: object) -> dict[str, object]:
+    """A paced workload's producer settings: ``linger_ms`` as given, or librdkafka's default for
+    ``"default"`` (what a stock client runs with)."""
+    settings: dict[str, object] = {"bootstrap.servers": bootstrap, "enable.idempotence": False, **extra}
+    if linger_ms != "default":
+        settings["linger.ms"] = int(linger_ms)
+    return settings
+
+
 def latency(bootstrap: str, topic: str, rate: int, seconds: float, linger_ms: str = "0") -> None:
     """Send ``rate`` msg/s for ``seconds`` with default consumer settings; receive time minus send time.
 
@@ -112,10 +121,7 @@ def latency(bootstrap: str, topic: str, rate: int, seconds: float, linger_ms: st
     default, 5 ms: what a stock client runs with)."""
     from confluent_kafka import Consumer, Producer, TopicPartition
 
-    settings: dict[str, object] = {"bootstrap.servers": bootstrap, "enable.idempotence": False}
-    if linger_ms != "default":
-        settings["linger.ms"] = int(linger_ms)
-    producer = Producer(settings)
+    producer = Producer(_paced_producer(bootstrap, linger_ms))
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-latency", "enable.auto.commit": False}
     )
@@ -306,10 +312,7 @@ def replication_lag(bootstrap: str, topic: str, rate: int, seconds: float, linge
     consumer's receipt time minus the producer's acknowledgement time (same process clock)."""
     from confluent_kafka import Consumer, Producer, TopicPartition
 
-    settings: dict[str, object] = {"bootstrap.servers": bootstrap, "acks": 1, "enable.idempotence": False}
-    if linger_ms != "default":
-        settings["linger.ms"] = int(linger_ms)
-    producer = Producer(settings)
+    producer = Producer(_paced_producer(bootstrap, linger_ms, acks=1))
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": "bench-replication-lag", "enable.auto.commit": False}
     )

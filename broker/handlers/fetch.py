@@ -189,11 +189,11 @@ def _quiet_test(
     replicas = broker.replica_manager
     if replicas.any_offline() or broker.authorizer is not None:
         return None
-    hosted = replicas.partitions
+    hosted = replicas.get
 
     def quiet(cached: CachedPartition) -> bool:
         partition: Partition | None = cached.partition
-        if partition is None or hosted.get(partition.tp) is not partition or not _still_quiet(cached):
+        if partition is None or hosted(partition.tp) is not partition or not _still_quiet(cached):
             return False
         leader_state = partition.leader_state
         if leader_state is None or replica not in leader_state.isr:
@@ -309,7 +309,8 @@ def _choose_read_replicas(ctx: RequestContext, client_rack: str, targets: list[_
     """KIP-392 on the leader: where ``replica.selector.class`` prefers a follower for this
     consumer, the partition is answered with ``preferred_read_replica`` and no records."""
     replicas = ctx.broker.replica_manager
-    if not client_rack and getattr(replicas.replica_selector, "picks_leader_without_rack", False):
+    selector = replicas.replica_selector
+    if selector is None or (not client_rack and selector.picks_leader_without_rack):
         return  # no replica views to build per partition for what would be the leader anyway
     now_ms = ctx.broker.clock.milliseconds()
     listener = ctx.conn.listener

@@ -294,7 +294,7 @@ class ReplicaFetcher:
 
     def add(self, tp: TopicPartition, state: PartitionFetchState) -> None:
         self.partitions[tp] = state
-        if state.topic_id is not None:
+        if state.topic_id not in (None, ZERO_UUID):
             # A topic id names one topic for its whole life: kept, never stale.
             self._topic_names[state.topic_id] = tp.topic
         self._changed.set()
@@ -585,10 +585,7 @@ class ReplicaFetcher:
         # An incremental answer may carry partitions the request did not name: every fetched one.
         names = self._topic_names
         for topic in response.responses:
-            known = topic.topic if version < 13 else names.get(topic.topic_id)
-            if known is None:  # a state not added by add()
-                known = next((tp.topic for tp, (st, _) in sent.items() if st.topic_id == topic.topic_id), "")
-            name = known
+            name = names.get(topic.topic_id, "") if version >= 13 else topic.topic
             for data in topic.partitions:
                 tp = TopicPartition(name, data.partition_index)
                 asked = sent.get(tp)

@@ -32,6 +32,9 @@ class ReplicaView:
 
 
 class ReplicaSelector(Protocol):
+    #: Whether a consumer naming no rack is always sent to the leader (then nothing is asked).
+    picks_leader_without_rack: bool
+
     def select(
         self, client_rack: str, replicas: Iterable[ReplicaView], leader: ReplicaView
     ) -> ReplicaView: ...
@@ -43,7 +46,6 @@ class RackAwareReplicaSelector:
     highest broker id, as Kafka's ReplicaView.comparator); the leader when no replica is there or
     the client names no rack."""
 
-    #: A consumer naming no rack reads from the leader: the fetch handler asks nothing then.
     picks_leader_without_rack = True
 
     def select(self, client_rack: str, replicas: Iterable[ReplicaView], leader: ReplicaView) -> ReplicaView:
