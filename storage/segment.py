@@ -19,6 +19,7 @@ Segments are not thread-safe on their own; :class:`storage.log.Log` serialises a
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import struct
 from array import array
@@ -59,6 +60,9 @@ FIRST_SCAN_CHUNK = 8 * 1024
 SCAN_CHUNK = 64 * 1024
 #: Bytes read per ``pread`` when validating whole batches (recovery).
 RECOVERY_CHUNK = 4 * 1024 * 1024
+#: Batches of the active segment whose position and header are kept (``LogSegment._tail``):
+#: the last ``TAIL_BATCHES`` to ``2 * TAIL_BATCHES`` appended.
+TAIL_BATCHES = 128
 
 
 def file_name(base_offset: int, suffix: str) -> str:
@@ -82,6 +86,7 @@ class LogSegment:
         "_max_ts",
         "_offset_of_max_ts",
         "_rolling_ts",
+        "_tail",
         "_write_pinned",
         "base_offset",
         "clock",
@@ -152,6 +157,11 @@ class LogSegment:
         self._index_arrays: tuple[array[int], array[int], array[int], array[int]] | None = None
         #: Entries both indexes can still take; <= 0 when none, or not known yet.
         self.index_room = -1
+        #: Base offset -> (position, header) of the batches appended last. Followers and
+        #: consumers fetch where their last read ended, the base offset of a recent batch: that
+        #: read needs no index lookup and header scan (about 25 headers of small batches per
+        #: index interval). Only appends fill it; truncation and recovery empty it, a roll drops it.
+        self._tail: dict[int, tuple[int, BatchHeader]] = {}
 
     # -- creation ---------------------------------------------------------------------------------
 
@@ -322,6 +332,7 @@ class LogSegment:
             self._set_rolling_timestamp(batches[0][3])
         for rel, size, last_offset, batch_max_ts in batches:
             self._index_batch(start + rel, size, last_offset, batch_max_ts)
+            self._remember(start + rel, data, rel)
 
     def append_batch(self, data: memoryview, last_offset: int, max_timestamp: int) -> None:
         """:meth:`append` of exactly one batch (what a produce request carries per partition)."""
@@ -329,6 +340,16 @@ class LogSegment:
         if start == 0:
             self._set_rolling_timestamp(max_timestamp)
         self._index_batch(start, len(data), last_offset, max_timestamp)
+        self._remember(start, data, 0)
+
+    def _remember(self, position: int, data: memoryview, at: int) -> None:
+        """Keep the batch written at ``position`` (its header at ``at`` in ``data``) in ``_tail``."""
+        header = BatchHeader._make(HEADER.unpack_from(data, at))
+        tail = self._tail
+        tail[header.base_offset] = (position, header)
+        if len(tail) > 2 * TAIL_BATCHES:
+            for base in list(itertools.islice(tail, TAIL_BATCHES)):  # the oldest (insertion order)
+                del tail[base]
 
     def _write_at_end(self, data: memoryview) -> int:
         """One ``pwrite`` of ``data`` at the end of the file; returns where it starts."""
@@ -430,8 +451,12 @@ class LogSegment:
         found = self._seek(offset)
         return None if found is None else found[1:]
 
-    def _seek(self, offset: int) -> tuple[Iterator[tuple[int, BatchHeader]], int, BatchHeader] | None:
-        """:meth:`translate_offset`, with the header scan positioned just after that batch."""
+    def _seek(self, offset: int) -> tuple[Iterator[tuple[int, BatchHeader]] | None, int, BatchHeader] | None:
+        """:meth:`translate_offset`, with the header scan positioned just after that batch (None
+        when the batch was found in ``_tail``, without a scan)."""
+        known = self._tail.get(offset)
+        if known is not None:
+            return None, known[0], known[1]
         _, pos = self.offset_index.lookup(offset)
         headers = self.iter_headers(pos)
         for position, header in headers:
@@ -470,6 +495,10 @@ class LogSegment:
         limit = pos + max(max_bytes, first_size)
         if segment_end_offset <= max_offset and self.size <= limit:
             return pos, self.size - pos, first, segment_end_offset
+        # A consumer reads up to the high watermark: where a recent batch starts, ending the read.
+        bound = self._tail.get(max_offset)
+        if bound is not None and pos < bound[0] <= limit:
+            return pos, bound[0] - pos, first, max_offset
         # Jump over whole batches with the index: the last entry at or below the byte limit and
         # below max_offset marks a batch boundary whose predecessors all qualify.
         index = self.offset_index
@@ -482,6 +511,8 @@ class LogSegment:
             if entry_pos > end:
                 headers = self.iter_headers(entry_pos)
                 end = entry_pos
+        if headers is None:
+            headers = self.iter_headers(end)
         next_offset = min(segment_end_offset, max_offset)
         for position, header in headers:
             batch_end = position + header.batch_length + LOG_OVERHEAD
@@ -511,6 +542,7 @@ class LogSegment:
         self.offset_index.reset()
         self.time_index.reset()
         self._forget_index_arrays()
+        self._tail.clear()
         self._max_ts = NO_TIMESTAMP
         self._offset_of_max_ts = self.base_offset
         self._bytes_since_last_index_entry = 0
@@ -612,6 +644,7 @@ class LogSegment:
     def truncate_to(self, offset: int) -> int:
         """Remove every batch whose last offset is >= ``offset``; returns bytes removed."""
         mapping = self.translate_offset(offset)
+        self._tail.clear()
         self.offset_index.truncate_to(offset)
         self.time_index.truncate_to(offset)
         self.txn_index.truncate_to(offset)
@@ -670,6 +703,7 @@ class LogSegment:
     def on_become_inactive(self) -> None:
         """Final time-index entry and trimmed index files (segment rolled, or closed)."""
         self.release_write_pin()
+        self._tail.clear()
         # An index never loaded (a segment nobody touched since start) needs no final entry.
         if self.time_index.loaded or self._max_ts is not None:
             self.time_index.maybe_append(

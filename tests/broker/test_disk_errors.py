@@ -51,8 +51,8 @@ class Disks:
         assert correlation == self.correlation
         return body
 
-    def produce(self, *partitions: int) -> dict[int, int]:
-        batch = build_batch([Record(0, 0, b"k", b"v" * 100)], base_timestamp=1)
+    def produce(self, *partitions: int, records: int = 1) -> dict[int, int]:
+        batch = build_batch([Record(i, i, b"k", b"v" * 100) for i in range(records)], base_timestamp=1)
         data = [PartitionProduceData(p, batch) for p in partitions]
         request = ProduceRequest(acks=1, timeout_ms=1000, topic_data=[TopicProduceData(TOPIC, data)])
         response = self.call(request, 9)
@@ -247,7 +247,7 @@ def test_an_unexpected_append_failure_fails_only_its_partition(disks: Disks) -> 
 
 def test_a_read_error_fails_the_fetch_of_its_partition_and_takes_the_dir_offline(disks: Disks) -> None:
     for _ in range(3):
-        assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.NONE}
+        assert disks.produce(0, 1, records=2) == {0: ErrorCode.NONE, 1: ErrorCode.NONE}
     failed = disks.log_dir(1)
     disks.fs.fail_reads(failed, errno.EIO)
     fetch = FetchRequest(
@@ -258,14 +258,17 @@ def test_a_read_error_fails_the_fetch_of_its_partition_and_takes_the_dir_offline
             FetchTopic(
                 topic=TOPIC,
                 partitions=[
-                    FetchPartition(partition=p, fetch_offset=1, partition_max_bytes=1 << 20) for p in (0, 1)
+                    # Inside the first batch: found by reading the segment (where a recent batch
+                    # starts is known without a read).
+                    FetchPartition(partition=p, fetch_offset=1, partition_max_bytes=1 << 20)
+                    for p in (0, 1)
                 ],
             )
         ],
     )
     fetched = {p.partition_index: p for p in disks.call(fetch, 12).responses[0].partitions}
     assert (fetched[1].error_code, fetched[1].high_watermark) == (ErrorCode.KAFKA_STORAGE_ERROR, -1)
-    assert (fetched[0].error_code, fetched[0].high_watermark) == (ErrorCode.NONE, 3)
+    assert (fetched[0].error_code, fetched[0].high_watermark) == (ErrorCode.NONE, 6)
     assert disks.fs.failures >= 1
     assert disks.broker.log_manager.offline_dirs.keys() == {failed}
     assert disks.produce(0, 1) == {0: ErrorCode.NONE, 1: ErrorCode.KAFKA_STORAGE_ERROR}
