@@ -84,6 +84,8 @@ LIST_OFFSETS_VERSION = 9
 LATEST_TIMESTAMP = -1
 EARLIEST_TIMESTAMP = -2
 ZERO_UUID = uuid.UUID(int=0)
+#: Seconds between fetch requests that look at every partition's fetch fields (see _build_fetch).
+FULL_LOOK_S = 1.0
 #: A batch header's partition leader epoch (bytes 12-15) and its length (bytes 8-11).
 _LENGTH_AND_EPOCH = struct.Struct(">ii")
 
@@ -271,6 +273,13 @@ class ReplicaFetcher:
         #: Topic id -> name of every partition added (an answer by id names no topic).
         self._topic_names: dict[uuid.UUID, str] = {}
         self.session = FetchSession()
+        #: Partitions whose fetch fields may have changed since the leader's session took them
+        #: (added, appended to, truncated, log start moved): only those are looked at when the
+        #: next incremental request is built; the others are in the session as they are.
+        self._touched: set[TopicPartition] = set()
+        #: Loop time of the next request that looks at every partition (what no event marks,
+        #: such as a log start moved by this broker's retention, is sent within that period).
+        self._next_full_look = 0.0
         #: The Fetch version the session was made with (a change of version starts a new one).
         self._session_version = FETCH_VERSION
         self.stats = FetcherStats()
@@ -294,6 +303,7 @@ class ReplicaFetcher:
 
     def add(self, tp: TopicPartition, state: PartitionFetchState) -> None:
         self.partitions[tp] = state
+        self._touched.add(tp)
         if state.topic_id not in (None, ZERO_UUID):
             # A topic id names one topic for its whole life: kept, never stale.
             self._topic_names[state.topic_id] = tp.topic
@@ -480,6 +490,7 @@ class ReplicaFetcher:
                 return
             state.fetch_offset = partition.log_end_offset
             state.truncating = not truncation.complete
+            self._touched.add(tp)
 
     # -- fetch -------------------------------------------------------------------------------------
 
@@ -505,11 +516,24 @@ class ReplicaFetcher:
         session = self.session
         throttle = manager.replicas.replication_quotas.follower
         throttling = throttle.active and throttle.is_exceeded()
+        # An incremental request looks only at the touched partitions and those the session
+        # lacks; every partition at least once per FULL_LOOK_S, and all while throttling.
+        now = asyncio.get_running_loop().time()
+        look_at_all = session.is_full or throttling or now >= self._next_full_look
+        if look_at_all:
+            self._next_full_look = now + FULL_LOOK_S
+        touched = self._touched
+        taken = session.taken
         sent: dict[TopicPartition, tuple[PartitionFetchState, int]] = {}
         named: dict[TopicPartition, FetchPartition] = {}
         topics: dict[str, FetchTopic] = {}
         for tp in tps:
             state = self.partitions[tp]
+            if not look_at_all and tp not in touched:
+                held = taken.get(tp)
+                if held is not None and held[0] == state.fetch_offset:  # (the offset, checked anyway)
+                    sent[tp] = (state, state.fetch_offset)  # unchanged: the session holds it
+                    continue
             partition = self._current(tp, state)
             if partition is None:
                 # Led here now, or deleted: nothing to fetch (and no empty request in a loop).
@@ -517,6 +541,7 @@ class ReplicaFetcher:
                 continue
             if throttling and state.lag != 0 and throttle.is_throttled(tp):
                 continue  # Kafka's shouldFollowerThrottle: left out until the rate falls
+            touched.discard(tp)
             log_ = partition.log
             latest = log_.leader_epochs.latest_epoch
             last_fetched_epoch = -1 if latest is None else latest
@@ -681,6 +706,7 @@ class ReplicaFetcher:
             return False
         if self.partitions.get(tp) is state:
             state.fetch_offset = partition.log_end_offset
+            self._touched.add(tp)
         self.stats.bytes_appended += info.bytes
         self.stats.batches_appended += info.batches
         return True
@@ -693,6 +719,7 @@ class ReplicaFetcher:
             try:
                 advance = methodcaller("delete_records_before", offset)
                 await self.manager.disk.run(partition.on_current_log, advance)
+                self._touched.add(tp)
             except (StorageError, OSError) as exc:
                 log.warning("%s: cannot move the log start to the leader's %d: %s", tp, offset, exc)
 
@@ -742,6 +769,7 @@ class ReplicaFetcher:
                 # same fetch would be refused at once: retry after the backoff, not in a loop.
                 self._back_off(tp)
             state.fetch_offset = partition.log_end_offset
+            self._touched.add(tp)
 
     # -- errors ------------------------------------------------------------------------------------
 

@@ -10,8 +10,11 @@ import inspect
 import uuid
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from broker.app import Broker
+from broker.replica import fetcher as fetcher_module
+from broker.replica.fetch_session import fetch_fields
 from broker.replica.fetcher import ReplicaFetcherManager
 from broker.types import TopicPartition
 from protocol import api as papi
@@ -145,6 +148,89 @@ def test_follower_fetch_requests_and_sessions_on_the_wire(tmp_path: Path) -> Non
                 assert (fourth.session_id, fourth.session_epoch, fourth.forgotten_topics_data) == (0, 0, [])
                 fetchers = broker.replica_manager.control.fetchers
                 assert isinstance(fetchers, ReplicaFetcherManager)
+            finally:
+                await broker.stop()
+
+    run(scenario(), 30)
+
+
+def test_an_incremental_request_looks_only_at_touched_partitions(tmp_path: Path) -> None:
+    """Once the leader's session holds them, the follower's next requests look only at the
+    partitions something touched (an append here): the others are neither looked up nor named.
+    What no event marks (a log start moved by this broker's own retention) is named by the next
+    request that looks at every partition (one per ``FULL_LOOK_S``)."""
+    requests: asyncio.Queue[FetchRequest] = asyncio.Queue()
+    records = bytes(make_batch(3, base_offset=0, partition_leader_epoch=5))
+    more = bytes(make_batch(2, base_offset=3, partition_leader_epoch=5))
+
+    async def leader(conn: FakeConn) -> None:
+        await conn.answer_api_versions()
+        step = 0
+        while True:
+            request = await conn.read_request()
+            body: FetchRequest = request.body
+            await requests.put(body)
+            step += 1
+            data = {0: records} if step == 1 else {0: more} if step == 4 else {}
+            if not data:
+                await asyncio.sleep(0.02)  # a long poll with nothing new
+            # The session's partitions with news: those named, and those with records.
+            answered = sorted({p.partition for t in body.topics for p in t.partitions} | set(data))
+            partitions = [
+                PartitionData(p, 0, 5, 5, log_start_offset=0, records=data.get(p, b"")) for p in answered
+            ]
+            conn.answer(
+                request,
+                FetchResponse(
+                    error_code=0, session_id=77, responses=[FetchableTopicResponse("", T_ID, partitions)]
+                ),
+            )
+
+    async def scenario() -> None:
+        async with FakeServer(leader) as fake:
+            broker = cluster_broker(tmp_path / "follower", FOLLOWER)
+            await broker.start(freeze_gc=False)
+            try:
+                nodes = [
+                    Node(LEADER, "127.0.0.1", fake.port),
+                    Node(FOLLOWER, "127.0.0.1", broker.bound_ports["PLAINTEXT"]),
+                ]
+                states = [PState("t", p, LEADER, 5, [LEADER, FOLLOWER]) for p in range(4)]
+                ids = {"t": T_ID}
+                await control(broker, update_metadata(8, nodes, states, topic_ids=ids), 8)
+                await control(broker, leader_and_isr(7, states, topic_ids=ids), 7)
+                first = await asyncio.wait_for(requests.get(), 10)
+                assert len(first.topics[0].partitions) == 4  # full: every partition
+                manager = broker.replica_manager.control.fetchers
+                assert isinstance(manager, ReplicaFetcherManager)
+                [fetcher] = manager.fetchers.values()
+                fetcher._next_full_look = float("inf")  # no look at every partition meanwhile
+                # A partition looked at has its fetch fields computed.
+                with mock.patch.object(fetcher_module, "fetch_fields", wraps=fetch_fields) as looked_at:
+                    second = await asyncio.wait_for(requests.get(), 10)  # partition 0 appended
+                    third = await asyncio.wait_for(requests.get(), 10)  # nothing touched
+                    fourth = await asyncio.wait_for(requests.get(), 10)
+                    fifth = await asyncio.wait_for(requests.get(), 10)  # partition 0 appended again
+                named = [
+                    [p.partition for t in r.topics for p in t.partitions]
+                    for r in (second, third, fourth, fifth)
+                ]
+                assert named == [[0], [], [], [0]]
+                assert [call.kwargs["fetch_offset"] for call in looked_at.call_args_list] == [3, 5]
+                # The follower's own retention moves partition 0's log start: no event tells.
+                partition = broker.replica_manager.get(TopicPartition("t", 0))
+                assert partition is not None and partition.high_watermark == 5
+                partition.log.delete_records_before(4)
+                for _ in range(3):
+                    unchanged = await asyncio.wait_for(requests.get(), 10)
+                    assert unchanged.topics == []
+                fetcher._next_full_look = 0.0  # FULL_LOOK_S has passed
+                for _ in range(3):
+                    request = await asyncio.wait_for(requests.get(), 10)
+                    if request.topics:
+                        break
+                [sent] = [(p.partition, p.log_start_offset) for t in request.topics for p in t.partitions]
+                assert sent == (0, 4)
             finally:
                 await broker.stop()
 
