@@ -162,7 +162,7 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     may_wait = (
         request.max_wait_ms > 0
         and request.min_bytes > 0
-        and (targets or (session is not None and session.quiet))
+        and (targets or (session is not None and session.has_dormant))
     )
     if may_wait and _nothing_to_read(
         targets, version >= 4 and request.isolation_level == READ_COMMITTED, follower
@@ -176,26 +176,39 @@ def handle(ctx: RequestContext, request: FetchRequest) -> FetchResponse | Awaita
     return _DelayedFetch(ctx, request, targets, session).future
 
 
-def _quiet_test(
-    ctx: RequestContext, replica: BrokerId, now_ms: int
-) -> Callable[[CachedPartition], bool] | None:
-    """For a follower's incremental fetch: whether a partition of its session, not named by the
-    request, is quiet, i.e. its read would answer nothing: still led here in the epoch the
-    follower knows, the follower in the ISR and at the log end (as its last fetch recorded),
-    the high watermark and log start offset as last answered. A quiet partition's fetch is
-    recorded here (its caught-up time moves on, as a read would do) and it is not read.
-    None (read everything) while a replica here is offline or an authorizer is configured."""
+def _quiet_test(ctx: RequestContext, replica: BrokerId, now_ms: int) -> _QuietTest | None:
+    """For a follower's incremental fetch, the test of :meth:`FetchSessionCache.open`; None (read
+    everything) while a replica here is offline or an authorizer is configured."""
     broker = ctx.broker
     replicas = broker.replica_manager
     if replicas.any_offline() or broker.authorizer is not None:
         return None
-    hosted = replicas.get
+    return _QuietTest(replicas.get, replica, now_ms)
 
-    def quiet(cached: CachedPartition) -> bool:
+
+class _QuietTest:
+    """Whether a partition of a follower's session, not named by the request, is quiet, i.e.
+    its read would answer nothing: still led here in the epoch the follower knows, the follower
+    in the ISR and at the log end (as its last fetch recorded), the high watermark and log start
+    offset as last answered. A quiet partition's fetch is recorded here (its caught-up time
+    moves on, as a read would do) and it is not read; it goes dormant, woken by its partition's
+    listeners (an append, a HW move, an ISR or leadership change)."""
+
+    __slots__ = ("hosted", "now_ms", "replica")
+
+    def __init__(
+        self, hosted: Callable[[TopicPartition], Partition | None], replica: BrokerId, now_ms: int
+    ) -> None:
+        self.hosted = hosted
+        self.replica = replica
+        self.now_ms = now_ms
+
+    def __call__(self, cached: CachedPartition) -> bool:
         partition: Partition | None = cached.partition
-        if partition is None or hosted(partition.tp) is not partition or not _still_quiet(cached):
+        if partition is None or self.hosted(partition.tp) is not partition or not _still_quiet(cached):
             return False
         leader_state = partition.leader_state
+        replica = self.replica
         if leader_state is None or replica not in leader_state.isr:
             return False
         state = leader_state.followers.get(replica)
@@ -204,10 +217,13 @@ def _quiet_test(
             return False
         # update_follower_fetch_state without what cannot happen here: the follower is in the
         # ISR and its log end does not move, so neither the ISR nor the HW can change.
-        state.record_fetch(leo, cached.request.log_start_offset, now_ms, leo)
+        state.record_fetch(leo, cached.request.log_start_offset, self.now_ms, leo)
         return True
 
-    return quiet
+    def watch(self, cached: CachedPartition, wake: Callable[[], None]) -> Callable[[], None]:
+        partition: Partition = cached.partition
+        partition.add_listener(wake)
+        return lambda: partition.remove_listener(wake)
 
 
 def _still_quiet(cached: CachedPartition) -> bool:
@@ -679,9 +695,9 @@ class _DelayedFetch:
         "loop",
         "partitions",
         "pending",
-        "quiet",
         "request",
         "session",
+        "session_state",
         "targets",
         "timer",
     )
@@ -702,10 +718,7 @@ class _DelayedFetch:
         self.session = session
         self.targets = targets
         self.future: asyncio.Future[FetchResponse] = loop.create_future()
-        #: A follower session's quiet partitions: watched, and read once something changes.
-        self.quiet = list(session.quiet) if session is not None else []
         watched = [t.partition for t in targets if t.partition is not None]
-        watched.extend(cached.partition for cached in self.quiet)
         self.partitions = list({id(p): p for p in watched}.values())
         # A consumer sees nothing of an append until the HW moves past it: only that wakes it.
         follower = replica_id_of(request, ctx.version) >= 0
@@ -716,6 +729,10 @@ class _DelayedFetch:
                 partition.add_listener(self.wake)
             else:
                 partition.add_watermark_listener(self.wake)
+        #: A follower session with dormant partitions: those woken by a change join the targets.
+        self.session_state = session.session if session is not None and session.has_dormant else None
+        if self.session_state is not None:
+            self.session_state.on_wake = self._woken
         self.timer = loop.call_later(request.max_wait_ms / 1000.0, self.expire)
         # Completion, expiry and cancellation (the connection closed) all end here.
         self.future.add_done_callback(self._forget)
@@ -731,8 +748,6 @@ class _DelayedFetch:
         self.pending = False
         if self.future.done():
             return
-        if self.quiet:
-            self._promote()
         if _nothing_to_read(self.targets, self.committed, self.follower) and self._all_still_served():
             # Woken by an event that gives it nothing to read (a high-watermark move or another
             # follower's append seen by a follower's fetch): no read of every partition.
@@ -743,18 +758,17 @@ class _DelayedFetch:
         else:
             _release(response)
 
-    def _promote(self) -> None:
-        """Quiet partitions with news (an append, a new HW or log start, a leadership change)
-        join the targets: read, and answered if there is something to answer."""
-        still: list[CachedPartition] = []
-        for cached in self.quiet:
-            if _still_quiet(cached):
-                still.append(cached)
-            else:
-                self.targets.append(
-                    _Target(cached.topic, cached.topic_id, cached.request, cached.partition, ErrorCode.NONE)
-                )
-        self.quiet = still
+    def _woken(self, cached: CachedPartition) -> None:
+        """A dormant partition of the session changed (an append, a HW move, an ISR or
+        leadership change): it joins the targets, read and answered if there is news."""
+        if self.future.done():
+            return
+        partition: Partition = cached.partition
+        self.targets.append(_Target(cached.topic, cached.topic_id, cached.request, partition, ErrorCode.NONE))
+        if all(p is not partition for p in self.partitions):
+            self.partitions.append(partition)
+            partition.add_listener(self.wake)
+        self.wake()
 
     def _all_still_served(self) -> bool:
         ctx = self.ctx
@@ -773,6 +787,9 @@ class _DelayedFetch:
         self.timer.cancel()
         for partition in self.partitions:
             partition.remove_listener(self.wake)
+        state = self.session_state
+        if state is not None and state.on_wake == self._woken:
+            state.on_wake = None
 
 
 HANDLER = Handler(API_KEY, 0, 17, handle)

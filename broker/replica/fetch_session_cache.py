@@ -14,7 +14,11 @@ watermark or log start offset, an error, a diverging epoch or a preferred read r
 move to the end of the session's order (the next reads start with the others, for fairness). An
 unknown session is FETCH_SESSION_ID_NOT_FOUND; a wrong epoch INVALID_FETCH_SESSION_EPOCH.
 A follower's session on the leader skips the read of its quiet partitions (the ``quiet`` test
-of :meth:`FetchSessionCache.open`, from the fetch handler), which would answer nothing.
+of :meth:`FetchSessionCache.open`, from the fetch handler), which would answer nothing. A quiet
+partition goes dormant: the next fetches do not look at it at all until it is woken (by the
+partition's own change event, which the test's ``watch`` hooks; by a request naming it; or when
+the test no longer holds at the refresh every ``DORMANT_REFRESH_MS``, which also records its
+fetch again). So a follower's fetch costs what changed, not what its session holds.
 
 Partitions are keyed as the request names them: by topic name below v13, by topic id from v13.
 Pure: no I/O; the fetch handler drives it.
@@ -25,7 +29,7 @@ from __future__ import annotations
 import random
 import uuid
 from collections.abc import Callable, Iterable
-from typing import Any
+from typing import Any, Protocol
 
 from protocol.error_codes import ErrorCode
 from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic
@@ -37,6 +41,11 @@ INITIAL_EPOCH = 0
 FINAL_EPOCH = -1
 #: Kafka's FetchSessionCache evictionMs: a session unused this long may be evicted for a new one.
 EVICTION_MS = 120_000
+#: How often a fetch in a follower's session looks at its dormant partitions again: their fetch
+#: is recorded by the quiet test (the follower's caught-up time moves on: no ISR shrink, with
+#: ``replica.lag.time.max.ms`` far above this) and what no event tells (a log start moved by
+#: retention) is found.
+DORMANT_REFRESH_MS = 1_000
 
 #: (topic name or topic id, partition)
 Key = tuple[str | uuid.UUID, int]
@@ -54,6 +63,8 @@ class CachedPartition:
     #: The replica the last read of it resolved to (a follower session's quiet test; the fetch
     #: handler sets it, this module never looks inside).
     partition: Any = None
+    #: While dormant: ends the watch on its changes (from :meth:`QuietTest.watch`).
+    unwatch: Callable[[], None] | None = None
 
     def must_respond(self, data: PartitionData) -> bool:
         """Kafka's CachedPartition.maybeUpdateResponseData: whether an incremental response must
@@ -72,6 +83,16 @@ class CachedPartition:
         return respond or diverging.epoch >= 0 or diverging.end_offset >= 0
 
 
+class QuietTest(Protocol):
+    """The fetch handler's test for a follower's session (see :meth:`FetchSessionCache.open`)."""
+
+    def __call__(self, cached: CachedPartition) -> bool:
+        """Whether ``cached`` would answer nothing (and then its fetch is recorded)."""
+
+    def watch(self, cached: CachedPartition, wake: Callable[[], None]) -> Callable[[], None]:
+        """Call ``wake`` when the partition changes; returns what ends that."""
+
+
 @dataclass(slots=True)
 class FetchSession:
     id: int
@@ -81,9 +102,57 @@ class FetchSession:
     #: The epoch the next incremental request must carry.
     epoch: int = 1
     last_used_ms: int = 0
+    #: ``partitions`` less the dormant ones, in the same order: what a fetch looks at.
+    awake: dict[Key, CachedPartition] = field(default_factory=dict)
+    #: Quiet partitions no fetch looks at until they are woken (a follower's session).
+    dormant: dict[Key, CachedPartition] = field(default_factory=dict)
+    #: When the dormant partitions were last looked at (DORMANT_REFRESH_MS).
+    refreshed_ms: int = 0
+    #: Called with a partition woken by its change (set by a fetch parked on this session).
+    on_wake: Callable[[CachedPartition], None] | None = None
 
     def next_epoch(self) -> None:
         self.epoch = 1 if self.epoch >= 0x7FFFFFFF else self.epoch + 1
+
+    def add(self, key: Key, cached: CachedPartition) -> None:
+        self.partitions[key] = cached
+        self.awake[key] = cached
+
+    def drop(self, key: Key) -> None:
+        self.wake(key)
+        self.partitions.pop(key, None)
+        self.awake.pop(key, None)
+
+    def move_to_end(self, key: Key) -> None:
+        self.partitions[key] = self.partitions.pop(key)
+        if key in self.awake:
+            self.awake[key] = self.awake.pop(key)
+
+    def sleep(self, key: Key, cached: CachedPartition, quiet: QuietTest) -> None:
+        """Make ``cached`` dormant until it changes (or a request names it)."""
+
+        def changed() -> None:
+            if self.dormant.get(key) is cached:
+                self.wake(key)
+                if self.on_wake is not None:
+                    self.on_wake(cached)
+
+        del self.awake[key]
+        self.dormant[key] = cached
+        cached.unwatch = quiet.watch(cached, changed)
+
+    def wake(self, key: Key) -> None:
+        cached = self.dormant.pop(key, None)
+        if cached is None:
+            return
+        unwatch, cached.unwatch = cached.unwatch, None
+        if unwatch is not None:
+            unwatch()
+        self.awake[key] = cached
+
+    def wake_all(self) -> None:
+        for key in list(self.dormant):
+            self.wake(key)
 
 
 @dataclass(slots=True)
@@ -99,9 +168,13 @@ class SessionContext:
     #: The request's partitions, for a new session.
     requested: list[tuple[str, uuid.UUID, FetchPartition]] = field(default_factory=list)
     #: An incremental fetch with a quiet test: the partitions it reads, in the order of the
-    #: request's ``topics``, and those left out as quiet (watched by a long poll, not read).
+    #: request's ``topics`` (the dormant ones are left out).
     active: list[CachedPartition] = field(default_factory=list)
-    quiet: list[CachedPartition] = field(default_factory=list)
+
+    @property
+    def has_dormant(self) -> bool:
+        """Whether partitions of the session were left out as dormant (a long poll waits on them)."""
+        return self.session is not None and bool(self.session.dormant)
 
 
 class FetchSessionCache:
@@ -121,7 +194,9 @@ class FetchSessionCache:
         return self._sessions.get(session_id)
 
     def remove(self, session_id: int) -> None:
-        self._sessions.pop(session_id, None)
+        session = self._sessions.pop(session_id, None)
+        if session is not None:
+            session.wake_all()  # no watch outlives its session
 
     def open(
         self,
@@ -129,7 +204,7 @@ class FetchSessionCache:
         version: int,
         privileged: bool,
         now_ms: int,
-        quiet: Callable[[CachedPartition], bool] | None = None,
+        quiet: QuietTest | None = None,
     ) -> SessionContext:
         """Kafka's FetchManager.newContext. An incremental request's ``topics`` are replaced by
         the session's partitions (updated by the request), which is what the fetch then reads.
@@ -137,7 +212,7 @@ class FetchSessionCache:
         ``quiet`` (the leader's test for a follower's session) leaves out of that read each
         partition the request does not name for which it returns True: one whose read could
         answer nothing (Kafka reads every partition of the session and drops those from the
-        answer; Brook skips the read). They are in the context's ``quiet``."""
+        answer; Brook skips the read). Such a partition goes dormant (module docstring)."""
         by_id = version >= 13
         if version < 7 or request.session_epoch in (INITIAL_EPOCH, FINAL_EPOCH):
             if request.session_id != NO_SESSION:
@@ -161,22 +236,29 @@ class FetchSessionCache:
                 named.add(key)
                 cached = session.partitions.get(key)
                 if cached is None:
-                    session.partitions[key] = CachedPartition(topic.topic, topic.topic_id, p)
+                    session.add(key, CachedPartition(topic.topic, topic.topic_id, p))
                 else:
                     cached.request = p
+                    session.wake(key)
         for forgotten in request.forgotten_topics_data:
             for index in forgotten.partitions:
-                session.partitions.pop(_key(forgotten.topic, forgotten.topic_id, index, by_id), None)
+                session.drop(_key(forgotten.topic, forgotten.topic_id, index, by_id))
         session.next_epoch()
         session.last_used_ms = now_ms
         request.forgotten_topics_data = []
         context = SessionContext("incremental", by_id, privileged, session=session)
         if quiet is None:
+            session.wake_all()
             request.topics = _as_topics(session.partitions.values(), by_id)
             return context
-        for key, cached in session.partitions.items():
+        if now_ms - session.refreshed_ms >= DORMANT_REFRESH_MS:
+            session.refreshed_ms = now_ms
+            for key, cached in list(session.dormant.items()):
+                if not quiet(cached):
+                    session.wake(key)  # looked at again below, and read
+        for key, cached in list(session.awake.items()):
             if key not in named and quiet(cached):
-                context.quiet.append(cached)
+                session.sleep(key, cached, quiet)
             else:
                 context.active.append(cached)
         request.topics = _as_topics(context.active, by_id)
@@ -203,7 +285,7 @@ class FetchSessionCache:
             response.responses = [t for t in response.responses if t.partitions]
             for key in moved:  # partitions with news go last (fairness across reads)
                 if key in session.partitions:
-                    session.partitions[key] = session.partitions.pop(key)
+                    session.move_to_end(key)
         return response
 
     def _maybe_create(self, context: SessionContext, response: FetchResponse, now_ms: int) -> int:
@@ -221,7 +303,9 @@ class FetchSessionCache:
                 if cached is not None:
                     cached.must_respond(data)  # records what was answered
         session_id = self._new_id()
-        self._sessions[session_id] = FetchSession(session_id, context.privileged, partitions, 1, now_ms)
+        self._sessions[session_id] = FetchSession(
+            session_id, context.privileged, partitions, 1, now_ms, awake=dict(partitions), refreshed_ms=now_ms
+        )
         self.created += 1
         return session_id
 
@@ -238,7 +322,7 @@ class FetchSessionCache:
             victim = next((s for s in by_age if not s.privileged), None)
         if victim is None:
             return False
-        del self._sessions[victim.id]
+        self.remove(victim.id)
         self.evicted += 1
         return True
 

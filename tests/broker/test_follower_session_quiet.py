@@ -1,7 +1,8 @@
 """A follower's fetch session on the leader, in process: the partitions of the session that the
 request does not name and that have nothing to answer (quiet) are not read, but their fetch is
 recorded (the follower's caught-up time moves on), a long poll still wakes on their appends,
-and their news (records, a high-watermark move) is answered as if they had been read."""
+and their news (records, a high-watermark move) is answered as if they had been read. Quiet
+partitions go dormant: no fetch looks at them until they change or the refresh comes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from pathlib import Path
 from unittest import mock
 
 from broker.app import Broker
+from broker.handlers import fetch as fetch_handler
+from broker.replica.fetch_session_cache import DORMANT_REFRESH_MS
 from broker.replica.partition import Partition
 from broker.types import BrokerId, TopicPartition
 from protocol.messages.fetch_request import FetchPartition, FetchRequest, FetchTopic, ReplicaState
@@ -150,5 +153,56 @@ def test_a_high_watermark_move_of_a_quiet_partition_is_answered(tmp_path: Path) 
             assert all(partition.high_watermark == 1 for partition in led.values())
             news = await settle(await acall(broker, fetch({}, session_id=session, epoch=3), 15))
             assert {p: d.high_watermark for p, d in answered(news).items()} == dict.fromkeys(PARTITIONS, 1)
+
+    run(scenario())
+
+
+def test_dormant_partitions_are_not_looked_at_until_they_change(tmp_path: Path) -> None:
+    async def scenario() -> None:
+        async with leading(tmp_path, [LOCAL, OTHER]) as (broker, led):
+            session = await caught_up_session(broker, led)
+            quiet = await settle(await acall(broker, fetch({}, session_id=session, epoch=2), 15))
+            assert answered(quiet) == {}  # all quiet: dormant from now on
+            with mock.patch.object(
+                fetch_handler, "_still_quiet", wraps=fetch_handler._still_quiet
+            ) as looked_at:
+                idle = await settle(await acall(broker, fetch({}, session_id=session, epoch=3), 15))
+                assert answered(idle) == {} and looked_at.call_count == 0
+                await produce(broker, 1, [b"news"])  # wakes partition 1 only
+                news = await settle(await acall(broker, fetch({}, session_id=session, epoch=4), 15))
+                assert set(answered(news)) == {1} and offsets_in(answered(news)[1].records) == [1]
+                assert [call.args[0].partition for call in looked_at.call_args_list] == [led[1]]
+            # A session that goes away leaves no watch on its dormant partitions.
+            cache = broker.fetch_sessions
+            assert cache is not None
+            watched = {p: len(partition._listeners) for p, partition in led.items()}
+            assert watched[0] == watched[2] == 1
+            cache.remove(session)
+            assert all(len(partition._listeners) == 0 for partition in led.values())
+
+    run(scenario())
+
+
+def test_the_refresh_records_dormant_fetches_and_finds_a_log_start_move(tmp_path: Path) -> None:
+    """No event tells of a log start moved by retention or DeleteRecords: the refresh of the
+    dormant partitions (every DORMANT_REFRESH_MS) finds it; it also records their fetch."""
+
+    async def scenario() -> None:
+        async with leading(tmp_path, [LOCAL, OTHER]) as (broker, led):
+            session = await caught_up_session(broker, led)
+            assert (
+                answered(await settle(await acall(broker, fetch({}, session_id=session, epoch=2), 15))) == {}
+            )
+            led[0].log.delete_records_before(1)
+            unseen = await settle(await acall(broker, fetch({}, session_id=session, epoch=3), 15))
+            assert answered(unseen) == {}
+            clock(broker).advance(DORMANT_REFRESH_MS)
+            now = broker.clock.milliseconds()
+            found = await settle(await acall(broker, fetch({}, session_id=session, epoch=4), 15))
+            assert {p: d.log_start_offset for p, d in answered(found).items()} == {0: 1}
+            for p in (1, 2):
+                leader_state = led[p].leader_state
+                assert leader_state is not None
+                assert leader_state.followers[BrokerId(OTHER)].last_caught_up_ms == now
 
     run(scenario())
