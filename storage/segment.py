@@ -25,6 +25,7 @@ import struct
 from array import array
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from protocol.records.batch import (
     LOG_OVERHEAD,
@@ -161,7 +162,7 @@ class LogSegment:
         #: consumers fetch where their last read ended, the base offset of a recent batch: that
         #: read needs no index lookup and header scan (about 25 headers of small batches per
         #: index interval). Only appends fill it; truncation and recovery empty it, a roll drops it.
-        self._tail: dict[int, tuple[int, BatchHeader]] = {}
+        self._tail: dict[int, tuple[int, tuple[Any, ...]]] = {}
 
     # -- creation ---------------------------------------------------------------------------------
 
@@ -344,9 +345,9 @@ class LogSegment:
 
     def _remember(self, position: int, data: memoryview, at: int) -> None:
         """Keep the batch written at ``position`` (its header at ``at`` in ``data``) in ``_tail``."""
-        header = BatchHeader._make(HEADER.unpack_from(data, at))
+        fields = HEADER.unpack_from(data, at)  # a BatchHeader's fields, made one on a hit
         tail = self._tail
-        tail[header.base_offset] = (position, header)
+        tail[fields[0]] = (position, fields)
         if len(tail) > 2 * TAIL_BATCHES:
             for base in list(itertools.islice(tail, TAIL_BATCHES)):  # the oldest (insertion order)
                 del tail[base]
@@ -456,7 +457,7 @@ class LogSegment:
         when the batch was found in ``_tail``, without a scan)."""
         known = self._tail.get(offset)
         if known is not None:
-            return None, known[0], known[1]
+            return None, known[0], BatchHeader._make(known[1])
         _, pos = self.offset_index.lookup(offset)
         headers = self.iter_headers(pos)
         for position, header in headers:

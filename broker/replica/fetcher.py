@@ -280,6 +280,8 @@ class ReplicaFetcher:
         #: Loop time of the next request that looks at every partition (what no event marks,
         #: such as a log start moved by this broker's retention, is sent within that period).
         self._next_full_look = 0.0
+        #: Partitions added without a topic id (they need a Fetch version below 13).
+        self._without_ids: set[TopicPartition] = set()
         #: The Fetch version the session was made with (a change of version starts a new one).
         self._session_version = FETCH_VERSION
         self.stats = FetcherStats()
@@ -307,6 +309,9 @@ class ReplicaFetcher:
         if state.topic_id not in (None, ZERO_UUID):
             # A topic id names one topic for its whole life: kept, never stale.
             self._topic_names[state.topic_id] = tp.topic
+            self._without_ids.discard(tp)
+        else:
+            self._without_ids.add(tp)
         self._changed.set()
 
     def remove(self, partitions: set[TopicPartition]) -> None:
@@ -507,7 +512,7 @@ class ReplicaFetcher:
         manager = self.manager
         settings = self.settings
         version = FETCH_VERSION
-        if any(self.partitions[tp].topic_id in (None, ZERO_UUID) for tp in tps):
+        if self._without_ids and not self._without_ids.isdisjoint(tps):
             version = FETCH_VERSION_WITHOUT_IDS
         if version != self._session_version:
             # The leader's session keys partitions by name below v13, by id from it.
