@@ -152,15 +152,18 @@ def is_bytes_like(piece: Any) -> bool:
 def join_pieces(pieces: list[Any]) -> list[Any]:
     """Merge runs of bytes-like pieces; opaque regions (anything else) stay as they are."""
     out: list[Any] = []
-    run: list[Any] = []
-    for piece in pieces:
-        if is_bytes_like(piece):
-            run.append(piece)
-        else:
-            if run:
-                out.append(b"".join(run))
-                run = []
-            out.append(piece)
-    if run:
-        out.append(b"".join(run))
+    start = 0
+    for i, piece in enumerate(pieces):
+        if type(piece) in _BYTES_TYPES or is_bytes_like(piece):
+            continue
+        if i > start:
+            out.append(b"".join(pieces[start:i]))
+        out.append(piece)
+        start = i + 1
+    if start < len(pieces):
+        out.append(b"".join(pieces[start:]))
     return out
+
+
+#: The usual pieces, known bytes-like without a call.
+_BYTES_TYPES = frozenset({bytes, bytearray, memoryview})
