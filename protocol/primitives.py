@@ -401,8 +401,20 @@ def read_uuid(buf: Buf, pos: int) -> tuple[uuid.UUID, int]:
     end = pos + 16
     if end > len(buf):
         raise LengthExceedsRemainingError("uuid truncated")
-    return uuid.UUID(bytes=bytes(buf[pos:end])), end
+    return uuid_from_bytes(bytes(buf[pos:end])), end
+
+
+#: Decoded UUIDs by their bytes: a broker sees the same few topic ids in every fetch, and one
+#: shared (immutable) object per id is built once and compares by identity in dict lookups
+#: (``uuid.UUID`` builds, hashes and compares in Python).
+_UUIDS: dict[bytes, uuid.UUID] = {}
+_UUIDS_KEPT = 256
 
 
 def uuid_from_bytes(raw: bytes) -> uuid.UUID:
-    return uuid.UUID(bytes=raw)
+    found = _UUIDS.get(raw)
+    if found is None:
+        if len(_UUIDS) >= _UUIDS_KEPT:
+            _UUIDS.clear()
+        found = _UUIDS[raw] = uuid.UUID(bytes=raw)
+    return found
