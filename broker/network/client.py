@@ -134,6 +134,10 @@ class ClientConfig:
     #: SASL towards a SASL inter-broker listener (``sasl.mechanism.inter.broker.protocol`` with
     #: the listener's JAAS username and password); None otherwise.
     sasl: SaslClientSettings | None = None
+    #: Requests sent in one turn of the loop go out in one write at its end (True), or each at
+    #: once (False: a replica fetcher has one request in flight, and its next fetch is on the
+    #: replication path; a turn later is the rest of the loop's work later).
+    cork: bool = True
 
     @classmethod
     def for_controller(cls, config: BrokerConfig) -> ClientConfig:
@@ -168,6 +172,7 @@ class ClientConfig:
             request_timeout_ms=_int(config, "replica.socket.timeout.ms"),
             reconnect_backoff_ms=backoff,
             reconnect_backoff_max_ms=backoff,
+            cork=False,
         )
 
 
@@ -520,7 +525,9 @@ class BrokerConnection(asyncio.BufferedProtocol):
         # Corked: requests sent in one loop turn go out in one write (one syscall when pipelined).
         self._out.append(_SIZE.pack(len(payload)))
         self._out.append(payload)
-        if not self._flush_scheduled:
+        if not self.config.cork:
+            self._flush()
+        elif not self._flush_scheduled:
             self._flush_scheduled = True
             self.loop.call_soon(self._flush)
         if not expect_response:

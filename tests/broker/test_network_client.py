@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 import socket
 import struct
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
+from unittest import mock
 
 import pytest
 from hypothesis import given
@@ -530,11 +532,17 @@ def test_the_client_runs_on_uvloop(tmp_path: Path) -> None:
 def test_configs_for_the_controller_and_the_fetchers_follow_the_broker_keys() -> None:
     from broker.config import load_config
 
-    config = load_config(None, [
-        "broker.id=3", "request.timeout.ms=1234", "replica.socket.timeout.ms=4321",
-        "socket.connection.setup.timeout.ms=111", "socket.connection.setup.timeout.max.ms=222",
-        "replica.fetch.backoff.ms=77",
-    ])
+    config = load_config(
+        None,
+        [
+            "broker.id=3",
+            "request.timeout.ms=1234",
+            "replica.socket.timeout.ms=4321",
+            "socket.connection.setup.timeout.ms=111",
+            "socket.connection.setup.timeout.max.ms=222",
+            "replica.fetch.backoff.ms=77",
+        ],
+    )
     controller = ClientConfig.for_controller(config)
     assert (controller.client_id, controller.request_timeout_ms) == ("3", 1234)
     assert (controller.connect_timeout_ms, controller.connect_timeout_max_ms) == (111, 222)
@@ -542,3 +550,27 @@ def test_configs_for_the_controller_and_the_fetchers_follow_the_broker_keys() ->
     fetcher = ClientConfig.for_replica_fetcher(config, 2)
     assert (fetcher.client_id, fetcher.request_timeout_ms) == ("broker-3-fetcher-2", 4321)
     assert fetcher.reconnect_backoff_ms == fetcher.reconnect_backoff_max_ms == 77
+
+
+def test_an_uncorked_connection_writes_each_request_in_send(tmp_path: Path) -> None:
+    """A corked connection (the default) writes the requests of one turn of the loop together
+    at its end; an uncorked one (a replica fetcher's) inside ``send``."""
+
+    async def main() -> None:
+        async with brook(tmp_path) as broker:
+            port = broker.bound_ports["PLAINTEXT"]
+            for config, at_once in ((FAST, False), (dataclasses.replace(FAST, cork=False), True)):
+                conn = await BrokerConnection.open(0, "127.0.0.1", port, config)
+                try:
+                    transport = conn._transport
+                    assert transport is not None
+                    with mock.patch.object(transport, "writelines", wraps=transport.writelines) as wrote:
+                        future = conn.send(MetadataRequest(topics=None))
+                        assert wrote.called is at_once
+                        assert future is not None
+                        await asyncio.wait_for(future, 5)
+                        assert wrote.call_count == 1
+                finally:
+                    conn.close()
+
+    run(main())
