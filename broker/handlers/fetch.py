@@ -67,6 +67,7 @@ from typing import TYPE_CHECKING, Any
 
 from broker.cluster.metadata import ZERO_UUID
 from broker.handlers.base import Handler, RequestContext
+from broker.network.reply import Reply
 from broker.replica.partition import Partition
 from broker.security.authz import Op, authorize_cluster, checker
 from broker.types import BrokerId, TopicPartition
@@ -717,7 +718,8 @@ class _DelayedFetch:
         self.request = request
         self.session = session
         self.targets = targets
-        self.future: asyncio.Future[FetchResponse] = loop.create_future()
+        #: Answered in the call that completes it (and written then): see broker.network.reply.
+        self.future: asyncio.Future[FetchResponse] = Reply(loop=loop)
         watched = [t.partition for t in targets if t.partition is not None]
         self.partitions = list({id(p): p for p in watched}.values())
         # A consumer sees nothing of an append until the HW moves past it: only that wakes it.

@@ -41,6 +41,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from broker.metrics.stats import FETCH_CONSUMER, FETCH_FOLLOWER
+from broker.network.reply import Reply
 from broker.request_log import UNKNOWN_SOFTWARE, RequestLogEntry
 from broker.security.principal import USER_TYPE, KafkaPrincipal, SecurityContext
 from protocol import api as papi
@@ -630,8 +631,9 @@ class Connection:
         self.slots.append(slot)
         return slot
 
-    def complete(self, slot: Slot, body: Message | None) -> None:
-        """Fill a slot; ``None`` means the request gets no response (the slot is dropped)."""
+    def complete(self, slot: Slot, body: Message | None, write_now: bool = False) -> None:
+        """Fill a slot; ``None`` means the request gets no response (the slot is dropped).
+        ``write_now``: what it lets go is written in this call, not at the end of the turn."""
         if self.closed:
             _close_regions_of(body)
             return
@@ -659,7 +661,7 @@ class Connection:
             stats.request_done(slot.api_key, slot.version, elapsed_ms)
             if slot.api_key == FETCH_KEY and request is not None:
                 stats.request_done(_fetch_kind(request, slot.version), slot.version, elapsed_ms)
-        self._pump()
+        self._pump(write_now)
         if throttle_ms:
             self.throttle(throttle_ms)
 
@@ -727,13 +729,16 @@ class Connection:
         self.complete(slot, body)
 
     def track(self, slot: Slot, pending: Awaitable[Message | None]) -> None:
-        """Complete ``slot`` when an asynchronous handler finishes."""
+        """Complete ``slot`` when an asynchronous handler finishes (a :class:`Reply` in the call
+        that answers it, written at once)."""
         task = asyncio.ensure_future(pending)
         self.tasks.add(task)
+        if isinstance(task, Reply):
+            task.when_answered(lambda body: self.complete(slot, body, write_now=True))
 
         def finished(t: asyncio.Task[Any]) -> None:
             self.tasks.discard(t)
-            if t.cancelled():
+            if t.cancelled() or slot.done:
                 return
             exc = t.exception()
             if isinstance(exc, ApiError):
@@ -755,7 +760,7 @@ class Connection:
 
         task.add_done_callback(finished)
 
-    def _pump(self) -> None:
+    def _pump(self, write_now: bool = False) -> None:
         slots = self.slots
         moved = False
         while slots and slots[0].done:
@@ -768,7 +773,7 @@ class Connection:
                     self.pending_bytes += piece.length if isinstance(piece, FileSlice) else len(piece)
                 moved = True
         if moved and not self.writing and not self.in_read:
-            if self.closing:
+            if self.closing or write_now:
                 self._write()
             elif not self._write_scheduled:
                 # Completed by an event (a high-watermark move answers every acks=all produce
