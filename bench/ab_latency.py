@@ -116,7 +116,7 @@ def main(args: argparse.Namespace) -> None:
                         p99s[side].append(p99)
                         print(
                             f"{side} p50 {r['p50_ms']:.2f} p99 {p99:.2f} ms "
-                            f"(cpu {r['cpu_us']:.0f} us/msg, machine {r['busy'] * 100:.0f}% busy)",
+                            f"(cpu {r['cpu_us']:.0f} us/msg, machine {r['busy']:.0f}% busy)",
                             flush=True,
                         )
         finally:
