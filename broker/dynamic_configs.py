@@ -51,13 +51,16 @@ PASSWORD_CONFIGS = (
 
 #: The dynamic configs Brook acts on when they change: the topic defaults (the broker synonyms of
 #: topic configs, applied to every log without an override), the connection limits, the disk
-#: workers, and what is read at each use.
+#: workers, the replication throttles (``Broker.reconfigure``), and what is read at each use.
 ACTED_ON = LOG_RECONFIGURABLE | {
     "max.connections",
     "max.connections.per.ip",
     "max.connections.per.ip.overrides",
     "background.threads",
     "producer.id.expiration.ms",
+    "leader.replication.throttled.rate",
+    "follower.replication.throttled.rate",
+    "replica.alter.log.dirs.io.max.bytes.per.second",
 }
 
 

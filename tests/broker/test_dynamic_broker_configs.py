@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import socket
 import struct
 import threading
@@ -289,3 +290,25 @@ def _recv_exact(sock: socket.socket, n: int) -> bytes:
         assert chunk, "connection closed"
         buf += chunk
     return buf
+
+
+def test_replication_throttle_rates_apply_without_a_no_effect_warning(
+    call: Caller, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The reassignment tool's broker-level throttles are acted on (the replication quotas take
+    the new bounds), so the warning naming stored configs without effect leaves them out."""
+    rates = {
+        "leader.replication.throttled.rate": "100000",
+        "follower.replication.throttled.rate": "200000",
+        "replica.alter.log.dirs.io.max.bytes.per.second": "300000",
+    }
+    with caplog.at_level(logging.WARNING, logger="broker.dynamic_configs"):
+        assert alter(call, "", {**rates, "num.io.threads": "8"}).error_code == 0
+    quotas = call.broker.replica_manager.replication_quotas
+    assert (quotas.leader.bound, quotas.follower.bound, quotas.alter_log_dirs.bound) == (
+        100000,
+        200000,
+        300000,
+    )
+    [warning] = [r.getMessage() for r in caplog.records if "have no effect" in r.getMessage()]
+    assert warning.rpartition(": ")[2] == "num.io.threads"
