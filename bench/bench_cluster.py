@@ -51,7 +51,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -452,11 +452,18 @@ def busy_since(start: tuple[int, int]) -> float:
     return 100.0 * (busy - start[0]) / max(1, total - start[1])
 
 
+def by_linger(
+    linger0: dict[str, Any], linger_default: dict[str, Any]
+) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """(label, result, target mark) of a paced workload with linger.ms=0, then librdkafka's default."""
+    for label, result in (("linger.ms=0", linger0), ("librdkafka's default linger.ms (5)", linger_default)):
+        yield label, result, "✓" if result["p99_ms"] <= 10 else "✗"
+
+
 def print_latency(
     args: argparse.Namespace, linger0: dict[str, Any], linger_default: dict[str, Any], single: dict[str, Any]
 ) -> None:
-    for label, latency in (("linger.ms=0", linger0), ("librdkafka's default linger.ms (5)", linger_default)):
-        mark = "✓" if latency["p99_ms"] <= 10 else "✗"
+    for label, latency, mark in by_linger(linger0, linger_default):
         print(
             f"end-to-end latency at {args.rate:,} msg/s on the cluster (acks=all, {label}, default "
             f"fetch.wait.max.ms): p50 {latency['p50_ms']:.1f} ms, p99 {latency['p99_ms']:.1f} ms, "
@@ -471,8 +478,7 @@ def print_latency(
 
 
 def print_lag(args: argparse.Namespace, linger0: dict[str, Any], linger_default: dict[str, Any]) -> None:
-    for label, lag in (("linger.ms=0", linger0), ("librdkafka's default linger.ms (5)", linger_default)):
-        mark = "✓" if lag["p99_ms"] <= 10 else "✗"
+    for label, lag, mark in by_linger(linger0, linger_default):
         print(
             f"replication lag at {args.rate:,} msg/s ({label}; acks=1 acknowledgement -> below the HW, seen "
             f"by a consumer on the leader): p50 {lag['p50_ms']:.1f} ms, p99 {lag['p99_ms']:.1f} ms, "

@@ -31,7 +31,8 @@ INVALID_FETCH_SESSION_EPOCH as Kafka (:mod:`broker.replica.fetch_session_cache`)
 topics by id (UNKNOWN_TOPIC_ID). A follower's incremental fetch does not read the quiet
 partitions of its session (not named by the request, the follower in the ISR and at the log
 end, nothing new to tell: ``_quiet_test``), whose read would answer nothing; their fetch is
-recorded all the same, and a long poll watches them and reads those that change. Kafka reads
+recorded all the same, and they go dormant until they change (a long poll on the session takes
+in those that do). Kafka reads
 every one; skipping them keeps a follower's fetch cost with what changed, not with the session
 (``__consumer_offsets`` puts ~17 idle partitions in each follower's session on 3 brokers).
 Authorization (an authorizer configured): a consumer needs READ on each topic, a follower
@@ -720,8 +721,9 @@ class _DelayedFetch:
         self.targets = targets
         #: Answered in the call that completes it (and written then): see broker.network.reply.
         self.future: asyncio.Future[FetchResponse] = Reply(loop=loop)
-        watched = [t.partition for t in targets if t.partition is not None]
-        self.partitions = list({id(p): p for p in watched}.values())
+        self.partitions = list(
+            {id(t.partition): t.partition for t in targets if t.partition is not None}.values()
+        )
         # A consumer sees nothing of an append until the HW moves past it: only that wakes it.
         follower = replica_id_of(request, ctx.version) >= 0
         self.follower = follower

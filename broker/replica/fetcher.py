@@ -273,9 +273,10 @@ class ReplicaFetcher:
         #: Topic id -> name of every partition added (an answer by id names no topic).
         self._topic_names: dict[uuid.UUID, str] = {}
         self.session = FetchSession()
-        #: Partitions whose fetch fields may have changed since the leader's session took them
-        #: (added, appended to, truncated, log start moved): only those are looked at when the
-        #: next incremental request is built; the others are in the session as they are.
+        #: Partitions whose fetch fields other than the offset may have changed since the leader's
+        #: session took them (added, truncated, log start moved): an incremental request looks at
+        #: those and at the ones whose fetch offset is not the session's; the others are in the
+        #: session as they are.
         self._touched: set[TopicPartition] = set()
         #: Loop time of the next request that looks at every partition (what no event marks,
         #: such as a log start moved by this broker's retention, is sent within that period).
@@ -521,8 +522,9 @@ class ReplicaFetcher:
         session = self.session
         throttle = manager.replicas.replication_quotas.follower
         throttling = throttle.active and throttle.is_exceeded()
-        # An incremental request looks only at the touched partitions and those the session
-        # lacks; every partition at least once per FULL_LOOK_S, and all while throttling.
+        # An incremental request looks only at the partitions whose fetch offset the session
+        # does not hold, or that were touched; every one at least once per FULL_LOOK_S, and all
+        # while throttling.
         now = asyncio.get_running_loop().time()
         look_at_all = session.is_full or throttling or now >= self._next_full_look
         if look_at_all:
@@ -536,7 +538,7 @@ class ReplicaFetcher:
             state = self.partitions[tp]
             if not look_at_all and tp not in touched:
                 held = taken.get(tp)
-                if held is not None and held[0] == state.fetch_offset:  # (the offset, checked anyway)
+                if held is not None and held[0] == state.fetch_offset:
                     sent[tp] = (state, state.fetch_offset)  # unchanged: the session holds it
                     continue
             partition = self._current(tp, state)
@@ -710,8 +712,7 @@ class ReplicaFetcher:
             self._back_off(tp)
             return False
         if self.partitions.get(tp) is state:
-            state.fetch_offset = partition.log_end_offset
-            self._touched.add(tp)
+            state.fetch_offset = partition.log_end_offset  # a new offset: looked at next request
         self.stats.bytes_appended += info.bytes
         self.stats.batches_appended += info.batches
         return True
