@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Callable, Coroutine
 from typing import Any, Protocol
 
@@ -294,19 +295,28 @@ def test_describe_log_dirs_of_every_broker_lists_its_replicas(cluster: BrokerClu
         cluster.wait_data(f"/brokers/topics/{topic}", lambda d, _s: bool(d), TIMEOUT, f"{topic} in ZooKeeper")
         assignment = check_kafka_topic_znode(cluster, topic, 3)
         check_partition_states(cluster, topic, assignment)
-        answers = admin.admin.describe_log_dirs(brokers=cluster.ids)
-        by_broker = {a["broker"]: a for a in answers}
-        assert sorted(by_broker) == cluster.ids, answers
-        for broker_id, answer in by_broker.items():
-            (log_dir,) = answer["log_dirs"]
-            assert log_dir["error_code"] == 0
-            assert log_dir["log_dir"] == str(cluster.brokers[broker_id].data_dir)
-            held = {
-                p["partition_index"] for t in log_dir["topics"] if t["name"] == topic for p in t["partitions"]
-            }
-            assert held == {p for p, replicas in assignment.items() if broker_id in replicas}, (
-                broker_id,
-                answer,
-            )
+        # The controller writes the partition states before the brokers apply its LeaderAndIsr
+        # (as Kafka's does): a broker lists a replica once it has made its log.
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            answers = admin.admin.describe_log_dirs(brokers=cluster.ids)
+            by_broker = {a["broker"]: a for a in answers}
+            assert sorted(by_broker) == cluster.ids, answers
+            held_by: dict[int, set[int]] = {}
+            for broker_id, answer in by_broker.items():
+                (log_dir,) = answer["log_dirs"]
+                assert log_dir["error_code"] == 0
+                assert log_dir["log_dir"] == str(cluster.brokers[broker_id].data_dir)
+                held_by[broker_id] = {
+                    p["partition_index"]
+                    for t in log_dir["topics"]
+                    if t["name"] == topic
+                    for p in t["partitions"]
+                }
+            expected = {b: {p for p, replicas in assignment.items() if b in replicas} for b in cluster.ids}
+            if held_by == expected or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        assert held_by == expected, answers
     finally:
         admin.close()
