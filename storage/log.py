@@ -853,7 +853,12 @@ class Log:
     # -- read -------------------------------------------------------------------------------------
 
     def read(
-        self, offset: int, max_bytes: int, max_offset: int | None = None, min_one_message: bool = True
+        self,
+        offset: int,
+        max_bytes: int,
+        max_offset: int | None = None,
+        min_one_message: bool = True,
+        copy_below: int = 0,
     ) -> ReadResult:
         """Whole batches starting with the one holding ``offset``, within one segment.
 
@@ -862,6 +867,11 @@ class Log:
         offset; default the log end offset). ``offset`` outside ``[log_start_offset,
         log_end_offset]`` raises :class:`OffsetOutOfRangeError`. The caller owns the returned
         slice and must close it (see :class:`storage.results.FileSlice`).
+
+        A read shorter than ``copy_below`` bytes is copied instead (``ReadResult.data``, one
+        ``pread`` through the segment's own descriptor): for a few hundred bytes, the slice's
+        ``dup``, ``sendfile`` and ``close`` (and the second ``sendmsg`` for the bytes of the
+        frame after it) cost more system calls than the copy saves.
         """
         if max_bytes < 0:
             raise ValueError("max_bytes must be non-negative")
@@ -891,6 +901,17 @@ class Log:
                         and first.base_offset + first.last_offset_delta < limit
                     )
                     return result
+                if length < copy_below:
+                    return ReadResult(
+                        slice=None,
+                        first_offset=first.base_offset,
+                        next_offset=next_offset,
+                        log_start_offset=self._log_start,
+                        log_end_offset=leo,
+                        high_watermark=self._hw,
+                        segment_base_offset=seg.base_offset,
+                        data=seg.pread(length, pos),
+                    )
                 return ReadResult(
                     slice=FileSlice(seg.dup_fd(), pos, length),
                     first_offset=first.base_offset,

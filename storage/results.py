@@ -77,7 +77,9 @@ class ReadResult:
     """Result of :meth:`storage.log.Log.read`.
 
     ``slice`` is None when there is nothing to return (offset at ``max_offset`` or the log end,
-    or ``max_bytes`` too small with ``min_one_message=False``). A read never spans segments:
+    or ``max_bytes`` too small with ``min_one_message=False``), and when the read was copied:
+    a read shorter than the caller's ``copy_below`` comes as ``data`` (bytes) instead.
+    :attr:`records` is whichever holds the batches. A read never spans segments:
     when a segment's data ends before ``max_bytes`` the broker may read again from
     ``next_offset``. ``first_offset``/``next_offset`` bound the returned batches (the first
     batch may start before the requested offset: batches are never split).
@@ -93,10 +95,19 @@ class ReadResult:
     #: True when min_one_message=False and the first batch alone exceeded max_bytes (Kafka's
     #: "first entry incomplete"; the fetch should tell the client to grow its buffer).
     first_batch_too_large: bool = False
+    #: The batches' bytes when the read was copied (``copy_below``); then ``slice`` is None.
+    data: bytes | None = None
 
     @property
     def length(self) -> int:
-        return self.slice.length if self.slice is not None else 0
+        if self.slice is not None:
+            return self.slice.length
+        return len(self.data) if self.data is not None else 0
+
+    @property
+    def records(self) -> FileSlice | bytes | None:
+        """The batches read: a slice to send, copied bytes, or None when there are none."""
+        return self.slice if self.slice is not None else self.data
 
     def close(self) -> None:
         if self.slice is not None:

@@ -102,6 +102,10 @@ READ_COMMITTED = 1
 #: without fetch sessions send (librdkafka). FetchSessionCache.open would answer it sessionless.
 _NO_SESSION = 0
 _FINAL_EPOCH = -1
+#: Reads shorter than this are copied into the response rather than sent with ``sendfile``:
+#: a slice costs a ``dup``, a ``close`` and a second ``sendmsg`` for the frame's bytes after it,
+#: more than copying a few KiB (a follower or consumer at the log's end reads a few batches).
+COPY_BELOW = 16 * 1024
 
 
 @dataclass(slots=True)
@@ -535,7 +539,7 @@ def _read_all(
         if limit > 0 or min_one:
             max_offset = None if follower else end
             try:
-                result = partition.log.read(p.fetch_offset, max(limit, 0), max_offset, min_one)
+                result = partition.log.read(p.fetch_offset, max(limit, 0), max_offset, min_one, COPY_BELOW)
             except OffsetOutOfRangeError:
                 errors = True
                 data.error_code = ErrorCode.OFFSET_OUT_OF_RANGE
@@ -548,25 +552,26 @@ def _read_all(
                 # Offsets unknown (-1), as Kafka's LogReadResult for a KafkaStorageException.
                 current.partitions.append(_partition_error(p.partition, code, version))
                 continue
-            if committed and result.slice is not None:
+            records = result.records
+            if committed and records is not None:
                 try:
                     data.aborted_transactions = _aborted(partition, p.fetch_offset, result.next_offset)
                 except (StorageError, OSError) as exc:
-                    result.slice.close()
+                    result.close()
                     errors = True
                     code = ctx.broker.replica_manager.storage_failure(partition, exc, "reading from")
                     current.partitions.append(_partition_error(p.partition, code, version))
                     continue
-            if result.slice is not None:
-                size = result.slice.length
+            if records is not None:
+                size = result.length
                 total += size
                 budget -= size
                 min_one = False
                 if legacy_magic == 2:
-                    data.records = result.slice
+                    data.records = records
                 else:
                     try:
-                        converted = _downconvert(result.slice, legacy_magic, p.fetch_offset)
+                        converted = _downconvert(records, legacy_magic, p.fetch_offset)
                     except OSError as exc:  # reading the slice back from the segment failed
                         converted = ctx.broker.replica_manager.storage_failure(partition, exc, "reading from")
                     if isinstance(converted, ErrorCode):
@@ -628,16 +633,20 @@ def _refused_for_old_fetch(partition: Partition, version: int, legacy_magic: int
     return None
 
 
-def _downconvert(data: FileSlice, magic: int, fetch_offset: int) -> bytes | ErrorCode:
-    """Down-convert a slice for a v0-v3 fetch. zstd batches cannot be down-converted: as Kafka's
-    lazy conversion, what comes before the first one is sent, and a fetch that starts at one gets
-    UNSUPPORTED_COMPRESSION_TYPE (an empty answer would make the consumer ask again forever)."""
+def _downconvert(data: FileSlice | bytes, magic: int, fetch_offset: int) -> bytes | ErrorCode:
+    """Down-convert the batches read for a v0-v3 fetch. zstd batches cannot be down-converted:
+    as Kafka's lazy conversion, what comes before the first one is sent, and a fetch that starts
+    at one gets UNSUPPORTED_COMPRESSION_TYPE (an empty answer would make the consumer ask again
+    forever)."""
     from protocol.records.convert import downconvert  # old clients only: loaded at first use
 
-    try:
-        raw = data.read()
-    finally:
-        data.close()
+    if isinstance(data, FileSlice):
+        try:
+            raw = data.read()
+        finally:
+            data.close()
+    else:
+        raw = data
     try:
         return downconvert(raw, magic, first_offset=fetch_offset)
     except UnsupportedCompressionError:

@@ -244,11 +244,41 @@ def test_fetch_long_poll_is_woken_by_an_append(call: Caller) -> None:
         # Woken by the append, not by the 60 s max wait.
         response = await asyncio.wait_for(task, 10)
         data = response.responses[0].partitions[0]
-        raw = data.records.read()
-        data.records.close()
-        return [r.value for r in decode_batch(raw)[1]]
+        assert isinstance(data.records, bytes)  # a small read is copied (COPY_BELOW)
+        return [r.value for r in decode_batch(data.records)[1]]
 
     assert asyncio.run(scenario()) == [b"wake"]
+
+
+def test_fetch_copies_short_reads_and_slices_long_ones(call: Caller) -> None:
+    from broker.handlers.fetch import COPY_BELOW
+
+    create(call, "sizes")
+    assert produce(call, "sizes", 0, batch([b"small"])).error_code == 0
+    assert produce(call, "sizes", 0, batch([b"L" * COPY_BELOW])).error_code == 0
+
+    def records_at(offset: int, max_bytes: int) -> object:
+        request = FetchRequest(
+            max_wait_ms=0,
+            min_bytes=1,
+            max_bytes=1 << 20,
+            topics=[
+                FetchTopic(
+                    topic="sizes",
+                    partitions=[FetchPartition(partition=0, fetch_offset=offset, partition_max_bytes=max_bytes)],
+                )
+            ],
+        )
+        return call(request, 12).responses[0].partitions[0].records
+
+    small = records_at(0, 100)  # the first batch alone (min one message)
+    assert isinstance(small, bytes) and [r.value for r in decode_batch(small)[1]] == [b"small"]
+    large = records_at(1, 1 << 20)
+    assert isinstance(large, FileSlice), "a read of COPY_BELOW bytes or more is sent with sendfile"
+    try:
+        assert [r.value for r in decode_batch(large.read())[1]] == [b"L" * COPY_BELOW]
+    finally:
+        large.close()
 
 
 def test_fetch_errors(call: Caller) -> None:

@@ -103,6 +103,22 @@ def test_read_returns_whole_batches_within_limits(open_log: OpenLog) -> None:
         log.read(-1, 100)
 
 
+def test_a_read_shorter_than_copy_below_comes_as_bytes(open_log: OpenLog) -> None:
+    log = open_log(LogConfig(index_interval_bytes=300))
+    for _ in range(20):
+        log.append(batch_of_size(100, records=2), 0)
+    with log.read(7, 350) as sliced:
+        assert sliced.slice is not None
+        expected = sliced.slice.read()
+    copied = log.read(7, 350, copy_below=301)  # 300 bytes read: copied
+    assert copied.slice is None and copied.data == expected and copied.records == expected
+    assert (copied.first_offset, copied.next_offset, copied.length) == (6, 12, 300)
+    with log.read(7, 350, copy_below=300) as at_bound:  # not shorter: a slice, as without it
+        assert at_bound.slice is not None and at_bound.data is None and at_bound.records is at_bound.slice
+    empty = log.read(40, 100, copy_below=1 << 20)  # nothing to read: neither
+    assert empty.records is None and empty.length == 0
+
+
 def test_read_never_spans_segments(open_log: OpenLog) -> None:
     log = open_log(LogConfig(segment_bytes=1000))
     for _ in range(25):
