@@ -113,8 +113,8 @@ A read never spans segments (as in Kafka): it returns whole batches of one segme
 the first batch when one is available (even if larger than ``max_bytes``, unless
 ``min_one_message=False``), and never a batch reaching ``max_offset``. An empty result has
 ``slice=None``. With ``copy_below=n``, a read shorter than ``n`` bytes is copied into
-``result.data`` (one ``pread``) instead of a slice; ``result.records`` is whichever holds them. ``offset`` outside ``[log_start_offset, log_end_offset]`` raises
-:class:`OffsetOutOfRangeError`.
+``result.data`` (one ``pread``) instead of a slice; ``result.records`` is whichever holds them.
+``offset`` outside ``[log_start_offset, log_end_offset]`` raises :class:`OffsetOutOfRangeError`.
 
 :class:`FileSlice` owns a ``dup()`` of the segment's descriptor: it stays valid while the broker
 sends it even if the descriptor pool closes idle files or retention deletes the segment

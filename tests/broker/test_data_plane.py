@@ -265,7 +265,9 @@ def test_fetch_copies_short_reads_and_slices_long_ones(call: Caller) -> None:
             topics=[
                 FetchTopic(
                     topic="sizes",
-                    partitions=[FetchPartition(partition=0, fetch_offset=offset, partition_max_bytes=max_bytes)],
+                    partitions=[
+                        FetchPartition(partition=0, fetch_offset=offset, partition_max_bytes=max_bytes)
+                    ],
                 )
             ],
         )
