@@ -901,25 +901,16 @@ class Log:
                         and first.base_offset + first.last_offset_delta < limit
                     )
                     return result
-                if length < copy_below:
-                    return ReadResult(
-                        slice=None,
-                        first_offset=first.base_offset,
-                        next_offset=next_offset,
-                        log_start_offset=self._log_start,
-                        log_end_offset=leo,
-                        high_watermark=self._hw,
-                        segment_base_offset=seg.base_offset,
-                        data=seg.pread(length, pos),
-                    )
+                copied = length < copy_below
                 return ReadResult(
-                    slice=FileSlice(seg.dup_fd(), pos, length),
+                    slice=None if copied else FileSlice(seg.dup_fd(), pos, length),
                     first_offset=first.base_offset,
                     next_offset=next_offset,
                     log_start_offset=self._log_start,
                     log_end_offset=leo,
                     high_watermark=self._hw,
                     segment_base_offset=seg.base_offset,
+                    data=seg.pread(length, pos) if copied else None,
                 )
             return self._empty(offset, self._segments[-1].base_offset)
 

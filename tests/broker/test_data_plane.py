@@ -43,20 +43,27 @@ def create(call: Caller, topic: str, partitions: int = 1) -> None:
     assert response.topics[0].error_code == 0, response
 
 
-def fetch_records(call: Caller, topic: str, partition: int, offset: int, version: int = 12) -> list[bytes]:
-    request = FetchRequest(
-        max_wait_ms=0,
+def fetch_request(
+    topic: str, partition: int, offset: int, max_wait_ms: int = 0, max_bytes: int = 1 << 20
+) -> FetchRequest:
+    """One partition's fetch (``max_bytes`` for the partition, 1 MiB for the response)."""
+    return FetchRequest(
+        max_wait_ms=max_wait_ms,
         min_bytes=1,
         max_bytes=1 << 20,
         topics=[
             FetchTopic(
                 topic=topic,
                 partitions=[
-                    FetchPartition(partition=partition, fetch_offset=offset, partition_max_bytes=1 << 20)
+                    FetchPartition(partition=partition, fetch_offset=offset, partition_max_bytes=max_bytes)
                 ],
             )
         ],
     )
+
+
+def fetch_records(call: Caller, topic: str, partition: int, offset: int, version: int = 12) -> list[bytes]:
+    request = fetch_request(topic, partition, offset)
     data = call(request, version).responses[0].partitions[0]
     assert data.error_code == 0, data
     raw = data.records.read() if isinstance(data.records, FileSlice) else bytes(data.records)
@@ -225,17 +232,7 @@ def test_fetch_long_poll_is_woken_by_an_append(call: Caller) -> None:
     create(call, "lp")
 
     async def scenario() -> list[bytes]:
-        request = FetchRequest(
-            max_wait_ms=60_000,
-            min_bytes=1,
-            max_bytes=1 << 20,
-            topics=[
-                FetchTopic(
-                    topic="lp",
-                    partitions=[FetchPartition(partition=0, fetch_offset=0, partition_max_bytes=1 << 20)],
-                )
-            ],
-        )
+        request = fetch_request("lp", 0, 0, max_wait_ms=60_000)
         pending = call.start(request, 12)
         task = asyncio.ensure_future(pending)
         await asyncio.sleep(0.05)
@@ -258,20 +255,12 @@ def test_fetch_copies_short_reads_and_slices_long_ones(call: Caller) -> None:
     assert produce(call, "sizes", 0, batch([b"L" * COPY_BELOW])).error_code == 0
 
     def records_at(offset: int, max_bytes: int) -> object:
-        request = FetchRequest(
-            max_wait_ms=0,
-            min_bytes=1,
-            max_bytes=1 << 20,
-            topics=[
-                FetchTopic(
-                    topic="sizes",
-                    partitions=[
-                        FetchPartition(partition=0, fetch_offset=offset, partition_max_bytes=max_bytes)
-                    ],
-                )
-            ],
+        return (
+            call(fetch_request("sizes", 0, offset, max_bytes=max_bytes), 12)
+            .responses[0]
+            .partitions[0]
+            .records
         )
-        return call(request, 12).responses[0].partitions[0].records
 
     small = records_at(0, 100)  # the first batch alone (min one message)
     assert isinstance(small, bytes) and [r.value for r in decode_batch(small)[1]] == [b"small"]
