@@ -181,11 +181,6 @@ def encode_request(
     return _SIZE.pack(len(payload)) + payload
 
 
-#: Apis whose responses carry record data, which a broker may give as a file region: their
-#: pieces are merged around the regions at once (no failed join first).
-_RECORD_REGION_APIS = frozenset({1, 59, 78})  # Fetch, FetchSnapshot, ShareFetch
-
-
 def encode_response_parts(api_key: int, version: int, correlation_id: int, body: Message) -> list[Any]:
     """Pieces of a response frame, size prefix first, then the header and body.
 
@@ -203,16 +198,13 @@ def encode_response_parts(api_key: int, version: int, correlation_id: int, body:
     else:
         encode_header(parts.append, ResponseHeader(correlation_id))
     body.encode_into(parts.append, version)
-    if api_key not in _RECORD_REGION_APIS:
-        try:
-            payload = b"".join(parts)
-        except TypeError:  # a record region among the pieces after all
-            pass
-        else:
-            return [_SIZE.pack(len(payload)), payload]
-    pieces = join_pieces(parts)
-    size = sum(bytes_len(piece) for piece in pieces)
-    return [_SIZE.pack(size), *pieces]
+    try:
+        payload = b"".join(parts)
+    except TypeError:  # a record region among the pieces (a fetch read of COPY_BELOW or more)
+        pieces = join_pieces(parts)
+        size = sum(bytes_len(piece) for piece in pieces)
+        return [_SIZE.pack(size), *pieces]
+    return [_SIZE.pack(len(payload)), payload]
 
 
 def encode_response(api_key: int, version: int, correlation_id: int, body: Message) -> bytes:

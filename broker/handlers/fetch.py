@@ -563,7 +563,7 @@ def _read_all(
                     current.partitions.append(_partition_error(p.partition, code, version))
                     continue
             if records is not None:
-                size = result.length
+                size = len(records)
                 total += size
                 budget -= size
                 min_one = False
