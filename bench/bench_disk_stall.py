@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from broker.testing_ports import free_port
 from protocol import api as papi
 from protocol.messages.api_versions_request import ApiVersionsRequest
 from protocol.messages.create_topics_request import CreatableTopic, CreatableTopicConfig, CreateTopicsRequest
@@ -37,12 +38,6 @@ from protocol.messages.produce_request import PartitionProduceData, ProduceReque
 from protocol.records import Record, build_batch
 
 TIMEOUT = 600.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_broker(data: Path, port: int, *overrides: str) -> subprocess.Popen[bytes]:

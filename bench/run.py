@@ -34,6 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from broker.healthcheck import check  # noqa: E402
+from broker.testing_ports import free_port  # noqa: E402
 from protocol import api as papi  # noqa: E402
 
 WORKLOADS = REPO / "bench" / "workloads.py"
@@ -46,12 +47,6 @@ MOCK = (
     "sys.stdin.read()\n"
 )
 TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def cpu_seconds(pid: int) -> float:

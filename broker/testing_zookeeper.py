@@ -28,6 +28,8 @@ import subprocess
 import time
 from pathlib import Path
 
+from broker.testing_ports import free_port
+
 ZOOKEEPER_JAR = Path("/usr/share/java/zookeeper.jar")
 #: Environment variable naming an Apache ZooKeeper release directory (its jars in ``lib/``).
 ZOOKEEPER_HOME_ENV = "ZOOKEEPER_HOME"
@@ -77,12 +79,6 @@ def zookeeper_available() -> bool:
     except ZooKeeperMissing:
         return False
     return True
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def four_letter_word(port: int, word: str, timeout: float = 2.0) -> str:

@@ -23,7 +23,6 @@ import contextlib
 import io
 import json
 import os
-import socket
 import tarfile
 import time
 import uuid
@@ -34,6 +33,7 @@ from typing import Any
 import pytest
 
 from broker.healthcheck import check
+from broker.testing_ports import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 IMAGE_TAG = "brook:compat-test"
@@ -100,12 +100,6 @@ def image(client: Any) -> Any:
     return built
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _wait(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -149,8 +143,8 @@ class Run:
         import docker
 
         for attempt in range(3):  # a port taken between choosing and binding it: choose again
-            self.port = _free_port()
-            self.ports = {inner: _free_port() for inner in self.extra_ports}
+            self.port = free_port()
+            self.ports = {inner: free_port() for inner in self.extra_ports}
             env = {k: v.replace("{port}", str(self.port)) for k, v in self.env.items()}
             for inner_port, outer in self.ports.items():
                 env = {k: v.replace(f"{{port:{inner_port}}}", str(outer)) for k, v in env.items()}

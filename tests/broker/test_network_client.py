@@ -30,6 +30,7 @@ from broker.network.client import (
     RequestTimeoutError,
     UnsupportedApiVersionError,
 )
+from broker.testing_ports import free_port
 from protocol import api as papi
 from protocol.error_codes import ErrorCode
 from protocol.messages.api_versions_request import ApiVersionsRequest
@@ -374,12 +375,6 @@ def test_connect_timeout_when_the_peer_never_accepts() -> None:
         for s in fillers:
             s.close()
         listener.close()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_refused_connections_back_off_exponentially_up_to_the_maximum() -> None:
