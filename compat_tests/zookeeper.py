@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from broker.testing_ports import free_port
 from broker.testing_zookeeper import (
     START_TIMEOUT,
     STOP_TIMEOUT,
@@ -22,7 +23,6 @@ from broker.testing_zookeeper import (
     ZooKeeperMissing,
     ZooKeeperServer,
     four_letter_word,
-    free_port,
     require_zookeeper,
     server_mode,
 )
