@@ -21,18 +21,17 @@ from pathlib import Path
 
 # Below this, well-known and registered services are more likely to be listening somewhere.
 _LOWEST = 20000
-_EPHEMERAL_DEFAULT = (32768, 60999)
+_EPHEMERAL_LOW_DEFAULT = 32768
 _lock = threading.Lock()
 _handed_out: set[int] = set()
 _cursor: int | None = None
 
 
-def _ephemeral_range() -> tuple[int, int]:
+def _ephemeral_low() -> int:
     try:
-        low, high = (int(part) for part in Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split())
-    except (OSError, ValueError):
-        return _EPHEMERAL_DEFAULT
-    return low, high
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return _EPHEMERAL_LOW_DEFAULT
 
 
 def _bindable(host: str, port: int) -> bool:
@@ -47,10 +46,9 @@ def _bindable(host: str, port: int) -> bool:
 
 def _below_ephemeral(host: str) -> int | None:
     global _cursor
-    ephemeral_low, _ = _ephemeral_range()
-    if ephemeral_low - _LOWEST < 1000:
+    span = _ephemeral_low() - _LOWEST
+    if span < 1000:
         return None
-    span = ephemeral_low - _LOWEST
     if _cursor is None:  # a random start per process, so concurrent test runs rarely meet
         _cursor = random.randrange(span)
     for _ in range(span):

@@ -100,9 +100,8 @@ class ReadResult:
 
     @property
     def length(self) -> int:
-        if self.slice is not None:
-            return self.slice.length
-        return len(self.data) if self.data is not None else 0
+        records = self.records
+        return len(records) if records is not None else 0
 
     @property
     def records(self) -> FileSlice | bytes | None:

@@ -641,10 +641,8 @@ def _downconvert(data: FileSlice | bytes, magic: int, fetch_offset: int) -> byte
     from protocol.records.convert import downconvert  # old clients only: loaded at first use
 
     if isinstance(data, FileSlice):
-        try:
+        with data:
             raw = data.read()
-        finally:
-            data.close()
     else:
         raw = data
     try:
